@@ -1,0 +1,7 @@
+//! Reusable pieces of the pages, one component per file.
+
+pub mod actions;
+pub mod checklist;
+pub mod stage_panel;
+pub mod stage_track;
+pub mod timeline;

@@ -1,0 +1,58 @@
+//! The current stage's checklist, grouped by the plan's sections. Ticking persists at once and
+//! records who ticked and when.
+
+use crate::api::SetChecklistItem;
+use crate::format;
+use crate::model::ChecklistItem;
+use leptos::prelude::*;
+
+#[component]
+pub fn Checklist(rollout_id: i64, items: Vec<ChecklistItem>, tick: ServerAction<SetChecklistItem>) -> impl IntoView {
+    let done = items.iter().filter(|i| i.checked_at.is_some()).count();
+    let total = items.len();
+    let mut sections: Vec<(String, Vec<ChecklistItem>)> = Vec::new();
+    for item in items {
+        match sections.last_mut() {
+            Some((title, list)) if *title == item.section => list.push(item),
+            _ => sections.push((item.section.clone(), vec![item])),
+        }
+    }
+    let error = move || {
+        tick.value().get().and_then(Result::err).map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })
+    };
+    view! {
+        <section class="card checklist" aria-labelledby="checklist-title">
+            <h2 id="checklist-title">"Checklist " <span class="muted" data-testid="checklist-progress">{format!("{done} of {total} done")}</span></h2>
+            {error}
+            {sections.into_iter().map(|(title, items)| view! {
+                <fieldset>
+                    <legend>{title}</legend>
+                    <ul>
+                        {items.into_iter().map(|item| {
+                            let id = item.id;
+                            let checked = item.checked_at.is_some();
+                            let who = item.checked_at.map(|at| format!(
+                                "{} · {}", item.checked_by.clone().unwrap_or_default(), format::utc_minute(at)
+                            ));
+                            view! {
+                                <li data-testid="checklist-item" class:checked=checked>
+                                    <label>
+                                        <input
+                                            type="checkbox"
+                                            prop:checked=checked
+                                            on:change=move |ev| {
+                                                tick.dispatch(SetChecklistItem { rollout_id, item_id: id, checked: event_target_checked(&ev) });
+                                            }
+                                        />
+                                        <span>{item.text.clone()}</span>
+                                    </label>
+                                    {who.map(|w| view! { <span class="who muted">{w}</span> })}
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                </fieldset>
+            }).collect_view()}
+        </section>
+    }
+}

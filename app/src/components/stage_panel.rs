@@ -1,0 +1,75 @@
+//! The current stage: its soak clock, success criteria, required evidence, and what blocks
+//! leaving it.
+
+use crate::domain::plan::Stage;
+use crate::domain::readiness::Blocker;
+use crate::domain::rollout::{Rollout, Status};
+use crate::domain::units::Timestamp;
+use crate::format;
+use leptos::prelude::*;
+
+#[component]
+pub fn StagePanel(stage: Stage, state: Rollout, blockers: Vec<Blocker>, now: Timestamp) -> impl IntoView {
+    let soak = match (state.status, state.stage_entered_at) {
+        (Status::Draft, _) | (_, None) => format!("Soak {} starts when the rollout starts.", format::duration(stage.soak)),
+        (_, Some(entered)) => {
+            let elapsed = now.since(entered);
+            format!(
+                "In this stage for {} of {} soak (since {}).",
+                format::duration(elapsed),
+                format::duration(stage.soak),
+                format::utc_minute(entered)
+            )
+        }
+    };
+    let criteria = stage.criteria.clone().map(|c| {
+        view! {
+            <table class="criteria" data-testid="criteria">
+                <thead><tr><th scope="col">"Criterion"</th><th scope="col">"Threshold"</th><th scope="col">"Observed"</th></tr></thead>
+                <tbody>
+                    <tr><td>"Success rate"</td><td>{format!("≥ {}", c.success_rate_min)}</td><td class="muted">"awaiting metrics"</td></tr>
+                    <tr><td>"Error rate"</td><td>{format!("≤ {}", c.error_rate_max)}</td><td class="muted">"awaiting metrics"</td></tr>
+                    <tr><td>"p95 latency"</td><td>{format!("≤ {}", c.latency_max)}</td><td class="muted">"awaiting metrics"</td></tr>
+                    <tr><td>"Uploads"</td><td>{format!("≥ {}", c.min_events)}</td><td class="muted">"awaiting metrics"</td></tr>
+                </tbody>
+            </table>
+        }
+    });
+    let mut requirements = Vec::new();
+    if stage.requires_baseline {
+        requirements.push("Baseline recorded with the flag off".to_string());
+    }
+    for suite in &stage.test_suites {
+        requirements.push(format!("{} tests: {}/{} passing", suite.name, suite.tests, suite.tests));
+    }
+    if stage.requires_matrix {
+        requirements.push("Every file type × size × provider cell working".to_string());
+    }
+    if stage.requires_performance_validated {
+        requirements.push("Expected performance improvements validated".to_string());
+    }
+    let requirements = (!requirements.is_empty()).then(|| {
+        view! {
+            <h3>"Also required"</h3>
+            <ul class="requirements">{requirements.into_iter().map(|r| view! { <li>{r}</li> }).collect_view()}</ul>
+        }
+    });
+    let blocking = (!blockers.is_empty() && !matches!(state.status, Status::Draft | Status::Complete)).then(|| {
+        view! {
+            <div class="blockers" data-testid="blockers">
+                <h3>"What blocks Advance"</h3>
+                <ul>{blockers.iter().map(|b| view! { <li>{b.to_string()}</li> }).collect_view()}</ul>
+            </div>
+        }
+    });
+    view! {
+        <section class="card stage-panel" aria-labelledby="stage-title">
+            <h2 id="stage-title">{format!("Stage {}: {}", state.stage.0, stage.name)}</h2>
+            <p class="muted">{stage.summary.clone()}</p>
+            <p data-testid="soak">{soak}</p>
+            {criteria}
+            {requirements}
+            {blocking}
+        </section>
+    }
+}

@@ -1,0 +1,568 @@
+//! The rollout plan: ordered stages with their flag setting, soak time, success criteria and
+//! checklists, plus the guardrails that apply throughout. Plans are TOML files kept under
+//! version control; [`Plan::from_toml`] parses and validates one, naming the line or field at
+//! fault.
+
+use super::units::{Percentage, PctOfBaseline, Span, StageIndex, Threshold};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A validated rollout plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Stable identifier, lowercase letters, digits and dashes (`async-upload`).
+    pub key: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub flag: FlagSpec,
+    #[serde(default)]
+    pub approvals: Approvals,
+    pub guardrails: Guardrails,
+    #[serde(default)]
+    pub expected_improvements: Option<ExpectedImprovements>,
+    #[serde(default)]
+    pub matrix: Option<Matrix>,
+    /// Checklists that recur every day of the rollout rather than once per stage.
+    #[serde(default)]
+    pub recurring_checklists: Vec<ChecklistSection>,
+    pub stages: Vec<Stage>,
+}
+
+/// The feature flag the plan drives.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagSpec {
+    /// The flag's key as services ask for it (`async_upload`).
+    pub key: String,
+    /// Prefix of the environment-style export: `<PREFIX>_ENABLED`, `<PREFIX>_ROLLOUT`.
+    pub env_prefix: String,
+    /// Bucketing group; defaults to the flag key (Unleash's `groupId`).
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+/// Who must approve an advance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approvals {
+    pub required: u32,
+    pub allow_self_approval: bool,
+}
+
+impl Default for Approvals {
+    fn default() -> Self {
+        Approvals { required: 1, allow_self_approval: false }
+    }
+}
+
+/// Where an automatic rollback sends the flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackTarget {
+    /// The flag off for everyone (stage 0).
+    Off,
+    /// The stage before the current one.
+    Previous,
+}
+
+impl fmt::Display for RollbackTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RollbackTarget::Off => "off",
+            RollbackTarget::Previous => "the previous stage",
+        })
+    }
+}
+
+/// Conditions checked continuously while the flag is on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guardrails {
+    /// Trailing window the guard loop evaluates.
+    pub window: Span,
+    /// Fewest treatment events in the window before a rate may trigger anything.
+    pub min_sample: u32,
+    /// How often the guard loop looks.
+    pub interval: Span,
+    pub rollback_target: RollbackTarget,
+    pub auto_rollback: AutoRollback,
+    pub manual_review: ManualReview,
+}
+
+/// Breaches that roll the flag back without waiting for a person.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoRollback {
+    pub success_rate_below: Threshold,
+    pub error_rate_above: Threshold,
+    /// Any event marked critical rolls back.
+    pub on_critical_error: bool,
+    pub memory_above_baseline: PctOfBaseline,
+}
+
+/// Conditions that raise an alert and block advancing until an approver acknowledges it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualReview {
+    /// Success rate inside `[low, high)` for `success_band_for` needs review.
+    pub success_band: [Threshold; 2],
+    pub success_band_for: Span,
+    pub latency_above_baseline: PctOfBaseline,
+    pub latency_for: Span,
+    pub on_complaint_rate_rising: bool,
+}
+
+/// What the change is expected to achieve, compared at the end (sync vs async).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedImprovements {
+    /// Memory reduction range in percent, e.g. `[80, 90]`.
+    pub memory_reduction_pct: [f64; 2],
+    /// Throughput multiplier range, e.g. `[5, 10]`.
+    pub throughput_factor: [f64; 2],
+    pub latency_reduction_pct: [f64; 2],
+    pub timeout_reduction_pct: f64,
+}
+
+/// The end-to-end matrix: every cell must be seen working before the final stage completes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matrix {
+    pub file_types: Vec<String>,
+    pub sizes_mb: Vec<u32>,
+    pub providers: Vec<String>,
+}
+
+/// One step of the rollout.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub name: String,
+    #[serde(default)]
+    pub summary: String,
+    pub flag: StageFlag,
+    /// Minimum time in the stage before it may be left.
+    pub soak: Span,
+    /// Metric gates; required whenever the flag is on.
+    #[serde(default)]
+    pub criteria: Option<Criteria>,
+    /// The baseline (flag off) must be recorded before leaving this stage.
+    #[serde(default)]
+    pub requires_baseline: bool,
+    /// Every cell of the plan's matrix must be healthy before leaving this stage.
+    #[serde(default)]
+    pub requires_matrix: bool,
+    /// The expected improvements must be validated before leaving this stage.
+    #[serde(default)]
+    pub requires_performance_validated: bool,
+    #[serde(default)]
+    pub test_suites: Vec<TestSuite>,
+    #[serde(default)]
+    pub checklist: Vec<ChecklistSection>,
+}
+
+/// The flag as served during a stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageFlag {
+    pub enabled: bool,
+    pub percentage: Percentage,
+}
+
+impl StageFlag {
+    pub const OFF: StageFlag = StageFlag { enabled: false, percentage: Percentage::ZERO };
+}
+
+impl fmt::Display for StageFlag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.enabled {
+            write!(f, "on for {}", self.percentage)
+        } else {
+            f.write_str("off")
+        }
+    }
+}
+
+/// A stage's success criteria, judged on treatment events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Criteria {
+    pub success_rate_min: Threshold,
+    pub error_rate_max: Threshold,
+    /// p95 latency as a share of the baseline's.
+    pub latency_max: PctOfBaseline,
+    /// Fewest operations before the gate can pass.
+    pub min_events: u32,
+}
+
+/// A test suite whose result CI must report as passing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSuite {
+    pub name: String,
+    pub tests: u32,
+}
+
+/// A titled group of tickable items (the seeds' "Day 1: Morning" lists).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecklistSection {
+    pub title: String,
+    pub items: Vec<String>,
+}
+
+/// One problem found in a plan file: where, and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanError {
+    /// 1-based line and column, when the problem sits at one place in the text.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// The field's path, such as `stages[2].flag.percentage`, when known.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}")?;
+            if let Some(column) = self.column {
+                write!(f, ", column {column}")?;
+            }
+            f.write_str(": ")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Every problem found in a plan file, in file order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub struct PlanErrors(pub Vec<PlanError>);
+
+impl fmt::Display for PlanErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// Parses and validates a plan file.
+    pub fn from_toml(source: &str) -> Result<Plan, PlanErrors> {
+        let plan: Plan = toml::from_str(source).map_err(|e| {
+            let (line, column) = match e.span() {
+                Some(span) => {
+                    let (l, c) = line_and_column(source, span.start);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            PlanErrors(vec![PlanError {
+                line,
+                column,
+                field: None,
+                message: e.message().trim().to_string(),
+            }])
+        })?;
+        let problems = plan.problems();
+        if problems.is_empty() {
+            Ok(plan)
+        } else {
+            Err(PlanErrors(problems))
+        }
+    }
+
+    pub fn stage(&self, index: StageIndex) -> Option<&Stage> {
+        self.stages.get(index.get())
+    }
+
+    pub fn last_stage(&self) -> StageIndex {
+        StageIndex(self.stages.len().saturating_sub(1) as u32)
+    }
+
+    /// The bucketing group: the configured one or the flag key.
+    pub fn bucket_group(&self) -> &str {
+        self.flag.group.as_deref().unwrap_or(&self.flag.key)
+    }
+
+    /// The rules that span fields; single values were already checked while parsing.
+    fn problems(&self) -> Vec<PlanError> {
+        let mut out = Vec::new();
+        let mut bad = |field: String, message: String| {
+            out.push(PlanError { line: None, column: None, field: Some(field), message })
+        };
+
+        if !is_slug(&self.key) {
+            bad("key".into(), format!("`{}` must be lowercase letters, digits and dashes", self.key));
+        }
+        if self.name.trim().is_empty() {
+            bad("name".into(), "must not be empty".into());
+        }
+        if !is_slug_underscored(&self.flag.key) {
+            bad("flag.key".into(), format!("`{}` must be lowercase letters, digits and underscores", self.flag.key));
+        }
+        if self.flag.env_prefix.is_empty()
+            || !self.flag.env_prefix.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
+            bad("flag.env_prefix".into(), format!("`{}` must be uppercase letters, digits and underscores", self.flag.env_prefix));
+        }
+        if self.approvals.required == 0 || self.approvals.required > 10 {
+            bad("approvals.required".into(), format!("{} approvers is not allowed (1 to 10)", self.approvals.required));
+        }
+
+        let g = &self.guardrails;
+        if g.window.secs() < 60 {
+            bad("guardrails.window".into(), format!("{} is shorter than a minute", g.window));
+        }
+        if g.interval.secs() < 1 || g.interval > g.window {
+            bad("guardrails.interval".into(), format!("{} must be at least 1s and no longer than the window ({})", g.interval, g.window));
+        }
+        if g.min_sample == 0 {
+            bad("guardrails.min_sample".into(), "must be at least 1, or one event could roll back".into());
+        }
+        let [low, high] = g.manual_review.success_band;
+        if low >= high {
+            bad("guardrails.manual_review.success_band".into(), format!("the band [{low}, {high}) is empty: the first bound must be lower"));
+        }
+        if g.auto_rollback.success_rate_below > low {
+            bad(
+                "guardrails.auto_rollback.success_rate_below".into(),
+                format!("{} is above the manual-review band's lower bound {low}", g.auto_rollback.success_rate_below),
+            );
+        }
+
+        if self.stages.len() < 2 {
+            bad("stages".into(), format!("a plan needs at least 2 stages, found {}", self.stages.len()));
+        }
+        let mut seen_names: Vec<&str> = Vec::new();
+        let mut previous: Option<Percentage> = None;
+        for (i, stage) in self.stages.iter().enumerate() {
+            let at = |field: &str| format!("stages[{i}].{field}");
+            if stage.name.trim().is_empty() {
+                bad(at("name"), "must not be empty".into());
+            } else if seen_names.contains(&stage.name.as_str()) {
+                bad(at("name"), format!("`{}` is already the name of an earlier stage", stage.name));
+            }
+            seen_names.push(&stage.name);
+            let flag = stage.flag;
+            if !flag.enabled && flag.percentage != Percentage::ZERO {
+                bad(at("flag.percentage"), format!("is {} but the flag is off (enabled = false); use 0", flag.percentage));
+            }
+            let served = if flag.enabled { flag.percentage } else { Percentage::ZERO };
+            if let Some(prev) = previous
+                && served < prev
+            {
+                bad(at("flag.percentage"), format!("{served} is lower than the previous stage's {prev}; stages only widen the rollout"));
+            }
+            previous = Some(served);
+            if flag.enabled && stage.criteria.is_none() {
+                bad(at("criteria"), "is required when the flag is on in this stage".into());
+            }
+            if let Some(c) = &stage.criteria
+                && c.min_events == 0
+            {
+                bad(at("criteria.min_events"), "must be at least 1".into());
+            }
+            if stage.requires_matrix && self.matrix.is_none() {
+                bad(at("requires_matrix"), "is set but the plan has no [matrix]".into());
+            }
+            if stage.requires_performance_validated && self.expected_improvements.is_none() {
+                bad(at("requires_performance_validated"), "is set but the plan has no [expected_improvements]".into());
+            }
+            for (j, suite) in stage.test_suites.iter().enumerate() {
+                if suite.name.trim().is_empty() {
+                    bad(at(&format!("test_suites[{j}].name")), "must not be empty".into());
+                }
+                if suite.tests == 0 {
+                    bad(at(&format!("test_suites[{j}].tests")), "must be at least 1".into());
+                }
+            }
+            check_sections(&stage.checklist, &|f| at(&format!("checklist{f}")), &mut bad);
+        }
+        if let Some(last) = self.stages.last()
+            && !(last.flag.enabled && last.flag.percentage == Percentage::FULL)
+        {
+            bad(
+                format!("stages[{}].flag", self.stages.len() - 1),
+                "the last stage must serve the flag on for 100%".into(),
+            );
+        }
+        if let Some(first) = self.stages.first()
+            && first.flag.enabled
+        {
+            bad("stages[0].flag.enabled".into(), "the first stage must have the flag off (it is where rollbacks land)".into());
+        }
+        check_sections(&self.recurring_checklists, &|f| format!("recurring_checklists{f}"), &mut bad);
+        out
+    }
+}
+
+fn check_sections(sections: &[ChecklistSection], at: &dyn Fn(&str) -> String, bad: &mut impl FnMut(String, String)) {
+    for (k, section) in sections.iter().enumerate() {
+        if section.title.trim().is_empty() {
+            bad(at(&format!("[{k}].title")), "must not be empty".into());
+        }
+        if section.items.is_empty() {
+            bad(at(&format!("[{k}].items")), "a section needs at least one item".into());
+        }
+        for (n, item) in section.items.iter().enumerate() {
+            if item.trim().is_empty() {
+                bad(at(&format!("[{k}].items[{n}]")), "must not be empty".into());
+            }
+        }
+    }
+}
+
+fn is_slug(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn is_slug_underscored(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn line_and_column(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The plan Rampart ships with: the seeds' async-upload rollout.
+pub const DEFAULT_PLAN_TOML: &str = include_str!("../../../plans/async-upload.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_plan() -> Plan {
+        Plan::from_toml(DEFAULT_PLAN_TOML).unwrap_or_else(|e| panic!("default plan is invalid:\n{e}"))
+    }
+
+    #[test]
+    fn the_default_plan_is_the_seeds_rollout() {
+        let plan = default_plan();
+        assert_eq!(plan.flag.key, "async_upload");
+        assert_eq!(plan.flag.env_prefix, "ASYNC_UPLOAD");
+        let table: Vec<(bool, u8, &str, Option<(f64, f64, f64, u32)>)> = plan
+            .stages
+            .iter()
+            .map(|s| {
+                let soak = Box::leak(s.soak.to_string().into_boxed_str());
+                let c = s.criteria.as_ref().map(|c| {
+                    (c.success_rate_min.get(), c.latency_max.get(), c.error_rate_max.get(), c.min_events)
+                });
+                (s.flag.enabled, s.flag.percentage.get(), &*soak, c)
+            })
+            .collect();
+        assert_eq!(
+            table,
+            vec![
+                (false, 0, "1d", None),
+                (true, 1, "2d", Some((99.5, 110.0, 0.5, 100))),
+                (true, 10, "2d", Some((99.0, 105.0, 1.0, 500))),
+                (true, 50, "3d", Some((98.5, 102.0, 1.5, 2000))),
+                (true, 100, "1w", Some((98.0, 100.0, 2.0, 5000))),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_default_plan_carries_the_seeds_gates_and_checklists() {
+        let plan = default_plan();
+        assert!(plan.stages[0].requires_baseline);
+        let suites = |i: usize| plan.stages[i].test_suites.iter().map(|s| s.tests).sum::<u32>();
+        assert_eq!(suites(0), 16);
+        assert_eq!(suites(4), 57);
+        assert!(plan.stages[4].requires_matrix && plan.stages[4].requires_performance_validated);
+        let m = plan.matrix.as_ref().unwrap();
+        assert_eq!((m.file_types.len(), m.sizes_mb.len(), m.providers.len()), (6, 4, 2));
+        let g = &plan.guardrails;
+        assert_eq!(g.auto_rollback.success_rate_below.get(), 95.0);
+        assert_eq!(g.auto_rollback.error_rate_above.get(), 5.0);
+        assert_eq!(g.auto_rollback.memory_above_baseline.get(), 120.0);
+        assert_eq!(g.manual_review.success_band_for, Span::parse("30m").unwrap());
+        assert_eq!(g.rollback_target, RollbackTarget::Off);
+        for (i, stage) in plan.stages.iter().enumerate() {
+            let items: usize = stage.checklist.iter().map(|s| s.items.len()).sum();
+            assert!(items >= 12, "stage {i} has only {items} checklist items");
+        }
+        assert!(plan.stages[0].checklist.iter().any(|s| s.items.iter().any(|i| i.contains("ASYNC_UPLOAD_ENABLED=false"))));
+        assert!(!plan.recurring_checklists.is_empty());
+    }
+
+    fn replace(from: &str, to: &str) -> String {
+        assert!(DEFAULT_PLAN_TOML.contains(from), "fixture text `{from}` not in the default plan");
+        DEFAULT_PLAN_TOML.replacen(from, to, 1)
+    }
+
+    fn first_error(source: &str) -> PlanError {
+        Plan::from_toml(source).expect_err("plan should be rejected").0.remove(0)
+    }
+
+    #[test]
+    fn a_value_out_of_range_is_reported_at_its_line() {
+        let source = replace("percentage = 10 }", "percentage = 110 }");
+        let err = first_error(&source);
+        let expected_line = source.lines().position(|l| l.contains("percentage = 110")).unwrap() + 1;
+        assert_eq!(err.line, Some(expected_line), "{err}");
+        assert!(err.message.contains("110 is not a percentage"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_field_is_named() {
+        let err = first_error(&replace("soak = \"48h\"", "soak_time = \"48h\""));
+        assert!(err.message.contains("soak_time"), "{err}");
+        assert!(err.line.is_some());
+    }
+
+    #[test]
+    fn a_bad_duration_says_why() {
+        let err = first_error(&replace("soak = \"72h\"", "soak = \"72\""));
+        assert!(err.message.contains("`72` has no unit"), "{err}");
+    }
+
+    #[test]
+    fn cross_field_rules_name_the_field() {
+        let check = |from: &str, to: &str, field: &str, words: &str| {
+            let errors = Plan::from_toml(&replace(from, to)).expect_err("should be rejected").0;
+            assert!(
+                errors.iter().any(|e| e.field.as_deref() == Some(field) && e.message.contains(words)),
+                "expected {field}: …{words}…, got {errors:?}"
+            );
+        };
+        check("percentage = 50 }", "percentage = 5 }", "stages[3].flag.percentage", "lower than the previous");
+        check("key = \"async-upload\"", "key = \"Async Upload\"", "key", "lowercase");
+        check("required = 1", "required = 0", "approvals.required", "not allowed");
+        check("success_band = [95.0, 97.0]", "success_band = [97.0, 95.0]", "guardrails.manual_review.success_band", "empty");
+        check("min_events = 100\n", "min_events = 0\n", "stages[1].criteria.min_events", "at least 1");
+    }
+
+    #[test]
+    fn a_stage_with_the_flag_on_needs_criteria() {
+        let source = replace("[stages.criteria]\nsuccess_rate_min = 99.5", "[stages.criteria_notes]\nsuccess_rate_min = 99.5");
+        // An unknown table is a parse error first; criteria missing is caught when the table is dropped.
+        assert!(Plan::from_toml(&source).is_err());
+        let plan = default_plan();
+        let mut broken = plan.clone();
+        broken.stages[1].criteria = None;
+        let problems = broken.problems();
+        assert!(problems.iter().any(|e| e.field.as_deref() == Some("stages[1].criteria")), "{problems:?}");
+    }
+
+    #[test]
+    fn not_toml_at_all_is_reported_with_a_position() {
+        let err = first_error("key = \"x\"\nname = \n");
+        assert_eq!(err.line, Some(2), "{err}");
+    }
+}

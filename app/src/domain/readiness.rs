@@ -1,0 +1,141 @@
+//! What still stands between the current stage and the next: soak time, the checklist, the
+//! baseline and the test suites the plan requires. Metric gates join this list when the gate
+//! evaluation lands; every blocker has words an approver can act on.
+
+use super::plan::Plan;
+use super::rollout::{Rollout, Status};
+use super::units::{Span, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One reason the rollout may not leave its stage yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Blocker {
+    SoakRemaining { remaining: Span },
+    ChecklistIncomplete { open: u32, total: u32 },
+    BaselineMissing,
+    TestSuiteNotPassed { suite: String, passed: Option<u32>, required: u32 },
+}
+
+impl fmt::Display for Blocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Blocker::SoakRemaining { remaining } => write!(f, "soak time remaining: {remaining}"),
+            Blocker::ChecklistIncomplete { open, total } => {
+                write!(f, "checklist: {open} of {total} items still open")
+            }
+            Blocker::BaselineMissing => f.write_str("the baseline has not been recorded"),
+            Blocker::TestSuiteNotPassed { suite, passed: None, required } => {
+                write!(f, "{suite} tests: no result reported ({required} must pass)")
+            }
+            Blocker::TestSuiteNotPassed { suite, passed: Some(p), required } => {
+                write!(f, "{suite} tests: {p}/{required} passing")
+            }
+        }
+    }
+}
+
+/// The facts about the current stage that the store knows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageEvidence {
+    pub checklist_done: u32,
+    pub checklist_total: u32,
+    pub baseline_recorded: bool,
+    /// Latest passing count reported per suite name.
+    pub suite_results: Vec<(String, u32)>,
+}
+
+/// Everything that blocks leaving the current stage at `now`, in the order a person would check.
+pub fn blockers(plan: &Plan, state: &Rollout, evidence: &StageEvidence, now: Timestamp) -> Vec<Blocker> {
+    let Some(stage) = plan.stage(state.stage) else { return Vec::new() };
+    if matches!(state.status, Status::Draft | Status::Complete) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if let Some(entered) = state.stage_entered_at {
+        let elapsed = now.since(entered);
+        if elapsed < stage.soak {
+            out.push(Blocker::SoakRemaining { remaining: Span::from_secs(stage.soak.secs() - elapsed.secs()) });
+        }
+    }
+    if evidence.checklist_done < evidence.checklist_total {
+        out.push(Blocker::ChecklistIncomplete {
+            open: evidence.checklist_total - evidence.checklist_done,
+            total: evidence.checklist_total,
+        });
+    }
+    if stage.requires_baseline && !evidence.baseline_recorded {
+        out.push(Blocker::BaselineMissing);
+    }
+    for suite in &stage.test_suites {
+        let passed = evidence.suite_results.iter().find(|(name, _)| *name == suite.name).map(|(_, n)| *n);
+        if passed.is_none_or(|p| p < suite.tests) {
+            out.push(Blocker::TestSuiteNotPassed { suite: suite.name.clone(), passed, required: suite.tests });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::plan::DEFAULT_PLAN_TOML;
+    use crate::domain::units::{StageIndex, Version};
+
+    const HOUR: i64 = 3_600_000;
+
+    fn state(stage: u32, entered_hours_ago: i64) -> Rollout {
+        Rollout {
+            stage: StageIndex(stage),
+            status: Status::Running,
+            version: Version(3),
+            stage_entered_at: Some(Timestamp(100 * HOUR - entered_hours_ago * HOUR)),
+        }
+    }
+
+    fn done(total: u32) -> StageEvidence {
+        StageEvidence { checklist_done: total, checklist_total: total, ..Default::default() }
+    }
+
+    #[test]
+    fn soak_blocks_until_it_has_elapsed_exactly() {
+        let plan = Plan::from_toml(DEFAULT_PLAN_TOML).unwrap();
+        let now = Timestamp(100 * HOUR);
+        assert_eq!(
+            blockers(&plan, &state(1, 47), &done(4), now),
+            vec![Blocker::SoakRemaining { remaining: Span::from_secs(3600) }]
+        );
+        assert_eq!(blockers(&plan, &state(1, 48), &done(4), now), vec![]);
+    }
+
+    #[test]
+    fn stage_zero_needs_its_checklist_baseline_and_phase_1_suite() {
+        let plan = Plan::from_toml(DEFAULT_PLAN_TOML).unwrap();
+        let now = Timestamp(100 * HOUR);
+        let evidence = StageEvidence { checklist_done: 10, checklist_total: 72, ..Default::default() };
+        let got = blockers(&plan, &state(0, 30), &evidence, now);
+        assert_eq!(
+            got,
+            vec![
+                Blocker::ChecklistIncomplete { open: 62, total: 72 },
+                Blocker::BaselineMissing,
+                Blocker::TestSuiteNotPassed { suite: "Phase 1".into(), passed: None, required: 16 },
+            ]
+        );
+        assert_eq!(got[2].to_string(), "Phase 1 tests: no result reported (16 must pass)");
+        let ready = StageEvidence { baseline_recorded: true, suite_results: vec![("Phase 1".into(), 16)], ..done(72) };
+        assert_eq!(blockers(&plan, &state(0, 30), &ready, now), vec![]);
+        let partial = StageEvidence { suite_results: vec![("Phase 1".into(), 15)], ..ready };
+        assert_eq!(blockers(&plan, &state(0, 30), &partial, now)[0].to_string(), "Phase 1 tests: 15/16 passing");
+    }
+
+    #[test]
+    fn nothing_blocks_a_draft_or_a_completed_rollout() {
+        let plan = Plan::from_toml(DEFAULT_PLAN_TOML).unwrap();
+        let mut s = state(4, 0);
+        s.status = Status::Complete;
+        assert!(blockers(&plan, &s, &StageEvidence::default(), Timestamp(100 * HOUR)).is_empty());
+        assert!(blockers(&plan, &Rollout::new(), &StageEvidence::default(), Timestamp(0)).is_empty());
+    }
+}

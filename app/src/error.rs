@@ -1,0 +1,59 @@
+//! The error every server function and API call returns: stable, serialisable, and worded for
+//! the person who will read it.
+
+use crate::domain::readiness::Blocker;
+use crate::domain::rollout::Refusal;
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum AppError {
+    #[error("{what} not found")]
+    NotFound { what: String },
+    /// Someone else changed the rollout first; the caller should reload and decide again.
+    #[error("{message}")]
+    Conflict { message: String, current_version: u64 },
+    /// The rules refused the command; `blockers` says what must happen first.
+    #[error("{message}")]
+    Refused { message: String, blockers: Vec<Blocker> },
+    /// A field of the request is wrong.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// A server-side failure; the detail is in the server's log, never in the response.
+    #[error("something went wrong on the server; the details are in its log")]
+    Internal,
+    /// The request did not reach the server or its answer could not be read.
+    #[error("could not reach Rampart: {0}")]
+    Transport(String),
+}
+
+impl AppError {
+    pub fn not_found(what: impl Into<String>) -> Self {
+        AppError::NotFound { what: what.into() }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::Invalid { field: field.into(), message: message.into() }
+    }
+}
+
+impl From<Refusal> for AppError {
+    fn from(refusal: Refusal) -> Self {
+        let message = refusal.to_string();
+        match refusal {
+            Refusal::Conflict { current, .. } => AppError::Conflict { message, current_version: current.0 },
+            Refusal::Blocked { blockers } => AppError::Refused { message, blockers },
+            _ => AppError::Refused { message, blockers: Vec::new() },
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AppError::Transport(value.to_string())
+    }
+}

@@ -1,0 +1,32 @@
+//! Rampart's web UI (Leptos, rendered on the server and hydrated in the browser) and the pure
+//! rollout domain both sides share.
+//!
+//! `domain` holds the rules and does no I/O; `api` holds the server functions, whose bodies only
+//! reach the [`services`] the server provides; `pages` and `components` are the views.
+
+#![recursion_limit = "256"]
+
+pub mod api;
+mod app;
+pub mod components;
+pub mod domain;
+pub mod error;
+pub mod format;
+pub mod model;
+pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod services;
+
+pub use app::{App, shell};
+
+/// The browser entry point: attaches the reactive UI to the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+    // Tells browser tests (and curious humans) that clicks are now handled by the app.
+    if let Some(body) = leptos::prelude::document().body() {
+        let _ = body.set_attribute("data-hydrated", "true");
+    }
+}

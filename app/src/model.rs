@@ -1,0 +1,46 @@
+//! What the server sends the views: plain serialisable snapshots, built by the services.
+
+use crate::domain::plan::{Plan, StageFlag};
+use crate::domain::readiness::Blocker;
+use crate::domain::rollout::Rollout;
+use crate::domain::units::{StageIndex, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Everything the control room shows for one rollout, as of `now`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControlRoom {
+    pub rollout_id: i64,
+    pub plan: Plan,
+    pub state: Rollout,
+    /// The flag as clients are served it right now.
+    pub served: StageFlag,
+    /// Every stage's checklist items, in plan order.
+    pub checklist: Vec<ChecklistItem>,
+    /// What blocks leaving the current stage.
+    pub blockers: Vec<Blocker>,
+    /// Newest first.
+    pub audit: Vec<AuditEntry>,
+    pub now: Timestamp,
+}
+
+/// One tickable checklist item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecklistItem {
+    pub id: i64,
+    pub stage: StageIndex,
+    pub section: String,
+    pub text: String,
+    pub checked_by: Option<String>,
+    pub checked_at: Option<Timestamp>,
+}
+
+/// One line of the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub summary: String,
+    pub reason: Option<String>,
+}

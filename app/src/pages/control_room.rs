@@ -1,0 +1,74 @@
+//! The control room: one rollout's stages, the current stage's criteria and checklist, the
+//! commands an approver may give, and the audit trail.
+
+use crate::api::{RunCommand, SetChecklistItem, get_control_room};
+use crate::components::actions::Actions;
+use crate::components::checklist::Checklist;
+use crate::components::stage_panel::StagePanel;
+use crate::components::stage_track::StageTrack;
+use crate::components::timeline::Timeline;
+use crate::model::ControlRoom;
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+#[component]
+pub fn ControlRoomPage() -> impl IntoView {
+    let params = use_params_map();
+    let rollout_id = move || params.read().get("id").and_then(|id| id.parse::<i64>().ok());
+    let tick = ServerAction::<SetChecklistItem>::new();
+    let command = ServerAction::<RunCommand>::new();
+    // Every finished action reloads the snapshot, so the page always shows what the server holds.
+    let room = Resource::new(
+        move || (rollout_id(), tick.version().get(), command.version().get()),
+        |(id, _, _)| get_control_room(id),
+    );
+
+    view! {
+        <Transition fallback=|| view! { <p class="notice">"Loading the rollout…"</p> }>
+            {move || Suspend::new(async move {
+                match room.await {
+                    Ok(room) => view! { <Room room tick command/> }.into_any(),
+                    Err(error) => view! {
+                        <p class="notice error" role="alert">{error.to_string()}</p>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Room(room: ControlRoom, tick: ServerAction<SetChecklistItem>, command: ServerAction<RunCommand>) -> impl IntoView {
+    let stage = room.plan.stage(room.state.stage).cloned();
+    let stage_items: Vec<_> = room.checklist.iter().filter(|i| i.stage == room.state.stage).cloned().collect();
+    view! {
+        <section class="rollout-head">
+            <div>
+                <h1>{room.plan.name.clone()}</h1>
+                <p class="muted">
+                    "Flag " <code>{room.plan.flag.key.clone()}</code> " · plan " <code>{room.plan.key.clone()}</code>
+                    " · " {room.state.version.to_string()}
+                </p>
+            </div>
+            <div class="head-status">
+                <span class=format!("pill status-{}", room.state.status.as_str()) data-testid="rollout-status">
+                    {room.state.status.label()}
+                </span>
+                <span class="pill served" data-testid="served-flag">{format!("Served: {}", room.served)}</span>
+            </div>
+        </section>
+        <StageTrack plan=room.plan.clone() state=room.state.clone()/>
+        <div class="columns">
+            <div class="main-column">
+                {stage.map(|stage| view! {
+                    <StagePanel stage state=room.state.clone() blockers=room.blockers.clone() now=room.now/>
+                })}
+                <Checklist rollout_id=room.rollout_id items=stage_items tick/>
+            </div>
+            <aside class="side-column">
+                <Actions room=room.clone() command/>
+                <Timeline entries=room.audit.clone()/>
+            </aside>
+        </div>
+    }
+}

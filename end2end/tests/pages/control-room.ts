@@ -1,0 +1,57 @@
+import { expect, type Locator, type Page } from '@playwright/test';
+
+/** The control room, as a person uses it: by roles, labels and the page's test ids. */
+export class ControlRoom {
+  readonly status: Locator;
+  readonly served: Locator;
+  readonly steps: Locator;
+  readonly checklistItems: Locator;
+  readonly progress: Locator;
+  readonly timeline: Locator;
+
+  constructor(readonly page: Page) {
+    this.status = page.getByTestId('rollout-status');
+    this.served = page.getByTestId('served-flag');
+    this.steps = page.getByTestId('stage-step');
+    this.checklistItems = page.getByTestId('checklist-item');
+    this.progress = page.getByTestId('checklist-progress');
+    this.timeline = page.getByTestId('audit-entry');
+  }
+
+  async open(path = '/') {
+    await this.page.goto(path);
+    await expect(this.page.getByRole('heading', { level: 1 })).toBeVisible();
+    await this.hydrated();
+  }
+
+  /** Clicks before hydration would be lost: the app marks <body> once it handles events. */
+  async hydrated() {
+    await expect(this.page.locator('body[data-hydrated="true"]')).toHaveCount(1);
+  }
+
+  currentStep(): Locator {
+    return this.page.locator('[data-testid="stage-step"][aria-current="step"]');
+  }
+
+  item(index: number): Locator {
+    return this.checklistItems.nth(index);
+  }
+
+  async tick(index: number) {
+    const box = this.item(index).getByRole('checkbox');
+    await box.check();
+    await expect(box).toBeChecked();
+    // The tick is saved when the page reloads its snapshot showing who ticked it.
+    await expect(this.item(index).locator('.who')).toContainText('anonymous');
+  }
+
+  async start() {
+    await this.page.getByTestId('start').click();
+    await expect(this.status).toHaveText('Running');
+  }
+
+  async overrideAdvance(reason: string) {
+    await this.page.getByLabel('Override with a written reason').fill(reason);
+    await this.page.getByTestId('override-advance').click();
+  }
+}

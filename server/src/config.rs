@@ -1,0 +1,75 @@
+//! Rampart's one typed configuration, read once at start-up from flags and the environment.
+//! Nothing else in the server reads `std::env`.
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "rampart", version, about = "Staged feature rollouts: gates, guardrails, approvals.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Serve the dashboard and the API (the default).
+    Serve(ServeConfig),
+    /// Validate plan files and print what is wrong with each, by line and field.
+    Plan {
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
+    /// Apply the database migrations and exit.
+    Migrate(DatabaseConfig),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Check one or more plan files; exits non-zero if any is invalid.
+    Check { files: Vec<PathBuf> },
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// Postgres to use. Without it Rampart runs a private cluster under --data-dir.
+    #[arg(long, env = "DATABASE_URL", value_parser = parse_secret, hide_env_values = true)]
+    pub database_url: Option<SecretString>,
+    /// Folder for Rampart's own Postgres cluster when no database URL is given.
+    #[arg(long, env = "RAMPART_DATA_DIR", default_value = ".rampart")]
+    pub data_dir: PathBuf,
+}
+
+/// How to serve.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    /// Address to listen on.
+    #[arg(long, env = "RAMPART_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// Plan file for the rollout created on first start; the built-in async-upload plan if unset.
+    #[arg(long, env = "RAMPART_PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Folder with the compiled site (pkg/ with the WASM, JS and CSS, and the public assets).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            database: DatabaseConfig { database_url: None, data_dir: ".rampart".into() },
+            addr: ([127, 0, 0, 1], 3000).into(),
+            plan: None,
+            site_root: "target/site".into(),
+        }
+    }
+}
+
+fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.to_string()))
+}

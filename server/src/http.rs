@@ -1,0 +1,43 @@
+//! The HTTP API for machines and scripts, under `/api/v1`, plus `/healthz`. Every route module
+//! exposes `router()`; this is the one place that merges them.
+
+mod error;
+mod rollouts;
+
+pub use error::ApiError;
+
+use crate::service::Rollouts;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use sqlx::PgPool;
+
+/// What the API handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub rollouts: Rollouts,
+    pub pool: PgPool,
+}
+
+/// All API routes; unknown `/api` paths answer with a JSON 404 rather than an HTML page.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api/v1", rollouts::router().fallback(not_found))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<ApiState>) -> (StatusCode, &'static str) {
+    match sqlx::query("SELECT 1").execute(&state.pool).await {
+        Ok(_) => (StatusCode::OK, "ok\n"),
+        Err(error) => {
+            tracing::warn!(%error, "health check: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError(app::error::AppError::not_found("API route"))
+}

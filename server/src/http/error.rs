@@ -1,0 +1,39 @@
+//! The API's error response: the `AppError` as JSON with a human `message`, and the status code
+//! that goes with it. Server-side failures say nothing about their cause; the log has it.
+
+use app::error::AppError;
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug)]
+pub struct ApiError(pub AppError);
+
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        ApiError(error)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        ApiError(AppError::invalid("body", rejection.body_text()))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            AppError::NotFound { .. } => StatusCode::NOT_FOUND,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::Refused { .. } | AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Internal | AppError::Transport(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut body = serde_json::to_value(&self.0).unwrap_or_default();
+        if let Some(object) = body.as_object_mut() {
+            object.insert("message".into(), self.0.to_string().into());
+        }
+        (status, Json(body)).into_response()
+    }
+}

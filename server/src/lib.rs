@@ -1,0 +1,12 @@
+//! Rampart's server: the HTTP API, server-side rendering of the dashboard, and the Postgres
+//! store behind both.
+
+#![recursion_limit = "256"]
+
+pub mod config;
+pub mod db;
+pub mod embedded_pg;
+pub mod http;
+pub mod service;
+pub mod startup;
+pub mod store;

@@ -1,0 +1,117 @@
+//! Building and running the server: `build(config, listener, pool)` returns an [`Application`]
+//! that tests run on port 0 and `main` runs until SIGTERM or Ctrl-C.
+
+use crate::config::ServeConfig;
+use crate::http::{self, ApiState};
+use crate::service::{Clock, Rollouts};
+use crate::store::Store;
+use anyhow::Context as _;
+use app::domain::plan::{DEFAULT_PLAN_TOML, Plan};
+use app::services::Services;
+use app::{App, shell};
+use axum::Router;
+use leptos::config::{Env, LeptosOptions};
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use sqlx::PgPool;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Who the audit trail names for what Rampart does by itself.
+pub const SYSTEM_ACTOR: &str = "rampart";
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+    }
+}
+
+/// Loads the plan (the file given, or the built-in default), makes sure its rollout exists, and
+/// assembles the routes.
+pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, clock: Clock) -> anyhow::Result<Application> {
+    let store = Store::new(pool.clone());
+    let (plan, source) = load_plan(config.plan.as_deref())?;
+    ensure_rollout(&store, &plan, &source).await?;
+
+    let rollouts = Rollouts::new(store, clock);
+    let services = Services { rollouts: Arc::new(rollouts.clone()) };
+    let leptos_options = LeptosOptions::builder()
+        .output_name("rampart")
+        .site_root(config.site_root.to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .site_addr(listener.local_addr()?)
+        .env(Env::PROD)
+        .build();
+    let routes = generate_route_list(App);
+    let router = Router::new()
+        .leptos_routes_with_context(&leptos_options, routes, move || provide_context(services.clone()), {
+            let options = leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler(shell))
+        .with_state(leptos_options)
+        .merge(http::router(ApiState { rollouts, pool }));
+    Ok(Application { listener, router })
+}
+
+/// Reads and validates a plan file, or the built-in default plan.
+pub fn load_plan(path: Option<&Path>) -> anyhow::Result<(Plan, String)> {
+    let source = match path {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read plan file {}", path.display()))?,
+        None => DEFAULT_PLAN_TOML.to_string(),
+    };
+    let name = path.map_or_else(|| "built-in plan".to_string(), |p| p.display().to_string());
+    let plan = Plan::from_toml(&source).map_err(|errors| {
+        let lines: Vec<String> = errors.0.iter().map(|e| format!("  {name}: {e}")).collect();
+        anyhow::anyhow!("the plan is invalid:\n{}", lines.join("\n"))
+    })?;
+    Ok((plan, source))
+}
+
+/// Stores the plan and, if no rollout drives its flag yet, creates one, so a new installation
+/// opens on the plan's rollout at stage 0.
+pub async fn ensure_rollout(store: &Store, plan: &Plan, source: &str) -> anyhow::Result<i64> {
+    let plan_id = store.save_plan(plan, source).await?;
+    if let Some(id) = store.live_rollout_for_flag(&plan.flag.key).await? {
+        return Ok(id);
+    }
+    let id = store.create_rollout(plan_id, plan, SYSTEM_ACTOR).await?;
+    tracing::info!(rollout_id = id, plan = %plan.key, "created the rollout from the plan");
+    Ok(id)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,192 @@
+//! The rollout lifecycle through the real server and a real Postgres: seeding, checklists,
+//! commands, refusals, concurrency and the audit trail.
+
+mod support;
+
+use serde_json::json;
+use sqlx::PgPool;
+use support::TestApp;
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_new_installation_opens_on_the_seeds_rollout_at_stage_0(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let html = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    for text in ["Async upload rollout", "Phase 1 deployed, flags off", "1% rollout", "100% rollout", "Not started"] {
+        assert!(html.contains(text), "the first page lacks {text:?}");
+    }
+    let room = app.room().await;
+    assert_eq!(room["state"]["stage"], 0);
+    assert_eq!(room["state"]["status"], "draft");
+    assert_eq!(room["served"], json!({ "enabled": false, "percentage": 0 }));
+    let items = room["checklist"].as_array().unwrap();
+    let stage0 = items.iter().filter(|i| i["stage"] == 0).count();
+    assert_eq!(stage0, 72, "the seeds' Week 1, days 1–4 checklists");
+
+    // A restart finds the rollout and does not create another.
+    let _again = TestApp::spawn(pool.clone()).await;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM rollouts").fetch_one(&pool).await.unwrap();
+    assert_eq!(count, 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_ticked_item_is_kept_with_who_and_when_and_audited(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let item = app.room().await["checklist"][3]["id"].as_i64().unwrap();
+    let (status, body) = app.post(&format!("/api/v1/rollouts/1/checklist/{item}"), json!({ "checked": true })).await;
+    assert_eq!(status, 200, "{body}");
+    let room = app.room().await;
+    let kept = room["checklist"].as_array().unwrap().iter().find(|i| i["id"] == item).unwrap().clone();
+    assert_eq!(kept["checked_by"], "api");
+    assert_eq!(kept["checked_at"], support::START);
+    assert!(room["audit"][0]["summary"].as_str().unwrap().starts_with("Ticked"));
+
+    let (status, _) = app.post(&format!("/api/v1/rollouts/1/checklist/{item}"), json!({ "checked": false })).await;
+    assert_eq!(status, 200);
+    let room = app.room().await;
+    let kept = room["checklist"].as_array().unwrap().iter().find(|i| i["id"] == item).unwrap().clone();
+    assert_eq!(kept["checked_at"], serde_json::Value::Null);
+
+    let (status, body) = app.post("/api/v1/rollouts/1/checklist/999999", json!({ "checked": true })).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn advancing_is_refused_with_its_blockers_until_overridden_with_a_reason(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    assert_eq!(app.command(json!({ "command": "start" })).await.0, 200);
+
+    let (status, body) = app.command(json!({ "command": "advance" })).await;
+    assert_eq!(status, 422, "{body}");
+    let kinds: Vec<&str> = body["blockers"].as_array().unwrap().iter().map(|b| b["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["soak_remaining", "checklist_incomplete", "baseline_missing", "test_suite_not_passed"]);
+    assert!(body["message"].as_str().unwrap().contains("soak time remaining: 1d"), "{body}");
+
+    let reason = "Soak covered by staging; approved in review";
+    let (status, body) = app.command(json!({ "command": "advance", "override_reason": reason })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["stage"], 1);
+
+    // The served flag moved in the same transaction as the state.
+    let (enabled, percentage): (bool, i16) =
+        sqlx::query_as("SELECT flag_enabled, flag_percentage FROM rollouts WHERE id = 1").fetch_one(&pool).await.unwrap();
+    assert_eq!((enabled, percentage), (true, 1));
+    let history: Vec<(i32, Option<String>)> =
+        sqlx::query_as("SELECT stage, exit FROM stage_history ORDER BY id").fetch_all(&pool).await.unwrap();
+    assert_eq!(history, vec![(0, Some("advanced".into())), (1, None)]);
+
+    let audit = &app.room().await["audit"][0];
+    assert_eq!(audit["action"], "advance");
+    assert_eq!(audit["reason"], reason);
+    assert!(audit["summary"].as_str().unwrap().contains("overriding: soak time remaining"), "{audit}");
+    let evidence: serde_json::Value =
+        sqlx::query_scalar("SELECT evidence FROM audit_log WHERE action = 'advance'").fetch_one(&pool).await.unwrap();
+    assert_eq!(evidence["overridden"].as_array().unwrap().len(), 4);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_stage_with_soak_elapsed_and_checklist_done_advances_without_override(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.command(json!({ "command": "start" })).await;
+    let (status, _) = app.command(json!({ "command": "advance", "override_reason": "test set-up" })).await;
+    assert_eq!(status, 200);
+    let room = app.room().await;
+    let stage1: Vec<i64> =
+        room["checklist"].as_array().unwrap().iter().filter(|i| i["stage"] == 1).map(|i| i["id"].as_i64().unwrap()).collect();
+    for id in &stage1 {
+        app.post(&format!("/api/v1/rollouts/1/checklist/{id}"), json!({ "checked": true })).await;
+    }
+    app.advance_clock_hours(47);
+    let (status, body) = app.command(json!({ "command": "advance" })).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["blockers"][0], json!({ "kind": "soak_remaining", "remaining": "1h" }));
+
+    app.advance_clock_hours(1);
+    let (status, body) = app.command(json!({ "command": "advance" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["stage"], 2);
+    assert_eq!(app.room().await["served"], json!({ "enabled": true, "percentage": 10 }));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_rollback_needs_a_reason_and_serves_the_flag_off(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.command(json!({ "command": "start" })).await;
+    app.command(json!({ "command": "advance", "override_reason": "set-up" })).await;
+    app.command(json!({ "command": "advance", "override_reason": "set-up" })).await;
+
+    let (status, body) = app.command(json!({ "command": "roll_back", "target": "off", "reason": " " })).await;
+    assert_eq!(status, 422);
+    assert!(body["message"].as_str().unwrap().contains("reason is required"), "{body}");
+
+    let (status, body) = app.command(json!({ "command": "roll_back", "target": "off", "reason": "error spike" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["stage"].as_u64(), body["status"].as_str()), (Some(0), Some("rolled_back")));
+    let room = app.room().await;
+    assert_eq!(room["served"], json!({ "enabled": false, "percentage": 0 }));
+    assert!(room["audit"][0]["summary"].as_str().unwrap().contains("Rolled back from stage 2"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_command_on_a_stale_version_is_a_conflict_naming_the_current_one(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let stale = app.version().await;
+    app.command(json!({ "command": "start" })).await;
+    let (status, body) =
+        app.post("/api/v1/rollouts/1/commands", json!({ "version": stale, "command": "pause" })).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "conflict");
+    assert_eq!(body["current_version"], stale + 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn concurrent_advances_on_one_version_apply_exactly_once(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.command(json!({ "command": "start" })).await;
+    let version = app.version().await;
+    let body = json!({ "version": version, "command": "advance", "override_reason": "race" });
+    let requests: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, url, body) = (app.client.clone(), app.url("/api/v1/rollouts/1/commands"), body.clone());
+            tokio::spawn(async move { client.post(url).json(&body).send().await.expect("POST").status().as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for request in requests {
+        statuses.push(request.await.expect("request task"));
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 19, "{statuses:?}");
+    assert_eq!(app.room().await["state"]["stage"], 1);
+    let advances: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'advance'").fetch_one(&pool).await.unwrap();
+    assert_eq!(advances, 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_audit_trail_cannot_be_rewritten(pool: PgPool) {
+    let _app = TestApp::spawn(pool.clone()).await;
+    for statement in ["UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log", "TRUNCATE audit_log"] {
+        let error = sqlx::query(statement).execute(&pool).await.expect_err(statement);
+        assert!(error.to_string().contains("append-only"), "{statement}: {error}");
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bad_requests_get_json_errors_that_name_the_problem(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (status, body) = app.post("/api/v1/rollouts/1/commands", json!({ "command": "advance" })).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["field"], "body");
+    assert!(body["message"].as_str().unwrap().contains("version"), "{body}");
+
+    let (status, body) = app.post("/api/v1/rollouts/1/commands", json!({ "version": 1, "command": "jump" })).await;
+    assert_eq!(status, 422);
+    assert!(body["message"].as_str().unwrap().contains("jump"), "{body}");
+
+    let response = app.client.get(app.url("/api/v1/nothing-here")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"], "not_found");
+
+    let (status, _) = app.post("/api/v1/rollouts/42/commands", json!({ "version": 1, "command": "start" })).await;
+    assert_eq!(status, 404);
+}

@@ -1,0 +1,366 @@
+//! Rampart's developer commands. Each installs what it needs first (skipping what is there),
+//! using only the package registries: crates.io, Debian's packages and npm.
+//!
+//!   cargo xtask run [--release]   build the site and serve it on http://127.0.0.1:3000
+//!   cargo xtask test              unit, Postgres and browser tests
+//!   cargo xtask build [--release] build the site only
+//!   cargo xtask prepare           regenerate .sqlx/ (offline query metadata) from the migrations
+//!
+//! Standard library only, so it compiles in seconds on a fresh machine.
+
+#[path = "../../server/src/embedded_pg.rs"]
+#[allow(dead_code)]
+mod embedded_pg;
+
+use embedded_pg::EmbeddedPostgres;
+use std::env;
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode};
+use std::time::{Duration, Instant};
+
+/// The site's file names (`pkg/rampart.js`, …); must match `LEPTOS_OUTPUT_NAME` in .cargo/config.toml.
+const OUTPUT_NAME: &str = "rampart";
+/// binaryen's wasm-opt from npm: Debian's (108) produces a WASM that never hydrates.
+const BINARYEN: &str = "binaryen@132";
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let release = args.iter().any(|a| a == "--release");
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(release),
+        Some("test") => test(),
+        Some("build") => Project::open().and_then(|p| p.ensure_build_tools(release).and_then(|()| p.build(release, true))),
+        Some("prepare") => prepare(),
+        _ => Err("usage: cargo xtask run [--release] | test | build [--release] | prepare".into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Project {
+    root: PathBuf,
+    tools: PathBuf,
+}
+
+impl Project {
+    fn open() -> Result<Project> {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().ok_or("no workspace root")?.to_path_buf();
+        let tools = root.join("target/tools");
+        Ok(Project { root, tools })
+    }
+
+    fn cargo(&self) -> Command {
+        let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        c.current_dir(&self.root);
+        c
+    }
+
+    /// The wasm target, the wasm-bindgen CLI that matches Cargo.lock, and (release) wasm-opt.
+    fn ensure_build_tools(&self, release: bool) -> Result {
+        let targets = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+        if !targets.lines().any(|t| t.trim() == "wasm32-unknown-unknown") {
+            step("installing the wasm32 target", Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+        }
+        let wanted = self.locked_version("wasm-bindgen")?;
+        let installed = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
+        if installed.split_whitespace().nth(1) != Some(wanted.as_str()) {
+            // Not --locked: one of the CLI's locked dependencies has been yanked.
+            step(
+                &format!("installing wasm-bindgen-cli {wanted} (about 3 minutes, once)"),
+                self.cargo().args(["install", "wasm-bindgen-cli", "--version", &wanted]),
+            )?;
+        }
+        if release && !self.wasm_opt().is_file() {
+            self.ensure_node()?;
+            let prefix = self.tools.join("binaryen");
+            fs::create_dir_all(&prefix).map_err(|e| e.to_string())?;
+            step("installing wasm-opt (binaryen from npm)", Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&prefix).arg(BINARYEN))?;
+        }
+        Ok(())
+    }
+
+    fn wasm_opt(&self) -> PathBuf {
+        self.tools.join("binaryen/node_modules/.bin/wasm-opt")
+    }
+
+    /// Postgres server programs, unless a DATABASE_URL points elsewhere.
+    fn ensure_postgres(&self) -> Result {
+        if env::var_os("DATABASE_URL").is_none() && embedded_pg::find_bin_dir().is_none() {
+            apt_install(&["postgresql"])?;
+        }
+        Ok(())
+    }
+
+    fn ensure_node(&self) -> Result {
+        if output(Command::new("npm").arg("--version")).is_none() {
+            apt_install(&["nodejs", "npm"])?;
+        }
+        Ok(())
+    }
+
+    /// Chromium from Debian and Playwright from npm; Playwright never downloads a browser here.
+    fn ensure_browser_tools(&self) -> Result {
+        self.ensure_node()?;
+        if !Path::new("/usr/bin/chromium").exists() {
+            apt_install(&["chromium"])?;
+        }
+        let e2e = self.root.join("end2end");
+        if !e2e.join("node_modules/@playwright/test").is_dir() {
+            let mut ci = Command::new("npm");
+            ci.args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e).env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+            step("installing the browser-test packages (npm ci)", &mut ci)?;
+        }
+        Ok(())
+    }
+
+    fn locked_version(&self, package: &str) -> Result<String> {
+        let lock = fs::read_to_string(self.root.join("Cargo.lock")).map_err(|e| format!("Cargo.lock: {e}"))?;
+        let marker = format!("name = \"{package}\"\nversion = \"");
+        let start = lock.find(&marker).ok_or_else(|| format!("{package} is not in Cargo.lock"))? + marker.len();
+        Ok(lock[start..].split('"').next().unwrap_or_default().to_string())
+    }
+
+    /// Builds the browser bundle into target/site and, if asked, the server binary.
+    fn build(&self, release: bool, server: bool) -> Result {
+        let profile = if release { "wasm-release" } else { "debug" };
+        let mut wasm = self.cargo();
+        wasm.args(["build", "-p", "app", "--lib", "--target", "wasm32-unknown-unknown", "--no-default-features", "--features", "hydrate", "--target-dir", "target/front"]);
+        if release {
+            wasm.args(["--profile", "wasm-release"]);
+        }
+        step("building the browser bundle (WASM)", &mut wasm)?;
+
+        let site = self.root.join("target/site");
+        let pkg = site.join("pkg");
+        fs::create_dir_all(&pkg).map_err(|e| e.to_string())?;
+        let input = self.root.join(format!("target/front/wasm32-unknown-unknown/{profile}/app.wasm"));
+        let mut bindgen = Command::new("wasm-bindgen");
+        bindgen.args(["--target", "web", "--no-typescript", "--out-name", OUTPUT_NAME, "--out-dir"]).arg(&pkg).arg(&input);
+        step("generating the JS bindings (wasm-bindgen)", &mut bindgen)?;
+        let wasm_file = pkg.join(format!("{OUTPUT_NAME}.wasm"));
+        fs::rename(pkg.join(format!("{OUTPUT_NAME}_bg.wasm")), &wasm_file).map_err(|e| e.to_string())?;
+        if release {
+            let mut opt = Command::new(self.wasm_opt());
+            opt.args(["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "-o"]).arg(&wasm_file).arg(&wasm_file);
+            step("optimising the WASM (wasm-opt -Oz)", &mut opt)?;
+        }
+        fs::copy(self.root.join("style/main.css"), pkg.join(format!("{OUTPUT_NAME}.css"))).map_err(|e| e.to_string())?;
+        copy_dir(&self.root.join("public"), &site)?;
+
+        if server {
+            let mut build = self.cargo();
+            build.args(["build", "-p", "server"]);
+            if release {
+                build.arg("--release");
+            }
+            step("building the server", &mut build)?;
+        }
+        Ok(())
+    }
+}
+
+fn run(release: bool) -> Result {
+    let project = Project::open()?;
+    project.ensure_build_tools(release)?;
+    project.ensure_postgres()?;
+    project.build(release, true)?;
+    let binary = project.root.join(if release { "target/release/rampart" } else { "target/debug/rampart" });
+    eprintln!("xtask: starting Rampart on http://127.0.0.1:3000 (Ctrl-C stops it)");
+    let status = Command::new(binary)
+        .arg("serve")
+        .current_dir(&project.root)
+        .env("LEPTOS_SITE_ROOT", "target/site")
+        .status()
+        .map_err(|e| e.to_string())?;
+    status.success().then_some(()).ok_or_else(|| format!("rampart exited with {status}"))
+}
+
+fn test() -> Result {
+    let started = Instant::now();
+    let project = Project::open()?;
+    project.ensure_build_tools(false)?;
+    project.ensure_postgres()?;
+    project.ensure_browser_tools()?;
+    eprintln!("xtask: tools ready after {:.0?}", started.elapsed());
+
+    let database = TestDatabase::start(&project)?;
+    let outcome = (|| {
+        project.build(false, false)?;
+        // Builds the server binary too (the integration tests need it), with the same flags.
+        step(
+            "running the unit and Postgres tests",
+            project.cargo().args(["test", "--workspace", "--exclude", "xtask"]).env("DATABASE_URL", database.url("postgres")),
+        )?;
+        browser_tests(&project, &database)
+    })();
+    database.stop();
+    eprintln!("xtask: test finished in {:.0?}", started.elapsed());
+    outcome
+}
+
+fn browser_tests(project: &Project, database: &TestDatabase) -> Result {
+    let url = database.fresh("rampart_e2e")?;
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Server(
+        Command::new(project.root.join("target/debug/rampart"))
+            .args(["serve", "--addr", &addr, "--site-root", "target/site"])
+            .current_dir(&project.root)
+            .env("DATABASE_URL", &url)
+            .spawn()
+            .map_err(|e| format!("cannot start the server: {e}"))?,
+    );
+    wait_for_port(&addr, Duration::from_secs(60), &mut server.0)?;
+    let mut playwright = Command::new("npx");
+    playwright.args(["playwright", "test"]).current_dir(project.root.join("end2end")).env("RAMPART_URL", format!("http://{addr}"));
+    step("running the browser tests (Playwright + Chromium)", &mut playwright)
+}
+
+/// The server under browser test; stopped with SIGTERM (graceful) when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// The Postgres the tests use: DATABASE_URL's server if set, else a private cluster under target/.
+struct TestDatabase {
+    base_url: String,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl TestDatabase {
+    fn start(project: &Project) -> Result<TestDatabase> {
+        if let Ok(url) = env::var("DATABASE_URL") {
+            let base = url.rsplit_once('/').map_or(url.clone(), |(b, _)| b.to_string());
+            return Ok(TestDatabase { base_url: base, embedded: None });
+        }
+        let t = Instant::now();
+        let pg = EmbeddedPostgres::start(&project.root.join("target/test-postgres")).map_err(|e| e.to_string())?;
+        eprintln!("xtask: private Postgres for the tests on port {} ({:.1?})", pg.port(), t.elapsed());
+        Ok(TestDatabase { base_url: format!("postgres://postgres@127.0.0.1:{}", pg.port()), embedded: Some(pg) })
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!("{}/{database}", self.base_url)
+    }
+
+    /// Drops and recreates `name`, returning its URL.
+    fn fresh(&self, name: &str) -> Result<String> {
+        let bin = embedded_pg::find_bin_dir().map(|d| d.to_path_buf()).unwrap_or_default();
+        let maintenance = format!("--maintenance-db={}", self.url("postgres"));
+        step("", Command::new(bin.join("dropdb")).args(["--if-exists", &maintenance, name]))?;
+        step("", Command::new(bin.join("createdb")).args([&maintenance, name]))?;
+        Ok(self.url(name))
+    }
+
+    fn stop(&self) {
+        if let Some(pg) = self.embedded.as_ref().filter(|pg| pg.started_here) {
+            let _ = pg.stop();
+        }
+    }
+}
+
+/// Regenerates .sqlx/ by compiling the server's queries against a freshly migrated database.
+fn prepare() -> Result {
+    let project = Project::open()?;
+    project.ensure_postgres()?;
+    let database = TestDatabase::start(&project)?;
+    let result = (|| {
+        let url = database.fresh("rampart_prepare")?;
+        let bin = embedded_pg::find_bin_dir().unwrap_or_default();
+        let mut migrations: Vec<PathBuf> = fs::read_dir(project.root.join("migrations"))
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .collect();
+        migrations.sort();
+        for file in &migrations {
+            step("", Command::new(bin.join("psql")).args(["-q", "-v", "ON_ERROR_STOP=1", &url, "-f"]).arg(file))?;
+        }
+        let offline = project.root.join(".sqlx");
+        let _ = fs::remove_dir_all(&offline);
+        fs::create_dir_all(&offline).map_err(|e| e.to_string())?;
+        // The query macros only write metadata when they expand, so make them expand.
+        step("", project.cargo().args(["clean", "-p", "server"]))?;
+        step(
+            "compiling the queries against the database",
+            project
+                .cargo()
+                .args(["build", "-p", "server", "--lib"])
+                .env("SQLX_OFFLINE", "false")
+                .env("DATABASE_URL", &url)
+                .env("SQLX_OFFLINE_DIR", &offline),
+        )?;
+        let count = fs::read_dir(&offline).map(|d| d.count()).unwrap_or(0);
+        eprintln!("xtask: wrote {count} query files to .sqlx/");
+        Ok(())
+    })();
+    database.stop();
+    result
+}
+
+fn wait_for_port(addr: &str, limit: Duration, child: &mut Child) -> Result {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if TcpStream::connect(addr).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("the server exited before listening ({status})"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("the server did not listen on {addr} within {limit:?}"))
+}
+
+fn apt_install(packages: &[&str]) -> Result {
+    step("refreshing Debian's package lists", Command::new("apt-get").args(["update", "-q"]))?;
+    let mut install = Command::new("apt-get");
+    install.args(["install", "-y", "-q", "--no-install-recommends"]).args(packages).env("DEBIAN_FRONTEND", "noninteractive");
+    step(&format!("installing {} (apt-get)", packages.join(", ")), &mut install)
+}
+
+/// Runs a command in the foreground, reporting what it is for and how long it took.
+fn step(what: &str, command: &mut Command) -> Result {
+    let t = Instant::now();
+    if !what.is_empty() {
+        eprintln!("xtask: {what}…");
+    }
+    let status = command.status().map_err(|e| format!("{what}: cannot run {:?}: {e}", command.get_program()))?;
+    if !what.is_empty() {
+        eprintln!("xtask: {what}: done in {:.1?}", t.elapsed());
+    }
+    if status.success() { Ok(()) } else { Err(format!("{} failed ({status})", if what.is_empty() { "a step" } else { what })) }
+}
+
+fn output(command: &mut Command) -> Option<String> {
+    let out = command.output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result {
+    for entry in fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?.flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
