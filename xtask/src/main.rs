@@ -71,7 +71,7 @@ impl Project {
             step("installing the wasm32 target", Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
         }
         let wanted = self.locked_version("wasm-bindgen")?;
-        let installed = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
+        let installed = output(Command::new(cargo_bin("wasm-bindgen")).arg("--version")).unwrap_or_default();
         if installed.split_whitespace().nth(1) != Some(wanted.as_str()) {
             // Not --locked: one of the CLI's locked dependencies has been yanked.
             step(
@@ -143,7 +143,7 @@ impl Project {
         let pkg = site.join("pkg");
         fs::create_dir_all(&pkg).map_err(|e| e.to_string())?;
         let input = self.root.join(format!("target/front/wasm32-unknown-unknown/{profile}/app.wasm"));
-        let mut bindgen = Command::new("wasm-bindgen");
+        let mut bindgen = Command::new(cargo_bin("wasm-bindgen"));
         bindgen.args(["--target", "web", "--no-typescript", "--out-name", OUTPUT_NAME, "--out-dir"]).arg(&pkg).arg(&input);
         step("generating the JS bindings (wasm-bindgen)", &mut bindgen)?;
         let wasm_file = pkg.join(format!("{OUTPUT_NAME}.wasm"));
@@ -345,6 +345,12 @@ fn step(what: &str, command: &mut Command) -> Result {
         eprintln!("xtask: {what}: done in {:.1?}", t.elapsed());
     }
     if status.success() { Ok(()) } else { Err(format!("{} failed ({status})", if what.is_empty() { "a step" } else { what })) }
+}
+
+/// A program `cargo install` put in Cargo's bin folder, which need not be on PATH.
+fn cargo_bin(name: &str) -> PathBuf {
+    let home = env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    home.map(|h| h.join("bin").join(name)).filter(|p| p.is_file()).unwrap_or_else(|| PathBuf::from(name))
 }
 
 fn output(command: &mut Command) -> Option<String> {

@@ -30,6 +30,21 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>) -> impl Int
         })
     };
 
+    // A reason typed for one command must never be reused for the next one by accident.
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if matches!(command.value().get(), Some(Ok(_))) {
+            use leptos::wasm_bindgen::JsCast;
+            if let Ok(forms) = document().query_selector_all(".actions form") {
+                for i in 0..forms.length() {
+                    if let Some(form) = forms.item(i).and_then(|n| n.dyn_into::<leptos::web_sys::HtmlFormElement>().ok()) {
+                        form.reset();
+                    }
+                }
+            }
+        }
+    });
+
     let hidden = move |action: &'static str| {
         view! {
             <input type="hidden" name="rollout_id" value=id.to_string()/>
