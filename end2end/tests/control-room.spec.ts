@@ -37,6 +37,8 @@ test('a ticked checklist item survives a reload, and an override advances the st
   await expect(page.getByRole('heading', { name: /Stage 1: 1% rollout/ })).toBeVisible();
   await expect(room.timeline.first()).toContainText('Advanced to stage 1');
   await expect(room.timeline.first()).toContainText('approved in the rollout review');
+  // The next override starts from a blank reason, never from the last one.
+  await expect(page.getByLabel('Override with a written reason')).toHaveValue('');
 
   await page.screenshot({ path: 'test-results/control-room.png', fullPage: true });
 });

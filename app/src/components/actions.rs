@@ -31,15 +31,13 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>) -> impl Int
     };
 
     // A reason typed for one command must never be reused for the next one by accident.
-    #[cfg(feature = "hydrate")]
+    let override_form = NodeRef::<leptos::html::Form>::new();
+    let rollback_form = NodeRef::<leptos::html::Form>::new();
     Effect::new(move |_| {
         if matches!(command.value().get(), Some(Ok(_))) {
-            use leptos::wasm_bindgen::JsCast;
-            if let Ok(forms) = document().query_selector_all(".actions form") {
-                for i in 0..forms.length() {
-                    if let Some(form) = forms.item(i).and_then(|n| n.dyn_into::<leptos::web_sys::HtmlFormElement>().ok()) {
-                        form.reset();
-                    }
+            for form in [override_form, rollback_form] {
+                if let Some(form) = form.get_untracked() {
+                    form.reset();
                 }
             }
         }
@@ -62,7 +60,7 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>) -> impl Int
         };
         if blocked {
             view! {
-                <ActionForm action=command attr:class="action-form override">
+                <ActionForm action=command node_ref=override_form attr:class="action-form override">
                     {hidden(action)}
                     <button type="submit" disabled=true title="Blocked: see what blocks Advance">{label.clone()}</button>
                     <label>
@@ -113,7 +111,7 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>) -> impl Int
         state.stage.0 > 0 && matches!(state.status, Status::Running | Status::Paused | Status::RolledBack);
     let roll_back = can_roll_back.then(|| {
         view! {
-            <ActionForm action=command attr:class="action-form rollback">
+            <ActionForm action=command node_ref=rollback_form attr:class="action-form rollback">
                 {hidden("roll_back")}
                 <label>
                     "Roll back to"
