@@ -44,3 +44,30 @@ pub struct AuditEntry {
     pub summary: String,
     pub reason: Option<String>,
 }
+
+/// A flag as every client is served it right now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagConfig {
+    pub key: String,
+    pub enabled: bool,
+    pub percentage: u8,
+    /// The bucketing group (Unleash's `groupId`): the flag key unless the plan sets one.
+    pub group: String,
+    /// Prefix of the environment-style export (`ASYNC_UPLOAD` → `ASYNC_UPLOAD_ENABLED`).
+    pub env_prefix: String,
+    /// Changes whenever the rollout behind the flag changes: `<rollout id>.<rollout version>`.
+    pub config_version: String,
+    pub updated_at: Timestamp,
+}
+
+impl FlagConfig {
+    pub fn served(&self) -> StageFlag {
+        let percentage = crate::domain::units::Percentage::new(i64::from(self.percentage)).unwrap_or(crate::domain::units::Percentage::ZERO);
+        StageFlag { enabled: self.enabled, percentage }
+    }
+
+    /// The strong HTTP validator for this config.
+    pub fn etag(&self) -> String {
+        format!("\"{}-{}\"", self.key, self.config_version)
+    }
+}

@@ -24,6 +24,25 @@ pub enum CliCommand {
     },
     /// Apply the database migrations and exit.
     Migrate(DatabaseConfig),
+    /// Inspect what a flag serves.
+    Flag {
+        #[command(subcommand)]
+        command: FlagCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlagCommand {
+    /// Print what each unit gets from the flag right now, with its bucket (1–100).
+    Eval {
+        /// The flag's key, e.g. async_upload.
+        flag: String,
+        /// Units (user ids, request ids) to evaluate.
+        #[arg(required = true)]
+        units: Vec<String>,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
 }
 
 #[derive(Debug, Subcommand)]

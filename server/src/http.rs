@@ -2,21 +2,26 @@
 //! exposes `router()`; this is the one place that merges them.
 
 mod error;
+mod flags;
+mod ofrep;
 mod rollouts;
 
 pub use error::ApiError;
 
+use crate::flags::Flags;
 use crate::service::Rollouts;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use sqlx::PgPool;
+use std::sync::Arc;
 
 /// What the API handlers share.
 #[derive(Clone)]
 pub struct ApiState {
     pub rollouts: Rollouts,
+    pub flags: Arc<Flags>,
     pub pool: PgPool,
 }
 
@@ -24,7 +29,8 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .nest("/api/v1", rollouts::router().fallback(not_found))
+        .nest("/api/v1", rollouts::router().merge(flags::router()).fallback(not_found))
+        .merge(ofrep::router())
         .with_state(state)
 }
 

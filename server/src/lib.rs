@@ -6,6 +6,7 @@
 pub mod config;
 pub mod db;
 pub mod embedded_pg;
+pub mod flags;
 pub mod http;
 pub mod service;
 pub mod startup;

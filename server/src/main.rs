@@ -1,7 +1,7 @@
 //! The `rampart` command: serve (the default), check plan files, migrate.
 
 use clap::Parser;
-use server::config::{Cli, CliCommand, PlanCommand, ServeConfig};
+use server::config::{Cli, CliCommand, FlagCommand, PlanCommand, ServeConfig};
 use server::startup::{self, load_plan};
 use server::{db, service};
 use std::process::ExitCode;
@@ -16,6 +16,7 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or_else(|| CliCommand::Serve(ServeConfig::default())) {
         CliCommand::Serve(config) => serve(config).await,
         CliCommand::Plan { command: PlanCommand::Check { files } } => return check_plans(&files),
+        CliCommand::Flag { command: FlagCommand::Eval { flag, units, database } } => eval_flag(&flag, &units, &database).await,
         CliCommand::Migrate(config) => match db::connect(&config).await {
             Ok(database) => {
                 println!("migrations applied");
@@ -48,6 +49,26 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     };
     database.shutdown().await;
     result
+}
+
+/// Prints what each unit gets, bucketed exactly as the server does.
+async fn eval_flag(flag: &str, units: &[String], config: &server::config::DatabaseConfig) -> anyhow::Result<()> {
+    let database = db::connect(config).await?;
+    let configs = server::store::Store::new(database.pool.clone()).flag_configs(Some(flag)).await;
+    database.shutdown().await;
+    let config = configs?.pop().ok_or_else(|| anyhow::anyhow!("no flag `{flag}` in this Rampart"))?;
+    println!(
+        "{}: {} (config {})",
+        config.key,
+        if config.enabled { format!("on for {}%", config.percentage) } else { "off".to_string() },
+        config.config_version
+    );
+    println!("{:<32} {:>6}  {:<9} {}", "unit", "bucket", "variant", "enabled");
+    for unit in units {
+        let result = app::domain::bucketing::evaluate(config.served(), &config.group, unit);
+        println!("{unit:<32} {:>6}  {:<9} {}", result.bucket, result.variant(), result.enabled);
+    }
+    Ok(())
 }
 
 fn check_plans(files: &[std::path::PathBuf]) -> ExitCode {

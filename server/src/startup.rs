@@ -2,6 +2,7 @@
 //! that tests run on port 0 and `main` runs until SIGTERM or Ctrl-C.
 
 use crate::config::ServeConfig;
+use crate::flags::Flags;
 use crate::http::{self, ApiState};
 use crate::service::{Clock, Rollouts};
 use crate::store::Store;
@@ -46,6 +47,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     let (plan, source) = load_plan(config.plan.as_deref())?;
     ensure_rollout(&store, &plan, &source).await?;
 
+    let flags = Flags::start(store.clone()).await?;
     let rollouts = Rollouts::new(store, clock);
     let services = Services { rollouts: Arc::new(rollouts.clone()) };
     let leptos_options = LeptosOptions::builder()
@@ -63,7 +65,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options)
-        .merge(http::router(ApiState { rollouts, pool }));
+        .merge(http::router(ApiState { rollouts, flags, pool }));
     Ok(Application { listener, router })
 }
 

@@ -6,7 +6,7 @@ use app::domain::plan::Plan;
 use app::domain::readiness::StageEvidence;
 use app::domain::rollout::{Effect, Refusal, Rollout, Status, Transition};
 use app::domain::units::{StageIndex, Timestamp, Version};
-use app::model::{AuditEntry, ChecklistItem};
+use app::model::{AuditEntry, ChecklistItem, FlagConfig};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::PgConnection;
@@ -33,6 +33,9 @@ pub struct StoredRollout {
     pub plan: Plan,
     pub state: Rollout,
 }
+
+/// The NOTIFY channel on which a rollout's flag key is announced when its served config changes.
+const FLAG_CHANNEL: &str = "rampart_flags";
 
 /// Postgres-backed storage. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -187,6 +190,41 @@ impl Store {
                 reason: r.reason,
             })
             .collect())
+    }
+
+    /// The served config of `key`'s flag, or of every flag, from the newest rollout of each.
+    pub async fn flag_configs(&self, key: Option<&str>) -> Result<Vec<FlagConfig>> {
+        let rows = sqlx::query!(
+            r#"SELECT DISTINCT ON (r.flag_key)
+                      r.flag_key, r.flag_enabled, r.flag_percentage, r.id, r.version, r.updated_at,
+                      coalesce(p.definition->'flag'->>'group', r.flag_key) AS "group!",
+                      p.definition->'flag'->>'env_prefix' AS "env_prefix!"
+               FROM rollouts r JOIN plans p ON p.id = r.plan_id
+               WHERE $1::text IS NULL OR r.flag_key = $1
+               ORDER BY r.flag_key, r.id DESC"#,
+            key
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| FlagConfig {
+                key: r.flag_key,
+                enabled: r.flag_enabled,
+                percentage: r.flag_percentage.clamp(0, 100) as u8,
+                group: r.group,
+                env_prefix: r.env_prefix,
+                config_version: format!("{}.{}", r.id, r.version),
+                updated_at: to_timestamp(r.updated_at),
+            })
+            .collect())
+    }
+
+    /// A connection listening for flag changes (see migrations/0002_flag_notify.sql).
+    pub async fn listen_for_flag_changes(&self) -> Result<sqlx::postgres::PgListener> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(FLAG_CHANNEL).await?;
+        Ok(listener)
     }
 
     /// Ticks or unticks one item and records who did it.

@@ -114,7 +114,10 @@ impl Project {
             apt_install(&["chromium"])?;
         }
         let e2e = self.root.join("end2end");
-        if !e2e.join("node_modules/@playwright/test").is_dir() {
+        // npm's own record of what node_modules holds; reinstall when the lockfile moved on.
+        let installed = fs::metadata(e2e.join("node_modules/.package-lock.json")).and_then(|m| m.modified());
+        let wanted = fs::metadata(e2e.join("package-lock.json")).and_then(|m| m.modified()).map_err(|e| e.to_string())?;
+        if installed.map_or(true, |at| at < wanted) {
             let mut ci = Command::new("npm");
             ci.args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e).env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
             step("installing the browser-test packages (npm ci)", &mut ci)?;
@@ -294,8 +297,8 @@ fn prepare() -> Result {
         let offline = project.root.join(".sqlx");
         let _ = fs::remove_dir_all(&offline);
         fs::create_dir_all(&offline).map_err(|e| e.to_string())?;
-        // The query macros only write metadata when they expand, so make them expand.
-        step("", project.cargo().args(["clean", "-p", "server"]))?;
+        // The query macros only write metadata when they expand, so make the server recompile.
+        touch_sources(&project.root.join("server/src"))?;
         step(
             "compiling the queries against the database",
             project
@@ -311,6 +314,20 @@ fn prepare() -> Result {
     })();
     database.stop();
     result
+}
+
+/// Bumps the modification time of every Rust file under `dir`, so cargo recompiles it.
+fn touch_sources(dir: &Path) -> Result {
+    for entry in fs::read_dir(dir).map_err(|e| e.to_string())?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            touch_sources(&path)?;
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            let file = fs::File::options().append(true).open(&path).map_err(|e| e.to_string())?;
+            file.set_modified(std::time::SystemTime::now()).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 fn wait_for_port(addr: &str, limit: Duration, child: &mut Child) -> Result {
