@@ -29,7 +29,7 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .nest("/api/v1", rollouts::router().merge(flags::router()).fallback(not_found))
+        .nest("/api/v1", rollouts::router().merge(flags::router()).route("/openapi.yaml", get(openapi)).fallback(not_found))
         .merge(ofrep::router())
         .with_state(state)
 }
@@ -42,6 +42,13 @@ async fn healthz(State(state): State<ApiState>) -> (StatusCode, &'static str) {
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
         }
     }
+}
+
+/// The API's OpenAPI 3.1 description, kept beside the code it describes.
+const OPENAPI: &str = include_str!("../api/openapi.yaml");
+
+async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
+    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], OPENAPI)
 }
 
 async fn not_found() -> ApiError {

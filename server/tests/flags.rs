@@ -182,3 +182,28 @@ async fn a_stage_change_reaches_every_replica_and_its_event_stream_within_a_seco
     assert_eq!(event["flags"], json!(["async_upload"]));
     assert!(event["etag"].as_str().unwrap().contains("async_upload-1."), "{event}");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn every_path_in_the_served_openapi_document_exists(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let response = app.client.get(app.url("/api/v1/openapi.yaml")).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "application/yaml");
+    let doc = response.text().await.unwrap();
+    assert!(doc.starts_with("openapi: 3.1.0"));
+    let paths: Vec<&str> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("  /").map(|p| p.trim_end_matches(':')))
+        .collect();
+    assert!(paths.len() >= 12, "{paths:?}");
+    for path in paths {
+        let url = app.url(&format!("/{path}")).replace("{key}", "async_upload").replace("{id}", "1").replace("{item}", "1");
+        let method = if doc.split(&format!("  /{path}:")).nth(1).unwrap().trim_start().starts_with("post:") { "POST" } else { "GET" };
+        let request = app.client.request(method.parse().unwrap(), &url).header("content-type", "application/json").body("{}");
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        // The event stream never ends: its headers are the answer.
+        let body = if path.ends_with("events") { String::new() } else { response.text().await.unwrap() };
+        assert!(!(status == 404 && body.contains("API route not found")), "{method} /{path} is documented but not served");
+        assert!(status != 405, "{method} /{path}: method not allowed");
+    }
+}

@@ -5,6 +5,7 @@
 //!   cargo xtask test              unit, Postgres and browser tests
 //!   cargo xtask build [--release] build the site only
 //!   cargo xtask prepare           regenerate .sqlx/ (offline query metadata) from the migrations
+//!   cargo xtask bench             the benchmarks behind docs/benchmarks.md (release build)
 //!
 //! Standard library only, so it compiles in seconds on a fresh machine.
 
@@ -35,7 +36,8 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("build") => Project::open().and_then(|p| p.ensure_build_tools(release).and_then(|()| p.build(release, true))),
         Some("prepare") => prepare(),
-        _ => Err("usage: cargo xtask run [--release] | test | build [--release] | prepare".into()),
+        Some("bench") => bench(),
+        _ => Err("usage: cargo xtask run [--release] | test | build [--release] | prepare | bench".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -274,6 +276,19 @@ impl TestDatabase {
             let _ = pg.stop();
         }
     }
+}
+
+/// Runs the benchmarks against a private Postgres (or DATABASE_URL's server).
+fn bench() -> Result {
+    let project = Project::open()?;
+    project.ensure_postgres()?;
+    let database = TestDatabase::start(&project)?;
+    let result = step(
+        "running the flag delivery benchmark (release build)",
+        project.cargo().args(["bench", "-p", "server", "--bench", "flags"]).env("DATABASE_URL", database.url("postgres")),
+    );
+    database.stop();
+    result
 }
 
 /// Regenerates .sqlx/ by compiling the server's queries against a freshly migrated database.
