@@ -37,11 +37,13 @@ pub fn ControlRoomPage() -> impl IntoView {
     }
 }
 
+/// The page body. Each panel is type-erased (`into_any`), which keeps the view's type shallow
+/// enough for release builds to compile quickly.
 #[component]
 fn Room(room: ControlRoom, tick: ServerAction<SetChecklistItem>, command: ServerAction<RunCommand>) -> impl IntoView {
     let stage = room.plan.stage(room.state.stage).cloned();
     let stage_items: Vec<_> = room.checklist.iter().filter(|i| i.stage == room.state.stage).cloned().collect();
-    view! {
+    let head = view! {
         <section class="rollout-head">
             <div>
                 <h1>{room.plan.name.clone()}</h1>
@@ -57,18 +59,21 @@ fn Room(room: ControlRoom, tick: ServerAction<SetChecklistItem>, command: Server
                 <span class="pill served" data-testid="served-flag">{format!("Served: {}", room.served)}</span>
             </div>
         </section>
-        <StageTrack plan=room.plan.clone() state=room.state.clone()/>
+    }
+    .into_any();
+    let track = view! { <StageTrack plan=room.plan.clone() state=room.state.clone()/> }.into_any();
+    let panel = stage.map(|stage| {
+        view! { <StagePanel stage state=room.state.clone() blockers=room.blockers.clone() now=room.now/> }.into_any()
+    });
+    let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items tick/> }.into_any();
+    let actions = view! { <Actions room=room.clone() command/> }.into_any();
+    let timeline = view! { <Timeline entries=room.audit.clone()/> }.into_any();
+    view! {
+        {head}
+        {track}
         <div class="columns">
-            <div class="main-column">
-                {stage.map(|stage| view! {
-                    <StagePanel stage state=room.state.clone() blockers=room.blockers.clone() now=room.now/>
-                })}
-                <Checklist rollout_id=room.rollout_id items=stage_items tick/>
-            </div>
-            <aside class="side-column">
-                <Actions room=room.clone() command/>
-                <Timeline entries=room.audit.clone()/>
-            </aside>
+            <div class="main-column">{panel} {checklist}</div>
+            <aside class="side-column">{actions} {timeline}</aside>
         </div>
     }
 }
