@@ -2,7 +2,10 @@
 //! and the browser both link it, so the UI can explain a refusal with the same rules that made it.
 
 pub mod bucketing;
+pub mod event;
 pub mod plan;
 pub mod readiness;
 pub mod rollout;
+pub mod sketch;
+pub mod stats;
 pub mod units;

@@ -24,6 +24,16 @@ pub enum CliCommand {
     },
     /// Apply the database migrations and exit.
     Migrate(DatabaseConfig),
+    /// Import a metrics JSONL file (any size, streamed); lines already imported are skipped.
+    Import {
+        /// The file, one event per line.
+        file: PathBuf,
+        /// Raw events older than this many days are refused.
+        #[arg(long, env = "RAMPART_RETENTION_DAYS", default_value_t = 90)]
+        retention_days: u32,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
     /// Inspect what a flag serves.
     Flag {
         #[command(subcommand)]
@@ -73,6 +83,9 @@ pub struct ServeConfig {
     /// Plan file for the rollout created on first start; the built-in async-upload plan if unset.
     #[arg(long, env = "RAMPART_PLAN")]
     pub plan: Option<PathBuf>,
+    /// Raw events older than this many days are dropped (rollups and baselines are kept).
+    #[arg(long, env = "RAMPART_RETENTION_DAYS", default_value_t = 90)]
+    pub retention_days: u32,
     /// Folder with the compiled site (pkg/ with the WASM, JS and CSS, and the public assets).
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
@@ -84,6 +97,7 @@ impl Default for ServeConfig {
             database: DatabaseConfig { database_url: None, data_dir: ".rampart".into() },
             addr: ([127, 0, 0, 1], 3000).into(),
             plan: None,
+            retention_days: 90,
             site_root: "target/site".into(),
         }
     }

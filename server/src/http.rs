@@ -2,6 +2,7 @@
 //! exposes `router()`; this is the one place that merges them.
 
 mod error;
+mod events;
 mod flags;
 mod ofrep;
 mod rollouts;
@@ -9,6 +10,7 @@ mod rollouts;
 pub use error::ApiError;
 
 use crate::flags::Flags;
+use crate::metrics::Metrics;
 use crate::service::Rollouts;
 use axum::Router;
 use axum::extract::State;
@@ -22,14 +24,16 @@ use std::sync::Arc;
 pub struct ApiState {
     pub rollouts: Rollouts,
     pub flags: Arc<Flags>,
+    pub metrics: Metrics,
     pub pool: PgPool,
 }
+
 
 /// All API routes; unknown `/api` paths answer with a JSON 404 rather than an HTML page.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .nest("/api/v1", rollouts::router().merge(flags::router()).route("/openapi.yaml", get(openapi)).fallback(not_found))
+        .nest("/api/v1", rollouts::router().merge(flags::router()).merge(events::router()).route("/openapi.yaml", get(openapi)).fallback(not_found))
         .merge(ofrep::router())
         .with_state(state)
 }

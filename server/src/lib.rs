@@ -8,6 +8,7 @@ pub mod db;
 pub mod embedded_pg;
 pub mod flags;
 pub mod http;
+pub mod metrics;
 pub mod service;
 pub mod startup;
 pub mod store;

@@ -17,6 +17,7 @@ async fn main() -> ExitCode {
         CliCommand::Serve(config) => serve(config).await,
         CliCommand::Plan { command: PlanCommand::Check { files } } => return check_plans(&files),
         CliCommand::Flag { command: FlagCommand::Eval { flag, units, database } } => eval_flag(&flag, &units, &database).await,
+        CliCommand::Import { file, retention_days, database } => import(&file, retention_days, &database).await,
         CliCommand::Migrate(config) => match db::connect(&config).await {
             Ok(database) => {
                 println!("migrations applied");
@@ -68,6 +69,90 @@ async fn eval_flag(flag: &str, units: &[String], config: &server::config::Databa
         let result = app::domain::bucketing::evaluate(config.served(), &config.group, unit);
         println!("{unit:<32} {:>6}  {:<9} {}", result.bucket, result.variant(), result.enabled);
     }
+    Ok(())
+}
+
+/// Lines per transaction when importing.
+const IMPORT_BATCH: usize = 5_000;
+
+/// Streams a JSONL file into the store batch by batch (memory stays flat however large the
+/// file), reporting progress on stderr and every rejected line by number.
+async fn import(path: &std::path::Path, retention_days: u32, config: &server::config::DatabaseConfig) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use server::metrics::{IngestReport, Metrics};
+    use std::io::{BufRead, IsTerminal, Write};
+
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let total = file.metadata()?.len().max(1);
+    let database = db::connect(config).await?;
+    let retention = app::domain::units::Span::from_secs(i64::from(retention_days) * 86_400);
+    let metrics = Metrics::new(server::store::Store::new(database.pool.clone()), service::system_clock(), retention);
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut report = IngestReport::default();
+    let (mut batch, mut buf) = (Vec::<(u64, String)>::with_capacity(IMPORT_BATCH), Vec::new());
+    let (mut line_no, mut read) = (0u64, 0u64);
+    let started = std::time::Instant::now();
+    let mut last_shown = started;
+    let tty = std::io::stderr().is_terminal();
+    let result: anyhow::Result<()> = async {
+        loop {
+            buf.clear();
+            let n = reader.read_until(b'\n', &mut buf)?;
+            if n > 0 {
+                read += n as u64;
+                line_no += 1;
+                match String::from_utf8(std::mem::take(&mut buf)) {
+                    Ok(text) => batch.push((line_no, text)),
+                    Err(_) => report.reject(line_no, "line", "is not UTF-8 text".into()),
+                }
+            }
+            if batch.len() == IMPORT_BATCH || (n == 0 && !batch.is_empty()) {
+                let lines = batch.iter().map(|(i, l)| (*i, l.trim_end_matches(['\n', '\r'])));
+                report.absorb(metrics.ingest_lines(lines).await?);
+                batch.clear();
+                if last_shown.elapsed().as_secs_f64() >= if tty { 0.5 } else { 5.0 } || n == 0 {
+                    last_shown = std::time::Instant::now();
+                    let rate = line_no as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                    let progress = format!(
+                        "{:>5.1}%  {line_no} lines  {:.0}/{:.0} MB  {rate:.0} lines/s  {} new, {} already imported, {} rejected",
+                        read as f64 * 100.0 / total as f64,
+                        read as f64 / 1e6,
+                        total as f64 / 1e6,
+                        report.accepted,
+                        report.duplicates,
+                        report.rejected
+                    );
+                    let mut err = std::io::stderr();
+                    let _ = if tty { write!(err, "\r{progress}") } else { writeln!(err, "{progress}") };
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if tty {
+        eprintln!();
+    }
+    database.shutdown().await;
+    result?;
+    for e in &report.errors {
+        eprintln!("line {}: {}: {}", e.line, e.field, e.message);
+    }
+    if report.errors_truncated {
+        eprintln!("… and more; {} lines were rejected in all", report.rejected);
+    }
+    println!(
+        "{}: {} lines, {} new events stored, {} already imported, {} rejected ({:.1?})",
+        path.display(),
+        line_no,
+        report.accepted,
+        report.duplicates,
+        report.rejected,
+        started.elapsed()
+    );
     Ok(())
 }
 

@@ -3,11 +3,13 @@
 
 use crate::config::ServeConfig;
 use crate::flags::Flags;
+use crate::metrics::Metrics;
 use crate::http::{self, ApiState};
 use crate::service::{Clock, Rollouts};
 use crate::store::Store;
 use anyhow::Context as _;
 use app::domain::plan::{DEFAULT_PLAN_TOML, Plan};
+use app::domain::units::{Span, Timestamp};
 use app::services::Services;
 use app::{App, shell};
 use axum::Router;
@@ -48,6 +50,9 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     ensure_rollout(&store, &plan, &source).await?;
 
     let flags = Flags::start(store.clone()).await?;
+    let retention = Span::from_secs(i64::from(config.retention_days) * 86_400);
+    let metrics = Metrics::new(store.clone(), clock.clone(), retention);
+    spawn_retention(store.clone(), clock.clone(), retention);
     let rollouts = Rollouts::new(store, clock);
     let services = Services { rollouts: Arc::new(rollouts.clone()) };
     let leptos_options = LeptosOptions::builder()
@@ -65,7 +70,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options)
-        .merge(http::router(ApiState { rollouts, flags, pool }));
+        .merge(http::router(ApiState { rollouts, flags, metrics, pool }));
     Ok(Application { listener, router })
 }
 
@@ -93,6 +98,25 @@ pub async fn ensure_rollout(store: &Store, plan: &Plan, source: &str) -> anyhow:
     let id = store.create_rollout(plan_id, plan, SYSTEM_ACTOR).await?;
     tracing::info!(rollout_id = id, plan = %plan.key, "created the rollout from the plan");
     Ok(id)
+}
+
+/// Drops raw events past retention once an hour (and once at start), until the pool closes.
+fn spawn_retention(store: Store, clock: Clock, retention: Span) {
+    tokio::spawn(async move {
+        let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = hourly.tick() => {}
+                () = store.pool().close_event() => return,
+            }
+            let cutoff = Timestamp(clock().millis() - retention.millis());
+            match store.prune_events(cutoff).await {
+                Ok(0) => {}
+                Ok(dropped) => tracing::info!(dropped, "dropped event partitions past retention"),
+                Err(error) => tracing::warn!(%error, "could not apply event retention"),
+            }
+        }
+    });
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

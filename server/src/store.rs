@@ -11,6 +11,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::PgConnection;
 
+mod events;
+pub use events::{Baseline, Ingested, NewEvent, RollupFilter, RollupKey, StageSpan};
+
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -91,6 +94,12 @@ impl Store {
         Ok(sqlx::query_scalar!("SELECT id FROM rollouts WHERE flag_key = $1 AND status <> 'complete'", flag_key)
             .fetch_optional(&self.pool)
             .await?)
+    }
+
+    /// Every live (not complete) rollout: id and flag key.
+    pub async fn live_rollouts(&self) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query!("SELECT id, flag_key FROM rollouts WHERE status <> 'complete' ORDER BY id").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|r| (r.id, r.flag_key)).collect())
     }
 
     /// Creates a draft rollout of the stored plan `plan_id`, with every stage's checklist.
@@ -387,18 +396,21 @@ async fn stage_evidence(conn: &mut PgConnection, rollout_id: i64, stage: StageIn
     )
     .fetch_one(&mut *conn)
     .await?;
+    let baseline_recorded = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM baselines WHERE rollout_id = $1) AS "exists!""#, rollout_id)
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(StageEvidence {
         checklist_done: counts.done as u32,
         checklist_total: counts.total as u32,
-        // Baselines and CI test results are stored by the metrics and gates work; until then
-        // neither is ever recorded, so stages that require them stay blocked (or overridden).
-        baseline_recorded: false,
+        baseline_recorded,
+        // CI test results are stored by the gates work; until then no suite has a result, so
+        // stages that require one stay blocked (or are overridden with a reason).
         suite_results: Vec::new(),
     })
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn insert_audit(
+pub(crate) async fn insert_audit(
     conn: &mut PgConnection,
     rollout_id: Option<i64>,
     actor: &str,

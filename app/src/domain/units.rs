@@ -133,8 +133,8 @@ pub struct Span(i64);
 impl Span {
     pub const ZERO: Span = Span(0);
 
-    pub fn from_secs(secs: i64) -> Self {
-        Span(secs.max(0))
+    pub const fn from_secs(secs: i64) -> Self {
+        Span(if secs < 0 { 0 } else { secs })
     }
 
     pub fn secs(self) -> i64 {

@@ -1,0 +1,251 @@
+//! Metrics: reading batches of upload events (NDJSON, JSON arrays, files), storing the good
+//! lines while reporting each bad one by number and field, windows over the rollups, and
+//! baseline capture. The HTTP ingest endpoint and `rampart import` share this code.
+
+use crate::service::Clock;
+use crate::store::{Baseline, NewEvent, RollupFilter, Store, StoredRollout};
+use app::domain::event::{self, UploadEvent, Variant};
+use app::domain::stats::{Stats, Summary, size_class_mb};
+use app::domain::units::{Span, Timestamp};
+use app::error::AppError;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// At most this many line errors are listed in one report; the counts stay exact.
+const ERRORS_LISTED: usize = 1000;
+/// Events further in the future than this are refused: a clock is wrong somewhere.
+const FUTURE_TOLERANCE: Span = Span::from_secs(3600);
+/// Size classes when a plan has no matrix.
+const DEFAULT_SIZES_MB: [u32; 4] = [1, 10, 50, 100];
+
+/// One rejected line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LineError {
+    pub line: u64,
+    pub field: String,
+    pub message: String,
+}
+
+/// What happened to a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub errors: Vec<LineError>,
+    pub errors_truncated: bool,
+}
+
+impl IngestReport {
+    /// Records a rejected line.
+    pub fn reject(&mut self, line: u64, field: &str, message: String) {
+        self.rejected += 1;
+        if self.errors.len() < ERRORS_LISTED {
+            self.errors.push(LineError { line, field: field.to_string(), message });
+        } else {
+            self.errors_truncated = true;
+        }
+    }
+
+    /// Adds a later batch's report (the import command reports a file batch by batch).
+    pub fn absorb(&mut self, other: IngestReport) {
+        self.accepted += other.accepted;
+        self.duplicates += other.duplicates;
+        self.rejected += other.rejected;
+        for e in other.errors {
+            if self.errors.len() < ERRORS_LISTED {
+                self.errors.push(e);
+            } else {
+                self.errors_truncated = true;
+            }
+        }
+        self.errors_truncated |= other.errors_truncated;
+    }
+}
+
+/// A window's numbers: each arm in total and per time step, and the baseline beside them.
+#[derive(Clone, Debug, Serialize)]
+pub struct WindowView {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub step_minutes: i64,
+    pub control: Summary,
+    pub treatment: Summary,
+    pub series: Vec<SeriesPoint>,
+    pub baseline: Option<Baseline>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SeriesPoint {
+    pub at: Timestamp,
+    pub control: Summary,
+    pub treatment: Summary,
+}
+
+/// Where an event goes: its rollout, that rollout's plan, and its stage history.
+struct Destination {
+    rollout: StoredRollout,
+    spans: Vec<crate::store::StageSpan>,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    store: Store,
+    clock: Clock,
+    retention: Span,
+}
+
+impl Metrics {
+    pub fn new(store: Store, clock: Clock, retention: Span) -> Metrics {
+        Metrics { store, clock, retention }
+    }
+
+    /// Parses numbered NDJSON lines and stores the good ones.
+    pub async fn ingest_lines<'a>(&self, lines: impl Iterator<Item = (u64, &'a str)>) -> Result<IngestReport, AppError> {
+        let mut report = IngestReport::default();
+        let mut parsed = Vec::new();
+        for (number, line) in lines {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match event::parse_line(line) {
+                Ok(e) => parsed.push((number, e)),
+                Err(e) => report.reject(number, &e.field, e.message),
+            }
+        }
+        self.store_parsed(parsed, report).await
+    }
+
+    /// Stores the elements of a JSON array (element `n` is reported as line `n`, from 1).
+    pub async fn ingest_values(&self, values: Vec<serde_json::Value>) -> Result<IngestReport, AppError> {
+        let mut report = IngestReport::default();
+        let mut parsed = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            match event::parse_value(value) {
+                Ok(e) => parsed.push((i as u64 + 1, e)),
+                Err(e) => report.reject(i as u64 + 1, &e.field, e.message),
+            }
+        }
+        self.store_parsed(parsed, report).await
+    }
+
+    async fn store_parsed(&self, parsed: Vec<(u64, UploadEvent)>, mut report: IngestReport) -> Result<IngestReport, AppError> {
+        let now = (self.clock)();
+        let oldest = Timestamp(now.millis() - self.retention.millis());
+        let newest = now.plus(FUTURE_TOLERANCE);
+        let mut destinations: HashMap<Option<String>, Result<Destination, String>> = HashMap::new();
+        let mut batches: HashMap<i64, Vec<NewEvent>> = HashMap::new();
+        for (line, e) in parsed {
+            if e.at < oldest {
+                report.reject(line, "timestamp", format!("is older than the {}-day retention", self.retention.secs() / 86_400));
+                continue;
+            }
+            if e.at > newest {
+                report.reject(line, "timestamp", "is more than an hour in the future; check the sender's clock".into());
+                continue;
+            }
+            if !destinations.contains_key(&e.flag) {
+                let found = self.destination(e.flag.as_deref()).await?;
+                destinations.insert(e.flag.clone(), found);
+            }
+            let destination = match &destinations[&e.flag] {
+                Ok(d) => d,
+                Err(message) => {
+                    report.reject(line, "flag", message.clone());
+                    continue;
+                }
+            };
+            let stage = destination.spans.iter().rev().find(|s| s.from <= e.at).map_or(0, |s| s.stage);
+            let sizes = destination.rollout.plan.matrix.as_ref().map_or(&DEFAULT_SIZES_MB[..], |m| &m.sizes_mb[..]);
+            let size_class = size_class_mb(e.size_bytes, sizes) as i32;
+            batches.entry(destination.rollout.id).or_default().push(NewEvent { event: e, stage, size_class_mb: size_class });
+        }
+        for (rollout_id, batch) in batches {
+            let counts = self.store.ingest(rollout_id, &batch).await?;
+            report.accepted += counts.accepted;
+            report.duplicates += counts.duplicates;
+        }
+        Ok(report)
+    }
+
+    /// The rollout an event belongs to: its flag's live rollout, or the only live one.
+    async fn destination(&self, flag: Option<&str>) -> Result<Result<Destination, String>, AppError> {
+        let id = match flag {
+            Some(flag) => match self.store.live_rollout_for_flag(flag).await? {
+                Some(id) => id,
+                None => return Ok(Err(format!("no live rollout drives the flag `{flag}`"))),
+            },
+            None => {
+                let live = self.store.live_rollouts().await?;
+                match live.as_slice() {
+                    [(id, _)] => *id,
+                    [] => return Ok(Err("no rollout is live to receive events".into())),
+                    several => {
+                        let flags: Vec<&str> = several.iter().map(|(_, f)| f.as_str()).collect();
+                        return Ok(Err(format!("is required while several rollouts are live ({})", flags.join(", "))));
+                    }
+                }
+            }
+        };
+        let rollout = self.store.rollout(id).await?;
+        let spans = self.store.stage_spans(id).await?;
+        Ok(Ok(Destination { rollout, spans }))
+    }
+
+    /// Control and treatment over `[from, to)`, with a series of at most ~240 points.
+    pub async fn window(&self, rollout_id: i64, from: Timestamp, to: Timestamp, filter: &RollupFilter) -> Result<WindowView, AppError> {
+        if from >= to {
+            return Err(AppError::invalid("from", "must be before `to`"));
+        }
+        let rows = self.store.rollups(rollout_id, from, to, filter).await?;
+        let minutes = ((to.millis() - from.millis()) as f64 / 60_000.0).max(1.0);
+        let step_minutes = ((minutes / 240.0).ceil() as i64).max(1);
+        let step_ms = step_minutes * 60_000;
+        let (mut control, mut treatment) = (Stats::default(), Stats::default());
+        let mut steps: Vec<(Timestamp, Stats, Stats)> = Vec::new();
+        for (key, stats) in rows {
+            let at = Timestamp(from.millis() + (key.minute.millis() - from.millis()).div_euclid(step_ms) * step_ms);
+            if steps.last().is_none_or(|(t, _, _)| *t != at) {
+                steps.push((at, Stats::default(), Stats::default()));
+            }
+            let (_, c, t) = steps.last_mut().expect("pushed above");
+            match key.variant {
+                Variant::Control => {
+                    control.merge(&stats);
+                    c.merge(&stats);
+                }
+                Variant::Treatment => {
+                    treatment.merge(&stats);
+                    t.merge(&stats);
+                }
+            }
+        }
+        let step = step_minutes as f64;
+        Ok(WindowView {
+            from,
+            to,
+            step_minutes,
+            control: control.summary(minutes),
+            treatment: treatment.summary(minutes),
+            series: steps.into_iter().map(|(at, c, t)| SeriesPoint { at, control: c.summary(step), treatment: t.summary(step) }).collect(),
+            baseline: self.store.latest_baseline(rollout_id).await?,
+        })
+    }
+
+    /// The rollout's current baseline.
+    pub async fn baseline(&self, rollout_id: i64) -> Result<Option<Baseline>, AppError> {
+        Ok(self.store.latest_baseline(rollout_id).await?)
+    }
+
+    /// Freezes the control events of `[from, to)` as the rollout's baseline.
+    pub async fn capture_baseline(&self, rollout_id: i64, from: Timestamp, to: Timestamp, actor: &str) -> Result<Baseline, AppError> {
+        let window = self.window(rollout_id, from, to, &RollupFilter::default()).await?;
+        if window.control.count == 0 {
+            return Err(AppError::Refused {
+                message: "no control events in that window: a baseline needs traffic with the flag off".into(),
+                blockers: Vec::new(),
+            });
+        }
+        Ok(self.store.save_baseline(rollout_id, from, to, &window.control, actor).await?)
+    }
+}

@@ -1,0 +1,425 @@
+//! Event storage: raw events in daily partitions, the ids already seen, per-minute rollups kept
+//! in the same transaction as the raw rows, and frozen baselines.
+
+use super::{Result, Store, from_timestamp, to_timestamp};
+use crate::store::StoreError;
+use app::domain::event::{Outcome, UploadEvent, Variant};
+use app::domain::sketch::Sketch;
+use app::domain::stats::{Stats, Summary};
+use app::domain::units::Timestamp;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// An event ready to store: parsed, with the stage it happened in and its size class.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub event: UploadEvent,
+    pub stage: i32,
+    pub size_class_mb: i32,
+}
+
+/// The dimensions of a rollup row.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RollupKey {
+    pub minute: Timestamp,
+    pub stage: i32,
+    pub variant: Variant,
+    pub provider: String,
+    pub file_type: String,
+    pub size_class_mb: i32,
+}
+
+/// Which rollup rows a window query reads; `None` means any.
+#[derive(Clone, Debug, Default)]
+pub struct RollupFilter {
+    pub stage: Option<i32>,
+    pub provider: Option<String>,
+    pub file_type: Option<String>,
+    pub size_class_mb: Option<i32>,
+}
+
+/// How many of a batch were new and how many had been seen before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ingested {
+    pub accepted: u64,
+    pub duplicates: u64,
+}
+
+/// One interval of a rollout's stage history.
+#[derive(Clone, Debug)]
+pub struct StageSpan {
+    pub stage: i32,
+    pub from: Timestamp,
+    pub to: Option<Timestamp>,
+}
+
+/// A frozen baseline.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Baseline {
+    pub id: i64,
+    pub captured_at: Timestamp,
+    pub captured_by: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub summary: Summary,
+}
+
+fn minute_of(t: Timestamp) -> Timestamp {
+    Timestamp(t.millis().div_euclid(60_000) * 60_000)
+}
+
+fn variant_from(text: &str) -> Result<Variant> {
+    Variant::parse(text).ok_or_else(|| StoreError::Corrupt(format!("variant `{text}`")))
+}
+
+impl Store {
+    /// The rollout's stage intervals, oldest first.
+    pub async fn stage_spans(&self, rollout_id: i64) -> Result<Vec<StageSpan>> {
+        let rows = sqlx::query!(
+            "SELECT stage, entered_at, left_at FROM stage_history WHERE rollout_id = $1 ORDER BY entered_at, id",
+            rollout_id
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| StageSpan { stage: r.stage, from: to_timestamp(r.entered_at), to: r.left_at.map(to_timestamp) })
+            .collect())
+    }
+
+    /// Creates the daily partitions the given times fall in. Partition names and bounds are
+    /// built from dates, never from input text.
+    pub async fn ensure_partitions(&self, times: impl IntoIterator<Item = Timestamp>) -> Result<()> {
+        let days: BTreeSet<NaiveDate> = times.into_iter().map(|t| from_timestamp(t).date_naive()).collect();
+        for day in days {
+            let next = day.succ_opt().unwrap_or(day);
+            let ddl = format!(
+                "CREATE TABLE IF NOT EXISTS events_{} PARTITION OF events FOR VALUES FROM ('{day}') TO ('{next}')",
+                day.format("%Y%m%d")
+            );
+            match sqlx::query(AssertSqlSafe(ddl).into_sql_str()).execute(self.pool()).await {
+                Ok(_) => {}
+                // Another ingest created it at the same moment.
+                Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P07" | "23505")) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a batch in one transaction: new ids only (a replay is a duplicate, never a second
+    /// count), raw rows and their rollups together. Returns after commit, so an acknowledged
+    /// event is durable.
+    pub async fn ingest(&self, rollout_id: i64, batch: &[NewEvent]) -> Result<Ingested> {
+        if batch.is_empty() {
+            return Ok(Ingested::default());
+        }
+        self.ensure_partitions(batch.iter().map(|e| e.event.at)).await?;
+        let mut tx = self.pool().begin().await?;
+        // Rollup rows are read, merged and written back: one ingest per rollout at a time.
+        sqlx::query!("SELECT pg_advisory_xact_lock(7001, $1::int)", rollout_id as i32).execute(&mut *tx).await?;
+
+        let ids: Vec<String> = batch.iter().map(|e| e.event.event_id.clone()).collect();
+        let times: Vec<DateTime<Utc>> = batch.iter().map(|e| from_timestamp(e.event.at)).collect();
+        let mut fresh: HashSet<String> = sqlx::query_scalar!(
+            "INSERT INTO event_ids (rollout_id, event_id, at)
+             SELECT $1, * FROM UNNEST($2::text[], $3::timestamptz[])
+             ON CONFLICT DO NOTHING RETURNING event_id",
+            rollout_id,
+            &ids,
+            &times
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        // Keep the first line of each new id; later copies in the same batch are duplicates.
+        let new: Vec<&NewEvent> = batch.iter().filter(|e| fresh.remove(&e.event.event_id)).collect();
+        let counts = Ingested { accepted: new.len() as u64, duplicates: (batch.len() - new.len()) as u64 };
+        if new.is_empty() {
+            tx.commit().await?;
+            return Ok(counts);
+        }
+
+        let col = |f: &dyn Fn(&NewEvent) -> String| new.iter().map(|e| f(e)).collect::<Vec<String>>();
+        sqlx::query!(
+            "INSERT INTO events (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb,
+                                 provider, file_type, size_bytes, error_kind, critical)
+             SELECT $1, * FROM UNNEST($2::timestamptz[], $3::text[], $4::int[], $5::text[], $6::text[],
+                                      $7::float8[], $8::float8[], $9::text[], $10::text[], $11::int8[],
+                                      $12::text[], $13::bool[])",
+            rollout_id,
+            &new.iter().map(|e| from_timestamp(e.event.at)).collect::<Vec<_>>(),
+            &col(&|e| e.event.event_id.clone()),
+            &new.iter().map(|e| e.stage).collect::<Vec<_>>(),
+            &col(&|e| e.event.variant.as_str().to_string()),
+            &col(&|e| e.event.outcome.as_str().to_string()),
+            &new.iter().map(|e| e.event.latency_ms).collect::<Vec<_>>(),
+            &new.iter().map(|e| e.event.memory_mb).collect::<Vec<_>>(),
+            &col(&|e| e.event.provider.clone()),
+            &col(&|e| e.event.file_type.clone()),
+            &new.iter().map(|e| e.event.size_bytes.min(i64::MAX as u64) as i64).collect::<Vec<_>>(),
+            // Nullable elements: Postgres arrays hold NULLs, the macro cannot express it.
+            &new.iter().map(|e| e.event.error_kind.clone()).collect::<Vec<Option<String>>>() as _,
+            &new.iter().map(|e| e.event.critical).collect::<Vec<_>>()
+        )
+        .execute(&mut *tx)
+        .await?;
+
+        let mut deltas: HashMap<RollupKey, Stats> = HashMap::new();
+        for e in &new {
+            let key = RollupKey {
+                minute: minute_of(e.event.at),
+                stage: e.stage,
+                variant: e.event.variant,
+                provider: e.event.provider.clone(),
+                file_type: e.event.file_type.clone(),
+                size_class_mb: e.size_class_mb,
+            };
+            deltas.entry(key).or_default().add(&e.event);
+        }
+        merge_rollups(&mut *tx, rollout_id, deltas).await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// Rollup rows of a window `[from, to)`, in whole minutes.
+    pub async fn rollups(&self, rollout_id: i64, from: Timestamp, to: Timestamp, filter: &RollupFilter) -> Result<Vec<(RollupKey, Stats)>> {
+        let rows = sqlx::query!(
+            "SELECT minute, stage, variant, provider, file_type, size_class_mb, success, error, timeout, critical,
+                    latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb
+             FROM event_rollups
+             WHERE rollout_id = $1 AND minute >= $2 AND minute < $3
+               AND ($4::int IS NULL OR stage = $4) AND ($5::text IS NULL OR provider = $5)
+               AND ($6::text IS NULL OR file_type = $6) AND ($7::int IS NULL OR size_class_mb = $7)
+             ORDER BY minute",
+            rollout_id,
+            from_timestamp(minute_of(from)),
+            from_timestamp(to),
+            filter.stage,
+            filter.provider,
+            filter.file_type,
+            filter.size_class_mb
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let key = RollupKey {
+                    minute: to_timestamp(r.minute),
+                    stage: r.stage,
+                    variant: variant_from(&r.variant)?,
+                    provider: r.provider,
+                    file_type: r.file_type,
+                    size_class_mb: r.size_class_mb,
+                };
+                let stats = Stats {
+                    success: r.success as u64,
+                    error: r.error as u64,
+                    timeout: r.timeout as u64,
+                    critical: r.critical as u64,
+                    latency_sum_ms: r.latency_sum_ms,
+                    latency: Sketch::from_bytes(&r.latency_sketch).map_err(StoreError::Corrupt)?,
+                    memory_sum_mb: r.memory_sum_mb,
+                    memory_max_mb: r.memory_max_mb,
+                };
+                Ok((key, stats))
+            })
+            .collect()
+    }
+
+    /// Raw events of a window, for recomputation and audits.
+    pub async fn raw_events(&self, rollout_id: i64, from: Timestamp, to: Timestamp) -> Result<Vec<NewEvent>> {
+        let rows = sqlx::query!(
+            "SELECT at, event_id, stage, variant, outcome, latency_ms, memory_mb, provider, file_type, size_bytes,
+                    error_kind, critical
+             FROM events WHERE rollout_id = $1 AND at >= $2 AND at < $3 ORDER BY at, event_id",
+            rollout_id,
+            from_timestamp(from),
+            from_timestamp(to)
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(NewEvent {
+                    event: UploadEvent {
+                        event_id: r.event_id,
+                        at: to_timestamp(r.at),
+                        flag: None,
+                        variant: variant_from(&r.variant)?,
+                        outcome: Outcome::parse(&r.outcome).ok_or_else(|| StoreError::Corrupt(format!("outcome `{}`", r.outcome)))?,
+                        latency_ms: r.latency_ms,
+                        memory_mb: r.memory_mb,
+                        provider: r.provider,
+                        file_type: r.file_type,
+                        size_bytes: r.size_bytes as u64,
+                        error_kind: r.error_kind,
+                        critical: r.critical,
+                    },
+                    stage: r.stage,
+                    size_class_mb: 0,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn save_baseline(&self, rollout_id: i64, from: Timestamp, to: Timestamp, summary: &Summary, actor: &str) -> Result<Baseline> {
+        let json = serde_json::to_value(summary).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query!(
+            "INSERT INTO baselines (rollout_id, captured_by, window_from, window_to, summary)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id, captured_at",
+            rollout_id,
+            actor,
+            from_timestamp(from),
+            from_timestamp(to),
+            json
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let text = format!(
+            "Recorded the baseline from {} control events ({} to {})",
+            summary.count,
+            app::format::utc_minute(from),
+            app::format::utc_minute(to)
+        );
+        super::insert_audit(&mut *tx, Some(rollout_id), actor, "baseline", &text, None, None, serde_json::json!({ "summary": summary }))
+            .await?;
+        tx.commit().await?;
+        Ok(Baseline { id: row.id, captured_at: to_timestamp(row.captured_at), captured_by: actor.to_string(), from, to, summary: summary.clone() })
+    }
+
+    pub async fn latest_baseline(&self, rollout_id: i64) -> Result<Option<Baseline>> {
+        let row = sqlx::query!(
+            "SELECT id, captured_at, captured_by, window_from, window_to, summary FROM baselines
+             WHERE rollout_id = $1 ORDER BY id DESC LIMIT 1",
+            rollout_id
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(Baseline {
+                id: r.id,
+                captured_at: to_timestamp(r.captured_at),
+                captured_by: r.captured_by,
+                from: to_timestamp(r.window_from),
+                to: to_timestamp(r.window_to),
+                summary: serde_json::from_value(r.summary).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Forgets events (and their ids) older than `cutoff`: whole daily partitions are dropped.
+    pub async fn prune_events(&self, cutoff: Timestamp) -> Result<usize> {
+        let cutoff_day = from_timestamp(cutoff).date_naive();
+        let partitions = sqlx::query_scalar!(
+            r#"SELECT c.relname AS "name!" FROM pg_inherits i
+               JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+               WHERE p.relname = 'events' AND c.relname ~ '^events_[0-9]{8}$'"#
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut dropped = 0;
+        for name in partitions {
+            let Ok(day) = NaiveDate::parse_from_str(&name["events_".len()..], "%Y%m%d") else { continue };
+            if day < cutoff_day {
+                // `name` matched ^events_[0-9]{8}$ above: safe to splice.
+                sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {name}")).into_sql_str()).execute(self.pool()).await?;
+                dropped += 1;
+            }
+        }
+        let day_start = cutoff_day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        sqlx::query!("DELETE FROM event_ids WHERE at < $1", day_start).execute(self.pool()).await?;
+        Ok(dropped)
+    }
+}
+
+/// Adds `deltas` to the stored rollup rows (read, merge in Rust, write back; the caller holds
+/// the rollout's ingest lock).
+async fn merge_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: HashMap<RollupKey, Stats>) -> Result<()> {
+    let keys: Vec<&RollupKey> = deltas.keys().collect();
+    let minutes: Vec<DateTime<Utc>> = keys.iter().map(|k| from_timestamp(k.minute)).collect();
+    let stages: Vec<i32> = keys.iter().map(|k| k.stage).collect();
+    let variants: Vec<String> = keys.iter().map(|k| k.variant.as_str().to_string()).collect();
+    let providers: Vec<String> = keys.iter().map(|k| k.provider.clone()).collect();
+    let file_types: Vec<String> = keys.iter().map(|k| k.file_type.clone()).collect();
+    let sizes: Vec<i32> = keys.iter().map(|k| k.size_class_mb).collect();
+    let existing = sqlx::query!(
+        "SELECT r.minute, r.stage, r.variant, r.provider, r.file_type, r.size_class_mb, r.success, r.error, r.timeout,
+                r.critical, r.latency_sum_ms, r.latency_sketch, r.memory_sum_mb, r.memory_max_mb
+         FROM event_rollups r
+         JOIN UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[])
+              AS k(minute, stage, variant, provider, file_type, size_class_mb)
+           ON (r.minute, r.stage, r.variant, r.provider, r.file_type, r.size_class_mb)
+            = (k.minute, k.stage, k.variant, k.provider, k.file_type, k.size_class_mb)
+         WHERE r.rollout_id = $1",
+        rollout_id,
+        &minutes,
+        &stages,
+        &variants,
+        &providers,
+        &file_types,
+        &sizes
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut merged = deltas;
+    for r in existing {
+        let key = RollupKey {
+            minute: to_timestamp(r.minute),
+            stage: r.stage,
+            variant: variant_from(&r.variant)?,
+            provider: r.provider,
+            file_type: r.file_type,
+            size_class_mb: r.size_class_mb,
+        };
+        let stored = Stats {
+            success: r.success as u64,
+            error: r.error as u64,
+            timeout: r.timeout as u64,
+            critical: r.critical as u64,
+            latency_sum_ms: r.latency_sum_ms,
+            latency: Sketch::from_bytes(&r.latency_sketch).map_err(StoreError::Corrupt)?,
+            memory_sum_mb: r.memory_sum_mb,
+            memory_max_mb: r.memory_max_mb,
+        };
+        if let Some(delta) = merged.get_mut(&key) {
+            delta.merge(&stored);
+        }
+    }
+    let rows: Vec<(&RollupKey, &Stats)> = merged.iter().collect();
+    let n = |f: &dyn Fn(&Stats) -> u64| rows.iter().map(|(_, s)| f(s) as i64).collect::<Vec<i64>>();
+    sqlx::query!(
+        "INSERT INTO event_rollups (rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success,
+                                    error, timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
+         SELECT $1, * FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[],
+                                  $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::float8[], $13::bytea[],
+                                  $14::float8[], $15::float8[])
+         ON CONFLICT (rollout_id, minute, stage, variant, provider, file_type, size_class_mb) DO UPDATE SET
+             success = EXCLUDED.success, error = EXCLUDED.error, timeout = EXCLUDED.timeout,
+             critical = EXCLUDED.critical, latency_sum_ms = EXCLUDED.latency_sum_ms,
+             latency_sketch = EXCLUDED.latency_sketch, memory_sum_mb = EXCLUDED.memory_sum_mb,
+             memory_max_mb = EXCLUDED.memory_max_mb",
+        rollout_id,
+        &rows.iter().map(|(k, _)| from_timestamp(k.minute)).collect::<Vec<_>>(),
+        &rows.iter().map(|(k, _)| k.stage).collect::<Vec<_>>(),
+        &rows.iter().map(|(k, _)| k.variant.as_str().to_string()).collect::<Vec<_>>(),
+        &rows.iter().map(|(k, _)| k.provider.clone()).collect::<Vec<_>>(),
+        &rows.iter().map(|(k, _)| k.file_type.clone()).collect::<Vec<_>>(),
+        &rows.iter().map(|(k, _)| k.size_class_mb).collect::<Vec<_>>(),
+        &n(&|s| s.success),
+        &n(&|s| s.error),
+        &n(&|s| s.timeout),
+        &n(&|s| s.critical),
+        &rows.iter().map(|(_, s)| s.latency_sum_ms).collect::<Vec<_>>(),
+        &rows.iter().map(|(_, s)| s.latency.to_bytes()).collect::<Vec<_>>(),
+        &rows.iter().map(|(_, s)| s.memory_sum_mb).collect::<Vec<_>>(),
+        &rows.iter().map(|(_, s)| s.memory_max_mb).collect::<Vec<_>>()
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! The metrics pipeline through the real server and Postgres: per-line errors, duplicates,
+//! rollups that equal a recomputation from the raw events, percentiles, baselines, import.
+
+mod support;
+
+use app::domain::sketch::RELATIVE_ACCURACY;
+use app::domain::stats::Stats;
+use app::domain::units::Timestamp;
+use serde_json::{Value, json};
+use server::store::{RollupFilter, RollupKey, Store};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use support::{START, TestApp};
+
+/// A deterministic pseudo-random stream (64-bit LCG), so failures reproduce.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+    fn pick<'a>(&mut self, options: &[&'a str]) -> &'a str {
+        options[self.next() as usize % options.len()]
+    }
+}
+
+fn event(id: &str, minutes_ago: i64, variant: &str, outcome: &str, latency: f64) -> Value {
+    json!({ "timestamp": START - minutes_ago * 60_000, "event_id": id, "variant": variant, "outcome": outcome,
+            "latency_ms": latency, "memory_mb": 40.0, "provider": "kimi", "file_type": "csv", "size_bytes": 2_000_000 })
+}
+
+async fn post_ndjson(app: &TestApp, lines: &[String]) -> (u16, Value) {
+    let response = app.client.post(app.url("/api/v1/events")).body(lines.join("\n")).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bad_lines_are_reported_by_number_and_field_while_good_ones_are_kept(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let lines = vec![
+        event("a", 5, "sync", "success", 120.0).to_string(),
+        event("b", 5, "async", "success", 80.0).to_string().replace("80.0", "\"fast\""),
+        event("c", 4, "async", "error", 95.0).to_string(),
+        "{\"timestamp\": oops".to_string(),
+        String::new(),
+        event("d", 3, "treatment", "timeout", 30_000.0).to_string(),
+        event("e", 3, "beta", "success", 1.0).to_string(),
+    ];
+    let (status, report) = post_ndjson(&app, &lines).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!((report["accepted"].as_u64(), report["duplicates"].as_u64(), report["rejected"].as_u64()), (Some(3), Some(0), Some(3)));
+    let errors: Vec<(u64, &str)> =
+        report["errors"].as_array().unwrap().iter().map(|e| (e["line"].as_u64().unwrap(), e["field"].as_str().unwrap())).collect();
+    assert_eq!(errors, vec![(2, "latency_ms"), (4, "line"), (7, "variant")]);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+    assert_eq!(stored, 3);
+
+    // Nothing usable at all is a 422, with the same report.
+    let (status, report) = post_ndjson(&app, &["not json".to_string()]).await;
+    assert_eq!((status, report["rejected"].as_u64()), (422, Some(1)));
+
+    // Events older than retention, or from the future, are refused by field.
+    let (_, report) = post_ndjson(&app, &[event("old", 200 * 24 * 60, "sync", "success", 1.0).to_string(),
+                                         event("future", -180, "sync", "success", 1.0).to_string()]).await;
+    let messages: Vec<&str> = report["errors"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
+    assert!(messages[0].contains("retention") && messages[1].contains("future"), "{report}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_replayed_event_is_never_counted_twice(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let batch: Vec<String> = (0..3).map(|i| event(&format!("r{i}"), 2, "sync", "success", 100.0).to_string()).collect();
+    assert_eq!(post_ndjson(&app, &batch).await.1["accepted"], 3);
+    let (_, again) = post_ndjson(&app, &batch).await;
+    assert_eq!((again["accepted"].as_u64(), again["duplicates"].as_u64()), (Some(0), Some(3)));
+
+    // A JSON array, gzip-compressed, mixing an old id, a new one and a repeat within the batch.
+    let array = json!([event("r0", 2, "sync", "success", 100.0), event("r9", 2, "sync", "success", 100.0), event("r9", 2, "sync", "success", 100.0)]);
+    let gz = gzip(array.to_string().as_bytes());
+    let response = app.client.post(app.url("/api/v1/events")).header("content-type", "application/json")
+        .header("content-encoding", "gzip").body(gz).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!((report["accepted"].as_u64(), report["duplicates"].as_u64()), (Some(1), Some(2)));
+
+    let window = app.get_json(&format!("/api/v1/rollouts/1/metrics?from={}&to={}", START - 3_600_000, START)).await;
+    assert_eq!(window["control"]["count"], 4, "rollups count each event once");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+    assert_eq!(stored, 4);
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    // A stored (uncompressed) deflate block inside a gzip member: valid gzip without a
+    // compression library in the tests.
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    for (i, chunk) in bytes.chunks(65_535).enumerate() {
+        let last = (i + 1) * 65_535 >= bytes.len();
+        out.push(u8::from(last));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    let crc = bytes.iter().fold(!0u32, |mut crc, b| {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+        crc
+    });
+    out.extend_from_slice(&(!crc).to_le_bytes());
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn rollups_equal_a_recomputation_from_the_raw_events(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let mut rng = Lcg(0x5eed);
+    // Random batches whose ids overlap, so some lines are replays.
+    for _ in 0..6 {
+        let lines: Vec<String> = (0..250)
+            .map(|_| {
+                let id = format!("id-{}", rng.next() % 900);
+                let mut e = event(&id, (rng.next() % 180) as i64, rng.pick(&["sync", "async"]), rng.pick(&["success", "success", "success", "error", "timeout"]), 1.0 + (rng.next() % 5_000) as f64 / 7.0);
+                e["provider"] = json!(rng.pick(&["kimi", "glm"]));
+                e["file_type"] = json!(rng.pick(&["text", "json", "csv", "markdown", "python", "binary"]));
+                e["size_bytes"] = json!(rng.next() % 120_000_000);
+                e["memory_mb"] = json!((rng.next() % 900) as f64 / 3.0);
+                e["critical"] = json!(rng.next() % 50 == 0);
+                e.to_string()
+            })
+            .collect();
+        let (status, report) = post_ndjson(&app, &lines).await;
+        assert_eq!(status, 200, "{report}");
+    }
+    let store = Store::new(pool);
+    let (from, to) = (Timestamp(START - 4 * 3_600_000), Timestamp(START + 60_000));
+    let raw = store.raw_events(1, from, to).await.unwrap();
+    assert!(raw.len() > 500, "only {} distinct events", raw.len());
+    let sizes = [1, 10, 50, 100];
+    let mut recomputed: HashMap<RollupKey, Stats> = HashMap::new();
+    for e in &raw {
+        let key = RollupKey {
+            minute: Timestamp(e.event.at.millis().div_euclid(60_000) * 60_000),
+            stage: e.stage,
+            variant: e.event.variant,
+            provider: e.event.provider.clone(),
+            file_type: e.event.file_type.clone(),
+            size_class_mb: app::domain::stats::size_class_mb(e.event.size_bytes, &sizes) as i32,
+        };
+        recomputed.entry(key).or_default().add(&e.event);
+    }
+    let rollups: HashMap<RollupKey, Stats> = store.rollups(1, from, to, &RollupFilter::default()).await.unwrap().into_iter().collect();
+    assert_eq!(rollups.len(), recomputed.len());
+    for (key, stats) in &recomputed {
+        let rolled = &rollups[key];
+        assert_eq!((rolled.success, rolled.error, rolled.timeout, rolled.critical), (stats.success, stats.error, stats.timeout, stats.critical), "{key:?}");
+        assert_eq!(rolled.latency, stats.latency, "{key:?}");
+        assert!((rolled.latency_sum_ms - stats.latency_sum_ms).abs() < 1e-6 * stats.latency_sum_ms.max(1.0));
+        assert!((rolled.memory_sum_mb - stats.memory_sum_mb).abs() < 1e-6 * stats.memory_sum_mb.max(1.0));
+        assert_eq!(rolled.memory_max_mb, stats.memory_max_mb);
+    }
+
+    // The window's percentiles are within the sketch's 1% of the exact ones.
+    let window = app.get_json(&format!("/api/v1/rollouts/1/metrics?from={}&to={}", from.millis(), to.millis())).await;
+    for (arm, variant) in [("control", "control"), ("treatment", "treatment")] {
+        let mut latencies: Vec<f64> = raw.iter().filter(|e| e.event.variant.as_str() == variant).map(|e| e.event.latency_ms).collect();
+        latencies.sort_by(f64::total_cmp);
+        assert_eq!(window[arm]["count"].as_u64().unwrap() as usize, latencies.len());
+        for (q, field) in [(0.5, "latency_p50_ms"), (0.95, "latency_p95_ms"), (0.99, "latency_p99_ms")] {
+            let exact = latencies[(q * (latencies.len() - 1) as f64).floor() as usize];
+            let got = window[arm][field].as_f64().unwrap();
+            assert!((got - exact).abs() <= exact * RELATIVE_ACCURACY + 1e-9, "{arm} {field}: {got} vs exact {exact}");
+        }
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_captured_baseline_is_frozen_and_unblocks_stage_0(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let lines: Vec<String> = (0..40).map(|i| event(&format!("b{i}"), 30 - i / 2, "sync", if i % 20 == 0 { "error" } else { "success" }, 100.0 + i as f64).to_string()).collect();
+    assert_eq!(post_ndjson(&app, &lines).await.1["accepted"], 40);
+
+    let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": START - 3_600_000, "to": START - 3_000_000 })).await;
+    assert_eq!(status, 422, "an empty window cannot be a baseline: {body}");
+
+    let (status, baseline) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": "2026-11-22T11:00:00Z", "to": START })).await;
+    assert_eq!(status, 200, "{baseline}");
+    assert_eq!(baseline["summary"]["count"], 40);
+    assert_eq!(baseline["summary"]["success_rate"], 95.0);
+
+    // Later events do not move a frozen baseline.
+    post_ndjson(&app, &[event("late", 1, "sync", "error", 9_000.0).to_string()]).await;
+    assert_eq!(app.get_json("/api/v1/rollouts/1/baseline").await["summary"]["count"], 40);
+    let window = app.get_json(&format!("/api/v1/rollouts/1/metrics?from={}&to={}", START - 3_600_000, START)).await;
+    assert_eq!(window["baseline"]["summary"]["count"], 40, "every window shows the baseline");
+
+    app.command(json!({ "command": "start" })).await;
+    let kinds: Vec<String> = app.room().await["blockers"].as_array().unwrap().iter().map(|b| b["kind"].as_str().unwrap().to_string()).collect();
+    assert!(!kinds.contains(&"baseline_missing".to_string()), "{kinds:?}");
+    assert_eq!(app.room().await["audit"][1]["action"], "baseline");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn importing_a_file_twice_adds_nothing_the_second_time(pool: PgPool) {
+    let _app = TestApp::spawn(pool.clone()).await;
+    let options = pool.connect_options();
+    let url = format!("postgres://{}@{}:{}/{}", options.get_username(), options.get_host(), options.get_port(), options.get_database().unwrap());
+    let dir = std::env::temp_dir().join(format!("rampart-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("metrics.jsonl");
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut content = Vec::new();
+    for i in 0..7 {
+        let mut e = event(&format!("f{i}"), 0, "async", "success", 50.0);
+        e["timestamp"] = json!(now - 60_000);
+        content.extend_from_slice(e.to_string().as_bytes());
+        content.push(b'\n');
+    }
+    content.extend_from_slice(b"{\"event_id\": \"broken\"}\n");
+    content.extend_from_slice(&[0xff, 0xfe, b'\n']);
+    std::fs::write(&file, &content).unwrap();
+
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["import", file.to_str().unwrap()])
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let (stdout, stderr) = (String::from_utf8_lossy(&first.stdout), String::from_utf8_lossy(&first.stderr));
+    assert!(first.status.success(), "{stderr}");
+    assert!(stdout.contains("9 lines, 7 new events stored, 0 already imported, 2 rejected"), "{stdout}");
+    assert!(stderr.contains("line 8: timestamp: is required") && stderr.contains("line 9: line: is not UTF-8"), "{stderr}");
+    let second = run();
+    assert!(String::from_utf8_lossy(&second.stdout).contains("0 new events stored, 7 already imported"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
