@@ -1,6 +1,8 @@
 //! Rampart's one typed configuration, read once at start-up from flags and the environment.
 //! Nothing else in the server reads `std::env`.
 
+use crate::simulate::Injection;
+use app::domain::units::Span;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -33,6 +35,33 @@ pub enum CliCommand {
         retention_days: u32,
         #[command(flatten)]
         database: DatabaseConfig,
+    },
+    /// Play the upload service against a running Rampart: synthetic users upload files, each
+    /// upload asks the flag and reports one metrics event.
+    Simulate {
+        /// Rampart's address.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        #[arg(long, default_value = "async_upload")]
+        flag: String,
+        /// Uploads per second.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// Distinct users uploading.
+        #[arg(long, default_value_t = 10_000)]
+        users: u64,
+        /// How long to run, e.g. `10m`; until Ctrl-C when unset.
+        #[arg(long, value_parser = Span::parse)]
+        duration: Option<Span>,
+        /// Write this much history ending now (e.g. `2h`) as fast as possible, then exit.
+        #[arg(long, value_parser = Span::parse)]
+        backfill: Option<Span>,
+        /// A regression in the treatment arm: error=20%@30s, latency=3x@2m, memory=2x@0s,
+        /// critical=1%@1m (repeatable).
+        #[arg(long = "inject", value_parser = Injection::parse)]
+        injections: Vec<Injection>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Inspect what a flag serves.
     Flag {

@@ -74,6 +74,9 @@ impl Flags {
 async fn listen(flags: Arc<Flags>, mut listener: sqlx::postgres::PgListener) {
     let pool = flags.store.pool().clone();
     loop {
+        if pool.is_closed() {
+            return;
+        }
         let received = tokio::select! {
             received = listener.try_recv() => received,
             () = pool.close_event() => return,

@@ -10,5 +10,6 @@ pub mod flags;
 pub mod http;
 pub mod metrics;
 pub mod service;
+pub mod simulate;
 pub mod startup;
 pub mod store;
