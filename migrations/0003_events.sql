@@ -51,6 +51,24 @@ CREATE TABLE event_rollups (
     PRIMARY KEY (rollout_id, minute, stage, variant, provider, file_type, size_class_mb)
 );
 
+-- The same per minute, by arm only: what gates, guardrails and charts read, so a 48-hour
+-- window is a few thousand rows however many providers, file types and sizes there are.
+CREATE TABLE event_rollups_by_arm (
+    rollout_id      BIGINT NOT NULL REFERENCES rollouts (id),
+    minute          TIMESTAMPTZ NOT NULL,
+    stage           INT NOT NULL,
+    variant         TEXT NOT NULL,
+    success         BIGINT NOT NULL,
+    error           BIGINT NOT NULL,
+    timeout         BIGINT NOT NULL,
+    critical        BIGINT NOT NULL,
+    latency_sum_ms  DOUBLE PRECISION NOT NULL,
+    latency_sketch  BYTEA NOT NULL,
+    memory_sum_mb   DOUBLE PRECISION NOT NULL,
+    memory_max_mb   DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (rollout_id, minute, stage, variant)
+);
+
 CREATE TABLE baselines (
     id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     rollout_id   BIGINT NOT NULL REFERENCES rollouts (id),

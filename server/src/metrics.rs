@@ -197,7 +197,7 @@ impl Metrics {
         if from >= to {
             return Err(AppError::invalid("from", "must be before `to`"));
         }
-        let rows = self.store.rollups(rollout_id, from, to, filter).await?;
+        let rows = self.store.window_rows(rollout_id, from, to, filter).await?;
         let minutes = ((to.millis() - from.millis()) as f64 / 60_000.0).max(1.0);
         let step_minutes = ((minutes / 240.0).ceil() as i64).max(1);
         let step_ms = step_minutes * 60_000;

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgConnection;
 
 mod events;
-pub use events::{Baseline, Ingested, NewEvent, RollupFilter, RollupKey, StageSpan};
+pub use events::{ArmKey, Baseline, Ingested, NewEvent, RollupFilter, RollupKey, StageSpan};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]

@@ -30,6 +30,14 @@ pub struct RollupKey {
     pub size_class_mb: i32,
 }
 
+/// The dimensions of a by-arm rollup row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ArmKey {
+    pub minute: Timestamp,
+    pub stage: i32,
+    pub variant: Variant,
+}
+
 /// Which rollup rows a window query reads; `None` means any.
 #[derive(Clone, Debug, Default)]
 pub struct RollupFilter {
@@ -63,6 +71,36 @@ pub struct Baseline {
     pub from: Timestamp,
     pub to: Timestamp,
     pub summary: Summary,
+}
+
+/// Rebuilds the stats of a rollup row (any query selecting the rollup columns by name).
+macro_rules! stats_of {
+    ($r:expr) => {
+        stored_stats($r.success, $r.error, $r.timeout, $r.critical, $r.latency_sum_ms, &$r.latency_sketch, $r.memory_sum_mb, $r.memory_max_mb)
+    };
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stored_stats(
+    success: i64,
+    error: i64,
+    timeout: i64,
+    critical: i64,
+    latency_sum_ms: f64,
+    sketch: &[u8],
+    memory_sum_mb: f64,
+    memory_max_mb: f64,
+) -> Result<Stats> {
+    Ok(Stats {
+        success: success as u64,
+        error: error as u64,
+        timeout: timeout as u64,
+        critical: critical as u64,
+        latency_sum_ms,
+        latency: Sketch::from_bytes(sketch).map_err(StoreError::Corrupt)?,
+        memory_sum_mb,
+        memory_max_mb,
+    })
 }
 
 fn minute_of(t: Timestamp) -> Timestamp {
@@ -179,12 +217,46 @@ impl Store {
             };
             deltas.entry(key).or_default().add(&e.event);
         }
+        let mut arm_deltas: HashMap<ArmKey, Stats> = HashMap::new();
+        for (key, stats) in &deltas {
+            arm_deltas.entry(ArmKey { minute: key.minute, stage: key.stage, variant: key.variant }).or_default().merge(stats);
+        }
         merge_rollups(&mut *tx, rollout_id, deltas).await?;
+        merge_arm_rollups(&mut *tx, rollout_id, arm_deltas).await?;
         tx.commit().await?;
         Ok(counts)
     }
 
-    /// Rollup rows of a window `[from, to)`, in whole minutes.
+    /// Per-minute stats by arm over `[from, to)` (whole minutes): from the by-arm rollups, or
+    /// from the detailed ones when the filter names a provider, file type or size.
+    pub async fn window_rows(&self, rollout_id: i64, from: Timestamp, to: Timestamp, filter: &RollupFilter) -> Result<Vec<(ArmKey, Stats)>> {
+        if filter.provider.is_some() || filter.file_type.is_some() || filter.size_class_mb.is_some() {
+            let rows = self.rollups(rollout_id, from, to, filter).await?;
+            return Ok(rows.into_iter().map(|(k, s)| (ArmKey { minute: k.minute, stage: k.stage, variant: k.variant }, s)).collect());
+        }
+        let rows = sqlx::query!(
+            "SELECT minute, stage, variant, success, error, timeout, critical, latency_sum_ms, latency_sketch,
+                    memory_sum_mb, memory_max_mb
+             FROM event_rollups_by_arm
+             WHERE rollout_id = $1 AND minute >= $2 AND minute < $3 AND ($4::int IS NULL OR stage = $4)
+             ORDER BY minute",
+            rollout_id,
+            from_timestamp(minute_of(from)),
+            from_timestamp(to),
+            filter.stage
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let key = ArmKey { minute: to_timestamp(r.minute), stage: r.stage, variant: variant_from(&r.variant)? };
+                let stats = stats_of!(r)?;
+                Ok((key, stats))
+            })
+            .collect()
+    }
+
+    /// Detailed rollup rows of a window `[from, to)`, in whole minutes.
     pub async fn rollups(&self, rollout_id: i64, from: Timestamp, to: Timestamp, filter: &RollupFilter) -> Result<Vec<(RollupKey, Stats)>> {
         let rows = sqlx::query!(
             "SELECT minute, stage, variant, provider, file_type, size_class_mb, success, error, timeout, critical,
@@ -214,16 +286,7 @@ impl Store {
                     file_type: r.file_type,
                     size_class_mb: r.size_class_mb,
                 };
-                let stats = Stats {
-                    success: r.success as u64,
-                    error: r.error as u64,
-                    timeout: r.timeout as u64,
-                    critical: r.critical as u64,
-                    latency_sum_ms: r.latency_sum_ms,
-                    latency: Sketch::from_bytes(&r.latency_sketch).map_err(StoreError::Corrupt)?,
-                    memory_sum_mb: r.memory_sum_mb,
-                    memory_max_mb: r.memory_max_mb,
-                };
+                let stats = stats_of!(r)?;
                 Ok((key, stats))
             })
             .collect()
@@ -376,16 +439,7 @@ async fn merge_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: Has
             file_type: r.file_type,
             size_class_mb: r.size_class_mb,
         };
-        let stored = Stats {
-            success: r.success as u64,
-            error: r.error as u64,
-            timeout: r.timeout as u64,
-            critical: r.critical as u64,
-            latency_sum_ms: r.latency_sum_ms,
-            latency: Sketch::from_bytes(&r.latency_sketch).map_err(StoreError::Corrupt)?,
-            memory_sum_mb: r.memory_sum_mb,
-            memory_max_mb: r.memory_max_mb,
-        };
+        let stored = stats_of!(r)?;
         if let Some(delta) = merged.get_mut(&key) {
             delta.merge(&stored);
         }
@@ -410,6 +464,61 @@ async fn merge_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: Has
         &rows.iter().map(|(k, _)| k.provider.clone()).collect::<Vec<_>>(),
         &rows.iter().map(|(k, _)| k.file_type.clone()).collect::<Vec<_>>(),
         &rows.iter().map(|(k, _)| k.size_class_mb).collect::<Vec<_>>(),
+        &n(&|s| s.success),
+        &n(&|s| s.error),
+        &n(&|s| s.timeout),
+        &n(&|s| s.critical),
+        &rows.iter().map(|(_, s)| s.latency_sum_ms).collect::<Vec<_>>(),
+        &rows.iter().map(|(_, s)| s.latency.to_bytes()).collect::<Vec<_>>(),
+        &rows.iter().map(|(_, s)| s.memory_sum_mb).collect::<Vec<_>>(),
+        &rows.iter().map(|(_, s)| s.memory_max_mb).collect::<Vec<_>>()
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Adds `deltas` to the by-arm rollup rows, like [`merge_rollups`].
+async fn merge_arm_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: HashMap<ArmKey, Stats>) -> Result<()> {
+    let keys: Vec<ArmKey> = deltas.keys().copied().collect();
+    let existing = sqlx::query!(
+        "SELECT r.minute, r.stage, r.variant, r.success, r.error, r.timeout, r.critical, r.latency_sum_ms,
+                r.latency_sketch, r.memory_sum_mb, r.memory_max_mb
+         FROM event_rollups_by_arm r
+         JOIN UNNEST($2::timestamptz[], $3::int[], $4::text[]) AS k(minute, stage, variant)
+           ON (r.minute, r.stage, r.variant) = (k.minute, k.stage, k.variant)
+         WHERE r.rollout_id = $1",
+        rollout_id,
+        &keys.iter().map(|k| from_timestamp(k.minute)).collect::<Vec<_>>(),
+        &keys.iter().map(|k| k.stage).collect::<Vec<_>>(),
+        &keys.iter().map(|k| k.variant.as_str().to_string()).collect::<Vec<_>>()
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut merged = deltas;
+    for r in existing {
+        let key = ArmKey { minute: to_timestamp(r.minute), stage: r.stage, variant: variant_from(&r.variant)? };
+        let stored = stats_of!(r)?;
+        if let Some(delta) = merged.get_mut(&key) {
+            delta.merge(&stored);
+        }
+    }
+    let rows: Vec<(&ArmKey, &Stats)> = merged.iter().collect();
+    let n = |f: &dyn Fn(&Stats) -> u64| rows.iter().map(|(_, s)| f(s) as i64).collect::<Vec<i64>>();
+    sqlx::query!(
+        "INSERT INTO event_rollups_by_arm (rollout_id, minute, stage, variant, success, error, timeout, critical,
+                                           latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
+         SELECT $1, * FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::int8[], $6::int8[], $7::int8[],
+                                  $8::int8[], $9::float8[], $10::bytea[], $11::float8[], $12::float8[])
+         ON CONFLICT (rollout_id, minute, stage, variant) DO UPDATE SET
+             success = EXCLUDED.success, error = EXCLUDED.error, timeout = EXCLUDED.timeout,
+             critical = EXCLUDED.critical, latency_sum_ms = EXCLUDED.latency_sum_ms,
+             latency_sketch = EXCLUDED.latency_sketch, memory_sum_mb = EXCLUDED.memory_sum_mb,
+             memory_max_mb = EXCLUDED.memory_max_mb",
+        rollout_id,
+        &rows.iter().map(|(k, _)| from_timestamp(k.minute)).collect::<Vec<_>>(),
+        &rows.iter().map(|(k, _)| k.stage).collect::<Vec<_>>(),
+        &rows.iter().map(|(k, _)| k.variant.as_str().to_string()).collect::<Vec<_>>(),
         &n(&|s| s.success),
         &n(&|s| s.error),
         &n(&|s| s.timeout),
