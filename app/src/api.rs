@@ -46,3 +46,9 @@ pub async fn run_command(
         })?;
     services()?.rollouts.command(rollout_id, version, command, &actor()).await
 }
+
+/// Acknowledges an open alert with a written note.
+#[server]
+pub async fn acknowledge_alert(rollout_id: i64, alert_id: i64, note: String) -> Result<(), AppError> {
+    services()?.rollouts.acknowledge_alert(rollout_id, alert_id, &note, &actor()).await
+}

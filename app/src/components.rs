@@ -1,7 +1,9 @@
 //! Reusable pieces of the pages, one component per file.
 
 pub mod actions;
+pub mod alerts;
 pub mod checklist;
+pub mod gates;
 pub mod stage_panel;
 pub mod stage_track;
 pub mod timeline;

@@ -3,6 +3,8 @@
 
 pub mod bucketing;
 pub mod event;
+pub mod gates;
+pub mod guard;
 pub mod plan;
 pub mod readiness;
 pub mod rollout;

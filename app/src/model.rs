@@ -18,9 +18,27 @@ pub struct ControlRoom {
     pub checklist: Vec<ChecklistItem>,
     /// What blocks leaving the current stage.
     pub blockers: Vec<Blocker>,
+    /// The current stage's gates, judged on its treatment events so far.
+    pub gates: Vec<crate::domain::gates::Gate>,
+    /// Alerts, open ones first.
+    pub alerts: Vec<Alert>,
+    /// The frozen baseline, if recorded.
+    pub baseline: Option<crate::domain::stats::Summary>,
     /// Newest first.
     pub audit: Vec<AuditEntry>,
     pub now: Timestamp,
+}
+
+/// An alert raised by the guard loop; while open it blocks advancing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: i64,
+    pub kind: String,
+    pub message: String,
+    pub raised_at: Timestamp,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<Timestamp>,
+    pub acknowledgement: Option<String>,
 }
 
 /// One tickable checklist item.

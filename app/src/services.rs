@@ -17,6 +17,9 @@ pub trait RolloutService: Send + Sync + 'static {
     async fn set_checklist_item(&self, rollout_id: i64, item_id: i64, checked: bool, actor: &str)
     -> Result<ChecklistItem, AppError>;
 
+    /// Acknowledges an open alert with a written note, unblocking advancing.
+    async fn acknowledge_alert(&self, rollout_id: i64, alert_id: i64, note: &str, actor: &str) -> Result<(), AppError>;
+
     /// Applies `command` to the rollout as it was at `expected_version`.
     async fn command(&self, rollout_id: i64, expected_version: u64, command: Command, actor: &str)
     -> Result<Rollout, AppError>;

@@ -88,6 +88,7 @@ async fn listen(flags: Arc<Flags>, mut listener: sqlx::postgres::PgListener) {
                 tracing::warn!("flag listener reconnected; reloading every flag");
                 flags.refresh(None).await
             }
+            Err(_) if pool.is_closed() => return,
             Err(error) => {
                 tracing::warn!(%error, "flag listener failed; retrying in 1 s");
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod embedded_pg;
 pub mod flags;
+pub mod guard;
 pub mod http;
 pub mod metrics;
 pub mod service;

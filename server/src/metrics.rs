@@ -10,6 +10,8 @@ use app::domain::units::{Span, Timestamp};
 use app::error::AppError;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// At most this many line errors are listed in one report; the counts stay exact.
 const ERRORS_LISTED: usize = 1000;
@@ -93,11 +95,19 @@ pub struct Metrics {
     store: Store,
     clock: Clock,
     retention: Span,
+    /// Told after every stored batch, so the guard loop judges new events at once.
+    stored: Option<Arc<Notify>>,
 }
 
 impl Metrics {
     pub fn new(store: Store, clock: Clock, retention: Span) -> Metrics {
-        Metrics { store, clock, retention }
+        Metrics { store, clock, retention, stored: None }
+    }
+
+    /// Wakes `waker` whenever events are stored.
+    pub fn notifying(mut self, waker: Arc<Notify>) -> Metrics {
+        self.stored = Some(waker);
+        self
     }
 
     /// Parses numbered NDJSON lines and stores the good ones.
@@ -165,6 +175,11 @@ impl Metrics {
             report.accepted += counts.accepted;
             report.duplicates += counts.duplicates;
         }
+        if report.accepted > 0
+            && let Some(waker) = &self.stored
+        {
+            waker.notify_one();
+        }
         Ok(report)
     }
 
@@ -230,6 +245,19 @@ impl Metrics {
             series: steps.into_iter().map(|(at, c, t)| SeriesPoint { at, control: c.summary(step), treatment: t.summary(step) }).collect(),
             baseline: self.store.latest_baseline(rollout_id).await?,
         })
+    }
+
+    /// Control and treatment stats of one stage over `[from, to)`.
+    pub async fn arms(&self, rollout_id: i64, stage: Option<i32>, from: Timestamp, to: Timestamp) -> Result<(Stats, Stats), AppError> {
+        let filter = RollupFilter { stage, ..Default::default() };
+        let (mut control, mut treatment) = (Stats::default(), Stats::default());
+        for (key, stats) in self.store.window_rows(rollout_id, from, to, &filter).await? {
+            match key.variant {
+                Variant::Control => control.merge(&stats),
+                Variant::Treatment => treatment.merge(&stats),
+            }
+        }
+        Ok((control, treatment))
     }
 
     /// The rollout's current baseline.

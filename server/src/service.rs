@@ -3,8 +3,10 @@
 //! server functions both call this, so they cannot disagree.
 
 use crate::store::{AuditRecord, Store, StoreError, StoredRollout};
+use crate::metrics::Metrics;
+use app::domain::gates::{self, Gate, Reference};
 use app::domain::readiness;
-use app::domain::rollout::{Command, Context, Rollout, Transition, apply, served_flag};
+use app::domain::rollout::{Command, Context, Rollout, Status, Transition, apply, served_flag};
 use app::domain::units::{Timestamp, Version};
 use app::error::AppError;
 use app::model::{ChecklistItem, ControlRoom};
@@ -25,12 +27,32 @@ const AUDIT_SHOWN: i64 = 50;
 #[derive(Clone)]
 pub struct Rollouts {
     store: Store,
+    metrics: Metrics,
     clock: Clock,
 }
 
 impl Rollouts {
-    pub fn new(store: Store, clock: Clock) -> Rollouts {
-        Rollouts { store, clock }
+    pub fn new(store: Store, metrics: Metrics, clock: Clock) -> Rollouts {
+        Rollouts { store, metrics, clock }
+    }
+
+    /// The current stage's gates, judged on the treatment events since the stage began,
+    /// against the frozen baseline (or the live control arm without one).
+    pub async fn gates(&self, rollout: &StoredRollout, now: Timestamp) -> Result<Vec<Gate>, AppError> {
+        let state = &rollout.state;
+        let (Some(stage), Some(entered)) = (rollout.plan.stage(state.stage), state.stage_entered_at) else {
+            return Ok(Vec::new());
+        };
+        let Some(criteria) = &stage.criteria else { return Ok(Vec::new()) };
+        if matches!(state.status, Status::Draft | Status::Complete) {
+            return Ok(Vec::new());
+        }
+        let until = Timestamp(now.millis() + 60_000);
+        let (control, treatment) = self.metrics.arms(rollout.id, Some(state.stage.0 as i32), entered, until).await?;
+        let baseline = self.store.latest_baseline(rollout.id).await?;
+        let reference = Reference::choose(baseline.as_ref().map(|b| &b.summary), &control);
+        let memory_limit = rollout.plan.guardrails.auto_rollback.memory_above_baseline.get();
+        Ok(gates::evaluate(criteria, &treatment, &reference, memory_limit))
     }
 }
 
@@ -54,15 +76,20 @@ impl RolloutService for Rollouts {
             Some(id) => id,
             None => self.store.newest_rollout().await?.ok_or_else(|| AppError::not_found("rollout"))?,
         };
-        let StoredRollout { id, plan, state } = self.store.rollout(id).await?;
+        let rollout = self.store.rollout(id).await?;
         let now = (self.clock)();
-        let evidence = self.store.evidence(id, state.stage).await?;
-        let blockers = readiness::blockers(&plan, &state, &evidence, now);
+        let mut evidence = self.store.evidence(id, rollout.state.stage).await?;
+        evidence.gates = self.gates(&rollout, now).await?;
+        let blockers = readiness::blockers(&rollout.plan, &rollout.state, &evidence, now);
+        let StoredRollout { id, plan, state } = rollout;
         Ok(ControlRoom {
             rollout_id: id,
             served: served_flag(&plan, &state),
             checklist: self.store.checklist(id).await?,
             audit: self.store.audit(id, AUDIT_SHOWN).await?,
+            alerts: self.store.alerts(id).await?,
+            baseline: self.store.latest_baseline(id).await?.map(|b| b.summary),
+            gates: evidence.gates,
             blockers,
             plan,
             state,
@@ -75,13 +102,24 @@ impl RolloutService for Rollouts {
         Ok(self.store.set_checklist_item(rollout_id, item_id, checked, actor, (self.clock)()).await?)
     }
 
+    async fn acknowledge_alert(&self, rollout_id: i64, alert_id: i64, note: &str, actor: &str) -> Result<(), AppError> {
+        if note.trim().is_empty() {
+            return Err(AppError::invalid("note", "say what was checked before acknowledging"));
+        }
+        Ok(self.store.acknowledge_alert(rollout_id, alert_id, actor, note.trim(), (self.clock)()).await?)
+    }
+
     async fn command(&self, rollout_id: i64, expected_version: u64, command: Command, actor: &str)
     -> Result<Rollout, AppError> {
         let now = (self.clock)();
+        // Gates read the metrics outside the transaction; they describe the stage as the
+        // caller saw it, and the transaction rejects the command if the stage moved since.
+        let gates = self.gates(&self.store.rollout(rollout_id).await?, now).await?;
         let (_, transition) = self
             .store
             .transition(rollout_id, now, actor, |current, evidence| {
-                let blockers = readiness::blockers(&current.plan, &current.state, evidence, now);
+                let evidence = readiness::StageEvidence { gates: gates.clone(), ..evidence.clone() };
+                let blockers = readiness::blockers(&current.plan, &current.state, &evidence, now);
                 let cx = Context { plan: &current.plan, now, blockers: &blockers };
                 let transition = apply(&current.state, Version(expected_version), &command, &cx)?;
                 let record = audit_record(current, &command, &transition);

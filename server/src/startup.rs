@@ -3,6 +3,7 @@
 
 use crate::config::ServeConfig;
 use crate::flags::Flags;
+use crate::guard::Guard;
 use crate::metrics::Metrics;
 use crate::http::{self, ApiState};
 use crate::service::{Clock, Rollouts};
@@ -29,9 +30,15 @@ pub const SYSTEM_ACTOR: &str = "rampart";
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    guard: Guard,
 }
 
 impl Application {
+    /// The guard loop, for running a tick on demand.
+    pub fn guard(&self) -> Guard {
+        self.guard.clone()
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
     }
@@ -52,8 +59,11 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     let flags = Flags::start(store.clone()).await?;
     let retention = Span::from_secs(i64::from(config.retention_days) * 86_400);
     let metrics = Metrics::new(store.clone(), clock.clone(), retention);
+    let guard = Guard::new(store.clone(), metrics.clone(), clock.clone());
+    let metrics = metrics.notifying(guard.waker());
+    guard.clone().spawn(std::time::Duration::from_secs(plan.guardrails.interval.secs().max(1) as u64));
     spawn_retention(store.clone(), clock.clone(), retention);
-    let rollouts = Rollouts::new(store, clock);
+    let rollouts = Rollouts::new(store, metrics.clone(), clock);
     let services = Services { rollouts: Arc::new(rollouts.clone()) };
     let leptos_options = LeptosOptions::builder()
         .output_name("rampart")
@@ -71,7 +81,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options)
         .merge(http::router(ApiState { rollouts, flags, metrics, pool }));
-    Ok(Application { listener, router })
+    Ok(Application { listener, router, guard })
 }
 
 /// Reads and validates a plan file, or the built-in default plan.

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgConnection;
 
 mod events;
+mod guard;
 pub use events::{ArmKey, Baseline, Ingested, NewEvent, RollupFilter, RollupKey, StageSpan};
 
 /// Why a store call failed.
@@ -399,10 +400,19 @@ async fn stage_evidence(conn: &mut PgConnection, rollout_id: i64, stage: StageIn
     let baseline_recorded = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM baselines WHERE rollout_id = $1) AS "exists!""#, rollout_id)
         .fetch_one(&mut *conn)
         .await?;
+    let open_alerts = sqlx::query!("SELECT id, message FROM alerts WHERE rollout_id = $1 AND acknowledged_at IS NULL ORDER BY id", rollout_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.message))
+        .collect();
     Ok(StageEvidence {
         checklist_done: counts.done as u32,
         checklist_total: counts.total as u32,
         baseline_recorded,
+        open_alerts,
+        // Gates need the metrics; the service judges them and adds them.
+        gates: Vec::new(),
         // CI test results are stored by the gates work; until then no suite has a result, so
         // stages that require one stay blocked (or are overridden with a reason).
         suite_results: Vec::new(),

@@ -278,14 +278,14 @@ impl TestDatabase {
     }
 }
 
-/// Runs the benchmarks against a private Postgres (or DATABASE_URL's server).
+/// Runs every benchmark (flag delivery, then metrics) against a private Postgres (or DATABASE_URL's server).
 fn bench() -> Result {
     let project = Project::open()?;
     project.ensure_postgres()?;
     let database = TestDatabase::start(&project)?;
     let result = step(
-        "running the flag delivery benchmark (release build)",
-        project.cargo().args(["bench", "-p", "server", "--bench", "flags"]).env("DATABASE_URL", database.url("postgres")),
+        "running the benchmarks (release build)",
+        project.cargo().args(["bench", "-p", "server"]).env("DATABASE_URL", database.url("postgres")),
     );
     database.stop();
     result

@@ -1,6 +1,8 @@
 //! The current stage: its soak clock, success criteria, required evidence, and what blocks
 //! leaving it.
 
+use crate::components::gates::Gates;
+use crate::domain::gates::Gate;
 use crate::domain::plan::Stage;
 use crate::domain::readiness::Blocker;
 use crate::domain::rollout::{Rollout, Status};
@@ -9,7 +11,7 @@ use crate::format;
 use leptos::prelude::*;
 
 #[component]
-pub fn StagePanel(stage: Stage, state: Rollout, blockers: Vec<Blocker>, now: Timestamp) -> impl IntoView {
+pub fn StagePanel(stage: Stage, state: Rollout, gates: Vec<Gate>, blockers: Vec<Blocker>, now: Timestamp) -> impl IntoView {
     let soak = match (state.status, state.stage_entered_at) {
         (Status::Draft, _) | (_, None) => format!("Soak {} starts when the rollout starts.", format::duration(stage.soak)),
         (_, Some(entered)) => {
@@ -22,19 +24,7 @@ pub fn StagePanel(stage: Stage, state: Rollout, blockers: Vec<Blocker>, now: Tim
             )
         }
     };
-    let criteria = stage.criteria.clone().map(|c| {
-        view! {
-            <table class="criteria" data-testid="criteria">
-                <thead><tr><th scope="col">"Criterion"</th><th scope="col">"Threshold"</th><th scope="col">"Observed"</th></tr></thead>
-                <tbody>
-                    <tr><td>"Success rate"</td><td>{format!("≥ {}", c.success_rate_min)}</td><td class="muted">"awaiting metrics"</td></tr>
-                    <tr><td>"Error rate"</td><td>{format!("≤ {}", c.error_rate_max)}</td><td class="muted">"awaiting metrics"</td></tr>
-                    <tr><td>"p95 latency"</td><td>{format!("≤ {}", c.latency_max)}</td><td class="muted">"awaiting metrics"</td></tr>
-                    <tr><td>"Uploads"</td><td>{format!("≥ {}", c.min_events)}</td><td class="muted">"awaiting metrics"</td></tr>
-                </tbody>
-            </table>
-        }
-    });
+    let criteria = (!gates.is_empty()).then(|| view! { <Gates gates/> });
     let mut requirements = Vec::new();
     if stage.requires_baseline {
         requirements.push("Baseline recorded with the flag off".to_string());

@@ -2,6 +2,7 @@
 //! baseline and the test suites the plan requires. Metric gates join this list when the gate
 //! evaluation lands; every blocker has words an approver can act on.
 
+use super::gates::{Gate, Verdict};
 use super::plan::Plan;
 use super::rollout::{Rollout, Status};
 use super::units::{Span, Timestamp};
@@ -16,6 +17,10 @@ pub enum Blocker {
     ChecklistIncomplete { open: u32, total: u32 },
     BaselineMissing,
     TestSuiteNotPassed { suite: String, passed: Option<u32>, required: u32 },
+    /// A success criterion is failing or not yet proven.
+    GateNotPassed { criterion: String, verdict: Verdict, explanation: String },
+    /// The guard loop asked for a review that nobody has acknowledged.
+    AlertOpen { id: i64, message: String },
 }
 
 impl fmt::Display for Blocker {
@@ -32,18 +37,26 @@ impl fmt::Display for Blocker {
             Blocker::TestSuiteNotPassed { suite, passed: Some(p), required } => {
                 write!(f, "{suite} tests: {p}/{required} passing")
             }
+            Blocker::GateNotPassed { criterion, verdict, explanation } => {
+                write!(f, "{criterion}: {} — {explanation}", verdict.label())
+            }
+            Blocker::AlertOpen { message, .. } => write!(f, "open alert: {message}"),
         }
     }
 }
 
 /// The facts about the current stage that the store knows.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StageEvidence {
     pub checklist_done: u32,
     pub checklist_total: u32,
     pub baseline_recorded: bool,
     /// Latest passing count reported per suite name.
     pub suite_results: Vec<(String, u32)>,
+    /// The stage's gates, judged on its treatment events so far.
+    pub gates: Vec<Gate>,
+    /// Unacknowledged alerts: (id, message).
+    pub open_alerts: Vec<(i64, String)>,
 }
 
 /// Everything that blocks leaving the current stage at `now`, in the order a person would check.
@@ -67,6 +80,16 @@ pub fn blockers(plan: &Plan, state: &Rollout, evidence: &StageEvidence, now: Tim
     }
     if stage.requires_baseline && !evidence.baseline_recorded {
         out.push(Blocker::BaselineMissing);
+    }
+    for gate in evidence.gates.iter().filter(|g| g.verdict != Verdict::Pass) {
+        out.push(Blocker::GateNotPassed {
+            criterion: gate.criterion.label().to_string(),
+            verdict: gate.verdict,
+            explanation: gate.explanation.clone(),
+        });
+    }
+    for (id, message) in &evidence.open_alerts {
+        out.push(Blocker::AlertOpen { id: *id, message: message.clone() });
     }
     for suite in &stage.test_suites {
         let passed = evidence.suite_results.iter().find(|(name, _)| *name == suite.name).map(|(_, n)| *n);

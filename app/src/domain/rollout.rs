@@ -227,6 +227,11 @@ pub fn apply(state: &Rollout, expected: Version, command: &Command, cx: &Context
                 (true, false) => return Err(Refusal::NotAtLastStage),
                 _ => {}
             }
+            // An open alert is the one blocker a written reason cannot push past: it must be
+            // acknowledged first.
+            if cx.blockers.iter().any(|b| matches!(b, Blocker::AlertOpen { .. })) {
+                return Err(Refusal::Blocked { blockers: cx.blockers.to_vec() });
+            }
             if !cx.blockers.is_empty() {
                 match override_reason.as_deref().map(str::trim) {
                     Some(r) if !r.is_empty() => overridden = cx.blockers.to_vec(),
@@ -380,6 +385,16 @@ mod tests {
         let t = apply(&state, state.version, &forced, &cx).unwrap();
         assert_eq!(t.state.stage, StageIndex(2));
         assert_eq!(t.overridden, blockers.to_vec());
+    }
+
+    #[test]
+    fn an_open_alert_cannot_be_overridden() {
+        let plan = plan();
+        let blockers = [Blocker::AlertOpen { id: 3, message: "latency drift".into() }];
+        let cx = Context { plan: &plan, now: NOW, blockers: &blockers };
+        let state = at(1, Status::Running);
+        let forced = Command::Advance { override_reason: Some("we are sure".into()) };
+        assert!(matches!(apply(&state, state.version, &forced, &cx), Err(Refusal::Blocked { .. })));
     }
 
     #[test]

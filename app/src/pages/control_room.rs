@@ -1,7 +1,8 @@
 //! The control room: one rollout's stages, the current stage's criteria and checklist, the
 //! commands an approver may give, and the audit trail.
 
-use crate::api::{RunCommand, SetChecklistItem, get_control_room};
+use crate::api::{AcknowledgeAlert, RunCommand, SetChecklistItem, get_control_room};
+use crate::components::alerts::Alerts;
 use crate::components::actions::Actions;
 use crate::components::checklist::Checklist;
 use crate::components::stage_panel::StagePanel;
@@ -17,17 +18,18 @@ pub fn ControlRoomPage() -> impl IntoView {
     let rollout_id = move || params.read().get("id").and_then(|id| id.parse::<i64>().ok());
     let tick = ServerAction::<SetChecklistItem>::new();
     let command = ServerAction::<RunCommand>::new();
+    let acknowledge = ServerAction::<AcknowledgeAlert>::new();
     // Every finished action reloads the snapshot, so the page always shows what the server holds.
     let room = Resource::new(
-        move || (rollout_id(), tick.version().get(), command.version().get()),
-        |(id, _, _)| get_control_room(id),
+        move || (rollout_id(), tick.version().get(), command.version().get(), acknowledge.version().get()),
+        |(id, ..)| get_control_room(id),
     );
 
     view! {
         <Transition fallback=|| view! { <p class="notice">"Loading the rollout…"</p> }>
             {move || Suspend::new(async move {
                 match room.await {
-                    Ok(room) => view! { <Room room tick command/> }.into_any(),
+                    Ok(room) => view! { <Room room tick command acknowledge/> }.into_any(),
                     Err(error) => view! {
                         <p class="notice error" role="alert">{error.to_string()}</p>
                     }.into_any(),
@@ -40,7 +42,12 @@ pub fn ControlRoomPage() -> impl IntoView {
 /// The page body. Each panel is type-erased (`into_any`), which keeps the view's type shallow
 /// enough for release builds to compile quickly.
 #[component]
-fn Room(room: ControlRoom, tick: ServerAction<SetChecklistItem>, command: ServerAction<RunCommand>) -> impl IntoView {
+fn Room(
+    room: ControlRoom,
+    tick: ServerAction<SetChecklistItem>,
+    command: ServerAction<RunCommand>,
+    acknowledge: ServerAction<AcknowledgeAlert>,
+) -> impl IntoView {
     let stage = room.plan.stage(room.state.stage).cloned();
     let stage_items: Vec<_> = room.checklist.iter().filter(|i| i.stage == room.state.stage).cloned().collect();
     let head = view! {
@@ -63,17 +70,18 @@ fn Room(room: ControlRoom, tick: ServerAction<SetChecklistItem>, command: Server
     .into_any();
     let track = view! { <StageTrack plan=room.plan.clone() state=room.state.clone()/> }.into_any();
     let panel = stage.map(|stage| {
-        view! { <StagePanel stage state=room.state.clone() blockers=room.blockers.clone() now=room.now/> }.into_any()
+        view! { <StagePanel stage state=room.state.clone() gates=room.gates.clone() blockers=room.blockers.clone() now=room.now/> }.into_any()
     });
     let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items tick/> }.into_any();
     let actions = view! { <Actions room=room.clone() command/> }.into_any();
     let timeline = view! { <Timeline entries=room.audit.clone()/> }.into_any();
+    let alerts = view! { <Alerts rollout_id=room.rollout_id alerts=room.alerts.clone() acknowledge/> }.into_any();
     view! {
         {head}
         {track}
         <div class="columns">
             <div class="main-column">{panel} {checklist}</div>
-            <aside class="side-column">{actions} {timeline}</aside>
+            <aside class="side-column">{actions} {alerts} {timeline}</aside>
         </div>
     }
 }

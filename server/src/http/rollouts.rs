@@ -18,6 +18,7 @@ pub fn router() -> Router<ApiState> {
         .route("/rollouts/{id}", get(show))
         .route("/rollouts/{id}/commands", post(command))
         .route("/rollouts/{id}/checklist/{item}", post(tick))
+        .route("/rollouts/{id}/alerts/{alert}/acknowledge", post(acknowledge))
 }
 
 async fn show(State(state): State<ApiState>, Path(id): Path<i64>) -> Result<Json<ControlRoom>, ApiError> {
@@ -53,4 +54,19 @@ async fn tick(
 ) -> Result<Json<ChecklistItem>, ApiError> {
     let Json(request) = body?;
     Ok(Json(state.rollouts.set_checklist_item(id, item, request.checked, API_ACTOR).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AcknowledgeRequest {
+    pub note: String,
+}
+
+async fn acknowledge(
+    State(state): State<ApiState>,
+    Path((id, alert)): Path<(i64, i64)>,
+    body: Result<Json<AcknowledgeRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(request) = body?;
+    state.rollouts.acknowledge_alert(id, alert, &request.note, API_ACTOR).await?;
+    Ok(Json(serde_json::json!({ "acknowledged": alert })))
 }

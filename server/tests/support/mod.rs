@@ -17,6 +17,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub pool: PgPool,
+    pub guard: server::guard::Guard,
     now: Arc<AtomicI64>,
 }
 
@@ -31,13 +32,23 @@ impl TestApp {
         let config = ServeConfig { site_root: concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site").into(), ..Default::default() };
         let app = startup::build(&config, listener, pool.clone(), clock).await.expect("the server builds");
         let base = format!("http://{}", app.local_addr());
+        let guard = app.guard();
         tokio::spawn(app.run_until_stopped(std::future::pending()));
-        TestApp { base, client: reqwest::Client::new(), pool, now }
+        TestApp { base, client: reqwest::Client::new(), pool, guard, now }
     }
 
     /// Moves the server's clock forward.
     pub fn advance_clock_hours(&self, hours: i64) {
-        self.now.fetch_add(hours * 3_600_000, Ordering::SeqCst);
+        self.advance_clock_minutes(hours * 60);
+    }
+
+    pub fn advance_clock_minutes(&self, minutes: i64) {
+        self.now.fetch_add(minutes * 60_000, Ordering::SeqCst);
+    }
+
+    /// The server's clock now.
+    pub fn now(&self) -> Timestamp {
+        Timestamp(self.now.load(Ordering::SeqCst))
     }
 
     pub fn url(&self, path: &str) -> String {

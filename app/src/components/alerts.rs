@@ -1,0 +1,52 @@
+//! Alerts from the guard loop. An open one blocks advancing until an approver acknowledges it
+//! with a note saying what was checked.
+
+use crate::api::AcknowledgeAlert;
+use crate::format;
+use crate::model::Alert;
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+
+#[component]
+pub fn Alerts(rollout_id: i64, alerts: Vec<Alert>, acknowledge: ServerAction<AcknowledgeAlert>) -> impl IntoView {
+    if alerts.is_empty() {
+        return view! { <section class="card alerts" aria-labelledby="alerts-title"><h2 id="alerts-title">"Alerts"</h2><p class="muted">"No alerts."</p></section> }.into_any();
+    }
+    let error = move || acknowledge.value().get().and_then(Result::err).map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> });
+    let items = alerts
+        .into_iter()
+        .map(|alert| {
+            let open = alert.acknowledged_at.is_none();
+            let status = match (&alert.acknowledged_by, alert.acknowledged_at) {
+                (Some(who), Some(at)) => format!("acknowledged by {who} at {}", format::utc_minute(at)),
+                _ => "open — blocks Advance".to_string(),
+            };
+            let form = open.then(|| {
+                view! {
+                    <ActionForm action=acknowledge attr:class="action-form">
+                        <input type="hidden" name="rollout_id" value=rollout_id.to_string()/>
+                        <input type="hidden" name="alert_id" value=alert.id.to_string()/>
+                        <label>"What was checked" <textarea name="note" required=true rows="2"></textarea></label>
+                        <button type="submit" data-testid="acknowledge">"Acknowledge"</button>
+                    </ActionForm>
+                }
+            });
+            view! {
+                <li class:open=open data-testid="alert">
+                    <strong>{alert.message}</strong>
+                    <span class="muted">{format!("raised {} · {status}", format::utc_minute(alert.raised_at))}</span>
+                    {alert.acknowledgement.map(|n| view! { <q class="reason">{n}</q> })}
+                    {form}
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <section class="card alerts" aria-labelledby="alerts-title">
+            <h2 id="alerts-title">"Alerts"</h2>
+            {error}
+            <ul>{items}</ul>
+        </section>
+    }
+    .into_any()
+}

@@ -1,0 +1,243 @@
+//! Guardrails: what the guard loop decides from the treatment arm's trailing window. Decisions
+//! are values — roll back (with the evidence), raise a review, or hold — and the server applies
+//! them. "Sustained" conditions are timers the caller keeps (in Postgres, so they survive
+//! restarts) and passes back in.
+
+use super::gates::Reference;
+use super::plan::Guardrails;
+use super::stats::Stats;
+use super::units::{Span, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// A condition that needs review only once it has held for a while.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// Success rate inside the review band (seeds: 95–97%).
+    SuccessBand,
+    /// p95 latency above the review limit (seeds: 120% of baseline).
+    LatencyHigh,
+}
+
+impl Condition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::SuccessBand => "success_band",
+            Condition::LatencyHigh => "latency_high",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Condition> {
+        [Condition::SuccessBand, Condition::LatencyHigh].into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+/// Since when a condition has held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sustained {
+    pub condition: Condition,
+    pub since: Timestamp,
+}
+
+/// The measured value behind a decision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Breach {
+    /// Which rule: `success_rate_below`, `error_rate_above`, `critical_error`, `memory_above_baseline`,
+    /// `success_band`, `latency_above_baseline`.
+    pub rule: String,
+    pub observed: f64,
+    pub threshold: f64,
+    pub sample: u64,
+    pub window: Span,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Decision {
+    /// Roll the flag back now.
+    RollBack(Breach),
+    /// Raise an alert that blocks advancing until an approver acknowledges it.
+    Review(Breach),
+}
+
+/// The decisions for this tick, and which sustained conditions hold now (the caller starts
+/// timers for new ones and clears the rest).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Assessment {
+    pub decisions: Vec<Decision>,
+    pub holding: Vec<Condition>,
+    /// Why nothing was decided, when the window is too thin to judge.
+    pub note: Option<String>,
+}
+
+/// Judges the trailing window of treatment events.
+pub fn assess(rails: &Guardrails, treatment: &Stats, reference: &Reference, sustained: &[Sustained], now: Timestamp) -> Assessment {
+    let n = treatment.count();
+    let window = rails.window;
+    let breach = |rule: &str, observed: f64, threshold: f64, message: String| Breach {
+        rule: rule.into(),
+        observed,
+        threshold,
+        sample: n,
+        window,
+        message,
+    };
+    let mut out = Assessment::default();
+
+    // A critical error rolls back however few events there are.
+    if rails.auto_rollback.on_critical_error && treatment.critical > 0 {
+        let m = format!("{} critical error(s) among {n} treatment uploads in the last {window}", treatment.critical);
+        out.decisions.push(Decision::RollBack(breach("critical_error", treatment.critical as f64, 0.0, m)));
+    }
+    let min = u64::from(rails.min_sample);
+    if n < min {
+        out.note = Some(format!("{n} of {min} treatment uploads in the last {window}: too few to judge rates"));
+        return out;
+    }
+    let auto = &rails.auto_rollback;
+    let success = treatment.success_rate().unwrap_or(100.0);
+    let error = treatment.error_rate().unwrap_or(0.0);
+    if success < auto.success_rate_below.get() {
+        let m = format!("success rate {success:.2}% < {}% over {n} uploads in the last {window}", auto.success_rate_below.get());
+        out.decisions.push(Decision::RollBack(breach("success_rate_below", success, auto.success_rate_below.get(), m)));
+    }
+    if error > auto.error_rate_above.get() {
+        let m = format!("error rate {error:.2}% > {}% over {n} uploads in the last {window}", auto.error_rate_above.get());
+        out.decisions.push(Decision::RollBack(breach("error_rate_above", error, auto.error_rate_above.get(), m)));
+    }
+    if let (Some(base), Some(mean)) = (reference.memory_mean_mb, treatment.memory_mean_mb())
+        && base > 0.0
+    {
+        let ratio = mean / base * 100.0;
+        if ratio > auto.memory_above_baseline.get() {
+            let m = format!("memory {mean:.0} MB is {ratio:.0}% of the {} ({base:.0} MB) > {}%", reference.source, auto.memory_above_baseline.get());
+            out.decisions.push(Decision::RollBack(breach("memory_above_baseline", ratio, auto.memory_above_baseline.get(), m)));
+        }
+    }
+
+    let review = &rails.manual_review;
+    let sustained_for = |c: Condition| sustained.iter().find(|s| s.condition == c).map(|s| now.since(s.since));
+    let [low, high] = review.success_band;
+    if success >= low.get() && success < high.get() {
+        out.holding.push(Condition::SuccessBand);
+        if sustained_for(Condition::SuccessBand).is_some_and(|d| d >= review.success_band_for) {
+            let m = format!("success rate {success:.2}% has stayed in the {}–{}% review band for {}", low.get(), high.get(), review.success_band_for);
+            out.decisions.push(Decision::Review(breach("success_band", success, high.get(), m)));
+        }
+    }
+    if let (Some(base), Some(p95)) = (reference.latency_p95_ms, treatment.latency.quantile(0.95))
+        && base > 0.0
+    {
+        let ratio = p95 / base * 100.0;
+        if ratio > review.latency_above_baseline.get() {
+            out.holding.push(Condition::LatencyHigh);
+            if sustained_for(Condition::LatencyHigh).is_some_and(|d| d >= review.latency_for) {
+                let m = format!(
+                    "p95 latency {p95:.0} ms has stayed above {}% of the {} ({base:.0} ms) for {}",
+                    review.latency_above_baseline.get(),
+                    reference.source,
+                    review.latency_for
+                );
+                out.decisions.push(Decision::Review(breach("latency_above_baseline", ratio, review.latency_above_baseline.get(), m)));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::event::{Outcome, UploadEvent, Variant};
+    use crate::domain::plan::{DEFAULT_PLAN_TOML, Plan};
+
+    fn rails() -> Guardrails {
+        Plan::from_toml(DEFAULT_PLAN_TOML).unwrap().guardrails
+    }
+
+    fn window(success: u64, error: u64, critical: u64, latency: f64, memory: f64) -> Stats {
+        let mut s = Stats::default();
+        let mut add = |outcome: Outcome, critical: bool| {
+            s.add(&UploadEvent {
+                event_id: String::new(),
+                at: Timestamp(0),
+                flag: None,
+                variant: Variant::Treatment,
+                outcome,
+                latency_ms: latency,
+                memory_mb: memory,
+                provider: String::new(),
+                file_type: String::new(),
+                size_bytes: 0,
+                error_kind: None,
+                critical,
+            })
+        };
+        (0..success).for_each(|_| add(Outcome::Success, false));
+        (0..error).for_each(|_| add(Outcome::Error, false));
+        (0..critical).for_each(|_| add(Outcome::Error, true));
+        s
+    }
+
+    fn reference() -> Reference {
+        Reference { latency_p95_ms: Some(100.0), memory_mean_mb: Some(100.0), source: "frozen baseline".into() }
+    }
+
+    const NOW: Timestamp = Timestamp(10_000_000_000);
+
+    fn rules(a: &Assessment) -> Vec<(&'static str, String)> {
+        a.decisions
+            .iter()
+            .map(|d| match d {
+                Decision::RollBack(b) => ("rollback", b.rule.clone()),
+                Decision::Review(b) => ("review", b.rule.clone()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_failure_in_two_events_does_not_roll_back() {
+        let a = assess(&rails(), &window(1, 1, 0, 100.0, 50.0), &reference(), &[], NOW);
+        assert!(a.decisions.is_empty());
+        assert!(a.note.unwrap().contains("2 of 50"));
+    }
+
+    #[test]
+    fn any_critical_error_rolls_back_even_in_a_thin_window() {
+        let a = assess(&rails(), &window(3, 0, 1, 100.0, 50.0), &reference(), &[], NOW);
+        assert_eq!(rules(&a), vec![("rollback", "critical_error".to_string())]);
+    }
+
+    #[test]
+    fn the_seeds_auto_rollback_thresholds() {
+        let check = |success: u64, error: u64, memory: f64, expected: &[&str]| {
+            let a = assess(&rails(), &window(success, error, 0, 100.0, memory), &reference(), &[], NOW);
+            let got: Vec<String> = a.decisions.iter().filter_map(|d| match d { Decision::RollBack(b) => Some(b.rule.clone()), _ => None }).collect();
+            assert_eq!(got, expected, "{success}/{error} mem {memory}");
+        };
+        check(95, 5, 50.0, &[]); // exactly 95% success and 5% error: not past either line
+        check(94, 6, 50.0, &["success_rate_below", "error_rate_above"]);
+        check(100, 0, 120.0, &[]); // exactly 120% of baseline
+        check(100, 0, 121.0, &["memory_above_baseline"]);
+    }
+
+    #[test]
+    fn the_review_band_needs_thirty_sustained_minutes() {
+        let w = window(96, 4, 0, 100.0, 50.0);
+        let fresh = assess(&rails(), &w, &reference(), &[], NOW);
+        assert_eq!(fresh.holding, vec![Condition::SuccessBand]);
+        assert!(fresh.decisions.is_empty());
+        let since = |minutes: i64| [Sustained { condition: Condition::SuccessBand, since: Timestamp(NOW.millis() - minutes * 60_000) }];
+        assert!(assess(&rails(), &w, &reference(), &since(29), NOW).decisions.is_empty());
+        assert_eq!(rules(&assess(&rails(), &w, &reference(), &since(30), NOW)), vec![("review", "success_band".to_string())]);
+    }
+
+    #[test]
+    fn sustained_high_latency_asks_for_review() {
+        let w = window(100, 0, 0, 130.0, 50.0);
+        let a = assess(&rails(), &w, &reference(), &[Sustained { condition: Condition::LatencyHigh, since: Timestamp(NOW.millis() - 31 * 60_000) }], NOW);
+        assert_eq!(a.holding, vec![Condition::LatencyHigh]);
+        assert_eq!(rules(&a), vec![("review", "latency_above_baseline".to_string())]);
+        assert!(assess(&rails(), &window(100, 0, 0, 119.0, 50.0), &reference(), &[], NOW).holding.is_empty());
+    }
+}

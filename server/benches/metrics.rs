@@ -1,0 +1,217 @@
+//! Metrics benchmark, one run on one machine:
+//! - ingest rate over HTTP (NDJSON batches of 5,000) and through `rampart import`, each against
+//!   `COPY … FROM STDIN` (what psql's `\copy` does) of the same rows into the same table;
+//! - window query time (a stage's 48-hour gate window, and the guard loop's 5-minute window)
+//!   over 1 M and then 10 M stored events.
+//!
+//!   cargo xtask bench             (starts a private Postgres, or uses DATABASE_URL)
+//!
+//! Set RAMPART_BENCH_EVENTS to change the largest store size (default 10000000).
+
+use app::domain::event::{Variant, parse_value};
+use app::domain::stats::size_class_mb;
+use app::domain::units::{Span, Timestamp};
+use server::config::ServeConfig;
+use server::metrics::Metrics;
+use server::simulate::{Model, Regression};
+use server::startup;
+use server::store::{NewEvent, RollupFilter, Store};
+use sqlx::{Connection, PgConnection, PgPool};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SAMPLE: usize = 200_000;
+const HTTP_BATCH: usize = 5_000;
+const HOUR: i64 = 3_600_000;
+
+fn main() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: run through `cargo xtask bench`");
+    let largest: usize = std::env::var("RAMPART_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
+    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (pool, bench_url) = server_rt.block_on(fresh_database(&url));
+    let now = chrono::Utc::now().timestamp_millis();
+    let app_url = server_rt.block_on(spawn_rampart(pool.clone()));
+    let store = Store::new(pool.clone());
+    let metrics = Metrics::new(store.clone(), Arc::new(move || Timestamp(now)), Span::from_secs(90 * 86_400));
+
+    println!("# Metrics benchmark ({SAMPLE} events per ingest path)\n");
+    // The same rows for every path: 48 hours of uploads ending now, 10% treatment.
+    let mut model = Model::new(42, 1);
+    let events = generate(&mut model, SAMPLE, now - 48 * HOUR, now);
+    server_rt.block_on(store.ensure_partitions(events.iter().map(|e| Timestamp(e["timestamp"].as_i64().unwrap())))).unwrap();
+
+    let copy_rate = server_rt.block_on(copy(&pool, &events));
+    server_rt.block_on(async {
+        sqlx::query("TRUNCATE events").execute(&pool).await.unwrap();
+    });
+    let http_rate = client_rt.block_on(http_ingest(&app_url, &events));
+    let mut model = Model::new(43, 2);
+    let file_events = generate(&mut model, SAMPLE, now - 48 * HOUR, now);
+    let import_rate = import(&bench_url, &file_events, now);
+
+    println!("## Ingest\n");
+    println!("| path | events/s | vs COPY |");
+    println!("|---|---:|---:|");
+    println!("| `COPY events FROM STDIN` (baseline: raw rows only, no dedupe, no rollups) | {copy_rate:.0} | 100% |");
+    println!("| `POST /api/v1/events`, NDJSON batches of {HTTP_BATCH} | {http_rate:.0} | {:.0}% |", http_rate / copy_rate * 100.0);
+    println!("| `rampart import FILE` | {import_rate:.0} | {:.0}% |", import_rate / copy_rate * 100.0);
+
+    println!("\n## Window queries (median of 25)\n");
+    println!("| stored events | 48 h gate window, both arms | 5 min guard window | 48 h, one provider × file type |");
+    println!("|---:|---:|---:|---:|");
+    let mut stored = 2 * SAMPLE;
+    let mut model = Model::new(44, 3);
+    for target in [1_000_000usize, largest] {
+        if target < stored {
+            continue;
+        }
+        server_rt.block_on(fill(&store, &mut model, target - stored, now));
+        stored = target;
+        let (gate, guard, filtered) = server_rt.block_on(query_times(&metrics, now));
+        println!("| {stored} | {gate:.1} ms | {guard:.1} ms | {filtered:.1} ms |");
+    }
+    server_rt.block_on(pool.close());
+}
+
+fn generate(model: &mut Model, n: usize, from: i64, to: i64) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| {
+            let at = Timestamp(from + (i as i64 * (to - from)) / n as i64);
+            let variant = if i % 10 == 0 { Variant::Treatment } else { Variant::Control };
+            model.event(at, variant, &[] as &[Regression])
+        })
+        .collect()
+}
+
+async fn fresh_database(url: &str) -> (PgPool, String) {
+    let mut admin = PgConnection::connect(url).await.expect("connect to DATABASE_URL");
+    sqlx::query("DROP DATABASE IF EXISTS rampart_bench_metrics WITH (FORCE)").execute(&mut admin).await.unwrap();
+    sqlx::query("CREATE DATABASE rampart_bench_metrics").execute(&mut admin).await.unwrap();
+    let bench_url = format!("{}/rampart_bench_metrics", url.rsplit_once('/').expect("a database path").0);
+    let pool = PgPool::connect(&bench_url).await.unwrap();
+    server::db::MIGRATOR.run(&pool).await.unwrap();
+    (pool, bench_url)
+}
+
+async fn spawn_rampart(pool: PgPool) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let clock = Arc::new(|| Timestamp(chrono::Utc::now().timestamp_millis()));
+    let app = startup::build(&ServeConfig::default(), listener, pool, clock).await.unwrap();
+    let url = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    url
+}
+
+fn csv(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// The baseline: the same rows straight into the raw table with COPY.
+async fn copy(pool: &PgPool, events: &[serde_json::Value]) -> f64 {
+    let mut data = String::new();
+    for e in events {
+        let p = parse_value(e).unwrap();
+        let at = chrono::DateTime::from_timestamp_millis(p.at.millis()).unwrap().to_rfc3339();
+        data.push_str(&format!(
+            "1,{at},{},0,{},{},{},{},{},{},{},{},{}\n",
+            csv(&p.event_id),
+            p.variant.as_str(),
+            p.outcome.as_str(),
+            p.latency_ms,
+            p.memory_mb,
+            csv(&p.provider),
+            csv(&p.file_type),
+            p.size_bytes,
+            p.error_kind.as_deref().map(csv).unwrap_or_default(),
+            p.critical
+        ));
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    let started = Instant::now();
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY events (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb, provider, \
+             file_type, size_bytes, error_kind, critical) FROM STDIN WITH (FORMAT csv)",
+        )
+        .await
+        .unwrap();
+    copy.send(data.as_bytes()).await.unwrap();
+    let rows = copy.finish().await.unwrap();
+    assert_eq!(rows as usize, events.len());
+    events.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn http_ingest(base: &str, events: &[serde_json::Value]) -> f64 {
+    let http = reqwest::Client::new();
+    let bodies: Vec<String> = events.chunks(HTTP_BATCH).map(|c| c.iter().map(|e| format!("{e}\n")).collect()).collect();
+    let started = Instant::now();
+    let mut accepted = 0;
+    for body in bodies {
+        let response = http.post(format!("{base}/api/v1/events")).body(body).send().await.unwrap();
+        assert!(response.status().is_success());
+        accepted += response.json::<serde_json::Value>().await.unwrap()["accepted"].as_u64().unwrap();
+    }
+    assert_eq!(accepted as usize, events.len());
+    events.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+fn import(database_url: &str, events: &[serde_json::Value], _now: i64) -> f64 {
+    let path = std::env::temp_dir().join(format!("rampart-bench-{}.jsonl", std::process::id()));
+    let text: String = events.iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["import", path.to_str().unwrap()])
+        .env("DATABASE_URL", database_url)
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let _ = std::fs::remove_file(&path);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{} new events stored", events.len())));
+    events.len() as f64 / elapsed.as_secs_f64()
+}
+
+/// Adds `n` more events over the last 48 hours straight through the store (the ingest path
+/// without HTTP), in batches.
+async fn fill(store: &Store, model: &mut Model, n: usize, now: i64) {
+    let started = Instant::now();
+    let sizes = [1, 10, 50, 100];
+    let mut done = 0;
+    while done < n {
+        let batch: Vec<NewEvent> = generate(model, 10_000.min(n - done), now - 48 * HOUR, now)
+            .into_iter()
+            .map(|v| {
+                let event = parse_value(&v).unwrap();
+                let size_class_mb = size_class_mb(event.size_bytes, &sizes) as i32;
+                NewEvent { event, stage: 0, size_class_mb }
+            })
+            .collect();
+        done += batch.len();
+        store.ingest(1, &batch).await.unwrap();
+    }
+    eprintln!("(stored {n} more events in {:.0?})", started.elapsed());
+}
+
+async fn query_times(metrics: &Metrics, now: i64) -> (f64, f64, f64) {
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1e3
+    };
+    let (mut gate, mut guard, mut filtered) = (Vec::new(), Vec::new(), Vec::new());
+    let filter = RollupFilter { provider: Some("kimi".into()), file_type: Some("csv".into()), ..Default::default() };
+    for _ in 0..25 {
+        let t = Instant::now();
+        let w = metrics.window(1, Timestamp(now - 48 * HOUR), Timestamp(now), &RollupFilter::default()).await.unwrap();
+        gate.push(t.elapsed());
+        assert!(w.control.count > 0 && w.treatment.count > 0);
+        let t = Instant::now();
+        metrics.window(1, Timestamp(now - 5 * 60_000), Timestamp(now), &RollupFilter::default()).await.unwrap();
+        guard.push(t.elapsed());
+        let t = Instant::now();
+        metrics.window(1, Timestamp(now - 48 * HOUR), Timestamp(now), &filter).await.unwrap();
+        filtered.push(t.elapsed());
+    }
+    (median(gate), median(guard), median(filtered))
+}

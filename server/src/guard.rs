@@ -1,0 +1,162 @@
+//! The guard loop: while a rollout serves its flag on, judge the treatment arm's trailing
+//! window every few seconds (and right after events arrive), roll back by itself when a
+//! guardrail breaks, and raise review alerts for sustained trouble. `tick(now)` decides first
+//! and then acts, and tests call it directly.
+//!
+//! One process acts at a time (a Postgres advisory lock held for the tick), and a rollback is
+//! an ordinary versioned transition, so a breach seen by two processes rolls back once.
+
+use crate::metrics::Metrics;
+use crate::service::Clock;
+use crate::store::{Store, StoreError, StoredRollout};
+use app::domain::gates::Reference;
+use app::domain::guard::{self, Decision};
+use app::domain::readiness;
+use app::domain::rollout::{Command, Context, Refusal, Status, apply, served_flag};
+use app::domain::units::Timestamp;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Who the audit trail names for what the guard loop does.
+pub const GUARD_ACTOR: &str = "rampart guard";
+
+/// What a tick did, for logs and tests.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    RolledBack { rollout_id: i64, rule: String },
+    Alerted { rollout_id: i64, rule: String },
+}
+
+#[derive(Clone)]
+pub struct Guard {
+    store: Store,
+    metrics: Metrics,
+    clock: Clock,
+    wake: Arc<Notify>,
+}
+
+impl Guard {
+    pub fn new(store: Store, metrics: Metrics, clock: Clock) -> Guard {
+        Guard { store, metrics, clock, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Wakes the loop early (after an ingest), so a breach is judged within milliseconds.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Runs until the pool closes: a tick every `interval`, or sooner when woken.
+    pub fn spawn(self, interval: Duration) {
+        tokio::spawn(async move {
+            let pool = self.store.pool().clone();
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    () = self.wake.notified() => {}
+                    () = pool.close_event() => return,
+                }
+                if pool.is_closed() {
+                    return;
+                }
+                match self.tick((self.clock)()).await {
+                    Ok(actions) => {
+                        for action in actions {
+                            tracing::warn!(?action, "guard loop acted");
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "guard tick failed; retrying next tick"),
+                }
+            }
+        });
+    }
+
+    /// One evaluation of every live rollout whose flag is on. Skipped (empty) when another
+    /// process is ticking.
+    pub async fn tick(&self, now: Timestamp) -> Result<Vec<Action>, StoreError> {
+        // A transaction-scoped lock: released when `lease` ends, however the tick ends.
+        let mut lease = self.store.pool().begin().await?;
+        let leading: bool =
+            sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock(7002, 0) AS "got!""#).fetch_one(&mut *lease).await?;
+        if !leading {
+            return Ok(Vec::new());
+        }
+        let result = self.tick_as_leader(now).await;
+        lease.rollback().await?;
+        result
+    }
+
+    /// Like [`Guard::tick`], but waits for a tick in progress elsewhere instead of skipping.
+    pub async fn tick_now(&self, now: Timestamp) -> Result<Vec<Action>, StoreError> {
+        let mut lease = self.store.pool().begin().await?;
+        sqlx::query!("SELECT pg_advisory_xact_lock(7002, 0)").execute(&mut *lease).await?;
+        let result = self.tick_as_leader(now).await;
+        lease.rollback().await?;
+        result
+    }
+
+    async fn tick_as_leader(&self, now: Timestamp) -> Result<Vec<Action>, StoreError> {
+        let mut actions = Vec::new();
+        for (id, _) in self.store.live_rollouts().await? {
+            let rollout = self.store.rollout(id).await?;
+            if !served_flag(&rollout.plan, &rollout.state).enabled || rollout.state.status == Status::Draft {
+                self.store.set_holding(id, &[], now).await?;
+                continue;
+            }
+            actions.extend(self.guard(&rollout, now).await?);
+        }
+        Ok(actions)
+    }
+
+    async fn guard(&self, rollout: &StoredRollout, now: Timestamp) -> Result<Vec<Action>, StoreError> {
+        let rails = &rollout.plan.guardrails;
+        let from = Timestamp(now.millis() - rails.window.millis());
+        let until = Timestamp(now.millis() + 60_000);
+        let (control, treatment) = self.metrics.arms(rollout.id, None, from, until).await.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let baseline = self.store.latest_baseline(rollout.id).await?;
+        let reference = Reference::choose(baseline.as_ref().map(|b| &b.summary), &control);
+        let sustained = self.store.sustained(rollout.id).await?;
+        let assessment = guard::assess(rails, &treatment, &reference, &sustained, now);
+        self.store.set_holding(rollout.id, &assessment.holding, now).await?;
+
+        let mut actions = Vec::new();
+        let rollbacks: Vec<_> = assessment.decisions.iter().filter_map(|d| if let Decision::RollBack(b) = d { Some(b) } else { None }).collect();
+        if !rollbacks.is_empty() {
+            let reason = rollbacks.iter().map(|b| b.message.clone()).collect::<Vec<_>>().join("; ");
+            let evidence = serde_json::json!({ "breaches": rollbacks, "reference": reference, "window": { "from": from, "to": now } });
+            let expected = rollout.state.version;
+            let command = Command::RollBack { target: rails.rollback_target, reason: reason.clone() };
+            let outcome = self
+                .store
+                .transition(rollout.id, now, GUARD_ACTOR, |current, ev| {
+                    let blockers = readiness::blockers(&current.plan, &current.state, ev, now);
+                    let cx = Context { plan: &current.plan, now, blockers: &blockers };
+                    let transition = apply(&current.state, expected, &command, &cx)?;
+                    let summary = format!(
+                        "Rolled back automatically from stage {} to {}: {reason}",
+                        current.state.stage.0,
+                        served_flag(&current.plan, &transition.state)
+                    );
+                    let record = crate::store::AuditRecord { action: "auto_roll_back".into(), summary, reason: Some(reason.clone()), evidence };
+                    Ok((transition, record))
+                })
+                .await;
+            match outcome {
+                Ok(_) => actions.push(Action::RolledBack { rollout_id: rollout.id, rule: rollbacks[0].rule.clone() }),
+                // Someone (or another process) changed the rollout meanwhile: judge again next tick.
+                Err(StoreError::Refused(Refusal::Conflict { .. })) => {}
+                Err(StoreError::Refused(refusal)) => tracing::warn!(%refusal, rollout = rollout.id, "guard could not roll back"),
+                Err(e) => return Err(e),
+            }
+        }
+        for decision in &assessment.decisions {
+            if let Decision::Review(breach) = decision {
+                let evidence = serde_json::json!({ "breach": breach, "reference": reference });
+                if self.store.raise_alert(rollout.id, &breach.rule, &breach.message, evidence, now).await?.is_some() {
+                    actions.push(Action::Alerted { rollout_id: rollout.id, rule: breach.rule.clone() });
+                }
+            }
+        }
+        Ok(actions)
+    }
+}

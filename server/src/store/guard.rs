@@ -1,0 +1,109 @@
+//! The guard loop's state: sustained-condition timers and alerts.
+
+use super::{Result, Store, StoreError, from_timestamp, insert_audit, to_timestamp};
+use app::domain::guard::{Condition, Sustained};
+use app::domain::units::Timestamp;
+use app::model::Alert;
+
+impl Store {
+    /// The timers of the conditions that held at the last tick.
+    pub async fn sustained(&self, rollout_id: i64) -> Result<Vec<Sustained>> {
+        let rows = sqlx::query!("SELECT condition, since FROM guard_conditions WHERE rollout_id = $1", rollout_id)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| Condition::parse(&r.condition).map(|condition| Sustained { condition, since: to_timestamp(r.since) }))
+            .collect())
+    }
+
+    /// Starts timers for conditions that hold now (keeping running ones) and clears the rest.
+    pub async fn set_holding(&self, rollout_id: i64, holding: &[Condition], now: Timestamp) -> Result<()> {
+        let names: Vec<String> = holding.iter().map(|c| c.as_str().to_string()).collect();
+        let mut tx = self.pool().begin().await?;
+        sqlx::query!("DELETE FROM guard_conditions WHERE rollout_id = $1 AND NOT (condition = ANY($2))", rollout_id, &names)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query!(
+            "INSERT INTO guard_conditions (rollout_id, condition, since) SELECT $1, unnest($2::text[]), $3
+             ON CONFLICT (rollout_id, condition) DO NOTHING",
+            rollout_id,
+            &names,
+            from_timestamp(now)
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Raises an alert unless one of the same kind is open; returns it if it is new.
+    pub async fn raise_alert(&self, rollout_id: i64, kind: &str, message: &str, evidence: serde_json::Value, now: Timestamp) -> Result<Option<Alert>> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query!(
+            "INSERT INTO alerts (rollout_id, kind, message, evidence, raised_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (rollout_id, kind) WHERE acknowledged_at IS NULL DO NOTHING
+             RETURNING id",
+            rollout_id,
+            kind,
+            message,
+            evidence.clone(),
+            from_timestamp(now)
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let summary = format!("Review needed: {message}");
+        insert_audit(&mut tx, Some(rollout_id), crate::guard::GUARD_ACTOR, "alert", &summary, None, None, evidence).await?;
+        tx.commit().await?;
+        Ok(Some(Alert { id: row.id, kind: kind.into(), message: message.into(), raised_at: now, acknowledged_by: None, acknowledged_at: None, acknowledgement: None }))
+    }
+
+    /// The rollout's alerts, open ones first, newest first.
+    pub async fn alerts(&self, rollout_id: i64) -> Result<Vec<Alert>> {
+        let rows = sqlx::query!(
+            "SELECT id, kind, message, raised_at, acknowledged_by, acknowledged_at, acknowledgement FROM alerts
+             WHERE rollout_id = $1 ORDER BY acknowledged_at IS NOT NULL, id DESC LIMIT 50",
+            rollout_id
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Alert {
+                id: r.id,
+                kind: r.kind,
+                message: r.message,
+                raised_at: to_timestamp(r.raised_at),
+                acknowledged_by: r.acknowledged_by,
+                acknowledged_at: r.acknowledged_at.map(to_timestamp),
+                acknowledgement: r.acknowledgement,
+            })
+            .collect())
+    }
+
+    /// Acknowledges an open alert with the approver's written note.
+    pub async fn acknowledge_alert(&self, rollout_id: i64, alert_id: i64, actor: &str, note: &str, now: Timestamp) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let message = sqlx::query_scalar!(
+            "UPDATE alerts SET acknowledged_by = $3, acknowledged_at = $4, acknowledgement = $5
+             WHERE rollout_id = $1 AND id = $2 AND acknowledged_at IS NULL RETURNING message",
+            rollout_id,
+            alert_id,
+            actor,
+            from_timestamp(now),
+            note
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound("open alert"))?;
+        let summary = format!("Acknowledged the alert: {message}");
+        insert_audit(&mut tx, Some(rollout_id), actor, "acknowledge", &summary, Some(note), None, serde_json::json!({ "alert_id": alert_id }))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

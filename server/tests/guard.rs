@@ -1,0 +1,148 @@
+//! The guard loop against the real server and Postgres, driven by the simulator's model:
+//! an error spike is rolled back by itself within seconds; a sustained latency drift raises a
+//! review that blocks Advance until an approver acknowledges it; the timers survive a restart.
+
+mod support;
+
+use app::domain::event::Variant;
+use app::domain::units::Timestamp;
+use serde_json::{Value, json};
+use server::simulate::{Model, Regression};
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+use support::TestApp;
+
+/// Uploads from the simulator's model at the server's current time, `treatment` of them treated.
+async fn upload(app: &TestApp, model: &mut Model, control: usize, treatment: usize, regressions: &[Regression]) -> Value {
+    let now = app.now().millis();
+    let mut lines = String::new();
+    for i in 0..control + treatment {
+        let variant = if i < treatment { Variant::Treatment } else { Variant::Control };
+        let event = model.event(Timestamp(now - 1_000 - i as i64), variant, if i < treatment { regressions } else { &[] });
+        lines.push_str(&format!("{event}\n"));
+    }
+    let response = app.client.post(app.url("/api/v1/events")).body(lines).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// Starts the rollout and overrides its way to `stage`, then lets a minute pass so that new
+/// uploads belong to that stage.
+async fn go_to_stage(app: &TestApp, stage: u64) {
+    app.command(json!({ "command": "start" })).await;
+    while app.room().await["state"]["stage"].as_u64().unwrap() < stage {
+        let (status, body) = app.command(json!({ "command": "advance", "override_reason": "test set-up" })).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    app.advance_clock_minutes(1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_error_spike_at_10_percent_is_rolled_back_within_seconds(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let mut model = Model::new(11, 1);
+    go_to_stage(&app, 2).await;
+    upload(&app, &mut model, 900, 100, &[]).await;
+    assert!(app.guard.tick_now(app.now()).await.unwrap().is_empty(), "a healthy window is left alone");
+    assert_eq!(app.get_json("/api/v1/flags/async_upload").await["percentage"], 10);
+
+    // The spike: the ingest wakes the guard loop; nothing here calls tick().
+    let started = Instant::now();
+    let report = upload(&app, &mut model, 0, 100, &[Regression::ErrorRate(40.0)]).await;
+    assert_eq!(report["accepted"], 100);
+    loop {
+        let config = app.get_json("/api/v1/flags/async_upload").await;
+        if config["enabled"] == false {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "still serving {config} after {:?}", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = started.elapsed();
+    eprintln!("breach to flag served off: {took:?}");
+
+    let room = app.room().await;
+    assert_eq!((room["state"]["stage"].as_u64(), room["state"]["status"].as_str()), (Some(0), Some("rolled_back")));
+    let entry = &room["audit"][0];
+    assert_eq!((entry["actor"].as_str(), entry["action"].as_str()), (Some("rampart guard"), Some("auto_roll_back")));
+    assert!(entry["summary"].as_str().unwrap().contains("error rate"), "{entry}");
+    let evidence: Value = sqlx::query_scalar("SELECT evidence FROM audit_log WHERE action = 'auto_roll_back'").fetch_one(&pool).await.unwrap();
+    let breach = evidence["breaches"].as_array().unwrap().iter().find(|b| b["rule"] == "error_rate_above").expect("the error-rate rule fired");
+    assert!(breach["sample"].as_u64().unwrap() >= 200 && breach["threshold"] == 5.0, "{evidence}");
+
+    // Acting twice on the same breach is impossible: the next tick finds the flag off.
+    assert!(app.guard.tick_now(app.now()).await.unwrap().is_empty());
+    let rollbacks: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'auto_roll_back'").fetch_one(&pool).await.unwrap();
+    assert_eq!(rollbacks, 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_sustained_latency_drift_blocks_advance_until_acknowledged(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let mut model = Model::new(12, 1);
+    // Baseline from flag-off traffic.
+    upload(&app, &mut model, 400, 0, &[]).await;
+    let now = app.now().millis();
+    let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": now - 600_000, "to": now })).await;
+    assert_eq!(status, 200, "{body}");
+    go_to_stage(&app, 1).await;
+
+    // Treatment three times slower than the baseline: past 120%, but no auto-rollback rule.
+    upload(&app, &mut model, 0, 120, &[Regression::Latency(3.0)]).await;
+    app.guard.tick_now(app.now()).await.unwrap();
+    let timers: i64 = sqlx::query_scalar("SELECT count(*) FROM guard_conditions WHERE condition = 'latency_high'").fetch_one(&pool).await.unwrap();
+    assert_eq!(timers, 1, "the drift starts a timer");
+    assert_eq!(app.room().await["alerts"], json!([]), "not yet sustained");
+
+    // 31 minutes later, on a restarted server (the timer lives in Postgres).
+    let restarted = TestApp::spawn(pool.clone()).await;
+    restarted.advance_clock_minutes(32);
+    upload(&restarted, &mut model, 0, 120, &[Regression::Latency(3.0)]).await;
+    let actions = restarted.guard.tick_now(restarted.now()).await.unwrap();
+    let room = restarted.room().await;
+    assert_eq!(room["served"]["percentage"], 1, "a review does not roll back: {actions:?}");
+    let alert = &room["alerts"][0];
+    assert!(alert["message"].as_str().unwrap().contains("p95 latency"), "{room}");
+    let alert_id = alert["id"].as_i64().unwrap();
+
+    let (status, body) = restarted.command(json!({ "command": "advance", "override_reason": "looks fine to me" })).await;
+    assert_eq!(status, 422, "an open alert cannot be overridden: {body}");
+    assert!(body["blockers"].as_array().unwrap().iter().any(|b| b["kind"] == "alert_open"), "{body}");
+
+    let path = format!("/api/v1/rollouts/1/alerts/{alert_id}/acknowledge");
+    let (status, body) = restarted.post(&path, json!({ "note": " " })).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("note")));
+    let (status, _) = restarted.post(&path, json!({ "note": "Provider GLM degraded; async path itself healthy" })).await;
+    assert_eq!(status, 200);
+    let (status, body) = restarted.command(json!({ "command": "advance", "override_reason": "latency explained by provider incident" })).await;
+    assert_eq!(status, 200, "{body}");
+    let audit: Vec<String> = restarted.room().await["audit"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_string()).collect();
+    assert!(audit.starts_with(&["advance".to_string(), "acknowledge".to_string(), "alert".to_string()]), "{audit:?}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn gates_go_from_inconclusive_to_pass_as_healthy_uploads_arrive(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let mut model = Model::new(13, 1);
+    upload(&app, &mut model, 300, 0, &[]).await;
+    let now = app.now().millis();
+    app.post("/api/v1/rollouts/1/baseline", json!({ "from": now - 600_000, "to": now })).await;
+    go_to_stage(&app, 1).await;
+    let verdict = |room: &Value, criterion: &str| {
+        room["gates"].as_array().unwrap().iter().find(|g| g["criterion"] == criterion).unwrap()["verdict"].as_str().unwrap().to_string()
+    };
+    upload(&app, &mut model, 0, 40, &[]).await;
+    let room = app.room().await;
+    assert_eq!(verdict(&room, "min_events"), "inconclusive");
+    assert_eq!(verdict(&room, "success_rate"), "inconclusive");
+    assert!(room["blockers"].as_array().unwrap().iter().any(|b| b["kind"] == "gate_not_passed"));
+
+    // Enough clean uploads for the Wilson interval to clear 99.5%.
+    for _ in 0..4 {
+        upload(&app, &mut model, 0, 500, &[]).await;
+    }
+    let room = app.room().await;
+    assert_eq!(verdict(&room, "min_events"), "pass");
+    assert_eq!(verdict(&room, "latency_p95"), "pass", "{}", room["gates"]);
+    assert_eq!(verdict(&room, "memory"), "pass", "{}", room["gates"]);
+}
