@@ -1,0 +1,102 @@
+//! Breach to rollback, end to end: a Rampart serving the flag at 10% receives healthy traffic,
+//! then a batch in which the treatment arm fails; the time from sending that batch to the flag
+//! being served off to clients (`GET /api/v1/flags/async_upload` on a second replica) is
+//! measured over several rounds at the default loop interval (5 s, woken early by ingest).
+//!
+//!   cargo xtask bench
+
+use app::domain::event::Variant;
+use app::domain::units::Timestamp;
+use server::config::ServeConfig;
+use server::simulate::{Model, Regression};
+use server::startup;
+use sqlx::{Connection, PgConnection, PgPool};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 10;
+
+fn main() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: run through `cargo xtask bench`");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut admin = PgConnection::connect(&url).await.unwrap();
+        sqlx::query("DROP DATABASE IF EXISTS rampart_bench_guard WITH (FORCE)").execute(&mut admin).await.unwrap();
+        sqlx::query("CREATE DATABASE rampart_bench_guard").execute(&mut admin).await.unwrap();
+        let pool = PgPool::connect(&format!("{}/rampart_bench_guard", url.rsplit_once('/').unwrap().0)).await.unwrap();
+        server::db::MIGRATOR.run(&pool).await.unwrap();
+        let a = spawn(pool.clone()).await;
+        let b = spawn(pool.clone()).await;
+        let http = reqwest::Client::new();
+        let mut model = Model::new(99, 7);
+        command(&http, &a, serde_json::json!({ "command": "start" })).await;
+        let mut samples = Vec::new();
+        for _ in 0..ROUNDS {
+            while stage(&http, &a).await < 2 {
+                command(&http, &a, serde_json::json!({ "command": "advance", "override_reason": "benchmark" })).await;
+            }
+            wait_until(&http, &b, true).await;
+            send(&http, &a, &mut model, 900, 100, &[]).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let started = Instant::now();
+            send(&http, &a, &mut model, 0, 100, &[Regression::ErrorRate(50.0)]).await;
+            wait_until(&http, &b, false).await;
+            samples.push(started.elapsed());
+            // Let the bad window age out before the next round.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            sqlx::query("TRUNCATE events, event_ids, event_rollups, event_rollups_by_arm").execute(&pool).await.unwrap();
+        }
+        samples.sort();
+        println!("# Breach to rollback\n");
+        println!(
+            "{ROUNDS} rounds, error spike sent to replica A, flag polled on replica B: median **{:.0} ms**, max {:.0} ms (target < 5 s)",
+            samples[ROUNDS / 2].as_secs_f64() * 1e3,
+            samples[ROUNDS - 1].as_secs_f64() * 1e3
+        );
+    });
+}
+
+async fn spawn(pool: PgPool) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let clock = Arc::new(|| Timestamp(chrono::Utc::now().timestamp_millis()));
+    let app = startup::build(&ServeConfig::default(), listener, pool, clock).await.unwrap();
+    let url = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    url
+}
+
+async fn stage(http: &reqwest::Client, base: &str) -> u64 {
+    let room: serde_json::Value = http.get(format!("{base}/api/v1/rollouts/1")).send().await.unwrap().json().await.unwrap();
+    room["state"]["stage"].as_u64().unwrap()
+}
+
+async fn command(http: &reqwest::Client, base: &str, mut body: serde_json::Value) {
+    let room: serde_json::Value = http.get(format!("{base}/api/v1/rollouts/1")).send().await.unwrap().json().await.unwrap();
+    body["version"] = room["state"]["version"].clone();
+    let response = http.post(format!("{base}/api/v1/rollouts/1/commands")).json(&body).send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+}
+
+async fn wait_until(http: &reqwest::Client, base: &str, enabled: bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let config: serde_json::Value = http.get(format!("{base}/api/v1/flags/async_upload")).send().await.unwrap().json().await.unwrap();
+        if config["enabled"] == enabled {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("the flag never became enabled={enabled}");
+}
+
+async fn send(http: &reqwest::Client, base: &str, model: &mut Model, control: usize, treatment: usize, regressions: &[Regression]) {
+    let now = chrono::Utc::now().timestamp_millis();
+    let body: String = (0..control + treatment)
+        .map(|i| {
+            let variant = if i < treatment { Variant::Treatment } else { Variant::Control };
+            format!("{}\n", model.event(Timestamp(now - i as i64), variant, if i < treatment { regressions } else { &[] }))
+        })
+        .collect();
+    let response = http.post(format!("{base}/api/v1/events")).body(body).send().await.unwrap();
+    assert!(response.status().is_success());
+}
