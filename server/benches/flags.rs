@@ -9,14 +9,13 @@
 
 use app::domain::bucketing;
 use app::domain::plan::StageFlag;
-use app::domain::units::{Percentage, Timestamp};
+use app::domain::units::Percentage;
 use axum::Router;
 use axum::routing::get;
-use server::config::ServeConfig;
-use server::startup;
-use sqlx::{Connection, PgConnection, PgPool};
 use std::hint::black_box;
-use std::sync::Arc;
+
+mod support;
+use support::{command, fresh_database, spawn_rampart};
 use std::time::{Duration, Instant};
 
 const CONNECTIONS: usize = 16;
@@ -30,7 +29,7 @@ fn main() {
     // Server and load generator get a runtime (and so a core) each.
     let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let pool = server_rt.block_on(fresh_database(&url));
+    let (pool, _) = server_rt.block_on(fresh_database(&url, "rampart_bench"));
     let (rampart_a, rampart_b, bare) = server_rt.block_on(async {
         let a = spawn_rampart(pool.clone()).await;
         let b = spawn_rampart(pool.clone()).await;
@@ -76,28 +75,6 @@ fn in_process() {
     println!("{n} evaluations in {elapsed:.2?}: **{:.1} M evaluations/s** (target ≥ 20 M/s)", n as f64 / elapsed.as_secs_f64() / 1e6);
 }
 
-async fn fresh_database(url: &str) -> PgPool {
-    let mut admin = PgConnection::connect(url).await.expect("connect to DATABASE_URL");
-    sqlx::query("DROP DATABASE IF EXISTS rampart_bench WITH (FORCE)").execute(&mut admin).await.unwrap();
-    sqlx::query("CREATE DATABASE rampart_bench").execute(&mut admin).await.unwrap();
-    let bench_url = match url.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/rampart_bench"),
-        None => panic!("DATABASE_URL has no database path"),
-    };
-    let pool = PgPool::connect(&bench_url).await.unwrap();
-    server::db::MIGRATOR.run(&pool).await.unwrap();
-    pool
-}
-
-async fn spawn_rampart(pool: PgPool) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let clock = Arc::new(|| Timestamp(chrono::Utc::now().timestamp_millis()));
-    let app = startup::build(&ServeConfig::default(), listener, pool, clock).await.unwrap();
-    let url = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    url
-}
-
 async fn spawn_bare() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -107,13 +84,6 @@ async fn spawn_bare() -> String {
     );
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     url
-}
-
-async fn command(http: &reqwest::Client, base: &str, mut body: serde_json::Value) {
-    let room: serde_json::Value = http.get(format!("{base}/api/v1/rollouts/1")).send().await.unwrap().json().await.unwrap();
-    body["version"] = room["state"]["version"].clone();
-    let response = http.post(format!("{base}/api/v1/rollouts/1/commands")).json(&body).send().await.unwrap();
-    assert!(response.status().is_success(), "{body}: {}", response.text().await.unwrap());
 }
 
 #[derive(Clone)]

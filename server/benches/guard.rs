@@ -7,12 +7,11 @@
 
 use app::domain::event::Variant;
 use app::domain::units::Timestamp;
-use server::config::ServeConfig;
 use server::simulate::{Model, Regression};
-use server::startup;
-use sqlx::{Connection, PgConnection, PgPool};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod support;
+use support::{command, fresh_database, spawn_rampart};
 
 const ROUNDS: usize = 10;
 
@@ -20,13 +19,9 @@ fn main() {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: run through `cargo xtask bench`");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let mut admin = PgConnection::connect(&url).await.unwrap();
-        sqlx::query("DROP DATABASE IF EXISTS rampart_bench_guard WITH (FORCE)").execute(&mut admin).await.unwrap();
-        sqlx::query("CREATE DATABASE rampart_bench_guard").execute(&mut admin).await.unwrap();
-        let pool = PgPool::connect(&format!("{}/rampart_bench_guard", url.rsplit_once('/').unwrap().0)).await.unwrap();
-        server::db::MIGRATOR.run(&pool).await.unwrap();
-        let a = spawn(pool.clone()).await;
-        let b = spawn(pool.clone()).await;
+        let (pool, _) = fresh_database(&url, "rampart_bench_guard").await;
+        let a = spawn_rampart(pool.clone()).await;
+        let b = spawn_rampart(pool.clone()).await;
         let http = reqwest::Client::new();
         let mut model = Model::new(99, 7);
         command(&http, &a, serde_json::json!({ "command": "start" })).await;
@@ -56,25 +51,9 @@ fn main() {
     });
 }
 
-async fn spawn(pool: PgPool) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let clock = Arc::new(|| Timestamp(chrono::Utc::now().timestamp_millis()));
-    let app = startup::build(&ServeConfig::default(), listener, pool, clock).await.unwrap();
-    let url = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    url
-}
-
 async fn stage(http: &reqwest::Client, base: &str) -> u64 {
     let room: serde_json::Value = http.get(format!("{base}/api/v1/rollouts/1")).send().await.unwrap().json().await.unwrap();
     room["state"]["stage"].as_u64().unwrap()
-}
-
-async fn command(http: &reqwest::Client, base: &str, mut body: serde_json::Value) {
-    let room: serde_json::Value = http.get(format!("{base}/api/v1/rollouts/1")).send().await.unwrap().json().await.unwrap();
-    body["version"] = room["state"]["version"].clone();
-    let response = http.post(format!("{base}/api/v1/rollouts/1/commands")).json(&body).send().await.unwrap();
-    assert!(response.status().is_success(), "{}", response.text().await.unwrap());
 }
 
 async fn wait_until(http: &reqwest::Client, base: &str, enabled: bool) {

@@ -11,12 +11,13 @@
 use app::domain::event::{Variant, parse_value};
 use app::domain::stats::size_class_mb;
 use app::domain::units::{Span, Timestamp};
-use server::config::ServeConfig;
 use server::metrics::Metrics;
 use server::simulate::{Model, Regression};
-use server::startup;
 use server::store::{NewEvent, RollupFilter, Store};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
+
+mod support;
+use support::{fresh_database, spawn_rampart};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,7 @@ fn main() {
     let largest: usize = std::env::var("RAMPART_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
     let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let (pool, bench_url) = server_rt.block_on(fresh_database(&url));
+    let (pool, bench_url) = server_rt.block_on(fresh_database(&url, "rampart_bench_metrics"));
     let now = chrono::Utc::now().timestamp_millis();
     let app_url = server_rt.block_on(spawn_rampart(pool.clone()));
     let store = Store::new(pool.clone());
@@ -48,7 +49,7 @@ fn main() {
     let http_rate = client_rt.block_on(http_ingest(&app_url, &events));
     let mut model = Model::new(43, 2);
     let file_events = generate(&mut model, SAMPLE, now - 48 * HOUR, now);
-    let import_rate = import(&bench_url, &file_events, now);
+    let import_rate = import(&bench_url, &file_events);
 
     println!("## Ingest\n");
     println!("| path | events/s | vs COPY |");
@@ -82,25 +83,6 @@ fn generate(model: &mut Model, n: usize, from: i64, to: i64) -> Vec<serde_json::
             model.event(at, variant, &[] as &[Regression])
         })
         .collect()
-}
-
-async fn fresh_database(url: &str) -> (PgPool, String) {
-    let mut admin = PgConnection::connect(url).await.expect("connect to DATABASE_URL");
-    sqlx::query("DROP DATABASE IF EXISTS rampart_bench_metrics WITH (FORCE)").execute(&mut admin).await.unwrap();
-    sqlx::query("CREATE DATABASE rampart_bench_metrics").execute(&mut admin).await.unwrap();
-    let bench_url = format!("{}/rampart_bench_metrics", url.rsplit_once('/').expect("a database path").0);
-    let pool = PgPool::connect(&bench_url).await.unwrap();
-    server::db::MIGRATOR.run(&pool).await.unwrap();
-    (pool, bench_url)
-}
-
-async fn spawn_rampart(pool: PgPool) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let clock = Arc::new(|| Timestamp(chrono::Utc::now().timestamp_millis()));
-    let app = startup::build(&ServeConfig::default(), listener, pool, clock).await.unwrap();
-    let url = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    url
 }
 
 fn csv(text: &str) -> String {
@@ -156,7 +138,7 @@ async fn http_ingest(base: &str, events: &[serde_json::Value]) -> f64 {
     events.len() as f64 / started.elapsed().as_secs_f64()
 }
 
-fn import(database_url: &str, events: &[serde_json::Value], _now: i64) -> f64 {
+fn import(database_url: &str, events: &[serde_json::Value]) -> f64 {
     let path = std::env::temp_dir().join(format!("rampart-bench-{}.jsonl", std::process::id()));
     let text: String = events.iter().map(|e| format!("{e}\n")).collect();
     std::fs::write(&path, text).unwrap();

@@ -133,8 +133,9 @@ impl Guard {
                     let cx = Context { plan: &current.plan, now, blockers: &blockers };
                     let transition = apply(&current.state, expected, &command, &cx)?;
                     let summary = format!(
-                        "Rolled back automatically from stage {} to {}: {reason}",
+                        "Rolled back automatically from stage {} “{}”: flag {}",
                         current.state.stage.0,
+                        current.plan.stage(current.state.stage).map_or("", |s| s.name.as_str()),
                         served_flag(&current.plan, &transition.state)
                     );
                     let record = crate::store::AuditRecord { action: "auto_roll_back".into(), summary, reason: Some(reason.clone()), evidence };

@@ -65,7 +65,8 @@ async fn an_error_spike_at_10_percent_is_rolled_back_within_seconds(pool: PgPool
     assert_eq!((room["state"]["stage"].as_u64(), room["state"]["status"].as_str()), (Some(0), Some("rolled_back")));
     let entry = &room["audit"][0];
     assert_eq!((entry["actor"].as_str(), entry["action"].as_str()), (Some("rampart guard"), Some("auto_roll_back")));
-    assert!(entry["summary"].as_str().unwrap().contains("error rate"), "{entry}");
+    assert!(entry["summary"].as_str().unwrap().starts_with("Rolled back automatically from stage 2"), "{entry}");
+    assert!(entry["reason"].as_str().unwrap().contains("error rate"), "{entry}");
     let evidence: Value = sqlx::query_scalar("SELECT evidence FROM audit_log WHERE action = 'auto_roll_back'").fetch_one(&pool).await.unwrap();
     let breach = evidence["breaches"].as_array().unwrap().iter().find(|b| b["rule"] == "error_rate_above").expect("the error-rate rule fired");
     assert!(breach["sample"].as_u64().unwrap() >= 200 && breach["threshold"] == 5.0, "{evidence}");

@@ -193,26 +193,8 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, reference: &Reference, m
             };
             Gate { criterion: Criterion::LatencyP95, verdict, observed: Some(ratio), interval: Some(interval), threshold: limit, sample: n, min_sample: min, explanation }
         }
-        (None, _, _) => Gate {
-            criterion: Criterion::LatencyP95,
-            verdict: Verdict::Inconclusive,
-            observed: None,
-            interval: None,
-            threshold: limit,
-            sample: n,
-            min_sample: min,
-            explanation: "no baseline yet: record one, or let control traffic flow".into(),
-        },
-        _ => Gate {
-            criterion: Criterion::LatencyP95,
-            verdict: Verdict::Inconclusive,
-            observed: None,
-            interval: None,
-            threshold: limit,
-            sample: n,
-            min_sample: min,
-            explanation: format!("no treatment uploads yet (needs p95 ≤ {limit:.0}% of baseline)"),
-        },
+        (None, _, _) => unjudged(Criterion::LatencyP95, limit, n, min, "no baseline yet: record one, or let control traffic flow".into()),
+        _ => unjudged(Criterion::LatencyP95, limit, n, min, format!("no treatment uploads yet (needs p95 ≤ {limit:.0}% of baseline)")),
     };
     gates.push(latency);
 
@@ -231,16 +213,7 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, reference: &Reference, m
             };
             Gate { criterion: Criterion::Memory, verdict, observed: Some(ratio), interval: None, threshold: memory_limit_pct, sample: n, min_sample: min, explanation }
         }
-        _ => Gate {
-            criterion: Criterion::Memory,
-            verdict: Verdict::Inconclusive,
-            observed: None,
-            interval: None,
-            threshold: memory_limit_pct,
-            sample: n,
-            min_sample: min,
-            explanation: "no baseline or no treatment uploads yet".into(),
-        },
+        _ => unjudged(Criterion::Memory, memory_limit_pct, n, min, "no baseline or no treatment uploads yet".into()),
     };
     gates.push(memory);
 
@@ -257,6 +230,11 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, reference: &Reference, m
     gates
 }
 
+/// A gate that has nothing to judge yet.
+fn unjudged(criterion: Criterion, threshold: f64, sample: u64, min_sample: u64, explanation: String) -> Gate {
+    Gate { criterion, verdict: Verdict::Inconclusive, observed: None, interval: None, threshold, sample, min_sample, explanation }
+}
+
 /// The stage's overall verdict: any fail fails, else any inconclusive is inconclusive.
 pub fn overall(gates: &[Gate]) -> Verdict {
     if gates.iter().any(|g| g.verdict == Verdict::Fail) {
@@ -271,28 +249,15 @@ pub fn overall(gates: &[Gate]) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::event::{Outcome, UploadEvent, Variant};
+    use crate::domain::event::Outcome;
     use crate::domain::plan::{DEFAULT_PLAN_TOML, Plan};
-    use crate::domain::units::Timestamp;
+    use crate::domain::stats::treatment_upload;
 
     fn stats(success: u64, error: u64, latency: f64, memory: f64) -> Stats {
         let mut s = Stats::default();
         let mut add = |outcome: Outcome, count: u64| {
             for i in 0..count {
-                s.add(&UploadEvent {
-                    event_id: String::new(),
-                    at: Timestamp(0),
-                    flag: None,
-                    variant: Variant::Treatment,
-                    outcome,
-                    latency_ms: latency * (0.9 + 0.2 * (i % 11) as f64 / 10.0),
-                    memory_mb: memory,
-                    provider: String::new(),
-                    file_type: String::new(),
-                    size_bytes: 0,
-                    error_kind: None,
-                    critical: false,
-                });
+                s.add(&treatment_upload(outcome, latency * (0.9 + 0.2 * (i % 11) as f64 / 10.0), memory, false));
             }
         };
         add(Outcome::Success, success);

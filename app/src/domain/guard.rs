@@ -148,8 +148,9 @@ pub fn assess(rails: &Guardrails, treatment: &Stats, reference: &Reference, sust
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::event::{Outcome, UploadEvent, Variant};
+    use crate::domain::event::Outcome;
     use crate::domain::plan::{DEFAULT_PLAN_TOML, Plan};
+    use crate::domain::stats::treatment_upload;
 
     fn rails() -> Guardrails {
         Plan::from_toml(DEFAULT_PLAN_TOML).unwrap().guardrails
@@ -157,22 +158,7 @@ mod tests {
 
     fn window(success: u64, error: u64, critical: u64, latency: f64, memory: f64) -> Stats {
         let mut s = Stats::default();
-        let mut add = |outcome: Outcome, critical: bool| {
-            s.add(&UploadEvent {
-                event_id: String::new(),
-                at: Timestamp(0),
-                flag: None,
-                variant: Variant::Treatment,
-                outcome,
-                latency_ms: latency,
-                memory_mb: memory,
-                provider: String::new(),
-                file_type: String::new(),
-                size_bytes: 0,
-                error_kind: None,
-                critical,
-            })
-        };
+        let mut add = |outcome: Outcome, critical: bool| s.add(&treatment_upload(outcome, latency, memory, critical));
         (0..success).for_each(|_| add(Outcome::Success, false));
         (0..error).for_each(|_| add(Outcome::Error, false));
         (0..critical).for_each(|_| add(Outcome::Error, true));

@@ -119,6 +119,25 @@ pub fn size_class_mb(size_bytes: u64, sizes_mb: &[u32]) -> u32 {
     sizes_mb.iter().copied().find(|s| mb <= f64::from(*s)).or_else(|| sizes_mb.last().copied()).unwrap_or(0)
 }
 
+/// A treatment-arm upload for tests that need stats with given shapes.
+#[cfg(test)]
+pub(crate) fn treatment_upload(outcome: Outcome, latency_ms: f64, memory_mb: f64, critical: bool) -> UploadEvent {
+    UploadEvent {
+        event_id: String::new(),
+        at: super::units::Timestamp(0),
+        flag: None,
+        variant: super::event::Variant::Treatment,
+        outcome,
+        latency_ms,
+        memory_mb,
+        provider: String::new(),
+        file_type: String::new(),
+        size_bytes: 0,
+        error_kind: None,
+        critical,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,6 +103,44 @@ fn stored_stats(
     })
 }
 
+/// Rollup stats as column arrays, for UNNEST-based upserts.
+struct StatsColumns {
+    success: Vec<i64>,
+    error: Vec<i64>,
+    timeout: Vec<i64>,
+    critical: Vec<i64>,
+    latency_sum_ms: Vec<f64>,
+    latency_sketch: Vec<Vec<u8>>,
+    memory_sum_mb: Vec<f64>,
+    memory_max_mb: Vec<f64>,
+}
+
+impl StatsColumns {
+    fn of<'a>(stats: impl Iterator<Item = &'a Stats>) -> StatsColumns {
+        let mut c = StatsColumns {
+            success: Vec::new(),
+            error: Vec::new(),
+            timeout: Vec::new(),
+            critical: Vec::new(),
+            latency_sum_ms: Vec::new(),
+            latency_sketch: Vec::new(),
+            memory_sum_mb: Vec::new(),
+            memory_max_mb: Vec::new(),
+        };
+        for s in stats {
+            c.success.push(s.success as i64);
+            c.error.push(s.error as i64);
+            c.timeout.push(s.timeout as i64);
+            c.critical.push(s.critical as i64);
+            c.latency_sum_ms.push(s.latency_sum_ms);
+            c.latency_sketch.push(s.latency.to_bytes());
+            c.memory_sum_mb.push(s.memory_sum_mb);
+            c.memory_max_mb.push(s.memory_max_mb);
+        }
+        c
+    }
+}
+
 fn minute_of(t: Timestamp) -> Timestamp {
     Timestamp(t.millis().div_euclid(60_000) * 60_000)
 }
@@ -445,7 +483,7 @@ async fn merge_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: Has
         }
     }
     let rows: Vec<(&RollupKey, &Stats)> = merged.iter().collect();
-    let n = |f: &dyn Fn(&Stats) -> u64| rows.iter().map(|(_, s)| f(s) as i64).collect::<Vec<i64>>();
+    let c = StatsColumns::of(rows.iter().map(|(_, s)| *s));
     sqlx::query!(
         "INSERT INTO event_rollups (rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success,
                                     error, timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
@@ -464,14 +502,14 @@ async fn merge_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: Has
         &rows.iter().map(|(k, _)| k.provider.clone()).collect::<Vec<_>>(),
         &rows.iter().map(|(k, _)| k.file_type.clone()).collect::<Vec<_>>(),
         &rows.iter().map(|(k, _)| k.size_class_mb).collect::<Vec<_>>(),
-        &n(&|s| s.success),
-        &n(&|s| s.error),
-        &n(&|s| s.timeout),
-        &n(&|s| s.critical),
-        &rows.iter().map(|(_, s)| s.latency_sum_ms).collect::<Vec<_>>(),
-        &rows.iter().map(|(_, s)| s.latency.to_bytes()).collect::<Vec<_>>(),
-        &rows.iter().map(|(_, s)| s.memory_sum_mb).collect::<Vec<_>>(),
-        &rows.iter().map(|(_, s)| s.memory_max_mb).collect::<Vec<_>>()
+        &c.success,
+        &c.error,
+        &c.timeout,
+        &c.critical,
+        &c.latency_sum_ms,
+        &c.latency_sketch,
+        &c.memory_sum_mb,
+        &c.memory_max_mb
     )
     .execute(&mut *tx)
     .await?;
@@ -504,7 +542,7 @@ async fn merge_arm_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas:
         }
     }
     let rows: Vec<(&ArmKey, &Stats)> = merged.iter().collect();
-    let n = |f: &dyn Fn(&Stats) -> u64| rows.iter().map(|(_, s)| f(s) as i64).collect::<Vec<i64>>();
+    let c = StatsColumns::of(rows.iter().map(|(_, s)| *s));
     sqlx::query!(
         "INSERT INTO event_rollups_by_arm (rollout_id, minute, stage, variant, success, error, timeout, critical,
                                            latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
@@ -519,14 +557,14 @@ async fn merge_arm_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas:
         &rows.iter().map(|(k, _)| from_timestamp(k.minute)).collect::<Vec<_>>(),
         &rows.iter().map(|(k, _)| k.stage).collect::<Vec<_>>(),
         &rows.iter().map(|(k, _)| k.variant.as_str().to_string()).collect::<Vec<_>>(),
-        &n(&|s| s.success),
-        &n(&|s| s.error),
-        &n(&|s| s.timeout),
-        &n(&|s| s.critical),
-        &rows.iter().map(|(_, s)| s.latency_sum_ms).collect::<Vec<_>>(),
-        &rows.iter().map(|(_, s)| s.latency.to_bytes()).collect::<Vec<_>>(),
-        &rows.iter().map(|(_, s)| s.memory_sum_mb).collect::<Vec<_>>(),
-        &rows.iter().map(|(_, s)| s.memory_max_mb).collect::<Vec<_>>()
+        &c.success,
+        &c.error,
+        &c.timeout,
+        &c.critical,
+        &c.latency_sum_ms,
+        &c.latency_sketch,
+        &c.memory_sum_mb,
+        &c.memory_max_mb
     )
     .execute(&mut *tx)
     .await?;
