@@ -61,6 +61,7 @@ test('gates judge the treatment arm against the frozen baseline', async ({ page,
   const room = new ControlRoom(page);
   await room.open();
   const gate = (criterion: string) => page.locator(`[data-testid="gate"][data-criterion="${criterion}"]`);
+  await expect(page.getByTestId('baseline')).toContainText('Baseline (frozen): 300 uploads');
   await expect(gate('minevents')).toContainText('pass');
   await expect(gate('latencyp95')).toContainText('pass');
   // 400 of 400 cannot prove ≥ 99.5% yet: the page says so instead of passing it.

@@ -110,6 +110,11 @@ impl Metrics {
         self
     }
 
+    /// The time as the service sees it.
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
     /// Parses numbered NDJSON lines and stores the good ones.
     pub async fn ingest_lines<'a>(&self, lines: impl Iterator<Item = (u64, &'a str)>) -> Result<IngestReport, AppError> {
         let mut report = IngestReport::default();

@@ -6,12 +6,20 @@ use crate::domain::gates::Gate;
 use crate::domain::plan::Stage;
 use crate::domain::readiness::Blocker;
 use crate::domain::rollout::{Rollout, Status};
+use crate::domain::stats::Summary;
 use crate::domain::units::Timestamp;
 use crate::format;
 use leptos::prelude::*;
 
 #[component]
-pub fn StagePanel(stage: Stage, state: Rollout, gates: Vec<Gate>, blockers: Vec<Blocker>, now: Timestamp) -> impl IntoView {
+pub fn StagePanel(
+    stage: Stage,
+    state: Rollout,
+    gates: Vec<Gate>,
+    blockers: Vec<Blocker>,
+    baseline: Option<Summary>,
+    now: Timestamp,
+) -> impl IntoView {
     let soak = match (state.status, state.stage_entered_at) {
         (Status::Draft, _) | (_, None) => format!("Soak {} starts when the rollout starts.", format::duration(stage.soak)),
         (_, Some(entered)) => {
@@ -25,6 +33,16 @@ pub fn StagePanel(stage: Stage, state: Rollout, gates: Vec<Gate>, blockers: Vec<
         }
     };
     let criteria = (!gates.is_empty()).then(|| view! { <Gates gates/> });
+    let baseline = match baseline {
+        Some(b) => format!(
+            "Baseline (frozen): {} uploads, success {}, p95 {}, memory {} on average.",
+            b.count,
+            b.success_rate.map_or("—".into(), |v| format!("{v:.2}%")),
+            b.latency_p95_ms.map_or("—".into(), |v| format!("{v:.0} ms")),
+            b.memory_mean_mb.map_or("—".into(), |v| format!("{v:.0} MB"))
+        ),
+        None => "No baseline recorded yet: gates compare against the live control arm.".to_string(),
+    };
     let mut requirements = Vec::new();
     if stage.requires_baseline {
         requirements.push("Baseline recorded with the flag off".to_string());
@@ -57,6 +75,7 @@ pub fn StagePanel(stage: Stage, state: Rollout, gates: Vec<Gate>, blockers: Vec<
             <h2 id="stage-title">{format!("Stage {}: {}", state.stage.0, stage.name)}</h2>
             <p class="muted">{stage.summary.clone()}</p>
             <p data-testid="soak">{soak}</p>
+            <p class="muted" data-testid="baseline">{baseline}</p>
             {criteria}
             {requirements}
             {blocking}

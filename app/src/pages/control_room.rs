@@ -70,7 +70,7 @@ fn Room(
     .into_any();
     let track = view! { <StageTrack plan=room.plan.clone() state=room.state.clone()/> }.into_any();
     let panel = stage.map(|stage| {
-        view! { <StagePanel stage state=room.state.clone() gates=room.gates.clone() blockers=room.blockers.clone() now=room.now/> }.into_any()
+        view! { <StagePanel stage state=room.state.clone() gates=room.gates.clone() blockers=room.blockers.clone() baseline=room.baseline.clone() now=room.now/> }.into_any()
     });
     let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items tick/> }.into_any();
     let actions = view! { <Actions room=room.clone() command/> }.into_any();

@@ -74,8 +74,7 @@ struct WindowQuery {
 /// `GET /api/v1/rollouts/{id}/metrics?from=&to=&stage=&provider=&file_type=&size_mb=`;
 /// the window defaults to the last hour.
 async fn window(State(state): State<ApiState>, Path(id): Path<i64>, Query(q): Query<WindowQuery>) -> Result<Json<WindowView>, ApiError> {
-    let now = Timestamp(chrono::Utc::now().timestamp_millis());
-    let to = q.to.as_deref().map(|t| parse_time("to", t)).transpose()?.unwrap_or(now);
+    let to = q.to.as_deref().map(|t| parse_time("to", t)).transpose()?.unwrap_or_else(|| state.metrics.now());
     let from = q.from.as_deref().map(|t| parse_time("from", t)).transpose()?.unwrap_or(Timestamp(to.millis() - 3_600_000));
     let filter = RollupFilter { stage: q.stage, provider: q.provider, file_type: q.file_type, size_class_mb: q.size_mb };
     Ok(Json(state.metrics.window(id, from, to, &filter).await?))
