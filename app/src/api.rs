@@ -3,7 +3,7 @@
 
 use crate::domain::rollout::Rollout;
 use crate::error::AppError;
-use crate::model::{ChecklistItem, ControlRoom};
+use crate::model::{ChecklistItem, ControlRoom, StatusView};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -51,4 +51,11 @@ pub async fn run_command(
 #[server]
 pub async fn acknowledge_alert(rollout_id: i64, alert_id: i64, note: String) -> Result<(), AppError> {
     services()?.rollouts.acknowledge_alert(rollout_id, alert_id, &note, &actor()).await
+}
+
+/// The stakeholder status of one rollout (`None`: the newest). Read-only.
+#[server]
+pub async fn get_status(rollout_id: Option<i64>) -> Result<StatusView, AppError> {
+    let room = services()?.rollouts.control_room(rollout_id).await?;
+    Ok(StatusView::from_room(&room))
 }

@@ -1,10 +1,11 @@
 //! The application shell and its routes.
 
 use crate::pages::control_room::ControlRoomPage;
+use crate::pages::status::StatusPage;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 /// The HTML document the server streams; the browser hydrates `<App/>` inside it.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -36,11 +37,15 @@ pub fn App() -> impl IntoView {
             <header class="topbar">
                 <a class="brand" href="/">"Rampart"</a>
                 <span class="tagline">"staged rollouts"</span>
+                <nav class="topnav"><a href="/">"Control room"</a> <a href="/status">"Status"</a></nav>
             </header>
             <main>
                 <Routes fallback=|| view! { <p class="notice">"No such page."</p> }>
                     <Route path=path!("/") view=ControlRoomPage/>
                     <Route path=path!("/rollouts/:id") view=ControlRoomPage/>
+                    // Rendered whole on the server, so it reads the same with JavaScript off.
+                    <Route path=path!("/status") view=StatusPage ssr=SsrMode::Async/>
+                    <Route path=path!("/status/:id") view=StatusPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

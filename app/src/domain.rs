@@ -10,4 +10,5 @@ pub mod readiness;
 pub mod rollout;
 pub mod sketch;
 pub mod stats;
+pub mod status;
 pub mod units;

@@ -89,3 +89,66 @@ impl FlagConfig {
         format!("\"{}-{}\"", self.key, self.config_version)
     }
 }
+
+/// The stakeholder status page: where the rollout is, whether it is healthy, what is next.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub rollout_id: i64,
+    pub name: String,
+    pub stage: StageIndex,
+    pub stage_count: usize,
+    pub stage_name: String,
+    pub served: StageFlag,
+    pub status: crate::domain::rollout::Status,
+    pub health: crate::domain::status::Health,
+    /// The next milestone and its earliest date.
+    pub next: Option<(String, Option<Timestamp>)>,
+    /// Key numbers as (label, value), ready to show.
+    pub numbers: Vec<(String, String)>,
+    /// Rollbacks, alerts and pauses, newest first.
+    pub incidents: Vec<AuditEntry>,
+    pub now: Timestamp,
+}
+
+impl StatusView {
+    /// Derives the stakeholder view from the control room's snapshot.
+    pub fn from_room(room: &ControlRoom) -> StatusView {
+        use crate::domain::gates::Criterion;
+        use crate::domain::status;
+        let stage_name = room.plan.stage(room.state.stage).map_or_else(String::new, |s| s.name.clone());
+        let mut numbers = vec![("Served".to_string(), room.served.to_string())];
+        if let Some(entered) = room.state.stage_entered_at {
+            numbers.push(("In this stage for".to_string(), crate::format::duration(room.now.since(entered))));
+        }
+        for gate in &room.gates {
+            let value = match (gate.criterion, gate.observed) {
+                (Criterion::MinEvents, Some(v)) => Some(("Uploads on the new path".to_string(), format!("{v:.0} (at least {} needed)", gate.min_sample))),
+                (Criterion::SuccessRate, Some(v)) => Some(("Success rate".to_string(), format!("{v:.2}% (needs ≥ {}%)", gate.threshold))),
+                (Criterion::LatencyP95, Some(v)) => Some(("Slowest 5% of uploads vs before".to_string(), format!("{v:.0}% of baseline (limit {}%)", gate.threshold))),
+                _ => None,
+            };
+            numbers.extend(value);
+        }
+        let incidents = room
+            .audit
+            .iter()
+            .filter(|e| matches!(e.action.as_str(), "auto_roll_back" | "roll_back" | "alert" | "pause"))
+            .take(5)
+            .cloned()
+            .collect();
+        StatusView {
+            rollout_id: room.rollout_id,
+            name: room.plan.name.clone(),
+            stage: room.state.stage,
+            stage_count: room.plan.stages.len(),
+            stage_name,
+            served: room.served,
+            status: room.state.status,
+            health: status::health(&room.plan, &room.state, &room.gates, &room.blockers),
+            next: status::next_milestone(&room.plan, &room.state),
+            numbers,
+            incidents,
+            now: room.now,
+        }
+    }
+}

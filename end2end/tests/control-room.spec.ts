@@ -86,3 +86,17 @@ test('an error spike in the treatment arm is rolled back by the guard loop', asy
   await expect(room.timeline.first()).toContainText('error rate');
   await page.screenshot({ path: 'test-results/rollback.png', fullPage: true });
 });
+
+test.describe('with JavaScript off', () => {
+  test.use({ javaScriptEnabled: false });
+
+  test('the stakeholder status page says where things stand', async ({ page }) => {
+    await page.goto('/status');
+    await expect(page.getByRole('heading', { level: 1 })).toHaveText('Async upload rollout');
+    await expect(page.getByTestId('health')).toContainText('Trouble');
+    await expect(page.getByTestId('health')).toContainText('Rolled back to Phase 1 deployed, flags off');
+    await expect(page.getByTestId('next')).toContainText('1% rollout');
+    await expect(page.locator('.incidents')).toContainText('Rolled back automatically');
+    await page.screenshot({ path: 'test-results/status.png', fullPage: true });
+  });
+});

@@ -22,6 +22,12 @@ async fn a_new_installation_opens_on_the_seeds_rollout_at_stage_0(pool: PgPool) 
     let stage0 = items.iter().filter(|i| i["stage"] == 0).count();
     assert_eq!(stage0, 72, "the seeds' Week 1, days 1–4 checklists");
 
+    // The stakeholder page is complete in the HTML itself (no JavaScript needed).
+    let status = app.client.get(app.url("/status")).send().await.unwrap().text().await.unwrap();
+    for text in ["Not started yet.", "Idle", "Next: ", "Start: Phase 1 deployed, flags off", "This page is read-only."] {
+        assert!(status.contains(text), "the status page lacks {text:?}");
+    }
+
     // A restart finds the rollout and does not create another.
     let _again = TestApp::spawn(pool.clone()).await;
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM rollouts").fetch_one(&pool).await.unwrap();

@@ -1,0 +1,77 @@
+//! The stakeholder status page: read-only, rendered whole on the server (it works with
+//! JavaScript off), answering in 30 seconds where the rollout is, whether it is healthy, what
+//! comes next and when, and what went wrong lately.
+
+use crate::api::get_status;
+use crate::domain::status::Level;
+use crate::format;
+use crate::model::StatusView;
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+#[component]
+pub fn StatusPage() -> impl IntoView {
+    let params = use_params_map();
+    let rollout_id = move || params.read().get("id").and_then(|id| id.parse::<i64>().ok());
+    let status = Resource::new(rollout_id, get_status);
+    view! {
+        <Suspense fallback=|| view! { <p class="notice">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match status.await {
+                    Ok(view) => view! { <Status view/> }.into_any(),
+                    Err(error) => view! { <p class="notice error" role="alert">{error.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Status(view: StatusView) -> impl IntoView {
+    let level_class = match view.health.level {
+        Level::Healthy => "health healthy",
+        Level::Watching => "health watching",
+        Level::Trouble => "health trouble",
+        Level::Idle => "health idle",
+    };
+    let next = view.next.clone().map(|(name, when)| {
+        let when = when.map_or_else(|| "when the team starts it".to_string(), |t| format!("not before {}", format::utc_minute(t)));
+        view! { <p data-testid="next"><strong>"Next: "</strong>{name}" — "{when}</p> }
+    });
+    let numbers = view
+        .numbers
+        .into_iter()
+        .map(|(label, value)| view! { <div class="number"><dt>{label}</dt><dd>{value}</dd></div> })
+        .collect_view();
+    let incidents = if view.incidents.is_empty() {
+        view! { <p class="muted">"None."</p> }.into_any()
+    } else {
+        view! {
+            <ul class="incidents">
+                {view.incidents.into_iter().map(|e| view! {
+                    <li>
+                        <time class="muted">{format::utc_minute(e.at)}</time> " " {e.summary}
+                        {e.reason.map(|r| view! { <span class="muted">" — "{r}</span> })}
+                    </li>
+                }).collect_view()}
+            </ul>
+        }
+        .into_any()
+    };
+    view! {
+        <article class="status-page">
+            <h1>{view.name}</h1>
+            <p class="muted">{format!("Stage {} of {}: {} · served {}", view.stage.0, view.stage_count - 1, view.stage_name, view.served)}</p>
+            <section class=level_class data-testid="health">
+                <span class="health-level">{view.health.level.label()}</span>
+                <p class="health-headline">{view.health.headline}</p>
+            </section>
+            {next}
+            <h2>"Key numbers"</h2>
+            <dl class="numbers">{numbers}</dl>
+            <h2>"Recent incidents"</h2>
+            {incidents}
+            <p class="muted small">{format!("As of {}. This page is read-only.", format::utc_minute(view.now))}</p>
+        </article>
+    }
+}
