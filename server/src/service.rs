@@ -7,6 +7,7 @@ use crate::metrics::Metrics;
 use app::domain::gates::{self, Gate, Reference};
 use app::domain::readiness;
 use app::domain::rollout::{Command, Context, Rollout, Status, Transition, apply, served_flag};
+use app::domain::stats::Summary;
 use app::domain::units::{Timestamp, Version};
 use app::error::AppError;
 use app::model::{ChecklistItem, ControlRoom};
@@ -38,7 +39,7 @@ impl Rollouts {
 
     /// The current stage's gates, judged on the treatment events since the stage began,
     /// against the frozen baseline (or the live control arm without one).
-    pub async fn gates(&self, rollout: &StoredRollout, now: Timestamp) -> Result<Vec<Gate>, AppError> {
+    pub async fn gates(&self, rollout: &StoredRollout, baseline: Option<&Summary>, now: Timestamp) -> Result<Vec<Gate>, AppError> {
         let state = &rollout.state;
         let (Some(stage), Some(entered)) = (rollout.plan.stage(state.stage), state.stage_entered_at) else {
             return Ok(Vec::new());
@@ -49,8 +50,7 @@ impl Rollouts {
         }
         let until = Timestamp(now.millis() + 60_000);
         let (control, treatment) = self.metrics.arms(rollout.id, Some(state.stage.0 as i32), entered, until).await?;
-        let baseline = self.store.latest_baseline(rollout.id).await?;
-        let reference = Reference::choose(baseline.as_ref().map(|b| &b.summary), &control);
+        let reference = Reference::choose(baseline, &control);
         let memory_limit = rollout.plan.guardrails.auto_rollback.memory_above_baseline.get();
         Ok(gates::evaluate(criteria, &treatment, &reference, memory_limit))
     }
@@ -78,8 +78,9 @@ impl RolloutService for Rollouts {
         };
         let rollout = self.store.rollout(id).await?;
         let now = (self.clock)();
+        let baseline = self.store.latest_baseline(id).await?.map(|b| b.summary);
         let mut evidence = self.store.evidence(id, rollout.state.stage).await?;
-        evidence.gates = self.gates(&rollout, now).await?;
+        evidence.gates = self.gates(&rollout, baseline.as_ref(), now).await?;
         let blockers = readiness::blockers(&rollout.plan, &rollout.state, &evidence, now);
         let StoredRollout { id, plan, state } = rollout;
         Ok(ControlRoom {
@@ -88,7 +89,7 @@ impl RolloutService for Rollouts {
             checklist: self.store.checklist(id).await?,
             audit: self.store.audit(id, AUDIT_SHOWN).await?,
             alerts: self.store.alerts(id).await?,
-            baseline: self.store.latest_baseline(id).await?.map(|b| b.summary),
+            baseline,
             gates: evidence.gates,
             blockers,
             plan,
@@ -114,7 +115,8 @@ impl RolloutService for Rollouts {
         let now = (self.clock)();
         // Gates read the metrics outside the transaction; they describe the stage as the
         // caller saw it, and the transaction rejects the command if the stage moved since.
-        let gates = self.gates(&self.store.rollout(rollout_id).await?, now).await?;
+        let baseline = self.store.latest_baseline(rollout_id).await?.map(|b| b.summary);
+        let gates = self.gates(&self.store.rollout(rollout_id).await?, baseline.as_ref(), now).await?;
         let (_, transition) = self
             .store
             .transition(rollout_id, now, actor, |current, evidence| {
@@ -122,7 +124,7 @@ impl RolloutService for Rollouts {
                 let blockers = readiness::blockers(&current.plan, &current.state, &evidence, now);
                 let cx = Context { plan: &current.plan, now, blockers: &blockers };
                 let transition = apply(&current.state, Version(expected_version), &command, &cx)?;
-                let record = audit_record(current, &command, &transition);
+                let record = audit_record(current, &command, &transition, &evidence.gates);
                 Ok((transition, record))
             })
             .await?;
@@ -132,7 +134,7 @@ impl RolloutService for Rollouts {
 }
 
 /// The audit entry for an accepted command: a sentence for people and the evidence for the record.
-fn audit_record(current: &StoredRollout, command: &Command, t: &Transition) -> AuditRecord {
+fn audit_record(current: &StoredRollout, command: &Command, t: &Transition, gates: &[Gate]) -> AuditRecord {
     let plan = &current.plan;
     let (from, to) = (&current.state, &t.state);
     let stage_name = |s: &Rollout| plan.stage(s.stage).map_or_else(String::new, |st| st.name.clone());
@@ -166,6 +168,7 @@ fn audit_record(current: &StoredRollout, command: &Command, t: &Transition) -> A
             "to": to,
             "flag": { "from": served_flag(plan, from), "to": served_flag(plan, to) },
             "overridden": t.overridden,
+            "gates": gates,
         }),
     }
 }

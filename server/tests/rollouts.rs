@@ -131,6 +131,11 @@ async fn a_stage_with_soak_elapsed_checklist_done_and_gates_passed_advances_with
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["stage"], 2);
     assert_eq!(app.room().await["served"], json!({ "enabled": true, "percentage": 10 }));
+    // The audit trail keeps the gate evidence the approver advanced on.
+    let evidence: serde_json::Value =
+        sqlx::query_scalar("SELECT evidence FROM audit_log WHERE action = 'advance' ORDER BY id DESC LIMIT 1").fetch_one(&app.pool).await.unwrap();
+    let verdicts: Vec<&str> = evidence["gates"].as_array().unwrap().iter().map(|g| g["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts, ["pass"; 5], "{evidence}");
 }
 
 #[sqlx::test(migrations = "../migrations")]
