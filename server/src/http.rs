@@ -25,6 +25,7 @@ pub struct ApiState {
     pub rollouts: Rollouts,
     pub flags: Arc<Flags>,
     pub metrics: Metrics,
+    pub store: crate::store::Store,
     pub pool: PgPool,
 }
 

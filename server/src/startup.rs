@@ -63,7 +63,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     let metrics = metrics.notifying(guard.waker());
     guard.clone().spawn(std::time::Duration::from_secs(plan.guardrails.interval.secs().max(1) as u64));
     spawn_retention(store.clone(), clock.clone(), retention);
-    let rollouts = Rollouts::new(store, metrics.clone(), clock);
+    let rollouts = Rollouts::new(store.clone(), metrics.clone(), clock);
     let services = Services { rollouts: Arc::new(rollouts.clone()) };
     let leptos_options = LeptosOptions::builder()
         .output_name("rampart")
@@ -80,7 +80,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options)
-        .merge(http::router(ApiState { rollouts, flags, metrics, pool }));
+        .merge(http::router(ApiState { rollouts, flags, metrics, store, pool }));
     Ok(Application { listener, router, guard })
 }
 

@@ -13,6 +13,8 @@ use sqlx::postgres::PgConnection;
 
 mod events;
 mod guard;
+mod idempotency;
+pub use idempotency::Claim;
 pub use events::{ArmKey, Baseline, Ingested, NewEvent, RollupFilter, RollupKey, StageSpan};
 
 /// Why a store call failed.

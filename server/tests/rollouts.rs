@@ -221,3 +221,35 @@ async fn bad_requests_get_json_errors_that_name_the_problem(pool: PgPool) {
     let (status, _) = app.post("/api/v1/rollouts/42/commands", json!({ "version": 1, "command": "start" })).await;
     assert_eq!(status, 404);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_retried_command_with_an_idempotency_key_acts_once(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.command(json!({ "command": "start" })).await;
+    let version = app.version().await;
+    let body = json!({ "version": version, "command": "pause", "reason": "provider incident" });
+    let send = |key: &'static str, body: serde_json::Value| {
+        app.client.post(app.url("/api/v1/rollouts/1/commands")).header("idempotency-key", key).json(&body).send()
+    };
+    let first = send("pause-7f3a", body.clone()).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first: serde_json::Value = first.json().await.unwrap();
+
+    // The retry (a lost response, a double click) is answered from the record, not acted on again
+    // — without the key it would be a 409 for the now-stale version.
+    let retry = send("pause-7f3a", body.clone()).await.unwrap();
+    assert_eq!(retry.status(), 200);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(retry.json::<serde_json::Value>().await.unwrap(), first);
+    let pauses: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'pause'").fetch_one(&pool).await.unwrap();
+    assert_eq!(pauses, 1);
+
+    let reused = send("pause-7f3a", json!({ "version": version + 1, "command": "resume" })).await.unwrap();
+    assert_eq!(reused.status(), 422);
+    assert_eq!(reused.json::<serde_json::Value>().await.unwrap()["field"], "Idempotency-Key");
+
+    // A refusal is remembered too: the same request gets the same answer.
+    let stale = json!({ "version": 1, "command": "resume" });
+    assert_eq!(send("stale-1", stale.clone()).await.unwrap().status(), 409);
+    assert_eq!(send("stale-1", stale).await.unwrap().status(), 409);
+}

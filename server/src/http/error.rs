@@ -22,18 +22,28 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self.0 {
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match &self.0 {
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::Refused { .. } | AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Internal | AppError::Transport(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        }
+    }
+
+    /// The JSON body: the error's fields plus a human `message`.
+    pub fn body(&self) -> serde_json::Value {
         let mut body = serde_json::to_value(&self.0).unwrap_or_default();
         if let Some(object) = body.as_object_mut() {
             object.insert("message".into(), self.0.to_string().into());
         }
-        (status, Json(body)).into_response()
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status(), Json(self.body())).into_response()
     }
 }

@@ -4,8 +4,14 @@ use super::{ApiError, ApiState};
 use app::domain::rollout::{Command, Rollout};
 use app::model::{ChecklistItem, ControlRoom};
 use app::services::RolloutService;
+use crate::store::Claim;
+use app::domain::bucketing::murmur3_x86_32;
+use app::error::AppError;
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -33,13 +39,54 @@ pub struct CommandRequest {
     pub command: Command,
 }
 
-async fn command(
-    State(state): State<ApiState>,
-    Path(id): Path<i64>,
-    body: Result<Json<CommandRequest>, JsonRejection>,
-) -> Result<Json<Rollout>, ApiError> {
-    let Json(request) = body?;
-    Ok(Json(state.rollouts.command(id, request.version, request.command, API_ACTOR).await?))
+/// Gives a command. With an `Idempotency-Key` header, a retry of the same request gets the
+/// first answer (marked `Idempotent-Replayed: true`) instead of acting again.
+async fn command(State(state): State<ApiState>, Path(id): Path<i64>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(key) = headers.get("idempotency-key") else {
+        return match run_command(&state, id, &body).await {
+            Ok(rollout) => Json(rollout).into_response(),
+            Err(e) => e.into_response(),
+        };
+    };
+    let key = match key.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 200 => format!("rollout-{id}:{k}"),
+        _ => return ApiError(AppError::invalid("Idempotency-Key", "must be 1 to 200 visible characters")).into_response(),
+    };
+    let hash = format!("{:08x}{:08x}", murmur3_x86_32(&body, 1), murmur3_x86_32(&body, 2));
+    let claim = match state.store.claim_idempotent(&key, &hash).await {
+        Ok(claim) => claim,
+        Err(e) => return ApiError(e.into()).into_response(),
+    };
+    match claim {
+        Claim::New => {
+            let (status, response) = match run_command(&state, id, &body).await {
+                Ok(rollout) => (StatusCode::OK, serde_json::to_value(rollout).unwrap_or_default()),
+                Err(e) => (e.status(), e.body()),
+            };
+            if let Err(e) = state.store.complete_idempotent(&key, status.as_u16(), &response).await {
+                tracing::warn!(error = %e, "could not store an idempotent response");
+            }
+            (status, Json(response)).into_response()
+        }
+        Claim::Done { status, response } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            (status, [("idempotent-replayed", "true")], Json(response)).into_response()
+        }
+        Claim::InProgress => ApiError(AppError::Refused {
+            message: "a request with this Idempotency-Key is still being answered; retry in a moment".into(),
+            blockers: Vec::new(),
+        })
+        .into_response(),
+        Claim::Mismatch => {
+            ApiError(AppError::invalid("Idempotency-Key", "was already used for a different request")).into_response()
+        }
+    }
+}
+
+async fn run_command(state: &ApiState, id: i64, body: &[u8]) -> Result<Rollout, ApiError> {
+    let request: CommandRequest =
+        serde_json::from_slice(body).map_err(|e| ApiError(AppError::invalid("body", format!("not a command: {e}"))))?;
+    Ok(state.rollouts.command(id, request.version, request.command, API_ACTOR).await?)
 }
 
 #[derive(Debug, Deserialize)]
