@@ -7,7 +7,7 @@
 use app::domain::bucketing;
 use app::domain::event::Variant;
 use app::domain::plan::StageFlag;
-use app::domain::units::{Percentage, Span, Timestamp};
+use app::domain::units::{Span, Timestamp};
 use app::model::FlagConfig;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -280,7 +280,7 @@ impl Config {
     }
 
     fn served(&self) -> StageFlag {
-        StageFlag { enabled: self.flag.enabled, percentage: Percentage::new(i64::from(self.flag.percentage)).unwrap_or(Percentage::ZERO) }
+        self.flag.served()
     }
 
     fn upload(&self, model: &mut Model, users: u64, at: Timestamp, active: &[Regression], sent: &mut Totals) -> Value {

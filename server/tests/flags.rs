@@ -13,17 +13,6 @@ async fn eval(app: &TestApp, unit: &str) -> serde_json::Value {
     app.get_json(&format!("/api/v1/flags/async_upload/evaluate?unit={unit}")).await
 }
 
-/// Starts the rollout and advances (overriding blockers) until the flag serves `stage`.
-async fn go_to_stage(app: &TestApp, stage: u64) {
-    if app.room().await["state"]["status"] == "draft" {
-        assert_eq!(app.command(json!({ "command": "start" })).await.0, 200);
-    }
-    while app.room().await["state"]["stage"].as_u64().unwrap() < stage {
-        let (status, body) = app.command(json!({ "command": "advance", "override_reason": "test" })).await;
-        assert_eq!(status, 200, "{body}");
-    }
-}
-
 /// Waits until the server serves `percentage` (the cache refreshes on NOTIFY, not in the request).
 async fn wait_for_percentage(app: &TestApp, percentage: u64) -> Duration {
     let started = Instant::now();
@@ -47,13 +36,13 @@ async fn a_unit_is_evaluated_by_its_sticky_bucket(pool: PgPool) {
     );
 
     // user-42 is in bucket 1, user-1 in bucket 48 (reference MurmurHash3 vectors).
-    go_to_stage(&app, 1).await;
+    app.go_to_stage(1).await;
     wait_for_percentage(&app, 1).await;
     assert_eq!(eval(&app, "user-42").await["enabled"], true);
     assert_eq!(eval(&app, "user-42").await["reason"], "SPLIT");
     assert_eq!(eval(&app, "user-1").await["enabled"], false);
 
-    go_to_stage(&app, 3).await;
+    app.go_to_stage(3).await;
     wait_for_percentage(&app, 50).await;
     assert_eq!(eval(&app, "user-42").await["enabled"], true, "on at 1% stays on at 50%");
     assert_eq!(eval(&app, "user-1").await["variant"], "treatment");
@@ -79,7 +68,7 @@ async fn the_config_is_cacheable_with_etag_and_304(pool: PgPool) {
     assert_eq!(again.status(), 304);
     assert!(again.bytes().await.unwrap().is_empty());
 
-    go_to_stage(&app, 2).await;
+    app.go_to_stage(2).await;
     wait_for_percentage(&app, 10).await;
     let changed = app.client.get(app.url("/api/v1/flags/async_upload")).header("if-none-match", &etag).send().await.unwrap();
     assert_eq!(changed.status(), 200, "a new config is sent in full");
@@ -92,7 +81,7 @@ async fn the_config_is_cacheable_with_etag_and_304(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn ofrep_single_evaluation_has_the_protocols_shapes(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    go_to_stage(&app, 1).await;
+    app.go_to_stage(1).await;
     wait_for_percentage(&app, 1).await;
     let post = |path: &str, body: &str| {
         app.client.post(app.url(path)).header("content-type", "application/json").body(body.to_string()).send()
@@ -143,7 +132,7 @@ async fn ofrep_bulk_evaluation_answers_304_until_something_changes(pool: PgPool)
     // Another unit's answer is another resource.
     assert_eq!(bulk(Some(etag.clone()), r#"{"context":{"targetingKey":"user-1"}}"#).await.unwrap().status(), 200);
 
-    go_to_stage(&app, 1).await;
+    app.go_to_stage(1).await;
     wait_for_percentage(&app, 1).await;
     let changed = bulk(Some(etag), r#"{"context":{"targetingKey":"user-42"}}"#).await.unwrap();
     assert_eq!(changed.status(), 200);

@@ -26,14 +26,9 @@ async fn upload(app: &TestApp, model: &mut Model, control: usize, treatment: usi
     response.json().await.unwrap()
 }
 
-/// Starts the rollout and overrides its way to `stage`, then lets a minute pass so that new
-/// uploads belong to that stage.
+/// Goes to `stage`, then lets a minute pass so that new uploads belong to that stage.
 async fn go_to_stage(app: &TestApp, stage: u64) {
-    app.command(json!({ "command": "start" })).await;
-    while app.room().await["state"]["stage"].as_u64().unwrap() < stage {
-        let (status, body) = app.command(json!({ "command": "advance", "override_reason": "test set-up" })).await;
-        assert_eq!(status, 200, "{body}");
-    }
+    app.go_to_stage(stage).await;
     app.advance_clock_minutes(1);
 }
 

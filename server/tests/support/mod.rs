@@ -82,4 +82,16 @@ impl TestApp {
         body["version"] = self.version().await.into();
         self.post("/api/v1/rollouts/1/commands", body).await
     }
+
+    /// Starts the rollout if it is a draft and overrides its way forward to `stage`.
+    pub async fn go_to_stage(&self, stage: u64) {
+        if self.room().await["state"]["status"] == "draft" {
+            let (status, body) = self.command(serde_json::json!({ "command": "start" })).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        while self.room().await["state"]["stage"].as_u64().unwrap() < stage {
+            let (status, body) = self.command(serde_json::json!({ "command": "advance", "override_reason": "test set-up" })).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    }
 }
