@@ -1,6 +1,7 @@
 //! Server functions the views call. They own no logic: each one finds the caller and hands the
 //! request to a service (see [`crate::services`]).
 
+use crate::domain::access::{Permission, Principal};
 use crate::domain::rollout::Rollout;
 use crate::error::AppError;
 use crate::model::{ChecklistItem, ControlRoom, StatusView};
@@ -11,27 +12,44 @@ fn services() -> Result<crate::services::Services, AppError> {
     use_context::<crate::services::Services>().ok_or(AppError::Internal)
 }
 
-/// Who is acting. Until accounts land every caller is the same anonymous operator; the audit
-/// trail records this name.
+/// Who is calling, as the server's access middleware found them.
 #[cfg(feature = "ssr")]
-fn actor() -> String {
-    "anonymous".to_string()
+fn caller() -> Principal {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Principal>().cloned())
+        .unwrap_or(Principal::Anonymous)
+}
+
+/// The caller, if [`check`] allows them `permission`; the audit trail records their name.
+#[cfg(feature = "ssr")]
+fn require(permission: Permission) -> Result<Principal, AppError> {
+    let principal = caller();
+    crate::domain::access::check(&principal, permission)?;
+    Ok(principal)
+}
+
+/// Who is signed in (for the header and for which controls to enable).
+#[server(endpoint = "who_am_i")]
+pub async fn who_am_i() -> Result<Principal, AppError> {
+    Ok(caller())
 }
 
 /// The control room of one rollout (`None`: the newest).
-#[server]
+#[server(endpoint = "get_control_room")]
 pub async fn get_control_room(rollout_id: Option<i64>) -> Result<ControlRoom, AppError> {
+    require(Permission::ReadRollout)?;
     services()?.rollouts.control_room(rollout_id).await
 }
 
 /// Ticks or unticks a checklist item.
-#[server]
+#[server(endpoint = "set_checklist_item")]
 pub async fn set_checklist_item(rollout_id: i64, item_id: i64, checked: bool) -> Result<ChecklistItem, AppError> {
-    services()?.rollouts.set_checklist_item(rollout_id, item_id, checked, &actor()).await
+    let principal = require(Permission::TickChecklist)?;
+    services()?.rollouts.set_checklist_item(rollout_id, item_id, checked, &principal.actor()).await
 }
 
 /// Runs a rollout command named by form fields, acting on `version`.
-#[server]
+#[server(endpoint = "run_command")]
 pub async fn run_command(
     rollout_id: i64,
     version: u64,
@@ -44,18 +62,31 @@ pub async fn run_command(
             let (field, message) = message.split_once(": ").unwrap_or(("action", &message));
             AppError::invalid(field, message)
         })?;
-    services()?.rollouts.command(rollout_id, version, command, &actor()).await
+    let principal = require(command.permission())?;
+    services()?.rollouts.command(rollout_id, version, command, &principal.actor()).await
 }
 
 /// Acknowledges an open alert with a written note.
-#[server]
+#[server(endpoint = "acknowledge_alert")]
 pub async fn acknowledge_alert(rollout_id: i64, alert_id: i64, note: String) -> Result<(), AppError> {
-    services()?.rollouts.acknowledge_alert(rollout_id, alert_id, &note, &actor()).await
+    let principal = require(Permission::AcknowledgeAlert)?;
+    services()?.rollouts.acknowledge_alert(rollout_id, alert_id, &note, &principal.actor()).await
 }
 
 /// The stakeholder status of one rollout (`None`: the newest). Read-only.
-#[server]
+#[server(endpoint = "get_status")]
 pub async fn get_status(rollout_id: Option<i64>) -> Result<StatusView, AppError> {
+    let principal = caller();
+    // A share link names its rollout; people see the newest one when none is named.
+    let rollout_id = match (&principal, rollout_id) {
+        (Principal::ShareLink { rollout_id, .. }, None) => Some(*rollout_id),
+        (_, id) => id,
+    };
+    let permission = match rollout_id {
+        Some(rollout_id) => Permission::ReadStatus { rollout_id },
+        None => Permission::ReadRollout,
+    };
+    crate::domain::access::check(&principal, permission)?;
     let room = services()?.rollouts.control_room(rollout_id).await?;
     Ok(StatusView::from_room(&room))
 }

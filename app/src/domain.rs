@@ -1,6 +1,7 @@
 //! The rollout domain as plain data and functions: no I/O, no clock, no framework. The server
 //! and the browser both link it, so the UI can explain a refusal with the same rules that made it.
 
+pub mod access;
 pub mod bucketing;
 pub mod event;
 pub mod gates;

@@ -21,6 +21,15 @@ pub enum AppError {
     /// A field of the request is wrong.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// No credentials: sign in, or send an API token.
+    #[error("{message}")]
+    Unauthenticated { message: String },
+    /// Credentials, but not the role or scope this takes.
+    #[error("{message}")]
+    Forbidden { message: String },
+    /// Too many attempts; try again after `retry_after_secs`.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
     /// A server-side failure; the detail is in the server's log, never in the response.
     #[error("something went wrong on the server; the details are in its log")]
     Internal,
@@ -36,6 +45,17 @@ impl AppError {
 
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         AppError::Invalid { field: field.into(), message: message.into() }
+    }
+}
+
+impl From<crate::domain::access::Denied> for AppError {
+    fn from(denied: crate::domain::access::Denied) -> Self {
+        match denied {
+            crate::domain::access::Denied::Unauthenticated => AppError::Unauthenticated {
+                message: "sign in, or send an API token as `Authorization: Bearer …`".into(),
+            },
+            crate::domain::access::Denied::Forbidden(message) => AppError::Forbidden { message },
+        }
     }
 }
 

@@ -152,3 +152,46 @@ impl StatusView {
         }
     }
 }
+
+/// A person's account as admins see it (never the password hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: i64,
+    pub name: String,
+    pub role: crate::domain::access::Role,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub disabled: bool,
+}
+
+/// An API token as listed (the token itself is shown once, at creation, and never stored).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<crate::domain::access::Scope>,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked: bool,
+}
+
+/// A read-only link to one rollout's status page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareLinkView {
+    pub id: i64,
+    pub rollout_id: i64,
+    pub label: String,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub expires_at: Timestamp,
+    pub revoked: bool,
+}
+
+/// A secret handed out once: a new token or share link, or a generated password.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issued<T> {
+    pub item: T,
+    /// Shown once; Rampart keeps only its hash.
+    pub secret: String,
+}

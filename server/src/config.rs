@@ -44,6 +44,9 @@ pub enum CliCommand {
         url: String,
         #[arg(long, default_value = "async_upload")]
         flag: String,
+        /// An API token with the `evaluate` and `ingest` scopes.
+        #[arg(long, env = "RAMPART_TOKEN", value_parser = parse_secret, hide_env_values = true)]
+        token: SecretString,
         /// Uploads per second.
         #[arg(long, default_value_t = 20.0)]
         rate: f64,
@@ -118,6 +121,13 @@ pub struct ServeConfig {
     /// Folder with the compiled site (pkg/ with the WASM, JS and CSS, and the public assets).
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
+    /// Password of the first admin account, created on first start when there are no users.
+    /// Unset: a random one is generated and printed once.
+    #[arg(long, env = "RAMPART_ADMIN_PASSWORD", value_parser = parse_secret, hide_env_values = true)]
+    pub admin_password: Option<SecretString>,
+    /// How long a sign-in lasts, in hours.
+    #[arg(long, env = "RAMPART_SESSION_HOURS", default_value_t = 12)]
+    pub session_hours: u32,
 }
 
 impl Default for ServeConfig {
@@ -128,6 +138,8 @@ impl Default for ServeConfig {
             plan: None,
             retention_days: 90,
             site_root: "target/site".into(),
+            admin_password: None,
+            session_hours: 12,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP API for machines and scripts, under `/api/v1`, plus `/healthz`. Every route module
 //! exposes `router()`; this is the one place that merges them.
 
+pub mod auth;
 mod error;
 mod events;
 mod flags;
@@ -27,6 +28,7 @@ pub struct ApiState {
     pub metrics: Metrics,
     pub store: crate::store::Store,
     pub pool: PgPool,
+    pub auth: crate::auth::Auth,
 }
 
 
@@ -34,8 +36,9 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .nest("/api/v1", rollouts::router().merge(flags::router()).merge(events::router()).route("/openapi.yaml", get(openapi)).fallback(not_found))
+        .nest("/api/v1", rollouts::router().merge(flags::router()).merge(events::router()).merge(auth::api_router()).route("/openapi.yaml", get(openapi)).fallback(not_found))
         .merge(ofrep::router())
+        .merge(auth::router())
         .with_state(state)
 }
 

@@ -3,6 +3,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod embedded_pg;

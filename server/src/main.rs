@@ -18,9 +18,9 @@ async fn main() -> ExitCode {
         CliCommand::Plan { command: PlanCommand::Check { files } } => return check_plans(&files),
         CliCommand::Flag { command: FlagCommand::Eval { flag, units, database } } => eval_flag(&flag, &units, &database).await,
         CliCommand::Import { file, retention_days, database } => import(&file, retention_days, &database).await,
-        CliCommand::Simulate { url, flag, rate, users, duration, backfill, injections, seed } => {
+        CliCommand::Simulate { url, flag, token, rate, users, duration, backfill, injections, seed } => {
             let url = url.trim_end_matches('/').to_string();
-            server::simulate::run(server::simulate::Plan { url, flag, rate, users, duration, backfill, injections, seed }).await
+            server::simulate::run(server::simulate::Plan { url, flag, token, rate, users, duration, backfill, injections, seed }).await
         }
         CliCommand::Migrate(config) => match db::connect(&config).await {
             Ok(database) => {

@@ -153,6 +153,8 @@ impl Model {
 pub struct Plan {
     pub url: String,
     pub flag: String,
+    /// Sent as `Authorization: Bearer`; needs the `evaluate` and `ingest` scopes.
+    pub token: secrecy::SecretString,
     /// Uploads per second.
     pub rate: f64,
     pub users: u64,
@@ -166,7 +168,12 @@ pub struct Plan {
 
 /// Runs the simulation; prints a status line every few seconds.
 pub async fn run(plan: Plan) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
+    let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", secrecy::ExposeSecret::expose_secret(&plan.token)))
+        .map_err(|_| anyhow::anyhow!("the token is not valid header text"))?;
+    auth.set_sensitive(true);
+    let http = reqwest::Client::builder()
+        .default_headers(reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, auth)]))
+        .build()?;
     let mut config = Config::fetch(&http, &plan).await?;
     let mut model = Model::new(plan.seed, chrono::Utc::now().timestamp_millis() as u64);
     let started = Instant::now();

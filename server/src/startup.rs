@@ -1,6 +1,7 @@
 //! Building and running the server: `build(config, listener, pool)` returns an [`Application`]
 //! that tests run on port 0 and `main` runs until SIGTERM or Ctrl-C.
 
+use crate::auth::Auth;
 use crate::config::ServeConfig;
 use crate::flags::Flags;
 use crate::guard::Guard;
@@ -17,6 +18,7 @@ use axum::Router;
 use leptos::config::{Env, LeptosOptions};
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,7 +47,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then finishes the requests in flight.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+        // The peer address feeds sign-in rate limiting and the audit trail.
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 }
 
@@ -63,6 +68,16 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     let metrics = metrics.notifying(guard.waker());
     guard.clone().spawn(std::time::Duration::from_secs(plan.guardrails.interval.secs().max(1) as u64));
     spawn_retention(store.clone(), clock.clone(), retention);
+    let auth = Auth::new(store.clone(), clock.clone(), Span::from_secs(i64::from(config.session_hours.max(1)) * 3600));
+    if let Some(password) = auth.bootstrap_admin(config.admin_password.as_ref()).await? {
+        // Printed once, on the terminal only: it is never logged or stored.
+        println!(
+            "\nCreated the first account: user `admin`, password `{}`.\nSign in and change it, or set RAMPART_ADMIN_PASSWORD before the first start.\n",
+            password.expose_secret()
+        );
+    } else if config.admin_password.is_some() {
+        tracing::info!("RAMPART_ADMIN_PASSWORD ignored: accounts already exist");
+    }
     let rollouts = Rollouts::new(store.clone(), metrics.clone(), clock);
     let services = Services { rollouts: Arc::new(rollouts.clone()) };
     let leptos_options = LeptosOptions::builder()
@@ -80,7 +95,8 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options)
-        .merge(http::router(ApiState { rollouts, flags, metrics, store, pool }));
+        .merge(http::router(ApiState { rollouts, flags, metrics, store, pool, auth: auth.clone() }))
+        .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize));
     Ok(Application { listener, router, guard })
 }
 

@@ -11,10 +11,12 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::PgConnection;
 
+mod accounts;
 mod events;
 mod guard;
 mod idempotency;
 pub use idempotency::Claim;
+pub use accounts::{Credentials, Holder};
 pub use events::{ArmKey, Baseline, Ingested, NewEvent, RollupFilter, RollupKey, StageSpan};
 
 /// Why a store call failed.

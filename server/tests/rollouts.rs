@@ -10,7 +10,8 @@ use support::TestApp;
 #[sqlx::test(migrations = "../migrations")]
 async fn a_new_installation_opens_on_the_seeds_rollout_at_stage_0(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let html = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    let viewer = app.person("vera", "viewer").await;
+    let html = viewer.get(app.url("/")).send().await.unwrap().text().await.unwrap();
     for text in ["Async upload rollout", "Phase 1 deployed, flags off", "1% rollout", "100% rollout", "Not started"] {
         assert!(html.contains(text), "the first page lacks {text:?}");
     }
@@ -23,7 +24,7 @@ async fn a_new_installation_opens_on_the_seeds_rollout_at_stage_0(pool: PgPool) 
     assert_eq!(stage0, 72, "the seeds' Week 1, days 1–4 checklists");
 
     // The stakeholder page is complete in the HTML itself (no JavaScript needed).
-    let status = app.client.get(app.url("/status")).send().await.unwrap().text().await.unwrap();
+    let status = viewer.get(app.url("/status")).send().await.unwrap().text().await.unwrap();
     for text in ["Not started yet.", "Idle", "Next: ", "Start: Phase 1 deployed, flags off", "This page is read-only."] {
         assert!(status.contains(text), "the status page lacks {text:?}");
     }
@@ -42,7 +43,7 @@ async fn a_ticked_item_is_kept_with_who_and_when_and_audited(pool: PgPool) {
     assert_eq!(status, 200, "{body}");
     let room = app.room().await;
     let kept = room["checklist"].as_array().unwrap().iter().find(|i| i["id"] == item).unwrap().clone();
-    assert_eq!(kept["checked_by"], "api");
+    assert_eq!(kept["checked_by"], support::TEST_ACTOR);
     assert_eq!(kept["checked_at"], support::START);
     assert!(room["audit"][0]["summary"].as_str().unwrap().starts_with("Ticked"));
 

@@ -11,15 +11,13 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use app::domain::access::Principal;
 use serde::Deserialize;
 use tower_http::decompression::RequestDecompressionLayer;
 
 /// Largest accepted batch, after decompression.
 pub const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
-
-/// Who the audit trail names for API actions until tokens identify the caller.
-const API_ACTOR: &str = "api";
 
 pub fn router() -> Router<ApiState> {
     Router::new()
@@ -98,12 +96,13 @@ fn time_value(field: &str, value: &serde_json::Value) -> Result<Timestamp, ApiEr
 /// events as the baseline every later comparison uses.
 async fn capture_baseline(
     State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<i64>,
     body: Result<Json<BaselineRequest>, JsonRejection>,
 ) -> Result<Json<Baseline>, ApiError> {
     let Json(request) = body?;
     let (from, to) = (time_value("from", &request.from)?, time_value("to", &request.to)?);
-    Ok(Json(state.metrics.capture_baseline(id, from, to, API_ACTOR).await?))
+    Ok(Json(state.metrics.capture_baseline(id, from, to, &principal.actor()).await?))
 }
 
 async fn baseline(State(state): State<ApiState>, Path(id): Path<i64>) -> Result<Json<Baseline>, ApiError> {

@@ -13,11 +13,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use app::domain::access::{Principal, check};
 use serde::Deserialize;
-
-/// Who acts through the API. Accounts and tokens replace this with the caller's identity.
-const API_ACTOR: &str = "api";
 
 pub fn router() -> Router<ApiState> {
     Router::new()
@@ -41,9 +39,15 @@ pub struct CommandRequest {
 
 /// Gives a command. With an `Idempotency-Key` header, a retry of the same request gets the
 /// first answer (marked `Idempotent-Replayed: true`) instead of acting again.
-async fn command(State(state): State<ApiState>, Path(id): Path<i64>, headers: HeaderMap, body: Bytes) -> Response {
+async fn command(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(key) = headers.get("idempotency-key") else {
-        return match run_command(&state, id, &body).await {
+        return match run_command(&state, &principal, id, &body).await {
             Ok(rollout) => Json(rollout).into_response(),
             Err(e) => e.into_response(),
         };
@@ -59,7 +63,7 @@ async fn command(State(state): State<ApiState>, Path(id): Path<i64>, headers: He
     };
     match claim {
         Claim::New => {
-            let (status, response) = match run_command(&state, id, &body).await {
+            let (status, response) = match run_command(&state, &principal, id, &body).await {
                 Ok(rollout) => (StatusCode::OK, serde_json::to_value(rollout).unwrap_or_default()),
                 Err(e) => (e.status(), e.body()),
             };
@@ -83,10 +87,11 @@ async fn command(State(state): State<ApiState>, Path(id): Path<i64>, headers: He
     }
 }
 
-async fn run_command(state: &ApiState, id: i64, body: &[u8]) -> Result<Rollout, ApiError> {
+async fn run_command(state: &ApiState, principal: &Principal, id: i64, body: &[u8]) -> Result<Rollout, ApiError> {
     let request: CommandRequest =
         serde_json::from_slice(body).map_err(|e| ApiError(AppError::invalid("body", format!("not a command: {e}"))))?;
-    Ok(state.rollouts.command(id, request.version, request.command, API_ACTOR).await?)
+    check(principal, request.command.permission()).map_err(AppError::from)?;
+    Ok(state.rollouts.command(id, request.version, request.command, &principal.actor()).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,11 +101,12 @@ pub struct TickRequest {
 
 async fn tick(
     State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
     Path((id, item)): Path<(i64, i64)>,
     body: Result<Json<TickRequest>, JsonRejection>,
 ) -> Result<Json<ChecklistItem>, ApiError> {
     let Json(request) = body?;
-    Ok(Json(state.rollouts.set_checklist_item(id, item, request.checked, API_ACTOR).await?))
+    Ok(Json(state.rollouts.set_checklist_item(id, item, request.checked, &principal.actor()).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,10 +116,11 @@ pub struct AcknowledgeRequest {
 
 async fn acknowledge(
     State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
     Path((id, alert)): Path<(i64, i64)>,
     body: Result<Json<AcknowledgeRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(request) = body?;
-    state.rollouts.acknowledge_alert(id, alert, &request.note, API_ACTOR).await?;
+    state.rollouts.acknowledge_alert(id, alert, &request.note, &principal.actor()).await?;
     Ok(Json(serde_json::json!({ "acknowledged": alert })))
 }

@@ -4,11 +4,18 @@
 
 use app::domain::units::Timestamp;
 use server::config::ServeConfig;
+use app::domain::access::Scope;
 use server::startup;
+use server::store::Store;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::net::TcpListener;
+
+/// The first admin's password in every test server.
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+/// The audit name of the token the default client sends.
+pub const TEST_ACTOR: &str = "token:test-suite";
 
 /// 2026-11-22 12:00 UTC: the tests' clock starts here and moves only when told.
 pub const START: i64 = 1_795_348_800_000;
@@ -29,12 +36,58 @@ impl TestApp {
             let now = now.clone();
             Arc::new(move || Timestamp(now.load(Ordering::SeqCst)))
         };
-        let config = ServeConfig { site_root: concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site").into(), ..Default::default() };
+        let config = ServeConfig {
+            site_root: concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site").into(),
+            admin_password: Some(ADMIN_PASSWORD.to_string().into()),
+            ..Default::default()
+        };
         let app = startup::build(&config, listener, pool.clone(), clock).await.expect("the server builds");
         let base = format!("http://{}", app.local_addr());
         let guard = app.guard();
         tokio::spawn(app.run_until_stopped(std::future::pending()));
-        TestApp { base, client: reqwest::Client::new(), pool, guard, now }
+        // The default client is a machine holding every scope; tests about access build others.
+        let secret = server::auth::new_secret();
+        Store::new(pool.clone())
+            .create_token("test-suite", &server::auth::digest(&secret), &Scope::ALL, "test set-up", Timestamp(START))
+            .await
+            .expect("a test token");
+        let client = client_with(&[("authorization", &format!("Bearer {secret}"))]);
+        TestApp { base, client, pool, guard, now }
+    }
+
+    /// Signs in through the form and returns a client carrying the session cookie (and an
+    /// `Origin`, as a browser on Rampart's pages would send).
+    pub async fn sign_in(&self, name: &str, password: &str) -> reqwest::Client {
+        let response = self.sign_in_response(name, password, &self.base).await;
+        assert_eq!(response.status().as_u16(), 200, "sign in as {name}: {}", response.text().await.unwrap_or_default());
+        let cookie = session_cookie(&response).expect("a session cookie");
+        client_with(&[("cookie", &format!("rampart_session={cookie}")), ("origin", &self.base)])
+    }
+
+    /// The raw answer to a JSON sign-in, sent with the given `Origin`.
+    pub async fn sign_in_response(&self, name: &str, password: &str, origin: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url("/auth/login"))
+            .header("accept", "application/json")
+            .header("origin", origin)
+            .form(&[("name", name), ("password", password)])
+            .send()
+            .await
+            .expect("POST /auth/login")
+    }
+
+    /// Adds a person with `role` (through the admin API) and signs them in.
+    pub async fn person(&self, name: &str, role: &str) -> reqwest::Client {
+        let admin = self.sign_in("admin", ADMIN_PASSWORD).await;
+        let password = format!("{name}-password-123");
+        let response = admin
+            .post(self.url("/api/v1/users"))
+            .json(&serde_json::json!({ "name": name, "role": role, "password": password }))
+            .send()
+            .await
+            .expect("POST /api/v1/users");
+        assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap_or_default());
+        self.sign_in(name, &password).await
     }
 
     /// Moves the server's clock forward.
@@ -94,4 +147,24 @@ impl TestApp {
             assert_eq!(status, 200, "{body}");
         }
     }
+}
+
+/// A client sending these headers with every request.
+pub fn client_with(headers: &[(&str, &str)]) -> reqwest::Client {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        map.insert(reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+    }
+    reqwest::Client::builder().default_headers(map).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The session id a sign-in answer sets.
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("rampart_session=").map(|rest| rest.split(';').next().unwrap_or("").to_string()))
+        .filter(|v| !v.is_empty())
 }

@@ -1,0 +1,378 @@
+//! Who is calling: sign-in with argon2id passwords, server-side sessions, API tokens and share
+//! links, each turned into an [`app::domain::access::Principal`] that the one permission check
+//! (`app::domain::access::check`) judges.
+//!
+//! Secrets are 32 random bytes, handed out once as hex; only their SHA-256 is stored. Passwords
+//! are hashed with argon2id. Neither ever reaches a log line or a response other than the one
+//! that hands it out.
+
+use crate::service::Clock;
+use crate::store::{Credentials, Holder, Store, StoreError};
+use app::domain::access::{Principal, Role, Scope};
+use app::domain::units::{Span, Timestamp};
+use app::error::AppError;
+use app::model::{Issued, ShareLinkView, TokenView, UserView};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::http::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The session cookie: HttpOnly, SameSite=Lax, Secure behind HTTPS.
+pub const SESSION_COOKIE: &str = "rampart_session";
+/// The share-link cookie: opens one rollout's status page.
+pub const SHARE_COOKIE: &str = "rampart_share";
+
+/// Failed sign-ins allowed per account, and per address, within [`FAILURE_WINDOW`].
+const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
+const MAX_FAILURES_PER_ADDRESS: i64 = 20;
+const FAILURE_WINDOW: Span = Span::from_secs(15 * 60);
+/// How long a token lookup is trusted before asking Postgres again (a revocation made on
+/// another server process takes effect within this).
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
+pub const MIN_PASSWORD_LEN: usize = 12;
+
+/// A fresh random secret as hex: 256 bits.
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source is available");
+    hex::encode(bytes)
+}
+
+/// What is stored for a secret.
+pub fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+fn hash_password(password: &str) -> Result<String, AppError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|_| AppError::Internal)?;
+    let salt = SaltString::encode_b64(&salt).map_err(|_| AppError::Internal)?;
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|_| AppError::Internal)
+}
+
+fn verify_password(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored).is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+}
+
+/// A hash no password matches, verified against when the account does not exist so that a
+/// wrong name takes as long as a wrong password.
+static DECOY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password(&new_secret()).unwrap_or_default());
+
+fn check_password_rules(password: &str) -> Result<(), AppError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(AppError::invalid("password", format!("must be at least {MIN_PASSWORD_LEN} characters")));
+    }
+    Ok(())
+}
+
+fn internal(error: StoreError) -> AppError {
+    error.into()
+}
+
+/// Sign-in, sessions, tokens and share links.
+#[derive(Clone)]
+pub struct Auth {
+    store: Store,
+    clock: Clock,
+    session_ttl: Span,
+    tokens: Arc<Mutex<HashMap<[u8; 32], (Instant, Option<Holder>)>>>,
+}
+
+/// A new session: the cookie value, handed to the browser once.
+pub struct NewSession {
+    pub id: SecretString,
+    pub name: String,
+    pub max_age_secs: i64,
+}
+
+impl Auth {
+    pub fn new(store: Store, clock: Clock, session_ttl: Span) -> Auth {
+        Auth { store, clock, session_ttl, tokens: Arc::default() }
+    }
+
+    fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    /// Creates the first admin when there are no users. Returns the generated password, to be
+    /// printed once, when none was configured.
+    pub async fn bootstrap_admin(&self, configured: Option<&SecretString>) -> anyhow::Result<Option<SecretString>> {
+        if self.store.user_count().await? > 0 {
+            return Ok(None);
+        }
+        let (password, generated) = match configured {
+            Some(p) => (p.clone(), false),
+            None => (SecretString::from(new_secret()[..24].to_string()), true),
+        };
+        check_password_rules(password.expose_secret()).map_err(|e| anyhow::anyhow!("RAMPART_ADMIN_PASSWORD {e}"))?;
+        let hash = hash_password(password.expose_secret()).map_err(|_| anyhow::anyhow!("could not hash the admin password"))?;
+        self.store.create_user("admin", Role::Admin, &hash, crate::startup::SYSTEM_ACTOR, self.now()).await?;
+        Ok(generated.then_some(password))
+    }
+
+    /// Who sent these headers: a bearer token or `X-API-Key` first, then the session cookie,
+    /// then a share-link cookie. A token that is unknown or revoked is refused outright rather
+    /// than treated as anonymous, so a script learns its token is bad.
+    pub async fn resolve(&self, headers: &HeaderMap) -> Result<Principal, AppError> {
+        if let Some(token) = bearer_token(headers) {
+            return match self.token_holder(&token).await? {
+                Some(holder) => Ok(principal(holder)),
+                None => Err(AppError::Unauthenticated { message: "the API token is unknown or revoked".into() }),
+            };
+        }
+        if let Some(session) = cookie(headers, SESSION_COOKIE) {
+            if let Some(holder) = self.store.session_user(&digest(session), self.now()).await.map_err(internal)? {
+                return Ok(principal(holder));
+            }
+        }
+        if let Some(link) = cookie(headers, SHARE_COOKIE) {
+            if let Some(holder) = self.store.share_link(&digest(link), self.now()).await.map_err(internal)? {
+                return Ok(principal(holder));
+            }
+        }
+        Ok(Principal::Anonymous)
+    }
+
+    async fn token_holder(&self, token: &str) -> Result<Option<Holder>, AppError> {
+        let key = digest(token);
+        if let Some((at, holder)) = self.tokens.lock().expect("token cache").get(&key) {
+            if at.elapsed() < TOKEN_CACHE_TTL {
+                return Ok(holder.clone());
+            }
+        }
+        let holder = self.store.use_token(&key, self.now()).await.map_err(internal)?;
+        let mut cache = self.tokens.lock().expect("token cache");
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(key, (Instant::now(), holder.clone()));
+        Ok(holder)
+    }
+
+    /// Checks a password and starts a session. Failed attempts are counted per account and per
+    /// address; past the limit every attempt (right or wrong) is refused with the wait left.
+    pub async fn login(&self, name: &str, password: &str, address: &str) -> Result<NewSession, AppError> {
+        let now = self.now();
+        let since = Timestamp(now.millis() - FAILURE_WINDOW.millis());
+        let [by_name, by_address] = self.store.login_failures(name, address, since).await.map_err(internal)?;
+        for ((count, oldest), limit) in [(by_name, MAX_FAILURES_PER_ACCOUNT), (by_address, MAX_FAILURES_PER_ADDRESS)] {
+            if count >= limit {
+                let free_at = oldest.unwrap_or(now).millis() + FAILURE_WINDOW.millis();
+                let wait = ((free_at - now.millis()).max(1000) + 999) / 1000;
+                return Err(AppError::TooManyRequests {
+                    message: format!("too many failed sign-ins; try again in {wait} s"),
+                    retry_after_secs: wait as u64,
+                });
+            }
+        }
+        let user = self.store.credentials(name).await.map_err(internal)?;
+        let stored = user.as_ref().map_or_else(|| DECOY_HASH.clone(), |u| u.password_hash.clone());
+        let candidate = password.to_string();
+        let matches = tokio::task::spawn_blocking(move || verify_password(&candidate, &stored)).await.unwrap_or(false);
+        let Some(user) = user.filter(|_| matches) else {
+            self.store.record_login_failure(name, address, now, since).await.map_err(internal)?;
+            return Err(AppError::Unauthenticated { message: "wrong name or password".into() });
+        };
+        self.start_session(&user, address).await
+    }
+
+    async fn start_session(&self, user: &Credentials, address: &str) -> Result<NewSession, AppError> {
+        let now = self.now();
+        let id = new_secret();
+        let expires = Timestamp(now.millis() + self.session_ttl.millis());
+        self.store.create_session(&digest(&id), user, address, now, expires).await.map_err(internal)?;
+        Ok(NewSession { id: SecretString::from(id), name: user.name.clone(), max_age_secs: self.session_ttl.secs() })
+    }
+
+    /// Ends the session in these headers (or all of its user's, with `everywhere`).
+    pub async fn logout(&self, headers: &HeaderMap, everywhere: bool) -> Result<(), AppError> {
+        if let Some(session) = cookie(headers, SESSION_COOKIE) {
+            self.store.end_session(&digest(session), everywhere).await.map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a user; without a password, one is generated and returned once.
+    pub async fn create_user(&self, name: &str, role: Role, password: Option<&str>, actor: &str) -> Result<Issued<UserView>, AppError> {
+        let name = name.trim();
+        if !valid_user_name(name) {
+            return Err(AppError::invalid("name", "1 to 64 lowercase letters, digits, dots, dashes or underscores, starting with a letter or digit"));
+        }
+        let secret = match password {
+            Some(p) => {
+                check_password_rules(p)?;
+                p.to_string()
+            }
+            None => new_secret()[..24].to_string(),
+        };
+        let hash = hash_off_thread(secret.clone()).await?;
+        let user = self.store.create_user(name, role, &hash, actor, self.now()).await.map_err(internal)?;
+        let user = user.ok_or_else(|| AppError::invalid("name", format!("a user named {name} already exists")))?;
+        // A chosen password is not echoed back.
+        Ok(Issued { item: user, secret: if password.is_some() { String::new() } else { secret } })
+    }
+
+    pub async fn set_password(&self, user_id: i64, password: &str, actor: &str) -> Result<(), AppError> {
+        check_password_rules(password)?;
+        let hash = hash_off_thread(password.to_string()).await?;
+        self.store.set_password(user_id, &hash, actor).await.map_err(internal)
+    }
+
+    pub async fn update_user(&self, id: i64, role: Option<Role>, disabled: Option<bool>, actor: &str) -> Result<UserView, AppError> {
+        self.store.update_user(id, role, disabled, actor, self.now()).await.map_err(internal)
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserView>, AppError> {
+        self.store.users().await.map_err(internal)
+    }
+
+    pub async fn create_token(&self, name: &str, scopes: &[Scope], actor: &str) -> Result<Issued<TokenView>, AppError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(AppError::invalid("name", "must be 1 to 100 characters"));
+        }
+        if scopes.is_empty() {
+            return Err(AppError::invalid("scopes", "name at least one of ingest, evaluate, read, drive"));
+        }
+        let secret = format!("rmp_{}", new_secret());
+        let token = self.store.create_token(name, &digest(&secret), scopes, actor, self.now()).await.map_err(internal)?;
+        Ok(Issued { item: token, secret })
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<TokenView>, AppError> {
+        self.store.tokens().await.map_err(internal)
+    }
+
+    /// Revokes a token; this process stops accepting it at once, others within the cache TTL.
+    pub async fn revoke_token(&self, id: i64, actor: &str) -> Result<(), AppError> {
+        self.store.revoke_token(id, actor, self.now()).await.map_err(internal)?;
+        self.tokens.lock().expect("token cache").clear();
+        Ok(())
+    }
+
+    pub async fn create_share_link(&self, rollout_id: i64, label: &str, valid_for: Span, actor: &str) -> Result<Issued<ShareLinkView>, AppError> {
+        let label = label.trim();
+        if label.is_empty() || label.chars().count() > 200 {
+            return Err(AppError::invalid("label", "must be 1 to 200 characters (who the link is for)"));
+        }
+        if valid_for.millis() <= 0 || valid_for.secs() > 366 * 86_400 {
+            return Err(AppError::invalid("valid_for_hours", "must be between 1 hour and a year"));
+        }
+        self.store.rollout(rollout_id).await.map_err(internal)?;
+        let secret = new_secret();
+        let now = self.now();
+        let expires = Timestamp(now.millis() + valid_for.millis());
+        let link = self.store.create_share_link(rollout_id, label, &digest(&secret), expires, actor, now).await.map_err(internal)?;
+        Ok(Issued { item: link, secret })
+    }
+
+    pub async fn share_links(&self) -> Result<Vec<ShareLinkView>, AppError> {
+        self.store.share_links().await.map_err(internal)
+    }
+
+    pub async fn revoke_share_link(&self, id: i64, actor: &str) -> Result<(), AppError> {
+        self.store.revoke_share_link(id, actor, self.now()).await.map_err(internal)
+    }
+
+    /// The rollout a share link opens, if it is valid.
+    pub async fn share_link_rollout(&self, secret: &str) -> Result<Option<i64>, AppError> {
+        Ok(match self.store.share_link(&digest(secret), self.now()).await.map_err(internal)? {
+            Some(Holder::ShareLink { rollout_id, .. }) => Some(rollout_id),
+            _ => None,
+        })
+    }
+}
+
+async fn hash_off_thread(password: String) -> Result<String, AppError> {
+    tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(|_| AppError::Internal)?
+}
+
+fn valid_user_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+}
+
+fn principal(holder: Holder) -> Principal {
+    match holder {
+        Holder::User { id, name, role } => Principal::User { id, name, role },
+        Holder::Token { id, name, scopes } => Principal::Token { id, name, scopes },
+        Holder::ShareLink { id, rollout_id } => Principal::ShareLink { id, rollout_id },
+    }
+}
+
+/// `Authorization: Bearer …` or, for OFREP clients, `X-API-Key: …`.
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim);
+    bearer.or(key).filter(|t| !t.is_empty()).map(str::to_string)
+}
+
+/// A cookie's value from the request's `Cookie` headers.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let hash = hash_password("correct horse battery").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &hash));
+        assert!(!verify_password("correct horse batterx", &hash));
+    }
+
+    #[test]
+    fn secrets_are_256_bits_and_distinct() {
+        let (a, b) = (new_secret(), new_secret());
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn tokens_come_from_either_header() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(bearer_token(&h).as_deref(), Some("abc"));
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", "xyz".parse().unwrap());
+        assert_eq!(bearer_token(&h).as_deref(), Some("xyz"));
+    }
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let mut h = HeaderMap::new();
+        h.insert("cookie", "a=1; rampart_session=s3cr3t; b=2".parse().unwrap());
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("s3cr3t"));
+        assert_eq!(cookie(&h, SHARE_COOKIE), None);
+    }
+
+    #[test]
+    fn user_names_are_plain() {
+        assert!(valid_user_name("ana.lopez"));
+        assert!(!valid_user_name("Ana"));
+        assert!(!valid_user_name(""));
+        assert!(!valid_user_name("-x"));
+    }
+}

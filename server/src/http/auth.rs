@@ -1,0 +1,401 @@
+//! The gate every request passes: find who is calling, refuse cross-site mutations, apply the
+//! route's access rule, and send people who are not signed in to the sign-in page. Also the
+//! sign-in and sign-out forms, the `/share/{secret}` entry of share links, and the admin API
+//! for users, tokens and share links.
+//!
+//! Every `/api/v1`, `/ofrep`, `/auth` and `/share` route must have a rule in [`rule`]; one
+//! without is refused for everybody (deny by default). Server functions check their own
+//! permission through the same [`app::domain::access::check`].
+
+use super::{ApiError, ApiState};
+use crate::auth::{Auth, SESSION_COOKIE, SHARE_COOKIE, bearer_token};
+use app::domain::access::{Permission, Principal, Role, Scope, check};
+use app::domain::units::Span;
+use app::error::AppError;
+use app::model::{Issued, ShareLinkView, TokenView, UserView};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Form, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{delete, get, patch, post};
+use axum::{Extension, Json, Router};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+/// What a route takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// Anyone, signed in or not.
+    Public,
+    Needs(Permission),
+    /// Depends on the command in the body; the handler checks `Command::permission`.
+    PerCommand,
+}
+
+/// The access rule of every machine-facing route, by method and route pattern.
+pub fn rule(method: &Method, route: &str) -> Option<Rule> {
+    use Permission::*;
+    use Rule::*;
+    let m = method.as_str();
+    Some(match (m, route) {
+        ("GET", "/healthz" | "/api/v1/openapi.yaml" | "/api/v1/me" | "/share/{secret}") => Public,
+        ("POST", "/auth/login" | "/auth/logout") => Public,
+        ("GET", "/api/v1/rollouts/{id}" | "/api/v1/rollouts/{id}/metrics" | "/api/v1/rollouts/{id}/baseline") => Needs(ReadRollout),
+        ("POST", "/api/v1/rollouts/{id}/commands") => PerCommand,
+        ("POST", "/api/v1/rollouts/{id}/checklist/{item}") => Needs(TickChecklist),
+        ("POST", "/api/v1/rollouts/{id}/alerts/{alert}/acknowledge") => Needs(AcknowledgeAlert),
+        ("POST", "/api/v1/rollouts/{id}/baseline") => Needs(CaptureBaseline),
+        ("POST", "/api/v1/events") => Needs(IngestEvents),
+        ("GET", "/api/v1/flags" | "/api/v1/flags/events" | "/api/v1/flags/{key}" | "/api/v1/flags/{key}/evaluate" | "/api/v1/flags/{key}/env") => {
+            Needs(EvaluateFlags)
+        }
+        ("POST", "/ofrep/v1/evaluate/flags/{key}" | "/ofrep/v1/evaluate/flags") | ("GET", "/ofrep/v1/configuration") => Needs(EvaluateFlags),
+        ("GET" | "POST", "/api/v1/users") | ("PATCH", "/api/v1/users/{id}") | ("POST", "/api/v1/users/{id}/password") => Needs(ManageUsers),
+        ("GET" | "POST", "/api/v1/tokens") | ("DELETE", "/api/v1/tokens/{id}") => Needs(ManageTokens),
+        ("GET" | "POST", "/api/v1/share-links") | ("DELETE", "/api/v1/share-links/{id}") => Needs(ManageShareLinks),
+        _ => return None,
+    })
+}
+
+/// Whether a route pattern belongs to the machine-facing API that [`rule`] must cover.
+fn is_api_route(route: &str) -> bool {
+    ["/api/v1/", "/ofrep/", "/auth/", "/share/", "/healthz"].iter().any(|p| route.starts_with(p))
+}
+
+/// Pages anyone may open without signing in.
+fn is_public_page(path: &str) -> bool {
+    path == "/login" || path.starts_with("/pkg/") || path.starts_with("/favicon") || path.starts_with("/screenshots/")
+}
+
+/// The middleware: identifies the caller, puts the [`Principal`] into the request, and refuses
+/// what it may not do.
+pub async fn authorize(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
+    let principal = match auth.resolve(request.headers()).await {
+        Ok(p) => p,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let unsafe_method = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if unsafe_method && bearer_token(request.headers()).is_none() {
+        if let Err(why) = same_origin(request.headers()) {
+            tracing::warn!(path = %request.uri().path(), why, "refused a cross-site request");
+            return ApiError(AppError::Forbidden { message: format!("cross-site request refused: {why}") }).into_response();
+        }
+    }
+    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    if let Some(route) = route.as_deref().filter(|r| is_api_route(r)) {
+        let allowed = match rule(request.method(), route) {
+            Some(Rule::Public | Rule::PerCommand) => Ok(()),
+            Some(Rule::Needs(permission)) => check(&principal, permission).map_err(AppError::from),
+            None => {
+                tracing::error!(method = %request.method(), route, "no access rule for this route; refusing it");
+                Err(AppError::Forbidden { message: format!("no access rule covers {} {route}", request.method()) })
+            }
+        };
+        if let Err(e) = allowed {
+            return ApiError(e).into_response();
+        }
+    } else if route.is_some() && request.method() == Method::GET && !is_public_page(request.uri().path()) {
+        // A page: people sign in first; a share link opens only its status page.
+        let path = request.uri().path();
+        let shared_status = matches!(principal, Principal::ShareLink { .. }) && path.starts_with("/status");
+        let is_page = !path.starts_with("/api/");
+        if is_page && !matches!(principal, Principal::User { .. }) && !shared_status {
+            let next = request.uri().path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
+            return Redirect::to(&format!("/login?next={}", encode_component(&next))).into_response();
+        }
+    }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+/// A state-changing request carried by cookies must come from Rampart's own pages: the
+/// browser's Fetch Metadata says so, or its `Origin` (else `Referer`) names this host.
+fn same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return if matches!(site, "same-origin" | "none") { Ok(()) } else { Err("the browser says it came from another site") };
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).ok_or("no Host header")?;
+    let origin = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|v| v.to_str().ok())
+        .ok_or("no Origin or Referer header")?;
+    let authority = origin.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
+    if authority.eq_ignore_ascii_case(host) { Ok(()) } else { Err("its Origin is another site") }
+}
+
+fn encode_component(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Sign-in, sign-out and share links: the browser-facing routes.
+pub fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/share/{secret}", get(open_share_link))
+}
+
+/// Who am I, and the admin API for users, tokens and share links (under `/api/v1`).
+pub fn api_router() -> Router<ApiState> {
+    Router::new()
+        .route("/me", get(me))
+        .route("/users", get(list_users).post(create_user))
+        .route("/users/{id}", patch(update_user))
+        .route("/users/{id}/password", post(set_password))
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
+        .route("/share-links", get(list_share_links).post(create_share_link))
+        .route("/share-links/{id}", delete(revoke_share_link))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    name: String,
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// Where to go after signing in: only a path on this site.
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/",
+    }
+}
+
+fn secure(headers: &HeaderMap) -> &'static str {
+    let https = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    if https { "; Secure" } else { "" }
+}
+
+fn set_cookie(name: &str, value: &str, max_age: i64, headers: &HeaderMap) -> (header::HeaderName, HeaderValue) {
+    let cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}", secure(headers));
+    (header::SET_COOKIE, HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("")))
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"))
+}
+
+/// `POST /auth/login` (form or JSON fields `name`, `password`, `next`). A new session id every
+/// time, so a session planted before sign-in is never the one that becomes signed in. Browsers
+/// are redirected (back to the form with the message on failure); JSON clients get JSON.
+async fn login(
+    State(state): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let address = peer.ip().to_string();
+    let next = safe_next(form.next.as_deref()).to_string();
+    match state.auth.login(form.name.trim(), &form.password, &address).await {
+        Ok(session) => {
+            tracing::info!(user = %session.name, %address, "signed in");
+            let cookie = set_cookie(SESSION_COOKIE, session.id.expose_secret(), session.max_age_secs, &headers);
+            if wants_json(&headers) {
+                ([cookie], Json(serde_json::json!({ "signed_in": session.name }))).into_response()
+            } else {
+                ([cookie], Redirect::to(&next)).into_response()
+            }
+        }
+        Err(error) => {
+            if wants_json(&headers) {
+                return ApiError(error).into_response();
+            }
+            let status = ApiError(error.clone()).status();
+            let to = format!("/login?error={}&next={}", encode_component(&error.to_string()), encode_component(&next));
+            let mut response = Redirect::to(&to).into_response();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                if let AppError::TooManyRequests { retry_after_secs, .. } = error {
+                    response.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
+                }
+            }
+            response
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LogoutQuery {
+    #[serde(default)]
+    everywhere: bool,
+}
+
+/// `POST /auth/logout[?everywhere=true]`: ends this session (or every session of the user).
+async fn logout(State(state): State<ApiState>, Query(q): Query<LogoutQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
+    state.auth.logout(&headers, q.everywhere).await?;
+    let clear = set_cookie(SESSION_COOKIE, "", 0, &headers);
+    Ok(([clear], Redirect::to("/login")).into_response())
+}
+
+/// `GET /share/{secret}`: a valid share link sets a read-only cookie and opens the status page.
+async fn open_share_link(State(state): State<ApiState>, Path(secret): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let Some(rollout_id) = state.auth.share_link_rollout(&secret).await? else {
+        return Err(ApiError(AppError::Forbidden { message: "this share link is unknown, expired or revoked".into() }));
+    };
+    let cookie = set_cookie(SHARE_COOKIE, &secret, 7 * 86_400, &headers);
+    Ok(([cookie], Redirect::to(&format!("/status/{rollout_id}"))).into_response())
+}
+
+/// `GET /api/v1/me`: who the server thinks is calling.
+async fn me(Extension(principal): Extension<Principal>) -> Json<Principal> {
+    Json(principal)
+}
+
+async fn list_users(State(state): State<ApiState>) -> Result<Json<Vec<UserView>>, ApiError> {
+    Ok(Json(state.auth.users().await?))
+}
+
+#[derive(Deserialize)]
+pub struct NewUser {
+    name: String,
+    role: Role,
+    /// Leave out to have a password generated and returned once.
+    #[serde(default)]
+    password: Option<String>,
+}
+
+async fn create_user(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    body: Result<Json<NewUser>, JsonRejection>,
+) -> Result<(StatusCode, Json<Issued<UserView>>), ApiError> {
+    let Json(new) = body?;
+    let issued = state.auth.create_user(&new.name, new.role, new.password.as_deref(), &principal.actor()).await?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+#[derive(Deserialize)]
+pub struct UserChange {
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default)]
+    disabled: Option<bool>,
+}
+
+async fn update_user(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+    body: Result<Json<UserChange>, JsonRejection>,
+) -> Result<Json<UserView>, ApiError> {
+    let Json(change) = body?;
+    if let Principal::User { id: me, .. } = principal {
+        if me == id && (change.disabled == Some(true) || change.role.is_some_and(|r| r != Role::Admin)) {
+            return Err(ApiError(AppError::invalid("role", "you cannot demote or disable yourself; ask another admin")));
+        }
+    }
+    Ok(Json(state.auth.update_user(id, change.role, change.disabled, &principal.actor()).await?))
+}
+
+#[derive(Deserialize)]
+pub struct NewPassword {
+    password: String,
+}
+
+async fn set_password(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+    body: Result<Json<NewPassword>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(new) = body?;
+    state.auth.set_password(id, &new.password, &principal.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_tokens(State(state): State<ApiState>) -> Result<Json<Vec<TokenView>>, ApiError> {
+    Ok(Json(state.auth.tokens().await?))
+}
+
+#[derive(Deserialize)]
+pub struct NewToken {
+    name: String,
+    scopes: Vec<Scope>,
+}
+
+async fn create_token(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    body: Result<Json<NewToken>, JsonRejection>,
+) -> Result<(StatusCode, Json<Issued<TokenView>>), ApiError> {
+    let Json(new) = body?;
+    Ok((StatusCode::CREATED, Json(state.auth.create_token(&new.name, &new.scopes, &principal.actor()).await?)))
+}
+
+async fn revoke_token(State(state): State<ApiState>, Extension(principal): Extension<Principal>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+    state.auth.revoke_token(id, &principal.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_share_links(State(state): State<ApiState>) -> Result<Json<Vec<ShareLinkView>>, ApiError> {
+    Ok(Json(state.auth.share_links().await?))
+}
+
+#[derive(Deserialize)]
+pub struct NewShareLink {
+    rollout_id: i64,
+    label: String,
+    #[serde(default = "default_share_hours")]
+    valid_for_hours: i64,
+}
+
+fn default_share_hours() -> i64 {
+    14 * 24
+}
+
+async fn create_share_link(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    body: Result<Json<NewShareLink>, JsonRejection>,
+) -> Result<(StatusCode, Json<Issued<ShareLinkView>>), ApiError> {
+    let Json(new) = body?;
+    let valid_for = Span::from_secs(new.valid_for_hours.saturating_mul(3600));
+    Ok((StatusCode::CREATED, Json(state.auth.create_share_link(new.rollout_id, &new.label, valid_for, &principal.actor()).await?)))
+}
+
+async fn revoke_share_link(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    state.auth.revoke_share_link(id, &principal.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next(Some("/rollouts/1")), "/rollouts/1");
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn cross_site_mutations_are_told_apart() {
+        let mut h = HeaderMap::new();
+        h.insert("host", "rampart.internal:3000".parse().unwrap());
+        assert_eq!(same_origin(&h), Err("no Origin or Referer header"));
+        h.insert("origin", "http://rampart.internal:3000".parse().unwrap());
+        assert_eq!(same_origin(&h), Ok(()));
+        h.insert("origin", "https://evil.example".parse().unwrap());
+        assert!(same_origin(&h).is_err());
+        h.insert("sec-fetch-site", "cross-site".parse().unwrap());
+        assert!(same_origin(&h).is_err());
+        h.insert("sec-fetch-site", "same-origin".parse().unwrap());
+        assert_eq!(same_origin(&h), Ok(()));
+    }
+}

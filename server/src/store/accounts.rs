@@ -1,0 +1,375 @@
+//! Users, sessions, API tokens, share links and failed sign-ins. Every secret arrives here
+//! already hashed; nothing in this module ever sees a raw password, token or session id.
+
+use super::{Result, Store, StoreError, from_timestamp, insert_audit, to_timestamp};
+use app::domain::access::{Role, Scope};
+use app::domain::units::Timestamp;
+use app::model::{ShareLinkView, TokenView, UserView};
+
+/// A user as sign-in needs them.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub password_hash: String,
+}
+
+/// What a valid session, token or share link resolves to.
+#[derive(Clone, Debug)]
+pub enum Holder {
+    User { id: i64, name: String, role: Role },
+    Token { id: i64, name: String, scopes: Vec<Scope> },
+    ShareLink { id: i64, rollout_id: i64 },
+}
+
+fn role_from(text: &str) -> Result<Role> {
+    Role::parse(text).ok_or_else(|| StoreError::Corrupt(format!("role `{text}`")))
+}
+
+fn scopes_from(texts: &[String]) -> Result<Vec<Scope>> {
+    texts.iter().map(|t| Scope::parse(t).ok_or_else(|| StoreError::Corrupt(format!("scope `{t}`")))).collect()
+}
+
+fn scope_texts(scopes: &[Scope]) -> Vec<String> {
+    scopes.iter().map(|s| s.as_str().to_string()).collect()
+}
+
+impl Store {
+    pub async fn user_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM users"#).fetch_one(self.pool()).await?)
+    }
+
+    /// Adds a user; `None` when the name is taken.
+    pub async fn create_user(&self, name: &str, role: Role, password_hash: &str, actor: &str, now: Timestamp) -> Result<Option<UserView>> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query!(
+            "INSERT INTO users (name, role, password_hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO NOTHING RETURNING id",
+            name,
+            role.as_str(),
+            password_hash,
+            from_timestamp(now),
+            actor
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        insert_audit(&mut tx, None, actor, "user_created", &format!("Added user {name} as {role}"), None, None, serde_json::json!({})).await?;
+        tx.commit().await?;
+        Ok(Some(UserView { id: row.id, name: name.into(), role, created_at: now, created_by: actor.into(), disabled: false }))
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserView>> {
+        let rows = sqlx::query!("SELECT id, name, role, created_at, created_by, disabled_at FROM users ORDER BY name")
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(UserView {
+                    id: r.id,
+                    name: r.name,
+                    role: role_from(&r.role)?,
+                    created_at: to_timestamp(r.created_at),
+                    created_by: r.created_by,
+                    disabled: r.disabled_at.is_some(),
+                })
+            })
+            .collect()
+    }
+
+    /// Changes a user's role and/or disables them; a disabled user's sessions end at once.
+    pub async fn update_user(&self, id: i64, role: Option<Role>, disabled: Option<bool>, actor: &str, now: Timestamp) -> Result<UserView> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query!(
+            "UPDATE users SET role = coalesce($2, role),
+                    disabled_at = CASE WHEN $3::bool IS NULL THEN disabled_at WHEN $3 THEN coalesce(disabled_at, $4) ELSE NULL END
+             WHERE id = $1 RETURNING name, role, created_at, created_by, disabled_at",
+            id,
+            role.map(Role::as_str),
+            disabled,
+            from_timestamp(now)
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound("user"))?;
+        if row.disabled_at.is_some() {
+            sqlx::query!("DELETE FROM sessions WHERE user_id = $1", id).execute(&mut *tx).await?;
+        }
+        let mut changes = Vec::new();
+        if let Some(role) = role {
+            changes.push(format!("role {role}"));
+        }
+        match disabled {
+            Some(true) => changes.push("disabled".into()),
+            Some(false) => changes.push("enabled".into()),
+            None => {}
+        }
+        let text = format!("Changed user {}: {}", row.name, changes.join(", "));
+        insert_audit(&mut tx, None, actor, "user_changed", &text, None, None, serde_json::json!({})).await?;
+        tx.commit().await?;
+        Ok(UserView {
+            id,
+            name: row.name,
+            role: role_from(&row.role)?,
+            created_at: to_timestamp(row.created_at),
+            created_by: row.created_by,
+            disabled: row.disabled_at.is_some(),
+        })
+    }
+
+    /// The credentials of an enabled user.
+    pub async fn credentials(&self, name: &str) -> Result<Option<Credentials>> {
+        let row = sqlx::query!("SELECT id, name, role, password_hash FROM users WHERE name = $1 AND disabled_at IS NULL", name)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| Ok(Credentials { id: r.id, name: r.name, role: role_from(&r.role)?, password_hash: r.password_hash }))
+            .transpose()
+    }
+
+    /// Sets a user's password hash and ends all their sessions.
+    pub async fn set_password(&self, user_id: i64, password_hash: &str, actor: &str) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let name = sqlx::query_scalar!("UPDATE users SET password_hash = $2 WHERE id = $1 RETURNING name", user_id, password_hash)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("user"))?;
+        sqlx::query!("DELETE FROM sessions WHERE user_id = $1", user_id).execute(&mut *tx).await?;
+        insert_audit(&mut tx, None, actor, "password_set", &format!("Set a new password for {name}"), None, None, serde_json::json!({}))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Starts a session and records the sign-in.
+    pub async fn create_session(&self, id_hash: &[u8], user: &Credentials, address: &str, now: Timestamp, expires: Timestamp) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query!(
+            "INSERT INTO sessions (id_hash, user_id, created_at, expires_at, address) VALUES ($1, $2, $3, $4, $5)",
+            id_hash,
+            user.id,
+            from_timestamp(now),
+            from_timestamp(expires),
+            address
+        )
+        .execute(&mut *tx)
+        .await?;
+        // A successful sign-in clears the account's failures; the address keeps its own.
+        sqlx::query!("DELETE FROM login_failures WHERE name = $1", user.name).execute(&mut *tx).await?;
+        let text = format!("{} signed in from {address}", user.name);
+        insert_audit(&mut tx, None, &user.name, "login", &text, None, None, serde_json::json!({ "address": address })).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The signed-in user of an unexpired session.
+    pub async fn session_user(&self, id_hash: &[u8], now: Timestamp) -> Result<Option<Holder>> {
+        let row = sqlx::query!(
+            "SELECT u.id, u.name, u.role FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
+            id_hash,
+            from_timestamp(now)
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| Ok(Holder::User { id: r.id, name: r.name, role: role_from(&r.role)? })).transpose()
+    }
+
+    /// Ends one session, or with `everywhere` every session of its user. Returns the user's name.
+    pub async fn end_session(&self, id_hash: &[u8], everywhere: bool) -> Result<Option<String>> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query!(
+            "DELETE FROM sessions s USING users u WHERE s.id_hash = $1 AND u.id = s.user_id RETURNING u.id, u.name",
+            id_hash
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        if everywhere {
+            sqlx::query!("DELETE FROM sessions WHERE user_id = $1", row.id).execute(&mut *tx).await?;
+        }
+        let text = if everywhere { format!("{} signed out everywhere", row.name) } else { format!("{} signed out", row.name) };
+        insert_audit(&mut tx, None, &row.name, "logout", &text, None, None, serde_json::json!({})).await?;
+        tx.commit().await?;
+        Ok(Some(row.name))
+    }
+
+    /// Records a failed sign-in (also in the audit trail) and forgets failures older than `forget_before`.
+    pub async fn record_login_failure(&self, name: &str, address: &str, now: Timestamp, forget_before: Timestamp) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query!("DELETE FROM login_failures WHERE at < $1", from_timestamp(forget_before)).execute(&mut *tx).await?;
+        sqlx::query!("INSERT INTO login_failures (name, address, at) VALUES ($1, $2, $3)", name, address, from_timestamp(now))
+            .execute(&mut *tx)
+            .await?;
+        let text = format!("Failed sign-in as {name} from {address}");
+        insert_audit(&mut tx, None, name, "login_failed", &text, None, None, serde_json::json!({ "address": address })).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Failed sign-ins since `since` for the account and for the address: (count, oldest) each.
+    pub async fn login_failures(&self, name: &str, address: &str, since: Timestamp) -> Result<[(i64, Option<Timestamp>); 2]> {
+        let row = sqlx::query!(
+            r#"SELECT count(*) FILTER (WHERE name = $1) AS "by_name!", min(at) FILTER (WHERE name = $1) AS by_name_oldest,
+                      count(*) FILTER (WHERE address = $2) AS "by_address!", min(at) FILTER (WHERE address = $2) AS by_address_oldest
+               FROM login_failures WHERE (name = $1 OR address = $2) AND at >= $3"#,
+            name,
+            address,
+            from_timestamp(since)
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok([(row.by_name, row.by_name_oldest.map(to_timestamp)), (row.by_address, row.by_address_oldest.map(to_timestamp))])
+    }
+
+    pub async fn create_token(&self, name: &str, hash: &[u8], scopes: &[Scope], actor: &str, now: Timestamp) -> Result<TokenView> {
+        let mut tx = self.pool().begin().await?;
+        let id = sqlx::query_scalar!(
+            "INSERT INTO api_tokens (name, hash, scopes, created_at, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            name,
+            hash,
+            &scope_texts(scopes),
+            from_timestamp(now),
+            actor
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let listed: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+        let text = format!("Created API token {name} ({})", listed.join(", "));
+        insert_audit(&mut tx, None, actor, "token_created", &text, None, None, serde_json::json!({ "token_id": id })).await?;
+        tx.commit().await?;
+        Ok(TokenView { id, name: name.into(), scopes: scopes.to_vec(), created_at: now, created_by: actor.into(), last_used_at: None, revoked: false })
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<TokenView>> {
+        let rows = sqlx::query!(
+            "SELECT id, name, scopes, created_at, created_by, last_used_at, revoked_at FROM api_tokens
+             ORDER BY revoked_at IS NOT NULL, name, id"
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(TokenView {
+                    id: r.id,
+                    name: r.name,
+                    scopes: scopes_from(&r.scopes)?,
+                    created_at: to_timestamp(r.created_at),
+                    created_by: r.created_by,
+                    last_used_at: r.last_used_at.map(to_timestamp),
+                    revoked: r.revoked_at.is_some(),
+                })
+            })
+            .collect()
+    }
+
+    /// The holder of an unrevoked token, marking it used now.
+    pub async fn use_token(&self, hash: &[u8], now: Timestamp) -> Result<Option<Holder>> {
+        let row = sqlx::query!(
+            "UPDATE api_tokens SET last_used_at = $2 WHERE hash = $1 AND revoked_at IS NULL RETURNING id, name, scopes",
+            hash,
+            from_timestamp(now)
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| Ok(Holder::Token { id: r.id, name: r.name, scopes: scopes_from(&r.scopes)? })).transpose()
+    }
+
+    pub async fn revoke_token(&self, id: i64, actor: &str, now: Timestamp) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let name = sqlx::query_scalar!(
+            "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $2), revoked_by = coalesce(revoked_by, $3) WHERE id = $1 RETURNING name",
+            id,
+            from_timestamp(now),
+            actor
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound("token"))?;
+        insert_audit(&mut tx, None, actor, "token_revoked", &format!("Revoked API token {name}"), None, None, serde_json::json!({ "token_id": id }))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn create_share_link(
+        &self,
+        rollout_id: i64,
+        label: &str,
+        hash: &[u8],
+        expires: Timestamp,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<ShareLinkView> {
+        let mut tx = self.pool().begin().await?;
+        let id = sqlx::query_scalar!(
+            "INSERT INTO share_links (rollout_id, label, hash, created_at, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
+             RETURNING id",
+            rollout_id,
+            label,
+            hash,
+            from_timestamp(now),
+            actor,
+            from_timestamp(expires)
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let text = format!("Created share link \"{label}\" to the status page, valid until {}", app::format::utc_minute(expires));
+        insert_audit(&mut tx, Some(rollout_id), actor, "share_link_created", &text, None, None, serde_json::json!({ "share_link_id": id }))
+            .await?;
+        tx.commit().await?;
+        Ok(ShareLinkView { id, rollout_id, label: label.into(), created_at: now, created_by: actor.into(), expires_at: expires, revoked: false })
+    }
+
+    pub async fn share_links(&self) -> Result<Vec<ShareLinkView>> {
+        let rows = sqlx::query!(
+            "SELECT id, rollout_id, label, created_at, created_by, expires_at, revoked_at FROM share_links
+             ORDER BY revoked_at IS NOT NULL, expires_at DESC"
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ShareLinkView {
+                id: r.id,
+                rollout_id: r.rollout_id,
+                label: r.label,
+                created_at: to_timestamp(r.created_at),
+                created_by: r.created_by,
+                expires_at: to_timestamp(r.expires_at),
+                revoked: r.revoked_at.is_some(),
+            })
+            .collect())
+    }
+
+    /// The rollout an unexpired, unrevoked share link opens.
+    pub async fn share_link(&self, hash: &[u8], now: Timestamp) -> Result<Option<Holder>> {
+        let row = sqlx::query!(
+            "SELECT id, rollout_id FROM share_links WHERE hash = $1 AND revoked_at IS NULL AND expires_at > $2",
+            hash,
+            from_timestamp(now)
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| Holder::ShareLink { id: r.id, rollout_id: r.rollout_id }))
+    }
+
+    pub async fn revoke_share_link(&self, id: i64, actor: &str, now: Timestamp) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query!(
+            "UPDATE share_links SET revoked_at = coalesce(revoked_at, $2), revoked_by = coalesce(revoked_by, $3) WHERE id = $1
+             RETURNING rollout_id, label",
+            id,
+            from_timestamp(now),
+            actor
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound("share link"))?;
+        let text = format!("Revoked share link \"{}\"", row.label);
+        insert_audit(&mut tx, Some(row.rollout_id), actor, "share_link_revoked", &text, None, None, serde_json::json!({ "share_link_id": id }))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
