@@ -20,11 +20,21 @@ fn caller() -> Principal {
         .unwrap_or(Principal::Anonymous)
 }
 
-/// The caller, if [`check`] allows them `permission`; the audit trail records their name.
+/// The caller, if [`crate::domain::access::check`] allows them `permission`; the audit trail
+/// records their name. A refusal answers 401 or 403, as the REST API does.
 #[cfg(feature = "ssr")]
 fn require(permission: Permission) -> Result<Principal, AppError> {
     let principal = caller();
-    crate::domain::access::check(&principal, permission)?;
+    if let Err(denied) = crate::domain::access::check(&principal, permission) {
+        let status = match denied {
+            crate::domain::access::Denied::Unauthenticated => http::StatusCode::UNAUTHORIZED,
+            crate::domain::access::Denied::Forbidden(_) => http::StatusCode::FORBIDDEN,
+        };
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(status);
+        }
+        return Err(denied.into());
+    }
     Ok(principal)
 }
 
@@ -76,17 +86,15 @@ pub async fn acknowledge_alert(rollout_id: i64, alert_id: i64, note: String) -> 
 /// The stakeholder status of one rollout (`None`: the newest). Read-only.
 #[server(endpoint = "get_status")]
 pub async fn get_status(rollout_id: Option<i64>) -> Result<StatusView, AppError> {
-    let principal = caller();
     // A share link names its rollout; people see the newest one when none is named.
-    let rollout_id = match (&principal, rollout_id) {
+    let rollout_id = match (&caller(), rollout_id) {
         (Principal::ShareLink { rollout_id, .. }, None) => Some(*rollout_id),
         (_, id) => id,
     };
-    let permission = match rollout_id {
+    require(match rollout_id {
         Some(rollout_id) => Permission::ReadStatus { rollout_id },
         None => Permission::ReadRollout,
-    };
-    crate::domain::access::check(&principal, permission)?;
+    })?;
     let room = services()?.rollouts.control_room(rollout_id).await?;
     Ok(StatusView::from_room(&room))
 }

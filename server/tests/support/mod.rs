@@ -58,10 +58,16 @@ impl TestApp {
     /// Signs in through the form and returns a client carrying the session cookie (and an
     /// `Origin`, as a browser on Rampart's pages would send).
     pub async fn sign_in(&self, name: &str, password: &str) -> reqwest::Client {
+        let session = self.session_id(name, password).await;
+        client_with(&[("cookie", &format!("rampart_session={session}")), ("origin", &self.base)])
+    }
+
+    /// Signs in and returns the session id the server set.
+    pub async fn session_id(&self, name: &str, password: &str) -> String {
         let response = self.sign_in_response(name, password, &self.base).await;
+        let cookie = session_cookie(&response);
         assert_eq!(response.status().as_u16(), 200, "sign in as {name}: {}", response.text().await.unwrap_or_default());
-        let cookie = session_cookie(&response).expect("a session cookie");
-        client_with(&[("cookie", &format!("rampart_session={cookie}")), ("origin", &self.base)])
+        cookie.expect("a session cookie")
     }
 
     /// The raw answer to a JSON sign-in, sent with the given `Origin`.

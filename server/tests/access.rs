@@ -1,0 +1,504 @@
+//! Accounts, roles and tokens through the real server: every mutating route and server
+//! function against every role, sessions (fixation, expiry, sign-out everywhere), cross-site
+//! refusal, sign-in rate limits, token scopes and revocation, share links, the audit of it all,
+//! and that no answer or log line carries a password or a raw token.
+
+mod support;
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use support::{ADMIN_PASSWORD, TestApp, client_with, session_cookie};
+
+/// Who a route or server function is for, as the role table says (written here
+/// independently of the server's own rule table, so a wrong rule fails).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Needs {
+    Anyone,
+    Viewer,
+    Operator,
+    Approver,
+    Admin,
+    /// Machines only: no person may.
+    Token,
+}
+
+const ROLES: [(&str, Needs); 4] = [("viewer", Needs::Viewer), ("operator", Needs::Operator), ("approver", Needs::Approver), ("admin", Needs::Admin)];
+
+/// Every documented REST operation with a request that exercises it. `{user}`, `{token}` and
+/// `{link}` are ids of things made for the purpose; `{role}` keeps names unique per caller.
+fn rest_table() -> Vec<(&'static str, &'static str, &'static str, Value, Needs)> {
+    use Needs::*;
+    vec![
+        ("GET", "/healthz", "/healthz", Value::Null, Anyone),
+        ("GET", "/api/v1/openapi.yaml", "/api/v1/openapi.yaml", Value::Null, Anyone),
+        ("GET", "/api/v1/me", "/api/v1/me", Value::Null, Anyone),
+        ("GET", "/api/v1/rollouts/{id}", "/api/v1/rollouts/1", Value::Null, Viewer),
+        ("GET", "/api/v1/rollouts/{id}/metrics", "/api/v1/rollouts/1/metrics", Value::Null, Viewer),
+        ("GET", "/api/v1/rollouts/{id}/baseline", "/api/v1/rollouts/1/baseline", Value::Null, Viewer),
+        ("POST", "/api/v1/rollouts/{id}/baseline", "/api/v1/rollouts/1/baseline", json!({ "from": 0, "to": 60000 }), Approver),
+        ("POST", "/api/v1/rollouts/{id}/checklist/{item}", "/api/v1/rollouts/1/checklist/1", json!({ "checked": true }), Operator),
+        ("POST", "/api/v1/rollouts/{id}/alerts/{alert}/acknowledge", "/api/v1/rollouts/1/alerts/999/acknowledge", json!({ "note": "seen" }), Approver),
+        ("POST", "/api/v1/rollouts/{id}/commands", "/api/v1/rollouts/1/commands", json!({ "version": 1, "command": "pause" }), Operator),
+        ("POST", "/api/v1/rollouts/{id}/commands", "/api/v1/rollouts/1/commands", json!({ "version": 1, "command": "start" }), Approver),
+        ("POST", "/api/v1/rollouts/{id}/commands", "/api/v1/rollouts/1/commands", json!({ "version": 1, "command": "advance" }), Approver),
+        ("POST", "/api/v1/rollouts/{id}/commands", "/api/v1/rollouts/1/commands", json!({ "version": 1, "command": "advance", "override_reason": "x" }), Approver),
+        ("POST", "/api/v1/rollouts/{id}/commands", "/api/v1/rollouts/1/commands", json!({ "version": 1, "command": "resume" }), Approver),
+        ("POST", "/api/v1/rollouts/{id}/commands", "/api/v1/rollouts/1/commands", json!({ "version": 1, "command": "roll_back", "target": "off", "reason": "x" }), Approver),
+        ("POST", "/api/v1/rollouts/{id}/commands", "/api/v1/rollouts/1/commands", json!({ "version": 1, "command": "complete" }), Approver),
+        ("POST", "/api/v1/events", "/api/v1/events", Value::Null, Token),
+        ("GET", "/api/v1/flags", "/api/v1/flags", Value::Null, Viewer),
+        ("GET", "/api/v1/flags/{key}", "/api/v1/flags/async_upload", Value::Null, Viewer),
+        ("GET", "/api/v1/flags/events", "/api/v1/flags/events", Value::Null, Viewer),
+        ("GET", "/api/v1/flags/{key}/evaluate", "/api/v1/flags/async_upload/evaluate?unit=u1", Value::Null, Viewer),
+        ("GET", "/api/v1/flags/{key}/env", "/api/v1/flags/async_upload/env", Value::Null, Viewer),
+        ("POST", "/ofrep/v1/evaluate/flags/{key}", "/ofrep/v1/evaluate/flags/async_upload", json!({ "context": { "targetingKey": "u1" } }), Viewer),
+        ("POST", "/ofrep/v1/evaluate/flags", "/ofrep/v1/evaluate/flags", json!({ "context": { "targetingKey": "u1" } }), Viewer),
+        ("GET", "/ofrep/v1/configuration", "/ofrep/v1/configuration", Value::Null, Viewer),
+        ("GET", "/api/v1/users", "/api/v1/users", Value::Null, Admin),
+        ("POST", "/api/v1/users", "/api/v1/users", json!({ "name": "new-{role}", "role": "viewer" }), Admin),
+        ("PATCH", "/api/v1/users/{id}", "/api/v1/users/{user}", json!({ "role": "operator" }), Admin),
+        ("POST", "/api/v1/users/{id}/password", "/api/v1/users/{user}/password", json!({ "password": "a-new-long-password" }), Admin),
+        ("GET", "/api/v1/tokens", "/api/v1/tokens", Value::Null, Admin),
+        ("POST", "/api/v1/tokens", "/api/v1/tokens", json!({ "name": "ci-{role}", "scopes": ["read"] }), Admin),
+        ("DELETE", "/api/v1/tokens/{id}", "/api/v1/tokens/{token}", Value::Null, Admin),
+        ("GET", "/api/v1/share-links", "/api/v1/share-links", Value::Null, Admin),
+        ("POST", "/api/v1/share-links", "/api/v1/share-links", json!({ "rollout_id": 1, "label": "board {role}" }), Admin),
+        ("DELETE", "/api/v1/share-links/{id}", "/api/v1/share-links/{link}", Value::Null, Admin),
+        // Sign-in, sign-out and share links are public by nature; they have tests of their own.
+        ("POST", "/auth/login", "", Value::Null, Anyone),
+        ("POST", "/auth/logout", "", Value::Null, Anyone),
+        ("GET", "/share/{secret}", "", Value::Null, Anyone),
+    ]
+}
+
+/// Every server function with form arguments that exercise it.
+fn server_fn_table() -> Vec<(&'static str, &'static str, Needs)> {
+    use Needs::*;
+    vec![
+        ("/api/who_am_i", "", Anyone),
+        ("/api/get_control_room", "rollout_id=1", Viewer),
+        ("/api/get_status", "rollout_id=1", Viewer),
+        ("/api/set_checklist_item", "rollout_id=1&item_id=2&checked=true", Operator),
+        ("/api/run_command", "rollout_id=1&version=1&action=pause", Operator),
+        ("/api/run_command", "rollout_id=1&version=1&action=advance", Approver),
+        ("/api/run_command", "rollout_id=1&version=1&action=advance&reason=override", Approver),
+        ("/api/run_command", "rollout_id=1&version=1&action=roll_back&target=off&reason=x", Approver),
+        ("/api/run_command", "rollout_id=1&version=1&action=resume", Approver),
+        ("/api/acknowledge_alert", "rollout_id=1&alert_id=999&note=seen", Approver),
+    ]
+}
+
+/// The (method, route) pairs the OpenAPI document lists.
+fn documented_operations() -> BTreeSet<(String, String)> {
+    let doc = include_str!("../api/openapi.yaml");
+    let mut operations = BTreeSet::new();
+    let mut path = None;
+    for line in doc.lines() {
+        if let Some(p) = line.strip_prefix("  /") {
+            path = Some(format!("/{}", p.trim_end_matches(':')));
+        } else if let (Some(p), Some(method)) = (&path, line.strip_prefix("    ").and_then(|l| l.strip_suffix(':'))) {
+            if ["get", "post", "patch", "put", "delete"].contains(&method) {
+                operations.insert((method.to_uppercase(), p.clone()));
+            }
+        } else if !line.starts_with(' ') {
+            path = None;
+        }
+    }
+    operations
+}
+
+fn refused(status: u16, body: &str) -> bool {
+    status == 403 && body.contains("forbidden")
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn every_route_and_server_function_has_a_rule_and_each_role_gets_exactly_its_own(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+
+    // The table covers every documented operation, and the server has a rule for each.
+    let table = rest_table();
+    let covered: BTreeSet<(String, String)> = table.iter().map(|(m, r, ..)| (m.to_string(), r.to_string())).collect();
+    for (method, route) in documented_operations() {
+        assert!(covered.contains(&(method.clone(), route.clone())), "{method} {route} is documented but has no row in the role table");
+        assert!(server::http::auth::rule(&method.parse().unwrap(), &route).is_some(), "{method} {route} has no access rule");
+    }
+    // …and every server function the app registers.
+    let functions: BTreeSet<&str> = server_fn_table().iter().map(|(p, ..)| *p).collect();
+    let registered: Vec<String> = leptos::server_fn::axum::server_fn_paths().map(|(p, _)| p.to_string()).collect();
+    assert!(registered.len() >= 6, "{registered:?}");
+    for path in &registered {
+        assert!(functions.contains(path.as_str()), "server function {path} has no row in the role table");
+    }
+
+    // Things for the admin rows to act on.
+    let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let user_id = post_json(&admin, &app.url("/api/v1/users"), json!({ "name": "target", "role": "viewer" })).await["item"]["id"].clone();
+    let mut people = Vec::new();
+    for (role, needs) in ROLES {
+        people.push((role, needs, app.person(&format!("{role}-person"), role).await));
+    }
+
+    for (role, has, client) in &people {
+        for (method, _, path, body, needs) in &table {
+            if path.is_empty() {
+                continue;
+            }
+            let token_id = post_json(&admin, &app.url("/api/v1/tokens"), json!({ "name": "victim", "scopes": ["read"] })).await["item"]["id"].clone();
+            let link_id =
+                post_json(&admin, &app.url("/api/v1/share-links"), json!({ "rollout_id": 1, "label": "victim" })).await["item"]["id"].clone();
+            let path = path.replace("{user}", &user_id.to_string()).replace("{token}", &token_id.to_string()).replace("{link}", &link_id.to_string());
+            let body = body.to_string().replace("{role}", role);
+            let mut request = client.request(method.parse().unwrap(), app.url(&path));
+            if body != "null" {
+                request = request.header("content-type", "application/json").body(body.clone());
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = if path.ends_with("/events") && *method == "GET" { String::new() } else { response.text().await.unwrap() };
+            let allowed = *needs != Needs::Token && (*needs == Needs::Anyone || has >= needs);
+            if allowed {
+                assert!(status != 401 && status != 403, "{role} should be allowed {method} {path} {body}: {status} {text}");
+            } else {
+                assert!(refused(status, &text), "{role} should be refused {method} {path} {body}: {status} {text}");
+            }
+        }
+        for (path, form, needs) in server_fn_table() {
+            let response = client.post(app.url(path)).header("content-type", "application/x-www-form-urlencoded").body(form).send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            if needs == Needs::Anyone || *has >= needs {
+                assert!(status != 401 && status != 403 && !text.contains("\"forbidden\""), "{role} should be allowed {path} {form}: {status} {text}");
+            } else {
+                assert!(refused(status, &text), "{role} should be refused {path} {form}: {status} {text}");
+            }
+        }
+    }
+
+    // Nobody signed in gets nothing but the public routes, and pages send them to sign in.
+    let stranger = client_with(&[("origin", &app.base)]);
+    let response = stranger.get(app.url("/api/v1/rollouts/1")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let response = stranger.get(app.url("/rollouts/1")).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/login?next=/rollouts/1");
+    let response = stranger.post(app.url("/api/run_command")).body("rollout_id=1&version=1&action=pause").send().await.unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+async fn post_json(client: &reqwest::Client, url: &str, body: Value) -> Value {
+    let response = client.post(url).json(&body).send().await.unwrap();
+    assert!(response.status().is_success(), "POST {url}: {}", response.status());
+    response.json().await.unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_session_planted_before_sign_in_is_never_the_signed_in_one(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let planted = "f".repeat(64);
+    let response = reqwest::Client::new()
+        .post(app.url("/auth/login"))
+        .header("accept", "application/json")
+        .header("origin", &app.base)
+        .header("cookie", format!("rampart_session={planted}"))
+        .form(&[("name", "admin"), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cookie_header = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie_header.contains(attribute), "{cookie_header}");
+    }
+    assert!(!cookie_header.contains("Secure"), "plain HTTP: no Secure flag");
+    let issued = session_cookie(&response).unwrap();
+    assert_ne!(issued, planted);
+    let me = whoami(&app, &planted).await;
+    assert_eq!(me["kind"], "anonymous");
+    assert_eq!(whoami(&app, &issued).await["name"], "admin");
+
+    // Behind an HTTPS proxy the cookie is Secure.
+    let response = reqwest::Client::new()
+        .post(app.url("/auth/login"))
+        .header("accept", "application/json")
+        .header("origin", &app.base)
+        .header("x-forwarded-proto", "https")
+        .form(&[("name", "admin"), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
+}
+
+async fn whoami(app: &TestApp, session: &str) -> Value {
+    let client = client_with(&[("cookie", &format!("rampart_session={session}"))]);
+    client.get(app.url("/api/v1/me")).send().await.unwrap().json().await.unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn sessions_expire_and_sign_out_ends_them_everywhere(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let first = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let second = app.sign_in("admin", ADMIN_PASSWORD).await;
+    assert_eq!(me(&app, &first).await["name"], "admin");
+    let response = first.post(app.url("/auth/logout?everywhere=true")).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert!(response.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert_eq!(me(&app, &first).await["kind"], "anonymous");
+    assert_eq!(me(&app, &second).await["kind"], "anonymous", "sign out everywhere ends the other session too");
+
+    let third = app.sign_in("admin", ADMIN_PASSWORD).await;
+    app.advance_clock_hours(11);
+    assert_eq!(me(&app, &third).await["name"], "admin");
+    app.advance_clock_hours(2);
+    assert_eq!(me(&app, &third).await["kind"], "anonymous", "a session lasts 12 hours");
+    let response = third.get(app.url("/api/v1/users")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+async fn me(app: &TestApp, client: &reqwest::Client) -> Value {
+    client.get(app.url("/api/v1/me")).send().await.unwrap().json().await.unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn cross_site_mutations_with_a_session_are_refused(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.person("ana", "approver").await;
+    let cookie = format!("rampart_session={}", app.session_id("ana", "ana-password-123").await);
+    let pause = json!({ "version": 1, "command": "pause" });
+    let url = app.url("/api/v1/rollouts/1/commands");
+
+    for (name, headers) in [
+        ("another site's Origin", vec![("origin", "https://evil.example")]),
+        ("no Origin at all", vec![]),
+        ("Fetch Metadata says cross-site", vec![("sec-fetch-site", "cross-site"), ("origin", app.base.as_str())]),
+    ] {
+        let mut all = vec![("cookie", cookie.as_str())];
+        all.extend(headers);
+        let response = client_with(&all).post(&url).json(&pause).send().await.unwrap();
+        assert_eq!(response.status(), 403, "{name}");
+        assert!(response.text().await.unwrap().contains("cross-site request refused"), "{name}");
+    }
+    // Same origin goes through to the rules (a draft cannot be paused).
+    let response = client_with(&[("cookie", &cookie), ("sec-fetch-site", "same-origin")]).post(&url).json(&pause).send().await.unwrap();
+    let status = response.status().as_u16();
+    assert!(matches!(status, 409 | 422), "{status}: {}", response.text().await.unwrap());
+    // A bearer token carries no ambient authority: no Origin needed.
+    let (status, body) = app.post("/api/v1/rollouts/1/commands", pause).await;
+    assert!(matches!(status, 409 | 422), "{status}: {body}");
+    // Signing in from another site is refused too.
+    let response = app.sign_in_response("admin", ADMIN_PASSWORD, "https://evil.example").await;
+    assert_eq!(response.status(), 403);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn sign_in_is_rate_limited_per_account_and_per_address(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    for _ in 0..5 {
+        let response = app.sign_in_response("admin", "wrong password!", &app.base).await;
+        assert_eq!(response.status(), 401);
+        assert!(response.text().await.unwrap().contains("wrong name or password"));
+    }
+    // Locked: even the right password waits.
+    let response = app.sign_in_response("admin", ADMIN_PASSWORD, &app.base).await;
+    assert_eq!(response.status(), 429);
+    let wait: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&wait), "{wait}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["message"], format!("too many failed sign-ins; try again in {wait} s"));
+    // A browser is sent back to the form with the message.
+    let response = client_with(&[("origin", &app.base)])
+        .post(app.url("/auth/login"))
+        .form(&[("name", "admin"), ("password", ADMIN_PASSWORD), ("next", "/rollouts/1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with("/login?error=too%20many%20failed%20sign-ins") && location.ends_with("next=/rollouts/1"), "{location}");
+
+    app.advance_clock_minutes(16);
+    app.sign_in("admin", ADMIN_PASSWORD).await;
+
+    // Per address: 20 failures over any names lock the address out.
+    for i in 0..20 {
+        let response = app.sign_in_response(&format!("guess{}", i % 4), "nope nope nope", &app.base).await;
+        assert_eq!(response.status(), 401);
+    }
+    let response = app.sign_in_response("admin", ADMIN_PASSWORD, &app.base).await;
+    assert_eq!(response.status(), 429);
+
+    let failures: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'login_failed'").fetch_one(&pool).await.unwrap();
+    assert_eq!(failures, 25, "every failed sign-in is in the audit trail");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn tokens_hold_their_scopes_only_and_stop_working_when_revoked(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let issued = post_json(&admin, &app.url("/api/v1/tokens"), json!({ "name": "upload-service", "scopes": ["ingest", "evaluate"] })).await;
+    let secret = issued["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("rmp_") && secret.len() > 60);
+    let id = issued["item"]["id"].as_i64().unwrap();
+    let machine = client_with(&[("authorization", &format!("Bearer {secret}"))]);
+
+    let response = machine.get(app.url("/api/v1/flags/async_upload/evaluate?unit=u1")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let response = machine.get(app.url("/api/v1/rollouts/1")).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["message"], "token upload-service may not read rollouts: it needs the `read` scope");
+    let response = machine.post(app.url("/api/v1/rollouts/1/commands")).json(&json!({ "version": 1, "command": "start" })).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    // OFREP clients send X-API-Key.
+    let ofrep = client_with(&[("x-api-key", &secret)]);
+    let response = ofrep.post(app.url("/ofrep/v1/evaluate/flags/async_upload")).json(&json!({ "context": { "targetingKey": "u1" } })).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Listed with last use, never with the secret.
+    let listed = admin.get(app.url("/api/v1/tokens")).send().await.unwrap().text().await.unwrap();
+    assert!(listed.contains("upload-service") && listed.contains("last_used_at") && !listed.contains(&secret[4..]));
+
+    let response = admin.delete(app.url(&format!("/api/v1/tokens/{id}"))).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    for client in [&machine, &ofrep] {
+        let response = client.get(app.url("/api/v1/flags/async_upload/evaluate?unit=u1")).send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["message"], "the API token is unknown or revoked");
+    }
+    let actions: Vec<String> = sqlx::query_scalar("SELECT action || ' by ' || actor FROM audit_log WHERE rollout_id IS NULL ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(actions.contains(&"token_created by admin".to_string()), "{actions:?}");
+    assert!(actions.contains(&"token_revoked by admin".to_string()), "{actions:?}");
+    assert!(actions.contains(&"login by admin".to_string()), "{actions:?}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_share_link_opens_one_status_page_until_it_expires_or_is_revoked(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let issued = post_json(&admin, &app.url("/api/v1/share-links"), json!({ "rollout_id": 1, "label": "exec staff", "valid_for_hours": 48 })).await;
+    let secret = issued["secret"].as_str().unwrap().to_string();
+
+    let browser = client_with(&[]);
+    let response = browser.get(app.url(&format!("/share/{secret}"))).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/status/1");
+    let set = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.starts_with("rampart_share=") && set.contains("HttpOnly"));
+    let holder = client_with(&[("cookie", &format!("rampart_share={secret}")), ("origin", &app.base)]);
+    let page = holder.get(app.url("/status/1")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("This page is read-only."));
+    // Nothing else: not the control room, not the API, not a command.
+    assert_eq!(holder.get(app.url("/rollouts/1")).send().await.unwrap().status(), 303);
+    assert_eq!(holder.get(app.url("/api/v1/rollouts/1")).send().await.unwrap().status(), 403);
+    let response = holder.post(app.url("/api/run_command")).body("rollout_id=1&version=1&action=pause").send().await.unwrap();
+    assert_eq!(response.status(), 403);
+
+    app.advance_clock_hours(49);
+    assert_eq!(holder.get(app.url("/status/1")).send().await.unwrap().status(), 303, "expired");
+    let response = browser.get(app.url(&format!("/share/{secret}"))).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+
+    let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let issued = post_json(&admin, &app.url("/api/v1/share-links"), json!({ "rollout_id": 1, "label": "board" })).await;
+    let (id, secret) = (issued["item"]["id"].as_i64().unwrap(), issued["secret"].as_str().unwrap().to_string());
+    let holder = client_with(&[("cookie", &format!("rampart_share={secret}"))]);
+    assert_eq!(holder.get(app.url("/status/1")).send().await.unwrap().status(), 200);
+    assert_eq!(admin.delete(app.url(&format!("/api/v1/share-links/{id}"))).send().await.unwrap().status(), 204);
+    assert_eq!(holder.get(app.url("/status/1")).send().await.unwrap().status(), 303, "revoked");
+    assert_eq!(browser.get(app.url(&format!("/share/{secret}"))).send().await.unwrap().status(), 403);
+}
+
+/// Everything the server logs in this test binary, at debug level.
+fn captured_log() -> Arc<Mutex<Vec<u8>>> {
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let writer = log.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_writer(move || LogWriter(writer.clone()))
+            .with_ansi(false)
+            .init();
+        log
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn no_answer_or_log_line_carries_a_password_or_a_raw_token(pool: PgPool) {
+    let log = captured_log();
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let password = "a-password-nobody-should-see";
+    let created = admin.post(app.url("/api/v1/users")).json(&json!({ "name": "pat", "role": "operator", "password": password })).send().await.unwrap();
+    let mut answers = vec![created.text().await.unwrap()];
+    let generated = post_json(&admin, &app.url("/api/v1/users"), json!({ "name": "gen", "role": "viewer" })).await;
+    let generated_password = generated["secret"].as_str().unwrap().to_string();
+    assert!(generated_password.len() >= 12, "a generated password is handed out once");
+    let token = post_json(&admin, &app.url("/api/v1/tokens"), json!({ "name": "ci", "scopes": ["read"] })).await["secret"].as_str().unwrap().to_string();
+    let link = post_json(&admin, &app.url("/api/v1/share-links"), json!({ "rollout_id": 1, "label": "x" })).await["secret"].as_str().unwrap().to_string();
+
+    // Use them all, right and wrong.
+    let session = app.session_id("pat", password).await;
+    let pat = client_with(&[("cookie", &format!("rampart_session={session}"))]);
+    let response = app.sign_in_response("pat", "a-password-nobody-should-seX", &app.base).await;
+    answers.push(response.text().await.unwrap());
+    let reader = client_with(&[("authorization", &format!("Bearer {token}"))]);
+    answers.push(reader.get(app.url("/api/v1/rollouts/1")).send().await.unwrap().text().await.unwrap());
+    answers.push(client_with(&[("authorization", "Bearer rmp_not-a-real-token")]).get(app.url("/api/v1/me")).send().await.unwrap().text().await.unwrap());
+    answers.push(client_with(&[]).get(app.url(&format!("/share/{link}"))).send().await.unwrap().text().await.unwrap());
+    for path in ["/api/v1/users", "/api/v1/tokens", "/api/v1/share-links", "/api/v1/rollouts/1", "/api/v1/me"] {
+        answers.push(admin.get(app.url(path)).send().await.unwrap().text().await.unwrap());
+    }
+    answers.push(pat.get(app.url("/rollouts/1")).send().await.unwrap().text().await.unwrap());
+
+    let stored: Vec<String> = sqlx::query_scalar("SELECT summary || ' ' || evidence::text FROM audit_log").fetch_all(&pool).await.unwrap();
+    let log = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("signed in"), "the log is captured");
+    for secret in [ADMIN_PASSWORD, password, &generated_password, &token, &token[4..], &link, &session] {
+        for (i, answer) in answers.iter().enumerate() {
+            assert!(!answer.contains(secret), "answer {i} contains a secret");
+        }
+        assert!(!log.contains(secret), "the log contains a secret");
+        assert!(!stored.iter().any(|s| s.contains(secret)), "the audit trail contains a secret");
+    }
+    let hashes: Vec<String> = sqlx::query_scalar("SELECT password_hash FROM users").fetch_all(&pool).await.unwrap();
+    assert!(hashes.iter().all(|h| h.starts_with("$argon2id$")));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_first_start_creates_an_admin_with_a_password_shown_once(pool: PgPool) {
+    let store = server::store::Store::new(pool.clone());
+    let clock: server::service::Clock = Arc::new(|| app::domain::units::Timestamp(support::START));
+    let auth = server::auth::Auth::new(store, clock, app::domain::units::Span::from_secs(3600));
+    let short: secrecy::SecretString = "short".to_string().into();
+    let error = auth.bootstrap_admin(Some(&short)).await.unwrap_err().to_string();
+    assert_eq!(error, "RAMPART_ADMIN_PASSWORD password: must be at least 12 characters");
+    let password = auth.bootstrap_admin(None).await.unwrap().expect("a generated password");
+    let password = secrecy::ExposeSecret::expose_secret(&password).to_string();
+    assert!(password.len() >= 12);
+    assert!(auth.login("admin", &password, "127.0.0.1").await.is_ok());
+    assert!(auth.bootstrap_admin(None).await.unwrap().is_none(), "only when there are no users");
+    let users = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users").fetch_one(&pool).await.unwrap();
+    assert_eq!(users, 1);
+}
