@@ -1,10 +1,10 @@
 //! Server functions the views call. They own no logic: each one finds the caller and hands the
 //! request to a service (see [`crate::services`]).
 
-use crate::domain::access::{Permission, Principal};
+use crate::domain::access::{Permission, Principal, Role, Scope};
 use crate::domain::rollout::Rollout;
 use crate::error::AppError;
-use crate::model::{ChecklistItem, ControlRoom, StatusView};
+use crate::model::{AdminLists, ChecklistItem, ControlRoom, Issued, ShareLinkView, StatusView, TokenView, UserView};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -97,4 +97,68 @@ pub async fn get_status(rollout_id: Option<i64>) -> Result<StatusView, AppError>
     })?;
     let room = services()?.rollouts.control_room(rollout_id).await?;
     Ok(StatusView::from_room(&room))
+}
+
+/// Users, tokens and share links, for the admin page. Each list is shown only to those who may
+/// manage it.
+#[server(endpoint = "admin_overview")]
+pub async fn admin_overview() -> Result<AdminLists, AppError> {
+    require(Permission::ManageUsers)?;
+    let accounts = services()?.accounts;
+    Ok(AdminLists { users: accounts.users().await?, tokens: accounts.tokens().await?, share_links: accounts.share_links().await? })
+}
+
+/// Adds a user; an empty password has one generated and shown once.
+#[server(endpoint = "create_user")]
+pub async fn create_user(name: String, role: String, password: Option<String>) -> Result<Issued<UserView>, AppError> {
+    let principal = require(Permission::ManageUsers)?;
+    let role = Role::parse(&role).ok_or_else(|| AppError::invalid("role", "one of viewer, operator, approver, admin"))?;
+    let password = password.filter(|p| !p.is_empty());
+    services()?.accounts.create_user(&name, role, password.as_deref(), &principal.actor()).await
+}
+
+/// Changes a user's role, or disables or re-enables them.
+#[server(endpoint = "update_user")]
+pub async fn update_user(id: i64, role: Option<String>, disabled: Option<bool>) -> Result<UserView, AppError> {
+    let principal = require(Permission::ManageUsers)?;
+    let role = role
+        .filter(|r| !r.is_empty())
+        .map(|r| Role::parse(&r).ok_or_else(|| AppError::invalid("role", "one of viewer, operator, approver, admin")))
+        .transpose()?;
+    services()?.accounts.update_user(id, role, disabled, &principal).await
+}
+
+/// Creates an API token with the ticked scopes (form checkboxes `scope_ingest`, …); the token
+/// is shown once.
+#[server(endpoint = "create_token")]
+pub async fn create_token(
+    name: String,
+    scope_ingest: Option<String>,
+    scope_evaluate: Option<String>,
+    scope_read: Option<String>,
+    scope_drive: Option<String>,
+) -> Result<Issued<TokenView>, AppError> {
+    let principal = require(Permission::ManageTokens)?;
+    let ticked = [scope_ingest, scope_evaluate, scope_read, scope_drive];
+    let scopes: Vec<Scope> = Scope::ALL.into_iter().zip(ticked).filter(|(_, on)| on.is_some()).map(|(s, _)| s).collect();
+    services()?.accounts.create_token(&name, &scopes, &principal.actor()).await
+}
+
+#[server(endpoint = "revoke_token")]
+pub async fn revoke_token(id: i64) -> Result<(), AppError> {
+    let principal = require(Permission::ManageTokens)?;
+    services()?.accounts.revoke_token(id, &principal.actor()).await
+}
+
+/// Creates a read-only link to one rollout's status page; the link is shown once.
+#[server(endpoint = "create_share_link")]
+pub async fn create_share_link(rollout_id: i64, label: String, valid_for_hours: i64) -> Result<Issued<ShareLinkView>, AppError> {
+    let principal = require(Permission::ManageShareLinks)?;
+    services()?.accounts.create_share_link(rollout_id, &label, valid_for_hours, &principal.actor()).await
+}
+
+#[server(endpoint = "revoke_share_link")]
+pub async fn revoke_share_link(id: i64) -> Result<(), AppError> {
+    let principal = require(Permission::ManageShareLinks)?;
+    services()?.accounts.revoke_share_link(id, &principal.actor()).await
 }

@@ -1,6 +1,12 @@
 //! The application shell and its routes.
 
+use crate::api::who_am_i;
+use crate::components::account::AccountMenu;
+use crate::domain::access::Principal;
+use crate::error::AppError;
+use crate::pages::admin::AdminPage;
 use crate::pages::control_room::ControlRoomPage;
+use crate::pages::login::LoginPage;
 use crate::pages::status::StatusPage;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -27,9 +33,23 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// Who is signed in, loaded once per page load; pages read it to enable what the caller may do.
+#[derive(Clone, Copy)]
+pub struct You(pub Resource<Result<Principal, AppError>>);
+
+/// The caller, as far as the page knows (anonymous until loaded or when it failed).
+pub async fn you() -> Principal {
+    match use_context::<You>() {
+        Some(You(resource)) => resource.await.unwrap_or(Principal::Anonymous),
+        None => Principal::Anonymous,
+    }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let you = Resource::new(|| (), |_| who_am_i());
+    provide_context(You(you));
     view! {
         <Stylesheet id="leptos" href="/pkg/rampart.css"/>
         <Title text="Rampart"/>
@@ -37,7 +57,16 @@ pub fn App() -> impl IntoView {
             <header class="topbar">
                 <a class="brand" href="/">"Rampart"</a>
                 <span class="tagline">"staged rollouts"</span>
-                <nav class="topnav"><a href="/">"Control room"</a> <a href="/status">"Status"</a></nav>
+                <nav class="topnav" aria-label="Main">
+                    <a href="/">"Control room"</a>
+                    <a href="/status">"Status"</a>
+                    <Suspense fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            let you = you.await.unwrap_or(Principal::Anonymous);
+                            view! { <AccountMenu you/> }
+                        })}
+                    </Suspense>
+                </nav>
             </header>
             <main>
                 <Routes fallback=|| view! { <p class="notice">"No such page."</p> }>
@@ -46,6 +75,8 @@ pub fn App() -> impl IntoView {
                     // Rendered whole on the server, so it reads the same with JavaScript off.
                     <Route path=path!("/status") view=StatusPage ssr=SsrMode::Async/>
                     <Route path=path!("/status/:id") view=StatusPage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=LoginPage/>
+                    <Route path=path!("/admin") view=AdminPage/>
                 </Routes>
             </main>
         </Router>

@@ -1,5 +1,6 @@
 //! Reusable pieces of the pages, one component per file.
 
+pub mod account;
 pub mod actions;
 pub mod alerts;
 pub mod checklist;

@@ -195,3 +195,11 @@ pub struct Issued<T> {
     /// Shown once; Rampart keeps only its hash.
     pub secret: String,
 }
+
+/// What the admin page lists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminLists {
+    pub users: Vec<UserView>,
+    pub tokens: Vec<TokenView>,
+    pub share_links: Vec<ShareLinkView>,
+}

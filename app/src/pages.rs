@@ -1,4 +1,6 @@
 //! One module per routed page.
 
+pub mod admin;
 pub mod control_room;
+pub mod login;
 pub mod status;

@@ -4,7 +4,8 @@
 
 use crate::domain::rollout::{Command, Rollout};
 use crate::error::AppError;
-use crate::model::{ChecklistItem, ControlRoom};
+use crate::domain::access::{Principal, Role, Scope};
+use crate::model::{ChecklistItem, ControlRoom, Issued, ShareLinkView, TokenView, UserView};
 use std::sync::Arc;
 
 /// Reading and driving rollouts.
@@ -25,8 +26,27 @@ pub trait RolloutService: Send + Sync + 'static {
     -> Result<Rollout, AppError>;
 }
 
+/// Users, API tokens and share links (the admin pages). `actor` is who acts, for the audit trail.
+#[async_trait::async_trait]
+pub trait AccountService: Send + Sync + 'static {
+    async fn users(&self) -> Result<Vec<UserView>, AppError>;
+    /// Without a password, one is generated and returned once.
+    async fn create_user(&self, name: &str, role: Role, password: Option<&str>, actor: &str) -> Result<Issued<UserView>, AppError>;
+    /// Changes a user's role and/or disables them. Nobody demotes or disables themselves, so
+    /// there is always an admin left.
+    async fn update_user(&self, id: i64, role: Option<Role>, disabled: Option<bool>, by: &Principal) -> Result<UserView, AppError>;
+    async fn tokens(&self) -> Result<Vec<TokenView>, AppError>;
+    async fn create_token(&self, name: &str, scopes: &[Scope], actor: &str) -> Result<Issued<TokenView>, AppError>;
+    async fn revoke_token(&self, id: i64, actor: &str) -> Result<(), AppError>;
+    async fn share_links(&self) -> Result<Vec<ShareLinkView>, AppError>;
+    async fn create_share_link(&self, rollout_id: i64, label: &str, valid_for_hours: i64, actor: &str)
+    -> Result<Issued<ShareLinkView>, AppError>;
+    async fn revoke_share_link(&self, id: i64, actor: &str) -> Result<(), AppError>;
+}
+
 /// The services as the server provides them in context.
 #[derive(Clone)]
 pub struct Services {
     pub rollouts: Arc<dyn RolloutService>,
+    pub accounts: Arc<dyn AccountService>,
 }

@@ -223,8 +223,13 @@ impl Auth {
         self.store.set_password(user_id, &hash, actor).await.map_err(internal)
     }
 
-    pub async fn update_user(&self, id: i64, role: Option<Role>, disabled: Option<bool>, actor: &str) -> Result<UserView, AppError> {
-        self.store.update_user(id, role, disabled, actor, self.now()).await.map_err(internal)
+    pub async fn update_user(&self, id: i64, role: Option<Role>, disabled: Option<bool>, by: &Principal) -> Result<UserView, AppError> {
+        if let Principal::User { id: me, .. } = by {
+            if *me == id && (disabled == Some(true) || role.is_some_and(|r| r != Role::Admin)) {
+                return Err(AppError::invalid("role", "you cannot demote or disable yourself; ask another admin"));
+            }
+        }
+        self.store.update_user(id, role, disabled, &by.actor(), self.now()).await.map_err(internal)
     }
 
     pub async fn users(&self) -> Result<Vec<UserView>, AppError> {
@@ -374,5 +379,36 @@ mod tests {
         assert!(!valid_user_name("Ana"));
         assert!(!valid_user_name(""));
         assert!(!valid_user_name("-x"));
+    }
+}
+
+#[async_trait::async_trait]
+impl app::services::AccountService for Auth {
+    async fn users(&self) -> Result<Vec<UserView>, AppError> {
+        Auth::users(self).await
+    }
+    async fn create_user(&self, name: &str, role: Role, password: Option<&str>, actor: &str) -> Result<Issued<UserView>, AppError> {
+        Auth::create_user(self, name, role, password, actor).await
+    }
+    async fn update_user(&self, id: i64, role: Option<Role>, disabled: Option<bool>, by: &Principal) -> Result<UserView, AppError> {
+        Auth::update_user(self, id, role, disabled, by).await
+    }
+    async fn tokens(&self) -> Result<Vec<TokenView>, AppError> {
+        Auth::tokens(self).await
+    }
+    async fn create_token(&self, name: &str, scopes: &[Scope], actor: &str) -> Result<Issued<TokenView>, AppError> {
+        Auth::create_token(self, name, scopes, actor).await
+    }
+    async fn revoke_token(&self, id: i64, actor: &str) -> Result<(), AppError> {
+        Auth::revoke_token(self, id, actor).await
+    }
+    async fn share_links(&self) -> Result<Vec<ShareLinkView>, AppError> {
+        Auth::share_links(self).await
+    }
+    async fn create_share_link(&self, rollout_id: i64, label: &str, valid_for_hours: i64, actor: &str) -> Result<Issued<ShareLinkView>, AppError> {
+        Auth::create_share_link(self, rollout_id, label, Span::from_secs(valid_for_hours.saturating_mul(3600)), actor).await
+    }
+    async fn revoke_share_link(&self, id: i64, actor: &str) -> Result<(), AppError> {
+        Auth::revoke_share_link(self, id, actor).await
     }
 }

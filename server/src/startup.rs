@@ -79,7 +79,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         tracing::info!("RAMPART_ADMIN_PASSWORD ignored: accounts already exist");
     }
     let rollouts = Rollouts::new(store.clone(), metrics.clone(), clock);
-    let services = Services { rollouts: Arc::new(rollouts.clone()) };
+    let services = Services { rollouts: Arc::new(rollouts.clone()), accounts: Arc::new(auth.clone()) };
     let leptos_options = LeptosOptions::builder()
         .output_name("rampart")
         .site_root(config.site_root.to_string_lossy().into_owned())

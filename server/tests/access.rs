@@ -88,6 +88,13 @@ fn server_fn_table() -> Vec<(&'static str, &'static str, Needs)> {
         ("/api/run_command", "rollout_id=1&version=1&action=roll_back&target=off&reason=x", Approver),
         ("/api/run_command", "rollout_id=1&version=1&action=resume", Approver),
         ("/api/acknowledge_alert", "rollout_id=1&alert_id=999&note=seen", Approver),
+        ("/api/admin_overview", "", Admin),
+        ("/api/create_user", "name=made-by-{role}&role=viewer", Admin),
+        ("/api/update_user", "id={user}&role=operator", Admin),
+        ("/api/create_token", "name=t-{role}&scope_read=on", Admin),
+        ("/api/revoke_token", "id={token}", Admin),
+        ("/api/create_share_link", "rollout_id=1&label=l-{role}&valid_for_hours=5", Admin),
+        ("/api/revoke_share_link", "id={link}", Admin),
     ]
 }
 
@@ -146,10 +153,8 @@ async fn every_route_and_server_function_has_a_rule_and_each_role_gets_exactly_i
             if path.is_empty() {
                 continue;
             }
-            let token_id = post_json(&admin, &app.url("/api/v1/tokens"), json!({ "name": "victim", "scopes": ["read"] })).await["item"]["id"].clone();
-            let link_id =
-                post_json(&admin, &app.url("/api/v1/share-links"), json!({ "rollout_id": 1, "label": "victim" })).await["item"]["id"].clone();
-            let path = path.replace("{user}", &user_id.to_string()).replace("{token}", &token_id.to_string()).replace("{link}", &link_id.to_string());
+            let (token_id, link_id) = victims(&admin, &app).await;
+            let path = path.replace("{user}", &user_id.to_string()).replace("{token}", &token_id).replace("{link}", &link_id);
             let body = body.to_string().replace("{role}", role);
             let mut request = client.request(method.parse().unwrap(), app.url(&path));
             if body != "null" {
@@ -166,7 +171,9 @@ async fn every_route_and_server_function_has_a_rule_and_each_role_gets_exactly_i
             }
         }
         for (path, form, needs) in server_fn_table() {
-            let response = client.post(app.url(path)).header("content-type", "application/x-www-form-urlencoded").body(form).send().await.unwrap();
+            let (token_id, link_id) = victims(&admin, &app).await;
+            let form = form.replace("{user}", &user_id.to_string()).replace("{token}", &token_id).replace("{link}", &link_id).replace("{role}", role);
+            let response = client.post(app.url(path)).header("content-type", "application/x-www-form-urlencoded").body(form.clone()).send().await.unwrap();
             let status = response.status().as_u16();
             let text = response.text().await.unwrap();
             if needs == Needs::Anyone || *has >= needs {
@@ -186,6 +193,13 @@ async fn every_route_and_server_function_has_a_rule_and_each_role_gets_exactly_i
     assert_eq!(response.headers()["location"], "/login?next=/rollouts/1");
     let response = stranger.post(app.url("/api/run_command")).body("rollout_id=1&version=1&action=pause").send().await.unwrap();
     assert_eq!(response.status(), 401);
+}
+
+/// A fresh token and share link for a revoking row to act on: (token id, link id).
+async fn victims(admin: &reqwest::Client, app: &TestApp) -> (String, String) {
+    let token = post_json(admin, &app.url("/api/v1/tokens"), json!({ "name": "victim", "scopes": ["read"] })).await;
+    let link = post_json(admin, &app.url("/api/v1/share-links"), json!({ "rollout_id": 1, "label": "victim" })).await;
+    (token["item"]["id"].to_string(), link["item"]["id"].to_string())
 }
 
 async fn post_json(client: &reqwest::Client, url: &str, body: Value) -> Value {

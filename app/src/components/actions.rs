@@ -3,6 +3,7 @@
 //! JavaScript too.
 
 use crate::api::RunCommand;
+use crate::domain::access::{Denied, Permission, Principal, check};
 use crate::domain::plan::RollbackTarget;
 use crate::domain::rollout::Status;
 use crate::error::AppError;
@@ -10,8 +11,17 @@ use crate::model::ControlRoom;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
+/// Why `you` may not do `permission`, for a disabled control's tooltip; `None` when allowed.
+pub fn denied(you: &Principal, permission: Permission) -> Option<String> {
+    match check(you, permission) {
+        Ok(()) => None,
+        Err(Denied::Forbidden(why)) => Some(why),
+        Err(Denied::Unauthenticated) => Some("sign in first".to_string()),
+    }
+}
+
 #[component]
-pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>) -> impl IntoView {
+pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Principal) -> impl IntoView {
     let state = room.state.clone();
     let last = room.plan.last_stage();
     let at_last = state.stage == last;
@@ -59,23 +69,27 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>) -> impl Int
             ("advance", format!("Advance to {} ({})", next.name, next.flag))
         };
         if blocked {
+            let no = denied(&you, Permission::Override);
             view! {
                 <ActionForm action=command node_ref=override_form attr:class="action-form override">
                     {hidden(action)}
                     <button type="submit" disabled=true title="Blocked: see what blocks Advance">{label.clone()}</button>
                     <label>
                         "Override with a written reason"
-                        <textarea name="reason" required=true rows="2" placeholder="Why it is safe to go on anyway"></textarea>
+                        <textarea name="reason" required=true rows="2" placeholder="Why it is safe to go on anyway" disabled=no.is_some()></textarea>
                     </label>
-                    <button type="submit" class="danger" data-testid="override-advance">{format!("Override and {}", label.to_lowercase())}</button>
+                    <button type="submit" class="danger" data-testid="override-advance" disabled=no.is_some() title=no>
+                        {format!("Override and {}", label.to_lowercase())}
+                    </button>
                 </ActionForm>
             }
             .into_any()
         } else {
+            let no = denied(&you, Permission::Approve);
             view! {
                 <ActionForm action=command attr:class="action-form">
                     {hidden(action)}
-                    <button type="submit" class="primary" data-testid="advance">{label}</button>
+                    <button type="submit" class="primary" data-testid="advance" disabled=no.is_some() title=no>{label}</button>
                 </ActionForm>
             }
             .into_any()
@@ -83,25 +97,27 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>) -> impl Int
     });
 
     let start = (state.status == Status::Draft).then(|| {
+        let no = denied(&you, Permission::Approve);
         view! {
             <ActionForm action=command attr:class="action-form">
                 {hidden("start")}
-                <button type="submit" class="primary" data-testid="start">"Start the rollout (begin stage 0)"</button>
+                <button type="submit" class="primary" data-testid="start" disabled=no.is_some() title=no>"Start the rollout (begin stage 0)"</button>
             </ActionForm>
         }
     });
 
+    let (no_pause, no_resume) = (denied(&you, Permission::Pause), denied(&you, Permission::Resume));
     let pause_or_resume = match state.status {
         Status::Running => Some(view! {
             <ActionForm action=command attr:class="action-form">
                 {hidden("pause")}
-                <button type="submit" data-testid="pause">"Pause"</button>
+                <button type="submit" data-testid="pause" disabled=no_pause.is_some() title=no_pause>"Pause"</button>
             </ActionForm>
         }.into_any()),
         Status::Paused => Some(view! {
             <ActionForm action=command attr:class="action-form">
                 {hidden("resume")}
-                <button type="submit" class="primary" data-testid="resume">"Resume"</button>
+                <button type="submit" class="primary" data-testid="resume" disabled=no_resume.is_some() title=no_resume>"Resume"</button>
             </ActionForm>
         }.into_any()),
         _ => None,
@@ -109,6 +125,7 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>) -> impl Int
 
     let can_roll_back =
         state.stage.0 > 0 && matches!(state.status, Status::Running | Status::Paused | Status::RolledBack);
+    let no_roll_back = denied(&you, Permission::RollBack);
     let roll_back = can_roll_back.then(|| {
         view! {
             <ActionForm action=command node_ref=rollback_form attr:class="action-form rollback">
@@ -122,18 +139,29 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>) -> impl Int
                 </label>
                 <label>
                     "Reason"
-                    <textarea name="reason" required=true rows="2" placeholder="What went wrong"></textarea>
+                    <textarea name="reason" required=true rows="2" placeholder="What went wrong" disabled=no_roll_back.is_some()></textarea>
                 </label>
-                <button type="submit" class="danger" data-testid="roll-back">"Roll back"</button>
+                <button type="submit" class="danger" data-testid="roll-back" disabled=no_roll_back.is_some() title=no_roll_back.clone()>"Roll back"</button>
             </ActionForm>
         }
     });
 
     let finished = (state.status == Status::Complete).then(|| view! { <p>"The rollout is complete."</p> });
+    let read_only = match &you {
+        Principal::User { role, .. } if !you.may(Permission::Pause) => {
+            Some(format!("You are signed in as a {role}: you can follow everything here, but the actions need an operator or approver."))
+        }
+        Principal::User { .. } if !you.may(Permission::Approve) => {
+            Some("You can pause and tick checklists; advancing, resuming and rolling back need an approver.".to_string())
+        }
+        _ => None,
+    }
+    .map(|text| view! { <p class="muted" data-testid="role-note">{text}</p> });
 
     view! {
         <section class="card actions" aria-labelledby="actions-title">
             <h2 id="actions-title">"Actions"</h2>
+            {read_only}
             {outcome}
             {start}
             {forward}

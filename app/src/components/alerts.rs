@@ -2,13 +2,15 @@
 //! with a note saying what was checked.
 
 use crate::api::AcknowledgeAlert;
+use crate::domain::access::{Permission, Principal};
 use crate::format;
 use crate::model::Alert;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
 #[component]
-pub fn Alerts(rollout_id: i64, alerts: Vec<Alert>, acknowledge: ServerAction<AcknowledgeAlert>) -> impl IntoView {
+pub fn Alerts(rollout_id: i64, alerts: Vec<Alert>, acknowledge: ServerAction<AcknowledgeAlert>, you: Principal) -> impl IntoView {
+    let no = crate::components::actions::denied(&you, Permission::AcknowledgeAlert);
     if alerts.is_empty() {
         return view! { <section class="card alerts" aria-labelledby="alerts-title"><h2 id="alerts-title">"Alerts"</h2><p class="muted">"No alerts."</p></section> }.into_any();
     }
@@ -21,13 +23,14 @@ pub fn Alerts(rollout_id: i64, alerts: Vec<Alert>, acknowledge: ServerAction<Ack
                 (Some(who), Some(at)) => format!("acknowledged by {who} at {}", format::utc_minute(at)),
                 _ => "open — blocks Advance".to_string(),
             };
+            let no = no.clone();
             let form = open.then(|| {
                 view! {
                     <ActionForm action=acknowledge attr:class="action-form">
                         <input type="hidden" name="rollout_id" value=rollout_id.to_string()/>
                         <input type="hidden" name="alert_id" value=alert.id.to_string()/>
-                        <label>"What was checked" <textarea name="note" required=true rows="2"></textarea></label>
-                        <button type="submit" data-testid="acknowledge">"Acknowledge"</button>
+                        <label>"What was checked" <textarea name="note" required=true rows="2" disabled=no.is_some()></textarea></label>
+                        <button type="submit" data-testid="acknowledge" disabled=no.is_some() title=no>"Acknowledge"</button>
                     </ActionForm>
                 }
             });

@@ -2,12 +2,14 @@
 //! records who ticked and when.
 
 use crate::api::SetChecklistItem;
+use crate::domain::access::{Permission, Principal};
 use crate::format;
 use crate::model::ChecklistItem;
 use leptos::prelude::*;
 
 #[component]
-pub fn Checklist(rollout_id: i64, items: Vec<ChecklistItem>, tick: ServerAction<SetChecklistItem>) -> impl IntoView {
+pub fn Checklist(rollout_id: i64, items: Vec<ChecklistItem>, tick: ServerAction<SetChecklistItem>, you: Principal) -> impl IntoView {
+    let no = crate::components::actions::denied(&you, Permission::TickChecklist);
     let done = items.iter().filter(|i| i.checked_at.is_some()).count();
     let total = items.len();
     let mut sections: Vec<(String, Vec<ChecklistItem>)> = Vec::new();
@@ -30,6 +32,7 @@ pub fn Checklist(rollout_id: i64, items: Vec<ChecklistItem>, tick: ServerAction<
                     <ul>
                         {items.into_iter().map(|item| {
                             let id = item.id;
+                            let no = no.clone();
                             let checked = item.checked_at.is_some();
                             let who = item.checked_at.map(|at| format!(
                                 "{} · {}", item.checked_by.clone().unwrap_or_default(), format::utc_minute(at)
@@ -40,6 +43,8 @@ pub fn Checklist(rollout_id: i64, items: Vec<ChecklistItem>, tick: ServerAction<
                                         <input
                                             type="checkbox"
                                             prop:checked=checked
+                                            disabled=no.is_some()
+                                            title=no
                                             on:change=move |ev| {
                                                 tick.dispatch(SetChecklistItem { rollout_id, item_id: id, checked: event_target_checked(&ev) });
                                             }

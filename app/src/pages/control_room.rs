@@ -8,6 +8,7 @@ use crate::components::checklist::Checklist;
 use crate::components::stage_panel::StagePanel;
 use crate::components::stage_track::StageTrack;
 use crate::components::timeline::Timeline;
+use crate::domain::access::Principal;
 use crate::model::ControlRoom;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -28,8 +29,9 @@ pub fn ControlRoomPage() -> impl IntoView {
     view! {
         <Transition fallback=|| view! { <p class="notice">"Loading the rollout…"</p> }>
             {move || Suspend::new(async move {
+                let you = crate::app::you().await;
                 match room.await {
-                    Ok(room) => view! { <Room room tick command acknowledge/> }.into_any(),
+                    Ok(room) => view! { <Room room tick command acknowledge you/> }.into_any(),
                     Err(error) => view! {
                         <p class="notice error" role="alert">{error.to_string()}</p>
                     }.into_any(),
@@ -47,6 +49,7 @@ fn Room(
     tick: ServerAction<SetChecklistItem>,
     command: ServerAction<RunCommand>,
     acknowledge: ServerAction<AcknowledgeAlert>,
+    you: Principal,
 ) -> impl IntoView {
     let stage = room.plan.stage(room.state.stage).cloned();
     let stage_items: Vec<_> = room.checklist.iter().filter(|i| i.stage == room.state.stage).cloned().collect();
@@ -72,10 +75,10 @@ fn Room(
     let panel = stage.map(|stage| {
         view! { <StagePanel stage state=room.state.clone() gates=room.gates.clone() blockers=room.blockers.clone() baseline=room.baseline.clone() now=room.now/> }.into_any()
     });
-    let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items tick/> }.into_any();
-    let actions = view! { <Actions room=room.clone() command/> }.into_any();
+    let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items tick you=you.clone()/> }.into_any();
+    let actions = view! { <Actions room=room.clone() command you=you.clone()/> }.into_any();
     let timeline = view! { <Timeline entries=room.audit.clone()/> }.into_any();
-    let alerts = view! { <Alerts rollout_id=room.rollout_id alerts=room.alerts.clone() acknowledge/> }.into_any();
+    let alerts = view! { <Alerts rollout_id=room.rollout_id alerts=room.alerts.clone() acknowledge you/> }.into_any();
     view! {
         {head}
         {track}

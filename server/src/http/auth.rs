@@ -10,7 +10,7 @@
 use super::{ApiError, ApiState};
 use crate::auth::{Auth, SESSION_COOKIE, SHARE_COOKIE, bearer_token};
 use app::domain::access::{Permission, Principal, Role, Scope, check};
-use app::domain::units::Span;
+use app::services::AccountService;
 use app::error::AppError;
 use app::model::{Issued, ShareLinkView, TokenView, UserView};
 use axum::extract::rejection::JsonRejection;
@@ -289,12 +289,7 @@ async fn update_user(
     body: Result<Json<UserChange>, JsonRejection>,
 ) -> Result<Json<UserView>, ApiError> {
     let Json(change) = body?;
-    if let Principal::User { id: me, .. } = principal {
-        if me == id && (change.disabled == Some(true) || change.role.is_some_and(|r| r != Role::Admin)) {
-            return Err(ApiError(AppError::invalid("role", "you cannot demote or disable yourself; ask another admin")));
-        }
-    }
-    Ok(Json(state.auth.update_user(id, change.role, change.disabled, &principal.actor()).await?))
+    Ok(Json(state.auth.update_user(id, change.role, change.disabled, &principal).await?))
 }
 
 #[derive(Deserialize)]
@@ -359,8 +354,8 @@ async fn create_share_link(
     body: Result<Json<NewShareLink>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Issued<ShareLinkView>>), ApiError> {
     let Json(new) = body?;
-    let valid_for = Span::from_secs(new.valid_for_hours.saturating_mul(3600));
-    Ok((StatusCode::CREATED, Json(state.auth.create_share_link(new.rollout_id, &new.label, valid_for, &principal.actor()).await?)))
+    let issued = AccountService::create_share_link(&state.auth, new.rollout_id, &new.label, new.valid_for_hours, &principal.actor()).await?;
+    Ok((StatusCode::CREATED, Json(issued)))
 }
 
 async fn revoke_share_link(
