@@ -1,6 +1,8 @@
 import { defineConfig } from '@playwright/test';
 
-// The server is started by `cargo xtask test`, which passes its address in RAMPART_URL.
+// The server is started by `cargo xtask test`, which passes its address in RAMPART_URL and the
+// first admin's password in RAMPART_ADMIN_PASSWORD; the global set-up adds the people the tests
+// sign in as. Pages are browsed as the approver unless a test says otherwise.
 // Chromium is Debian's: Playwright never downloads a browser on these machines.
 export default defineConfig({
   testDir: './tests',
@@ -10,7 +12,9 @@ export default defineConfig({
   workers: 1,
   reporter: [['list']],
   outputDir: 'test-results',
+  globalSetup: './global-setup.ts',
   use: {
+    storageState: '.auth/approver.json',
     baseURL: process.env.RAMPART_URL ?? 'http://127.0.0.1:3000',
     trace: 'retain-on-failure',
     screenshot: 'only-on-failure',

@@ -1,7 +1,9 @@
 //! Server functions the views call. They own no logic: each one finds the caller and hands the
 //! request to a service (see [`crate::services`]).
 
-use crate::domain::access::{Permission, Principal, Role, Scope};
+use crate::domain::access::Principal;
+#[cfg(feature = "ssr")]
+use crate::domain::access::{Permission, Role, Scope};
 use crate::domain::rollout::Rollout;
 use crate::error::AppError;
 use crate::model::{AdminLists, ChecklistItem, ControlRoom, Issued, ShareLinkView, StatusView, TokenView, UserView};

@@ -1,4 +1,5 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
+import { PEOPLE } from '../global-setup';
 import { ControlRoom } from './pages/control-room';
 
 test('a new installation opens on the seeds rollout at stage 0', async ({ page }) => {
@@ -26,7 +27,7 @@ test('a ticked checklist item survives a reload, and an override advances the st
   await page.reload();
   await room.hydrated();
   await expect(room.item(0).getByRole('checkbox')).toBeChecked();
-  await expect(room.item(0)).toContainText('anonymous');
+  await expect(room.item(0)).toContainText(PEOPLE.approver.name);
 
   // Stage 0 cannot be left yet: its soak, checklist, baseline and test suite block it.
   await expect(page.getByTestId('blockers')).toContainText('soak time remaining');
@@ -51,12 +52,12 @@ function uploads(prefix: string, count: number, at: number, variant: string, out
   })).join('\n');
 }
 
-test('gates judge the treatment arm against the frozen baseline', async ({ page, request }) => {
+test('gates judge the treatment arm against the frozen baseline', async ({ page, api }) => {
   const now = Date.now();
-  expect((await request.post('/api/v1/events', { data: uploads('base', 300, now - 120_000, 'sync', 'success', 300) })).ok()).toBeTruthy();
-  const baseline = await request.post('/api/v1/rollouts/1/baseline', { data: { from: now - 600_000, to: now } });
+  expect((await api.post('/api/v1/events', { data: uploads('base', 300, now - 120_000, 'sync', 'success', 300) })).ok()).toBeTruthy();
+  const baseline = await api.post('/api/v1/rollouts/1/baseline', { data: { from: now - 600_000, to: now } });
   expect(baseline.ok(), await baseline.text()).toBeTruthy();
-  expect((await request.post('/api/v1/events', { data: uploads('treated', 400, Date.now(), 'async', 'success', 120) })).ok()).toBeTruthy();
+  expect((await api.post('/api/v1/events', { data: uploads('treated', 400, Date.now(), 'async', 'success', 120) })).ok()).toBeTruthy();
 
   const room = new ControlRoom(page);
   await room.open();
@@ -71,11 +72,11 @@ test('gates judge the treatment arm against the frozen baseline', async ({ page,
   await page.screenshot({ path: 'test-results/gates.png', fullPage: true });
 });
 
-test('an error spike in the treatment arm is rolled back by the guard loop', async ({ page, request }) => {
-  const report = await request.post('/api/v1/events', { data: uploads('spike', 200, Date.now(), 'async', 'error', 120) });
+test('an error spike in the treatment arm is rolled back by the guard loop', async ({ page, api }) => {
+  const report = await api.post('/api/v1/events', { data: uploads('spike', 200, Date.now(), 'async', 'error', 120) });
   expect(report.ok()).toBeTruthy();
   // The guard loop acts within milliseconds of the ingest; the served flag is the proof.
-  await expect.poll(async () => (await (await request.get('/api/v1/flags/async_upload')).json()).enabled, { timeout: 5_000 }).toBe(false);
+  await expect.poll(async () => (await (await api.get('/api/v1/flags/async_upload')).json()).enabled, { timeout: 5_000 }).toBe(false);
 
   const room = new ControlRoom(page);
   await room.open();
@@ -87,8 +88,64 @@ test('an error spike in the treatment arm is rolled back by the guard loop', asy
   await page.screenshot({ path: 'test-results/rollback.png', fullPage: true });
 });
 
+test('a viewer follows the rollout but sees no enabled action', async ({ browser }) => {
+  const context = await browser.newContext({ storageState: '.auth/viewer.json' });
+  const page = await context.newPage();
+  const room = new ControlRoom(page);
+  await room.open('/rollouts/1');
+  await expect(page.getByTestId('account')).toContainText(`${PEOPLE.viewer.name} · viewer`);
+  await expect(page.getByTestId('role-note')).toContainText('signed in as a viewer');
+  const actions = page.locator('.actions button, .alerts button, .checklist input');
+  expect(await actions.count()).toBeGreaterThan(0);
+  for (const control of await actions.all()) {
+    await expect(control).toBeDisabled();
+  }
+  // The reason is on the control itself.
+  await expect(page.getByTestId('override-advance')).toHaveAttribute('title', /may not override a gate: it takes the approver role/);
+  await context.close();
+});
+
+test('people sign in through the form, are told when it fails, and sign out', async ({ browser }) => {
+  const context = await browser.newContext({ storageState: undefined });
+  const page = await context.newPage();
+  await page.goto('/rollouts/1');
+  await expect(page).toHaveURL(/\/login\?next=\/rollouts\/1/);
+  await page.getByLabel('Name').fill(PEOPLE.operator.name);
+  await page.getByLabel('Password').fill('not the password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('login-error')).toHaveText('wrong name or password');
+  await page.getByLabel('Name').fill(PEOPLE.operator.name);
+  await page.getByLabel('Password').fill(PEOPLE.operator.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(/\/rollouts\/1$/);
+  await expect(page.getByTestId('account')).toContainText(`${PEOPLE.operator.name} · operator`);
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await expect(page).toHaveURL(/\/login/);
+  await page.goto('/rollouts/1');
+  await expect(page).toHaveURL(/\/login/);
+  await context.close();
+});
+
 test.describe('with JavaScript off', () => {
   test.use({ javaScriptEnabled: false });
+
+  test('a share link opens the status page read-only, without an account', async ({ browser, baseURL }) => {
+    const admin = await browser.newContext({ storageState: '.auth/admin.json', extraHTTPHeaders: { Origin: baseURL! } });
+    const made = await admin.request.post('/api/v1/share-links', { data: { rollout_id: 1, label: 'exec staff', valid_for_hours: 24 } });
+    expect(made.ok(), await made.text()).toBeTruthy();
+    const { secret } = await made.json();
+    await admin.close();
+
+    const stakeholder = await browser.newContext({ storageState: undefined, javaScriptEnabled: false });
+    const page = await stakeholder.newPage();
+    await page.goto(`/share/${secret}`);
+    await expect(page).toHaveURL(/\/status\/1$/);
+    await expect(page.getByRole('heading', { level: 1 })).toHaveText('Async upload rollout');
+    await expect(page.getByText('This page is read-only.')).toBeVisible();
+    await page.goto('/rollouts/1');
+    await expect(page).toHaveURL(/\/login/);
+    await stakeholder.close();
+  });
 
   test('the stakeholder status page says where things stand', async ({ page }) => {
     await page.goto('/status');

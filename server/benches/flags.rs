@@ -15,7 +15,7 @@ use axum::routing::get;
 use std::hint::black_box;
 
 mod support;
-use support::{command, fresh_database, spawn_rampart};
+use support::{authorized, bench_token, command, fresh_database, spawn_rampart};
 use std::time::{Duration, Instant};
 
 const CONNECTIONS: usize = 16;
@@ -36,9 +36,10 @@ fn main() {
         let bare = spawn_bare().await;
         (a, b, bare)
     });
+    let token = server_rt.block_on(bench_token(&pool));
     client_rt.block_on(async {
         // Serve the flag at 10% so evaluation does real bucketing.
-        let http = reqwest::Client::new();
+        let http = authorized(&token).build().unwrap();
         command(&http, &rampart_a, serde_json::json!({ "command": "start" })).await;
         command(&http, &rampart_a, serde_json::json!({ "command": "advance", "override_reason": "benchmark" })).await;
         command(&http, &rampart_a, serde_json::json!({ "command": "advance", "override_reason": "benchmark" })).await;
@@ -47,11 +48,11 @@ fn main() {
         println!("\n## HTTP, {CONNECTIONS} keep-alive connections, {HTTP_SECONDS} s each\n");
         println!("| endpoint | requests/s | p50 | p99 | vs bare axum |");
         println!("|---|---:|---:|---:|---:|");
-        let baseline = load(Target::Get(format!("{bare}/"))).await;
+        let baseline = load(Target::Get(format!("{bare}/")), &token).await;
         report("bare axum handler, constant JSON (baseline)", &baseline, baseline.rate);
-        let evaluate = load(Target::Get(format!("{rampart_a}/api/v1/flags/async_upload/evaluate?unit=user-{{n}}"))).await;
+        let evaluate = load(Target::Get(format!("{rampart_a}/api/v1/flags/async_upload/evaluate?unit=user-{{n}}")), &token).await;
         report("`GET /api/v1/flags/async_upload/evaluate`", &evaluate, baseline.rate);
-        let ofrep = load(Target::Post(format!("{rampart_a}/ofrep/v1/evaluate/flags/async_upload"))).await;
+        let ofrep = load(Target::Post(format!("{rampart_a}/ofrep/v1/evaluate/flags/async_upload")), &token).await;
         report("`POST /ofrep/v1/evaluate/flags/async_upload`", &ofrep, baseline.rate);
 
         println!("\n## Stage change → served by another replica\n");
@@ -99,14 +100,15 @@ struct Load {
     p99: Duration,
 }
 
-async fn load(target: Target) -> Load {
+/// Every request carries the token, the bare baseline's too, so both parse the same headers.
+async fn load(target: Target, token: &str) -> Load {
     let deadline = Instant::now() + Duration::from_secs(HTTP_SECONDS);
     let started = Instant::now();
     let workers: Vec<_> = (0..CONNECTIONS)
         .map(|w| {
             let target = target.clone();
             tokio::spawn(async move {
-                let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+                let http = authorized(token).pool_max_idle_per_host(1).build().unwrap();
                 let mut latencies = Vec::new();
                 let mut n = w * 1_000_000;
                 while Instant::now() < deadline {

@@ -11,7 +11,7 @@ use server::simulate::{Model, Regression};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{command, fresh_database, spawn_rampart};
+use support::{authorized, bench_token, command, fresh_database, spawn_rampart};
 
 const ROUNDS: usize = 10;
 
@@ -22,7 +22,7 @@ fn main() {
         let (pool, _) = fresh_database(&url, "rampart_bench_guard").await;
         let a = spawn_rampart(pool.clone()).await;
         let b = spawn_rampart(pool.clone()).await;
-        let http = reqwest::Client::new();
+        let http = authorized(&bench_token(&pool).await).build().unwrap();
         let mut model = Model::new(99, 7);
         command(&http, &a, serde_json::json!({ "command": "start" })).await;
         let mut samples = Vec::new();

@@ -17,7 +17,7 @@ use server::store::{NewEvent, RollupFilter, Store};
 use sqlx::PgPool;
 
 mod support;
-use support::{fresh_database, spawn_rampart};
+use support::{authorized, bench_token, fresh_database, spawn_rampart};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,7 +46,8 @@ fn main() {
     server_rt.block_on(async {
         sqlx::query("TRUNCATE events").execute(&pool).await.unwrap();
     });
-    let http_rate = client_rt.block_on(http_ingest(&app_url, &events));
+    let token = server_rt.block_on(bench_token(&pool));
+    let http_rate = client_rt.block_on(http_ingest(&app_url, &events, &token));
     let mut model = Model::new(43, 2);
     let file_events = generate(&mut model, SAMPLE, now - 48 * HOUR, now);
     let import_rate = import(&bench_url, &file_events);
@@ -124,8 +125,8 @@ async fn copy(pool: &PgPool, events: &[serde_json::Value]) -> f64 {
     events.len() as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn http_ingest(base: &str, events: &[serde_json::Value]) -> f64 {
-    let http = reqwest::Client::new();
+async fn http_ingest(base: &str, events: &[serde_json::Value], token: &str) -> f64 {
+    let http = authorized(token).build().unwrap();
     let bodies: Vec<String> = events.chunks(HTTP_BATCH).map(|c| c.iter().map(|e| format!("{e}\n")).collect()).collect();
     let started = Instant::now();
     let mut accepted = 0;

@@ -74,13 +74,16 @@ fn internal(error: StoreError) -> AppError {
     error.into()
 }
 
+/// Token lookups by digest: when fetched, and who holds the token (`None`: nobody, or revoked).
+type TokenCache = HashMap<[u8; 32], (Instant, Option<Holder>)>;
+
 /// Sign-in, sessions, tokens and share links.
 #[derive(Clone)]
 pub struct Auth {
     store: Store,
     clock: Clock,
     session_ttl: Span,
-    tokens: Arc<Mutex<HashMap<[u8; 32], (Instant, Option<Holder>)>>>,
+    tokens: Arc<Mutex<TokenCache>>,
 }
 
 /// A new session: the cookie value, handed to the browser once.
@@ -125,26 +128,23 @@ impl Auth {
                 None => Err(AppError::Unauthenticated { message: "the API token is unknown or revoked".into() }),
             };
         }
-        if let Some(session) = cookie(headers, SESSION_COOKIE) {
-            if let Some(holder) = self.store.session_user(&digest(session), self.now()).await.map_err(internal)? {
+        if let Some(session) = cookie(headers, SESSION_COOKIE)
+            && let Some(holder) = self.store.session_user(&digest(session), self.now()).await.map_err(internal)? {
                 return Ok(principal(holder));
             }
-        }
-        if let Some(link) = cookie(headers, SHARE_COOKIE) {
-            if let Some(holder) = self.store.share_link(&digest(link), self.now()).await.map_err(internal)? {
+        if let Some(link) = cookie(headers, SHARE_COOKIE)
+            && let Some(holder) = self.store.share_link(&digest(link), self.now()).await.map_err(internal)? {
                 return Ok(principal(holder));
             }
-        }
         Ok(Principal::Anonymous)
     }
 
     async fn token_holder(&self, token: &str) -> Result<Option<Holder>, AppError> {
         let key = digest(token);
-        if let Some((at, holder)) = self.tokens.lock().expect("token cache").get(&key) {
-            if at.elapsed() < TOKEN_CACHE_TTL {
+        if let Some((at, holder)) = self.tokens.lock().expect("token cache").get(&key)
+            && at.elapsed() < TOKEN_CACHE_TTL {
                 return Ok(holder.clone());
             }
-        }
         let holder = self.store.use_token(&key, self.now()).await.map_err(internal)?;
         let mut cache = self.tokens.lock().expect("token cache");
         if cache.len() > 10_000 {
@@ -224,11 +224,10 @@ impl Auth {
     }
 
     pub async fn update_user(&self, id: i64, role: Option<Role>, disabled: Option<bool>, by: &Principal) -> Result<UserView, AppError> {
-        if let Principal::User { id: me, .. } = by {
-            if *me == id && (disabled == Some(true) || role.is_some_and(|r| r != Role::Admin)) {
+        if let Principal::User { id: me, .. } = by
+            && *me == id && (disabled == Some(true) || role.is_some_and(|r| r != Role::Admin)) {
                 return Err(AppError::invalid("role", "you cannot demote or disable yourself; ask another admin"));
             }
-        }
         self.store.update_user(id, role, disabled, &by.actor(), self.now()).await.map_err(internal)
     }
 
@@ -336,6 +335,37 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter(|v| !v.is_empty())
 }
 
+#[async_trait::async_trait]
+impl app::services::AccountService for Auth {
+    async fn users(&self) -> Result<Vec<UserView>, AppError> {
+        Auth::users(self).await
+    }
+    async fn create_user(&self, name: &str, role: Role, password: Option<&str>, actor: &str) -> Result<Issued<UserView>, AppError> {
+        Auth::create_user(self, name, role, password, actor).await
+    }
+    async fn update_user(&self, id: i64, role: Option<Role>, disabled: Option<bool>, by: &Principal) -> Result<UserView, AppError> {
+        Auth::update_user(self, id, role, disabled, by).await
+    }
+    async fn tokens(&self) -> Result<Vec<TokenView>, AppError> {
+        Auth::tokens(self).await
+    }
+    async fn create_token(&self, name: &str, scopes: &[Scope], actor: &str) -> Result<Issued<TokenView>, AppError> {
+        Auth::create_token(self, name, scopes, actor).await
+    }
+    async fn revoke_token(&self, id: i64, actor: &str) -> Result<(), AppError> {
+        Auth::revoke_token(self, id, actor).await
+    }
+    async fn share_links(&self) -> Result<Vec<ShareLinkView>, AppError> {
+        Auth::share_links(self).await
+    }
+    async fn create_share_link(&self, rollout_id: i64, label: &str, valid_for_hours: i64, actor: &str) -> Result<Issued<ShareLinkView>, AppError> {
+        Auth::create_share_link(self, rollout_id, label, Span::from_secs(valid_for_hours.saturating_mul(3600)), actor).await
+    }
+    async fn revoke_share_link(&self, id: i64, actor: &str) -> Result<(), AppError> {
+        Auth::revoke_share_link(self, id, actor).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,36 +409,5 @@ mod tests {
         assert!(!valid_user_name("Ana"));
         assert!(!valid_user_name(""));
         assert!(!valid_user_name("-x"));
-    }
-}
-
-#[async_trait::async_trait]
-impl app::services::AccountService for Auth {
-    async fn users(&self) -> Result<Vec<UserView>, AppError> {
-        Auth::users(self).await
-    }
-    async fn create_user(&self, name: &str, role: Role, password: Option<&str>, actor: &str) -> Result<Issued<UserView>, AppError> {
-        Auth::create_user(self, name, role, password, actor).await
-    }
-    async fn update_user(&self, id: i64, role: Option<Role>, disabled: Option<bool>, by: &Principal) -> Result<UserView, AppError> {
-        Auth::update_user(self, id, role, disabled, by).await
-    }
-    async fn tokens(&self) -> Result<Vec<TokenView>, AppError> {
-        Auth::tokens(self).await
-    }
-    async fn create_token(&self, name: &str, scopes: &[Scope], actor: &str) -> Result<Issued<TokenView>, AppError> {
-        Auth::create_token(self, name, scopes, actor).await
-    }
-    async fn revoke_token(&self, id: i64, actor: &str) -> Result<(), AppError> {
-        Auth::revoke_token(self, id, actor).await
-    }
-    async fn share_links(&self) -> Result<Vec<ShareLinkView>, AppError> {
-        Auth::share_links(self).await
-    }
-    async fn create_share_link(&self, rollout_id: i64, label: &str, valid_for_hours: i64, actor: &str) -> Result<Issued<ShareLinkView>, AppError> {
-        Auth::create_share_link(self, rollout_id, label, Span::from_secs(valid_for_hours.saturating_mul(3600)), actor).await
-    }
-    async fn revoke_share_link(&self, id: i64, actor: &str) -> Result<(), AppError> {
-        Auth::revoke_share_link(self, id, actor).await
     }
 }

@@ -68,7 +68,7 @@ async fn eval_flag(flag: &str, units: &[String], config: &server::config::Databa
         if config.enabled { format!("on for {}%", config.percentage) } else { "off".to_string() },
         config.config_version
     );
-    println!("{:<32} {:>6}  {:<9} {}", "unit", "bucket", "variant", "enabled");
+    println!("{:<32} {:>6}  {:<9} enabled", "unit", "bucket", "variant");
     for unit in units {
         let result = app::domain::bucketing::evaluate(config.served(), &config.group, unit);
         println!("{unit:<32} {:>6}  {:<9} {}", result.bucket, result.variant(), result.enabled);

@@ -139,7 +139,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let summary = format!("Created the rollout from plan “{}” ({} stages)", plan.name, plan.stages.len());
-        insert_audit(&mut *tx, Some(id), actor, "create", &summary, None, Some(Version(1)), serde_json::json!({}))
+        insert_audit(&mut tx, Some(id), actor, "create", &summary, None, Some(Version(1)), serde_json::json!({}))
             .await?;
         tx.commit().await?;
         Ok(id)
@@ -152,7 +152,7 @@ impl Store {
 
     pub async fn rollout(&self, id: i64) -> Result<StoredRollout> {
         let mut conn = self.pool.acquire().await?;
-        load_rollout(&mut *conn, id).await
+        load_rollout(&mut conn, id).await
     }
 
     /// Every checklist item of a rollout, in plan order.
@@ -180,7 +180,7 @@ impl Store {
     /// What the store knows about the rollout's current stage.
     pub async fn evidence(&self, rollout_id: i64, stage: StageIndex) -> Result<StageEvidence> {
         let mut conn = self.pool.acquire().await?;
-        stage_evidence(&mut *conn, rollout_id, stage).await
+        stage_evidence(&mut conn, rollout_id, stage).await
     }
 
     /// The newest `limit` audit entries of a rollout, newest first.
@@ -268,7 +268,7 @@ impl Store {
         let (action, verb) = if checked { ("tick", "Ticked") } else { ("untick", "Unticked") };
         let summary = format!("{verb} “{}” (stage {}, {})", row.text, row.stage, row.section);
         let evidence = serde_json::json!({ "item_id": item_id, "stage": row.stage });
-        insert_audit(&mut *tx, Some(rollout_id), actor, action, &summary, None, None, evidence).await?;
+        insert_audit(&mut tx, Some(rollout_id), actor, action, &summary, None, None, evidence).await?;
         tx.commit().await?;
         Ok(ChecklistItem {
             id: row.id,
@@ -288,8 +288,8 @@ impl Store {
         F: FnOnce(&StoredRollout, &StageEvidence) -> std::result::Result<(Transition, AuditRecord), Refusal>,
     {
         let mut tx = self.pool.begin().await?;
-        let current = load_rollout(&mut *tx, rollout_id).await?;
-        let evidence = stage_evidence(&mut *tx, rollout_id, current.state.stage).await?;
+        let current = load_rollout(&mut tx, rollout_id).await?;
+        let evidence = stage_evidence(&mut tx, rollout_id, current.state.stage).await?;
         let (transition, record) = decide(&current, &evidence)?;
         let next = &transition.state;
         let served = app::domain::rollout::served_flag(&current.plan, next);
@@ -341,7 +341,7 @@ impl Store {
             }
         }
         insert_audit(
-            &mut *tx,
+            &mut tx,
             Some(rollout_id),
             actor,
             &record.action,

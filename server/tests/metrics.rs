@@ -128,7 +128,7 @@ async fn rollups_equal_a_recomputation_from_the_raw_events(pool: PgPool) {
                 e["file_type"] = json!(rng.pick(&["text", "json", "csv", "markdown", "python", "binary"]));
                 e["size_bytes"] = json!(rng.next() % 120_000_000);
                 e["memory_mb"] = json!((rng.next() % 900) as f64 / 3.0);
-                e["critical"] = json!(rng.next() % 50 == 0);
+                e["critical"] = json!(rng.next().is_multiple_of(50));
                 e.to_string()
             })
             .collect();

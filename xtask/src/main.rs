@@ -216,17 +216,22 @@ fn browser_tests(project: &Project, database: &TestDatabase) -> Result {
     let url = database.fresh("rampart_e2e")?;
     let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
     let addr = format!("127.0.0.1:{port}");
+    // The first admin's password, for the browser tests' set-up to add the people it signs in as.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let admin_password = format!("e2e-admin-{}-{nanos}", std::process::id());
     let mut server = Server(
         Command::new(project.root.join("target/debug/rampart"))
             .args(["serve", "--addr", &addr, "--site-root", "target/site"])
             .current_dir(&project.root)
             .env("DATABASE_URL", &url)
+            .env("RAMPART_ADMIN_PASSWORD", &admin_password)
             .spawn()
             .map_err(|e| format!("cannot start the server: {e}"))?,
     );
     wait_for_port(&addr, Duration::from_secs(60), &mut server.0)?;
     let mut playwright = Command::new("npx");
-    playwright.args(["playwright", "test"]).current_dir(project.root.join("end2end")).env("RAMPART_URL", format!("http://{addr}"));
+    playwright.args(["playwright", "test"]).current_dir(project.root.join("end2end")).env("RAMPART_URL", format!("http://{addr}"))
+        .env("RAMPART_ADMIN_PASSWORD", &admin_password);
     step("running the browser tests (Playwright + Chromium)", &mut playwright)
 }
 

@@ -146,7 +146,7 @@ fn decide(interval: (f64, f64), threshold: f64, higher_is_better: bool) -> Verdi
 }
 
 fn pct(v: f64) -> String {
-    if v >= 99.0 || v < 1.0 { format!("{v:.2}%") } else { format!("{v:.1}%") }
+    if !(1.0..99.0).contains(&v) { format!("{v:.2}%") } else { format!("{v:.1}%") }
 }
 
 /// Judges every criterion of a stage on the treatment arm's `treatment` stats.

@@ -467,29 +467,26 @@ mod tests {
                 let blockers: &[Blocker] = if blocked_now { &blocked } else { &[] };
                 let cx = Context { plan: &plan, now, blockers };
                 let expected = if stale { Version(state.version.0.saturating_sub(1)) } else { state.version };
-                match apply(&state, expected, &command, &cx) {
-                    Ok(t) => {
-                        let next = t.state;
-                        prop_assert!(!stale || state.version == expected);
-                        prop_assert_ne!(state.status, Status::Complete, "complete is terminal");
-                        prop_assert_eq!(next.version, state.version.next());
-                        prop_assert!(next.stage <= plan.last_stage());
-                        match &command {
-                            Command::Advance { .. } => prop_assert_eq!(next.stage.0, state.stage.0 + 1),
-                            Command::RollBack { .. } => prop_assert!(next.stage < state.stage),
-                            _ => prop_assert_eq!(next.stage, state.stage),
-                        }
-                        if blocked_now && matches!(command, Command::Advance { .. } | Command::Complete { .. }) {
-                            prop_assert!(command.reason().is_some_and(|r| !r.trim().is_empty()), "blocked advance needs a reason");
-                            prop_assert_eq!(t.overridden.len(), 1);
-                        }
-                        if next.stage != state.stage {
-                            prop_assert_eq!(next.stage_entered_at, Some(now));
-                        }
-                        prop_assert!(next.status != Status::Draft);
-                        state = next;
+                if let Ok(t) = apply(&state, expected, &command, &cx) {
+                    let next = t.state;
+                    prop_assert!(!stale || state.version == expected);
+                    prop_assert_ne!(state.status, Status::Complete, "complete is terminal");
+                    prop_assert_eq!(next.version, state.version.next());
+                    prop_assert!(next.stage <= plan.last_stage());
+                    match &command {
+                        Command::Advance { .. } => prop_assert_eq!(next.stage.0, state.stage.0 + 1),
+                        Command::RollBack { .. } => prop_assert!(next.stage < state.stage),
+                        _ => prop_assert_eq!(next.stage, state.stage),
                     }
-                    Err(_) => {}
+                    if blocked_now && matches!(command, Command::Advance { .. } | Command::Complete { .. }) {
+                        prop_assert!(command.reason().is_some_and(|r| !r.trim().is_empty()), "blocked advance needs a reason");
+                        prop_assert_eq!(t.overridden.len(), 1);
+                    }
+                    if next.stage != state.stage {
+                        prop_assert_eq!(next.stage_entered_at, Some(now));
+                    }
+                    prop_assert!(next.status != Status::Draft);
+                    state = next;
                 }
             }
         }

@@ -128,7 +128,7 @@ impl Sketch {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Sketch, String> {
-        if bytes.len() < 8 || (bytes.len() - 8) % 10 != 0 {
+        if bytes.len() < 8 || !(bytes.len() - 8).is_multiple_of(10) {
             return Err(format!("a sketch of {} bytes is malformed", bytes.len()));
         }
         let mut sketch = Sketch { zero: u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")), offset: 0, bins: Vec::new() };

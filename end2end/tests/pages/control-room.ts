@@ -1,4 +1,5 @@
 import { expect, type Locator, type Page } from '@playwright/test';
+import { PEOPLE } from '../../global-setup';
 
 /** The control room, as a person uses it: by roles, labels and the page's test ids. */
 export class ControlRoom {
@@ -42,7 +43,7 @@ export class ControlRoom {
     await box.check();
     await expect(box).toBeChecked();
     // The tick is saved when the page reloads its snapshot showing who ticked it.
-    await expect(this.item(index).locator('.who')).toContainText('anonymous');
+    await expect(this.item(index).locator('.who')).toContainText(PEOPLE.approver.name);
   }
 
   async start() {

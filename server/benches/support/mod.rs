@@ -29,6 +29,24 @@ pub async fn spawn_rampart(pool: PgPool) -> String {
     url
 }
 
+/// A token with every scope, made straight in the store (the benchmarks act as one machine).
+pub async fn bench_token(pool: &PgPool) -> String {
+    let secret = server::auth::new_secret();
+    let scopes = app::domain::access::Scope::ALL;
+    server::store::Store::new(pool.clone())
+        .create_token("benchmark", &server::auth::digest(&secret), &scopes, "benchmark", Timestamp(chrono::Utc::now().timestamp_millis()))
+        .await
+        .unwrap();
+    secret
+}
+
+/// A client builder that sends `token` as `Authorization: Bearer` with every request.
+pub fn authorized(token: &str) -> reqwest::ClientBuilder {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers)
+}
+
 /// Gives rollout 1 a command at its current version.
 pub async fn command(http: &reqwest::Client, base: &str, mut body: serde_json::Value) {
     let room: serde_json::Value = http.get(format!("{base}/api/v1/rollouts/1")).send().await.unwrap().json().await.unwrap();

@@ -77,12 +77,11 @@ pub async fn authorize(State(auth): State<Auth>, mut request: Request, next: Nex
         Err(e) => return ApiError(e).into_response(),
     };
     let unsafe_method = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if unsafe_method && bearer_token(request.headers()).is_none() {
-        if let Err(why) = same_origin(request.headers()) {
+    if unsafe_method && bearer_token(request.headers()).is_none()
+        && let Err(why) = same_origin(request.headers()) {
             tracing::warn!(path = %request.uri().path(), why, "refused a cross-site request");
             return ApiError(AppError::Forbidden { message: format!("cross-site request refused: {why}") }).into_response();
         }
-    }
     let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
     if let Some(route) = route.as_deref().filter(|r| is_api_route(r)) {
         let allowed = match rule(request.method(), route) {
@@ -211,13 +210,10 @@ async fn login(
             if wants_json(&headers) {
                 return ApiError(error).into_response();
             }
-            let status = ApiError(error.clone()).status();
             let to = format!("/login?error={}&next={}", encode_component(&error.to_string()), encode_component(&next));
             let mut response = Redirect::to(&to).into_response();
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                if let AppError::TooManyRequests { retry_after_secs, .. } = error {
-                    response.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
-                }
+            if let AppError::TooManyRequests { retry_after_secs, .. } = error {
+                response.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
             }
             response
         }

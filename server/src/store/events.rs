@@ -259,8 +259,8 @@ impl Store {
         for (key, stats) in &deltas {
             arm_deltas.entry(ArmKey { minute: key.minute, stage: key.stage, variant: key.variant }).or_default().merge(stats);
         }
-        merge_rollups(&mut *tx, rollout_id, deltas).await?;
-        merge_arm_rollups(&mut *tx, rollout_id, arm_deltas).await?;
+        merge_rollups(&mut tx, rollout_id, deltas).await?;
+        merge_arm_rollups(&mut tx, rollout_id, arm_deltas).await?;
         tx.commit().await?;
         Ok(counts)
     }
@@ -386,7 +386,7 @@ impl Store {
             app::format::utc_minute(from),
             app::format::utc_minute(to)
         );
-        super::insert_audit(&mut *tx, Some(rollout_id), actor, "baseline", &text, None, None, serde_json::json!({ "summary": summary }))
+        super::insert_audit(&mut tx, Some(rollout_id), actor, "baseline", &text, None, None, serde_json::json!({ "summary": summary }))
             .await?;
         tx.commit().await?;
         Ok(Baseline { id: row.id, captured_at: to_timestamp(row.captured_at), captured_by: actor.to_string(), from, to, summary: summary.clone() })
