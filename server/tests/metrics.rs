@@ -7,7 +7,8 @@ use app::domain::sketch::RELATIVE_ACCURACY;
 use app::domain::stats::Stats;
 use app::domain::units::Timestamp;
 use serde_json::{Value, json};
-use server::store::{RollupFilter, RollupKey, Store};
+use app::domain::event::Variant;
+use server::store::{NewEvent, RollupFilter, RollupKey, Store};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use support::{START, TestApp};
@@ -238,4 +239,96 @@ async fn importing_a_file_twice_adds_nothing_the_second_time(pool: PgPool) {
     let second = run();
     assert!(String::from_utf8_lossy(&second.stdout).contains("0 new events stored, 7 already imported"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rollups equal a recomputation from the raw events, whatever the batches: proptest draws
+/// batches (ids that overlap within and across batches, any minute in three hours, every arm,
+/// outcome, provider, file type and size), ingests them through the store, and compares both
+/// rollup tables with the raw rows. Each case starts from empty tables; failures shrink.
+#[test]
+fn rollups_equal_a_recomputation_for_any_batches() {
+    use proptest::prelude::*;
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: run through `cargo xtask test`");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let pool = rt.block_on(support::fresh_database(&url, "rampart_test_rollup_property"));
+    let store = Store::new(pool.clone());
+
+    let event = (0u32..400, 0i64..180, any::<bool>(), 0usize..5, 1u32..50_000, 0usize..2, 0usize..6, 0u64..150_000_000, 0u32..2_000, 0u32..60)
+        .prop_map(|(id, minute, treatment, outcome, latency, provider, file_type, size, memory, critical)| {
+            let outcome = ["success", "success", "success", "error", "timeout"][outcome];
+            let provider = ["kimi", "glm"][provider];
+            let file_type = ["text", "json", "csv", "markdown", "python", "binary"][file_type];
+            json!({
+                "timestamp": START - minute * 60_000 - i64::from(id % 60) * 1_000, "event_id": format!("id-{id}"),
+                "variant": if treatment { "async" } else { "sync" }, "outcome": outcome, "latency_ms": f64::from(latency) / 10.0,
+                "memory_mb": f64::from(memory) / 4.0, "provider": provider,
+                "file_type": file_type, "size_bytes": size,
+                "critical": outcome == "error" && critical == 0,
+            })
+        });
+    let batches = prop::collection::vec(prop::collection::vec(event, 1..120), 1..5);
+    let config = ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() };
+    proptest!(config, |(batches in batches)| {
+        rt.block_on(async {
+            sqlx::query("TRUNCATE event_ids, events, event_rollups, event_rollups_by_arm").execute(&pool).await.unwrap();
+            let sizes = [1, 10, 50, 100];
+            let mut distinct = std::collections::HashSet::new();
+            for batch in &batches {
+                let parsed: Vec<NewEvent> = batch
+                    .iter()
+                    .map(|v| {
+                        let event = app::domain::event::parse_value(v).unwrap();
+                        let size_class_mb = app::domain::stats::size_class_mb(event.size_bytes, &sizes) as i32;
+                        NewEvent { event, stage: 0, size_class_mb }
+                    })
+                    .collect();
+                let ingested = store.ingest(1, &parsed).await.unwrap();
+                let new: usize = batch.iter().filter(|v| distinct.insert(v["event_id"].as_str().unwrap().to_string())).count();
+                prop_assert_eq!(ingested.accepted as usize, new);
+            }
+            let (from, to) = (Timestamp(START - 4 * 3_600_000), Timestamp(START + 60_000));
+            let raw = store.raw_events(1, from, to).await.unwrap();
+            prop_assert_eq!(raw.len(), distinct.len());
+            let mut detailed: HashMap<RollupKey, Stats> = HashMap::new();
+            let mut by_arm: HashMap<(i64, Variant), Stats> = HashMap::new();
+            for e in &raw {
+                let minute = Timestamp(e.event.at.millis().div_euclid(60_000) * 60_000);
+                let key = RollupKey {
+                    minute,
+                    stage: e.stage,
+                    variant: e.event.variant,
+                    provider: e.event.provider.clone(),
+                    file_type: e.event.file_type.clone(),
+                    size_class_mb: app::domain::stats::size_class_mb(e.event.size_bytes, &sizes) as i32,
+                };
+                detailed.entry(key).or_default().add(&e.event);
+                by_arm.entry((minute.millis(), e.event.variant)).or_default().add(&e.event);
+            }
+            let stored: HashMap<RollupKey, Stats> = store.rollups(1, from, to, &RollupFilter::default()).await.unwrap().into_iter().collect();
+            prop_assert_eq!(stored.len(), detailed.len());
+            for (key, stats) in &detailed {
+                same_stats(&stored[key], stats)?;
+            }
+            let stored_arms = store.window_rows(1, from, to, &RollupFilter::default()).await.unwrap();
+            prop_assert_eq!(stored_arms.len(), by_arm.len());
+            for (key, stats) in &stored_arms {
+                same_stats(stats, &by_arm[&(key.minute.millis(), key.variant)])?;
+            }
+            Ok(())
+        })?;
+    });
+    rt.block_on(pool.close());
+}
+
+fn same_stats(stored: &Stats, expected: &Stats) -> Result<(), proptest::test_runner::TestCaseError> {
+    use proptest::prop_assert;
+    proptest::prop_assert_eq!(
+        (stored.success, stored.error, stored.timeout, stored.critical),
+        (expected.success, expected.error, expected.timeout, expected.critical)
+    );
+    proptest::prop_assert_eq!(&stored.latency, &expected.latency);
+    prop_assert!((stored.latency_sum_ms - expected.latency_sum_ms).abs() <= 1e-6 * expected.latency_sum_ms.max(1.0));
+    prop_assert!((stored.memory_sum_mb - expected.memory_sum_mb).abs() <= 1e-6 * expected.memory_sum_mb.max(1.0));
+    proptest::prop_assert_eq!(stored.memory_max_mb, expected.memory_max_mb);
+    Ok(())
 }

@@ -14,7 +14,7 @@ pub fn AccountMenu(you: Principal) -> impl IntoView {
                     <span>{name}" · "<span class="role">{role.as_str()}</span></span>
                     <form method="post" action="/auth/logout"><button type="submit" class="link">"Sign out"</button></form>
                     <form method="post" action="/auth/logout?everywhere=true">
-                        <button type="submit" class="link" title="End every session of this account">"everywhere"</button>
+                        <button type="submit" class="link" title="End every session of this account, on every device">"Sign out everywhere"</button>
                     </form>
                 </div>
             }

@@ -174,3 +174,19 @@ pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
         .find_map(|v| v.strip_prefix("rampart_session=").map(|rest| rest.split(';').next().unwrap_or("").to_string()))
         .filter(|v| !v.is_empty())
 }
+
+/// Drops and recreates database `name` on DATABASE_URL's server, migrated (for tests that run
+/// many cases against one database of their own).
+pub async fn fresh_database(url: &str, name: &str) -> PgPool {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(url).await.expect("connect to DATABASE_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+    let db_url = format!("{}/{name}", url.rsplit_once('/').expect("DATABASE_URL names a database").0);
+    let pool = PgPool::connect(&db_url).await.unwrap();
+    server::db::MIGRATOR.run(&pool).await.unwrap();
+    // The rollout events belong to, as on first start.
+    let (plan, source) = startup::load_plan(None).unwrap();
+    startup::ensure_rollout(&Store::new(pool.clone()), &plan, &source).await.unwrap();
+    pool
+}
