@@ -12,6 +12,7 @@ pub mod components;
 pub mod domain;
 pub mod error;
 pub mod format;
+pub mod live;
 pub mod model;
 pub mod pages;
 #[cfg(feature = "ssr")]

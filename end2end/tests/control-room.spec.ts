@@ -72,16 +72,26 @@ test('gates judge the treatment arm against the frozen baseline', async ({ page,
   await page.screenshot({ path: 'test-results/gates.png', fullPage: true });
 });
 
-test('an error spike in the treatment arm is rolled back by the guard loop', async ({ page, api }) => {
-  const report = await api.post('/api/v1/events', { data: uploads('spike', 200, Date.now(), 'async', 'error', 120) });
-  expect(report.ok()).toBeTruthy();
-  // The guard loop acts within milliseconds of the ingest; the served flag is the proof.
-  await expect.poll(async () => (await (await api.get('/api/v1/flags/async_upload')).json()).enabled, { timeout: 5_000 }).toBe(false);
-
+test('an error spike in the treatment arm is rolled back by the guard loop, live on the open page', async ({ page, api }) => {
   const room = new ControlRoom(page);
   await room.open();
-  await expect(room.status).toHaveText('Rolled back');
+  await expect(room.status).toHaveText('Running');
+  await expect(room.served).toHaveText('Served: on for 1%');
+
+  // Someone else's tick (stage 1's first item) reaches this page without a reload, within 1 s.
+  const item = (await (await api.get('/api/v1/rollouts/1')).json()).checklist.find((i: any) => i.stage === 1);
+  expect((await api.post(`/api/v1/rollouts/1/checklist/${item.id}`, { data: { checked: true } })).ok()).toBeTruthy();
+  await expect(room.item(0)).toContainText(`${item.text}`);
+  await expect(room.item(0)).toContainText('token:browser-tests', { timeout: 1_000 });
+
+  const sent = Date.now();
+  const report = await api.post('/api/v1/events', { data: uploads('spike', 200, Date.now(), 'async', 'error', 120) });
+  expect(report.ok()).toBeTruthy();
+  // The guard loop acts within milliseconds of the ingest, and the open page shows it.
+  await expect(room.status).toHaveText('Rolled back', { timeout: 5_000 });
   await expect(room.served).toHaveText('Served: off');
+  console.log(`breach to rollback shown on the open page: ${Date.now() - sent} ms`);
+  expect((await (await api.get('/api/v1/flags/async_upload')).json()).enabled).toBe(false);
   await expect(room.timeline.first()).toContainText('rampart guard');
   await expect(room.timeline.first()).toContainText('Rolled back automatically from stage 1');
   await expect(room.timeline.first()).toContainText('error rate');

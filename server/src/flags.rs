@@ -2,7 +2,11 @@
 //! evaluation never waits for Postgres, and refreshes a flag when Postgres announces a change
 //! (LISTEN/NOTIFY, sent at commit by the transition that changed it). Changes are also
 //! broadcast to the server-sent-events streams.
+//!
+//! The same LISTEN connection (one per process) carries rollout changes for live dashboards,
+//! relayed to [`Live`].
 
+use crate::live::Live;
 use crate::store::{Store, StoreError};
 use app::model::FlagConfig;
 use std::collections::HashMap;
@@ -22,12 +26,12 @@ pub struct Flags {
 impl Flags {
     /// Starts listening for changes, then loads every flag, so no change falls between the two.
     /// The listener stops when the store's pool is closed.
-    pub async fn start(store: Store) -> Result<Arc<Flags>, StoreError> {
-        let listener = store.listen_for_flag_changes().await?;
+    pub async fn start(store: Store, live: Arc<Live>) -> Result<Arc<Flags>, StoreError> {
+        let listener = store.listen_for_changes().await?;
         let (changes, _) = broadcast::channel(CHANGE_BUFFER);
         let flags = Arc::new(Flags { store, configs: RwLock::new(HashMap::new()), changes });
         flags.refresh(None).await?;
-        tokio::spawn(listen(flags.clone(), listener));
+        tokio::spawn(listen(flags.clone(), live, listener));
         Ok(flags)
     }
 
@@ -71,7 +75,7 @@ impl Flags {
     }
 }
 
-async fn listen(flags: Arc<Flags>, mut listener: sqlx::postgres::PgListener) {
+async fn listen(flags: Arc<Flags>, live: Arc<Live>, mut listener: sqlx::postgres::PgListener) {
     let pool = flags.store.pool().clone();
     loop {
         if pool.is_closed() {
@@ -82,16 +86,24 @@ async fn listen(flags: Arc<Flags>, mut listener: sqlx::postgres::PgListener) {
             () = pool.close_event() => return,
         };
         let refreshed = match received {
+            Ok(Some(notification)) if notification.channel() == crate::live::CHANNEL => {
+                if let Ok(id) = notification.payload().parse() {
+                    live.announce(Some(id));
+                }
+                Ok(())
+            }
             Ok(Some(notification)) => flags.refresh(Some(notification.payload())).await,
             // The connection was lost and re-established: notifications may have been missed.
             Ok(None) => {
-                tracing::warn!("flag listener reconnected; reloading every flag");
+                tracing::warn!("change listener reconnected; reloading every flag");
+                live.announce(None);
                 flags.refresh(None).await
             }
             Err(_) if pool.is_closed() => return,
             Err(error) => {
                 tracing::warn!(%error, "flag listener failed; retrying in 1 s");
                 tokio::time::sleep(Duration::from_secs(1)).await;
+                live.announce(None);
                 flags.refresh(None).await
             }
         };

@@ -29,6 +29,7 @@ pub struct ApiState {
     pub store: crate::store::Store,
     pub pool: PgPool,
     pub auth: crate::auth::Auth,
+    pub live: Arc<crate::live::Live>,
 }
 
 

@@ -10,6 +10,7 @@ pub mod embedded_pg;
 pub mod flags;
 pub mod guard;
 pub mod http;
+pub mod live;
 pub mod metrics;
 pub mod service;
 pub mod simulate;

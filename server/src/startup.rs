@@ -61,7 +61,8 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     let (plan, source) = load_plan(config.plan.as_deref())?;
     ensure_rollout(&store, &plan, &source).await?;
 
-    let flags = Flags::start(store.clone()).await?;
+    let live = Arc::new(crate::live::Live::default());
+    let flags = Flags::start(store.clone(), live.clone()).await?;
     let retention = Span::from_secs(i64::from(config.retention_days) * 86_400);
     let metrics = Metrics::new(store.clone(), clock.clone(), retention);
     let guard = Guard::new(store.clone(), metrics.clone(), clock.clone());
@@ -95,7 +96,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options)
-        .merge(http::router(ApiState { rollouts, flags, metrics, store, pool, auth: auth.clone() }))
+        .merge(http::router(ApiState { rollouts, flags, metrics, store, pool, auth: auth.clone(), live }))
         .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize));
     Ok(Application { listener, router, guard })
 }

@@ -235,9 +235,10 @@ impl Store {
     }
 
     /// A connection listening for flag changes (see migrations/0002_flag_notify.sql).
-    pub async fn listen_for_flag_changes(&self) -> Result<sqlx::postgres::PgListener> {
+    /// A listener for flag changes and rollout changes (one connection for both).
+    pub async fn listen_for_changes(&self) -> Result<sqlx::postgres::PgListener> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
-        listener.listen(FLAG_CHANNEL).await?;
+        listener.listen_all([FLAG_CHANNEL, crate::live::CHANNEL]).await?;
         Ok(listener)
     }
 

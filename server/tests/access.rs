@@ -36,6 +36,7 @@ fn rest_table() -> Vec<(&'static str, &'static str, &'static str, Value, Needs)>
         ("GET", "/api/v1/openapi.yaml", "/api/v1/openapi.yaml", Value::Null, Anyone),
         ("GET", "/api/v1/me", "/api/v1/me", Value::Null, Anyone),
         ("GET", "/api/v1/rollouts/{id}", "/api/v1/rollouts/1", Value::Null, Viewer),
+        ("GET", "/api/v1/rollouts/{id}/live", "/api/v1/rollouts/1/live", Value::Null, Viewer),
         ("GET", "/api/v1/rollouts/{id}/metrics", "/api/v1/rollouts/1/metrics", Value::Null, Viewer),
         ("GET", "/api/v1/rollouts/{id}/baseline", "/api/v1/rollouts/1/baseline", Value::Null, Viewer),
         ("POST", "/api/v1/rollouts/{id}/baseline", "/api/v1/rollouts/1/baseline", json!({ "from": 0, "to": 60000 }), Approver),
@@ -162,7 +163,9 @@ async fn every_route_and_server_function_has_a_rule_and_each_role_gets_exactly_i
             }
             let response = request.send().await.unwrap();
             let status = response.status().as_u16();
-            let text = if path.ends_with("/events") && *method == "GET" { String::new() } else { response.text().await.unwrap() };
+            // Event streams never end: their headers are the answer.
+            let streaming = (path.ends_with("/events") || path.ends_with("/live")) && *method == "GET";
+            let text = if streaming { String::new() } else { response.text().await.unwrap() };
             let allowed = *needs != Needs::Token && (*needs == Needs::Anyone || has >= needs);
             if allowed {
                 assert!(status != 401 && status != 403, "{role} should be allowed {method} {path} {body}: {status} {text}");

@@ -20,9 +20,13 @@ pub fn ControlRoomPage() -> impl IntoView {
     let tick = ServerAction::<SetChecklistItem>::new();
     let command = ServerAction::<RunCommand>::new();
     let acknowledge = ServerAction::<AcknowledgeAlert>::new();
-    // Every finished action reloads the snapshot, so the page always shows what the server holds.
+    // The rollout on show (the newest one at `/`), and a counter its live stream moves.
+    let shown = RwSignal::new(None::<i64>);
+    let live = crate::live::changes(shown.into());
+    // Every finished action and every change announced by the server reloads the snapshot, so
+    // the page always shows what the server holds.
     let room = Resource::new(
-        move || (rollout_id(), tick.version().get(), command.version().get(), acknowledge.version().get()),
+        move || (rollout_id(), tick.version().get(), command.version().get(), acknowledge.version().get(), live.get()),
         |(id, ..)| get_control_room(id),
     );
 
@@ -31,7 +35,10 @@ pub fn ControlRoomPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 let you = crate::app::you().await;
                 match room.await {
-                    Ok(room) => view! { <Room room tick command acknowledge you/> }.into_any(),
+                    Ok(room) => {
+                        shown.set(Some(room.rollout_id));
+                        view! { <Room room tick command acknowledge you/> }.into_any()
+                    }
                     Err(error) => view! {
                         <p class="notice error" role="alert">{error.to_string()}</p>
                     }.into_any(),

@@ -42,7 +42,9 @@ pub fn rule(method: &Method, route: &str) -> Option<Rule> {
     Some(match (m, route) {
         ("GET", "/healthz" | "/api/v1/openapi.yaml" | "/api/v1/me" | "/share/{secret}") => Public,
         ("POST", "/auth/login" | "/auth/logout") => Public,
-        ("GET", "/api/v1/rollouts/{id}" | "/api/v1/rollouts/{id}/metrics" | "/api/v1/rollouts/{id}/baseline") => Needs(ReadRollout),
+        ("GET", "/api/v1/rollouts/{id}" | "/api/v1/rollouts/{id}/live" | "/api/v1/rollouts/{id}/metrics" | "/api/v1/rollouts/{id}/baseline") => {
+            Needs(ReadRollout)
+        }
         ("POST", "/api/v1/rollouts/{id}/commands") => PerCommand,
         ("POST", "/api/v1/rollouts/{id}/checklist/{item}") => Needs(TickChecklist),
         ("POST", "/api/v1/rollouts/{id}/alerts/{alert}/acknowledge") => Needs(AcknowledgeAlert),

@@ -15,11 +15,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use app::domain::access::{Principal, check};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
 
 pub fn router() -> Router<ApiState> {
     Router::new()
         .route("/rollouts/{id}", get(show))
+        .route("/rollouts/{id}/live", get(live))
         .route("/rollouts/{id}/commands", post(command))
         .route("/rollouts/{id}/checklist/{item}", post(tick))
         .route("/rollouts/{id}/alerts/{alert}/acknowledge", post(acknowledge))
@@ -27,6 +33,33 @@ pub fn router() -> Router<ApiState> {
 
 async fn show(State(state): State<ApiState>, Path(id): Path<i64>) -> Result<Json<ControlRoom>, ApiError> {
     Ok(Json(state.rollouts.control_room(Some(id)).await?))
+}
+
+/// Server-sent events: `changed` whenever the rollout changes (a command, a tick, an alert, the
+/// guard loop, new metrics), at most four a second; `retry: 1000` so browsers reconnect within a
+/// second of a server restart. Pages refetch their snapshot on each message and on reconnect.
+async fn live(State(state): State<ApiState>, Path(id): Path<i64>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let receiver = state.live.subscribe();
+    let first = Event::default().retry(Duration::from_secs(1)).event("hello").data(id.to_string());
+    let changes = stream::unfold(receiver, move |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(Some(changed)) if changed != id => continue,
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    // Coalesce a burst (an ingest and the guard's rollback, say) into one message.
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    while !receiver.is_empty() {
+                        if receiver.try_recv().is_err() {
+                            break;
+                        }
+                    }
+                    return Some((Ok(Event::default().event("changed").data(id.to_string())), receiver));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream::once(async move { Ok(first) }).chain(changes)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
 /// `{"version": 3, "command": "advance", "override_reason": "…"}`.

@@ -261,6 +261,8 @@ impl Store {
         }
         merge_rollups(&mut tx, rollout_id, deltas).await?;
         merge_arm_rollups(&mut tx, rollout_id, arm_deltas).await?;
+        // Open dashboards refresh (delivered at commit).
+        sqlx::query!("SELECT pg_notify('rampart_rollouts', $1)", rollout_id.to_string()).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(counts)
     }

@@ -1,0 +1,106 @@
+//! `rampart import` memory on files of growing size, one run: the peak resident memory of the
+//! import process on a 100 MB file (the baseline) and on a 1 GB file, and their ratio. Streaming
+//! means the ratio stays near 1.
+//!
+//!   cargo xtask bench             (starts a private Postgres, or uses DATABASE_URL)
+//!
+//! Set RAMPART_BENCH_IMPORT_MB to change the large file's size (default 1024).
+
+use app::domain::event::Variant;
+use app::domain::units::Timestamp;
+use server::simulate::{Model, Regression};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+mod support;
+use support::fresh_database;
+
+fn main() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: run through `cargo xtask bench`");
+    let large_mb: u64 = std::env::var("RAMPART_BENCH_IMPORT_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (pool, db_url) = rt.block_on(fresh_database(&url, "rampart_bench_import"));
+    rt.block_on(async {
+        // The rollout the events belong to, as on a first start.
+        let (plan, source) = server::startup::load_plan(None).unwrap();
+        server::startup::ensure_rollout(&server::store::Store::new(pool.clone()), &plan, &source).await.unwrap();
+        pool.close().await;
+    });
+
+    println!("# Import memory (`rampart import FILE`)\n");
+    println!("| file | events | time | events/s | peak RSS | vs 100 MB file |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    let dir = std::env::temp_dir();
+    let mut baseline = None;
+    for (seed, mb) in [(1u64, 100u64), (2, large_mb)] {
+        let path = dir.join(format!("rampart-bench-import-{mb}mb-{}.jsonl", std::process::id()));
+        let events = write_file(&path, mb * 1_000_000, seed);
+        let (elapsed, peak_kb) = import(&db_url, &path, events);
+        let _ = std::fs::remove_file(&path);
+        let base = *baseline.get_or_insert(peak_kb);
+        println!(
+            "| {mb} MB | {events} | {:.0} s | {:.0} | {:.1} MB | {:.2}× |",
+            elapsed.as_secs_f64(),
+            events as f64 / elapsed.as_secs_f64(),
+            peak_kb as f64 / 1024.0,
+            peak_kb as f64 / base as f64
+        );
+    }
+}
+
+/// Writes simulated upload events (48 hours ending now, 10% treatment) until `bytes` are
+/// written; returns how many.
+fn write_file(path: &Path, bytes: u64, seed: u64) -> u64 {
+    let mut model = Model::new(seed, seed);
+    let mut out = BufWriter::new(std::fs::File::create(path).unwrap());
+    let (mut written, mut n) = (0u64, 0u64);
+    let now = chrono::Utc::now().timestamp_millis();
+    while written < bytes {
+        let at = Timestamp(now - 48 * 3_600_000 + (n as i64 * 37) % (48 * 3_600_000));
+        let variant = if n % 10 == 0 { Variant::Treatment } else { Variant::Control };
+        let line = model.event(at, variant, &[] as &[Regression]).to_string();
+        out.write_all(line.as_bytes()).unwrap();
+        out.write_all(b"\n").unwrap();
+        written += line.len() as u64 + 1;
+        n += 1;
+    }
+    out.flush().unwrap();
+    n
+}
+
+/// Runs the import, samples its peak resident set (VmHWM) until it exits, and checks that it
+/// stored all `events`.
+fn import(database_url: &str, path: &Path, events: u64) -> (Duration, u64) {
+    let started = Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["import", path.to_str().unwrap()])
+        .env("DATABASE_URL", database_url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Read the report as it comes, so a full pipe never stalls the import.
+    let mut stdout = child.stdout.take().unwrap();
+    let report = std::thread::spawn(move || {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+        out
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_file) {
+            let hwm = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").parse().ok());
+            peak_kb = peak_kb.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let elapsed = started.elapsed();
+            assert!(status.success(), "the import failed");
+            let out = report.join().unwrap();
+            assert!(out.contains(&format!("{events} new events stored")), "not every event was stored: {out}");
+            return (elapsed, peak_kb);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

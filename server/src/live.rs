@@ -1,0 +1,34 @@
+//! Live updates for open dashboards: Postgres announces that a rollout changed (an audit entry
+//! was written, or new events were stored) on the `rampart_rollouts` channel; the process's
+//! listener (see [`crate::flags`], which owns the one LISTEN connection) relays it here, and
+//! every server-sent-event stream of that rollout tells its page to refetch, whichever replica
+//! made the change.
+
+use tokio::sync::broadcast;
+
+/// The channel rollout changes are announced on.
+pub const CHANNEL: &str = "rampart_rollouts";
+
+/// Which rollout changed; `None` means "maybe any" (after the listener reconnected).
+pub type Change = Option<i64>;
+
+pub struct Live {
+    changes: broadcast::Sender<Change>,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live { changes: broadcast::channel(1024).0 }
+    }
+}
+
+impl Live {
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Relays a change; nobody watching is fine.
+    pub fn announce(&self, change: Change) {
+        let _ = self.changes.send(change);
+    }
+}
