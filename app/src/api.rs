@@ -6,7 +6,7 @@ use crate::domain::access::Principal;
 use crate::domain::access::{Permission, Role, Scope};
 use crate::domain::rollout::Rollout;
 use crate::error::AppError;
-use crate::model::{AdminLists, ChecklistItem, ControlRoom, Issued, ShareLinkView, StatusView, TokenView, UserView};
+use crate::model::{AdminLists, ChartSeries, ChecklistItem, ControlRoom, Issued, ShareLinkView, StatusView, TokenView, UserView};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -51,6 +51,16 @@ pub async fn who_am_i() -> Result<Principal, AppError> {
 pub async fn get_control_room(rollout_id: Option<i64>) -> Result<ControlRoom, AppError> {
     require(Permission::ReadRollout)?;
     services()?.rollouts.control_room(rollout_id).await
+}
+
+/// The rollout's charts over the last `hours` (1 to 336).
+#[server(endpoint = "get_chart_series")]
+pub async fn get_chart_series(rollout_id: i64, hours: u32) -> Result<ChartSeries, AppError> {
+    require(Permission::ReadRollout)?;
+    if !(1..=336).contains(&hours) {
+        return Err(AppError::invalid("hours", "must be between 1 and 336 (two weeks)"));
+    }
+    services()?.rollouts.chart_series(rollout_id, hours).await
 }
 
 /// Ticks or unticks a checklist item.

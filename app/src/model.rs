@@ -203,3 +203,24 @@ pub struct AdminLists {
     pub tokens: Vec<TokenView>,
     pub share_links: Vec<ShareLinkView>,
 }
+
+/// One time step of a rollout's charts: each arm's numbers (`None` where the step had no events).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChartPoint {
+    pub at: Timestamp,
+    pub treatment: crate::domain::stats::Summary,
+    pub control: crate::domain::stats::Summary,
+    /// Treatment uploads since the window began, for the "enough evidence yet?" chart.
+    pub treatment_total: u64,
+}
+
+/// A window of chart points, and when the rollout changed stage or rolled back inside it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChartSeries {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub step_minutes: i64,
+    pub points: Vec<ChartPoint>,
+    /// (when, what): stage entries and rollbacks, oldest first.
+    pub marks: Vec<(Timestamp, String)>,
+}

@@ -5,7 +5,7 @@
 use crate::domain::rollout::{Command, Rollout};
 use crate::error::AppError;
 use crate::domain::access::{Principal, Role, Scope};
-use crate::model::{ChecklistItem, ControlRoom, Issued, ShareLinkView, TokenView, UserView};
+use crate::model::{ChartSeries, ChecklistItem, ControlRoom, Issued, ShareLinkView, TokenView, UserView};
 use std::sync::Arc;
 
 /// Reading and driving rollouts.
@@ -20,6 +20,9 @@ pub trait RolloutService: Send + Sync + 'static {
 
     /// Acknowledges an open alert with a written note, unblocking advancing.
     async fn acknowledge_alert(&self, rollout_id: i64, alert_id: i64, note: &str, actor: &str) -> Result<(), AppError>;
+
+    /// Per-step numbers of both arms over the last `hours`, with stage changes and rollbacks.
+    async fn chart_series(&self, rollout_id: i64, hours: u32) -> Result<ChartSeries, AppError>;
 
     /// Applies `command` to the rollout as it was at `expected_version`.
     async fn command(&self, rollout_id: i64, expected_version: u64, command: Command, actor: &str)

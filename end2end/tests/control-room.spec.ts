@@ -69,6 +69,15 @@ test('gates judge the treatment arm against the frozen baseline', async ({ page,
   await expect(gate('successrate')).toContainText('inconclusive');
   await expect(page.getByTestId('criteria')).toContainText('straddles 99.50%');
   await expect(page.getByTestId('blockers')).toContainText('Success rate: inconclusive');
+  // The charts draw both arms against the gate and the baseline.
+  for (const chart of ['chart-success', 'chart-errors', 'chart-latency', 'chart-memory', 'chart-uploads']) {
+    await expect(page.getByTestId(chart).locator('svg').first()).toBeVisible();
+  }
+  await expect(page.getByTestId('chart-latency')).toContainText('baseline p95');
+  await expect(page.getByTestId('chart-success')).toContainText('gate ≥ 99.5%');
+  await page.getByRole('button', { name: '1 h' }).click();
+  await expect(page.getByRole('button', { name: '1 h' })).toHaveAttribute('aria-pressed', 'true');
+  await expect(page.getByTestId('chart-uploads').locator('svg').first()).toBeVisible();
   await page.screenshot({ path: 'test-results/gates.png', fullPage: true });
 });
 

@@ -2,15 +2,15 @@
 //! runs commands through the domain's rules inside a store transaction. The REST API and the
 //! server functions both call this, so they cannot disagree.
 
-use crate::store::{AuditRecord, Store, StoreError, StoredRollout};
+use crate::store::{AuditRecord, RollupFilter, Store, StoreError, StoredRollout};
 use crate::metrics::Metrics;
 use app::domain::gates::{self, Gate, Reference};
 use app::domain::readiness;
 use app::domain::rollout::{Command, Context, Rollout, Status, Transition, apply, served_flag};
 use app::domain::stats::Summary;
-use app::domain::units::{Timestamp, Version};
+use app::domain::units::{StageIndex, Timestamp, Version};
 use app::error::AppError;
-use app::model::{ChecklistItem, ControlRoom};
+use app::model::{ChartPoint, ChartSeries, ChecklistItem, ControlRoom};
 use app::services::RolloutService;
 use std::sync::Arc;
 
@@ -101,6 +101,40 @@ impl RolloutService for Rollouts {
     async fn set_checklist_item(&self, rollout_id: i64, item_id: i64, checked: bool, actor: &str)
     -> Result<ChecklistItem, AppError> {
         Ok(self.store.set_checklist_item(rollout_id, item_id, checked, actor, (self.clock)()).await?)
+    }
+
+    async fn chart_series(&self, rollout_id: i64, hours: u32) -> Result<ChartSeries, AppError> {
+        let rollout = self.store.rollout(rollout_id).await?;
+        let to = (self.clock)();
+        let from = Timestamp(to.millis() - i64::from(hours) * 3_600_000);
+        let window = self.metrics.window(rollout_id, from, to, &RollupFilter::default()).await?;
+        let mut total = 0;
+        let points = window
+            .series
+            .into_iter()
+            .map(|p| {
+                total += p.treatment.count;
+                ChartPoint { at: p.at, treatment: p.treatment, control: p.control, treatment_total: total }
+            })
+            .collect();
+        let mut marks: Vec<(Timestamp, String)> = self
+            .store
+            .stage_spans(rollout_id)
+            .await?
+            .into_iter()
+            .filter(|span| span.from >= from)
+            .map(|span| {
+                let name = rollout.plan.stage(StageIndex(span.stage as u32)).map_or_else(String::new, |s| s.name.clone());
+                (span.from, format!("Stage {}: {name}", span.stage))
+            })
+            .collect();
+        for entry in self.store.audit(rollout_id, 500).await? {
+            if entry.at >= from && entry.action.contains("roll_back") {
+                marks.push((entry.at, "Rolled back".to_string()));
+            }
+        }
+        marks.sort_by_key(|(at, _)| *at);
+        Ok(ChartSeries { from, to, step_minutes: window.step_minutes, points, marks })
     }
 
     async fn acknowledge_alert(&self, rollout_id: i64, alert_id: i64, note: &str, actor: &str) -> Result<(), AppError> {

@@ -4,6 +4,7 @@
 use crate::api::{AcknowledgeAlert, RunCommand, SetChecklistItem, get_control_room};
 use crate::components::alerts::Alerts;
 use crate::components::actions::Actions;
+use crate::components::charts::Charts;
 use crate::components::checklist::Checklist;
 use crate::components::stage_panel::StagePanel;
 use crate::components::stage_track::StageTrack;
@@ -23,6 +24,8 @@ pub fn ControlRoomPage() -> impl IntoView {
     // The rollout on show (the newest one at `/`), and a counter its live stream moves.
     let shown = RwSignal::new(None::<i64>);
     let live = crate::live::changes(shown.into());
+    // The charts' range survives the page refreshing itself.
+    let hours = RwSignal::new(24u32);
     // Every finished action and every change announced by the server reloads the snapshot, so
     // the page always shows what the server holds.
     let room = Resource::new(
@@ -37,7 +40,7 @@ pub fn ControlRoomPage() -> impl IntoView {
                 match room.await {
                     Ok(room) => {
                         shown.set(Some(room.rollout_id));
-                        view! { <Room room tick command acknowledge you/> }.into_any()
+                        view! { <Room room tick command acknowledge you hours live/> }.into_any()
                     }
                     Err(error) => view! {
                         <p class="notice error" role="alert">{error.to_string()}</p>
@@ -57,6 +60,8 @@ fn Room(
     command: ServerAction<RunCommand>,
     acknowledge: ServerAction<AcknowledgeAlert>,
     you: Principal,
+    hours: RwSignal<u32>,
+    live: ReadSignal<u64>,
 ) -> impl IntoView {
     let stage = room.plan.stage(room.state.stage).cloned();
     let stage_items: Vec<_> = room.checklist.iter().filter(|i| i.stage == room.state.stage).cloned().collect();
@@ -82,6 +87,8 @@ fn Room(
     let panel = stage.map(|stage| {
         view! { <StagePanel stage state=room.state.clone() gates=room.gates.clone() blockers=room.blockers.clone() baseline=room.baseline.clone() now=room.now/> }.into_any()
     });
+    let criteria = room.plan.stage(room.state.stage).and_then(|s| s.criteria.clone());
+    let charts = view! { <Charts rollout_id=room.rollout_id criteria baseline=room.baseline.clone() hours live/> }.into_any();
     let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items tick you=you.clone()/> }.into_any();
     let actions = view! { <Actions room=room.clone() command you=you.clone()/> }.into_any();
     let timeline = view! { <Timeline entries=room.audit.clone()/> }.into_any();
@@ -90,7 +97,7 @@ fn Room(
         {head}
         {track}
         <div class="columns">
-            <div class="main-column">{panel} {checklist}</div>
+            <div class="main-column">{panel} {charts} {checklist}</div>
             <aside class="side-column">{actions} {alerts} {timeline}</aside>
         </div>
     }
