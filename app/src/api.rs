@@ -53,6 +53,29 @@ pub async fn get_control_room(rollout_id: Option<i64>) -> Result<ControlRoom, Ap
     services()?.rollouts.control_room(rollout_id).await
 }
 
+/// Every rollout as the overview shows it, newest first.
+#[server(endpoint = "list_rollouts")]
+pub async fn list_rollouts() -> Result<Vec<StatusView>, AppError> {
+    require(Permission::ReadRollout)?;
+    let rollouts = services()?.rollouts;
+    let mut views = Vec::new();
+    for id in rollouts.rollout_ids().await? {
+        views.push(StatusView::from_room(&rollouts.control_room(Some(id)).await?));
+    }
+    Ok(views)
+}
+
+/// Validates a plan file without saving it: the parsed plan, or every problem at its line or
+/// field (one per line of the error's message).
+#[server(endpoint = "check_plan")]
+pub async fn check_plan(source: String) -> Result<crate::domain::plan::Plan, AppError> {
+    require(Permission::ReadRollout)?;
+    crate::domain::plan::Plan::from_toml(&source).map_err(|errors| {
+        let lines: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+        AppError::invalid("plan", lines.join("\n"))
+    })
+}
+
 /// The rollout's charts over the last `hours` (1 to 336).
 #[server(endpoint = "get_chart_series")]
 pub async fn get_chart_series(rollout_id: i64, hours: u32) -> Result<ChartSeries, AppError> {

@@ -7,6 +7,8 @@ use crate::error::AppError;
 use crate::pages::admin::AdminPage;
 use crate::pages::control_room::ControlRoomPage;
 use crate::pages::login::LoginPage;
+use crate::pages::overview::OverviewPage;
+use crate::pages::plan::PlanPage;
 use crate::pages::status::StatusPage;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -59,6 +61,7 @@ pub fn App() -> impl IntoView {
                 <span class="tagline">"staged rollouts"</span>
                 <nav class="topnav" aria-label="Main">
                     <a href="/">"Control room"</a>
+                    <a href="/rollouts">"Rollouts"</a>
                     <a href="/status">"Status"</a>
                     <Suspense fallback=|| ()>
                         {move || Suspend::new(async move {
@@ -71,7 +74,10 @@ pub fn App() -> impl IntoView {
             <main>
                 <Routes fallback=|| view! { <p class="notice">"No such page."</p> }>
                     <Route path=path!("/") view=ControlRoomPage/>
+                    <Route path=path!("/rollouts") view=OverviewPage/>
                     <Route path=path!("/rollouts/:id") view=ControlRoomPage/>
+                    <Route path=path!("/rollouts/:id/plan") view=PlanPage/>
+                    <Route path=path!("/plan") view=PlanPage/>
                     // Rendered whole on the server, so it reads the same with JavaScript off.
                     <Route path=path!("/status") view=StatusPage ssr=SsrMode::Async/>
                     <Route path=path!("/status/:id") view=StatusPage ssr=SsrMode::Async/>

@@ -60,3 +60,27 @@ mod tests {
         check(7 * 86_400, "7 d");
     }
 }
+
+/// A count for people: `4812` → "4,812".
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod count_tests {
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(super::count(0), "0");
+        assert_eq!(super::count(999), "999");
+        assert_eq!(super::count(4_812), "4,812");
+        assert_eq!(super::count(1_000_000), "1,000,000");
+    }
+}

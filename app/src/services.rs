@@ -21,6 +21,9 @@ pub trait RolloutService: Send + Sync + 'static {
     /// Acknowledges an open alert with a written note, unblocking advancing.
     async fn acknowledge_alert(&self, rollout_id: i64, alert_id: i64, note: &str, actor: &str) -> Result<(), AppError>;
 
+    /// Every rollout's id, newest first.
+    async fn rollout_ids(&self) -> Result<Vec<i64>, AppError>;
+
     /// Per-step numbers of both arms over the last `hours`, with stage changes and rollbacks.
     async fn chart_series(&self, rollout_id: i64, hours: u32) -> Result<ChartSeries, AppError>;
 

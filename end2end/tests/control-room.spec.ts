@@ -176,3 +176,21 @@ test.describe('with JavaScript off', () => {
     await page.screenshot({ path: 'test-results/status.png', fullPage: true });
   });
 });
+
+test('the overview lists every rollout and the plan view checks a plan file', async ({ page }) => {
+  await page.goto('/rollouts');
+  const row = page.getByTestId('rollout-row').first();
+  await expect(row).toContainText('Async upload rollout');
+  await expect(row).toContainText('Stage 0 of 4');
+  await row.getByRole('link', { name: 'Async upload rollout' }).click();
+  await expect(page).toHaveURL(/\/rollouts\/1$/);
+
+  await page.goto('/rollouts/1/plan');
+  await expect(page.getByTestId('plan-stage')).toHaveCount(5);
+  await expect(page.getByTestId('plan-stage').nth(1)).toContainText('success ≥ 99.5%');
+  const body = page.locator('body[data-hydrated="true"]');
+  await expect(body).toHaveCount(1);
+  await page.getByLabel('Plan file').fill('key = "x"\nname = "X"\n[flag]\nkey = 42\n');
+  await page.getByRole('button', { name: 'Check' }).click();
+  await expect(page.getByTestId('plan-errors')).toContainText('line');
+});

@@ -103,6 +103,10 @@ impl RolloutService for Rollouts {
         Ok(self.store.set_checklist_item(rollout_id, item_id, checked, actor, (self.clock)()).await?)
     }
 
+    async fn rollout_ids(&self) -> Result<Vec<i64>, AppError> {
+        Ok(self.store.rollout_ids().await?)
+    }
+
     async fn chart_series(&self, rollout_id: i64, hours: u32) -> Result<ChartSeries, AppError> {
         let rollout = self.store.rollout(rollout_id).await?;
         let to = (self.clock)();

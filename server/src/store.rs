@@ -150,6 +150,10 @@ impl Store {
         Ok(sqlx::query_scalar!("SELECT id FROM rollouts ORDER BY id DESC LIMIT 1").fetch_optional(&self.pool).await?)
     }
 
+    pub async fn rollout_ids(&self) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar!("SELECT id FROM rollouts ORDER BY id DESC").fetch_all(&self.pool).await?)
+    }
+
     pub async fn rollout(&self, id: i64) -> Result<StoredRollout> {
         let mut conn = self.pool.acquire().await?;
         load_rollout(&mut conn, id).await

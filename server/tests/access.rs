@@ -83,6 +83,8 @@ fn server_fn_table() -> Vec<(&'static str, &'static str, Needs)> {
         ("/api/get_control_room", "rollout_id=1", Viewer),
         ("/api/get_status", "rollout_id=1", Viewer),
         ("/api/get_chart_series", "rollout_id=1&hours=24", Viewer),
+        ("/api/list_rollouts", "", Viewer),
+        ("/api/check_plan", "source=x", Viewer),
         ("/api/set_checklist_item", "rollout_id=1&item_id=2&checked=true", Operator),
         ("/api/run_command", "rollout_id=1&version=1&action=pause", Operator),
         ("/api/run_command", "rollout_id=1&version=1&action=advance", Approver),

@@ -70,7 +70,8 @@ fn Room(
             <div>
                 <h1>{room.plan.name.clone()}</h1>
                 <p class="muted">
-                    "Flag " <code>{room.plan.flag.key.clone()}</code> " · plan " <code>{room.plan.key.clone()}</code>
+                    "Flag " <code>{room.plan.flag.key.clone()}</code> " · plan "
+                    <a href=format!("/rollouts/{}/plan", room.rollout_id)><code>{room.plan.key.clone()}</code></a>
                     " · " {room.state.version.to_string()}
                 </p>
             </div>
