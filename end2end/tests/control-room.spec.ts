@@ -16,6 +16,12 @@ test('a new installation opens on the seeds rollout at stage 0', async ({ page }
 });
 
 test('a ticked checklist item survives a reload, and an override advances the stage', async ({ page }) => {
+  // Overriding asks for confirmation first.
+  const questions: string[] = [];
+  page.on('dialog', (dialog) => {
+    questions.push(dialog.message());
+    dialog.accept();
+  });
   const room = new ControlRoom(page);
   await room.open();
   await room.start();
@@ -34,7 +40,10 @@ test('a ticked checklist item survives a reload, and an override advances the st
   await room.overrideAdvance('Staging soak already covered this; approved in the rollout review');
 
   await expect(room.currentStep()).toContainText('1% rollout');
+  expect(questions).toEqual(['Go on past the blockers? Your reason goes into the audit trail.']);
   await expect(room.served).toHaveText('Served: on for 1%');
+  // Stage 0's checklist stays reachable, with who ticked what.
+  await expect(page.getByTestId('other-checklist').first()).toContainText('Stage 0: Phase 1 deployed, flags off — 1 of 72 done');
   await expect(page.getByRole('heading', { name: /Stage 1: 1% rollout/ })).toBeVisible();
   await expect(room.timeline.first()).toContainText('Advanced to stage 1');
   await expect(room.timeline.first()).toContainText('approved in the rollout review');
@@ -190,7 +199,7 @@ test('the overview lists every rollout and the plan view checks a plan file', as
   await expect(page.getByTestId('plan-stage').nth(1)).toContainText('success ≥ 99.5%');
   const body = page.locator('body[data-hydrated="true"]');
   await expect(body).toHaveCount(1);
-  await page.getByLabel('Plan file').fill('key = "x"\nname = "X"\n[flag]\nkey = 42\n');
+  await page.getByLabel('Plan file', { exact: true }).fill('key = "x"\nname = "X"\n[flag]\nkey = 42\n');
   await page.getByRole('button', { name: 'Check' }).click();
   await expect(page.getByTestId('plan-errors')).toContainText('line');
 });

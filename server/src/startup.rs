@@ -97,7 +97,10 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options)
         .merge(http::router(ApiState { rollouts, flags, metrics, store, pool, auth: auth.clone(), live }))
-        .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize));
+        .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize))
+        // Pages, JSON and the WASM go out brotli- or gzip-compressed when the client accepts it
+        // (event streams never are: they must flush each message).
+        .layer(tower_http::compression::CompressionLayer::new());
     Ok(Application { listener, router, guard })
 }
 

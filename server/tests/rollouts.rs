@@ -304,3 +304,13 @@ async fn open_dashboards_hear_of_every_change_on_any_replica(pool: PgPool) {
     assert_eq!(response.status(), 200);
     next_event(&mut stream, &mut buffer, "changed").await;
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn answers_are_compressed_for_clients_that_accept_it_but_event_streams_are_not(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let response = app.client.get(app.url("/api/v1/rollouts/1")).header("accept-encoding", "br, gzip").send().await.unwrap();
+    assert_eq!(response.headers()["content-encoding"], "br");
+    let response = app.client.get(app.url("/api/v1/rollouts/1/live")).header("accept-encoding", "br, gzip").send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert!(response.headers().get("content-encoding").is_none(), "an event stream must flush each message");
+}

@@ -11,6 +11,19 @@ use crate::model::ControlRoom;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
+/// Asks the person to confirm a consequential click; cancelling stops the form from posting.
+/// (Without JavaScript the form posts directly: the written reason is the confirmation.)
+fn confirm_click(question: &'static str) -> impl Fn(leptos::ev::MouseEvent) + 'static {
+    move |ev: leptos::ev::MouseEvent| {
+        #[cfg(feature = "hydrate")]
+        if !window().confirm_with_message(question).unwrap_or(false) {
+            ev.prevent_default();
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (&ev, question);
+    }
+}
+
 /// Why `you` may not do `permission`, for a disabled control's tooltip; `None` when allowed.
 pub fn denied(you: &Principal, permission: Permission) -> Option<String> {
     match check(you, permission) {
@@ -78,7 +91,14 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
                         "Override with a written reason"
                         <textarea name="reason" required=true rows="2" placeholder="Why it is safe to go on anyway" disabled=no.is_some()></textarea>
                     </label>
-                    <button type="submit" class="danger" data-testid="override-advance" disabled=no.is_some() title=no>
+                    <button
+                        type="submit"
+                        class="danger"
+                        data-testid="override-advance"
+                        disabled=no.is_some()
+                        title=no
+                        on:click=confirm_click("Go on past the blockers? Your reason goes into the audit trail.")
+                    >
                         {format!("Override and {}", label.to_lowercase())}
                     </button>
                 </ActionForm>
@@ -141,7 +161,16 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
                     "Reason"
                     <textarea name="reason" required=true rows="2" placeholder="What went wrong" disabled=no_roll_back.is_some()></textarea>
                 </label>
-                <button type="submit" class="danger" data-testid="roll-back" disabled=no_roll_back.is_some() title=no_roll_back.clone()>"Roll back"</button>
+                <button
+                    type="submit"
+                    class="danger"
+                    data-testid="roll-back"
+                    disabled=no_roll_back.is_some()
+                    title=no_roll_back.clone()
+                    on:click=confirm_click("Roll the flag back now? Clients are served the change within a second.")
+                >
+                    "Roll back"
+                </button>
             </ActionForm>
         }
     });

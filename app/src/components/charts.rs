@@ -84,7 +84,6 @@ fn ChartGrid(series: ChartSeries, criteria: Option<Criteria>, baseline: Option<S
         return view! { <p class="muted" data-testid="charts-empty">"No uploads in this range yet."</p> }.into_any();
     }
     let constant = |v: Option<f64>| move |_: &crate::model::ChartPoint| v;
-    let pct = |v: Option<f64>| v.map(|r| r * 100.0);
     let base = baseline.clone().unwrap_or_default();
     let has_baseline = baseline.is_some();
     let mut specs = vec![
@@ -92,16 +91,16 @@ fn ChartGrid(series: ChartSeries, criteria: Option<Criteria>, baseline: Option<S
             title: "Success rate (%)",
             test_id: "chart-success",
             lines: vec![
-                ("treatment".into(), TREATMENT, Box::new(move |p| pct(p.treatment.success_rate))),
-                ("control".into(), CONTROL, Box::new(move |p| pct(p.control.success_rate))),
+                ("treatment".into(), TREATMENT, Box::new(|p| p.treatment.success_rate)),
+                ("control".into(), CONTROL, Box::new(|p| p.control.success_rate)),
             ],
         },
         Spec {
             title: "Error rate (%)",
             test_id: "chart-errors",
             lines: vec![
-                ("treatment".into(), TREATMENT, Box::new(move |p| pct(p.treatment.error_rate))),
-                ("control".into(), CONTROL, Box::new(move |p| pct(p.control.error_rate))),
+                ("treatment".into(), TREATMENT, Box::new(|p| p.treatment.error_rate)),
+                ("control".into(), CONTROL, Box::new(|p| p.control.error_rate)),
             ],
         },
         Spec {
@@ -136,7 +135,7 @@ fn ChartGrid(series: ChartSeries, criteria: Option<Criteria>, baseline: Option<S
         specs[4].lines.push((format!("stage minimum {}", c.min_events), LIMIT, Box::new(constant(Some(f64::from(c.min_events))))));
     }
     if has_baseline {
-        specs[0].lines.push(("baseline".into(), BASELINE, Box::new(constant(pct(base.success_rate)))));
+        specs[0].lines.push(("baseline".into(), BASELINE, Box::new(constant(base.success_rate))));
         specs[2].lines.push(("baseline p95".into(), BASELINE, Box::new(constant(base.latency_p95_ms))));
         specs[3].lines.push(("baseline".into(), BASELINE, Box::new(constant(base.memory_mean_mb))));
     }
@@ -173,7 +172,12 @@ fn render(series: &ChartSeries, spec: Spec) -> AnyView {
         .collect();
     let mut chart_series = Series::new(|r: &Row| r.at);
     for (i, (name, colour)) in names.into_iter().enumerate() {
-        chart_series = chart_series.line(Line::new(move |r: &Row| r.values[i]).with_name(name).with_colour(colour).with_width(2.0));
+        let mut line = Line::new(move |r: &Row| r.values[i]).with_name(name).with_colour(colour).with_width(2.0);
+        // Measured series get dots, so a lone minute of data still shows; limits stay plain lines.
+        if colour == TREATMENT || colour == CONTROL {
+            line = line.with_marker(Marker::from_shape(MarkerShape::Circle).with_scale(0.8));
+        }
+        chart_series = chart_series.line(line);
     }
     let data = Signal::derive(move || rows.clone());
     view! {

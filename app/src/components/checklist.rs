@@ -61,3 +61,36 @@ pub fn Checklist(rollout_id: i64, items: Vec<ChecklistItem>, tick: ServerAction<
         </section>
     }
 }
+
+/// Every other stage's checklist, folded, with who ticked what and when: earlier stages as
+/// evidence, later ones to prepare.
+#[component]
+pub fn OtherChecklists(plan: crate::domain::plan::Plan, current: crate::domain::units::StageIndex, items: Vec<ChecklistItem>) -> impl IntoView {
+    let stages = plan
+        .stages
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i as u32 != current.0)
+        .map(|(i, stage)| {
+            let list: Vec<ChecklistItem> = items.iter().filter(|item| item.stage.0 == i as u32).cloned().collect();
+            let done = list.iter().filter(|item| item.checked_at.is_some()).count();
+            let summary = format!("Stage {i}: {} — {done} of {} done", stage.name, list.len());
+            let rows = list
+                .into_iter()
+                .map(|item| {
+                    let checked = item.checked_at.is_some();
+                    let mark = if checked { "✓" } else { "○" };
+                    let who = item.checked_at.map(|at| format!(" — {} · {}", item.checked_by.clone().unwrap_or_default(), format::utc_minute(at)));
+                    view! { <li class:checked=checked>{mark}" "{item.text}<span class="muted">{who}</span></li> }
+                })
+                .collect_view();
+            view! { <details data-testid="other-checklist"><summary>{summary}</summary><ul class="plain">{rows}</ul></details> }
+        })
+        .collect_view();
+    view! {
+        <section class="card" aria-labelledby="other-checklists-title">
+            <h2 id="other-checklists-title">"Other stages' checklists"</h2>
+            {stages}
+        </section>
+    }
+}

@@ -5,7 +5,7 @@ use crate::api::{AcknowledgeAlert, RunCommand, SetChecklistItem, get_control_roo
 use crate::components::alerts::Alerts;
 use crate::components::actions::Actions;
 use crate::components::charts::Charts;
-use crate::components::checklist::Checklist;
+use crate::components::checklist::{Checklist, OtherChecklists};
 use crate::components::stage_panel::StagePanel;
 use crate::components::stage_track::StageTrack;
 use crate::components::timeline::Timeline;
@@ -91,6 +91,7 @@ fn Room(
     let criteria = room.plan.stage(room.state.stage).and_then(|s| s.criteria.clone());
     let charts = view! { <Charts rollout_id=room.rollout_id criteria baseline=room.baseline.clone() hours live/> }.into_any();
     let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items tick you=you.clone()/> }.into_any();
+    let other_checklists = view! { <OtherChecklists plan=room.plan.clone() current=room.state.stage items=room.checklist.clone()/> }.into_any();
     let actions = view! { <Actions room=room.clone() command you=you.clone()/> }.into_any();
     let timeline = view! { <Timeline entries=room.audit.clone()/> }.into_any();
     let alerts = view! { <Alerts rollout_id=room.rollout_id alerts=room.alerts.clone() acknowledge you/> }.into_any();
@@ -98,7 +99,7 @@ fn Room(
         {head}
         {track}
         <div class="columns">
-            <div class="main-column">{panel} {charts} {checklist}</div>
+            <div class="main-column">{panel} {charts} {checklist} {other_checklists}</div>
             <aside class="side-column">{actions} {alerts} {timeline}</aside>
         </div>
     }
