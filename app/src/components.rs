@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod charts;
 pub mod checklist;
 pub mod gates;
+pub mod local_time;
 pub mod stage_panel;
 pub mod stage_track;
 pub mod timeline;

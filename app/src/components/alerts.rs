@@ -3,9 +3,9 @@
 
 use crate::api::AcknowledgeAlert;
 use crate::domain::access::{Permission, Principal};
-use crate::format;
 use crate::model::Alert;
 use leptos::form::ActionForm;
+use crate::components::local_time::LocalTime;
 use leptos::prelude::*;
 
 #[component]
@@ -19,9 +19,9 @@ pub fn Alerts(rollout_id: i64, alerts: Vec<Alert>, acknowledge: ServerAction<Ack
         .into_iter()
         .map(|alert| {
             let open = alert.acknowledged_at.is_none();
-            let status = match (&alert.acknowledged_by, alert.acknowledged_at) {
-                (Some(who), Some(at)) => format!("acknowledged by {who} at {}", format::utc_minute(at)),
-                _ => "open — blocks Advance".to_string(),
+            let status = match (alert.acknowledged_by.clone(), alert.acknowledged_at) {
+                (Some(who), Some(at)) => view! { "acknowledged by " {who} " at " <LocalTime at/> }.into_any(),
+                _ => "open — blocks Advance".into_any(),
             };
             let no = no.clone();
             let form = open.then(|| {
@@ -37,7 +37,7 @@ pub fn Alerts(rollout_id: i64, alerts: Vec<Alert>, acknowledge: ServerAction<Ack
             view! {
                 <li class:open=open data-testid="alert">
                     <strong>{alert.message}</strong>
-                    <span class="muted">{format!("raised {} · {status}", format::utc_minute(alert.raised_at))}</span>
+                    <span class="muted">"raised " <LocalTime at=alert.raised_at/> " · " {status}</span>
                     {alert.acknowledgement.map(|n| view! { <q class="reason">{n}</q> })}
                     {form}
                 </li>

@@ -6,9 +6,9 @@
 use crate::api::get_chart_series;
 use crate::domain::plan::Criteria;
 use crate::domain::stats::Summary;
-use crate::format;
 use crate::model::ChartSeries;
 use chrono::{DateTime, Utc};
+use crate::components::local_time::LocalTime;
 use leptos::prelude::*;
 use leptos_chartistry::*;
 
@@ -144,7 +144,7 @@ fn ChartGrid(series: ChartSeries, criteria: Option<Criteria>, baseline: Option<S
         let items = series
             .marks
             .iter()
-            .map(|(at, what)| view! { <li>{format!("{} — {what}", format::utc_minute(*at))}</li> })
+            .map(|(at, what)| view! { <li><LocalTime at=*at/>{format!(" — {what}")}</li> })
             .collect_view();
         view! { <div class="marks"><h3>"In this range"</h3><ul data-testid="chart-marks">{items}</ul></div> }
     });

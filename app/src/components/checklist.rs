@@ -3,8 +3,8 @@
 
 use crate::api::SetChecklistItem;
 use crate::domain::access::{Permission, Principal};
-use crate::format;
 use crate::model::ChecklistItem;
+use crate::components::local_time::LocalTime;
 use leptos::prelude::*;
 
 #[component]
@@ -34,9 +34,9 @@ pub fn Checklist(rollout_id: i64, items: Vec<ChecklistItem>, tick: ServerAction<
                             let id = item.id;
                             let no = no.clone();
                             let checked = item.checked_at.is_some();
-                            let who = item.checked_at.map(|at| format!(
-                                "{} · {}", item.checked_by.clone().unwrap_or_default(), format::utc_minute(at)
-                            ));
+                            let who = item.checked_at.map(|at| view! {
+                                {item.checked_by.clone().unwrap_or_default()} " · " <LocalTime at/>
+                            });
                             view! {
                                 <li data-testid="checklist-item" class:checked=checked>
                                     <label>
@@ -80,7 +80,7 @@ pub fn OtherChecklists(plan: crate::domain::plan::Plan, current: crate::domain::
                 .map(|item| {
                     let checked = item.checked_at.is_some();
                     let mark = if checked { "✓" } else { "○" };
-                    let who = item.checked_at.map(|at| format!(" — {} · {}", item.checked_by.clone().unwrap_or_default(), format::utc_minute(at)));
+                    let who = item.checked_at.map(|at| view! { " — " {item.checked_by.clone().unwrap_or_default()} " · " <LocalTime at/> });
                     view! { <li class:checked=checked>{mark}" "{item.text}<span class="muted">{who}</span></li> }
                 })
                 .collect_view();

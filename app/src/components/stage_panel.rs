@@ -9,6 +9,7 @@ use crate::domain::rollout::{Rollout, Status};
 use crate::domain::stats::Summary;
 use crate::domain::units::Timestamp;
 use crate::format;
+use crate::components::local_time::LocalTime;
 use leptos::prelude::*;
 
 #[component]
@@ -21,15 +22,11 @@ pub fn StagePanel(
     now: Timestamp,
 ) -> impl IntoView {
     let soak = match (state.status, state.stage_entered_at) {
-        (Status::Draft, _) | (_, None) => format!("Soak {} starts when the rollout starts.", format::duration(stage.soak)),
+        (Status::Draft, _) | (_, None) => format!("Soak {} starts when the rollout starts.", format::duration(stage.soak)).into_any(),
         (_, Some(entered)) => {
             let elapsed = now.since(entered);
-            format!(
-                "In this stage for {} of {} soak (since {}).",
-                format::duration(elapsed),
-                format::duration(stage.soak),
-                format::utc_minute(entered)
-            )
+            let text = format!("In this stage for {} of {} soak (since ", format::duration(elapsed), format::duration(stage.soak));
+            view! { {text} <LocalTime at=entered/> ")." }.into_any()
         }
     };
     let criteria = (!gates.is_empty()).then(|| view! { <Gates gates/> });

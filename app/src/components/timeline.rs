@@ -1,7 +1,7 @@
 //! The audit trail, newest first: who did what, when, and why.
 
-use crate::format;
 use crate::model::AuditEntry;
+use crate::components::local_time::LocalTime;
 use leptos::prelude::*;
 
 #[component]
@@ -14,7 +14,7 @@ pub fn Timeline(entries: Vec<AuditEntry>) -> impl IntoView {
             <ol>
                 {entries.into_iter().map(|e| view! {
                     <li data-testid="audit-entry">
-                        <time class="muted">{format::utc_minute(e.at)}</time>
+                        <span class="muted"><LocalTime at=e.at/></span>
                         <span class="actor">{e.actor}</span>
                         <span class="summary">{e.summary}</span>
                         {e.reason.map(|r| view! { <q class="reason">{r}</q> })}

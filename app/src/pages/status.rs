@@ -4,8 +4,8 @@
 
 use crate::api::get_status;
 use crate::domain::status::Level;
-use crate::format;
 use crate::model::StatusView;
+use crate::components::local_time::LocalTime;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
@@ -35,7 +35,10 @@ fn Status(view: StatusView) -> impl IntoView {
         Level::Idle => "health idle",
     };
     let next = view.next.clone().map(|(name, when)| {
-        let when = when.map_or_else(|| "when the team starts it".to_string(), |t| format!("not before {}", format::utc_minute(t)));
+        let when = match when {
+            Some(t) => view! { "not before " <LocalTime at=t/> }.into_any(),
+            None => "when the team starts it".into_any(),
+        };
         view! { <p data-testid="next"><strong>"Next: "</strong>{name}" — "{when}</p> }
     });
     let numbers = view
@@ -50,7 +53,7 @@ fn Status(view: StatusView) -> impl IntoView {
             <ul class="incidents">
                 {view.incidents.into_iter().map(|e| view! {
                     <li>
-                        <time class="muted">{format::utc_minute(e.at)}</time> " " {e.summary}
+                        <span class="muted"><LocalTime at=e.at/></span> " " {e.summary}
                         {e.reason.map(|r| view! { <span class="muted">" — "{r}</span> })}
                     </li>
                 }).collect_view()}
@@ -71,7 +74,7 @@ fn Status(view: StatusView) -> impl IntoView {
             <dl class="numbers">{numbers}</dl>
             <h2>"Recent incidents"</h2>
             {incidents}
-            <p class="muted small">{format!("As of {}. This page is read-only.", format::utc_minute(view.now))}</p>
+            <p class="muted small">"As of " <LocalTime at=view.now/> ". This page is read-only."</p>
         </article>
     }
 }
