@@ -31,6 +31,18 @@ fn event(id: &str, minutes_ago: i64, variant: &str, outcome: &str, latency: f64)
             "latency_ms": latency, "memory_mb": 40.0, "provider": "kimi", "file_type": "csv", "size_bytes": 2_000_000 })
 }
 
+/// The detailed rollup row a stored raw event belongs to, computed independently of the store.
+fn rollup_key(e: &NewEvent, sizes: &[u32]) -> RollupKey {
+    RollupKey {
+        minute: Timestamp(e.event.at.millis().div_euclid(60_000) * 60_000),
+        stage: e.stage,
+        variant: e.event.variant,
+        provider: e.event.provider.clone(),
+        file_type: e.event.file_type.clone(),
+        size_class_mb: app::domain::stats::size_class_mb(e.event.size_bytes, sizes) as i32,
+    }
+}
+
 async fn post_ndjson(app: &TestApp, lines: &[String]) -> (u16, Value) {
     let response = app.client.post(app.url("/api/v1/events")).body(lines.join("\n")).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
@@ -143,15 +155,7 @@ async fn rollups_equal_a_recomputation_from_the_raw_events(pool: PgPool) {
     let sizes = [1, 10, 50, 100];
     let mut recomputed: HashMap<RollupKey, Stats> = HashMap::new();
     for e in &raw {
-        let key = RollupKey {
-            minute: Timestamp(e.event.at.millis().div_euclid(60_000) * 60_000),
-            stage: e.stage,
-            variant: e.event.variant,
-            provider: e.event.provider.clone(),
-            file_type: e.event.file_type.clone(),
-            size_class_mb: app::domain::stats::size_class_mb(e.event.size_bytes, &sizes) as i32,
-        };
-        recomputed.entry(key).or_default().add(&e.event);
+        recomputed.entry(rollup_key(e, &sizes)).or_default().add(&e.event);
     }
     let rollups: HashMap<RollupKey, Stats> = store.rollups(1, from, to, &RollupFilter::default()).await.unwrap().into_iter().collect();
     assert_eq!(rollups.len(), recomputed.len());
@@ -292,17 +296,9 @@ fn rollups_equal_a_recomputation_for_any_batches() {
             let mut detailed: HashMap<RollupKey, Stats> = HashMap::new();
             let mut by_arm: HashMap<(i64, Variant), Stats> = HashMap::new();
             for e in &raw {
-                let minute = Timestamp(e.event.at.millis().div_euclid(60_000) * 60_000);
-                let key = RollupKey {
-                    minute,
-                    stage: e.stage,
-                    variant: e.event.variant,
-                    provider: e.event.provider.clone(),
-                    file_type: e.event.file_type.clone(),
-                    size_class_mb: app::domain::stats::size_class_mb(e.event.size_bytes, &sizes) as i32,
-                };
+                let key = rollup_key(e, &sizes);
+                by_arm.entry((key.minute.millis(), e.event.variant)).or_default().add(&e.event);
                 detailed.entry(key).or_default().add(&e.event);
-                by_arm.entry((minute.millis(), e.event.variant)).or_default().add(&e.event);
             }
             let stored: HashMap<RollupKey, Stats> = store.rollups(1, from, to, &RollupFilter::default()).await.unwrap().into_iter().collect();
             prop_assert_eq!(stored.len(), detailed.len());

@@ -66,14 +66,23 @@ fn is_api_route(route: &str) -> bool {
     ["/api/v1/", "/ofrep/", "/auth/", "/share/", "/healthz"].iter().any(|p| route.starts_with(p))
 }
 
+/// Static files anyone may fetch.
+fn is_asset(path: &str) -> bool {
+    path.starts_with("/pkg/") || path.starts_with("/favicon")
+}
+
 /// Pages anyone may open without signing in.
 fn is_public_page(path: &str) -> bool {
-    path == "/login" || path.starts_with("/pkg/") || path.starts_with("/favicon") || path.starts_with("/screenshots/")
+    path == "/login" || is_asset(path)
 }
 
 /// The middleware: identifies the caller, puts the [`Principal`] into the request, and refuses
 /// what it may not do.
 pub async fn authorize(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
+    // The WASM, scripts, styles and icons are public and need no database lookup.
+    if request.method() == Method::GET && is_asset(request.uri().path()) {
+        return next.run(request).await;
+    }
     let principal = match auth.resolve(request.headers()).await {
         Ok(p) => p,
         Err(e) => return ApiError(e).into_response(),
