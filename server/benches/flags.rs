@@ -107,8 +107,8 @@ async fn load(target: Target, token: &str) -> Load {
     let workers: Vec<_> = (0..CONNECTIONS)
         .map(|w| {
             let target = target.clone();
+            let http = authorized(token).pool_max_idle_per_host(1).build().unwrap();
             tokio::spawn(async move {
-                let http = authorized(token).pool_max_idle_per_host(1).build().unwrap();
                 let mut latencies = Vec::new();
                 let mut n = w * 1_000_000;
                 while Instant::now() < deadline {
