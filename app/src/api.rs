@@ -17,9 +17,7 @@ fn services() -> Result<crate::services::Services, AppError> {
 /// Who is calling, as the server's access middleware found them.
 #[cfg(feature = "ssr")]
 fn caller() -> Principal {
-    use_context::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Principal>().cloned())
-        .unwrap_or(Principal::Anonymous)
+    use_context::<http::request::Parts>().and_then(|parts| parts.extensions.get::<Principal>().cloned()).unwrap_or(Principal::Anonymous)
 }
 
 /// The caller, if [`crate::domain::access::check`] allows them `permission`; the audit trail
@@ -102,11 +100,10 @@ pub async fn run_command(
     target: Option<String>,
     reason: Option<String>,
 ) -> Result<Rollout, AppError> {
-    let command = crate::domain::rollout::Command::from_parts(&action, target.as_deref(), reason.as_deref())
-        .map_err(|message| {
-            let (field, message) = message.split_once(": ").unwrap_or(("action", &message));
-            AppError::invalid(field, message)
-        })?;
+    let command = crate::domain::rollout::Command::from_parts(&action, target.as_deref(), reason.as_deref()).map_err(|message| {
+        let (field, message) = message.split_once(": ").unwrap_or(("action", &message));
+        AppError::invalid(field, message)
+    })?;
     let principal = require(command.permission())?;
     services()?.rollouts.command(rollout_id, version, command, &principal.actor()).await
 }

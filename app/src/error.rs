@@ -51,9 +51,9 @@ impl AppError {
 impl From<crate::domain::access::Denied> for AppError {
     fn from(denied: crate::domain::access::Denied) -> Self {
         match denied {
-            crate::domain::access::Denied::Unauthenticated => AppError::Unauthenticated {
-                message: "sign in, or send an API token as `Authorization: Bearer …`".into(),
-            },
+            crate::domain::access::Denied::Unauthenticated => {
+                AppError::Unauthenticated { message: "sign in, or send an API token as `Authorization: Bearer …`".into() }
+            }
             crate::domain::access::Denied::Forbidden(message) => AppError::Forbidden { message },
         }
     }

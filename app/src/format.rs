@@ -23,13 +23,8 @@ pub fn iso(t: Timestamp) -> String {
 pub fn duration(span: Span) -> String {
     let s = span.secs();
     let parts = [(s / 86_400, "d"), (s % 86_400 / 3600, "h"), (s % 3600 / 60, "m"), (s % 60, "s")];
-    let shown: Vec<String> = parts
-        .iter()
-        .skip_while(|(n, _)| *n == 0)
-        .take(2)
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n} {unit}"))
-        .collect();
+    let shown: Vec<String> =
+        parts.iter().skip_while(|(n, _)| *n == 0).take(2).filter(|(n, _)| *n > 0).map(|(n, unit)| format!("{n} {unit}")).collect();
     if shown.is_empty() { "0 s".to_string() } else { shown.join(" ") }
 }
 

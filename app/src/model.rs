@@ -80,7 +80,8 @@ pub struct FlagConfig {
 
 impl FlagConfig {
     pub fn served(&self) -> StageFlag {
-        let percentage = crate::domain::units::Percentage::new(i64::from(self.percentage)).unwrap_or(crate::domain::units::Percentage::ZERO);
+        let percentage =
+            crate::domain::units::Percentage::new(i64::from(self.percentage)).unwrap_or(crate::domain::units::Percentage::ZERO);
         StageFlag { enabled: self.enabled, percentage }
     }
 
@@ -122,9 +123,13 @@ impl StatusView {
         }
         for gate in &room.gates {
             let value = match (gate.criterion, gate.observed) {
-                (Criterion::MinEvents, Some(v)) => Some(("Uploads on the new path".to_string(), format!("{v:.0} (at least {} needed)", gate.min_sample))),
+                (Criterion::MinEvents, Some(v)) => {
+                    Some(("Uploads on the new path".to_string(), format!("{v:.0} (at least {} needed)", gate.min_sample)))
+                }
                 (Criterion::SuccessRate, Some(v)) => Some(("Success rate".to_string(), format!("{v:.2}% (needs ≥ {}%)", gate.threshold))),
-                (Criterion::LatencyP95, Some(v)) => Some(("Slowest 5% of uploads vs before".to_string(), format!("{v:.0}% of baseline (limit {}%)", gate.threshold))),
+                (Criterion::LatencyP95, Some(v)) => {
+                    Some(("Slowest 5% of uploads vs before".to_string(), format!("{v:.0}% of baseline (limit {}%)", gate.threshold)))
+                }
                 _ => None,
             };
             numbers.extend(value);

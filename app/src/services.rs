@@ -2,9 +2,9 @@
 //! implements them over Postgres and hands them in through Leptos context. `app` therefore never
 //! links sqlx, and the REST API calls the very same services.
 
+use crate::domain::access::{Principal, Role, Scope};
 use crate::domain::rollout::{Command, Rollout};
 use crate::error::AppError;
-use crate::domain::access::{Principal, Role, Scope};
 use crate::model::{ChartSeries, ChecklistItem, ControlRoom, Issued, ShareLinkView, TokenView, UserView};
 use std::sync::Arc;
 
@@ -15,8 +15,7 @@ pub trait RolloutService: Send + Sync + 'static {
     async fn control_room(&self, rollout_id: Option<i64>) -> Result<ControlRoom, AppError>;
 
     /// Ticks or unticks one checklist item on behalf of `actor`.
-    async fn set_checklist_item(&self, rollout_id: i64, item_id: i64, checked: bool, actor: &str)
-    -> Result<ChecklistItem, AppError>;
+    async fn set_checklist_item(&self, rollout_id: i64, item_id: i64, checked: bool, actor: &str) -> Result<ChecklistItem, AppError>;
 
     /// Acknowledges an open alert with a written note, unblocking advancing.
     async fn acknowledge_alert(&self, rollout_id: i64, alert_id: i64, note: &str, actor: &str) -> Result<(), AppError>;
@@ -28,8 +27,7 @@ pub trait RolloutService: Send + Sync + 'static {
     async fn chart_series(&self, rollout_id: i64, hours: u32) -> Result<ChartSeries, AppError>;
 
     /// Applies `command` to the rollout as it was at `expected_version`.
-    async fn command(&self, rollout_id: i64, expected_version: u64, command: Command, actor: &str)
-    -> Result<Rollout, AppError>;
+    async fn command(&self, rollout_id: i64, expected_version: u64, command: Command, actor: &str) -> Result<Rollout, AppError>;
 }
 
 /// Users, API tokens and share links (the admin pages). `actor` is who acts, for the audit trail.
@@ -45,8 +43,13 @@ pub trait AccountService: Send + Sync + 'static {
     async fn create_token(&self, name: &str, scopes: &[Scope], actor: &str) -> Result<Issued<TokenView>, AppError>;
     async fn revoke_token(&self, id: i64, actor: &str) -> Result<(), AppError>;
     async fn share_links(&self) -> Result<Vec<ShareLinkView>, AppError>;
-    async fn create_share_link(&self, rollout_id: i64, label: &str, valid_for_hours: i64, actor: &str)
-    -> Result<Issued<ShareLinkView>, AppError>;
+    async fn create_share_link(
+        &self,
+        rollout_id: i64,
+        label: &str,
+        valid_for_hours: i64,
+        actor: &str,
+    ) -> Result<Issued<ShareLinkView>, AppError>;
     async fn revoke_share_link(&self, id: i64, actor: &str) -> Result<(), AppError>;
 }
 

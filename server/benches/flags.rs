@@ -15,8 +15,8 @@ use axum::routing::get;
 use std::hint::black_box;
 
 mod support;
-use support::{authorized, bench_token, command, fresh_database, spawn_rampart};
 use std::time::{Duration, Instant};
+use support::{authorized, bench_token, command, fresh_database, spawn_rampart};
 
 const CONNECTIONS: usize = 16;
 const HTTP_SECONDS: u64 = 5;
@@ -79,10 +79,8 @@ fn in_process() {
 async fn spawn_bare() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let router = Router::new().route(
-        "/",
-        get(|| async { axum::Json(serde_json::json!({ "flag": "async_upload", "enabled": true, "variant": "treatment" })) }),
-    );
+    let router = Router::new()
+        .route("/", get(|| async { axum::Json(serde_json::json!({ "flag": "async_upload", "enabled": true, "variant": "treatment" })) }));
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     url
 }

@@ -17,9 +17,9 @@ use server::store::{NewEvent, RollupFilter, Store};
 use sqlx::PgPool;
 
 mod support;
-use support::{authorized, bench_token, fresh_database, spawn_rampart};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{authorized, bench_token, fresh_database, spawn_rampart};
 
 const SAMPLE: usize = 200_000;
 const HTTP_BATCH: usize = 5_000;

@@ -12,8 +12,8 @@ use app::domain::access::{Principal, Role, Scope};
 use app::domain::units::{Span, Timestamp};
 use app::error::AppError;
 use app::model::{Issued, ShareLinkView, TokenView, UserView};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::http::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -60,8 +60,7 @@ fn verify_password(password: &str, stored: &str) -> bool {
 
 /// A hash no password matches, verified against when the account does not exist so that a
 /// wrong name takes as long as a wrong password.
-static DECOY_HASH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| hash_password(&new_secret()).unwrap_or_default());
+static DECOY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| hash_password(&new_secret()).unwrap_or_default());
 
 fn check_password_rules(password: &str) -> Result<(), AppError> {
     if password.chars().count() < MIN_PASSWORD_LEN {
@@ -129,22 +128,25 @@ impl Auth {
             };
         }
         if let Some(session) = cookie(headers, SESSION_COOKIE)
-            && let Some(holder) = self.store.session_user(&digest(session), self.now()).await.map_err(internal)? {
-                return Ok(principal(holder));
-            }
+            && let Some(holder) = self.store.session_user(&digest(session), self.now()).await.map_err(internal)?
+        {
+            return Ok(principal(holder));
+        }
         if let Some(link) = cookie(headers, SHARE_COOKIE)
-            && let Some(holder) = self.store.share_link(&digest(link), self.now()).await.map_err(internal)? {
-                return Ok(principal(holder));
-            }
+            && let Some(holder) = self.store.share_link(&digest(link), self.now()).await.map_err(internal)?
+        {
+            return Ok(principal(holder));
+        }
         Ok(Principal::Anonymous)
     }
 
     async fn token_holder(&self, token: &str) -> Result<Option<Holder>, AppError> {
         let key = digest(token);
         if let Some((at, holder)) = self.tokens.lock().expect("token cache").get(&key)
-            && at.elapsed() < TOKEN_CACHE_TTL {
-                return Ok(holder.clone());
-            }
+            && at.elapsed() < TOKEN_CACHE_TTL
+        {
+            return Ok(holder.clone());
+        }
         let holder = self.store.use_token(&key, self.now()).await.map_err(internal)?;
         let mut cache = self.tokens.lock().expect("token cache");
         if cache.len() > 10_000 {
@@ -201,7 +203,10 @@ impl Auth {
     pub async fn create_user(&self, name: &str, role: Role, password: Option<&str>, actor: &str) -> Result<Issued<UserView>, AppError> {
         let name = name.trim();
         if !valid_user_name(name) {
-            return Err(AppError::invalid("name", "1 to 64 lowercase letters, digits, dots, dashes or underscores, starting with a letter or digit"));
+            return Err(AppError::invalid(
+                "name",
+                "1 to 64 lowercase letters, digits, dots, dashes or underscores, starting with a letter or digit",
+            ));
         }
         let secret = match password {
             Some(p) => {
@@ -225,9 +230,11 @@ impl Auth {
 
     pub async fn update_user(&self, id: i64, role: Option<Role>, disabled: Option<bool>, by: &Principal) -> Result<UserView, AppError> {
         if let Principal::User { id: me, .. } = by
-            && *me == id && (disabled == Some(true) || role.is_some_and(|r| r != Role::Admin)) {
-                return Err(AppError::invalid("role", "you cannot demote or disable yourself; ask another admin"));
-            }
+            && *me == id
+            && (disabled == Some(true) || role.is_some_and(|r| r != Role::Admin))
+        {
+            return Err(AppError::invalid("role", "you cannot demote or disable yourself; ask another admin"));
+        }
         self.store.update_user(id, role, disabled, &by.actor(), self.now()).await.map_err(internal)
     }
 
@@ -259,7 +266,13 @@ impl Auth {
         Ok(())
     }
 
-    pub async fn create_share_link(&self, rollout_id: i64, label: &str, valid_for: Span, actor: &str) -> Result<Issued<ShareLinkView>, AppError> {
+    pub async fn create_share_link(
+        &self,
+        rollout_id: i64,
+        label: &str,
+        valid_for: Span,
+        actor: &str,
+    ) -> Result<Issued<ShareLinkView>, AppError> {
         let label = label.trim();
         if label.is_empty() || label.chars().count() > 200 {
             return Err(AppError::invalid("label", "must be 1 to 200 characters (who the link is for)"));
@@ -358,7 +371,13 @@ impl app::services::AccountService for Auth {
     async fn share_links(&self) -> Result<Vec<ShareLinkView>, AppError> {
         Auth::share_links(self).await
     }
-    async fn create_share_link(&self, rollout_id: i64, label: &str, valid_for_hours: i64, actor: &str) -> Result<Issued<ShareLinkView>, AppError> {
+    async fn create_share_link(
+        &self,
+        rollout_id: i64,
+        label: &str,
+        valid_for_hours: i64,
+        actor: &str,
+    ) -> Result<Issued<ShareLinkView>, AppError> {
         Auth::create_share_link(self, rollout_id, label, Span::from_secs(valid_for_hours.saturating_mul(3600)), actor).await
     }
     async fn revoke_share_link(&self, id: i64, actor: &str) -> Result<(), AppError> {

@@ -5,8 +5,8 @@ use crate::config::DatabaseConfig;
 use crate::embedded_pg::EmbeddedPostgres;
 use anyhow::Context as _;
 use secrecy::ExposeSecret;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
 

@@ -27,9 +27,11 @@ impl EmbeddedPostgres {
     /// Starts the cluster kept in `dir` (creating it on first use), or reuses it if it runs.
     pub fn start(dir: &Path) -> io::Result<EmbeddedPostgres> {
         let bin = find_bin_dir().ok_or_else(|| {
-            other("PostgreSQL's server programs (initdb, pg_ctl) were not found on PATH or under \
+            other(
+                "PostgreSQL's server programs (initdb, pg_ctl) were not found on PATH or under \
                    /usr/lib/postgresql/*/bin; install them (Debian: apt-get install postgresql) \
-                   or set DATABASE_URL")
+                   or set DATABASE_URL",
+            )
         })?;
         let as_postgres_user = is_root();
         fs::create_dir_all(dir)?;
@@ -57,10 +59,7 @@ impl EmbeddedPostgres {
             return Ok(pg);
         }
         pg.port = free_port()?;
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories='' -c max_connections=200",
-            pg.port
-        );
+        let options = format!("-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories='' -c max_connections=200", pg.port);
         let mut start = pg.command("pg_ctl");
         start.arg("-D").arg(&pg.data).arg("-l").arg(&pg.log).args(["-o", &options, "-w", "-t", "60", "start"]);
         run(&mut start, "pg_ctl start").map_err(|e| {
@@ -115,15 +114,10 @@ impl EmbeddedPostgres {
 /// The folder holding `initdb` and `pg_ctl` (on PATH, else the newest under /usr/lib/postgresql).
 pub fn find_bin_dir() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").into_iter().flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
-    let mut versioned: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin"))
-        .collect();
-    versioned.sort_by_key(|p| {
-        p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0)
-    });
+    let mut versioned: Vec<PathBuf> =
+        fs::read_dir("/usr/lib/postgresql").into_iter().flatten().flatten().map(|e| e.path().join("bin")).collect();
+    versioned
+        .sort_by_key(|p| p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0));
     on_path
         .chain(versioned.into_iter().rev())
         .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
@@ -157,12 +151,7 @@ fn is_root() -> bool {
 }
 
 fn postgres_user_can_enter(dir: &Path) -> bool {
-    Command::new("runuser")
-        .args(["-u", "postgres", "--", "test", "-x"])
-        .arg(dir)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    Command::new("runuser").args(["-u", "postgres", "--", "test", "-x"]).arg(dir).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
 fn free_port() -> io::Result<u16> {

@@ -76,8 +76,7 @@ impl Guard {
     pub async fn tick(&self, now: Timestamp) -> Result<Vec<Action>, StoreError> {
         // A transaction-scoped lock: released when `lease` ends, however the tick ends.
         let mut lease = self.store.pool().begin().await?;
-        let leading: bool =
-            sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock(7002, 0) AS "got!""#).fetch_one(&mut *lease).await?;
+        let leading: bool = sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock(7002, 0) AS "got!""#).fetch_one(&mut *lease).await?;
         if !leading {
             return Ok(Vec::new());
         }
@@ -112,7 +111,8 @@ impl Guard {
         let rails = &rollout.plan.guardrails;
         let from = Timestamp(now.millis() - rails.window.millis());
         let until = Timestamp(now.millis() + 60_000);
-        let (control, treatment) = self.metrics.arms(rollout.id, None, from, until).await.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (control, treatment) =
+            self.metrics.arms(rollout.id, None, from, until).await.map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let baseline = self.store.latest_baseline(rollout.id).await?;
         let reference = Reference::choose(baseline.as_ref().map(|b| &b.summary), &control);
         let sustained = self.store.sustained(rollout.id).await?;
@@ -120,7 +120,8 @@ impl Guard {
         self.store.set_holding(rollout.id, &assessment.holding, now).await?;
 
         let mut actions = Vec::new();
-        let rollbacks: Vec<_> = assessment.decisions.iter().filter_map(|d| if let Decision::RollBack(b) = d { Some(b) } else { None }).collect();
+        let rollbacks: Vec<_> =
+            assessment.decisions.iter().filter_map(|d| if let Decision::RollBack(b) = d { Some(b) } else { None }).collect();
         if !rollbacks.is_empty() {
             let reason = rollbacks.iter().map(|b| b.message.clone()).collect::<Vec<_>>().join("; ");
             let evidence = serde_json::json!({ "breaches": rollbacks, "reference": reference, "window": { "from": from, "to": now } });
@@ -138,7 +139,8 @@ impl Guard {
                         current.plan.stage(current.state.stage).map_or("", |s| s.name.as_str()),
                         served_flag(&current.plan, &transition.state)
                     );
-                    let record = crate::store::AuditRecord { action: "auto_roll_back".into(), summary, reason: Some(reason.clone()), evidence };
+                    let record =
+                        crate::store::AuditRecord { action: "auto_roll_back".into(), summary, reason: Some(reason.clone()), evidence };
                     Ok((transition, record))
                 })
                 .await;

@@ -32,12 +32,19 @@ pub struct ApiState {
     pub live: Arc<crate::live::Live>,
 }
 
-
 /// All API routes; unknown `/api` paths answer with a JSON 404 rather than an HTML page.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .nest("/api/v1", rollouts::router().merge(flags::router()).merge(events::router()).merge(auth::api_router()).route("/openapi.yaml", get(openapi)).fallback(not_found))
+        .nest(
+            "/api/v1",
+            rollouts::router()
+                .merge(flags::router())
+                .merge(events::router())
+                .merge(auth::api_router())
+                .route("/openapi.yaml", get(openapi))
+                .fallback(not_found),
+        )
         .merge(ofrep::router())
         .merge(auth::router())
         .with_state(state)

@@ -2,8 +2,8 @@
 //! runs commands through the domain's rules inside a store transaction. The REST API and the
 //! server functions both call this, so they cannot disagree.
 
-use crate::store::{AuditRecord, RollupFilter, Store, StoreError, StoredRollout};
 use crate::metrics::Metrics;
+use crate::store::{AuditRecord, RollupFilter, Store, StoreError, StoredRollout};
 use app::domain::gates::{self, Gate, Reference};
 use app::domain::readiness;
 use app::domain::rollout::{Command, Context, Rollout, Status, Transition, apply, served_flag};
@@ -98,8 +98,7 @@ impl RolloutService for Rollouts {
         })
     }
 
-    async fn set_checklist_item(&self, rollout_id: i64, item_id: i64, checked: bool, actor: &str)
-    -> Result<ChecklistItem, AppError> {
+    async fn set_checklist_item(&self, rollout_id: i64, item_id: i64, checked: bool, actor: &str) -> Result<ChecklistItem, AppError> {
         Ok(self.store.set_checklist_item(rollout_id, item_id, checked, actor, (self.clock)()).await?)
     }
 
@@ -148,8 +147,7 @@ impl RolloutService for Rollouts {
         Ok(self.store.acknowledge_alert(rollout_id, alert_id, actor, note.trim(), (self.clock)()).await?)
     }
 
-    async fn command(&self, rollout_id: i64, expected_version: u64, command: Command, actor: &str)
-    -> Result<Rollout, AppError> {
+    async fn command(&self, rollout_id: i64, expected_version: u64, command: Command, actor: &str) -> Result<Rollout, AppError> {
         let now = (self.clock)();
         // Gates read the metrics outside the transaction; they describe the stage as the
         // caller saw it, and the transaction rejects the command if the stage moved since.

@@ -244,7 +244,14 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         }
     }
     post(&http, &plan, &mut batch, &mut sent).await?;
-    println!("sent {} uploads ({} treatment, {} stored, {} duplicates) in {:.0?}", sent.uploads, sent.treatment, sent.stored, sent.duplicates, started.elapsed());
+    println!(
+        "sent {} uploads ({} treatment, {} stored, {} duplicates) in {:.0?}",
+        sent.uploads,
+        sent.treatment,
+        sent.stored,
+        sent.duplicates,
+        started.elapsed()
+    );
     Ok(())
 }
 
@@ -269,7 +276,13 @@ struct Config {
 impl Config {
     async fn fetch(http: &reqwest::Client, plan: &Plan) -> anyhow::Result<Config> {
         let response = http.get(format!("{}/api/v1/flags/{}", plan.url, plan.flag)).send().await?;
-        anyhow::ensure!(response.status().is_success(), "Rampart at {} does not serve flag `{}` ({})", plan.url, plan.flag, response.status());
+        anyhow::ensure!(
+            response.status().is_success(),
+            "Rampart at {} does not serve flag `{}` ({})",
+            plan.url,
+            plan.flag,
+            response.status()
+        );
         let etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         Ok(Config { flag: response.json().await?, etag })
     }
@@ -357,7 +370,10 @@ mod tests {
 
     #[test]
     fn injections_are_read_from_the_command_line() {
-        assert_eq!(Injection::parse("error=20%@30s"), Ok(Injection { regression: Regression::ErrorRate(20.0), after: Span::from_secs(30) }));
+        assert_eq!(
+            Injection::parse("error=20%@30s"),
+            Ok(Injection { regression: Regression::ErrorRate(20.0), after: Span::from_secs(30) })
+        );
         assert_eq!(Injection::parse("latency=3x@2m").unwrap().regression, Regression::Latency(3.0));
         assert!(Injection::parse("latency=3@2m").unwrap_err().contains("KIND=AMOUNT@WHEN"));
         assert!(Injection::parse("error=5%@soon").is_err());

@@ -5,8 +5,8 @@ use crate::auth::Auth;
 use crate::config::ServeConfig;
 use crate::flags::Flags;
 use crate::guard::Guard;
-use crate::metrics::Metrics;
 use crate::http::{self, ApiState};
+use crate::metrics::Metrics;
 use crate::service::{Clock, Rollouts};
 use crate::store::Store;
 use anyhow::Context as _;
@@ -48,9 +48,7 @@ impl Application {
     /// Serves until `shutdown` resolves, then finishes the requests in flight.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         // The peer address feeds sign-in rate limiting and the audit trail.
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await
     }
 }
 

@@ -15,9 +15,9 @@ mod accounts;
 mod events;
 mod guard;
 mod idempotency;
-pub use idempotency::Claim;
 pub use accounts::{Credentials, Holder};
 pub use events::{ArmKey, Baseline, Ingested, NewEvent, RollupFilter, RollupKey, StageSpan};
+pub use idempotency::Claim;
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,10 +72,9 @@ impl Store {
     pub async fn save_plan(&self, plan: &Plan, source: &str) -> Result<i64> {
         let definition = serde_json::to_value(plan).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
-        let existing =
-            sqlx::query_scalar!("SELECT id FROM plans WHERE key = $1 AND source_md5 = md5($2)", plan.key, source)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let existing = sqlx::query_scalar!("SELECT id FROM plans WHERE key = $1 AND source_md5 = md5($2)", plan.key, source)
+            .fetch_optional(&mut *tx)
+            .await?;
         let id = match existing {
             Some(id) => id,
             None => {
@@ -139,8 +138,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let summary = format!("Created the rollout from plan “{}” ({} stages)", plan.name, plan.stages.len());
-        insert_audit(&mut tx, Some(id), actor, "create", &summary, None, Some(Version(1)), serde_json::json!({}))
-            .await?;
+        insert_audit(&mut tx, Some(id), actor, "create", &summary, None, Some(Version(1)), serde_json::json!({})).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -382,8 +380,7 @@ async fn load_rollout(conn: &mut PgConnection, id: i64) -> Result<StoredRollout>
     .await?
     .map(|r| (r.id, r.stage, r.status, r.version, r.stage_entered_at, r.definition));
     let (id, stage, status, version, entered, definition) = row.ok_or(StoreError::NotFound("rollout"))?;
-    let plan: Plan =
-        serde_json::from_value(definition).map_err(|e| StoreError::Corrupt(format!("plan of rollout {id}: {e}")))?;
+    let plan: Plan = serde_json::from_value(definition).map_err(|e| StoreError::Corrupt(format!("plan of rollout {id}: {e}")))?;
     let status = Status::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("rollout {id} status `{status}`")))?;
     Ok(StoredRollout {
         id,
@@ -406,15 +403,17 @@ async fn stage_evidence(conn: &mut PgConnection, rollout_id: i64, stage: StageIn
     )
     .fetch_one(&mut *conn)
     .await?;
-    let baseline_recorded = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM baselines WHERE rollout_id = $1) AS "exists!""#, rollout_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    let open_alerts = sqlx::query!("SELECT id, message FROM alerts WHERE rollout_id = $1 AND acknowledged_at IS NULL ORDER BY id", rollout_id)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|r| (r.id, r.message))
-        .collect();
+    let baseline_recorded =
+        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM baselines WHERE rollout_id = $1) AS "exists!""#, rollout_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let open_alerts =
+        sqlx::query!("SELECT id, message FROM alerts WHERE rollout_id = $1 AND acknowledged_at IS NULL ORDER BY id", rollout_id)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.message))
+            .collect();
     Ok(StageEvidence {
         checklist_done: counts.done as u32,
         checklist_total: counts.total as u32,

@@ -25,7 +25,8 @@ enum Needs {
     Token,
 }
 
-const ROLES: [(&str, Needs); 4] = [("viewer", Needs::Viewer), ("operator", Needs::Operator), ("approver", Needs::Approver), ("admin", Needs::Admin)];
+const ROLES: [(&str, Needs); 4] =
+    [("viewer", Needs::Viewer), ("operator", Needs::Operator), ("approver", Needs::Approver), ("admin", Needs::Admin)];
 
 /// Every documented REST operation with a request that exercises it. `{user}`, `{token}` and
 /// `{link}` are ids of things made for the purpose; `{role}` keeps names unique per caller.
@@ -41,13 +42,31 @@ fn rest_table() -> Vec<(&'static str, &'static str, &'static str, Value, Needs)>
         ("GET", "/api/v1/rollouts/{id}/baseline", "/api/v1/rollouts/1/baseline", Value::Null, Viewer),
         ("POST", "/api/v1/rollouts/{id}/baseline", "/api/v1/rollouts/1/baseline", json!({ "from": 0, "to": 60000 }), Approver),
         ("POST", "/api/v1/rollouts/{id}/checklist/{item}", "/api/v1/rollouts/1/checklist/1", json!({ "checked": true }), Operator),
-        ("POST", "/api/v1/rollouts/{id}/alerts/{alert}/acknowledge", "/api/v1/rollouts/1/alerts/999/acknowledge", json!({ "note": "seen" }), Approver),
+        (
+            "POST",
+            "/api/v1/rollouts/{id}/alerts/{alert}/acknowledge",
+            "/api/v1/rollouts/1/alerts/999/acknowledge",
+            json!({ "note": "seen" }),
+            Approver,
+        ),
         ("POST", "/api/v1/rollouts/{id}/commands", "/api/v1/rollouts/1/commands", json!({ "version": 1, "command": "pause" }), Operator),
         ("POST", "/api/v1/rollouts/{id}/commands", "/api/v1/rollouts/1/commands", json!({ "version": 1, "command": "start" }), Approver),
         ("POST", "/api/v1/rollouts/{id}/commands", "/api/v1/rollouts/1/commands", json!({ "version": 1, "command": "advance" }), Approver),
-        ("POST", "/api/v1/rollouts/{id}/commands", "/api/v1/rollouts/1/commands", json!({ "version": 1, "command": "advance", "override_reason": "x" }), Approver),
+        (
+            "POST",
+            "/api/v1/rollouts/{id}/commands",
+            "/api/v1/rollouts/1/commands",
+            json!({ "version": 1, "command": "advance", "override_reason": "x" }),
+            Approver,
+        ),
         ("POST", "/api/v1/rollouts/{id}/commands", "/api/v1/rollouts/1/commands", json!({ "version": 1, "command": "resume" }), Approver),
-        ("POST", "/api/v1/rollouts/{id}/commands", "/api/v1/rollouts/1/commands", json!({ "version": 1, "command": "roll_back", "target": "off", "reason": "x" }), Approver),
+        (
+            "POST",
+            "/api/v1/rollouts/{id}/commands",
+            "/api/v1/rollouts/1/commands",
+            json!({ "version": 1, "command": "roll_back", "target": "off", "reason": "x" }),
+            Approver,
+        ),
         ("POST", "/api/v1/rollouts/{id}/commands", "/api/v1/rollouts/1/commands", json!({ "version": 1, "command": "complete" }), Approver),
         ("POST", "/api/v1/events", "/api/v1/events", Value::Null, Token),
         ("GET", "/api/v1/flags", "/api/v1/flags", Value::Null, Viewer),
@@ -55,7 +74,13 @@ fn rest_table() -> Vec<(&'static str, &'static str, &'static str, Value, Needs)>
         ("GET", "/api/v1/flags/events", "/api/v1/flags/events", Value::Null, Viewer),
         ("GET", "/api/v1/flags/{key}/evaluate", "/api/v1/flags/async_upload/evaluate?unit=u1", Value::Null, Viewer),
         ("GET", "/api/v1/flags/{key}/env", "/api/v1/flags/async_upload/env", Value::Null, Viewer),
-        ("POST", "/ofrep/v1/evaluate/flags/{key}", "/ofrep/v1/evaluate/flags/async_upload", json!({ "context": { "targetingKey": "u1" } }), Viewer),
+        (
+            "POST",
+            "/ofrep/v1/evaluate/flags/{key}",
+            "/ofrep/v1/evaluate/flags/async_upload",
+            json!({ "context": { "targetingKey": "u1" } }),
+            Viewer,
+        ),
         ("POST", "/ofrep/v1/evaluate/flags", "/ofrep/v1/evaluate/flags", json!({ "context": { "targetingKey": "u1" } }), Viewer),
         ("GET", "/ofrep/v1/configuration", "/ofrep/v1/configuration", Value::Null, Viewer),
         ("GET", "/api/v1/users", "/api/v1/users", Value::Null, Admin),
@@ -178,12 +203,25 @@ async fn every_route_and_server_function_has_a_rule_and_each_role_gets_exactly_i
         }
         for (path, form, needs) in server_fn_table() {
             let (token_id, link_id) = victims(&admin, &app).await;
-            let form = form.replace("{user}", &user_id.to_string()).replace("{token}", &token_id).replace("{link}", &link_id).replace("{role}", role);
-            let response = client.post(app.url(path)).header("content-type", "application/x-www-form-urlencoded").body(form.clone()).send().await.unwrap();
+            let form = form
+                .replace("{user}", &user_id.to_string())
+                .replace("{token}", &token_id)
+                .replace("{link}", &link_id)
+                .replace("{role}", role);
+            let response = client
+                .post(app.url(path))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.clone())
+                .send()
+                .await
+                .unwrap();
             let status = response.status().as_u16();
             let text = response.text().await.unwrap();
             if needs == Needs::Anyone || *has >= needs {
-                assert!(status != 401 && status != 403 && !text.contains("\"forbidden\""), "{role} should be allowed {path} {form}: {status} {text}");
+                assert!(
+                    status != 401 && status != 403 && !text.contains("\"forbidden\""),
+                    "{role} should be allowed {path} {form}: {status} {text}"
+                );
             } else {
                 assert!(refused(status, &text), "{role} should be refused {path} {form}: {status} {text}");
             }
@@ -370,11 +408,17 @@ async fn tokens_hold_their_scopes_only_and_stop_working_when_revoked(pool: PgPoo
     assert_eq!(response.status(), 403);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["message"], "token upload-service may not read rollouts: it needs the `read` scope");
-    let response = machine.post(app.url("/api/v1/rollouts/1/commands")).json(&json!({ "version": 1, "command": "start" })).send().await.unwrap();
+    let response =
+        machine.post(app.url("/api/v1/rollouts/1/commands")).json(&json!({ "version": 1, "command": "start" })).send().await.unwrap();
     assert_eq!(response.status(), 403);
     // OFREP clients send X-API-Key.
     let ofrep = client_with(&[("x-api-key", &secret)]);
-    let response = ofrep.post(app.url("/ofrep/v1/evaluate/flags/async_upload")).json(&json!({ "context": { "targetingKey": "u1" } })).send().await.unwrap();
+    let response = ofrep
+        .post(app.url("/ofrep/v1/evaluate/flags/async_upload"))
+        .json(&json!({ "context": { "targetingKey": "u1" } }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
 
     // Listed with last use, never with the secret.
@@ -402,7 +446,8 @@ async fn tokens_hold_their_scopes_only_and_stop_working_when_revoked(pool: PgPoo
 async fn a_share_link_opens_one_status_page_until_it_expires_or_is_revoked(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
-    let issued = post_json(&admin, &app.url("/api/v1/share-links"), json!({ "rollout_id": 1, "label": "exec staff", "valid_for_hours": 48 })).await;
+    let issued =
+        post_json(&admin, &app.url("/api/v1/share-links"), json!({ "rollout_id": 1, "label": "exec staff", "valid_for_hours": 48 })).await;
     let secret = issued["secret"].as_str().unwrap().to_string();
 
     let browser = client_with(&[]);
@@ -470,13 +515,24 @@ async fn no_answer_or_log_line_carries_a_password_or_a_raw_token(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
     let password = "a-password-nobody-should-see";
-    let created = admin.post(app.url("/api/v1/users")).json(&json!({ "name": "pat", "role": "operator", "password": password })).send().await.unwrap();
+    let created = admin
+        .post(app.url("/api/v1/users"))
+        .json(&json!({ "name": "pat", "role": "operator", "password": password }))
+        .send()
+        .await
+        .unwrap();
     let mut answers = vec![created.text().await.unwrap()];
     let generated = post_json(&admin, &app.url("/api/v1/users"), json!({ "name": "gen", "role": "viewer" })).await;
     let generated_password = generated["secret"].as_str().unwrap().to_string();
     assert!(generated_password.len() >= 12, "a generated password is handed out once");
-    let token = post_json(&admin, &app.url("/api/v1/tokens"), json!({ "name": "ci", "scopes": ["read"] })).await["secret"].as_str().unwrap().to_string();
-    let link = post_json(&admin, &app.url("/api/v1/share-links"), json!({ "rollout_id": 1, "label": "x" })).await["secret"].as_str().unwrap().to_string();
+    let token = post_json(&admin, &app.url("/api/v1/tokens"), json!({ "name": "ci", "scopes": ["read"] })).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let link = post_json(&admin, &app.url("/api/v1/share-links"), json!({ "rollout_id": 1, "label": "x" })).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Use them all, right and wrong.
     let session = app.session_id("pat", password).await;
@@ -485,7 +541,16 @@ async fn no_answer_or_log_line_carries_a_password_or_a_raw_token(pool: PgPool) {
     answers.push(response.text().await.unwrap());
     let reader = client_with(&[("authorization", &format!("Bearer {token}"))]);
     answers.push(reader.get(app.url("/api/v1/rollouts/1")).send().await.unwrap().text().await.unwrap());
-    answers.push(client_with(&[("authorization", "Bearer rmp_not-a-real-token")]).get(app.url("/api/v1/me")).send().await.unwrap().text().await.unwrap());
+    answers.push(
+        client_with(&[("authorization", "Bearer rmp_not-a-real-token")])
+            .get(app.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
     answers.push(client_with(&[]).get(app.url(&format!("/share/{link}"))).send().await.unwrap().text().await.unwrap());
     for path in ["/api/v1/users", "/api/v1/tokens", "/api/v1/share-links", "/api/v1/rollouts/1", "/api/v1/me"] {
         answers.push(admin.get(app.url(path)).send().await.unwrap().text().await.unwrap());

@@ -9,7 +9,10 @@ async fn a_private_cluster_starts_keeps_its_data_and_stops() {
     let dir = std::env::temp_dir().join(format!("rampart-embedded-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
 
-    let start = { let d = dir.clone(); move || EmbeddedPostgres::start(&d).expect("the cluster starts") };
+    let start = {
+        let d = dir.clone();
+        move || EmbeddedPostgres::start(&d).expect("the cluster starts")
+    };
     let first = tokio::task::spawn_blocking(start.clone()).await.unwrap();
     assert!(first.started_here);
     let mut conn = PgConnection::connect(&first.url("postgres")).await.expect("connect");

@@ -83,9 +83,8 @@ async fn ofrep_single_evaluation_has_the_protocols_shapes(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     app.go_to_stage(1).await;
     wait_for_percentage(&app, 1).await;
-    let post = |path: &str, body: &str| {
-        app.client.post(app.url(path)).header("content-type", "application/json").body(body.to_string()).send()
-    };
+    let post =
+        |path: &str, body: &str| app.client.post(app.url(path)).header("content-type", "application/json").body(body.to_string()).send();
     let ok = post("/ofrep/v1/evaluate/flags/async_upload", r#"{"context":{"targetingKey":"user-42","plan":"pro"}}"#).await.unwrap();
     assert_eq!(ok.status(), 200);
     let ok: serde_json::Value = ok.json().await.unwrap();
@@ -125,8 +124,11 @@ async fn ofrep_bulk_evaluation_answers_304_until_something_changes(pool: PgPool)
     assert_eq!(first.status(), 200);
     let etag = first.headers()["etag"].to_str().unwrap().to_string();
     let body: serde_json::Value = first.json().await.unwrap();
-    assert_eq!(body["flags"], json!([{ "key": "async_upload", "value": false, "reason": "DISABLED", "variant": "control",
-        "metadata": { "bucket": 1, "configVersion": "1.1" } }]));
+    assert_eq!(
+        body["flags"],
+        json!([{ "key": "async_upload", "value": false, "reason": "DISABLED", "variant": "control",
+        "metadata": { "bucket": 1, "configVersion": "1.1" } }])
+    );
 
     assert_eq!(bulk(Some(etag.clone()), r#"{"context":{"targetingKey":"user-42"}}"#).await.unwrap().status(), 304);
     // Another unit's answer is another resource.
@@ -179,10 +181,7 @@ async fn every_path_in_the_served_openapi_document_exists(pool: PgPool) {
     assert_eq!(response.headers()["content-type"], "application/yaml");
     let doc = response.text().await.unwrap();
     assert!(doc.starts_with("openapi: 3.1.0"));
-    let paths: Vec<&str> = doc
-        .lines()
-        .filter_map(|l| l.strip_prefix("  /").map(|p| p.trim_end_matches(':')))
-        .collect();
+    let paths: Vec<&str> = doc.lines().filter_map(|l| l.strip_prefix("  /").map(|p| p.trim_end_matches(':'))).collect();
     assert!(paths.len() >= 12, "{paths:?}");
     for path in paths {
         let url = app.url(&format!("/{path}")).replace("{key}", "async_upload").replace("{id}", "1").replace("{item}", "1");

@@ -62,13 +62,16 @@ async fn an_error_spike_at_10_percent_is_rolled_back_within_seconds(pool: PgPool
     assert_eq!((entry["actor"].as_str(), entry["action"].as_str()), (Some("rampart guard"), Some("auto_roll_back")));
     assert!(entry["summary"].as_str().unwrap().starts_with("Rolled back automatically from stage 2"), "{entry}");
     assert!(entry["reason"].as_str().unwrap().contains("error rate"), "{entry}");
-    let evidence: Value = sqlx::query_scalar("SELECT evidence FROM audit_log WHERE action = 'auto_roll_back'").fetch_one(&pool).await.unwrap();
-    let breach = evidence["breaches"].as_array().unwrap().iter().find(|b| b["rule"] == "error_rate_above").expect("the error-rate rule fired");
+    let evidence: Value =
+        sqlx::query_scalar("SELECT evidence FROM audit_log WHERE action = 'auto_roll_back'").fetch_one(&pool).await.unwrap();
+    let breach =
+        evidence["breaches"].as_array().unwrap().iter().find(|b| b["rule"] == "error_rate_above").expect("the error-rate rule fired");
     assert!(breach["sample"].as_u64().unwrap() >= 200 && breach["threshold"] == 5.0, "{evidence}");
 
     // Acting twice on the same breach is impossible: the next tick finds the flag off.
     assert!(app.guard.tick_now(app.now()).await.unwrap().is_empty());
-    let rollbacks: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'auto_roll_back'").fetch_one(&pool).await.unwrap();
+    let rollbacks: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'auto_roll_back'").fetch_one(&pool).await.unwrap();
     assert_eq!(rollbacks, 1);
 }
 
@@ -86,7 +89,8 @@ async fn a_sustained_latency_drift_blocks_advance_until_acknowledged(pool: PgPoo
     // Treatment three times slower than the baseline: past 120%, but no auto-rollback rule.
     upload(&app, &mut model, 0, 120, &[Regression::Latency(3.0)]).await;
     app.guard.tick_now(app.now()).await.unwrap();
-    let timers: i64 = sqlx::query_scalar("SELECT count(*) FROM guard_conditions WHERE condition = 'latency_high'").fetch_one(&pool).await.unwrap();
+    let timers: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM guard_conditions WHERE condition = 'latency_high'").fetch_one(&pool).await.unwrap();
     assert_eq!(timers, 1, "the drift starts a timer");
     assert_eq!(app.room().await["alerts"], json!([]), "not yet sustained");
 
@@ -110,9 +114,11 @@ async fn a_sustained_latency_drift_blocks_advance_until_acknowledged(pool: PgPoo
     assert_eq!((status, body["field"].as_str()), (422, Some("note")));
     let (status, _) = restarted.post(&path, json!({ "note": "Provider GLM degraded; async path itself healthy" })).await;
     assert_eq!(status, 200);
-    let (status, body) = restarted.command(json!({ "command": "advance", "override_reason": "latency explained by provider incident" })).await;
+    let (status, body) =
+        restarted.command(json!({ "command": "advance", "override_reason": "latency explained by provider incident" })).await;
     assert_eq!(status, 200, "{body}");
-    let audit: Vec<String> = restarted.room().await["audit"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_string()).collect();
+    let audit: Vec<String> =
+        restarted.room().await["audit"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_string()).collect();
     assert!(audit.starts_with(&["advance".to_string(), "acknowledge".to_string(), "alert".to_string()]), "{audit:?}");
 }
 

@@ -3,11 +3,11 @@
 
 mod support;
 
+use app::domain::event::Variant;
 use app::domain::sketch::RELATIVE_ACCURACY;
 use app::domain::stats::Stats;
 use app::domain::units::Timestamp;
 use serde_json::{Value, json};
-use app::domain::event::Variant;
 use server::store::{NewEvent, RollupFilter, RollupKey, Store};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -74,8 +74,11 @@ async fn bad_lines_are_reported_by_number_and_field_while_good_ones_are_kept(poo
     assert_eq!((status, report["rejected"].as_u64()), (422, Some(1)));
 
     // Events older than retention, or from the future, are refused by field.
-    let (_, report) = post_ndjson(&app, &[event("old", 200 * 24 * 60, "sync", "success", 1.0).to_string(),
-                                         event("future", -180, "sync", "success", 1.0).to_string()]).await;
+    let (_, report) = post_ndjson(
+        &app,
+        &[event("old", 200 * 24 * 60, "sync", "success", 1.0).to_string(), event("future", -180, "sync", "success", 1.0).to_string()],
+    )
+    .await;
     let messages: Vec<&str> = report["errors"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
     assert!(messages[0].contains("retention") && messages[1].contains("future"), "{report}");
 }
@@ -89,10 +92,21 @@ async fn a_replayed_event_is_never_counted_twice(pool: PgPool) {
     assert_eq!((again["accepted"].as_u64(), again["duplicates"].as_u64()), (Some(0), Some(3)));
 
     // A JSON array, gzip-compressed, mixing an old id, a new one and a repeat within the batch.
-    let array = json!([event("r0", 2, "sync", "success", 100.0), event("r9", 2, "sync", "success", 100.0), event("r9", 2, "sync", "success", 100.0)]);
+    let array = json!([
+        event("r0", 2, "sync", "success", 100.0),
+        event("r9", 2, "sync", "success", 100.0),
+        event("r9", 2, "sync", "success", 100.0)
+    ]);
     let gz = gzip(array.to_string().as_bytes());
-    let response = app.client.post(app.url("/api/v1/events")).header("content-type", "application/json")
-        .header("content-encoding", "gzip").body(gz).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/api/v1/events"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gz)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let report: Value = response.json().await.unwrap();
     assert_eq!((report["accepted"].as_u64(), report["duplicates"].as_u64()), (Some(1), Some(2)));
@@ -136,7 +150,13 @@ async fn rollups_equal_a_recomputation_from_the_raw_events(pool: PgPool) {
         let lines: Vec<String> = (0..250)
             .map(|_| {
                 let id = format!("id-{}", rng.next() % 900);
-                let mut e = event(&id, (rng.next() % 180) as i64, rng.pick(&["sync", "async"]), rng.pick(&["success", "success", "success", "error", "timeout"]), 1.0 + (rng.next() % 5_000) as f64 / 7.0);
+                let mut e = event(
+                    &id,
+                    (rng.next() % 180) as i64,
+                    rng.pick(&["sync", "async"]),
+                    rng.pick(&["success", "success", "success", "error", "timeout"]),
+                    1.0 + (rng.next() % 5_000) as f64 / 7.0,
+                );
                 e["provider"] = json!(rng.pick(&["kimi", "glm"]));
                 e["file_type"] = json!(rng.pick(&["text", "json", "csv", "markdown", "python", "binary"]));
                 e["size_bytes"] = json!(rng.next() % 120_000_000);
@@ -161,7 +181,11 @@ async fn rollups_equal_a_recomputation_from_the_raw_events(pool: PgPool) {
     assert_eq!(rollups.len(), recomputed.len());
     for (key, stats) in &recomputed {
         let rolled = &rollups[key];
-        assert_eq!((rolled.success, rolled.error, rolled.timeout, rolled.critical), (stats.success, stats.error, stats.timeout, stats.critical), "{key:?}");
+        assert_eq!(
+            (rolled.success, rolled.error, rolled.timeout, rolled.critical),
+            (stats.success, stats.error, stats.timeout, stats.critical),
+            "{key:?}"
+        );
         assert_eq!(rolled.latency, stats.latency, "{key:?}");
         assert!((rolled.latency_sum_ms - stats.latency_sum_ms).abs() < 1e-6 * stats.latency_sum_ms.max(1.0));
         assert!((rolled.memory_sum_mb - stats.memory_sum_mb).abs() < 1e-6 * stats.memory_sum_mb.max(1.0));
@@ -185,7 +209,9 @@ async fn rollups_equal_a_recomputation_from_the_raw_events(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn a_captured_baseline_is_frozen_and_unblocks_stage_0(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let lines: Vec<String> = (0..40).map(|i| event(&format!("b{i}"), 30 - i / 2, "sync", if i % 20 == 0 { "error" } else { "success" }, 100.0 + i as f64).to_string()).collect();
+    let lines: Vec<String> = (0..40)
+        .map(|i| event(&format!("b{i}"), 30 - i / 2, "sync", if i % 20 == 0 { "error" } else { "success" }, 100.0 + i as f64).to_string())
+        .collect();
     assert_eq!(post_ndjson(&app, &lines).await.1["accepted"], 40);
 
     let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": START - 3_600_000, "to": START - 3_000_000 })).await;
@@ -203,7 +229,8 @@ async fn a_captured_baseline_is_frozen_and_unblocks_stage_0(pool: PgPool) {
     assert_eq!(window["baseline"]["summary"]["count"], 40, "every window shows the baseline");
 
     app.command(json!({ "command": "start" })).await;
-    let kinds: Vec<String> = app.room().await["blockers"].as_array().unwrap().iter().map(|b| b["kind"].as_str().unwrap().to_string()).collect();
+    let kinds: Vec<String> =
+        app.room().await["blockers"].as_array().unwrap().iter().map(|b| b["kind"].as_str().unwrap().to_string()).collect();
     assert!(!kinds.contains(&"baseline_missing".to_string()), "{kinds:?}");
     assert_eq!(app.room().await["audit"][1]["action"], "baseline");
 }
@@ -212,7 +239,8 @@ async fn a_captured_baseline_is_frozen_and_unblocks_stage_0(pool: PgPool) {
 async fn importing_a_file_twice_adds_nothing_the_second_time(pool: PgPool) {
     let _app = TestApp::spawn(pool.clone()).await;
     let options = pool.connect_options();
-    let url = format!("postgres://{}@{}:{}/{}", options.get_username(), options.get_host(), options.get_port(), options.get_database().unwrap());
+    let url =
+        format!("postgres://{}@{}:{}/{}", options.get_username(), options.get_host(), options.get_port(), options.get_database().unwrap());
     let dir = std::env::temp_dir().join(format!("rampart-import-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("metrics.jsonl");
@@ -257,19 +285,20 @@ fn rollups_equal_a_recomputation_for_any_batches() {
     let pool = rt.block_on(support::fresh_database(&url, "rampart_test_rollup_property"));
     let store = Store::new(pool.clone());
 
-    let event = (0u32..400, 0i64..180, any::<bool>(), 0usize..5, 1u32..50_000, 0usize..2, 0usize..6, 0u64..150_000_000, 0u32..2_000, 0u32..60)
-        .prop_map(|(id, minute, treatment, outcome, latency, provider, file_type, size, memory, critical)| {
-            let outcome = ["success", "success", "success", "error", "timeout"][outcome];
-            let provider = ["kimi", "glm"][provider];
-            let file_type = ["text", "json", "csv", "markdown", "python", "binary"][file_type];
-            json!({
-                "timestamp": START - minute * 60_000 - i64::from(id % 60) * 1_000, "event_id": format!("id-{id}"),
-                "variant": if treatment { "async" } else { "sync" }, "outcome": outcome, "latency_ms": f64::from(latency) / 10.0,
-                "memory_mb": f64::from(memory) / 4.0, "provider": provider,
-                "file_type": file_type, "size_bytes": size,
-                "critical": outcome == "error" && critical == 0,
-            })
-        });
+    let event =
+        (0u32..400, 0i64..180, any::<bool>(), 0usize..5, 1u32..50_000, 0usize..2, 0usize..6, 0u64..150_000_000, 0u32..2_000, 0u32..60)
+            .prop_map(|(id, minute, treatment, outcome, latency, provider, file_type, size, memory, critical)| {
+                let outcome = ["success", "success", "success", "error", "timeout"][outcome];
+                let provider = ["kimi", "glm"][provider];
+                let file_type = ["text", "json", "csv", "markdown", "python", "binary"][file_type];
+                json!({
+                    "timestamp": START - minute * 60_000 - i64::from(id % 60) * 1_000, "event_id": format!("id-{id}"),
+                    "variant": if treatment { "async" } else { "sync" }, "outcome": outcome, "latency_ms": f64::from(latency) / 10.0,
+                    "memory_mb": f64::from(memory) / 4.0, "provider": provider,
+                    "file_type": file_type, "size_bytes": size,
+                    "critical": outcome == "error" && critical == 0,
+                })
+            });
     let batches = prop::collection::vec(prop::collection::vec(event, 1..120), 1..5);
     let config = ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() };
     proptest!(config, |(batches in batches)| {

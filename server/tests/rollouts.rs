@@ -109,7 +109,8 @@ async fn a_stage_with_soak_elapsed_checklist_done_and_gates_passed_advances_with
         assert_eq!(response.status(), 200);
     };
     upload("sync", 200, 300.0, "base").await;
-    let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": app.now().millis() - 600_000, "to": app.now().millis() })).await;
+    let (status, body) =
+        app.post("/api/v1/rollouts/1/baseline", json!({ "from": app.now().millis() - 600_000, "to": app.now().millis() })).await;
     assert_eq!(status, 200, "{body}");
     app.command(json!({ "command": "start" })).await;
     let (status, _) = app.command(json!({ "command": "advance", "override_reason": "test set-up" })).await;
@@ -134,7 +135,10 @@ async fn a_stage_with_soak_elapsed_checklist_done_and_gates_passed_advances_with
     assert_eq!(app.room().await["served"], json!({ "enabled": true, "percentage": 10 }));
     // The audit trail keeps the gate evidence the approver advanced on.
     let evidence: serde_json::Value =
-        sqlx::query_scalar("SELECT evidence FROM audit_log WHERE action = 'advance' ORDER BY id DESC LIMIT 1").fetch_one(&app.pool).await.unwrap();
+        sqlx::query_scalar("SELECT evidence FROM audit_log WHERE action = 'advance' ORDER BY id DESC LIMIT 1")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     let verdicts: Vec<&str> = evidence["gates"].as_array().unwrap().iter().map(|g| g["verdict"].as_str().unwrap()).collect();
     assert_eq!(verdicts, ["pass"; 5], "{evidence}");
 }
@@ -163,8 +167,7 @@ async fn a_command_on_a_stale_version_is_a_conflict_naming_the_current_one(pool:
     let app = TestApp::spawn(pool).await;
     let stale = app.version().await;
     app.command(json!({ "command": "start" })).await;
-    let (status, body) =
-        app.post("/api/v1/rollouts/1/commands", json!({ "version": stale, "command": "pause" })).await;
+    let (status, body) = app.post("/api/v1/rollouts/1/commands", json!({ "version": stale, "command": "pause" })).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "conflict");
     assert_eq!(body["current_version"], stale + 1);
@@ -189,8 +192,7 @@ async fn concurrent_advances_on_one_version_apply_exactly_once(pool: PgPool) {
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 99, "{statuses:?}");
     assert_eq!(app.room().await["state"]["stage"], 1);
-    let advances: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'advance'").fetch_one(&pool).await.unwrap();
+    let advances: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'advance'").fetch_one(&pool).await.unwrap();
     assert_eq!(advances, 1);
 }
 

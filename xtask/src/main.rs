@@ -85,7 +85,10 @@ impl Project {
             self.ensure_node()?;
             let prefix = self.tools.join("binaryen");
             fs::create_dir_all(&prefix).map_err(|e| e.to_string())?;
-            step("installing wasm-opt (binaryen from npm)", Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&prefix).arg(BINARYEN))?;
+            step(
+                "installing wasm-opt (binaryen from npm)",
+                Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&prefix).arg(BINARYEN),
+            )?;
         }
         Ok(())
     }
@@ -138,7 +141,19 @@ impl Project {
     fn build(&self, release: bool, server: bool) -> Result {
         let profile = if release { "wasm-release" } else { "debug" };
         let mut wasm = self.cargo();
-        wasm.args(["build", "-p", "app", "--lib", "--target", "wasm32-unknown-unknown", "--no-default-features", "--features", "hydrate", "--target-dir", "target/front"]);
+        wasm.args([
+            "build",
+            "-p",
+            "app",
+            "--lib",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--no-default-features",
+            "--features",
+            "hydrate",
+            "--target-dir",
+            "target/front",
+        ]);
         if release {
             wasm.args(["--profile", "wasm-release"]);
         }
@@ -230,7 +245,10 @@ fn browser_tests(project: &Project, database: &TestDatabase) -> Result {
     );
     wait_for_port(&addr, Duration::from_secs(60), &mut server.0)?;
     let mut playwright = Command::new("npx");
-    playwright.args(["playwright", "test"]).current_dir(project.root.join("end2end")).env("RAMPART_URL", format!("http://{addr}"))
+    playwright
+        .args(["playwright", "test"])
+        .current_dir(project.root.join("end2end"))
+        .env("RAMPART_URL", format!("http://{addr}"))
         .env("RAMPART_ADMIN_PASSWORD", &admin_password);
     step("running the browser tests (Playwright + Chromium)", &mut playwright)
 }

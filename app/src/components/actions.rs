@@ -143,8 +143,7 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
         _ => None,
     };
 
-    let can_roll_back =
-        state.stage.0 > 0 && matches!(state.status, Status::Running | Status::Paused | Status::RolledBack);
+    let can_roll_back = state.stage.0 > 0 && matches!(state.status, Status::Running | Status::Paused | Status::RolledBack);
     let no_roll_back = denied(&you, Permission::RollBack);
     let roll_back = can_roll_back.then(|| {
         view! {

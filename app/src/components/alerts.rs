@@ -2,10 +2,10 @@
 //! with a note saying what was checked.
 
 use crate::api::AcknowledgeAlert;
+use crate::components::local_time::LocalTime;
 use crate::domain::access::{Permission, Principal};
 use crate::model::Alert;
 use leptos::form::ActionForm;
-use crate::components::local_time::LocalTime;
 use leptos::prelude::*;
 
 #[component]
@@ -14,7 +14,8 @@ pub fn Alerts(rollout_id: i64, alerts: Vec<Alert>, acknowledge: ServerAction<Ack
     if alerts.is_empty() {
         return view! { <section class="card alerts" aria-labelledby="alerts-title"><h2 id="alerts-title">"Alerts"</h2><p class="muted">"No alerts."</p></section> }.into_any();
     }
-    let error = move || acknowledge.value().get().and_then(Result::err).map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> });
+    let error =
+        move || acknowledge.value().get().and_then(Result::err).map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> });
     let items = alerts
         .into_iter()
         .map(|alert| {

@@ -4,11 +4,11 @@
 //! changes and rollbacks inside it are listed under the charts.
 
 use crate::api::get_chart_series;
+use crate::components::local_time::LocalTime;
 use crate::domain::plan::Criteria;
 use crate::domain::stats::Summary;
 use crate::model::ChartSeries;
 use chrono::{DateTime, Utc};
-use crate::components::local_time::LocalTime;
 use leptos::prelude::*;
 use leptos_chartistry::*;
 
@@ -141,11 +141,7 @@ fn ChartGrid(series: ChartSeries, criteria: Option<Criteria>, baseline: Option<S
     }
     let charts = specs.into_iter().map(|spec| render(&series, spec)).collect_view();
     let marks = (!series.marks.is_empty()).then(|| {
-        let items = series
-            .marks
-            .iter()
-            .map(|(at, what)| view! { <li><LocalTime at=*at/>{format!(" — {what}")}</li> })
-            .collect_view();
+        let items = series.marks.iter().map(|(at, what)| view! { <li><LocalTime at=*at/>{format!(" — {what}")}</li> }).collect_view();
         view! { <div class="marks"><h3>"In this range"</h3><ul data-testid="chart-marks">{items}</ul></div> }
     });
     let step = format!("One point per {} min.", series.step_minutes);

@@ -2,9 +2,9 @@
 //! records who ticked and when.
 
 use crate::api::SetChecklistItem;
+use crate::components::local_time::LocalTime;
 use crate::domain::access::{Permission, Principal};
 use crate::model::ChecklistItem;
-use crate::components::local_time::LocalTime;
 use leptos::prelude::*;
 
 #[component]
@@ -19,9 +19,7 @@ pub fn Checklist(rollout_id: i64, items: Vec<ChecklistItem>, tick: ServerAction<
             _ => sections.push((item.section.clone(), vec![item])),
         }
     }
-    let error = move || {
-        tick.value().get().and_then(Result::err).map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })
-    };
+    let error = move || tick.value().get().and_then(Result::err).map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> });
     view! {
         <section class="card checklist" aria-labelledby="checklist-title">
             <h2 id="checklist-title">"Checklist " <span class="muted" data-testid="checklist-progress">{format!("{done} of {total} done")}</span></h2>
@@ -65,7 +63,11 @@ pub fn Checklist(rollout_id: i64, items: Vec<ChecklistItem>, tick: ServerAction<
 /// Every other stage's checklist, folded, with who ticked what and when: earlier stages as
 /// evidence, later ones to prepare.
 #[component]
-pub fn OtherChecklists(plan: crate::domain::plan::Plan, current: crate::domain::units::StageIndex, items: Vec<ChecklistItem>) -> impl IntoView {
+pub fn OtherChecklists(
+    plan: crate::domain::plan::Plan,
+    current: crate::domain::units::StageIndex,
+    items: Vec<ChecklistItem>,
+) -> impl IntoView {
     let stages = plan
         .stages
         .iter()

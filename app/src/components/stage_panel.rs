@@ -2,6 +2,7 @@
 //! leaving it.
 
 use crate::components::gates::Gates;
+use crate::components::local_time::LocalTime;
 use crate::domain::gates::Gate;
 use crate::domain::plan::Stage;
 use crate::domain::readiness::Blocker;
@@ -9,7 +10,6 @@ use crate::domain::rollout::{Rollout, Status};
 use crate::domain::stats::Summary;
 use crate::domain::units::Timestamp;
 use crate::format;
-use crate::components::local_time::LocalTime;
 use leptos::prelude::*;
 
 #[component]

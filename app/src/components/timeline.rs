@@ -1,7 +1,7 @@
 //! The audit trail, newest first: who did what, when, and why.
 
-use crate::model::AuditEntry;
 use crate::components::local_time::LocalTime;
+use crate::model::AuditEntry;
 use leptos::prelude::*;
 
 #[component]

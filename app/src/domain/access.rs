@@ -83,7 +83,9 @@ pub enum Permission {
     /// The control room, metrics, baselines, flags and the audit trail.
     ReadRollout,
     /// One rollout's stakeholder status page.
-    ReadStatus { rollout_id: i64 },
+    ReadStatus {
+        rollout_id: i64,
+    },
     /// Ask whether a flag is on for a unit.
     EvaluateFlags,
     /// Send metrics events.
@@ -123,9 +125,7 @@ impl Permission {
             IngestEvents => Some(Scope::Ingest),
             EvaluateFlags => Some(Scope::Evaluate),
             ReadRollout | ReadStatus { .. } => Some(Scope::Read),
-            TickChecklist | Pause | Approve | Resume | RollBack | Override | AcknowledgeAlert | CaptureBaseline => {
-                Some(Scope::Drive)
-            }
+            TickChecklist | Pause | Approve | Resume | RollBack | Override | AcknowledgeAlert | CaptureBaseline => Some(Scope::Drive),
             ManageUsers | ManageTokens | ManageShareLinks => None,
         }
     }

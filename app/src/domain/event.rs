@@ -174,12 +174,12 @@ fn non_negative(object: &Map<String, Value>, field: &str) -> Result<f64, FieldEr
 /// since the Unix epoch.
 fn timestamp(object: &Map<String, Value>) -> Result<Timestamp, FieldError> {
     match object.get("timestamp") {
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .filter(|ms| *ms > 0)
-            .map(Timestamp)
-            .ok_or_else(|| bad("timestamp", format!("{n} is not milliseconds since 1970"))),
-        Some(Value::String(s)) => parse_rfc3339(s).ok_or_else(|| bad("timestamp", format!("`{s}` is not an RFC 3339 time such as 2025-11-05T10:00:00Z"))),
+        Some(Value::Number(n)) => {
+            n.as_i64().filter(|ms| *ms > 0).map(Timestamp).ok_or_else(|| bad("timestamp", format!("{n} is not milliseconds since 1970")))
+        }
+        Some(Value::String(s)) => {
+            parse_rfc3339(s).ok_or_else(|| bad("timestamp", format!("`{s}` is not an RFC 3339 time such as 2025-11-05T10:00:00Z")))
+        }
         Some(other) => Err(bad("timestamp", format!("expected RFC 3339 text or epoch milliseconds, got {other}"))),
         None => Err(bad("timestamp", "is required")),
     }

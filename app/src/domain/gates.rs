@@ -92,11 +92,9 @@ impl Reference {
     /// The frozen baseline if there is one, else the control arm of the same window.
     pub fn choose(frozen: Option<&Summary>, control: &Stats) -> Reference {
         match frozen {
-            Some(b) if b.latency_p95_ms.is_some() => Reference {
-                latency_p95_ms: b.latency_p95_ms,
-                memory_mean_mb: b.memory_mean_mb,
-                source: "frozen baseline".into(),
-            },
+            Some(b) if b.latency_p95_ms.is_some() => {
+                Reference { latency_p95_ms: b.latency_p95_ms, memory_mean_mb: b.memory_mean_mb, source: "frozen baseline".into() }
+            }
             _ => Reference {
                 latency_p95_ms: control.latency.quantile(0.95),
                 memory_mean_mb: control.memory_mean_mb(),
@@ -169,9 +167,19 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, reference: &Reference, m
         let explanation = match (verdict, observed, interval) {
             (_, None, _) | (_, _, None) => format!("no treatment uploads yet (needs {sign} {} over at least {min})", pct(threshold)),
             (_, Some(_), Some(_)) if !enough => short(&criterion.label().to_lowercase()),
-            (Verdict::Pass, Some(o), Some((lo, hi))) => format!("{} observed, 95% interval {}–{}, all {sign} {}", pct(o), pct(lo), pct(hi), pct(threshold)),
-            (Verdict::Fail, Some(o), Some((lo, hi))) => format!("{} observed, 95% interval {}–{}, entirely past {}", pct(o), pct(lo), pct(hi), pct(threshold)),
-            (_, Some(o), Some((lo, hi))) => format!("{} observed but the 95% interval {}–{} straddles {}: more uploads needed", pct(o), pct(lo), pct(hi), pct(threshold)),
+            (Verdict::Pass, Some(o), Some((lo, hi))) => {
+                format!("{} observed, 95% interval {}–{}, all {sign} {}", pct(o), pct(lo), pct(hi), pct(threshold))
+            }
+            (Verdict::Fail, Some(o), Some((lo, hi))) => {
+                format!("{} observed, 95% interval {}–{}, entirely past {}", pct(o), pct(lo), pct(hi), pct(threshold))
+            }
+            (_, Some(o), Some((lo, hi))) => format!(
+                "{} observed but the 95% interval {}–{} straddles {}: more uploads needed",
+                pct(o),
+                pct(lo),
+                pct(hi),
+                pct(threshold)
+            ),
         };
         Gate { criterion, verdict, observed, interval, threshold, sample: n, min_sample: min, explanation }
     };
@@ -191,7 +199,16 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, reference: &Reference, m
                     p95, reference.source, interval.0, interval.1
                 )
             };
-            Gate { criterion: Criterion::LatencyP95, verdict, observed: Some(ratio), interval: Some(interval), threshold: limit, sample: n, min_sample: min, explanation }
+            Gate {
+                criterion: Criterion::LatencyP95,
+                verdict,
+                observed: Some(ratio),
+                interval: Some(interval),
+                threshold: limit,
+                sample: n,
+                min_sample: min,
+                explanation,
+            }
         }
         (None, _, _) => unjudged(Criterion::LatencyP95, limit, n, min, "no baseline yet: record one, or let control traffic flow".into()),
         _ => unjudged(Criterion::LatencyP95, limit, n, min, format!("no treatment uploads yet (needs p95 ≤ {limit:.0}% of baseline)")),
@@ -211,7 +228,16 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, reference: &Reference, m
             } else {
                 short("memory")
             };
-            Gate { criterion: Criterion::Memory, verdict, observed: Some(ratio), interval: None, threshold: memory_limit_pct, sample: n, min_sample: min, explanation }
+            Gate {
+                criterion: Criterion::Memory,
+                verdict,
+                observed: Some(ratio),
+                interval: None,
+                threshold: memory_limit_pct,
+                sample: n,
+                min_sample: min,
+                explanation,
+            }
         }
         _ => unjudged(Criterion::Memory, memory_limit_pct, n, min, "no baseline or no treatment uploads yet".into()),
     };
@@ -306,7 +332,10 @@ mod tests {
     #[test]
     fn inconclusive_turns_into_pass_as_evidence_arrives() {
         let c = stage1();
-        assert_eq!(verdict(&evaluate(&c, &stats(200, 0, 100.0, 50.0), &reference(200.0), 120.0), Criterion::SuccessRate), Verdict::Inconclusive);
+        assert_eq!(
+            verdict(&evaluate(&c, &stats(200, 0, 100.0, 50.0), &reference(200.0), 120.0), Criterion::SuccessRate),
+            Verdict::Inconclusive
+        );
         let gates = evaluate(&c, &stats(2_000, 0, 100.0, 50.0), &reference(200.0), 120.0);
         assert_eq!(overall(&gates), Verdict::Pass, "{gates:#?}");
     }
@@ -326,7 +355,12 @@ mod tests {
         assert_eq!(verdict(&fast, Criterion::LatencyP95), Verdict::Pass, "{:#?}", fast[2]);
         let slow = evaluate(&c, &stats(5_000, 0, 300.0, 50.0), &reference(200.0), 120.0);
         assert_eq!(verdict(&slow, Criterion::LatencyP95), Verdict::Fail, "{:#?}", slow[2]);
-        let no_base = evaluate(&c, &stats(5_000, 0, 100.0, 50.0), &Reference { latency_p95_ms: None, memory_mean_mb: None, source: "control arm".into() }, 120.0);
+        let no_base = evaluate(
+            &c,
+            &stats(5_000, 0, 100.0, 50.0),
+            &Reference { latency_p95_ms: None, memory_mean_mb: None, source: "control arm".into() },
+            120.0,
+        );
         assert_eq!(verdict(&no_base, Criterion::LatencyP95), Verdict::Inconclusive);
         assert!(no_base[2].explanation.contains("no baseline"));
     }

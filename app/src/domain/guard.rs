@@ -110,7 +110,11 @@ pub fn assess(rails: &Guardrails, treatment: &Stats, reference: &Reference, sust
     {
         let ratio = mean / base * 100.0;
         if ratio > auto.memory_above_baseline.get() {
-            let m = format!("memory {mean:.0} MB is {ratio:.0}% of the {} ({base:.0} MB) > {}%", reference.source, auto.memory_above_baseline.get());
+            let m = format!(
+                "memory {mean:.0} MB is {ratio:.0}% of the {} ({base:.0} MB) > {}%",
+                reference.source,
+                auto.memory_above_baseline.get()
+            );
             out.decisions.push(Decision::RollBack(breach("memory_above_baseline", ratio, auto.memory_above_baseline.get(), m)));
         }
     }
@@ -121,7 +125,12 @@ pub fn assess(rails: &Guardrails, treatment: &Stats, reference: &Reference, sust
     if success >= low.get() && success < high.get() {
         out.holding.push(Condition::SuccessBand);
         if sustained_for(Condition::SuccessBand).is_some_and(|d| d >= review.success_band_for) {
-            let m = format!("success rate {success:.2}% has stayed in the {}–{}% review band for {}", low.get(), high.get(), review.success_band_for);
+            let m = format!(
+                "success rate {success:.2}% has stayed in the {}–{}% review band for {}",
+                low.get(),
+                high.get(),
+                review.success_band_for
+            );
             out.decisions.push(Decision::Review(breach("success_band", success, high.get(), m)));
         }
     }
@@ -198,7 +207,14 @@ mod tests {
     fn the_seeds_auto_rollback_thresholds() {
         let check = |success: u64, error: u64, memory: f64, expected: &[&str]| {
             let a = assess(&rails(), &window(success, error, 0, 100.0, memory), &reference(), &[], NOW);
-            let got: Vec<String> = a.decisions.iter().filter_map(|d| match d { Decision::RollBack(b) => Some(b.rule.clone()), _ => None }).collect();
+            let got: Vec<String> = a
+                .decisions
+                .iter()
+                .filter_map(|d| match d {
+                    Decision::RollBack(b) => Some(b.rule.clone()),
+                    _ => None,
+                })
+                .collect();
             assert_eq!(got, expected, "{success}/{error} mem {memory}");
         };
         check(95, 5, 50.0, &[]); // exactly 95% success and 5% error: not past either line
@@ -221,7 +237,13 @@ mod tests {
     #[test]
     fn sustained_high_latency_asks_for_review() {
         let w = window(100, 0, 0, 130.0, 50.0);
-        let a = assess(&rails(), &w, &reference(), &[Sustained { condition: Condition::LatencyHigh, since: Timestamp(NOW.millis() - 31 * 60_000) }], NOW);
+        let a = assess(
+            &rails(),
+            &w,
+            &reference(),
+            &[Sustained { condition: Condition::LatencyHigh, since: Timestamp(NOW.millis() - 31 * 60_000) }],
+            NOW,
+        );
         assert_eq!(a.holding, vec![Condition::LatencyHigh]);
         assert_eq!(rules(&a), vec![("review", "latency_above_baseline".to_string())]);
         assert!(assess(&rails(), &window(100, 0, 0, 119.0, 50.0), &reference(), &[], NOW).holding.is_empty());

@@ -3,7 +3,7 @@
 //! version control; [`Plan::from_toml`] parses and validates one, naming the line or field at
 //! fault.
 
-use super::units::{Percentage, PctOfBaseline, Span, StageIndex, Threshold};
+use super::units::{PctOfBaseline, Percentage, Span, StageIndex, Threshold};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -177,11 +177,7 @@ impl StageFlag {
 
 impl fmt::Display for StageFlag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.enabled {
-            write!(f, "on for {}", self.percentage)
-        } else {
-            f.write_str("off")
-        }
+        if self.enabled { write!(f, "on for {}", self.percentage) } else { f.write_str("off") }
     }
 }
 
@@ -267,19 +263,10 @@ impl Plan {
                 }
                 None => (None, None),
             };
-            PlanErrors(vec![PlanError {
-                line,
-                column,
-                field: None,
-                message: e.message().trim().to_string(),
-            }])
+            PlanErrors(vec![PlanError { line, column, field: None, message: e.message().trim().to_string() }])
         })?;
         let problems = plan.problems();
-        if problems.is_empty() {
-            Ok(plan)
-        } else {
-            Err(PlanErrors(problems))
-        }
+        if problems.is_empty() { Ok(plan) } else { Err(PlanErrors(problems)) }
     }
 
     pub fn stage(&self, index: StageIndex) -> Option<&Stage> {
@@ -298,9 +285,7 @@ impl Plan {
     /// The rules that span fields; single values were already checked while parsing.
     fn problems(&self) -> Vec<PlanError> {
         let mut out = Vec::new();
-        let mut bad = |field: String, message: String| {
-            out.push(PlanError { line: None, column: None, field: Some(field), message })
-        };
+        let mut bad = |field: String, message: String| out.push(PlanError { line: None, column: None, field: Some(field), message });
 
         if !is_slug(&self.key) {
             bad("key".into(), format!("`{}` must be lowercase letters, digits and dashes", self.key));
@@ -332,7 +317,10 @@ impl Plan {
         }
         let [low, high] = g.manual_review.success_band;
         if low >= high {
-            bad("guardrails.manual_review.success_band".into(), format!("the band [{low}, {high}) is empty: the first bound must be lower"));
+            bad(
+                "guardrails.manual_review.success_band".into(),
+                format!("the band [{low}, {high}) is empty: the first bound must be lower"),
+            );
         }
         if g.auto_rollback.success_rate_below > low {
             bad(
@@ -392,10 +380,7 @@ impl Plan {
         if let Some(last) = self.stages.last()
             && !(last.flag.enabled && last.flag.percentage == Percentage::FULL)
         {
-            bad(
-                format!("stages[{}].flag", self.stages.len() - 1),
-                "the last stage must serve the flag on for 100%".into(),
-            );
+            bad(format!("stages[{}].flag", self.stages.len() - 1), "the last stage must serve the flag on for 100%".into());
         }
         if let Some(first) = self.stages.first()
             && first.flag.enabled
@@ -459,9 +444,7 @@ mod tests {
             .iter()
             .map(|s| {
                 let soak = Box::leak(s.soak.to_string().into_boxed_str());
-                let c = s.criteria.as_ref().map(|c| {
-                    (c.success_rate_min.get(), c.latency_max.get(), c.error_rate_max.get(), c.min_events)
-                });
+                let c = s.criteria.as_ref().map(|c| (c.success_rate_min.get(), c.latency_max.get(), c.error_rate_max.get(), c.min_events));
                 (s.flag.enabled, s.flag.percentage.get(), &*soak, c)
             })
             .collect();

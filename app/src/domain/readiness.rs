@@ -13,14 +13,30 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Blocker {
-    SoakRemaining { remaining: Span },
-    ChecklistIncomplete { open: u32, total: u32 },
+    SoakRemaining {
+        remaining: Span,
+    },
+    ChecklistIncomplete {
+        open: u32,
+        total: u32,
+    },
     BaselineMissing,
-    TestSuiteNotPassed { suite: String, passed: Option<u32>, required: u32 },
+    TestSuiteNotPassed {
+        suite: String,
+        passed: Option<u32>,
+        required: u32,
+    },
     /// A success criterion is failing or not yet proven.
-    GateNotPassed { criterion: String, verdict: Verdict, explanation: String },
+    GateNotPassed {
+        criterion: String,
+        verdict: Verdict,
+        explanation: String,
+    },
     /// The guard loop asked for a review that nobody has acknowledged.
-    AlertOpen { id: i64, message: String },
+    AlertOpen {
+        id: i64,
+        message: String,
+    },
 }
 
 impl fmt::Display for Blocker {
@@ -125,10 +141,7 @@ mod tests {
     fn soak_blocks_until_it_has_elapsed_exactly() {
         let plan = Plan::from_toml(DEFAULT_PLAN_TOML).unwrap();
         let now = Timestamp(100 * HOUR);
-        assert_eq!(
-            blockers(&plan, &state(1, 47), &done(4), now),
-            vec![Blocker::SoakRemaining { remaining: Span::from_secs(3600) }]
-        );
+        assert_eq!(blockers(&plan, &state(1, 47), &done(4), now), vec![Blocker::SoakRemaining { remaining: Span::from_secs(3600) }]);
         assert_eq!(blockers(&plan, &state(1, 48), &done(4), now), vec![]);
     }
 

@@ -136,9 +136,7 @@ impl Command {
                 reason: reason.unwrap_or_default(),
             },
             other => {
-                return Err(format!(
-                    "action: `{other}` is not a command (start, advance, pause, resume, roll_back, complete)"
-                ));
+                return Err(format!("action: `{other}` is not a command (start, advance, pause, resume, roll_back, complete)"));
             }
         })
     }

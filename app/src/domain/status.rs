@@ -104,7 +104,12 @@ mod tests {
     #[test]
     fn the_headline_follows_what_matters_most() {
         let p = plan();
-        let h = health(&p, &state(1, Status::Running), &[gate(Criterion::ErrorRate, Verdict::Fail), gate(Criterion::MinEvents, Verdict::Pass)], &[]);
+        let h = health(
+            &p,
+            &state(1, Status::Running),
+            &[gate(Criterion::ErrorRate, Verdict::Fail), gate(Criterion::MinEvents, Verdict::Pass)],
+            &[],
+        );
         assert_eq!((h.level, h.headline.as_str()), (Level::Trouble, "1% rollout: Error rate outside the limit."));
         let h = health(&p, &state(1, Status::Running), &[gate(Criterion::SuccessRate, Verdict::Inconclusive)], &[]);
         assert_eq!(h.level, Level::Watching);

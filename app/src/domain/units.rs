@@ -165,19 +165,12 @@ impl Span {
                 'd' => 86_400,
                 'w' => 604_800,
                 _ => {
-                    return Err(format!(
-                        "`{text}` is not a duration: unknown unit `{c}` (use s, m, h, d or w)"
-                    ));
+                    return Err(format!("`{text}` is not a duration: unknown unit `{c}` (use s, m, h, d or w)"));
                 }
             };
-            let n: i64 = digits
-                .parse()
-                .map_err(|_| format!("`{text}` is not a duration: a number must come before `{c}`"))?;
+            let n: i64 = digits.parse().map_err(|_| format!("`{text}` is not a duration: a number must come before `{c}`"))?;
             digits.clear();
-            total = n
-                .checked_mul(unit)
-                .and_then(|v| total.checked_add(v))
-                .ok_or_else(|| format!("`{text}` is too long a duration"))?;
+            total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(|| format!("`{text}` is too long a duration"))?;
         }
         if !digits.is_empty() {
             return Err(format!("`{text}` is not a duration: `{digits}` has no unit (e.g. `{digits}h`)"));

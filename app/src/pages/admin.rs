@@ -1,9 +1,7 @@
 //! The admin page: people and their roles, API tokens, and share links to status pages. A
 //! password, token or link is shown once, right after it is made; Rampart keeps only a hash.
 
-use crate::api::{
-    CreateShareLink, CreateToken, CreateUser, RevokeShareLink, RevokeToken, UpdateUser, admin_overview,
-};
+use crate::api::{CreateShareLink, CreateToken, CreateUser, RevokeShareLink, RevokeToken, UpdateUser, admin_overview};
 use crate::domain::access::{Role, Scope};
 use crate::error::AppError;
 use crate::format;
@@ -216,7 +214,11 @@ fn share_url(secret: &str) -> String {
 }
 
 #[component]
-fn ShareLinks(links: Vec<ShareLinkView>, create_link: ServerAction<CreateShareLink>, revoke_link: ServerAction<RevokeShareLink>) -> impl IntoView {
+fn ShareLinks(
+    links: Vec<ShareLinkView>,
+    create_link: ServerAction<CreateShareLink>,
+    revoke_link: ServerAction<RevokeShareLink>,
+) -> impl IntoView {
     let result = move || {
         issued(create_link.value().get(), |i: &Issued<ShareLinkView>| {
             let url = share_url(&i.secret);

@@ -2,8 +2,8 @@
 //! commands an approver may give, and the audit trail.
 
 use crate::api::{AcknowledgeAlert, RunCommand, SetChecklistItem, get_control_room};
-use crate::components::alerts::Alerts;
 use crate::components::actions::Actions;
+use crate::components::alerts::Alerts;
 use crate::components::charts::Charts;
 use crate::components::checklist::{Checklist, OtherChecklists};
 use crate::components::stage_panel::StagePanel;
@@ -91,7 +91,8 @@ fn Room(
     let criteria = room.plan.stage(room.state.stage).and_then(|s| s.criteria.clone());
     let charts = view! { <Charts rollout_id=room.rollout_id criteria baseline=room.baseline.clone() hours live/> }.into_any();
     let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items tick you=you.clone()/> }.into_any();
-    let other_checklists = view! { <OtherChecklists plan=room.plan.clone() current=room.state.stage items=room.checklist.clone()/> }.into_any();
+    let other_checklists =
+        view! { <OtherChecklists plan=room.plan.clone() current=room.state.stage items=room.checklist.clone()/> }.into_any();
     let actions = view! { <Actions room=room.clone() command you=you.clone()/> }.into_any();
     let timeline = view! { <Timeline entries=room.audit.clone()/> }.into_any();
     let alerts = view! { <Alerts rollout_id=room.rollout_id alerts=room.alerts.clone() acknowledge you/> }.into_any();

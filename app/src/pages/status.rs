@@ -3,9 +3,9 @@
 //! comes next and when, and what went wrong lately.
 
 use crate::api::get_status;
+use crate::components::local_time::LocalTime;
 use crate::domain::status::Level;
 use crate::model::StatusView;
-use crate::components::local_time::LocalTime;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
@@ -41,11 +41,8 @@ fn Status(view: StatusView) -> impl IntoView {
         };
         view! { <p data-testid="next"><strong>"Next: "</strong>{name}" — "{when}</p> }
     });
-    let numbers = view
-        .numbers
-        .into_iter()
-        .map(|(label, value)| view! { <div class="number"><dt>{label}</dt><dd>{value}</dd></div> })
-        .collect_view();
+    let numbers =
+        view.numbers.into_iter().map(|(label, value)| view! { <div class="number"><dt>{label}</dt><dd>{value}</dd></div> }).collect_view();
     let incidents = if view.incidents.is_empty() {
         view! { <p class="muted">"None."</p> }.into_any()
     } else {

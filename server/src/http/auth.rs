@@ -8,11 +8,11 @@
 //! permission through the same [`app::domain::access::check`].
 
 use super::{ApiError, ApiState};
-use crate::auth::{Auth, SESSION_COOKIE, SHARE_COOKIE, bearer_token};
+use crate::auth::{Auth, SESSION_COOKIE, SHARE_COOKIE, bearer_token, cookie};
 use app::domain::access::{Permission, Principal, Role, Scope, check};
-use app::services::AccountService;
 use app::error::AppError;
 use app::model::{Issued, ShareLinkView, TokenView, UserView};
+use app::services::AccountService;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Form, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -42,18 +42,22 @@ pub fn rule(method: &Method, route: &str) -> Option<Rule> {
     Some(match (m, route) {
         ("GET", "/healthz" | "/api/v1/openapi.yaml" | "/api/v1/me" | "/share/{secret}") => Public,
         ("POST", "/auth/login" | "/auth/logout") => Public,
-        ("GET", "/api/v1/rollouts/{id}" | "/api/v1/rollouts/{id}/live" | "/api/v1/rollouts/{id}/metrics" | "/api/v1/rollouts/{id}/baseline") => {
-            Needs(ReadRollout)
-        }
+        (
+            "GET",
+            "/api/v1/rollouts/{id}" | "/api/v1/rollouts/{id}/live" | "/api/v1/rollouts/{id}/metrics" | "/api/v1/rollouts/{id}/baseline",
+        ) => Needs(ReadRollout),
         ("POST", "/api/v1/rollouts/{id}/commands") => PerCommand,
         ("POST", "/api/v1/rollouts/{id}/checklist/{item}") => Needs(TickChecklist),
         ("POST", "/api/v1/rollouts/{id}/alerts/{alert}/acknowledge") => Needs(AcknowledgeAlert),
         ("POST", "/api/v1/rollouts/{id}/baseline") => Needs(CaptureBaseline),
         ("POST", "/api/v1/events") => Needs(IngestEvents),
-        ("GET", "/api/v1/flags" | "/api/v1/flags/events" | "/api/v1/flags/{key}" | "/api/v1/flags/{key}/evaluate" | "/api/v1/flags/{key}/env") => {
+        (
+            "GET",
+            "/api/v1/flags" | "/api/v1/flags/events" | "/api/v1/flags/{key}" | "/api/v1/flags/{key}/evaluate" | "/api/v1/flags/{key}/env",
+        ) => Needs(EvaluateFlags),
+        ("POST", "/ofrep/v1/evaluate/flags/{key}" | "/ofrep/v1/evaluate/flags") | ("GET", "/ofrep/v1/configuration") => {
             Needs(EvaluateFlags)
         }
-        ("POST", "/ofrep/v1/evaluate/flags/{key}" | "/ofrep/v1/evaluate/flags") | ("GET", "/ofrep/v1/configuration") => Needs(EvaluateFlags),
         ("GET" | "POST", "/api/v1/users") | ("PATCH", "/api/v1/users/{id}") | ("POST", "/api/v1/users/{id}/password") => Needs(ManageUsers),
         ("GET" | "POST", "/api/v1/tokens") | ("DELETE", "/api/v1/tokens/{id}") => Needs(ManageTokens),
         ("GET" | "POST", "/api/v1/share-links") | ("DELETE", "/api/v1/share-links/{id}") => Needs(ManageShareLinks),
@@ -87,12 +91,16 @@ pub async fn authorize(State(auth): State<Auth>, mut request: Request, next: Nex
         Ok(p) => p,
         Err(e) => return ApiError(e).into_response(),
     };
+    // Only a request the browser sends with our cookies (or a sign-in, which sets them) can be
+    // forged by another site; tokens carry no ambient authority.
     let unsafe_method = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if unsafe_method && bearer_token(request.headers()).is_none()
-        && let Err(why) = same_origin(request.headers()) {
-            tracing::warn!(path = %request.uri().path(), why, "refused a cross-site request");
-            return ApiError(AppError::Forbidden { message: format!("cross-site request refused: {why}") }).into_response();
-        }
+    let headers = request.headers();
+    let cookie_borne = cookie(headers, SESSION_COOKIE).is_some() || cookie(headers, SHARE_COOKIE).is_some();
+    let forgeable = unsafe_method && bearer_token(headers).is_none() && (cookie_borne || request.uri().path() == "/auth/login");
+    if forgeable && let Err(why) = same_origin(headers) {
+        tracing::warn!(path = %request.uri().path(), why, "refused a cross-site request");
+        return ApiError(AppError::Forbidden { message: format!("cross-site request refused: {why}") }).into_response();
+    }
     let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
     if let Some(route) = route.as_deref().filter(|r| is_api_route(r)) {
         let allowed = match rule(request.method(), route) {
@@ -147,10 +155,7 @@ fn encode_component(text: &str) -> String {
 
 /// Sign-in, sign-out and share links: the browser-facing routes.
 pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/share/{secret}", get(open_share_link))
+    Router::new().route("/auth/login", post(login)).route("/auth/logout", post(logout)).route("/share/{secret}", get(open_share_link))
 }
 
 /// Who am I, and the admin API for users, tokens and share links (under `/api/v1`).
@@ -334,7 +339,11 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(state.auth.create_token(&new.name, &new.scopes, &principal.actor()).await?)))
 }
 
-async fn revoke_token(State(state): State<ApiState>, Extension(principal): Extension<Principal>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+async fn revoke_token(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
     state.auth.revoke_token(id, &principal.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -361,7 +370,8 @@ async fn create_share_link(
     body: Result<Json<NewShareLink>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Issued<ShareLinkView>>), ApiError> {
     let Json(new) = body?;
-    let issued = AccountService::create_share_link(&state.auth, new.rollout_id, &new.label, new.valid_for_hours, &principal.actor()).await?;
+    let issued =
+        AccountService::create_share_link(&state.auth, new.rollout_id, &new.label, new.valid_for_hours, &principal.actor()).await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 

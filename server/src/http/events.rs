@@ -3,6 +3,7 @@
 use super::{ApiError, ApiState};
 use crate::metrics::{IngestReport, WindowView};
 use crate::store::{Baseline, RollupFilter};
+use app::domain::access::Principal;
 use app::domain::event::parse_rfc3339;
 use app::domain::units::Timestamp;
 use app::error::AppError;
@@ -12,7 +13,6 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use app::domain::access::Principal;
 use serde::Deserialize;
 use tower_http::decompression::RequestDecompressionLayer;
 
@@ -42,11 +42,8 @@ async fn ingest(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) 
     } else {
         state.metrics.ingest_lines((1..).zip(text.lines())).await?
     };
-    let status = if report.accepted + report.duplicates == 0 && report.rejected > 0 {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status =
+        if report.accepted + report.duplicates == 0 && report.rejected > 0 { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     Ok((status, Json(report)))
 }
 
@@ -86,7 +83,9 @@ struct BaselineRequest {
 
 fn time_value(field: &str, value: &serde_json::Value) -> Result<Timestamp, ApiError> {
     match value {
-        serde_json::Value::Number(n) => n.as_i64().map(Timestamp).ok_or_else(|| ApiError(AppError::invalid(field, "not epoch milliseconds"))),
+        serde_json::Value::Number(n) => {
+            n.as_i64().map(Timestamp).ok_or_else(|| ApiError(AppError::invalid(field, "not epoch milliseconds")))
+        }
         serde_json::Value::String(s) => parse_time(field, s),
         _ => Err(ApiError(AppError::invalid(field, "expected RFC 3339 text or epoch milliseconds"))),
     }

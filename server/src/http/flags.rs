@@ -84,9 +84,10 @@ async fn evaluate(
     Query(query): Query<EvaluateQuery>,
 ) -> Result<Response, ApiError> {
     let config = find(&state, &key)?;
-    let unit = query.unit.filter(|u| !u.is_empty()).ok_or_else(|| {
-        ApiError(AppError::invalid("unit", "the unit to evaluate is required: ?unit=<user or request id>"))
-    })?;
+    let unit = query
+        .unit
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| ApiError(AppError::invalid("unit", "the unit to evaluate is required: ?unit=<user or request id>")))?;
     let result = bucketing::evaluate(config.served(), &config.group, &unit);
     Ok(Json(UnitEvaluation {
         flag: &config.key,

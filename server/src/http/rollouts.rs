@@ -1,21 +1,21 @@
 //! Rollout endpoints: read the control-room snapshot, tick checklist items, give commands.
 
 use super::{ApiError, ApiState};
+use crate::store::Claim;
+use app::domain::access::{Principal, check};
+use app::domain::bucketing::murmur3_x86_32;
 use app::domain::rollout::{Command, Rollout};
+use app::error::AppError;
 use app::model::{ChecklistItem, ControlRoom};
 use app::services::RolloutService;
-use crate::store::Claim;
-use app::domain::bucketing::murmur3_x86_32;
-use app::error::AppError;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use app::domain::access::{Principal, check};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use std::convert::Infallible;
@@ -114,9 +114,7 @@ async fn command(
             blockers: Vec::new(),
         })
         .into_response(),
-        Claim::Mismatch => {
-            ApiError(AppError::invalid("Idempotency-Key", "was already used for a different request")).into_response()
-        }
+        Claim::Mismatch => ApiError(AppError::invalid("Idempotency-Key", "was already used for a different request")).into_response(),
     }
 }
 

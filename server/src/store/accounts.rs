@@ -55,7 +55,8 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        insert_audit(&mut tx, None, actor, "user_created", &format!("Added user {name} as {role}"), None, None, serde_json::json!({})).await?;
+        insert_audit(&mut tx, None, actor, "user_created", &format!("Added user {name} as {role}"), None, None, serde_json::json!({}))
+            .await?;
         tx.commit().await?;
         Ok(Some(UserView { id: row.id, name: name.into(), role, created_at: now, created_by: actor.into(), disabled: false }))
     }
@@ -123,8 +124,7 @@ impl Store {
         let row = sqlx::query!("SELECT id, name, role, password_hash FROM users WHERE name = $1 AND disabled_at IS NULL", name)
             .fetch_optional(self.pool())
             .await?;
-        row.map(|r| Ok(Credentials { id: r.id, name: r.name, role: role_from(&r.role)?, password_hash: r.password_hash }))
-            .transpose()
+        row.map(|r| Ok(Credentials { id: r.id, name: r.name, role: role_from(&r.role)?, password_hash: r.password_hash })).transpose()
     }
 
     /// Sets a user's password hash and ends all their sessions.
@@ -142,7 +142,14 @@ impl Store {
     }
 
     /// Starts a session and records the sign-in.
-    pub async fn create_session(&self, id_hash: &[u8], user: &Credentials, address: &str, now: Timestamp, expires: Timestamp) -> Result<()> {
+    pub async fn create_session(
+        &self,
+        id_hash: &[u8],
+        user: &Credentials,
+        address: &str,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         sqlx::query!(
             "INSERT INTO sessions (id_hash, user_id, created_at, expires_at, address) VALUES ($1, $2, $3, $4, $5)",
@@ -178,12 +185,10 @@ impl Store {
     /// Ends one session, or with `everywhere` every session of its user. Returns the user's name.
     pub async fn end_session(&self, id_hash: &[u8], everywhere: bool) -> Result<Option<String>> {
         let mut tx = self.pool().begin().await?;
-        let row = sqlx::query!(
-            "DELETE FROM sessions s USING users u WHERE s.id_hash = $1 AND u.id = s.user_id RETURNING u.id, u.name",
-            id_hash
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
+        let row =
+            sqlx::query!("DELETE FROM sessions s USING users u WHERE s.id_hash = $1 AND u.id = s.user_id RETURNING u.id, u.name", id_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(row) = row else { return Ok(None) };
         if everywhere {
             sqlx::query!("DELETE FROM sessions WHERE user_id = $1", row.id).execute(&mut *tx).await?;
@@ -238,7 +243,15 @@ impl Store {
         let text = format!("Created API token {name} ({})", listed.join(", "));
         insert_audit(&mut tx, None, actor, "token_created", &text, None, None, serde_json::json!({ "token_id": id })).await?;
         tx.commit().await?;
-        Ok(TokenView { id, name: name.into(), scopes: scopes.to_vec(), created_at: now, created_by: actor.into(), last_used_at: None, revoked: false })
+        Ok(TokenView {
+            id,
+            name: name.into(),
+            scopes: scopes.to_vec(),
+            created_at: now,
+            created_by: actor.into(),
+            last_used_at: None,
+            revoked: false,
+        })
     }
 
     pub async fn tokens(&self) -> Result<Vec<TokenView>> {
@@ -286,8 +299,17 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound("token"))?;
-        insert_audit(&mut tx, None, actor, "token_revoked", &format!("Revoked API token {name}"), None, None, serde_json::json!({ "token_id": id }))
-            .await?;
+        insert_audit(
+            &mut tx,
+            None,
+            actor,
+            "token_revoked",
+            &format!("Revoked API token {name}"),
+            None,
+            None,
+            serde_json::json!({ "token_id": id }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -318,7 +340,15 @@ impl Store {
         insert_audit(&mut tx, Some(rollout_id), actor, "share_link_created", &text, None, None, serde_json::json!({ "share_link_id": id }))
             .await?;
         tx.commit().await?;
-        Ok(ShareLinkView { id, rollout_id, label: label.into(), created_at: now, created_by: actor.into(), expires_at: expires, revoked: false })
+        Ok(ShareLinkView {
+            id,
+            rollout_id,
+            label: label.into(),
+            created_at: now,
+            created_by: actor.into(),
+            expires_at: expires,
+            revoked: false,
+        })
     }
 
     pub async fn share_links(&self) -> Result<Vec<ShareLinkView>> {
@@ -367,8 +397,17 @@ impl Store {
         .await?
         .ok_or(StoreError::NotFound("share link"))?;
         let text = format!("Revoked share link \"{}\"", row.label);
-        insert_audit(&mut tx, Some(row.rollout_id), actor, "share_link_revoked", &text, None, None, serde_json::json!({ "share_link_id": id }))
-            .await?;
+        insert_audit(
+            &mut tx,
+            Some(row.rollout_id),
+            actor,
+            "share_link_revoked",
+            &text,
+            None,
+            None,
+            serde_json::json!({ "share_link_id": id }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

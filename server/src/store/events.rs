@@ -76,7 +76,16 @@ pub struct Baseline {
 /// Rebuilds the stats of a rollup row (any query selecting the rollup columns by name).
 macro_rules! stats_of {
     ($r:expr) => {
-        stored_stats($r.success, $r.error, $r.timeout, $r.critical, $r.latency_sum_ms, &$r.latency_sketch, $r.memory_sum_mb, $r.memory_max_mb)
+        stored_stats(
+            $r.success,
+            $r.error,
+            $r.timeout,
+            $r.critical,
+            $r.latency_sum_ms,
+            &$r.latency_sketch,
+            $r.memory_sum_mb,
+            $r.memory_max_mb,
+        )
     };
 }
 
@@ -152,12 +161,10 @@ fn variant_from(text: &str) -> Result<Variant> {
 impl Store {
     /// The rollout's stage intervals, oldest first.
     pub async fn stage_spans(&self, rollout_id: i64) -> Result<Vec<StageSpan>> {
-        let rows = sqlx::query!(
-            "SELECT stage, entered_at, left_at FROM stage_history WHERE rollout_id = $1 ORDER BY entered_at, id",
-            rollout_id
-        )
-        .fetch_all(self.pool())
-        .await?;
+        let rows =
+            sqlx::query!("SELECT stage, entered_at, left_at FROM stage_history WHERE rollout_id = $1 ORDER BY entered_at, id", rollout_id)
+                .fetch_all(self.pool())
+                .await?;
         Ok(rows
             .into_iter()
             .map(|r| StageSpan { stage: r.stage, from: to_timestamp(r.entered_at), to: r.left_at.map(to_timestamp) })
@@ -269,7 +276,13 @@ impl Store {
 
     /// Per-minute stats by arm over `[from, to)` (whole minutes): from the by-arm rollups, or
     /// from the detailed ones when the filter names a provider, file type or size.
-    pub async fn window_rows(&self, rollout_id: i64, from: Timestamp, to: Timestamp, filter: &RollupFilter) -> Result<Vec<(ArmKey, Stats)>> {
+    pub async fn window_rows(
+        &self,
+        rollout_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        filter: &RollupFilter,
+    ) -> Result<Vec<(ArmKey, Stats)>> {
         if filter.provider.is_some() || filter.file_type.is_some() || filter.size_class_mb.is_some() {
             let rows = self.rollups(rollout_id, from, to, filter).await?;
             return Ok(rows.into_iter().map(|(k, s)| (ArmKey { minute: k.minute, stage: k.stage, variant: k.variant }, s)).collect());
@@ -391,7 +404,14 @@ impl Store {
         super::insert_audit(&mut tx, Some(rollout_id), actor, "baseline", &text, None, None, serde_json::json!({ "summary": summary }))
             .await?;
         tx.commit().await?;
-        Ok(Baseline { id: row.id, captured_at: to_timestamp(row.captured_at), captured_by: actor.to_string(), from, to, summary: summary.clone() })
+        Ok(Baseline {
+            id: row.id,
+            captured_at: to_timestamp(row.captured_at),
+            captured_by: actor.to_string(),
+            from,
+            to,
+            summary: summary.clone(),
+        })
     }
 
     pub async fn latest_baseline(&self, rollout_id: i64) -> Result<Option<Baseline>> {

@@ -8,9 +8,8 @@ use app::model::Alert;
 impl Store {
     /// The timers of the conditions that held at the last tick.
     pub async fn sustained(&self, rollout_id: i64) -> Result<Vec<Sustained>> {
-        let rows = sqlx::query!("SELECT condition, since FROM guard_conditions WHERE rollout_id = $1", rollout_id)
-            .fetch_all(self.pool())
-            .await?;
+        let rows =
+            sqlx::query!("SELECT condition, since FROM guard_conditions WHERE rollout_id = $1", rollout_id).fetch_all(self.pool()).await?;
         Ok(rows
             .into_iter()
             .filter_map(|r| Condition::parse(&r.condition).map(|condition| Sustained { condition, since: to_timestamp(r.since) }))
@@ -38,7 +37,14 @@ impl Store {
     }
 
     /// Raises an alert unless one of the same kind is open; returns it if it is new.
-    pub async fn raise_alert(&self, rollout_id: i64, kind: &str, message: &str, evidence: serde_json::Value, now: Timestamp) -> Result<Option<Alert>> {
+    pub async fn raise_alert(
+        &self,
+        rollout_id: i64,
+        kind: &str,
+        message: &str,
+        evidence: serde_json::Value,
+        now: Timestamp,
+    ) -> Result<Option<Alert>> {
         let mut tx = self.pool().begin().await?;
         let row = sqlx::query!(
             "INSERT INTO alerts (rollout_id, kind, message, evidence, raised_at) VALUES ($1, $2, $3, $4, $5)
@@ -59,7 +65,15 @@ impl Store {
         let summary = format!("Review needed: {message}");
         insert_audit(&mut tx, Some(rollout_id), crate::guard::GUARD_ACTOR, "alert", &summary, None, None, evidence).await?;
         tx.commit().await?;
-        Ok(Some(Alert { id: row.id, kind: kind.into(), message: message.into(), raised_at: now, acknowledged_by: None, acknowledged_at: None, acknowledgement: None }))
+        Ok(Some(Alert {
+            id: row.id,
+            kind: kind.into(),
+            message: message.into(),
+            raised_at: now,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            acknowledgement: None,
+        }))
     }
 
     /// The rollout's alerts, open ones first, newest first.
@@ -101,8 +115,17 @@ impl Store {
         .await?
         .ok_or(StoreError::NotFound("open alert"))?;
         let summary = format!("Acknowledged the alert: {message}");
-        insert_audit(&mut tx, Some(rollout_id), actor, "acknowledge", &summary, Some(note), None, serde_json::json!({ "alert_id": alert_id }))
-            .await?;
+        insert_audit(
+            &mut tx,
+            Some(rollout_id),
+            actor,
+            "acknowledge",
+            &summary,
+            Some(note),
+            None,
+            serde_json::json!({ "alert_id": alert_id }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -33,9 +33,8 @@ impl Store {
         if claimed.is_some() {
             return Ok(Claim::New);
         }
-        let row = sqlx::query!("SELECT request_hash, status, response FROM idempotency_keys WHERE key = $1", key)
-            .fetch_one(self.pool())
-            .await?;
+        let row =
+            sqlx::query!("SELECT request_hash, status, response FROM idempotency_keys WHERE key = $1", key).fetch_one(self.pool()).await?;
         Ok(match (row.request_hash == request_hash, row.status, row.response) {
             (false, _, _) => Claim::Mismatch,
             (true, Some(status), Some(response)) => Claim::Done { status: status as u16, response },

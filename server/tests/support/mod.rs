@@ -2,9 +2,9 @@
 
 #![allow(dead_code)]
 
+use app::domain::access::Scope;
 use app::domain::units::Timestamp;
 use server::config::ServeConfig;
-use app::domain::access::Scope;
 use server::startup;
 use server::store::Store;
 use sqlx::PgPool;
