@@ -7,7 +7,7 @@
 //! that hands it out.
 
 use crate::service::Clock;
-use crate::store::{Credentials, Holder, Store, StoreError};
+use crate::store::{Credentials, Holder, Store};
 use app::domain::access::{Principal, Role, Scope};
 use app::domain::units::{Span, Timestamp};
 use app::error::AppError;
@@ -69,10 +69,6 @@ fn check_password_rules(password: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-fn internal(error: StoreError) -> AppError {
-    error.into()
-}
-
 /// Token lookups by digest: when fetched, and who holds the token (`None`: nobody, or revoked).
 type TokenCache = HashMap<[u8; 32], (Instant, Option<Holder>)>;
 
@@ -128,12 +124,12 @@ impl Auth {
             };
         }
         if let Some(session) = cookie(headers, SESSION_COOKIE)
-            && let Some(holder) = self.store.session_user(&digest(session), self.now()).await.map_err(internal)?
+            && let Some(holder) = self.store.session_user(&digest(session), self.now()).await?
         {
             return Ok(principal(holder));
         }
         if let Some(link) = cookie(headers, SHARE_COOKIE)
-            && let Some(holder) = self.store.share_link(&digest(link), self.now()).await.map_err(internal)?
+            && let Some(holder) = self.store.share_link(&digest(link), self.now()).await?
         {
             return Ok(principal(holder));
         }
@@ -147,7 +143,7 @@ impl Auth {
         {
             return Ok(holder.clone());
         }
-        let holder = self.store.use_token(&key, self.now()).await.map_err(internal)?;
+        let holder = self.store.use_token(&key, self.now()).await?;
         let mut cache = self.tokens.lock().expect("token cache");
         if cache.len() > 10_000 {
             cache.clear();
@@ -161,7 +157,7 @@ impl Auth {
     pub async fn login(&self, name: &str, password: &str, address: &str) -> Result<NewSession, AppError> {
         let now = self.now();
         let since = Timestamp(now.millis() - FAILURE_WINDOW.millis());
-        let [by_name, by_address] = self.store.login_failures(name, address, since).await.map_err(internal)?;
+        let [by_name, by_address] = self.store.login_failures(name, address, since).await?;
         for ((count, oldest), limit) in [(by_name, MAX_FAILURES_PER_ACCOUNT), (by_address, MAX_FAILURES_PER_ADDRESS)] {
             if count >= limit {
                 let free_at = oldest.unwrap_or(now).millis() + FAILURE_WINDOW.millis();
@@ -172,12 +168,12 @@ impl Auth {
                 });
             }
         }
-        let user = self.store.credentials(name).await.map_err(internal)?;
+        let user = self.store.credentials(name).await?;
         let stored = user.as_ref().map_or_else(|| DECOY_HASH.clone(), |u| u.password_hash.clone());
         let candidate = password.to_string();
         let matches = tokio::task::spawn_blocking(move || verify_password(&candidate, &stored)).await.unwrap_or(false);
         let Some(user) = user.filter(|_| matches) else {
-            self.store.record_login_failure(name, address, now, since).await.map_err(internal)?;
+            self.store.record_login_failure(name, address, now, since).await?;
             return Err(AppError::Unauthenticated { message: "wrong name or password".into() });
         };
         self.start_session(&user, address).await
@@ -187,14 +183,14 @@ impl Auth {
         let now = self.now();
         let id = new_secret();
         let expires = Timestamp(now.millis() + self.session_ttl.millis());
-        self.store.create_session(&digest(&id), user, address, now, expires).await.map_err(internal)?;
+        self.store.create_session(&digest(&id), user, address, now, expires).await?;
         Ok(NewSession { id: SecretString::from(id), name: user.name.clone(), max_age_secs: self.session_ttl.secs() })
     }
 
     /// Ends the session in these headers (or all of its user's, with `everywhere`).
     pub async fn logout(&self, headers: &HeaderMap, everywhere: bool) -> Result<(), AppError> {
         if let Some(session) = cookie(headers, SESSION_COOKIE) {
-            self.store.end_session(&digest(session), everywhere).await.map_err(internal)?;
+            self.store.end_session(&digest(session), everywhere).await?;
         }
         Ok(())
     }
@@ -216,7 +212,7 @@ impl Auth {
             None => new_secret()[..24].to_string(),
         };
         let hash = hash_off_thread(secret.clone()).await?;
-        let user = self.store.create_user(name, role, &hash, actor, self.now()).await.map_err(internal)?;
+        let user = self.store.create_user(name, role, &hash, actor, self.now()).await?;
         let user = user.ok_or_else(|| AppError::invalid("name", format!("a user named {name} already exists")))?;
         // A chosen password is not echoed back.
         Ok(Issued { item: user, secret: if password.is_some() { String::new() } else { secret } })
@@ -225,7 +221,7 @@ impl Auth {
     pub async fn set_password(&self, user_id: i64, password: &str, actor: &str) -> Result<(), AppError> {
         check_password_rules(password)?;
         let hash = hash_off_thread(password.to_string()).await?;
-        self.store.set_password(user_id, &hash, actor).await.map_err(internal)
+        self.store.set_password(user_id, &hash, actor).await.map_err(AppError::from)
     }
 
     pub async fn update_user(&self, id: i64, role: Option<Role>, disabled: Option<bool>, by: &Principal) -> Result<UserView, AppError> {
@@ -235,11 +231,11 @@ impl Auth {
         {
             return Err(AppError::invalid("role", "you cannot demote or disable yourself; ask another admin"));
         }
-        self.store.update_user(id, role, disabled, &by.actor(), self.now()).await.map_err(internal)
+        self.store.update_user(id, role, disabled, &by.actor(), self.now()).await.map_err(AppError::from)
     }
 
     pub async fn users(&self) -> Result<Vec<UserView>, AppError> {
-        self.store.users().await.map_err(internal)
+        self.store.users().await.map_err(AppError::from)
     }
 
     pub async fn create_token(&self, name: &str, scopes: &[Scope], actor: &str) -> Result<Issued<TokenView>, AppError> {
@@ -251,17 +247,17 @@ impl Auth {
             return Err(AppError::invalid("scopes", "name at least one of ingest, evaluate, read, drive"));
         }
         let secret = format!("rmp_{}", new_secret());
-        let token = self.store.create_token(name, &digest(&secret), scopes, actor, self.now()).await.map_err(internal)?;
+        let token = self.store.create_token(name, &digest(&secret), scopes, actor, self.now()).await?;
         Ok(Issued { item: token, secret })
     }
 
     pub async fn tokens(&self) -> Result<Vec<TokenView>, AppError> {
-        self.store.tokens().await.map_err(internal)
+        self.store.tokens().await.map_err(AppError::from)
     }
 
     /// Revokes a token; this process stops accepting it at once, others within the cache TTL.
     pub async fn revoke_token(&self, id: i64, actor: &str) -> Result<(), AppError> {
-        self.store.revoke_token(id, actor, self.now()).await.map_err(internal)?;
+        self.store.revoke_token(id, actor, self.now()).await?;
         self.tokens.lock().expect("token cache").clear();
         Ok(())
     }
@@ -280,25 +276,25 @@ impl Auth {
         if valid_for.millis() <= 0 || valid_for.secs() > 366 * 86_400 {
             return Err(AppError::invalid("valid_for_hours", "must be between 1 hour and a year"));
         }
-        self.store.rollout(rollout_id).await.map_err(internal)?;
+        self.store.rollout(rollout_id).await?;
         let secret = new_secret();
         let now = self.now();
         let expires = Timestamp(now.millis() + valid_for.millis());
-        let link = self.store.create_share_link(rollout_id, label, &digest(&secret), expires, actor, now).await.map_err(internal)?;
+        let link = self.store.create_share_link(rollout_id, label, &digest(&secret), expires, actor, now).await?;
         Ok(Issued { item: link, secret })
     }
 
     pub async fn share_links(&self) -> Result<Vec<ShareLinkView>, AppError> {
-        self.store.share_links().await.map_err(internal)
+        self.store.share_links().await.map_err(AppError::from)
     }
 
     pub async fn revoke_share_link(&self, id: i64, actor: &str) -> Result<(), AppError> {
-        self.store.revoke_share_link(id, actor, self.now()).await.map_err(internal)
+        self.store.revoke_share_link(id, actor, self.now()).await.map_err(AppError::from)
     }
 
     /// The rollout a share link opens, if it is valid.
     pub async fn share_link_rollout(&self, secret: &str) -> Result<Option<i64>, AppError> {
-        Ok(match self.store.share_link(&digest(secret), self.now()).await.map_err(internal)? {
+        Ok(match self.store.share_link(&digest(secret), self.now()).await? {
             Some(Holder::ShareLink { rollout_id, .. }) => Some(rollout_id),
             _ => None,
         })
