@@ -203,3 +203,29 @@ test('the overview lists every rollout and the plan view checks a plan file', as
   await page.getByRole('button', { name: 'Check' }).click();
   await expect(page.getByTestId('plan-errors')).toContainText('line');
 });
+
+test('an admin makes a token and a share link on the admin page, each shown once', async ({ browser }) => {
+  const context = await browser.newContext({ storageState: '.auth/admin.json' });
+  const page = await context.newPage();
+  await page.goto('/admin');
+  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
+  const vera = page.getByTestId('user-row').filter({ has: page.getByRole('cell', { name: PEOPLE.viewer.name, exact: true }) });
+  await expect(vera).toContainText('active');
+  await expect(vera.getByRole('combobox', { name: `Role of ${PEOPLE.viewer.name}` })).toHaveValue('viewer');
+
+  await page.getByLabel('Token name').fill('ci pipeline');
+  await page.getByRole('checkbox', { name: 'read' }).check();
+  await page.getByRole('checkbox', { name: 'drive' }).check();
+  await page.getByRole('button', { name: 'Create token' }).click();
+  const secret = page.getByTestId('issued-secret');
+  await expect(secret).toHaveText(/^rmp_[0-9a-f]{64}$/);
+  await expect(page.getByTestId('token-row').filter({ hasText: 'ci pipeline' })).toContainText('read, drive');
+
+  await page.getByLabel('Who it is for').fill('board meeting');
+  await page.getByRole('button', { name: 'Create link' }).click();
+  await expect(page.getByTestId('share-link-row').filter({ hasText: 'board meeting' })).toContainText('active');
+  // The list never shows a secret again.
+  await page.reload();
+  await expect(page.getByTestId('issued-secret')).toHaveCount(0);
+  await context.close();
+});

@@ -195,7 +195,7 @@ fn Tokens(tokens: Vec<TokenView>, create_token: ServerAction<CreateToken>, revok
             <h3>"Create a token"</h3>
             {result}
             <ActionForm action=create_token attr:class="action-form">
-                <label>"Name" <input name="name" required=true placeholder="upload-service (prod)"/></label>
+                <label>"Token name" <input name="name" required=true placeholder="upload-service (prod)"/></label>
                 <fieldset><legend>"Scopes"</legend>{scope_boxes}</fieldset>
                 <button type="submit" class="primary">"Create token"</button>
             </ActionForm>

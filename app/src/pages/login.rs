@@ -14,7 +14,7 @@ pub fn LoginPage() -> impl IntoView {
             <h1 id="login-title">"Sign in to Rampart"</h1>
             {move || error().map(|e| view! { <p class="error" role="alert" data-testid="login-error">{e}</p> })}
             <form method="post" action="/auth/login">
-                <input type="hidden" name="next" prop:value=next/>
+                <input type="hidden" name="next" value=next/>
                 <label>"Name" <input name="name" autocomplete="username" required=true autofocus=true/></label>
                 <label>"Password" <input name="password" type="password" autocomplete="current-password" required=true/></label>
                 <button type="submit" class="primary">"Sign in"</button>
