@@ -261,11 +261,11 @@ async fn a_retried_command_with_an_idempotency_key_acts_once(pool: PgPool) {
 async fn next_event(stream: &mut reqwest::Response, buffer: &mut String, kind: &str) {
     let wanted = format!("event: {kind}\n");
     loop {
-        if let Some(at) = buffer.find(&wanted) {
-            if let Some(end) = buffer[at..].find("\n\n") {
-                buffer.drain(..at + end + 2);
-                return;
-            }
+        if let Some(at) = buffer.find(&wanted)
+            && let Some(end) = buffer[at..].find("\n\n")
+        {
+            buffer.drain(..at + end + 2);
+            return;
         }
         let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), stream.chunk())
             .await

@@ -27,11 +27,14 @@ struct Row {
     values: [f64; 4],
 }
 
+/// How a line reads its value from a chart point (`None`: nothing to draw there).
+type Reader = Box<dyn Fn(&crate::model::ChartPoint) -> Option<f64>>;
+
 /// What a chart draws: its title, and for each line a name, a colour and how to read it.
 struct Spec {
     title: &'static str,
     test_id: &'static str,
-    lines: Vec<(String, Colour, Box<dyn Fn(&crate::model::ChartPoint) -> Option<f64>>)>,
+    lines: Vec<(String, Colour, Reader)>,
 }
 
 #[component]

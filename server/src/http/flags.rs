@@ -131,15 +131,13 @@ async fn events(State(state): State<ApiState>) -> Sse<impl Stream<Item = Result<
     let receiver = state.flags.subscribe();
     let flags = state.flags.clone();
     let stream = stream::unfold((receiver, flags), |(mut receiver, flags)| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(config) => return Some((Ok(refetch_event(&config)), (receiver, flags))),
-                Err(RecvError::Lagged(_)) => {
-                    let data = serde_json::json!({ "type": "refetchEvaluation", "flags": flags.all().iter().map(|c| c.key.clone()).collect::<Vec<_>>() });
-                    return Some((Ok(Event::default().data(data.to_string())), (receiver, flags)));
-                }
-                Err(RecvError::Closed) => return None,
+        match receiver.recv().await {
+            Ok(config) => Some((Ok(refetch_event(&config)), (receiver, flags))),
+            Err(RecvError::Lagged(_)) => {
+                let data = serde_json::json!({ "type": "refetchEvaluation", "flags": flags.all().iter().map(|c| c.key.clone()).collect::<Vec<_>>() });
+                Some((Ok(Event::default().data(data.to_string())), (receiver, flags)))
             }
+            Err(RecvError::Closed) => None,
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
