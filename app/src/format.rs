@@ -5,18 +5,21 @@ use crate::domain::units::{Span, Timestamp};
 
 /// `2026-11-22 14:03 UTC`.
 pub fn utc_minute(t: Timestamp) -> String {
+    let (y, m, d, secs) = utc_parts(t);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
+}
+
+/// (year, month, day, seconds into the day) of a moment, in UTC.
+fn utc_parts(t: Timestamp) -> (i64, u32, u32, i64) {
     let secs = t.millis().div_euclid(1000);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rest / 3600, rest % 3600 / 60)
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    (y, m, d, secs.rem_euclid(86_400))
 }
 
 /// `2026-11-22T14:03:00Z`, for `<time datetime>`.
 pub fn iso(t: Timestamp) -> String {
-    let secs = t.millis().div_euclid(1000);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+    let (y, m, d, secs) = utc_parts(t);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 /// A duration the way a person says it, two largest units: `2 d 4 h`, `3 h 10 m`, `45 s`.

@@ -120,23 +120,20 @@ impl RolloutService for Rollouts {
                 ChartPoint { at: p.at, treatment: p.treatment, control: p.control, treatment_total: total }
             })
             .collect();
-        let mut marks: Vec<(Timestamp, String)> = self
-            .store
-            .stage_spans(rollout_id)
-            .await?
-            .into_iter()
-            .filter(|span| span.from >= from)
-            .map(|span| {
-                let name = rollout.plan.stage(StageIndex(span.stage as u32)).map_or_else(String::new, |s| s.name.clone());
-                (span.from, format!("Stage {}: {name}", span.stage))
-            })
-            .collect();
-        for entry in self.store.audit(rollout_id, 500).await? {
-            if entry.at >= from && entry.action.contains("roll_back") {
-                marks.push((entry.at, "Rolled back".to_string()));
+        // Stage entries and rollbacks, both read off the stage history: a rollback is an entry
+        // into a lower stage than the one before it.
+        let stage_name = |stage: i32| rollout.plan.stage(StageIndex(stage as u32)).map_or_else(String::new, |s| s.name.clone());
+        let mut marks = Vec::new();
+        let mut previous: Option<i32> = None;
+        for span in self.store.stage_spans(rollout_id).await? {
+            if span.from >= from {
+                if previous.is_some_and(|p| span.stage < p) {
+                    marks.push((span.from, "Rolled back".to_string()));
+                }
+                marks.push((span.from, format!("Stage {}: {}", span.stage, stage_name(span.stage))));
             }
+            previous = Some(span.stage);
         }
-        marks.sort_by_key(|(at, _)| *at);
         Ok(ChartSeries { from, to, step_minutes: window.step_minutes, points, marks })
     }
 

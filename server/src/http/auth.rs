@@ -75,9 +75,9 @@ fn is_asset(path: &str) -> bool {
     path.starts_with("/pkg/") || path.starts_with("/favicon")
 }
 
-/// Pages anyone may open without signing in.
+/// Pages anyone may open without signing in (assets never get this far).
 fn is_public_page(path: &str) -> bool {
-    path == "/login" || is_asset(path)
+    path == "/login"
 }
 
 /// The middleware: identifies the caller, puts the [`Principal`] into the request, and refuses
