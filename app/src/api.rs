@@ -105,7 +105,7 @@ pub async fn run_command(
         AppError::invalid(field, message)
     })?;
     let principal = require(command.permission())?;
-    services()?.rollouts.command(rollout_id, version, command, &principal.actor()).await
+    services()?.rollouts.command(rollout_id, version, command, &principal).await
 }
 
 /// Acknowledges an open alert with a written note.

@@ -26,8 +26,8 @@ pub trait RolloutService: Send + Sync + 'static {
     /// Per-step numbers of both arms over the last `hours`, with stage changes and rollbacks.
     async fn chart_series(&self, rollout_id: i64, hours: u32) -> Result<ChartSeries, AppError>;
 
-    /// Applies `command` to the rollout as it was at `expected_version`.
-    async fn command(&self, rollout_id: i64, expected_version: u64, command: Command, actor: &str) -> Result<Rollout, AppError>;
+    /// Applies `command`, given by `by`, to the rollout as it was at `expected_version`.
+    async fn command(&self, rollout_id: i64, expected_version: u64, command: Command, by: &Principal) -> Result<Rollout, AppError>;
 }
 
 /// Users, API tokens and share links (the admin pages). `actor` is who acts, for the audit trail.

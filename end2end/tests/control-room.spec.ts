@@ -15,7 +15,7 @@ test('a new installation opens on the seeds rollout at stage 0', async ({ page }
   await expect(room.checklistItems.first()).toContainText('async_upload_config.py');
 });
 
-test('a ticked checklist item survives a reload, and an override advances the stage', async ({ page }) => {
+test('a ticked checklist item survives a reload, and an override advances once a second approver approves', async ({ page, browser }) => {
   // Overriding asks for confirmation first.
   const questions: string[] = [];
   page.on('dialog', (dialog) => {
@@ -38,14 +38,32 @@ test('a ticked checklist item survives a reload, and an override advances the st
   // Stage 0 cannot be left yet: its soak, checklist, baseline and test suite block it.
   await expect(page.getByTestId('blockers')).toContainText('soak time remaining');
   await room.overrideAdvance('Staging soak already covered this; approved in the rollout review');
-
-  await expect(room.currentStep()).toContainText('1% rollout');
   expect(questions).toEqual(['Go on past the blockers? Your reason goes into the audit trail.']);
+
+  // The default plan needs one approval by somebody other than who asked.
+  await expect(room.status).toHaveText('Awaiting approval');
+  await expect(room.served).toHaveText('Served: off');
+  await expect(room.approval).toContainText(`${PEOPLE.approver.name} asked for advancing to 1% rollout`);
+  await expect(room.approval).toContainText('0 of 1 approval so far');
+  await expect(page.getByTestId('approve')).toBeDisabled();
+  await expect(page.getByTestId('approve')).toHaveAttribute('title', /somebody else to approve/);
+
+  const context = await browser.newContext({ storageState: '.auth/secondApprover.json' });
+  const second = new ControlRoom(await context.newPage());
+  await second.open('/rollouts/1');
+  await expect(second.approval).toContainText('Override reason: “Staging soak already covered this');
+  await second.approve();
+  await expect(second.currentStep()).toContainText('1% rollout');
+  await context.close();
+
+  // The asker's open page follows without a reload.
+  await expect(room.currentStep()).toContainText('1% rollout');
   await expect(room.served).toHaveText('Served: on for 1%');
   // Stage 0's checklist stays reachable, with who ticked what.
   await expect(page.getByTestId('other-checklist').first()).toContainText('Stage 0: Phase 1 deployed, flags off — 1 of 72 done');
   await expect(page.getByRole('heading', { name: /Stage 1: 1% rollout/ })).toBeVisible();
-  await expect(room.timeline.first()).toContainText('Advanced to stage 1');
+  await expect(room.timeline.first()).toContainText(`Approved the request by ${PEOPLE.approver.name}: advanced to stage 1`);
+  await expect(room.timeline.first()).toContainText(PEOPLE.secondApprover.name);
   await expect(room.timeline.first()).toContainText('approved in the rollout review');
   // The next override starts from a blank reason, never from the last one.
   await expect(page.getByLabel('Override with a written reason')).toHaveValue('');

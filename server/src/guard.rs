@@ -12,7 +12,7 @@ use crate::store::{Store, StoreError, StoredRollout};
 use app::domain::gates::Reference;
 use app::domain::guard::{self, Decision};
 use app::domain::readiness;
-use app::domain::rollout::{Command, Context, Refusal, Status, apply, served_flag};
+use app::domain::rollout::{Actor, Command, Context, Refusal, Status, apply, served_flag};
 use app::domain::units::Timestamp;
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,7 +131,7 @@ impl Guard {
                 .store
                 .transition(rollout.id, now, GUARD_ACTOR, |current, ev| {
                     let blockers = readiness::blockers(&current.plan, &current.state, ev, now);
-                    let cx = Context { plan: &current.plan, now, blockers: &blockers };
+                    let cx = Context { plan: &current.plan, now, blockers: &blockers, actor: Actor::machine(GUARD_ACTOR) };
                     let transition = apply(&current.state, expected, &command, &cx)?;
                     let summary = format!(
                         "Rolled back automatically from stage {} “{}”: flag {}",

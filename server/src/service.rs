@@ -4,9 +4,10 @@
 
 use crate::metrics::Metrics;
 use crate::store::{AuditRecord, RollupFilter, Store, StoreError, StoredRollout};
+use app::domain::access::{Permission, Principal};
 use app::domain::gates::{self, Gate, Reference};
 use app::domain::readiness;
-use app::domain::rollout::{Command, Context, Rollout, Status, Transition, apply, served_flag};
+use app::domain::rollout::{Actor, Command, Context, Rollout, Status, Transition, apply, served_flag};
 use app::domain::stats::Summary;
 use app::domain::units::{StageIndex, Timestamp, Version};
 use app::error::AppError;
@@ -144,24 +145,26 @@ impl RolloutService for Rollouts {
         Ok(self.store.acknowledge_alert(rollout_id, alert_id, actor, note.trim(), (self.clock)()).await?)
     }
 
-    async fn command(&self, rollout_id: i64, expected_version: u64, command: Command, actor: &str) -> Result<Rollout, AppError> {
+    async fn command(&self, rollout_id: i64, expected_version: u64, command: Command, by: &Principal) -> Result<Rollout, AppError> {
         let now = (self.clock)();
+        let name = by.actor();
+        let actor = Actor { name: &name, may_approve: by.may(Permission::Approve) };
         // Gates read the metrics outside the transaction; they describe the stage as the
         // caller saw it, and the transaction rejects the command if the stage moved since.
         let baseline = self.store.latest_baseline(rollout_id).await?.map(|b| b.summary);
         let gates = self.gates(&self.store.rollout(rollout_id).await?, baseline.as_ref(), now).await?;
         let (_, transition) = self
             .store
-            .transition(rollout_id, now, actor, |current, evidence| {
+            .transition(rollout_id, now, &name, |current, evidence| {
                 let evidence = readiness::StageEvidence { gates: gates.clone(), ..evidence.clone() };
                 let blockers = readiness::blockers(&current.plan, &current.state, &evidence, now);
-                let cx = Context { plan: &current.plan, now, blockers: &blockers };
+                let cx = Context { plan: &current.plan, now, blockers: &blockers, actor };
                 let transition = apply(&current.state, Version(expected_version), &command, &cx)?;
                 let record = audit_record(current, &command, &transition, &evidence.gates);
                 Ok((transition, record))
             })
             .await?;
-        tracing::info!(rollout_id, actor, command = command.name(), version = transition.state.version.0, "rollout command applied");
+        tracing::info!(rollout_id, actor = name, command = command.name(), version = transition.state.version.0, "rollout command applied");
         Ok(transition.state)
     }
 }
@@ -171,15 +174,41 @@ fn audit_record(current: &StoredRollout, command: &Command, t: &Transition, gate
     let plan = &current.plan;
     let (from, to) = (&current.state, &t.state);
     let stage_name = |s: &Rollout| plan.stage(s.stage).map_or_else(String::new, |st| st.name.clone());
-    let mut summary = match command {
-        Command::Start => format!("Started the rollout: stage 0 “{}”", stage_name(to)),
-        Command::Advance { .. } => {
-            format!("Advanced to stage {} “{}”: flag {}", to.stage.0, stage_name(to), served_flag(plan, to))
+    let moved = || match to.status {
+        Status::Complete => format!("completed the rollout at stage {} “{}”", to.stage.0, stage_name(to)),
+        _ => format!("advanced to stage {} “{}”: flag {}", to.stage.0, stage_name(to), served_flag(plan, to)),
+    };
+    let approvals = |r: &app::domain::rollout::Request| {
+        let required = plan.approvals.required.max(1);
+        format!("{} of {required} approval{}", r.approvals.len(), if required == 1 { "" } else { "s" })
+    };
+    let mut summary = match (command, &to.request) {
+        (Command::Start, _) => format!("Started the rollout: stage 0 “{}”", stage_name(to)),
+        (Command::Advance { .. } | Command::Complete { .. }, Some(request)) => {
+            let what = if request.complete {
+                "completing the rollout".to_string()
+            } else {
+                let next = plan.stage(app::domain::units::StageIndex(to.stage.0 + 1));
+                format!("advancing to stage {} “{}”", to.stage.0 + 1, next.map_or("", |s| s.name.as_str()))
+            };
+            format!("Asked for approval of {what} ({})", approvals(request))
         }
-        Command::Complete { .. } => format!("Completed the rollout at stage {} “{}”", to.stage.0, stage_name(to)),
-        Command::Pause { .. } => format!("Paused at stage {} “{}”", to.stage.0, stage_name(to)),
-        Command::Resume => format!("Resumed stage {} “{}”", to.stage.0, stage_name(to)),
-        Command::RollBack { .. } => format!(
+        (Command::Approve, Some(request)) => format!("Approved ({}); waiting for more", approvals(request)),
+        (Command::Advance { .. } | Command::Complete { .. } | Command::Approve, None) => {
+            let mut text = moved();
+            if let Some(request) = &from.request {
+                text = format!("Approved the request by {}: {text}", request.by);
+            } else if let Some(first) = text.get(..1) {
+                text = first.to_uppercase() + &text[1..];
+            }
+            text
+        }
+        (Command::Decline { .. }, _) => {
+            format!("Declined the request by {}", from.request.as_ref().map_or("?", |r| r.by.as_str()))
+        }
+        (Command::Pause { .. }, _) => format!("Paused at stage {} “{}”", to.stage.0, stage_name(to)),
+        (Command::Resume, _) => format!("Resumed stage {} “{}”", to.stage.0, stage_name(to)),
+        (Command::RollBack { .. }, _) => format!(
             "Rolled back from stage {} “{}” to stage {} “{}”: flag {}",
             from.stage.0,
             stage_name(from),
@@ -195,7 +224,11 @@ fn audit_record(current: &StoredRollout, command: &Command, t: &Transition, gate
     AuditRecord {
         action: command.name().to_string(),
         summary,
-        reason: command.reason().map(str::to_string),
+        // An approval carries the reason of the request it approves.
+        reason: match command {
+            Command::Approve => from.request.as_ref().and_then(|r| r.override_reason.clone()),
+            other => other.reason().map(str::to_string),
+        },
         evidence: serde_json::json!({
             "from": from,
             "to": to,

@@ -4,7 +4,7 @@
 
 use app::domain::plan::Plan;
 use app::domain::readiness::StageEvidence;
-use app::domain::rollout::{Effect, Refusal, Rollout, Status, Transition};
+use app::domain::rollout::{Effect, Refusal, Request, Rollout, Status, Transition};
 use app::domain::units::{StageIndex, Timestamp, Version};
 use app::model::{AuditEntry, ChecklistItem, FlagConfig};
 use chrono::{DateTime, Utc};
@@ -298,7 +298,7 @@ impl Store {
         let served = app::domain::rollout::served_flag(&current.plan, next);
         let updated = sqlx::query!(
             "UPDATE rollouts SET stage = $3, status = $4, version = $5, stage_entered_at = $6,
-                    flag_enabled = $7, flag_percentage = $8, updated_at = now()
+                    flag_enabled = $7, flag_percentage = $8, request = $9, updated_at = now()
              WHERE id = $1 AND version = $2",
             rollout_id,
             current.state.version.0 as i64,
@@ -307,7 +307,8 @@ impl Store {
             next.version.0 as i64,
             next.stage_entered_at.map(from_timestamp),
             served.enabled,
-            i16::from(served.percentage.get())
+            i16::from(served.percentage.get()),
+            next.request.as_ref().map(serde_json::to_value).transpose().map_err(|e| StoreError::Corrupt(e.to_string()))?
         )
         .execute(&mut *tx)
         .await?;
@@ -372,15 +373,19 @@ pub struct AuditRecord {
 /// lock is released at once), so a transition sees the state it replaces.
 async fn load_rollout(conn: &mut PgConnection, id: i64) -> Result<StoredRollout> {
     let row = sqlx::query!(
-        "SELECT r.id, r.stage, r.status, r.version, r.stage_entered_at, p.definition
+        "SELECT r.id, r.stage, r.status, r.version, r.stage_entered_at, r.request, p.definition
          FROM rollouts r JOIN plans p ON p.id = r.plan_id WHERE r.id = $1 FOR UPDATE OF r",
         id
     )
     .fetch_optional(&mut *conn)
     .await?
-    .map(|r| (r.id, r.stage, r.status, r.version, r.stage_entered_at, r.definition));
-    let (id, stage, status, version, entered, definition) = row.ok_or(StoreError::NotFound("rollout"))?;
+    .map(|r| (r.id, r.stage, r.status, r.version, r.stage_entered_at, r.request, r.definition));
+    let (id, stage, status, version, entered, request, definition) = row.ok_or(StoreError::NotFound("rollout"))?;
     let plan: Plan = serde_json::from_value(definition).map_err(|e| StoreError::Corrupt(format!("plan of rollout {id}: {e}")))?;
+    let request: Option<Request> = request
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("approval request of rollout {id}: {e}")))?;
     let status = Status::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("rollout {id} status `{status}`")))?;
     Ok(StoredRollout {
         id,
@@ -390,6 +395,7 @@ async fn load_rollout(conn: &mut PgConnection, id: i64) -> Result<StoredRollout>
             status,
             version: Version(version as u64),
             stage_entered_at: entered.map(to_timestamp),
+            request,
         },
     })
 }

@@ -156,7 +156,7 @@ async fn a_stage_change_reaches_every_replica_and_its_event_stream_within_a_seco
     let mut events = b.client.get(b.url("/api/v1/flags/events")).send().await.unwrap();
     assert_eq!(events.headers()["content-type"], "text/event-stream");
 
-    let (status, _) = a.command(json!({ "command": "advance", "override_reason": "propagation test" })).await;
+    let (status, _) = a.advance(Some("propagation test")).await;
     assert_eq!(status, 200);
     let served_by_b = wait_for_percentage(&b, 1).await;
     // The benchmark reports the real figure; this bound only catches a broken fan-out.

@@ -105,7 +105,7 @@ async fn a_sustained_latency_drift_blocks_advance_until_acknowledged(pool: PgPoo
     assert!(alert["message"].as_str().unwrap().contains("p95 latency"), "{room}");
     let alert_id = alert["id"].as_i64().unwrap();
 
-    let (status, body) = restarted.command(json!({ "command": "advance", "override_reason": "looks fine to me" })).await;
+    let (status, body) = restarted.advance(Some("looks fine to me")).await;
     assert_eq!(status, 422, "an open alert cannot be overridden: {body}");
     assert!(body["blockers"].as_array().unwrap().iter().any(|b| b["kind"] == "alert_open"), "{body}");
 
@@ -114,12 +114,11 @@ async fn a_sustained_latency_drift_blocks_advance_until_acknowledged(pool: PgPoo
     assert_eq!((status, body["field"].as_str()), (422, Some("note")));
     let (status, _) = restarted.post(&path, json!({ "note": "Provider GLM degraded; async path itself healthy" })).await;
     assert_eq!(status, 200);
-    let (status, body) =
-        restarted.command(json!({ "command": "advance", "override_reason": "latency explained by provider incident" })).await;
+    let (status, body) = restarted.advance(Some("latency explained by provider incident")).await;
     assert_eq!(status, 200, "{body}");
     let audit: Vec<String> =
         restarted.room().await["audit"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_string()).collect();
-    assert!(audit.starts_with(&["advance".to_string(), "acknowledge".to_string(), "alert".to_string()]), "{audit:?}");
+    assert!(audit.starts_with(&["approve", "advance", "acknowledge", "alert"].map(String::from)), "{audit:?}");
 }
 
 #[sqlx::test(migrations = "../migrations")]

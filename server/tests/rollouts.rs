@@ -70,6 +70,8 @@ async fn advancing_is_refused_with_its_blockers_until_overridden_with_a_reason(p
 
     let reason = "Soak covered by staging; approved in review";
     let (status, body) = app.command(json!({ "command": "advance", "override_reason": reason })).await;
+    assert_eq!(status, 403, "overriding is a person's call, not a token's: {body}");
+    let (status, body) = app.advance(Some(reason)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["stage"], 1);
 
@@ -81,12 +83,17 @@ async fn advancing_is_refused_with_its_blockers_until_overridden_with_a_reason(p
         sqlx::query_as("SELECT stage, exit FROM stage_history ORDER BY id").fetch_all(&pool).await.unwrap();
     assert_eq!(history, vec![(0, Some("advanced".into())), (1, None)]);
 
-    let audit = &app.room().await["audit"][0];
-    assert_eq!(audit["action"], "advance");
-    assert_eq!(audit["reason"], reason);
-    assert!(audit["summary"].as_str().unwrap().contains("overriding: soak time remaining"), "{audit}");
+    // Both the request and its approval keep the reason and what it pushed past.
+    let room = app.room().await;
+    let (approval, request) = (&room["audit"][0], &room["audit"][1]);
+    assert_eq!((approval["action"].as_str(), approval["actor"].as_str()), (Some("approve"), Some("bea")));
+    assert_eq!((request["action"].as_str(), request["actor"].as_str()), (Some("advance"), Some("ana")));
+    for entry in [approval, request] {
+        assert_eq!(entry["reason"], reason);
+        assert!(entry["summary"].as_str().unwrap().contains("overriding: soak time remaining"), "{entry}");
+    }
     let evidence: serde_json::Value =
-        sqlx::query_scalar("SELECT evidence FROM audit_log WHERE action = 'advance'").fetch_one(&pool).await.unwrap();
+        sqlx::query_scalar("SELECT evidence FROM audit_log WHERE action = 'approve'").fetch_one(&pool).await.unwrap();
     assert_eq!(evidence["overridden"].as_array().unwrap().len(), 4);
 }
 
@@ -112,9 +119,7 @@ async fn a_stage_with_soak_elapsed_checklist_done_and_gates_passed_advances_with
     let (status, body) =
         app.post("/api/v1/rollouts/1/baseline", json!({ "from": app.now().millis() - 600_000, "to": app.now().millis() })).await;
     assert_eq!(status, 200, "{body}");
-    app.command(json!({ "command": "start" })).await;
-    let (status, _) = app.command(json!({ "command": "advance", "override_reason": "test set-up" })).await;
-    assert_eq!(status, 200);
+    app.go_to_stage(1).await;
     app.advance_clock_minutes(1);
     upload("async", 2_000, 200.0, "treated").await;
     let room = app.room().await;
@@ -128,14 +133,20 @@ async fn a_stage_with_soak_elapsed_checklist_done_and_gates_passed_advances_with
     assert_eq!(status, 422);
     assert_eq!(body["blockers"], json!([{ "kind": "soak_remaining", "remaining": "59m" }]), "only the soak blocks: gates pass");
 
+    // CI asks; the stage and its flag stay until a person approves.
     app.advance_clock_hours(1);
     let (status, body) = app.command(json!({ "command": "advance" })).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["stage"], 2);
+    assert_eq!((body["stage"].as_u64(), body["status"].as_str()), (Some(1), Some("awaiting_approval")));
+    assert_eq!(app.room().await["served"], json!({ "enabled": true, "percentage": 1 }));
+    let (ana, _) = app.approvers().await;
+    let (status, body) = app.command_as(&ana, json!({ "command": "approve" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["stage"].as_u64(), body["status"].as_str()), (Some(2), Some("running")));
     assert_eq!(app.room().await["served"], json!({ "enabled": true, "percentage": 10 }));
-    // The audit trail keeps the gate evidence the approver advanced on.
+    // The audit trail keeps the gate evidence the approver approved on.
     let evidence: serde_json::Value =
-        sqlx::query_scalar("SELECT evidence FROM audit_log WHERE action = 'advance' ORDER BY id DESC LIMIT 1")
+        sqlx::query_scalar("SELECT evidence FROM audit_log WHERE action = 'approve' ORDER BY id DESC LIMIT 1")
             .fetch_one(&app.pool)
             .await
             .unwrap();
@@ -146,9 +157,7 @@ async fn a_stage_with_soak_elapsed_checklist_done_and_gates_passed_advances_with
 #[sqlx::test(migrations = "../migrations")]
 async fn a_rollback_needs_a_reason_and_serves_the_flag_off(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    app.command(json!({ "command": "start" })).await;
-    app.command(json!({ "command": "advance", "override_reason": "set-up" })).await;
-    app.command(json!({ "command": "advance", "override_reason": "set-up" })).await;
+    app.go_to_stage(2).await;
 
     let (status, body) = app.command(json!({ "command": "roll_back", "target": "off", "reason": " " })).await;
     assert_eq!(status, 422);
@@ -174,14 +183,17 @@ async fn a_command_on_a_stale_version_is_a_conflict_naming_the_current_one(pool:
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn concurrent_advances_on_one_version_apply_exactly_once(pool: PgPool) {
+async fn concurrent_approvals_of_one_request_apply_exactly_once(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     app.command(json!({ "command": "start" })).await;
+    let (ana, bea) = app.approvers().await;
+    let (status, body) = app.command_as(&ana, json!({ "command": "advance", "override_reason": "race" })).await;
+    assert_eq!(status, 200, "{body}");
     let version = app.version().await;
-    let body = json!({ "version": version, "command": "advance", "override_reason": "race" });
+    let body = json!({ "version": version, "command": "approve" });
     let requests: Vec<_> = (0..100)
         .map(|_| {
-            let (client, url, body) = (app.client.clone(), app.url("/api/v1/rollouts/1/commands"), body.clone());
+            let (client, url, body) = (bea.clone(), app.url("/api/v1/rollouts/1/commands"), body.clone());
             tokio::spawn(async move { client.post(url).json(&body).send().await.expect("POST").status().as_u16() })
         })
         .collect();
@@ -192,8 +204,42 @@ async fn concurrent_advances_on_one_version_apply_exactly_once(pool: PgPool) {
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 99, "{statuses:?}");
     assert_eq!(app.room().await["state"]["stage"], 1);
-    let advances: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'advance'").fetch_one(&pool).await.unwrap();
-    assert_eq!(advances, 1);
+    let approvals: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'approve'").fetch_one(&pool).await.unwrap();
+    assert_eq!(approvals, 1);
+    let entered: i64 = sqlx::query_scalar("SELECT count(*) FROM stage_history WHERE stage = 1").fetch_one(&pool).await.unwrap();
+    assert_eq!(entered, 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_advance_waits_for_a_person_other_than_the_one_who_asked(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.command(json!({ "command": "start" })).await;
+    let (ana, bea) = app.approvers().await;
+    let (status, body) = app.command_as(&ana, json!({ "command": "advance", "override_reason": "soak waived for the test" })).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("awaiting_approval")), "{body}");
+    let room = app.room().await;
+    assert_eq!(room["state"]["request"]["by"], "ana");
+    assert_eq!(room["served"], json!({ "enabled": false, "percentage": 0 }), "nothing moves before approval");
+
+    // Not the asker (the default plan forbids self-approval), not a machine.
+    let (status, body) = app.command_as(&ana, json!({ "command": "approve" })).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("needs somebody else"), "{body}");
+    let (status, body) = app.command(json!({ "command": "approve" })).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("approve"), "{body}");
+
+    // Declining needs a reason and returns the rollout to where it was.
+    let (status, _) = app.command_as(&bea, json!({ "command": "decline", "reason": "" })).await;
+    assert_eq!(status, 422);
+    let (status, body) = app.command_as(&bea, json!({ "command": "decline", "reason": "wait for the provider fix" })).await;
+    assert_eq!((status, body["status"].as_str(), body["stage"].as_u64()), (200, Some("running"), Some(0)), "{body}");
+    assert_eq!(app.room().await["audit"][0]["summary"], "Declined the request by ana");
+
+    let (status, body) = app.advance(Some("second try")).await;
+    assert_eq!((status, body["stage"].as_u64()), (200, Some(1)), "{body}");
+    let summary = app.room().await["audit"][0]["summary"].as_str().unwrap().to_string();
+    assert!(summary.starts_with("Approved the request by ana: advanced to stage 1"), "{summary}");
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -3,6 +3,7 @@
 //! JavaScript too.
 
 use crate::api::RunCommand;
+use crate::components::local_time::LocalTime;
 use crate::domain::access::{Denied, Permission, Principal, check};
 use crate::domain::plan::RollbackTarget;
 use crate::domain::rollout::Status;
@@ -22,6 +23,11 @@ fn confirm_click(question: &'static str) -> impl Fn(leptos::ev::MouseEvent) + 's
         #[cfg(not(feature = "hydrate"))]
         let _ = (&ev, question);
     }
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
 }
 
 /// Why `you` may not do `permission`, for a disabled control's tooltip; `None` when allowed.
@@ -56,9 +62,10 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
     // A reason typed for one command must never be reused for the next one by accident.
     let override_form = NodeRef::<leptos::html::Form>::new();
     let rollback_form = NodeRef::<leptos::html::Form>::new();
+    let decline_form = NodeRef::<leptos::html::Form>::new();
     Effect::new(move |_| {
         if matches!(command.value().get(), Some(Ok(_))) {
-            for form in [override_form, rollback_form] {
+            for form in [override_form, rollback_form, decline_form] {
                 if let Some(form) = form.get_untracked() {
                     form.reset();
                 }
@@ -74,13 +81,18 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
         }
     };
 
+    // With self-approval and one approval, an approver's click advances at once; otherwise it
+    // asks, and the plan's approvers decide.
+    let approvals = room.plan.approvals.clone();
+    let one_click = approvals.allow_self_approval && approvals.required <= 1 && you.may(Permission::Approve);
     let forward = matches!(state.status, Status::Running | Status::RolledBack).then(|| {
-        let (action, label) = if at_last {
-            ("complete", "Complete the rollout".to_string())
+        let (action, target) = if at_last {
+            ("complete", "complete the rollout".to_string())
         } else {
             let next = next.clone().expect("a stage follows");
-            ("advance", format!("Advance to {} ({})", next.name, next.flag))
+            ("advance", format!("advance to {} ({})", next.name, next.flag))
         };
+        let label = if one_click { capitalized(&target) } else { format!("Ask to {target}") };
         if blocked {
             let no = denied(&you, Permission::Override);
             view! {
@@ -99,13 +111,13 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
                         title=no
                         on:click=confirm_click("Go on past the blockers? Your reason goes into the audit trail.")
                     >
-                        {format!("Override and {}", label.to_lowercase())}
+                        {format!("Override and {}", if one_click { target.clone() } else { format!("ask to {target}") })}
                     </button>
                 </ActionForm>
             }
             .into_any()
         } else {
-            let no = denied(&you, Permission::Approve);
+            let no = denied(&you, Permission::RequestAdvance);
             view! {
                 <ActionForm action=command attr:class="action-form">
                     {hidden(action)}
@@ -116,8 +128,56 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
         }
     });
 
+    let approval = state.request.clone().filter(|_| state.status == Status::AwaitingApproval).map(|request| {
+        let me = you.actor();
+        let required = approvals.required.max(1);
+        let target = if request.complete {
+            "completing the rollout".to_string()
+        } else {
+            next.as_ref().map_or_else(String::new, |n| format!("advancing to {} ({})", n.name, n.flag))
+        };
+        let no_approve = denied(&you, Permission::Approve)
+            .or_else(|| {
+                (request.by == me && !approvals.allow_self_approval)
+                    .then(|| "You asked for this; the plan needs somebody else to approve it.".to_string())
+            })
+            .or_else(|| request.approvals.iter().any(|a| a.by == me).then(|| "You have approved this already.".to_string()))
+            .or_else(|| {
+                (blocked && request.override_reason.is_none())
+                    .then(|| "Blocked: see what blocks Advance (the request gave no override reason).".to_string())
+            });
+        let no_decline = denied(&you, Permission::Approve);
+        let approved_by = request.approvals.iter().map(|a| a.by.clone()).collect::<Vec<_>>().join(", ");
+        view! {
+            <div class="approval" data-testid="approval">
+                <p>
+                    <strong>{format!("{} asked for {target}", request.by)}</strong>
+                    " "
+                    <LocalTime at=request.at/>
+                    {format!(" — {} of {required} approval{} so far", request.approvals.len(), if required == 1 { "" } else { "s" })}
+                    {(!approved_by.is_empty()).then(|| format!(" ({approved_by})"))}
+                </p>
+                {request.override_reason.clone().map(|r| view! { <p class="override-reason">"Override reason: " <q>{r}</q></p> })}
+                <ActionForm action=command attr:class="action-form">
+                    {hidden("approve")}
+                    <button type="submit" class="primary" data-testid="approve" disabled=no_approve.is_some() title=no_approve>
+                        {format!("Approve {target}")}
+                    </button>
+                </ActionForm>
+                <ActionForm action=command node_ref=decline_form attr:class="action-form">
+                    {hidden("decline")}
+                    <label>
+                        "Reason to decline"
+                        <textarea name="reason" required=true rows="2" placeholder="What has to happen first" disabled=no_decline.is_some()></textarea>
+                    </label>
+                    <button type="submit" data-testid="decline" disabled=no_decline.is_some() title=no_decline>"Decline"</button>
+                </ActionForm>
+            </div>
+        }
+    });
+
     let start = (state.status == Status::Draft).then(|| {
-        let no = denied(&you, Permission::Approve);
+        let no = denied(&you, Permission::Start);
         view! {
             <ActionForm action=command attr:class="action-form">
                 {hidden("start")}
@@ -128,7 +188,7 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
 
     let (no_pause, no_resume) = (denied(&you, Permission::Pause), denied(&you, Permission::Resume));
     let pause_or_resume = match state.status {
-        Status::Running => Some(view! {
+        Status::Running | Status::AwaitingApproval => Some(view! {
             <ActionForm action=command attr:class="action-form">
                 {hidden("pause")}
                 <button type="submit" data-testid="pause" disabled=no_pause.is_some() title=no_pause>"Pause"</button>
@@ -143,7 +203,8 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
         _ => None,
     };
 
-    let can_roll_back = state.stage.0 > 0 && matches!(state.status, Status::Running | Status::Paused | Status::RolledBack);
+    let can_roll_back =
+        state.stage.0 > 0 && matches!(state.status, Status::Running | Status::AwaitingApproval | Status::Paused | Status::RolledBack);
     let no_roll_back = denied(&you, Permission::RollBack);
     let roll_back = can_roll_back.then(|| {
         view! {
@@ -180,7 +241,7 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
             Some(format!("You are signed in as a {role}: you can follow everything here, but the actions need an operator or approver."))
         }
         Principal::User { .. } if !you.may(Permission::Approve) => {
-            Some("You can pause and tick checklists; advancing, resuming and rolling back need an approver.".to_string())
+            Some("You can tick checklists, pause and ask to advance; approving, resuming and rolling back need an approver.".to_string())
         }
         _ => None,
     }
@@ -192,6 +253,7 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
             {read_only}
             {outcome}
             {start}
+            {approval}
             {forward}
             {pause_or_resume}
             {roll_back}

@@ -14,9 +14,9 @@ use std::fmt;
 pub enum Role {
     /// Stakeholders: read-only.
     Viewer,
-    /// Tick checklists, write notes, pause.
+    /// Tick checklists, pause, ask to advance.
     Operator,
-    /// Advance, resume, roll back, override, acknowledge alerts.
+    /// Approve advances, start, resume, roll back, override, acknowledge alerts.
     Approver,
     /// Users, tokens, share links, plans and settings.
     Admin,
@@ -55,7 +55,8 @@ pub enum Scope {
     Evaluate,
     /// Read rollouts, metrics and status.
     Read,
-    /// Give rollout commands, tick checklists, acknowledge alerts (CI and scripts).
+    /// Start, ask to advance, pause, resume, roll back, tick checklists, acknowledge alerts and
+    /// report test results (CI and scripts). Approving and overriding take a person.
     Drive,
 }
 
@@ -92,7 +93,11 @@ pub enum Permission {
     IngestEvents,
     TickChecklist,
     Pause,
-    /// Start, advance or complete when every gate passes.
+    /// Ask to advance or complete (approvers then approve).
+    RequestAdvance,
+    /// Begin stage 0.
+    Start,
+    /// Approve or decline a requested advance.
     Approve,
     Resume,
     RollBack,
@@ -100,6 +105,8 @@ pub enum Permission {
     Override,
     AcknowledgeAlert,
     CaptureBaseline,
+    /// Report a CI test suite's result.
+    ReportTests,
     ManageUsers,
     ManageTokens,
     ManageShareLinks,
@@ -111,8 +118,8 @@ impl Permission {
         use Permission::*;
         match self {
             ReadRollout | ReadStatus { .. } | EvaluateFlags => Some(Role::Viewer),
-            TickChecklist | Pause => Some(Role::Operator),
-            Approve | Resume | RollBack | Override | AcknowledgeAlert | CaptureBaseline => Some(Role::Approver),
+            TickChecklist | Pause | RequestAdvance | ReportTests => Some(Role::Operator),
+            Start | Approve | Resume | RollBack | Override | AcknowledgeAlert | CaptureBaseline => Some(Role::Approver),
             ManageUsers | ManageTokens | ManageShareLinks => Some(Role::Admin),
             IngestEvents => None,
         }
@@ -125,8 +132,11 @@ impl Permission {
             IngestEvents => Some(Scope::Ingest),
             EvaluateFlags => Some(Scope::Evaluate),
             ReadRollout | ReadStatus { .. } => Some(Scope::Read),
-            TickChecklist | Pause | Approve | Resume | RollBack | Override | AcknowledgeAlert | CaptureBaseline => Some(Scope::Drive),
-            ManageUsers | ManageTokens | ManageShareLinks => None,
+            TickChecklist | Pause | RequestAdvance | Start | Resume | RollBack | AcknowledgeAlert | CaptureBaseline | ReportTests => {
+                Some(Scope::Drive)
+            }
+            // Deciding to go on is a person's call: no token approves or overrides.
+            Approve | Override | ManageUsers | ManageTokens | ManageShareLinks => None,
         }
     }
 
@@ -140,12 +150,15 @@ impl Permission {
             IngestEvents => "send metrics events",
             TickChecklist => "tick checklist items",
             Pause => "pause a rollout",
-            Approve => "approve a stage change",
+            RequestAdvance => "ask to advance a rollout",
+            Start => "start a rollout",
+            Approve => "approve or decline a stage change",
             Resume => "resume a rollout",
             RollBack => "roll back a rollout",
             Override => "override a gate",
             AcknowledgeAlert => "acknowledge alerts",
             CaptureBaseline => "record a baseline",
+            ReportTests => "report test results",
             ManageUsers => "manage users",
             ManageTokens => "manage API tokens",
             ManageShareLinks => "manage share links",
@@ -158,7 +171,9 @@ impl Command {
     pub fn permission(&self) -> Permission {
         match self {
             Command::Advance { override_reason: Some(_) } | Command::Complete { override_reason: Some(_) } => Permission::Override,
-            Command::Start | Command::Advance { .. } | Command::Complete { .. } => Permission::Approve,
+            Command::Advance { .. } | Command::Complete { .. } => Permission::RequestAdvance,
+            Command::Start => Permission::Start,
+            Command::Approve | Command::Decline { .. } => Permission::Approve,
             Command::Pause { .. } => Permission::Pause,
             Command::Resume => Permission::Resume,
             Command::RollBack { .. } => Permission::RollBack,
@@ -229,7 +244,11 @@ pub fn check(principal: &Principal, permission: Permission) -> Result<(), Denied
     let who = match principal {
         Principal::User { name, role, .. } => format!("{name} ({role})"),
         Principal::Token { name, .. } => {
-            let scope = permission.scope().map_or("an admin's session".to_string(), |s| format!("the `{}` scope", s.as_str()));
+            let scope = match (permission.scope(), permission.role()) {
+                (Some(scope), _) => format!("the `{}` scope", scope.as_str()),
+                (None, Some(role)) => format!("a person signed in as {role}"),
+                (None, None) => "a person".to_string(),
+            };
             return Err(Denied::Forbidden(format!("token {name} may not {}: it needs {scope}", permission.describe())));
         }
         Principal::ShareLink { .. } => "a share link".into(),
@@ -275,7 +294,20 @@ mod tests {
         let everything = Principal::Token { id: 1, name: "ci".into(), scopes: Scope::ALL.to_vec() };
         assert!(!everything.may(Permission::ManageUsers));
         assert!(!everything.may(Permission::ManageTokens));
-        assert!(everything.may(Permission::Approve));
+        assert!(everything.may(Permission::RequestAdvance));
+    }
+
+    #[test]
+    fn only_people_approve_or_override() {
+        let everything = Principal::Token { id: 1, name: "ci".into(), scopes: Scope::ALL.to_vec() };
+        assert_eq!(
+            check(&everything, Permission::Approve),
+            Err(Denied::Forbidden("token ci may not approve or decline a stage change: it needs a person signed in as approver".into()))
+        );
+        assert!(!everything.may(Permission::Override));
+        assert!(user(Role::Operator).may(Permission::RequestAdvance));
+        assert!(!user(Role::Operator).may(Permission::Approve));
+        assert!(user(Role::Approver).may(Permission::Approve));
     }
 
     #[test]
@@ -312,7 +344,8 @@ mod tests {
 
     #[test]
     fn an_override_reason_makes_an_advance_an_override() {
-        assert_eq!(Command::Advance { override_reason: None }.permission(), Permission::Approve);
+        assert_eq!(Command::Advance { override_reason: None }.permission(), Permission::RequestAdvance);
+        assert_eq!(Command::Approve.permission(), Permission::Approve);
         assert_eq!(Command::Advance { override_reason: Some("known".into()) }.permission(), Permission::Override);
         assert_eq!(Command::Pause { reason: None }.permission(), Permission::Pause);
     }

@@ -130,6 +130,7 @@ mod tests {
             status: Status::Running,
             version: Version(3),
             stage_entered_at: Some(Timestamp(100 * HOUR - entered_hours_ago * HOUR)),
+            request: None,
         }
     }
 

@@ -18,6 +18,9 @@ pub enum Status {
     Running,
     /// Held by a person; the flag stays as it is.
     Paused,
+    /// Somebody asked to advance (or complete); the plan's approvers have not all approved yet.
+    /// The stage, its flag and its soak clock carry on meanwhile.
+    AwaitingApproval,
     /// A rollback moved the flag down; the team fixes, then advances again.
     RolledBack,
     /// The last stage was signed off. Terminal.
@@ -25,12 +28,14 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [Status::Draft, Status::Running, Status::Paused, Status::RolledBack, Status::Complete];
+    pub const ALL: [Status; 6] =
+        [Status::Draft, Status::Running, Status::AwaitingApproval, Status::Paused, Status::RolledBack, Status::Complete];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Draft => "draft",
             Status::Running => "running",
+            Status::AwaitingApproval => "awaiting_approval",
             Status::Paused => "paused",
             Status::RolledBack => "rolled_back",
             Status::Complete => "complete",
@@ -46,6 +51,7 @@ impl Status {
         match self {
             Status::Draft => "Not started",
             Status::Running => "Running",
+            Status::AwaitingApproval => "Awaiting approval",
             Status::Paused => "Paused",
             Status::RolledBack => "Rolled back",
             Status::Complete => "Complete",
@@ -61,12 +67,34 @@ pub struct Rollout {
     pub version: Version,
     /// When the current stage was entered (its soak starts here); `None` while in draft.
     pub stage_entered_at: Option<Timestamp>,
+    /// The advance waiting for approval; `Some` exactly while the status is awaiting approval.
+    pub request: Option<Request>,
+}
+
+/// An advance (or the completion) somebody asked for, and who has approved it so far.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Completing the last stage rather than advancing to the next one.
+    pub complete: bool,
+    pub by: String,
+    pub at: Timestamp,
+    /// Set when the request pushes past blockers; approving it endorses the reason.
+    pub override_reason: Option<String>,
+    /// Where a declined request returns the rollout (running or rolled back).
+    pub from: Status,
+    pub approvals: Vec<Approval>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub by: String,
+    pub at: Timestamp,
 }
 
 impl Rollout {
     /// A rollout freshly created from a plan.
     pub fn new() -> Rollout {
-        Rollout { stage: StageIndex(0), status: Status::Draft, version: Version(1), stage_entered_at: None }
+        Rollout { stage: StageIndex(0), status: Status::Draft, version: Version(1), stage_entered_at: None, request: None }
     }
 }
 
@@ -82,15 +110,21 @@ impl Default for Rollout {
 pub enum Command {
     /// Begin stage 0 and its soak clock.
     Start,
-    /// Move to the next stage. With an override reason, blockers are recorded instead of refusing.
+    /// Ask to move to the next stage; it moves once the plan's approvers have approved (at once
+    /// when the asker is an approver, self-approval is allowed and one approval suffices). With
+    /// an override reason, blockers are recorded instead of refusing.
     Advance { override_reason: Option<String> },
+    /// Approve the waiting request; the last approval needed carries it out.
+    Approve,
+    /// Turn the waiting request down, with the reason written down.
+    Decline { reason: String },
     /// Hold the rollout where it is.
     Pause { reason: Option<String> },
     /// Continue after a pause.
     Resume,
     /// Move the flag down, with the reason written down.
     RollBack { target: RollbackTarget, reason: String },
-    /// Sign off the last stage.
+    /// Ask to sign off the last stage (approved like an advance).
     Complete { override_reason: Option<String> },
 }
 
@@ -99,6 +133,8 @@ impl Command {
         match self {
             Command::Start => "start",
             Command::Advance { .. } => "advance",
+            Command::Approve => "approve",
+            Command::Decline { .. } => "decline",
             Command::Pause { .. } => "pause",
             Command::Resume => "resume",
             Command::RollBack { .. } => "roll_back",
@@ -112,8 +148,8 @@ impl Command {
             Command::Advance { override_reason: r } | Command::Complete { override_reason: r } | Command::Pause { reason: r } => {
                 r.as_deref()
             }
-            Command::RollBack { reason, .. } => Some(reason),
-            Command::Start | Command::Resume => None,
+            Command::RollBack { reason, .. } | Command::Decline { reason } => Some(reason),
+            Command::Start | Command::Resume | Command::Approve => None,
         }
     }
 
@@ -126,6 +162,8 @@ impl Command {
             "advance" => Command::Advance { override_reason: reason },
             "pause" => Command::Pause { reason },
             "resume" => Command::Resume,
+            "approve" => Command::Approve,
+            "decline" => Command::Decline { reason: reason.unwrap_or_default() },
             "complete" => Command::Complete { override_reason: reason },
             "roll_back" => Command::RollBack {
                 target: match target.unwrap_or("off") {
@@ -136,7 +174,9 @@ impl Command {
                 reason: reason.unwrap_or_default(),
             },
             other => {
-                return Err(format!("action: `{other}` is not a command (start, advance, pause, resume, roll_back, complete)"));
+                return Err(format!(
+                    "action: `{other}` is not a command (start, advance, approve, decline, pause, resume, roll_back, complete)"
+                ));
             }
         })
     }
@@ -159,6 +199,12 @@ pub enum Refusal {
     ReasonRequired(&'static str),
     #[error("not ready: {}", blockers.iter().map(|b| b.to_string()).collect::<Vec<_>>().join("; "))]
     Blocked { blockers: Vec<Blocker> },
+    #[error("only an approver can approve")]
+    NotAnApprover,
+    #[error("{0} asked for this advance; the plan needs somebody else to approve it")]
+    SelfApproval(String),
+    #[error("{0} has approved this advance already")]
+    AlreadyApproved(String),
 }
 
 /// Something the caller must carry out because of the transition, in the same transaction.
@@ -181,12 +227,28 @@ pub struct Transition {
     pub overridden: Vec<Blocker>,
 }
 
-/// What `apply` needs besides the state: the plan, the time, and what currently blocks leaving
-/// the stage (computed by [`super::readiness::blockers`]).
+/// What `apply` needs besides the state: the plan, the time, what currently blocks leaving
+/// the stage (computed by [`super::readiness::blockers`]), and who is acting.
 pub struct Context<'a> {
     pub plan: &'a Plan,
     pub now: Timestamp,
     pub blockers: &'a [Blocker],
+    pub actor: Actor<'a>,
+}
+
+/// Who gives a command, as far as approvals care.
+#[derive(Clone, Copy, Debug)]
+pub struct Actor<'a> {
+    pub name: &'a str,
+    /// A person holding the approve permission (machines never approve).
+    pub may_approve: bool,
+}
+
+impl Actor<'_> {
+    /// The guard loop and other automatic actors.
+    pub const fn machine(name: &str) -> Actor<'_> {
+        Actor { name, may_approve: false }
+    }
 }
 
 /// The flag clients are served for a rollout in `state`.
@@ -204,7 +266,7 @@ pub fn apply(state: &Rollout, expected: Version, command: &Command, cx: &Context
     }
     let not_allowed = || Refusal::NotAllowed { command: command.name(), status: state.status };
     let last = cx.plan.last_stage();
-    let mut next = state.clone();
+    let mut next = Rollout { request: None, ..state.clone() };
     let mut overridden = Vec::new();
 
     match command {
@@ -225,26 +287,51 @@ pub fn apply(state: &Rollout, expected: Version, command: &Command, cx: &Context
                 (true, false) => return Err(Refusal::NotAtLastStage),
                 _ => {}
             }
-            // An open alert is the one blocker a written reason cannot push past: it must be
-            // acknowledged first.
-            if cx.blockers.iter().any(|b| matches!(b, Blocker::AlertOpen { .. })) {
-                return Err(Refusal::Blocked { blockers: cx.blockers.to_vec() });
+            let override_reason = override_reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+            overridden = pass_blockers(cx, override_reason)?;
+            let mut request = Request {
+                complete: completing,
+                by: cx.actor.name.to_string(),
+                at: cx.now,
+                override_reason: override_reason.map(str::to_string),
+                from: state.status,
+                approvals: Vec::new(),
+            };
+            if cx.actor.may_approve && cx.plan.approvals.allow_self_approval {
+                request.approvals.push(Approval { by: cx.actor.name.to_string(), at: cx.now });
             }
-            if !cx.blockers.is_empty() {
-                match override_reason.as_deref().map(str::trim) {
-                    Some(r) if !r.is_empty() => overridden = cx.blockers.to_vec(),
-                    _ => return Err(Refusal::Blocked { blockers: cx.blockers.to_vec() }),
-                }
+            settle(&mut next, request, cx);
+        }
+        Command::Approve => {
+            let Some(mut request) = state.request.clone().filter(|_| state.status == Status::AwaitingApproval) else {
+                return Err(not_allowed());
+            };
+            if !cx.actor.may_approve {
+                return Err(Refusal::NotAnApprover);
             }
-            if completing {
-                next.status = Status::Complete;
-            } else {
-                next.stage = StageIndex(state.stage.0 + 1);
-                next.status = Status::Running;
+            if request.by == cx.actor.name && !cx.plan.approvals.allow_self_approval {
+                return Err(Refusal::SelfApproval(request.by));
             }
+            if request.approvals.iter().any(|a| a.by == cx.actor.name) {
+                return Err(Refusal::AlreadyApproved(cx.actor.name.to_string()));
+            }
+            // Blockers are judged again now: what the request's reason pushed past may have
+            // changed, and an alert raised meanwhile stops the approval.
+            overridden = pass_blockers(cx, request.override_reason.as_deref())?;
+            request.approvals.push(Approval { by: cx.actor.name.to_string(), at: cx.now });
+            settle(&mut next, request, cx);
+        }
+        Command::Decline { reason } => {
+            let Some(request) = state.request.as_ref().filter(|_| state.status == Status::AwaitingApproval) else {
+                return Err(not_allowed());
+            };
+            if reason.trim().is_empty() {
+                return Err(Refusal::ReasonRequired("decline"));
+            }
+            next.status = request.from;
         }
         Command::Pause { .. } => {
-            if state.status != Status::Running {
+            if !matches!(state.status, Status::Running | Status::AwaitingApproval) {
                 return Err(not_allowed());
             }
             next.status = Status::Paused;
@@ -256,7 +343,7 @@ pub fn apply(state: &Rollout, expected: Version, command: &Command, cx: &Context
             next.status = Status::Running;
         }
         Command::RollBack { target, reason } => {
-            if !matches!(state.status, Status::Running | Status::Paused | Status::RolledBack) {
+            if !matches!(state.status, Status::Running | Status::AwaitingApproval | Status::Paused | Status::RolledBack) {
                 return Err(not_allowed());
             }
             if reason.trim().is_empty() {
@@ -294,6 +381,35 @@ pub fn apply(state: &Rollout, expected: Version, command: &Command, cx: &Context
     Ok(Transition { state: next, effects, overridden })
 }
 
+/// The blockers a command may go past: none without a written reason, and never an open alert,
+/// which must be acknowledged first.
+fn pass_blockers(cx: &Context<'_>, override_reason: Option<&str>) -> Result<Vec<Blocker>, Refusal> {
+    let refuse = || Refusal::Blocked { blockers: cx.blockers.to_vec() };
+    if cx.blockers.is_empty() {
+        return Ok(Vec::new());
+    }
+    if cx.blockers.iter().any(|b| matches!(b, Blocker::AlertOpen { .. })) {
+        return Err(refuse());
+    }
+    match override_reason.map(str::trim) {
+        Some(r) if !r.is_empty() => Ok(cx.blockers.to_vec()),
+        _ => Err(refuse()),
+    }
+}
+
+/// Carries out `request` when it has the approvals the plan needs, or leaves it waiting.
+fn settle(next: &mut Rollout, request: Request, cx: &Context<'_>) {
+    if request.approvals.len() < cx.plan.approvals.required.max(1) as usize {
+        next.status = Status::AwaitingApproval;
+        next.request = Some(request);
+    } else if request.complete {
+        next.status = Status::Complete;
+    } else {
+        next.stage = StageIndex(next.stage.0 + 1);
+        next.status = Status::Running;
+    }
+}
+
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -307,14 +423,30 @@ mod tests {
     use crate::domain::units::Span;
     use proptest::prelude::*;
 
+    /// The default plan: one approval, never by the person who asked.
     fn plan() -> Plan {
         Plan::from_toml(DEFAULT_PLAN_TOML).unwrap()
+    }
+
+    /// A plan whose approvers may approve their own requests, so one click advances.
+    fn self_approving() -> Plan {
+        let mut plan = plan();
+        plan.approvals.allow_self_approval = true;
+        plan
+    }
+
+    const ANA: Actor<'static> = Actor { name: "ana", may_approve: true };
+    const BEA: Actor<'static> = Actor { name: "bea", may_approve: true };
+    const OTTO: Actor<'static> = Actor { name: "otto", may_approve: false };
+
+    fn cx<'a>(plan: &'a Plan, blockers: &'a [Blocker], actor: Actor<'a>) -> Context<'a> {
+        Context { plan, now: NOW, blockers, actor }
     }
 
     const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
     fn at(stage: u32, status: Status) -> Rollout {
-        Rollout { stage: StageIndex(stage), status, version: Version(7), stage_entered_at: Some(Timestamp(0)) }
+        Rollout { stage: StageIndex(stage), status, version: Version(7), stage_entered_at: Some(Timestamp(0)), request: None }
     }
 
     fn advance() -> Command {
@@ -325,10 +457,11 @@ mod tests {
         Command::RollBack { target, reason: "error spike".into() }
     }
 
-    /// Applies `command` with no blockers and returns the new (stage, status) or the refusal.
+    /// Applies `command`, given by an approver under a self-approving plan with no blockers, and
+    /// returns the new (stage, status) or the refusal.
     fn check(state: Rollout, command: Command, expected: Result<(u32, Status), Refusal>) {
-        let plan = plan();
-        let cx = Context { plan: &plan, now: NOW, blockers: &[] };
+        let plan = self_approving();
+        let cx = cx(&plan, &[], ANA);
         let got = apply(&state, state.version, &command, &cx).map(|t| (t.state.stage.0, t.state.status));
         assert_eq!(got, expected, "{command:?} from {state:?}");
     }
@@ -362,9 +495,96 @@ mod tests {
     }
 
     #[test]
+    fn an_advance_waits_for_an_approver_other_than_the_asker() {
+        let plan = plan();
+        let state = at(1, Status::Running);
+        let asked = apply(&state, state.version, &advance(), &cx(&plan, &[], OTTO)).unwrap();
+        assert_eq!((asked.state.stage, asked.state.status), (StageIndex(1), Status::AwaitingApproval));
+        assert!(asked.effects.is_empty(), "the flag and the soak clock stay until approval");
+        let request = asked.state.request.clone().unwrap();
+        assert_eq!((request.by.as_str(), request.approvals.len(), request.from), ("otto", 0, Status::Running));
+
+        let waiting = asked.state;
+        let v = waiting.version;
+        assert_eq!(apply(&waiting, v, &Command::Approve, &cx(&plan, &[], OTTO)).unwrap_err(), Refusal::NotAnApprover);
+        assert_eq!(
+            apply(&waiting, v, &advance(), &cx(&plan, &[], ANA)).unwrap_err(),
+            Refusal::NotAllowed { command: "advance", status: Status::AwaitingApproval }
+        );
+        let approved = apply(&waiting, v, &Command::Approve, &cx(&plan, &[], ANA)).unwrap();
+        assert_eq!((approved.state.stage, approved.state.status, approved.state.request), (StageIndex(2), Status::Running, None));
+        assert!(approved.effects.contains(&Effect::FlagChanged { from: plan.stages[1].flag, to: plan.stages[2].flag }));
+
+        // An approver asking counts for nothing when the plan forbids self-approval.
+        let own = apply(&state, state.version, &advance(), &cx(&plan, &[], ANA)).unwrap().state;
+        assert_eq!(own.status, Status::AwaitingApproval);
+        assert_eq!(apply(&own, own.version, &Command::Approve, &cx(&plan, &[], ANA)).unwrap_err(), Refusal::SelfApproval("ana".into()));
+        assert_eq!(apply(&own, own.version, &Command::Approve, &cx(&plan, &[], BEA)).unwrap().state.stage, StageIndex(2));
+    }
+
+    #[test]
+    fn a_plan_may_need_several_distinct_approvers() {
+        let mut plan = self_approving();
+        plan.approvals.required = 3;
+        let state = at(4, Status::Running);
+        let complete = Command::Complete { override_reason: None };
+        let first = apply(&state, state.version, &complete, &cx(&plan, &[], ANA)).unwrap().state;
+        assert_eq!(first.request.as_ref().unwrap().approvals.len(), 1, "the asker's own approval counts here");
+        assert_eq!(
+            apply(&first, first.version, &Command::Approve, &cx(&plan, &[], ANA)).unwrap_err(),
+            Refusal::AlreadyApproved("ana".into())
+        );
+        let second = apply(&first, first.version, &Command::Approve, &cx(&plan, &[], BEA)).unwrap().state;
+        assert_eq!(second.status, Status::AwaitingApproval);
+        let carla = Actor { name: "carla", may_approve: true };
+        let done = apply(&second, second.version, &Command::Approve, &cx(&plan, &[], carla)).unwrap().state;
+        assert_eq!((done.status, done.stage), (Status::Complete, StageIndex(4)));
+    }
+
+    #[test]
+    fn approval_judges_the_blockers_again() {
+        let plan = plan();
+        let state = at(2, Status::RolledBack);
+        let waiting = apply(&state, state.version, &advance(), &cx(&plan, &[], OTTO)).unwrap().state;
+        let soak = [Blocker::SoakRemaining { remaining: Span::from_secs(60) }];
+        let refusal = apply(&waiting, waiting.version, &Command::Approve, &cx(&plan, &soak, ANA)).unwrap_err();
+        assert!(matches!(refusal, Refusal::Blocked { .. }), "no reason was given for going past the soak");
+
+        // A request with an override reason carries it; an alert raised meanwhile still stops it.
+        let forced = Command::Advance { override_reason: Some("soak waived: same build ran at 10% last week".into()) };
+        let waiting = apply(&state, state.version, &forced, &cx(&plan, &soak, ANA)).unwrap().state;
+        let alert = [Blocker::AlertOpen { id: 1, message: "latency drift".into() }];
+        assert!(matches!(apply(&waiting, waiting.version, &Command::Approve, &cx(&plan, &alert, BEA)), Err(Refusal::Blocked { .. })));
+        let t = apply(&waiting, waiting.version, &Command::Approve, &cx(&plan, &soak, BEA)).unwrap();
+        assert_eq!((t.state.stage, t.overridden), (StageIndex(3), soak.to_vec()));
+    }
+
+    #[test]
+    fn a_waiting_request_can_be_declined_paused_or_rolled_back() {
+        let plan = plan();
+        let state = at(2, Status::RolledBack);
+        let waiting = apply(&state, state.version, &advance(), &cx(&plan, &[], OTTO)).unwrap().state;
+        let v = waiting.version;
+        let blank = Command::Decline { reason: " ".into() };
+        assert_eq!(apply(&waiting, v, &blank, &cx(&plan, &[], ANA)).unwrap_err(), Refusal::ReasonRequired("decline"));
+        let declined = apply(&waiting, v, &Command::Decline { reason: "wait for the provider fix".into() }, &cx(&plan, &[], ANA));
+        let declined = declined.unwrap().state;
+        assert_eq!((declined.status, declined.request), (Status::RolledBack, None), "back where it was asked from");
+        let paused = apply(&waiting, v, &Command::Pause { reason: None }, &cx(&plan, &[], OTTO)).unwrap().state;
+        assert_eq!((paused.status, paused.request), (Status::Paused, None));
+        let rolled =
+            apply(&waiting, v, &roll_back(RollbackTarget::Off), &Context { actor: Actor::machine("guard"), ..cx(&plan, &[], OTTO) });
+        assert_eq!(rolled.unwrap().state.stage, StageIndex(0));
+        assert_eq!(
+            apply(&state, state.version, &Command::Approve, &cx(&plan, &[], ANA)).unwrap_err(),
+            Refusal::NotAllowed { command: "approve", status: Status::RolledBack }
+        );
+    }
+
+    #[test]
     fn a_stale_version_is_a_conflict() {
         let plan = plan();
-        let cx = Context { plan: &plan, now: NOW, blockers: &[] };
+        let cx = cx(&plan, &[], ANA);
         let state = at(1, Status::Running);
         let refusal = apply(&state, Version(6), &advance(), &cx).unwrap_err();
         assert_eq!(refusal, Refusal::Conflict { expected: Version(6), current: Version(7) });
@@ -372,9 +592,9 @@ mod tests {
 
     #[test]
     fn blockers_refuse_an_advance_unless_overridden_with_a_reason() {
-        let plan = plan();
+        let plan = self_approving();
         let blockers = [Blocker::SoakRemaining { remaining: Span::from_secs(3600) }];
-        let cx = Context { plan: &plan, now: NOW, blockers: &blockers };
+        let cx = cx(&plan, &blockers, ANA);
         let state = at(1, Status::Running);
         assert_eq!(apply(&state, state.version, &advance(), &cx).unwrap_err(), Refusal::Blocked { blockers: blockers.to_vec() });
         let blank = Command::Advance { override_reason: Some("   ".into()) };
@@ -387,9 +607,9 @@ mod tests {
 
     #[test]
     fn an_open_alert_cannot_be_overridden() {
-        let plan = plan();
+        let plan = self_approving();
         let blockers = [Blocker::AlertOpen { id: 3, message: "latency drift".into() }];
-        let cx = Context { plan: &plan, now: NOW, blockers: &blockers };
+        let cx = cx(&plan, &blockers, ANA);
         let state = at(1, Status::Running);
         let forced = Command::Advance { override_reason: Some("we are sure".into()) };
         assert!(matches!(apply(&state, state.version, &forced, &cx), Err(Refusal::Blocked { .. })));
@@ -397,8 +617,8 @@ mod tests {
 
     #[test]
     fn advancing_changes_the_served_flag_and_restarts_the_soak() {
-        let plan = plan();
-        let cx = Context { plan: &plan, now: NOW, blockers: &[] };
+        let plan = self_approving();
+        let cx = cx(&plan, &[], ANA);
         let state = at(1, Status::Running);
         let t = apply(&state, state.version, &advance(), &cx).unwrap();
         assert_eq!(t.state.version, Version(8));
@@ -418,7 +638,7 @@ mod tests {
     #[test]
     fn a_rollback_to_off_serves_the_flag_off() {
         let plan = plan();
-        let cx = Context { plan: &plan, now: NOW, blockers: &[] };
+        let cx = cx(&plan, &[], ANA);
         let state = at(2, Status::Running);
         let t = apply(&state, state.version, &roll_back(RollbackTarget::Off), &cx).unwrap();
         assert_eq!(served_flag(&plan, &t.state), StageFlag::OFF);
@@ -443,6 +663,8 @@ mod tests {
             reason.clone().prop_map(|r| Command::Advance { override_reason: r }),
             reason.clone().prop_map(|r| Command::Pause { reason: r }),
             Just(Command::Resume),
+            Just(Command::Approve),
+            prop_oneof![Just(""), Just("not yet")].prop_map(|r| Command::Decline { reason: r.into() }),
             (prop_oneof![Just(RollbackTarget::Off), Just(RollbackTarget::Previous)], prop_oneof![Just(""), Just("spike")])
                 .prop_map(|(target, r)| Command::RollBack { target, reason: r.into() }),
             reason.prop_map(|r| Command::Complete { override_reason: r }),
@@ -454,16 +676,21 @@ mod tests {
         /// completed rollout; every refusal leaves the state untouched.
         #[test]
         fn no_command_sequence_breaks_the_invariants(
-            steps in prop::collection::vec((any_command(), any::<bool>(), any::<bool>()), 1..60)
+            steps in prop::collection::vec((any_command(), any::<bool>(), any::<bool>(), 0..3usize), 1..60),
+            required in 1..3u32,
+            allow_self in any::<bool>(),
         ) {
-            let plan = plan();
+            let mut plan = plan();
+            plan.approvals.required = required;
+            plan.approvals.allow_self_approval = allow_self;
+            let actors = [ANA, BEA, OTTO];
             let blocked = [Blocker::ChecklistIncomplete { open: 3, total: 40 }];
             let mut state = Rollout::new();
             let mut now = NOW;
-            for (command, blocked_now, stale) in steps {
+            for (command, blocked_now, stale, actor) in steps {
                 now = now.plus(Span::from_secs(60));
                 let blockers: &[Blocker] = if blocked_now { &blocked } else { &[] };
-                let cx = Context { plan: &plan, now, blockers };
+                let cx = Context { plan: &plan, now, blockers, actor: actors[actor] };
                 let expected = if stale { Version(state.version.0.saturating_sub(1)) } else { state.version };
                 if let Ok(t) = apply(&state, expected, &command, &cx) {
                     let next = t.state;
@@ -471,13 +698,29 @@ mod tests {
                     prop_assert_ne!(state.status, Status::Complete, "complete is terminal");
                     prop_assert_eq!(next.version, state.version.next());
                     prop_assert!(next.stage <= plan.last_stage());
+                    prop_assert_eq!(next.request.is_some(), next.status == Status::AwaitingApproval);
+                    if let Some(request) = &next.request {
+                        prop_assert!(request.approvals.len() < required as usize);
+                        let mut approvers: Vec<&str> = request.approvals.iter().map(|a| a.by.as_str()).collect();
+                        approvers.sort_unstable();
+                        approvers.dedup();
+                        prop_assert_eq!(approvers.len(), request.approvals.len(), "nobody approves twice");
+                        prop_assert!(allow_self || !approvers.contains(&request.by.as_str()));
+                        prop_assert!(!approvers.contains(&"otto"), "only approvers approve");
+                    }
                     match &command {
-                        Command::Advance { .. } => prop_assert_eq!(next.stage.0, state.stage.0 + 1),
+                        Command::Advance { .. } | Command::Approve if next.status == Status::Running => {
+                            prop_assert_eq!(next.stage.0, state.stage.0 + 1)
+                        }
                         Command::RollBack { .. } => prop_assert!(next.stage < state.stage),
                         _ => prop_assert_eq!(next.stage, state.stage),
                     }
-                    if blocked_now && matches!(command, Command::Advance { .. } | Command::Complete { .. }) {
-                        prop_assert!(command.reason().is_some_and(|r| !r.trim().is_empty()), "blocked advance needs a reason");
+                    let reason = match &command {
+                        Command::Approve => state.request.as_ref().and_then(|r| r.override_reason.clone()),
+                        other => other.reason().map(str::to_string),
+                    };
+                    if blocked_now && matches!(command, Command::Advance { .. } | Command::Complete { .. } | Command::Approve) {
+                        prop_assert!(reason.is_some_and(|r| !r.trim().is_empty()), "going past blockers needs a reason");
                         prop_assert_eq!(t.overridden.len(), 1);
                     }
                     if next.stage != state.stage {

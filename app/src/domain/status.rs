@@ -56,6 +56,7 @@ pub fn health(plan: &Plan, state: &Rollout, gates: &[Gate], blockers: &[Blocker]
         }
         _ if open_alert.is_some() => (Level::Watching, format!("{stage}: under review — {}.", open_alert.unwrap_or_default())),
         Status::Paused => (Level::Watching, format!("{stage}: paused by the team.")),
+        Status::AwaitingApproval => (Level::Healthy, format!("{stage}: waiting for an approver to sign off the next step.")),
         _ if gates.iter().any(|g| g.verdict == Verdict::Inconclusive) => {
             let n = gates.first().map_or(0, |g| g.sample);
             (Level::Watching, format!("{stage}: no problems seen; still collecting evidence ({n} uploads so far)."))
@@ -94,7 +95,7 @@ mod tests {
     }
 
     fn state(stage: u32, status: Status) -> Rollout {
-        Rollout { stage: StageIndex(stage), status, version: Version(4), stage_entered_at: Some(Timestamp(0)) }
+        Rollout { stage: StageIndex(stage), status, version: Version(4), stage_entered_at: Some(Timestamp(0)), request: None }
     }
 
     fn gate(criterion: Criterion, verdict: Verdict) -> Gate {

@@ -9,6 +9,7 @@ export class ControlRoom {
   readonly checklistItems: Locator;
   readonly progress: Locator;
   readonly timeline: Locator;
+  readonly approval: Locator;
 
   constructor(readonly page: Page) {
     this.status = page.getByTestId('rollout-status');
@@ -17,6 +18,7 @@ export class ControlRoom {
     this.checklistItems = page.getByTestId('checklist-item');
     this.progress = page.getByTestId('checklist-progress');
     this.timeline = page.getByTestId('audit-entry');
+    this.approval = page.getByTestId('approval');
   }
 
   async open(path = '/') {
@@ -49,6 +51,10 @@ export class ControlRoom {
   async start() {
     await this.page.getByTestId('start').click();
     await expect(this.status).toHaveText('Running');
+  }
+
+  async approve() {
+    await this.page.getByTestId('approve').click();
   }
 
   async overrideAdvance(reason: string) {

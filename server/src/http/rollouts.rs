@@ -122,7 +122,7 @@ async fn run_command(state: &ApiState, principal: &Principal, id: i64, body: &[u
     let request: CommandRequest =
         serde_json::from_slice(body).map_err(|e| ApiError(AppError::invalid("body", format!("not a command: {e}"))))?;
     check(principal, request.command.permission()).map_err(AppError::from)?;
-    Ok(state.rollouts.command(id, request.version, request.command, &principal.actor()).await?)
+    Ok(state.rollouts.command(id, request.version, request.command, principal).await?)
 }
 
 #[derive(Debug, Deserialize)]

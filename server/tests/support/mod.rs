@@ -26,6 +26,7 @@ pub struct TestApp {
     pub pool: PgPool,
     pub guard: server::guard::Guard,
     now: Arc<AtomicI64>,
+    approvers: tokio::sync::OnceCell<()>,
 }
 
 impl TestApp {
@@ -52,7 +53,7 @@ impl TestApp {
             .await
             .expect("a test token");
         let client = client_with(&[("authorization", &format!("Bearer {secret}"))]);
-        TestApp { base, client, pool, guard, now }
+        TestApp { base, client, pool, guard, now, approvers: tokio::sync::OnceCell::new() }
     }
 
     /// Signs in through the form and returns a client carrying the session cookie (and an
@@ -82,7 +83,8 @@ impl TestApp {
             .expect("POST /auth/login")
     }
 
-    /// Adds a person with `role` (through the admin API) and signs them in.
+    /// Adds a person with `role` (through the admin API) and signs them in; a person another
+    /// server over the same database made already is just signed in.
     pub async fn person(&self, name: &str, role: &str) -> reqwest::Client {
         let admin = self.sign_in("admin", ADMIN_PASSWORD).await;
         let password = format!("{name}-password-123");
@@ -92,7 +94,9 @@ impl TestApp {
             .send()
             .await
             .expect("POST /api/v1/users");
-        assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap_or_default());
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        assert!(status == 201 || text.contains("already"), "{status} {text}");
         self.sign_in(name, &password).await
     }
 
@@ -142,6 +146,43 @@ impl TestApp {
         self.post("/api/v1/rollouts/1/commands", body).await
     }
 
+    /// Two people with the approver role, ana and bea (made on first use), freshly signed in
+    /// (the tests' clock outruns sessions): the default plan needs one approval by somebody
+    /// other than who asked.
+    pub async fn approvers(&self) -> (reqwest::Client, reqwest::Client) {
+        self.approvers
+            .get_or_init(|| async {
+                self.person("ana", "approver").await;
+                self.person("bea", "approver").await;
+            })
+            .await;
+        (self.sign_in("ana", "ana-password-123").await, self.sign_in("bea", "bea-password-123").await)
+    }
+
+    /// Gives a command as `client` at the current version; returns status and body.
+    pub async fn command_as(&self, client: &reqwest::Client, command: serde_json::Value) -> (u16, serde_json::Value) {
+        let mut body = command;
+        body["version"] = self.version().await.into();
+        let response = client.post(self.url("/api/v1/rollouts/1/commands")).json(&body).send().await.expect("POST a command");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Asks to advance (as ana, who may give an override reason) and has bea approve; returns
+    /// the approval's status and body, or the request's when the request was refused.
+    pub async fn advance(&self, override_reason: Option<&str>) -> (u16, serde_json::Value) {
+        let (ana, bea) = self.approvers().await;
+        let room = self.room().await;
+        let last = room["plan"]["stages"].as_array().map_or(0, |s| s.len() as u64 - 1);
+        let command = if room["state"]["stage"].as_u64() == Some(last) { "complete" } else { "advance" };
+        let (status, body) = self.command_as(&ana, serde_json::json!({ "command": command, "override_reason": override_reason })).await;
+        if status != 200 {
+            return (status, body);
+        }
+        assert_eq!(body["status"], "awaiting_approval", "{body}");
+        self.command_as(&bea, serde_json::json!({ "command": "approve" })).await
+    }
+
     /// Starts the rollout if it is a draft and overrides its way forward to `stage`.
     pub async fn go_to_stage(&self, stage: u64) {
         if self.room().await["state"]["status"] == "draft" {
@@ -149,7 +190,7 @@ impl TestApp {
             assert_eq!(status, 200, "{body}");
         }
         while self.room().await["state"]["stage"].as_u64().unwrap() < stage {
-            let (status, body) = self.command(serde_json::json!({ "command": "advance", "override_reason": "test set-up" })).await;
+            let (status, body) = self.advance(Some("test set-up")).await;
             assert_eq!(status, 200, "{body}");
         }
     }
