@@ -181,6 +181,36 @@ pub struct TokenView {
     pub revoked: bool,
 }
 
+/// An outgoing webhook as listed (its signing secret is shown once, at creation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookView {
+    pub id: i64,
+    pub url: String,
+    /// Event names sent; empty means all.
+    pub events: Vec<String>,
+    pub description: String,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub disabled: bool,
+}
+
+/// One announcement to one webhook, with its latest attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub webhook_id: i64,
+    pub event: String,
+    pub payload: String,
+    pub created_at: Timestamp,
+    pub attempts: u32,
+    /// `delivered`, `retrying` or `failed` (gave up), or `pending` before the first attempt.
+    pub state: String,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<Timestamp>,
+}
+
 /// A read-only link to one rollout's status page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareLinkView {

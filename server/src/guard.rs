@@ -116,7 +116,10 @@ impl Guard {
         let baseline = self.store.latest_baseline(rollout.id).await?;
         let reference = Reference::choose(baseline.as_ref().map(|b| &b.summary), &control);
         let sustained = self.store.sustained(rollout.id).await?;
-        let assessment = guard::assess(rails, &treatment, &reference, &sustained, now);
+        let mut assessment = guard::assess(rails, &treatment, &reference, &sustained, now);
+        if let Some(breach) = self.complaints(rollout, now).await? {
+            assessment.decisions.push(Decision::Review(breach));
+        }
         self.store.set_holding(rollout.id, &assessment.holding, now).await?;
 
         let mut actions = Vec::new();
@@ -139,8 +142,13 @@ impl Guard {
                         current.plan.stage(current.state.stage).map_or("", |s| s.name.as_str()),
                         served_flag(&current.plan, &transition.state)
                     );
-                    let record =
-                        crate::store::AuditRecord { action: "auto_roll_back".into(), summary, reason: Some(reason.clone()), evidence };
+                    let record = crate::store::AuditRecord {
+                        action: "auto_roll_back".into(),
+                        summary,
+                        reason: Some(reason.clone()),
+                        evidence,
+                        notice: Some(crate::webhooks::Event::RolledBack),
+                    };
                     Ok((transition, record))
                 })
                 .await;
@@ -161,5 +169,30 @@ impl Guard {
             }
         }
         Ok(actions)
+    }
+
+    /// The complaint trend over the last two hours, judged only once the last hour holds enough
+    /// complaints to matter (most ticks stop at one count).
+    async fn complaints(&self, rollout: &StoredRollout, now: Timestamp) -> Result<Option<guard::Breach>, StoreError> {
+        let period = guard::COMPLAINT_PERIOD.millis();
+        let (hour_ago, two_hours_ago) = (Timestamp(now.millis() - period), Timestamp(now.millis() - 2 * period));
+        // Up to and including this millisecond.
+        let recent = self.store.complaint_count(rollout.id, hour_ago, Timestamp(now.millis() + 1)).await?;
+        if recent < guard::COMPLAINT_MIN || !rollout.plan.guardrails.manual_review.on_complaint_rate_rising {
+            return Ok(None);
+        }
+        let earlier = self.store.complaint_count(rollout.id, two_hours_ago, hour_ago).await?;
+        let uploads = async |from, to| -> Result<u64, StoreError> {
+            let (control, treatment) =
+                self.metrics.arms(rollout.id, None, from, to).await.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(control.count() + treatment.count())
+        };
+        let trend = guard::ComplaintTrend {
+            recent,
+            recent_uploads: uploads(hour_ago, now).await?,
+            earlier,
+            earlier_uploads: uploads(two_hours_ago, hour_ago).await?,
+        };
+        Ok(guard::complaints_rising(&rollout.plan.guardrails, &trend))
     }
 }

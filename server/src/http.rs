@@ -7,6 +7,7 @@ mod events;
 mod flags;
 mod ofrep;
 mod rollouts;
+mod webhooks;
 
 pub use error::ApiError;
 
@@ -42,6 +43,7 @@ pub fn router(state: ApiState) -> Router {
                 .merge(flags::router())
                 .merge(events::router())
                 .merge(auth::api_router())
+                .merge(webhooks::router())
                 .route("/openapi.yaml", get(openapi))
                 .fallback(not_found),
         )

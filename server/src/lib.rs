@@ -16,3 +16,4 @@ pub mod service;
 pub mod simulate;
 pub mod startup;
 pub mod store;
+pub mod webhooks;

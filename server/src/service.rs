@@ -3,7 +3,8 @@
 //! server functions both call this, so they cannot disagree.
 
 use crate::metrics::Metrics;
-use crate::store::{AuditRecord, RollupFilter, Store, StoreError, StoredRollout};
+use crate::store::{AuditRecord, RollupFilter, Store, StoreError, StoredRollout, TestResult};
+use crate::webhooks::Event;
 use app::domain::access::{Permission, Principal};
 use app::domain::gates::{self, Gate, Reference};
 use app::domain::readiness;
@@ -36,6 +37,46 @@ pub struct Rollouts {
 impl Rollouts {
     pub fn new(store: Store, metrics: Metrics, clock: Clock) -> Rollouts {
         Rollouts { store, metrics, clock }
+    }
+
+    /// The service's clock now.
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    /// Stores a CI run of one of the plan's test suites, for `stage` (default: the current one).
+    pub async fn report_tests(&self, rollout_id: i64, report: TestReport, actor: &str) -> Result<TestResult, AppError> {
+        let rollout = self.store.rollout(rollout_id).await?;
+        let stage_index = report.stage.map_or(rollout.state.stage, StageIndex);
+        let stage = rollout
+            .plan
+            .stage(stage_index)
+            .ok_or_else(|| AppError::invalid("stage", format!("the plan has no stage {}", stage_index.0)))?;
+        let suite = report.suite.trim();
+        if !stage.test_suites.iter().any(|s| s.name == suite) {
+            let names: Vec<String> = stage.test_suites.iter().map(|s| format!("“{}”", s.name)).collect();
+            let expected = if names.is_empty() { "it requires none".to_string() } else { format!("it requires {}", names.join(", ")) };
+            return Err(AppError::invalid("suite", format!("stage {} has no test suite “{suite}”: {expected}", stage_index.0)));
+        }
+        let url = report.url.as_deref().map(str::trim).filter(|u| !u.is_empty());
+        Ok(self.store.record_test_result(rollout_id, stage_index, suite, report.passed, report.failed, url, actor, self.now()).await?)
+    }
+
+    /// Stores complaints users made (support tickets, feedback) for the guard's trend rule.
+    pub async fn report_complaints(&self, rollout_id: i64, report: ComplaintReport, actor: &str) -> Result<i64, AppError> {
+        self.store.rollout(rollout_id).await?;
+        let now = self.now();
+        let count = report.count.unwrap_or(1);
+        if !(1..=10_000).contains(&count) {
+            return Err(AppError::invalid("count", format!("{count} is not a number of complaints (1 to 10,000)")));
+        }
+        let at = report.at.map_or(now, Timestamp);
+        if at.millis() > now.millis() + 300_000 {
+            return Err(AppError::invalid("at", "more than 5 minutes in the future"));
+        }
+        let text = |t: Option<String>| t.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        let (source, note) = (text(report.source), text(report.note));
+        Ok(self.store.record_complaints(rollout_id, at, count, source.as_deref(), note.as_deref(), actor).await?)
     }
 
     /// The current stage's gates, judged on the treatment events since the stage began,
@@ -169,6 +210,32 @@ impl RolloutService for Rollouts {
     }
 }
 
+/// A CI run of one test suite: `{"suite": "Phase 1", "passed": 16, "failed": 0}`.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestReport {
+    pub suite: String,
+    pub passed: u32,
+    #[serde(default)]
+    pub failed: u32,
+    /// The stage the run belongs to; the current one when absent.
+    pub stage: Option<u32>,
+    /// A link to the CI run.
+    pub url: Option<String>,
+}
+
+/// Complaints users made: `{"count": 2, "source": "support desk"}`.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplaintReport {
+    /// Default 1.
+    pub count: Option<u32>,
+    /// When they were made (ms since the epoch); default now.
+    pub at: Option<i64>,
+    pub source: Option<String>,
+    pub note: Option<String>,
+}
+
 /// The audit entry for an accepted command: a sentence for people and the evidence for the record.
 fn audit_record(current: &StoredRollout, command: &Command, t: &Transition, gates: &[Gate]) -> AuditRecord {
     let plan = &current.plan;
@@ -221,7 +288,17 @@ fn audit_record(current: &StoredRollout, command: &Command, t: &Transition, gate
         let list: Vec<String> = t.overridden.iter().map(ToString::to_string).collect();
         summary.push_str(&format!(" — overriding: {}", list.join("; ")));
     }
+    let notice = match (command, &to.request) {
+        (Command::Advance { .. } | Command::Complete { .. }, Some(_)) => Some(Event::ApprovalNeeded),
+        (Command::Advance { .. } | Command::Complete { .. } | Command::Approve, None) if to.status == Status::Complete => {
+            Some(Event::Completed)
+        }
+        (Command::Start | Command::Advance { .. } | Command::Complete { .. } | Command::Approve, None) => Some(Event::StageChanged),
+        (Command::RollBack { .. }, _) => Some(Event::RolledBack),
+        _ => None,
+    };
     AuditRecord {
+        notice,
         action: command.name().to_string(),
         summary,
         // An approval carries the reason of the request it approves.

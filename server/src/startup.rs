@@ -9,6 +9,7 @@ use crate::http::{self, ApiState};
 use crate::metrics::Metrics;
 use crate::service::{Clock, Rollouts};
 use crate::store::Store;
+use crate::webhooks::Dispatcher;
 use anyhow::Context as _;
 use app::domain::plan::{DEFAULT_PLAN_TOML, Plan};
 use app::domain::units::{Span, Timestamp};
@@ -33,12 +34,18 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     guard: Guard,
+    webhooks: Dispatcher,
 }
 
 impl Application {
     /// The guard loop, for running a tick on demand.
     pub fn guard(&self) -> Guard {
         self.guard.clone()
+    }
+
+    /// The webhook dispatcher, for running a round on demand.
+    pub fn webhooks(&self) -> Dispatcher {
+        self.webhooks.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -67,6 +74,8 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     let metrics = metrics.notifying(guard.waker());
     guard.clone().spawn(std::time::Duration::from_secs(plan.guardrails.interval.secs().max(1) as u64));
     spawn_retention(store.clone(), clock.clone(), retention);
+    let webhooks = Dispatcher::new(store.clone(), clock.clone());
+    webhooks.clone().spawn();
     let auth = Auth::new(store.clone(), clock.clone(), Span::from_secs(i64::from(config.session_hours.max(1)) * 3600));
     if let Some(password) = auth.bootstrap_admin(config.admin_password.as_ref()).await? {
         // Printed once, on the terminal only: it is never logged or stored.
@@ -99,7 +108,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         // Pages, JSON and the WASM go out brotli- or gzip-compressed when the client accepts it
         // (event streams never are: they must flush each message).
         .layer(tower_http::compression::CompressionLayer::new());
-    Ok(Application { listener, router, guard })
+    Ok(Application { listener, router, guard, webhooks })
 }
 
 /// Reads and validates a plan file, or the built-in default plan.

@@ -15,9 +15,13 @@ mod accounts;
 mod events;
 mod guard;
 mod idempotency;
+mod reports;
+mod webhooks;
 pub use accounts::{Credentials, Holder};
 pub use events::{ArmKey, Baseline, Ingested, NewEvent, RollupFilter, RollupKey, StageSpan};
 pub use idempotency::Claim;
+pub use reports::TestResult;
+pub use webhooks::DueDelivery;
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -352,9 +356,23 @@ impl Store {
             &record.summary,
             record.reason.as_deref(),
             Some(next.version),
-            record.evidence,
+            record.evidence.clone(),
         )
         .await?;
+        if let Some(event) = record.notice {
+            let announcement = crate::webhooks::Announcement {
+                event,
+                rollout_id,
+                plan: &current.plan,
+                state: next,
+                summary: &record.summary,
+                actor,
+                reason: record.reason.as_deref(),
+                evidence: &record.evidence,
+                at: now,
+            };
+            webhooks::enqueue(&mut tx, event, &crate::webhooks::payload(&announcement), now).await?;
+        }
         tx.commit().await?;
         Ok((current, transition))
     }
@@ -367,6 +385,8 @@ pub struct AuditRecord {
     pub summary: String,
     pub reason: Option<String>,
     pub evidence: serde_json::Value,
+    /// The webhook event this change announces, if any.
+    pub notice: Option<crate::webhooks::Event>,
 }
 
 /// Reads a rollout and locks its row until the surrounding transaction ends (outside one, the
@@ -420,16 +440,15 @@ async fn stage_evidence(conn: &mut PgConnection, rollout_id: i64, stage: StageIn
             .into_iter()
             .map(|r| (r.id, r.message))
             .collect();
+    let suite_results = reports::suite_results(conn, rollout_id, stage).await?;
     Ok(StageEvidence {
+        suite_results,
         checklist_done: counts.done as u32,
         checklist_total: counts.total as u32,
         baseline_recorded,
         open_alerts,
         // Gates need the metrics; the service judges them and adds them.
         gates: Vec::new(),
-        // CI test results are stored by the gates work; until then no suite has a result, so
-        // stages that require one stay blocked (or are overridden with a reason).
-        suite_results: Vec::new(),
     })
 }
 

@@ -42,6 +42,15 @@ fn rest_table() -> Vec<(&'static str, &'static str, &'static str, Value, Needs)>
         ("GET", "/api/v1/rollouts/{id}/baseline", "/api/v1/rollouts/1/baseline", Value::Null, Viewer),
         ("POST", "/api/v1/rollouts/{id}/baseline", "/api/v1/rollouts/1/baseline", json!({ "from": 0, "to": 60000 }), Approver),
         ("POST", "/api/v1/rollouts/{id}/checklist/{item}", "/api/v1/rollouts/1/checklist/1", json!({ "checked": true }), Operator),
+        ("GET", "/api/v1/rollouts/{id}/test-results", "/api/v1/rollouts/1/test-results", Value::Null, Viewer),
+        (
+            "POST",
+            "/api/v1/rollouts/{id}/test-results",
+            "/api/v1/rollouts/1/test-results",
+            json!({ "suite": "Phase 1", "passed": 16 }),
+            Operator,
+        ),
+        ("POST", "/api/v1/rollouts/{id}/complaints", "/api/v1/rollouts/1/complaints", json!({ "count": 1 }), Operator),
         (
             "POST",
             "/api/v1/rollouts/{id}/alerts/{alert}/acknowledge",
@@ -101,6 +110,10 @@ fn rest_table() -> Vec<(&'static str, &'static str, &'static str, Value, Needs)>
         ("GET", "/api/v1/share-links", "/api/v1/share-links", Value::Null, Admin),
         ("POST", "/api/v1/share-links", "/api/v1/share-links", json!({ "rollout_id": 1, "label": "board {role}" }), Admin),
         ("DELETE", "/api/v1/share-links/{id}", "/api/v1/share-links/{link}", Value::Null, Admin),
+        ("GET", "/api/v1/webhooks", "/api/v1/webhooks", Value::Null, Admin),
+        ("POST", "/api/v1/webhooks", "/api/v1/webhooks", json!({ "url": "http://127.0.0.1:9/{role}" }), Admin),
+        ("DELETE", "/api/v1/webhooks/{id}", "/api/v1/webhooks/{hook}", Value::Null, Admin),
+        ("GET", "/api/v1/webhooks/{id}/deliveries", "/api/v1/webhooks/{hook}/deliveries", Value::Null, Admin),
         // Sign-in, sign-out and share links are public by nature; they have tests of their own.
         ("POST", "/auth/login", "", Value::Null, Anyone),
         ("POST", "/auth/logout", "", Value::Null, Anyone),
@@ -182,6 +195,7 @@ async fn every_route_and_server_function_has_a_rule_and_each_role_gets_exactly_i
     // Things for the admin rows to act on.
     let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
     let user_id = post_json(&admin, &app.url("/api/v1/users"), json!({ "name": "target", "role": "viewer" })).await["item"]["id"].clone();
+    let hook_id = post_json(&admin, &app.url("/api/v1/webhooks"), json!({ "url": "http://127.0.0.1:9/" })).await["item"]["id"].to_string();
     let mut people = Vec::new();
     for (role, needs) in ROLES {
         people.push((role, needs, app.person(&format!("{role}-person"), role).await));
@@ -193,7 +207,11 @@ async fn every_route_and_server_function_has_a_rule_and_each_role_gets_exactly_i
                 continue;
             }
             let (token_id, link_id) = victims(&admin, &app).await;
-            let path = path.replace("{user}", &user_id.to_string()).replace("{token}", &token_id).replace("{link}", &link_id);
+            let path = path
+                .replace("{user}", &user_id.to_string())
+                .replace("{token}", &token_id)
+                .replace("{link}", &link_id)
+                .replace("{hook}", &hook_id);
             let body = body.to_string().replace("{role}", role);
             let mut request = client.request(method.parse().unwrap(), app.url(&path));
             if body != "null" {

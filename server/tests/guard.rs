@@ -4,26 +4,14 @@
 
 mod support;
 
-use app::domain::event::Variant;
-use app::domain::units::Timestamp;
 use serde_json::{Value, json};
 use server::simulate::{Model, Regression};
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 use support::TestApp;
 
-/// Uploads from the simulator's model at the server's current time, `treatment` of them treated.
 async fn upload(app: &TestApp, model: &mut Model, control: usize, treatment: usize, regressions: &[Regression]) -> Value {
-    let now = app.now().millis();
-    let mut lines = String::new();
-    for i in 0..control + treatment {
-        let variant = if i < treatment { Variant::Treatment } else { Variant::Control };
-        let event = model.event(Timestamp(now - 1_000 - i as i64), variant, if i < treatment { regressions } else { &[] });
-        lines.push_str(&format!("{event}\n"));
-    }
-    let response = app.client.post(app.url("/api/v1/events")).body(lines).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+    app.simulate(model, control, treatment, regressions).await
 }
 
 /// Goes to `stage`, then lets a minute pass so that new uploads belong to that stage.

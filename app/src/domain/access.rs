@@ -107,7 +107,10 @@ pub enum Permission {
     CaptureBaseline,
     /// Report a CI test suite's result.
     ReportTests,
+    /// Report user complaints (for the complaint-rate review rule).
+    ReportComplaints,
     ManageUsers,
+    ManageWebhooks,
     ManageTokens,
     ManageShareLinks,
 }
@@ -118,9 +121,9 @@ impl Permission {
         use Permission::*;
         match self {
             ReadRollout | ReadStatus { .. } | EvaluateFlags => Some(Role::Viewer),
-            TickChecklist | Pause | RequestAdvance | ReportTests => Some(Role::Operator),
+            TickChecklist | Pause | RequestAdvance | ReportTests | ReportComplaints => Some(Role::Operator),
             Start | Approve | Resume | RollBack | Override | AcknowledgeAlert | CaptureBaseline => Some(Role::Approver),
-            ManageUsers | ManageTokens | ManageShareLinks => Some(Role::Admin),
+            ManageUsers | ManageTokens | ManageShareLinks | ManageWebhooks => Some(Role::Admin),
             IngestEvents => None,
         }
     }
@@ -129,14 +132,14 @@ impl Permission {
     pub fn scope(self) -> Option<Scope> {
         use Permission::*;
         match self {
-            IngestEvents => Some(Scope::Ingest),
+            IngestEvents | ReportComplaints => Some(Scope::Ingest),
             EvaluateFlags => Some(Scope::Evaluate),
             ReadRollout | ReadStatus { .. } => Some(Scope::Read),
             TickChecklist | Pause | RequestAdvance | Start | Resume | RollBack | AcknowledgeAlert | CaptureBaseline | ReportTests => {
                 Some(Scope::Drive)
             }
             // Deciding to go on is a person's call: no token approves or overrides.
-            Approve | Override | ManageUsers | ManageTokens | ManageShareLinks => None,
+            Approve | Override | ManageUsers | ManageTokens | ManageShareLinks | ManageWebhooks => None,
         }
     }
 
@@ -159,6 +162,8 @@ impl Permission {
             AcknowledgeAlert => "acknowledge alerts",
             CaptureBaseline => "record a baseline",
             ReportTests => "report test results",
+            ReportComplaints => "report user complaints",
+            ManageWebhooks => "manage webhooks",
             ManageUsers => "manage users",
             ManageTokens => "manage API tokens",
             ManageShareLinks => "manage share links",

@@ -154,6 +154,62 @@ pub fn assess(rails: &Guardrails, treatment: &Stats, reference: &Reference, sust
     out
 }
 
+/// How long each of the two periods compared for the complaint trend lasts.
+pub const COMPLAINT_PERIOD: Span = Span::from_secs(3600);
+/// Fewer complaints than this in the latest period never count as a rising trend.
+pub const COMPLAINT_MIN: u64 = 3;
+/// The latest period's rate must exceed the one before it by this factor.
+pub const COMPLAINT_RISE: f64 = 1.5;
+
+/// User complaints in the latest [`COMPLAINT_PERIOD`] and the one before it, with the uploads
+/// (both arms) in each, so a busier hour is not mistaken for a worse one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintTrend {
+    pub recent: u64,
+    pub recent_uploads: u64,
+    pub earlier: u64,
+    pub earlier_uploads: u64,
+}
+
+impl ComplaintTrend {
+    /// Complaints per 1,000 uploads (per period when there were no uploads).
+    fn rate(complaints: u64, uploads: u64) -> f64 {
+        if uploads == 0 { complaints as f64 } else { complaints as f64 * 1000.0 / uploads as f64 }
+    }
+}
+
+/// "Complaint rate rising" (a manual-review condition): at least [`COMPLAINT_MIN`] complaints in
+/// the latest hour, at a rate per 1,000 uploads more than [`COMPLAINT_RISE`] times the hour
+/// before's. Returns the review breach, or `None`.
+pub fn complaints_rising(rails: &Guardrails, trend: &ComplaintTrend) -> Option<Breach> {
+    if !rails.manual_review.on_complaint_rate_rising || trend.recent < COMPLAINT_MIN {
+        return None;
+    }
+    // With no uploads in one of the periods, rates per upload mean nothing: compare counts.
+    let per_upload = trend.recent_uploads > 0 && trend.earlier_uploads > 0;
+    let (recent, earlier) = if per_upload {
+        (ComplaintTrend::rate(trend.recent, trend.recent_uploads), ComplaintTrend::rate(trend.earlier, trend.earlier_uploads))
+    } else {
+        (trend.recent as f64, trend.earlier as f64)
+    };
+    if recent <= earlier * COMPLAINT_RISE {
+        return None;
+    }
+    let unit = if per_upload { " per 1,000 uploads" } else { "" };
+    let message = format!(
+        "complaints rising: {} in the last hour ({recent:.2}{unit}) against {} in the hour before ({earlier:.2}{unit})",
+        trend.recent, trend.earlier
+    );
+    Some(Breach {
+        rule: "complaint_rate_rising".into(),
+        observed: recent,
+        threshold: earlier * COMPLAINT_RISE,
+        sample: trend.recent_uploads,
+        window: COMPLAINT_PERIOD,
+        message,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +219,28 @@ mod tests {
 
     fn rails() -> Guardrails {
         Plan::from_toml(DEFAULT_PLAN_TOML).unwrap().guardrails
+    }
+
+    #[test]
+    fn complaints_rising_faster_than_traffic_ask_for_review() {
+        let trend = |recent, recent_uploads, earlier, earlier_uploads| ComplaintTrend { recent, recent_uploads, earlier, earlier_uploads };
+        // Two complaints are noise however they compare.
+        assert_eq!(complaints_rising(&rails(), &trend(2, 1_000, 0, 1_000)), None);
+        // Three where there were none: rising.
+        let breach = complaints_rising(&rails(), &trend(3, 1_000, 0, 1_000)).unwrap();
+        assert_eq!(breach.rule, "complaint_rate_rising");
+        assert!(breach.message.contains("3 in the last hour (3.00 per 1,000 uploads) against 0"), "{}", breach.message);
+        // Twice the complaints on twice the traffic is the same rate, not a rise.
+        assert_eq!(complaints_rising(&rails(), &trend(8, 2_000, 4, 1_000)), None);
+        // Exactly 1.5× is not yet more than 1.5×; just above is.
+        assert_eq!(complaints_rising(&rails(), &trend(6, 1_000, 4, 1_000)), None);
+        assert!(complaints_rising(&rails(), &trend(7, 1_000, 4, 1_000)).is_some());
+        // Without uploads, counts are compared.
+        assert!(complaints_rising(&rails(), &trend(5, 0, 1, 0)).unwrap().message.contains("(5.00) against 1 in the hour before (1.00)"));
+        // A plan may switch the rule off.
+        let mut off = rails();
+        off.manual_review.on_complaint_rate_rising = false;
+        assert_eq!(complaints_rising(&off, &trend(50, 1_000, 0, 1_000)), None);
     }
 
     fn window(success: u64, error: u64, critical: u64, latency: f64, memory: f64) -> Stats {

@@ -23,8 +23,11 @@ pub enum Blocker {
     BaselineMissing,
     TestSuiteNotPassed {
         suite: String,
+        /// Passing tests in the newest report; `None` before any report.
         passed: Option<u32>,
         required: u32,
+        #[serde(default)]
+        failed: u32,
     },
     /// A success criterion is failing or not yet proven.
     GateNotPassed {
@@ -47,11 +50,14 @@ impl fmt::Display for Blocker {
                 write!(f, "checklist: {open} of {total} items still open")
             }
             Blocker::BaselineMissing => f.write_str("the baseline has not been recorded"),
-            Blocker::TestSuiteNotPassed { suite, passed: None, required } => {
+            Blocker::TestSuiteNotPassed { suite, passed: None, required, .. } => {
                 write!(f, "{suite} tests: no result reported ({required} must pass)")
             }
-            Blocker::TestSuiteNotPassed { suite, passed: Some(p), required } => {
+            Blocker::TestSuiteNotPassed { suite, passed: Some(p), required, failed: 0 } => {
                 write!(f, "{suite} tests: {p}/{required} passing")
+            }
+            Blocker::TestSuiteNotPassed { suite, passed: Some(p), required, failed } => {
+                write!(f, "{suite} tests: {p}/{required} passing, {failed} failing")
             }
             Blocker::GateNotPassed { criterion, verdict, explanation } => {
                 write!(f, "{criterion}: {} — {explanation}", verdict.label())
@@ -67,12 +73,20 @@ pub struct StageEvidence {
     pub checklist_done: u32,
     pub checklist_total: u32,
     pub baseline_recorded: bool,
-    /// Latest passing count reported per suite name.
-    pub suite_results: Vec<(String, u32)>,
+    /// The newest report of each suite for this stage.
+    pub suite_results: Vec<SuiteResult>,
     /// The stage's gates, judged on its treatment events so far.
     pub gates: Vec<Gate>,
     /// Unacknowledged alerts: (id, message).
     pub open_alerts: Vec<(i64, String)>,
+}
+
+/// What CI reported for one test suite.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuiteResult {
+    pub suite: String,
+    pub passed: u32,
+    pub failed: u32,
 }
 
 /// Everything that blocks leaving the current stage at `now`, in the order a person would check.
@@ -108,9 +122,15 @@ pub fn blockers(plan: &Plan, state: &Rollout, evidence: &StageEvidence, now: Tim
         out.push(Blocker::AlertOpen { id: *id, message: message.clone() });
     }
     for suite in &stage.test_suites {
-        let passed = evidence.suite_results.iter().find(|(name, _)| *name == suite.name).map(|(_, n)| *n);
-        if passed.is_none_or(|p| p < suite.tests) {
-            out.push(Blocker::TestSuiteNotPassed { suite: suite.name.clone(), passed, required: suite.tests });
+        // A suite passes when its newest run has at least the plan's count passing and none failing.
+        let result = evidence.suite_results.iter().find(|r| r.suite == suite.name);
+        if result.is_none_or(|r| r.passed < suite.tests || r.failed > 0) {
+            out.push(Blocker::TestSuiteNotPassed {
+                suite: suite.name.clone(),
+                passed: result.map(|r| r.passed),
+                required: suite.tests,
+                failed: result.map_or(0, |r| r.failed),
+            });
         }
     }
     out
@@ -157,14 +177,17 @@ mod tests {
             vec![
                 Blocker::ChecklistIncomplete { open: 62, total: 72 },
                 Blocker::BaselineMissing,
-                Blocker::TestSuiteNotPassed { suite: "Phase 1".into(), passed: None, required: 16 },
+                Blocker::TestSuiteNotPassed { suite: "Phase 1".into(), passed: None, required: 16, failed: 0 },
             ]
         );
         assert_eq!(got[2].to_string(), "Phase 1 tests: no result reported (16 must pass)");
-        let ready = StageEvidence { baseline_recorded: true, suite_results: vec![("Phase 1".into(), 16)], ..done(72) };
+        let run = |passed, failed| vec![SuiteResult { suite: "Phase 1".into(), passed, failed }];
+        let ready = StageEvidence { baseline_recorded: true, suite_results: run(16, 0), ..done(72) };
         assert_eq!(blockers(&plan, &state(0, 30), &ready, now), vec![]);
-        let partial = StageEvidence { suite_results: vec![("Phase 1".into(), 15)], ..ready };
+        let partial = StageEvidence { suite_results: run(15, 0), ..ready.clone() };
         assert_eq!(blockers(&plan, &state(0, 30), &partial, now)[0].to_string(), "Phase 1 tests: 15/16 passing");
+        let failing = StageEvidence { suite_results: run(17, 1), ..ready };
+        assert_eq!(blockers(&plan, &state(0, 30), &failing, now)[0].to_string(), "Phase 1 tests: 17/16 passing, 1 failing");
     }
 
     #[test]

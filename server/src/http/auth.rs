@@ -50,6 +50,9 @@ pub fn rule(method: &Method, route: &str) -> Option<Rule> {
         ("POST", "/api/v1/rollouts/{id}/checklist/{item}") => Needs(TickChecklist),
         ("POST", "/api/v1/rollouts/{id}/alerts/{alert}/acknowledge") => Needs(AcknowledgeAlert),
         ("POST", "/api/v1/rollouts/{id}/baseline") => Needs(CaptureBaseline),
+        ("GET", "/api/v1/rollouts/{id}/test-results") => Needs(ReadRollout),
+        ("POST", "/api/v1/rollouts/{id}/test-results") => Needs(ReportTests),
+        ("POST", "/api/v1/rollouts/{id}/complaints") => Needs(ReportComplaints),
         ("POST", "/api/v1/events") => Needs(IngestEvents),
         (
             "GET",
@@ -61,6 +64,9 @@ pub fn rule(method: &Method, route: &str) -> Option<Rule> {
         ("GET" | "POST", "/api/v1/users") | ("PATCH", "/api/v1/users/{id}") | ("POST", "/api/v1/users/{id}/password") => Needs(ManageUsers),
         ("GET" | "POST", "/api/v1/tokens") | ("DELETE", "/api/v1/tokens/{id}") => Needs(ManageTokens),
         ("GET" | "POST", "/api/v1/share-links") | ("DELETE", "/api/v1/share-links/{id}") => Needs(ManageShareLinks),
+        ("GET" | "POST", "/api/v1/webhooks") | ("DELETE", "/api/v1/webhooks/{id}") | ("GET", "/api/v1/webhooks/{id}/deliveries") => {
+            Needs(ManageWebhooks)
+        }
         _ => return None,
     })
 }

@@ -1,7 +1,8 @@
 //! Rollout endpoints: read the control-room snapshot, tick checklist items, give commands.
 
 use super::{ApiError, ApiState};
-use crate::store::Claim;
+use crate::service::{ComplaintReport, TestReport};
+use crate::store::{Claim, TestResult};
 use app::domain::access::{Principal, check};
 use app::domain::bucketing::murmur3_x86_32;
 use app::domain::rollout::{Command, Rollout};
@@ -29,6 +30,8 @@ pub fn router() -> Router<ApiState> {
         .route("/rollouts/{id}/commands", post(command))
         .route("/rollouts/{id}/checklist/{item}", post(tick))
         .route("/rollouts/{id}/alerts/{alert}/acknowledge", post(acknowledge))
+        .route("/rollouts/{id}/test-results", get(test_results).post(report_tests))
+        .route("/rollouts/{id}/complaints", post(report_complaints))
 }
 
 async fn show(State(state): State<ApiState>, Path(id): Path<i64>) -> Result<Json<ControlRoom>, ApiError> {
@@ -154,4 +157,31 @@ async fn acknowledge(
     let Json(request) = body?;
     state.rollouts.acknowledge_alert(id, alert, &request.note, &principal.actor()).await?;
     Ok(Json(serde_json::json!({ "acknowledged": alert })))
+}
+
+/// The rollout's newest CI reports (at most 100), newest first.
+async fn test_results(State(state): State<ApiState>, Path(id): Path<i64>) -> Result<Json<Vec<TestResult>>, ApiError> {
+    state.store.rollout(id).await.map_err(AppError::from)?;
+    Ok(Json(state.store.test_results(id, 100).await.map_err(AppError::from)?))
+}
+
+async fn report_tests(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+    body: Result<Json<TestReport>, JsonRejection>,
+) -> Result<(StatusCode, Json<TestResult>), ApiError> {
+    let Json(report) = body?;
+    Ok((StatusCode::CREATED, Json(state.rollouts.report_tests(id, report, &principal.actor()).await?)))
+}
+
+async fn report_complaints(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+    body: Result<Json<ComplaintReport>, JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Json(report) = body?;
+    let recorded = state.rollouts.report_complaints(id, report, &principal.actor()).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": recorded }))))
 }

@@ -63,7 +63,22 @@ impl Store {
             return Ok(None);
         };
         let summary = format!("Review needed: {message}");
-        insert_audit(&mut tx, Some(rollout_id), crate::guard::GUARD_ACTOR, "alert", &summary, None, None, evidence).await?;
+        let actor = crate::guard::GUARD_ACTOR;
+        insert_audit(&mut tx, Some(rollout_id), actor, "alert", &summary, None, None, evidence.clone()).await?;
+        let rollout = super::load_rollout(&mut tx, rollout_id).await?;
+        let event = crate::webhooks::Event::Alert;
+        let announcement = crate::webhooks::Announcement {
+            event,
+            rollout_id,
+            plan: &rollout.plan,
+            state: &rollout.state,
+            summary: &summary,
+            actor,
+            reason: None,
+            evidence: &evidence,
+            at: now,
+        };
+        super::webhooks::enqueue(&mut tx, event, &crate::webhooks::payload(&announcement), now).await?;
         tx.commit().await?;
         Ok(Some(Alert {
             id: row.id,

@@ -25,6 +25,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub pool: PgPool,
     pub guard: server::guard::Guard,
+    pub webhooks: server::webhooks::Dispatcher,
     now: Arc<AtomicI64>,
     approvers: tokio::sync::OnceCell<()>,
 }
@@ -45,6 +46,7 @@ impl TestApp {
         let app = startup::build(&config, listener, pool.clone(), clock).await.expect("the server builds");
         let base = format!("http://{}", app.local_addr());
         let guard = app.guard();
+        let webhooks = app.webhooks();
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         // The default client is a machine holding every scope; tests about access build others.
         let secret = server::auth::new_secret();
@@ -53,7 +55,7 @@ impl TestApp {
             .await
             .expect("a test token");
         let client = client_with(&[("authorization", &format!("Bearer {secret}"))]);
-        TestApp { base, client, pool, guard, now, approvers: tokio::sync::OnceCell::new() }
+        TestApp { base, client, pool, guard, webhooks, now, approvers: tokio::sync::OnceCell::new() }
     }
 
     /// Signs in through the form and returns a client carrying the session cookie (and an
@@ -181,6 +183,28 @@ impl TestApp {
         }
         assert_eq!(body["status"], "awaiting_approval", "{body}");
         self.command_as(&bea, serde_json::json!({ "command": "approve" })).await
+    }
+
+    /// Sends uploads from the simulator's model at the server's current time, `treatment` of
+    /// them treated (with `regressions`); returns the ingest report.
+    pub async fn simulate(
+        &self,
+        model: &mut server::simulate::Model,
+        control: usize,
+        treatment: usize,
+        regressions: &[server::simulate::Regression],
+    ) -> serde_json::Value {
+        use app::domain::event::Variant;
+        let now = self.now().millis();
+        let mut lines = String::new();
+        for i in 0..control + treatment {
+            let variant = if i < treatment { Variant::Treatment } else { Variant::Control };
+            let event = model.event(Timestamp(now - 1_000 - i as i64), variant, if i < treatment { regressions } else { &[] });
+            lines.push_str(&format!("{event}\n"));
+        }
+        let response = self.client.post(self.url("/api/v1/events")).body(lines).send().await.expect("POST /api/v1/events");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("an ingest report")
     }
 
     /// Starts the rollout if it is a draft and overrides its way forward to `stage`.

@@ -1,0 +1,241 @@
+//! Outgoing webhooks: what is announced, how it is signed, and the dispatcher that delivers it.
+//!
+//! Deliveries are an outbox: the store writes one row per subscribed webhook in the same
+//! transaction as the change it announces, so nothing is announced that did not commit and
+//! nothing that committed is lost. The dispatcher claims due rows with a lease (`SKIP LOCKED`,
+//! so replicas never send the same attempt twice), POSTs them signed, and records every attempt;
+//! a failure is retried with backoff until [`BACKOFF`] runs out.
+
+use crate::service::Clock;
+use crate::store::{DueDelivery, Store, StoreError};
+use app::domain::plan::Plan;
+use app::domain::rollout::{Rollout, served_flag};
+use app::domain::units::{Span, Timestamp};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::time::Duration;
+
+/// What a webhook can be told about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// Somebody asked to advance or complete; approvers are needed.
+    ApprovalNeeded,
+    /// The rollout entered another stage going forward (or started).
+    StageChanged,
+    /// The flag was rolled back, by a person or by the guard loop.
+    RolledBack,
+    /// The guard loop raised a review alert.
+    Alert,
+    /// The last stage was signed off.
+    Completed,
+}
+
+impl Event {
+    pub const ALL: [Event; 5] = [Event::ApprovalNeeded, Event::StageChanged, Event::RolledBack, Event::Alert, Event::Completed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::ApprovalNeeded => "approval_needed",
+            Event::StageChanged => "stage_changed",
+            Event::RolledBack => "rolled_back",
+            Event::Alert => "alert",
+            Event::Completed => "completed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.as_str() == text)
+    }
+}
+
+/// Waits before each retry: the n-th failed attempt is retried after `BACKOFF[n - 1]`; after the
+/// last one the delivery is marked failed (about 3.5 hours of trying in all).
+pub const BACKOFF: [Span; 7] = [
+    Span::from_secs(10),
+    Span::from_secs(30),
+    Span::from_secs(120),
+    Span::from_secs(600),
+    Span::from_secs(1800),
+    Span::from_secs(3600),
+    Span::from_secs(7200),
+];
+
+/// How long a claimed delivery stays reserved for the process sending it.
+const LEASE: Span = Span::from_secs(60);
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The signature header's value: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
+/// Receivers recompute it with the shared secret and refuse old timestamps (replays).
+pub fn signature(secret: &str, unix_seconds: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(unix_seconds.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={unix_seconds},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A change to announce, as the store has it at commit.
+pub struct Announcement<'a> {
+    pub event: Event,
+    pub rollout_id: i64,
+    pub plan: &'a Plan,
+    pub state: &'a Rollout,
+    pub summary: &'a str,
+    pub actor: &'a str,
+    pub reason: Option<&'a str>,
+    pub evidence: &'a serde_json::Value,
+    pub at: Timestamp,
+}
+
+/// The JSON body a webhook receives (documented in docs/api.md). `text` is one line a chat
+/// relay can post as is; the rest is for machines.
+pub fn payload(a: &Announcement<'_>) -> serde_json::Value {
+    let stage = a.plan.stage(a.state.stage);
+    let flag = served_flag(a.plan, a.state);
+    let mut text = format!("{}: {}", a.plan.name, a.summary);
+    if let Some(reason) = a.reason {
+        text.push_str(&format!(" (reason: {reason})"));
+    }
+    serde_json::json!({
+        "event": a.event.as_str(),
+        "text": text,
+        "at": app::format::iso(a.at),
+        "rollout": { "id": a.rollout_id, "name": a.plan.name, "flag": a.plan.flag.key, "path": format!("/rollouts/{}", a.rollout_id) },
+        "state": {
+            "stage": a.state.stage.0,
+            "stage_name": stage.map(|s| s.name.as_str()),
+            "status": a.state.status.as_str(),
+            "version": a.state.version.0,
+            "flag": flag,
+            "request": a.state.request,
+        },
+        "summary": a.summary,
+        "actor": a.actor,
+        "reason": a.reason,
+        "evidence": a.evidence,
+    })
+}
+
+/// What one attempt came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered { status: u16 },
+    Failed { status: Option<u16>, error: String },
+}
+
+/// Sends due deliveries; `tick(now)` does one round and tests call it directly.
+#[derive(Clone)]
+pub struct Dispatcher {
+    store: Store,
+    clock: Clock,
+    client: reqwest::Client,
+}
+
+impl Dispatcher {
+    pub fn new(store: Store, clock: Clock) -> Dispatcher {
+        let client = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("Rampart-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("an HTTP client with default TLS settings");
+        Dispatcher { store, clock, client }
+    }
+
+    /// Runs until the pool closes, a round every second.
+    pub fn spawn(self) {
+        tokio::spawn(async move {
+            let pool = self.store.pool().clone();
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = pool.close_event() => return,
+                }
+                if let Err(error) = self.tick((self.clock)()).await {
+                    tracing::warn!(%error, "webhook round failed; retrying");
+                }
+            }
+        });
+    }
+
+    /// Claims what is due at `now`, sends it, and records each attempt. Returns what happened
+    /// to each delivery claimed.
+    pub async fn tick(&self, now: Timestamp) -> Result<Vec<(i64, Attempt)>, StoreError> {
+        let due = self.store.claim_deliveries(now, now.plus(LEASE), 20).await?;
+        let mut outcomes = Vec::with_capacity(due.len());
+        for delivery in due {
+            let attempt = self.send(&delivery, now).await;
+            let retry_at = match &attempt {
+                Attempt::Delivered { .. } => None,
+                Attempt::Failed { .. } => BACKOFF.get(delivery.attempts as usize).map(|wait| now.plus(*wait)),
+            };
+            match &attempt {
+                // Never the URL: a chat relay's webhook URL is itself a secret.
+                Attempt::Delivered { status } => tracing::info!(delivery = delivery.id, status, "webhook delivered"),
+                Attempt::Failed { status, error } => {
+                    tracing::warn!(delivery = delivery.id, ?status, %error, retry = retry_at.is_some(), "webhook failed")
+                }
+            }
+            self.store.record_attempt(delivery.id, &attempt, now, retry_at).await?;
+            outcomes.push((delivery.id, attempt));
+        }
+        Ok(outcomes)
+    }
+
+    async fn send(&self, delivery: &DueDelivery, now: Timestamp) -> Attempt {
+        let body = serde_json::to_vec(&delivery.payload).unwrap_or_default();
+        let response = self
+            .client
+            .post(&delivery.url)
+            .header("content-type", "application/json")
+            .header("rampart-event", &delivery.event)
+            .header("rampart-delivery", delivery.id.to_string())
+            .header("rampart-signature", signature(&delivery.secret, now.millis() / 1000, &body))
+            .body(body)
+            .send()
+            .await;
+        match response {
+            Ok(r) if r.status().is_success() => Attempt::Delivered { status: r.status().as_u16() },
+            Ok(r) => Attempt::Failed { status: Some(r.status().as_u16()), error: format!("the receiver answered {}", r.status()) },
+            Err(e) => Attempt::Failed { status: None, error: describe(&e) },
+        }
+    }
+}
+
+/// A transport error in words, without the URL (which may carry a secret path).
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        format!("no answer within {} s", TIMEOUT.as_secs())
+    } else if error.is_connect() {
+        "could not connect".to_string()
+    } else {
+        let mut text = error.to_string();
+        if let Some(url) = error.url() {
+            text = text.replace(url.as_str(), "the webhook URL");
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_the_timestamp_and_body() {
+        // Checked against `printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac s3cret`.
+        assert_eq!(
+            signature("s3cret", 1_700_000_000, br#"{"a":1}"#),
+            "t=1700000000,v1=1698a50bc74d1ff1db85c4e0a5297c2ad9fdba245d5737cdb789e4cc6e098940"
+        );
+    }
+
+    #[test]
+    fn events_round_trip_through_their_names() {
+        for event in Event::ALL {
+            assert_eq!(Event::parse(event.as_str()), Some(event));
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! A whole rollout, as the plan means it to go: the simulator's healthy traffic, CI's test
+//! reports, every checklist ticked, every soak waited out, and each step asked for by a machine
+//! and approved by a person — from stage 0 to complete without a single override.
+
+mod support;
+
+use serde_json::{Value, json};
+use server::simulate::Model;
+use sqlx::PgPool;
+use support::TestApp;
+
+async fn tick_stage(app: &TestApp, stage: u64) {
+    let room = app.room().await;
+    for item in room["checklist"].as_array().unwrap().iter().filter(|i| i["stage"] == stage) {
+        let (status, body) = app.post(&format!("/api/v1/rollouts/1/checklist/{}", item["id"]), json!({ "checked": true })).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+async fn report_suites(app: &TestApp, stage: u64) {
+    let room = app.room().await;
+    for suite in room["plan"]["stages"][stage as usize]["test_suites"].as_array().unwrap() {
+        let report = json!({ "suite": suite["name"], "passed": suite["tests"], "failed": 0, "url": "https://ci.example/run/1" });
+        let (status, body) = app.post("/api/v1/rollouts/1/test-results", report).await;
+        assert_eq!(status, 201, "{body}");
+    }
+}
+
+fn blockers(room: &Value) -> Vec<String> {
+    room["blockers"].as_array().unwrap().iter().map(|b| b["kind"].as_str().unwrap().to_string()).collect()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_clean_rollout_reaches_100_percent_through_approvals_alone(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let mut model = Model::new(21, 1);
+
+    // Stage 0: flag off. The baseline comes from today's (sync) traffic.
+    app.simulate(&mut model, 600, 0, &[]).await;
+    let now = app.now().millis();
+    let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": now - 600_000, "to": now })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.command(json!({ "command": "start" })).await.0, 200);
+
+    // Treatment events per stage: enough for each stage's minimum and for the success-rate
+    // interval to clear its threshold.
+    let traffic = [0, 8_000, 4_000, 4_000, 6_000];
+    for stage in 0..5u64 {
+        app.advance_clock_minutes(1);
+        if traffic[stage as usize] > 0 {
+            let report = app.simulate(&mut model, 2_000, traffic[stage as usize], &[]).await;
+            assert_eq!(report["rejected"], 0, "{report}");
+        }
+        tick_stage(&app, stage).await;
+        report_suites(&app, stage).await;
+        let soak = app.room().await["plan"]["stages"][stage as usize]["soak"].as_str().unwrap().to_string();
+        let room = app.room().await;
+        assert_eq!(blockers(&room), ["soak_remaining"], "stage {stage}: only the soak is left ({soak}): {}", room["blockers"]);
+        let hours = match soak.as_str() {
+            "24h" | "1d" => 24,
+            "48h" | "2d" => 48,
+            "72h" | "3d" => 72,
+            "1w" | "7d" => 168,
+            other => panic!("soak {other}"),
+        };
+        app.advance_clock_hours(hours);
+        let room = app.room().await;
+        assert_eq!(blockers(&room), Vec::<String>::new(), "stage {stage}: {}", room["gates"]);
+
+        // CI asks (a token may ask, never approve); a person approves.
+        let command = if stage == 4 { "complete" } else { "advance" };
+        let (status, body) = app.command(json!({ "command": command })).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("awaiting_approval")), "{body}");
+        // Signed in now: the soak outlasts a session.
+        let (ana, bea) = app.approvers().await;
+        let approver = if stage % 2 == 0 { ana } else { bea };
+        let (status, body) = app.command_as(&approver, json!({ "command": "approve" })).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let room = app.room().await;
+    assert_eq!((room["state"]["stage"].as_u64(), room["state"]["status"].as_str()), (Some(4), Some("complete")));
+    assert_eq!(room["served"], json!({ "enabled": true, "percentage": 100 }));
+    let approvals: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT actor, reason FROM audit_log WHERE action = 'approve' ORDER BY id").fetch_all(&pool).await.unwrap();
+    assert_eq!(approvals.len(), 5);
+    assert!(approvals.iter().all(|(who, reason)| (who == "ana" || who == "bea") && reason.is_none()), "{approvals:?}");
+    let overrides: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE evidence->'overridden' <> '[]'::jsonb").fetch_one(&pool).await.unwrap();
+    assert_eq!(overrides, 0, "nothing was overridden");
+    let history: Vec<(i32, Option<String>)> =
+        sqlx::query_as("SELECT stage, exit FROM stage_history ORDER BY id").fetch_all(&pool).await.unwrap();
+    let exits: Vec<_> = history.iter().map(|(s, e)| (*s, e.as_deref())).collect();
+    assert_eq!(exits, [(0, Some("advanced")), (1, Some("advanced")), (2, Some("advanced")), (3, Some("advanced")), (4, Some("completed"))]);
+}

@@ -1,0 +1,235 @@
+//! What Rampart tells and is told: signed webhooks with retries and a delivery log; CI test
+//! results that clear a stage's suite blocker; user complaints whose rising rate asks for review.
+
+mod support;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::{ADMIN_PASSWORD, TestApp};
+
+/// A webhook receiver on a real socket: records every request and answers 500 to the first
+/// `failures` of them.
+#[derive(Clone, Default)]
+struct Receiver {
+    received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    failures: Arc<Mutex<usize>>,
+}
+
+impl Receiver {
+    async fn start(failures: usize) -> (Receiver, String) {
+        let receiver = Receiver { failures: Arc::new(Mutex::new(failures)), ..Default::default() };
+        let state = receiver.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let state = state.clone();
+                async move {
+                    state.received.lock().unwrap().push((headers, body));
+                    let mut failures = state.failures.lock().unwrap();
+                    if *failures > 0 {
+                        *failures -= 1;
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::NO_CONTENT
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, url)
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.received.lock().unwrap().iter().map(|(_, b)| serde_json::from_slice(b).unwrap()).collect()
+    }
+
+    /// Waits (up to 5 s) until `count` requests arrived.
+    async fn wait_for(&self, count: usize) {
+        for _ in 0..500 {
+            if self.received.lock().unwrap().len() >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{count} webhook requests expected, got {:?}", self.bodies());
+    }
+}
+
+async fn add_webhook(app: &TestApp, url: &str, events: Value) -> (i64, String) {
+    let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let response = admin.post(app.url("/api/v1/webhooks")).json(&json!({ "url": url, "events": events })).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    (body["item"]["id"].as_i64().unwrap(), body["secret"].as_str().unwrap().to_string())
+}
+
+async fn deliveries(app: &TestApp, webhook: i64) -> Vec<Value> {
+    let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let response = admin.get(app.url(&format!("/api/v1/webhooks/{webhook}/deliveries"))).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn webhooks_are_signed_filtered_and_sent_once_per_change(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (receiver, url) = Receiver::start(0).await;
+    let (hook, secret) = add_webhook(&app, &url, json!(["approval_needed", "stage_changed", "rolled_back"])).await;
+    assert!(secret.starts_with("whsec_"));
+
+    app.command(json!({ "command": "start" })).await;
+    app.go_to_stage(1).await;
+    app.command(json!({ "command": "pause" })).await; // not subscribed: nothing sent
+    let (status, _) = app.command(json!({ "command": "roll_back", "target": "off", "reason": "provider incident" })).await;
+    assert_eq!(status, 200);
+    receiver.wait_for(4).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await; // a dispatcher round later, still 4
+    let events: Vec<String> = receiver.bodies().iter().map(|b| b["event"].as_str().unwrap().to_string()).collect();
+    assert_eq!(events, ["stage_changed", "approval_needed", "stage_changed", "rolled_back"]);
+
+    let (headers, body) = receiver.received.lock().unwrap()[3].clone();
+    assert_eq!(headers["rampart-event"], "rolled_back");
+    assert_eq!(headers["content-type"], "application/json");
+    let signature = headers["rampart-signature"].to_str().unwrap();
+    let t: i64 = signature.split(',').next().unwrap().strip_prefix("t=").unwrap().parse().unwrap();
+    assert_eq!(signature, server::webhooks::signature(&secret, t, &body), "HMAC-SHA256 of the timestamp and the exact body");
+    assert_eq!(t, app.now().millis() / 1000);
+    let payload: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["rollout"]["id"], 1);
+    assert_eq!(payload["state"]["status"], "rolled_back");
+    assert_eq!(payload["state"]["flag"], json!({ "enabled": false, "percentage": 0 }));
+    assert_eq!(payload["actor"], support::TEST_ACTOR);
+    assert_eq!(payload["reason"], "provider incident");
+    assert!(payload["text"].as_str().unwrap().starts_with("Async upload rollout: Rolled back from stage 1"), "{payload}");
+
+    let log = deliveries(&app, hook).await;
+    assert_eq!(log.len(), 4);
+    assert!(log.iter().all(|d| d["state"] == "delivered" && d["attempts"] == 1 && d["last_status"] == 204), "{log:?}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_failing_receiver_is_retried_with_backoff_and_every_attempt_is_logged(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (receiver, url) = Receiver::start(2).await;
+    let (hook, _) = add_webhook(&app, &url, json!([])).await;
+    let (gone, _) = add_webhook(&app, "http://127.0.0.1:9/never", json!([])).await;
+    let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
+    assert_eq!(admin.delete(app.url(&format!("/api/v1/webhooks/{gone}"))).send().await.unwrap().status(), 204);
+
+    app.command(json!({ "command": "start" })).await;
+    receiver.wait_for(1).await;
+    let log = deliveries(&app, hook).await;
+    assert_eq!(
+        (log[0]["state"].as_str(), log[0]["attempts"].as_u64(), log[0]["last_status"].as_u64()),
+        (Some("retrying"), Some(1), Some(500))
+    );
+    assert_eq!(log[0]["next_attempt_at"].as_i64(), Some(app.now().millis() + 10_000), "first retry after 10 s");
+
+    // The server's clock moves past each wait; the dispatcher tries again.
+    app.advance_clock_minutes(1);
+    app.webhooks.tick(app.now()).await.unwrap();
+    receiver.wait_for(2).await;
+    assert_eq!(deliveries(&app, hook).await[0]["next_attempt_at"].as_i64(), Some(app.now().millis() + 30_000), "then after 30 s");
+    app.advance_clock_minutes(1);
+    app.webhooks.tick(app.now()).await.unwrap();
+    receiver.wait_for(3).await;
+    let log = deliveries(&app, hook).await;
+    assert_eq!(
+        (log[0]["state"].as_str(), log[0]["attempts"].as_u64(), log[0]["last_status"].as_u64()),
+        (Some("delivered"), Some(3), Some(204))
+    );
+    let ids: Vec<String> =
+        receiver.received.lock().unwrap().iter().map(|(h, _)| h["rampart-delivery"].to_str().unwrap().to_string()).collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "a retry is the same delivery: {ids:?}");
+    assert!(deliveries(&app, gone).await.is_empty(), "a removed webhook gets nothing");
+
+    // A receiver that never answers well is given up on after the last retry.
+    let (dead, _) = add_webhook(&app, "http://127.0.0.1:9/closed", json!(["stage_changed"])).await;
+    app.go_to_stage(1).await;
+    for _ in 0..10 {
+        app.webhooks.tick(app.now()).await.unwrap();
+        app.advance_clock_hours(3);
+    }
+    let log = deliveries(&app, dead).await;
+    assert_eq!((log[0]["state"].as_str(), log[0]["attempts"].as_u64()), (Some("failed"), Some(8)), "{log:?}");
+    assert_eq!(log[0]["last_error"], "could not connect");
+
+    // Bad input names the field.
+    let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let response = admin.post(app.url("/api/v1/webhooks")).json(&json!({ "url": "ftp://x", "events": [] })).send().await.unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["field"], "url");
+    let response = admin.post(app.url("/api/v1/webhooks")).json(&json!({ "url": url, "events": ["stage_moved"] })).send().await.unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["field"], "events");
+    assert!(body["message"].as_str().unwrap().contains("stage_moved"), "{body}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn ci_test_results_clear_the_suite_blocker_only_when_all_pass(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.command(json!({ "command": "start" })).await;
+    let suite_blocker = |room: &Value| room["blockers"].as_array().unwrap().iter().find(|b| b["kind"] == "test_suite_not_passed").cloned();
+    assert_eq!(suite_blocker(&app.room().await).unwrap()["passed"], Value::Null);
+
+    let (status, body) = app.post("/api/v1/rollouts/1/test-results", json!({ "suite": "Phase 1", "passed": 15, "failed": 1 })).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!((body["stage"].as_u64(), body["reported_by"].as_str()), (Some(0), Some(support::TEST_ACTOR)));
+    let blocker = suite_blocker(&app.room().await).unwrap();
+    assert_eq!((blocker["passed"].as_u64(), blocker["failed"].as_u64()), (Some(15), Some(1)));
+
+    let (status, _) = app.post("/api/v1/rollouts/1/test-results", json!({ "suite": "Phase 1", "passed": 16 })).await;
+    assert_eq!(status, 201);
+    assert_eq!(suite_blocker(&app.room().await), None, "the newest run counts");
+    let audit = &app.room().await["audit"][0];
+    assert_eq!(audit["summary"], "Phase 1 tests for stage 0: 16 passed, 0 failed");
+
+    let (status, body) = app.post("/api/v1/rollouts/1/test-results", json!({ "suite": "Phase 9", "passed": 1 })).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("suite")));
+    assert!(body["message"].as_str().unwrap().contains("it requires “Phase 1”"), "{body}");
+    let (status, body) = app.post("/api/v1/rollouts/1/test-results", json!({ "suite": "Phase 1", "passed": -3 })).await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = app.post("/api/v1/rollouts/1/test-results", json!({ "suite": "Phase 1", "passed": 1, "stage": 9 })).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("stage")));
+    assert_eq!(app.get_json("/api/v1/rollouts/1/test-results").await.as_array().unwrap().len(), 2);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn rising_complaints_raise_a_review_that_blocks_advance(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (receiver, url) = Receiver::start(0).await;
+    add_webhook(&app, &url, json!(["alert"])).await;
+    let mut model = server::simulate::Model::new(5, 1);
+    app.go_to_stage(1).await;
+    app.advance_clock_minutes(1);
+    app.simulate(&mut model, 900, 100, &[]).await;
+
+    // One complaint an hour ago, then a few now: the rate has more than doubled.
+    let hour_ago = app.now().millis() - 3_000_000;
+    let (status, body) = app.post("/api/v1/rollouts/1/complaints", json!({ "count": 1, "at": hour_ago - 1_000_000 })).await;
+    assert_eq!(status, 201, "{body}");
+    app.post("/api/v1/rollouts/1/complaints", json!({ "count": 2, "source": "support desk", "note": "uploads stuck at 99%" })).await;
+    assert!(app.guard.tick_now(app.now()).await.unwrap().is_empty(), "two complaints are not a trend");
+    app.post("/api/v1/rollouts/1/complaints", json!({ "source": "support desk" })).await;
+    let actions = app.guard.tick_now(app.now()).await.unwrap();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+
+    let room = app.room().await;
+    let alert = &room["alerts"][0];
+    assert_eq!(alert["kind"], "complaint_rate_rising");
+    assert!(alert["message"].as_str().unwrap().contains("complaints rising: 3 in the last hour"), "{alert}");
+    assert!(room["blockers"].as_array().unwrap().iter().any(|b| b["kind"] == "alert_open"));
+    assert_eq!(room["audit"].as_array().unwrap().iter().filter(|e| e["action"] == "complaint").count(), 3);
+    receiver.wait_for(1).await;
+    assert_eq!(receiver.bodies()[0]["event"], "alert");
+
+    let (status, body) = app.post("/api/v1/rollouts/1/complaints", json!({ "count": 0 })).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("count")));
+    let (status, body) = app.post("/api/v1/rollouts/1/complaints", json!({ "at": app.now().millis() + 3_600_000 })).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("at")));
+}
