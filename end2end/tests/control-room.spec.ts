@@ -51,7 +51,7 @@ test('a ticked checklist item survives a reload, and an override advances once a
   const context = await browser.newContext({ storageState: '.auth/secondApprover.json' });
   const second = new ControlRoom(await context.newPage());
   await second.open('/rollouts/1');
-  await expect(second.approval).toContainText('Override reason: “Staging soak already covered this');
+  await expect(second.approval).toContainText('Override reason: Staging soak already covered this');
   await second.approve();
   await expect(second.currentStep()).toContainText('1% rollout');
   await context.close();

@@ -109,10 +109,14 @@ impl Guard {
 
     async fn guard(&self, rollout: &StoredRollout, now: Timestamp) -> Result<Vec<Action>, StoreError> {
         let rails = &rollout.plan.guardrails;
-        let from = Timestamp(now.millis() - rails.window.millis());
+        // The trailing window, but only this stage's traffic: what went wrong before a rollback
+        // must not roll back the next attempt the moment it starts.
+        let entered = rollout.state.stage_entered_at.unwrap_or(now);
+        let from = Timestamp((now.millis() - rails.window.millis()).max(entered.millis()));
         let until = Timestamp(now.millis() + 60_000);
+        let stage = Some(rollout.state.stage.0 as i32);
         let (control, treatment) =
-            self.metrics.arms(rollout.id, None, from, until).await.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            self.metrics.arms(rollout.id, stage, from, until).await.map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let baseline = self.store.latest_baseline(rollout.id).await?;
         let reference = Reference::choose(baseline.as_ref().map(|b| &b.summary), &control);
         let sustained = self.store.sustained(rollout.id).await?;

@@ -10,6 +10,7 @@ export class ControlRoom {
   readonly progress: Locator;
   readonly timeline: Locator;
   readonly approval: Locator;
+  readonly blockers: Locator;
 
   constructor(readonly page: Page) {
     this.status = page.getByTestId('rollout-status');
@@ -19,6 +20,7 @@ export class ControlRoom {
     this.progress = page.getByTestId('checklist-progress');
     this.timeline = page.getByTestId('audit-entry');
     this.approval = page.getByTestId('approval');
+    this.blockers = page.getByTestId('blockers');
   }
 
   async open(path = '/') {
@@ -34,6 +36,11 @@ export class ControlRoom {
 
   currentStep(): Locator {
     return this.page.locator('[data-testid="stage-step"][aria-current="step"]');
+  }
+
+  /** A gate's row by criterion: minevents, successrate, errorrate, latencyp95, memory. */
+  gate(criterion: string): Locator {
+    return this.page.locator(`[data-testid="gate"][data-criterion="${criterion}"]`);
   }
 
   item(index: number): Locator {
