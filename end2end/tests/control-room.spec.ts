@@ -247,3 +247,15 @@ test('an admin makes a token and a share link on the admin page, each shown once
   await expect(page.getByTestId('issued-secret')).toHaveCount(0);
   await context.close();
 });
+
+test('the control room and the status page fit a phone screen without sideways scrolling', async ({ page }) => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const path of ['/rollouts/1', '/status/1', '/rollouts']) {
+    const room = new ControlRoom(page);
+    await room.open(path);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow, `${path} is ${overflow}px wider than the screen`).toBeLessThanOrEqual(0);
+  }
+  await page.goto('/rollouts/1');
+  await page.screenshot({ path: 'test-results/phone.png', fullPage: false });
+});
