@@ -16,7 +16,7 @@ use std::hint::black_box;
 
 mod support;
 use std::time::{Duration, Instant};
-use support::{authorized, bench_token, command, fresh_database, spawn_rampart};
+use support::{Approvers, authorized, bench_token, command, fresh_database, spawn_rampart};
 
 const CONNECTIONS: usize = 16;
 const HTTP_SECONDS: u64 = 5;
@@ -41,8 +41,9 @@ fn main() {
         // Serve the flag at 10% so evaluation does real bucketing.
         let http = authorized(&token).build().unwrap();
         command(&http, &rampart_a, serde_json::json!({ "command": "start" })).await;
-        command(&http, &rampart_a, serde_json::json!({ "command": "advance", "override_reason": "benchmark" })).await;
-        command(&http, &rampart_a, serde_json::json!({ "command": "advance", "override_reason": "benchmark" })).await;
+        let approvers = Approvers::new(&pool, &rampart_a).await;
+        approvers.advance(&rampart_a).await;
+        approvers.advance(&rampart_a).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
 
         println!("\n## HTTP, {CONNECTIONS} keep-alive connections, {HTTP_SECONDS} s each\n");
@@ -56,7 +57,7 @@ fn main() {
         report("`POST /ofrep/v1/evaluate/flags/async_upload`", &ofrep, baseline.rate);
 
         println!("\n## Stage change → served by another replica\n");
-        propagation(&http, &rampart_a, &rampart_b).await;
+        propagation(&http, &approvers, &rampart_a, &rampart_b).await;
     });
     server_rt.block_on(pool.close());
 }
@@ -148,17 +149,21 @@ fn report(name: &str, load: &Load, baseline: f64) {
     );
 }
 
-async fn propagation(http: &reqwest::Client, a: &str, b: &str) {
+/// From the command that changes the flag (a rollback, or the approval of an advance) on
+/// replica A until replica B serves the change.
+async fn propagation(http: &reqwest::Client, approvers: &Approvers, a: &str, b: &str) {
     let mut samples = Vec::new();
     for i in 0..20 {
+        if i % 2 == 1 {
+            approvers.ask(a).await;
+        }
         let before: serde_json::Value = http.get(format!("{b}/api/v1/flags/async_upload")).send().await.unwrap().json().await.unwrap();
-        let command_body = if i % 2 == 0 {
-            serde_json::json!({ "command": "roll_back", "target": "previous", "reason": "benchmark" })
-        } else {
-            serde_json::json!({ "command": "advance", "override_reason": "benchmark" })
-        };
         let started = Instant::now();
-        command(http, a, command_body).await;
+        if i % 2 == 0 {
+            command(http, a, serde_json::json!({ "command": "roll_back", "target": "previous", "reason": "benchmark" })).await;
+        } else {
+            approvers.approve(a).await;
+        }
         loop {
             let now: serde_json::Value = http.get(format!("{b}/api/v1/flags/async_upload")).send().await.unwrap().json().await.unwrap();
             if now["config_version"] != before["config_version"] {

@@ -11,7 +11,7 @@ use server::simulate::{Model, Regression};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{authorized, bench_token, command, fresh_database, spawn_rampart};
+use support::{Approvers, authorized, bench_token, command, fresh_database, spawn_rampart};
 
 const ROUNDS: usize = 10;
 
@@ -23,12 +23,13 @@ fn main() {
         let a = spawn_rampart(pool.clone()).await;
         let b = spawn_rampart(pool.clone()).await;
         let http = authorized(&bench_token(&pool).await).build().unwrap();
+        let approvers = Approvers::new(&pool, &a).await;
         let mut model = Model::new(99, 7);
         command(&http, &a, serde_json::json!({ "command": "start" })).await;
         let mut samples = Vec::new();
         for _ in 0..ROUNDS {
             while stage(&http, &a).await < 2 {
-                command(&http, &a, serde_json::json!({ "command": "advance", "override_reason": "benchmark" })).await;
+                approvers.advance(&a).await;
             }
             wait_until(&http, &b, true).await;
             send(&http, &a, &mut model, 900, 100, &[]).await;

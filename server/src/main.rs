@@ -157,6 +157,8 @@ async fn import(path: &std::path::Path, retention_days: u32, config: &server::co
         report.rejected,
         started.elapsed()
     );
+    // What was good is stored either way; a script must still notice what was not.
+    anyhow::ensure!(report.rejected == 0, "{} line(s) rejected (listed above); the other lines are stored", report.rejected);
     Ok(())
 }
 

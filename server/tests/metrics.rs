@@ -265,11 +265,18 @@ async fn importing_a_file_twice_adds_nothing_the_second_time(pool: PgPool) {
     };
     let first = run();
     let (stdout, stderr) = (String::from_utf8_lossy(&first.stdout), String::from_utf8_lossy(&first.stderr));
-    assert!(first.status.success(), "{stderr}");
     assert!(stdout.contains("9 lines, 7 new events stored, 0 already imported, 2 rejected"), "{stdout}");
     assert!(stderr.contains("line 8: timestamp: is required") && stderr.contains("line 9: line: is not UTF-8"), "{stderr}");
+    assert_eq!(first.status.code(), Some(1), "rejected lines make the import fail (the good ones are stored): {stderr}");
+    assert!(stderr.contains("2 line(s) rejected"), "{stderr}");
     let second = run();
     assert!(String::from_utf8_lossy(&second.stdout).contains("0 new events stored, 7 already imported"));
+    // A clean file exits 0.
+    let clean: Vec<u8> = content.split(|b| *b == b'\n').take(7).flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+    std::fs::write(&file, clean).unwrap();
+    let third = run();
+    assert!(third.status.success(), "{}", String::from_utf8_lossy(&third.stderr));
+    assert!(String::from_utf8_lossy(&third.stdout).contains("7 lines, 0 new events stored, 7 already imported, 0 rejected"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,7 +1,8 @@
 //! The rollout's charts (leptos-chartistry): success and error rate, p95 latency and memory of
 //! the treatment arm beside control, against the stage's thresholds and the frozen baseline,
 //! and treatment uploads against the stage's minimum. A range selector picks the window; stage
-//! changes and rollbacks inside it are listed under the charts.
+//! changes and rollbacks inside it are drawn as vertical lines in every chart and listed under
+//! them.
 
 use crate::api::get_chart_series;
 use crate::components::local_time::LocalTime;
@@ -19,12 +20,18 @@ const TREATMENT: Colour = Colour::from_rgb(0x1f, 0x5f, 0xa8);
 const CONTROL: Colour = Colour::from_rgb(0x8a, 0x94, 0xa3);
 const LIMIT: Colour = Colour::from_rgb(0xc0, 0x39, 0x2b);
 const BASELINE: Colour = Colour::from_rgb(0x2e, 0x8b, 0x57);
+const STAGE_CHANGE: Colour = Colour::from_rgb(0x6a, 0x3d, 0x9a);
+const ROLLBACK: Colour = Colour::from_rgb(0x8b, 0x00, 0x00);
 
-/// One x position with up to four values (`NaN`: nothing to draw there).
+/// Data lines a chart draws at most; the two slots after them are the stage-change and
+/// rollback marks.
+const LINES: usize = 4;
+
+/// One x position with up to [`LINES`] values and the two marks (`NaN`: nothing to draw there).
 #[derive(Clone, Debug, PartialEq)]
 struct Row {
     at: DateTime<Utc>,
-    values: [f64; 4],
+    values: [f64; LINES + 2],
 }
 
 /// How a line reads its value from a chart point (`None`: nothing to draw there).
@@ -156,19 +163,44 @@ fn ChartGrid(series: ChartSeries, criteria: Option<Criteria>, baseline: Option<S
     .into_any()
 }
 
+/// Adds each mark as a vertical line: two extra rows at the step the mark falls in, repeating
+/// that step's data (so the data lines only gain zero-length segments) and taking the mark's
+/// slot from the chart's lowest to its highest value. Returns which kinds of mark were drawn.
+fn with_marks(rows: &mut Vec<Row>, marks: &[(crate::domain::units::Timestamp, String)]) -> [bool; 2] {
+    let finite = rows.iter().flat_map(|r| r.values[..LINES].iter().copied()).filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let mut drawn = [false; 2];
+    if !(lo.is_finite() && hi.is_finite()) {
+        return drawn;
+    }
+    for (at, what) in marks {
+        let Some(at) = DateTime::from_timestamp_millis(at.millis()) else { continue };
+        // The last step that began at or before the mark.
+        let Some(i) = rows.iter().rposition(|r| r.at <= at) else { continue };
+        let slot = usize::from(what.starts_with("Rolled back"));
+        drawn[slot] = true;
+        let (mut bottom, mut top) = (rows[i].clone(), rows[i].clone());
+        bottom.values[LINES + slot] = lo;
+        top.values[LINES + slot] = hi;
+        rows.splice(i + 1..i + 1, [bottom, top]);
+    }
+    drawn
+}
+
 fn render(series: &ChartSeries, spec: Spec) -> AnyView {
     let names: Vec<(String, Colour)> = spec.lines.iter().map(|(n, c, _)| (n.clone(), *c)).collect();
-    let rows: Vec<Row> = series
+    let mut rows: Vec<Row> = series
         .points
         .iter()
         .map(|p| {
-            let mut values = [f64::NAN; 4];
+            let mut values = [f64::NAN; LINES + 2];
             for (slot, (_, _, read)) in values.iter_mut().zip(&spec.lines) {
                 *slot = read(p).unwrap_or(f64::NAN);
             }
             Row { at: DateTime::from_timestamp_millis(p.at.millis()).unwrap_or_default(), values }
         })
         .collect();
+    let drawn = with_marks(&mut rows, &series.marks);
     let mut chart_series = Series::new(|r: &Row| r.at);
     for (i, (name, colour)) in names.into_iter().enumerate() {
         let mut line = Line::new(move |r: &Row| r.values[i]).with_name(name).with_colour(colour).with_width(2.0);
@@ -177,6 +209,12 @@ fn render(series: &ChartSeries, spec: Spec) -> AnyView {
             line = line.with_marker(Marker::from_shape(MarkerShape::Circle).with_scale(0.8));
         }
         chart_series = chart_series.line(line);
+    }
+    for (slot, (name, colour)) in [("stage change", STAGE_CHANGE), ("rollback", ROLLBACK)].into_iter().enumerate() {
+        if drawn[slot] {
+            chart_series =
+                chart_series.line(Line::new(move |r: &Row| r.values[LINES + slot]).with_name(name).with_colour(colour).with_width(1.5));
+        }
     }
     let data = Signal::derive(move || rows.clone());
     view! {
@@ -200,4 +238,34 @@ fn render(series: &ChartSeries, spec: Spec) -> AnyView {
         </figure>
     }
     .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::units::Timestamp;
+
+    fn row(minute: i64, value: f64) -> Row {
+        let mut values = [f64::NAN; LINES + 2];
+        values[0] = value;
+        Row { at: DateTime::from_timestamp_millis(minute * 60_000).unwrap(), values }
+    }
+
+    #[test]
+    fn a_mark_is_a_vertical_line_across_the_data_at_its_step() {
+        let mut rows = vec![row(0, 99.0), row(1, 97.0), row(2, 98.0)];
+        let marks = [(Timestamp(90_000), "Stage 2: 10%".to_string()), (Timestamp(150_000), "Rolled back".to_string())];
+        assert_eq!(with_marks(&mut rows, &marks), [true, true]);
+        let at: Vec<i64> = rows.iter().map(|r| r.at.timestamp() / 60).collect();
+        assert_eq!(at, [0, 1, 1, 1, 2, 2, 2], "two rows at the step each mark falls in");
+        // The data line repeats its value there (no visible change) …
+        assert!(rows[1..4].iter().all(|r| r.values[0] == 97.0));
+        // … and the mark spans the chart's data, lowest to highest.
+        assert_eq!((rows[2].values[LINES], rows[3].values[LINES]), (97.0, 99.0));
+        assert_eq!((rows[5].values[LINES + 1], rows[6].values[LINES + 1]), (97.0, 99.0));
+        assert!(rows[0].values[LINES].is_nan() && rows[4].values[LINES].is_nan(), "nothing drawn between marks");
+
+        let mut empty = vec![row(0, f64::NAN)];
+        assert_eq!(with_marks(&mut empty, &marks), [false, false], "no data, no marks");
+    }
 }

@@ -5,19 +5,12 @@
 use app::domain::units::Timestamp;
 use server::config::ServeConfig;
 use server::startup;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use std::sync::Arc;
 
-/// Drops and recreates database `name` on DATABASE_URL's server, migrated; returns its pool and URL.
-pub async fn fresh_database(url: &str, name: &str) -> (PgPool, String) {
-    let mut admin = PgConnection::connect(url).await.expect("connect to DATABASE_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut admin).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-    let db_url = format!("{}/{name}", url.rsplit_once('/').expect("DATABASE_URL has a database path").0);
-    let pool = PgPool::connect(&db_url).await.unwrap();
-    server::db::MIGRATOR.run(&pool).await.unwrap();
-    (pool, db_url)
-}
+#[path = "../../tests/support/database.rs"]
+mod database;
+pub use database::fresh_database;
 
 /// A Rampart on a free port over `pool`, with the wall clock; returns its base URL.
 pub async fn spawn_rampart(pool: PgPool) -> String {
@@ -31,13 +24,7 @@ pub async fn spawn_rampart(pool: PgPool) -> String {
 
 /// A token with every scope, made straight in the store (the benchmarks act as one machine).
 pub async fn bench_token(pool: &PgPool) -> String {
-    let secret = server::auth::new_secret();
-    let scopes = app::domain::access::Scope::ALL;
-    server::store::Store::new(pool.clone())
-        .create_token("benchmark", &server::auth::digest(&secret), &scopes, "benchmark", Timestamp(chrono::Utc::now().timestamp_millis()))
-        .await
-        .unwrap();
-    secret
+    database::all_scopes_token(pool, "benchmark", Timestamp(chrono::Utc::now().timestamp_millis())).await
 }
 
 /// A client builder that sends `token` as `Authorization: Bearer` with every request.
@@ -53,4 +40,61 @@ pub async fn command(http: &reqwest::Client, base: &str, mut body: serde_json::V
     body["version"] = room["state"]["version"].clone();
     let response = http.post(format!("{base}/api/v1/rollouts/1/commands")).json(&body).send().await.unwrap();
     assert!(response.status().is_success(), "{body}: {}", response.text().await.unwrap());
+}
+
+/// People who move the rollout forward: an advance takes one approver asking (with the
+/// benchmark's override reason) and another approving; tokens may do neither.
+pub struct Approvers {
+    asker: reqwest::Client,
+    approver: reqwest::Client,
+}
+
+impl Approvers {
+    /// Adds two approvers straight in the store and signs them in on `base`.
+    pub async fn new(pool: &PgPool, base: &str) -> Approvers {
+        let store = server::store::Store::new(pool.clone());
+        let mut clients = Vec::new();
+        for name in ["bench-asker", "bench-approver"] {
+            let password = format!("{name}-password");
+            let hash = server::auth::hash_password(&password).unwrap();
+            let now = Timestamp(chrono::Utc::now().timestamp_millis());
+            store.create_user(name, app::domain::access::Role::Approver, &hash, "benchmark", now).await.unwrap();
+            let response = reqwest::Client::new()
+                .post(format!("{base}/auth/login"))
+                .header("accept", "application/json")
+                .header("origin", base)
+                .form(&[("name", name), ("password", password.as_str())])
+                .send()
+                .await
+                .unwrap();
+            let session = response
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|v| v.strip_prefix("rampart_session=").and_then(|rest| rest.split(';').next()).map(str::to_string))
+                .expect("a session cookie");
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::COOKIE, format!("rampart_session={session}").parse().unwrap());
+            headers.insert(reqwest::header::ORIGIN, base.parse().unwrap());
+            clients.push(reqwest::Client::builder().default_headers(headers).build().unwrap());
+        }
+        let approver = clients.pop().unwrap();
+        Approvers { asker: clients.pop().unwrap(), approver }
+    }
+
+    /// Asks to advance rollout 1 past whatever blocks it.
+    pub async fn ask(&self, base: &str) {
+        command(&self.asker, base, serde_json::json!({ "command": "advance", "override_reason": "benchmark" })).await;
+    }
+
+    /// Approves the waiting request: the stage and the served flag change here.
+    pub async fn approve(&self, base: &str) {
+        command(&self.approver, base, serde_json::json!({ "command": "approve" })).await;
+    }
+
+    pub async fn advance(&self, base: &str) {
+        self.ask(base).await;
+        self.approve(base).await;
+    }
 }

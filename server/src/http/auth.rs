@@ -376,8 +376,7 @@ async fn create_share_link(
     body: Result<Json<NewShareLink>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Issued<ShareLinkView>>), ApiError> {
     let Json(new) = body?;
-    let issued =
-        AccountService::create_share_link(&state.auth, new.rollout_id, &new.label, new.valid_for_hours, &principal.actor()).await?;
+    let issued = state.auth.create_share_link(new.rollout_id, &new.label, new.valid_for_hours, &principal.actor()).await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 

@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-use app::domain::access::Scope;
 use app::domain::units::Timestamp;
 use server::config::ServeConfig;
 use server::startup;
@@ -11,6 +10,8 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::net::TcpListener;
+
+mod database;
 
 /// The first admin's password in every test server.
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
@@ -49,11 +50,7 @@ impl TestApp {
         let webhooks = app.webhooks();
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         // The default client is a machine holding every scope; tests about access build others.
-        let secret = server::auth::new_secret();
-        Store::new(pool.clone())
-            .create_token("test-suite", &server::auth::digest(&secret), &Scope::ALL, "test set-up", Timestamp(START))
-            .await
-            .expect("a test token");
+        let secret = database::all_scopes_token(&pool, "test-suite", Timestamp(START)).await;
         let client = client_with(&[("authorization", &format!("Bearer {secret}"))]);
         TestApp { base, client, pool, guard, webhooks, now, approvers: tokio::sync::OnceCell::new() }
     }
@@ -240,16 +237,10 @@ pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Drops and recreates database `name` on DATABASE_URL's server, migrated (for tests that run
-/// many cases against one database of their own).
+/// Drops and recreates database `name` on DATABASE_URL's server, migrated and holding the
+/// default rollout (for tests that run many cases against one database of their own).
 pub async fn fresh_database(url: &str, name: &str) -> PgPool {
-    use sqlx::Connection;
-    let mut admin = sqlx::PgConnection::connect(url).await.expect("connect to DATABASE_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut admin).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-    let db_url = format!("{}/{name}", url.rsplit_once('/').expect("DATABASE_URL names a database").0);
-    let pool = PgPool::connect(&db_url).await.unwrap();
-    server::db::MIGRATOR.run(&pool).await.unwrap();
+    let (pool, _) = database::fresh_database(url, name).await;
     // The rollout events belong to, as on first start.
     let (plan, source) = startup::load_plan(None).unwrap();
     startup::ensure_rollout(&Store::new(pool.clone()), &plan, &source).await.unwrap();
