@@ -6,7 +6,9 @@ use crate::domain::access::Principal;
 use crate::domain::access::{Permission, Role, Scope};
 use crate::domain::rollout::Rollout;
 use crate::error::AppError;
-use crate::model::{AdminLists, ChartSeries, ChecklistItem, ControlRoom, Issued, ShareLinkView, StatusView, TokenView, UserView};
+use crate::model::{
+    AdminLists, ChartSeries, ChecklistItem, ControlRoom, Issued, ShareLinkView, StatusView, TokenView, UserView, WebhookLog, WebhookView,
+};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -193,4 +195,37 @@ pub async fn create_share_link(rollout_id: i64, label: String, valid_for_hours: 
 pub async fn revoke_share_link(id: i64) -> Result<(), AppError> {
     let principal = require(Permission::ManageShareLinks)?;
     services()?.accounts.revoke_share_link(id, &principal.actor()).await
+}
+
+/// Webhooks with their ten newest deliveries, for the admin page.
+#[server(endpoint = "webhook_overview")]
+pub async fn webhook_overview() -> Result<Vec<WebhookLog>, AppError> {
+    require(Permission::ManageWebhooks)?;
+    services()?.webhooks.webhooks(10).await
+}
+
+/// Adds a webhook for the ticked events (form checkboxes `event_approval_needed`, …; none
+/// ticked means every event); its signing secret is shown once.
+#[server(endpoint = "create_webhook")]
+#[allow(clippy::too_many_arguments)]
+pub async fn create_webhook(
+    url: String,
+    description: Option<String>,
+    event_approval_needed: Option<String>,
+    event_stage_changed: Option<String>,
+    event_rolled_back: Option<String>,
+    event_alert: Option<String>,
+    event_completed: Option<String>,
+) -> Result<Issued<WebhookView>, AppError> {
+    use crate::domain::webhook::Event;
+    let principal = require(Permission::ManageWebhooks)?;
+    let ticked = [event_approval_needed, event_stage_changed, event_rolled_back, event_alert, event_completed];
+    let events: Vec<Event> = Event::ALL.into_iter().zip(ticked).filter(|(_, on)| on.is_some()).map(|(e, _)| e).collect();
+    services()?.webhooks.create_webhook(&url, &events, description.as_deref().unwrap_or(""), &principal.actor()).await
+}
+
+#[server(endpoint = "remove_webhook")]
+pub async fn remove_webhook(id: i64) -> Result<(), AppError> {
+    let principal = require(Permission::ManageWebhooks)?;
+    services()?.webhooks.remove_webhook(id, &principal.actor()).await
 }

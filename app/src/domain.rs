@@ -13,3 +13,4 @@ pub mod sketch;
 pub mod stats;
 pub mod status;
 pub mod units;
+pub mod webhook;

@@ -211,6 +211,13 @@ pub struct DeliveryView {
     pub delivered_at: Option<Timestamp>,
 }
 
+/// A webhook with its newest deliveries, for the admin page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookLog {
+    pub webhook: WebhookView,
+    pub deliveries: Vec<DeliveryView>,
+}
+
 /// A read-only link to one rollout's status page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareLinkView {

@@ -4,8 +4,11 @@
 
 use crate::domain::access::{Principal, Role, Scope};
 use crate::domain::rollout::{Command, Rollout};
+use crate::domain::webhook::Event;
 use crate::error::AppError;
-use crate::model::{ChartSeries, ChecklistItem, ControlRoom, Issued, ShareLinkView, TokenView, UserView};
+use crate::model::{
+    ChartSeries, ChecklistItem, ControlRoom, DeliveryView, Issued, ShareLinkView, TokenView, UserView, WebhookLog, WebhookView,
+};
 use std::sync::Arc;
 
 /// Reading and driving rollouts.
@@ -53,9 +56,23 @@ pub trait AccountService: Send + Sync + 'static {
     async fn revoke_share_link(&self, id: i64, actor: &str) -> Result<(), AppError>;
 }
 
+/// Outgoing webhooks and their delivery log (the admin page and the REST API).
+#[async_trait::async_trait]
+pub trait WebhookService: Send + Sync + 'static {
+    /// Every webhook, active ones first, each with its newest `deliveries` deliveries.
+    async fn webhooks(&self, deliveries: i64) -> Result<Vec<WebhookLog>, AppError>;
+    /// Adds a webhook for `events` (none: every event); its signing secret is returned once.
+    async fn create_webhook(&self, url: &str, events: &[Event], description: &str, actor: &str) -> Result<Issued<WebhookView>, AppError>;
+    /// Stops a webhook; what it had not yet received is dropped (and kept in the log).
+    async fn remove_webhook(&self, id: i64, actor: &str) -> Result<(), AppError>;
+    /// A webhook's newest `limit` deliveries, newest first.
+    async fn deliveries(&self, id: i64, limit: i64) -> Result<Vec<DeliveryView>, AppError>;
+}
+
 /// The services as the server provides them in context.
 #[derive(Clone)]
 pub struct Services {
     pub rollouts: Arc<dyn RolloutService>,
     pub accounts: Arc<dyn AccountService>,
+    pub webhooks: Arc<dyn WebhookService>,
 }

@@ -222,7 +222,7 @@ test('the overview lists every rollout and the plan view checks a plan file', as
   await expect(page.getByTestId('plan-errors')).toContainText('line');
 });
 
-test('an admin makes a token and a share link on the admin page, each shown once', async ({ browser }) => {
+test('an admin makes a token, a share link and a webhook on the admin page, each secret shown once', async ({ browser, baseURL }) => {
   const context = await browser.newContext({ storageState: '.auth/admin.json' });
   const page = await context.newPage();
   await page.goto('/admin');
@@ -245,6 +245,28 @@ test('an admin makes a token and a share link on the admin page, each shown once
   // The list never shows a secret again.
   await page.reload();
   await expect(page.getByTestId('issued-secret')).toHaveCount(0);
+
+  // A webhook for approval requests; nothing listens at its address, so its delivery log shows
+  // the failed attempt and the retry to come.
+  await page.getByLabel('URL').fill('http://127.0.0.1:9/rampart');
+  await page.getByLabel('Description').fill('#upload-rollout');
+  await page.getByRole('checkbox', { name: 'approval needed' }).check();
+  await page.getByRole('button', { name: 'Add webhook' }).click();
+  await expect(page.getByTestId('issued-secret')).toHaveText(/^whsec_[0-9a-f]{64}$/);
+  const hook = page.getByTestId('webhook').filter({ hasText: '127.0.0.1:9/rampart' });
+  await expect(hook).toContainText('approval_needed — #upload-rollout');
+  const as = { headers: { Origin: baseURL! } };
+  const version = async () => (await (await context.request.get('/api/v1/rollouts/1')).json()).state.version;
+  const asked = await context.request.post('/api/v1/rollouts/1/commands', { ...as, data: { version: await version(), command: 'advance', override_reason: 'webhook check' } });
+  expect(asked.ok(), await asked.text()).toBeTruthy();
+  const declined = await context.request.post('/api/v1/rollouts/1/commands', { ...as, data: { version: await version(), command: 'decline', reason: 'only a webhook check' } });
+  expect(declined.ok(), await declined.text()).toBeTruthy();
+  await expect(async () => {
+    await page.reload();
+    await expect(hook.getByTestId('delivery-row').first()).toContainText('could not connect', { timeout: 1_000 });
+  }).toPass({ timeout: 10_000 });
+  await expect(hook.getByTestId('delivery-row').first()).toContainText('retrying');
+  await page.screenshot({ path: 'test-results/admin.png', fullPage: true });
   await context.close();
 });
 

@@ -31,6 +31,7 @@ pub struct ApiState {
     pub pool: PgPool,
     pub auth: crate::auth::Auth,
     pub live: Arc<crate::live::Live>,
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 /// All API routes; unknown `/api` paths answer with a JSON 404 rather than an HTML page.

@@ -86,8 +86,10 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     } else if config.admin_password.is_some() {
         tracing::info!("RAMPART_ADMIN_PASSWORD ignored: accounts already exist");
     }
-    let rollouts = Rollouts::new(store.clone(), metrics.clone(), clock);
-    let services = Services { rollouts: Arc::new(rollouts.clone()), accounts: Arc::new(auth.clone()) };
+    let rollouts = Rollouts::new(store.clone(), metrics.clone(), clock.clone());
+    let webhook_admin = crate::webhooks::Webhooks::new(store.clone(), clock.clone());
+    let services =
+        Services { rollouts: Arc::new(rollouts.clone()), accounts: Arc::new(auth.clone()), webhooks: Arc::new(webhook_admin.clone()) };
     let leptos_options = LeptosOptions::builder()
         .output_name("rampart")
         .site_root(config.site_root.to_string_lossy().into_owned())
@@ -103,7 +105,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options)
-        .merge(http::router(ApiState { rollouts, flags, metrics, store, pool, auth: auth.clone(), live }))
+        .merge(http::router(ApiState { rollouts, flags, metrics, store, pool, auth: auth.clone(), live, webhooks: webhook_admin }))
         .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize))
         // Pages, JSON and the WASM go out brotli- or gzip-compressed when the client accepts it
         // (event streams never are: they must flush each message).

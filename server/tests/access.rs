@@ -147,6 +147,9 @@ fn server_fn_table() -> Vec<(&'static str, &'static str, Needs)> {
         ("/api/revoke_token", "id={token}", Admin),
         ("/api/create_share_link", "rollout_id=1&label=l-{role}&valid_for_hours=5", Admin),
         ("/api/revoke_share_link", "id={link}", Admin),
+        ("/api/webhook_overview", "", Admin),
+        ("/api/create_webhook", "url=http://127.0.0.1:9/{role}&event_alert=on", Admin),
+        ("/api/remove_webhook", "id={hook}", Admin),
     ]
 }
 

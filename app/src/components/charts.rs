@@ -201,19 +201,33 @@ fn render(series: &ChartSeries, spec: Spec) -> AnyView {
         })
         .collect();
     let drawn = with_marks(&mut rows, &series.marks);
+    let marks = [("stage change", STAGE_CHANGE), ("rollback", ROLLBACK)];
+    // The legend is HTML under the chart, so it wraps on a narrow screen instead of clipping.
+    let legend = names
+        .iter()
+        .map(|(name, colour)| (name.clone(), *colour))
+        .chain(marks.iter().zip(drawn).filter(|(_, d)| *d).map(|((name, colour), _)| (name.to_string(), *colour)))
+        .map(|(name, colour)| view! { <li><span class="swatch" style=format!("background:{colour}")></span>{name}</li> })
+        .collect_view();
     let mut chart_series = Series::new(|r: &Row| r.at);
     for (i, (name, colour)) in names.into_iter().enumerate() {
-        let mut line = Line::new(move |r: &Row| r.values[i]).with_name(name).with_colour(colour).with_width(2.0);
+        // Straight segments: the default smoothing divides by the step and breaks on the
+        // repeated x of a mark, and a minute without uploads is a gap rather than a curve.
+        let mut line = Line::new(move |r: &Row| r.values[i])
+            .with_name(name)
+            .with_colour(colour)
+            .with_width(2.0)
+            .with_interpolation(Interpolation::Linear);
         // Measured series get dots, so a lone minute of data still shows; limits stay plain lines.
         if colour == TREATMENT || colour == CONTROL {
             line = line.with_marker(Marker::from_shape(MarkerShape::Circle).with_scale(0.8));
         }
         chart_series = chart_series.line(line);
     }
-    for (slot, (name, colour)) in [("stage change", STAGE_CHANGE), ("rollback", ROLLBACK)].into_iter().enumerate() {
+    for (slot, (name, colour)) in marks.into_iter().enumerate() {
         if drawn[slot] {
-            chart_series =
-                chart_series.line(Line::new(move |r: &Row| r.values[LINES + slot]).with_name(name).with_colour(colour).with_width(1.5));
+            let line = Line::new(move |r: &Row| r.values[LINES + slot]).with_name(name).with_colour(colour).with_width(1.5);
+            chart_series = chart_series.line(line.with_interpolation(Interpolation::Linear));
         }
     }
     let data = Signal::derive(move || rows.clone());
@@ -230,11 +244,11 @@ fn render(series: &ChartSeries, spec: Spec) -> AnyView {
                     YGridLine::default().into_inner(),
                     XGuideLine::over_data().into_inner(),
                 ]
-                right=Legend::end()
                 tooltip=Tooltip::left_cursor()
                 series=chart_series
                 data=data
             />
+            <ul class="legend">{legend}</ul>
         </figure>
     }
     .into_any()

@@ -1,11 +1,17 @@
-//! The admin page: people and their roles, API tokens, and share links to status pages. A
-//! password, token or link is shown once, right after it is made; Rampart keeps only a hash.
+//! The admin page: people and their roles, API tokens, share links to status pages, and
+//! outgoing webhooks with their delivery log. A password, token, link or signing secret is
+//! shown once, right after it is made.
 
-use crate::api::{CreateShareLink, CreateToken, CreateUser, RevokeShareLink, RevokeToken, UpdateUser, admin_overview};
+use crate::api::{
+    CreateShareLink, CreateToken, CreateUser, CreateWebhook, RemoveWebhook, RevokeShareLink, RevokeToken, UpdateUser, admin_overview,
+    webhook_overview,
+};
+use crate::components::local_time::LocalTime;
 use crate::domain::access::{Role, Scope};
+use crate::domain::webhook::Event;
 use crate::error::AppError;
 use crate::format;
-use crate::model::{AdminLists, Issued, ShareLinkView, TokenView, UserView};
+use crate::model::{AdminLists, Issued, ShareLinkView, TokenView, UserView, WebhookLog, WebhookView};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
@@ -17,6 +23,9 @@ pub fn AdminPage() -> impl IntoView {
     let revoke_token = ServerAction::<RevokeToken>::new();
     let create_link = ServerAction::<CreateShareLink>::new();
     let revoke_link = ServerAction::<RevokeShareLink>::new();
+    let create_webhook = ServerAction::<CreateWebhook>::new();
+    let remove_webhook = ServerAction::<RemoveWebhook>::new();
+    let webhooks = Resource::new(move || (create_webhook.version().get(), remove_webhook.version().get()), |_| webhook_overview());
     let lists = Resource::new(
         move || {
             (
@@ -35,6 +44,7 @@ pub fn AdminPage() -> impl IntoView {
             update_user.value().get().and_then(Result::err),
             revoke_token.value().get().and_then(Result::err),
             revoke_link.value().get().and_then(Result::err),
+            remove_webhook.value().get().and_then(Result::err),
         ]
         .into_iter()
         .flatten()
@@ -55,6 +65,11 @@ pub fn AdminPage() -> impl IntoView {
                     .into_any(),
                     Err(error) => view! { <p class="notice error" role="alert">{error.to_string()}</p> }.into_any(),
                 }
+            })}
+        </Transition>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                webhooks.await.ok().map(|logs| view! { <Webhooks logs create_webhook remove_webhook/> })
             })}
         </Transition>
     }
@@ -272,6 +287,96 @@ fn ShareLinks(
                 <label>"Who it is for" <input name="label" required=true placeholder="exec staff meeting"/></label>
                 <label>"Valid for (hours)" <input name="valid_for_hours" type="number" min="1" max="8784" value="336" required=true/></label>
                 <button type="submit" class="primary">"Create link"</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn Webhooks(
+    logs: Vec<WebhookLog>,
+    create_webhook: ServerAction<CreateWebhook>,
+    remove_webhook: ServerAction<RemoveWebhook>,
+) -> impl IntoView {
+    let result = move || {
+        issued(create_webhook.value().get(), |i: &Issued<WebhookView>| {
+            view! {
+                <p class="issued" role="status">
+                    {format!("Webhook {} added. Its signing secret, shown this once: ", i.item.id)}
+                    <code data-testid="issued-secret">{i.secret.clone()}</code>
+                </p>
+            }
+            .into_any()
+        })
+    };
+    let hooks = logs
+        .into_iter()
+        .map(|WebhookLog { webhook: w, deliveries }| {
+            let events = if w.events.is_empty() { "every event".to_string() } else { w.events.join(", ") };
+            let remove_label = format!("Remove webhook {}", w.id);
+            let remove = (!w.disabled).then(|| {
+                view! {
+                    <ActionForm action=remove_webhook attr:class="inline-form">
+                        <input type="hidden" name="id" value=w.id.to_string()/>
+                        <button type="submit" class="danger" aria-label=remove_label>"Remove"</button>
+                    </ActionForm>
+                }
+            });
+            let rows = deliveries
+                .into_iter()
+                .map(|d| {
+                    let answer = match (d.last_status, &d.last_error) {
+                        (Some(status), _) if d.state == "delivered" => format!("HTTP {status}"),
+                        (_, Some(error)) => error.clone(),
+                        _ => "—".to_string(),
+                    };
+                    let next = d.next_attempt_at.map(|at| view! { " · next try " <LocalTime at/> });
+                    view! {
+                        <tr data-testid="delivery-row">
+                            <td><LocalTime at=d.created_at/></td>
+                            <td>{d.event.clone()}</td>
+                            <td class=format!("delivery-{}", d.state)>{d.state.clone()}{next}</td>
+                            <td>{d.attempts}</td>
+                            <td>{answer}</td>
+                        </tr>
+                    }
+                })
+                .collect_view();
+            view! {
+                <div class="webhook" data-testid="webhook">
+                    <p>
+                        <strong>{format!("#{} ", w.id)}</strong>
+                        <code>{w.url.clone()}</code>
+                        {format!(" — {events}{}", if w.disabled { " (removed)" } else { "" })}
+                        {(!w.description.is_empty()).then(|| format!(" — {}", w.description))}
+                        {remove}
+                    </p>
+                    <div class="table-scroll">
+                        <table>
+                            <caption class="muted">"Newest deliveries"</caption>
+                            <thead><tr><th>"Made"</th><th>"Event"</th><th>"State"</th><th>"Attempts"</th><th>"Last answer"</th></tr></thead>
+                            <tbody>{rows}</tbody>
+                        </table>
+                    </div>
+                </div>
+            }
+        })
+        .collect_view();
+    let event_boxes = Event::ALL
+        .map(|e| view! { <label class="inline"><input type="checkbox" name=format!("event_{}", e.as_str())/>{e.label()}</label> })
+        .collect_view();
+    view! {
+        <section class="card" aria-labelledby="webhooks-title">
+            <h2 id="webhooks-title">"Webhooks"</h2>
+            <p class="muted">"Rampart POSTs signed JSON (header Rampart-Signature: HMAC-SHA256 with the webhook's secret) when approval is needed, a stage changes, the flag is rolled back, the guard raises an alert, or the rollout completes; a failed delivery is retried for about 3.5 hours. The payload's text field is one line a chat relay can post."</p>
+            {hooks}
+            <h3>"Add a webhook"</h3>
+            {result}
+            <ActionForm action=create_webhook attr:class="action-form">
+                <label>"URL" <input name="url" type="url" required=true placeholder="https://relay.example.com/rampart"/></label>
+                <label>"Description" <input name="description" placeholder="#upload-rollout channel"/></label>
+                <fieldset><legend>"Events (none ticked: every event)"</legend>{event_boxes}</fieldset>
+                <button type="submit" class="primary">"Add webhook"</button>
             </ActionForm>
         </section>
     }

@@ -5,6 +5,7 @@ use crate::webhooks::Event;
 use app::domain::access::Principal;
 use app::error::AppError;
 use app::model::{DeliveryView, Issued, WebhookView};
+use app::services::WebhookService;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -20,7 +21,7 @@ pub fn router() -> Router<ApiState> {
 }
 
 async fn list(State(state): State<ApiState>) -> Result<Json<Vec<WebhookView>>, ApiError> {
-    Ok(Json(state.store.webhooks().await.map_err(AppError::from)?))
+    Ok(Json(state.webhooks.webhooks(0).await?.into_iter().map(|log| log.webhook).collect()))
 }
 
 #[derive(Deserialize)]
@@ -40,24 +41,18 @@ async fn create(
     body: Result<Json<NewWebhook>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Issued<WebhookView>>), ApiError> {
     let Json(new) = body?;
-    let url = reqwest::Url::parse(new.url.trim())
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .ok_or_else(|| AppError::invalid("url", format!("`{}` is not an http(s) URL", new.url.trim())))?;
-    let mut events = Vec::new();
-    for name in &new.events {
-        let event = Event::parse(name).ok_or_else(|| {
-            let known: Vec<&str> = Event::ALL.iter().map(|e| e.as_str()).collect();
-            AppError::invalid("events", format!("`{name}` is not an event (one of {})", known.join(", ")))
-        })?;
-        if !events.contains(&event) {
-            events.push(event);
-        }
-    }
-    let secret = format!("whsec_{}", crate::auth::new_secret());
-    let now = state.rollouts.now();
-    let item = state.store.create_webhook(url.as_str(), &secret, &events, new.description.trim(), &principal.actor(), now).await;
-    Ok((StatusCode::CREATED, Json(Issued { item: item.map_err(AppError::from)?, secret })))
+    let events = new
+        .events
+        .iter()
+        .map(|name| {
+            Event::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = Event::ALL.iter().map(|e| e.as_str()).collect();
+                AppError::invalid("events", format!("`{name}` is not an event (one of {})", known.join(", ")))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let issued = state.webhooks.create_webhook(&new.url, &events, &new.description, &principal.actor()).await?;
+    Ok((StatusCode::CREATED, Json(issued)))
 }
 
 async fn remove(
@@ -65,7 +60,7 @@ async fn remove(
     Extension(principal): Extension<Principal>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.disable_webhook(id, &principal.actor(), state.rollouts.now()).await.map_err(AppError::from)?;
+    state.webhooks.remove_webhook(id, &principal.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -80,6 +75,5 @@ async fn deliveries(
     Path(id): Path<i64>,
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<DeliveryView>>, ApiError> {
-    let limit = page.limit.unwrap_or(50).clamp(1, 500);
-    Ok(Json(state.store.deliveries(id, limit).await.map_err(AppError::from)?))
+    Ok(Json(state.webhooks.deliveries(id, page.limit.unwrap_or(50)).await?))
 }
