@@ -137,7 +137,7 @@ fn Users(users: Vec<UserView>, create_user: ServerAction<CreateUser>, update_use
     view! {
         <section class="card" aria-labelledby="users-title">
             <h2 id="users-title">"People"</h2>
-            <p class="muted">"Viewers read; operators tick checklists and pause; approvers advance, resume, roll back, override and acknowledge alerts; admins manage accounts, tokens and share links."</p>
+            <p class="muted">"Viewers read; operators tick checklists, pause and ask to advance; approvers approve advances, start, resume, roll back, override and acknowledge alerts; admins manage accounts, tokens, share links and webhooks."</p>
             <div class="table-scroll">
                 <table>
                     <thead><tr><th>"Name"</th><th>"Role"</th><th>"Added"</th><th>"Status"</th><th></th></tr></thead>
@@ -200,7 +200,7 @@ fn Tokens(tokens: Vec<TokenView>, create_token: ServerAction<CreateToken>, revok
     view! {
         <section class="card" aria-labelledby="tokens-title">
             <h2 id="tokens-title">"API tokens"</h2>
-            <p class="muted">"For services and CI: ingest (send metrics events), evaluate (ask for the flag), read (rollouts and metrics), drive (commands, checklists, alerts). Send as Authorization: Bearer, or X-API-Key for OFREP."</p>
+            <p class="muted">"For services and CI: ingest (send metrics events), evaluate (ask for the flag), read (rollouts and metrics), drive (ask to advance, pause, roll back, checklists, alerts, CI test results; never approve or override). Send as Authorization: Bearer, or X-API-Key for OFREP."</p>
             <div class="table-scroll">
                 <table>
                     <thead><tr><th>"Name"</th><th>"Scopes"</th><th>"Created"</th><th>"Last used"</th><th>"Status"</th><th></th></tr></thead>
