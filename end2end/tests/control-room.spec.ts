@@ -281,3 +281,32 @@ test('the control room and the status page fit a phone screen without sideways s
   await page.goto('/rollouts/1');
   await page.screenshot({ path: 'test-results/phone.png', fullPage: false });
 });
+
+test('every control has an accessible name, and a checklist item is ticked from the keyboard', async ({ page }) => {
+  const room = new ControlRoom(page);
+  await room.open('/rollouts/1');
+  const unnamed = await page.evaluate(() =>
+    [...document.querySelectorAll('button, input:not([type=hidden]), select, textarea, a[href]')]
+      .filter((el) => {
+        const labelled = (el as HTMLInputElement).labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby');
+        const text = (el.textContent ?? '').trim() || el.getAttribute('title');
+        return !labelled && !text;
+      })
+      .map((el) => el.outerHTML.slice(0, 120)),
+  );
+  expect(unnamed).toEqual([]);
+
+  // Tab from the checklist's heading to its first item, then tick it with the space bar.
+  const box = room.item(0).getByRole('checkbox');
+  const wasChecked = await box.isChecked();
+  await page.locator('#checklist-title').evaluate((h: HTMLElement) => {
+    h.tabIndex = -1;
+    h.focus();
+  });
+  for (let i = 0; i < 5 && !(await box.evaluate((el) => el === document.activeElement)); i++) {
+    await page.keyboard.press('Tab');
+  }
+  await expect(box).toBeFocused();
+  await page.keyboard.press('Space');
+  await expect(box).toBeChecked({ checked: !wasChecked });
+});
