@@ -33,9 +33,10 @@ pub enum AppError {
     /// A server-side failure; the detail is in the server's log, never in the response.
     #[error("something went wrong on the server; the details are in its log")]
     Internal,
-    /// The request did not reach the server or its answer could not be read.
-    #[error("could not reach Rampart: {0}")]
-    Transport(String),
+    /// The request did not reach the server or its answer could not be read. (A struct
+    /// variant: the error travels as internally tagged JSON, which a bare string cannot be.)
+    #[error("could not reach Rampart: {message}")]
+    Transport { message: String },
 }
 
 impl AppError {
@@ -74,6 +75,34 @@ impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        AppError::Transport(value.to_string())
+        match value {
+            // The form's fields did not make the function's arguments: the caller's mistake.
+            ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) | ServerFnErrorErr::Deserialization(message) => {
+                AppError::Invalid { field: "form".into(), message }
+            }
+            other => AppError::Transport { message: other.to_string() },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_serialises_for_the_browser() {
+        // A server function's error is sent as JSON; one that cannot be would panic the handler.
+        let errors = [
+            AppError::not_found("rollout"),
+            AppError::invalid("note", "empty"),
+            AppError::Internal,
+            AppError::Transport { message: "connection refused".into() },
+            AppError::from_server_fn_error(ServerFnErrorErr::Args("id: invalid digit".into())),
+        ];
+        for error in errors {
+            let json = serde_json::to_string(&error).expect("serialises");
+            assert_eq!(serde_json::from_str::<AppError>(&json).unwrap(), error);
+        }
+        assert!(matches!(AppError::from_server_fn_error(ServerFnErrorErr::Args("x".into())), AppError::Invalid { .. }));
     }
 }

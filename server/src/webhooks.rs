@@ -2,8 +2,9 @@
 //!
 //! Deliveries are an outbox: the store writes one row per subscribed webhook in the same
 //! transaction as the change it announces, so nothing is announced that did not commit and
-//! nothing that committed is lost. The dispatcher claims due rows with a lease (`SKIP LOCKED`,
-//! so replicas never send the same attempt twice), POSTs them signed, and records every attempt;
+//! nothing that committed is lost. The dispatcher claims a few due rows at a time with a lease
+//! (`SKIP LOCKED`, so replicas never send the same attempt twice), POSTs them signed, and
+//! records every attempt;
 //! a failure is retried with backoff until [`BACKOFF`] runs out.
 
 use crate::service::Clock;
@@ -32,9 +33,12 @@ pub const BACKOFF: [Span; 7] = [
     Span::from_secs(7200),
 ];
 
-/// How long a claimed delivery stays reserved for the process sending it.
-const LEASE: Span = Span::from_secs(60);
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// Deliveries claimed per round; they are sent one after the other.
+const CLAIM: i64 = 5;
+/// How long claimed deliveries stay reserved for the process sending them: longer than a round
+/// can take when every receiver times out, so no other replica sends the same attempt.
+const LEASE: Span = Span::from_secs(CLAIM * TIMEOUT.as_secs() as i64 * 2);
 
 /// The signature header's value: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
 /// Receivers recompute it with the shared secret and refuse old timestamps (replays).
@@ -186,7 +190,7 @@ impl Dispatcher {
     /// Claims what is due at `now`, sends it, and records each attempt. Returns what happened
     /// to each delivery claimed.
     pub async fn tick(&self, now: Timestamp) -> Result<Vec<(i64, Attempt)>, StoreError> {
-        let due = self.store.claim_deliveries(now, now.plus(LEASE), 20).await?;
+        let due = self.store.claim_deliveries(now, now.plus(LEASE), CLAIM).await?;
         let mut outcomes = Vec::with_capacity(due.len());
         for delivery in due {
             let attempt = self.send(&delivery, now).await;

@@ -238,6 +238,7 @@ async fn every_route_and_server_function_has_a_rule_and_each_role_gets_exactly_i
                 .replace("{user}", &user_id.to_string())
                 .replace("{token}", &token_id)
                 .replace("{link}", &link_id)
+                .replace("{hook}", &hook_id)
                 .replace("{role}", role);
             let response = client
                 .post(app.url(path))
@@ -258,6 +259,17 @@ async fn every_route_and_server_function_has_a_rule_and_each_role_gets_exactly_i
             }
         }
     }
+
+    // A form that does not make the function's arguments is the caller's mistake, said as such.
+    let response = admin
+        .post(app.url("/api/run_command"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("rollout_id=1&version=abc&action=pause")
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    assert!(text.contains("\"invalid\"") && text.contains("\"form\""), "{text}");
 
     // Nobody signed in gets nothing but the public routes, and pages send them to sign in.
     let stranger = client_with(&[("origin", &app.base)]);
