@@ -90,9 +90,7 @@ async fn import(path: &std::path::Path, retention_days: u32, config: &server::co
     let total = file.metadata()?.len().max(1);
     let database = db::connect(config).await?;
     let retention = app::domain::units::Span::from_secs(i64::from(retention_days) * 86_400);
-    let store = server::store::Store::new(database.pool.clone());
-    let metrics = Metrics::new(store.clone(), service::system_clock(), retention);
-    let mut batches = 0u64;
+    let metrics = Metrics::new(server::store::Store::new(database.pool.clone()), service::system_clock(), retention);
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     let mut report = IngestReport::default();
     let (mut batch, mut buf) = (Vec::<(u64, String)>::with_capacity(IMPORT_BATCH), Vec::new());
@@ -115,11 +113,6 @@ async fn import(path: &std::path::Path, retention_days: u32, config: &server::co
             if batch.len() == IMPORT_BATCH || (n == 0 && !batch.is_empty()) {
                 let lines = batch.iter().map(|(i, l)| (*i, l.trim_end_matches(['\n', '\r'])));
                 report.absorb(metrics.ingest_lines(lines).await?);
-                batches += 1;
-                // Merge the queued detailed rollups now and then (no server may be running).
-                if batches % 20 == 0 {
-                    store.catch_up_rollups().await?;
-                }
                 batch.clear();
                 if last_shown.elapsed().as_secs_f64() >= if tty { 0.5 } else { 5.0 } || n == 0 {
                     last_shown = std::time::Instant::now();
@@ -141,7 +134,6 @@ async fn import(path: &std::path::Path, retention_days: u32, config: &server::co
                 break;
             }
         }
-        store.catch_up_rollups().await?;
         Ok(())
     }
     .await;

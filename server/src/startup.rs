@@ -74,7 +74,6 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     let metrics = metrics.notifying(guard.waker());
     guard.clone().spawn(std::time::Duration::from_secs(plan.guardrails.interval.secs().max(1) as u64));
     spawn_retention(store.clone(), clock.clone(), retention);
-    spawn_rollup_catch_up(store.clone());
     let webhooks = Dispatcher::new(store.clone(), clock.clone());
     webhooks.clone().spawn();
     let auth = Auth::new(store.clone(), clock.clone(), Span::from_secs(i64::from(config.session_hours.max(1)) * 3600));
@@ -141,22 +140,6 @@ pub async fn ensure_rollout(store: &Store, plan: &Plan, source: &str) -> anyhow:
 }
 
 /// Drops raw events past retention once an hour (and once at start), until the pool closes.
-/// Merges the detailed rollups queued by ingest, every second (readers of them also catch up
-/// first, so this only keeps the queue short).
-fn spawn_rollup_catch_up(store: Store) {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                () = store.pool().close_event() => return,
-            }
-            if let Err(error) = store.catch_up_rollups().await {
-                tracing::warn!(%error, "could not merge the queued rollups; retrying");
-            }
-        }
-    });
-}
-
 fn spawn_retention(store: Store, clock: Clock, retention: Span) {
     tokio::spawn(async move {
         let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));

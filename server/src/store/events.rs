@@ -266,9 +266,8 @@ impl Store {
         for (key, stats) in &deltas {
             arm_deltas.entry(ArmKey { minute: key.minute, stage: key.stage, variant: key.variant }).or_default().merge(stats);
         }
-        // The by-arm rollups (gates, guard, charts) are merged now; the detailed ones queue.
+        merge_rollups(&mut tx, rollout_id, deltas).await?;
         merge_arm_rollups(&mut tx, rollout_id, arm_deltas).await?;
-        queue_rollups(&mut tx, rollout_id, &deltas).await?;
         // Open dashboards refresh (delivered at commit).
         sqlx::query!("SELECT pg_notify('rampart_rollouts', $1)", rollout_id.to_string()).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -312,8 +311,6 @@ impl Store {
 
     /// Detailed rollup rows of a window `[from, to)`, in whole minutes.
     pub async fn rollups(&self, rollout_id: i64, from: Timestamp, to: Timestamp, filter: &RollupFilter) -> Result<Vec<(RollupKey, Stats)>> {
-        // Every acknowledged event is in what this returns.
-        self.catch_up_rollups().await?;
         let rows = sqlx::query!(
             "SELECT minute, stage, variant, provider, file_type, size_class_mb, success, error, timeout, critical,
                     latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb
@@ -539,104 +536,6 @@ async fn merge_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: Has
     .execute(&mut *tx)
     .await?;
     Ok(())
-}
-
-/// Writes a batch's detailed rollup deltas as one backlog row (inside the ingest transaction).
-async fn queue_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: &HashMap<RollupKey, Stats>) -> Result<()> {
-    let rows: Vec<(&RollupKey, &Stats)> = deltas.iter().collect();
-    let c = StatsColumns::of(rows.iter().map(|(_, s)| *s));
-    sqlx::query!(
-        "INSERT INTO rollup_backlog (rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success, error,
-                                     timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        rollout_id,
-        &rows.iter().map(|(k, _)| from_timestamp(k.minute)).collect::<Vec<_>>(),
-        &rows.iter().map(|(k, _)| k.stage).collect::<Vec<_>>(),
-        &rows.iter().map(|(k, _)| k.variant.as_str().to_string()).collect::<Vec<_>>(),
-        &rows.iter().map(|(k, _)| k.provider.clone()).collect::<Vec<_>>(),
-        &rows.iter().map(|(k, _)| k.file_type.clone()).collect::<Vec<_>>(),
-        &rows.iter().map(|(k, _)| k.size_class_mb).collect::<Vec<_>>(),
-        &c.success,
-        &c.error,
-        &c.timeout,
-        &c.critical,
-        &c.latency_sum_ms,
-        &c.latency_sketch,
-        &c.memory_sum_mb,
-        &c.memory_max_mb
-    )
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-impl Store {
-    /// Merges the detailed-rollup deltas queued so far into `event_rollups`, a few batches at a
-    /// time, and returns once every batch acknowledged before the call is merged (by this call
-    /// or by another process). Each round deletes the backlog rows it merges in the transaction
-    /// that merges them, so a delta counts exactly once. Returns how many rows this call merged.
-    pub async fn catch_up_rollups(&self) -> Result<u64> {
-        let until: i64 = sqlx::query_scalar!(r#"SELECT coalesce(max(id), 0) AS "id!" FROM rollup_backlog"#).fetch_one(self.pool()).await?;
-        let mut merged = 0;
-        loop {
-            let mut tx = self.pool().begin().await?;
-            let rows = sqlx::query!(
-                "DELETE FROM rollup_backlog WHERE id IN (
-                     SELECT id FROM rollup_backlog WHERE id <= $1 ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED)
-                 RETURNING rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success, error, timeout,
-                           critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb",
-                until
-            )
-            .fetch_all(&mut *tx)
-            .await?;
-            if rows.is_empty() {
-                tx.commit().await?;
-                // Rows another process is merging right now: wait for its commit.
-                let pending = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM rollup_backlog WHERE id <= $1) AS "any!""#, until)
-                    .fetch_one(self.pool())
-                    .await?;
-                if !pending {
-                    return Ok(merged);
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                continue;
-            }
-            merged += rows.len() as u64;
-            let mut by_rollout: HashMap<i64, HashMap<RollupKey, Stats>> = HashMap::new();
-            for r in rows {
-                let deltas = by_rollout.entry(r.rollout_id).or_default();
-                for i in 0..r.minute.len() {
-                    let key = RollupKey {
-                        minute: to_timestamp(r.minute[i]),
-                        stage: r.stage[i],
-                        variant: variant_from(&r.variant[i])?,
-                        provider: r.provider[i].clone(),
-                        file_type: r.file_type[i].clone(),
-                        size_class_mb: r.size_class_mb[i],
-                    };
-                    let stats = stored_stats(
-                        r.success[i],
-                        r.error[i],
-                        r.timeout[i],
-                        r.critical[i],
-                        r.latency_sum_ms[i],
-                        &r.latency_sketch[i],
-                        r.memory_sum_mb[i],
-                        r.memory_max_mb[i],
-                    )?;
-                    deltas.entry(key).or_default().merge(&stats);
-                }
-            }
-            let mut rollouts: Vec<_> = by_rollout.into_iter().collect();
-            rollouts.sort_by_key(|(id, _)| *id);
-            for (rollout_id, deltas) in rollouts {
-                // The rollout's rollups are read, merged and written under the ingest's lock.
-                sqlx::query!("SELECT pg_advisory_xact_lock(7001, $1::int)", rollout_id as i32).execute(&mut *tx).await?;
-                merge_rollups(&mut tx, rollout_id, deltas).await?;
-            }
-            tx.commit().await?;
-        }
-    }
 }
 
 /// Adds `deltas` to the by-arm rollup rows, like [`merge_rollups`].
