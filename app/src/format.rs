@@ -67,6 +67,12 @@ mod tests {
     }
 }
 
+/// The text with its first letter in upper case: "advance to 10%" → "Advance to 10%".
+pub fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+}
+
 /// A count for people: `4812` → "4,812".
 pub fn count(n: u64) -> String {
     let digits = n.to_string();
@@ -88,5 +94,11 @@ mod count_tests {
         assert_eq!(super::count(999), "999");
         assert_eq!(super::count(4_812), "4,812");
         assert_eq!(super::count(1_000_000), "1,000,000");
+    }
+
+    #[test]
+    fn capitalized_raises_the_first_letter_only() {
+        assert_eq!(super::capitalized("advance to 10% rollout"), "Advance to 10% rollout");
+        assert_eq!(super::capitalized(""), "");
     }
 }

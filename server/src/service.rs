@@ -245,10 +245,6 @@ fn audit_record(current: &StoredRollout, command: &Command, t: &Transition, gate
         Status::Complete => format!("completed the rollout at stage {} “{}”", to.stage.0, stage_name(to)),
         _ => format!("advanced to stage {} “{}”: flag {}", to.stage.0, stage_name(to), served_flag(plan, to)),
     };
-    let approvals = |r: &app::domain::rollout::Request| {
-        let required = plan.approvals.required.max(1);
-        format!("{} of {required} approval{}", r.approvals.len(), if required == 1 { "" } else { "s" })
-    };
     let mut summary = match (command, &to.request) {
         (Command::Start, _) => format!("Started the rollout: stage 0 “{}”", stage_name(to)),
         (Command::Advance { .. } | Command::Complete { .. }, Some(request)) => {
@@ -258,18 +254,13 @@ fn audit_record(current: &StoredRollout, command: &Command, t: &Transition, gate
                 let next = plan.stage(app::domain::units::StageIndex(to.stage.0 + 1));
                 format!("advancing to stage {} “{}”", to.stage.0 + 1, next.map_or("", |s| s.name.as_str()))
             };
-            format!("Asked for approval of {what} ({})", approvals(request))
+            format!("Asked for approval of {what} ({})", request.tally(plan))
         }
-        (Command::Approve, Some(request)) => format!("Approved ({}); waiting for more", approvals(request)),
-        (Command::Advance { .. } | Command::Complete { .. } | Command::Approve, None) => {
-            let mut text = moved();
-            if let Some(request) = &from.request {
-                text = format!("Approved the request by {}: {text}", request.by);
-            } else if let Some(first) = text.get(..1) {
-                text = first.to_uppercase() + &text[1..];
-            }
-            text
-        }
+        (Command::Approve, Some(request)) => format!("Approved ({}); waiting for more", request.tally(plan)),
+        (Command::Advance { .. } | Command::Complete { .. } | Command::Approve, None) => match &from.request {
+            Some(request) => format!("Approved the request by {}: {}", request.by, moved()),
+            None => app::format::capitalized(&moved()),
+        },
         (Command::Decline { .. }, _) => {
             format!("Declined the request by {}", from.request.as_ref().map_or("?", |r| r.by.as_str()))
         }

@@ -348,17 +348,6 @@ impl Store {
                 Effect::FlagChanged { .. } => {} // written with the state above
             }
         }
-        insert_audit(
-            &mut tx,
-            Some(rollout_id),
-            actor,
-            &record.action,
-            &record.summary,
-            record.reason.as_deref(),
-            Some(next.version),
-            record.evidence.clone(),
-        )
-        .await?;
         if let Some(event) = record.notice {
             let announcement = crate::webhooks::Announcement {
                 event,
@@ -371,8 +360,10 @@ impl Store {
                 evidence: &record.evidence,
                 at: now,
             };
-            webhooks::enqueue(&mut tx, event, &crate::webhooks::payload(&announcement), now).await?;
+            webhooks::enqueue(&mut tx, &announcement).await?;
         }
+        let AuditRecord { action, summary, reason, evidence, .. } = record;
+        insert_audit(&mut tx, Some(rollout_id), actor, &action, &summary, reason.as_deref(), Some(next.version), evidence).await?;
         tx.commit().await?;
         Ok((current, transition))
     }

@@ -110,7 +110,7 @@ impl WebhookService for Webhooks {
     async fn webhooks(&self, deliveries: i64) -> Result<Vec<WebhookLog>, AppError> {
         let mut logs = Vec::new();
         for webhook in self.store.webhooks().await? {
-            let deliveries = self.store.deliveries(webhook.id, deliveries).await?;
+            let deliveries = if deliveries > 0 { self.store.deliveries(webhook.id, deliveries).await? } else { Vec::new() };
             logs.push(WebhookLog { webhook, deliveries });
         }
         Ok(logs)

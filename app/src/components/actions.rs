@@ -6,8 +6,9 @@ use crate::api::RunCommand;
 use crate::components::local_time::LocalTime;
 use crate::domain::access::{Denied, Permission, Principal, check};
 use crate::domain::plan::RollbackTarget;
-use crate::domain::rollout::Status;
+use crate::domain::rollout::{Actor, Command, Context, Status, apply};
 use crate::error::AppError;
+use crate::format;
 use crate::model::ControlRoom;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -23,11 +24,6 @@ fn confirm_click(question: &'static str) -> impl Fn(leptos::ev::MouseEvent) + 's
         #[cfg(not(feature = "hydrate"))]
         let _ = (&ev, question);
     }
-}
-
-fn capitalized(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
 }
 
 /// Why `you` may not do `permission`, for a disabled control's tooltip; `None` when allowed.
@@ -92,7 +88,7 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
             let next = next.clone().expect("a stage follows");
             ("advance", format!("advance to {} ({})", next.name, next.flag))
         };
-        let label = if one_click { capitalized(&target) } else { format!("Ask to {target}") };
+        let label = if one_click { format::capitalized(&target) } else { format!("Ask to {target}") };
         if blocked {
             let no = denied(&you, Permission::Override);
             view! {
@@ -130,22 +126,20 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
 
     let approval = state.request.clone().filter(|_| state.status == Status::AwaitingApproval).map(|request| {
         let me = you.actor();
-        let required = approvals.required.max(1);
         let target = if request.complete {
             "completing the rollout".to_string()
         } else {
             next.as_ref().map_or_else(String::new, |n| format!("advancing to {} ({})", n.name, n.flag))
         };
+        // The state machine's own answer, so the tooltip says what the server would.
+        let cx = Context {
+            plan: &room.plan,
+            now: room.now,
+            blockers: &room.blockers,
+            actor: Actor { name: &me, may_approve: you.may(Permission::Approve) },
+        };
         let no_approve = denied(&you, Permission::Approve)
-            .or_else(|| {
-                (request.by == me && !approvals.allow_self_approval)
-                    .then(|| "You asked for this; the plan needs somebody else to approve it.".to_string())
-            })
-            .or_else(|| request.approvals.iter().any(|a| a.by == me).then(|| "You have approved this already.".to_string()))
-            .or_else(|| {
-                (blocked && request.override_reason.is_none())
-                    .then(|| "Blocked: see what blocks Advance (the request gave no override reason).".to_string())
-            });
+            .or_else(|| apply(&state, state.version, &Command::Approve, &cx).err().map(|refusal| format::capitalized(&refusal.to_string())));
         let no_decline = denied(&you, Permission::Approve);
         let approved_by = request.approvals.iter().map(|a| a.by.clone()).collect::<Vec<_>>().join(", ");
         view! {
@@ -154,7 +148,7 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
                     <strong>{format!("{} asked for {target}", request.by)}</strong>
                     " "
                     <LocalTime at=request.at/>
-                    {format!(" — {} of {required} approval{} so far", request.approvals.len(), if required == 1 { "" } else { "s" })}
+                    {format!(" — {} so far", request.tally(&room.plan))}
                     {(!approved_by.is_empty()).then(|| format!(" ({approved_by})"))}
                 </p>
                 {request.override_reason.clone().map(|r| view! { <p class="override-reason">"Override reason: " <q>{r}</q></p> })}

@@ -85,6 +85,14 @@ pub struct Request {
     pub approvals: Vec<Approval>,
 }
 
+impl Request {
+    /// How far the request is, for people: "1 of 2 approvals".
+    pub fn tally(&self, plan: &Plan) -> String {
+        let required = plan.approvals.required.max(1);
+        format!("{} of {required} approval{}", self.approvals.len(), if required == 1 { "" } else { "s" })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     pub by: String,
@@ -536,6 +544,7 @@ mod tests {
         );
         let second = apply(&first, first.version, &Command::Approve, &cx(&plan, &[], BEA)).unwrap().state;
         assert_eq!(second.status, Status::AwaitingApproval);
+        assert_eq!(second.request.as_ref().unwrap().tally(&plan), "2 of 3 approvals");
         let carla = Actor { name: "carla", may_approve: true };
         let done = apply(&second, second.version, &Command::Approve, &cx(&plan, &[], carla)).unwrap().state;
         assert_eq!((done.status, done.stage), (Status::Complete, StageIndex(4)));

@@ -8,9 +8,9 @@ use server::startup;
 use sqlx::PgPool;
 use std::sync::Arc;
 
-#[path = "../../tests/support/database.rs"]
-mod database;
-pub use database::fresh_database;
+#[path = "../../tests/support/common.rs"]
+mod common;
+pub use common::fresh_database;
 
 /// A Rampart on a free port over `pool`, with the wall clock; returns its base URL.
 pub async fn spawn_rampart(pool: PgPool) -> String {
@@ -24,7 +24,7 @@ pub async fn spawn_rampart(pool: PgPool) -> String {
 
 /// A token with every scope, made straight in the store (the benchmarks act as one machine).
 pub async fn bench_token(pool: &PgPool) -> String {
-    database::all_scopes_token(pool, "benchmark", Timestamp(chrono::Utc::now().timestamp_millis())).await
+    common::all_scopes_token(pool, "benchmark", Timestamp(chrono::Utc::now().timestamp_millis())).await
 }
 
 /// A client builder that sends `token` as `Authorization: Bearer` with every request.
@@ -67,17 +67,8 @@ impl Approvers {
                 .send()
                 .await
                 .unwrap();
-            let session = response
-                .headers()
-                .get_all("set-cookie")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(|v| v.strip_prefix("rampart_session=").and_then(|rest| rest.split(';').next()).map(str::to_string))
-                .expect("a session cookie");
-            let mut headers = reqwest::header::HeaderMap::new();
-            headers.insert(reqwest::header::COOKIE, format!("rampart_session={session}").parse().unwrap());
-            headers.insert(reqwest::header::ORIGIN, base.parse().unwrap());
-            clients.push(reqwest::Client::builder().default_headers(headers).build().unwrap());
+            let session = common::session_cookie(&response).expect("a session cookie");
+            clients.push(common::client_with(&[("cookie", &format!("rampart_session={session}")), ("origin", base)]));
         }
         let approver = clients.pop().unwrap();
         Approvers { asker: clients.pop().unwrap(), approver }

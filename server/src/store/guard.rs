@@ -64,11 +64,9 @@ impl Store {
         };
         let summary = format!("Review needed: {message}");
         let actor = crate::guard::GUARD_ACTOR;
-        insert_audit(&mut tx, Some(rollout_id), actor, "alert", &summary, None, None, evidence.clone()).await?;
         let rollout = super::load_rollout(&mut tx, rollout_id).await?;
-        let event = crate::webhooks::Event::Alert;
         let announcement = crate::webhooks::Announcement {
-            event,
+            event: crate::webhooks::Event::Alert,
             rollout_id,
             plan: &rollout.plan,
             state: &rollout.state,
@@ -78,7 +76,8 @@ impl Store {
             evidence: &evidence,
             at: now,
         };
-        super::webhooks::enqueue(&mut tx, event, &crate::webhooks::payload(&announcement), now).await?;
+        super::webhooks::enqueue(&mut tx, &announcement).await?;
+        insert_audit(&mut tx, Some(rollout_id), actor, "alert", &summary, None, None, evidence).await?;
         tx.commit().await?;
         Ok(Some(Alert {
             id: row.id,

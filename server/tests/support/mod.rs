@@ -11,7 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::net::TcpListener;
 
-mod database;
+mod common;
+pub use common::{client_with, session_cookie};
+
+/// The password [`TestApp::person`] gives `name`.
+fn password_of(name: &str) -> String {
+    format!("{name}-password-123")
+}
 
 /// The first admin's password in every test server.
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
@@ -50,7 +56,7 @@ impl TestApp {
         let webhooks = app.webhooks();
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         // The default client is a machine holding every scope; tests about access build others.
-        let secret = database::all_scopes_token(&pool, "test-suite", Timestamp(START)).await;
+        let secret = common::all_scopes_token(&pool, "test-suite", Timestamp(START)).await;
         let client = client_with(&[("authorization", &format!("Bearer {secret}"))]);
         TestApp { base, client, pool, guard, webhooks, now, approvers: tokio::sync::OnceCell::new() }
     }
@@ -86,7 +92,7 @@ impl TestApp {
     /// server over the same database made already is just signed in.
     pub async fn person(&self, name: &str, role: &str) -> reqwest::Client {
         let admin = self.sign_in("admin", ADMIN_PASSWORD).await;
-        let password = format!("{name}-password-123");
+        let password = password_of(name);
         let response = admin
             .post(self.url("/api/v1/users"))
             .json(&serde_json::json!({ "name": name, "role": role, "password": password }))
@@ -155,7 +161,7 @@ impl TestApp {
                 self.person("bea", "approver").await;
             })
             .await;
-        (self.sign_in("ana", "ana-password-123").await, self.sign_in("bea", "bea-password-123").await)
+        (self.sign_in("ana", &password_of("ana")).await, self.sign_in("bea", &password_of("bea")).await)
     }
 
     /// Gives a command as `client` at the current version; returns status and body.
@@ -217,30 +223,10 @@ impl TestApp {
     }
 }
 
-/// A client sending these headers with every request.
-pub fn client_with(headers: &[(&str, &str)]) -> reqwest::Client {
-    let mut map = reqwest::header::HeaderMap::new();
-    for (name, value) in headers {
-        map.insert(reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
-    }
-    reqwest::Client::builder().default_headers(map).redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
-
-/// The session id a sign-in answer sets.
-pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("rampart_session=").map(|rest| rest.split(';').next().unwrap_or("").to_string()))
-        .filter(|v| !v.is_empty())
-}
-
 /// Drops and recreates database `name` on DATABASE_URL's server, migrated and holding the
 /// default rollout (for tests that run many cases against one database of their own).
 pub async fn fresh_database(url: &str, name: &str) -> PgPool {
-    let (pool, _) = database::fresh_database(url, name).await;
+    let (pool, _) = common::fresh_database(url, name).await;
     // The rollout events belong to, as on first start.
     let (plan, source) = startup::load_plan(None).unwrap();
     startup::ensure_rollout(&Store::new(pool.clone()), &plan, &source).await.unwrap();

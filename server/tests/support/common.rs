@@ -1,5 +1,6 @@
 //! What tests and benchmarks share (the benchmarks include this file): a database of one's own
-//! on DATABASE_URL's server, and a machine token holding every scope.
+//! on DATABASE_URL's server, a machine token holding every scope, and clients that carry
+//! headers such as a signed-in session.
 
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -22,4 +23,24 @@ pub async fn all_scopes_token(pool: &PgPool, name: &str, now: app::domain::units
         .await
         .expect("a token");
     secret
+}
+
+/// A client sending these headers with every request.
+pub fn client_with(headers: &[(&str, &str)]) -> reqwest::Client {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        map.insert(reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+    }
+    reqwest::Client::builder().default_headers(map).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The session id a sign-in answer sets.
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("rampart_session=").map(|rest| rest.split(';').next().unwrap_or("").to_string()))
+        .filter(|v| !v.is_empty())
 }
