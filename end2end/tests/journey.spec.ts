@@ -74,6 +74,7 @@ test('the journey: traffic from the simulator turns gates from inconclusive to p
   await expect(room.blockers).toContainText('soak time remaining');
   await expect(room.blockers.locator('li')).toHaveCount(1);
   await page.screenshot({ path: 'test-results/journey-gates.png', fullPage: true });
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: 'test-results/journey-gates-top.png' });
 
   // Ana asks to go to 100% (waiving the soak in writing); Bea approves on her own screen.
@@ -97,6 +98,7 @@ test('the journey: traffic from the simulator turns gates from inconclusive to p
   await expect(room.timeline.first()).toContainText('Rolled back automatically from stage 4');
   console.log(`journey: regression injected → rollback on the open page in ${Date.now() - injected} ms (including the 4 s run)`);
   await page.screenshot({ path: 'test-results/journey-rollback.png', fullPage: true });
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: 'test-results/journey-rollback-top.png' });
   await ana.dispose();
   await bea.dispose();

@@ -11,7 +11,6 @@ use crate::service::Clock;
 use crate::store::{Store, StoreError, StoredRollout};
 use app::domain::gates::Reference;
 use app::domain::guard::{self, Decision};
-use app::domain::plan::Guardrails;
 use app::domain::readiness;
 use app::domain::rollout::{Actor, Command, Context, Refusal, Status, apply, served_flag};
 use app::domain::units::Timestamp;
@@ -121,9 +120,10 @@ impl Guard {
         let baseline = self.store.latest_baseline(rollout.id).await?;
         let reference = Reference::choose(baseline.as_ref().map(|b| &b.summary), &control);
         let sustained = self.store.sustained(rollout.id).await?;
-        // The evidence names the window actually judged (shorter than the plan's early in a stage).
-        let judged = Guardrails { window: now.since(from), ..rails.clone() };
-        let mut assessment = guard::assess(&judged, &treatment, &reference, &sustained, now);
+        // The evidence names the plan's window: every event judged falls inside it. (The span
+        // since the stage began would read "the last 0s" right after an advance; the rollups
+        // are per minute anyway.)
+        let mut assessment = guard::assess(rails, &treatment, &reference, &sustained, now);
         if let Some(breach) = self.complaints(rollout, now).await? {
             assessment.decisions.push(Decision::Review(breach));
         }
