@@ -1,13 +1,20 @@
 -- What one stored event costs Postgres, per part of the ingest: the raw row (COPY and
 -- INSERT … SELECT) against the id check (an insert into a primary key, with and without the
--- foreign key and the index Rampart's event_ids table has). 50,000 rows each, in a scratch
--- database, every statement rolled back.
+-- foreign key and the index the event_ids table had), and what replaced it (migration 0010): a
+-- unique index on each partition of the raw table, with ON CONFLICT DO NOTHING. 50,000 rows
+-- each, in a scratch database, every statement rolled back.
 --
 --   createdb rampart_dedupe_cost && psql -d rampart_dedupe_cost -f server/benches/dedupe_cost.sql; dropdb rampart_dedupe_cost
 \timing on
 \set QUIET on
 CREATE TABLE parent (id BIGINT PRIMARY KEY);
 INSERT INTO parent VALUES (1);
+CREATE TABLE raw_unique (rollout_id BIGINT, at TIMESTAMPTZ, event_id TEXT COLLATE "C", stage INT, variant TEXT, outcome TEXT,
+                         latency_ms FLOAT8, memory_mb FLOAT8, provider TEXT, file_type TEXT, size_bytes BIGINT, error_kind TEXT,
+                         critical BOOL) PARTITION BY RANGE (at);
+CREATE TABLE raw_unique_all PARTITION OF raw_unique DEFAULT;
+CREATE UNIQUE INDEX raw_unique_all_ids ON raw_unique_all (rollout_id, event_id);
+CREATE INDEX raw_unique_rollout_at ON raw_unique (rollout_id, at);
 CREATE TABLE raw (rollout_id BIGINT, at TIMESTAMPTZ, event_id TEXT, stage INT, variant TEXT, outcome TEXT, latency_ms FLOAT8,
                   memory_mb FLOAT8, provider TEXT, file_type TEXT, size_bytes BIGINT, error_kind TEXT, critical BOOL);
 CREATE INDEX raw_rollout_at ON raw (rollout_id, at);
@@ -36,4 +43,12 @@ ROLLBACK;
 \echo '4. the id check without the foreign key, C collation'
 BEGIN;
 INSERT INTO ids_no_fk SELECT rollout_id, event_id, at FROM src ON CONFLICT DO NOTHING RETURNING event_id \g /dev/null
+ROLLBACK;
+\echo '5. COPY of the raw rows into the table as it is now (a partition with the unique id index): the new baseline'
+BEGIN;
+\copy raw_unique FROM '/tmp/rampart-dedupe-cost.csv' WITH (FORMAT csv)
+ROLLBACK;
+\echo '6. what the ingest does now: INSERT … SELECT into that table, ON CONFLICT DO NOTHING RETURNING'
+BEGIN;
+INSERT INTO raw_unique SELECT * FROM src ON CONFLICT DO NOTHING RETURNING event_id, at \g /dev/null
 ROLLBACK;

@@ -28,6 +28,9 @@ pub enum Action {
     Alerted { rollout_id: i64, rule: String },
 }
 
+/// The shortest time between two ticks when ingests wake the loop.
+const WAKE_GAP: Duration = Duration::from_millis(200);
+
 #[derive(Clone)]
 pub struct Guard {
     store: Store,
@@ -50,15 +53,20 @@ impl Guard {
     pub fn spawn(self, interval: Duration) {
         tokio::spawn(async move {
             let pool = self.store.pool().clone();
+            let mut last = tokio::time::Instant::now();
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(interval) => {}
-                    () = self.wake.notified() => {}
+                    // Woken by an ingest: judge it, but no more often than every WAKE_GAP, so a
+                    // stream of batches is judged a few times a second rather than once per batch
+                    // (wakes meanwhile collapse into this one).
+                    () = self.wake.notified() => tokio::time::sleep_until(last + WAKE_GAP.min(interval)).await,
                     () = pool.close_event() => return,
                 }
                 if pool.is_closed() {
                     return;
                 }
+                last = tokio::time::Instant::now();
                 match self.tick((self.clock)()).await {
                     Ok(actions) => {
                         for action in actions {

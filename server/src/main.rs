@@ -83,7 +83,7 @@ const IMPORT_BATCH: usize = 5_000;
 /// file), reporting progress on stderr and every rejected line by number.
 async fn import(path: &std::path::Path, retention_days: u32, config: &server::config::DatabaseConfig) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    use server::metrics::{IngestReport, Metrics};
+    use server::metrics::{IngestReport, Metrics, parse_lines};
     use std::io::{BufRead, IsTerminal, Write};
 
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -98,6 +98,7 @@ async fn import(path: &std::path::Path, retention_days: u32, config: &server::co
     let started = std::time::Instant::now();
     let mut last_shown = started;
     let tty = std::io::stderr().is_terminal();
+    let mut storing: Option<tokio::task::JoinHandle<Result<IngestReport, app::error::AppError>>> = None;
     let result: anyhow::Result<()> = async {
         loop {
             buf.clear();
@@ -111,9 +112,18 @@ async fn import(path: &std::path::Path, retention_days: u32, config: &server::co
                 }
             }
             if batch.len() == IMPORT_BATCH || (n == 0 && !batch.is_empty()) {
-                let lines = batch.iter().map(|(i, l)| (*i, l.trim_end_matches(['\n', '\r'])));
-                report.absorb(metrics.ingest_lines(lines).await?);
+                // Read and parse the next batch while this one is being stored (one in flight,
+                // in order, so reports and progress stay in line order).
+                let (parsed, parse_report) = parse_lines(batch.iter().map(|(i, l)| (*i, l.trim_end_matches(['\n', '\r']))));
                 batch.clear();
+                if let Some(previous) = storing.take() {
+                    report.absorb(previous.await??);
+                }
+                let metrics = metrics.clone();
+                storing = Some(tokio::spawn(async move { metrics.store_parsed(parsed, parse_report).await }));
+                if n == 0 {
+                    report.absorb(storing.take().expect("just started").await??);
+                }
                 if last_shown.elapsed().as_secs_f64() >= if tty { 0.5 } else { 5.0 } || n == 0 {
                     last_shown = std::time::Instant::now();
                     let rate = line_no as f64 / started.elapsed().as_secs_f64().max(1e-3);
@@ -137,6 +147,12 @@ async fn import(path: &std::path::Path, retention_days: u32, config: &server::co
         Ok(())
     }
     .await;
+    // Stopped early by an error: the batch in flight still finishes before the pool closes.
+    if let Some(pending) = storing.take()
+        && let Ok(Ok(stored)) = pending.await
+    {
+        report.absorb(stored);
+    }
     if tty {
         eprintln!();
     }

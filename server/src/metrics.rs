@@ -90,6 +90,23 @@ struct Destination {
     spans: Vec<crate::store::StageSpan>,
 }
 
+/// Parses numbered NDJSON lines (blank ones skipped): the events, and a report of the lines
+/// that are not events.
+pub fn parse_lines<'a>(lines: impl Iterator<Item = (u64, &'a str)>) -> (Vec<(u64, UploadEvent)>, IngestReport) {
+    let mut report = IngestReport::default();
+    let mut parsed = Vec::new();
+    for (number, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match event::parse_line(line) {
+            Ok(e) => parsed.push((number, e)),
+            Err(e) => report.reject(number, &e.field, e.message),
+        }
+    }
+    (parsed, report)
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     store: Store,
@@ -117,17 +134,7 @@ impl Metrics {
 
     /// Parses numbered NDJSON lines and stores the good ones.
     pub async fn ingest_lines<'a>(&self, lines: impl Iterator<Item = (u64, &'a str)>) -> Result<IngestReport, AppError> {
-        let mut report = IngestReport::default();
-        let mut parsed = Vec::new();
-        for (number, line) in lines {
-            if line.trim().is_empty() {
-                continue;
-            }
-            match event::parse_line(line) {
-                Ok(e) => parsed.push((number, e)),
-                Err(e) => report.reject(number, &e.field, e.message),
-            }
-        }
+        let (parsed, report) = parse_lines(lines);
         self.store_parsed(parsed, report).await
     }
 
@@ -144,7 +151,8 @@ impl Metrics {
         self.store_parsed(parsed, report).await
     }
 
-    async fn store_parsed(&self, parsed: Vec<(u64, UploadEvent)>, mut report: IngestReport) -> Result<IngestReport, AppError> {
+    /// Stores events parsed by [`parse_lines`], adding what it rejects to `report` (the parse's).
+    pub async fn store_parsed(&self, parsed: Vec<(u64, UploadEvent)>, mut report: IngestReport) -> Result<IngestReport, AppError> {
         let now = (self.clock)();
         let oldest = Timestamp(now.millis() - self.retention.millis());
         let newest = now.plus(FUTURE_TOLERANCE);

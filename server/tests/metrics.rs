@@ -117,6 +117,40 @@ async fn a_replayed_event_is_never_counted_twice(pool: PgPool) {
     assert_eq!(stored, 4);
 }
 
+/// Batches that open a new day race to create its partition; the unique index that finds
+/// duplicates is created in the same transaction as the partition, so however the race goes
+/// each event is stored once.
+#[sqlx::test(migrations = "../migrations")]
+async fn concurrent_batches_opening_a_new_day_store_each_event_once(pool: PgPool) {
+    let store = Store::new(pool.clone());
+    let day = START - START.rem_euclid(86_400_000) + 86_400_000;
+    let batch: Vec<NewEvent> = (0..300)
+        .map(|i| {
+            let mut value = event(&format!("c{i}"), 0, "sync", "success", 100.0);
+            value["timestamp"] = json!(day + i * 1_000);
+            NewEvent { event: app::domain::event::parse_value(&value).unwrap(), stage: 0, size_class_mb: 10 }
+        })
+        .collect();
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, batch) = (store.clone(), batch.clone());
+            tokio::spawn(async move { store.ingest(1, &batch).await.unwrap() })
+        })
+        .collect();
+    let (mut accepted, mut duplicates) = (0, 0);
+    for racer in racers {
+        let counts = racer.await.unwrap();
+        accepted += counts.accepted;
+        duplicates += counts.duplicates;
+    }
+    assert_eq!((accepted, duplicates), (300, 900));
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+    assert_eq!(stored, 300);
+    let (from, to) = (Timestamp(day), Timestamp(day + 86_400_000));
+    let counted: u64 = store.window_rows(1, from, to, &RollupFilter::default()).await.unwrap().iter().map(|(_, s)| s.count()).sum();
+    assert_eq!(counted, 300, "rollups count each event once");
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     // A stored (uncompressed) deflate block inside a gzip member: valid gzip without a
     // compression library in the tests.
@@ -281,15 +315,18 @@ async fn importing_a_file_twice_adds_nothing_the_second_time(pool: PgPool) {
 }
 
 /// Rollups equal a recomputation from the raw events, whatever the batches: proptest draws
-/// batches (ids that overlap within and across batches, any minute in three hours, every arm,
-/// outcome, provider, file type and size), ingests them through the store, and compares both
-/// rollup tables with the raw rows. Each case starts from empty tables; failures shrink.
+/// batches (ids that overlap within and across batches, any minute in the three hours around a
+/// midnight, every arm, outcome, provider, file type and size), ingests them through the store,
+/// and compares both rollup tables with the raw rows. An id is unique within the UTC day of its
+/// event (the day's partition holds the index that finds it), so the same id on both sides of
+/// midnight is two events. Each case starts from empty tables; failures shrink.
 #[test]
 fn rollups_equal_a_recomputation_for_any_batches() {
     use proptest::prelude::*;
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: run through `cargo xtask test`");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let pool = rt.block_on(support::fresh_database(&url, "rampart_test_rollup_property"));
+    const MIDNIGHT: i64 = START - START.rem_euclid(86_400_000);
     let store = Store::new(pool.clone());
 
     let event =
@@ -299,7 +336,7 @@ fn rollups_equal_a_recomputation_for_any_batches() {
                 let provider = ["kimi", "glm"][provider];
                 let file_type = ["text", "json", "csv", "markdown", "python", "binary"][file_type];
                 json!({
-                    "timestamp": START - minute * 60_000 - i64::from(id % 60) * 1_000, "event_id": format!("id-{id}"),
+                    "timestamp": MIDNIGHT + 90 * 60_000 - minute * 60_000 - i64::from(id % 60) * 1_000, "event_id": format!("id-{id}"),
                     "variant": if treatment { "async" } else { "sync" }, "outcome": outcome, "latency_ms": f64::from(latency) / 10.0,
                     "memory_mb": f64::from(memory) / 4.0, "provider": provider,
                     "file_type": file_type, "size_bytes": size,
@@ -310,7 +347,7 @@ fn rollups_equal_a_recomputation_for_any_batches() {
     let config = ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() };
     proptest!(config, |(batches in batches)| {
         rt.block_on(async {
-            sqlx::query("TRUNCATE event_ids, events, event_rollups, event_rollups_by_arm").execute(&pool).await.unwrap();
+            sqlx::query("TRUNCATE events, event_rollups, event_rollups_by_arm").execute(&pool).await.unwrap();
             let sizes = [1, 10, 50, 100];
             let mut distinct = std::collections::HashSet::new();
             for batch in &batches {
@@ -323,10 +360,16 @@ fn rollups_equal_a_recomputation_for_any_batches() {
                     })
                     .collect();
                 let ingested = store.ingest(1, &parsed).await.unwrap();
-                let new: usize = batch.iter().filter(|v| distinct.insert(v["event_id"].as_str().unwrap().to_string())).count();
+                let new: usize = batch
+                    .iter()
+                    .filter(|v| {
+                        let day = v["timestamp"].as_i64().unwrap().div_euclid(86_400_000);
+                        distinct.insert((v["event_id"].as_str().unwrap().to_string(), day))
+                    })
+                    .count();
                 prop_assert_eq!(ingested.accepted as usize, new);
             }
-            let (from, to) = (Timestamp(START - 4 * 3_600_000), Timestamp(START + 60_000));
+            let (from, to) = (Timestamp(MIDNIGHT - 4 * 3_600_000), Timestamp(MIDNIGHT + 4 * 3_600_000));
             let raw = store.raw_events(1, from, to).await.unwrap();
             prop_assert_eq!(raw.len(), distinct.len());
             let mut detailed: HashMap<RollupKey, Stats> = HashMap::new();

@@ -9,7 +9,7 @@ use app::domain::stats::{Stats, Summary};
 use app::domain::units::Timestamp;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{AssertSqlSafe, SqlSafeStr};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 /// An event ready to store: parsed, with the stage it happened in and its size class.
 #[derive(Clone, Debug)]
@@ -171,29 +171,44 @@ impl Store {
             .collect())
     }
 
-    /// Creates the daily partitions the given times fall in. Partition names and bounds are
-    /// built from dates, never from input text.
+    /// Creates the daily partitions the given times fall in, each with the unique index on
+    /// (rollout, event id) that finds duplicates; both in one transaction, so no ingest ever
+    /// sees a partition without its index. Partition names and bounds are built from dates,
+    /// never from input text.
     pub async fn ensure_partitions(&self, times: impl IntoIterator<Item = Timestamp>) -> Result<()> {
         let days: BTreeSet<NaiveDate> = times.into_iter().map(|t| from_timestamp(t).date_naive()).collect();
         for day in days {
             let next = day.succ_opt().unwrap_or(day);
-            let ddl = format!(
-                "CREATE TABLE IF NOT EXISTS events_{} PARTITION OF events FOR VALUES FROM ('{day}') TO ('{next}')",
-                day.format("%Y%m%d")
-            );
-            match sqlx::query(AssertSqlSafe(ddl).into_sql_str()).execute(self.pool()).await {
-                Ok(_) => {}
-                // Another ingest created it at the same moment.
-                Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P07" | "23505")) => {}
+            let name = format!("events_{}", day.format("%Y%m%d"));
+            let exists = sqlx::query_scalar!("SELECT to_regclass($1) IS NOT NULL", name).fetch_one(self.pool()).await?;
+            if exists == Some(true) {
+                continue;
+            }
+            let mut tx = self.pool().begin().await?;
+            let ddl = [
+                format!("CREATE TABLE IF NOT EXISTS {name} PARTITION OF events FOR VALUES FROM ('{day}') TO ('{next}')"),
+                format!("CREATE UNIQUE INDEX IF NOT EXISTS {name}_ids ON {name} (rollout_id, event_id)"),
+            ];
+            let mut created = Ok(());
+            for statement in ddl {
+                if let Err(e) = sqlx::query(AssertSqlSafe(statement).into_sql_str()).execute(&mut *tx).await {
+                    created = Err(e);
+                    break;
+                }
+            }
+            match created {
+                Ok(()) => tx.commit().await?,
+                // Another ingest created it at the same moment (and committed its index with it).
+                Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P07" | "23505")) => tx.rollback().await?,
                 Err(e) => return Err(e.into()),
             }
         }
         Ok(())
     }
 
-    /// Stores a batch in one transaction: new ids only (a replay is a duplicate, never a second
-    /// count), raw rows and their rollups together. Returns after commit, so an acknowledged
-    /// event is durable.
+    /// Stores a batch in one transaction: new events only (a replay is a duplicate, never a
+    /// second count: the partition's unique index on the event id skips it), raw rows and
+    /// their rollups together. Returns after commit, so an acknowledged event is durable.
     pub async fn ingest(&self, rollout_id: i64, batch: &[NewEvent]) -> Result<Ingested> {
         if batch.is_empty() {
             return Ok(Ingested::default());
@@ -203,52 +218,53 @@ impl Store {
         // Rollup rows are read, merged and written back: one ingest per rollout at a time.
         sqlx::query!("SELECT pg_advisory_xact_lock(7001, $1::int)", rollout_id as i32).execute(&mut *tx).await?;
 
-        let ids: Vec<String> = batch.iter().map(|e| e.event.event_id.clone()).collect();
-        let times: Vec<DateTime<Utc>> = batch.iter().map(|e| from_timestamp(e.event.at)).collect();
-        let mut fresh: HashSet<String> = sqlx::query_scalar!(
-            "INSERT INTO event_ids (rollout_id, event_id, at)
-             SELECT $1, * FROM UNNEST($2::text[], $3::timestamptz[])
-             ON CONFLICT DO NOTHING RETURNING event_id",
+        let col = |f: &dyn Fn(&NewEvent) -> String| batch.iter().map(|e| f(e)).collect::<Vec<String>>();
+        let stored = sqlx::query!(
+            "INSERT INTO events (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb,
+                                 provider, file_type, size_bytes, error_kind, critical)
+             SELECT $1, * FROM UNNEST($2::timestamptz[], $3::text[], $4::int[], $5::text[], $6::text[],
+                                      $7::float8[], $8::float8[], $9::text[], $10::text[], $11::int8[],
+                                      $12::text[], $13::bool[])
+             ON CONFLICT DO NOTHING
+             RETURNING event_id, at",
             rollout_id,
-            &ids,
-            &times
+            &batch.iter().map(|e| from_timestamp(e.event.at)).collect::<Vec<_>>(),
+            &col(&|e| e.event.event_id.clone()),
+            &batch.iter().map(|e| e.stage).collect::<Vec<_>>(),
+            &col(&|e| e.event.variant.as_str().to_string()),
+            &col(&|e| e.event.outcome.as_str().to_string()),
+            &batch.iter().map(|e| e.event.latency_ms).collect::<Vec<_>>(),
+            &batch.iter().map(|e| e.event.memory_mb).collect::<Vec<_>>(),
+            &col(&|e| e.event.provider.clone()),
+            &col(&|e| e.event.file_type.clone()),
+            &batch.iter().map(|e| e.event.size_bytes.min(i64::MAX as u64) as i64).collect::<Vec<_>>(),
+            // Nullable elements: Postgres arrays hold NULLs, the macro cannot express it.
+            &batch.iter().map(|e| e.event.error_kind.clone()).collect::<Vec<Option<String>>>() as _,
+            &batch.iter().map(|e| e.event.critical).collect::<Vec<_>>()
         )
         .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
-        // Keep the first line of each new id; later copies in the same batch are duplicates.
-        let new: Vec<&NewEvent> = batch.iter().filter(|e| fresh.remove(&e.event.event_id)).collect();
+        .await?;
+        // The rows are inserted in the batch's order, so of several lines with one id the first
+        // was stored; match what was stored back to its lines by id and timestamp.
+        let mut fresh: HashMap<(&str, i64), usize> = HashMap::new();
+        for row in &stored {
+            *fresh.entry((row.event_id.as_str(), to_timestamp(row.at).millis())).or_default() += 1;
+        }
+        let new: Vec<&NewEvent> = batch
+            .iter()
+            .filter(|e| match fresh.get_mut(&(e.event.event_id.as_str(), e.event.at.millis())) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    true
+                }
+                _ => false,
+            })
+            .collect();
         let counts = Ingested { accepted: new.len() as u64, duplicates: (batch.len() - new.len()) as u64 };
         if new.is_empty() {
             tx.commit().await?;
             return Ok(counts);
         }
-
-        let col = |f: &dyn Fn(&NewEvent) -> String| new.iter().map(|e| f(e)).collect::<Vec<String>>();
-        sqlx::query!(
-            "INSERT INTO events (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb,
-                                 provider, file_type, size_bytes, error_kind, critical)
-             SELECT $1, * FROM UNNEST($2::timestamptz[], $3::text[], $4::int[], $5::text[], $6::text[],
-                                      $7::float8[], $8::float8[], $9::text[], $10::text[], $11::int8[],
-                                      $12::text[], $13::bool[])",
-            rollout_id,
-            &new.iter().map(|e| from_timestamp(e.event.at)).collect::<Vec<_>>(),
-            &col(&|e| e.event.event_id.clone()),
-            &new.iter().map(|e| e.stage).collect::<Vec<_>>(),
-            &col(&|e| e.event.variant.as_str().to_string()),
-            &col(&|e| e.event.outcome.as_str().to_string()),
-            &new.iter().map(|e| e.event.latency_ms).collect::<Vec<_>>(),
-            &new.iter().map(|e| e.event.memory_mb).collect::<Vec<_>>(),
-            &col(&|e| e.event.provider.clone()),
-            &col(&|e| e.event.file_type.clone()),
-            &new.iter().map(|e| e.event.size_bytes.min(i64::MAX as u64) as i64).collect::<Vec<_>>(),
-            // Nullable elements: Postgres arrays hold NULLs, the macro cannot express it.
-            &new.iter().map(|e| e.event.error_kind.clone()).collect::<Vec<Option<String>>>() as _,
-            &new.iter().map(|e| e.event.critical).collect::<Vec<_>>()
-        )
-        .execute(&mut *tx)
-        .await?;
 
         let mut deltas: HashMap<RollupKey, Stats> = HashMap::new();
         for e in &new {
@@ -454,8 +470,6 @@ impl Store {
                 dropped += 1;
             }
         }
-        let day_start = cutoff_day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-        sqlx::query!("DELETE FROM event_ids WHERE at < $1", day_start).execute(self.pool()).await?;
         Ok(dropped)
     }
 }
@@ -473,12 +487,16 @@ async fn merge_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: Has
     let existing = sqlx::query!(
         "SELECT r.minute, r.stage, r.variant, r.provider, r.file_type, r.size_class_mb, r.success, r.error, r.timeout,
                 r.critical, r.latency_sum_ms, r.latency_sketch, r.memory_sum_mb, r.memory_max_mb
-         FROM event_rollups r
-         JOIN UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[])
+         FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[])
               AS k(minute, stage, variant, provider, file_type, size_class_mb)
-           ON (r.minute, r.stage, r.variant, r.provider, r.file_type, r.size_class_mb)
-            = (k.minute, k.stage, k.variant, k.provider, k.file_type, k.size_class_mb)
-         WHERE r.rollout_id = $1",
+         -- One primary-key probe per key (LIMIT keeps the planner from flattening this into a
+         -- hash join over every rollup row of the rollout, which grew with the rollout's age).
+         CROSS JOIN LATERAL (
+             SELECT * FROM event_rollups r
+             WHERE r.rollout_id = $1 AND r.minute = k.minute AND r.stage = k.stage AND r.variant = k.variant
+               AND r.provider = k.provider AND r.file_type = k.file_type AND r.size_class_mb = k.size_class_mb
+             LIMIT 1
+         ) r",
         rollout_id,
         &minutes,
         &stages,
@@ -544,10 +562,12 @@ async fn merge_arm_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas:
     let existing = sqlx::query!(
         "SELECT r.minute, r.stage, r.variant, r.success, r.error, r.timeout, r.critical, r.latency_sum_ms,
                 r.latency_sketch, r.memory_sum_mb, r.memory_max_mb
-         FROM event_rollups_by_arm r
-         JOIN UNNEST($2::timestamptz[], $3::int[], $4::text[]) AS k(minute, stage, variant)
-           ON (r.minute, r.stage, r.variant) = (k.minute, k.stage, k.variant)
-         WHERE r.rollout_id = $1",
+         FROM UNNEST($2::timestamptz[], $3::int[], $4::text[]) AS k(minute, stage, variant)
+         CROSS JOIN LATERAL (
+             SELECT * FROM event_rollups_by_arm r
+             WHERE r.rollout_id = $1 AND r.minute = k.minute AND r.stage = k.stage AND r.variant = k.variant
+             LIMIT 1
+         ) r",
         rollout_id,
         &keys.iter().map(|k| from_timestamp(k.minute)).collect::<Vec<_>>(),
         &keys.iter().map(|k| k.stage).collect::<Vec<_>>(),
