@@ -178,7 +178,8 @@ impl Guard {
         for decision in &assessment.decisions {
             if let Decision::Review(breach) = decision {
                 let evidence = serde_json::json!({ "breach": breach, "reference": reference });
-                if self.store.raise_alert(rollout.id, &breach.rule, &breach.message, evidence, now).await?.is_some() {
+                let episode = guard::episode_start(&breach.rule, &sustained, now);
+                if self.store.raise_alert(rollout.id, &breach.rule, &breach.message, evidence, episode, now).await?.is_some() {
                     actions.push(Action::Alerted { rollout_id: rollout.id, rule: breach.rule.clone() });
                 }
             }

@@ -32,6 +32,21 @@ impl Condition {
     }
 }
 
+/// Since when the episode behind a review `rule` has lasted: the start of the condition it
+/// waited on, or for the complaint trend the hour it judges. An alert acknowledged within the
+/// episode covers it; the same alert is raised again only once the episode ends and another
+/// begins (otherwise an acknowledged alert would come back on the next tick).
+pub fn episode_start(rule: &str, sustained: &[Sustained], now: Timestamp) -> Timestamp {
+    let condition = match rule {
+        "success_band" => Some(Condition::SuccessBand),
+        "latency_above_baseline" => Some(Condition::LatencyHigh),
+        _ => None,
+    };
+    condition
+        .and_then(|c| sustained.iter().find(|s| s.condition == c))
+        .map_or(Timestamp(now.millis() - COMPLAINT_PERIOD.millis()), |s| s.since)
+}
+
 /// Since when a condition has held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sustained {
@@ -299,6 +314,15 @@ mod tests {
         check(94, 6, 50.0, &["success_rate_below", "error_rate_above"]);
         check(100, 0, 120.0, &[]); // exactly 120% of baseline
         check(100, 0, 121.0, &["memory_above_baseline"]);
+    }
+
+    #[test]
+    fn an_episode_starts_with_its_condition_or_the_complaint_hour() {
+        let since = Timestamp(NOW.millis() - 45 * 60_000);
+        let held = [Sustained { condition: Condition::LatencyHigh, since }];
+        assert_eq!(episode_start("latency_above_baseline", &held, NOW), since);
+        assert_eq!(episode_start("success_band", &held, NOW), Timestamp(NOW.millis() - 3_600_000), "no timer: the last hour");
+        assert_eq!(episode_start("complaint_rate_rising", &held, NOW), Timestamp(NOW.millis() - 3_600_000));
     }
 
     #[test]

@@ -36,25 +36,31 @@ impl Store {
         Ok(())
     }
 
-    /// Raises an alert unless one of the same kind is open; returns it if it is new.
+    /// Raises an alert unless one of the same kind is open, or one raised since `episode` (the
+    /// start of the condition behind it) was acknowledged; returns it if it is new.
     pub async fn raise_alert(
         &self,
         rollout_id: i64,
         kind: &str,
         message: &str,
         evidence: serde_json::Value,
+        episode: Timestamp,
         now: Timestamp,
     ) -> Result<Option<Alert>> {
         let mut tx = self.pool().begin().await?;
         let row = sqlx::query!(
-            "INSERT INTO alerts (rollout_id, kind, message, evidence, raised_at) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO alerts (rollout_id, kind, message, evidence, raised_at)
+             SELECT $1, $2, $3, $4, $5
+             WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE rollout_id = $1 AND kind = $2 AND acknowledged_at IS NOT NULL
+                                                      AND raised_at >= $6)
              ON CONFLICT (rollout_id, kind) WHERE acknowledged_at IS NULL DO NOTHING
              RETURNING id",
             rollout_id,
             kind,
             message,
             evidence.clone(),
-            from_timestamp(now)
+            from_timestamp(now),
+            from_timestamp(episode)
         )
         .fetch_optional(&mut *tx)
         .await?;
