@@ -13,6 +13,10 @@ use sqlx::PgPool;
 use std::collections::HashMap;
 use support::{START, TestApp};
 
+const DAY: i64 = 86_400_000;
+/// The UTC midnight that starts the tests' day (ids are unique per rollout and UTC day).
+const MIDNIGHT: i64 = START - START.rem_euclid(DAY);
+
 /// A deterministic pseudo-random stream (64-bit LCG), so failures reproduce.
 struct Lcg(u64);
 
@@ -123,7 +127,7 @@ async fn a_replayed_event_is_never_counted_twice(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn concurrent_batches_opening_a_new_day_store_each_event_once(pool: PgPool) {
     let store = Store::new(pool.clone());
-    let day = START - START.rem_euclid(86_400_000) + 86_400_000;
+    let day = MIDNIGHT + DAY;
     let batch: Vec<NewEvent> = (0..300)
         .map(|i| {
             let mut value = event(&format!("c{i}"), 0, "sync", "success", 100.0);
@@ -146,7 +150,7 @@ async fn concurrent_batches_opening_a_new_day_store_each_event_once(pool: PgPool
     assert_eq!((accepted, duplicates), (300, 900));
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
     assert_eq!(stored, 300);
-    let (from, to) = (Timestamp(day), Timestamp(day + 86_400_000));
+    let (from, to) = (Timestamp(day), Timestamp(day + DAY));
     let counted: u64 = store.window_rows(1, from, to, &RollupFilter::default()).await.unwrap().iter().map(|(_, s)| s.count()).sum();
     assert_eq!(counted, 300, "rollups count each event once");
 }
@@ -326,7 +330,6 @@ fn rollups_equal_a_recomputation_for_any_batches() {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: run through `cargo xtask test`");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let pool = rt.block_on(support::fresh_database(&url, "rampart_test_rollup_property"));
-    const MIDNIGHT: i64 = START - START.rem_euclid(86_400_000);
     let store = Store::new(pool.clone());
 
     let event =
@@ -363,7 +366,7 @@ fn rollups_equal_a_recomputation_for_any_batches() {
                 let new: usize = batch
                     .iter()
                     .filter(|v| {
-                        let day = v["timestamp"].as_i64().unwrap().div_euclid(86_400_000);
+                        let day = v["timestamp"].as_i64().unwrap().div_euclid(DAY);
                         distinct.insert((v["event_id"].as_str().unwrap().to_string(), day))
                     })
                     .count();

@@ -20,6 +20,8 @@ pub enum Condition {
 }
 
 impl Condition {
+    const ALL: [Condition; 2] = [Condition::SuccessBand, Condition::LatencyHigh];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Condition::SuccessBand => "success_band",
@@ -28,7 +30,15 @@ impl Condition {
     }
 
     pub fn parse(text: &str) -> Option<Condition> {
-        [Condition::SuccessBand, Condition::LatencyHigh].into_iter().find(|c| c.as_str() == text)
+        Condition::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
+    /// The review rule that waits on this condition (its alerts' kind).
+    pub fn review_rule(self) -> &'static str {
+        match self {
+            Condition::SuccessBand => "success_band",
+            Condition::LatencyHigh => "latency_above_baseline",
+        }
     }
 }
 
@@ -37,12 +47,9 @@ impl Condition {
 /// episode covers it; the same alert is raised again only once the episode ends and another
 /// begins (otherwise an acknowledged alert would come back on the next tick).
 pub fn episode_start(rule: &str, sustained: &[Sustained], now: Timestamp) -> Timestamp {
-    let condition = match rule {
-        "success_band" => Some(Condition::SuccessBand),
-        "latency_above_baseline" => Some(Condition::LatencyHigh),
-        _ => None,
-    };
-    condition
+    Condition::ALL
+        .into_iter()
+        .find(|c| c.review_rule() == rule)
         .and_then(|c| sustained.iter().find(|s| s.condition == c))
         .map_or(Timestamp(now.millis() - COMPLAINT_PERIOD.millis()), |s| s.since)
 }
@@ -146,7 +153,7 @@ pub fn assess(rails: &Guardrails, treatment: &Stats, reference: &Reference, sust
                 high.get(),
                 review.success_band_for
             );
-            out.decisions.push(Decision::Review(breach("success_band", success, high.get(), m)));
+            out.decisions.push(Decision::Review(breach(Condition::SuccessBand.review_rule(), success, high.get(), m)));
         }
     }
     if let (Some(base), Some(p95)) = (reference.latency_p95_ms, treatment.latency.quantile(0.95))
@@ -162,7 +169,12 @@ pub fn assess(rails: &Guardrails, treatment: &Stats, reference: &Reference, sust
                     reference.source,
                     review.latency_for
                 );
-                out.decisions.push(Decision::Review(breach("latency_above_baseline", ratio, review.latency_above_baseline.get(), m)));
+                out.decisions.push(Decision::Review(breach(
+                    Condition::LatencyHigh.review_rule(),
+                    ratio,
+                    review.latency_above_baseline.get(),
+                    m,
+                )));
             }
         }
     }

@@ -189,13 +189,13 @@ impl Store {
                 format!("CREATE TABLE IF NOT EXISTS {name} PARTITION OF events FOR VALUES FROM ('{day}') TO ('{next}')"),
                 format!("CREATE UNIQUE INDEX IF NOT EXISTS {name}_ids ON {name} (rollout_id, event_id)"),
             ];
-            let mut created = Ok(());
-            for statement in ddl {
-                if let Err(e) = sqlx::query(AssertSqlSafe(statement).into_sql_str()).execute(&mut *tx).await {
-                    created = Err(e);
-                    break;
+            let created: std::result::Result<(), sqlx::Error> = async {
+                for statement in ddl {
+                    sqlx::query(AssertSqlSafe(statement).into_sql_str()).execute(&mut *tx).await?;
                 }
+                Ok(())
             }
+            .await;
             match created {
                 Ok(()) => tx.commit().await?,
                 // Another ingest created it at the same moment (and committed its index with it).
@@ -218,7 +218,7 @@ impl Store {
         // Rollup rows are read, merged and written back: one ingest per rollout at a time.
         sqlx::query!("SELECT pg_advisory_xact_lock(7001, $1::int)", rollout_id as i32).execute(&mut *tx).await?;
 
-        let col = |f: &dyn Fn(&NewEvent) -> String| batch.iter().map(|e| f(e)).collect::<Vec<String>>();
+        let col = |f: &dyn Fn(&NewEvent) -> String| batch.iter().map(f).collect::<Vec<String>>();
         let stored = sqlx::query!(
             "INSERT INTO events (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb,
                                  provider, file_type, size_bytes, error_kind, critical)
