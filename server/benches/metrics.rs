@@ -9,7 +9,8 @@
 //!
 //!   cargo xtask bench             (starts a private Postgres, or uses DATABASE_URL)
 //!
-//! Set RAMPART_BENCH_EVENTS to change the largest store size (default 10000000).
+//! Set RAMPART_BENCH_EVENTS to change the largest store size (default 10000000; 0 measures the
+//! ingest alone).
 
 use app::domain::event::{Variant, parse_value};
 use app::domain::stats::size_class_mb;
@@ -74,6 +75,9 @@ fn main() {
         report("`rampart import FILE`".into(), median(&|| import(&bench_url, &events)));
     }
 
+    if largest == 0 {
+        return;
+    }
     println!("\n## Window queries (median of 25)\n");
     println!("| stored events | 48 h gate window, both arms | 5 min guard window | 48 h, one provider × file type |");
     println!("|---:|---:|---:|---:|");

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgConnection;
 
 mod accounts;
+mod copy;
 mod events;
 mod guard;
 mod idempotency;

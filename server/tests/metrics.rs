@@ -114,11 +114,15 @@ async fn a_replayed_event_is_never_counted_twice(pool: PgPool) {
     assert_eq!(response.status(), 200);
     let report: Value = response.json().await.unwrap();
     assert_eq!((report["accepted"].as_u64(), report["duplicates"].as_u64()), (Some(1), Some(2)));
+    // All new but for a repeat within the batch.
+    let batch = [event("n0", 2, "sync", "success", 100.0).to_string(), event("n0", 2, "sync", "success", 100.0).to_string()];
+    let (_, report) = post_ndjson(&app, &batch).await;
+    assert_eq!((report["accepted"].as_u64(), report["duplicates"].as_u64()), (Some(1), Some(1)));
 
     let window = app.get_json(&format!("/api/v1/rollouts/1/metrics?from={}&to={}", START - 3_600_000, START)).await;
-    assert_eq!(window["control"]["count"], 4, "rollups count each event once");
+    assert_eq!(window["control"]["count"], 5, "rollups count each event once");
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
-    assert_eq!(stored, 4);
+    assert_eq!(stored, 5);
 }
 
 /// Batches that open a new day race to create its partition; the unique index that finds
@@ -409,4 +413,12 @@ fn same_stats(stored: &Stats, expected: &Stats) -> Result<(), proptest::test_run
     prop_assert!((stored.memory_sum_mb - expected.memory_sum_mb).abs() <= 1e-6 * expected.memory_sum_mb.max(1.0));
     proptest::prop_assert_eq!(stored.memory_max_mb, expected.memory_max_mb);
     Ok(())
+}
+
+/// The ingest writes with COPY, which stalls on Nagle's algorithm: every connection of a
+/// Rampart pool finds its socket and turns it off (sqlx 0.9.0 leaves it on).
+#[sqlx::test(migrations = "../migrations")]
+async fn connections_find_their_socket_to_turn_nagle_off(pool: PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    server::db::set_nodelay(&mut conn).await.unwrap();
 }

@@ -1,15 +1,16 @@
 //! Event storage: raw events in daily partitions, the ids already seen, per-minute rollups kept
 //! in the same transaction as the raw rows, and frozen baselines.
 
+use super::copy::{BinaryRows, copy_in};
 use super::{Result, Store, from_timestamp, to_timestamp};
 use crate::store::StoreError;
 use app::domain::event::{Outcome, UploadEvent, Variant};
 use app::domain::sketch::Sketch;
 use app::domain::stats::{Stats, Summary};
 use app::domain::units::Timestamp;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use sqlx::{AssertSqlSafe, SqlSafeStr};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// An event ready to store: parsed, with the stage it happened in and its size class.
 #[derive(Clone, Debug)]
@@ -154,6 +155,93 @@ fn minute_of(t: Timestamp) -> Timestamp {
     Timestamp(t.millis().div_euclid(60_000) * 60_000)
 }
 
+const DAY_MS: i64 = 86_400_000;
+
+/// The SQLSTATE of a unique index refusing a row.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// The batch without repeats: of several lines with one id on one (UTC) day, the first. Such
+/// lines are the same event to the store (its partition's unique index is per day).
+fn first_of_each_id(batch: &[NewEvent]) -> Vec<&NewEvent> {
+    let mut seen = HashSet::with_capacity(batch.len());
+    batch.iter().filter(|e| seen.insert((e.event.event_id.as_str(), e.event.at.millis().div_euclid(DAY_MS)))).collect()
+}
+
+/// Writes `events`, all of them, with COPY; fails with a unique violation if one is stored.
+async fn copy_events(tx: &mut sqlx::PgConnection, rollout_id: i64, events: &[&NewEvent]) -> sqlx::Result<()> {
+    let mut rows = BinaryRows::new(13);
+    for NewEvent { event: e, stage, .. } in events {
+        rows.row()
+            .int8(rollout_id)
+            .timestamp(e.at)
+            .text(&e.event_id)
+            .int4(*stage)
+            .text(e.variant.as_str())
+            .text(e.outcome.as_str())
+            .float8(e.latency_ms)
+            .float8(e.memory_mb)
+            .text(&e.provider)
+            .text(&e.file_type)
+            .int8(e.size_bytes.min(i64::MAX as u64) as i64)
+            .optional_text(e.error_kind.as_deref())
+            .bool(e.critical);
+    }
+    copy_in(
+        tx,
+        "COPY events (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb, provider, file_type,
+                      size_bytes, error_kind, critical) FROM STDIN WITH (FORMAT binary)",
+        rows,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Inserts the events of `batch` that are not stored yet; returns them.
+async fn insert_unseen<'b>(tx: &mut sqlx::PgConnection, rollout_id: i64, batch: &'b [NewEvent]) -> Result<Vec<&'b NewEvent>> {
+    let col = |f: &dyn Fn(&NewEvent) -> String| batch.iter().map(f).collect::<Vec<String>>();
+    let stored = sqlx::query!(
+        "INSERT INTO events (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb,
+                             provider, file_type, size_bytes, error_kind, critical)
+         SELECT $1, * FROM UNNEST($2::timestamptz[], $3::text[], $4::int[], $5::text[], $6::text[],
+                                  $7::float8[], $8::float8[], $9::text[], $10::text[], $11::int8[],
+                                  $12::text[], $13::bool[])
+         ON CONFLICT DO NOTHING
+         RETURNING event_id, at",
+        rollout_id,
+        &batch.iter().map(|e| from_timestamp(e.event.at)).collect::<Vec<_>>(),
+        &col(&|e| e.event.event_id.clone()),
+        &batch.iter().map(|e| e.stage).collect::<Vec<_>>(),
+        &col(&|e| e.event.variant.as_str().to_string()),
+        &col(&|e| e.event.outcome.as_str().to_string()),
+        &batch.iter().map(|e| e.event.latency_ms).collect::<Vec<_>>(),
+        &batch.iter().map(|e| e.event.memory_mb).collect::<Vec<_>>(),
+        &col(&|e| e.event.provider.clone()),
+        &col(&|e| e.event.file_type.clone()),
+        &batch.iter().map(|e| e.event.size_bytes.min(i64::MAX as u64) as i64).collect::<Vec<_>>(),
+        // Nullable elements: Postgres arrays hold NULLs, the macro cannot express it.
+        &batch.iter().map(|e| e.event.error_kind.clone()).collect::<Vec<Option<String>>>() as _,
+        &batch.iter().map(|e| e.event.critical).collect::<Vec<_>>()
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    // The rows are inserted in the batch's order, so of several lines with one id the first
+    // was stored; match what was stored back to its lines by id and timestamp.
+    let mut fresh: HashMap<(&str, i64), usize> = HashMap::new();
+    for row in &stored {
+        *fresh.entry((row.event_id.as_str(), to_timestamp(row.at).millis())).or_default() += 1;
+    }
+    Ok(batch
+        .iter()
+        .filter(|e| match fresh.get_mut(&(e.event.event_id.as_str(), e.event.at.millis())) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        })
+        .collect())
+}
+
 fn variant_from(text: &str) -> Result<Variant> {
     Variant::parse(text).ok_or_else(|| StoreError::Corrupt(format!("variant `{text}`")))
 }
@@ -207,59 +295,27 @@ impl Store {
     }
 
     /// Stores a batch in one transaction: new events only (a replay is a duplicate, never a
-    /// second count: the partition's unique index on the event id skips it), raw rows and
-    /// their rollups together. Returns after commit, so an acknowledged event is durable.
+    /// second count: the partition's unique index on the event id finds it), raw rows and their
+    /// rollups together. Returns after commit, so an acknowledged event is durable.
     pub async fn ingest(&self, rollout_id: i64, batch: &[NewEvent]) -> Result<Ingested> {
         if batch.is_empty() {
             return Ok(Ingested::default());
         }
         self.ensure_partitions(batch.iter().map(|e| e.event.at)).await?;
-        let mut tx = self.pool().begin().await?;
-        // Rollup rows are read, merged and written back: one ingest per rollout at a time.
-        sqlx::query!("SELECT pg_advisory_xact_lock(7001, $1::int)", rollout_id as i32).execute(&mut *tx).await?;
-
-        let col = |f: &dyn Fn(&NewEvent) -> String| batch.iter().map(f).collect::<Vec<String>>();
-        let stored = sqlx::query!(
-            "INSERT INTO events (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb,
-                                 provider, file_type, size_bytes, error_kind, critical)
-             SELECT $1, * FROM UNNEST($2::timestamptz[], $3::text[], $4::int[], $5::text[], $6::text[],
-                                      $7::float8[], $8::float8[], $9::text[], $10::text[], $11::int8[],
-                                      $12::text[], $13::bool[])
-             ON CONFLICT DO NOTHING
-             RETURNING event_id, at",
-            rollout_id,
-            &batch.iter().map(|e| from_timestamp(e.event.at)).collect::<Vec<_>>(),
-            &col(&|e| e.event.event_id.clone()),
-            &batch.iter().map(|e| e.stage).collect::<Vec<_>>(),
-            &col(&|e| e.event.variant.as_str().to_string()),
-            &col(&|e| e.event.outcome.as_str().to_string()),
-            &batch.iter().map(|e| e.event.latency_ms).collect::<Vec<_>>(),
-            &batch.iter().map(|e| e.event.memory_mb).collect::<Vec<_>>(),
-            &col(&|e| e.event.provider.clone()),
-            &col(&|e| e.event.file_type.clone()),
-            &batch.iter().map(|e| e.event.size_bytes.min(i64::MAX as u64) as i64).collect::<Vec<_>>(),
-            // Nullable elements: Postgres arrays hold NULLs, the macro cannot express it.
-            &batch.iter().map(|e| e.event.error_kind.clone()).collect::<Vec<Option<String>>>() as _,
-            &batch.iter().map(|e| e.event.critical).collect::<Vec<_>>()
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        // The rows are inserted in the batch's order, so of several lines with one id the first
-        // was stored; match what was stored back to its lines by id and timestamp.
-        let mut fresh: HashMap<(&str, i64), usize> = HashMap::new();
-        for row in &stored {
-            *fresh.entry((row.event_id.as_str(), to_timestamp(row.at).millis())).or_default() += 1;
-        }
-        let new: Vec<&NewEvent> = batch
-            .iter()
-            .filter(|e| match fresh.get_mut(&(e.event.event_id.as_str(), e.event.at.millis())) {
-                Some(n) if *n > 0 => {
-                    *n -= 1;
-                    true
-                }
-                _ => false,
-            })
-            .collect();
+        // Nearly every batch is all new events: they go in with COPY, the cheapest write there
+        // is. The unique index refuses the whole COPY if one was stored before; then the batch
+        // is inserted again row by row, skipping what is stored.
+        let once = first_of_each_id(batch);
+        let mut tx = self.begin_ingest(rollout_id).await?;
+        let new = match copy_events(&mut tx, rollout_id, &once).await {
+            Ok(()) => once,
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(UNIQUE_VIOLATION) => {
+                tx.rollback().await?;
+                tx = self.begin_ingest(rollout_id).await?;
+                insert_unseen(&mut tx, rollout_id, batch).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
         let counts = Ingested { accepted: new.len() as u64, duplicates: (batch.len() - new.len()) as u64 };
         if new.is_empty() {
             tx.commit().await?;
@@ -288,6 +344,14 @@ impl Store {
         sqlx::query!("SELECT pg_notify('rampart_rollouts', $1)", rollout_id.to_string()).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(counts)
+    }
+
+    /// A transaction holding the rollout's ingest lock: rollup rows are read, merged and written
+    /// back, so one ingest per rollout at a time.
+    async fn begin_ingest(&self, rollout_id: i64) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query!("SELECT pg_advisory_xact_lock(7001, $1::int)", rollout_id as i32).execute(&mut *tx).await?;
+        Ok(tx)
     }
 
     /// Per-minute stats by arm over `[from, to)` (whole minutes): from the by-arm rollups, or
@@ -474,17 +538,41 @@ impl Store {
     }
 }
 
-/// Adds `deltas` to the stored rollup rows (read, merge in Rust, write back; the caller holds
-/// the rollout's ingest lock).
+/// Rollup rows after a batch: those stored before (to update) and the new ones (to insert).
+struct Merged<K> {
+    updated: Vec<(K, Stats)>,
+    new: Vec<(K, Stats)>,
+}
+
+/// `deltas` added to the `stored` rows they belong to.
+fn merge_stored<K: Eq + std::hash::Hash>(mut deltas: HashMap<K, Stats>, stored: Vec<(K, Stats)>) -> Merged<K> {
+    let mut updated = Vec::with_capacity(stored.len());
+    for (key, mut stats) in stored {
+        if let Some(delta) = deltas.remove(&key) {
+            stats.merge(&delta);
+            updated.push((key, stats));
+        }
+    }
+    Merged { updated, new: deltas.into_iter().collect() }
+}
+
+/// Writes a rollup row's stats columns, in table order.
+fn stats_fields(rows: &mut BinaryRows, s: &Stats) {
+    rows.int8(s.success as i64)
+        .int8(s.error as i64)
+        .int8(s.timeout as i64)
+        .int8(s.critical as i64)
+        .float8(s.latency_sum_ms)
+        .bytes(&s.latency.to_bytes())
+        .float8(s.memory_sum_mb)
+        .float8(s.memory_max_mb);
+}
+
+/// Adds `deltas` to the rollup rows (read the stored ones, merge in Rust, write back; new rows
+/// with COPY). The caller holds the rollout's ingest lock, so nobody else writes them meanwhile.
 async fn merge_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: HashMap<RollupKey, Stats>) -> Result<()> {
     let keys: Vec<&RollupKey> = deltas.keys().collect();
-    let minutes: Vec<DateTime<Utc>> = keys.iter().map(|k| from_timestamp(k.minute)).collect();
-    let stages: Vec<i32> = keys.iter().map(|k| k.stage).collect();
-    let variants: Vec<String> = keys.iter().map(|k| k.variant.as_str().to_string()).collect();
-    let providers: Vec<String> = keys.iter().map(|k| k.provider.clone()).collect();
-    let file_types: Vec<String> = keys.iter().map(|k| k.file_type.clone()).collect();
-    let sizes: Vec<i32> = keys.iter().map(|k| k.size_class_mb).collect();
-    let existing = sqlx::query!(
+    let stored = sqlx::query!(
         "SELECT r.minute, r.stage, r.variant, r.provider, r.file_type, r.size_class_mb, r.success, r.error, r.timeout,
                 r.critical, r.latency_sum_ms, r.latency_sketch, r.memory_sum_mb, r.memory_max_mb
          FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[])
@@ -498,17 +586,17 @@ async fn merge_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: Has
              LIMIT 1
          ) r",
         rollout_id,
-        &minutes,
-        &stages,
-        &variants,
-        &providers,
-        &file_types,
-        &sizes
+        &keys.iter().map(|k| from_timestamp(k.minute)).collect::<Vec<_>>(),
+        &keys.iter().map(|k| k.stage).collect::<Vec<_>>(),
+        &keys.iter().map(|k| k.variant.as_str().to_string()).collect::<Vec<_>>(),
+        &keys.iter().map(|k| k.provider.clone()).collect::<Vec<_>>(),
+        &keys.iter().map(|k| k.file_type.clone()).collect::<Vec<_>>(),
+        &keys.iter().map(|k| k.size_class_mb).collect::<Vec<_>>()
     )
     .fetch_all(&mut *tx)
-    .await?;
-    let mut merged = deltas;
-    for r in existing {
+    .await?
+    .into_iter()
+    .map(|r| {
         let key = RollupKey {
             minute: to_timestamp(r.minute),
             stage: r.stage,
@@ -517,49 +605,73 @@ async fn merge_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: Has
             file_type: r.file_type,
             size_class_mb: r.size_class_mb,
         };
-        let stored = stats_of!(r)?;
-        if let Some(delta) = merged.get_mut(&key) {
-            delta.merge(&stored);
-        }
+        Ok((key, stats_of!(r)?))
+    })
+    .collect::<Result<Vec<_>>>()?;
+    let Merged { updated, new } = merge_stored(deltas, stored);
+    if !updated.is_empty() {
+        let c = StatsColumns::of(updated.iter().map(|(_, s)| s));
+        sqlx::query!(
+            // An upsert finds each row through the primary key, whatever the planner thinks of
+            // the key list (a join could scan every rollup row of the rollout).
+            "INSERT INTO event_rollups (rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success,
+                                        error, timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
+             SELECT $1, * FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[],
+                                      $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::float8[], $13::bytea[],
+                                      $14::float8[], $15::float8[])
+             ON CONFLICT (rollout_id, minute, stage, variant, provider, file_type, size_class_mb) DO UPDATE SET
+                 success = EXCLUDED.success, error = EXCLUDED.error, timeout = EXCLUDED.timeout,
+                 critical = EXCLUDED.critical, latency_sum_ms = EXCLUDED.latency_sum_ms,
+                 latency_sketch = EXCLUDED.latency_sketch, memory_sum_mb = EXCLUDED.memory_sum_mb,
+                 memory_max_mb = EXCLUDED.memory_max_mb",
+            rollout_id,
+            &updated.iter().map(|(k, _)| from_timestamp(k.minute)).collect::<Vec<_>>(),
+            &updated.iter().map(|(k, _)| k.stage).collect::<Vec<_>>(),
+            &updated.iter().map(|(k, _)| k.variant.as_str().to_string()).collect::<Vec<_>>(),
+            &updated.iter().map(|(k, _)| k.provider.clone()).collect::<Vec<_>>(),
+            &updated.iter().map(|(k, _)| k.file_type.clone()).collect::<Vec<_>>(),
+            &updated.iter().map(|(k, _)| k.size_class_mb).collect::<Vec<_>>(),
+            &c.success,
+            &c.error,
+            &c.timeout,
+            &c.critical,
+            &c.latency_sum_ms,
+            &c.latency_sketch,
+            &c.memory_sum_mb,
+            &c.memory_max_mb
+        )
+        .execute(&mut *tx)
+        .await?;
     }
-    let rows: Vec<(&RollupKey, &Stats)> = merged.iter().collect();
-    let c = StatsColumns::of(rows.iter().map(|(_, s)| *s));
-    sqlx::query!(
-        "INSERT INTO event_rollups (rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success,
-                                    error, timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
-         SELECT $1, * FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[],
-                                  $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::float8[], $13::bytea[],
-                                  $14::float8[], $15::float8[])
-         ON CONFLICT (rollout_id, minute, stage, variant, provider, file_type, size_class_mb) DO UPDATE SET
-             success = EXCLUDED.success, error = EXCLUDED.error, timeout = EXCLUDED.timeout,
-             critical = EXCLUDED.critical, latency_sum_ms = EXCLUDED.latency_sum_ms,
-             latency_sketch = EXCLUDED.latency_sketch, memory_sum_mb = EXCLUDED.memory_sum_mb,
-             memory_max_mb = EXCLUDED.memory_max_mb",
-        rollout_id,
-        &rows.iter().map(|(k, _)| from_timestamp(k.minute)).collect::<Vec<_>>(),
-        &rows.iter().map(|(k, _)| k.stage).collect::<Vec<_>>(),
-        &rows.iter().map(|(k, _)| k.variant.as_str().to_string()).collect::<Vec<_>>(),
-        &rows.iter().map(|(k, _)| k.provider.clone()).collect::<Vec<_>>(),
-        &rows.iter().map(|(k, _)| k.file_type.clone()).collect::<Vec<_>>(),
-        &rows.iter().map(|(k, _)| k.size_class_mb).collect::<Vec<_>>(),
-        &c.success,
-        &c.error,
-        &c.timeout,
-        &c.critical,
-        &c.latency_sum_ms,
-        &c.latency_sketch,
-        &c.memory_sum_mb,
-        &c.memory_max_mb
-    )
-    .execute(&mut *tx)
-    .await?;
+    if !new.is_empty() {
+        let mut rows = BinaryRows::new(15);
+        for (k, s) in &new {
+            rows.row()
+                .int8(rollout_id)
+                .timestamp(k.minute)
+                .int4(k.stage)
+                .text(k.variant.as_str())
+                .text(&k.provider)
+                .text(&k.file_type)
+                .int4(k.size_class_mb);
+            stats_fields(&mut rows, s);
+        }
+        copy_in(
+            tx,
+            "COPY event_rollups (rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success,
+                                 error, timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
+             FROM STDIN WITH (FORMAT binary)",
+            rows,
+        )
+        .await?;
+    }
     Ok(())
 }
 
 /// Adds `deltas` to the by-arm rollup rows, like [`merge_rollups`].
 async fn merge_arm_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: HashMap<ArmKey, Stats>) -> Result<()> {
     let keys: Vec<ArmKey> = deltas.keys().copied().collect();
-    let existing = sqlx::query!(
+    let stored = sqlx::query!(
         "SELECT r.minute, r.stage, r.variant, r.success, r.error, r.timeout, r.critical, r.latency_sum_ms,
                 r.latency_sketch, r.memory_sum_mb, r.memory_max_mb
          FROM UNNEST($2::timestamptz[], $3::int[], $4::text[]) AS k(minute, stage, variant)
@@ -574,41 +686,53 @@ async fn merge_arm_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas:
         &keys.iter().map(|k| k.variant.as_str().to_string()).collect::<Vec<_>>()
     )
     .fetch_all(&mut *tx)
-    .await?;
-    let mut merged = deltas;
-    for r in existing {
-        let key = ArmKey { minute: to_timestamp(r.minute), stage: r.stage, variant: variant_from(&r.variant)? };
-        let stored = stats_of!(r)?;
-        if let Some(delta) = merged.get_mut(&key) {
-            delta.merge(&stored);
-        }
+    .await?
+    .into_iter()
+    .map(|r| Ok((ArmKey { minute: to_timestamp(r.minute), stage: r.stage, variant: variant_from(&r.variant)? }, stats_of!(r)?)))
+    .collect::<Result<Vec<_>>>()?;
+    let Merged { updated, new } = merge_stored(deltas, stored);
+    if !updated.is_empty() {
+        let c = StatsColumns::of(updated.iter().map(|(_, s)| s));
+        sqlx::query!(
+            "INSERT INTO event_rollups_by_arm (rollout_id, minute, stage, variant, success, error, timeout, critical,
+                                               latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
+             SELECT $1, * FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::int8[], $6::int8[], $7::int8[],
+                                      $8::int8[], $9::float8[], $10::bytea[], $11::float8[], $12::float8[])
+             ON CONFLICT (rollout_id, minute, stage, variant) DO UPDATE SET
+                 success = EXCLUDED.success, error = EXCLUDED.error, timeout = EXCLUDED.timeout,
+                 critical = EXCLUDED.critical, latency_sum_ms = EXCLUDED.latency_sum_ms,
+                 latency_sketch = EXCLUDED.latency_sketch, memory_sum_mb = EXCLUDED.memory_sum_mb,
+                 memory_max_mb = EXCLUDED.memory_max_mb",
+            rollout_id,
+            &updated.iter().map(|(k, _)| from_timestamp(k.minute)).collect::<Vec<_>>(),
+            &updated.iter().map(|(k, _)| k.stage).collect::<Vec<_>>(),
+            &updated.iter().map(|(k, _)| k.variant.as_str().to_string()).collect::<Vec<_>>(),
+            &c.success,
+            &c.error,
+            &c.timeout,
+            &c.critical,
+            &c.latency_sum_ms,
+            &c.latency_sketch,
+            &c.memory_sum_mb,
+            &c.memory_max_mb
+        )
+        .execute(&mut *tx)
+        .await?;
     }
-    let rows: Vec<(&ArmKey, &Stats)> = merged.iter().collect();
-    let c = StatsColumns::of(rows.iter().map(|(_, s)| *s));
-    sqlx::query!(
-        "INSERT INTO event_rollups_by_arm (rollout_id, minute, stage, variant, success, error, timeout, critical,
-                                           latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
-         SELECT $1, * FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::int8[], $6::int8[], $7::int8[],
-                                  $8::int8[], $9::float8[], $10::bytea[], $11::float8[], $12::float8[])
-         ON CONFLICT (rollout_id, minute, stage, variant) DO UPDATE SET
-             success = EXCLUDED.success, error = EXCLUDED.error, timeout = EXCLUDED.timeout,
-             critical = EXCLUDED.critical, latency_sum_ms = EXCLUDED.latency_sum_ms,
-             latency_sketch = EXCLUDED.latency_sketch, memory_sum_mb = EXCLUDED.memory_sum_mb,
-             memory_max_mb = EXCLUDED.memory_max_mb",
-        rollout_id,
-        &rows.iter().map(|(k, _)| from_timestamp(k.minute)).collect::<Vec<_>>(),
-        &rows.iter().map(|(k, _)| k.stage).collect::<Vec<_>>(),
-        &rows.iter().map(|(k, _)| k.variant.as_str().to_string()).collect::<Vec<_>>(),
-        &c.success,
-        &c.error,
-        &c.timeout,
-        &c.critical,
-        &c.latency_sum_ms,
-        &c.latency_sketch,
-        &c.memory_sum_mb,
-        &c.memory_max_mb
-    )
-    .execute(&mut *tx)
-    .await?;
+    if !new.is_empty() {
+        let mut rows = BinaryRows::new(12);
+        for (k, s) in &new {
+            rows.row().int8(rollout_id).timestamp(k.minute).int4(k.stage).text(k.variant.as_str());
+            stats_fields(&mut rows, s);
+        }
+        copy_in(
+            tx,
+            "COPY event_rollups_by_arm (rollout_id, minute, stage, variant, success, error, timeout, critical,
+                                        latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
+             FROM STDIN WITH (FORMAT binary)",
+            rows,
+        )
+        .await?;
+    }
     Ok(())
 }

@@ -10,7 +10,7 @@ pub async fn fresh_database(url: &str, name: &str) -> (PgPool, String) {
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut admin).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
     let db_url = format!("{}/{name}", url.rsplit_once('/').expect("DATABASE_URL names a database").0);
-    let pool = PgPool::connect(&db_url).await.unwrap();
+    let pool = server::db::pool_options().connect(&db_url).await.unwrap();
     server::db::MIGRATOR.run(&pool).await.unwrap();
     (pool, db_url)
 }
