@@ -104,10 +104,10 @@ impl Guard {
 
     async fn tick_as_leader(&self, now: Timestamp) -> Result<Vec<Action>, StoreError> {
         let mut actions = Vec::new();
-        for (id, _) in self.store.live_rollouts().await? {
-            let rollout = self.store.rollout(id).await?;
+        for live in self.store.live_rollouts(None).await? {
+            let rollout = self.store.rollout(live.id).await?;
             if !served_flag(&rollout.plan, &rollout.state).enabled || rollout.state.status == Status::Draft {
-                self.store.set_holding(id, &[], now).await?;
+                self.store.set_holding(live.id, &[], now).await?;
                 continue;
             }
             actions.extend(self.guard(&rollout, now).await?);

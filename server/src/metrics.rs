@@ -3,14 +3,14 @@
 //! baseline capture. The HTTP ingest endpoint and `rampart import` share this code.
 
 use crate::service::Clock;
-use crate::store::{Baseline, NewEvent, RollupFilter, Store, StoredRollout};
+use crate::store::{Baseline, NewEvent, RollupFilter, StageSpan, Store};
 use app::domain::event::{self, UploadEvent, Variant};
 use app::domain::stats::{Stats, Summary, size_class_mb};
-use app::domain::units::{Span, Timestamp};
+use app::domain::units::{Span, Timestamp, Version};
 use app::error::AppError;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 /// At most this many line errors are listed in one report; the counts stay exact.
@@ -84,10 +84,13 @@ pub struct SeriesPoint {
     pub treatment: Summary,
 }
 
-/// Where an event goes: its rollout, that rollout's plan, and its stage history.
+/// Where an event goes: its rollout, the size classes of its plan, and its stage history as of
+/// `version` of its state (every transition, the only writer of the history, bumps the version).
 struct Destination {
-    rollout: StoredRollout,
-    spans: Vec<crate::store::StageSpan>,
+    rollout_id: i64,
+    version: Version,
+    sizes_mb: Vec<u32>,
+    spans: Vec<StageSpan>,
 }
 
 /// Parses numbered NDJSON lines (blank ones skipped): the events, and a report of the lines
@@ -114,11 +117,14 @@ pub struct Metrics {
     retention: Span,
     /// Told after every stored batch, so the guard loop judges new events at once.
     stored: Option<Arc<Notify>>,
+    /// Destinations by rollout: a batch reads the rollout's version, and reads the rest again
+    /// only if it changed.
+    destinations: Arc<Mutex<HashMap<i64, Arc<Destination>>>>,
 }
 
 impl Metrics {
     pub fn new(store: Store, clock: Clock, retention: Span) -> Metrics {
-        Metrics { store, clock, retention, stored: None }
+        Metrics { store, clock, retention, stored: None, destinations: Arc::default() }
     }
 
     /// Wakes `waker` whenever events are stored.
@@ -156,7 +162,7 @@ impl Metrics {
         let now = (self.clock)();
         let oldest = Timestamp(now.millis() - self.retention.millis());
         let newest = now.plus(FUTURE_TOLERANCE);
-        let mut destinations: HashMap<Option<String>, Result<Destination, String>> = HashMap::new();
+        let mut destinations: HashMap<Option<String>, Result<Arc<Destination>, String>> = HashMap::new();
         let mut batches: HashMap<i64, Vec<NewEvent>> = HashMap::new();
         for (line, e) in parsed {
             if e.at < oldest {
@@ -179,9 +185,8 @@ impl Metrics {
                 }
             };
             let stage = destination.spans.iter().rev().find(|s| s.from <= e.at).map_or(0, |s| s.stage);
-            let sizes = destination.rollout.plan.matrix.as_ref().map_or(&DEFAULT_SIZES_MB[..], |m| &m.sizes_mb[..]);
-            let size_class = size_class_mb(e.size_bytes, sizes) as i32;
-            batches.entry(destination.rollout.id).or_default().push(NewEvent { event: e, stage, size_class_mb: size_class });
+            let size_class = size_class_mb(e.size_bytes, &destination.sizes_mb) as i32;
+            batches.entry(destination.rollout_id).or_default().push(NewEvent { event: e, stage, size_class_mb: size_class });
         }
         for (rollout_id, batch) in batches {
             let counts = self.store.ingest(rollout_id, &batch).await?;
@@ -197,27 +202,31 @@ impl Metrics {
     }
 
     /// The rollout an event belongs to: its flag's live rollout, or the only live one.
-    async fn destination(&self, flag: Option<&str>) -> Result<Result<Destination, String>, AppError> {
-        let id = match flag {
-            Some(flag) => match self.store.live_rollout_for_flag(flag).await? {
-                Some(id) => id,
-                None => return Ok(Err(format!("no live rollout drives the flag `{flag}`"))),
-            },
-            None => {
-                let live = self.store.live_rollouts().await?;
-                match live.as_slice() {
-                    [(id, _)] => *id,
-                    [] => return Ok(Err("no rollout is live to receive events".into())),
-                    several => {
-                        let flags: Vec<&str> = several.iter().map(|(_, f)| f.as_str()).collect();
-                        return Ok(Err(format!("is required while several rollouts are live ({})", flags.join(", "))));
-                    }
-                }
+    async fn destination(&self, flag: Option<&str>) -> Result<Result<Arc<Destination>, String>, AppError> {
+        let live = self.store.live_rollouts(flag).await?;
+        let (id, version) = match (live.as_slice(), flag) {
+            ([one], _) => (one.id, one.version),
+            ([], Some(flag)) => return Ok(Err(format!("no live rollout drives the flag `{flag}`"))),
+            ([], None) => return Ok(Err("no rollout is live to receive events".into())),
+            (several, _) => {
+                let flags: Vec<&str> = several.iter().map(|r| r.flag_key.as_str()).collect();
+                return Ok(Err(format!("is required while several rollouts are live ({})", flags.join(", "))));
             }
         };
+        let cached = self.destinations.lock().expect("not poisoned").get(&id).filter(|d| d.version == version).cloned();
+        if let Some(destination) = cached {
+            return Ok(Ok(destination));
+        }
+        // The rollout first: the history read after it is at least as new as its version.
         let rollout = self.store.rollout(id).await?;
-        let spans = self.store.stage_spans(id).await?;
-        Ok(Ok(Destination { rollout, spans }))
+        let destination = Arc::new(Destination {
+            rollout_id: id,
+            version: rollout.state.version,
+            sizes_mb: rollout.plan.matrix.as_ref().map_or(DEFAULT_SIZES_MB.to_vec(), |m| m.sizes_mb.clone()),
+            spans: self.store.stage_spans(id).await?,
+        });
+        self.destinations.lock().expect("not poisoned").insert(id, destination.clone());
+        Ok(Ok(destination))
     }
 
     /// Control and treatment over `[from, to)`, with a series of at most ~240 points.

@@ -47,6 +47,14 @@ pub struct StoredRollout {
     pub state: Rollout,
 }
 
+/// A rollout that is not complete, and the version of its state.
+#[derive(Clone, Debug)]
+pub struct LiveRollout {
+    pub id: i64,
+    pub flag_key: String,
+    pub version: Version,
+}
+
 /// The NOTIFY channel on which a rollout's flag key is announced when its served config changes.
 const FLAG_CHANNEL: &str = "rampart_flags";
 
@@ -105,10 +113,15 @@ impl Store {
             .await?)
     }
 
-    /// Every live (not complete) rollout: id and flag key.
-    pub async fn live_rollouts(&self) -> Result<Vec<(i64, String)>> {
-        let rows = sqlx::query!("SELECT id, flag_key FROM rollouts WHERE status <> 'complete' ORDER BY id").fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(|r| (r.id, r.flag_key)).collect())
+    /// Every live (not complete) rollout, or the one driving `flag`.
+    pub async fn live_rollouts(&self, flag: Option<&str>) -> Result<Vec<LiveRollout>> {
+        let rows = sqlx::query!(
+            "SELECT id, flag_key, version FROM rollouts WHERE status <> 'complete' AND ($1::text IS NULL OR flag_key = $1) ORDER BY id",
+            flag
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| LiveRollout { id: r.id, flag_key: r.flag_key, version: Version(r.version as u64) }).collect())
     }
 
     /// Creates a draft rollout of the stored plan `plan_id`, with every stage's checklist.

@@ -154,6 +154,8 @@ async fn concurrent_batches_opening_a_new_day_store_each_event_once(pool: PgPool
     assert_eq!((accepted, duplicates), (300, 900));
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
     assert_eq!(stored, 300);
+    let stray: i64 = sqlx::query_scalar("SELECT count(*) FROM events_default").fetch_one(&pool).await.unwrap();
+    assert_eq!(stray, 0, "every event in its day's partition, where duplicates are found");
     let (from, to) = (Timestamp(day), Timestamp(day + DAY));
     let counted: u64 = store.window_rows(1, from, to, &RollupFilter::default()).await.unwrap().iter().map(|(_, s)| s.count()).sum();
     assert_eq!(counted, 300, "rollups count each event once");

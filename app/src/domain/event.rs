@@ -7,6 +7,7 @@
 use super::units::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Which code path served the operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -101,6 +102,14 @@ fn bad(field: &str, message: impl Into<String>) -> FieldError {
 
 /// Reads one line of JSONL.
 pub fn parse_line(line: &str) -> Result<UploadEvent, FieldError> {
+    // The usual line, every known field of its usual JSON type, is read straight into `Fields`.
+    // Anything else (a missing field, a wrong type, a repeated key, not JSON) goes through the
+    // JSON tree, which names the first field that is wrong. Both end in `Fields::check`.
+    if line.trim_start().starts_with('{')
+        && let Ok(fields) = serde_json::from_str::<Fields>(line)
+    {
+        return fields.check();
+    }
     let value: Value = serde_json::from_str(line).map_err(|e| bad("line", format!("not JSON: {e}")))?;
     parse_value(&value)
 }
@@ -108,81 +117,174 @@ pub fn parse_line(line: &str) -> Result<UploadEvent, FieldError> {
 /// Reads one event object.
 pub fn parse_value(value: &Value) -> Result<UploadEvent, FieldError> {
     let object = value.as_object().ok_or_else(|| bad("line", "an event must be a JSON object"))?;
-    let event_id = required_text(object, "event_id")?;
-    if event_id.len() > 200 {
-        return Err(bad("event_id", "is longer than 200 characters"));
-    }
-    let at = timestamp(object)?;
-    let variant = required_text(object, "variant")
-        .and_then(|v| Variant::parse(&v).ok_or_else(|| bad("variant", format!("`{v}` is not control, treatment, sync or async"))))?;
-    let outcome = required_text(object, "outcome")
-        .and_then(|v| Outcome::parse(&v).ok_or_else(|| bad("outcome", format!("`{v}` is not success, error or timeout"))))?;
-    Ok(UploadEvent {
-        event_id,
-        at,
-        flag: optional_text(object, "flag")?,
-        variant,
-        outcome,
-        latency_ms: non_negative(object, "latency_ms")?,
-        memory_mb: non_negative(object, "memory_mb")?,
-        provider: required_text(object, "provider")?.to_lowercase(),
-        file_type: required_text(object, "file_type")?.to_lowercase(),
-        size_bytes: match object.get("size_bytes") {
-            Some(Value::Number(n)) => n.as_u64().ok_or_else(|| bad("size_bytes", format!("{n} is not a whole number of bytes")))?,
-            Some(other) => return Err(bad("size_bytes", format!("expected a whole number, got {other}"))),
-            None => return Err(bad("size_bytes", "is required")),
-        },
-        error_kind: optional_text(object, "error_kind")?,
-        critical: match object.get("critical") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => return Err(bad("critical", format!("expected true or false, got {other}"))),
-        },
-    })
+    Fields::of(object)?.check()
 }
 
-fn required_text(object: &Map<String, Value>, field: &str) -> Result<String, FieldError> {
+/// An event's known fields, each of the right JSON type, before their values are checked.
+#[derive(Deserialize)]
+struct Fields<'a> {
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    #[serde(borrow)]
+    timestamp: Time<'a>,
+    #[serde(borrow, default)]
+    flag: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    variant: Cow<'a, str>,
+    #[serde(borrow)]
+    outcome: Cow<'a, str>,
+    latency_ms: f64,
+    memory_mb: f64,
+    #[serde(borrow)]
+    provider: Cow<'a, str>,
+    #[serde(borrow)]
+    file_type: Cow<'a, str>,
+    size_bytes: u64,
+    #[serde(borrow, default)]
+    error_kind: Option<Cow<'a, str>>,
+    #[serde(default)]
+    critical: Option<bool>,
+}
+
+/// `timestamp`: epoch milliseconds or text (RFC 3339, checked later).
+enum Time<'a> {
+    Millis(i64),
+    Text(Cow<'a, str>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Time<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Time<'a>, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Time<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("epoch milliseconds or RFC 3339 text")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Time<'a>, E> {
+                Ok(Time::Millis(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Time<'a>, E> {
+                i64::try_from(v).map(Time::Millis).map_err(|_| E::custom("out of range"))
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Time<'a>, E> {
+                Ok(Time::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Time<'a>, E> {
+                Ok(Time::Text(Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_any(Visit(std::marker::PhantomData))
+    }
+}
+
+impl<'a> Fields<'a> {
+    /// The fields of a JSON object, or the first one missing or of the wrong type.
+    fn of(object: &'a Map<String, Value>) -> Result<Fields<'a>, FieldError> {
+        Ok(Fields {
+            event_id: required_text(object, "event_id")?,
+            timestamp: match object.get("timestamp") {
+                Some(Value::Number(n)) => {
+                    Time::Millis(n.as_i64().ok_or_else(|| bad("timestamp", format!("{n} is not milliseconds since 1970")))?)
+                }
+                Some(Value::String(s)) => Time::Text(Cow::Borrowed(s)),
+                Some(other) => return Err(bad("timestamp", format!("expected RFC 3339 text or epoch milliseconds, got {other}"))),
+                None => return Err(bad("timestamp", "is required")),
+            },
+            flag: optional_text(object, "flag")?,
+            variant: required_text(object, "variant")?,
+            outcome: required_text(object, "outcome")?,
+            latency_ms: number(object, "latency_ms")?,
+            memory_mb: number(object, "memory_mb")?,
+            provider: required_text(object, "provider")?,
+            file_type: required_text(object, "file_type")?,
+            size_bytes: match object.get("size_bytes") {
+                Some(Value::Number(n)) => n.as_u64().ok_or_else(|| bad("size_bytes", format!("{n} is not a whole number of bytes")))?,
+                Some(other) => return Err(bad("size_bytes", format!("expected a whole number, got {other}"))),
+                None => return Err(bad("size_bytes", "is required")),
+            },
+            error_kind: optional_text(object, "error_kind")?,
+            critical: match object.get("critical") {
+                None | Some(Value::Null) => None,
+                Some(Value::Bool(b)) => Some(*b),
+                Some(other) => return Err(bad("critical", format!("expected true or false, got {other}"))),
+            },
+        })
+    }
+
+    /// The event, or the first field whose value is impossible.
+    fn check(self) -> Result<UploadEvent, FieldError> {
+        let event_id = non_empty("event_id", &self.event_id)?;
+        if event_id.len() > 200 {
+            return Err(bad("event_id", "is longer than 200 characters"));
+        }
+        let at = match self.timestamp {
+            Time::Millis(ms) if ms > 0 => Timestamp(ms),
+            Time::Millis(ms) => return Err(bad("timestamp", format!("{ms} is not milliseconds since 1970"))),
+            Time::Text(s) => {
+                parse_rfc3339(&s).ok_or_else(|| bad("timestamp", format!("`{s}` is not an RFC 3339 time such as 2025-11-05T10:00:00Z")))?
+            }
+        };
+        let variant = non_empty("variant", &self.variant)?;
+        let variant =
+            Variant::parse(variant).ok_or_else(|| bad("variant", format!("`{variant}` is not control, treatment, sync or async")))?;
+        let outcome = non_empty("outcome", &self.outcome)?;
+        let outcome = Outcome::parse(outcome).ok_or_else(|| bad("outcome", format!("`{outcome}` is not success, error or timeout")))?;
+        Ok(UploadEvent {
+            event_id: event_id.to_string(),
+            at,
+            flag: optional(self.flag),
+            variant,
+            outcome,
+            latency_ms: non_negative("latency_ms", self.latency_ms)?,
+            memory_mb: non_negative("memory_mb", self.memory_mb)?,
+            provider: non_empty("provider", &self.provider)?.to_lowercase(),
+            file_type: non_empty("file_type", &self.file_type)?.to_lowercase(),
+            size_bytes: self.size_bytes,
+            error_kind: optional(self.error_kind),
+            critical: self.critical.unwrap_or(false),
+        })
+    }
+}
+
+fn required_text<'a>(object: &'a Map<String, Value>, field: &str) -> Result<Cow<'a, str>, FieldError> {
     match object.get(field) {
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-        Some(Value::String(_)) => Err(bad(field, "must not be empty")),
+        Some(Value::String(s)) => Ok(Cow::Borrowed(s)),
         Some(other) => Err(bad(field, format!("expected text, got {other}"))),
         None => Err(bad(field, "is required")),
     }
 }
 
-fn optional_text(object: &Map<String, Value>, field: &str) -> Result<Option<String>, FieldError> {
+fn optional_text<'a>(object: &'a Map<String, Value>, field: &str) -> Result<Option<Cow<'a, str>>, FieldError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+        Some(Value::String(s)) => Ok(Some(Cow::Borrowed(s))),
         Some(other) => Err(bad(field, format!("expected text, got {other}"))),
     }
 }
 
-fn non_negative(object: &Map<String, Value>, field: &str) -> Result<f64, FieldError> {
+fn number(object: &Map<String, Value>, field: &str) -> Result<f64, FieldError> {
     match object.get(field) {
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(v) if v >= 0.0 && v.is_finite() => Ok(v),
-            _ => Err(bad(field, format!("{n} is negative"))),
-        },
+        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| bad(field, format!("{n} is not a number"))),
         Some(other) => Err(bad(field, format!("expected a number, got {other}"))),
         None => Err(bad(field, "is required")),
     }
 }
 
-/// `timestamp`: RFC 3339 text (`2025-11-05T10:00:00.123Z`, offsets allowed) or milliseconds
-/// since the Unix epoch.
-fn timestamp(object: &Map<String, Value>) -> Result<Timestamp, FieldError> {
-    match object.get("timestamp") {
-        Some(Value::Number(n)) => {
-            n.as_i64().filter(|ms| *ms > 0).map(Timestamp).ok_or_else(|| bad("timestamp", format!("{n} is not milliseconds since 1970")))
-        }
-        Some(Value::String(s)) => {
-            parse_rfc3339(s).ok_or_else(|| bad("timestamp", format!("`{s}` is not an RFC 3339 time such as 2025-11-05T10:00:00Z")))
-        }
-        Some(other) => Err(bad("timestamp", format!("expected RFC 3339 text or epoch milliseconds, got {other}"))),
-        None => Err(bad("timestamp", "is required")),
+/// Text without its surrounding blanks, which must leave something.
+fn non_empty<'s>(field: &str, text: &'s str) -> Result<&'s str, FieldError> {
+    match text.trim() {
+        "" => Err(bad(field, "must not be empty")),
+        trimmed => Ok(trimmed),
     }
+}
+
+/// Optional text without its surrounding blanks; blank is absent.
+fn optional(text: Option<Cow<'_, str>>) -> Option<String> {
+    text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+fn non_negative(field: &str, v: f64) -> Result<f64, FieldError> {
+    if v >= 0.0 && v.is_finite() { Ok(v) } else { Err(bad(field, format!("{v} is negative"))) }
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.
@@ -283,5 +385,63 @@ mod tests {
         check(r#""file_type":"csv","#, r#""critical":"yes","file_type":"csv","#, "critical");
         assert_eq!(parse_line("{not json").unwrap_err().field, "line");
         assert_eq!(parse_line("[1]").unwrap_err().field, "line");
+    }
+
+    #[test]
+    fn the_usual_line_is_read_without_a_json_tree_and_borrows_its_text() {
+        let fields: Fields = serde_json::from_str(GOOD).expect("read directly");
+        assert!(matches!(fields.event_id, Cow::Borrowed("e-1")));
+        assert_eq!(fields.check().unwrap(), parse_value(&serde_json::from_str(GOOD).unwrap()).unwrap());
+    }
+
+    /// What each known field may be set to in a generated line: usual values, odd ones and wrong
+    /// types (raw JSON; `None` leaves the field out).
+    const VALUES: [(&str, &[&str]); 12] = [
+        ("event_id", &[r#""e-1""#, r#"" e\u002d2 ""#, r#""  ""#, "7", "null"]),
+        ("timestamp", &["1762336800250", "0", "-5", "1.5", "18446744073709551615", r#""2025-11-05T10:00:00Z""#, r#""soon""#, "true"]),
+        ("flag", &[r#""upload-async""#, r#"" ""#, "null", "3"]),
+        ("variant", &[r#""async""#, r#""Control""#, r#""treatment ""#, r#""beta""#, "[]"]),
+        ("outcome", &[r#""success""#, r#""timeout""#, r#""ok""#, "{}"]),
+        ("latency_ms", &["812.5", "0", "-1", "1e3", r#""fast""#]),
+        ("memory_mb", &["38", "-0.5", "null"]),
+        ("provider", &[r#""Kimi""#, r#""""#, "false"]),
+        ("file_type", &[r#""CSV""#, r#""pdf""#, "1"]),
+        ("size_bytes", &["10485760", "0", "1.5", "-1", r#""big""#]),
+        ("error_kind", &[r#""quota""#, r#"" ""#, "null", "2"]),
+        ("critical", &["true", "false", "null", r#""yes""#]),
+    ];
+
+    proptest::proptest! {
+        /// Reading a line directly and through the JSON tree agree on every line: the same
+        /// event, or the same first error.
+        #[test]
+        fn both_ways_of_reading_a_line_agree(
+            changes in proptest::collection::vec((0usize..VALUES.len(), 0usize..9), 0..3),
+            repeated in proptest::option::of(0usize..VALUES.len()),
+            extra in proptest::bool::ANY,
+        ) {
+            // A usual line (every field's first value) with up to two fields changed: set to
+            // another value or left out.
+            let mut picks = [0usize; VALUES.len()];
+            for (field, pick) in changes {
+                picks[field] = pick % (VALUES[field].1.len() + 1);
+            }
+            let mut parts: Vec<String> = Vec::new();
+            for ((field, values), pick) in VALUES.iter().zip(picks) {
+                if let Some(value) = values.get(pick) {
+                    parts.push(format!(r#""{field}":{value}"#));
+                }
+            }
+            if let Some(i) = repeated {
+                let (field, values) = VALUES[i];
+                parts.push(format!(r#""{field}":{}"#, values[0]));
+            }
+            if extra {
+                parts.push(r#""trace":{"id":[1,2]}"#.to_string());
+            }
+            let line = format!("{{{}}}", parts.join(","));
+            let through_tree = serde_json::from_str::<Value>(&line).map_err(|e| bad("line", format!("not JSON: {e}"))).and_then(|v| parse_value(&v));
+            proptest::prop_assert_eq!(parse_line(&line), through_tree, "{}", line);
+        }
     }
 }

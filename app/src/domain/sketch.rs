@@ -115,27 +115,57 @@ impl Sketch {
         None
     }
 
-    /// Compact bytes for storage: zero count, then (bin, count) pairs of the used bins,
-    /// little-endian.
+    /// Compact bytes for storage: [`FORMAT_2`], then as varints the zero count, the number of
+    /// used bins, and per used bin its index (zigzag, as a step from the previous one) and count.
+    /// A rollup row's sketch is rewritten by every batch that adds to it, so size is speed:
+    /// typically 2–3 bytes a bin.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 + self.bins.len() * 10);
-        out.extend_from_slice(&self.zero.to_le_bytes());
-        for (index, count) in self.nonzero() {
-            out.extend_from_slice(&(index as i16).to_le_bytes());
-            out.extend_from_slice(&count.to_le_bytes());
+        let used: Vec<(i32, u64)> = self.nonzero().collect();
+        let mut out = Vec::with_capacity(FORMAT_2.len() + 4 + used.len() * 3);
+        out.extend_from_slice(&FORMAT_2);
+        put_varint(&mut out, self.zero);
+        put_varint(&mut out, used.len() as u64);
+        let mut previous = 0i64;
+        for (index, count) in used {
+            let step = i64::from(index) - previous;
+            put_varint(&mut out, ((step << 1) ^ (step >> 63)) as u64);
+            put_varint(&mut out, count);
+            previous = i64::from(index);
         }
         out
     }
 
+    /// Reads [`Sketch::to_bytes`], or the first format (rows stored by earlier versions): the
+    /// zero count, then (bin as i16, count as u64) pairs, little-endian.
     pub fn from_bytes(bytes: &[u8]) -> Result<Sketch, String> {
-        if bytes.len() < 8 || !(bytes.len() - 8).is_multiple_of(10) {
-            return Err(format!("a sketch of {} bytes is malformed", bytes.len()));
-        }
-        let mut sketch = Sketch { zero: u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")), offset: 0, bins: Vec::new() };
-        let pairs: Vec<(i32, u64)> = bytes[8..]
-            .chunks_exact(10)
-            .map(|c| (i32::from(i16::from_le_bytes([c[0], c[1]])), u64::from_le_bytes(c[2..10].try_into().expect("8 bytes"))))
-            .collect();
+        let malformed = || format!("a sketch of {} bytes is malformed", bytes.len());
+        let mut pairs: Vec<(i32, u64)> = Vec::new();
+        let zero = if let Some(mut rest) = bytes.strip_prefix(&FORMAT_2[..]) {
+            let zero = take_varint(&mut rest).ok_or_else(malformed)?;
+            let used = take_varint(&mut rest).ok_or_else(malformed)?;
+            let mut index = 0i64;
+            for _ in 0..used {
+                let step = take_varint(&mut rest).ok_or_else(malformed)?;
+                index += ((step >> 1) as i64) ^ -((step & 1) as i64);
+                let count = take_varint(&mut rest).ok_or_else(malformed)?;
+                pairs.push((i32::try_from(index).ok().filter(|i| i.abs() <= i32::from(i16::MAX)).ok_or_else(malformed)?, count));
+            }
+            if !rest.is_empty() {
+                return Err(malformed());
+            }
+            zero
+        } else {
+            if bytes.len() < 8 || !(bytes.len() - 8).is_multiple_of(10) {
+                return Err(malformed());
+            }
+            pairs.extend(
+                bytes[8..]
+                    .chunks_exact(10)
+                    .map(|c| (i32::from(i16::from_le_bytes([c[0], c[1]])), u64::from_le_bytes(c[2..10].try_into().expect("8 bytes")))),
+            );
+            u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
+        };
+        let mut sketch = Sketch { zero, offset: 0, bins: Vec::new() };
         if let (Some(first), Some(last)) = (pairs.iter().map(|p| p.0).min(), pairs.iter().map(|p| p.0).max()) {
             sketch.cover(first, last);
             for (index, count) in pairs {
@@ -144,6 +174,31 @@ impl Sketch {
         }
         Ok(sketch)
     }
+}
+
+/// Marks the second byte format. The first format opens with the zero count (u64,
+/// little-endian), which would have to be 843,797,503 plus a multiple of 2^32 to look alike.
+const FORMAT_2: [u8; 4] = [0xff, b'S', b'K', b'2'];
+
+/// LEB128: seven bits a byte, low first.
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for (i, b) in bytes.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            *bytes = &bytes[i + 1..];
+            return Some(v);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -166,8 +221,30 @@ mod tests {
         for v in [0.0, 0.5, 12.0, 12.1, 250.0, 9_000.0, 1e9] {
             s.add(v);
         }
-        assert_eq!(Sketch::from_bytes(&s.to_bytes()), Ok(s));
+        assert_eq!(Sketch::from_bytes(&s.to_bytes()), Ok(s.clone()));
         assert!(Sketch::from_bytes(&[1, 2, 3]).is_err());
+        let mut cut = s.to_bytes();
+        cut.pop();
+        assert!(Sketch::from_bytes(&cut).is_err());
+        assert!(Sketch::from_bytes(&[&s.to_bytes()[..], &[0]].concat()).is_err(), "trailing bytes");
+
+        // Rows written before the second format still read.
+        let mut first = 1u64.to_le_bytes().to_vec(); // one zero
+        for (index, count) in s.nonzero() {
+            first.extend_from_slice(&(index as i16).to_le_bytes());
+            first.extend_from_slice(&count.to_le_bytes());
+        }
+        assert_eq!(Sketch::from_bytes(&first), Ok(s));
+    }
+
+    #[test]
+    fn a_used_bin_takes_a_few_bytes() {
+        let mut s = Sketch::new();
+        for i in 0..1_000 {
+            s.add(100.0 + f64::from(i) * 0.5);
+        }
+        let bins = s.nonzero().count();
+        assert!(s.to_bytes().len() <= 8 + 3 * bins, "{} bytes for {bins} bins", s.to_bytes().len());
     }
 
     proptest! {

@@ -159,6 +159,8 @@ const DAY_MS: i64 = 86_400_000;
 
 /// The SQLSTATE of a unique index refusing a row.
 const UNIQUE_VIOLATION: &str = "23505";
+/// The SQLSTATE of a statement naming a table that does not exist.
+const UNDEFINED_TABLE: &str = "42P01";
 
 /// The batch without repeats: of several lines with one id on one (UTC) day, the first. Such
 /// lines are the same event to the store (its partition's unique index is per day).
@@ -167,8 +169,9 @@ fn first_of_each_id(batch: &[NewEvent]) -> Vec<&NewEvent> {
     batch.iter().filter(|e| seen.insert((e.event.event_id.as_str(), e.event.at.millis().div_euclid(DAY_MS)))).collect()
 }
 
-/// Writes `events`, all of them, with COPY; fails with a unique violation if one is stored.
-async fn copy_events(tx: &mut sqlx::PgConnection, rollout_id: i64, events: &[&NewEvent]) -> sqlx::Result<()> {
+/// Writes `events`, all of them, into `table` (`events` or one of its partitions) with COPY;
+/// fails with a unique violation if one is stored.
+async fn copy_events(tx: &mut sqlx::PgConnection, table: &str, rollout_id: i64, events: &[&NewEvent]) -> sqlx::Result<()> {
     let mut rows = BinaryRows::new(13);
     for NewEvent { event: e, stage, .. } in events {
         rows.row()
@@ -186,13 +189,11 @@ async fn copy_events(tx: &mut sqlx::PgConnection, rollout_id: i64, events: &[&Ne
             .optional_text(e.error_kind.as_deref())
             .bool(e.critical);
     }
-    copy_in(
-        tx,
-        "COPY events (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb, provider, file_type,
-                      size_bytes, error_kind, critical) FROM STDIN WITH (FORMAT binary)",
-        rows,
-    )
-    .await?;
+    let statement = format!(
+        "COPY {table} (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb, provider, file_type,
+                      size_bytes, error_kind, critical) FROM STDIN WITH (FORMAT binary)"
+    );
+    copy_in(tx, &statement, rows).await?;
     Ok(())
 }
 
@@ -301,16 +302,28 @@ impl Store {
         if batch.is_empty() {
             return Ok(Ingested::default());
         }
-        self.ensure_partitions(batch.iter().map(|e| e.event.at)).await?;
-        // Nearly every batch is all new events: they go in with COPY, the cheapest write there
-        // is. The unique index refuses the whole COPY if one was stored before; then the batch
-        // is inserted again row by row, skipping what is stored.
+        // Nearly every batch is all new events of one day: they go with COPY, the cheapest write
+        // there is, straight into the day's partition. If one was stored before, the unique index
+        // refuses the whole COPY; if the day has no partition yet, the COPY finds no table. Either
+        // way the batch is then inserted row by row, skipping what is stored.
         let once = first_of_each_id(batch);
+        let days: BTreeSet<i64> = once.iter().map(|e| e.event.at.millis().div_euclid(DAY_MS)).collect();
+        let table = match days.iter().collect::<Vec<_>>().as_slice() {
+            // Built from a date, never from input text.
+            [day] => format!("events_{}", from_timestamp(Timestamp(**day * DAY_MS)).format("%Y%m%d")),
+            _ => {
+                // Rows routed through the parent table need their partitions first (or they
+                // would land in the default one, which has no unique index).
+                self.ensure_partitions(batch.iter().map(|e| e.event.at)).await?;
+                "events".to_string()
+            }
+        };
         let mut tx = self.begin_ingest(rollout_id).await?;
-        let new = match copy_events(&mut tx, rollout_id, &once).await {
+        let new = match copy_events(&mut tx, &table, rollout_id, &once).await {
             Ok(()) => once,
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(UNIQUE_VIOLATION) => {
+            Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some(UNIQUE_VIOLATION | UNDEFINED_TABLE)) => {
                 tx.rollback().await?;
+                self.ensure_partitions(batch.iter().map(|e| e.event.at)).await?;
                 tx = self.begin_ingest(rollout_id).await?;
                 insert_unseen(&mut tx, rollout_id, batch).await?
             }
@@ -338,20 +351,26 @@ impl Store {
         for (key, stats) in &deltas {
             arm_deltas.entry(ArmKey { minute: key.minute, stage: key.stage, variant: key.variant }).or_default().merge(stats);
         }
-        merge_rollups(&mut tx, rollout_id, deltas).await?;
-        merge_arm_rollups(&mut tx, rollout_id, arm_deltas).await?;
-        // Open dashboards refresh (delivered at commit).
-        sqlx::query!("SELECT pg_notify('rampart_rollouts', $1)", rollout_id.to_string()).execute(&mut *tx).await?;
+        // Read the rows the batch adds to, merge in Rust, write back.
+        let stored = stored_rollups(&mut tx, rollout_id, &deltas.keys().collect::<Vec<_>>()).await?;
+        let detailed = merge_stored(deltas, stored);
+        let stored = stored_arm_rollups(&mut tx, rollout_id, &arm_deltas.keys().collect::<Vec<_>>()).await?;
+        let by_arm = merge_stored(arm_deltas, stored);
+        if !detailed.new.is_empty() {
+            copy_rollups(&mut tx, rollout_id, &detailed.new).await?;
+        }
+        let by_arm: Vec<(ArmKey, Stats)> = by_arm.updated.into_iter().chain(by_arm.new).collect();
+        write_rollups(&mut tx, rollout_id, &detailed.updated, &by_arm).await?;
         tx.commit().await?;
         Ok(counts)
     }
 
-    /// A transaction holding the rollout's ingest lock: rollup rows are read, merged and written
-    /// back, so one ingest per rollout at a time.
+    /// A transaction holding the rollout's ingest lock (rollup rows are read, merged and written
+    /// back, so one ingest per rollout at a time); one round trip.
     async fn begin_ingest(&self, rollout_id: i64) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-        let mut tx = self.pool().begin().await?;
-        sqlx::query!("SELECT pg_advisory_xact_lock(7001, $1::int)", rollout_id as i32).execute(&mut *tx).await?;
-        Ok(tx)
+        // An integer spliced into the statement: safe.
+        let begin = format!("BEGIN; SELECT pg_advisory_xact_lock(7001, {})", rollout_id as i32);
+        Ok(self.pool().begin_with(AssertSqlSafe(begin)).await?)
     }
 
     /// Per-minute stats by arm over `[from, to)` (whole minutes): from the by-arm rollups, or
@@ -568,11 +587,9 @@ fn stats_fields(rows: &mut BinaryRows, s: &Stats) {
         .float8(s.memory_max_mb);
 }
 
-/// Adds `deltas` to the rollup rows (read the stored ones, merge in Rust, write back; new rows
-/// with COPY). The caller holds the rollout's ingest lock, so nobody else writes them meanwhile.
-async fn merge_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: HashMap<RollupKey, Stats>) -> Result<()> {
-    let keys: Vec<&RollupKey> = deltas.keys().collect();
-    let stored = sqlx::query!(
+/// The stored detailed rollup rows of `keys` (those that exist).
+async fn stored_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, keys: &[&RollupKey]) -> Result<Vec<(RollupKey, Stats)>> {
+    sqlx::query!(
         "SELECT r.minute, r.stage, r.variant, r.provider, r.file_type, r.size_class_mb, r.success, r.error, r.timeout,
                 r.critical, r.latency_sum_ms, r.latency_sketch, r.memory_sum_mb, r.memory_max_mb
          FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[])
@@ -607,71 +624,12 @@ async fn merge_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: Has
         };
         Ok((key, stats_of!(r)?))
     })
-    .collect::<Result<Vec<_>>>()?;
-    let Merged { updated, new } = merge_stored(deltas, stored);
-    if !updated.is_empty() {
-        let c = StatsColumns::of(updated.iter().map(|(_, s)| s));
-        sqlx::query!(
-            // An upsert finds each row through the primary key, whatever the planner thinks of
-            // the key list (a join could scan every rollup row of the rollout).
-            "INSERT INTO event_rollups (rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success,
-                                        error, timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
-             SELECT $1, * FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[],
-                                      $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::float8[], $13::bytea[],
-                                      $14::float8[], $15::float8[])
-             ON CONFLICT (rollout_id, minute, stage, variant, provider, file_type, size_class_mb) DO UPDATE SET
-                 success = EXCLUDED.success, error = EXCLUDED.error, timeout = EXCLUDED.timeout,
-                 critical = EXCLUDED.critical, latency_sum_ms = EXCLUDED.latency_sum_ms,
-                 latency_sketch = EXCLUDED.latency_sketch, memory_sum_mb = EXCLUDED.memory_sum_mb,
-                 memory_max_mb = EXCLUDED.memory_max_mb",
-            rollout_id,
-            &updated.iter().map(|(k, _)| from_timestamp(k.minute)).collect::<Vec<_>>(),
-            &updated.iter().map(|(k, _)| k.stage).collect::<Vec<_>>(),
-            &updated.iter().map(|(k, _)| k.variant.as_str().to_string()).collect::<Vec<_>>(),
-            &updated.iter().map(|(k, _)| k.provider.clone()).collect::<Vec<_>>(),
-            &updated.iter().map(|(k, _)| k.file_type.clone()).collect::<Vec<_>>(),
-            &updated.iter().map(|(k, _)| k.size_class_mb).collect::<Vec<_>>(),
-            &c.success,
-            &c.error,
-            &c.timeout,
-            &c.critical,
-            &c.latency_sum_ms,
-            &c.latency_sketch,
-            &c.memory_sum_mb,
-            &c.memory_max_mb
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
-    if !new.is_empty() {
-        let mut rows = BinaryRows::new(15);
-        for (k, s) in &new {
-            rows.row()
-                .int8(rollout_id)
-                .timestamp(k.minute)
-                .int4(k.stage)
-                .text(k.variant.as_str())
-                .text(&k.provider)
-                .text(&k.file_type)
-                .int4(k.size_class_mb);
-            stats_fields(&mut rows, s);
-        }
-        copy_in(
-            tx,
-            "COPY event_rollups (rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success,
-                                 error, timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
-             FROM STDIN WITH (FORMAT binary)",
-            rows,
-        )
-        .await?;
-    }
-    Ok(())
+    .collect()
 }
 
-/// Adds `deltas` to the by-arm rollup rows, like [`merge_rollups`].
-async fn merge_arm_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: HashMap<ArmKey, Stats>) -> Result<()> {
-    let keys: Vec<ArmKey> = deltas.keys().copied().collect();
-    let stored = sqlx::query!(
+/// The stored by-arm rollup rows of `keys` (those that exist).
+async fn stored_arm_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, keys: &[&ArmKey]) -> Result<Vec<(ArmKey, Stats)>> {
+    sqlx::query!(
         "SELECT r.minute, r.stage, r.variant, r.success, r.error, r.timeout, r.critical, r.latency_sum_ms,
                 r.latency_sketch, r.memory_sum_mb, r.memory_max_mb
          FROM UNNEST($2::timestamptz[], $3::int[], $4::text[]) AS k(minute, stage, variant)
@@ -689,50 +647,99 @@ async fn merge_arm_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas:
     .await?
     .into_iter()
     .map(|r| Ok((ArmKey { minute: to_timestamp(r.minute), stage: r.stage, variant: variant_from(&r.variant)? }, stats_of!(r)?)))
-    .collect::<Result<Vec<_>>>()?;
-    let Merged { updated, new } = merge_stored(deltas, stored);
-    if !updated.is_empty() {
-        let c = StatsColumns::of(updated.iter().map(|(_, s)| s));
-        sqlx::query!(
-            "INSERT INTO event_rollups_by_arm (rollout_id, minute, stage, variant, success, error, timeout, critical,
+    .collect()
+}
+
+/// Inserts new detailed rollup rows with COPY: a backfill opens about one per event.
+async fn copy_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, new: &[(RollupKey, Stats)]) -> Result<()> {
+    let mut rows = BinaryRows::new(15);
+    for (k, s) in new {
+        rows.row()
+            .int8(rollout_id)
+            .timestamp(k.minute)
+            .int4(k.stage)
+            .text(k.variant.as_str())
+            .text(&k.provider)
+            .text(&k.file_type)
+            .int4(k.size_class_mb);
+        stats_fields(&mut rows, s);
+    }
+    copy_in(
+        tx,
+        "COPY event_rollups (rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success,
+                             error, timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
+         FROM STDIN WITH (FORMAT binary)",
+        rows,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes the merged rows back in one statement, one round trip: the detailed rows stored
+/// before, and every by-arm row (a batch touches a few). Open dashboards are told to refresh
+/// (the notification is delivered at commit).
+async fn write_rollups(
+    tx: &mut sqlx::PgConnection,
+    rollout_id: i64,
+    detailed: &[(RollupKey, Stats)],
+    by_arm: &[(ArmKey, Stats)],
+) -> Result<()> {
+    let d = StatsColumns::of(detailed.iter().map(|(_, s)| s));
+    let a = StatsColumns::of(by_arm.iter().map(|(_, s)| s));
+    // Upserts find each row through the primary key, whatever the planner thinks of the key
+    // list (a join could scan every rollup row of the rollout).
+    sqlx::query!(
+        "WITH detailed AS (
+             INSERT INTO event_rollups (rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success,
+                                        error, timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
+             SELECT $1, * FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[],
+                                      $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::float8[], $13::bytea[],
+                                      $14::float8[], $15::float8[])
+             ON CONFLICT (rollout_id, minute, stage, variant, provider, file_type, size_class_mb) DO UPDATE SET
+                 success = EXCLUDED.success, error = EXCLUDED.error, timeout = EXCLUDED.timeout,
+                 critical = EXCLUDED.critical, latency_sum_ms = EXCLUDED.latency_sum_ms,
+                 latency_sketch = EXCLUDED.latency_sketch, memory_sum_mb = EXCLUDED.memory_sum_mb,
+                 memory_max_mb = EXCLUDED.memory_max_mb
+         ), by_arm AS (
+             INSERT INTO event_rollups_by_arm (rollout_id, minute, stage, variant, success, error, timeout, critical,
                                                latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
-             SELECT $1, * FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::int8[], $6::int8[], $7::int8[],
-                                      $8::int8[], $9::float8[], $10::bytea[], $11::float8[], $12::float8[])
+             SELECT $1, * FROM UNNEST($16::timestamptz[], $17::int[], $18::text[], $19::int8[], $20::int8[], $21::int8[],
+                                      $22::int8[], $23::float8[], $24::bytea[], $25::float8[], $26::float8[])
              ON CONFLICT (rollout_id, minute, stage, variant) DO UPDATE SET
                  success = EXCLUDED.success, error = EXCLUDED.error, timeout = EXCLUDED.timeout,
                  critical = EXCLUDED.critical, latency_sum_ms = EXCLUDED.latency_sum_ms,
                  latency_sketch = EXCLUDED.latency_sketch, memory_sum_mb = EXCLUDED.memory_sum_mb,
-                 memory_max_mb = EXCLUDED.memory_max_mb",
-            rollout_id,
-            &updated.iter().map(|(k, _)| from_timestamp(k.minute)).collect::<Vec<_>>(),
-            &updated.iter().map(|(k, _)| k.stage).collect::<Vec<_>>(),
-            &updated.iter().map(|(k, _)| k.variant.as_str().to_string()).collect::<Vec<_>>(),
-            &c.success,
-            &c.error,
-            &c.timeout,
-            &c.critical,
-            &c.latency_sum_ms,
-            &c.latency_sketch,
-            &c.memory_sum_mb,
-            &c.memory_max_mb
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
-    if !new.is_empty() {
-        let mut rows = BinaryRows::new(12);
-        for (k, s) in &new {
-            rows.row().int8(rollout_id).timestamp(k.minute).int4(k.stage).text(k.variant.as_str());
-            stats_fields(&mut rows, s);
-        }
-        copy_in(
-            tx,
-            "COPY event_rollups_by_arm (rollout_id, minute, stage, variant, success, error, timeout, critical,
-                                        latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
-             FROM STDIN WITH (FORMAT binary)",
-            rows,
-        )
-        .await?;
-    }
+                 memory_max_mb = EXCLUDED.memory_max_mb
+         )
+         SELECT pg_notify('rampart_rollouts', $1::bigint::text)",
+        rollout_id,
+        &detailed.iter().map(|(k, _)| from_timestamp(k.minute)).collect::<Vec<_>>(),
+        &detailed.iter().map(|(k, _)| k.stage).collect::<Vec<_>>(),
+        &detailed.iter().map(|(k, _)| k.variant.as_str().to_string()).collect::<Vec<_>>(),
+        &detailed.iter().map(|(k, _)| k.provider.clone()).collect::<Vec<_>>(),
+        &detailed.iter().map(|(k, _)| k.file_type.clone()).collect::<Vec<_>>(),
+        &detailed.iter().map(|(k, _)| k.size_class_mb).collect::<Vec<_>>(),
+        &d.success,
+        &d.error,
+        &d.timeout,
+        &d.critical,
+        &d.latency_sum_ms,
+        &d.latency_sketch,
+        &d.memory_sum_mb,
+        &d.memory_max_mb,
+        &by_arm.iter().map(|(k, _)| from_timestamp(k.minute)).collect::<Vec<_>>(),
+        &by_arm.iter().map(|(k, _)| k.stage).collect::<Vec<_>>(),
+        &by_arm.iter().map(|(k, _)| k.variant.as_str().to_string()).collect::<Vec<_>>(),
+        &a.success,
+        &a.error,
+        &a.timeout,
+        &a.critical,
+        &a.latency_sum_ms,
+        &a.latency_sketch,
+        &a.memory_sum_mb,
+        &a.memory_max_mb
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
