@@ -630,3 +630,25 @@ async fn the_first_start_creates_an_admin_with_a_password_shown_once(pool: PgPoo
     let users = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users").fetch_one(&pool).await.unwrap();
     assert_eq!(users, 1);
 }
+
+/// A token's last use is kept to the minute, so a service sending a batch a second does not
+/// write on every request; a revoked token is nobody.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_tokens_last_use_is_marked_once_a_minute(pool: PgPool) {
+    use app::domain::units::{Span, Timestamp};
+    let store = server::store::Store::new(pool.clone());
+    let hash = server::auth::digest("rampart_test_secret");
+    let t0 = Timestamp(1_762_336_800_000);
+    let view = store.create_token("uploader", &hash, &app::domain::access::Scope::ALL, "set-up", t0).await.unwrap();
+    let last_used = || async {
+        let at: Option<chrono::DateTime<chrono::Utc>> =
+            sqlx::query_scalar("SELECT last_used_at FROM api_tokens WHERE id = $1").bind(view.id).fetch_one(&pool).await.unwrap();
+        at.map(|t| t.timestamp_millis())
+    };
+    for (now, marked) in [(t0, t0), (t0.plus(Span::from_secs(30)), t0), (t0.plus(Span::from_secs(61)), t0.plus(Span::from_secs(61)))] {
+        assert!(store.use_token(&hash, now).await.unwrap().is_some());
+        assert_eq!(last_used().await, Some(marked.millis()), "used at {now:?}");
+    }
+    store.revoke_token(view.id, "admin", t0.plus(Span::from_secs(90))).await.unwrap();
+    assert!(store.use_token(&hash, t0.plus(Span::from_secs(91))).await.unwrap().is_none());
+}

@@ -276,10 +276,17 @@ impl Store {
             .collect()
     }
 
-    /// The holder of an unrevoked token, marking it used now.
+    /// The holder of an unrevoked token, marking it used now. The mark is kept to the minute: a
+    /// service sending a batch a second would otherwise write (and wait for the disk) on every
+    /// request just to say so.
     pub async fn use_token(&self, hash: &[u8], now: Timestamp) -> Result<Option<Holder>> {
         let row = sqlx::query!(
-            "UPDATE api_tokens SET last_used_at = $2 WHERE hash = $1 AND revoked_at IS NULL RETURNING id, name, scopes",
+            r#"WITH token AS (SELECT id, name, scopes, last_used_at FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL),
+                    marked AS (
+                        UPDATE api_tokens t SET last_used_at = $2 FROM token
+                        WHERE t.id = token.id AND (token.last_used_at IS NULL OR token.last_used_at <= $2::timestamptz - interval '1 minute')
+                    )
+               SELECT id AS "id!", name AS "name!", scopes AS "scopes!" FROM token"#,
             hash,
             from_timestamp(now)
         )

@@ -352,10 +352,10 @@ impl Store {
             arm_deltas.entry(ArmKey { minute: key.minute, stage: key.stage, variant: key.variant }).or_default().merge(stats);
         }
         // Read the rows the batch adds to, merge in Rust, write back.
-        let stored = stored_rollups(&mut tx, rollout_id, &deltas.keys().collect::<Vec<_>>()).await?;
+        let (stored, stored_by_arm) =
+            stored_rollups(&mut tx, rollout_id, &deltas.keys().collect::<Vec<_>>(), &arm_deltas.keys().collect::<Vec<_>>()).await?;
         let detailed = merge_stored(deltas, stored);
-        let stored = stored_arm_rollups(&mut tx, rollout_id, &arm_deltas.keys().collect::<Vec<_>>()).await?;
-        let by_arm = merge_stored(arm_deltas, stored);
+        let by_arm = merge_stored(arm_deltas, stored_by_arm);
         if !detailed.new.is_empty() {
             copy_rollups(&mut tx, rollout_id, &detailed.new).await?;
         }
@@ -587,67 +587,64 @@ fn stats_fields(rows: &mut BinaryRows, s: &Stats) {
         .float8(s.memory_max_mb);
 }
 
-/// The stored detailed rollup rows of `keys` (those that exist).
-async fn stored_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, keys: &[&RollupKey]) -> Result<Vec<(RollupKey, Stats)>> {
-    sqlx::query!(
-        "SELECT r.minute, r.stage, r.variant, r.provider, r.file_type, r.size_class_mb, r.success, r.error, r.timeout,
-                r.critical, r.latency_sum_ms, r.latency_sketch, r.memory_sum_mb, r.memory_max_mb
-         FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[])
-              AS k(minute, stage, variant, provider, file_type, size_class_mb)
-         -- One primary-key probe per key (LIMIT keeps the planner from flattening this into a
-         -- hash join over every rollup row of the rollout, which grew with the rollout's age).
-         CROSS JOIN LATERAL (
-             SELECT * FROM event_rollups r
-             WHERE r.rollout_id = $1 AND r.minute = k.minute AND r.stage = k.stage AND r.variant = k.variant
-               AND r.provider = k.provider AND r.file_type = k.file_type AND r.size_class_mb = k.size_class_mb
-             LIMIT 1
-         ) r",
+/// The stored rollup rows of `keys` and `arm_keys` (those that exist), detailed and by arm, in
+/// one round trip.
+async fn stored_rollups(
+    tx: &mut sqlx::PgConnection,
+    rollout_id: i64,
+    keys: &[&RollupKey],
+    arm_keys: &[&ArmKey],
+) -> Result<(Vec<(RollupKey, Stats)>, Vec<(ArmKey, Stats)>)> {
+    let rows = sqlx::query!(
+        r#"SELECT r.minute AS "minute!", r.stage AS "stage!", r.variant AS "variant!", r.provider, r.file_type,
+                  r.size_class_mb, r.success AS "success!", r.error AS "error!", r.timeout AS "timeout!",
+                  r.critical AS "critical!", r.latency_sum_ms AS "latency_sum_ms!", r.latency_sketch AS "latency_sketch!",
+                  r.memory_sum_mb AS "memory_sum_mb!", r.memory_max_mb AS "memory_max_mb!"
+           FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[])
+                AS k(minute, stage, variant, provider, file_type, size_class_mb)
+           -- One primary-key probe per key (LIMIT keeps the planner from flattening this into a
+           -- hash join over every rollup row of the rollout, which grew with the rollout's age).
+           CROSS JOIN LATERAL (
+               SELECT * FROM event_rollups r
+               WHERE r.rollout_id = $1 AND r.minute = k.minute AND r.stage = k.stage AND r.variant = k.variant
+                 AND r.provider = k.provider AND r.file_type = k.file_type AND r.size_class_mb = k.size_class_mb
+               LIMIT 1
+           ) r
+           UNION ALL
+           -- By-arm rows: no provider, file type or size.
+           SELECT r.minute, r.stage, r.variant, NULL, NULL, NULL, r.success, r.error, r.timeout, r.critical,
+                  r.latency_sum_ms, r.latency_sketch, r.memory_sum_mb, r.memory_max_mb
+           FROM UNNEST($8::timestamptz[], $9::int[], $10::text[]) AS k(minute, stage, variant)
+           CROSS JOIN LATERAL (
+               SELECT * FROM event_rollups_by_arm r
+               WHERE r.rollout_id = $1 AND r.minute = k.minute AND r.stage = k.stage AND r.variant = k.variant
+               LIMIT 1
+           ) r"#,
         rollout_id,
         &keys.iter().map(|k| from_timestamp(k.minute)).collect::<Vec<_>>(),
         &keys.iter().map(|k| k.stage).collect::<Vec<_>>(),
         &keys.iter().map(|k| k.variant.as_str().to_string()).collect::<Vec<_>>(),
         &keys.iter().map(|k| k.provider.clone()).collect::<Vec<_>>(),
         &keys.iter().map(|k| k.file_type.clone()).collect::<Vec<_>>(),
-        &keys.iter().map(|k| k.size_class_mb).collect::<Vec<_>>()
+        &keys.iter().map(|k| k.size_class_mb).collect::<Vec<_>>(),
+        &arm_keys.iter().map(|k| from_timestamp(k.minute)).collect::<Vec<_>>(),
+        &arm_keys.iter().map(|k| k.stage).collect::<Vec<_>>(),
+        &arm_keys.iter().map(|k| k.variant.as_str().to_string()).collect::<Vec<_>>()
     )
     .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|r| {
-        let key = RollupKey {
-            minute: to_timestamp(r.minute),
-            stage: r.stage,
-            variant: variant_from(&r.variant)?,
-            provider: r.provider,
-            file_type: r.file_type,
-            size_class_mb: r.size_class_mb,
-        };
-        Ok((key, stats_of!(r)?))
-    })
-    .collect()
-}
-
-/// The stored by-arm rollup rows of `keys` (those that exist).
-async fn stored_arm_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, keys: &[&ArmKey]) -> Result<Vec<(ArmKey, Stats)>> {
-    sqlx::query!(
-        "SELECT r.minute, r.stage, r.variant, r.success, r.error, r.timeout, r.critical, r.latency_sum_ms,
-                r.latency_sketch, r.memory_sum_mb, r.memory_max_mb
-         FROM UNNEST($2::timestamptz[], $3::int[], $4::text[]) AS k(minute, stage, variant)
-         CROSS JOIN LATERAL (
-             SELECT * FROM event_rollups_by_arm r
-             WHERE r.rollout_id = $1 AND r.minute = k.minute AND r.stage = k.stage AND r.variant = k.variant
-             LIMIT 1
-         ) r",
-        rollout_id,
-        &keys.iter().map(|k| from_timestamp(k.minute)).collect::<Vec<_>>(),
-        &keys.iter().map(|k| k.stage).collect::<Vec<_>>(),
-        &keys.iter().map(|k| k.variant.as_str().to_string()).collect::<Vec<_>>()
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|r| Ok((ArmKey { minute: to_timestamp(r.minute), stage: r.stage, variant: variant_from(&r.variant)? }, stats_of!(r)?)))
-    .collect()
+    .await?;
+    let (mut detailed, mut by_arm) = (Vec::new(), Vec::new());
+    for r in rows {
+        let stats = stats_of!(r)?;
+        let (minute, stage, variant) = (to_timestamp(r.minute), r.stage, variant_from(&r.variant)?);
+        match (r.provider, r.file_type, r.size_class_mb) {
+            (Some(provider), Some(file_type), Some(size_class_mb)) => {
+                detailed.push((RollupKey { minute, stage, variant, provider, file_type, size_class_mb }, stats))
+            }
+            _ => by_arm.push((ArmKey { minute, stage, variant }, stats)),
+        }
+    }
+    Ok((detailed, by_arm))
 }
 
 /// Inserts new detailed rollup rows with COPY: a backfill opens about one per event.
