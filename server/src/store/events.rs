@@ -161,6 +161,8 @@ const DAY_MS: i64 = 86_400_000;
 const UNIQUE_VIOLATION: &str = "23505";
 /// The SQLSTATE of a statement naming a table that does not exist.
 const UNDEFINED_TABLE: &str = "42P01";
+/// The SQLSTATE of a row outside a table's constraints (here: a partition's bounds).
+const CHECK_VIOLATION: &str = "23514";
 
 /// The batch without repeats: of several lines with one id on one (UTC) day, the first. Such
 /// lines are the same event to the store (its partition's unique index is per day).
@@ -321,7 +323,8 @@ impl Store {
         let mut tx = self.begin_ingest(rollout_id).await?;
         let new = match copy_events(&mut tx, &table, rollout_id, &once).await {
             Ok(()) => once,
-            Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some(UNIQUE_VIOLATION | UNDEFINED_TABLE)) => {
+            // (A partition made by hand with other bounds fails the partition check: same way.)
+            Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some(UNIQUE_VIOLATION | UNDEFINED_TABLE | CHECK_VIOLATION)) => {
                 tx.rollback().await?;
                 self.ensure_partitions(batch.iter().map(|e| e.event.at)).await?;
                 tx = self.begin_ingest(rollout_id).await?;
