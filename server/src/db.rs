@@ -93,6 +93,12 @@ pub async fn set_nodelay(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
     set_nodelay_on(std::net::SocketAddr::new(host.parse()?, u16::try_from(port)?))
 }
 
+/// An address as one socket family: a server listening on IPv6 reports an IPv4 client as
+/// `::ffff:a.b.c.d`, which the client's own socket calls `a.b.c.d`.
+fn canonical(a: std::net::SocketAddr) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
 /// Sets TCP_NODELAY on this process's socket bound to `local`.
 fn set_nodelay_on(local: std::net::SocketAddr) -> anyhow::Result<()> {
     // The process's open descriptors (Linux and macOS list them in /dev/fd).
@@ -103,7 +109,7 @@ fn set_nodelay_on(local: std::net::SocketAddr) -> anyhow::Result<()> {
         // to one socket). Nothing but socket options is read or set through it.
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         let socket = socket2::SockRef::from(&fd);
-        if socket.local_addr().ok().and_then(|a| a.as_socket()) == Some(local) {
+        if socket.local_addr().ok().and_then(|a| a.as_socket()).map(canonical) == Some(canonical(local)) {
             socket.set_tcp_nodelay(true)?;
             return Ok(());
         }
@@ -138,6 +144,11 @@ mod tests {
         set_nodelay_on(stream.local_addr().unwrap()).unwrap();
         assert!(stream.nodelay().unwrap());
         assert!(!other.nodelay().unwrap(), "only that socket");
+
+        let other_port = other.local_addr().unwrap().port();
+        let mapped = std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped().into(), other_port);
+        set_nodelay_on(mapped).unwrap();
+        assert!(other.nodelay().unwrap(), "found by its IPv4-mapped IPv6 address");
 
         let unbound = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
         assert!(set_nodelay_on(unbound).is_err());
