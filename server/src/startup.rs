@@ -131,8 +131,8 @@ pub fn load_plan(path: Option<&Path>) -> anyhow::Result<(Plan, String)> {
 /// opens on the plan's rollout at stage 0.
 pub async fn ensure_rollout(store: &Store, plan: &Plan, source: &str) -> anyhow::Result<i64> {
     let plan_id = store.save_plan(plan, source).await?;
-    if let Some(id) = store.live_rollout_for_flag(&plan.flag.key).await? {
-        return Ok(id);
+    if let Some(live) = store.live_rollouts(Some(&plan.flag.key)).await?.first() {
+        return Ok(live.id);
     }
     let id = store.create_rollout(plan_id, plan, SYSTEM_ACTOR).await?;
     tracing::info!(rollout_id = id, plan = %plan.key, "created the rollout from the plan");

@@ -106,13 +106,6 @@ impl Store {
         Ok(id)
     }
 
-    /// The id of the rollout currently driving `flag_key`, if any.
-    pub async fn live_rollout_for_flag(&self, flag_key: &str) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar!("SELECT id FROM rollouts WHERE flag_key = $1 AND status <> 'complete'", flag_key)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
     /// Every live (not complete) rollout, or the one driving `flag`.
     pub async fn live_rollouts(&self, flag: Option<&str>) -> Result<Vec<LiveRollout>> {
         let rows = sqlx::query!(

@@ -155,7 +155,15 @@ fn minute_of(t: Timestamp) -> Timestamp {
     Timestamp(t.millis().div_euclid(60_000) * 60_000)
 }
 
-const DAY_MS: i64 = 86_400_000;
+/// The UTC day of `t`: the day whose partition holds it.
+fn utc_day(t: Timestamp) -> NaiveDate {
+    from_timestamp(t).date_naive()
+}
+
+/// The name of a day's partition (built from a date, never from input text).
+fn partition_name(day: NaiveDate) -> String {
+    format!("events_{}", day.format("%Y%m%d"))
+}
 
 /// The SQLSTATE of a unique index refusing a row.
 const UNIQUE_VIOLATION: &str = "23505";
@@ -168,7 +176,7 @@ const CHECK_VIOLATION: &str = "23514";
 /// lines are the same event to the store (its partition's unique index is per day).
 fn first_of_each_id(batch: &[NewEvent]) -> Vec<&NewEvent> {
     let mut seen = HashSet::with_capacity(batch.len());
-    batch.iter().filter(|e| seen.insert((e.event.event_id.as_str(), e.event.at.millis().div_euclid(DAY_MS)))).collect()
+    batch.iter().filter(|e| seen.insert((e.event.event_id.as_str(), utc_day(e.event.at)))).collect()
 }
 
 /// Writes `events`, all of them, into `table` (`events` or one of its partitions) with COPY;
@@ -267,10 +275,10 @@ impl Store {
     /// sees a partition without its index. Partition names and bounds are built from dates,
     /// never from input text.
     pub async fn ensure_partitions(&self, times: impl IntoIterator<Item = Timestamp>) -> Result<()> {
-        let days: BTreeSet<NaiveDate> = times.into_iter().map(|t| from_timestamp(t).date_naive()).collect();
+        let days: BTreeSet<NaiveDate> = times.into_iter().map(utc_day).collect();
         for day in days {
             let next = day.succ_opt().unwrap_or(day);
-            let name = format!("events_{}", day.format("%Y%m%d"));
+            let name = partition_name(day);
             let exists = sqlx::query_scalar!("SELECT to_regclass($1) IS NOT NULL", name).fetch_one(self.pool()).await?;
             if exists == Some(true) {
                 continue;
@@ -309,10 +317,9 @@ impl Store {
         // refuses the whole COPY; if the day has no partition yet, the COPY finds no table. Either
         // way the batch is then inserted row by row, skipping what is stored.
         let once = first_of_each_id(batch);
-        let days: BTreeSet<i64> = once.iter().map(|e| e.event.at.millis().div_euclid(DAY_MS)).collect();
+        let days: BTreeSet<NaiveDate> = once.iter().map(|e| utc_day(e.event.at)).collect();
         let table = match days.iter().collect::<Vec<_>>().as_slice() {
-            // Built from a date, never from input text.
-            [day] => format!("events_{}", from_timestamp(Timestamp(**day * DAY_MS)).format("%Y%m%d")),
+            [day] => partition_name(**day),
             _ => {
                 // Rows routed through the parent table need their partitions first (or they
                 // would land in the default one, which has no unique index).
@@ -539,7 +546,7 @@ impl Store {
 
     /// Forgets events (and their ids) older than `cutoff`: whole daily partitions are dropped.
     pub async fn prune_events(&self, cutoff: Timestamp) -> Result<usize> {
-        let cutoff_day = from_timestamp(cutoff).date_naive();
+        let cutoff_day = utc_day(cutoff);
         let partitions = sqlx::query_scalar!(
             r#"SELECT c.relname AS "name!" FROM pg_inherits i
                JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
