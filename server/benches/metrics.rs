@@ -1,16 +1,18 @@
 //! Metrics benchmark, one run on one machine:
-//! - ingest rate over HTTP (NDJSON batches of 1,000 and 10,000) and through `rampart import`,
-//!   each against `COPY … FROM STDIN` (what psql's `\copy` does) of the same rows into the same
-//!   table, every path starting from empty tables; for two shapes of traffic: live (what the
-//!   services send: the last ten minutes) and a 48-hour backfill (a log file from the past,
-//!   ~70 events a minute, so nearly every event opens rollup rows of its own);
+//! - ingest rate over HTTP (NDJSON batches of 1,000 and 10,000, from one sender and from four
+//!   at once) and through `rampart import`, each against `COPY … FROM STDIN` (what psql's
+//!   `\copy` does) of the same rows into the same table, run just before it, every path
+//!   starting from empty tables; for two shapes of traffic: live (what the services send: the
+//!   last ten minutes) and a 48-hour backfill (a log file from the past, ~70 events a minute,
+//!   so nearly every event opens rollup rows of its own);
 //! - window query time (a stage's 48-hour gate window, and the guard loop's 5-minute window)
 //!   over 1 M and then 10 M stored events.
 //!
 //!   cargo xtask bench             (starts a private Postgres, or uses DATABASE_URL)
 //!
 //! Set RAMPART_BENCH_EVENTS to change the largest store size (default 10000000; 0 measures the
-//! ingest alone).
+//! ingest alone), RAMPART_BENCH_RUNS for the runs of each ingest path (default 3; the median
+//! counts), RAMPART_BENCH_BATCH=1000 (or 10000) to measure only the live batches of that size.
 
 use app::domain::event::{Variant, parse_value};
 use app::domain::stats::size_class_mb;
@@ -26,12 +28,15 @@ use std::time::{Duration, Instant};
 use support::{authorized, bench_token, fresh_database, spawn_rampart};
 
 const SAMPLE: usize = 200_000;
-const HTTP_BATCHES: [usize; 2] = [1_000, 10_000];
+/// HTTP ingest paths: (events per batch, senders posting at once).
+const HTTP_PATHS: [(usize, usize); 4] = [(1_000, 1), (1_000, 4), (10_000, 1), (10_000, 4)];
 const HOUR: i64 = 3_600_000;
 
 fn main() {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: run through `cargo xtask bench`");
     let largest: usize = std::env::var("RAMPART_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
+    let runs: usize = std::env::var("RAMPART_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let only_batch: Option<usize> = std::env::var("RAMPART_BENCH_BATCH").ok().and_then(|v| v.parse().ok());
     let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let (pool, bench_url) = server_rt.block_on(fresh_database(&url, "rampart_bench_metrics"));
@@ -43,36 +48,49 @@ fn main() {
     println!("# Metrics benchmark ({SAMPLE} events per ingest path)\n");
     let token = server_rt.block_on(bench_token(&pool));
     println!("## Ingest\n");
-    println!("| traffic | path | events/s | vs COPY |");
-    println!("|---|---|---:|---:|");
+    println!("| traffic | path | events/s | `COPY` just before (events/s) | vs COPY |");
+    println!("|---|---|---:|---:|---:|");
     let shapes = [("live (the last 10 minutes)", 10 * 60_000), ("backfill (48 hours)", 48 * HOUR)];
     for (seed, (shape, span)) in shapes.into_iter().enumerate() {
         // The same rows for every path, 10% treatment.
         let mut model = Model::new(42 + seed as u64, 1);
         let events = generate(&mut model, SAMPLE, now - span, now);
         server_rt.block_on(store.ensure_partitions(events.iter().map(|e| Timestamp(e["timestamp"].as_i64().unwrap())))).unwrap();
-        // Each path three times from empty tables; the median run counts.
-        let median = |run: &dyn Fn() -> f64| {
-            let mut rates: Vec<f64> = (0..3)
+        // Each path runs `runs` times from empty tables, each run right after a COPY of the
+        // same rows, so both see the machine alike (on a shared machine its speed drifts); the
+        // median of the runs' ratios counts.
+        let compare = |path: String, run: &dyn Fn() -> f64| {
+            let mut pairs: Vec<(f64, f64)> = (0..runs)
                 .map(|_| {
-                    let rate = run();
                     server_rt.block_on(empty(&pool));
-                    rate
+                    let copy_rate = server_rt.block_on(copy(&pool, &events));
+                    server_rt.block_on(empty(&pool));
+                    (copy_rate, run())
                 })
                 .collect();
-            rates.sort_by(f64::total_cmp);
-            eprintln!("({shape}: {rates:.0?} events/s)");
-            rates[1]
+            pairs.sort_by(|a, b| (a.1 / a.0).total_cmp(&(b.1 / b.0)));
+            eprintln!(
+                "({shape}, {path}: {:.0?} events/s, after COPY at {:.0?})",
+                pairs.iter().map(|p| p.1).collect::<Vec<_>>(),
+                pairs.iter().map(|p| p.0).collect::<Vec<_>>()
+            );
+            let (copy_rate, rate) = pairs[pairs.len() / 2];
+            println!("| {shape} | {path} | {rate:.0} | {copy_rate:.0} | {:.0}% |", rate / copy_rate * 100.0);
         };
-        server_rt.block_on(empty(&pool));
-        let copy_rate = median(&|| server_rt.block_on(copy(&pool, &events)));
-        println!("| {shape} | `COPY events FROM STDIN` (baseline: raw rows only, no rollups) | {copy_rate:.0} | 100% |");
-        let report = |path: String, rate: f64| println!("| {shape} | {path} | {rate:.0} | {:.0}% |", rate / copy_rate * 100.0);
-        for batch in HTTP_BATCHES {
-            let rate = median(&|| client_rt.block_on(http_ingest(&app_url, &events, batch, &token)));
-            report(format!("`POST /api/v1/events`, NDJSON batches of {batch}"), rate);
+        for (batch, senders) in HTTP_PATHS.into_iter().filter(|(b, _)| only_batch.is_none_or(|o| o == *b)) {
+            let path = match senders {
+                1 => format!("`POST /api/v1/events`, NDJSON batches of {batch}"),
+                n => format!("`POST /api/v1/events`, NDJSON batches of {batch}, {n} senders at once"),
+            };
+            compare(path, &|| client_rt.block_on(http_ingest(&app_url, &events, batch, senders, &token)));
         }
-        report("`rampart import FILE`".into(), median(&|| import(&bench_url, &events)));
+        if only_batch.is_none() {
+            compare("`rampart import FILE`".into(), &|| import(&bench_url, &events));
+        }
+        server_rt.block_on(empty(&pool));
+        if only_batch.is_some() {
+            break;
+        }
     }
 
     if largest == 0 {
@@ -151,16 +169,28 @@ async fn empty(pool: &PgPool) {
     sqlx::query("CHECKPOINT").execute(pool).await.unwrap();
 }
 
-async fn http_ingest(base: &str, events: &[serde_json::Value], batch: usize, token: &str) -> f64 {
+/// Posts the rows in NDJSON batches of `batch` from `senders` concurrent senders (services run
+/// many instances), each waiting for its reply before sending its next batch.
+async fn http_ingest(base: &str, events: &[serde_json::Value], batch: usize, senders: usize, token: &str) -> f64 {
     let http = authorized(token).build().unwrap();
     let bodies: Vec<String> = events.chunks(batch).map(|c| c.iter().map(|e| format!("{e}\n")).collect()).collect();
+    let url = format!("{base}/api/v1/events");
     let started = Instant::now();
-    let mut accepted = 0;
-    for body in bodies {
-        let response = http.post(format!("{base}/api/v1/events")).body(body).send().await.unwrap();
-        assert!(response.status().is_success());
-        accepted += response.json::<serde_json::Value>().await.unwrap()["accepted"].as_u64().unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for sender in 0..senders {
+        let (http, url) = (http.clone(), url.clone());
+        let mine: Vec<String> = bodies.iter().skip(sender).step_by(senders).cloned().collect();
+        tasks.spawn(async move {
+            let mut accepted = 0;
+            for body in mine {
+                let response = http.post(&url).body(body).send().await.unwrap();
+                assert!(response.status().is_success());
+                accepted += response.json::<serde_json::Value>().await.unwrap()["accepted"].as_u64().unwrap();
+            }
+            accepted
+        });
     }
+    let accepted: u64 = tasks.join_all().await.into_iter().sum();
     assert_eq!(accepted as usize, events.len());
     events.len() as f64 / started.elapsed().as_secs_f64()
 }

@@ -63,17 +63,33 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Database> {
     Ok(Database { pool, embedded })
 }
 
+/// A pooled connection idle longer than this is pinged before it is handed out.
+pub const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
 /// Pool options every Rampart pool starts from: each new connection sends small messages at
-/// once (see [`set_nodelay`]).
+/// once (see [`set_nodelay`]); a connection is pinged before use only if it sat idle for
+/// [`PING_AFTER_IDLE`] (sqlx's default pings on every checkout: a round trip more for every
+/// request, two for every ingested batch). One in steady use carries its own proof of life; a
+/// query on one that died anyway fails with a connection error.
 pub fn pool_options() -> PgPoolOptions {
-    PgPoolOptions::new().after_connect(|conn, _| {
-        Box::pin(async move {
-            if let Err(e) = set_nodelay(conn).await {
-                tracing::warn!(error = %e, "could not turn Nagle's algorithm off for a Postgres connection; COPY will be slower");
-            }
-            Ok(())
+    PgPoolOptions::new()
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                if let Err(e) = set_nodelay(conn).await {
+                    tracing::warn!(error = %e, "could not turn Nagle's algorithm off for a Postgres connection; COPY will be slower");
+                }
+                Ok(())
+            })
         })
-    })
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// Turns Nagle's algorithm off on the connection's TCP socket.

@@ -3,7 +3,7 @@
 //! baseline capture. The HTTP ingest endpoint and `rampart import` share this code.
 
 use crate::service::Clock;
-use crate::store::{Baseline, NewEvent, RollupFilter, StageSpan, Store};
+use crate::store::{Baseline, LiveRollout, NewEvent, RollupFilter, StageSpan, Store};
 use app::domain::event::{self, UploadEvent, Variant};
 use app::domain::stats::{Stats, Summary, size_class_mb};
 use app::domain::units::{Span, Timestamp, Version};
@@ -140,25 +140,41 @@ impl Metrics {
 
     /// Parses numbered NDJSON lines and stores the good ones.
     pub async fn ingest_lines<'a>(&self, lines: impl Iterator<Item = (u64, &'a str)>) -> Result<IngestReport, AppError> {
-        let (parsed, report) = parse_lines(lines);
-        self.store_parsed(parsed, report).await
+        // The live rollouts are looked up while the lines are parsed.
+        let (live, (parsed, report)) = tokio::join!(self.store.live_rollouts(None), async { parse_lines(lines) });
+        self.store_among(&live?, parsed, report).await
     }
 
     /// Stores the elements of a JSON array (element `n` is reported as line `n`, from 1).
     pub async fn ingest_values(&self, values: Vec<serde_json::Value>) -> Result<IngestReport, AppError> {
-        let mut report = IngestReport::default();
-        let mut parsed = Vec::new();
-        for (i, value) in values.iter().enumerate() {
-            match event::parse_value(value) {
-                Ok(e) => parsed.push((i as u64 + 1, e)),
-                Err(e) => report.reject(i as u64 + 1, &e.field, e.message),
+        let parse = async {
+            let mut report = IngestReport::default();
+            let mut parsed = Vec::new();
+            for (i, value) in values.iter().enumerate() {
+                match event::parse_value(value) {
+                    Ok(e) => parsed.push((i as u64 + 1, e)),
+                    Err(e) => report.reject(i as u64 + 1, &e.field, e.message),
+                }
             }
-        }
-        self.store_parsed(parsed, report).await
+            (parsed, report)
+        };
+        let (live, (parsed, report)) = tokio::join!(self.store.live_rollouts(None), parse);
+        self.store_among(&live?, parsed, report).await
     }
 
     /// Stores events parsed by [`parse_lines`], adding what it rejects to `report` (the parse's).
-    pub async fn store_parsed(&self, parsed: Vec<(u64, UploadEvent)>, mut report: IngestReport) -> Result<IngestReport, AppError> {
+    pub async fn store_parsed(&self, parsed: Vec<(u64, UploadEvent)>, report: IngestReport) -> Result<IngestReport, AppError> {
+        let live = self.store.live_rollouts(None).await?;
+        self.store_among(&live, parsed, report).await
+    }
+
+    /// Stores parsed events in the `live` rollouts they belong to.
+    async fn store_among(
+        &self,
+        live: &[LiveRollout],
+        parsed: Vec<(u64, UploadEvent)>,
+        mut report: IngestReport,
+    ) -> Result<IngestReport, AppError> {
         let now = (self.clock)();
         let oldest = Timestamp(now.millis() - self.retention.millis());
         let newest = now.plus(FUTURE_TOLERANCE);
@@ -174,7 +190,7 @@ impl Metrics {
                 continue;
             }
             if !destinations.contains_key(&e.flag) {
-                let found = self.destination(e.flag.as_deref()).await?;
+                let found = self.destination(live, e.flag.as_deref()).await?;
                 destinations.insert(e.flag.clone(), found);
             }
             let destination = match &destinations[&e.flag] {
@@ -201,9 +217,9 @@ impl Metrics {
         Ok(report)
     }
 
-    /// The rollout an event belongs to: its flag's live rollout, or the only live one.
-    async fn destination(&self, flag: Option<&str>) -> Result<Result<Arc<Destination>, String>, AppError> {
-        let live = self.store.live_rollouts(flag).await?;
+    /// The rollout an event belongs to, of the `live` ones: its flag's, or the only one.
+    async fn destination(&self, live: &[LiveRollout], flag: Option<&str>) -> Result<Result<Arc<Destination>, String>, AppError> {
+        let live: Vec<&LiveRollout> = live.iter().filter(|r| flag.is_none_or(|f| r.flag_key == f)).collect();
         let (id, version) = match (live.as_slice(), flag) {
             ([one], _) => (one.id, one.version),
             ([], Some(flag)) => return Ok(Err(format!("no live rollout drives the flag `{flag}`"))),

@@ -161,6 +161,71 @@ async fn concurrent_batches_opening_a_new_day_store_each_event_once(pool: PgPool
     assert_eq!(counted, 300, "rollups count each event once");
 }
 
+/// The detailed rollups of `[from, to)` equal a recomputation from the raw events stored there.
+async fn assert_rollups_recompute(store: &Store, from: Timestamp, to: Timestamp) {
+    let sizes = [1, 10, 50, 100];
+    let mut recomputed: HashMap<RollupKey, Stats> = HashMap::new();
+    for e in &store.raw_events(1, from, to).await.unwrap() {
+        recomputed.entry(rollup_key(e, &sizes)).or_default().add(&e.event);
+    }
+    let rollups: HashMap<RollupKey, Stats> = store.rollups(1, from, to, &RollupFilter::default()).await.unwrap().into_iter().collect();
+    assert_eq!(rollups.len(), recomputed.len());
+    for (key, stats) in &recomputed {
+        let rolled = &rollups[key];
+        assert_eq!(
+            (rolled.success, rolled.error, rolled.timeout, rolled.critical),
+            (stats.success, stats.error, stats.timeout, stats.critical),
+            "{key:?}"
+        );
+        assert_eq!(rolled.latency, stats.latency, "{key:?}");
+        assert!((rolled.latency_sum_ms - stats.latency_sum_ms).abs() < 1e-6 * stats.latency_sum_ms.max(1.0));
+        assert!((rolled.memory_sum_mb - stats.memory_sum_mb).abs() < 1e-6 * stats.memory_sum_mb.max(1.0));
+        assert_eq!(rolled.memory_max_mb, stats.memory_max_mb);
+    }
+}
+
+/// Concurrent batches write their raw rows side by side and queue for the rollups: rows of the
+/// same minutes, read, merged and written back by one batch at a time, so none is lost.
+#[sqlx::test(migrations = "../migrations")]
+async fn concurrent_batches_into_the_same_minutes_lose_no_rollup(pool: PgPool) {
+    let store = Store::new(pool.clone());
+    let mut rng = Lcg(0xc0c0);
+    let racers: Vec<_> = (0..4)
+        .map(|racer| {
+            let batch: Vec<NewEvent> = (0..400)
+                .map(|i| {
+                    let mut value = event(
+                        &format!("r{racer}-{i}"),
+                        (rng.next() % 3) as i64,
+                        rng.pick(&["sync", "async"]),
+                        rng.pick(&["success", "success", "error", "timeout"]),
+                        1.0 + (rng.next() % 5_000) as f64 / 7.0,
+                    );
+                    value["provider"] = json!(rng.pick(&["kimi", "glm"]));
+                    value["file_type"] = json!(rng.pick(&["text", "json", "csv"]));
+                    let event = app::domain::event::parse_value(&value).unwrap();
+                    let size_class_mb = app::domain::stats::size_class_mb(event.size_bytes, &[1, 10, 50, 100]) as i32;
+                    NewEvent { event, stage: 0, size_class_mb }
+                })
+                .collect();
+            let store = store.clone();
+            tokio::spawn(async move {
+                // Several batches each, so the racers interleave.
+                for part in batch.chunks(100) {
+                    store.ingest(1, part).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for racer in racers {
+        racer.await.unwrap();
+    }
+    let (from, to) = (Timestamp(START - 10 * 60_000), Timestamp(START + 60_000));
+    let counted: u64 = store.window_rows(1, from, to, &RollupFilter::default()).await.unwrap().iter().map(|(_, s)| s.count()).sum();
+    assert_eq!(counted, 1_600, "every event counted once in the by-arm rollups");
+    assert_rollups_recompute(&store, from, to).await;
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     // A stored (uncompressed) deflate block inside a gzip member: valid gzip without a
     // compression library in the tests.
@@ -216,25 +281,7 @@ async fn rollups_equal_a_recomputation_from_the_raw_events(pool: PgPool) {
     let (from, to) = (Timestamp(START - 4 * 3_600_000), Timestamp(START + 60_000));
     let raw = store.raw_events(1, from, to).await.unwrap();
     assert!(raw.len() > 500, "only {} distinct events", raw.len());
-    let sizes = [1, 10, 50, 100];
-    let mut recomputed: HashMap<RollupKey, Stats> = HashMap::new();
-    for e in &raw {
-        recomputed.entry(rollup_key(e, &sizes)).or_default().add(&e.event);
-    }
-    let rollups: HashMap<RollupKey, Stats> = store.rollups(1, from, to, &RollupFilter::default()).await.unwrap().into_iter().collect();
-    assert_eq!(rollups.len(), recomputed.len());
-    for (key, stats) in &recomputed {
-        let rolled = &rollups[key];
-        assert_eq!(
-            (rolled.success, rolled.error, rolled.timeout, rolled.critical),
-            (stats.success, stats.error, stats.timeout, stats.critical),
-            "{key:?}"
-        );
-        assert_eq!(rolled.latency, stats.latency, "{key:?}");
-        assert!((rolled.latency_sum_ms - stats.latency_sum_ms).abs() < 1e-6 * stats.latency_sum_ms.max(1.0));
-        assert!((rolled.memory_sum_mb - stats.memory_sum_mb).abs() < 1e-6 * stats.memory_sum_mb.max(1.0));
-        assert_eq!(rolled.memory_max_mb, stats.memory_max_mb);
-    }
+    assert_rollups_recompute(&store, from, to).await;
 
     // The window's percentiles are within the sketch's 1% of the exact ones.
     let window = app.get_json(&format!("/api/v1/rollouts/1/metrics?from={}&to={}", from.millis(), to.millis())).await;

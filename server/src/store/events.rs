@@ -9,7 +9,8 @@ use app::domain::sketch::Sketch;
 use app::domain::stats::{Stats, Summary};
 use app::domain::units::Timestamp;
 use chrono::NaiveDate;
-use sqlx::{AssertSqlSafe, SqlSafeStr};
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// An event ready to store: parsed, with the stage it happened in and its size class.
@@ -327,60 +328,30 @@ impl Store {
                 "events".to_string()
             }
         };
-        let mut tx = self.begin_ingest(rollout_id).await?;
+        // The raw rows go in before the rollout's ingest lock is taken: concurrent batches write
+        // them side by side and queue only for the rollups.
+        let mut tx = self.pool().begin().await?;
         let new = match copy_events(&mut tx, &table, rollout_id, &once).await {
             Ok(()) => once,
             // (A partition made by hand with other bounds fails the partition check: same way.)
             Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some(UNIQUE_VIOLATION | UNDEFINED_TABLE | CHECK_VIOLATION)) => {
                 tx.rollback().await?;
                 self.ensure_partitions(batch.iter().map(|e| e.event.at)).await?;
-                tx = self.begin_ingest(rollout_id).await?;
+                tx = self.pool().begin().await?;
                 insert_unseen(&mut tx, rollout_id, batch).await?
             }
             Err(e) => return Err(e.into()),
         };
+        let rollups = if new.is_empty() { None } else { Some(merged_rollups(&mut tx, rollout_id, Deltas::of(&new)).await?) };
         let counts = Ingested { accepted: new.len() as u64, duplicates: (batch.len() - new.len()) as u64 };
-        if new.is_empty() {
-            tx.commit().await?;
-            return Ok(counts);
+        if let Some(rollups) = rollups {
+            if let Some(rows) = rollups.new_detailed {
+                copy_rollups(&mut tx, rows).await?;
+            }
+            write_rollups(&mut tx, rollout_id, &rollups.detailed, &rollups.by_arm).await?;
         }
-
-        let mut deltas: HashMap<RollupKey, Stats> = HashMap::new();
-        for e in &new {
-            let key = RollupKey {
-                minute: minute_of(e.event.at),
-                stage: e.stage,
-                variant: e.event.variant,
-                provider: e.event.provider.clone(),
-                file_type: e.event.file_type.clone(),
-                size_class_mb: e.size_class_mb,
-            };
-            deltas.entry(key).or_default().add(&e.event);
-        }
-        let mut arm_deltas: HashMap<ArmKey, Stats> = HashMap::new();
-        for (key, stats) in &deltas {
-            arm_deltas.entry(ArmKey { minute: key.minute, stage: key.stage, variant: key.variant }).or_default().merge(stats);
-        }
-        // Read the rows the batch adds to, merge in Rust, write back.
-        let (stored, stored_by_arm) =
-            stored_rollups(&mut tx, rollout_id, &deltas.keys().collect::<Vec<_>>(), &arm_deltas.keys().collect::<Vec<_>>()).await?;
-        let detailed = merge_stored(deltas, stored);
-        let by_arm = merge_stored(arm_deltas, stored_by_arm);
-        if !detailed.new.is_empty() {
-            copy_rollups(&mut tx, rollout_id, &detailed.new).await?;
-        }
-        let by_arm: Vec<(ArmKey, Stats)> = by_arm.updated.into_iter().chain(by_arm.new).collect();
-        write_rollups(&mut tx, rollout_id, &detailed.updated, &by_arm).await?;
         tx.commit().await?;
         Ok(counts)
-    }
-
-    /// A transaction holding the rollout's ingest lock (rollup rows are read, merged and written
-    /// back, so one ingest per rollout at a time); one round trip.
-    async fn begin_ingest(&self, rollout_id: i64) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-        // An integer spliced into the statement: safe.
-        let begin = format!("BEGIN; SELECT pg_advisory_xact_lock(7001, {})", rollout_id as i32);
-        Ok(self.pool().begin_with(AssertSqlSafe(begin)).await?)
     }
 
     /// Per-minute stats by arm over `[from, to)` (whole minutes): from the by-arm rollups, or
@@ -597,80 +568,133 @@ fn stats_fields(rows: &mut BinaryRows, s: &Stats) {
         .float8(s.memory_max_mb);
 }
 
-/// The stored rollup rows of `keys` and `arm_keys` (those that exist), detailed and by arm, in
-/// one round trip.
-async fn stored_rollups(
+/// The rollup columns after the key columns, in table order (read by [`stats_at`]).
+const STATS_COLUMNS: &str = "success, error, timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb";
+
+/// The stats of a rollup row read by a simple query, from column `first` on ([`STATS_COLUMNS`]).
+fn stats_at(row: &PgRow, first: usize) -> Result<Stats> {
+    let sketch: Vec<u8> = row.try_get(first + 5)?;
+    stored_stats(
+        row.try_get(first)?,
+        row.try_get(first + 1)?,
+        row.try_get(first + 2)?,
+        row.try_get(first + 3)?,
+        row.try_get(first + 4)?,
+        &sketch,
+        row.try_get(first + 6)?,
+        row.try_get(first + 7)?,
+    )
+}
+
+/// Takes the rollout's ingest lock (rollup rows are read, merged and written back: one batch
+/// at a time), then reads the stored detailed and by-arm rollup rows of the minutes in
+/// `minutes`; one round trip. Each statement of a simple query reads with a snapshot of its
+/// own, taken after the one before it ended: the reads see every batch committed before the
+/// lock was granted.
+async fn lock_and_read(
     tx: &mut sqlx::PgConnection,
     rollout_id: i64,
-    keys: &[&RollupKey],
-    arm_keys: &[&ArmKey],
+    minutes: &BTreeSet<Timestamp>,
 ) -> Result<(Vec<(RollupKey, Stats)>, Vec<(ArmKey, Stats)>)> {
-    let rows = sqlx::query!(
-        r#"SELECT r.minute AS "minute!", r.stage AS "stage!", r.variant AS "variant!", r.provider, r.file_type,
-                  r.size_class_mb, r.success AS "success!", r.error AS "error!", r.timeout AS "timeout!",
-                  r.critical AS "critical!", r.latency_sum_ms AS "latency_sum_ms!", r.latency_sketch AS "latency_sketch!",
-                  r.memory_sum_mb AS "memory_sum_mb!", r.memory_max_mb AS "memory_max_mb!"
-           FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[])
-                AS k(minute, stage, variant, provider, file_type, size_class_mb)
-           -- One primary-key probe per key (LIMIT keeps the planner from flattening this into a
-           -- hash join over every rollup row of the rollout, which grew with the rollout's age).
-           CROSS JOIN LATERAL (
-               SELECT * FROM event_rollups r
-               WHERE r.rollout_id = $1 AND r.minute = k.minute AND r.stage = k.stage AND r.variant = k.variant
-                 AND r.provider = k.provider AND r.file_type = k.file_type AND r.size_class_mb = k.size_class_mb
-               LIMIT 1
-           ) r
-           UNION ALL
-           -- By-arm rows: no provider, file type or size.
-           SELECT r.minute, r.stage, r.variant, NULL, NULL, NULL, r.success, r.error, r.timeout, r.critical,
-                  r.latency_sum_ms, r.latency_sketch, r.memory_sum_mb, r.memory_max_mb
-           FROM UNNEST($8::timestamptz[], $9::int[], $10::text[]) AS k(minute, stage, variant)
-           CROSS JOIN LATERAL (
-               SELECT * FROM event_rollups_by_arm r
-               WHERE r.rollout_id = $1 AND r.minute = k.minute AND r.stage = k.stage AND r.variant = k.variant
-               LIMIT 1
-           ) r"#,
-        rollout_id,
-        &keys.iter().map(|k| from_timestamp(k.minute)).collect::<Vec<_>>(),
-        &keys.iter().map(|k| k.stage).collect::<Vec<_>>(),
-        &keys.iter().map(|k| k.variant.as_str().to_string()).collect::<Vec<_>>(),
-        &keys.iter().map(|k| k.provider.clone()).collect::<Vec<_>>(),
-        &keys.iter().map(|k| k.file_type.clone()).collect::<Vec<_>>(),
-        &keys.iter().map(|k| k.size_class_mb).collect::<Vec<_>>(),
-        &arm_keys.iter().map(|k| from_timestamp(k.minute)).collect::<Vec<_>>(),
-        &arm_keys.iter().map(|k| k.stage).collect::<Vec<_>>(),
-        &arm_keys.iter().map(|k| k.variant.as_str().to_string()).collect::<Vec<_>>()
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    // Only integers and times formatted here go into the statement: safe to splice.
+    let minutes = minutes.iter().map(|m| format!("'{}'", from_timestamp(*m).format("%Y-%m-%d %H:%M:%S+00"))).collect::<Vec<_>>().join(", ");
+    let statement = format!(
+        "SELECT pg_advisory_xact_lock(7001, {lock});
+         SELECT minute, stage, variant, {STATS_COLUMNS}, provider, file_type, size_class_mb
+         FROM event_rollups WHERE rollout_id = {rollout_id} AND minute IN ({minutes});
+         SELECT minute, stage, variant, {STATS_COLUMNS}
+         FROM event_rollups_by_arm WHERE rollout_id = {rollout_id} AND minute IN ({minutes})",
+        lock = rollout_id as i32
+    );
+    let rows = sqlx::raw_sql(AssertSqlSafe(statement)).fetch_all(&mut *tx).await?;
     let (mut detailed, mut by_arm) = (Vec::new(), Vec::new());
-    for r in rows {
-        let stats = stats_of!(r)?;
-        let (minute, stage, variant) = (to_timestamp(r.minute), r.stage, variant_from(&r.variant)?);
-        match (r.provider, r.file_type, r.size_class_mb) {
-            (Some(provider), Some(file_type), Some(size_class_mb)) => {
-                detailed.push((RollupKey { minute, stage, variant, provider, file_type, size_class_mb }, stats))
-            }
-            _ => by_arm.push((ArmKey { minute, stage, variant }, stats)),
+    // The lock's row has one column, a by-arm row 11, a detailed row 14.
+    for row in rows.iter().filter(|r| r.len() > 1) {
+        let minute: chrono::DateTime<chrono::Utc> = row.try_get(0)?;
+        let variant: String = row.try_get(2)?;
+        let arm = ArmKey { minute: to_timestamp(minute), stage: row.try_get(1)?, variant: variant_from(&variant)? };
+        let stats = stats_at(row, 3)?;
+        if row.len() == 11 {
+            by_arm.push((arm, stats));
+        } else {
+            let key = RollupKey {
+                minute: arm.minute,
+                stage: arm.stage,
+                variant: arm.variant,
+                provider: row.try_get(11)?,
+                file_type: row.try_get(12)?,
+                size_class_mb: row.try_get(13)?,
+            };
+            detailed.push((key, stats));
         }
     }
     Ok((detailed, by_arm))
 }
 
-/// Inserts new detailed rollup rows with COPY: a backfill opens about one per event.
-async fn copy_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, new: &[(RollupKey, Stats)]) -> Result<()> {
-    let mut rows = BinaryRows::new(15);
-    for (k, s) in new {
-        rows.row()
-            .int8(rollout_id)
-            .timestamp(k.minute)
-            .int4(k.stage)
-            .text(k.variant.as_str())
-            .text(&k.provider)
-            .text(&k.file_type)
-            .int4(k.size_class_mb);
-        stats_fields(&mut rows, s);
+/// A batch's additions to the rollups: per detailed row and per by-arm row.
+struct Deltas {
+    detailed: HashMap<RollupKey, Stats>,
+    by_arm: HashMap<ArmKey, Stats>,
+}
+
+impl Deltas {
+    fn of(events: &[&NewEvent]) -> Deltas {
+        let mut detailed: HashMap<RollupKey, Stats> = HashMap::new();
+        for e in events {
+            let key = RollupKey {
+                minute: minute_of(e.event.at),
+                stage: e.stage,
+                variant: e.event.variant,
+                provider: e.event.provider.clone(),
+                file_type: e.event.file_type.clone(),
+                size_class_mb: e.size_class_mb,
+            };
+            detailed.entry(key).or_default().add(&e.event);
+        }
+        let mut by_arm: HashMap<ArmKey, Stats> = HashMap::new();
+        for (key, stats) in &detailed {
+            by_arm.entry(ArmKey { minute: key.minute, stage: key.stage, variant: key.variant }).or_default().merge(stats);
+        }
+        Deltas { detailed, by_arm }
     }
+}
+
+/// The rollup rows a batch writes: the stored rows it adds to, merged, and the rows it opens.
+struct RollupWrite {
+    /// Detailed rows stored before, with the batch added.
+    detailed: Vec<(RollupKey, Stats)>,
+    /// Detailed rows the batch opens, as `COPY` rows (a backfill opens about one per event).
+    new_detailed: Option<BinaryRows>,
+    /// By-arm rows, stored before or not (a batch touches a few).
+    by_arm: Vec<(ArmKey, Stats)>,
+}
+
+/// Takes the ingest lock, reads the stored rollup rows `deltas` adds to, and adds it.
+async fn merged_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: Deltas) -> Result<RollupWrite> {
+    let minutes = deltas.by_arm.keys().map(|k| k.minute).collect();
+    let (stored, stored_by_arm) = lock_and_read(tx, rollout_id, &minutes).await?;
+    let detailed = merge_stored(deltas.detailed, stored);
+    let by_arm = merge_stored(deltas.by_arm, stored_by_arm);
+    let new_detailed = (!detailed.new.is_empty()).then(|| {
+        let mut rows = BinaryRows::new(15);
+        for (k, s) in &detailed.new {
+            rows.row()
+                .int8(rollout_id)
+                .timestamp(k.minute)
+                .int4(k.stage)
+                .text(k.variant.as_str())
+                .text(&k.provider)
+                .text(&k.file_type)
+                .int4(k.size_class_mb);
+            stats_fields(&mut rows, s);
+        }
+        rows
+    });
+    Ok(RollupWrite { detailed: detailed.updated, new_detailed, by_arm: by_arm.updated.into_iter().chain(by_arm.new).collect() })
+}
+
+/// Inserts new detailed rollup rows with COPY.
+async fn copy_rollups(tx: &mut sqlx::PgConnection, rows: BinaryRows) -> Result<()> {
     copy_in(
         tx,
         "COPY event_rollups (rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success,
