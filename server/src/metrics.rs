@@ -110,6 +110,20 @@ pub fn parse_lines<'a>(lines: impl Iterator<Item = (u64, &'a str)>) -> (Vec<(u64
     (parsed, report)
 }
 
+/// Parses the elements of a JSON array (element `n` is reported as line `n`, from 1), like
+/// [`parse_lines`].
+fn parse_values(values: &[serde_json::Value]) -> (Vec<(u64, UploadEvent)>, IngestReport) {
+    let mut report = IngestReport::default();
+    let mut parsed = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        match event::parse_value(value) {
+            Ok(e) => parsed.push((i as u64 + 1, e)),
+            Err(e) => report.reject(i as u64 + 1, &e.field, e.message),
+        }
+    }
+    (parsed, report)
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     store: Store,
@@ -147,18 +161,7 @@ impl Metrics {
 
     /// Stores the elements of a JSON array (element `n` is reported as line `n`, from 1).
     pub async fn ingest_values(&self, values: Vec<serde_json::Value>) -> Result<IngestReport, AppError> {
-        let parse = async {
-            let mut report = IngestReport::default();
-            let mut parsed = Vec::new();
-            for (i, value) in values.iter().enumerate() {
-                match event::parse_value(value) {
-                    Ok(e) => parsed.push((i as u64 + 1, e)),
-                    Err(e) => report.reject(i as u64 + 1, &e.field, e.message),
-                }
-            }
-            (parsed, report)
-        };
-        let (live, (parsed, report)) = tokio::join!(self.store.live_rollouts(None), parse);
+        let (live, (parsed, report)) = tokio::join!(self.store.live_rollouts(None), async { parse_values(&values) });
         self.store_among(&live?, parsed, report).await
     }
 

@@ -342,9 +342,9 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
-        let rollups = if new.is_empty() { None } else { Some(merged_rollups(&mut tx, rollout_id, Deltas::of(&new)).await?) };
         let counts = Ingested { accepted: new.len() as u64, duplicates: (batch.len() - new.len()) as u64 };
-        if let Some(rollups) = rollups {
+        if !new.is_empty() {
+            let rollups = merged_rollups(&mut tx, rollout_id, Deltas::of(&new)).await?;
             if let Some(rows) = rollups.new_detailed {
                 copy_rollups(&mut tx, rows).await?;
             }
