@@ -40,7 +40,7 @@ fn main() {
             samples.push(started.elapsed());
             // Let the bad window age out before the next round.
             tokio::time::sleep(Duration::from_millis(100)).await;
-            sqlx::query("TRUNCATE events, event_rollups, event_rollups_by_arm").execute(&pool).await.unwrap();
+            sqlx::query("TRUNCATE events, event_rollups, event_rollups_by_arm, event_rollup_deltas").execute(&pool).await.unwrap();
         }
         samples.sort();
         println!("# Breach to rollback\n");

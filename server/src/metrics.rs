@@ -11,6 +11,7 @@ use app::error::AppError;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// At most this many line errors are listed in one report; the counts stay exact.
@@ -19,6 +20,11 @@ const ERRORS_LISTED: usize = 1000;
 const FUTURE_TOLERANCE: Span = Span::from_secs(3600);
 /// Size classes when a plan has no matrix.
 const DEFAULT_SIZES_MB: [u32; 4] = [1, 10, 50, 100];
+/// The shortest time between two folds of rollup deltas while batches keep coming: each fold
+/// adds up every batch since the last one.
+const FOLD_GAP: Duration = Duration::from_millis(250);
+/// How often deltas are folded when no batch wakes the fold (other processes write them too).
+const FOLD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One rejected line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -131,6 +137,8 @@ pub struct Metrics {
     retention: Span,
     /// Told after every stored batch, so the guard loop judges new events at once.
     stored: Option<Arc<Notify>>,
+    /// Told after every stored batch, so its rollup deltas are folded soon.
+    fold: Arc<Notify>,
     /// Destinations by rollout: a batch reads the rollout's version, and reads the rest again
     /// only if it changed.
     destinations: Arc<Mutex<HashMap<i64, Arc<Destination>>>>,
@@ -138,7 +146,37 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(store: Store, clock: Clock, retention: Span) -> Metrics {
-        Metrics { store, clock, retention, stored: None, destinations: Arc::default() }
+        Metrics { store, clock, retention, stored: None, fold: Arc::default(), destinations: Arc::default() }
+    }
+
+    /// Folds the rollup deltas of stored batches into the rollups, in the background until the
+    /// pool closes: within [`FOLD_GAP`] of a batch, and every [`FOLD_INTERVAL`] for the deltas
+    /// other processes store. Reads never wait for it (they add the pending deltas themselves);
+    /// it keeps the pending deltas few.
+    pub fn spawn_folding(&self) {
+        let (store, wake) = (self.store.clone(), self.fold.clone());
+        tokio::spawn(async move {
+            let pool = store.pool().clone();
+            let mut last = tokio::time::Instant::now();
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(FOLD_INTERVAL) => {}
+                    () = wake.notified() => tokio::time::sleep_until(last + FOLD_GAP).await,
+                    () = pool.close_event() => return,
+                }
+                last = tokio::time::Instant::now();
+                if let Err(error) = store.fold_rollups().await
+                    && !pool.is_closed()
+                {
+                    tracing::warn!(%error, "folding rollup deltas failed; retrying");
+                }
+            }
+        });
+    }
+
+    /// Folds every pending rollup delta now (see [`Metrics::spawn_folding`]).
+    pub async fn fold(&self) -> Result<u64, AppError> {
+        Ok(self.store.fold_rollups().await?)
     }
 
     /// Wakes `waker` whenever events are stored.
@@ -212,10 +250,11 @@ impl Metrics {
             report.accepted += counts.accepted;
             report.duplicates += counts.duplicates;
         }
-        if report.accepted > 0
-            && let Some(waker) = &self.stored
-        {
-            waker.notify_one();
+        if report.accepted > 0 {
+            self.fold.notify_one();
+            if let Some(waker) = &self.stored {
+                waker.notify_one();
+            }
         }
         Ok(report)
     }

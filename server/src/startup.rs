@@ -72,6 +72,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     let metrics = Metrics::new(store.clone(), clock.clone(), retention);
     let guard = Guard::new(store.clone(), metrics.clone(), clock.clone());
     let metrics = metrics.notifying(guard.waker());
+    metrics.spawn_folding();
     guard.clone().spawn(std::time::Duration::from_secs(plan.guardrails.interval.secs().max(1) as u64));
     spawn_retention(store.clone(), clock.clone(), retention);
     let webhooks = Dispatcher::new(store.clone(), clock.clone());

@@ -177,11 +177,26 @@ async fn assert_rollups_recompute(store: &Store, from: Timestamp, to: Timestamp)
     }
 }
 
-/// Concurrent batches write their raw rows side by side and queue for the rollups: rows of the
-/// same minutes, read, merged and written back by one batch at a time, so none is lost.
+/// Concurrent batches write their raw rows and rollup deltas side by side while two folds race
+/// to add the deltas to the rollup rows of the same minutes: every event is counted once,
+/// whether its delta is still pending or folded.
 #[sqlx::test(migrations = "../migrations")]
-async fn concurrent_batches_into_the_same_minutes_lose_no_rollup(pool: PgPool) {
+async fn concurrent_batches_and_folds_into_the_same_minutes_count_each_event_once(pool: PgPool) {
     let store = Store::new(pool.clone());
+    let ingesting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let folders: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, ingesting) = (store.clone(), ingesting.clone());
+            tokio::spawn(async move {
+                let mut folded = 0;
+                while ingesting.load(std::sync::atomic::Ordering::Relaxed) {
+                    folded += store.fold_rollups().await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+                folded
+            })
+        })
+        .collect();
     let mut rng = Lcg(0xc0c0);
     let racers: Vec<_> = (0..4)
         .map(|racer| {
@@ -213,10 +228,25 @@ async fn concurrent_batches_into_the_same_minutes_lose_no_rollup(pool: PgPool) {
     for racer in racers {
         racer.await.unwrap();
     }
+    ingesting.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut folded = 0;
+    for folder in folders {
+        folded += folder.await.unwrap();
+    }
+    assert!(folded > 0, "the folds ran while batches were stored");
     let (from, to) = (Timestamp(START - 10 * 60_000), Timestamp(START + 60_000));
-    let counted: u64 = store.window_rows(1, from, to, &RollupFilter::default()).await.unwrap().iter().map(|(_, s)| s.count()).sum();
-    assert_eq!(counted, 1_600, "every event counted once in the by-arm rollups");
+    let counted =
+        || async { store.window_rows(1, from, to, &RollupFilter::default()).await.unwrap().iter().map(|(_, s)| s.count()).sum::<u64>() };
+    assert_eq!(counted().await, 1_600, "every event counted once in the by-arm rollups, some deltas pending");
     assert_rollups_recompute(&store, from, to).await;
+    store.fold_rollups().await.unwrap();
+    assert_eq!(pending_deltas(&pool).await, 0);
+    assert_eq!(counted().await, 1_600, "every event counted once, all folded");
+    assert_rollups_recompute(&store, from, to).await;
+}
+
+async fn pending_deltas(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM event_rollup_deltas").fetch_one(pool).await.unwrap()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -392,14 +422,15 @@ fn rollups_equal_a_recomputation_for_any_batches() {
                     "critical": outcome == "error" && critical == 0,
                 })
             });
-    let batches = prop::collection::vec(prop::collection::vec(event, 1..120), 1..5);
+    // Each batch with whether the deltas are folded after it.
+    let batches = prop::collection::vec((prop::collection::vec(event, 1..120), any::<bool>()), 1..5);
     let config = ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() };
     proptest!(config, |(batches in batches)| {
         rt.block_on(async {
-            sqlx::query("TRUNCATE events, event_rollups, event_rollups_by_arm").execute(&pool).await.unwrap();
+            sqlx::query("TRUNCATE events, event_rollups, event_rollups_by_arm, event_rollup_deltas").execute(&pool).await.unwrap();
             let sizes = [1, 10, 50, 100];
             let mut distinct = std::collections::HashSet::new();
-            for batch in &batches {
+            for (batch, fold) in &batches {
                 let parsed: Vec<NewEvent> = batch
                     .iter()
                     .map(|v| {
@@ -417,6 +448,9 @@ fn rollups_equal_a_recomputation_for_any_batches() {
                     })
                     .count();
                 prop_assert_eq!(ingested.accepted as usize, new);
+                if *fold {
+                    store.fold_rollups().await.unwrap();
+                }
             }
             let (from, to) = (Timestamp(MIDNIGHT - 4 * 3_600_000), Timestamp(MIDNIGHT + 4 * 3_600_000));
             let raw = store.raw_events(1, from, to).await.unwrap();
@@ -428,15 +462,23 @@ fn rollups_equal_a_recomputation_for_any_batches() {
                 by_arm.entry((key.minute.millis(), e.event.variant)).or_default().add(&e.event);
                 detailed.entry(key).or_default().add(&e.event);
             }
-            let stored: HashMap<RollupKey, Stats> = store.rollups(1, from, to, &RollupFilter::default()).await.unwrap().into_iter().collect();
-            prop_assert_eq!(stored.len(), detailed.len());
-            for (key, stats) in &detailed {
-                same_stats(&stored[key], stats)?;
-            }
-            let stored_arms = store.window_rows(1, from, to, &RollupFilter::default()).await.unwrap();
-            prop_assert_eq!(stored_arms.len(), by_arm.len());
-            for (key, stats) in &stored_arms {
-                same_stats(stats, &by_arm[&(key.minute.millis(), key.variant)])?;
+            // As read with the last deltas pending, and again with all of them folded.
+            for folded in [false, true] {
+                if folded {
+                    store.fold_rollups().await.unwrap();
+                    prop_assert_eq!(pending_deltas(&pool).await, 0);
+                }
+                let stored: HashMap<RollupKey, Stats> =
+                    store.rollups(1, from, to, &RollupFilter::default()).await.unwrap().into_iter().collect();
+                prop_assert_eq!(stored.len(), detailed.len());
+                for (key, stats) in &detailed {
+                    same_stats(&stored[key], stats)?;
+                }
+                let stored_arms = store.window_rows(1, from, to, &RollupFilter::default()).await.unwrap();
+                prop_assert_eq!(stored_arms.len(), by_arm.len());
+                for (key, stats) in &stored_arms {
+                    same_stats(stats, &by_arm[&(key.minute.millis(), key.variant)])?;
+                }
             }
             Ok(())
         })?;

@@ -1,5 +1,6 @@
-//! Event storage: raw events in daily partitions, the ids already seen, per-minute rollups kept
-//! in the same transaction as the raw rows, and frozen baselines.
+//! Event storage: raw events in daily partitions, the ids already seen, per-minute rollups (each
+//! batch's additions written as deltas in the same transaction as its raw rows, folded into the
+//! rollup rows in bulk), and frozen baselines.
 
 use super::copy::{BinaryRows, copy_in};
 use super::{Result, Store, from_timestamp, to_timestamp};
@@ -11,7 +12,7 @@ use app::domain::units::Timestamp;
 use chrono::NaiveDate;
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// An event ready to store: parsed, with the stage it happened in and its size class.
 #[derive(Clone, Debug)]
@@ -328,8 +329,6 @@ impl Store {
                 "events".to_string()
             }
         };
-        // The raw rows go in before the rollout's ingest lock is taken: concurrent batches write
-        // them side by side and queue only for the rollups.
         let mut tx = self.pool().begin().await?;
         let new = match copy_events(&mut tx, &table, rollout_id, &once).await {
             Ok(()) => once,
@@ -343,15 +342,76 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         let counts = Ingested { accepted: new.len() as u64, duplicates: (batch.len() - new.len()) as u64 };
+        // The batch's additions to the rollups, as deltas: no lock, no read, so concurrent
+        // batches never wait for each other; [`Store::fold_rollups`] adds them up later.
         if !new.is_empty() {
-            let rollups = merged_rollups(&mut tx, rollout_id, Deltas::of(&new)).await?;
-            if let Some(rows) = rollups.new_detailed {
-                copy_rollups(&mut tx, rows).await?;
-            }
-            write_rollups(&mut tx, rollout_id, &rollups.detailed, &rollups.by_arm).await?;
+            copy_rollup_rows(&mut tx, "event_rollup_deltas", rollout_id, &detailed_deltas(&new)).await?;
         }
         tx.commit().await?;
         Ok(counts)
+    }
+
+    /// Moves the pending rollup deltas into the rollup rows (see
+    /// migrations/0011_rollup_deltas.sql); returns how many delta rows it folded. Safe to run
+    /// anywhere at any time: folds queue for one lock, and each deletes the deltas it adds in
+    /// the transaction that adds them.
+    pub async fn fold_rollups(&self) -> Result<u64> {
+        let mut folded = 0;
+        loop {
+            let n = self.fold_some().await?;
+            folded += n;
+            if n < FOLD_LIMIT as u64 {
+                break;
+            }
+        }
+        if folded > 0 {
+            // The deleted deltas' space, for the next batches' deltas (left to autovacuum, the
+            // table would grow by megabytes a second under load). Skipped if another process is
+            // at it.
+            sqlx::query("VACUUM (SKIP_LOCKED) event_rollup_deltas").execute(self.pool()).await?;
+        }
+        Ok(folded)
+    }
+
+    /// Folds up to [`FOLD_LIMIT`] delta rows in one transaction.
+    async fn fold_some(&self) -> Result<u64> {
+        let mut tx = self.pool().begin().await?;
+        // One fold at a time: a fold reads the rollup rows it adds to and writes them back.
+        // (Two folds would mostly queue anyway, each waiting on the delta rows the other is
+        // deleting; the lock makes it certain.)
+        sqlx::query!("SELECT pg_advisory_xact_lock(7001, 0)").execute(&mut *tx).await?;
+        // Read (and deleted) with a snapshot taken after the lock was granted: every delta
+        // committed before is here, and none an earlier fold took.
+        let rows = sqlx::query!(
+            "DELETE FROM event_rollup_deltas
+             WHERE ctid = ANY(ARRAY(SELECT ctid FROM event_rollup_deltas LIMIT $1))
+             RETURNING rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success, error, timeout,
+                       critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb",
+            FOLD_LIMIT
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let folded = rows.len() as u64;
+        let mut by_rollout: BTreeMap<i64, HashMap<RollupKey, Stats>> = BTreeMap::new();
+        for r in rows {
+            let key = RollupKey {
+                minute: to_timestamp(r.minute),
+                stage: r.stage,
+                variant: variant_from(&r.variant)?,
+                provider: r.provider,
+                file_type: r.file_type,
+                size_class_mb: r.size_class_mb,
+            };
+            let stats = stats_of!(r)?;
+            by_rollout.entry(r.rollout_id).or_default().entry(key).or_default().merge(&stats);
+        }
+        for (rollout_id, detailed) in by_rollout {
+            let rollups = merged_rollups(&mut tx, rollout_id, Deltas::of(detailed)).await?;
+            copy_rollup_rows(&mut tx, "event_rollups", rollout_id, rollups.new_detailed.iter().map(|(k, s)| (k, s))).await?;
+            write_rollups(&mut tx, rollout_id, &rollups.detailed, &rollups.by_arm).await?;
+        }
+        tx.commit().await?;
+        Ok(folded)
     }
 
     /// Per-minute stats by arm over `[from, to)` (whole minutes): from the by-arm rollups, or
@@ -367,12 +427,20 @@ impl Store {
             let rows = self.rollups(rollout_id, from, to, filter).await?;
             return Ok(rows.into_iter().map(|(k, s)| (ArmKey { minute: k.minute, stage: k.stage, variant: k.variant }, s)).collect());
         }
+        // The stored rows and the pending deltas, in one statement: one snapshot, so a delta is
+        // seen either pending or folded, never both.
         let rows = sqlx::query!(
-            "SELECT minute, stage, variant, success, error, timeout, critical, latency_sum_ms, latency_sketch,
-                    memory_sum_mb, memory_max_mb
-             FROM event_rollups_by_arm
-             WHERE rollout_id = $1 AND minute >= $2 AND minute < $3 AND ($4::int IS NULL OR stage = $4)
-             ORDER BY minute",
+            r#"SELECT minute AS "minute!", stage AS "stage!", variant AS "variant!", success AS "success!",
+                      error AS "error!", timeout AS "timeout!", critical AS "critical!",
+                      latency_sum_ms AS "latency_sum_ms!", latency_sketch AS "latency_sketch!",
+                      memory_sum_mb AS "memory_sum_mb!", memory_max_mb AS "memory_max_mb!"
+               FROM event_rollups_by_arm
+               WHERE rollout_id = $1 AND minute >= $2 AND minute < $3 AND ($4::int IS NULL OR stage = $4)
+               UNION ALL
+               SELECT minute, stage, variant, success, error, timeout, critical, latency_sum_ms, latency_sketch,
+                      memory_sum_mb, memory_max_mb
+               FROM event_rollup_deltas
+               WHERE rollout_id = $1 AND minute >= $2 AND minute < $3 AND ($4::int IS NULL OR stage = $4)"#,
             rollout_id,
             from_timestamp(minute_of(from)),
             from_timestamp(to),
@@ -380,25 +448,26 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                let key = ArmKey { minute: to_timestamp(r.minute), stage: r.stage, variant: variant_from(&r.variant)? };
-                let stats = stats_of!(r)?;
-                Ok((key, stats))
-            })
-            .collect()
+        merged_by_key(rows.into_iter().map(|r| {
+            let key = ArmKey { minute: to_timestamp(r.minute), stage: r.stage, variant: variant_from(&r.variant)? };
+            let stats = stats_of!(r)?;
+            Ok((key, stats))
+        }))
     }
 
-    /// Detailed rollup rows of a window `[from, to)`, in whole minutes.
+    /// Detailed rollup rows of a window `[from, to)`, in whole minutes, with the pending deltas
+    /// added (one statement, like [`Store::window_rows`]).
     pub async fn rollups(&self, rollout_id: i64, from: Timestamp, to: Timestamp, filter: &RollupFilter) -> Result<Vec<(RollupKey, Stats)>> {
         let rows = sqlx::query!(
-            "SELECT minute, stage, variant, provider, file_type, size_class_mb, success, error, timeout, critical,
-                    latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb
-             FROM event_rollups
-             WHERE rollout_id = $1 AND minute >= $2 AND minute < $3
-               AND ($4::int IS NULL OR stage = $4) AND ($5::text IS NULL OR provider = $5)
-               AND ($6::text IS NULL OR file_type = $6) AND ($7::int IS NULL OR size_class_mb = $7)
-             ORDER BY minute",
+            r#"SELECT minute AS "minute!", stage AS "stage!", variant AS "variant!", provider AS "provider!",
+                      file_type AS "file_type!", size_class_mb AS "size_class_mb!", success AS "success!",
+                      error AS "error!", timeout AS "timeout!", critical AS "critical!",
+                      latency_sum_ms AS "latency_sum_ms!", latency_sketch AS "latency_sketch!",
+                      memory_sum_mb AS "memory_sum_mb!", memory_max_mb AS "memory_max_mb!"
+               FROM (SELECT * FROM event_rollups UNION ALL SELECT * FROM event_rollup_deltas) AS rollups
+               WHERE rollout_id = $1 AND minute >= $2 AND minute < $3
+                 AND ($4::int IS NULL OR stage = $4) AND ($5::text IS NULL OR provider = $5)
+                 AND ($6::text IS NULL OR file_type = $6) AND ($7::int IS NULL OR size_class_mb = $7)"#,
             rollout_id,
             from_timestamp(minute_of(from)),
             from_timestamp(to),
@@ -409,20 +478,18 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                let key = RollupKey {
-                    minute: to_timestamp(r.minute),
-                    stage: r.stage,
-                    variant: variant_from(&r.variant)?,
-                    provider: r.provider,
-                    file_type: r.file_type,
-                    size_class_mb: r.size_class_mb,
-                };
-                let stats = stats_of!(r)?;
-                Ok((key, stats))
-            })
-            .collect()
+        merged_by_key(rows.into_iter().map(|r| {
+            let key = RollupKey {
+                minute: to_timestamp(r.minute),
+                stage: r.stage,
+                variant: variant_from(&r.variant)?,
+                provider: r.provider,
+                file_type: r.file_type,
+                size_class_mb: r.size_class_mb,
+            };
+            let stats = stats_of!(r)?;
+            Ok((key, stats))
+        }))
     }
 
     /// Raw events of a window, for recomputation and audits.
@@ -538,7 +605,21 @@ impl Store {
     }
 }
 
-/// Rollup rows after a batch: those stored before (to update) and the new ones (to insert).
+/// Most delta rows one fold transaction takes (a backlog is folded in several).
+const FOLD_LIMIT: i64 = 50_000;
+
+/// Rows with equal keys merged (a stored rollup row and the pending deltas of its key), in key
+/// order (minute first).
+fn merged_by_key<K: Ord>(rows: impl Iterator<Item = Result<(K, Stats)>>) -> Result<Vec<(K, Stats)>> {
+    let mut merged: BTreeMap<K, Stats> = BTreeMap::new();
+    for row in rows {
+        let (key, stats) = row?;
+        merged.entry(key).or_default().merge(&stats);
+    }
+    Ok(merged.into_iter().collect())
+}
+
+/// Rollup rows after a fold: those stored before (to update) and the new ones (to insert).
 struct Merged<K> {
     updated: Vec<(K, Stats)>,
     new: Vec<(K, Stats)>,
@@ -586,12 +667,9 @@ fn stats_at(row: &PgRow, first: usize) -> Result<Stats> {
     )
 }
 
-/// Takes the rollout's ingest lock (rollup rows are read, merged and written back: one batch
-/// at a time), then reads the stored detailed and by-arm rollup rows of the minutes in
-/// `minutes`; one round trip. Each statement of a simple query reads with a snapshot of its
-/// own, taken after the one before it ended: the reads see every batch committed before the
-/// lock was granted.
-async fn lock_and_read(
+/// Reads the stored detailed and by-arm rollup rows of the minutes in `minutes`; one round
+/// trip.
+async fn stored_rollups(
     tx: &mut sqlx::PgConnection,
     rollout_id: i64,
     minutes: &BTreeSet<Timestamp>,
@@ -599,17 +677,15 @@ async fn lock_and_read(
     // Only integers and times formatted here go into the statement: safe to splice.
     let minutes = minutes.iter().map(|m| format!("'{}'", from_timestamp(*m).format("%Y-%m-%d %H:%M:%S+00"))).collect::<Vec<_>>().join(", ");
     let statement = format!(
-        "SELECT pg_advisory_xact_lock(7001, {lock});
-         SELECT minute, stage, variant, {STATS_COLUMNS}, provider, file_type, size_class_mb
+        "SELECT minute, stage, variant, {STATS_COLUMNS}, provider, file_type, size_class_mb
          FROM event_rollups WHERE rollout_id = {rollout_id} AND minute IN ({minutes});
          SELECT minute, stage, variant, {STATS_COLUMNS}
-         FROM event_rollups_by_arm WHERE rollout_id = {rollout_id} AND minute IN ({minutes})",
-        lock = rollout_id as i32
+         FROM event_rollups_by_arm WHERE rollout_id = {rollout_id} AND minute IN ({minutes})"
     );
     let rows = sqlx::raw_sql(AssertSqlSafe(statement)).fetch_all(&mut *tx).await?;
     let (mut detailed, mut by_arm) = (Vec::new(), Vec::new());
-    // The lock's row has one column, a by-arm row 11, a detailed row 14.
-    for row in rows.iter().filter(|r| r.len() > 1) {
+    // A by-arm row has 11 columns, a detailed row 14.
+    for row in &rows {
         let minute: chrono::DateTime<chrono::Utc> = row.try_get(0)?;
         let variant: String = row.try_get(2)?;
         let arm = ArmKey { minute: to_timestamp(minute), stage: row.try_get(1)?, variant: variant_from(&variant)? };
@@ -631,26 +707,31 @@ async fn lock_and_read(
     Ok((detailed, by_arm))
 }
 
-/// A batch's additions to the rollups: per detailed row and per by-arm row.
+/// A batch's additions to the detailed rollup rows.
+fn detailed_deltas(events: &[&NewEvent]) -> HashMap<RollupKey, Stats> {
+    let mut detailed: HashMap<RollupKey, Stats> = HashMap::new();
+    for e in events {
+        let key = RollupKey {
+            minute: minute_of(e.event.at),
+            stage: e.stage,
+            variant: e.event.variant,
+            provider: e.event.provider.clone(),
+            file_type: e.event.file_type.clone(),
+            size_class_mb: e.size_class_mb,
+        };
+        detailed.entry(key).or_default().add(&e.event);
+    }
+    detailed
+}
+
+/// Additions to the rollups: per detailed row and per by-arm row.
 struct Deltas {
     detailed: HashMap<RollupKey, Stats>,
     by_arm: HashMap<ArmKey, Stats>,
 }
 
 impl Deltas {
-    fn of(events: &[&NewEvent]) -> Deltas {
-        let mut detailed: HashMap<RollupKey, Stats> = HashMap::new();
-        for e in events {
-            let key = RollupKey {
-                minute: minute_of(e.event.at),
-                stage: e.stage,
-                variant: e.event.variant,
-                provider: e.event.provider.clone(),
-                file_type: e.event.file_type.clone(),
-                size_class_mb: e.size_class_mb,
-            };
-            detailed.entry(key).or_default().add(&e.event);
-        }
+    fn of(detailed: HashMap<RollupKey, Stats>) -> Deltas {
         let mut by_arm: HashMap<ArmKey, Stats> = HashMap::new();
         for (key, stats) in &detailed {
             by_arm.entry(ArmKey { minute: key.minute, stage: key.stage, variant: key.variant }).or_default().merge(stats);
@@ -659,50 +740,61 @@ impl Deltas {
     }
 }
 
-/// The rollup rows a batch writes: the stored rows it adds to, merged, and the rows it opens.
+/// The rollup rows a fold writes: the stored rows it adds to, merged, and the rows it opens.
 struct RollupWrite {
-    /// Detailed rows stored before, with the batch added.
+    /// Detailed rows stored before, with the deltas added.
     detailed: Vec<(RollupKey, Stats)>,
-    /// Detailed rows the batch opens, as `COPY` rows (a backfill opens about one per event).
-    new_detailed: Option<BinaryRows>,
-    /// By-arm rows, stored before or not (a batch touches a few).
+    /// Detailed rows the deltas open (a backfill opens about one per event).
+    new_detailed: Vec<(RollupKey, Stats)>,
+    /// By-arm rows, stored before or not (a fold touches a few per minute).
     by_arm: Vec<(ArmKey, Stats)>,
 }
 
-/// Takes the ingest lock, reads the stored rollup rows `deltas` adds to, and adds it.
+/// Reads the stored rollup rows `deltas` adds to, and adds it.
 async fn merged_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: Deltas) -> Result<RollupWrite> {
     let minutes = deltas.by_arm.keys().map(|k| k.minute).collect();
-    let (stored, stored_by_arm) = lock_and_read(tx, rollout_id, &minutes).await?;
+    let (stored, stored_by_arm) = stored_rollups(tx, rollout_id, &minutes).await?;
     let detailed = merge_stored(deltas.detailed, stored);
     let by_arm = merge_stored(deltas.by_arm, stored_by_arm);
-    let new_detailed = (!detailed.new.is_empty()).then(|| {
-        let mut rows = BinaryRows::new(15);
-        for (k, s) in &detailed.new {
-            rows.row()
-                .int8(rollout_id)
-                .timestamp(k.minute)
-                .int4(k.stage)
-                .text(k.variant.as_str())
-                .text(&k.provider)
-                .text(&k.file_type)
-                .int4(k.size_class_mb);
-            stats_fields(&mut rows, s);
-        }
-        rows
-    });
-    Ok(RollupWrite { detailed: detailed.updated, new_detailed, by_arm: by_arm.updated.into_iter().chain(by_arm.new).collect() })
+    Ok(RollupWrite {
+        detailed: detailed.updated,
+        new_detailed: detailed.new,
+        by_arm: by_arm.updated.into_iter().chain(by_arm.new).collect(),
+    })
 }
 
-/// Inserts new detailed rollup rows with COPY.
-async fn copy_rollups(tx: &mut sqlx::PgConnection, rows: BinaryRows) -> Result<()> {
-    copy_in(
-        tx,
-        "COPY event_rollups (rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success,
-                             error, timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
-         FROM STDIN WITH (FORMAT binary)",
-        rows,
-    )
-    .await?;
+/// Inserts detailed rollup rows into `table` (`event_rollups` or `event_rollup_deltas`) with
+/// COPY; nothing when `rows` is empty.
+async fn copy_rollup_rows<'a>(
+    tx: &mut sqlx::PgConnection,
+    table: &str,
+    rollout_id: i64,
+    rows: impl IntoIterator<Item = (&'a RollupKey, &'a Stats)>,
+) -> Result<()> {
+    let mut payload = BinaryRows::new(15);
+    let mut any = false;
+    for (k, s) in rows {
+        any = true;
+        payload
+            .row()
+            .int8(rollout_id)
+            .timestamp(k.minute)
+            .int4(k.stage)
+            .text(k.variant.as_str())
+            .text(&k.provider)
+            .text(&k.file_type)
+            .int4(k.size_class_mb);
+        stats_fields(&mut payload, s);
+    }
+    if !any {
+        return Ok(());
+    }
+    let statement = format!(
+        "COPY {table} (rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success, error,
+                       timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
+         FROM STDIN WITH (FORMAT binary)"
+    );
+    copy_in(tx, &statement, payload).await?;
     Ok(())
 }
 
