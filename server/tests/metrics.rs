@@ -177,9 +177,10 @@ async fn assert_rollups_recompute(store: &Store, from: Timestamp, to: Timestamp)
     }
 }
 
-/// Concurrent batches write their raw rows and rollup deltas side by side while two folds race
-/// to add the deltas to the rollup rows of the same minutes: every event is counted once,
-/// whether its delta is still pending or folded.
+/// Concurrent batches write their raw rows side by side, and their rollups as deltas (batches of
+/// 50) or straight into the rollup rows (batches of 100, about a key per event: sparse), while
+/// two folds race to add the deltas to the rollup rows of the same minutes: every event is
+/// counted once, whether its delta is still pending or folded.
 #[sqlx::test(migrations = "../migrations")]
 async fn concurrent_batches_and_folds_into_the_same_minutes_count_each_event_once(pool: PgPool) {
     let store = Store::new(pool.clone());
@@ -200,11 +201,13 @@ async fn concurrent_batches_and_folds_into_the_same_minutes_count_each_event_onc
     let mut rng = Lcg(0xc0c0);
     let racers: Vec<_> = (0..4)
         .map(|racer| {
+            // Sparse racers spread their events over 30 minutes, the others over 3.
+            let (minutes, chunk) = if racer % 2 == 0 { (30, 100) } else { (3, 50) };
             let batch: Vec<NewEvent> = (0..400)
                 .map(|i| {
                     let mut value = event(
                         &format!("r{racer}-{i}"),
-                        (rng.next() % 3) as i64,
+                        (rng.next() % minutes) as i64,
                         rng.pick(&["sync", "async"]),
                         rng.pick(&["success", "success", "error", "timeout"]),
                         1.0 + (rng.next() % 5_000) as f64 / 7.0,
@@ -219,7 +222,7 @@ async fn concurrent_batches_and_folds_into_the_same_minutes_count_each_event_onc
             let store = store.clone();
             tokio::spawn(async move {
                 // Several batches each, so the racers interleave.
-                for part in batch.chunks(100) {
+                for part in batch.chunks(chunk) {
                     store.ingest(1, part).await.unwrap();
                 }
             })
@@ -234,7 +237,7 @@ async fn concurrent_batches_and_folds_into_the_same_minutes_count_each_event_onc
         folded += folder.await.unwrap();
     }
     assert!(folded > 0, "the folds ran while batches were stored");
-    let (from, to) = (Timestamp(START - 10 * 60_000), Timestamp(START + 60_000));
+    let (from, to) = (Timestamp(START - 40 * 60_000), Timestamp(START + 60_000));
     let counted =
         || async { store.window_rows(1, from, to, &RollupFilter::default()).await.unwrap().iter().map(|(_, s)| s.count()).sum::<u64>() };
     assert_eq!(counted().await, 1_600, "every event counted once in the by-arm rollups, some deltas pending");
@@ -242,6 +245,32 @@ async fn concurrent_batches_and_folds_into_the_same_minutes_count_each_event_onc
     store.fold_rollups().await.unwrap();
     assert_eq!(pending_deltas(&pool).await, 0);
     assert_eq!(counted().await, 1_600, "every event counted once, all folded");
+    assert_rollups_recompute(&store, from, to).await;
+}
+
+/// A batch writes its rollup additions as deltas, unless it is sparse (100 events or more, a
+/// rollup key per two events or fewer: a backfill), which adds to the rollup rows at once.
+#[sqlx::test(migrations = "../migrations")]
+async fn batches_write_rollup_deltas_unless_sparse(pool: PgPool) {
+    let store = Store::new(pool.clone());
+    let batch = |prefix: &str, minutes: i64| -> Vec<NewEvent> {
+        (0..100)
+            .map(|i| {
+                let value = event(&format!("{prefix}{i}"), i % minutes, "sync", "success", 100.0);
+                NewEvent { event: app::domain::event::parse_value(&value).unwrap(), stage: 0, size_class_mb: 10 }
+            })
+            .collect()
+    };
+    let (from, to) = (Timestamp(START - 100 * 60_000), Timestamp(START + 60_000));
+    store.ingest(1, &batch("dense-", 5)).await.unwrap();
+    assert_eq!(pending_deltas(&pool).await, 5, "one delta row per rollup key");
+    store.ingest(1, &batch("sparse-", 100)).await.unwrap();
+    assert_eq!(pending_deltas(&pool).await, 5, "a sparse batch writes no deltas");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM event_rollups").fetch_one(&pool).await.unwrap();
+    assert_eq!(stored, 100, "the sparse batch's rows, stored at once");
+    assert_rollups_recompute(&store, from, to).await;
+    assert_eq!(store.fold_rollups().await.unwrap(), 5);
+    assert_eq!(pending_deltas(&pool).await, 0);
     assert_rollups_recompute(&store, from, to).await;
 }
 
@@ -423,7 +452,9 @@ fn rollups_equal_a_recomputation_for_any_batches() {
                 })
             });
     // Each batch with whether the deltas are folded after it.
-    let batches = prop::collection::vec((prop::collection::vec(event, 1..120), any::<bool>()), 1..5);
+    // Batches of 100 or more are mostly sparse (added to the rollups directly), smaller ones
+    // write deltas.
+    let batches = prop::collection::vec((prop::collection::vec(event, 1..160), any::<bool>()), 1..5);
     let config = ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() };
     proptest!(config, |(batches in batches)| {
         rt.block_on(async {

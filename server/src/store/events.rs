@@ -92,6 +92,23 @@ macro_rules! stats_of {
     };
 }
 
+/// Rebuilds the key and stats of a detailed rollup row (any query selecting its columns by
+/// name); `?` on a corrupt row.
+macro_rules! rollup_of {
+    ($r:expr) => {{
+        let r = $r;
+        let key = RollupKey {
+            minute: to_timestamp(r.minute),
+            stage: r.stage,
+            variant: variant_from(&r.variant)?,
+            provider: r.provider,
+            file_type: r.file_type,
+            size_class_mb: r.size_class_mb,
+        };
+        (key, stats_of!(r)?)
+    }};
+}
+
 #[allow(clippy::too_many_arguments)]
 fn stored_stats(
     success: i64,
@@ -342,10 +359,20 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         let counts = Ingested { accepted: new.len() as u64, duplicates: (batch.len() - new.len()) as u64 };
-        // The batch's additions to the rollups, as deltas: no lock, no read, so concurrent
-        // batches never wait for each other; [`Store::fold_rollups`] adds them up later.
         if !new.is_empty() {
-            copy_rollup_rows(&mut tx, "event_rollup_deltas", rollout_id, &detailed_deltas(&new)).await?;
+            let detailed = detailed_deltas(&new);
+            if new.len() < SPARSE_MIN_EVENTS || detailed.len() * SPARSE_EVENTS_PER_KEY < new.len() {
+                // The batch's additions to the rollups, as deltas: no lock, no read, so
+                // concurrent batches never wait for each other; [`Store::fold_rollups`] adds
+                // them up later.
+                copy_rollup_rows(&mut tx, "event_rollup_deltas", rollout_id, &detailed).await?;
+            } else {
+                // A sparse batch (a backfill: about a rollup row per event): as deltas it would
+                // write as many rows again, for the fold to move once more. It is added to the
+                // rollup rows now, as a fold of its own.
+                lock_folds(&mut tx).await?;
+                add_to_rollups(&mut tx, rollout_id, detailed).await?;
+            }
         }
         tx.commit().await?;
         Ok(counts)
@@ -376,10 +403,9 @@ impl Store {
     /// Folds up to [`FOLD_LIMIT`] delta rows in one transaction.
     async fn fold_some(&self) -> Result<u64> {
         let mut tx = self.pool().begin().await?;
-        // One fold at a time: a fold reads the rollup rows it adds to and writes them back.
         // (Two folds would mostly queue anyway, each waiting on the delta rows the other is
         // deleting; the lock makes it certain.)
-        sqlx::query!("SELECT pg_advisory_xact_lock(7001, 0)").execute(&mut *tx).await?;
+        lock_folds(&mut tx).await?;
         // Read (and deleted) with a snapshot taken after the lock was granted: every delta
         // committed before is here, and none an earlier fold took.
         let rows = sqlx::query!(
@@ -394,21 +420,12 @@ impl Store {
         let folded = rows.len() as u64;
         let mut by_rollout: BTreeMap<i64, HashMap<RollupKey, Stats>> = BTreeMap::new();
         for r in rows {
-            let key = RollupKey {
-                minute: to_timestamp(r.minute),
-                stage: r.stage,
-                variant: variant_from(&r.variant)?,
-                provider: r.provider,
-                file_type: r.file_type,
-                size_class_mb: r.size_class_mb,
-            };
-            let stats = stats_of!(r)?;
-            by_rollout.entry(r.rollout_id).or_default().entry(key).or_default().merge(&stats);
+            let rollout_id = r.rollout_id;
+            let (key, stats) = rollup_of!(r);
+            by_rollout.entry(rollout_id).or_default().entry(key).or_default().merge(&stats);
         }
         for (rollout_id, detailed) in by_rollout {
-            let rollups = merged_rollups(&mut tx, rollout_id, Deltas::of(detailed)).await?;
-            copy_rollup_rows(&mut tx, "event_rollups", rollout_id, rollups.new_detailed.iter().map(|(k, s)| (k, s))).await?;
-            write_rollups(&mut tx, rollout_id, &rollups.detailed, &rollups.by_arm).await?;
+            add_to_rollups(&mut tx, rollout_id, detailed).await?;
         }
         tx.commit().await?;
         Ok(folded)
@@ -478,18 +495,7 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        merged_by_key(rows.into_iter().map(|r| {
-            let key = RollupKey {
-                minute: to_timestamp(r.minute),
-                stage: r.stage,
-                variant: variant_from(&r.variant)?,
-                provider: r.provider,
-                file_type: r.file_type,
-                size_class_mb: r.size_class_mb,
-            };
-            let stats = stats_of!(r)?;
-            Ok((key, stats))
-        }))
+        merged_by_key(rows.into_iter().map(|r| Ok(rollup_of!(r))))
     }
 
     /// Raw events of a window, for recomputation and audits.
@@ -607,6 +613,12 @@ impl Store {
 
 /// Most delta rows one fold transaction takes (a backlog is folded in several).
 const FOLD_LIMIT: i64 = 50_000;
+/// A batch of at least [`SPARSE_MIN_EVENTS`] new events with a detailed rollup key per this
+/// many events or fewer is sparse (a backfill): it adds to the rollup rows directly instead of
+/// writing deltas. Smaller batches always write deltas: the fold finds their keys again in the
+/// batches around them.
+const SPARSE_EVENTS_PER_KEY: usize = 2;
+const SPARSE_MIN_EVENTS: usize = 100;
 
 /// Rows with equal keys merged (a stored rollup row and the pending deltas of its key), in key
 /// order (minute first).
@@ -740,27 +752,27 @@ impl Deltas {
     }
 }
 
-/// The rollup rows a fold writes: the stored rows it adds to, merged, and the rows it opens.
-struct RollupWrite {
-    /// Detailed rows stored before, with the deltas added.
-    detailed: Vec<(RollupKey, Stats)>,
-    /// Detailed rows the deltas open (a backfill opens about one per event).
-    new_detailed: Vec<(RollupKey, Stats)>,
-    /// By-arm rows, stored before or not (a fold touches a few per minute).
-    by_arm: Vec<(ArmKey, Stats)>,
+/// Takes the lock that lets one transaction at a time add to the rollup rows (they are read,
+/// merged and written back); held until the transaction ends.
+async fn lock_folds(tx: &mut sqlx::PgConnection) -> Result<()> {
+    sqlx::query!("SELECT pg_advisory_xact_lock(7001, 0)").execute(&mut *tx).await?;
+    Ok(())
 }
 
-/// Reads the stored rollup rows `deltas` adds to, and adds it.
-async fn merged_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, deltas: Deltas) -> Result<RollupWrite> {
+/// Adds `detailed` to the rollout's rollup rows, detailed and by arm: reads the stored rows
+/// it adds to, merges, writes them back, and tells open dashboards. The caller holds
+/// [`lock_folds`]; the read's statement has a snapshot taken after it was granted.
+async fn add_to_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, detailed: HashMap<RollupKey, Stats>) -> Result<()> {
+    let deltas = Deltas::of(detailed);
     let minutes = deltas.by_arm.keys().map(|k| k.minute).collect();
     let (stored, stored_by_arm) = stored_rollups(tx, rollout_id, &minutes).await?;
     let detailed = merge_stored(deltas.detailed, stored);
-    let by_arm = merge_stored(deltas.by_arm, stored_by_arm);
-    Ok(RollupWrite {
-        detailed: detailed.updated,
-        new_detailed: detailed.new,
-        by_arm: by_arm.updated.into_iter().chain(by_arm.new).collect(),
-    })
+    let by_arm: Vec<(ArmKey, Stats)> = {
+        let merged = merge_stored(deltas.by_arm, stored_by_arm);
+        merged.updated.into_iter().chain(merged.new).collect()
+    };
+    copy_rollup_rows(tx, "event_rollups", rollout_id, detailed.new.iter().map(|(k, s)| (k, s))).await?;
+    write_rollups(tx, rollout_id, &detailed.updated, &by_arm).await
 }
 
 /// Inserts detailed rollup rows into `table` (`event_rollups` or `event_rollup_deltas`) with
