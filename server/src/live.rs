@@ -1,5 +1,6 @@
 //! Live updates for open dashboards: Postgres announces that a rollout changed (an audit entry
-//! was written, or new events were stored) on the `rampart_rollouts` channel; the process's
+//! was written, or new events were added to its rollups, by a fold or a sparse batch) on the
+//! `rampart_rollouts` channel; the process's
 //! listener (see [`crate::flags`], which owns the one LISTEN connection) relays it here, and
 //! every server-sent-event stream of that rollout tells its page to refetch, whichever replica
 //! made the change.

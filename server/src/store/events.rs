@@ -370,8 +370,7 @@ impl Store {
                 // A sparse batch (a backfill: about a rollup row per event): as deltas it would
                 // write as many rows again, for the fold to move once more. It is added to the
                 // rollup rows now, as a fold of its own.
-                lock_folds(&mut tx).await?;
-                add_to_rollups(&mut tx, rollout_id, detailed).await?;
+                add_to_rollups(&mut tx, rollout_id, detailed, FoldLock::Take).await?;
             }
         }
         tx.commit().await?;
@@ -394,8 +393,10 @@ impl Store {
         if folded > 0 {
             // The deleted deltas' space, for the next batches' deltas (left to autovacuum, the
             // table would grow by megabytes a second under load). Skipped if another process is
-            // at it.
-            sqlx::query("VACUUM (SKIP_LOCKED) event_rollup_deltas").execute(self.pool()).await?;
+            // at it. The fold is committed either way.
+            if let Err(error) = sqlx::query("VACUUM (SKIP_LOCKED) event_rollup_deltas").execute(self.pool()).await {
+                tracing::warn!(%error, "could not vacuum event_rollup_deltas: its space waits for autovacuum");
+            }
         }
         Ok(folded)
     }
@@ -405,7 +406,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         // (Two folds would mostly queue anyway, each waiting on the delta rows the other is
         // deleting; the lock makes it certain.)
-        lock_folds(&mut tx).await?;
+        sqlx::raw_sql(FOLD_LOCK_SQL).execute(&mut *tx).await?;
         // Read (and deleted) with a snapshot taken after the lock was granted: every delta
         // committed before is here, and none an earlier fold took.
         let rows = sqlx::query!(
@@ -425,7 +426,7 @@ impl Store {
             by_rollout.entry(rollout_id).or_default().entry(key).or_default().merge(&stats);
         }
         for (rollout_id, detailed) in by_rollout {
-            add_to_rollups(&mut tx, rollout_id, detailed).await?;
+            add_to_rollups(&mut tx, rollout_id, detailed, FoldLock::Held).await?;
         }
         tx.commit().await?;
         Ok(folded)
@@ -679,25 +680,38 @@ fn stats_at(row: &PgRow, first: usize) -> Result<Stats> {
     )
 }
 
-/// Reads the stored detailed and by-arm rollup rows of the minutes in `minutes`; one round
-/// trip.
+/// Whether a transaction adding to the rollup rows holds the fold lock already, or takes it
+/// with its read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FoldLock {
+    Held,
+    Take,
+}
+
+/// Reads the stored detailed and by-arm rollup rows of the minutes in `minutes`, taking the
+/// fold lock first if asked; one round trip. Each statement of a simple query reads with a
+/// snapshot of its own, taken after the one before it ended: the reads see every fold
+/// committed before the lock was granted.
 async fn stored_rollups(
     tx: &mut sqlx::PgConnection,
     rollout_id: i64,
     minutes: &BTreeSet<Timestamp>,
+    lock: FoldLock,
 ) -> Result<(Vec<(RollupKey, Stats)>, Vec<(ArmKey, Stats)>)> {
     // Only integers and times formatted here go into the statement: safe to splice.
     let minutes = minutes.iter().map(|m| format!("'{}'", from_timestamp(*m).format("%Y-%m-%d %H:%M:%S+00"))).collect::<Vec<_>>().join(", ");
     let statement = format!(
-        "SELECT minute, stage, variant, {STATS_COLUMNS}, provider, file_type, size_class_mb
+        "{lock}
+         SELECT minute, stage, variant, {STATS_COLUMNS}, provider, file_type, size_class_mb
          FROM event_rollups WHERE rollout_id = {rollout_id} AND minute IN ({minutes});
          SELECT minute, stage, variant, {STATS_COLUMNS}
-         FROM event_rollups_by_arm WHERE rollout_id = {rollout_id} AND minute IN ({minutes})"
+         FROM event_rollups_by_arm WHERE rollout_id = {rollout_id} AND minute IN ({minutes})",
+        lock = if lock == FoldLock::Take { FOLD_LOCK_SQL } else { "" }
     );
     let rows = sqlx::raw_sql(AssertSqlSafe(statement)).fetch_all(&mut *tx).await?;
     let (mut detailed, mut by_arm) = (Vec::new(), Vec::new());
-    // A by-arm row has 11 columns, a detailed row 14.
-    for row in &rows {
+    // The lock's row has one column, a by-arm row 11, a detailed row 14.
+    for row in rows.iter().filter(|r| r.len() > 1) {
         let minute: chrono::DateTime<chrono::Utc> = row.try_get(0)?;
         let variant: String = row.try_get(2)?;
         let arm = ArmKey { minute: to_timestamp(minute), stage: row.try_get(1)?, variant: variant_from(&variant)? };
@@ -752,20 +766,16 @@ impl Deltas {
     }
 }
 
-/// Takes the lock that lets one transaction at a time add to the rollup rows (they are read,
-/// merged and written back); held until the transaction ends.
-async fn lock_folds(tx: &mut sqlx::PgConnection) -> Result<()> {
-    sqlx::query!("SELECT pg_advisory_xact_lock(7001, 0)").execute(&mut *tx).await?;
-    Ok(())
-}
+/// The lock that lets one transaction at a time add to the rollup rows (they are read, merged
+/// and written back); held until the transaction ends.
+const FOLD_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(7001, 0);";
 
 /// Adds `detailed` to the rollout's rollup rows, detailed and by arm: reads the stored rows
-/// it adds to, merges, writes them back, and tells open dashboards. The caller holds
-/// [`lock_folds`]; the read's statement has a snapshot taken after it was granted.
-async fn add_to_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, detailed: HashMap<RollupKey, Stats>) -> Result<()> {
+/// it adds to (under the fold lock), merges, writes them back, and tells open dashboards.
+async fn add_to_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, detailed: HashMap<RollupKey, Stats>, lock: FoldLock) -> Result<()> {
     let deltas = Deltas::of(detailed);
     let minutes = deltas.by_arm.keys().map(|k| k.minute).collect();
-    let (stored, stored_by_arm) = stored_rollups(tx, rollout_id, &minutes).await?;
+    let (stored, stored_by_arm) = stored_rollups(tx, rollout_id, &minutes, lock).await?;
     let detailed = merge_stored(deltas.detailed, stored);
     let by_arm: Vec<(ArmKey, Stats)> = {
         let merged = merge_stored(deltas.by_arm, stored_by_arm);
