@@ -326,7 +326,8 @@ impl Store {
 
     /// Stores a batch in one transaction: new events only (a replay is a duplicate, never a
     /// second count: the partition's unique index on the event id finds it), raw rows and their
-    /// rollups together. Returns after commit, so an acknowledged event is durable.
+    /// rollup deltas together (a sparse batch: its rollups). Returns after commit, so an
+    /// acknowledged event is durable and counted by every read from then on.
     pub async fn ingest(&self, rollout_id: i64, batch: &[NewEvent]) -> Result<Ingested> {
         if batch.is_empty() {
             return Ok(Ingested::default());
@@ -404,8 +405,8 @@ impl Store {
     /// Folds up to [`FOLD_LIMIT`] delta rows in one transaction.
     async fn fold_some(&self) -> Result<u64> {
         let mut tx = self.pool().begin().await?;
-        // (Two folds would mostly queue anyway, each waiting on the delta rows the other is
-        // deleting; the lock makes it certain.)
+        // One fold at a time. (Two would mostly queue anyway, each waiting on the delta rows
+        // the other is deleting; the lock makes it certain.)
         sqlx::raw_sql(FOLD_LOCK_SQL).execute(&mut *tx).await?;
         // Read (and deleted) with a snapshot taken after the lock was granted: every delta
         // committed before is here, and none an earlier fold took.
@@ -474,7 +475,8 @@ impl Store {
     }
 
     /// Detailed rollup rows of a window `[from, to)`, in whole minutes, with the pending deltas
-    /// added (one statement, like [`Store::window_rows`]).
+    /// added (one statement, like [`Store::window_rows`]; `event_rollup_deltas` is `LIKE
+    /// event_rollups`, so `SELECT *` of both lines up).
     pub async fn rollups(&self, rollout_id: i64, from: Timestamp, to: Timestamp, filter: &RollupFilter) -> Result<Vec<(RollupKey, Stats)>> {
         let rows = sqlx::query!(
             r#"SELECT minute AS "minute!", stage AS "stage!", variant AS "variant!", provider AS "provider!",
