@@ -51,9 +51,13 @@ test('the journey: traffic from the simulator turns gates from inconclusive to p
 
   // The checklist: all but the first item by the team's scripts, the first one here.
   const { checklist } = await (await api.get('/api/v1/rollouts/1')).json();
-  for (const item of checklist.filter((i: any) => i.stage === 3).slice(1)) {
+  const items = checklist.filter((i: any) => i.stage === 3);
+  for (const item of items.slice(1)) {
     expect((await api.post(`/api/v1/rollouts/1/checklist/${item.id}`, { data: { checked: true } })).ok()).toBeTruthy();
   }
+  // The open page follows the scripts' ticks (each one a refetch); tick by hand once it has, as
+  // a person would, not while it is redrawing the list.
+  await expect(page.getByTestId('checklist-progress')).toHaveText(`${items.length - 1} of ${items.length} done`);
   await room.tick(0);
 
   // No traffic at this stage yet: the gates say so rather than pass.
