@@ -32,6 +32,11 @@ pub fn Checklist(rollout_id: i64, items: Vec<ChecklistItem>, tick: ServerAction<
                             let id = item.id;
                             let no = no.clone();
                             let checked = item.checked_at.is_some();
+                            // While this item's tick is on its way, the box shows it: a snapshot
+                            // refetched meanwhile (someone else's change) must not undo the click.
+                            let shown = move || {
+                                tick.input().get().filter(|pending| pending.item_id == id).map_or(checked, |pending| pending.checked)
+                            };
                             let who = item.checked_at.map(|at| view! {
                                 {item.checked_by.clone().unwrap_or_default()} " · " <LocalTime at/>
                             });
@@ -40,7 +45,7 @@ pub fn Checklist(rollout_id: i64, items: Vec<ChecklistItem>, tick: ServerAction<
                                     <label>
                                         <input
                                             type="checkbox"
-                                            prop:checked=checked
+                                            prop:checked=shown
                                             disabled=no.is_some()
                                             title=no
                                             on:change=move |ev| {
