@@ -49,25 +49,14 @@ impl Guard {
         self.wake.clone()
     }
 
-    /// Runs until the pool closes: a tick every `interval`, or sooner when woken.
+    /// Runs until the pool closes: a tick every `interval`, or sooner when woken by an ingest
+    /// (judge it, but no more often than every [`WAKE_GAP`]).
     pub fn spawn(self, interval: Duration) {
-        tokio::spawn(async move {
-            let pool = self.store.pool().clone();
-            let mut last = tokio::time::Instant::now();
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(interval) => {}
-                    // Woken by an ingest: judge it, but no more often than every WAKE_GAP, so a
-                    // stream of batches is judged a few times a second rather than once per batch
-                    // (wakes meanwhile collapse into this one).
-                    () = self.wake.notified() => tokio::time::sleep_until(last + WAKE_GAP.min(interval)).await,
-                    () = pool.close_event() => return,
-                }
-                if pool.is_closed() {
-                    return;
-                }
-                last = tokio::time::Instant::now();
-                match self.tick((self.clock)()).await {
+        let (pool, wake) = (self.store.pool().clone(), self.wake.clone());
+        crate::background::spawn_loop(pool, interval, WAKE_GAP, wake, move || {
+            let guard = self.clone();
+            async move {
+                match guard.tick((guard.clock)()).await {
                     Ok(actions) => {
                         for action in actions {
                             tracing::warn!(?action, "guard loop acted");

@@ -4,6 +4,7 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
+pub mod background;
 pub mod config;
 pub mod db;
 pub mod embedded_pg;

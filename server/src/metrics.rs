@@ -154,19 +154,12 @@ impl Metrics {
     /// other processes store. Reads never wait for it (they add the pending deltas themselves);
     /// it keeps the pending deltas few.
     pub fn spawn_folding(&self) {
-        let (store, wake) = (self.store.clone(), self.fold.clone());
-        tokio::spawn(async move {
-            let pool = store.pool().clone();
-            let mut last = tokio::time::Instant::now();
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(FOLD_INTERVAL) => {}
-                    () = wake.notified() => tokio::time::sleep_until(last + FOLD_GAP).await,
-                    () = pool.close_event() => return,
-                }
-                last = tokio::time::Instant::now();
+        let store = self.store.clone();
+        crate::background::spawn_loop(store.pool().clone(), FOLD_INTERVAL, FOLD_GAP, self.fold.clone(), move || {
+            let store = store.clone();
+            async move {
                 if let Err(error) = store.fold_rollups().await
-                    && !pool.is_closed()
+                    && !store.pool().is_closed()
                 {
                     tracing::warn!(%error, "folding rollup deltas failed; retrying");
                 }

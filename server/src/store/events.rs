@@ -752,20 +752,13 @@ fn detailed_deltas(events: &[&NewEvent]) -> HashMap<RollupKey, Stats> {
     detailed
 }
 
-/// Additions to the rollups: per detailed row and per by-arm row.
-struct Deltas {
-    detailed: HashMap<RollupKey, Stats>,
-    by_arm: HashMap<ArmKey, Stats>,
-}
-
-impl Deltas {
-    fn of(detailed: HashMap<RollupKey, Stats>) -> Deltas {
-        let mut by_arm: HashMap<ArmKey, Stats> = HashMap::new();
-        for (key, stats) in &detailed {
-            by_arm.entry(ArmKey { minute: key.minute, stage: key.stage, variant: key.variant }).or_default().merge(stats);
-        }
-        Deltas { detailed, by_arm }
+/// The by-arm rows' share of detailed additions.
+fn by_arm_of(detailed: &HashMap<RollupKey, Stats>) -> HashMap<ArmKey, Stats> {
+    let mut by_arm: HashMap<ArmKey, Stats> = HashMap::new();
+    for (key, stats) in detailed {
+        by_arm.entry(ArmKey { minute: key.minute, stage: key.stage, variant: key.variant }).or_default().merge(stats);
     }
+    by_arm
 }
 
 /// The lock that lets one transaction at a time add to the rollup rows (they are read, merged
@@ -775,12 +768,12 @@ const FOLD_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(7001, 0);";
 /// Adds `detailed` to the rollout's rollup rows, detailed and by arm: reads the stored rows
 /// it adds to (under the fold lock), merges, writes them back, and tells open dashboards.
 async fn add_to_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, detailed: HashMap<RollupKey, Stats>, lock: FoldLock) -> Result<()> {
-    let deltas = Deltas::of(detailed);
-    let minutes = deltas.by_arm.keys().map(|k| k.minute).collect();
+    let by_arm = by_arm_of(&detailed);
+    let minutes = by_arm.keys().map(|k| k.minute).collect();
     let (stored, stored_by_arm) = stored_rollups(tx, rollout_id, &minutes, lock).await?;
-    let detailed = merge_stored(deltas.detailed, stored);
+    let detailed = merge_stored(detailed, stored);
     let by_arm: Vec<(ArmKey, Stats)> = {
-        let merged = merge_stored(deltas.by_arm, stored_by_arm);
+        let merged = merge_stored(by_arm, stored_by_arm);
         merged.updated.into_iter().chain(merged.new).collect()
     };
     copy_rollup_rows(tx, "event_rollups", rollout_id, detailed.new.iter().map(|(k, s)| (k, s))).await?;
