@@ -233,7 +233,7 @@ async fn fill(store: &Store, model: &mut Model, n: usize, now: i64) {
             })
             .collect();
         done += batch.len();
-        store.ingest(1, &batch).await.unwrap();
+        store.ingest(1, batch).await.unwrap();
     }
     store.fold_rollups().await.unwrap();
     eprintln!("(stored {n} more events in {:.0?})", started.elapsed());

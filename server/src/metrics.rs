@@ -3,8 +3,8 @@
 //! baseline capture. The HTTP ingest endpoint and `rampart import` share this code.
 
 use crate::service::Clock;
-use crate::store::{Baseline, LiveRollout, NewEvent, RollupFilter, StageSpan, Store};
-use app::domain::event::{self, UploadEvent, Variant};
+use crate::store::{Baseline, Ingested, LiveRollout, NewEvent, RollupFilter, StageSpan, Store};
+use app::domain::event::{self, FieldError, UploadEvent, Variant};
 use app::domain::stats::{Stats, Summary, size_class_mb};
 use app::domain::units::{Span, Timestamp, Version};
 use app::error::AppError;
@@ -99,35 +99,104 @@ struct Destination {
     spans: Vec<StageSpan>,
 }
 
+/// A numbered line (or array element) read: the event, or what is wrong with it.
+type Reading = (u64, Result<UploadEvent, FieldError>);
+
+/// Lines read at the start of a batch while the live rollouts are looked up: the rollout of the
+/// first of them is the one the batch streams into.
+const HEAD_LINES: usize = 32;
+
+/// Numbered NDJSON lines read as events, blank ones skipped. (Named functions rather than
+/// closures: with a closure over borrowed lines the HTTP handler's future fails the compiler's
+/// `Send` check, "implementation of `FnOnce` is not general enough".)
+fn readings<'a>(lines: impl Iterator<Item = (u64, &'a str)>) -> impl Iterator<Item = Reading> {
+    fn read_line((number, line): (u64, &str)) -> Option<Reading> {
+        (!line.trim().is_empty()).then(|| (number, event::parse_line(line)))
+    }
+    lines.filter_map(read_line)
+}
+
+/// Element `i` of a JSON array, read as the event of line `i + 1`.
+fn read_value((i, value): (usize, &serde_json::Value)) -> Reading {
+    (i as u64 + 1, event::parse_value(value))
+}
+
 /// Parses numbered NDJSON lines (blank ones skipped): the events, and a report of the lines
 /// that are not events.
 pub fn parse_lines<'a>(lines: impl Iterator<Item = (u64, &'a str)>) -> (Vec<(u64, UploadEvent)>, IngestReport) {
     let mut report = IngestReport::default();
-    let mut parsed = Vec::new();
-    for (number, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match event::parse_line(line) {
-            Ok(e) => parsed.push((number, e)),
-            Err(e) => report.reject(number, &e.field, e.message),
-        }
-    }
+    let parsed = readings(lines)
+        .filter_map(|(number, reading)| reading.map_err(|e| report.reject(number, &e.field, e.message)).ok().map(|e| (number, e)))
+        .collect();
     (parsed, report)
 }
 
-/// Parses the elements of a JSON array (element `n` is reported as line `n`, from 1), like
-/// [`parse_lines`].
-fn parse_values(values: &[serde_json::Value]) -> (Vec<(u64, UploadEvent)>, IngestReport) {
-    let mut report = IngestReport::default();
-    let mut parsed = Vec::new();
-    for (i, value) in values.iter().enumerate() {
-        match event::parse_value(value) {
-            Ok(e) => parsed.push((i as u64 + 1, e)),
-            Err(e) => report.reject(i as u64 + 1, &e.field, e.message),
+/// Where a read event goes.
+enum Route {
+    To(i64, NewEvent),
+    /// Refused, and reported.
+    Rejected,
+    /// Its flag's rollout is not looked up yet.
+    Unknown(UploadEvent),
+}
+
+/// Sends events to their rollouts: checks their times, finds their stage and size class.
+struct Routes {
+    oldest: Timestamp,
+    newest: Timestamp,
+    retention_days: i64,
+    /// By the flag an event names (or none), of the live rollouts looked up.
+    destinations: HashMap<Option<String>, Result<Arc<Destination>, String>>,
+}
+
+impl Routes {
+    /// Looks up the rollout of events naming `flag` (or none), unless it is known.
+    async fn resolve(&mut self, metrics: &Metrics, live: &[LiveRollout], flag: &Option<String>) -> Result<(), AppError> {
+        if !self.destinations.contains_key(flag) {
+            let found = metrics.destination(live, flag.as_deref()).await?;
+            self.destinations.insert(flag.clone(), found);
+        }
+        Ok(())
+    }
+
+    /// Why an event of this time is refused, if it is.
+    fn refuses(&self, at: Timestamp) -> Option<String> {
+        if at < self.oldest {
+            Some(format!("is older than the {}-day retention", self.retention_days))
+        } else if at > self.newest {
+            Some("is more than an hour in the future; check the sender's clock".into())
+        } else {
+            None
         }
     }
-    (parsed, report)
+
+    /// The rollout an event would go to, if it is known and the event acceptable.
+    fn rollout_of(&self, e: &UploadEvent) -> Option<i64> {
+        if self.refuses(e.at).is_some() {
+            return None;
+        }
+        self.destinations.get(&e.flag)?.as_ref().ok().map(|d| d.rollout_id)
+    }
+
+    /// Where event `e` of line `line` goes; a refusal is added to `report`.
+    fn route(&self, line: u64, e: UploadEvent, report: &mut IngestReport) -> Route {
+        if let Some(message) = self.refuses(e.at) {
+            report.reject(line, "timestamp", message);
+            return Route::Rejected;
+        }
+        match self.destinations.get(&e.flag) {
+            None => Route::Unknown(e),
+            Some(Err(message)) => {
+                report.reject(line, "flag", message.clone());
+                Route::Rejected
+            }
+            Some(Ok(d)) => {
+                let stage = d.spans.iter().rev().find(|s| s.from <= e.at).map_or(0, |s| s.stage);
+                let size_class_mb = size_class_mb(e.size_bytes, &d.sizes_mb) as i32;
+                Route::To(d.rollout_id, NewEvent { event: e, stage, size_class_mb })
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -184,72 +253,115 @@ impl Metrics {
     }
 
     /// Parses numbered NDJSON lines and stores the good ones.
-    pub async fn ingest_lines<'a>(&self, lines: impl Iterator<Item = (u64, &'a str)>) -> Result<IngestReport, AppError> {
-        // The live rollouts are looked up while the lines are parsed.
-        let (live, (parsed, report)) = tokio::join!(self.store.live_rollouts(None), async { parse_lines(lines) });
-        self.store_among(&live?, parsed, report).await
+    pub async fn ingest_lines<'a>(&self, lines: impl Iterator<Item = (u64, &'a str)> + Send) -> Result<IngestReport, AppError> {
+        self.ingest_readings(readings(lines)).await
     }
 
     /// Stores the elements of a JSON array (element `n` is reported as line `n`, from 1).
     pub async fn ingest_values(&self, values: Vec<serde_json::Value>) -> Result<IngestReport, AppError> {
-        let (live, (parsed, report)) = tokio::join!(self.store.live_rollouts(None), async { parse_values(&values) });
-        self.store_among(&live?, parsed, report).await
+        self.ingest_readings(values.iter().enumerate().map(read_value)).await
+    }
+
+    /// Stores a batch as it is read. The events for the rollout of the first ones (nearly
+    /// always all of them) go to the store as they are parsed, so Postgres stores the first
+    /// rows while the rest are parsed; events for other rollouts, or naming other flags, are
+    /// stored after, a transaction per rollout.
+    async fn ingest_readings(&self, readings: impl Iterator<Item = Reading> + Send) -> Result<IngestReport, AppError> {
+        let mut readings = readings;
+        // The live rollouts are looked up while the first lines are parsed.
+        let (live, head) = tokio::join!(self.store.live_rollouts(None), async { readings.by_ref().take(HEAD_LINES).collect::<Vec<_>>() });
+        let live = live?;
+        let mut routes = self.routes();
+        for e in head.iter().filter_map(|(_, reading)| reading.as_ref().ok()) {
+            routes.resolve(self, &live, &e.flag).await?;
+        }
+        let first = head.iter().find_map(|(_, reading)| routes.rollout_of(reading.as_ref().ok()?));
+        let (mut report, mut later) = (IngestReport::default(), Vec::new());
+        let stream = head.into_iter().chain(readings).filter_map(|(line, reading)| match reading {
+            Err(e) => {
+                report.reject(line, &e.field, e.message);
+                None
+            }
+            Ok(e) => match routes.route(line, e, &mut report) {
+                Route::To(rollout_id, new) if Some(rollout_id) == first => Some(new),
+                Route::To(_, new) => {
+                    later.push((line, new.event));
+                    None
+                }
+                Route::Unknown(e) => {
+                    later.push((line, e));
+                    None
+                }
+                Route::Rejected => None,
+            },
+        });
+        let counts = match first {
+            Some(rollout_id) => self.store.ingest(rollout_id, stream).await?,
+            None => {
+                stream.for_each(drop);
+                Ingested::default()
+            }
+        };
+        report.accepted += counts.accepted;
+        report.duplicates += counts.duplicates;
+        let mut report = self.store_among(&live, later, report).await?;
+        report.errors.sort_by_key(|e| e.line);
+        self.announce(&report);
+        Ok(report)
     }
 
     /// Stores events parsed by [`parse_lines`], adding what it rejects to `report` (the parse's).
     pub async fn store_parsed(&self, parsed: Vec<(u64, UploadEvent)>, report: IngestReport) -> Result<IngestReport, AppError> {
         let live = self.store.live_rollouts(None).await?;
-        self.store_among(&live, parsed, report).await
+        let report = self.store_among(&live, parsed, report).await?;
+        self.announce(&report);
+        Ok(report)
     }
 
-    /// Stores parsed events in the `live` rollouts they belong to.
+    /// A fresh router of events, for one batch.
+    fn routes(&self) -> Routes {
+        let now = (self.clock)();
+        Routes {
+            oldest: Timestamp(now.millis() - self.retention.millis()),
+            newest: now.plus(FUTURE_TOLERANCE),
+            retention_days: self.retention.secs() / 86_400,
+            destinations: HashMap::new(),
+        }
+    }
+
+    /// Stores parsed events in the `live` rollouts they belong to, a transaction per rollout.
     async fn store_among(
         &self,
         live: &[LiveRollout],
         parsed: Vec<(u64, UploadEvent)>,
         mut report: IngestReport,
     ) -> Result<IngestReport, AppError> {
-        let now = (self.clock)();
-        let oldest = Timestamp(now.millis() - self.retention.millis());
-        let newest = now.plus(FUTURE_TOLERANCE);
-        let mut destinations: HashMap<Option<String>, Result<Arc<Destination>, String>> = HashMap::new();
+        let mut routes = self.routes();
         let mut batches: HashMap<i64, Vec<NewEvent>> = HashMap::new();
         for (line, e) in parsed {
-            if e.at < oldest {
-                report.reject(line, "timestamp", format!("is older than the {}-day retention", self.retention.secs() / 86_400));
-                continue;
+            routes.resolve(self, live, &e.flag).await?;
+            match routes.route(line, e, &mut report) {
+                Route::To(rollout_id, new) => batches.entry(rollout_id).or_default().push(new),
+                Route::Rejected => {}
+                Route::Unknown(_) => unreachable!("the event's flag was resolved just before"),
             }
-            if e.at > newest {
-                report.reject(line, "timestamp", "is more than an hour in the future; check the sender's clock".into());
-                continue;
-            }
-            if !destinations.contains_key(&e.flag) {
-                let found = self.destination(live, e.flag.as_deref()).await?;
-                destinations.insert(e.flag.clone(), found);
-            }
-            let destination = match &destinations[&e.flag] {
-                Ok(d) => d,
-                Err(message) => {
-                    report.reject(line, "flag", message.clone());
-                    continue;
-                }
-            };
-            let stage = destination.spans.iter().rev().find(|s| s.from <= e.at).map_or(0, |s| s.stage);
-            let size_class = size_class_mb(e.size_bytes, &destination.sizes_mb) as i32;
-            batches.entry(destination.rollout_id).or_default().push(NewEvent { event: e, stage, size_class_mb: size_class });
         }
         for (rollout_id, batch) in batches {
-            let counts = self.store.ingest(rollout_id, &batch).await?;
+            let counts = self.store.ingest(rollout_id, batch).await?;
             report.accepted += counts.accepted;
             report.duplicates += counts.duplicates;
         }
+        Ok(report)
+    }
+
+    /// Tells the fold and the guard loop that events were stored, if any were.
+    fn announce(&self, report: &IngestReport) {
         if report.accepted > 0 {
             self.fold.notify_one();
             if let Some(waker) = &self.stored {
                 waker.notify_one();
             }
         }
-        Ok(report)
     }
 
     /// The rollout an event belongs to, of the `live` ones: its flag's, or the only one.

@@ -125,6 +125,88 @@ async fn a_replayed_event_is_never_counted_twice(pool: PgPool) {
     assert_eq!(stored, 5);
 }
 
+/// A batch goes to Postgres in pieces while it is still being parsed. A replayed event, or one
+/// of another day, far past the first pieces fails that COPY: the whole batch then goes in row
+/// by row, and nothing of it is lost or counted twice.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_replay_or_another_day_far_into_a_batch_loses_none_of_it(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let first: Vec<String> = (0..300).map(|i| event(&format!("a{i}"), 30, "sync", "success", 100.0).to_string()).collect();
+    assert_eq!(post_ndjson(&app, &first).await.1["accepted"], 300);
+
+    // 600 new events, and three of the first batch again, well past its first 128 lines.
+    let mut replaying: Vec<String> = (0..600).map(|i| event(&format!("b{i}"), 20, "async", "success", 80.0).to_string()).collect();
+    for (at, replayed) in [(400, 7), (450, 150), (602, 299)] {
+        replaying.insert(at, first[replayed].clone());
+    }
+    let (status, report) = post_ndjson(&app, &replaying).await;
+    assert_eq!((status, report["accepted"].as_u64(), report["duplicates"].as_u64()), (200, Some(600), Some(3)), "{report}");
+
+    // 400 events of today, then 200 of yesterday evening.
+    let mut two_days: Vec<String> = (0..400).map(|i| event(&format!("c{i}"), 10, "sync", "error", 300.0).to_string()).collect();
+    two_days.extend((0..200).map(|i| {
+        let mut value = event(&format!("d{i}"), 0, "async", "timeout", 900.0);
+        value["timestamp"] = json!(MIDNIGHT - 3_600_000 + i * 1_000);
+        value.to_string()
+    }));
+    let (status, report) = post_ndjson(&app, &two_days).await;
+    assert_eq!((status, report["accepted"].as_u64(), report["duplicates"].as_u64()), (200, Some(600), Some(0)), "{report}");
+
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+    assert_eq!(stored, 1_500);
+    let stray: i64 = sqlx::query_scalar("SELECT count(*) FROM events_default").fetch_one(&pool).await.unwrap();
+    assert_eq!(stray, 0, "every event in its day's partition");
+    let (from, to) = (Timestamp(MIDNIGHT - DAY), Timestamp(START + 60_000));
+    assert_rollups_recompute(&Store::new(pool), from, to).await;
+}
+
+/// With two rollouts live, each line names its flag; one batch may mix them (the rollout of the
+/// first lines streams, the other follows in a transaction of its own), and a line naming none
+/// is refused by number.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_batch_for_two_rollouts_stores_each_event_in_its_own(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let store = Store::new(pool.clone());
+    let (plan, source) = server::startup::load_plan(None).unwrap();
+    let mut other = plan.clone();
+    other.key = "image-resize".into();
+    other.flag.key = "image_resize".into();
+    let plan_id = store.save_plan(&other, &source).await.unwrap();
+    let second = store.create_rollout(plan_id, &other, "test").await.unwrap();
+
+    let lines: Vec<String> = (0..400)
+        .map(|i| {
+            let mut value = event(&format!("m{i}"), 5, "sync", "success", 100.0);
+            match i % 4 {
+                0 | 1 => value["flag"] = json!("async_upload"),
+                2 => value["flag"] = json!("image_resize"),
+                _ if i == 303 => {} // no flag, while two rollouts are live
+                _ => value["flag"] = json!(if i < 200 { "image_resize" } else { "async_upload" }),
+            }
+            value.to_string()
+        })
+        .collect();
+    let (status, report) = post_ndjson(&app, &lines).await;
+    assert_eq!((status, report["accepted"].as_u64(), report["rejected"].as_u64()), (200, Some(399), Some(1)), "{report}");
+    assert_eq!(report["errors"][0]["line"], 304, "{report}");
+    assert_eq!(report["errors"][0]["field"], "flag", "{report}");
+
+    let (from, to) = (Timestamp(START - 3_600_000), Timestamp(START + 60_000));
+    let count = |rollout: i64| {
+        let pool = pool.clone();
+        async move {
+            let n: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM events WHERE rollout_id = $1").bind(rollout).fetch_one(&pool).await.unwrap();
+            n
+        }
+    };
+    // async_upload: i = 0, 1 (mod 4), and 3 (mod 4) from 200 on but for 303; image_resize: the rest.
+    assert_eq!((count(1).await, count(second).await), (249, 150));
+    for rollout in [1, second] {
+        assert_rollout_recomputes(&store, rollout, from, to).await;
+    }
+}
+
 /// Batches that open a new day race to create its partition; the unique index that finds
 /// duplicates is created in the same transaction as the partition, so however the race goes
 /// each event is stored once.
@@ -142,7 +224,7 @@ async fn concurrent_batches_opening_a_new_day_store_each_event_once(pool: PgPool
     let racers: Vec<_> = (0..4)
         .map(|_| {
             let (store, batch) = (store.clone(), batch.clone());
-            tokio::spawn(async move { store.ingest(1, &batch).await.unwrap() })
+            tokio::spawn(async move { store.ingest(1, batch).await.unwrap() })
         })
         .collect();
     let (mut accepted, mut duplicates) = (0, 0);
@@ -161,14 +243,22 @@ async fn concurrent_batches_opening_a_new_day_store_each_event_once(pool: PgPool
     assert_eq!(counted, 300, "rollups count each event once");
 }
 
-/// The detailed rollups of `[from, to)` equal a recomputation from the raw events stored there.
+/// The detailed rollups of `[from, to)` equal a recomputation from the raw events stored there
+/// (rollout 1's).
 async fn assert_rollups_recompute(store: &Store, from: Timestamp, to: Timestamp) {
+    assert_rollout_recomputes(store, 1, from, to).await;
+}
+
+/// The detailed rollups of rollout `rollout_id` over `[from, to)` equal a recomputation from
+/// its raw events stored there.
+async fn assert_rollout_recomputes(store: &Store, rollout_id: i64, from: Timestamp, to: Timestamp) {
     let sizes = [1, 10, 50, 100];
     let mut recomputed: HashMap<RollupKey, Stats> = HashMap::new();
-    for e in &store.raw_events(1, from, to).await.unwrap() {
+    for e in &store.raw_events(rollout_id, from, to).await.unwrap() {
         recomputed.entry(rollup_key(e, &sizes)).or_default().add(&e.event);
     }
-    let rollups: HashMap<RollupKey, Stats> = store.rollups(1, from, to, &RollupFilter::default()).await.unwrap().into_iter().collect();
+    let rollups: HashMap<RollupKey, Stats> =
+        store.rollups(rollout_id, from, to, &RollupFilter::default()).await.unwrap().into_iter().collect();
     assert_eq!(rollups.len(), recomputed.len());
     for (key, stats) in &recomputed {
         if let Err(e) = same_stats(&rollups[key], stats) {
@@ -223,7 +313,7 @@ async fn concurrent_batches_and_folds_into_the_same_minutes_count_each_event_onc
             tokio::spawn(async move {
                 // Several batches each, so the racers interleave.
                 for part in batch.chunks(chunk) {
-                    store.ingest(1, part).await.unwrap();
+                    store.ingest(1, part.to_vec()).await.unwrap();
                 }
             })
         })
@@ -262,9 +352,9 @@ async fn batches_write_rollup_deltas_unless_sparse(pool: PgPool) {
             .collect()
     };
     let (from, to) = (Timestamp(START - 100 * 60_000), Timestamp(START + 60_000));
-    store.ingest(1, &batch("dense-", 5)).await.unwrap();
+    store.ingest(1, batch("dense-", 5)).await.unwrap();
     assert_eq!(pending_deltas(&pool).await, 5, "one delta row per rollup key");
-    store.ingest(1, &batch("sparse-", 100)).await.unwrap();
+    store.ingest(1, batch("sparse-", 100)).await.unwrap();
     assert_eq!(pending_deltas(&pool).await, 5, "a sparse batch writes no deltas");
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM event_rollups").fetch_one(&pool).await.unwrap();
     assert_eq!(stored, 100, "the sparse batch's rows, stored at once");
@@ -470,7 +560,7 @@ fn rollups_equal_a_recomputation_for_any_batches() {
                         NewEvent { event, stage: 0, size_class_mb }
                     })
                     .collect();
-                let ingested = store.ingest(1, &parsed).await.unwrap();
+                let ingested = store.ingest(1, parsed.clone()).await.unwrap();
                 let new: usize = batch
                     .iter()
                     .filter(|v| {

@@ -75,6 +75,13 @@ impl BinaryRows {
         self.int8((t.millis() - POSTGRES_EPOCH_MS) * 1000)
     }
 
+    /// The payload so far, leaving the buffer empty for the rows after it (a `COPY`'s data may
+    /// be sent in pieces that split rows anywhere).
+    pub fn take(&mut self) -> Vec<u8> {
+        let capacity = self.buf.capacity();
+        std::mem::replace(&mut self.buf, Vec::with_capacity(capacity))
+    }
+
     /// The payload, with its trailer.
     pub fn finish(mut self) -> Vec<u8> {
         self.buf.extend_from_slice(&(-1i16).to_be_bytes());

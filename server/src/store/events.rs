@@ -191,39 +191,78 @@ const UNDEFINED_TABLE: &str = "42P01";
 /// The SQLSTATE of a row outside a table's constraints (here: a partition's bounds).
 const CHECK_VIOLATION: &str = "23514";
 
-/// The batch without repeats: of several lines with one id on one (UTC) day, the first. Such
-/// lines are the same event to the store (its partition's unique index is per day).
-fn first_of_each_id(batch: &[NewEvent]) -> Vec<&NewEvent> {
-    let mut seen = HashSet::with_capacity(batch.len());
-    batch.iter().filter(|e| seen.insert((e.event.event_id.as_str(), utc_day(e.event.at)))).collect()
+/// Rows a streamed `COPY` sends at a time: Postgres stores each piece while the next is read.
+const COPY_PIECE: usize = 128;
+
+/// What a batch's `COPY` wrote: its rows, and their additions to the detailed rollups.
+#[derive(Default)]
+struct Copied {
+    rows: u64,
+    detailed: HashMap<RollupKey, Stats>,
 }
 
-/// Writes `events`, all of them, into `table` (`events` or one of its partitions) with COPY;
-/// fails with a unique violation if one is stored.
-async fn copy_events(tx: &mut sqlx::PgConnection, table: &str, rollout_id: i64, events: &[&NewEvent]) -> sqlx::Result<()> {
-    let mut rows = BinaryRows::new(13);
-    for NewEvent { event: e, stage, .. } in events {
-        rows.row()
-            .int8(rollout_id)
-            .timestamp(e.at)
-            .text(&e.event_id)
-            .int4(*stage)
-            .text(e.variant.as_str())
-            .text(e.outcome.as_str())
-            .float8(e.latency_ms)
-            .float8(e.memory_mb)
-            .text(&e.provider)
-            .text(&e.file_type)
-            .int8(e.size_bytes.min(i64::MAX as u64) as i64)
-            .optional_text(e.error_kind.as_deref())
-            .bool(e.critical);
-    }
+/// The single UTC day the events fall in, if they fall in one.
+fn single_day(events: &[NewEvent]) -> Option<NaiveDate> {
+    let day = utc_day(events.first()?.event.at);
+    events.iter().all(|e| utc_day(e.event.at) == day).then_some(day)
+}
+
+/// Writes the events of `batch`, then those of `rest` as they come (appended to `batch`), into
+/// `table` (`events` or one of its partitions) with one COPY, sent in pieces of [`COPY_PIECE`]
+/// rows: Postgres stores each piece while the next is read (and, from the HTTP ingest, parsed).
+/// Of several events with one id on one (UTC) day only the first is written: to the store they
+/// are one event (its partition's unique index is per day). Fails with a unique violation if
+/// one was stored before, or a check violation if one is outside the partition's day; `rest` is
+/// then left part read.
+async fn copy_events(
+    tx: &mut sqlx::PgConnection,
+    table: &str,
+    rollout_id: i64,
+    batch: &mut Vec<NewEvent>,
+    rest: &mut impl Iterator<Item = NewEvent>,
+) -> sqlx::Result<Copied> {
     let statement = format!(
         "COPY {table} (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb, provider, file_type,
                       size_bytes, error_kind, critical) FROM STDIN WITH (FORMAT binary)"
     );
-    copy_in(tx, &statement, rows).await?;
-    Ok(())
+    let mut copy = tx.copy_in_raw(&statement).await?;
+    let mut rows = BinaryRows::new(13);
+    let mut seen = HashSet::with_capacity(batch.len());
+    let mut copied = Copied::default();
+    let mut sent = 0;
+    loop {
+        for new in &batch[sent..] {
+            let e = &new.event;
+            if !seen.insert((e.event_id.clone(), utc_day(e.at))) {
+                continue;
+            }
+            rows.row()
+                .int8(rollout_id)
+                .timestamp(e.at)
+                .text(&e.event_id)
+                .int4(new.stage)
+                .text(e.variant.as_str())
+                .text(e.outcome.as_str())
+                .float8(e.latency_ms)
+                .float8(e.memory_mb)
+                .text(&e.provider)
+                .text(&e.file_type)
+                .int8(e.size_bytes.min(i64::MAX as u64) as i64)
+                .optional_text(e.error_kind.as_deref())
+                .bool(e.critical);
+            copied.rows += 1;
+            copied.detailed.entry(rollup_key(new)).or_default().add(e);
+        }
+        sent = batch.len();
+        copy.send(rows.take()).await?;
+        batch.extend(rest.by_ref().take(COPY_PIECE));
+        if batch.len() == sent {
+            break;
+        }
+    }
+    copy.send(rows.finish()).await?;
+    copy.finish().await?;
+    Ok(copied)
 }
 
 /// Inserts the events of `batch` that are not stored yet; returns them.
@@ -326,43 +365,49 @@ impl Store {
 
     /// Stores a batch in one transaction: new events only (a replay is a duplicate, never a
     /// second count: the partition's unique index on the event id finds it), raw rows and their
-    /// rollup deltas together (a sparse batch: its rollups). Returns after commit, so an
-    /// acknowledged event is durable and counted by every read from then on.
-    pub async fn ingest(&self, rollout_id: i64, batch: &[NewEvent]) -> Result<Ingested> {
+    /// rollup deltas together (a sparse batch: its rollups). The events are read as they are
+    /// written, so an iterator that parses them overlaps the parsing with Postgres storing the
+    /// rows before. Returns after commit, so an acknowledged event is durable and counted by
+    /// every read from then on.
+    pub async fn ingest(&self, rollout_id: i64, events: impl IntoIterator<Item = NewEvent, IntoIter: Send>) -> Result<Ingested> {
+        let mut rest = events.into_iter();
+        // BEGIN travels while the first piece is read.
+        let (tx, mut batch) = tokio::join!(self.pool().begin(), async { rest.by_ref().take(COPY_PIECE).collect::<Vec<_>>() });
+        let mut tx = tx?;
         if batch.is_empty() {
             return Ok(Ingested::default());
         }
         // Nearly every batch is all new events of one day: they go with COPY, the cheapest write
         // there is, straight into the day's partition. If one was stored before, the unique index
-        // refuses the whole COPY; if the day has no partition yet, the COPY finds no table. Either
-        // way the batch is then inserted row by row, skipping what is stored.
-        let once = first_of_each_id(batch);
-        let days: BTreeSet<NaiveDate> = once.iter().map(|e| utc_day(e.event.at)).collect();
-        let table = match days.iter().collect::<Vec<_>>().as_slice() {
-            [day] => partition_name(**day),
-            _ => {
+        // refuses the whole COPY; if the day has no partition yet, the COPY finds no table; an
+        // event of another day further on fails the partition's check. Either way the batch is
+        // then inserted row by row, skipping what is stored.
+        let table = match single_day(&batch) {
+            Some(day) => partition_name(day),
+            None => {
                 // Rows routed through the parent table need their partitions first (or they
-                // would land in the default one, which has no unique index).
+                // would land in the default one, which has no unique index): all of them.
+                batch.extend(rest.by_ref());
                 self.ensure_partitions(batch.iter().map(|e| e.event.at)).await?;
                 "events".to_string()
             }
         };
-        let mut tx = self.pool().begin().await?;
-        let new = match copy_events(&mut tx, &table, rollout_id, &once).await {
-            Ok(()) => once,
+        let (new, detailed) = match copy_events(&mut tx, &table, rollout_id, &mut batch, &mut rest).await {
+            Ok(copied) => (copied.rows, copied.detailed),
             // (A partition made by hand with other bounds fails the partition check: same way.)
             Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some(UNIQUE_VIOLATION | UNDEFINED_TABLE | CHECK_VIOLATION)) => {
+                batch.extend(rest);
                 tx.rollback().await?;
                 self.ensure_partitions(batch.iter().map(|e| e.event.at)).await?;
                 tx = self.pool().begin().await?;
-                insert_unseen(&mut tx, rollout_id, batch).await?
+                let new = insert_unseen(&mut tx, rollout_id, &batch).await?;
+                (new.len() as u64, detailed_deltas(&new))
             }
             Err(e) => return Err(e.into()),
         };
-        let counts = Ingested { accepted: new.len() as u64, duplicates: (batch.len() - new.len()) as u64 };
-        if !new.is_empty() {
-            let detailed = detailed_deltas(&new);
-            if new.len() < SPARSE_MIN_EVENTS || detailed.len() * SPARSE_EVENTS_PER_KEY < new.len() {
+        let counts = Ingested { accepted: new, duplicates: batch.len() as u64 - new };
+        if new > 0 {
+            if (new as usize) < SPARSE_MIN_EVENTS || detailed.len() * SPARSE_EVENTS_PER_KEY < new as usize {
                 // The batch's additions to the rollups, as deltas: no lock, no read, so
                 // concurrent batches never wait for each other; [`Store::fold_rollups`] adds
                 // them up later.
@@ -735,19 +780,23 @@ async fn stored_rollups(
     Ok((detailed, by_arm))
 }
 
+/// The detailed rollup row an event adds to.
+fn rollup_key(e: &NewEvent) -> RollupKey {
+    RollupKey {
+        minute: minute_of(e.event.at),
+        stage: e.stage,
+        variant: e.event.variant,
+        provider: e.event.provider.clone(),
+        file_type: e.event.file_type.clone(),
+        size_class_mb: e.size_class_mb,
+    }
+}
+
 /// A batch's additions to the detailed rollup rows.
 fn detailed_deltas(events: &[&NewEvent]) -> HashMap<RollupKey, Stats> {
     let mut detailed: HashMap<RollupKey, Stats> = HashMap::new();
     for e in events {
-        let key = RollupKey {
-            minute: minute_of(e.event.at),
-            stage: e.stage,
-            variant: e.event.variant,
-            provider: e.event.provider.clone(),
-            file_type: e.event.file_type.clone(),
-            size_class_mb: e.size_class_mb,
-        };
-        detailed.entry(key).or_default().add(&e.event);
+        detailed.entry(rollup_key(e)).or_default().add(&e.event);
     }
     detailed
 }
