@@ -191,6 +191,9 @@ const UNDEFINED_TABLE: &str = "42P01";
 /// The SQLSTATE of a row outside a table's constraints (here: a partition's bounds).
 const CHECK_VIOLATION: &str = "23514";
 
+/// The raw events' table, which routes each row to its day's partition.
+const PARENT_TABLE: &str = "events";
+
 /// Rows a streamed `COPY` sends at a time: Postgres stores each piece while the next is read.
 const COPY_PIECE: usize = 128;
 
@@ -378,32 +381,43 @@ impl Store {
             return Ok(Ingested::default());
         }
         // Nearly every batch is all new events of one day: they go with COPY, the cheapest write
-        // there is, straight into the day's partition. If one was stored before, the unique index
-        // refuses the whole COPY; if the day has no partition yet, the COPY finds no table; an
-        // event of another day further on fails the partition's check. Either way the batch is
-        // then inserted row by row, skipping what is stored.
-        let table = match single_day(&batch) {
+        // there is, straight into the day's partition. If the day has no partition yet, or an
+        // event further on is of another day, the COPY fails; the whole batch then goes through
+        // the parent table, its days' partitions made first. If an event was stored before, the
+        // unique index refuses the COPY; the batch then goes in row by row, skipping what is
+        // stored.
+        let mut table = match single_day(&batch) {
             Some(day) => partition_name(day),
             None => {
                 // Rows routed through the parent table need their partitions first (or they
                 // would land in the default one, which has no unique index): all of them.
                 batch.extend(rest.by_ref());
                 self.ensure_partitions(batch.iter().map(|e| e.event.at)).await?;
-                "events".to_string()
+                PARENT_TABLE.to_string()
             }
         };
-        let (new, detailed) = match copy_events(&mut tx, &table, rollout_id, &mut batch, &mut rest).await {
-            Ok(copied) => (copied.rows, copied.detailed),
-            // (A partition made by hand with other bounds fails the partition check: same way.)
-            Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some(UNIQUE_VIOLATION | UNDEFINED_TABLE | CHECK_VIOLATION)) => {
-                batch.extend(rest);
-                tx.rollback().await?;
-                self.ensure_partitions(batch.iter().map(|e| e.event.at)).await?;
-                tx = self.pool().begin().await?;
+        let (new, detailed) = loop {
+            let error = match copy_events(&mut tx, &table, rollout_id, &mut batch, &mut rest).await {
+                Ok(copied) => break (copied.rows, copied.detailed),
+                Err(sqlx::Error::Database(e)) => e,
+                Err(e) => return Err(e.into()),
+            };
+            let through_parent = match error.code().as_deref() {
+                Some(UNDEFINED_TABLE | CHECK_VIOLATION) if table != PARENT_TABLE => true,
+                // (A partition made by hand with other bounds fails the partition check: same way.)
+                Some(UNIQUE_VIOLATION | UNDEFINED_TABLE | CHECK_VIOLATION) => false,
+                _ => return Err(sqlx::Error::Database(error).into()),
+            };
+            batch.extend(rest.by_ref());
+            tx.rollback().await?;
+            self.ensure_partitions(batch.iter().map(|e| e.event.at)).await?;
+            tx = self.pool().begin().await?;
+            if through_parent {
+                table = PARENT_TABLE.to_string();
+            } else {
                 let new = insert_unseen(&mut tx, rollout_id, &batch).await?;
-                (new.len() as u64, detailed_deltas(&new))
+                break (new.len() as u64, detailed_deltas(&new));
             }
-            Err(e) => return Err(e.into()),
         };
         let counts = Ingested { accepted: new, duplicates: batch.len() as u64 - new };
         if new > 0 {
