@@ -296,7 +296,7 @@ impl Metrics {
             },
         });
         let counts = match first {
-            Some(rollout_id) => self.store.ingest(rollout_id, stream).await?,
+            Some(rollout_id) => self.store.ingest_streaming(rollout_id, stream).await?,
             None => {
                 stream.for_each(drop);
                 Ingested::default()

@@ -560,7 +560,7 @@ fn rollups_equal_a_recomputation_for_any_batches() {
                         NewEvent { event, stage: 0, size_class_mb }
                     })
                     .collect();
-                let ingested = store.ingest(1, parsed.clone()).await.unwrap();
+                let ingested = store.ingest(1, parsed).await.unwrap();
                 let new: usize = batch
                     .iter()
                     .filter(|v| {

@@ -368,21 +368,37 @@ impl Store {
 
     /// Stores a batch in one transaction: new events only (a replay is a duplicate, never a
     /// second count: the partition's unique index on the event id finds it), raw rows and their
-    /// rollup deltas together (a sparse batch: its rollups). The events are read as they are
-    /// written, so an iterator that parses them overlaps the parsing with Postgres storing the
-    /// rows before. Returns after commit, so an acknowledged event is durable and counted by
-    /// every read from then on.
-    pub async fn ingest(&self, rollout_id: i64, events: impl IntoIterator<Item = NewEvent, IntoIter: Send>) -> Result<Ingested> {
-        let mut rest = events.into_iter();
+    /// rollup deltas together (a sparse batch: its rollups). Returns after commit, so an
+    /// acknowledged event is durable and counted by every read from then on.
+    pub async fn ingest(&self, rollout_id: i64, batch: Vec<NewEvent>) -> Result<Ingested> {
+        let tx = self.pool().begin().await?;
+        self.store_batch(tx, rollout_id, batch, std::iter::empty()).await
+    }
+
+    /// Stores a batch as [`Store::ingest`] does, reading its events as they are written: when
+    /// the iterator parses them, Postgres stores the first rows while the rest are parsed.
+    pub async fn ingest_streaming(&self, rollout_id: i64, events: impl Iterator<Item = NewEvent> + Send) -> Result<Ingested> {
+        let mut rest = events;
         // BEGIN travels while the first piece is read.
-        let (tx, mut batch) = tokio::join!(self.pool().begin(), async { rest.by_ref().take(COPY_PIECE).collect::<Vec<_>>() });
-        let mut tx = tx?;
+        let (tx, first) = tokio::join!(self.pool().begin(), async { rest.by_ref().take(COPY_PIECE).collect::<Vec<_>>() });
+        self.store_batch(tx?, rollout_id, first, rest).await
+    }
+
+    /// Stores `batch` and then `rest` in `tx` (see [`Store::ingest`]); the table is chosen by
+    /// the days of `batch`.
+    async fn store_batch(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        rollout_id: i64,
+        mut batch: Vec<NewEvent>,
+        mut rest: impl Iterator<Item = NewEvent> + Send,
+    ) -> Result<Ingested> {
         if batch.is_empty() {
             return Ok(Ingested::default());
         }
         // Nearly every batch is all new events of one day: they go with COPY, the cheapest write
         // there is, straight into the day's partition. If the day has no partition yet, or an
-        // event further on is of another day, the COPY fails; the whole batch then goes through
+        // event in `rest` is of another day, the COPY fails; the whole batch then goes through
         // the parent table, its days' partitions made first. If an event was stored before, the
         // unique index refuses the COPY; the batch then goes in row by row, skipping what is
         // stored.
