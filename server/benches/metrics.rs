@@ -111,10 +111,7 @@ fn main() {
     println!("|---:|---:|---:|---:|");
     let mut stored = 0;
     let mut model = Model::new(44, 3);
-    for target in [1_000_000usize, largest] {
-        if target < stored {
-            continue;
-        }
+    for target in std::collections::BTreeSet::from([1_000_000usize, largest]) {
         server_rt.block_on(fill(&store, &mut model, target - stored, now));
         stored = target;
         let (gate, guard, filtered) = server_rt.block_on(query_times(&metrics, now));
