@@ -439,23 +439,24 @@ mod tests {
         let plan = default_plan();
         assert_eq!(plan.flag.key, "async_upload");
         assert_eq!(plan.flag.env_prefix, "ASYNC_UPLOAD");
-        let table: Vec<(bool, u8, &str, Option<(f64, f64, f64, u32)>)> = plan
+        // (flag on, percentage, soak, (success ≥, latency ≤, errors ≤, minimum events))
+        type Row = (bool, u8, String, Option<(f64, f64, f64, u32)>);
+        let table: Vec<Row> = plan
             .stages
             .iter()
             .map(|s| {
-                let soak = Box::leak(s.soak.to_string().into_boxed_str());
                 let c = s.criteria.as_ref().map(|c| (c.success_rate_min.get(), c.latency_max.get(), c.error_rate_max.get(), c.min_events));
-                (s.flag.enabled, s.flag.percentage.get(), &*soak, c)
+                (s.flag.enabled, s.flag.percentage.get(), s.soak.to_string(), c)
             })
             .collect();
         assert_eq!(
             table,
             vec![
-                (false, 0, "1d", None),
-                (true, 1, "2d", Some((99.5, 110.0, 0.5, 100))),
-                (true, 10, "2d", Some((99.0, 105.0, 1.0, 500))),
-                (true, 50, "3d", Some((98.5, 102.0, 1.5, 2000))),
-                (true, 100, "1w", Some((98.0, 100.0, 2.0, 5000))),
+                (false, 0, "1d".into(), None),
+                (true, 1, "2d".into(), Some((99.5, 110.0, 0.5, 100))),
+                (true, 10, "2d".into(), Some((99.0, 105.0, 1.0, 500))),
+                (true, 50, "3d".into(), Some((98.5, 102.0, 1.5, 2000))),
+                (true, 100, "1w".into(), Some((98.0, 100.0, 2.0, 5000))),
             ]
         );
     }

@@ -1,11 +1,11 @@
 //! The control room: one rollout's stages, the current stage's criteria and checklist, the
 //! commands an approver may give, and the audit trail.
 
-use crate::api::{AcknowledgeAlert, RunCommand, SetChecklistItem, get_control_room};
+use crate::api::{AcknowledgeAlert, RunCommand, get_control_room};
 use crate::components::actions::Actions;
 use crate::components::alerts::Alerts;
 use crate::components::charts::Charts;
-use crate::components::checklist::{Checklist, OtherChecklists};
+use crate::components::checklist::{Checklist, OtherChecklists, Ticks};
 use crate::components::stage_panel::StagePanel;
 use crate::components::stage_track::StageTrack;
 use crate::components::timeline::Timeline;
@@ -18,7 +18,7 @@ use leptos_router::hooks::use_params_map;
 pub fn ControlRoomPage() -> impl IntoView {
     let params = use_params_map();
     let rollout_id = move || params.read().get("id").and_then(|id| id.parse::<i64>().ok());
-    let tick = ServerAction::<SetChecklistItem>::new();
+    let ticks = Ticks::new();
     let command = ServerAction::<RunCommand>::new();
     let acknowledge = ServerAction::<AcknowledgeAlert>::new();
     // The rollout on show (the newest one at `/`), and a counter its live stream moves.
@@ -26,11 +26,12 @@ pub fn ControlRoomPage() -> impl IntoView {
     let live = crate::live::changes(shown.into());
     // The charts' range survives the page refreshing itself.
     let hours = RwSignal::new(24u32);
-    // Every finished action and every change announced by the server reloads the snapshot, so
-    // the page always shows what the server holds.
+    // Every saved tick, finished action and change announced by the server reloads the snapshot,
+    // so the page always shows what the server holds. The snapshot keeps how many ticks were
+    // saved when it was asked for: the checklist knows which of this page's ticks it includes.
     let room = Resource::new(
-        move || (rollout_id(), tick.version().get(), command.version().get(), acknowledge.version().get(), live.get()),
-        |(id, ..)| get_control_room(id),
+        move || (rollout_id(), ticks.saved(), command.version().get(), acknowledge.version().get(), live.get()),
+        |(id, seen, ..)| async move { get_control_room(id).await.map(|room| (seen, room)) },
     );
 
     view! {
@@ -38,9 +39,9 @@ pub fn ControlRoomPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 let you = crate::app::you().await;
                 match room.await {
-                    Ok(room) => {
+                    Ok((seen, room)) => {
                         shown.set(Some(room.rollout_id));
-                        view! { <Room room tick command acknowledge you hours live/> }.into_any()
+                        view! { <Room room seen ticks command acknowledge you hours live/> }.into_any()
                     }
                     Err(error) => view! {
                         <p class="notice error" role="alert">{error.to_string()}</p>
@@ -56,7 +57,8 @@ pub fn ControlRoomPage() -> impl IntoView {
 #[component]
 fn Room(
     room: ControlRoom,
-    tick: ServerAction<SetChecklistItem>,
+    seen: u64,
+    ticks: Ticks,
     command: ServerAction<RunCommand>,
     acknowledge: ServerAction<AcknowledgeAlert>,
     you: Principal,
@@ -90,7 +92,7 @@ fn Room(
     });
     let criteria = room.plan.stage(room.state.stage).and_then(|s| s.criteria.clone());
     let charts = view! { <Charts rollout_id=room.rollout_id criteria baseline=room.baseline.clone() hours live/> }.into_any();
-    let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items tick you=you.clone()/> }.into_any();
+    let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items seen ticks you=you.clone()/> }.into_any();
     let other_checklists =
         view! { <OtherChecklists plan=room.plan.clone() current=room.state.stage items=room.checklist.clone()/> }.into_any();
     let actions = view! { <Actions room=room.clone() command you=you.clone()/> }.into_any();

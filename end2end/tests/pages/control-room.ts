@@ -47,9 +47,33 @@ export class ControlRoom {
     return this.checklistItems.nth(index);
   }
 
+  /**
+   * Ticks an item by hand. The page's snapshots are held back meanwhile, which holds open the
+   * gap between the server saving the tick and the page showing a snapshot that includes it:
+   * the box must show the tick all through that gap, not flip back to the older snapshot.
+   */
   async tick(index: number) {
     const box = this.item(index).getByRole('checkbox');
-    await box.check();
+    const snapshots = '**/api/get_control_room*';
+    await this.page.route(snapshots, async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      await route.fallback();
+    });
+    try {
+      await box.check();
+      const shown = await this.page.evaluate(async (nth) => {
+        const seen: boolean[] = [];
+        for (const end = performance.now() + 1_000; performance.now() < end; ) {
+          const item = document.querySelectorAll('[data-testid="checklist-item"]')[nth];
+          seen.push(item?.querySelector<HTMLInputElement>('input[type="checkbox"]')?.checked ?? false);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        return seen;
+      }, index);
+      expect(shown.filter((checked) => !checked).length, 'samples of the box unticked after the click').toBe(0);
+    } finally {
+      await this.page.unroute(snapshots);
+    }
     await expect(box).toBeChecked();
     // The tick is saved when the page reloads its snapshot showing who ticked it.
     await expect(this.item(index).locator('.who')).toContainText(PEOPLE.approver.name);
