@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 use support::{Approvers, authorized, bench_token, command, fresh_database, spawn_rampart};
 
 const CONNECTIONS: usize = 16;
-const HTTP_SECONDS: u64 = 5;
+/// Each endpoint gets ROUNDS rounds of ROUND_SECONDS, interleaved and in a rotating order, so a
+/// minute when the shared machine is slow falls on all three alike.
+const ROUNDS: usize = 5;
+const ROUND_SECONDS: u64 = 1;
 
 fn main() {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: run through `cargo xtask bench`");
@@ -46,15 +49,24 @@ fn main() {
         approvers.advance(&rampart_a).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
 
-        println!("\n## HTTP, {CONNECTIONS} keep-alive connections, {HTTP_SECONDS} s each\n");
-        println!("| endpoint | requests/s | p50 | p99 | vs bare axum |");
-        println!("|---|---:|---:|---:|---:|");
-        let baseline = load(Target::Get(format!("{bare}/")), &token).await;
-        report("bare axum handler, constant JSON (baseline)", &baseline, baseline.rate);
-        let evaluate = load(Target::Get(format!("{rampart_a}/api/v1/flags/async_upload/evaluate?unit=user-{{n}}")), &token).await;
-        report("`GET /api/v1/flags/async_upload/evaluate`", &evaluate, baseline.rate);
-        let ofrep = load(Target::Post(format!("{rampart_a}/ofrep/v1/evaluate/flags/async_upload")), &token).await;
-        report("`POST /ofrep/v1/evaluate/flags/async_upload`", &ofrep, baseline.rate);
+        println!("\n## HTTP, {CONNECTIONS} keep-alive connections, {ROUNDS} interleaved rounds of {ROUND_SECONDS} s each\n");
+        let targets = [
+            ("bare axum handler, constant JSON (baseline)", Target::Get(format!("{bare}/"))),
+            ("`GET /api/v1/flags/async_upload/evaluate`", Target::Get(format!("{rampart_a}/api/v1/flags/async_upload/evaluate?unit=user-{{n}}"))),
+            ("`POST /ofrep/v1/evaluate/flags/async_upload`", Target::Post(format!("{rampart_a}/ofrep/v1/evaluate/flags/async_upload"))),
+        ];
+        let mut loads: Vec<Load> = targets.iter().map(|_| Load::default()).collect();
+        for round in 0..ROUNDS {
+            for k in 0..targets.len() {
+                let i = (round + k) % targets.len();
+                loads[i].add(load(targets[i].1.clone(), &token).await);
+            }
+        }
+        println!("| endpoint | requests/s | p50 | p99 | vs bare axum | rounds vs bare axum |");
+        println!("|---|---:|---:|---:|---:|---:|");
+        for ((name, _), load) in targets.iter().zip(&loads) {
+            report(name, load, &loads[0]);
+        }
 
         println!("\n## Stage change → served by another replica\n");
         propagation(&http, &approvers, &rampart_a, &rampart_b).await;
@@ -93,15 +105,36 @@ enum Target {
     Post(String),
 }
 
+/// Requests answered in one or more rounds: their latencies, the time taken, and each round's rate.
+#[derive(Default)]
 struct Load {
-    rate: f64,
-    p50: Duration,
-    p99: Duration,
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    rounds: Vec<f64>,
 }
 
-/// Every request carries the token, the bare baseline's too, so both parse the same headers.
+impl Load {
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn add(&mut self, round: Load) {
+        self.rounds.push(round.rate());
+        self.latencies.extend(round.latencies);
+        self.elapsed += round.elapsed;
+    }
+
+    fn quantile(&self, q: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+    }
+}
+
+/// One round against `target`. Every request carries the token, the bare baseline's too, so
+/// both parse the same headers.
 async fn load(target: Target, token: &str) -> Load {
-    let deadline = Instant::now() + Duration::from_secs(HTTP_SECONDS);
+    let deadline = Instant::now() + Duration::from_secs(ROUND_SECONDS);
     let started = Instant::now();
     let workers: Vec<_> = (0..CONNECTIONS)
         .map(|w| {
@@ -129,23 +162,24 @@ async fn load(target: Target, token: &str) -> Load {
             })
         })
         .collect();
-    let mut all = Vec::new();
+    let mut latencies = Vec::new();
     for worker in workers {
-        all.extend(worker.await.unwrap());
+        latencies.extend(worker.await.unwrap());
     }
-    let elapsed = started.elapsed();
-    all.sort();
-    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    Load { rate: all.len() as f64 / elapsed.as_secs_f64(), p50: at(0.50), p99: at(0.99) }
+    Load { latencies, elapsed: started.elapsed(), rounds: Vec::new() }
 }
 
-fn report(name: &str, load: &Load, baseline: f64) {
+/// The endpoint's rate over all its rounds against the baseline's, and the range of the
+/// round-by-round ratios (each round against the baseline's round next to it).
+fn report(name: &str, load: &Load, baseline: &Load) {
+    let ratios: Vec<f64> = load.rounds.iter().zip(&baseline.rounds).map(|(r, b)| r / b * 100.0).collect();
+    let (low, high) = ratios.iter().fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
     println!(
-        "| {name} | {:.0} | {:.2} ms | {:.2} ms | {:.0}% |",
-        load.rate,
-        load.p50.as_secs_f64() * 1e3,
-        load.p99.as_secs_f64() * 1e3,
-        load.rate / baseline * 100.0
+        "| {name} | {:.0} | {:.2} ms | {:.2} ms | {:.0}% | {low:.0}–{high:.0}% |",
+        load.rate(),
+        load.quantile(0.50).as_secs_f64() * 1e3,
+        load.quantile(0.99).as_secs_f64() * 1e3,
+        load.rate() / baseline.rate() * 100.0
     );
 }
 
