@@ -52,7 +52,10 @@ fn main() {
         println!("\n## HTTP, {CONNECTIONS} keep-alive connections, {ROUNDS} interleaved rounds of {ROUND_SECONDS} s each\n");
         let targets = [
             ("bare axum handler, constant JSON (baseline)", Target::Get(format!("{bare}/"))),
-            ("`GET /api/v1/flags/async_upload/evaluate`", Target::Get(format!("{rampart_a}/api/v1/flags/async_upload/evaluate?unit=user-{{n}}"))),
+            (
+                "`GET /api/v1/flags/async_upload/evaluate`",
+                Target::Get(format!("{rampart_a}/api/v1/flags/async_upload/evaluate?unit=user-{{n}}")),
+            ),
             ("`POST /ofrep/v1/evaluate/flags/async_upload`", Target::Post(format!("{rampart_a}/ofrep/v1/evaluate/flags/async_upload"))),
         ];
         let mut loads: Vec<Load> = targets.iter().map(|_| Load::default()).collect();
@@ -172,10 +175,15 @@ async fn load(target: Target, token: &str) -> Load {
 /// The endpoint's rate over all its rounds against the baseline's, and the range of the
 /// round-by-round ratios (each round against the baseline's round next to it).
 fn report(name: &str, load: &Load, baseline: &Load) {
-    let ratios: Vec<f64> = load.rounds.iter().zip(&baseline.rounds).map(|(r, b)| r / b * 100.0).collect();
-    let (low, high) = ratios.iter().fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+    let rounds = if std::ptr::eq(load, baseline) {
+        "—".to_string()
+    } else {
+        let ratios = load.rounds.iter().zip(&baseline.rounds).map(|(r, b)| r / b * 100.0);
+        let (low, high) = ratios.fold((f64::MAX, f64::MIN), |(low, high), r| (low.min(r), high.max(r)));
+        format!("{low:.0}–{high:.0}%")
+    };
     println!(
-        "| {name} | {:.0} | {:.2} ms | {:.2} ms | {:.0}% | {low:.0}–{high:.0}% |",
+        "| {name} | {:.0} | {:.2} ms | {:.2} ms | {:.0}% | {rounds} |",
         load.rate(),
         load.quantile(0.50).as_secs_f64() * 1e3,
         load.quantile(0.99).as_secs_f64() * 1e3,
