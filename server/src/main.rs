@@ -78,6 +78,9 @@ async fn eval_flag(flag: &str, units: &[String], config: &server::config::Databa
 
 /// Lines per transaction when importing.
 const IMPORT_BATCH: usize = 5_000;
+/// Batches being stored at once while the next is read: two keep both of Postgres's and the
+/// importer's cores busy (one batch's rows travel while the other's rollups are written).
+const IMPORT_IN_FLIGHT: usize = 2;
 
 /// Streams a JSONL file into the store batch by batch (memory stays flat however large the
 /// file), reporting progress on stderr and every rejected line by number.
@@ -100,7 +103,7 @@ async fn import(path: &std::path::Path, retention_days: u32, config: &server::co
     let started = std::time::Instant::now();
     let mut last_shown = started;
     let tty = std::io::stderr().is_terminal();
-    let mut storing: Option<tokio::task::JoinHandle<Result<IngestReport, app::error::AppError>>> = None;
+    let mut storing = std::collections::VecDeque::<tokio::task::JoinHandle<Result<IngestReport, app::error::AppError>>>::new();
     let result: anyhow::Result<()> = async {
         loop {
             buf.clear();
@@ -114,17 +117,21 @@ async fn import(path: &std::path::Path, retention_days: u32, config: &server::co
                 }
             }
             if batch.len() == IMPORT_BATCH || (n == 0 && !batch.is_empty()) {
-                // Read and parse the next batch while this one is being stored (one in flight,
-                // in order, so reports and progress stay in line order).
+                // Read and parse the next batch while the ones before are being stored (their
+                // reports taken in order, so reports and progress stay in line order).
                 let (parsed, parse_report) = parse_lines(batch.iter().map(|(i, l)| (*i, l.trim_end_matches(['\n', '\r']))));
                 batch.clear();
-                if let Some(previous) = storing.take() {
-                    report.absorb(previous.await??);
+                if storing.len() == IMPORT_IN_FLIGHT
+                    && let Some(oldest) = storing.pop_front()
+                {
+                    report.absorb(oldest.await??);
                 }
                 let metrics = metrics.clone();
-                storing = Some(tokio::spawn(async move { metrics.store_parsed(parsed, parse_report).await }));
+                storing.push_back(tokio::spawn(async move { metrics.store_parsed(parsed, parse_report).await }));
                 if n == 0 {
-                    report.absorb(storing.take().expect("just started").await??);
+                    while let Some(stored) = storing.pop_front() {
+                        report.absorb(stored.await??);
+                    }
                 }
                 if last_shown.elapsed().as_secs_f64() >= if tty { 0.5 } else { 5.0 } || n == 0 {
                     last_shown = std::time::Instant::now();
@@ -149,11 +156,11 @@ async fn import(path: &std::path::Path, retention_days: u32, config: &server::co
         Ok(())
     }
     .await;
-    // Stopped early by an error: the batch in flight still finishes before the pool closes.
-    if let Some(pending) = storing.take()
-        && let Ok(Ok(stored)) = pending.await
-    {
-        report.absorb(stored);
+    // Stopped early by an error: the batches in flight still finish before the pool closes.
+    for pending in storing {
+        if let Ok(Ok(stored)) = pending.await {
+            report.absorb(stored);
+        }
     }
     let folded = metrics.fold().await;
     if tty {

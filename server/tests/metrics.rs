@@ -513,6 +513,70 @@ async fn importing_a_file_twice_adds_nothing_the_second_time(pool: PgPool) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A file of many batches, two of them stored at once: lines 5,001–5,300 (the second batch,
+/// stored beside the first) repeat the first batch's ids, and bad lines sit in the first,
+/// second (among the repeats) and fourth batches. Every good line is stored once, the bad ones are reported by
+/// number in file order, and the rollups equal a recomputation from the raw events, for the
+/// dense batches (lines 10,001–20,000, the last half hour: rollup deltas, folded as the import
+/// goes) and the sparse ones (two days: added to the rollup rows at once) alike.
+#[sqlx::test(migrations = "../migrations")]
+async fn an_import_of_many_batches_stored_two_at_a_time_keeps_every_line_once(pool: PgPool) {
+    let _app = TestApp::spawn(pool.clone()).await;
+    let options = pool.connect_options();
+    let url =
+        format!("postgres://{}@{}:{}/{}", options.get_username(), options.get_host(), options.get_port(), options.get_database().unwrap());
+    let dir = std::env::temp_dir().join(format!("rampart-import-many-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("metrics.jsonl");
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut random = Lcg(7);
+    let (lines, bad, repeated) = (23_000usize, [4_999usize, 5_002, 17_777], 5_001..=5_300usize);
+    let mut content = String::new();
+    for line in 1..=lines {
+        // The repeats name the first batch's ids (lines 1–300) with their times.
+        let n = if repeated.contains(&line) { line - 5_000 } else { line };
+        let minutes_ago = if (10_001..=20_000).contains(&n) { n as i64 % 30 } else { (n as i64 * 7_919) % (47 * 60) };
+        let mut e = event(
+            &format!("m{n}"),
+            0,
+            random.pick(&["sync", "async"]),
+            random.pick(&["success", "success", "error", "timeout"]),
+            20.0 + (random.next() % 900) as f64,
+        );
+        e["timestamp"] = json!(now - 60_000 - minutes_ago * 60_000 - (n as i64 % 60) * 1_000);
+        e["provider"] = json!(random.pick(&["kimi", "glm"]));
+        e["file_type"] = json!(random.pick(&["text", "json", "csv", "markdown", "python", "binary"]));
+        if bad.contains(&line) {
+            e["latency_ms"] = json!("fast");
+        }
+        content.push_str(&format!("{e}\n"));
+    }
+    std::fs::write(&file, &content).unwrap();
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["import", file.to_str().unwrap()])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // Line 5,002 is a bad one among the repeats.
+    let repeats = repeated.filter(|line| !bad.contains(line)).count();
+    let stored = lines - bad.len() - repeats;
+    assert!(
+        stdout.contains(&format!("{lines} lines, {stored} new events stored, {repeats} already imported, 3 rejected")),
+        "{stdout}\n{stderr}"
+    );
+    let reported: Vec<&str> = stderr.lines().filter(|l| l.starts_with("line ")).collect();
+    let expected: Vec<String> = bad.iter().map(|line| format!("line {line}: latency_ms: expected a number, got \"fast\"")).collect();
+    assert_eq!(reported, expected, "{stderr}");
+
+    let store = Store::new(pool.clone());
+    let (from, to) = (Timestamp(now - 49 * 3_600_000), Timestamp(now + 60_000));
+    assert_eq!(store.raw_events(1, from, to).await.unwrap().len(), stored);
+    assert_rollout_recomputes(&store, 1, from, to).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Rollups equal a recomputation from the raw events, whatever the batches: proptest draws
 /// batches (ids that overlap within and across batches, any minute in the three hours around a
 /// midnight, every arm, outcome, provider, file type and size), ingests them through the store,
