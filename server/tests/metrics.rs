@@ -468,15 +468,54 @@ async fn a_captured_baseline_is_frozen_and_unblocks_stage_0(pool: PgPool) {
     assert_eq!(app.room().await["audit"][1]["action"], "baseline");
 }
 
+/// `rampart import FILE` as a person runs it, against the test's database, on a file in a
+/// folder of its own (removed when dropped).
+struct Import {
+    url: String,
+    dir: std::path::PathBuf,
+}
+
+/// What an import printed, and how it exited.
+struct Imported {
+    stdout: String,
+    stderr: String,
+    status: std::process::ExitStatus,
+}
+
+impl Import {
+    fn new(pool: &PgPool, name: &str) -> Import {
+        let options = pool.connect_options();
+        let (user, host, port) = (options.get_username(), options.get_host(), options.get_port());
+        let url = format!("postgres://{user}@{host}:{port}/{}", options.get_database().unwrap());
+        let dir = std::env::temp_dir().join(format!("rampart-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Import { url, dir }
+    }
+
+    /// Writes `content` to the file and imports it.
+    fn run(&self, content: &[u8]) -> Imported {
+        let file = self.dir.join("metrics.jsonl");
+        std::fs::write(&file, content).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["import", file.to_str().unwrap()])
+            .env("DATABASE_URL", &self.url)
+            .output()
+            .unwrap();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        Imported { stdout: text(&out.stdout), stderr: text(&out.stderr), status: out.status }
+    }
+}
+
+impl Drop for Import {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn importing_a_file_twice_adds_nothing_the_second_time(pool: PgPool) {
     let _app = TestApp::spawn(pool.clone()).await;
-    let options = pool.connect_options();
-    let url =
-        format!("postgres://{}@{}:{}/{}", options.get_username(), options.get_host(), options.get_port(), options.get_database().unwrap());
-    let dir = std::env::temp_dir().join(format!("rampart-import-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("metrics.jsonl");
+    let import = Import::new(&pool, "import");
     let now = chrono::Utc::now().timestamp_millis();
     let mut content = Vec::new();
     for i in 0..7 {
@@ -487,30 +526,20 @@ async fn importing_a_file_twice_adds_nothing_the_second_time(pool: PgPool) {
     }
     content.extend_from_slice(b"{\"event_id\": \"broken\"}\n");
     content.extend_from_slice(&[0xff, 0xfe, b'\n']);
-    std::fs::write(&file, &content).unwrap();
 
-    let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
-            .args(["import", file.to_str().unwrap()])
-            .env("DATABASE_URL", &url)
-            .output()
-            .unwrap()
-    };
-    let first = run();
-    let (stdout, stderr) = (String::from_utf8_lossy(&first.stdout), String::from_utf8_lossy(&first.stderr));
+    let first = import.run(&content);
+    let (stdout, stderr) = (&first.stdout, &first.stderr);
     assert!(stdout.contains("9 lines, 7 new events stored, 0 already imported, 2 rejected"), "{stdout}");
     assert!(stderr.contains("line 8: timestamp: is required") && stderr.contains("line 9: line: is not UTF-8"), "{stderr}");
     assert_eq!(first.status.code(), Some(1), "rejected lines make the import fail (the good ones are stored): {stderr}");
     assert!(stderr.contains("2 line(s) rejected"), "{stderr}");
-    let second = run();
-    assert!(String::from_utf8_lossy(&second.stdout).contains("0 new events stored, 7 already imported"));
+    let second = import.run(&content);
+    assert!(second.stdout.contains("0 new events stored, 7 already imported"), "{}", second.stdout);
     // A clean file exits 0.
     let clean: Vec<u8> = content.split(|b| *b == b'\n').take(7).flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
-    std::fs::write(&file, clean).unwrap();
-    let third = run();
-    assert!(third.status.success(), "{}", String::from_utf8_lossy(&third.stderr));
-    assert!(String::from_utf8_lossy(&third.stdout).contains("7 lines, 0 new events stored, 7 already imported, 0 rejected"));
-    let _ = std::fs::remove_dir_all(&dir);
+    let third = import.run(&clean);
+    assert!(third.status.success(), "{}", third.stderr);
+    assert!(third.stdout.contains("7 lines, 0 new events stored, 7 already imported, 0 rejected"), "{}", third.stdout);
 }
 
 /// A file of many batches, two of them stored at once: lines 5,001–5,300 (the second batch,
@@ -522,12 +551,7 @@ async fn importing_a_file_twice_adds_nothing_the_second_time(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn an_import_of_many_batches_stored_two_at_a_time_keeps_every_line_once(pool: PgPool) {
     let _app = TestApp::spawn(pool.clone()).await;
-    let options = pool.connect_options();
-    let url =
-        format!("postgres://{}@{}:{}/{}", options.get_username(), options.get_host(), options.get_port(), options.get_database().unwrap());
-    let dir = std::env::temp_dir().join(format!("rampart-import-many-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("metrics.jsonl");
+    let import = Import::new(&pool, "import-many");
     let now = chrono::Utc::now().timestamp_millis();
     let mut random = Lcg(7);
     let (lines, bad, repeated) = (23_000usize, [4_999usize, 5_002, 17_777], 5_001..=5_300usize);
@@ -551,14 +575,8 @@ async fn an_import_of_many_batches_stored_two_at_a_time_keeps_every_line_once(po
         }
         content.push_str(&format!("{e}\n"));
     }
-    std::fs::write(&file, &content).unwrap();
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["import", file.to_str().unwrap()])
-        .env("DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let Imported { stdout, stderr, .. } = import.run(content.as_bytes());
     // Line 5,002 is a bad one among the repeats.
     let repeats = repeated.filter(|line| !bad.contains(line)).count();
     let stored = lines - bad.len() - repeats;
@@ -574,7 +592,6 @@ async fn an_import_of_many_batches_stored_two_at_a_time_keeps_every_line_once(po
     let (from, to) = (Timestamp(now - 49 * 3_600_000), Timestamp(now + 60_000));
     assert_eq!(store.raw_events(1, from, to).await.unwrap().len(), stored);
     assert_rollout_recomputes(&store, 1, from, to).await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Rollups equal a recomputation from the raw events, whatever the batches: proptest draws
