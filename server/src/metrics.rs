@@ -55,6 +55,12 @@ impl IngestReport {
         }
     }
 
+    /// Counts what the store took of a batch.
+    fn stored(&mut self, counts: Ingested) {
+        self.accepted += counts.accepted;
+        self.duplicates += counts.duplicates;
+    }
+
     /// Adds a later batch's report (the import command reports a file batch by batch).
     pub fn absorb(&mut self, other: IngestReport) {
         self.accepted += other.accepted;
@@ -98,6 +104,9 @@ struct Destination {
     sizes_mb: Vec<u32>,
     spans: Vec<StageSpan>,
 }
+
+/// Routed events by the rollout they go to.
+type Batches = HashMap<i64, Vec<NewEvent>>;
 
 /// A numbered line (or array element) read: the event, or what is wrong with it.
 type Reading = (u64, Result<UploadEvent, FieldError>);
@@ -276,7 +285,8 @@ impl Metrics {
             routes.resolve(self, &live, &e.flag).await?;
         }
         let first = head.iter().find_map(|(_, reading)| routes.rollout_of(reading.as_ref().ok()?));
-        let (mut report, mut later) = (IngestReport::default(), Vec::new());
+        // Events for other rollouts wait, routed; those naming a flag not looked up yet wait too.
+        let (mut report, mut others, mut unknown) = (IngestReport::default(), Batches::new(), Vec::new());
         let stream = head.into_iter().chain(readings).filter_map(|(line, reading)| match reading {
             Err(e) => {
                 report.reject(line, &e.field, e.message);
@@ -284,12 +294,12 @@ impl Metrics {
             }
             Ok(e) => match routes.route(line, e, &mut report) {
                 Route::To(rollout_id, new) if Some(rollout_id) == first => Some(new),
-                Route::To(_, new) => {
-                    later.push((line, new.event));
+                Route::To(rollout_id, new) => {
+                    others.entry(rollout_id).or_default().push(new);
                     None
                 }
                 Route::Unknown(e) => {
-                    later.push((line, e));
+                    unknown.push((line, e));
                     None
                 }
                 Route::Rejected => None,
@@ -302,18 +312,21 @@ impl Metrics {
                 Ingested::default()
             }
         };
-        report.accepted += counts.accepted;
-        report.duplicates += counts.duplicates;
-        let mut report = self.store_among(&live, later, report).await?;
+        report.stored(counts);
+        self.route_into(&mut routes, &live, unknown, &mut others, &mut report).await?;
+        self.store_batches(others, &mut report).await?;
         report.errors.sort_by_key(|e| e.line);
         self.announce(&report);
         Ok(report)
     }
 
-    /// Stores events parsed by [`parse_lines`], adding what it rejects to `report` (the parse's).
-    pub async fn store_parsed(&self, parsed: Vec<(u64, UploadEvent)>, report: IngestReport) -> Result<IngestReport, AppError> {
+    /// Stores events parsed by [`parse_lines`] in the live rollouts they belong to, a
+    /// transaction per rollout, adding what it rejects to `report` (the parse's).
+    pub async fn store_parsed(&self, parsed: Vec<(u64, UploadEvent)>, mut report: IngestReport) -> Result<IngestReport, AppError> {
         let live = self.store.live_rollouts(None).await?;
-        let report = self.store_among(&live, parsed, report).await?;
+        let mut batches = Batches::new();
+        self.route_into(&mut self.routes(), &live, parsed, &mut batches, &mut report).await?;
+        self.store_batches(batches, &mut report).await?;
         self.announce(&report);
         Ok(report)
     }
@@ -329,29 +342,33 @@ impl Metrics {
         }
     }
 
-    /// Stores parsed events in the `live` rollouts they belong to, a transaction per rollout.
-    async fn store_among(
+    /// Routes parsed events into `batches` by rollout, looking up the rollouts of their flags
+    /// as they come; refusals go into `report`.
+    async fn route_into(
         &self,
+        routes: &mut Routes,
         live: &[LiveRollout],
         parsed: Vec<(u64, UploadEvent)>,
-        mut report: IngestReport,
-    ) -> Result<IngestReport, AppError> {
-        let mut routes = self.routes();
-        let mut batches: HashMap<i64, Vec<NewEvent>> = HashMap::new();
+        batches: &mut Batches,
+        report: &mut IngestReport,
+    ) -> Result<(), AppError> {
         for (line, e) in parsed {
             routes.resolve(self, live, &e.flag).await?;
-            match routes.route(line, e, &mut report) {
+            match routes.route(line, e, report) {
                 Route::To(rollout_id, new) => batches.entry(rollout_id).or_default().push(new),
                 Route::Rejected => {}
                 Route::Unknown(_) => unreachable!("the event's flag was resolved just before"),
             }
         }
+        Ok(())
+    }
+
+    /// Stores each rollout's batch in a transaction of its own, counting them into `report`.
+    async fn store_batches(&self, batches: Batches, report: &mut IngestReport) -> Result<(), AppError> {
         for (rollout_id, batch) in batches {
-            let counts = self.store.ingest(rollout_id, batch).await?;
-            report.accepted += counts.accepted;
-            report.duplicates += counts.duplicates;
+            report.stored(self.store.ingest(rollout_id, batch).await?);
         }
-        Ok(report)
+        Ok(())
     }
 
     /// Tells the fold and the guard loop that events were stored, if any were.

@@ -544,10 +544,11 @@ async fn importing_a_file_twice_adds_nothing_the_second_time(pool: PgPool) {
 
 /// A file of many batches, two of them stored at once: lines 5,001–5,300 (the second batch,
 /// stored beside the first) repeat the first batch's ids, and bad lines sit in the first,
-/// second (among the repeats) and fourth batches. Every good line is stored once, the bad ones are reported by
-/// number in file order, and the rollups equal a recomputation from the raw events, for the
-/// dense batches (lines 10,001–20,000, the last half hour: rollup deltas, folded as the import
-/// goes) and the sparse ones (two days: added to the rollup rows at once) alike.
+/// second (among the repeats) and fourth batches. Every good line is stored once, the bad ones
+/// are reported by number in file order, and the rollups equal a recomputation from the raw
+/// events, for the dense batches (lines 10,001–20,000, the last half hour: rollup deltas,
+/// folded as the import goes) and the sparse ones (two days: added to the rollup rows at once)
+/// alike.
 #[sqlx::test(migrations = "../migrations")]
 async fn an_import_of_many_batches_stored_two_at_a_time_keeps_every_line_once(pool: PgPool) {
     let _app = TestApp::spawn(pool.clone()).await;
