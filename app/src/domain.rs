@@ -3,12 +3,14 @@
 
 pub mod access;
 pub mod bucketing;
+pub mod calibration;
 pub mod event;
 pub mod gates;
 pub mod guard;
 pub mod plan;
 pub mod readiness;
 pub mod rollout;
+pub mod sequential;
 pub mod sketch;
 pub mod stats;
 pub mod status;

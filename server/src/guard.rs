@@ -1,6 +1,7 @@
-//! The guard loop: while a rollout serves its flag on, judge the treatment arm's trailing
-//! window every few seconds (and right after events arrive), roll back by itself when a
-//! guardrail breaks, and raise review alerts for sustained trouble. `tick(now)` decides first
+//! The guard loop: while a rollout serves its flag on, judge the treatment arm's evidence in
+//! the current stage every few seconds (and right after events arrive) with the domain's
+//! anytime-valid rules (`app::domain::guard`), roll back by itself when a guardrail breaks,
+//! and raise review alerts for sustained trouble. `tick(now)` decides first
 //! and then acts, and tests call it directly.
 //!
 //! One process acts at a time (a Postgres advisory lock held for the tick), and a rollback is
@@ -13,7 +14,7 @@ use app::domain::gates::Reference;
 use app::domain::guard::{self, Decision};
 use app::domain::readiness;
 use app::domain::rollout::{Actor, Command, Context, Refusal, Status, apply, served_flag};
-use app::domain::units::Timestamp;
+use app::domain::units::{Span, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -106,21 +107,21 @@ impl Guard {
 
     async fn guard(&self, rollout: &StoredRollout, now: Timestamp) -> Result<Vec<Action>, StoreError> {
         let rails = &rollout.plan.guardrails;
-        // The trailing window, but only this stage's traffic: what went wrong before a rollback
-        // must not roll back the next attempt the moment it starts.
-        let entered = rollout.state.stage_entered_at.unwrap_or(now);
-        let from = Timestamp((now.millis() - rails.window.millis()).max(entered.millis()));
+        // Everything since the stage began, and only this stage's traffic: what went wrong
+        // before a rollback must not roll back the next attempt the moment it starts.
+        let from = rollout.state.stage_entered_at.unwrap_or(now);
         let until = Timestamp(now.millis() + 60_000);
-        let stage = Some(rollout.state.stage.0 as i32);
-        let (control, treatment) =
-            self.metrics.arms(rollout.id, stage, from, until).await.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (control, minutes) = self
+            .metrics
+            .stage_minutes(rollout.id, rollout.state.stage.0 as i32, from, until)
+            .await
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let baseline = self.store.latest_baseline(rollout.id).await?;
         let reference = Reference::choose(baseline.as_ref().map(|b| &b.summary), &control);
         let sustained = self.store.sustained(rollout.id).await?;
-        // The evidence names the plan's window: every event judged falls inside it. (The span
-        // since the stage began would read "the last 0s" right after an advance; the rollups
-        // are per minute anyway.)
-        let mut assessment = guard::assess(rails, &treatment, &reference, &sustained, now);
+        let soak = rollout.plan.stage(rollout.state.stage).map_or(Span::ZERO, |s| s.soak);
+        let stage = guard::StageEvidence { minutes: &minutes, soak };
+        let mut assessment = guard::assess(rails, stage, &reference, &sustained, now);
         if let Some(breach) = self.complaints(rollout, now).await? {
             assessment.decisions.push(Decision::Review(breach));
         }

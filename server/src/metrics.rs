@@ -462,6 +462,28 @@ impl Metrics {
         Ok((control, treatment))
     }
 
+    /// One stage over `[from, to)`: the control arm in total, and the treatment arm minute by
+    /// minute (oldest first), as the guard loop judges it.
+    pub async fn stage_minutes(
+        &self,
+        rollout_id: i64,
+        stage: i32,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<(Stats, Vec<(Timestamp, Stats)>), AppError> {
+        let filter = RollupFilter { stage: Some(stage), ..Default::default() };
+        let mut control = Stats::default();
+        let mut treatment: Vec<(Timestamp, Stats)> = Vec::new();
+        for (key, stats) in self.store.window_rows(rollout_id, from, to, &filter).await? {
+            match key.variant {
+                Variant::Control => control.merge(&stats),
+                Variant::Treatment => treatment.push((key.minute, stats)),
+            }
+        }
+        treatment.sort_by_key(|(minute, _)| *minute);
+        Ok((control, treatment))
+    }
+
     /// The rollout's current baseline.
     pub async fn baseline(&self, rollout_id: i64) -> Result<Option<Baseline>, AppError> {
         Ok(self.store.latest_baseline(rollout_id).await?)

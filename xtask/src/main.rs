@@ -37,7 +37,8 @@ fn main() -> ExitCode {
         Some("build") => Project::open().and_then(|p| p.ensure_build_tools(release).and_then(|()| p.build(release, true))),
         Some("prepare") => prepare(),
         Some("bench") => bench(),
-        _ => Err("usage: cargo xtask run [--release] | test | build [--release] | prepare | bench".into()),
+        Some("calibrate") => calibrate(&args[1..]),
+        _ => Err("usage: cargo xtask run [--release] | test | build [--release] | prepare | bench | calibrate [--quick] [--runs N]".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -312,6 +313,16 @@ fn bench() -> Result {
     );
     database.stop();
     result
+}
+
+/// The guard's and gates' calibration under simulated traffic (docs/benchmarks.md §
+/// Calibration): a release build of the domain, no database. Passes `--quick` and `--runs N` on.
+fn calibrate(args: &[String]) -> Result {
+    let project = Project::open()?;
+    step(
+        "running the calibration (release build)",
+        project.cargo().args(["bench", "-p", "app", "--bench", "calibrate", "--"]).args(args),
+    )
 }
 
 /// Regenerates .sqlx/ by compiling the server's queries against a freshly migrated database.

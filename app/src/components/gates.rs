@@ -1,4 +1,4 @@
-//! The current stage's gates: each criterion's observed value, 95% interval, threshold, sample
+//! The current stage's gates: each criterion's observed value, anytime-valid interval, threshold, sample
 //! against the minimum, and verdict, in words and colour.
 
 use crate::domain::gates::{Criterion, Gate, Verdict};
@@ -36,7 +36,7 @@ pub fn Gates(gates: Vec<Gate>) -> impl IntoView {
                 <tr data-testid="gate" data-criterion=format!("{:?}", gate.criterion).to_lowercase()>
                     <th scope="row">{gate.criterion.label()}</th>
                     <td>{threshold(&gate)}</td>
-                    <td>{observed} {interval.map(|i| view! { <span class="muted interval">{format!(" (95%: {i})")}</span> })}</td>
+                    <td>{observed} {interval.map(|i| view! { <span class="muted interval">{format!(" (97.5% anytime: {i})")}</span> })}</td>
                     <td>{format!("{} / {}", gate.sample, gate.min_sample)}</td>
                     <td><span class=verdict_class>{gate.verdict.label()}</span></td>
                 </tr>

@@ -1,18 +1,27 @@
 //! Gate evaluation: each success criterion of a stage, judged on the treatment arm's events
 //! since the stage began, is **pass**, **fail** or **inconclusive** — never a pass that the
-//! evidence does not support. Rates carry a 95% Wilson score interval; the latency ratio
-//! carries a distribution-free interval for the p95 (order statistics) widened by the sketch's
-//! 1% error. A criterion passes only when its whole interval is on the right side of the
-//! threshold, and fails only when its whole interval is on the wrong side.
+//! evidence does not support, at whatever moment someone looks. Rates carry an anytime-valid
+//! interval (a confidence sequence, [`super::sequential::RateSequence`]) with α = 2.5% per
+//! gate; p95 latency is judged as the share of uploads slower than the limit, which must be at
+//! most 5%, with the same kind of sequence. A criterion passes only when its whole interval is
+//! on the right side of the threshold, and fails only when its whole interval is on the wrong
+//! side; a sequence never needs a minimum sample to be honest, so rates are judged from the
+//! first upload (the stage's minimum count is a gate of its own).
 
 use super::plan::Criteria;
-use super::sketch::{RELATIVE_ACCURACY, Sketch};
+use super::sequential::{RateSequence, Side};
 use super::stats::{Stats, Summary};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// z for a two-sided 95% interval.
 const Z95: f64 = 1.959_964;
+/// The chance that a gate's sequence ever shows a verdict its true rate does not deserve.
+pub const ALPHA_GATE: f64 = 0.025;
+/// Gate sequences are tightest after about a stage's worth of uploads.
+pub const GATE_N_STAR: f64 = 10_000.0;
+/// The share of uploads allowed above the latency limit (p95: 5%).
+const LATENCY_TAIL: f64 = 0.05;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -104,7 +113,8 @@ impl Reference {
     }
 }
 
-/// 95% Wilson score interval for `k` of `n`, in percent.
+/// 95% Wilson score interval for `k` of `n`, in percent: the fixed-sample interval, kept to
+/// show in tests and the calibration what watching it continuously costs.
 pub fn wilson(k: u64, n: u64) -> Option<(f64, f64)> {
     if n == 0 {
         return None;
@@ -116,35 +126,69 @@ pub fn wilson(k: u64, n: u64) -> Option<(f64, f64)> {
     Some((((centre - half) * 100.0).max(0.0), ((centre + half) * 100.0).min(100.0)))
 }
 
-/// A 95% interval for the `q` quantile from the sketch: the values at the order statistics
-/// `n·q ∓ z·√(n·q·(1−q))`, each widened by the sketch's relative accuracy.
-pub fn quantile_interval(sketch: &Sketch, q: f64) -> Option<(f64, f64)> {
-    let n = sketch.count();
-    if n == 0 {
-        return None;
-    }
-    let n_f = n as f64;
-    let spread = Z95 * (n_f * q * (1.0 - q)).sqrt();
-    let rank = |r: f64| (r.clamp(0.0, n_f - 1.0)) / (n_f - 1.0).max(1.0);
-    let lo = sketch.quantile(rank(n_f * q - spread - 1.0))?;
-    let hi = sketch.quantile(rank(n_f * q + spread))?;
-    Some((lo * (1.0 - RELATIVE_ACCURACY), hi * (1.0 + RELATIVE_ACCURACY)))
-}
-
-/// Decides a criterion from its interval: `higher_is_better` says which side passes.
-fn decide(interval: (f64, f64), threshold: f64, higher_is_better: bool) -> Verdict {
-    let (lo, hi) = interval;
-    match higher_is_better {
-        true if lo >= threshold => Verdict::Pass,
-        true if hi < threshold => Verdict::Fail,
-        false if hi <= threshold => Verdict::Pass,
-        false if lo > threshold => Verdict::Fail,
-        _ => Verdict::Inconclusive,
-    }
-}
-
 fn pct(v: f64) -> String {
     if !(1.0..99.0).contains(&v) { format!("{v:.2}%") } else { format!("{v:.1}%") }
+}
+
+/// How many uploads in all a sequence needs before it decides, if the rate stays at `rate`:
+/// `None` when it would never decide (the rate sits on the threshold) or needs over 10 million.
+pub fn uploads_to_decide(sequence: &RateSequence, rate: f64, p0: f64) -> Option<u64> {
+    if (rate - p0).abs() < 1e-12 {
+        return None;
+    }
+    // Whole bad counts, rounded against the verdict the rate heads for.
+    let decided = |n: u64| {
+        let k = if rate > p0 { (rate * n as f64).floor() } else { (rate * n as f64).ceil() };
+        sequence.side(k as u64, n, p0) != Side::Unknown
+    };
+    let mut hi = 16;
+    while !decided(hi) {
+        hi *= 2;
+        if hi > 10_000_000 {
+            return None;
+        }
+    }
+    let mut lo = hi / 2;
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if decided(mid) { hi = mid } else { lo = mid }
+    }
+    Some(hi)
+}
+
+/// A rate criterion judged by its sequence: `bad` of `n` against the fraction `p0` of bad
+/// uploads allowed. Returns the verdict and the interval of the bad rate (fractions).
+fn judge_rate(bad: u64, n: u64, p0: f64) -> (Verdict, RateSequence) {
+    let sequence = RateSequence::tuned(p0, ALPHA_GATE, GATE_N_STAR);
+    let verdict = match sequence.side(bad, n, p0) {
+        Side::Below => Verdict::Pass,
+        Side::Above => Verdict::Fail,
+        Side::Unknown => Verdict::Inconclusive,
+    };
+    (verdict, sequence)
+}
+
+/// "≈ 2,300 more uploads at the observed rate", or why none will do.
+fn still_needed(sequence: &RateSequence, bad: u64, n: u64, p0: f64) -> String {
+    let rate = bad as f64 / n as f64;
+    match uploads_to_decide(sequence, rate, p0) {
+        Some(total) if total > n => format!("≈ {} more uploads at the observed rate", thousands(total - n)),
+        Some(_) => "a few more uploads at the observed rate".into(),
+        None => "no verdict in sight at the observed rate: it sits on the threshold".into(),
+    }
+}
+
+/// 12,345.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Judges every criterion of a stage on the treatment arm's `treatment` stats.
@@ -153,68 +197,42 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, reference: &Reference, m
     let n = treatment.count();
     let min = u64::from(criteria.min_events);
     let enough = n >= min;
-    let short = |what: &str| format!("inconclusive — {n} of {min} uploads so far; {what} cannot be judged yet");
     let mut gates = Vec::new();
 
-    let rate_gate = |criterion: Criterion, k: u64, threshold: f64, higher_is_better: bool| {
-        let observed = (n > 0).then(|| k as f64 * 100.0 / n as f64);
-        let interval = wilson(k, n);
-        let verdict = match (enough, interval) {
-            (true, Some(i)) => decide(i, threshold, higher_is_better),
-            _ => Verdict::Inconclusive,
-        };
+    // `higher_is_better`: the plan states a success rate (≥), or an error rate (≤); both are
+    // judged as the share of bad uploads.
+    let rate_gate = |criterion: Criterion, bad: u64, threshold: f64, higher_is_better: bool| {
+        let p0 = if higher_is_better { 1.0 - threshold / 100.0 } else { threshold / 100.0 };
+        let in_plan_terms = |bad_rate: f64| if higher_is_better { 100.0 - bad_rate * 100.0 } else { bad_rate * 100.0 };
         let sign = if higher_is_better { "≥" } else { "≤" };
-        let explanation = match (verdict, observed, interval) {
-            (_, None, _) | (_, _, None) => format!("no treatment uploads yet (needs {sign} {} over at least {min})", pct(threshold)),
-            (_, Some(_), Some(_)) if !enough => short(&criterion.label().to_lowercase()),
-            (Verdict::Pass, Some(o), Some((lo, hi))) => {
-                format!("{} observed, 95% interval {}–{}, all {sign} {}", pct(o), pct(lo), pct(hi), pct(threshold))
-            }
-            (Verdict::Fail, Some(o), Some((lo, hi))) => {
-                format!("{} observed, 95% interval {}–{}, entirely past {}", pct(o), pct(lo), pct(hi), pct(threshold))
-            }
-            (_, Some(o), Some((lo, hi))) => format!(
-                "{} observed but the 95% interval {}–{} straddles {}: more uploads needed",
-                pct(o),
-                pct(lo),
-                pct(hi),
-                pct(threshold)
+        if n == 0 {
+            let explanation = format!("no treatment uploads yet (needs {sign} {})", pct(threshold));
+            return unjudged(criterion, threshold, n, min, explanation);
+        }
+        let (verdict, sequence) = judge_rate(bad, n, p0);
+        let (lo, hi) = sequence.interval(bad, n);
+        let (lo, hi) = if higher_is_better { (in_plan_terms(hi), in_plan_terms(lo)) } else { (in_plan_terms(lo), in_plan_terms(hi)) };
+        let observed = in_plan_terms(bad as f64 / n as f64);
+        let interval = format!("{:.1}% anytime interval {}–{}", (1.0 - ALPHA_GATE) * 100.0, pct(lo), pct(hi));
+        let explanation = match verdict {
+            Verdict::Pass => format!("{} observed, {interval}, all {sign} {}", pct(observed), pct(threshold)),
+            Verdict::Fail => format!("{} observed, {interval}, entirely past {}", pct(observed), pct(threshold)),
+            Verdict::Inconclusive => format!(
+                "{} observed but the {interval} still includes {}: {}",
+                pct(observed),
+                pct(threshold),
+                still_needed(&sequence, bad, n, p0)
             ),
         };
-        Gate { criterion, verdict, observed, interval, threshold, sample: n, min_sample: min, explanation }
+        Gate { criterion, verdict, observed: Some(observed), interval: Some((lo, hi)), threshold, sample: n, min_sample: min, explanation }
     };
-    gates.push(rate_gate(Criterion::SuccessRate, treatment.success, criteria.success_rate_min.get(), true));
+    gates.push(rate_gate(Criterion::SuccessRate, treatment.error + treatment.timeout, criteria.success_rate_min.get(), true));
     gates.push(rate_gate(Criterion::ErrorRate, treatment.error, criteria.error_rate_max.get(), false));
+    gates.push(latency_gate(criteria.latency_max.get(), treatment, reference, min));
 
-    let limit = criteria.latency_max.get();
-    let latency = match (reference.latency_p95_ms, treatment.latency.quantile(0.95), quantile_interval(&treatment.latency, 0.95)) {
-        (Some(base), Some(p95), Some((lo, hi))) if base > 0.0 => {
-            let (ratio, interval) = (p95 / base * 100.0, (lo / base * 100.0, hi / base * 100.0));
-            let verdict = if enough { decide(interval, limit, false) } else { Verdict::Inconclusive };
-            let explanation = if !enough {
-                short("p95 latency")
-            } else {
-                format!(
-                    "p95 {:.0} ms is {ratio:.0}% of the {} ({base:.0} ms), 95% interval {:.0}–{:.0}% vs ≤ {limit:.0}%",
-                    p95, reference.source, interval.0, interval.1
-                )
-            };
-            Gate {
-                criterion: Criterion::LatencyP95,
-                verdict,
-                observed: Some(ratio),
-                interval: Some(interval),
-                threshold: limit,
-                sample: n,
-                min_sample: min,
-                explanation,
-            }
-        }
-        (None, _, _) => unjudged(Criterion::LatencyP95, limit, n, min, "no baseline yet: record one, or let control traffic flow".into()),
-        _ => unjudged(Criterion::LatencyP95, limit, n, min, format!("no treatment uploads yet (needs p95 ≤ {limit:.0}% of baseline)")),
-    };
-    gates.push(latency);
-
+    // Memory is a mean with no bound to build a sequence on: judged on the stage's mean once
+    // the stage's minimum sample is in.
+    let short = |what: &str| format!("inconclusive — {n} of {min} uploads so far; {what} cannot be judged yet");
     let memory = match (reference.memory_mean_mb, treatment.memory_mean_mb()) {
         (Some(base), Some(mean)) if base > 0.0 => {
             let ratio = mean / base * 100.0;
@@ -254,6 +272,48 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, reference: &Reference, m
         explanation: if enough { format!("{n} uploads, at least {min} needed") } else { format!("{n} of {min} uploads so far") },
     });
     gates
+}
+
+/// p95 latency ≤ `limit`% of the reference ⇔ at most 5% of uploads slower than that: the
+/// share of slow uploads judged by its sequence. The sketch's bins blur the limit by 1%: a
+/// pass counts every upload that may be slower, a fail only those certainly slower.
+fn latency_gate(limit: f64, treatment: &Stats, reference: &Reference, min: u64) -> Gate {
+    let n = treatment.count();
+    let (Some(base), Some(p95)) = (reference.latency_p95_ms, treatment.latency.quantile(0.95)) else {
+        let why = match reference.latency_p95_ms {
+            None => "no baseline yet: record one, or let control traffic flow".into(),
+            Some(_) => format!("no treatment uploads yet (needs p95 ≤ {limit:.0}% of baseline)"),
+        };
+        return unjudged(Criterion::LatencyP95, limit, n, min, why);
+    };
+    if base <= 0.0 {
+        return unjudged(Criterion::LatencyP95, limit, n, min, "the baseline's p95 is 0 ms: record a baseline with traffic".into());
+    }
+    let limit_ms = base * limit / 100.0;
+    let (certainly, possibly) = treatment.latency.count_above(limit_ms);
+    let (pass, sequence) = judge_rate(possibly, n, LATENCY_TAIL);
+    let (fail, _) = judge_rate(certainly, n, LATENCY_TAIL);
+    let verdict = if pass == Verdict::Pass {
+        Verdict::Pass
+    } else if fail == Verdict::Fail {
+        Verdict::Fail
+    } else {
+        Verdict::Inconclusive
+    };
+    let (lo, hi) = (sequence.interval(certainly, n).0, sequence.interval(possibly, n).1);
+    let ratio = p95 / base * 100.0;
+    let mut explanation = format!(
+        "p95 {p95:.0} ms is {ratio:.0}% of the {} ({base:.0} ms); {} of uploads slower than {limit_ms:.0} ms ({:.1}% anytime interval {}–{}) vs ≤ 5%",
+        reference.source,
+        pct(possibly as f64 * 100.0 / n as f64),
+        (1.0 - ALPHA_GATE) * 100.0,
+        pct(lo * 100.0),
+        pct(hi * 100.0),
+    );
+    if verdict == Verdict::Inconclusive {
+        explanation.push_str(&format!(": {}", still_needed(&sequence, possibly, n, LATENCY_TAIL)));
+    }
+    Gate { criterion: Criterion::LatencyP95, verdict, observed: Some(ratio), interval: None, threshold: limit, sample: n, min_sample: min, explanation }
 }
 
 /// A gate that has nothing to judge yet.
@@ -317,7 +377,8 @@ mod tests {
         let gates = evaluate(&stage1(), &stats(100, 0, 100.0, 50.0), &reference(200.0), 120.0);
         let success = &gates[0];
         assert_eq!(success.verdict, Verdict::Inconclusive);
-        assert!(success.explanation.contains("straddles 99.50%"), "{}", success.explanation);
+        assert!(success.explanation.contains("still includes 99.50%: ≈ "), "{}", success.explanation);
+        assert!(success.explanation.contains("more uploads at the observed rate"), "{}", success.explanation);
         assert_eq!(verdict(&gates, Criterion::MinEvents), Verdict::Pass);
     }
 
@@ -325,7 +386,7 @@ mod tests {
     fn below_the_minimum_sample_everything_is_inconclusive() {
         let gates = evaluate(&stage1(), &stats(37, 0, 100.0, 50.0), &reference(200.0), 120.0);
         assert!(gates.iter().all(|g| g.verdict == Verdict::Inconclusive), "{gates:#?}");
-        assert!(gates[0].explanation.contains("37 of 100 uploads"), "{}", gates[0].explanation);
+        assert_eq!(gates[4].explanation, "37 of 100 uploads so far");
         assert_eq!(overall(&gates), Verdict::Inconclusive);
     }
 
@@ -336,7 +397,7 @@ mod tests {
             verdict(&evaluate(&c, &stats(200, 0, 100.0, 50.0), &reference(200.0), 120.0), Criterion::SuccessRate),
             Verdict::Inconclusive
         );
-        let gates = evaluate(&c, &stats(2_000, 0, 100.0, 50.0), &reference(200.0), 120.0);
+        let gates = evaluate(&c, &stats(5_000, 0, 100.0, 50.0), &reference(200.0), 120.0);
         assert_eq!(overall(&gates), Verdict::Pass, "{gates:#?}");
     }
 
@@ -373,12 +434,33 @@ mod tests {
     }
 
     #[test]
-    fn exactly_at_the_threshold_with_certainty_passes() {
-        // Error rate 0 of 10,000: the interval's top is below 0.5%.
+    fn a_clear_failure_fails_before_the_minimum_sample() {
+        // 12 errors in 40: the sequence needs no minimum to prove a rate far past 0.5%.
+        let gates = evaluate(&stage1(), &stats(28, 12, 100.0, 50.0), &reference(200.0), 120.0);
+        assert_eq!(verdict(&gates, Criterion::ErrorRate), Verdict::Fail);
+        assert_eq!(verdict(&gates, Criterion::MinEvents), Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn no_errors_in_ten_thousand_passes_and_the_interval_is_in_the_plans_terms() {
         let gates = evaluate(&stage1(), &stats(10_000, 0, 100.0, 50.0), &reference(200.0), 120.0);
         assert_eq!(verdict(&gates, Criterion::ErrorRate), Verdict::Pass);
-        assert!(decide((99.5, 99.9), 99.5, true) == Verdict::Pass);
-        assert!(decide((99.0, 99.5), 99.5, false) == Verdict::Pass);
-        assert!(decide((99.0, 99.49), 99.5, true) == Verdict::Fail);
+        let (lo, hi) = gates[0].interval.unwrap();
+        assert!(lo > 99.5 && hi == 100.0, "success interval {lo}–{hi}");
+        let (lo, hi) = gates[1].interval.unwrap();
+        assert!(lo == 0.0 && hi < 0.5, "error interval {lo}–{hi}");
+    }
+
+    #[test]
+    fn the_uploads_still_needed_are_where_the_verdict_comes() {
+        let sequence = RateSequence::tuned(0.005, ALPHA_GATE, GATE_N_STAR);
+        for rate in [0.0, 0.001, 0.002, 0.02] {
+            let n = uploads_to_decide(&sequence, rate, 0.005).unwrap();
+            let k = |n: u64| if rate > 0.005 { (rate * n as f64).floor() } else { (rate * n as f64).ceil() } as u64;
+            assert_ne!(sequence.side(k(n), n, 0.005), Side::Unknown, "{rate}: {n}");
+            assert_eq!(sequence.side(k(n - 1), n - 1, 0.005), Side::Unknown, "{rate}: {n}");
+        }
+        assert_eq!(uploads_to_decide(&sequence, 0.005, 0.005), None);
+        assert_eq!(thousands(2_345_678), "2,345,678");
     }
 }

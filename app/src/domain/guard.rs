@@ -1,21 +1,47 @@
-//! Guardrails: what the guard loop decides from the treatment arm's trailing window. Decisions
-//! are values — roll back (with the evidence), raise a review, or hold — and the server applies
-//! them. "Sustained" conditions are timers the caller keeps (in Postgres, so they survive
-//! restarts) and passes back in.
+//! Guardrails: what the guard loop decides from the treatment arm's evidence in the current
+//! stage. Decisions are values — roll back (with the evidence as a receipt that can be
+//! recomputed), raise a review, or hold — and the server applies them. "Sustained" conditions
+//! are timers the caller keeps (in Postgres, so they survive restarts) and passes back in.
+//!
+//! Every rate is judged with anytime-valid statistics ([`super::sequential`]), because the
+//! loop looks every few seconds for days: a point estimate over a trailing window rolled a
+//! healthy treatment back in most stages, and was blind below its minimum sample. Two tests
+//! guard each rollback rate, each with its own share of α (see [`ALPHA_ROLLBACK_SEQUENCE`]):
+//! a confidence sequence over everything since the stage began, and a change detector that
+//! finds a regression starting late in a long stage.
 
 use super::gates::Reference;
 use super::plan::Guardrails;
+use super::sequential::{ChangeDetector, RateSequence, Side};
 use super::stats::Stats;
 use super::units::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
+
+/// The version of the rules below, stored with every receipt: a receipt is recomputed with
+/// the rules it was made by.
+pub const RULE_VERSION: u32 = 2;
+/// α of the confidence sequence of each rollback rate (error rate, non-success rate).
+pub const ALPHA_ROLLBACK_SEQUENCE: f64 = 0.002;
+/// α of the change detector of each rollback rate. With the sequence: 0.5% per rate, 1% per
+/// stage soak for the two rates together.
+pub const ALPHA_ROLLBACK_CHANGE: f64 = 0.003;
+/// α of each review condition (success band, latency): a review asks a person to look.
+pub const ALPHA_REVIEW: f64 = 0.025;
+/// The rollback sequences are tightest after about this many events: a bad change should be
+/// caught within its first thousand.
+pub const ROLLBACK_N_STAR: f64 = 1_000.0;
+/// The review sequences are tuned for a stage's worth of evidence.
+pub const REVIEW_N_STAR: f64 = 10_000.0;
+/// The share of uploads allowed above a latency limit: "p95 ≤ limit" is "at most 5% above it".
+pub const LATENCY_TAIL: f64 = 0.05;
 
 /// A condition that needs review only once it has held for a while.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
-    /// Success rate inside the review band (seeds: 95–97%).
+    /// Success rate proven inside the review band (seeds: below 97%).
     SuccessBand,
-    /// p95 latency above the review limit (seeds: 120% of baseline).
+    /// p95 latency proven above the review limit (seeds: 120% of baseline).
     LatencyHigh,
 }
 
@@ -61,6 +87,42 @@ pub struct Sustained {
     pub since: Timestamp,
 }
 
+/// How a decision was reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// The confidence sequence over the stage's evidence lies past the threshold.
+    Sequence,
+    /// The change detector found a window, ending now, whose evidence crossed its bound.
+    ChangeDetector,
+    /// A count that acts at once (critical errors).
+    Count,
+    /// A point estimate over at least the plan's minimum sample (memory).
+    Estimate,
+}
+
+/// Everything a decision was made from, so that it can be recomputed: the counts, the
+/// threshold, the method with its α and boundary, and the data's time range.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub method: Method,
+    pub rule_version: u32,
+    /// Bad events (errors, failures, slow uploads) and events judged.
+    pub bad: u64,
+    pub events: u64,
+    /// The rate judged against, as a fraction.
+    pub threshold_rate: f64,
+    pub alpha: f64,
+    /// The log evidence and the boundary it reached.
+    pub statistic: f64,
+    pub boundary: f64,
+    /// The anytime-valid interval of the rate, as fractions (sequence decisions).
+    pub interval: Option<(f64, f64)>,
+    /// The events' time range: from the start of their first minute to the decision.
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
 /// The measured value behind a decision.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Breach {
@@ -72,6 +134,9 @@ pub struct Breach {
     pub sample: u64,
     pub window: Span,
     pub message: String,
+    /// The inputs of the decision (absent from alerts made before receipts existed).
+    #[serde(default)]
+    pub receipt: Option<Receipt>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,97 +153,284 @@ pub enum Decision {
 pub struct Assessment {
     pub decisions: Vec<Decision>,
     pub holding: Vec<Condition>,
-    /// Why nothing was decided, when the window is too thin to judge.
+    /// Why nothing was decided, when there is nothing to judge.
     pub note: Option<String>,
 }
 
-/// Judges the trailing window of treatment events.
-pub fn assess(rails: &Guardrails, treatment: &Stats, reference: &Reference, sustained: &[Sustained], now: Timestamp) -> Assessment {
-    let n = treatment.count();
-    let window = rails.window;
-    let breach = |rule: &str, observed: f64, threshold: f64, message: String| Breach {
-        rule: rule.into(),
-        observed,
-        threshold,
-        sample: n,
-        window,
-        message,
-    };
-    let mut out = Assessment::default();
+/// The treatment arm's evidence in the current stage: its events per minute, oldest first
+/// (each minute's `Timestamp` is the minute's start), and the stage's soak, which sets how
+/// many minutes the change detector must allow for.
+#[derive(Clone, Copy, Debug)]
+pub struct StageEvidence<'a> {
+    pub minutes: &'a [(Timestamp, Stats)],
+    pub soak: Span,
+}
 
-    // A critical error rolls back however few events there are.
-    if rails.auto_rollback.on_critical_error && treatment.critical > 0 {
-        let m = format!("{} critical error(s) among {n} treatment uploads in the last {window}", treatment.critical);
-        out.decisions.push(Decision::RollBack(breach("critical_error", treatment.critical as f64, 0.0, m)));
+impl StageEvidence<'_> {
+    /// The change detector's start points: one per minute of the soak (at least an hour's).
+    pub fn starts(&self) -> u64 {
+        (self.soak.secs().max(0) as u64 / 60).max(60)
     }
-    let min = u64::from(rails.min_sample);
-    if n < min {
-        out.note = Some(format!("{n} of {min} treatment uploads in the last {window}: too few to judge rates"));
+}
+
+/// A rate the guard rolls back on: which events are bad, and the plan's line.
+struct RollbackRate {
+    rule: &'static str,
+    /// The line as a fraction of events.
+    p0: f64,
+    bad: fn(&Stats) -> u64,
+    /// How a breach reads: the observed rate in the plan's terms and the threshold.
+    describe: fn(f64, f64) -> String,
+    /// The plan's value (percent), and the observed value in the same terms.
+    threshold: f64,
+    observed: fn(f64) -> f64,
+}
+
+fn failures(s: &Stats) -> u64 {
+    s.error + s.timeout
+}
+
+fn errors(s: &Stats) -> u64 {
+    s.error
+}
+
+/// Percent with two decimals.
+fn pct(fraction: f64) -> String {
+    format!("{:.2}%", fraction * 100.0)
+}
+
+/// Judges the treatment arm's evidence in the current stage.
+pub fn assess(rails: &Guardrails, evidence: StageEvidence<'_>, reference: &Reference, sustained: &[Sustained], now: Timestamp) -> Assessment {
+    let mut total = Stats::default();
+    evidence.minutes.iter().for_each(|(_, s)| total.merge(s));
+    let n = total.count();
+    let from = evidence.minutes.first().map_or(now, |(at, _)| *at);
+    let span = now.since(from);
+    let mut out = Assessment::default();
+    if n == 0 {
+        out.note = Some("no treatment uploads in this stage yet".into());
         return out;
     }
+    let receipt = |method, bad, events, threshold_rate, alpha, statistic, boundary, interval, from| Receipt {
+        method,
+        rule_version: RULE_VERSION,
+        bad,
+        events,
+        threshold_rate,
+        alpha,
+        statistic,
+        boundary,
+        interval,
+        from,
+        to: now,
+    };
+
+    // A critical error rolls back however few events there are.
+    if rails.auto_rollback.on_critical_error && total.critical > 0 {
+        let message = format!("{} critical error(s) among {n} treatment uploads in this stage", total.critical);
+        out.decisions.push(Decision::RollBack(Breach {
+            rule: "critical_error".into(),
+            observed: total.critical as f64,
+            threshold: 0.0,
+            sample: n,
+            window: span,
+            message,
+            receipt: Some(receipt(Method::Count, total.critical, n, 0.0, 0.0, total.critical as f64, 1.0, None, from)),
+        }));
+    }
+
     let auto = &rails.auto_rollback;
-    let success = treatment.success_rate().unwrap_or(100.0);
-    let error = treatment.error_rate().unwrap_or(0.0);
-    if success < auto.success_rate_below.get() {
-        let m = format!("success rate {success:.2}% < {}% over {n} uploads in the last {window}", auto.success_rate_below.get());
-        out.decisions.push(Decision::RollBack(breach("success_rate_below", success, auto.success_rate_below.get(), m)));
+    let rates = [
+        RollbackRate {
+            rule: "success_rate_below",
+            p0: 1.0 - auto.success_rate_below.get() / 100.0,
+            bad: failures,
+            describe: |lo, hi| format!("success rate {}–{}", pct(1.0 - hi), pct(1.0 - lo)),
+            threshold: auto.success_rate_below.get(),
+            observed: |rate| 100.0 - rate * 100.0,
+        },
+        RollbackRate {
+            rule: "error_rate_above",
+            p0: auto.error_rate_above.get() / 100.0,
+            bad: errors,
+            describe: |lo, hi| format!("error rate {}–{}", pct(lo), pct(hi)),
+            threshold: auto.error_rate_above.get(),
+            observed: |rate| rate * 100.0,
+        },
+    ];
+    for rate in &rates {
+        let k = (rate.bad)(&total);
+        let sequence = RateSequence::tuned(rate.p0, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR);
+        if sequence.side(k, n, rate.p0) == Side::Above {
+            let (lo, hi) = sequence.interval(k, n);
+            let message = format!(
+                "{} (anytime-valid, α {}) over all {n} treatment uploads of this stage, {k} of them bad: past the {} line for certain",
+                (rate.describe)(lo, hi),
+                pct(ALPHA_ROLLBACK_SEQUENCE),
+                pct(rate.p0)
+            );
+            out.decisions.push(Decision::RollBack(Breach {
+                rule: rate.rule.into(),
+                observed: (rate.observed)(k as f64 / n as f64),
+                threshold: rate.threshold,
+                sample: n,
+                window: span,
+                message,
+                receipt: Some(receipt(
+                    Method::Sequence,
+                    k,
+                    n,
+                    rate.p0,
+                    ALPHA_ROLLBACK_SEQUENCE,
+                    sequence.ln_evidence(k, n, rate.p0),
+                    sequence.boundary(),
+                    Some((lo, hi)),
+                    from,
+                )),
+            }));
+            continue;
+        }
+        if let Some((window, start)) = detect_change(evidence, rate.p0, rate.bad) {
+            let message = format!(
+                "{} of the {} treatment uploads in the last {} bad ({}): a rise past the {} line that the change detector (α {}) cannot put down to chance",
+                window.bad,
+                window.events,
+                now.since(start),
+                pct(window.bad as f64 / window.events as f64),
+                pct(rate.p0),
+                pct(ALPHA_ROLLBACK_CHANGE)
+            );
+            out.decisions.push(Decision::RollBack(Breach {
+                rule: rate.rule.into(),
+                observed: (rate.observed)(window.bad as f64 / window.events as f64),
+                threshold: rate.threshold,
+                sample: window.events,
+                window: now.since(start),
+                message,
+                receipt: Some(receipt(
+                    Method::ChangeDetector,
+                    window.bad,
+                    window.events,
+                    rate.p0,
+                    ALPHA_ROLLBACK_CHANGE,
+                    window.statistic,
+                    window.threshold,
+                    None,
+                    start,
+                )),
+            }));
+        }
     }
-    if error > auto.error_rate_above.get() {
-        let m = format!("error rate {error:.2}% > {}% over {n} uploads in the last {window}", auto.error_rate_above.get());
-        out.decisions.push(Decision::RollBack(breach("error_rate_above", error, auto.error_rate_above.get(), m)));
-    }
-    if let (Some(base), Some(mean)) = (reference.memory_mean_mb, treatment.memory_mean_mb())
+
+    // Memory has no rate to bound: a mean over at least the plan's minimum sample.
+    if let (Some(base), Some(mean)) = (reference.memory_mean_mb, total.memory_mean_mb())
         && base > 0.0
+        && n >= u64::from(rails.min_sample)
     {
         let ratio = mean / base * 100.0;
         if ratio > auto.memory_above_baseline.get() {
-            let m = format!(
-                "memory {mean:.0} MB is {ratio:.0}% of the {} ({base:.0} MB) > {}%",
+            let message = format!(
+                "memory {mean:.0} MB over {n} uploads is {ratio:.0}% of the {} ({base:.0} MB) > {}%",
                 reference.source,
                 auto.memory_above_baseline.get()
             );
-            out.decisions.push(Decision::RollBack(breach("memory_above_baseline", ratio, auto.memory_above_baseline.get(), m)));
+            out.decisions.push(Decision::RollBack(Breach {
+                rule: "memory_above_baseline".into(),
+                observed: ratio,
+                threshold: auto.memory_above_baseline.get(),
+                sample: n,
+                window: span,
+                message,
+                receipt: Some(receipt(Method::Estimate, 0, n, ratio, 0.0, ratio, auto.memory_above_baseline.get(), None, from)),
+            }));
         }
     }
 
     let review = &rails.manual_review;
     let sustained_for = |c: Condition| sustained.iter().find(|s| s.condition == c).map(|s| now.since(s.since));
     let [low, high] = review.success_band;
-    if success >= low.get() && success < high.get() {
+    let band_top = 1.0 - high.get() / 100.0;
+    let band = RateSequence::tuned(band_top, ALPHA_REVIEW, REVIEW_N_STAR);
+    let k = failures(&total);
+    if band.side(k, n, band_top) == Side::Above {
         out.holding.push(Condition::SuccessBand);
         if sustained_for(Condition::SuccessBand).is_some_and(|d| d >= review.success_band_for) {
-            let m = format!(
-                "success rate {success:.2}% has stayed in the {}–{}% review band for {}",
-                low.get(),
+            let (lo, hi) = band.interval(k, n);
+            let message = format!(
+                "success rate {}–{} (anytime-valid) has stayed below {}% for {} (review band {}–{}%)",
+                pct(1.0 - hi),
+                pct(1.0 - lo),
                 high.get(),
-                review.success_band_for
+                review.success_band_for,
+                low.get(),
+                high.get()
             );
-            out.decisions.push(Decision::Review(breach(Condition::SuccessBand.review_rule(), success, high.get(), m)));
+            let r = receipt(Method::Sequence, k, n, band_top, ALPHA_REVIEW, band.ln_evidence(k, n, band_top), band.boundary(), Some((lo, hi)), from);
+            out.decisions.push(Decision::Review(Breach {
+                rule: Condition::SuccessBand.review_rule().into(),
+                observed: 100.0 - k as f64 * 100.0 / n as f64,
+                threshold: high.get(),
+                sample: n,
+                window: span,
+                message,
+                receipt: Some(r),
+            }));
         }
     }
-    if let (Some(base), Some(p95)) = (reference.latency_p95_ms, treatment.latency.quantile(0.95))
+    if let Some(base) = reference.latency_p95_ms
         && base > 0.0
     {
-        let ratio = p95 / base * 100.0;
-        if ratio > review.latency_above_baseline.get() {
+        let limit_ms = base * review.latency_above_baseline.get() / 100.0;
+        // Only the uploads certainly slower than the limit count against it.
+        let (slow, _) = total.latency.count_above(limit_ms);
+        let tail = RateSequence::tuned(LATENCY_TAIL, ALPHA_REVIEW, REVIEW_N_STAR);
+        if tail.side(slow, n, LATENCY_TAIL) == Side::Above {
             out.holding.push(Condition::LatencyHigh);
             if sustained_for(Condition::LatencyHigh).is_some_and(|d| d >= review.latency_for) {
-                let m = format!(
-                    "p95 latency {p95:.0} ms has stayed above {}% of the {} ({base:.0} ms) for {}",
+                let (lo, hi) = tail.interval(slow, n);
+                let message = format!(
+                    "{}–{} of uploads (anytime-valid) have been slower than {limit_ms:.0} ms, {}% of the {} p95 ({base:.0} ms), for {}: p95 latency is above the limit",
+                    pct(lo),
+                    pct(hi),
                     review.latency_above_baseline.get(),
                     reference.source,
                     review.latency_for
                 );
-                out.decisions.push(Decision::Review(breach(
-                    Condition::LatencyHigh.review_rule(),
-                    ratio,
-                    review.latency_above_baseline.get(),
-                    m,
-                )));
+                let statistic = tail.ln_evidence(slow, n, LATENCY_TAIL);
+                let r = receipt(Method::Sequence, slow, n, LATENCY_TAIL, ALPHA_REVIEW, statistic, tail.boundary(), Some((lo, hi)), from);
+                out.decisions.push(Decision::Review(Breach {
+                    rule: Condition::LatencyHigh.review_rule().into(),
+                    observed: total.latency.quantile(0.95).map_or(0.0, |p95| p95 / base * 100.0),
+                    threshold: review.latency_above_baseline.get(),
+                    sample: n,
+                    window: span,
+                    message,
+                    receipt: Some(r),
+                }));
             }
         }
     }
     out
+}
+
+/// Runs the change detector over the stage's minutes (a start point at each minute's start)
+/// and returns the window it alarmed on, with the start of that window's first minute.
+fn detect_change(evidence: StageEvidence<'_>, p0: f64, bad: fn(&Stats) -> u64) -> Option<(super::sequential::Window, Timestamp)> {
+    let mut detector = ChangeDetector::new(p0, ALPHA_ROLLBACK_CHANGE, evidence.starts());
+    let mut starts = Vec::with_capacity(evidence.minutes.len());
+    let mut seen = 0;
+    for (at, stats) in evidence.minutes {
+        detector.start_here();
+        starts.push((*at, seen));
+        detector.add(bad(stats), stats.count());
+        seen += stats.count();
+    }
+    if !detector.alarmed() {
+        return None;
+    }
+    let window = detector.strongest()?;
+    let start = starts.iter().find(|(_, before)| *before == window.events_before).map_or(starts[0].0, |(at, _)| *at);
+    Some((window, start))
 }
 
 /// How long each of the two periods compared for the complaint trend lasts.
@@ -234,6 +486,7 @@ pub fn complaints_rising(rails: &Guardrails, trend: &ComplaintTrend) -> Option<B
         sample: trend.recent_uploads,
         window: COMPLAINT_PERIOD,
         message,
+        receipt: None,
     })
 }
 
@@ -243,6 +496,14 @@ mod tests {
     use crate::domain::event::Outcome;
     use crate::domain::plan::{DEFAULT_PLAN_TOML, Plan};
     use crate::domain::stats::treatment_upload;
+
+    impl Decision {
+        fn breach(&self) -> &Breach {
+            match self {
+                Decision::RollBack(b) | Decision::Review(b) => b,
+            }
+        }
+    }
 
     fn rails() -> Guardrails {
         Plan::from_toml(DEFAULT_PLAN_TOML).unwrap().guardrails
@@ -284,6 +545,13 @@ mod tests {
     }
 
     const NOW: Timestamp = Timestamp(10_000_000_000);
+    const SOAK: Span = Span::from_secs(48 * 3600);
+
+    /// All of `stats` in the minute before now.
+    fn judge(stats: Stats, sustained: &[Sustained]) -> Assessment {
+        let minutes = [(Timestamp(NOW.millis() - 60_000), stats)];
+        assess(&rails(), StageEvidence { minutes: &minutes, soak: SOAK }, &reference(), sustained, NOW)
+    }
 
     fn rules(a: &Assessment) -> Vec<(&'static str, String)> {
         a.decisions
@@ -295,37 +563,86 @@ mod tests {
             .collect()
     }
 
+    fn rollbacks(a: &Assessment) -> Vec<String> {
+        rules(a).into_iter().filter(|(kind, _)| *kind == "rollback").map(|(_, rule)| rule).collect()
+    }
+
     #[test]
     fn one_failure_in_two_events_does_not_roll_back() {
-        let a = assess(&rails(), &window(1, 1, 0, 100.0, 50.0), &reference(), &[], NOW);
-        assert!(a.decisions.is_empty());
-        assert!(a.note.unwrap().contains("2 of 50"));
+        assert!(judge(window(1, 1, 0, 100.0, 50.0), &[]).decisions.is_empty());
+        let empty = assess(&rails(), StageEvidence { minutes: &[], soak: SOAK }, &reference(), &[], NOW);
+        assert_eq!(empty.note.as_deref(), Some("no treatment uploads in this stage yet"));
     }
 
     #[test]
     fn any_critical_error_rolls_back_even_in_a_thin_window() {
-        let a = assess(&rails(), &window(3, 0, 1, 100.0, 50.0), &reference(), &[], NOW);
+        let a = judge(window(3, 0, 1, 100.0, 50.0), &[]);
         assert_eq!(rules(&a), vec![("rollback", "critical_error".to_string())]);
+        assert_eq!(a.decisions[0].breach().receipt.as_ref().unwrap().method, Method::Count);
     }
 
     #[test]
-    fn the_seeds_auto_rollback_thresholds() {
-        let check = |success: u64, error: u64, memory: f64, expected: &[&str]| {
-            let a = assess(&rails(), &window(success, error, 0, 100.0, memory), &reference(), &[], NOW);
-            let got: Vec<String> = a
-                .decisions
-                .iter()
-                .filter_map(|d| match d {
-                    Decision::RollBack(b) => Some(b.rule.clone()),
-                    _ => None,
-                })
-                .collect();
-            assert_eq!(got, expected, "{success}/{error} mem {memory}");
+    fn a_rate_rolls_back_only_once_it_is_proven_past_the_line() {
+        let check = |success: u64, error: u64, expected: &[&str]| {
+            assert_eq!(rollbacks(&judge(window(success, error, 0, 100.0, 50.0), &[])), expected, "{success}/{error}");
         };
-        check(95, 5, 50.0, &[]); // exactly 95% success and 5% error: not past either line
-        check(94, 6, 50.0, &["success_rate_below", "error_rate_above"]);
-        check(100, 0, 120.0, &[]); // exactly 120% of baseline
-        check(100, 0, 121.0, &["memory_above_baseline"]);
+        // 6% of 100 is what the old rule rolled back on: not evidence of more than 5%.
+        check(94, 6, &[]);
+        // Exactly at the line with a great deal of evidence: still no.
+        check(95_000, 5_000, &[]);
+        // 30% of 60: proven, by both rates (errors are failures too).
+        check(42, 18, &["success_rate_below", "error_rate_above"]);
+        // 7% of 20,000: proven.
+        check(18_600, 1_400, &["success_rate_below", "error_rate_above"]);
+        // A timeout is a failure but not an error.
+        let mut timeouts = window(42, 0, 0, 100.0, 50.0);
+        (0..18).for_each(|_| timeouts.add(&treatment_upload(Outcome::Timeout, 100.0, 50.0, false)));
+        assert_eq!(rollbacks(&judge(timeouts, &[])), vec!["success_rate_below"]);
+    }
+
+    #[test]
+    fn a_rollback_carries_a_receipt_that_recomputes() {
+        let a = judge(window(42, 18, 0, 100.0, 50.0), &[]);
+        let breach = a.decisions[1].breach();
+        let r = breach.receipt.clone().unwrap();
+        assert_eq!((r.method, r.bad, r.events, r.rule_version, r.alpha), (Method::Sequence, 18, 60, RULE_VERSION, ALPHA_ROLLBACK_SEQUENCE));
+        let sequence = RateSequence::tuned(r.threshold_rate, r.alpha, ROLLBACK_N_STAR);
+        assert!((sequence.ln_evidence(r.bad, r.events, r.threshold_rate) - r.statistic).abs() < 1e-12);
+        assert!(r.statistic >= r.boundary);
+        let (lo, hi) = r.interval.unwrap();
+        assert!(lo > 0.05 && hi > 0.3, "{lo}–{hi}");
+        assert!(breach.message.contains("anytime-valid"), "{}", breach.message);
+    }
+
+    #[test]
+    fn the_change_detector_rolls_back_a_regression_late_in_a_long_stage() {
+        // 47 hours at 20 uploads a minute and 0.5% errors, then four minutes at 30%.
+        let minute = |i: i64, bad: u64| {
+            let at = Timestamp(NOW.millis() - (47 * 60 + 4 - i) * 60_000);
+            (at, window(20 - bad, bad, 0, 100.0, 50.0))
+        };
+        let mut minutes: Vec<_> = (0..47 * 60).map(|i| minute(i, u64::from(i % 10 == 0))).collect();
+        let healthy = assess(&rails(), StageEvidence { minutes: &minutes, soak: SOAK }, &reference(), &[], NOW);
+        assert!(healthy.decisions.is_empty(), "{:?}", rules(&healthy));
+        minutes.extend((0..4).map(|i| minute(47 * 60 + i, 6)));
+        let a = assess(&rails(), StageEvidence { minutes: &minutes, soak: SOAK }, &reference(), &[], NOW);
+        assert_eq!(rollbacks(&a), vec!["success_rate_below", "error_rate_above"]);
+        let breach = a.decisions[0].breach();
+        let r = breach.receipt.as_ref().unwrap();
+        // The window is the regression's four minutes, not the stage.
+        assert_eq!((r.method, r.bad, r.events), (Method::ChangeDetector, 24, 80), "{breach:?}");
+        assert_eq!(r.from, minutes[47 * 60].0);
+        assert!(breach.message.contains("24 of the 80 treatment uploads in the last 4m"), "{}", breach.message);
+        // The whole stage's rate (1.3%) is far below the line: the sequence alone would wait.
+        assert!(RateSequence::tuned(0.05, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR).side(306, 56_480, 0.05) != Side::Above);
+    }
+
+    #[test]
+    fn memory_rolls_back_on_the_stage_mean() {
+        assert_eq!(rollbacks(&judge(window(100, 0, 0, 100.0, 120.0), &[])), Vec::<String>::new()); // exactly 120%
+        assert_eq!(rollbacks(&judge(window(100, 0, 0, 100.0, 121.0), &[])), vec!["memory_above_baseline"]);
+        // Below the plan's minimum sample, memory waits.
+        assert_eq!(rollbacks(&judge(window(10, 0, 0, 100.0, 200.0), &[])), Vec::<String>::new());
     }
 
     #[test]
@@ -338,28 +655,26 @@ mod tests {
     }
 
     #[test]
-    fn the_review_band_needs_thirty_sustained_minutes() {
-        let w = window(96, 4, 0, 100.0, 50.0);
-        let fresh = assess(&rails(), &w, &reference(), &[], NOW);
+    fn the_review_band_needs_proof_and_thirty_sustained_minutes() {
+        // 4% failures in 100: not proof of being below 97%.
+        assert!(judge(window(96, 4, 0, 100.0, 50.0), &[]).holding.is_empty());
+        let w = window(9_600, 400, 0, 100.0, 50.0);
+        let fresh = judge(w.clone(), &[]);
         assert_eq!(fresh.holding, vec![Condition::SuccessBand]);
         assert!(fresh.decisions.is_empty());
         let since = |minutes: i64| [Sustained { condition: Condition::SuccessBand, since: Timestamp(NOW.millis() - minutes * 60_000) }];
-        assert!(assess(&rails(), &w, &reference(), &since(29), NOW).decisions.is_empty());
-        assert_eq!(rules(&assess(&rails(), &w, &reference(), &since(30), NOW)), vec![("review", "success_band".to_string())]);
+        assert!(judge(w.clone(), &since(29)).decisions.is_empty());
+        assert_eq!(rules(&judge(w, &since(30))), vec![("review", "success_band".to_string())]);
     }
 
     #[test]
     fn sustained_high_latency_asks_for_review() {
-        let w = window(100, 0, 0, 130.0, 50.0);
-        let a = assess(
-            &rails(),
-            &w,
-            &reference(),
-            &[Sustained { condition: Condition::LatencyHigh, since: Timestamp(NOW.millis() - 31 * 60_000) }],
-            NOW,
-        );
+        let held = [Sustained { condition: Condition::LatencyHigh, since: Timestamp(NOW.millis() - 31 * 60_000) }];
+        let a = judge(window(100, 0, 0, 130.0, 50.0), &held);
         assert_eq!(a.holding, vec![Condition::LatencyHigh]);
         assert_eq!(rules(&a), vec![("review", "latency_above_baseline".to_string())]);
-        assert!(assess(&rails(), &window(100, 0, 0, 119.0, 50.0), &reference(), &[], NOW).holding.is_empty());
+        assert!(judge(window(100, 0, 0, 119.0, 50.0), &[]).holding.is_empty());
+        // Latency just above the limit in a handful of uploads proves nothing.
+        assert!(judge(window(3, 0, 0, 130.0, 50.0), &[]).holding.is_empty());
     }
 }

@@ -115,6 +115,26 @@ impl Sketch {
         None
     }
 
+    /// How many values are above `limit`: `(certainly, possibly)`. A bin lying wholly above the
+    /// limit counts in both; the bin that holds the limit counts only in the second, so a test
+    /// that something is rare uses `possibly`, and a test that it is common uses `certainly`.
+    pub fn count_above(&self, limit: f64) -> (u64, u64) {
+        let (mut certainly, mut possibly) = (0, 0);
+        for (index, n) in self.nonzero() {
+            // Bin `index` holds values in (γ^(index−1), γ^index].
+            if GAMMA.powi(index - 1) >= limit {
+                certainly += n;
+            }
+            if GAMMA.powi(index) > limit {
+                possibly += n;
+            }
+        }
+        if limit < MIN_VALUE {
+            possibly += self.zero;
+        }
+        (certainly, possibly)
+    }
+
     /// Compact bytes for storage: [`FORMAT_2`], then as varints the zero count, the number of
     /// used bins, and per used bin its index (zigzag, as a step from the previous one) and count.
     /// A rollup row's sketch is rewritten by every batch that adds to it, so size is speed:

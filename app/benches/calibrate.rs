@@ -1,0 +1,182 @@
+//! `cargo xtask calibrate`: the guard's and the gates' error rates and detection times under
+//! seeded simulated traffic, the old rule beside the new (see `app::domain::calibration`).
+//! Prints the Markdown tables of `docs/benchmarks.md` § Calibration and, last, one summary
+//! line a script can check. `--runs N` sets the replications per cell (default 1,000);
+//! `--quick` runs 40 per cell on shortened soaks, to check that it runs.
+
+use app::domain::calibration::{
+    Detection, Regression, Steady, SteadyOutcome, rate_interval, regression_run, replicate, steady_run,
+};
+use app::domain::plan::{DEFAULT_PLAN_TOML, Plan};
+use std::time::Instant;
+
+const TRAFFIC: [f64; 5] = [10.0, 50.0, 200.0, 1_000.0, 10_000.0];
+const HOUR: u64 = 3_600;
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+fn with_ci(k: u64, n: u64) -> String {
+    let (lo, hi) = rate_interval(k, n);
+    format!("{} ({}–{})", pct(k as f64 / n as f64), pct(lo), pct(hi))
+}
+
+fn quantile(sorted: &[u64], q: f64) -> u64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let runs: u64 = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if quick { 40 } else { 1_000 });
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let started = Instant::now();
+    let plan = Plan::from_toml(DEFAULT_PLAN_TOML).expect("the default plan parses");
+    let rails = &plan.guardrails;
+    // Quick mode: every soak cut to 2 hours.
+    let soak_of = |secs: u64| if quick { secs.min(2 * HOUR) } else { secs };
+
+    println!("Calibration: {runs} replications per cell, seeded, {threads} threads; the guard looks every 5 s.\n");
+
+    // 1. Every stage at exactly the error rate its gate allows, all soak long.
+    println!("### Healthy treatment at its stage's allowed error rate (the old rule's false rollbacks)\n");
+    println!("| stage | error rate | soak | uploads / 5 min | false rollback, new (95% CI) | old | false pass of the error gate, new (95% CI) | old |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let (mut max_rollback, mut max_pass) = ((0u64, 1u64), (0u64, 1u64));
+    let worse = |max: &mut (u64, u64), k: u64, n: u64| {
+        if k as f64 / n as f64 > max.0 as f64 / max.1 as f64 {
+            *max = (k, n);
+        }
+    };
+    for (index, stage) in plan.stages.iter().enumerate().skip(1) {
+        let criteria = stage.criteria.as_ref().expect("stages 1–4 have criteria");
+        for (t, per_5min) in TRAFFIC.iter().enumerate() {
+            let cell = Steady {
+                per_5min: *per_5min,
+                soak_secs: soak_of(stage.soak.secs() as u64),
+                error_rate: criteria.error_rate_max.get() / 100.0,
+                gate_max_pct: criteria.error_rate_max.get(),
+                min_events: u64::from(criteria.min_events),
+            };
+            let seed = 1_000 + 10 * index as u64 + t as u64;
+            let mut o = SteadyOutcome::default();
+            replicate(runs, seed, threads, |rng| steady_run(rails, &cell, rng)).into_iter().for_each(|r| o.add(r));
+            worse(&mut max_rollback, o.new_rollbacks, o.runs);
+            worse(&mut max_pass, o.new_passes, o.runs);
+            println!(
+                "| {index} | {}% | {} | {per_5min} | {} | {} | {} | {} |",
+                criteria.error_rate_max.get(),
+                stage.soak,
+                with_ci(o.new_rollbacks, o.runs),
+                pct(o.old_rollbacks as f64 / o.runs as f64),
+                with_ci(o.new_passes, o.runs),
+                pct(o.old_passes as f64 / o.runs as f64),
+            );
+        }
+    }
+
+    // 2. Exactly at the rollback line: the hardest case for a rule that must not roll back.
+    println!("\n### Treatment exactly at the rollback line (5% errors) all soak long\n");
+    println!("| soak | uploads / 5 min | false rollback, new (95% CI) | old |");
+    println!("|---|---|---|---|");
+    for soak in [48 * HOUR, 72 * HOUR, 168 * HOUR] {
+        for (t, per_5min) in TRAFFIC.iter().enumerate() {
+            let cell = Steady {
+                per_5min: *per_5min,
+                soak_secs: soak_of(soak),
+                error_rate: rails.auto_rollback.error_rate_above.get() / 100.0,
+                gate_max_pct: 5.0,
+                min_events: 0,
+            };
+            let mut o = SteadyOutcome::default();
+            replicate(runs, 2_000 + soak + t as u64, threads, |rng| steady_run(rails, &cell, rng)).into_iter().for_each(|r| o.add(r));
+            worse(&mut max_rollback, o.new_rollbacks, o.runs);
+            println!(
+                "| {}h | {per_5min} | {} | {} |",
+                soak_of(soak) / HOUR,
+                with_ci(o.new_rollbacks, o.runs),
+                pct(o.old_rollbacks as f64 / o.runs as f64)
+            );
+        }
+    }
+
+    // 3. Regressions from a healthy 0.5%, at the stage's start and a day into a week-long stage.
+    println!("\n### Time to roll back a regression (1-week stage, healthy at 0.5% errors before it)\n");
+    println!(
+        "| errors after the change | starts at | uploads / 5 min | caught, new | uploads to rollback, new: median / p90 | minutes: median / p90 | caught, old | uploads, old: median / p90 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut worst_median = [0u64; 2];
+    for (m, bad_rate) in [0.05, 0.10, 0.30].into_iter().enumerate() {
+        for change in [0, 24 * HOUR] {
+            for (t, per_5min) in TRAFFIC.iter().enumerate() {
+                // Watch 24 hours after the change (6 at the line itself, where no rollback is due).
+                let watch = if bad_rate <= 0.05 { 6 * HOUR } else { 24 * HOUR };
+                let change_secs = if quick { change.min(HOUR) } else { change };
+                let cell = Regression {
+                    per_5min: *per_5min,
+                    soak_secs: change_secs + watch,
+                    healthy_rate: 0.005,
+                    change_secs,
+                    bad_rate,
+                };
+                let start_note = if change == 0 { "stage start".to_string() } else { format!("{}h in", change_secs / HOUR) };
+                let results: Vec<Detection> =
+                    replicate(runs, 3_000 + 100 * m as u64 + change + t as u64, threads, |rng| regression_run(rails, &cell, rng));
+                let summarise = |pick: fn(&Detection) -> Option<(u64, u64)>| {
+                    let mut events: Vec<u64> = results.iter().filter_map(|d| pick(d).map(|(e, _)| e)).collect();
+                    let mut secs: Vec<u64> = results.iter().filter_map(|d| pick(d).map(|(_, s)| s)).collect();
+                    events.sort_unstable();
+                    secs.sort_unstable();
+                    (events, secs)
+                };
+                let (events, secs) = summarise(|d| d.new);
+                let (old_events, _) = summarise(|d| d.old);
+                let caught = |n: usize| format!("{}", pct(n as f64 / results.len() as f64));
+                let spread = |v: &[u64]| if v.is_empty() { "—".into() } else { format!("{} / {}", quantile(v, 0.5), quantile(v, 0.9)) };
+                let minutes = |v: &[u64]| {
+                    if v.is_empty() {
+                        "—".into()
+                    } else {
+                        format!("{:.1} / {:.1}", quantile(v, 0.5) as f64 / 60.0, quantile(v, 0.9) as f64 / 60.0)
+                    }
+                };
+                if bad_rate > 0.05 && !events.is_empty() {
+                    let slot = if bad_rate >= 0.3 { 0 } else { 1 };
+                    worst_median[slot] = worst_median[slot].max(quantile(&events, 0.5));
+                    if events.len() < results.len() {
+                        // A regression some runs never caught within the watch: no finite bound.
+                        worst_median[slot] = u64::MAX;
+                    }
+                }
+                println!(
+                    "| {}% | {start_note} | {per_5min} | {} | {} | {} | {} | {} |",
+                    bad_rate * 100.0,
+                    caught(events.len()),
+                    spread(&events),
+                    minutes(&secs),
+                    caught(old_events.len()),
+                    spread(&old_events),
+                );
+            }
+        }
+    }
+    let bound = |v: u64| if v == u64::MAX { "never in some runs".to_string() } else { format!("{v} events") };
+    let (lo, hi) = rate_interval(max_rollback.0, max_rollback.1);
+    println!("\nRan in {:.0} s.\n", started.elapsed().as_secs_f64());
+    println!(
+        "calibration: max false rollback {} (95% CI {}–{}), max false pass {}, 30% regression within {}, 10% within {}",
+        pct(max_rollback.0 as f64 / max_rollback.1 as f64),
+        pct(lo),
+        pct(hi),
+        pct(max_pass.0 as f64 / max_pass.1 as f64),
+        bound(worst_median[0]),
+        bound(worst_median[1]),
+    );
+}

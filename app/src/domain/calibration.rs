@@ -1,0 +1,481 @@
+//! The calibration simulator: how often the guard and the gates decide wrongly, and how fast
+//! they catch a real regression, measured by replaying seeded random traffic through the same
+//! rules the server runs. `cargo xtask calibrate` prints the table in `docs/benchmarks.md`;
+//! the unit tests below run small versions of it and check that the simulator's rules are the
+//! domain's ([`super::guard::assess`], [`super::gates::evaluate`]) tick for tick.
+//!
+//! Traffic: the treatment arm's uploads arrive as a Poisson process of `per_5min` uploads per
+//! five minutes; each tick's errors and successes are independent Poisson counts (Poisson
+//! splitting). The guard looks every [`TICK_SECS`] seconds, as the server's loop does; in a
+//! regression run it also looks every second after the change, as the server does when
+//! ingests wake it. The old rule (a point estimate over the trailing five minutes with at
+//! least 50 uploads, and a fixed-sample 95% Wilson interval for the gates) runs on the same
+//! stream beside the new one.
+
+use super::gates::{ALPHA_GATE, GATE_N_STAR, wilson};
+use super::guard::{ALPHA_ROLLBACK_CHANGE, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR};
+use super::plan::Guardrails;
+use super::sequential::{ChangeDetector, RateSequence, Side, ln_gamma};
+
+/// How often the guard loop looks (the default plan's interval).
+pub const TICK_SECS: u64 = 5;
+
+/// A seeded generator (xoshiro256**, seeded by SplitMix64): the simulator's only randomness.
+#[derive(Clone, Debug)]
+pub struct Rng([u64; 4]);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        let mut x = seed;
+        let mut next = || {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        Rng([next(), next(), next(), next()])
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let s = &mut self.0;
+        let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        result
+    }
+
+    /// Uniform on [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A Poisson count with mean `mu`: inversion below 30, Hörmann's PTRS (1993) above.
+    pub fn poisson(&mut self, mu: f64) -> u64 {
+        if mu <= 0.0 {
+            return 0;
+        }
+        if mu < 30.0 {
+            let (mut k, mut p) = (0u64, (-mu).exp());
+            let (mut cumulative, u) = (p, self.uniform());
+            while u > cumulative && k < 1_000 {
+                k += 1;
+                p *= mu / k as f64;
+                cumulative += p;
+            }
+            return k;
+        }
+        let b = 0.931 + 2.53 * mu.sqrt();
+        let a = -0.059 + 0.024_83 * b;
+        let inv_alpha = 1.1239 + 1.1328 / (b - 3.4);
+        let v_r = 0.9277 - 3.6224 / (b - 2.0);
+        loop {
+            let u = self.uniform() - 0.5;
+            let v = self.uniform();
+            let us = 0.5 - u.abs();
+            let k = ((2.0 * a / us + b) * u + mu + 0.43).floor();
+            if us >= 0.07 && v <= v_r {
+                return k as u64;
+            }
+            if k < 0.0 || (us < 0.013 && v > us) {
+                continue;
+            }
+            if (v * inv_alpha / (a / (us * us) + b)).ln() <= -mu + k * mu.ln() - ln_gamma(k + 1.0) {
+                return k as u64;
+            }
+        }
+    }
+}
+
+/// The new guard's rollback rules, fed tick by tick: the two rates' sequences over the stage
+/// and their change detectors, with a start point at every minute boundary. (Critical errors
+/// and memory are not simulated: the first acts on a count, the second has no rate.)
+#[derive(Clone, Debug)]
+pub struct NewGuard {
+    events: u64,
+    errors: u64,
+    failures: u64,
+    error_line: f64,
+    failure_line: f64,
+    error_sequence: RateSequence,
+    failure_sequence: RateSequence,
+    error_detector: ChangeDetector,
+    failure_detector: ChangeDetector,
+}
+
+impl NewGuard {
+    pub fn new(rails: &Guardrails, soak_secs: u64) -> NewGuard {
+        let error_line = rails.auto_rollback.error_rate_above.get() / 100.0;
+        let failure_line = 1.0 - rails.auto_rollback.success_rate_below.get() / 100.0;
+        let starts = (soak_secs / 60).max(60);
+        NewGuard {
+            events: 0,
+            errors: 0,
+            failures: 0,
+            error_line,
+            failure_line,
+            error_sequence: RateSequence::tuned(error_line, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR),
+            failure_sequence: RateSequence::tuned(failure_line, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR),
+            error_detector: ChangeDetector::new(error_line, ALPHA_ROLLBACK_CHANGE, starts),
+            failure_detector: ChangeDetector::new(failure_line, ALPHA_ROLLBACK_CHANGE, starts),
+        }
+    }
+
+    /// A minute boundary: a possible start of a change.
+    pub fn minute(&mut self) {
+        self.error_detector.start_here();
+        self.failure_detector.start_here();
+    }
+
+    pub fn add(&mut self, errors: u64, timeouts: u64, events: u64) {
+        self.events += events;
+        self.errors += errors;
+        self.failures += errors + timeouts;
+        self.error_detector.add(errors, events);
+        self.failure_detector.add(errors + timeouts, events);
+    }
+
+    pub fn rolls_back(&self) -> bool {
+        self.error_sequence.side(self.errors, self.events, self.error_line) == Side::Above
+            || self.failure_sequence.side(self.failures, self.events, self.failure_line) == Side::Above
+            || self.error_detector.alarmed()
+            || self.failure_detector.alarmed()
+    }
+}
+
+/// The rule the guard ran before: rates over the trailing five minutes, judged once the window
+/// holds `min_sample` uploads.
+#[derive(Clone, Debug)]
+pub struct OldGuard {
+    /// Per tick of the window: (errors, failures, events), and their sums.
+    ticks: std::collections::VecDeque<(u64, u64, u64)>,
+    sums: (u64, u64, u64),
+    window_ticks: usize,
+    min_sample: u64,
+    success_below: f64,
+    error_above: f64,
+}
+
+impl OldGuard {
+    pub fn new(rails: &Guardrails) -> OldGuard {
+        OldGuard {
+            ticks: Default::default(),
+            sums: (0, 0, 0),
+            window_ticks: (rails.window.secs() as u64 / TICK_SECS) as usize,
+            min_sample: u64::from(rails.min_sample),
+            success_below: rails.auto_rollback.success_rate_below.get(),
+            error_above: rails.auto_rollback.error_rate_above.get(),
+        }
+    }
+
+    /// One tick's uploads; the window moves on by one tick.
+    pub fn tick(&mut self, errors: u64, timeouts: u64, events: u64) {
+        if self.ticks.len() == self.window_ticks
+            && let Some((e, f, n)) = self.ticks.pop_front()
+        {
+            self.sums = (self.sums.0 - e, self.sums.1 - f, self.sums.2 - n);
+        }
+        self.ticks.push_back((errors, errors + timeouts, events));
+        self.sums = (self.sums.0 + errors, self.sums.1 + errors + timeouts, self.sums.2 + events);
+    }
+
+    pub fn rolls_back(&self) -> bool {
+        let (errors, failures, n) = self.sums;
+        n >= self.min_sample
+            && (100.0 - (failures as f64) * 100.0 / (n as f64) < self.success_below || (errors as f64) * 100.0 / (n as f64) > self.error_above)
+    }
+}
+
+/// Whether the error-rate gate shows "pass" for `errors` of `events` against `max_pct`.
+pub fn gate_passes(errors: u64, events: u64, max_pct: f64) -> bool {
+    let p0 = max_pct / 100.0;
+    gate_sequence(max_pct).side(errors, events, p0) == Side::Below
+}
+
+fn gate_sequence(max_pct: f64) -> RateSequence {
+    RateSequence::tuned(max_pct / 100.0, ALPHA_GATE, GATE_N_STAR)
+}
+
+/// The old gate: a 95% Wilson interval entirely at or below the limit, once the stage's
+/// minimum is in.
+pub fn old_gate_passes(errors: u64, events: u64, max_pct: f64, min_events: u64) -> bool {
+    events >= min_events && wilson(errors, events).is_some_and(|(_, hi)| hi <= max_pct)
+}
+
+/// One A/A cell: a stage whose treatment errs at exactly `error_rate` all soak long.
+#[derive(Clone, Copy, Debug)]
+pub struct Steady {
+    pub per_5min: f64,
+    pub soak_secs: u64,
+    pub error_rate: f64,
+    /// The stage's error gate (percent) and minimum uploads.
+    pub gate_max_pct: f64,
+    pub min_events: u64,
+}
+
+/// Replications in which each rule rolled back, and in which each error gate showed "pass".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SteadyOutcome {
+    pub runs: u64,
+    pub new_rollbacks: u64,
+    pub old_rollbacks: u64,
+    pub new_passes: u64,
+    pub old_passes: u64,
+    /// Treatment uploads over all runs (for the mean per run).
+    pub events: u64,
+}
+
+impl SteadyOutcome {
+    pub fn add(&mut self, other: SteadyOutcome) {
+        self.runs += other.runs;
+        self.new_rollbacks += other.new_rollbacks;
+        self.old_rollbacks += other.old_rollbacks;
+        self.new_passes += other.new_passes;
+        self.old_passes += other.old_passes;
+        self.events += other.events;
+    }
+}
+
+/// Runs one replication of a steady cell.
+pub fn steady_run(rails: &Guardrails, cell: &Steady, rng: &mut Rng) -> SteadyOutcome {
+    let mu = cell.per_5min * TICK_SECS as f64 / 300.0;
+    let (mut new, mut old) = (NewGuard::new(rails, cell.soak_secs), OldGuard::new(rails));
+    let mut out = SteadyOutcome { runs: 1, ..Default::default() };
+    let (mut new_back, mut old_back, mut new_pass, mut old_pass) = (false, false, false, false);
+    let ticks_per_minute = 60 / TICK_SECS;
+    let gate = gate_sequence(cell.gate_max_pct);
+    let gate_line = cell.gate_max_pct / 100.0;
+    for tick in 0..cell.soak_secs / TICK_SECS {
+        if tick % ticks_per_minute == 0 {
+            new.minute();
+        }
+        let errors = rng.poisson(mu * cell.error_rate);
+        let events = errors + rng.poisson(mu * (1.0 - cell.error_rate));
+        new.add(errors, 0, events);
+        old.tick(errors, 0, events);
+        if events == 0 && tick > 0 {
+            // Nothing new: every verdict stands as it was (the old window still moves).
+            old_back |= !old_back && old.rolls_back();
+            continue;
+        }
+        new_back |= !new_back && new.rolls_back();
+        old_back |= !old_back && old.rolls_back();
+        if !new_pass || !old_pass {
+            new_pass |= gate.side(new.errors, new.events, gate_line) == Side::Below;
+            old_pass |= old_gate_passes(new.errors, new.events, cell.gate_max_pct, cell.min_events);
+        }
+    }
+    out.events = new.events;
+    out.new_rollbacks = u64::from(new_back);
+    out.old_rollbacks = u64::from(old_back);
+    out.new_passes = u64::from(new_pass);
+    out.old_passes = u64::from(old_pass);
+    out
+}
+
+/// One regression cell: healthy at `healthy_rate` until `change_secs`, then `bad_rate`.
+#[derive(Clone, Copy, Debug)]
+pub struct Regression {
+    pub per_5min: f64,
+    pub soak_secs: u64,
+    pub healthy_rate: f64,
+    pub change_secs: u64,
+    pub bad_rate: f64,
+}
+
+/// Treatment uploads from the change to the rollback (inclusive) and the seconds it took;
+/// `None` when the rule never rolled back within the soak. Also whether a rule rolled back
+/// before the change (a false rollback; such a run counts as not detecting).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Detection {
+    pub new: Option<(u64, u64)>,
+    pub old: Option<(u64, u64)>,
+    pub new_early: bool,
+    pub old_early: bool,
+}
+
+/// Runs one replication of a regression cell. Before the change the rules' state is built in
+/// ticks; after it the guard looks every second (ingest wakes it).
+pub fn regression_run(rails: &Guardrails, cell: &Regression, rng: &mut Rng) -> Detection {
+    let (mut new, mut old) = (NewGuard::new(rails, cell.soak_secs), OldGuard::new(rails));
+    let mut out = Detection::default();
+    let tick_mu = cell.per_5min * TICK_SECS as f64 / 300.0;
+    let ticks_per_minute = 60 / TICK_SECS;
+    let change_tick = cell.change_secs / TICK_SECS;
+    for tick in 0..change_tick {
+        if tick % ticks_per_minute == 0 {
+            new.minute();
+        }
+        let errors = rng.poisson(tick_mu * cell.healthy_rate);
+        let events = errors + rng.poisson(tick_mu * (1.0 - cell.healthy_rate));
+        new.add(errors, 0, events);
+        old.tick(errors, 0, events);
+        if events > 0 {
+            out.new_early |= new.rolls_back();
+            out.old_early |= old.rolls_back();
+        }
+    }
+    // After the change: one-second batches; the old window moves on whole ticks.
+    let second_mu = cell.per_5min / 300.0;
+    let (mut seen, mut tick_errors, mut tick_events) = (0u64, 0u64, 0u64);
+    for second in cell.change_secs..cell.soak_secs {
+        if second % 60 == 0 {
+            new.minute();
+        }
+        let errors = rng.poisson(second_mu * cell.bad_rate);
+        let events = errors + rng.poisson(second_mu * (1.0 - cell.bad_rate));
+        seen += events;
+        new.add(errors, 0, events);
+        (tick_errors, tick_events) = (tick_errors + errors, tick_events + events);
+        let elapsed = second + 1 - cell.change_secs;
+        if (second + 1) % TICK_SECS == 0 {
+            old.tick(tick_errors, 0, tick_events);
+            (tick_errors, tick_events) = (0, 0);
+            if out.old.is_none() && !out.old_early && old.rolls_back() {
+                out.old = Some((seen, elapsed));
+            }
+        }
+        if events > 0 && out.new.is_none() && !out.new_early && new.rolls_back() {
+            out.new = Some((seen, elapsed));
+        }
+        if (out.new.is_some() || out.new_early) && (out.old.is_some() || out.old_early) {
+            break;
+        }
+    }
+    out
+}
+
+/// Runs `runs` replications of `one` on `threads` threads; replication `i` draws from
+/// `Rng::new(seed ^ i·φ)`, so results do not depend on the number of threads.
+pub fn replicate<T: Send>(runs: u64, seed: u64, threads: usize, one: impl Fn(&mut Rng) -> T + Sync) -> Vec<T> {
+    let threads = threads.max(1) as u64;
+    let mut results: Vec<(u64, T)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let one = &one;
+                scope.spawn(move || {
+                    (t..runs)
+                        .step_by(threads as usize)
+                        .map(|i| (i, one(&mut Rng::new(seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15)))))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a simulation thread panicked")).collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The 95% Wilson interval of `k` of `n`, as fractions, for reporting simulated rates.
+pub fn rate_interval(k: u64, n: u64) -> (f64, f64) {
+    wilson(k, n).map_or((0.0, 1.0), |(lo, hi)| (lo / 100.0, hi / 100.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::gates::{Criterion, Reference, Verdict, evaluate};
+    use crate::domain::guard::{Decision, StageEvidence, assess};
+    use crate::domain::plan::{DEFAULT_PLAN_TOML, Plan};
+    use crate::domain::stats::{Stats, treatment_upload};
+    use crate::domain::units::Timestamp;
+    use crate::domain::event::Outcome;
+
+    fn plan() -> Plan {
+        Plan::from_toml(DEFAULT_PLAN_TOML).unwrap()
+    }
+
+    #[test]
+    fn the_poisson_sampler_has_the_right_mean_and_variance() {
+        let mut rng = Rng::new(1);
+        for mu in [0.3, 5.0, 29.0, 31.0, 170.0, 2_000.0] {
+            let draws: Vec<f64> = (0..40_000).map(|_| rng.poisson(mu) as f64).collect();
+            let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+            let var = draws.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / draws.len() as f64;
+            // Five standard errors of the mean; variance within 5%.
+            assert!((mean - mu).abs() < 5.0 * (mu / 40_000.0).sqrt(), "μ {mu}: mean {mean}");
+            assert!((var / mu - 1.0).abs() < 0.05, "μ {mu}: variance {var}");
+        }
+    }
+
+    /// The simulator's incremental rules decide exactly as the domain's `assess` and
+    /// `evaluate` do on the same minutes, at every minute of a stream that drifts from healthy
+    /// to failing.
+    #[test]
+    fn the_simulated_rules_are_the_domains_rules() {
+        let plan = plan();
+        let (rails, stage) = (&plan.guardrails, &plan.stages[1]);
+        let criteria = stage.criteria.as_ref().unwrap();
+        let reference = Reference { latency_p95_ms: Some(1e9), memory_mean_mb: None, source: "frozen baseline".into() };
+        let mut rng = Rng::new(5);
+        let mut sim = NewGuard::new(rails, stage.soak.secs() as u64);
+        let mut minutes: Vec<(Timestamp, Stats)> = Vec::new();
+        let mut agreed_rollbacks = 0;
+        for minute in 0..400i64 {
+            let rate = if minute < 300 { 0.004 } else { 0.04 + 0.003 * (minute - 300) as f64 };
+            let errors = rng.poisson(3.0 * rate);
+            let timeouts = rng.poisson(1.0 * rate);
+            let events = errors + timeouts + rng.poisson(4.0 * (1.0 - rate));
+            sim.minute();
+            sim.add(errors, timeouts, events);
+            let mut stats = Stats::default();
+            for (outcome, count) in [(Outcome::Error, errors), (Outcome::Timeout, timeouts), (Outcome::Success, events - errors - timeouts)] {
+                (0..count).for_each(|_| stats.add(&treatment_upload(outcome, 10.0, 1.0, false)));
+            }
+            if events > 0 {
+                minutes.push((Timestamp(minute * 60_000), stats));
+            }
+            let now = Timestamp(minute * 60_000 + 59_000);
+            let a = assess(rails, StageEvidence { minutes: &minutes, soak: stage.soak }, &reference, &[], now);
+            let domain = a.decisions.iter().any(|d| matches!(d, Decision::RollBack(_)));
+            assert_eq!(sim.rolls_back(), domain, "minute {minute}");
+            agreed_rollbacks += u64::from(domain);
+            let mut total = Stats::default();
+            minutes.iter().for_each(|(_, s)| total.merge(s));
+            let gate = evaluate(criteria, &total, &reference, 120.0);
+            let error_gate = gate.iter().find(|g| g.criterion == Criterion::ErrorRate).unwrap();
+            assert_eq!(gate_passes(sim.errors, sim.events, criteria.error_rate_max.get()), error_gate.verdict == Verdict::Pass);
+        }
+        assert!(agreed_rollbacks > 0, "the stream must reach a rollback for the comparison to mean anything");
+    }
+
+    /// A small A/A run at the rollback line and at the gate's line: the new rules keep their
+    /// error rates; the old rule rolls back most healthy stages. (The full table comes from
+    /// `cargo xtask calibrate`.)
+    #[test]
+    fn at_the_line_the_new_rules_rarely_act_and_the_old_rule_often_did() {
+        let plan = plan();
+        let rails = &plan.guardrails;
+        let at_rollback_line = Steady { per_5min: 100.0, soak_secs: 6 * 3600, error_rate: 0.05, gate_max_pct: 5.0, min_events: 100 };
+        let runs = 120;
+        let mut outcome = SteadyOutcome::default();
+        for o in replicate(runs, 42, 2, |rng| steady_run(rails, &at_rollback_line, rng)) {
+            outcome.add(o);
+        }
+        assert!(outcome.new_rollbacks <= 3, "{outcome:?}");
+        assert!(outcome.old_rollbacks >= runs * 9 / 10, "{outcome:?}");
+        // The error gate at exactly 5%: the sequence never shows pass; Wilson watched does.
+        assert!(outcome.new_passes <= 3, "{outcome:?}");
+        assert!(outcome.old_passes >= 10, "{outcome:?}");
+    }
+
+    #[test]
+    fn a_thirty_percent_regression_is_caught_at_ten_uploads_per_five_minutes() {
+        let plan = plan();
+        let cell = Regression { per_5min: 10.0, soak_secs: 48 * 3600, healthy_rate: 0.005, change_secs: 6 * 3600, bad_rate: 0.3 };
+        let runs = replicate(40, 9, 2, |rng| regression_run(&plan.guardrails, &cell, rng));
+        let caught: Vec<u64> = runs.iter().filter_map(|d| d.new.map(|(events, _)| events)).collect();
+        assert_eq!(caught.len(), runs.len(), "every run caught: {runs:?}");
+        let mut sorted = caught.clone();
+        sorted.sort();
+        assert!(sorted[sorted.len() / 2] <= 80, "median {} uploads: {sorted:?}", sorted[sorted.len() / 2]);
+        // The old rule never judged a window this thin.
+        assert!(runs.iter().all(|d| d.old.is_none()), "{runs:?}");
+    }
+}

@@ -1,0 +1,516 @@
+//! Anytime-valid statistics: verdicts that keep their error rate however often they are looked
+//! at. The guard loop judges every few seconds and people watch the gates all day, so a
+//! fixed-horizon interval re-checked on every look would be wrong far more often than it says
+//! (a 95% Wilson interval watched through a stage shows a false "pass" in ~17% of stages).
+//!
+//! Three tools, all pure functions of counts (`../shared/STATISTICS.md` has the formulas and
+//! sources; `docs/statistics.md` what Rampart does with them):
+//!
+//! - [`RateSequence`]: a confidence sequence for a Bernoulli rate (the beta-binomial mixture of
+//!   Robbins 1970, tuned as confseq's `bernoulli_confidence_interval` does). With probability
+//!   at least 1 − α the true rate is inside the interval *at every moment at once*, so "proven
+//!   above the threshold" and "proven below" may be read at any tick.
+//! - [`ChangeDetector`]: a CUSUM over the likelihood ratio of a raised rate against the
+//!   threshold, restarted at every minute boundary, with its bound set by a union over those
+//!   starts. It catches a regression that begins late in a long stage, where the evidence since
+//!   the stage began would need thousands of events to move.
+//! - [`srm_p_value`]: the sequential sample-ratio check of Lindon & Malek (2022), a
+//!   Dirichlet-multinomial Bayes factor whose inverse is an anytime-valid p-value.
+
+use serde::{Deserialize, Serialize};
+
+/// Rates are kept inside (0, 1) so that logarithms stay finite.
+const EDGE: f64 = 1e-12;
+
+fn clamp_rate(p: f64) -> f64 {
+    p.clamp(EDGE, 1.0 - EDGE)
+}
+
+/// ln Γ(x) for x > 0 by the Lanczos approximation (g = 7, nine terms; relative error ~1e-15),
+/// with the reflection formula below ½.
+pub fn ln_gamma(x: f64) -> f64 {
+    const G: f64 = 7.0;
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        let pi = std::f64::consts::PI;
+        return (pi / (pi * x).sin().abs()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let t = x + G + 0.5;
+    let series = C[1..].iter().enumerate().fold(C[0], |sum, (i, c)| sum + c / (x + i as f64 + 1.0));
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + series.ln()
+}
+
+/// ln B(a, b) = ln Γ(a) + ln Γ(b) − ln Γ(a + b).
+pub fn ln_beta(a: f64, b: f64) -> f64 {
+    ln_gamma(a) + ln_gamma(b) - ln_gamma(a + b)
+}
+
+/// The Bernoulli log-likelihood of `k` bad among `n` at rate `p`.
+fn log_likelihood(k: u64, n: u64, p: f64) -> f64 {
+    let p = clamp_rate(p);
+    k as f64 * p.ln() + (n - k) as f64 * (-p).ln_1p()
+}
+
+/// `n` times the Kullback–Leibler divergence of the observed rate from `p`: the largest the
+/// log evidence against `p` can be for these counts (a mixture never beats the best single
+/// alternative), so a cheap first test before the exact one.
+fn max_log_evidence(k: u64, n: u64, p: f64) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    log_likelihood(k, n, k as f64 / n as f64) - log_likelihood(k, n, p)
+}
+
+/// Which side of a threshold the evidence puts a rate on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The sequence lies entirely above the threshold.
+    Above,
+    /// The sequence lies entirely below it.
+    Below,
+    /// The threshold is still inside the sequence.
+    Unknown,
+}
+
+/// A confidence sequence for a rate: the beta-binomial mixture martingale
+/// `M_n(p) = B(a + k, b + n − k) / B(a, b) / (p^k (1 − p)^(n − k))` and the set of rates where
+/// `ln M_n(p) < ln(1/α)`. Ville's inequality bounds the chance that the true rate ever leaves
+/// that set by α. The prior Beta(a, b) is centred on the threshold the sequence will be
+/// compared with and tuned so the sequence is tightest after about `n_star` events.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RateSequence {
+    /// Chance, over the whole sequence, that the true rate is ever outside it.
+    pub alpha: f64,
+    /// Beta prior of the mixture.
+    pub a: f64,
+    pub b: f64,
+}
+
+impl RateSequence {
+    /// confseq's tuning (Howard et al. 2021): prior weight `c = n*/(2L + ln(1 + 2L)) − 1` with
+    /// `L = ln(1/α)`, split as `c·p0` and `c·(1 − p0)`.
+    pub fn tuned(p0: f64, alpha: f64, n_star: f64) -> RateSequence {
+        let l = (1.0 / alpha).ln();
+        let c = (n_star / (2.0 * l + (1.0 + 2.0 * l).ln()) - 1.0).max(1e-3);
+        let p0 = clamp_rate(p0);
+        RateSequence { alpha, a: c * p0, b: c * (1.0 - p0) }
+    }
+
+    /// The boundary `L = ln(1/α)` that the log evidence must reach.
+    pub fn boundary(&self) -> f64 {
+        (1.0 / self.alpha).ln()
+    }
+
+    /// The mixture's log marginal likelihood ratio, the part of `ln M_n(p)` that does not
+    /// depend on `p`.
+    fn ln_mixture(&self, k: u64, n: u64) -> f64 {
+        ln_beta(self.a + k as f64, self.b + (n - k) as f64) - ln_beta(self.a, self.b)
+    }
+
+    /// `ln M_n(p)`: the log evidence against the rate being `p`, after `k` bad in `n`.
+    pub fn ln_evidence(&self, k: u64, n: u64, p: f64) -> f64 {
+        self.ln_mixture(k, n) - log_likelihood(k, n, p)
+    }
+
+    /// Where the rate lies against `p0`: above only when the observed rate is above and the
+    /// evidence against `p0` has reached the boundary (the sequence is an interval around the
+    /// observed rate, so that is "every rate in it is above `p0`"), below likewise.
+    pub fn side(&self, k: u64, n: u64, p0: f64) -> Side {
+        let l = self.boundary();
+        if n == 0 || max_log_evidence(k, n, p0) < l || self.ln_evidence(k, n, p0) < l {
+            return Side::Unknown;
+        }
+        if (k as f64) > p0 * n as f64 { Side::Above } else { Side::Below }
+    }
+
+    /// The sequence's interval after `k` bad in `n`: every rate whose log evidence is still
+    /// below the boundary. [0, 1] before any event.
+    pub fn interval(&self, k: u64, n: u64) -> (f64, f64) {
+        if n == 0 {
+            return (0.0, 1.0);
+        }
+        // ln M(p) < L  ⇔  log_likelihood(p) > ln_mixture − L; the likelihood is concave with
+        // its peak at the observed rate, so each end is one bisection.
+        let floor = self.ln_mixture(k, n) - self.boundary();
+        let p_hat = k as f64 / n as f64;
+        let inside = |p: f64| log_likelihood(k, n, p) > floor;
+        let bisect = |mut outside: f64, mut inside_at: f64| {
+            for _ in 0..100 {
+                let mid = 0.5 * (outside + inside_at);
+                if inside(mid) { inside_at = mid } else { outside = mid }
+            }
+            // The end reported is on the inside, so the interval never claims more than it has.
+            outside
+        };
+        let lo = if k == 0 { 0.0 } else { bisect(0.0, p_hat) };
+        let hi = if k == n { 1.0 } else { bisect(1.0, p_hat) };
+        (lo, hi)
+    }
+}
+
+/// A CUSUM change detector for a rate rising above `p0`: for each alternative `q > p0` it keeps
+/// the running log likelihood ratio `S` of `q` against `p0` and its lowest value at any start
+/// point; `S − min S` is the log likelihood ratio of the best window that starts at a start
+/// point and ends now. For each start and alternative that ratio is a test supermartingale
+/// whenever every event's bad rate is at most `p0` (however it drifts), so by Ville and a union
+/// over the `starts` start points and the alternatives, the chance of ever crossing
+/// `ln(alternatives · starts / α)` is at most α.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangeDetector {
+    /// Per alternative: the log ratio an event adds when bad, when good.
+    steps: Vec<(f64, f64)>,
+    /// Per alternative: running sum, its lowest value at a start point, and the cumulative
+    /// (bad, events) at that lowest point.
+    sums: Vec<f64>,
+    lows: Vec<(f64, u64, u64)>,
+    bad: u64,
+    events: u64,
+    threshold: f64,
+    pub alternatives: Vec<f64>,
+}
+
+/// What a change detector found: the strongest window and its counts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    /// Log likelihood ratio of the window (compare with `threshold`).
+    pub statistic: f64,
+    pub threshold: f64,
+    /// The alternative rate that found it.
+    pub alternative: f64,
+    /// Bad events and events in the window.
+    pub bad: u64,
+    pub events: u64,
+    /// Events counted before the window began (the window is everything after them).
+    pub events_before: u64,
+}
+
+impl ChangeDetector {
+    /// Alternatives at 2× and 6× the threshold (10% and 30% for a 5% rule: the regressions the
+    /// targets name), kept below certainty.
+    pub fn new(p0: f64, alpha: f64, starts: u64) -> ChangeDetector {
+        let p0 = clamp_rate(p0);
+        let mut alternatives: Vec<f64> = Vec::new();
+        for q in [2.0 * p0, 6.0 * p0] {
+            let q = q.min(0.5 + p0 / 2.0).min(0.99);
+            if q > p0 && !alternatives.iter().any(|a| (a - q).abs() < 1e-12) {
+                alternatives.push(q);
+            }
+        }
+        let steps = alternatives.iter().map(|q| ((q / p0).ln(), ((1.0 - q) / (1.0 - p0)).ln())).collect();
+        let threshold = (alternatives.len() as f64 * starts.max(1) as f64 / alpha).ln();
+        ChangeDetector {
+            steps,
+            sums: vec![0.0; alternatives.len()],
+            lows: vec![(0.0, 0, 0); alternatives.len()],
+            bad: 0,
+            events: 0,
+            threshold,
+            alternatives,
+        }
+    }
+
+    /// Marks now as a possible start of a change (the server marks each minute boundary).
+    pub fn start_here(&mut self) {
+        for (sum, low) in self.sums.iter().zip(&mut self.lows) {
+            if *sum < low.0 {
+                *low = (*sum, self.bad, self.events);
+            }
+        }
+    }
+
+    /// Adds `bad` bad events among `events`.
+    pub fn add(&mut self, bad: u64, events: u64) {
+        let good = events - bad;
+        for (sum, (up, down)) in self.sums.iter_mut().zip(&self.steps) {
+            *sum += bad as f64 * up + good as f64 * down;
+        }
+        self.bad += bad;
+        self.events += events;
+    }
+
+    /// The strongest window ending now (by its log likelihood ratio), when any events exist.
+    pub fn strongest(&self) -> Option<Window> {
+        let (j, statistic) =
+            self.sums.iter().zip(&self.lows).map(|(s, low)| s - low.0).enumerate().max_by(|a, b| a.1.total_cmp(&b.1))?;
+        let (_, bad_before, events_before) = self.lows[j];
+        Some(Window {
+            statistic,
+            threshold: self.threshold,
+            alternative: self.alternatives[j],
+            bad: self.bad - bad_before,
+            events: self.events - events_before,
+            events_before,
+        })
+    }
+
+    /// Whether some window's evidence has crossed the bound.
+    pub fn alarmed(&self) -> bool {
+        self.sums.iter().zip(&self.lows).any(|(s, low)| s - low.0 >= self.threshold)
+    }
+}
+
+/// The sequential sample-ratio-mismatch p-value (Lindon & Malek 2022): counts per arm against
+/// the planned shares, Dirichlet prior `κ·θ` with κ = 100. `1 / BF` is an anytime-valid
+/// p-value: under the planned split the chance that it ever falls below `x` is at most `x`.
+pub fn srm_p_value(counts: &[u64], planned: &[f64]) -> f64 {
+    const KAPPA: f64 = 100.0;
+    let n: u64 = counts.iter().sum();
+    if n == 0 {
+        return 1.0;
+    }
+    let priors: Vec<f64> = planned.iter().map(|t| KAPPA * t).collect();
+    let total: f64 = priors.iter().sum();
+    let mut ln_bf = ln_gamma(total) - ln_gamma(total + n as f64);
+    for ((x, a), theta) in counts.iter().zip(&priors).zip(planned) {
+        if *a <= 0.0 {
+            // An arm planned to get nothing: any event there is a mismatch beyond doubt.
+            if *x > 0 {
+                return 0.0;
+            }
+            continue;
+        }
+        ln_bf += ln_gamma(a + *x as f64) - ln_gamma(*a) - *x as f64 * theta.ln();
+    }
+    (-ln_bf).exp().min(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ln Γ by Stirling's series, an independent computation for large x.
+    fn stirling(x: f64) -> f64 {
+        (x - 0.5) * x.ln() - x + 0.5 * (2.0 * std::f64::consts::PI).ln() + 1.0 / (12.0 * x) - 1.0 / (360.0 * x.powi(3))
+            + 1.0 / (1260.0 * x.powi(5))
+    }
+
+    #[test]
+    fn ln_gamma_matches_factorials_and_stirling() {
+        let mut factorial = 1.0_f64;
+        for n in 1..30 {
+            assert!((ln_gamma(n as f64) - factorial.ln()).abs() < 1e-12 * factorial.ln().max(1.0), "Γ({n})");
+            factorial *= n as f64;
+        }
+        assert!((ln_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-13);
+        // Γ(0.001) ≈ 999.4237725 (tables).
+        assert!((ln_gamma(0.001) - 999.423_772_484_595_5_f64.ln()).abs() < 1e-9);
+        for x in [50.0, 1e3, 1e5, 1e7] {
+            assert!((ln_gamma(x) - stirling(x)).abs() < 1e-9 * stirling(x).abs().max(1.0), "x = {x}");
+        }
+    }
+
+    /// `ln M_n(p)` by integrating the mixture over the prior numerically (Simpson's rule on a
+    /// fine grid): a computation that shares no code with the closed form.
+    fn ln_evidence_by_integration(s: &RateSequence, k: u64, n: u64, p: f64) -> f64 {
+        let steps = 200_000;
+        let ln_norm = ln_beta(s.a, s.b);
+        let f = |q: f64| {
+            if q <= 0.0 || q >= 1.0 {
+                return 0.0;
+            }
+            let ln = (s.a - 1.0) * q.ln() + (s.b - 1.0) * (1.0 - q).ln() - ln_norm + log_likelihood(k, n, q)
+                - log_likelihood(k, n, p);
+            ln.exp()
+        };
+        let h = 1.0 / steps as f64;
+        let sum: f64 = (0..=steps)
+            .map(|i| {
+                let w = if i == 0 || i == steps { 1.0 } else if i % 2 == 1 { 4.0 } else { 2.0 };
+                w * f(i as f64 * h)
+            })
+            .sum();
+        (sum * h / 3.0).ln()
+    }
+
+    #[test]
+    fn the_closed_form_equals_the_integrated_mixture() {
+        // A prior with a ≥ 1 so the integrand is bounded and Simpson's rule converges.
+        let s = RateSequence::tuned(0.3, 0.05, 200.0);
+        assert!(s.a > 1.0 && s.b > 1.0, "{s:?}");
+        for (k, n, p) in [(3, 10, 0.3), (30, 60, 0.3), (0, 40, 0.2), (50, 120, 0.6), (12, 12, 0.5)] {
+            let (closed, integrated) = (s.ln_evidence(k, n, p), ln_evidence_by_integration(&s, k, n, p));
+            assert!((closed - integrated).abs() < 1e-6, "k={k} n={n} p={p}: {closed} vs {integrated}");
+        }
+    }
+
+    /// The fewest events at a steady rate `p` (k = p·n rounded) after which the sequence puts
+    /// the rate on `side` of `p0`.
+    fn events_to_decide(s: &RateSequence, p: f64, p0: f64, side: Side) -> u64 {
+        (1..200_000).find(|&n| s.side((p * n as f64).round() as u64, n, p0) == side).unwrap()
+    }
+
+    #[test]
+    fn events_to_decide_match_the_published_reference_values() {
+        // Two independent computations of the same figures: STATISTICS.md §4's reference table
+        // (within 1%), and Python's `math.lgamma` over the same definition with k rounded half
+        // up (exactly; the script is in docs/statistics.md).
+        let close = |got: u64, want: u64| (got as f64 - want as f64).abs() <= 0.01 * want as f64;
+        let cases = [
+            // (p0, α, n*, true rate, side, brief, python)
+            (0.05, 0.0045, 1e3, 0.075, Side::Above, 1_260, 1_260),
+            (0.05, 0.0045, 1e3, 0.10, Side::Above, 355, 355),
+            (0.05, 0.0045, 1e3, 0.30, Side::Above, 39, 39),
+            (0.005, 0.0033, 1e4, 0.05, Side::Above, 211, 210),
+            (0.005, 0.0033, 1e4, 0.10, Side::Above, 95, 95),
+            (0.005, 0.0033, 1e4, 0.30, Side::Above, 29, 29),
+            (0.005, 0.0033, 1e4, 0.0, Side::Below, 2_125, 2_127),
+            (0.005, 0.0033, 1e4, 0.001, Side::Below, 3_256, 3_256),
+            (0.005, 0.0033, 1e4, 0.0025, Side::Below, 9_316, 9_321),
+        ];
+        for (p0, alpha, n_star, p, side, brief, python) in cases {
+            let got = events_to_decide(&RateSequence::tuned(p0, alpha, n_star), p, p0, side);
+            assert_eq!(got, python, "{p} against {p0}: {got} events, Python {python}");
+            assert!(close(got, brief), "{p} against {p0}: {got} events, the brief {brief}");
+        }
+    }
+
+    #[test]
+    fn the_interval_is_where_the_evidence_is_below_the_boundary() {
+        let s = RateSequence::tuned(0.05, 0.01, 1e3);
+        assert_eq!(s.interval(0, 0), (0.0, 1.0));
+        for (k, n) in [(0, 50), (5, 100), (50, 1_000), (700, 1_000), (1_000, 1_000), (12, 100_000)] {
+            let (lo, hi) = s.interval(k, n);
+            let p_hat = k as f64 / n as f64;
+            assert!(lo <= p_hat && p_hat <= hi, "{k}/{n}: {lo}–{hi}");
+            if k > 0 {
+                assert!(s.ln_evidence(k, n, lo) >= s.boundary() - 1e-6 && s.ln_evidence(k, n, lo * 1.001 + 1e-9) < s.boundary());
+            } else {
+                assert_eq!(lo, 0.0);
+            }
+            if k < n {
+                assert!(s.ln_evidence(k, n, hi) >= s.boundary() - 1e-6, "{k}/{n} hi {hi}");
+            } else {
+                assert_eq!(hi, 1.0);
+            }
+            // The interval and `side` agree.
+            assert_eq!(s.side(k, n, (hi + 1.0) / 2.0), if hi < 1.0 { Side::Below } else { Side::Unknown });
+        }
+        // Wider than the fixed-sample 99% Wilson interval: the price of looking at every moment.
+        let (lo, hi) = s.interval(50, 1_000);
+        assert!(lo < 0.0346 && hi > 0.0712, "{lo}–{hi}");
+    }
+
+    /// A deterministic generator for simulations in tests (SplitMix64).
+    pub(crate) struct TestRng(pub u64);
+
+    impl TestRng {
+        pub fn uniform(&mut self) -> f64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// The sequence's promise, checked by simulation: watched after every single event, a
+    /// rate sitting exactly on the threshold is proven past it in at most α of runs. (A 95%
+    /// Wilson interval watched the same way crosses in far more.)
+    #[test]
+    fn watched_after_every_event_the_sequence_keeps_its_error_rate() {
+        let (p, alpha, runs, events) = (0.05, 0.05, 400, 2_000);
+        let s = RateSequence::tuned(p, alpha, 1e3);
+        let mut rng = TestRng(7);
+        let (mut crossed, mut wilson_crossed) = (0, 0);
+        for _ in 0..runs {
+            let (mut k, mut hit, mut wilson_hit) = (0, false, false);
+            for n in 1..=events {
+                k += u64::from(rng.uniform() < p);
+                hit |= s.side(k, n, p) != Side::Unknown;
+                if let Some((lo, hi)) = crate::domain::gates::wilson(k, n) {
+                    wilson_hit |= n >= 50 && (lo > p * 100.0 || hi < p * 100.0);
+                }
+            }
+            crossed += u64::from(hit);
+            wilson_crossed += u64::from(wilson_hit);
+        }
+        let rate = crossed as f64 / runs as f64;
+        assert!(rate <= alpha, "sequence crossed in {crossed} of {runs} runs");
+        assert!(wilson_crossed as f64 / runs as f64 > 3.0 * alpha, "Wilson crossed in only {wilson_crossed} of {runs}");
+    }
+
+    #[test]
+    fn the_change_detector_finds_a_late_regression_and_keeps_quiet_at_the_line() {
+        let mut rng = TestRng(11);
+        // 2,880 starts: a 48-hour soak's minutes.
+        let detector = || ChangeDetector::new(0.05, 0.003, 2_880);
+        let alternatives = detector().alternatives;
+        assert!(alternatives.len() == 2 && (alternatives[0] - 0.1).abs() < 1e-12 && (alternatives[1] - 0.3).abs() < 1e-12);
+        // 20,000 healthy events, then 30% bad: found within a few dozen bad-regime events,
+        // and its window starts near the change.
+        let mut d = detector();
+        for i in 0..20_000 {
+            if i % 20 == 0 {
+                d.start_here();
+            }
+            d.add(u64::from(rng.uniform() < 0.005), 1);
+        }
+        assert!(!d.alarmed());
+        let mut after = 0;
+        while !d.alarmed() {
+            if after % 20 == 0 {
+                d.start_here();
+            }
+            d.add(u64::from(rng.uniform() < 0.3), 1);
+            after += 1;
+        }
+        let window = d.strongest().unwrap();
+        assert!(after < 120, "{after} events after the change");
+        assert!(window.events_before >= 19_980 && window.events <= after + 20, "{window:?}");
+        // At exactly the line, 100 runs of 20,000 events: no alarm is the rule (α = 0.3%).
+        let alarms = (0..100)
+            .filter(|_| {
+                let mut d = detector();
+                (0..20_000).any(|i| {
+                    if i % 20 == 0 {
+                        d.start_here();
+                    }
+                    d.add(u64::from(rng.uniform() < 0.05), 1);
+                    d.alarmed()
+                })
+            })
+            .count();
+        assert!(alarms <= 2, "{alarms} false alarms in 100 runs");
+    }
+
+    #[test]
+    fn srm_flags_a_skewed_split_and_not_a_fair_one() {
+        // Lindon & Malek's Dirichlet Bayes factor, recomputed here from its definition with
+        // Γ products for small counts: 3 vs 7 at 50/50, κ = 100.
+        let direct = {
+            let g = |x: f64| ln_gamma(x);
+            let ln_bf = g(100.0) - g(110.0) + (g(53.0) - g(50.0) - 3.0 * 0.5f64.ln()) + (g(57.0) - g(50.0) - 7.0 * 0.5f64.ln());
+            (-ln_bf).exp().min(1.0)
+        };
+        assert!((srm_p_value(&[3, 7], &[0.5, 0.5]) - direct).abs() < 1e-12);
+        assert_eq!(srm_p_value(&[0, 0], &[0.9, 0.1]), 1.0);
+        assert!(srm_p_value(&[9_000, 1_000], &[0.9, 0.1]) > 0.1);
+        assert!(srm_p_value(&[9_300, 700], &[0.9, 0.1]) < 0.001);
+        assert_eq!(srm_p_value(&[10, 1], &[1.0, 0.0]), 0.0);
+        // Under the planned split, the p-value falls below 1% in at most 1% of runs even
+        // when looked at after every event.
+        let mut rng = TestRng(3);
+        let low = (0..300)
+            .filter(|_| {
+                let mut counts = [0u64; 2];
+                (0..3_000).any(|_| {
+                    counts[usize::from(rng.uniform() < 0.1)] += 1;
+                    srm_p_value(&counts, &[0.9, 0.1]) < 0.01
+                })
+            })
+            .count();
+        assert!(low <= 3, "{low} of 300");
+    }
+}
