@@ -81,6 +81,8 @@ fn main() {
         }
     }
 
+    eprintln!("calibrate: healthy stages done after {:.0} s", started.elapsed().as_secs_f64());
+
     // 2. Exactly at the rollback line: the hardest case for a rule that must not roll back.
     println!("\n### Treatment exactly at the rollback line (5% errors) all soak long\n");
     println!("| soak | uploads / 5 min | false rollback, new (95% CI) | old |");
@@ -106,6 +108,8 @@ fn main() {
         }
     }
 
+    eprintln!("calibrate: the rollback line done after {:.0} s", started.elapsed().as_secs_f64());
+
     // 3. Regressions from a healthy 0.5%, at the stage's start and a day into a week-long stage.
     println!("\n### Time to roll back a regression (1-week stage, healthy at 0.5% errors before it)\n");
     println!(
@@ -116,8 +120,8 @@ fn main() {
     for (m, bad_rate) in [0.05, 0.10, 0.30].into_iter().enumerate() {
         for change in [0, 24 * HOUR] {
             for (t, per_5min) in TRAFFIC.iter().enumerate() {
-                // Watch 24 hours after the change (6 at the line itself, where no rollback is due).
-                let watch = if bad_rate <= 0.05 { 6 * HOUR } else { 24 * HOUR };
+                // Watch 24 hours after the change (3 at the line itself, where no rollback is due).
+                let watch = if bad_rate <= 0.05 { 3 * HOUR } else { 24 * HOUR };
                 let change_secs = if quick { change.min(HOUR) } else { change };
                 let cell = Regression {
                     per_5min: *per_5min,
@@ -131,12 +135,12 @@ fn main() {
                     replicate(runs, 3_000 + 100 * m as u64 + change + t as u64, threads, |rng| regression_run(rails, &cell, rng));
                 let summarise = |pick: fn(&Detection) -> Option<(u64, u64)>| {
                     let mut events: Vec<u64> = results.iter().filter_map(|d| pick(d).map(|(e, _)| e)).collect();
-                    let mut secs: Vec<u64> = results.iter().filter_map(|d| pick(d).map(|(_, s)| s)).collect();
+                    let mut millis: Vec<u64> = results.iter().filter_map(|d| pick(d).map(|(_, ms)| ms)).collect();
                     events.sort_unstable();
-                    secs.sort_unstable();
-                    (events, secs)
+                    millis.sort_unstable();
+                    (events, millis)
                 };
-                let (events, secs) = summarise(|d| d.new);
+                let (events, millis) = summarise(|d| d.new);
                 let (old_events, _) = summarise(|d| d.old);
                 let caught = |n: usize| format!("{}", pct(n as f64 / results.len() as f64));
                 let spread = |v: &[u64]| if v.is_empty() { "—".into() } else { format!("{} / {}", quantile(v, 0.5), quantile(v, 0.9)) };
@@ -144,7 +148,7 @@ fn main() {
                     if v.is_empty() {
                         "—".into()
                     } else {
-                        format!("{:.1} / {:.1}", quantile(v, 0.5) as f64 / 60.0, quantile(v, 0.9) as f64 / 60.0)
+                        format!("{:.1} / {:.1}", quantile(v, 0.5) as f64 / 60_000.0, quantile(v, 0.9) as f64 / 60_000.0)
                     }
                 };
                 if bad_rate > 0.05 && !events.is_empty() {
@@ -160,7 +164,7 @@ fn main() {
                     bad_rate * 100.0,
                     caught(events.len()),
                     spread(&events),
-                    minutes(&secs),
+                    minutes(&millis),
                     caught(old_events.len()),
                     spread(&old_events),
                 );

@@ -66,6 +66,16 @@ pub enum CliCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Recompute an automatic decision (an `auto_roll_back` audit entry) from the stored data
+    /// and show it beside the receipt the guard wrote; exits non-zero if they differ.
+    Explain {
+        /// The rollout's id.
+        rollout: i64,
+        /// The audit entry's id (the API's `audit[].id`).
+        entry: i64,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
     /// Inspect what a flag serves.
     Flag {
         #[command(subcommand)]

@@ -132,7 +132,12 @@ impl Guard {
             assessment.decisions.iter().filter_map(|d| if let Decision::RollBack(b) = d { Some(b) } else { None }).collect();
         if !rollbacks.is_empty() {
             let reason = rollbacks.iter().map(|b| b.message.clone()).collect::<Vec<_>>().join("; ");
-            let evidence = serde_json::json!({ "breaches": rollbacks, "reference": reference, "window": { "from": from, "to": now } });
+            let evidence = serde_json::json!({
+                "breaches": rollbacks,
+                "reference": reference,
+                "stage": rollout.state.stage.0,
+                "window": { "from": from, "to": now },
+            });
             let expected = rollout.state.version;
             let command = Command::RollBack { target: rails.rollback_target, reason: reason.clone() };
             let outcome = self

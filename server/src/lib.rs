@@ -8,6 +8,7 @@ pub mod background;
 pub mod config;
 pub mod db;
 pub mod embedded_pg;
+pub mod explain;
 pub mod flags;
 pub mod guard;
 pub mod http;

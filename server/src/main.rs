@@ -18,6 +18,11 @@ async fn main() -> ExitCode {
         CliCommand::Plan { command: PlanCommand::Check { files } } => return check_plans(&files),
         CliCommand::Flag { command: FlagCommand::Eval { flag, units, database } } => eval_flag(&flag, &units, &database).await,
         CliCommand::Import { file, retention_days, database } => import(&file, retention_days, &database).await,
+        CliCommand::Explain { rollout, entry, database } => match explain(rollout, entry, &database).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         CliCommand::Simulate { url, flag, token, rate, users, duration, backfill, injections, seed } => {
             let url = url.trim_end_matches('/').to_string();
             server::simulate::run(server::simulate::Plan { url, flag, token, rate, users, duration, backfill, injections, seed }).await
@@ -74,6 +79,18 @@ async fn eval_flag(flag: &str, units: &[String], config: &server::config::Databa
         println!("{unit:<32} {:>6}  {:<9} {}", result.bucket, result.variant(), result.enabled);
     }
     Ok(())
+}
+
+/// Prints the recomputation of an automatic decision; `Ok(false)` when it differs from the receipt.
+async fn explain(rollout: i64, entry: i64, config: &server::config::DatabaseConfig) -> anyhow::Result<bool> {
+    let database = db::connect(config).await?;
+    let store = server::store::Store::new(database.pool.clone());
+    let metrics = server::metrics::Metrics::new(store.clone(), service::system_clock(), app::domain::units::Span::ZERO);
+    let result = server::explain::explain(&store, &metrics, rollout, entry).await;
+    database.shutdown().await;
+    let explanation = result?;
+    print!("{}", explanation.text);
+    Ok(explanation.same)
 }
 
 /// Lines per transaction when importing.

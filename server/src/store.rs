@@ -219,6 +219,21 @@ impl Store {
             .collect())
     }
 
+    /// One audit entry of a rollout with the evidence it stored.
+    pub async fn audit_evidence(&self, rollout_id: i64, entry_id: i64) -> Result<(AuditEntry, serde_json::Value)> {
+        let r = sqlx::query!(
+            "SELECT id, at, actor, action, summary, reason, evidence FROM audit_log WHERE rollout_id = $1 AND id = $2",
+            rollout_id,
+            entry_id
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("audit entry"))?;
+        let entry =
+            AuditEntry { id: r.id, at: to_timestamp(r.at), actor: r.actor, action: r.action, summary: r.summary, reason: r.reason };
+        Ok((entry, r.evidence))
+    }
+
     /// The served config of `key`'s flag, or of every flag, from the newest rollout of each.
     pub async fn flag_configs(&self, key: Option<&str>) -> Result<Vec<FlagConfig>> {
         let rows = sqlx::query!(

@@ -56,11 +56,49 @@ async fn an_error_spike_at_10_percent_is_rolled_back_within_seconds(pool: PgPool
         evidence["breaches"].as_array().unwrap().iter().find(|b| b["rule"] == "error_rate_above").expect("the error-rate rule fired");
     assert!(breach["sample"].as_u64().unwrap() >= 200 && breach["threshold"] == 5.0, "{evidence}");
 
+    let receipt = &breach["receipt"];
+    assert_eq!((receipt["method"].as_str(), receipt["rule_version"].as_u64()), (Some("sequence"), Some(2)), "{breach}");
+    assert!(receipt["statistic"].as_f64().unwrap() >= receipt["boundary"].as_f64().unwrap(), "{receipt}");
+
     // Acting twice on the same breach is impossible: the next tick finds the flag off.
     assert!(app.guard.tick_now(app.now()).await.unwrap().is_empty());
     let rollbacks: i64 =
         sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'auto_roll_back'").fetch_one(&pool).await.unwrap();
     assert_eq!(rollbacks, 1);
+
+    // `rampart explain` recomputes the decision from the stored rollups and finds the receipt.
+    let entry: i64 = sqlx::query_scalar("SELECT id FROM audit_log WHERE action = 'auto_roll_back'").fetch_one(&pool).await.unwrap();
+    let (ok, stdout) = explain(&pool, entry);
+    assert!(ok, "{stdout}");
+    assert!(stdout.contains("error_rate_above") && stdout.contains("success_rate_below"), "{stdout}");
+    assert_eq!(stdout.matches("the same decision from the stored data").count(), 2, "{stdout}");
+    // Data that changed since (here: late events of the judged minutes) make it say so and fail.
+    for table in ["event_rollups_by_arm", "event_rollup_deltas"] {
+        sqlx::query(&format!("UPDATE {table} SET error = error + 7 WHERE variant = 'treatment' AND stage = 2"))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let (ok, stdout) = explain(&pool, entry);
+    assert!(!ok && stdout.contains("DIFFERENT from the stored receipt"), "{stdout}");
+    // Only automatic rollbacks carry receipts.
+    let other: i64 = sqlx::query_scalar("SELECT min(id) FROM audit_log").fetch_one(&pool).await.unwrap();
+    let (ok, _) = explain(&pool, other);
+    assert!(!ok);
+}
+
+/// Runs `rampart explain 1 ENTRY` against the test's database.
+fn explain(pool: &PgPool, entry: i64) -> (bool, String) {
+    let base = std::env::var("DATABASE_URL").expect("the tests run with DATABASE_URL");
+    let database = pool.connect_options().get_database().expect("a test database").to_string();
+    let url = format!("{}/{database}", &base[..base.rfind('/').expect("a URL with a path")]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["explain", "1", &entry.to_string()])
+        .env("DATABASE_URL", url)
+        .output()
+        .expect("rampart runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
 }
 
 #[sqlx::test(migrations = "../migrations")]

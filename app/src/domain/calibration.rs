@@ -7,15 +7,15 @@
 //! Traffic: the treatment arm's uploads arrive as a Poisson process of `per_5min` uploads per
 //! five minutes; each tick's errors and successes are independent Poisson counts (Poisson
 //! splitting). The guard looks every [`TICK_SECS`] seconds, as the server's loop does; in a
-//! regression run it also looks every second after the change, as the server does when
-//! ingests wake it. The old rule (a point estimate over the trailing five minutes with at
+//! regression run it looks every 200 ms after the change, as the server does when a stream of
+//! ingests wakes it (never more often than that). The old rule (a point estimate over the trailing five minutes with at
 //! least 50 uploads, and a fixed-sample 95% Wilson interval for the gates) runs on the same
 //! stream beside the new one.
 
 use super::gates::{ALPHA_GATE, GATE_N_STAR, wilson};
 use super::guard::{ALPHA_ROLLBACK_CHANGE, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR};
 use super::plan::Guardrails;
-use super::sequential::{ChangeDetector, RateSequence, Side, ln_gamma};
+use super::sequential::{ChangeDetector, RateSequence, ln_gamma};
 
 /// How often the guard loop looks (the default plan's interval).
 pub const TICK_SECS: u64 = 5;
@@ -141,15 +141,20 @@ impl NewGuard {
     }
 
     pub fn rolls_back(&self) -> bool {
-        self.error_sequence.side(self.errors, self.events, self.error_line) == Side::Above
-            || self.failure_sequence.side(self.failures, self.events, self.failure_line) == Side::Above
+        self.error_sequence.proves_above(self.errors, self.events, self.error_line)
+            || self.failure_sequence.proves_above(self.failures, self.events, self.failure_line)
             || self.error_detector.alarmed()
             || self.failure_detector.alarmed()
     }
 }
 
+/// The old rule's trailing window and minimum sample (the default plan's `window` and
+/// `min_sample` then).
+const OLD_WINDOW_SECS: u64 = 300;
+const OLD_MIN_SAMPLE: u64 = 50;
+
 /// The rule the guard ran before: rates over the trailing five minutes, judged once the window
-/// holds `min_sample` uploads.
+/// holds 50 uploads.
 #[derive(Clone, Debug)]
 pub struct OldGuard {
     /// Per tick of the window: (errors, failures, events), and their sums.
@@ -166,8 +171,8 @@ impl OldGuard {
         OldGuard {
             ticks: Default::default(),
             sums: (0, 0, 0),
-            window_ticks: (rails.window.secs() as u64 / TICK_SECS) as usize,
-            min_sample: u64::from(rails.min_sample),
+            window_ticks: (OLD_WINDOW_SECS / TICK_SECS) as usize,
+            min_sample: OLD_MIN_SAMPLE,
             success_below: rails.auto_rollback.success_rate_below.get(),
             error_above: rails.auto_rollback.error_rate_above.get(),
         }
@@ -194,7 +199,7 @@ impl OldGuard {
 /// Whether the error-rate gate shows "pass" for `errors` of `events` against `max_pct`.
 pub fn gate_passes(errors: u64, events: u64, max_pct: f64) -> bool {
     let p0 = max_pct / 100.0;
-    gate_sequence(max_pct).side(errors, events, p0) == Side::Below
+    gate_sequence(max_pct).proves_below(errors, events, p0)
 }
 
 fn gate_sequence(max_pct: f64) -> RateSequence {
@@ -266,7 +271,7 @@ pub fn steady_run(rails: &Guardrails, cell: &Steady, rng: &mut Rng) -> SteadyOut
         new_back |= !new_back && new.rolls_back();
         old_back |= !old_back && old.rolls_back();
         if !new_pass || !old_pass {
-            new_pass |= gate.side(new.errors, new.events, gate_line) == Side::Below;
+            new_pass |= gate.proves_below(new.errors, new.events, gate_line);
             old_pass |= old_gate_passes(new.errors, new.events, cell.gate_max_pct, cell.min_events);
         }
     }
@@ -288,7 +293,7 @@ pub struct Regression {
     pub bad_rate: f64,
 }
 
-/// Treatment uploads from the change to the rollback (inclusive) and the seconds it took;
+/// Treatment uploads from the change to the rollback (inclusive) and the milliseconds it took;
 /// `None` when the rule never rolled back within the soak. Also whether a rule rolled back
 /// before the change (a false rollback; such a run counts as not detecting).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -300,7 +305,7 @@ pub struct Detection {
 }
 
 /// Runs one replication of a regression cell. Before the change the rules' state is built in
-/// ticks; after it the guard looks every second (ingest wakes it).
+/// ticks; after it the guard looks every 200 ms (ingest wakes it).
 pub fn regression_run(rails: &Guardrails, cell: &Regression, rng: &mut Rng) -> Detection {
     let (mut new, mut old) = (NewGuard::new(rails, cell.soak_secs), OldGuard::new(rails));
     let mut out = Detection::default();
@@ -320,28 +325,32 @@ pub fn regression_run(rails: &Guardrails, cell: &Regression, rng: &mut Rng) -> D
             out.old_early |= old.rolls_back();
         }
     }
-    // After the change: one-second batches; the old window moves on whole ticks.
-    let second_mu = cell.per_5min / 300.0;
+    // After the change the guard looks every 200 ms (ingest wakes it no more often than that);
+    // the old rule's window moves on whole ticks.
+    const SLOTS_PER_SEC: u64 = 5;
+    let slot_mu = cell.per_5min / 300.0 / SLOTS_PER_SEC as f64;
+    let slots_per_tick = TICK_SECS * SLOTS_PER_SEC;
     let (mut seen, mut tick_errors, mut tick_events) = (0u64, 0u64, 0u64);
-    for second in cell.change_secs..cell.soak_secs {
-        if second % 60 == 0 {
+    for slot in cell.change_secs * SLOTS_PER_SEC..cell.soak_secs * SLOTS_PER_SEC {
+        if slot % (60 * SLOTS_PER_SEC) == 0 {
             new.minute();
         }
-        let errors = rng.poisson(second_mu * cell.bad_rate);
-        let events = errors + rng.poisson(second_mu * (1.0 - cell.bad_rate));
+        let errors = rng.poisson(slot_mu * cell.bad_rate);
+        let events = errors + rng.poisson(slot_mu * (1.0 - cell.bad_rate));
         seen += events;
         new.add(errors, 0, events);
         (tick_errors, tick_events) = (tick_errors + errors, tick_events + events);
-        let elapsed = second + 1 - cell.change_secs;
-        if (second + 1) % TICK_SECS == 0 {
+        // Milliseconds since the change, at the end of this slot.
+        let elapsed_ms = (slot + 1 - cell.change_secs * SLOTS_PER_SEC) * (1000 / SLOTS_PER_SEC);
+        if (slot + 1) % slots_per_tick == 0 {
             old.tick(tick_errors, 0, tick_events);
             (tick_errors, tick_events) = (0, 0);
             if out.old.is_none() && !out.old_early && old.rolls_back() {
-                out.old = Some((seen, elapsed));
+                out.old = Some((seen, elapsed_ms));
             }
         }
         if events > 0 && out.new.is_none() && !out.new_early && new.rolls_back() {
-            out.new = Some((seen, elapsed));
+            out.new = Some((seen, elapsed_ms));
         }
         if (out.new.is_some() || out.new_early) && (out.old.is_some() || out.old_early) {
             break;

@@ -12,7 +12,7 @@
 
 use super::gates::Reference;
 use super::plan::Guardrails;
-use super::sequential::{ChangeDetector, RateSequence, Side};
+use super::sequential::{ChangeDetector, RateSequence};
 use super::stats::Stats;
 use super::units::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -118,6 +118,9 @@ pub struct Receipt {
     pub boundary: f64,
     /// The anytime-valid interval of the rate, as fractions (sequence decisions).
     pub interval: Option<(f64, f64)>,
+    /// The raised rate the change detector compared with the threshold (its decisions).
+    #[serde(default)]
+    pub alternative: Option<f64>,
     /// The events' time range: from the start of their first minute to the decision.
     pub from: Timestamp,
     pub to: Timestamp,
@@ -221,6 +224,7 @@ pub fn assess(rails: &Guardrails, evidence: StageEvidence<'_>, reference: &Refer
         statistic,
         boundary,
         interval,
+        alternative: None,
         from,
         to: now,
     };
@@ -261,7 +265,7 @@ pub fn assess(rails: &Guardrails, evidence: StageEvidence<'_>, reference: &Refer
     for rate in &rates {
         let k = (rate.bad)(&total);
         let sequence = RateSequence::tuned(rate.p0, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR);
-        if sequence.side(k, n, rate.p0) == Side::Above {
+        if sequence.proves_above(k, n, rate.p0) {
             let (lo, hi) = sequence.interval(k, n);
             let message = format!(
                 "{} (anytime-valid, α {}) over all {n} treatment uploads of this stage, {k} of them bad: past the {} line for certain",
@@ -307,17 +311,20 @@ pub fn assess(rails: &Guardrails, evidence: StageEvidence<'_>, reference: &Refer
                 sample: window.events,
                 window: now.since(start),
                 message,
-                receipt: Some(receipt(
-                    Method::ChangeDetector,
-                    window.bad,
-                    window.events,
-                    rate.p0,
-                    ALPHA_ROLLBACK_CHANGE,
-                    window.statistic,
-                    window.threshold,
-                    None,
-                    start,
-                )),
+                receipt: Some(Receipt {
+                    alternative: Some(window.alternative),
+                    ..receipt(
+                        Method::ChangeDetector,
+                        window.bad,
+                        window.events,
+                        rate.p0,
+                        ALPHA_ROLLBACK_CHANGE,
+                        window.statistic,
+                        window.threshold,
+                        None,
+                        start,
+                    )
+                }),
             }));
         }
     }
@@ -352,7 +359,7 @@ pub fn assess(rails: &Guardrails, evidence: StageEvidence<'_>, reference: &Refer
     let band_top = 1.0 - high.get() / 100.0;
     let band = RateSequence::tuned(band_top, ALPHA_REVIEW, REVIEW_N_STAR);
     let k = failures(&total);
-    if band.side(k, n, band_top) == Side::Above {
+    if band.proves_above(k, n, band_top) {
         out.holding.push(Condition::SuccessBand);
         if sustained_for(Condition::SuccessBand).is_some_and(|d| d >= review.success_band_for) {
             let (lo, hi) = band.interval(k, n);
@@ -384,7 +391,7 @@ pub fn assess(rails: &Guardrails, evidence: StageEvidence<'_>, reference: &Refer
         // Only the uploads certainly slower than the limit count against it.
         let (slow, _) = total.latency.count_above(limit_ms);
         let tail = RateSequence::tuned(LATENCY_TAIL, ALPHA_REVIEW, REVIEW_N_STAR);
-        if tail.side(slow, n, LATENCY_TAIL) == Side::Above {
+        if tail.proves_above(slow, n, LATENCY_TAIL) {
             out.holding.push(Condition::LatencyHigh);
             if sustained_for(Condition::LatencyHigh).is_some_and(|d| d >= review.latency_for) {
                 let (lo, hi) = tail.interval(slow, n);
@@ -634,7 +641,7 @@ mod tests {
         assert_eq!(r.from, minutes[47 * 60].0);
         assert!(breach.message.contains("24 of the 80 treatment uploads in the last 4m"), "{}", breach.message);
         // The whole stage's rate (1.3%) is far below the line: the sequence alone would wait.
-        assert!(RateSequence::tuned(0.05, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR).side(306, 56_480, 0.05) != Side::Above);
+        assert!(!RateSequence::tuned(0.05, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR).proves_above(306, 56_480, 0.05));
     }
 
     #[test]

@@ -80,9 +80,12 @@ impl fmt::Display for RollbackTarget {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Guardrails {
-    /// Trailing window the guard loop evaluates.
-    pub window: Span,
-    /// Fewest treatment events in the window before a rate may trigger anything.
+    /// No longer used: the guard judges the stage's whole evidence with anytime-valid
+    /// statistics (docs/statistics.md). Accepted so that older plans still load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Span>,
+    /// Fewest treatment uploads in the stage before memory is judged (a mean has no sequence;
+    /// rates need no minimum).
     pub min_sample: u32,
     /// How often the guard loop looks.
     pub interval: Span,
@@ -306,14 +309,11 @@ impl Plan {
         }
 
         let g = &self.guardrails;
-        if g.window.secs() < 60 {
-            bad("guardrails.window".into(), format!("{} is shorter than a minute", g.window));
-        }
-        if g.interval.secs() < 1 || g.interval > g.window {
-            bad("guardrails.interval".into(), format!("{} must be at least 1s and no longer than the window ({})", g.interval, g.window));
+        if g.interval.secs() < 1 || g.interval.secs() > 300 {
+            bad("guardrails.interval".into(), format!("{} must be between 1s and 5m: the guard must look often", g.interval));
         }
         if g.min_sample == 0 {
-            bad("guardrails.min_sample".into(), "must be at least 1, or one event could roll back".into());
+            bad("guardrails.min_sample".into(), "must be at least 1, or one upload could roll back on memory".into());
         }
         let [low, high] = g.manual_review.success_band;
         if low >= high {

@@ -129,10 +129,27 @@ impl RateSequence {
     /// observed rate, so that is "every rate in it is above `p0`"), below likewise.
     pub fn side(&self, k: u64, n: u64, p0: f64) -> Side {
         let l = self.boundary();
-        if n == 0 || max_log_evidence(k, n, p0) < l || self.ln_evidence(k, n, p0) < l {
+        if n == 0 {
+            return Side::Unknown;
+        }
+        // Cheap bounds first: n·KL(p̂‖p0) ≤ n·χ²(p̂‖p0), and the mixture never beats the best
+        // single alternative (n·KL). Most looks stop at the first, with no logarithm.
+        let (n_f, p0c) = (n as f64, clamp_rate(p0));
+        let excess = k as f64 - n_f * p0c;
+        if excess * excess / (n_f * p0c * (1.0 - p0c)) < l || max_log_evidence(k, n, p0) < l || self.ln_evidence(k, n, p0) < l {
             return Side::Unknown;
         }
         if (k as f64) > p0 * n as f64 { Side::Above } else { Side::Below }
+    }
+
+    /// Whether the rate is proven above `p0` (cheap when the observed rate is not above it).
+    pub fn proves_above(&self, k: u64, n: u64, p0: f64) -> bool {
+        k as f64 > p0 * n as f64 && self.side(k, n, p0) == Side::Above
+    }
+
+    /// Whether the rate is proven below `p0` (cheap when the observed rate is not below it).
+    pub fn proves_below(&self, k: u64, n: u64, p0: f64) -> bool {
+        (k as f64) < p0 * n as f64 && self.side(k, n, p0) == Side::Below
     }
 
     /// The sequence's interval after `k` bad in `n`: every rate whose log evidence is still
