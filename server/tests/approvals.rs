@@ -42,9 +42,10 @@ async fn a_clean_rollout_reaches_100_percent_through_approvals_alone(pool: PgPoo
     assert_eq!(status, 200, "{body}");
     assert_eq!(app.command(json!({ "command": "start" })).await.0, 200);
 
-    // Treatment events per stage: enough for each stage's minimum and for the success-rate
-    // interval to clear its threshold.
-    let traffic = [0, 8_000, 4_000, 4_000, 6_000];
+    // Treatment events per stage: enough for each stage's minimum and for the anytime-valid
+    // intervals to clear their thresholds (at the simulated ~0.25% failures, stage 1's 0.5%
+    // needs about 10,500).
+    let traffic = [0, 14_000, 4_000, 4_000, 6_000];
     for stage in 0..5u64 {
         app.advance_clock_minutes(1);
         if traffic[stage as usize] > 0 {

@@ -87,6 +87,32 @@ async fn bad_lines_are_reported_by_number_and_field_while_good_ones_are_kept(poo
     assert!(messages[0].contains("retention") && messages[1].contains("future"), "{report}");
 }
 
+/// Security review, issue 19 (2): a 7.75 kB `provider` of random text was accepted, and its
+/// rollup key (past the B-tree's 2,704-byte limit) made every later fold fail, for every
+/// rollout. Now the line is refused by field, its neighbours are kept, and folding goes on.
+#[sqlx::test(migrations = "../migrations")]
+async fn an_oversized_label_is_refused_by_field_and_folding_goes_on(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let mut random = Lcg(19);
+    let noise: String = (0..7_750).map(|_| char::from(b'!' + (random.next() % 90) as u8)).collect();
+    let mut poisoned = event("poison", 2, "async", "success", 80.0);
+    poisoned["provider"] = json!(noise);
+    let lines = vec![
+        event("before", 2, "async", "success", 80.0).to_string(),
+        poisoned.to_string(),
+        event("after", 2, "sync", "success", 90.0).to_string(),
+    ];
+    let (status, report) = post_ndjson(&app, &lines).await;
+    assert_eq!((status, report["accepted"].as_u64(), report["rejected"].as_u64()), (200, Some(2), Some(1)), "{report}");
+    assert_eq!((report["errors"][0]["line"].as_u64(), report["errors"][0]["field"].as_str()), (Some(2), Some("provider")));
+    assert!(report["errors"][0]["message"].as_str().unwrap().contains("longer than 64 characters"), "{report}");
+    let store = Store::new(pool.clone());
+    store.fold_rollups().await.expect("the fold goes on");
+    assert_eq!(pending_deltas(&pool).await, 0);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+    assert_eq!(stored, 2);
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn a_replayed_event_is_never_counted_twice(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;

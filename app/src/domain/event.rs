@@ -100,6 +100,12 @@ fn bad(field: &str, message: impl Into<String>) -> FieldError {
     FieldError { field: field.to_string(), message: message.into() }
 }
 
+/// The longest event id, in characters.
+pub const MAX_EVENT_ID: usize = 200;
+/// The longest label (`provider`, `file_type`, `error_kind`, `flag`), in characters: labels are
+/// rollup keys, and a key must fit a B-tree index entry with room to spare.
+pub const MAX_LABEL: usize = 64;
+
 /// Reads one line of JSONL.
 pub fn parse_line(line: &str) -> Result<UploadEvent, FieldError> {
     // The usual line, every known field of its usual JSON type, is read straight into `Fields`.
@@ -213,10 +219,7 @@ impl<'a> Fields<'a> {
 
     /// The event, or the first field whose value is impossible.
     fn check(self) -> Result<UploadEvent, FieldError> {
-        let event_id = non_empty("event_id", &self.event_id)?;
-        if event_id.len() > 200 {
-            return Err(bad("event_id", "is longer than 200 characters"));
-        }
+        let event_id = bounded("event_id", non_empty("event_id", &self.event_id)?, MAX_EVENT_ID)?;
         let at = match self.timestamp {
             Time::Millis(ms) if ms > 0 => Timestamp(ms),
             Time::Millis(ms) => return Err(bad("timestamp", format!("{ms} is not milliseconds since 1970"))),
@@ -232,15 +235,15 @@ impl<'a> Fields<'a> {
         Ok(UploadEvent {
             event_id: event_id.to_string(),
             at,
-            flag: optional(self.flag),
+            flag: optional_label("flag", self.flag)?,
             variant,
             outcome,
             latency_ms: non_negative("latency_ms", self.latency_ms)?,
             memory_mb: non_negative("memory_mb", self.memory_mb)?,
-            provider: non_empty("provider", &self.provider)?.to_lowercase(),
-            file_type: non_empty("file_type", &self.file_type)?.to_lowercase(),
+            provider: bounded("provider", non_empty("provider", &self.provider)?, MAX_LABEL)?.to_lowercase(),
+            file_type: bounded("file_type", non_empty("file_type", &self.file_type)?, MAX_LABEL)?.to_lowercase(),
             size_bytes: self.size_bytes,
-            error_kind: optional(self.error_kind),
+            error_kind: optional_label("error_kind", self.error_kind)?,
             critical: self.critical.unwrap_or(false),
         })
     }
@@ -278,9 +281,19 @@ fn non_empty<'s>(field: &str, text: &'s str) -> Result<&'s str, FieldError> {
     }
 }
 
-/// Optional text without its surrounding blanks; blank is absent.
-fn optional(text: Option<Cow<'_, str>>) -> Option<String> {
-    text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+/// Text of at most `max` characters.
+fn bounded<'s>(field: &str, text: &'s str, max: usize) -> Result<&'s str, FieldError> {
+    // Counting stops one past the limit: a long value costs no more than a short one.
+    if text.chars().nth(max).is_some() { Err(bad(field, format!("is longer than {max} characters"))) } else { Ok(text) }
+}
+
+/// An optional label without its surrounding blanks (blank is absent), at most [`MAX_LABEL`]
+/// characters.
+fn optional_label(field: &str, text: Option<Cow<'_, str>>) -> Result<Option<String>, FieldError> {
+    match text.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => Ok(Some(bounded(field, t, MAX_LABEL)?.to_string())),
+    }
 }
 
 fn non_negative(field: &str, v: f64) -> Result<f64, FieldError> {
@@ -385,6 +398,37 @@ mod tests {
         check(r#""file_type":"csv","#, r#""critical":"yes","file_type":"csv","#, "critical");
         assert_eq!(parse_line("{not json").unwrap_err().field, "line");
         assert_eq!(parse_line("[1]").unwrap_err().field, "line");
+    }
+
+    /// Security review, issue 19 (2): an incompressible `provider` of 7.75 kB was accepted and
+    /// its rollup key broke the fold for every rollout. Every text field is bounded, and the
+    /// error names the field, whichever way the line is read.
+    #[test]
+    fn every_text_field_is_bounded() {
+        let long = |n: usize| "x".repeat(n);
+        let cases = [
+            (r#""provider":"Kimi""#, "provider", MAX_LABEL),
+            (r#""file_type":"csv""#, "file_type", MAX_LABEL),
+            (r#""event_id":"e-1""#, "event_id", MAX_EVENT_ID),
+        ];
+        for (from, field, max) in cases {
+            let at_limit = GOOD.replacen(from, &format!(r#""{field}":"{}""#, long(max)), 1);
+            assert!(parse_line(&at_limit).is_ok(), "{field} of {max} characters is allowed");
+            let over = GOOD.replacen(from, &format!(r#""{field}":"{}""#, long(max + 1)), 1);
+            let err = parse_line(&over).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+            assert!(err.message.contains(&format!("longer than {max} characters")), "{err}");
+            // The same through the JSON tree (a repeated key sends the line that way).
+            let value: Value = serde_json::from_str(&over).unwrap();
+            assert_eq!(parse_value(&value).unwrap_err().field, field);
+        }
+        for (field, max) in [("error_kind", MAX_LABEL), ("flag", MAX_LABEL)] {
+            let over = GOOD.replacen(r#""size_bytes""#, &format!(r#""{field}":"{}","size_bytes""#, long(max + 1)), 1);
+            assert_eq!(parse_line(&over).unwrap_err().field, field);
+        }
+        // Characters, not bytes: 64 three-byte characters are fine.
+        let wide = GOOD.replacen(r#""provider":"Kimi""#, &format!(r#""provider":"{}""#, "語".repeat(MAX_LABEL)), 1);
+        assert!(parse_line(&wide).is_ok());
     }
 
     #[test]
