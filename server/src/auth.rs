@@ -30,6 +30,10 @@ pub const SHARE_COOKIE: &str = "rampart_share";
 const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
 const MAX_FAILURES_PER_ADDRESS: i64 = 20;
 const FAILURE_WINDOW: Span = Span::from_secs(15 * 60);
+/// Password hashes computed at once (argon2id takes ~19 MiB each): a burst of sign-ins waits
+/// its turn, for at most [`HASHING_WAIT`], instead of exhausting memory.
+pub const HASHING_AT_ONCE: usize = 4;
+const HASHING_WAIT: Duration = Duration::from_secs(2);
 /// How long a token lookup is trusted before asking Postgres again (a revocation made on
 /// another server process takes effect within this).
 const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -79,6 +83,7 @@ pub struct Auth {
     clock: Clock,
     session_ttl: Span,
     tokens: Arc<Mutex<TokenCache>>,
+    hashing: Arc<tokio::sync::Semaphore>,
 }
 
 /// A new session: the cookie value, handed to the browser once.
@@ -90,7 +95,7 @@ pub struct NewSession {
 
 impl Auth {
     pub fn new(store: Store, clock: Clock, session_ttl: Span) -> Auth {
-        Auth { store, clock, session_ttl, tokens: Arc::default() }
+        Auth { store, clock, session_ttl, tokens: Arc::default(), hashing: Arc::new(tokio::sync::Semaphore::new(HASHING_AT_ONCE)) }
     }
 
     fn now(&self) -> Timestamp {
@@ -154,26 +159,35 @@ impl Auth {
 
     /// Checks a password and starts a session. Failed attempts are counted per account and per
     /// address; past the limit every attempt (right or wrong) is refused with the wait left.
+    /// The attempt is claimed (counted as a failure until it succeeds) atomically before the
+    /// password is hashed, so concurrent attempts cannot all slip under the limit; and at most
+    /// [`HASHING_AT_ONCE`] hashes run at once, so a burst cannot exhaust memory.
     pub async fn login(&self, name: &str, password: &str, address: &str) -> Result<NewSession, AppError> {
+        let busy = || AppError::TooManyRequests {
+            message: "the server is busy checking other sign-ins; try again in 1 s".into(),
+            retry_after_secs: 1,
+        };
+        let _permit = tokio::time::timeout(HASHING_WAIT, self.hashing.clone().acquire_owned())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| AppError::Internal)?;
         let now = self.now();
         let since = Timestamp(now.millis() - FAILURE_WINDOW.millis());
-        let [by_name, by_address] = self.store.login_failures(name, address, since).await?;
-        for ((count, oldest), limit) in [(by_name, MAX_FAILURES_PER_ACCOUNT), (by_address, MAX_FAILURES_PER_ADDRESS)] {
-            if count >= limit {
-                let free_at = oldest.unwrap_or(now).millis() + FAILURE_WINDOW.millis();
-                let wait = ((free_at - now.millis()).max(1000) + 999) / 1000;
-                return Err(AppError::TooManyRequests {
-                    message: format!("too many failed sign-ins; try again in {wait} s"),
-                    retry_after_secs: wait as u64,
-                });
-            }
+        let limits = [MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS];
+        if let Err(oldest) = self.store.claim_login_attempt(name, address, now, since, limits).await? {
+            let free_at = oldest.unwrap_or(now).millis() + FAILURE_WINDOW.millis();
+            let wait = ((free_at - now.millis()).max(1000) + 999) / 1000;
+            return Err(AppError::TooManyRequests {
+                message: format!("too many failed sign-ins; try again in {wait} s"),
+                retry_after_secs: wait as u64,
+            });
         }
         let user = self.store.credentials(name).await?;
         let stored = user.as_ref().map_or_else(|| DECOY_HASH.clone(), |u| u.password_hash.clone());
         let candidate = password.to_string();
         let matches = tokio::task::spawn_blocking(move || verify_password(&candidate, &stored)).await.unwrap_or(false);
         let Some(user) = user.filter(|_| matches) else {
-            self.store.record_login_failure(name, address, now, since).await?;
+            self.store.record_login_failure(name, address).await?;
             return Err(AppError::Unauthenticated { message: "wrong name or password".into() });
         };
         self.start_session(&user, address).await

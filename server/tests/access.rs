@@ -435,6 +435,31 @@ async fn sign_in_is_rate_limited_per_account_and_per_address(pool: PgPool) {
     assert_eq!(failures, 25, "every failed sign-in is in the audit trail");
 }
 
+/// Security review, issue 19 (1): the failure count was read, checked and written in separate
+/// steps, so 60 concurrent wrong sign-ins for one account were all judged — each an argon2 hash
+/// of ~19 MiB on its own thread. Now an attempt is claimed under a lock before any hashing:
+/// of 200 at once, at most the limit are judged (401) and the rest refused (429) unhashed.
+#[sqlx::test(migrations = "../migrations")]
+async fn concurrent_wrong_sign_ins_are_throttled_at_the_limit(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let (client, url, origin) = (app.client.clone(), app.url("/auth/login"), app.base.clone());
+        attempts.spawn(async move {
+            let form = [("name", "admin"), ("password", "wrong password!")];
+            let response = client.post(url).header("origin", origin).header("accept", "application/json").form(&form).send().await;
+            response.unwrap().status().as_u16()
+        });
+    }
+    let statuses: Vec<u16> = attempts.join_all().await;
+    let judged = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(judged + refused, 200, "{statuses:?}");
+    assert!(judged <= 5, "{judged} of 200 concurrent attempts were judged (the limit is 5)");
+    let failures: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'login_failed'").fetch_one(&pool).await.unwrap();
+    assert_eq!(failures, judged as i64, "each judged attempt, and only those, is a failure in the audit trail");
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn tokens_hold_their_scopes_only_and_stop_working_when_revoked(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;

@@ -199,21 +199,24 @@ impl Store {
         Ok(Some(row.name))
     }
 
-    /// Records a failed sign-in (also in the audit trail) and forgets failures older than `forget_before`.
-    pub async fn record_login_failure(&self, name: &str, address: &str, now: Timestamp, forget_before: Timestamp) -> Result<()> {
+    /// Claims one sign-in attempt for `name` from `address`, atomically: under a lock per
+    /// account and per address (taken in that order, so two claims never wait on each other in a
+    /// circle), counts each one's failures since `since`, and when both are under their limits
+    /// records this attempt as a failure until it succeeds (a success clears the account's
+    /// failures). Concurrent attempts therefore see each other: no more than the limit are ever
+    /// let through to the password check. Returns the oldest failure of the limit that is full
+    /// when refused.
+    pub async fn claim_login_attempt(
+        &self,
+        name: &str,
+        address: &str,
+        now: Timestamp,
+        since: Timestamp,
+        limits: [i64; 2],
+    ) -> Result<std::result::Result<(), Option<Timestamp>>> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query!("DELETE FROM login_failures WHERE at < $1", from_timestamp(forget_before)).execute(&mut *tx).await?;
-        sqlx::query!("INSERT INTO login_failures (name, address, at) VALUES ($1, $2, $3)", name, address, from_timestamp(now))
-            .execute(&mut *tx)
-            .await?;
-        let text = format!("Failed sign-in as {name} from {address}");
-        insert_audit(&mut tx, None, name, "login_failed", &text, None, None, serde_json::json!({ "address": address })).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Failed sign-ins since `since` for the account and for the address: (count, oldest) each.
-    pub async fn login_failures(&self, name: &str, address: &str, since: Timestamp) -> Result<[(i64, Option<Timestamp>); 2]> {
+        sqlx::query!("SELECT pg_advisory_xact_lock(7003, hashtext($1))", name).execute(&mut *tx).await?;
+        sqlx::query!("SELECT pg_advisory_xact_lock(7004, hashtext($1))", address).execute(&mut *tx).await?;
         let row = sqlx::query!(
             r#"SELECT count(*) FILTER (WHERE name = $1) AS "by_name!", min(at) FILTER (WHERE name = $1) AS by_name_oldest,
                       count(*) FILTER (WHERE address = $2) AS "by_address!", min(at) FILTER (WHERE address = $2) AS by_address_oldest
@@ -222,9 +225,31 @@ impl Store {
             address,
             from_timestamp(since)
         )
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await?;
-        Ok([(row.by_name, row.by_name_oldest.map(to_timestamp)), (row.by_address, row.by_address_oldest.map(to_timestamp))])
+        let [by_name, by_address] = limits;
+        if row.by_name >= by_name {
+            return Ok(Err(row.by_name_oldest.map(to_timestamp)));
+        }
+        if row.by_address >= by_address {
+            return Ok(Err(row.by_address_oldest.map(to_timestamp)));
+        }
+        sqlx::query!("DELETE FROM login_failures WHERE at < $1", from_timestamp(since)).execute(&mut *tx).await?;
+        sqlx::query!("INSERT INTO login_failures (name, address, at) VALUES ($1, $2, $3)", name, address, from_timestamp(now))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Writes a failed sign-in to the audit trail (its claim, [`Store::claim_login_attempt`],
+    /// already counts it).
+    pub async fn record_login_failure(&self, name: &str, address: &str) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let text = format!("Failed sign-in as {name} from {address}");
+        insert_audit(&mut tx, None, name, "login_failed", &text, None, None, serde_json::json!({ "address": address })).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn create_token(&self, name: &str, hash: &[u8], scopes: &[Scope], actor: &str, now: Timestamp) -> Result<TokenView> {
