@@ -185,12 +185,39 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// Where to go after signing in: only a path on this site.
+/// Where to go after signing in: only a path on this site. Judged after percent-decoding
+/// (once, as a browser would): a single `/` not followed by another, and no control character
+/// or backslash anywhere (nor a raw blank) — browsers drop tabs and newlines, so `/<TAB>/host`
+/// would otherwise reach another site, and CR LF would break the redirect.
 fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
-        _ => "/",
+    let Some(raw) = next else { return "/" };
+    let Some(decoded) = percent_decode(raw) else { return "/" };
+    // Raw, not even a blank (a browser would encode it, or drop it); decoded, no control
+    // character or backslash (an encoded blank is just a blank in a path).
+    let unsafe_decoded = |c: char| c.is_control() || c == '\\';
+    let fine = decoded.starts_with('/')
+        && !decoded[1..].starts_with('/')
+        && !decoded.chars().any(unsafe_decoded)
+        && !raw.chars().any(|c| unsafe_decoded(c) || c.is_whitespace());
+    if fine { raw } else { "/" }
+}
+
+/// `%XX` sequences decoded; `None` when one is malformed or the result is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
     }
+    String::from_utf8(out).ok()
 }
 
 fn secure(headers: &HeaderMap) -> &'static str {
@@ -399,6 +426,32 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+        // Security review, issue 19 (3): browsers drop tabs and newlines from a URL, so
+        // `/<TAB>/evil.example` left the site; CR LF made the redirect fail with a 500. Every
+        // hostile form, raw or percent-encoded, falls back to the home page.
+        for hostile in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/%09/evil.example",
+            "/%0d%0aSet-Cookie:x=1",
+            "/%2F/evil.example",
+            "/%2f%2fevil.example",
+            "/\\evil.example",
+            "/%5Cevil.example",
+            "/%5c%5cevil.example",
+            "/ /evil.example",
+            "/\u{7f}/evil.example",
+            "/%",
+            "/%zz",
+            "",
+            "rollouts/1",
+        ] {
+            assert_eq!(safe_next(Some(hostile)), "/", "{hostile:?}");
+        }
+        for fine in ["/", "/rollouts/1", "/rollouts/1/plan?tab=stages", "/status/1#incidents", "/a%20b"] {
+            assert_eq!(safe_next(Some(fine)), fine, "{fine:?}");
+        }
     }
 
     #[test]
