@@ -4,9 +4,7 @@
 //! line a script can check. `--runs N` sets the replications per cell (default 1,000);
 //! `--quick` runs 40 per cell on shortened soaks, to check that it runs.
 
-use app::domain::calibration::{
-    Detection, Regression, Steady, SteadyOutcome, rate_interval, regression_run, replicate, steady_run,
-};
+use app::domain::calibration::{Detection, Regression, Steady, SteadyOutcome, rate_interval, regression_run, replicate, steady_run};
 use app::domain::plan::{DEFAULT_PLAN_TOML, Plan};
 use std::time::Instant;
 
@@ -46,7 +44,9 @@ fn main() {
 
     // 1. Every stage at exactly the error rate its gate allows, all soak long.
     println!("### Healthy treatment at its stage's allowed error rate (the old rule's false rollbacks)\n");
-    println!("| stage | error rate | soak | uploads / 5 min | false rollback, new (95% CI) | old | false pass of the error gate, new (95% CI) | old |");
+    println!(
+        "| stage | error rate | soak | uploads / 5 min | false rollback, new (95% CI) | old | false pass of the error gate, new (95% CI) | old |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let (mut max_rollback, mut max_pass) = ((0u64, 1u64), (0u64, 1u64));
     let worse = |max: &mut (u64, u64), k: u64, n: u64| {
@@ -123,13 +123,7 @@ fn main() {
                 // Watch 24 hours after the change (3 at the line itself, where no rollback is due).
                 let watch = if bad_rate <= 0.05 { 3 * HOUR } else { 24 * HOUR };
                 let change_secs = if quick { change.min(HOUR) } else { change };
-                let cell = Regression {
-                    per_5min: *per_5min,
-                    soak_secs: change_secs + watch,
-                    healthy_rate: 0.005,
-                    change_secs,
-                    bad_rate,
-                };
+                let cell = Regression { per_5min: *per_5min, soak_secs: change_secs + watch, healthy_rate: 0.005, change_secs, bad_rate };
                 let start_note = if change == 0 { "stage start".to_string() } else { format!("{}h in", change_secs / HOUR) };
                 let results: Vec<Detection> =
                     replicate(runs, 3_000 + 100 * m as u64 + change + t as u64, threads, |rng| regression_run(rails, &cell, rng));
@@ -142,7 +136,7 @@ fn main() {
                 };
                 let (events, millis) = summarise(|d| d.new);
                 let (old_events, _) = summarise(|d| d.old);
-                let caught = |n: usize| format!("{}", pct(n as f64 / results.len() as f64));
+                let caught = |n: usize| pct(n as f64 / results.len() as f64);
                 let spread = |v: &[u64]| if v.is_empty() { "—".into() } else { format!("{} / {}", quantile(v, 0.5), quantile(v, 0.9)) };
                 let minutes = |v: &[u64]| {
                     if v.is_empty() {

@@ -85,6 +85,8 @@ test('gates judge the treatment arm against the frozen baseline', async ({ page,
   const baseline = await api.post('/api/v1/rollouts/1/baseline', { data: { from: now - 600_000, to: now } });
   expect(baseline.ok(), await baseline.text()).toBeTruthy();
   expect((await api.post('/api/v1/events', { data: uploads('treated', 500, Date.now(), 'async', 'success', 120) })).ok()).toBeTruthy();
+  // The control arm of this stage (the flag-off users), for the comparison beside each gate.
+  expect((await api.post('/api/v1/events', { data: uploads('control', 300, Date.now(), 'sync', 'success', 300) })).ok()).toBeTruthy();
 
   const room = new ControlRoom(page);
   await room.open();
@@ -98,6 +100,10 @@ test('gates judge the treatment arm against the frozen baseline', async ({ page,
   await expect(gate('successrate')).toContainText('inconclusive');
   await expect(page.getByTestId('criteria')).toContainText('still includes 99.50%');
   await expect(page.getByTestId('criteria')).toContainText('more uploads at the observed rate');
+  // Beside each rate, treatment minus control with its always-valid interval: both arms clean.
+  await expect(page.getByTestId('criteria')).toContainText('vs control');
+  await expect(gate('successrate').getByTestId('versus-control')).toContainText(/[+−]0\.00 pts \(−\d+\.\d\d to \+\d+\.\d\d\)/);
+  await expect(gate('memory').getByTestId('versus-control')).toHaveText('—');
   await expect(page.getByTestId('blockers')).toContainText('Success rate: inconclusive');
   // The charts draw both arms against the gate and the baseline.
   for (const chart of ['chart-success', 'chart-errors', 'chart-latency', 'chart-memory', 'chart-uploads']) {

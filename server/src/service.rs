@@ -94,7 +94,13 @@ impl Rollouts {
         let (control, treatment) = self.metrics.arms(rollout.id, Some(state.stage.0 as i32), entered, until).await?;
         let reference = Reference::choose(baseline, &control);
         let memory_limit = rollout.plan.guardrails.auto_rollback.memory_above_baseline.get();
-        Ok(gates::evaluate(criteria, &treatment, &reference, memory_limit))
+        let mut judged = gates::evaluate(criteria, &treatment, &control, &reference, memory_limit);
+        // How long the uploads still needed take at the last hour's pace (of this stage).
+        let hour_ago = Timestamp(now.millis() - 3_600_000).max(entered);
+        let (_, recent) = self.metrics.arms(rollout.id, Some(state.stage.0 as i32), hour_ago, until).await?;
+        let hours = ((now.millis() - hour_ago.millis()) as f64 / 3_600_000.0).max(1.0 / 60.0);
+        gates::pace(&mut judged, recent.count() as f64 / hours);
+        Ok(judged)
     }
 }
 

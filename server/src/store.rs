@@ -229,8 +229,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound("audit entry"))?;
-        let entry =
-            AuditEntry { id: r.id, at: to_timestamp(r.at), actor: r.actor, action: r.action, summary: r.summary, reason: r.reason };
+        let entry = AuditEntry { id: r.id, at: to_timestamp(r.at), actor: r.actor, action: r.action, summary: r.summary, reason: r.reason };
         Ok((entry, r.evidence))
     }
 

@@ -173,6 +173,14 @@ async fn gates_go_from_inconclusive_to_pass_as_healthy_uploads_arrive(pool: PgPo
     assert_eq!(verdict(&room, "min_events"), "inconclusive");
     assert_eq!(verdict(&room, "success_rate"), "inconclusive");
     assert!(room["blockers"].as_array().unwrap().iter().any(|b| b["kind"] == "gate_not_passed"));
+    // The evidence still needed, in uploads and in time at this stage's pace so far.
+    let success = room["gates"].as_array().unwrap().iter().find(|g| g["criterion"] == "success_rate").unwrap();
+    let explanation = success["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains("more uploads at the observed rate, ≈ ") && explanation.contains("at the last hour's pace"),
+        "{explanation}"
+    );
+    assert!(success["more_uploads"].as_u64().unwrap() > 1_000, "{success}");
 
     // 2,000 clean uploads: enough for the stage minimum, latency and memory (the success rate at
     // the simulated 0.2% needs about 5,000 to be proven above 99.5%).

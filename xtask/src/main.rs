@@ -319,10 +319,7 @@ fn bench() -> Result {
 /// Calibration): a release build of the domain, no database. Passes `--quick` and `--runs N` on.
 fn calibrate(args: &[String]) -> Result {
     let project = Project::open()?;
-    step(
-        "running the calibration (release build)",
-        project.cargo().args(["bench", "-p", "app", "--bench", "calibrate", "--"]).args(args),
-    )
+    step("running the calibration (release build)", project.cargo().args(["bench", "-p", "app", "--bench", "calibrate", "--"]).args(args))
 }
 
 /// Regenerates .sqlx/ by compiling the server's queries against a freshly migrated database.

@@ -20,6 +20,12 @@ fn threshold(gate: &Gate) -> String {
     }
 }
 
+/// "+0.12 pts (−0.20 to +0.44)", or a dash where there is no control arm to compare with.
+fn versus_control(gate: &Gate) -> String {
+    gate.versus_control
+        .map_or_else(|| "—".to_string(), |d| format!("{:+.2} pts ({:+.2} to {:+.2})", d.estimate, d.lo, d.hi).replace('-', "−"))
+}
+
 #[component]
 pub fn Gates(gates: Vec<Gate>) -> impl IntoView {
     let rows = gates
@@ -38,9 +44,10 @@ pub fn Gates(gates: Vec<Gate>) -> impl IntoView {
                     <td>{threshold(&gate)}</td>
                     <td>{observed} {interval.map(|i| view! { <span class="muted interval">{format!(" (97.5% anytime: {i})")}</span> })}</td>
                     <td>{format!("{} / {}", gate.sample, gate.min_sample)}</td>
+                    <td data-testid="versus-control">{versus_control(&gate)}</td>
                     <td><span class=verdict_class>{gate.verdict.label()}</span></td>
                 </tr>
-                <tr class="gate-explanation"><td colspan="5" class="muted">{gate.explanation}</td></tr>
+                <tr class="gate-explanation"><td colspan="6" class="muted">{gate.explanation}</td></tr>
             }
         })
         .collect_view();
@@ -52,6 +59,7 @@ pub fn Gates(gates: Vec<Gate>) -> impl IntoView {
                     <th scope="col">"Threshold"</th>
                     <th scope="col">"Observed (treatment)"</th>
                     <th scope="col">"Sample / min"</th>
+                    <th scope="col" title="Treatment minus control, with a 95% interval that holds at every look">"vs control"</th>
                     <th scope="col">"Verdict"</th>
                 </tr>
             </thead>

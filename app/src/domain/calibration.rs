@@ -192,7 +192,8 @@ impl OldGuard {
     pub fn rolls_back(&self) -> bool {
         let (errors, failures, n) = self.sums;
         n >= self.min_sample
-            && (100.0 - (failures as f64) * 100.0 / (n as f64) < self.success_below || (errors as f64) * 100.0 / (n as f64) > self.error_above)
+            && (100.0 - (failures as f64) * 100.0 / (n as f64) < self.success_below
+                || (errors as f64) * 100.0 / (n as f64) > self.error_above)
     }
 }
 
@@ -210,6 +211,19 @@ fn gate_sequence(max_pct: f64) -> RateSequence {
 /// minimum is in.
 pub fn old_gate_passes(errors: u64, events: u64, max_pct: f64, min_events: u64) -> bool {
     events >= min_events && wilson(errors, events).is_some_and(|(_, hi)| hi <= max_pct)
+}
+
+/// One 5-second tick of traffic at `error_rate`, fed to both rules (a minute boundary first,
+/// every twelfth tick). Returns the tick's uploads.
+fn feed_tick(rng: &mut Rng, new: &mut NewGuard, old: &mut OldGuard, tick: u64, mu: f64, error_rate: f64) -> u64 {
+    if tick.is_multiple_of(60 / TICK_SECS) {
+        new.minute();
+    }
+    let errors = rng.poisson(mu * error_rate);
+    let events = errors + rng.poisson(mu * (1.0 - error_rate));
+    new.add(errors, 0, events);
+    old.tick(errors, 0, events);
+    events
 }
 
 /// One A/A cell: a stage whose treatment errs at exactly `error_rate` all soak long.
@@ -252,17 +266,10 @@ pub fn steady_run(rails: &Guardrails, cell: &Steady, rng: &mut Rng) -> SteadyOut
     let (mut new, mut old) = (NewGuard::new(rails, cell.soak_secs), OldGuard::new(rails));
     let mut out = SteadyOutcome { runs: 1, ..Default::default() };
     let (mut new_back, mut old_back, mut new_pass, mut old_pass) = (false, false, false, false);
-    let ticks_per_minute = 60 / TICK_SECS;
     let gate = gate_sequence(cell.gate_max_pct);
     let gate_line = cell.gate_max_pct / 100.0;
     for tick in 0..cell.soak_secs / TICK_SECS {
-        if tick % ticks_per_minute == 0 {
-            new.minute();
-        }
-        let errors = rng.poisson(mu * cell.error_rate);
-        let events = errors + rng.poisson(mu * (1.0 - cell.error_rate));
-        new.add(errors, 0, events);
-        old.tick(errors, 0, events);
+        let events = feed_tick(rng, &mut new, &mut old, tick, mu, cell.error_rate);
         if events == 0 && tick > 0 {
             // Nothing new: every verdict stands as it was (the old window still moves).
             old_back |= !old_back && old.rolls_back();
@@ -310,16 +317,8 @@ pub fn regression_run(rails: &Guardrails, cell: &Regression, rng: &mut Rng) -> D
     let (mut new, mut old) = (NewGuard::new(rails, cell.soak_secs), OldGuard::new(rails));
     let mut out = Detection::default();
     let tick_mu = cell.per_5min * TICK_SECS as f64 / 300.0;
-    let ticks_per_minute = 60 / TICK_SECS;
-    let change_tick = cell.change_secs / TICK_SECS;
-    for tick in 0..change_tick {
-        if tick % ticks_per_minute == 0 {
-            new.minute();
-        }
-        let errors = rng.poisson(tick_mu * cell.healthy_rate);
-        let events = errors + rng.poisson(tick_mu * (1.0 - cell.healthy_rate));
-        new.add(errors, 0, events);
-        old.tick(errors, 0, events);
+    for tick in 0..cell.change_secs / TICK_SECS {
+        let events = feed_tick(rng, &mut new, &mut old, tick, tick_mu, cell.healthy_rate);
         if events > 0 {
             out.new_early |= new.rolls_back();
             out.old_early |= old.rolls_back();
@@ -389,12 +388,12 @@ pub fn rate_interval(k: u64, n: u64) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::event::Outcome;
     use crate::domain::gates::{Criterion, Reference, Verdict, evaluate};
     use crate::domain::guard::{Decision, StageEvidence, assess};
     use crate::domain::plan::{DEFAULT_PLAN_TOML, Plan};
     use crate::domain::stats::{Stats, treatment_upload};
     use crate::domain::units::Timestamp;
-    use crate::domain::event::Outcome;
 
     fn plan() -> Plan {
         Plan::from_toml(DEFAULT_PLAN_TOML).unwrap()
@@ -434,7 +433,8 @@ mod tests {
             sim.minute();
             sim.add(errors, timeouts, events);
             let mut stats = Stats::default();
-            for (outcome, count) in [(Outcome::Error, errors), (Outcome::Timeout, timeouts), (Outcome::Success, events - errors - timeouts)] {
+            for (outcome, count) in [(Outcome::Error, errors), (Outcome::Timeout, timeouts), (Outcome::Success, events - errors - timeouts)]
+            {
                 (0..count).for_each(|_| stats.add(&treatment_upload(outcome, 10.0, 1.0, false)));
             }
             if events > 0 {
@@ -447,7 +447,7 @@ mod tests {
             agreed_rollbacks += u64::from(domain);
             let mut total = Stats::default();
             minutes.iter().for_each(|(_, s)| total.merge(s));
-            let gate = evaluate(criteria, &total, &reference, 120.0);
+            let gate = evaluate(criteria, &total, &Stats::default(), &reference, 120.0);
             let error_gate = gate.iter().find(|g| g.criterion == Criterion::ErrorRate).unwrap();
             assert_eq!(gate_passes(sim.errors, sim.events, criteria.error_rate_max.get()), error_gate.verdict == Verdict::Pass);
         }

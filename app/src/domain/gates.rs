@@ -9,7 +9,7 @@
 //! first upload (the stage's minimum count is a gate of its own).
 
 use super::plan::Criteria;
-use super::sequential::{RateSequence, Side};
+use super::sequential::{Difference, RateSequence, Side, rate_difference};
 use super::stats::{Stats, Summary};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -22,6 +22,8 @@ pub const ALPHA_GATE: f64 = 0.025;
 pub const GATE_N_STAR: f64 = 10_000.0;
 /// The share of uploads allowed above the latency limit (p95: 5%).
 const LATENCY_TAIL: f64 = 0.05;
+/// The treatment − control difference is shown with a 95% always-valid interval.
+pub const ALPHA_DIFFERENCE: f64 = 0.05;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,6 +82,14 @@ pub struct Gate {
     pub min_sample: u64,
     /// One sentence a person can act on.
     pub explanation: String,
+    /// Treatment − control in the criterion's terms (percentage points), with a 95% always-valid
+    /// interval: whether a change is the treatment's or hits both arms (a provider's outage).
+    #[serde(default)]
+    pub versus_control: Option<Difference>,
+    /// While inconclusive: about how many more treatment uploads a verdict needs if the rate
+    /// stays as observed.
+    #[serde(default)]
+    pub more_uploads: Option<u64>,
 }
 
 impl fmt::Display for Gate {
@@ -169,12 +179,35 @@ fn judge_rate(bad: u64, n: u64, p0: f64) -> (Verdict, RateSequence) {
 }
 
 /// "≈ 2,300 more uploads at the observed rate", or why none will do.
-fn still_needed(sequence: &RateSequence, bad: u64, n: u64, p0: f64) -> String {
+/// Also the number, when there is one, for [`pace`].
+fn still_needed(sequence: &RateSequence, bad: u64, n: u64, p0: f64) -> (String, Option<u64>) {
     let rate = bad as f64 / n as f64;
     match uploads_to_decide(sequence, rate, p0) {
-        Some(total) if total > n => format!("≈ {} more uploads at the observed rate", thousands(total - n)),
-        Some(_) => "a few more uploads at the observed rate".into(),
-        None => "no verdict in sight at the observed rate: it sits on the threshold".into(),
+        Some(total) if total > n => (format!("≈ {} more uploads at the observed rate", thousands(total - n)), Some(total - n)),
+        Some(_) => ("a few more uploads at the observed rate".into(), Some(1)),
+        None => ("no verdict in sight at the observed rate: it sits on the threshold".into(), None),
+    }
+}
+
+/// Adds to each inconclusive gate how long its remaining uploads take at `per_hour` treatment
+/// uploads an hour (the last hour's pace): "… ≈ 2,300 more uploads at the observed rate, ≈ 19 h
+/// at the last hour's pace".
+pub fn pace(gates: &mut [Gate], per_hour: f64) {
+    for gate in gates.iter_mut() {
+        let Some(more) = gate.more_uploads else { continue };
+        if per_hour <= 0.0 {
+            gate.explanation.push_str(", and no treatment uploads in the last hour");
+            continue;
+        }
+        let hours = more as f64 / per_hour;
+        let when = if hours < 1.0 {
+            format!("{:.0} min", (hours * 60.0).ceil().max(1.0))
+        } else if hours < 48.0 {
+            format!("{hours:.0} h")
+        } else {
+            format!("{:.0} days", hours / 24.0)
+        };
+        gate.explanation.push_str(&format!(", ≈ {when} at the last hour's pace ({} an hour)", thousands(per_hour.round() as u64)));
     }
 }
 
@@ -183,7 +216,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -191,9 +224,19 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// Judges every criterion of a stage on the treatment arm's `treatment` stats.
-/// `memory_limit_pct` is the plan's memory guardrail (e.g. 120% of baseline).
-pub fn evaluate(criteria: &Criteria, treatment: &Stats, reference: &Reference, memory_limit_pct: f64) -> Vec<Gate> {
+/// The difference of two bad-event rates in percentage points, with the sign flipped for a
+/// criterion stated as a good rate (success).
+fn points(t: (u64, u64), c: (u64, u64), good: bool) -> Option<Difference> {
+    let d = rate_difference(t.0, t.1, c.0, c.1, ALPHA_DIFFERENCE, GATE_N_STAR)?;
+    let scale = if good { -100.0 } else { 100.0 };
+    let (a, b) = (d.lo * scale, d.hi * scale);
+    Some(Difference { estimate: d.estimate * scale, lo: a.min(b), hi: a.max(b) })
+}
+
+/// Judges every criterion of a stage on the treatment arm's `treatment` stats, with the
+/// control arm's of the same span beside them. `memory_limit_pct` is the plan's memory
+/// guardrail (e.g. 120% of baseline).
+pub fn evaluate(criteria: &Criteria, treatment: &Stats, control: &Stats, reference: &Reference, memory_limit_pct: f64) -> Vec<Gate> {
     let n = treatment.count();
     let min = u64::from(criteria.min_events);
     let enough = n >= min;
@@ -201,7 +244,7 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, reference: &Reference, m
 
     // `higher_is_better`: the plan states a success rate (≥), or an error rate (≤); both are
     // judged as the share of bad uploads.
-    let rate_gate = |criterion: Criterion, bad: u64, threshold: f64, higher_is_better: bool| {
+    let rate_gate = |criterion: Criterion, bad: u64, control_bad: u64, threshold: f64, higher_is_better: bool| {
         let p0 = if higher_is_better { 1.0 - threshold / 100.0 } else { threshold / 100.0 };
         let in_plan_terms = |bad_rate: f64| if higher_is_better { 100.0 - bad_rate * 100.0 } else { bad_rate * 100.0 };
         let sign = if higher_is_better { "≥" } else { "≤" };
@@ -214,21 +257,33 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, reference: &Reference, m
         let (lo, hi) = if higher_is_better { (in_plan_terms(hi), in_plan_terms(lo)) } else { (in_plan_terms(lo), in_plan_terms(hi)) };
         let observed = in_plan_terms(bad as f64 / n as f64);
         let interval = format!("{:.1}% anytime interval {}–{}", (1.0 - ALPHA_GATE) * 100.0, pct(lo), pct(hi));
+        let (needed, more_uploads) = match verdict {
+            Verdict::Inconclusive => still_needed(&sequence, bad, n, p0),
+            _ => (String::new(), None),
+        };
         let explanation = match verdict {
             Verdict::Pass => format!("{} observed, {interval}, all {sign} {}", pct(observed), pct(threshold)),
             Verdict::Fail => format!("{} observed, {interval}, entirely past {}", pct(observed), pct(threshold)),
-            Verdict::Inconclusive => format!(
-                "{} observed but the {interval} still includes {}: {}",
-                pct(observed),
-                pct(threshold),
-                still_needed(&sequence, bad, n, p0)
-            ),
+            Verdict::Inconclusive => format!("{} observed but the {interval} still includes {}: {needed}", pct(observed), pct(threshold)),
         };
-        Gate { criterion, verdict, observed: Some(observed), interval: Some((lo, hi)), threshold, sample: n, min_sample: min, explanation }
+        let versus_control = points((bad, n), (control_bad, control.count()), higher_is_better);
+        Gate {
+            criterion,
+            verdict,
+            observed: Some(observed),
+            interval: Some((lo, hi)),
+            threshold,
+            sample: n,
+            min_sample: min,
+            explanation,
+            versus_control,
+            more_uploads,
+        }
     };
-    gates.push(rate_gate(Criterion::SuccessRate, treatment.error + treatment.timeout, criteria.success_rate_min.get(), true));
-    gates.push(rate_gate(Criterion::ErrorRate, treatment.error, criteria.error_rate_max.get(), false));
-    gates.push(latency_gate(criteria.latency_max.get(), treatment, reference, min));
+    let failures = |s: &Stats| s.error + s.timeout;
+    gates.push(rate_gate(Criterion::SuccessRate, failures(treatment), failures(control), criteria.success_rate_min.get(), true));
+    gates.push(rate_gate(Criterion::ErrorRate, treatment.error, control.error, criteria.error_rate_max.get(), false));
+    gates.push(latency_gate(criteria.latency_max.get(), treatment, control, reference, min));
 
     // Memory is a mean with no bound to build a sequence on: judged on the stage's mean once
     // the stage's minimum sample is in.
@@ -255,6 +310,8 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, reference: &Reference, m
                 sample: n,
                 min_sample: min,
                 explanation,
+                versus_control: None,
+                more_uploads: None,
             }
         }
         _ => unjudged(Criterion::Memory, memory_limit_pct, n, min, "no baseline or no treatment uploads yet".into()),
@@ -270,6 +327,8 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, reference: &Reference, m
         sample: n,
         min_sample: min,
         explanation: if enough { format!("{n} uploads, at least {min} needed") } else { format!("{n} of {min} uploads so far") },
+        versus_control: None,
+        more_uploads: None,
     });
     gates
 }
@@ -277,7 +336,7 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, reference: &Reference, m
 /// p95 latency ≤ `limit`% of the reference ⇔ at most 5% of uploads slower than that: the
 /// share of slow uploads judged by its sequence. The sketch's bins blur the limit by 1%: a
 /// pass counts every upload that may be slower, a fail only those certainly slower.
-fn latency_gate(limit: f64, treatment: &Stats, reference: &Reference, min: u64) -> Gate {
+fn latency_gate(limit: f64, treatment: &Stats, control: &Stats, reference: &Reference, min: u64) -> Gate {
     let n = treatment.count();
     let (Some(base), Some(p95)) = (reference.latency_p95_ms, treatment.latency.quantile(0.95)) else {
         let why = match reference.latency_p95_ms {
@@ -310,15 +369,41 @@ fn latency_gate(limit: f64, treatment: &Stats, reference: &Reference, min: u64) 
         pct(lo * 100.0),
         pct(hi * 100.0),
     );
+    let mut more_uploads = None;
     if verdict == Verdict::Inconclusive {
-        explanation.push_str(&format!(": {}", still_needed(&sequence, possibly, n, LATENCY_TAIL)));
+        let (needed, more) = still_needed(&sequence, possibly, n, LATENCY_TAIL);
+        explanation.push_str(&format!(": {needed}"));
+        more_uploads = more;
     }
-    Gate { criterion: Criterion::LatencyP95, verdict, observed: Some(ratio), interval: None, threshold: limit, sample: n, min_sample: min, explanation }
+    let versus_control = points((possibly, n), (control.latency.count_above(limit_ms).1, control.count()), false);
+    Gate {
+        criterion: Criterion::LatencyP95,
+        verdict,
+        observed: Some(ratio),
+        interval: None,
+        threshold: limit,
+        sample: n,
+        min_sample: min,
+        explanation,
+        versus_control,
+        more_uploads,
+    }
 }
 
 /// A gate that has nothing to judge yet.
 fn unjudged(criterion: Criterion, threshold: f64, sample: u64, min_sample: u64, explanation: String) -> Gate {
-    Gate { criterion, verdict: Verdict::Inconclusive, observed: None, interval: None, threshold, sample, min_sample, explanation }
+    Gate {
+        criterion,
+        verdict: Verdict::Inconclusive,
+        observed: None,
+        interval: None,
+        threshold,
+        sample,
+        min_sample,
+        explanation,
+        versus_control: None,
+        more_uploads: None,
+    }
 }
 
 /// The stage's overall verdict: any fail fails, else any inconclusive is inconclusive.
@@ -351,6 +436,24 @@ mod tests {
         s
     }
 
+    /// Judged with an empty control arm.
+    fn evaluate_t(criteria: &Criteria, treatment: &Stats, reference: &Reference, memory: f64) -> Vec<Gate> {
+        evaluate(criteria, treatment, &Stats::default(), reference, memory)
+    }
+
+    #[test]
+    fn the_arm_difference_stands_beside_each_rate_in_the_plans_terms() {
+        // Treatment 2% errors, control 1%: +1 point of errors, −1 point of success.
+        let gates = evaluate(&stage1(), &stats(9_800, 200, 100.0, 50.0), &stats(9_900, 100, 100.0, 50.0), &reference(200.0), 120.0);
+        let success = gates[0].versus_control.unwrap();
+        let errors = gates[1].versus_control.unwrap();
+        assert!((success.estimate + 1.0).abs() < 1e-9 && success.lo < -1.0 && success.hi > -1.0 && success.hi < 0.0, "{success:?}");
+        assert!((errors.estimate - 1.0).abs() < 1e-9 && errors.lo > 0.0, "{errors:?}");
+        assert!(gates[2].versus_control.is_some() && gates[3].versus_control.is_none());
+        // No control traffic: nothing to compare.
+        assert!(evaluate_t(&stage1(), &stats(100, 0, 100.0, 50.0), &reference(200.0), 120.0)[0].versus_control.is_none());
+    }
+
     fn stage1() -> Criteria {
         Plan::from_toml(DEFAULT_PLAN_TOML).unwrap().stages[1].criteria.clone().unwrap()
     }
@@ -374,7 +477,7 @@ mod tests {
 
     #[test]
     fn a_hundred_of_a_hundred_does_not_prove_99_5_percent() {
-        let gates = evaluate(&stage1(), &stats(100, 0, 100.0, 50.0), &reference(200.0), 120.0);
+        let gates = evaluate_t(&stage1(), &stats(100, 0, 100.0, 50.0), &reference(200.0), 120.0);
         let success = &gates[0];
         assert_eq!(success.verdict, Verdict::Inconclusive);
         assert!(success.explanation.contains("still includes 99.50%: ≈ "), "{}", success.explanation);
@@ -384,7 +487,7 @@ mod tests {
 
     #[test]
     fn below_the_minimum_sample_everything_is_inconclusive() {
-        let gates = evaluate(&stage1(), &stats(37, 0, 100.0, 50.0), &reference(200.0), 120.0);
+        let gates = evaluate_t(&stage1(), &stats(37, 0, 100.0, 50.0), &reference(200.0), 120.0);
         assert!(gates.iter().all(|g| g.verdict == Verdict::Inconclusive), "{gates:#?}");
         assert_eq!(gates[4].explanation, "37 of 100 uploads so far");
         assert_eq!(overall(&gates), Verdict::Inconclusive);
@@ -394,16 +497,16 @@ mod tests {
     fn inconclusive_turns_into_pass_as_evidence_arrives() {
         let c = stage1();
         assert_eq!(
-            verdict(&evaluate(&c, &stats(200, 0, 100.0, 50.0), &reference(200.0), 120.0), Criterion::SuccessRate),
+            verdict(&evaluate_t(&c, &stats(200, 0, 100.0, 50.0), &reference(200.0), 120.0), Criterion::SuccessRate),
             Verdict::Inconclusive
         );
-        let gates = evaluate(&c, &stats(5_000, 0, 100.0, 50.0), &reference(200.0), 120.0);
+        let gates = evaluate_t(&c, &stats(5_000, 0, 100.0, 50.0), &reference(200.0), 120.0);
         assert_eq!(overall(&gates), Verdict::Pass, "{gates:#?}");
     }
 
     #[test]
     fn clear_failures_fail() {
-        let gates = evaluate(&stage1(), &stats(900, 100, 100.0, 50.0), &reference(200.0), 120.0);
+        let gates = evaluate_t(&stage1(), &stats(900, 100, 100.0, 50.0), &reference(200.0), 120.0);
         assert_eq!(verdict(&gates, Criterion::SuccessRate), Verdict::Fail);
         assert_eq!(verdict(&gates, Criterion::ErrorRate), Verdict::Fail);
         assert_eq!(overall(&gates), Verdict::Fail);
@@ -412,11 +515,11 @@ mod tests {
     #[test]
     fn latency_is_judged_against_the_baseline_with_its_interval() {
         let c = stage1(); // ≤ 110% of baseline
-        let fast = evaluate(&c, &stats(5_000, 0, 100.0, 50.0), &reference(200.0), 120.0);
+        let fast = evaluate_t(&c, &stats(5_000, 0, 100.0, 50.0), &reference(200.0), 120.0);
         assert_eq!(verdict(&fast, Criterion::LatencyP95), Verdict::Pass, "{:#?}", fast[2]);
-        let slow = evaluate(&c, &stats(5_000, 0, 300.0, 50.0), &reference(200.0), 120.0);
+        let slow = evaluate_t(&c, &stats(5_000, 0, 300.0, 50.0), &reference(200.0), 120.0);
         assert_eq!(verdict(&slow, Criterion::LatencyP95), Verdict::Fail, "{:#?}", slow[2]);
-        let no_base = evaluate(
+        let no_base = evaluate_t(
             &c,
             &stats(5_000, 0, 100.0, 50.0),
             &Reference { latency_p95_ms: None, memory_mean_mb: None, source: "control arm".into() },
@@ -429,26 +532,45 @@ mod tests {
     #[test]
     fn memory_against_the_guardrail_limit() {
         let c = stage1();
-        assert_eq!(verdict(&evaluate(&c, &stats(500, 0, 100.0, 119.0), &reference(200.0), 120.0), Criterion::Memory), Verdict::Pass);
-        assert_eq!(verdict(&evaluate(&c, &stats(500, 0, 100.0, 121.0), &reference(200.0), 120.0), Criterion::Memory), Verdict::Fail);
+        assert_eq!(verdict(&evaluate_t(&c, &stats(500, 0, 100.0, 119.0), &reference(200.0), 120.0), Criterion::Memory), Verdict::Pass);
+        assert_eq!(verdict(&evaluate_t(&c, &stats(500, 0, 100.0, 121.0), &reference(200.0), 120.0), Criterion::Memory), Verdict::Fail);
     }
 
     #[test]
     fn a_clear_failure_fails_before_the_minimum_sample() {
         // 12 errors in 40: the sequence needs no minimum to prove a rate far past 0.5%.
-        let gates = evaluate(&stage1(), &stats(28, 12, 100.0, 50.0), &reference(200.0), 120.0);
+        let gates = evaluate_t(&stage1(), &stats(28, 12, 100.0, 50.0), &reference(200.0), 120.0);
         assert_eq!(verdict(&gates, Criterion::ErrorRate), Verdict::Fail);
         assert_eq!(verdict(&gates, Criterion::MinEvents), Verdict::Inconclusive);
     }
 
     #[test]
     fn no_errors_in_ten_thousand_passes_and_the_interval_is_in_the_plans_terms() {
-        let gates = evaluate(&stage1(), &stats(10_000, 0, 100.0, 50.0), &reference(200.0), 120.0);
+        let gates = evaluate_t(&stage1(), &stats(10_000, 0, 100.0, 50.0), &reference(200.0), 120.0);
         assert_eq!(verdict(&gates, Criterion::ErrorRate), Verdict::Pass);
         let (lo, hi) = gates[0].interval.unwrap();
         assert!(lo > 99.5 && hi == 100.0, "success interval {lo}–{hi}");
         let (lo, hi) = gates[1].interval.unwrap();
         assert!(lo == 0.0 && hi < 0.5, "error interval {lo}–{hi}");
+    }
+
+    #[test]
+    fn the_pace_turns_uploads_still_needed_into_time() {
+        let mut gates = evaluate_t(&stage1(), &stats(500, 0, 100.0, 50.0), &reference(200.0), 120.0);
+        let more = gates[0].more_uploads.unwrap();
+        assert!(more > 1_000, "{more}");
+        pace(&mut gates, more as f64 / 19.0);
+        assert!(
+            gates[0]
+                .explanation
+                .ends_with(&format!("≈ 19 h at the last hour's pace ({} an hour)", thousands((more as f64 / 19.0).round() as u64))),
+            "{}",
+            gates[0].explanation
+        );
+        assert_eq!(gates[4].more_uploads, None, "the minimum-uploads gate says its own count");
+        let mut idle = evaluate_t(&stage1(), &stats(500, 0, 100.0, 50.0), &reference(200.0), 120.0);
+        pace(&mut idle, 0.0);
+        assert!(idle[0].explanation.ends_with("and no treatment uploads in the last hour"));
     }
 
     #[test]

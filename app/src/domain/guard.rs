@@ -203,7 +203,13 @@ fn pct(fraction: f64) -> String {
 }
 
 /// Judges the treatment arm's evidence in the current stage.
-pub fn assess(rails: &Guardrails, evidence: StageEvidence<'_>, reference: &Reference, sustained: &[Sustained], now: Timestamp) -> Assessment {
+pub fn assess(
+    rails: &Guardrails,
+    evidence: StageEvidence<'_>,
+    reference: &Reference,
+    sustained: &[Sustained],
+    now: Timestamp,
+) -> Assessment {
     let mut total = Stats::default();
     evidence.minutes.iter().for_each(|(_, s)| total.merge(s));
     let n = total.count();
@@ -372,7 +378,17 @@ pub fn assess(rails: &Guardrails, evidence: StageEvidence<'_>, reference: &Refer
                 low.get(),
                 high.get()
             );
-            let r = receipt(Method::Sequence, k, n, band_top, ALPHA_REVIEW, band.ln_evidence(k, n, band_top), band.boundary(), Some((lo, hi)), from);
+            let r = receipt(
+                Method::Sequence,
+                k,
+                n,
+                band_top,
+                ALPHA_REVIEW,
+                band.ln_evidence(k, n, band_top),
+                band.boundary(),
+                Some((lo, hi)),
+                from,
+            );
             out.decisions.push(Decision::Review(Breach {
                 rule: Condition::SuccessBand.review_rule().into(),
                 observed: 100.0 - k as f64 * 100.0 / n as f64,

@@ -177,6 +177,36 @@ impl RateSequence {
     }
 }
 
+/// Treatment − control for a rate, with an always-valid interval.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Difference {
+    pub estimate: f64,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+/// The difference of two rates, `k_t / n_t − k_c / n_c`, with the asymptotic confidence
+/// sequence of Waudby-Smith et al. (2023) as GrowthBook computes it for safe rollouts:
+/// `Δ̂ ± σ̂·√N · sqrt(2(Nρ² + 1)/(N²ρ²) · ln(√(Nρ² + 1)/α))`, `N = n_t + n_c`, `σ̂` the standard
+/// error of `Δ̂`, `ρ² = (2L + ln(1 + 2L))/n*`. Asymptotic: meant for hundreds of events per arm,
+/// not a handful. The variance uses `(k + ½)/(n + 1)` so that an arm with no bad events (or only
+/// bad ones) does not give a zero-width interval. `None` while either arm is empty.
+pub fn rate_difference(k_t: u64, n_t: u64, k_c: u64, n_c: u64, alpha: f64, n_star: f64) -> Option<Difference> {
+    if n_t == 0 || n_c == 0 {
+        return None;
+    }
+    let (nt, nc) = (n_t as f64, n_c as f64);
+    let smoothed = |k: u64, n: f64| (k as f64 + 0.5) / (n + 1.0);
+    let (pt, pc) = (smoothed(k_t, nt), smoothed(k_c, nc));
+    let se = (pt * (1.0 - pt) / nt + pc * (1.0 - pc) / nc).sqrt();
+    let l = (1.0 / alpha).ln();
+    let rho2 = (2.0 * l + (1.0 + 2.0 * l).ln()) / n_star;
+    let n = nt + nc;
+    let half = se * n.sqrt() * (2.0 * (n * rho2 + 1.0) / (n * n * rho2) * ((n * rho2 + 1.0).sqrt() / alpha).ln()).sqrt();
+    let estimate = k_t as f64 / nt - k_c as f64 / nc;
+    Some(Difference { estimate, lo: estimate - half, hi: estimate + half })
+}
+
 /// A CUSUM change detector for a rate rising above `p0`: for each alternative `q > p0` it keeps
 /// the running log likelihood ratio `S` of `q` against `p0` and its lowest value at any start
 /// point; `S − min S` is the log likelihood ratio of the best window that starts at a start
@@ -259,8 +289,7 @@ impl ChangeDetector {
 
     /// The strongest window ending now (by its log likelihood ratio), when any events exist.
     pub fn strongest(&self) -> Option<Window> {
-        let (j, statistic) =
-            self.sums.iter().zip(&self.lows).map(|(s, low)| s - low.0).enumerate().max_by(|a, b| a.1.total_cmp(&b.1))?;
+        let (j, statistic) = self.sums.iter().zip(&self.lows).map(|(s, low)| s - low.0).enumerate().max_by(|a, b| a.1.total_cmp(&b.1))?;
         let (_, bad_before, events_before) = self.lows[j];
         Some(Window {
             statistic,
@@ -337,14 +366,19 @@ mod tests {
             if q <= 0.0 || q >= 1.0 {
                 return 0.0;
             }
-            let ln = (s.a - 1.0) * q.ln() + (s.b - 1.0) * (1.0 - q).ln() - ln_norm + log_likelihood(k, n, q)
-                - log_likelihood(k, n, p);
+            let ln = (s.a - 1.0) * q.ln() + (s.b - 1.0) * (1.0 - q).ln() - ln_norm + log_likelihood(k, n, q) - log_likelihood(k, n, p);
             ln.exp()
         };
         let h = 1.0 / steps as f64;
         let sum: f64 = (0..=steps)
             .map(|i| {
-                let w = if i == 0 || i == steps { 1.0 } else if i % 2 == 1 { 4.0 } else { 2.0 };
+                let w = if i == 0 || i == steps {
+                    1.0
+                } else if i % 2 == 1 {
+                    4.0
+                } else {
+                    2.0
+                };
                 w * f(i as f64 * h)
             })
             .sum();
@@ -456,6 +490,37 @@ mod tests {
         let rate = crossed as f64 / runs as f64;
         assert!(rate <= alpha, "sequence crossed in {crossed} of {runs} runs");
         assert!(wilson_crossed as f64 / runs as f64 > 3.0 * alpha, "Wilson crossed in only {wilson_crossed} of {runs}");
+    }
+
+    #[test]
+    fn the_arm_difference_matches_an_independent_computation_and_covers_under_peeking() {
+        // Python, from the formula in the brief: (estimate, lo, hi) at α = 5%, n* = 10,000.
+        let cases = [
+            ((30, 1_000, 20, 1_000), (0.01, -0.013_691_240_074_698_637, 0.033_691_240_074_698_63)),
+            ((5, 500, 50, 5_000), (0.0, -0.014_953_200_304_279_211, 0.014_953_200_304_279_211)),
+            ((0, 100, 0, 900), (0.0, -0.027_225_566_492_293_938, 0.027_225_566_492_293_938)),
+            ((300, 10_000, 100, 10_000), (0.02, 0.013_946_925_609_573_443, 0.026_053_074_390_426_55)),
+        ];
+        for ((kt, nt, kc, nc), (estimate, lo, hi)) in cases {
+            let d = rate_difference(kt, nt, kc, nc, 0.05, 1e4).unwrap();
+            assert!((d.estimate - estimate).abs() < 1e-12 && (d.lo - lo).abs() < 1e-12 && (d.hi - hi).abs() < 1e-12, "{d:?}");
+        }
+        assert_eq!(rate_difference(1, 0, 1, 10, 0.05, 1e4), None);
+        // Two arms at the same 5% rate, looked at after every 100 events per arm up to 10,000:
+        // the interval leaves 0 in at most α of runs (5%, with the simulation's noise).
+        let mut rng = TestRng(21);
+        let runs = 300;
+        let excluded = (0..runs)
+            .filter(|_| {
+                let (mut kt, mut kc) = (0, 0);
+                (1..=10_000u64).any(|n| {
+                    kt += u64::from(rng.uniform() < 0.05);
+                    kc += u64::from(rng.uniform() < 0.05);
+                    n % 100 == 0 && rate_difference(kt, n, kc, n, 0.05, 1e4).is_some_and(|d| d.lo > 0.0 || d.hi < 0.0)
+                })
+            })
+            .count();
+        assert!(excluded <= runs * 8 / 100, "{excluded} of {runs}");
     }
 
     #[test]

@@ -99,7 +99,18 @@ mod tests {
     }
 
     fn gate(criterion: Criterion, verdict: Verdict) -> Gate {
-        Gate { criterion, verdict, observed: None, interval: None, threshold: 0.0, sample: 37, min_sample: 100, explanation: String::new() }
+        Gate {
+            criterion,
+            verdict,
+            observed: None,
+            interval: None,
+            threshold: 0.0,
+            sample: 37,
+            min_sample: 100,
+            explanation: String::new(),
+            versus_control: None,
+            more_uploads: None,
+        }
     }
 
     #[test]
