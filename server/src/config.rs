@@ -76,6 +76,17 @@ pub enum CliCommand {
         #[command(flatten)]
         database: DatabaseConfig,
     },
+    /// Replay a stored rollout's evidence through the current guard rules (or a plan file's
+    /// guardrails and soaks) minute by minute, and list the decisions they would have made.
+    Backtest {
+        /// The rollout's id.
+        rollout: i64,
+        /// A plan file whose guardrails and soaks to judge with instead of the rollout's own.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
     /// Inspect what a flag serves.
     Flag {
         #[command(subcommand)]

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod background;
+pub mod backtest;
 pub mod config;
 pub mod db;
 pub mod embedded_pg;

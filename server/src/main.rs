@@ -23,6 +23,7 @@ async fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
+        CliCommand::Backtest { rollout, plan, database } => backtest(rollout, plan.as_deref(), &database).await,
         CliCommand::Simulate { url, flag, token, rate, users, duration, backfill, injections, seed } => {
             let url = url.trim_end_matches('/').to_string();
             server::simulate::run(server::simulate::Plan { url, flag, token, rate, users, duration, backfill, injections, seed }).await
@@ -91,6 +92,18 @@ async fn explain(rollout: i64, entry: i64, config: &server::config::DatabaseConf
     let explanation = result?;
     print!("{}", explanation.text);
     Ok(explanation.same)
+}
+
+/// Prints what the rules would have decided over a stored rollout.
+async fn backtest(rollout: i64, plan: Option<&std::path::Path>, config: &server::config::DatabaseConfig) -> anyhow::Result<()> {
+    let plan = plan.map(|path| load_plan(Some(path)).map(|(plan, _)| plan)).transpose()?;
+    let database = db::connect(config).await?;
+    let store = server::store::Store::new(database.pool.clone());
+    let metrics = server::metrics::Metrics::new(store.clone(), service::system_clock(), app::domain::units::Span::ZERO);
+    let result = server::backtest::backtest(&store, &metrics, rollout, plan, (service::system_clock())()).await;
+    database.shutdown().await;
+    print!("{}", server::backtest::report(&result?));
+    Ok(())
 }
 
 /// Lines per transaction when importing.

@@ -66,6 +66,26 @@ async fn an_error_spike_at_10_percent_is_rolled_back_within_seconds(pool: PgPool
         sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'auto_roll_back'").fetch_one(&pool).await.unwrap();
     assert_eq!(rollbacks, 1);
 
+    // `rampart backtest` replays the stored evidence: the current rules roll back in stage 2.
+    let (ok, stdout) = rampart(&pool, &["backtest", "1"]);
+    assert!(ok, "{stdout}");
+    assert!(stdout.contains("stage 2 “10% rollout”") && stdout.contains("200 treatment uploads"), "{stdout}");
+    assert!(stdout.contains("would roll back (success_rate_below)") && stdout.contains("would roll back (error_rate_above)"), "{stdout}");
+    // With rollback lines at 50%, the same evidence (a quarter of it failing) rolls nothing back.
+    let dir = std::env::temp_dir().join(format!("rampart-backtest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let loose = dir.join("loose.toml");
+    let plan = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../plans/async-upload.toml")).unwrap();
+    let plan = plan
+        .replacen("success_rate_below = 95.0", "success_rate_below = 50.0", 1)
+        .replacen("error_rate_above = 5.0", "error_rate_above = 50.0", 1)
+        .replacen("success_band = [95.0, 97.0]", "success_band = [50.0, 97.0]", 1);
+    std::fs::write(&loose, plan).unwrap();
+    let (ok, stdout) = rampart(&pool, &["backtest", "1", "--plan", loose.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ok, "{stdout}");
+    assert!(stdout.contains("stage 2 “10% rollout”") && !stdout.contains("would roll back"), "{stdout}");
+
     // `rampart explain` recomputes the decision from the stored rollups and finds the receipt.
     let entry: i64 = sqlx::query_scalar("SELECT id FROM audit_log WHERE action = 'auto_roll_back'").fetch_one(&pool).await.unwrap();
     let (ok, stdout) = explain(&pool, entry);
@@ -94,14 +114,16 @@ async fn an_error_spike_at_10_percent_is_rolled_back_within_seconds(pool: PgPool
 
 /// Runs `rampart explain 1 ENTRY` against the test's database.
 fn explain(pool: &PgPool, entry: i64) -> (bool, String) {
+    rampart(pool, &["explain", "1", &entry.to_string()])
+}
+
+/// Runs the `rampart` command against the test's database: whether it succeeded, and what it
+/// printed (its exit status first).
+fn rampart(pool: &PgPool, args: &[&str]) -> (bool, String) {
     let base = std::env::var("DATABASE_URL").expect("the tests run with DATABASE_URL");
     let database = pool.connect_options().get_database().expect("a test database").to_string();
     let url = format!("{}/{database}", &base[..base.rfind('/').expect("a URL with a path")]);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["explain", "1", &entry.to_string()])
-        .env("DATABASE_URL", url)
-        .output()
-        .expect("rampart runs");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart")).args(args).env("DATABASE_URL", url).output().expect("rampart runs");
     let text = format!("{}\n{}{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }

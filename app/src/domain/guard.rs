@@ -169,21 +169,18 @@ pub struct StageEvidence<'a> {
     pub soak: Span,
 }
 
-impl StageEvidence<'_> {
-    /// The change detector's start points: one per minute of the soak (at least an hour's).
-    pub fn starts(&self) -> u64 {
-        (self.soak.secs().max(0) as u64 / 60).max(60)
-    }
-}
-
 /// A rate the guard rolls back on: which events are bad, and the plan's line.
 struct RollbackRate {
     rule: &'static str,
     /// The line as a fraction of events.
     p0: f64,
     bad: fn(&Stats) -> u64,
-    /// How a breach reads: the observed rate in the plan's terms and the threshold.
+    /// How a breach reads: the interval of the bad rate in the plan's terms.
     describe: fn(f64, f64) -> String,
+    /// What a bad upload did (`failed`, `erred`), and the plan's line in words (`a success rate
+    /// below 95%`).
+    bad_word: &'static str,
+    line: String,
     /// The plan's value (percent), and the observed value in the same terms.
     threshold: f64,
     observed: fn(f64) -> f64,
@@ -210,52 +207,280 @@ pub fn assess(
     sustained: &[Sustained],
     now: Timestamp,
 ) -> Assessment {
-    let mut total = Stats::default();
-    evidence.minutes.iter().for_each(|(_, s)| total.merge(s));
-    let n = total.count();
-    let from = evidence.minutes.first().map_or(now, |(at, _)| *at);
-    let span = now.since(from);
-    let mut out = Assessment::default();
-    if n == 0 {
-        out.note = Some("no treatment uploads in this stage yet".into());
-        return out;
-    }
-    let receipt = |method, bad, events, threshold_rate, alpha, statistic, boundary, interval, from| Receipt {
-        method,
-        rule_version: RULE_VERSION,
-        bad,
-        events,
-        threshold_rate,
-        alpha,
-        statistic,
-        boundary,
-        interval,
-        alternative: None,
-        from,
-        to: now,
-    };
+    let mut judge = StageJudge::new(rails, evidence.soak);
+    evidence.minutes.iter().for_each(|(at, stats)| judge.add_minute(*at, stats));
+    judge.judge(rails, reference, sustained, now)
+}
 
-    // A critical error rolls back however few events there are.
-    if rails.auto_rollback.on_critical_error && total.critical > 0 {
-        let message = format!("{} critical error(s) among {n} treatment uploads in this stage", total.critical);
-        out.decisions.push(Decision::RollBack(Breach {
-            rule: "critical_error".into(),
-            observed: total.critical as f64,
-            threshold: 0.0,
-            sample: n,
-            window: span,
-            message,
-            receipt: Some(receipt(Method::Count, total.critical, n, 0.0, 0.0, total.critical as f64, 1.0, None, from)),
-        }));
+/// The guard's evidence for one stage, fed minute by minute (oldest first): the running total
+/// and each rollback rate's change detector, so that judging again after another minute costs
+/// one minute's work. The server judges a stage's minutes at once ([`assess`]);
+/// `rampart backtest` judges after every minute.
+#[derive(Clone, Debug)]
+pub struct StageJudge {
+    total: Stats,
+    /// One per rollback rate, in [`rollback_rates`]' order, with what counts as bad for it.
+    detectors: [(ChangeDetector, fn(&Stats) -> u64); 2],
+    /// The start of each minute fed and the uploads before it, to name a window's start.
+    starts: Vec<(Timestamp, u64)>,
+}
+
+impl StageJudge {
+    /// For a stage of `soak`: the change detectors allow for a change starting at any of its
+    /// minutes (at least an hour's).
+    pub fn new(rails: &Guardrails, soak: Span) -> StageJudge {
+        let starts = (soak.secs().max(0) as u64 / 60).max(60);
+        let detectors = rollback_rates(rails).map(|rate| (ChangeDetector::new(rate.p0, ALPHA_ROLLBACK_CHANGE, starts), rate.bad));
+        StageJudge { total: Stats::default(), detectors, starts: Vec::new() }
     }
 
+    /// One more minute of the stage's treatment uploads (`at`: the minute's start).
+    pub fn add_minute(&mut self, at: Timestamp, stats: &Stats) {
+        self.starts.push((at, self.total.count()));
+        for (detector, bad) in &mut self.detectors {
+            detector.start_here();
+            detector.add(bad(stats), stats.count());
+        }
+        self.total.merge(stats);
+    }
+
+    /// The window rate `i`'s detector alarmed on, with the start of its first minute.
+    fn change(&self, i: usize) -> Option<(super::sequential::Window, Timestamp)> {
+        let detector = &self.detectors[i].0;
+        if !detector.alarmed() {
+            return None;
+        }
+        let window = detector.strongest()?;
+        let start = self.starts.iter().find(|(_, before)| *before == window.events_before).map_or(self.starts[0].0, |(at, _)| *at);
+        Some((window, start))
+    }
+
+    /// The decisions at `now` on everything fed so far.
+    pub fn judge(&self, rails: &Guardrails, reference: &Reference, sustained: &[Sustained], now: Timestamp) -> Assessment {
+        let total = &self.total;
+        let n = total.count();
+        let from = self.starts.first().map_or(now, |(at, _)| *at);
+        let span = now.since(from);
+        let mut out = Assessment::default();
+        if n == 0 {
+            out.note = Some("no treatment uploads in this stage yet".into());
+            return out;
+        }
+        let receipt = |method, bad, events, threshold_rate, alpha, statistic, boundary, interval, from| Receipt {
+            method,
+            rule_version: RULE_VERSION,
+            bad,
+            events,
+            threshold_rate,
+            alpha,
+            statistic,
+            boundary,
+            interval,
+            alternative: None,
+            from,
+            to: now,
+        };
+
+        // A critical error rolls back however few events there are.
+        if rails.auto_rollback.on_critical_error && total.critical > 0 {
+            let message = format!("{} critical error(s) among {n} treatment uploads in this stage", total.critical);
+            out.decisions.push(Decision::RollBack(Breach {
+                rule: "critical_error".into(),
+                observed: total.critical as f64,
+                threshold: 0.0,
+                sample: n,
+                window: span,
+                message,
+                receipt: Some(receipt(Method::Count, total.critical, n, 0.0, 0.0, total.critical as f64, 1.0, None, from)),
+            }));
+        }
+
+        let auto = &rails.auto_rollback;
+        let rates = rollback_rates(rails);
+        for (index, rate) in rates.iter().enumerate() {
+            let k = (rate.bad)(&total);
+            let sequence = RateSequence::tuned(rate.p0, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR);
+            if sequence.proves_above(k, n, rate.p0) {
+                let (lo, hi) = sequence.interval(k, n);
+                let message = format!(
+                    "{} (anytime-valid, α {}) over all {n} treatment uploads of this stage, of which {k} {}: {}, beyond doubt",
+                    (rate.describe)(lo, hi),
+                    pct(ALPHA_ROLLBACK_SEQUENCE),
+                    rate.bad_word,
+                    rate.line
+                );
+                out.decisions.push(Decision::RollBack(Breach {
+                    rule: rate.rule.into(),
+                    observed: (rate.observed)(k as f64 / n as f64),
+                    threshold: rate.threshold,
+                    sample: n,
+                    window: span,
+                    message,
+                    receipt: Some(receipt(
+                        Method::Sequence,
+                        k,
+                        n,
+                        rate.p0,
+                        ALPHA_ROLLBACK_SEQUENCE,
+                        sequence.ln_evidence(k, n, rate.p0),
+                        sequence.boundary(),
+                        Some((lo, hi)),
+                        from,
+                    )),
+                }));
+                continue;
+            }
+            if let Some((window, start)) = self.change(index) {
+                let message = format!(
+                    "{} of the {} treatment uploads in the last {} {} ({}): {} that the change detector (α {}) cannot put down to chance",
+                    window.bad,
+                    window.events,
+                    now.since(start),
+                    rate.bad_word,
+                    pct(window.bad as f64 / window.events as f64),
+                    rate.line,
+                    pct(ALPHA_ROLLBACK_CHANGE)
+                );
+                out.decisions.push(Decision::RollBack(Breach {
+                    rule: rate.rule.into(),
+                    observed: (rate.observed)(window.bad as f64 / window.events as f64),
+                    threshold: rate.threshold,
+                    sample: window.events,
+                    window: now.since(start),
+                    message,
+                    receipt: Some(Receipt {
+                        alternative: Some(window.alternative),
+                        ..receipt(
+                            Method::ChangeDetector,
+                            window.bad,
+                            window.events,
+                            rate.p0,
+                            ALPHA_ROLLBACK_CHANGE,
+                            window.statistic,
+                            window.threshold,
+                            None,
+                            start,
+                        )
+                    }),
+                }));
+            }
+        }
+
+        // Memory has no rate to bound: a mean over at least the plan's minimum sample.
+        if let (Some(base), Some(mean)) = (reference.memory_mean_mb, total.memory_mean_mb())
+            && base > 0.0
+            && n >= u64::from(rails.min_sample)
+        {
+            let ratio = mean / base * 100.0;
+            if ratio > auto.memory_above_baseline.get() {
+                let message = format!(
+                    "memory {mean:.0} MB over {n} uploads is {ratio:.0}% of the {} ({base:.0} MB) > {}%",
+                    reference.source,
+                    auto.memory_above_baseline.get()
+                );
+                out.decisions.push(Decision::RollBack(Breach {
+                    rule: "memory_above_baseline".into(),
+                    observed: ratio,
+                    threshold: auto.memory_above_baseline.get(),
+                    sample: n,
+                    window: span,
+                    message,
+                    receipt: Some(receipt(Method::Estimate, 0, n, ratio, 0.0, ratio, auto.memory_above_baseline.get(), None, from)),
+                }));
+            }
+        }
+
+        let review = &rails.manual_review;
+        let sustained_for = |c: Condition| sustained.iter().find(|s| s.condition == c).map(|s| now.since(s.since));
+        let [low, high] = review.success_band;
+        let band_top = 1.0 - high.get() / 100.0;
+        let band = RateSequence::tuned(band_top, ALPHA_REVIEW, REVIEW_N_STAR);
+        let k = failures(&total);
+        if band.proves_above(k, n, band_top) {
+            out.holding.push(Condition::SuccessBand);
+            if sustained_for(Condition::SuccessBand).is_some_and(|d| d >= review.success_band_for) {
+                let (lo, hi) = band.interval(k, n);
+                let message = format!(
+                    "success rate {}–{} (anytime-valid) has stayed below {}% for {} (review band {}–{}%)",
+                    pct(1.0 - hi),
+                    pct(1.0 - lo),
+                    high.get(),
+                    review.success_band_for,
+                    low.get(),
+                    high.get()
+                );
+                let r = receipt(
+                    Method::Sequence,
+                    k,
+                    n,
+                    band_top,
+                    ALPHA_REVIEW,
+                    band.ln_evidence(k, n, band_top),
+                    band.boundary(),
+                    Some((lo, hi)),
+                    from,
+                );
+                out.decisions.push(Decision::Review(Breach {
+                    rule: Condition::SuccessBand.review_rule().into(),
+                    observed: 100.0 - k as f64 * 100.0 / n as f64,
+                    threshold: high.get(),
+                    sample: n,
+                    window: span,
+                    message,
+                    receipt: Some(r),
+                }));
+            }
+        }
+        if let Some(base) = reference.latency_p95_ms
+            && base > 0.0
+        {
+            let limit_ms = base * review.latency_above_baseline.get() / 100.0;
+            // Only the uploads certainly slower than the limit count against it.
+            let (slow, _) = total.latency.count_above(limit_ms);
+            let tail = RateSequence::tuned(LATENCY_TAIL, ALPHA_REVIEW, REVIEW_N_STAR);
+            if tail.proves_above(slow, n, LATENCY_TAIL) {
+                out.holding.push(Condition::LatencyHigh);
+                if sustained_for(Condition::LatencyHigh).is_some_and(|d| d >= review.latency_for) {
+                    let (lo, hi) = tail.interval(slow, n);
+                    let message = format!(
+                        "{}–{} of uploads (anytime-valid) have been slower than {limit_ms:.0} ms, {}% of the {} p95 ({base:.0} ms), for {}: p95 latency is above the limit",
+                        pct(lo),
+                        pct(hi),
+                        review.latency_above_baseline.get(),
+                        reference.source,
+                        review.latency_for
+                    );
+                    let statistic = tail.ln_evidence(slow, n, LATENCY_TAIL);
+                    let r =
+                        receipt(Method::Sequence, slow, n, LATENCY_TAIL, ALPHA_REVIEW, statistic, tail.boundary(), Some((lo, hi)), from);
+                    out.decisions.push(Decision::Review(Breach {
+                        rule: Condition::LatencyHigh.review_rule().into(),
+                        observed: total.latency.quantile(0.95).map_or(0.0, |p95| p95 / base * 100.0),
+                        threshold: review.latency_above_baseline.get(),
+                        sample: n,
+                        window: span,
+                        message,
+                        receipt: Some(r),
+                    }));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The two rates the guard rolls back on, in this order: failures against the success line,
+/// errors against the error line.
+fn rollback_rates(rails: &Guardrails) -> [RollbackRate; 2] {
     let auto = &rails.auto_rollback;
-    let rates = [
+    [
         RollbackRate {
             rule: "success_rate_below",
             p0: 1.0 - auto.success_rate_below.get() / 100.0,
             bad: failures,
             describe: |lo, hi| format!("success rate {}–{}", pct(1.0 - hi), pct(1.0 - lo)),
+            bad_word: "failed",
+            line: format!("a success rate below {}%", auto.success_rate_below.get()),
             threshold: auto.success_rate_below.get(),
             observed: |rate| 100.0 - rate * 100.0,
         },
@@ -264,196 +489,12 @@ pub fn assess(
             p0: auto.error_rate_above.get() / 100.0,
             bad: errors,
             describe: |lo, hi| format!("error rate {}–{}", pct(lo), pct(hi)),
+            bad_word: "erred",
+            line: format!("an error rate above {}%", auto.error_rate_above.get()),
             threshold: auto.error_rate_above.get(),
             observed: |rate| rate * 100.0,
         },
-    ];
-    for rate in &rates {
-        let k = (rate.bad)(&total);
-        let sequence = RateSequence::tuned(rate.p0, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR);
-        if sequence.proves_above(k, n, rate.p0) {
-            let (lo, hi) = sequence.interval(k, n);
-            let message = format!(
-                "{} (anytime-valid, α {}) over all {n} treatment uploads of this stage, {k} of them bad: past the {} line for certain",
-                (rate.describe)(lo, hi),
-                pct(ALPHA_ROLLBACK_SEQUENCE),
-                pct(rate.p0)
-            );
-            out.decisions.push(Decision::RollBack(Breach {
-                rule: rate.rule.into(),
-                observed: (rate.observed)(k as f64 / n as f64),
-                threshold: rate.threshold,
-                sample: n,
-                window: span,
-                message,
-                receipt: Some(receipt(
-                    Method::Sequence,
-                    k,
-                    n,
-                    rate.p0,
-                    ALPHA_ROLLBACK_SEQUENCE,
-                    sequence.ln_evidence(k, n, rate.p0),
-                    sequence.boundary(),
-                    Some((lo, hi)),
-                    from,
-                )),
-            }));
-            continue;
-        }
-        if let Some((window, start)) = detect_change(evidence, rate.p0, rate.bad) {
-            let message = format!(
-                "{} of the {} treatment uploads in the last {} bad ({}): a rise past the {} line that the change detector (α {}) cannot put down to chance",
-                window.bad,
-                window.events,
-                now.since(start),
-                pct(window.bad as f64 / window.events as f64),
-                pct(rate.p0),
-                pct(ALPHA_ROLLBACK_CHANGE)
-            );
-            out.decisions.push(Decision::RollBack(Breach {
-                rule: rate.rule.into(),
-                observed: (rate.observed)(window.bad as f64 / window.events as f64),
-                threshold: rate.threshold,
-                sample: window.events,
-                window: now.since(start),
-                message,
-                receipt: Some(Receipt {
-                    alternative: Some(window.alternative),
-                    ..receipt(
-                        Method::ChangeDetector,
-                        window.bad,
-                        window.events,
-                        rate.p0,
-                        ALPHA_ROLLBACK_CHANGE,
-                        window.statistic,
-                        window.threshold,
-                        None,
-                        start,
-                    )
-                }),
-            }));
-        }
-    }
-
-    // Memory has no rate to bound: a mean over at least the plan's minimum sample.
-    if let (Some(base), Some(mean)) = (reference.memory_mean_mb, total.memory_mean_mb())
-        && base > 0.0
-        && n >= u64::from(rails.min_sample)
-    {
-        let ratio = mean / base * 100.0;
-        if ratio > auto.memory_above_baseline.get() {
-            let message = format!(
-                "memory {mean:.0} MB over {n} uploads is {ratio:.0}% of the {} ({base:.0} MB) > {}%",
-                reference.source,
-                auto.memory_above_baseline.get()
-            );
-            out.decisions.push(Decision::RollBack(Breach {
-                rule: "memory_above_baseline".into(),
-                observed: ratio,
-                threshold: auto.memory_above_baseline.get(),
-                sample: n,
-                window: span,
-                message,
-                receipt: Some(receipt(Method::Estimate, 0, n, ratio, 0.0, ratio, auto.memory_above_baseline.get(), None, from)),
-            }));
-        }
-    }
-
-    let review = &rails.manual_review;
-    let sustained_for = |c: Condition| sustained.iter().find(|s| s.condition == c).map(|s| now.since(s.since));
-    let [low, high] = review.success_band;
-    let band_top = 1.0 - high.get() / 100.0;
-    let band = RateSequence::tuned(band_top, ALPHA_REVIEW, REVIEW_N_STAR);
-    let k = failures(&total);
-    if band.proves_above(k, n, band_top) {
-        out.holding.push(Condition::SuccessBand);
-        if sustained_for(Condition::SuccessBand).is_some_and(|d| d >= review.success_band_for) {
-            let (lo, hi) = band.interval(k, n);
-            let message = format!(
-                "success rate {}–{} (anytime-valid) has stayed below {}% for {} (review band {}–{}%)",
-                pct(1.0 - hi),
-                pct(1.0 - lo),
-                high.get(),
-                review.success_band_for,
-                low.get(),
-                high.get()
-            );
-            let r = receipt(
-                Method::Sequence,
-                k,
-                n,
-                band_top,
-                ALPHA_REVIEW,
-                band.ln_evidence(k, n, band_top),
-                band.boundary(),
-                Some((lo, hi)),
-                from,
-            );
-            out.decisions.push(Decision::Review(Breach {
-                rule: Condition::SuccessBand.review_rule().into(),
-                observed: 100.0 - k as f64 * 100.0 / n as f64,
-                threshold: high.get(),
-                sample: n,
-                window: span,
-                message,
-                receipt: Some(r),
-            }));
-        }
-    }
-    if let Some(base) = reference.latency_p95_ms
-        && base > 0.0
-    {
-        let limit_ms = base * review.latency_above_baseline.get() / 100.0;
-        // Only the uploads certainly slower than the limit count against it.
-        let (slow, _) = total.latency.count_above(limit_ms);
-        let tail = RateSequence::tuned(LATENCY_TAIL, ALPHA_REVIEW, REVIEW_N_STAR);
-        if tail.proves_above(slow, n, LATENCY_TAIL) {
-            out.holding.push(Condition::LatencyHigh);
-            if sustained_for(Condition::LatencyHigh).is_some_and(|d| d >= review.latency_for) {
-                let (lo, hi) = tail.interval(slow, n);
-                let message = format!(
-                    "{}–{} of uploads (anytime-valid) have been slower than {limit_ms:.0} ms, {}% of the {} p95 ({base:.0} ms), for {}: p95 latency is above the limit",
-                    pct(lo),
-                    pct(hi),
-                    review.latency_above_baseline.get(),
-                    reference.source,
-                    review.latency_for
-                );
-                let statistic = tail.ln_evidence(slow, n, LATENCY_TAIL);
-                let r = receipt(Method::Sequence, slow, n, LATENCY_TAIL, ALPHA_REVIEW, statistic, tail.boundary(), Some((lo, hi)), from);
-                out.decisions.push(Decision::Review(Breach {
-                    rule: Condition::LatencyHigh.review_rule().into(),
-                    observed: total.latency.quantile(0.95).map_or(0.0, |p95| p95 / base * 100.0),
-                    threshold: review.latency_above_baseline.get(),
-                    sample: n,
-                    window: span,
-                    message,
-                    receipt: Some(r),
-                }));
-            }
-        }
-    }
-    out
-}
-
-/// Runs the change detector over the stage's minutes (a start point at each minute's start)
-/// and returns the window it alarmed on, with the start of that window's first minute.
-fn detect_change(evidence: StageEvidence<'_>, p0: f64, bad: fn(&Stats) -> u64) -> Option<(super::sequential::Window, Timestamp)> {
-    let mut detector = ChangeDetector::new(p0, ALPHA_ROLLBACK_CHANGE, evidence.starts());
-    let mut starts = Vec::with_capacity(evidence.minutes.len());
-    let mut seen = 0;
-    for (at, stats) in evidence.minutes {
-        detector.start_here();
-        starts.push((*at, seen));
-        detector.add(bad(stats), stats.count());
-        seen += stats.count();
-    }
-    if !detector.alarmed() {
-        return None;
-    }
-    let window = detector.strongest()?;
-    let start = starts.iter().find(|(_, before)| *before == window.events_before).map_or(starts[0].0, |(at, _)| *at);
-    Some((window, start))
+    ]
 }
 
 /// How long each of the two periods compared for the complaint trend lasts.
@@ -655,7 +696,10 @@ mod tests {
         // The window is the regression's four minutes, not the stage.
         assert_eq!((r.method, r.bad, r.events), (Method::ChangeDetector, 24, 80), "{breach:?}");
         assert_eq!(r.from, minutes[47 * 60].0);
-        assert!(breach.message.contains("24 of the 80 treatment uploads in the last 4m"), "{}", breach.message);
+        assert_eq!(
+            breach.message,
+            "24 of the 80 treatment uploads in the last 4m failed (30.00%): a success rate below 95% that the change detector (α 0.30%) cannot put down to chance"
+        );
         // The whole stage's rate (1.3%) is far below the line: the sequence alone would wait.
         assert!(!RateSequence::tuned(0.05, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR).proves_above(306, 56_480, 0.05));
     }
