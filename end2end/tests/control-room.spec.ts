@@ -168,7 +168,7 @@ test('people sign in through the form, are told when it fails, and sign out', as
   await page.getByLabel('Name').fill(PEOPLE.operator.name);
   await page.getByLabel('Password').fill('not the password');
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('login-error')).toHaveText('wrong name or password');
+  await expect(page.getByTestId('login-error')).toHaveText('Wrong name or password.');
   await page.getByLabel('Name').fill(PEOPLE.operator.name);
   await page.getByLabel('Password').fill(PEOPLE.operator.password);
   await page.getByRole('button', { name: 'Sign in' }).click();

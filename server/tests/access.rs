@@ -418,7 +418,7 @@ async fn sign_in_is_rate_limited_per_account_and_per_address(pool: PgPool) {
         .unwrap();
     assert_eq!(response.status(), 303);
     let location = response.headers()["location"].to_str().unwrap();
-    assert!(location.starts_with("/login?error=too%20many%20failed%20sign-ins") && location.ends_with("next=/rollouts/1"), "{location}");
+    assert!(location.starts_with("/login?error=throttled&wait=") && location.ends_with("next=/rollouts/1"), "{location}");
 
     app.advance_clock_minutes(16);
     app.sign_in("admin", ADMIN_PASSWORD).await;
@@ -458,6 +458,33 @@ async fn concurrent_wrong_sign_ins_are_throttled_at_the_limit(pool: PgPool) {
     assert!(judged <= 5, "{judged} of 200 concurrent attempts were judged (the limit is 5)");
     let failures: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'login_failed'").fetch_one(&pool).await.unwrap();
     assert_eq!(failures, judged as i64, "each judged attempt, and only those, is a failure in the audit trail");
+}
+
+/// Security review, issue 19 (10): `/login?error=…` showed whatever text the link carried, so a
+/// crafted link could put any words on Rampart's own sign-in page. Only known codes show, each
+/// with Rampart's own sentence.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_sign_in_page_shows_only_its_own_messages(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let page = |query: &'static str| {
+        let url = app.url(&format!("/login?{query}"));
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let forged = page("error=Your%20account%20is%20suspended.%20Call%20%2B1-555-0100").await;
+    assert!(!forged.contains("suspended") && !forged.contains("555-0100"), "the page repeats the link's text");
+    assert!(forged.contains("Sign-in failed. Try again."), "an unknown code gets a plain message");
+    assert!(page("error=credentials").await.contains("Wrong name or password."));
+    assert!(page("error=throttled&wait=120").await.contains("Too many failed sign-ins: try again in 120 s."));
+    assert!(page("error=busy").await.contains("The server is busy checking other sign-ins: try again in a moment."));
+
+    // A refused sign-in from the form comes back with its code.
+    let response = client_with(&[("origin", &app.base)])
+        .post(app.url("/auth/login"))
+        .form(&[("name", "admin"), ("password", "wrong password!"), ("next", "/rollouts/1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["location"], "/login?error=credentials&next=/rollouts/1");
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -259,7 +259,15 @@ async fn login(
             if wants_json(&headers) {
                 return ApiError(error).into_response();
             }
-            let to = format!("/login?error={}&next={}", encode_component(&error.to_string()), encode_component(&next));
+            // A code, never the error's text: the sign-in page shows only its own sentences.
+            let (code, wait) = match &error {
+                AppError::Unauthenticated { .. } => ("credentials", None),
+                AppError::TooManyRequests { retry_after_secs, .. } if *retry_after_secs > 1 => ("throttled", Some(*retry_after_secs)),
+                AppError::TooManyRequests { .. } => ("busy", None),
+                _ => ("failed", None),
+            };
+            let wait_param = wait.map_or(String::new(), |secs| format!("&wait={secs}"));
+            let to = format!("/login?error={code}{wait_param}&next={}", encode_component(&next));
             let mut response = Redirect::to(&to).into_response();
             if let AppError::TooManyRequests { retry_after_secs, .. } = error {
                 response.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
