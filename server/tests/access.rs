@@ -487,6 +487,26 @@ async fn the_sign_in_page_shows_only_its_own_messages(pool: PgPool) {
     assert_eq!(response.headers()["location"], "/login?error=credentials&next=/rollouts/1");
 }
 
+/// Security review, issue 19 (12): a HEAD request skipped the sign-in redirect that the same
+/// GET gets, and reached the page. HEAD now follows GET's rules, for pages and the API alike.
+#[sqlx::test(migrations = "../migrations")]
+async fn head_requests_follow_the_rules_of_get(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let anonymous = client_with(&[]);
+    for path in ["/rollouts/1", "/admin", "/status/1"] {
+        let get = anonymous.get(app.url(path)).send().await.unwrap();
+        let head = anonymous.head(app.url(path)).send().await.unwrap();
+        assert_eq!(get.status(), 303, "GET {path}");
+        assert_eq!((head.status(), head.headers().get("location")), (get.status(), get.headers().get("location")), "HEAD {path}");
+    }
+    let get = anonymous.get(app.url("/api/v1/rollouts/1")).send().await.unwrap().status();
+    let head = anonymous.head(app.url("/api/v1/rollouts/1")).send().await.unwrap().status();
+    assert_eq!((get, head), (reqwest::StatusCode::UNAUTHORIZED, reqwest::StatusCode::UNAUTHORIZED));
+    // Signed in, HEAD answers as GET does.
+    let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
+    assert_eq!(admin.head(app.url("/api/v1/rollouts/1")).send().await.unwrap().status(), 200);
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn tokens_hold_their_scopes_only_and_stop_working_when_revoked(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;

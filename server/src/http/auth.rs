@@ -89,8 +89,10 @@ fn is_public_page(path: &str) -> bool {
 /// The middleware: identifies the caller, puts the [`Principal`] into the request, and refuses
 /// what it may not do.
 pub async fn authorize(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
+    // HEAD is judged exactly as the GET it stands for.
+    let method = if request.method() == Method::HEAD { Method::GET } else { request.method().clone() };
     // The WASM, scripts, styles and icons are public and need no database lookup.
-    if request.method() == Method::GET && is_asset(request.uri().path()) {
+    if method == Method::GET && is_asset(request.uri().path()) {
         return next.run(request).await;
     }
     let principal = match auth.resolve(request.headers()).await {
@@ -109,18 +111,18 @@ pub async fn authorize(State(auth): State<Auth>, mut request: Request, next: Nex
     }
     let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
     if let Some(route) = route.as_deref().filter(|r| is_api_route(r)) {
-        let allowed = match rule(request.method(), route) {
+        let allowed = match rule(&method, route) {
             Some(Rule::Public | Rule::PerCommand) => Ok(()),
             Some(Rule::Needs(permission)) => check(&principal, permission).map_err(AppError::from),
             None => {
-                tracing::error!(method = %request.method(), route, "no access rule for this route; refusing it");
-                Err(AppError::Forbidden { message: format!("no access rule covers {} {route}", request.method()) })
+                tracing::error!(%method, route, "no access rule for this route; refusing it");
+                Err(AppError::Forbidden { message: format!("no access rule covers {method} {route}") })
             }
         };
         if let Err(e) = allowed {
             return ApiError(e).into_response();
         }
-    } else if route.is_some() && request.method() == Method::GET && !is_public_page(request.uri().path()) {
+    } else if route.is_some() && method == Method::GET && !is_public_page(request.uri().path()) {
         // A page: people sign in first; a share link opens only its status page.
         let path = request.uri().path();
         let shared_status = matches!(principal, Principal::ShareLink { .. }) && path.starts_with("/status");
