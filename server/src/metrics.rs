@@ -77,6 +77,10 @@ impl IngestReport {
     }
 }
 
+/// The longest window a read may ask for: every rollup of it is read (a window of a rollout's
+/// whole history was a way to make the server read all of them).
+pub const MAX_WINDOW: Span = Span::from_secs(31 * 86_400);
+
 /// A window's numbers: each arm in total and per time step, and the baseline beside them.
 #[derive(Clone, Debug, Serialize)]
 pub struct WindowView {
@@ -409,10 +413,14 @@ impl Metrics {
         Ok(Ok(destination))
     }
 
-    /// Control and treatment over `[from, to)`, with a series of at most ~240 points.
+    /// Control and treatment over `[from, to)` (at most [`MAX_WINDOW`]), with a series of at
+    /// most ~240 points.
     pub async fn window(&self, rollout_id: i64, from: Timestamp, to: Timestamp, filter: &RollupFilter) -> Result<WindowView, AppError> {
         if from >= to {
             return Err(AppError::invalid("from", "must be before `to`"));
+        }
+        if to.millis() - from.millis() > MAX_WINDOW.millis() {
+            return Err(AppError::invalid("from", format!("a window spans at most {} days", MAX_WINDOW.secs() / 86_400)));
         }
         let rows = self.store.window_rows(rollout_id, from, to, filter).await?;
         let minutes = ((to.millis() - from.millis()) as f64 / 60_000.0).max(1.0);

@@ -113,6 +113,29 @@ async fn an_oversized_label_is_refused_by_field_and_folding_goes_on(pool: PgPool
     assert_eq!(stored, 2);
 }
 
+/// Security review, issue 19 (7): `metrics?from=0` was accepted and loaded every rollup of the
+/// rollout. A window is at most 31 days; beyond, a 4xx naming the field.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_metrics_window_is_bounded(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let get = |query: String| {
+        let url = app.url(&format!("/api/v1/rollouts/1/metrics?{query}"));
+        let client = app.client.clone();
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = get(format!("from=0&to={START}")).await;
+    assert!((400..500).contains(&status) && body["field"] == "from", "{status} {body}");
+    let (status, body) = get(format!("from={}&to={START}", START - 32 * DAY)).await;
+    assert!((400..500).contains(&status) && body["field"] == "from", "{status} {body}");
+    assert!(body["message"].as_str().unwrap().contains("31 days"), "{body}");
+    let (status, body) = get(format!("from={}&to={START}", START - 31 * DAY)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["series"].as_array().unwrap().len() <= 240);
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn a_replayed_event_is_never_counted_twice(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
