@@ -66,6 +66,19 @@ fn verify_password(password: &str, stored: &str) -> bool {
 /// wrong name takes as long as a wrong password.
 static DECOY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| hash_password(&new_secret()).unwrap_or_default());
 
+/// The longest name a person may have.
+const MAX_NAME: usize = 100;
+
+/// A name as typed at sign-in, made safe to count and to record: blanks trimmed, control
+/// characters dropped, at most [`MAX_NAME`] characters (then `…`). A real name is unchanged.
+fn typed_name(typed: &str) -> String {
+    let clean: String = typed.trim().chars().filter(|c| !c.is_control()).collect();
+    match clean.char_indices().nth(MAX_NAME) {
+        Some((cut, _)) => format!("{}…", &clean[..cut]),
+        None => clean,
+    }
+}
+
 fn check_password_rules(password: &str) -> Result<(), AppError> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(AppError::invalid("password", format!("must be at least {MIN_PASSWORD_LEN} characters")));
@@ -163,6 +176,8 @@ impl Auth {
     /// password is hashed, so concurrent attempts cannot all slip under the limit; and at most
     /// [`HASHING_AT_ONCE`] hashes run at once, so a burst cannot exhaust memory.
     pub async fn login(&self, name: &str, password: &str, address: &str) -> Result<NewSession, AppError> {
+        // What was typed goes into the throttle and the audit trail: bounded, one line.
+        let name = &typed_name(name);
         let busy = || AppError::TooManyRequests {
             message: "the server is busy checking other sign-ins; try again in 1 s".into(),
             retry_after_secs: 1,
@@ -312,8 +327,8 @@ impl app::services::AccountService for Auth {
 
     async fn create_token(&self, name: &str, scopes: &[Scope], actor: &str) -> Result<Issued<TokenView>, AppError> {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(AppError::invalid("name", "must be 1 to 100 characters"));
+        if name.is_empty() || name.chars().count() > MAX_NAME {
+            return Err(AppError::invalid("name", format!("must be 1 to {MAX_NAME} characters")));
         }
         if scopes.is_empty() {
             return Err(AppError::invalid("scopes", "name at least one of ingest, evaluate, read, drive"));

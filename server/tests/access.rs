@@ -507,6 +507,25 @@ async fn head_requests_follow_the_rules_of_get(pool: PgPool) {
     assert_eq!(admin.head(app.url("/api/v1/rollouts/1")).send().await.unwrap().status(), 200);
 }
 
+/// Security review, issue 19 (6): the name of a failed sign-in went into the append-only audit
+/// trail as typed, of any length (and people do type passwords into the name field). It is
+/// kept bounded (100 characters, the longest a person's name may be) and without control
+/// characters.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_failed_sign_ins_name_is_bounded_in_the_audit_trail(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let typed = format!("{}\u{7}\r\nforged line", "n".repeat(5_000));
+    let response = app.sign_in_response(&typed, "wrong password!", &app.base).await;
+    assert_eq!(response.status(), 401);
+    let (actor, summary): (String, String) =
+        sqlx::query_as("SELECT actor, summary FROM audit_log WHERE action = 'login_failed'").fetch_one(&pool).await.unwrap();
+    assert!(actor.chars().count() <= 101 && actor.ends_with('…'), "{} characters", actor.chars().count());
+    assert!(summary.chars().count() <= 180, "{summary}");
+    assert!(!actor.chars().any(char::is_control) && !summary.chars().any(char::is_control), "{summary:?}");
+    let stored: i32 = sqlx::query_scalar("SELECT max(length(name)) FROM login_failures").fetch_one(&pool).await.unwrap();
+    assert!(stored <= 101, "the throttle keeps {stored} characters of it");
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn tokens_hold_their_scopes_only_and_stop_working_when_revoked(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
