@@ -5,6 +5,7 @@ pub mod auth;
 mod error;
 mod events;
 mod flags;
+pub mod headers;
 mod ofrep;
 mod rollouts;
 mod webhooks;

@@ -110,7 +110,8 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize))
         // Pages, JSON and the WASM go out brotli- or gzip-compressed when the client accepts it
         // (event streams never are: they must flush each message).
-        .layer(tower_http::compression::CompressionLayer::new());
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(axum::middleware::from_fn(http::headers::security_headers));
     Ok(Application { listener, router, guard, webhooks })
 }
 

@@ -526,6 +526,31 @@ async fn a_failed_sign_ins_name_is_bounded_in_the_audit_trail(pool: PgPool) {
     assert!(stored <= 101, "the throttle keeps {stored} characters of it");
 }
 
+/// Security review, issue 19 (9): no response carried frame protection, `nosniff` or a
+/// referrer policy. Every response does now — pages, API answers, refusals and redirects — and
+/// HSTS when the request came over HTTPS.
+#[sqlx::test(migrations = "../migrations")]
+async fn every_response_carries_the_security_headers(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let anonymous = client_with(&[]);
+    for (path, status) in [("/login", 200), ("/rollouts/1", 303), ("/api/v1/rollouts/1", 401), ("/healthz", 200)] {
+        let response = anonymous.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("referrer-policy"), "same-origin", "{path}");
+        let csp = header("content-security-policy");
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("object-src 'none'") && csp.contains("base-uri 'self'"),
+            "{path}: {csp}"
+        );
+        assert!(response.headers().get("strict-transport-security").is_none(), "{path}: no HSTS over plain HTTP");
+    }
+    let over_https = client_with(&[("x-forwarded-proto", "https")]).get(app.url("/login")).send().await.unwrap();
+    assert_eq!(over_https.headers()["strict-transport-security"], "max-age=31536000");
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn tokens_hold_their_scopes_only_and_stop_working_when_revoked(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
