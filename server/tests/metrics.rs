@@ -136,6 +136,37 @@ async fn a_metrics_window_is_bounded(pool: PgPool) {
     assert!(body["series"].as_array().unwrap().len() <= 240);
 }
 
+/// Security review, issue 19 (2), the fold's half: a delta whose key cannot be stored (past the
+/// B-tree's limit) made the fold fail on every pass, for every rollout, forever. The fold now
+/// sets it aside in `event_rollup_quarantine` with the reason and folds everything else.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_delta_the_fold_cannot_store_is_quarantined_and_the_rest_folded(pool: PgPool) {
+    let store = Store::new(pool.clone());
+    let mut random = Lcg(23);
+    let noise: String = (0..7_750).map(|_| char::from(b'!' + (random.next() % 90) as u8)).collect();
+    let event_of = |id: &str, provider: &str| {
+        let mut event = app::domain::event::parse_value(&event(id, 1, "sync", "success", 100.0)).unwrap();
+        event.provider = provider.to_string();
+        NewEvent { event, stage: 0, size_class_mb: 10 }
+    };
+    // Past the parser's bound (it refuses such a line): as an older server, or a bug, would store it.
+    store.ingest(1, vec![event_of("poison", &noise), event_of("fine", "kimi")]).await.unwrap();
+    assert_eq!(pending_deltas(&pool).await, 2);
+    assert_eq!(store.fold_rollups().await.expect("the fold goes on"), 2);
+    assert_eq!(pending_deltas(&pool).await, 0);
+    let (count, reason): (i64, String) =
+        sqlx::query_as("SELECT count(*), min(reason) FROM event_rollup_quarantine").fetch_one(&pool).await.unwrap();
+    assert_eq!(count, 1);
+    assert!(reason.contains("index row size"), "{reason}");
+    let folded: Vec<String> = sqlx::query_scalar("SELECT provider FROM event_rollups").fetch_all(&pool).await.unwrap();
+    assert_eq!(folded, vec!["kimi".to_string()]);
+    let by_arm: i64 = sqlx::query_scalar("SELECT sum(success)::bigint FROM event_rollups_by_arm").fetch_one(&pool).await.unwrap();
+    assert_eq!(by_arm, 1, "only the folded delta counts in the arm totals");
+    // The next fold has nothing left to trip on.
+    store.ingest(1, vec![event_of("later", "glm")]).await.unwrap();
+    assert_eq!(store.fold_rollups().await.unwrap(), 1);
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn a_replayed_event_is_never_counted_twice(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;

@@ -502,7 +502,7 @@ impl Store {
             by_rollout.entry(rollout_id).or_default().entry(key).or_default().merge(&stats);
         }
         for (rollout_id, detailed) in by_rollout {
-            add_to_rollups(&mut tx, rollout_id, detailed, FoldLock::Held).await?;
+            fold_or_quarantine(&mut tx, rollout_id, detailed).await?;
         }
         tx.commit().await?;
         Ok(folded)
@@ -857,6 +857,40 @@ async fn add_to_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, detailed: 
     };
     copy_rollup_rows(tx, "event_rollups", rollout_id, detailed.new.iter().map(|(k, s)| (k, s))).await?;
     write_rollups(tx, rollout_id, &detailed.updated, &by_arm).await
+}
+
+/// Adds one rollout's folded deltas to its rollups inside a savepoint. If the database refuses
+/// them, each key is tried on its own, and the keys it still refuses are set aside in
+/// `event_rollup_quarantine` with the reason: one row that cannot be stored must not stop the
+/// fold of every other delta, of every rollout, on every pass.
+async fn fold_or_quarantine(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    rollout_id: i64,
+    detailed: HashMap<RollupKey, Stats>,
+) -> Result<()> {
+    use sqlx::Acquire;
+    let mut savepoint = tx.begin().await?;
+    match add_to_rollups(&mut *savepoint, rollout_id, detailed.clone(), FoldLock::Held).await {
+        Ok(()) => return Ok(savepoint.commit().await?),
+        Err(StoreError::Db(_)) => savepoint.rollback().await?,
+        Err(other) => return Err(other),
+    }
+    for (key, stats) in detailed {
+        let mut savepoint = tx.begin().await?;
+        let one = HashMap::from([(key.clone(), stats.clone())]);
+        match add_to_rollups(&mut *savepoint, rollout_id, one, FoldLock::Held).await {
+            Ok(()) => savepoint.commit().await?,
+            Err(StoreError::Db(error)) => {
+                savepoint.rollback().await?;
+                let reason = error.to_string();
+                tracing::error!(rollout_id, %reason, "a rollup delta cannot be folded; set aside in event_rollup_quarantine");
+                copy_rollup_rows(tx, "event_rollup_quarantine", rollout_id, [(&key, &stats)]).await?;
+                sqlx::query!("UPDATE event_rollup_quarantine SET reason = $1 WHERE reason IS NULL", reason).execute(&mut **tx).await?;
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(())
 }
 
 /// Inserts detailed rollup rows into `table` (`event_rollups` or `event_rollup_deltas`) with
