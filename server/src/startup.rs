@@ -141,7 +141,8 @@ pub async fn ensure_rollout(store: &Store, plan: &Plan, source: &str) -> anyhow:
     Ok(id)
 }
 
-/// Drops raw events past retention once an hour (and once at start), until the pool closes.
+/// Drops raw events past retention, expired sessions and day-old idempotency keys once an hour
+/// (and once at start), until the pool closes.
 fn spawn_retention(store: Store, clock: Clock, retention: Span) {
     tokio::spawn(async move {
         let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -155,6 +156,11 @@ fn spawn_retention(store: Store, clock: Clock, retention: Span) {
                 Ok(0) => {}
                 Ok(dropped) => tracing::info!(dropped, "dropped event partitions past retention"),
                 Err(error) => tracing::warn!(%error, "could not apply event retention"),
+            }
+            // Expired sessions and day-old idempotency keys.
+            match store.purge_expired(clock()).await {
+                Ok(purged) => tracing::debug!(?purged, "purged expired sessions and idempotency keys"),
+                Err(error) => tracing::warn!(%error, "could not purge expired sessions and idempotency keys"),
             }
         }
     });

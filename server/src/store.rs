@@ -20,7 +20,7 @@ mod reports;
 mod webhooks;
 pub use accounts::{Credentials, Holder};
 pub use events::{ArmKey, Baseline, Ingested, NewEvent, RollupFilter, RollupKey, StageSpan};
-pub use idempotency::Claim;
+pub use idempotency::{Claim, Purged};
 pub use reports::TestResult;
 pub use webhooks::DueDelivery;
 

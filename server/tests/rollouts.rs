@@ -303,6 +303,48 @@ async fn a_retried_command_with_an_idempotency_key_acts_once(pool: PgPool) {
     assert_eq!(send("stale-1", stale).await.unwrap().status(), 409);
 }
 
+/// Security review, issue 19 (4): keys were claimed before the permission check and shared by
+/// everyone, so a viewer could burn an approver's key (the approver's request then got the
+/// viewer's 403 replayed), and they never expired. A key is now the caller's own, claimed only
+/// for a request the caller may make, and forgotten after 24 hours.
+#[sqlx::test(migrations = "../migrations")]
+async fn an_idempotency_key_is_the_callers_own_and_expires(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.command(json!({ "command": "start" })).await;
+    let version = app.version().await;
+    let body = json!({ "version": version, "command": "pause", "reason": "provider incident" });
+    let send = |client: &reqwest::Client, key: &'static str| {
+        client.post(app.url("/api/v1/rollouts/1/commands")).header("idempotency-key", key).json(&body).send()
+    };
+    let viewer = app.person("vera", "viewer").await;
+    assert_eq!(send(&viewer, "pause-1").await.unwrap().status(), 403);
+    let claimed: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_keys").fetch_one(&pool).await.unwrap();
+    assert_eq!(claimed, 0, "a refused caller claims nothing");
+    // The same key from someone allowed: acted on, not the viewer's refusal replayed.
+    let first = send(&app.client, "pause-1").await.unwrap();
+    assert_eq!((first.status(), first.headers().get("idempotent-replayed")), (reqwest::StatusCode::OK, None));
+    // And another caller's identical key and body is not that caller's replay either.
+    let operator = app.person("otto", "operator").await;
+    let theirs = send(&operator, "pause-1").await.unwrap();
+    assert_eq!((theirs.status(), theirs.headers().get("idempotent-replayed")), (reqwest::StatusCode::CONFLICT, None));
+
+    // A day later the key is forgotten (and purged).
+    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'").execute(&pool).await.unwrap();
+    let later = send(&app.client, "pause-1").await.unwrap();
+    assert_eq!(later.status(), 409, "acted on again: the stale version is a conflict, not a replay");
+    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'").execute(&pool).await.unwrap();
+    let purged = server::store::Store::new(pool.clone()).purge_expired(app.now()).await.unwrap();
+    assert_eq!(purged.idempotency_keys, 2, "the admin's and the operator's");
+    // Sessions are purged once past their end (here: a year on), and not before.
+    assert_eq!(purged.sessions, 0);
+    let year_on = app::domain::units::Timestamp(app.now().millis() + 365 * 86_400_000);
+    let purged = server::store::Store::new(pool.clone()).purge_expired(year_on).await.unwrap();
+    let signed_in = 3; // the admin (for adding people), the viewer and the operator
+    assert!(purged.sessions >= signed_in, "{purged:?}");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions").fetch_one(&pool).await.unwrap();
+    assert_eq!(left, 0);
+}
+
 /// Reads server-sent events until one named `kind` arrives (or 5 s pass).
 async fn next_event(stream: &mut reqwest::Response, buffer: &mut String, kind: &str) {
     let wanted = format!("event: {kind}\n");

@@ -5,7 +5,7 @@ use crate::service::{ComplaintReport, TestReport};
 use crate::store::{Claim, TestResult};
 use app::domain::access::{Principal, check};
 use app::domain::bucketing::murmur3_x86_32;
-use app::domain::rollout::{Command, Rollout};
+use app::domain::rollout::Command;
 use app::error::AppError;
 use app::model::{ChecklistItem, ControlRoom};
 use app::services::RolloutService;
@@ -74,7 +74,9 @@ pub struct CommandRequest {
 }
 
 /// Gives a command. With an `Idempotency-Key` header, a retry of the same request gets the
-/// first answer (marked `Idempotent-Replayed: true`) instead of acting again.
+/// first answer (marked `Idempotent-Replayed: true`) instead of acting again. A key is the
+/// caller's own (another caller's same key is another key), is claimed only once the caller is
+/// known to be allowed the command, and is forgotten after a day.
 async fn command(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
@@ -82,14 +84,22 @@ async fn command(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let request = match allowed_command(&principal, &body) {
+        Ok(request) => request,
+        Err(e) => return e.into_response(),
+    };
+    let run = |request: CommandRequest| {
+        let (state, principal) = (state.clone(), principal.clone());
+        async move { state.rollouts.command(id, request.version, request.command, &principal).await.map_err(ApiError::from) }
+    };
     let Some(key) = headers.get("idempotency-key") else {
-        return match run_command(&state, &principal, id, &body).await {
+        return match run(request).await {
             Ok(rollout) => Json(rollout).into_response(),
             Err(e) => e.into_response(),
         };
     };
     let key = match key.to_str() {
-        Ok(k) if !k.is_empty() && k.len() <= 200 => format!("rollout-{id}:{k}"),
+        Ok(k) if !k.is_empty() && k.len() <= 200 => format!("rollout-{id}:{}:{k}", principal.actor()),
         _ => return ApiError(AppError::invalid("Idempotency-Key", "must be 1 to 200 visible characters")).into_response(),
     };
     let hash = format!("{:08x}{:08x}", murmur3_x86_32(&body, 1), murmur3_x86_32(&body, 2));
@@ -99,7 +109,7 @@ async fn command(
     };
     match claim {
         Claim::New => {
-            let (status, response) = match run_command(&state, &principal, id, &body).await {
+            let (status, response) = match run(request).await {
                 Ok(rollout) => (StatusCode::OK, serde_json::to_value(rollout).unwrap_or_default()),
                 Err(e) => (e.status(), e.body()),
             };
@@ -121,11 +131,12 @@ async fn command(
     }
 }
 
-async fn run_command(state: &ApiState, principal: &Principal, id: i64, body: &[u8]) -> Result<Rollout, ApiError> {
+/// The command in `body`, if it is one and the caller may give it.
+fn allowed_command(principal: &Principal, body: &[u8]) -> Result<CommandRequest, ApiError> {
     let request: CommandRequest =
         serde_json::from_slice(body).map_err(|e| ApiError(AppError::invalid("body", format!("not a command: {e}"))))?;
     check(principal, request.command.permission()).map_err(AppError::from)?;
-    Ok(state.rollouts.command(id, request.version, request.command, principal).await?)
+    Ok(request)
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,14 @@
 //! Idempotency keys: the first request with a key claims it; retries get its stored answer.
 
-use super::{Result, Store};
+use super::{Result, Store, from_timestamp};
+use app::domain::units::Timestamp;
+
+/// What [`Store::purge_expired`] deleted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub idempotency_keys: u64,
+    pub sessions: u64,
+}
 
 /// What a request with an `Idempotency-Key` should do.
 #[derive(Debug, PartialEq)]
@@ -17,13 +25,15 @@ pub enum Claim {
 
 impl Store {
     /// Claims `key` for a request whose body hashes to `request_hash`. A claim left unanswered
-    /// for a minute (its server died) may be taken over.
+    /// for a minute (its server died) may be taken over; a key older than a day is forgotten
+    /// (the purge deletes it; until then it is claimed afresh).
     pub async fn claim_idempotent(&self, key: &str, request_hash: &str) -> Result<Claim> {
         let claimed = sqlx::query_scalar!(
             r#"INSERT INTO idempotency_keys (key, request_hash) VALUES ($1, $2)
-               ON CONFLICT (key) DO UPDATE SET request_hash = EXCLUDED.request_hash, created_at = now()
-                   WHERE idempotency_keys.status IS NULL AND idempotency_keys.created_at < now() - interval '1 minute'
-                     AND idempotency_keys.request_hash = EXCLUDED.request_hash
+               ON CONFLICT (key) DO UPDATE SET request_hash = EXCLUDED.request_hash, created_at = now(), status = NULL, response = NULL
+                   WHERE (idempotency_keys.status IS NULL AND idempotency_keys.created_at < now() - interval '1 minute'
+                          AND idempotency_keys.request_hash = EXCLUDED.request_hash)
+                      OR idempotency_keys.created_at < now() - interval '24 hours'
                RETURNING key"#,
             key,
             request_hash
@@ -40,6 +50,17 @@ impl Store {
             (true, Some(status), Some(response)) => Claim::Done { status: status as u16, response },
             _ => Claim::InProgress,
         })
+    }
+
+    /// Deletes what has expired: idempotency keys older than a day and sessions past their end.
+    pub async fn purge_expired(&self, now: Timestamp) -> Result<Purged> {
+        let idempotency_keys = sqlx::query!("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        let sessions =
+            sqlx::query!("DELETE FROM sessions WHERE expires_at < $1", from_timestamp(now)).execute(self.pool()).await?.rows_affected();
+        Ok(Purged { idempotency_keys, sessions })
     }
 
     /// Stores the answer to a claimed key.
