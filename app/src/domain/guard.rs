@@ -169,12 +169,15 @@ pub struct StageEvidence<'a> {
     pub soak: Span,
 }
 
+/// Which of a minute's uploads count as bad for a rate.
+type BadCount = fn(&Stats) -> u64;
+
 /// A rate the guard rolls back on: which events are bad, and the plan's line.
 struct RollbackRate {
     rule: &'static str,
     /// The line as a fraction of events.
     p0: f64,
-    bad: fn(&Stats) -> u64,
+    bad: BadCount,
     /// How a breach reads: the interval of the bad rate in the plan's terms.
     describe: fn(f64, f64) -> String,
     /// What a bad upload did (`failed`, `erred`), and the plan's line in words (`a success rate
@@ -220,7 +223,7 @@ pub fn assess(
 pub struct StageJudge {
     total: Stats,
     /// One per rollback rate, in [`rollback_rates`]' order, with what counts as bad for it.
-    detectors: [(ChangeDetector, fn(&Stats) -> u64); 2],
+    detectors: [(ChangeDetector, BadCount); 2],
     /// The start of each minute fed and the uploads before it, to name a window's start.
     starts: Vec<(Timestamp, u64)>,
 }
@@ -298,7 +301,7 @@ impl StageJudge {
         let auto = &rails.auto_rollback;
         let rates = rollback_rates(rails);
         for (index, rate) in rates.iter().enumerate() {
-            let k = (rate.bad)(&total);
+            let k = (rate.bad)(total);
             let sequence = RateSequence::tuned(rate.p0, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR);
             if sequence.proves_above(k, n, rate.p0) {
                 let (lo, hi) = sequence.interval(k, n);
@@ -395,7 +398,7 @@ impl StageJudge {
         let [low, high] = review.success_band;
         let band_top = 1.0 - high.get() / 100.0;
         let band = RateSequence::tuned(band_top, ALPHA_REVIEW, REVIEW_N_STAR);
-        let k = failures(&total);
+        let k = failures(total);
         if band.proves_above(k, n, band_top) {
             out.holding.push(Condition::SuccessBand);
             if sustained_for(Condition::SuccessBand).is_some_and(|d| d >= review.success_band_for) {

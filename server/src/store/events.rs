@@ -870,7 +870,7 @@ async fn fold_or_quarantine(
 ) -> Result<()> {
     use sqlx::Acquire;
     let mut savepoint = tx.begin().await?;
-    match add_to_rollups(&mut *savepoint, rollout_id, detailed.clone(), FoldLock::Held).await {
+    match add_to_rollups(&mut savepoint, rollout_id, detailed.clone(), FoldLock::Held).await {
         Ok(()) => return Ok(savepoint.commit().await?),
         Err(StoreError::Db(_)) => savepoint.rollback().await?,
         Err(other) => return Err(other),
@@ -878,7 +878,7 @@ async fn fold_or_quarantine(
     for (key, stats) in detailed {
         let mut savepoint = tx.begin().await?;
         let one = HashMap::from([(key.clone(), stats.clone())]);
-        match add_to_rollups(&mut *savepoint, rollout_id, one, FoldLock::Held).await {
+        match add_to_rollups(&mut savepoint, rollout_id, one, FoldLock::Held).await {
             Ok(()) => savepoint.commit().await?,
             Err(StoreError::Db(error)) => {
                 savepoint.rollback().await?;
