@@ -123,7 +123,14 @@ fn main() {
                 // Watch 24 hours after the change (3 at the line itself, where no rollback is due).
                 let watch = if bad_rate <= 0.05 { 3 * HOUR } else { 24 * HOUR };
                 let change_secs = if quick { change.min(HOUR) } else { change };
-                let cell = Regression { per_5min: *per_5min, soak_secs: change_secs + watch, healthy_rate: 0.005, change_secs, bad_rate };
+                let cell = Regression {
+                    per_5min: *per_5min,
+                    stage_soak_secs: soak_of(168 * HOUR),
+                    until_secs: change_secs + watch,
+                    healthy_rate: 0.005,
+                    change_secs,
+                    bad_rate,
+                };
                 let start_note = if change == 0 { "stage start".to_string() } else { format!("{}h in", change_secs / HOUR) };
                 let results: Vec<Detection> =
                     replicate(runs, 3_000 + 100 * m as u64 + change + t as u64, threads, |rng| regression_run(rails, &cell, rng));

@@ -30,6 +30,10 @@ pub const SHARE_COOKIE: &str = "rampart_share";
 const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
 const MAX_FAILURES_PER_ADDRESS: i64 = 20;
 const FAILURE_WINDOW: Span = Span::from_secs(15 * 60);
+/// How a throttled sign-in's refusal begins (the sign-in page tells it from a busy one by this).
+pub const THROTTLED: &str = "too many failed sign-ins;";
+/// How a sign-in refused for want of a hashing slot begins.
+pub const BUSY: &str = "the server is busy checking other sign-ins;";
 /// Password hashes computed at once (argon2id takes ~19 MiB each): a burst of sign-ins waits
 /// its turn, for at most [`HASHING_WAIT`], instead of exhausting memory.
 pub const HASHING_AT_ONCE: usize = 4;
@@ -178,25 +182,26 @@ impl Auth {
     pub async fn login(&self, name: &str, password: &str, address: &str) -> Result<NewSession, AppError> {
         // What was typed goes into the throttle and the audit trail: bounded, one line.
         let name = &typed_name(name);
-        let busy = || AppError::TooManyRequests {
-            message: "the server is busy checking other sign-ins; try again in 1 s".into(),
-            retry_after_secs: 1,
-        };
-        let _permit = tokio::time::timeout(HASHING_WAIT, self.hashing.clone().acquire_owned())
-            .await
-            .map_err(|_| busy())?
-            .map_err(|_| AppError::Internal)?;
         let now = self.now();
         let since = Timestamp(now.millis() - FAILURE_WINDOW.millis());
         let limits = [MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS];
-        if let Err(oldest) = self.store.claim_login_attempt(name, address, now, since, limits).await? {
-            let free_at = oldest.unwrap_or(now).millis() + FAILURE_WINDOW.millis();
-            let wait = ((free_at - now.millis()).max(1000) + 999) / 1000;
-            return Err(AppError::TooManyRequests {
-                message: format!("too many failed sign-ins; try again in {wait} s"),
-                retry_after_secs: wait as u64,
-            });
-        }
+        // The cheap, atomic check first: a throttled caller never waits for a hashing slot.
+        let claim = match self.store.claim_login_attempt(name, address, now, since, limits).await? {
+            Ok(claim) => claim,
+            Err(oldest) => {
+                let free_at = oldest.unwrap_or(now).millis() + FAILURE_WINDOW.millis();
+                let wait = ((free_at - now.millis()).max(1000) + 999) / 1000;
+                return Err(AppError::TooManyRequests {
+                    message: format!("{THROTTLED} try again in {wait} s"),
+                    retry_after_secs: wait as u64,
+                });
+            }
+        };
+        let Ok(Ok(_permit)) = tokio::time::timeout(HASHING_WAIT, self.hashing.clone().acquire_owned()).await else {
+            // Not judged: the attempt does not count against anyone.
+            self.store.release_login_attempt(claim).await?;
+            return Err(AppError::TooManyRequests { message: format!("{BUSY} try again in 1 s"), retry_after_secs: 1 });
+        };
         let user = self.store.credentials(name).await?;
         let stored = user.as_ref().map_or_else(|| DECOY_HASH.clone(), |u| u.password_hash.clone());
         let candidate = password.to_string();

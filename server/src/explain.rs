@@ -105,13 +105,23 @@ pub async fn explain(store: &Store, metrics: &Metrics, rollout_id: i64, entry_id
         match recomputed.iter().find(|b| b.rule == breach.rule).and_then(|b| b.receipt.as_ref()) {
             Some(again) => {
                 text.push_str(&format!("  recomputed: {}\n", describe(again)));
-                let agrees = same(receipt, again);
-                all_same &= agrees;
-                text.push_str(if agrees { "  the same decision from the stored data\n" } else { "  DIFFERENT from the stored receipt\n" });
+                if same(receipt, again) {
+                    text.push_str("  the same decision from the stored data\n");
+                } else if again.method == receipt.method && again.events > receipt.events {
+                    // Uploads of the judged minutes that arrived after the decision: the rule
+                    // still decides the same on everything stored now.
+                    text.push_str(&format!(
+                        "  the same decision; the judged minutes have gained {} uploads since it was made\n",
+                        again.events - receipt.events
+                    ));
+                } else {
+                    all_same = false;
+                    text.push_str("  DIFFERENT from the stored receipt\n");
+                }
             }
             None => {
                 all_same = false;
-                text.push_str("  recomputed: no rollback on this rule from the data stored now\n");
+                text.push_str("  recomputed: no rollback on this rule from the data stored now: DIFFERENT from the stored receipt\n");
             }
         }
     }

@@ -92,17 +92,29 @@ async fn an_error_spike_at_10_percent_is_rolled_back_within_seconds(pool: PgPool
     assert!(ok, "{stdout}");
     assert!(stdout.contains("error_rate_above") && stdout.contains("success_rate_below"), "{stdout}");
     assert_eq!(stdout.matches("the same decision from the stored data").count(), 2, "{stdout}");
-    // Data that changed since make it say so and fail. (Once the background fold has folded
+    // Stored data that no longer supports the decision (here: its errors edited away) make it
+    // say so and fail. (Once the background fold has folded
     // every pending delta, nothing else writes the rollups: the edit cannot be overwritten.)
     let started = Instant::now();
     while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM event_rollup_deltas").fetch_one(&pool).await.unwrap() > 0 {
         assert!(started.elapsed() < Duration::from_secs(10), "the fold never ran");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let edited = sqlx::query("UPDATE event_rollups_by_arm SET error = error + 7 WHERE variant = 'treatment' AND stage = 2")
+    // Late uploads of the judged minute (here: ten more successes) leave the decision standing.
+    sqlx::query("UPDATE event_rollups_by_arm SET success = success + 10 WHERE variant = 'treatment' AND stage = 2")
         .execute(&pool)
         .await
         .unwrap();
+    let (ok, stdout) = explain(&pool, entry);
+    assert!(
+        ok && stdout.matches("the same decision; the judged minutes have gained 10 uploads since it was made").count() == 2,
+        "{stdout}"
+    );
+    let edited =
+        sqlx::query("UPDATE event_rollups_by_arm SET success = success + error, error = 0 WHERE variant = 'treatment' AND stage = 2")
+            .execute(&pool)
+            .await
+            .unwrap();
     assert_eq!(edited.rows_affected(), 1);
     let (ok, stdout) = explain(&pool, entry);
     assert!(!ok && stdout.contains("DIFFERENT from the stored receipt"), "{stdout}");

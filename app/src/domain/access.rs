@@ -220,6 +220,17 @@ impl Principal {
         }
     }
 
+    /// Who the caller is, unambiguously (by kind and id; names need not be unique): what keys
+    /// of the caller's own, such as idempotency keys, are scoped by.
+    pub fn identity(&self) -> String {
+        match self {
+            Principal::Anonymous => "anonymous".into(),
+            Principal::User { id, .. } => format!("user#{id}"),
+            Principal::Token { id, .. } => format!("token#{id}"),
+            Principal::ShareLink { id, .. } => format!("share-link#{id}"),
+        }
+    }
+
     pub fn role(&self) -> Option<Role> {
         match self {
             Principal::User { role, .. } => Some(*role),

@@ -7,8 +7,9 @@
 //! Traffic: the treatment arm's uploads arrive as a Poisson process of `per_5min` uploads per
 //! five minutes; each tick's errors and successes are independent Poisson counts (Poisson
 //! splitting). The guard looks every [`TICK_SECS`] seconds, as the server's loop does; in a
-//! regression run it looks every 200 ms after the change, as the server does when a stream of
-//! ingests wakes it (never more often than that). The old rule (a point estimate over the trailing five minutes with at
+//! regression run both rules look every 200 ms after the change, as the server does when a
+//! stream of ingests wakes it (never more often than that). Timeouts are not simulated: the
+//! failures are errors, which both rollback rates count. The old rule (a point estimate over the trailing five minutes with at
 //! least 50 uploads, and a fixed-sample 95% Wilson interval for the gates) runs on the same
 //! stream beside the new one.
 
@@ -189,6 +190,16 @@ impl OldGuard {
         self.sums = (self.sums.0 + errors, self.sums.1 + errors + timeouts, self.sums.2 + events);
     }
 
+    /// Uploads that arrived within the newest tick.
+    pub fn add_to_newest_tick(&mut self, errors: u64, timeouts: u64, events: u64) {
+        if let Some(newest) = self.ticks.back_mut() {
+            *newest = (newest.0 + errors, newest.1 + errors + timeouts, newest.2 + events);
+            self.sums = (self.sums.0 + errors, self.sums.1 + errors + timeouts, self.sums.2 + events);
+        } else {
+            self.tick(errors, timeouts, events);
+        }
+    }
+
     pub fn rolls_back(&self) -> bool {
         let (errors, failures, n) = self.sums;
         n >= self.min_sample
@@ -294,7 +305,10 @@ pub fn steady_run(rails: &Guardrails, cell: &Steady, rng: &mut Rng) -> SteadyOut
 #[derive(Clone, Copy, Debug)]
 pub struct Regression {
     pub per_5min: f64,
-    pub soak_secs: u64,
+    /// The stage's soak: the change detector allows for a change at any of its minutes.
+    pub stage_soak_secs: u64,
+    /// How long to simulate from the stage's start.
+    pub until_secs: u64,
     pub healthy_rate: f64,
     pub change_secs: u64,
     pub bad_rate: f64,
@@ -314,7 +328,7 @@ pub struct Detection {
 /// Runs one replication of a regression cell. Before the change the rules' state is built in
 /// ticks; after it the guard looks every 200 ms (ingest wakes it).
 pub fn regression_run(rails: &Guardrails, cell: &Regression, rng: &mut Rng) -> Detection {
-    let (mut new, mut old) = (NewGuard::new(rails, cell.soak_secs), OldGuard::new(rails));
+    let (mut new, mut old) = (NewGuard::new(rails, cell.stage_soak_secs), OldGuard::new(rails));
     let mut out = Detection::default();
     let tick_mu = cell.per_5min * TICK_SECS as f64 / 300.0;
     for tick in 0..cell.change_secs / TICK_SECS {
@@ -324,31 +338,33 @@ pub fn regression_run(rails: &Guardrails, cell: &Regression, rng: &mut Rng) -> D
             out.old_early |= old.rolls_back();
         }
     }
-    // After the change the guard looks every 200 ms (ingest wakes it no more often than that);
-    // the old rule's window moves on whole ticks.
+    // After the change both rules look every 200 ms (ingest wakes the guard no more often than
+    // that); the old rule's window moves on 5-second ticks, its newest tick filling as it goes.
     const SLOTS_PER_SEC: u64 = 5;
     let slot_mu = cell.per_5min / 300.0 / SLOTS_PER_SEC as f64;
     let slots_per_tick = TICK_SECS * SLOTS_PER_SEC;
-    let (mut seen, mut tick_errors, mut tick_events) = (0u64, 0u64, 0u64);
-    for slot in cell.change_secs * SLOTS_PER_SEC..cell.soak_secs * SLOTS_PER_SEC {
-        if slot % (60 * SLOTS_PER_SEC) == 0 {
+    let mut seen = 0u64;
+    for slot in cell.change_secs * SLOTS_PER_SEC..cell.until_secs * SLOTS_PER_SEC {
+        if slot.is_multiple_of(60 * SLOTS_PER_SEC) {
             new.minute();
+        }
+        if slot.is_multiple_of(slots_per_tick) {
+            old.tick(0, 0, 0);
         }
         let errors = rng.poisson(slot_mu * cell.bad_rate);
         let events = errors + rng.poisson(slot_mu * (1.0 - cell.bad_rate));
+        if events == 0 {
+            continue;
+        }
         seen += events;
         new.add(errors, 0, events);
-        (tick_errors, tick_events) = (tick_errors + errors, tick_events + events);
+        old.add_to_newest_tick(errors, 0, events);
         // Milliseconds since the change, at the end of this slot.
         let elapsed_ms = (slot + 1 - cell.change_secs * SLOTS_PER_SEC) * (1000 / SLOTS_PER_SEC);
-        if (slot + 1) % slots_per_tick == 0 {
-            old.tick(tick_errors, 0, tick_events);
-            (tick_errors, tick_events) = (0, 0);
-            if out.old.is_none() && !out.old_early && old.rolls_back() {
-                out.old = Some((seen, elapsed_ms));
-            }
+        if out.old.is_none() && !out.old_early && old.rolls_back() {
+            out.old = Some((seen, elapsed_ms));
         }
-        if events > 0 && out.new.is_none() && !out.new_early && new.rolls_back() {
+        if out.new.is_none() && !out.new_early && new.rolls_back() {
             out.new = Some((seen, elapsed_ms));
         }
         if (out.new.is_some() || out.new_early) && (out.old.is_some() || out.old_early) {
@@ -477,7 +493,14 @@ mod tests {
     #[test]
     fn a_thirty_percent_regression_is_caught_at_ten_uploads_per_five_minutes() {
         let plan = plan();
-        let cell = Regression { per_5min: 10.0, soak_secs: 48 * 3600, healthy_rate: 0.005, change_secs: 6 * 3600, bad_rate: 0.3 };
+        let cell = Regression {
+            per_5min: 10.0,
+            stage_soak_secs: 48 * 3600,
+            until_secs: 48 * 3600,
+            healthy_rate: 0.005,
+            change_secs: 6 * 3600,
+            bad_rate: 0.3,
+        };
         let runs = replicate(40, 9, 2, |rng| regression_run(&plan.guardrails, &cell, rng));
         let caught: Vec<u64> = runs.iter().filter_map(|d| d.new.map(|(events, _)| events)).collect();
         assert_eq!(caught.len(), runs.len(), "every run caught: {runs:?}");

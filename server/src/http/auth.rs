@@ -268,7 +268,9 @@ async fn login(
             // A code, never the error's text: the sign-in page shows only its own sentences.
             let (code, wait) = match &error {
                 AppError::Unauthenticated { .. } => ("credentials", None),
-                AppError::TooManyRequests { retry_after_secs, .. } if *retry_after_secs > 1 => ("throttled", Some(*retry_after_secs)),
+                AppError::TooManyRequests { message, retry_after_secs } if message.starts_with(crate::auth::THROTTLED) => {
+                    ("throttled", Some(*retry_after_secs))
+                }
                 AppError::TooManyRequests { .. } => ("busy", None),
                 _ => ("failed", None),
             };

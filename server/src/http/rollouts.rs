@@ -99,7 +99,8 @@ async fn command(
         };
     };
     let key = match key.to_str() {
-        Ok(k) if !k.is_empty() && k.len() <= 200 => format!("rollout-{id}:{}:{k}", principal.actor()),
+        // The identity ends in `#<id>` before the separator, so no two callers' keys can meet.
+        Ok(k) if !k.is_empty() && k.len() <= 200 => format!("rollout-{id}:{}:{k}", principal.identity()),
         _ => return ApiError(AppError::invalid("Idempotency-Key", "must be 1 to 200 visible characters")).into_response(),
     };
     let hash = format!("{:08x}{:08x}", murmur3_x86_32(&body, 1), murmur3_x86_32(&body, 2));

@@ -213,7 +213,7 @@ impl Store {
         now: Timestamp,
         since: Timestamp,
         limits: [i64; 2],
-    ) -> Result<std::result::Result<(), Option<Timestamp>>> {
+    ) -> Result<std::result::Result<i64, Option<Timestamp>>> {
         let mut tx = self.pool().begin().await?;
         sqlx::query!("SELECT pg_advisory_xact_lock(7003, hashtext($1))", name).execute(&mut *tx).await?;
         sqlx::query!("SELECT pg_advisory_xact_lock(7004, hashtext($1))", address).execute(&mut *tx).await?;
@@ -235,11 +235,22 @@ impl Store {
             return Ok(Err(row.by_address_oldest.map(to_timestamp)));
         }
         sqlx::query!("DELETE FROM login_failures WHERE at < $1", from_timestamp(since)).execute(&mut *tx).await?;
-        sqlx::query!("INSERT INTO login_failures (name, address, at) VALUES ($1, $2, $3)", name, address, from_timestamp(now))
-            .execute(&mut *tx)
-            .await?;
+        let claim = sqlx::query_scalar!(
+            "INSERT INTO login_failures (name, address, at) VALUES ($1, $2, $3) RETURNING id",
+            name,
+            address,
+            from_timestamp(now)
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(Ok(()))
+        Ok(Ok(claim))
+    }
+
+    /// Takes back a claimed attempt that was never judged (the server was too busy to hash it).
+    pub async fn release_login_attempt(&self, claim: i64) -> Result<()> {
+        sqlx::query!("DELETE FROM login_failures WHERE id = $1", claim).execute(self.pool()).await?;
+        Ok(())
     }
 
     /// Writes a failed sign-in to the audit trail (its claim, [`Store::claim_login_attempt`],

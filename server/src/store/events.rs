@@ -522,7 +522,8 @@ impl Store {
             return Ok(rows.into_iter().map(|(k, s)| (ArmKey { minute: k.minute, stage: k.stage, variant: k.variant }, s)).collect());
         }
         // The stored rows and the pending deltas, in one statement: one snapshot, so a delta is
-        // seen either pending or folded, never both.
+        // seen either pending or folded, never both. Quarantined deltas count too: only their
+        // detailed key was refused, their uploads are as real as any.
         let rows = sqlx::query!(
             r#"SELECT minute AS "minute!", stage AS "stage!", variant AS "variant!", success AS "success!",
                       error AS "error!", timeout AS "timeout!", critical AS "critical!",
@@ -534,6 +535,11 @@ impl Store {
                SELECT minute, stage, variant, success, error, timeout, critical, latency_sum_ms, latency_sketch,
                       memory_sum_mb, memory_max_mb
                FROM event_rollup_deltas
+               WHERE rollout_id = $1 AND minute >= $2 AND minute < $3 AND ($4::int IS NULL OR stage = $4)
+               UNION ALL
+               SELECT minute, stage, variant, success, error, timeout, critical, latency_sum_ms, latency_sketch,
+                      memory_sum_mb, memory_max_mb
+               FROM event_rollup_quarantine
                WHERE rollout_id = $1 AND minute >= $2 AND minute < $3 AND ($4::int IS NULL OR stage = $4)"#,
             rollout_id,
             from_timestamp(minute_of(from)),
@@ -859,6 +865,14 @@ async fn add_to_rollups(tx: &mut sqlx::PgConnection, rollout_id: i64, detailed: 
     write_rollups(tx, rollout_id, &detailed.updated, &by_arm).await
 }
 
+/// Whether Postgres refused the data itself — a data exception (class 22), an integrity
+/// violation (23) or a program limit such as an index row's size (54) — rather than failing
+/// for a reason that passes (a connection, a timeout, a lock).
+fn refused_data(error: &StoreError) -> bool {
+    let StoreError::Db(sqlx::Error::Database(db)) = error else { return false };
+    db.code().is_some_and(|code| matches!(&code[..2.min(code.len())], "22" | "23" | "54"))
+}
+
 /// Adds one rollout's folded deltas to its rollups inside a savepoint. If the database refuses
 /// them, each key is tried on its own, and the keys it still refuses are set aside in
 /// `event_rollup_quarantine` with the reason: one row that cannot be stored must not stop the
@@ -872,7 +886,9 @@ async fn fold_or_quarantine(
     let mut savepoint = tx.begin().await?;
     match add_to_rollups(&mut savepoint, rollout_id, detailed.clone(), FoldLock::Held).await {
         Ok(()) => return Ok(savepoint.commit().await?),
-        Err(StoreError::Db(_)) => savepoint.rollback().await?,
+        Err(error) if refused_data(&error) => savepoint.rollback().await?,
+        // A connection, timeout or lock failure says nothing about the data: the deltas stay
+        // pending (and counted by every read), and the next fold tries again.
         Err(other) => return Err(other),
     }
     for (key, stats) in detailed {
@@ -880,7 +896,7 @@ async fn fold_or_quarantine(
         let one = HashMap::from([(key.clone(), stats.clone())]);
         match add_to_rollups(&mut savepoint, rollout_id, one, FoldLock::Held).await {
             Ok(()) => savepoint.commit().await?,
-            Err(StoreError::Db(error)) => {
+            Err(error) if refused_data(&error) => {
                 savepoint.rollback().await?;
                 let reason = error.to_string();
                 tracing::error!(rollout_id, %reason, "a rollup delta cannot be folded; set aside in event_rollup_quarantine");
