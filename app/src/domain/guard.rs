@@ -126,6 +126,27 @@ pub struct Receipt {
     pub to: Timestamp,
 }
 
+impl Receipt {
+    /// The receipt of a decision a confidence sequence made: `bad` of `events` against the
+    /// rate `p0`, over the events of `from` to `to`.
+    pub fn of_sequence(sequence: &RateSequence, bad: u64, events: u64, p0: f64, from: Timestamp, to: Timestamp) -> Receipt {
+        Receipt {
+            method: Method::Sequence,
+            rule_version: RULE_VERSION,
+            bad,
+            events,
+            threshold_rate: p0,
+            alpha: sequence.alpha,
+            statistic: sequence.ln_evidence(bad, events, p0),
+            boundary: sequence.boundary(),
+            interval: Some(sequence.interval(bad, events)),
+            alternative: None,
+            from,
+            to,
+        }
+    }
+}
+
 /// The measured value behind a decision.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Breach {
@@ -319,17 +340,7 @@ impl StageJudge {
                     sample: n,
                     window: span,
                     message,
-                    receipt: Some(receipt(
-                        Method::Sequence,
-                        k,
-                        n,
-                        rate.p0,
-                        ALPHA_ROLLBACK_SEQUENCE,
-                        sequence.ln_evidence(k, n, rate.p0),
-                        sequence.boundary(),
-                        Some((lo, hi)),
-                        from,
-                    )),
+                    receipt: Some(Receipt::of_sequence(&sequence, k, n, rate.p0, from, now)),
                 }));
                 continue;
             }
@@ -412,17 +423,7 @@ impl StageJudge {
                     low.get(),
                     high.get()
                 );
-                let r = receipt(
-                    Method::Sequence,
-                    k,
-                    n,
-                    band_top,
-                    ALPHA_REVIEW,
-                    band.ln_evidence(k, n, band_top),
-                    band.boundary(),
-                    Some((lo, hi)),
-                    from,
-                );
+                let r = Receipt::of_sequence(&band, k, n, band_top, from, now);
                 out.decisions.push(Decision::Review(Breach {
                     rule: Condition::SuccessBand.review_rule().into(),
                     observed: 100.0 - k as f64 * 100.0 / n as f64,
@@ -453,9 +454,7 @@ impl StageJudge {
                         reference.source,
                         review.latency_for
                     );
-                    let statistic = tail.ln_evidence(slow, n, LATENCY_TAIL);
-                    let r =
-                        receipt(Method::Sequence, slow, n, LATENCY_TAIL, ALPHA_REVIEW, statistic, tail.boundary(), Some((lo, hi)), from);
+                    let r = Receipt::of_sequence(&tail, slow, n, LATENCY_TAIL, from, now);
                     out.decisions.push(Decision::Review(Breach {
                         rule: Condition::LatencyHigh.review_rule().into(),
                         observed: total.latency.quantile(0.95).map_or(0.0, |p95| p95 / base * 100.0),
