@@ -121,7 +121,8 @@ pub async fn acknowledge_alert(rollout_id: i64, alert_id: i64, note: String) -> 
 #[server(endpoint = "get_status")]
 pub async fn get_status(rollout_id: Option<i64>) -> Result<StatusView, AppError> {
     // A share link names its rollout; people see the newest one when none is named.
-    let rollout_id = match (&caller(), rollout_id) {
+    let caller = caller();
+    let rollout_id = match (&caller, rollout_id) {
         (Principal::ShareLink { rollout_id, .. }, None) => Some(*rollout_id),
         (_, id) => id,
     };
@@ -130,7 +131,9 @@ pub async fn get_status(rollout_id: Option<i64>) -> Result<StatusView, AppError>
         None => Permission::ReadRollout,
     })?;
     let room = services()?.rollouts.control_room(rollout_id).await?;
-    Ok(StatusView::from_room(&room))
+    let view = StatusView::from_room(&room);
+    // People signed in see who acted; anyone else (a share link) sees roles.
+    Ok(if matches!(caller, Principal::User { .. }) { view } else { view.without_names() })
 }
 
 /// Users, tokens and share links, for the admin page. Each list is shown only to those who may

@@ -112,6 +112,24 @@ pub struct StatusView {
 }
 
 impl StatusView {
+    /// The view for someone who is not signed in (a share link's holder): who acted is told by
+    /// role, never by name — the link may reach anyone.
+    pub fn without_names(mut self) -> StatusView {
+        for incident in &mut self.incidents {
+            let role = match incident.action.as_str() {
+                "auto_roll_back" | "alert" => "Rampart's guard",
+                "roll_back" => "an approver",
+                "pause" => "an operator",
+                _ => "a team member",
+            };
+            if !incident.actor.is_empty() {
+                incident.summary = incident.summary.replace(&incident.actor, role);
+            }
+            incident.actor = role.to_string();
+        }
+        self
+    }
+
     /// Derives the stakeholder view from the control room's snapshot.
     pub fn from_room(room: &ControlRoom) -> StatusView {
         use crate::domain::gates::Criterion;

@@ -551,6 +551,30 @@ async fn every_response_carries_the_security_headers(pool: PgPool) {
     assert_eq!(over_https.headers()["strict-transport-security"], "max-age=31536000");
 }
 
+/// Security review, issue 19 (11): a share link's holder (anyone the link reaches) saw who
+/// acted on the status page — names the team did not choose to publish. They see roles; a
+/// signed-in person still sees names.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_share_link_shows_roles_not_names(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.go_to_stage(1).await;
+    let zelda = app.person("zelda", "approver").await;
+    let version = app.version().await;
+    let body = json!({ "version": version, "command": "roll_back", "target": "off", "reason": "provider incident" });
+    let response = zelda.post(app.url("/api/v1/rollouts/1/commands")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let issued = post_json(&admin, &app.url("/api/v1/share-links"), json!({ "rollout_id": 1, "label": "exec staff" })).await;
+    let secret = issued["secret"].as_str().unwrap().to_string();
+    let holder = client_with(&[("cookie", &format!("rampart_share={secret}"))]);
+    let page = holder.get(app.url("/status/1")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("provider incident"), "the incident is on the page");
+    assert!(!page.contains("zelda"), "the share link's page names who acted");
+    assert!(page.contains("an approver"), "it says which role acted");
+    let signed_in = zelda.get(app.url("/status/1")).send().await.unwrap().text().await.unwrap();
+    assert!(signed_in.contains("zelda"), "people signed in see names");
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn tokens_hold_their_scopes_only_and_stop_working_when_revoked(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;

@@ -51,6 +51,7 @@ fn Status(view: StatusView) -> impl IntoView {
                 {view.incidents.into_iter().map(|e| view! {
                     <li>
                         <span class="muted"><LocalTime at=e.at/></span> " " {e.summary}
+                        <span class="muted">" (" {e.actor} ")"</span>
                         {e.reason.map(|r| view! { <span class="muted">" — "{r}</span> })}
                     </li>
                 }).collect_view()}
