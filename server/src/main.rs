@@ -82,11 +82,18 @@ async fn eval_flag(flag: &str, units: &[String], config: &server::config::Databa
     Ok(())
 }
 
-/// Prints the recomputation of an automatic decision; `Ok(false)` when it differs from the receipt.
-async fn explain(rollout: i64, entry: i64, config: &server::config::DatabaseConfig) -> anyhow::Result<bool> {
+/// The database with a store and a metrics reader over it, for commands that only read
+/// evidence (nothing is ingested, so no retention applies).
+async fn reader(config: &server::config::DatabaseConfig) -> anyhow::Result<(db::Database, server::store::Store, server::metrics::Metrics)> {
     let database = db::connect(config).await?;
     let store = server::store::Store::new(database.pool.clone());
     let metrics = server::metrics::Metrics::new(store.clone(), service::system_clock(), app::domain::units::Span::ZERO);
+    Ok((database, store, metrics))
+}
+
+/// Prints the recomputation of an automatic decision; `Ok(false)` when it differs from the receipt.
+async fn explain(rollout: i64, entry: i64, config: &server::config::DatabaseConfig) -> anyhow::Result<bool> {
+    let (database, store, metrics) = reader(config).await?;
     let result = server::explain::explain(&store, &metrics, rollout, entry).await;
     database.shutdown().await;
     let explanation = result?;
@@ -97,9 +104,7 @@ async fn explain(rollout: i64, entry: i64, config: &server::config::DatabaseConf
 /// Prints what the rules would have decided over a stored rollout.
 async fn backtest(rollout: i64, plan: Option<&std::path::Path>, config: &server::config::DatabaseConfig) -> anyhow::Result<()> {
     let plan = plan.map(|path| load_plan(Some(path)).map(|(plan, _)| plan)).transpose()?;
-    let database = db::connect(config).await?;
-    let store = server::store::Store::new(database.pool.clone());
-    let metrics = server::metrics::Metrics::new(store.clone(), service::system_clock(), app::domain::units::Span::ZERO);
+    let (database, store, metrics) = reader(config).await?;
     let result = server::backtest::backtest(&store, &metrics, rollout, plan, (service::system_clock())()).await;
     database.shutdown().await;
     print!("{}", server::backtest::report(&result?));

@@ -222,13 +222,8 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Whether the request came over HTTPS (the proxy in front says so).
-pub fn over_https(headers: &HeaderMap) -> bool {
-    headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"))
-}
-
 fn secure(headers: &HeaderMap) -> &'static str {
-    if over_https(headers) { "; Secure" } else { "" }
+    if super::headers::over_https(headers) { "; Secure" } else { "" }
 }
 
 fn set_cookie(name: &str, value: &str, max_age: i64, headers: &HeaderMap) -> (header::HeaderName, HeaderValue) {
