@@ -105,6 +105,10 @@ test('gates judge the treatment arm against the frozen baseline', async ({ page,
   await expect(gate('successrate').getByTestId('versus-control')).toContainText(/[+−]0\.00 pts \(−\d+\.\d\d to \+\d+\.\d\d\)/);
   await expect(gate('memory').getByTestId('versus-control')).toHaveText('—');
   await expect(page.getByTestId('blockers')).toContainText('Success rate: inconclusive');
+  // The arms' split against the flag's 1%: this test sends a few hundred of each, far from 1 in
+  // 100, so the sample-ratio row fails and says why (and the guard loop raises an alert).
+  await expect(gate('sampleratio')).toContainText('fail');
+  await expect(page.getByTestId('criteria')).toContainText(/500 treatment and [\d,]+ control uploads: [\d.]+% treatment where the flag serves 1%; mismatch/);
   // The charts draw both arms against the gate and the baseline.
   for (const chart of ['chart-success', 'chart-errors', 'chart-latency', 'chart-memory', 'chart-uploads']) {
     await expect(page.getByTestId(chart).locator('svg').first()).toBeVisible();

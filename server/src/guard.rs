@@ -10,7 +10,7 @@
 use crate::metrics::Metrics;
 use crate::service::Clock;
 use crate::store::{Store, StoreError, StoredRollout};
-use app::domain::gates::Reference;
+use app::domain::gates::{self, Reference};
 use app::domain::guard::{self, Decision};
 use app::domain::readiness;
 use app::domain::rollout::{Actor, Command, Context, Refusal, Status, apply, served_flag};
@@ -125,9 +125,11 @@ impl Guard {
         if let Some(breach) = self.complaints(rollout, now).await? {
             assessment.decisions.push(Decision::Review(breach));
         }
+        let treatment = minutes.iter().map(|(_, stats)| stats.count()).sum();
+        let split = gates::sample_ratio(rails, served_flag(&rollout.plan, &rollout.state), treatment, control.count());
+        assessment.decisions.extend(guard::sample_ratio_mismatch(split.as_ref(), now.since(from)).map(Decision::Review));
         self.store.set_holding(rollout.id, &assessment.holding, now).await?;
 
-        let mut actions = Vec::new();
         let rollbacks: Vec<_> =
             assessment.decisions.iter().filter_map(|d| if let Decision::RollBack(b) = d { Some(b) } else { None }).collect();
         if !rollbacks.is_empty() {
@@ -163,17 +165,19 @@ impl Guard {
                 })
                 .await;
             match outcome {
-                Ok(_) => actions.push(Action::RolledBack { rollout_id: rollout.id, rule: rollbacks[0].rule.clone() }),
+                // The stage is over: reviews of it would only ask about what the rollback settled.
+                Ok(_) => return Ok(vec![Action::RolledBack { rollout_id: rollout.id, rule: rollbacks[0].rule.clone() }]),
                 // Someone (or another process) changed the rollout meanwhile: judge again next tick.
                 Err(StoreError::Refused(Refusal::Conflict { .. })) => {}
                 Err(StoreError::Refused(refusal)) => tracing::warn!(%refusal, rollout = rollout.id, "guard could not roll back"),
                 Err(e) => return Err(e),
             }
         }
+        let mut actions = Vec::new();
         for decision in &assessment.decisions {
             if let Decision::Review(breach) = decision {
                 let evidence = serde_json::json!({ "breach": breach, "reference": reference });
-                let episode = guard::episode_start(&breach.rule, &sustained, now);
+                let episode = guard::episode_start(breach, &sustained, now);
                 if self.store.raise_alert(rollout.id, &breach.rule, &breach.message, evidence, episode, now).await?.is_some() {
                     actions.push(Action::Alerted { rollout_id: rollout.id, rule: breach.rule.clone() });
                 }

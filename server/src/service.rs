@@ -104,6 +104,8 @@ impl Rollouts {
         let recent: u64 = minutes.iter().filter(|(minute, _)| *minute >= hour_minute).map(|(_, stats)| stats.count()).sum();
         let hours = ((now.millis() - hour_ago.millis()) as f64 / 3_600_000.0).max(1.0 / 60.0);
         gates::pace(&mut judged, recent as f64 / hours);
+        let served = served_flag(&rollout.plan, state);
+        judged.extend(gates::sample_ratio(&rollout.plan.guardrails, served, treatment.count(), control.count()).map(|c| c.gate()));
         Ok(judged)
     }
 }

@@ -33,6 +33,7 @@ fn blockers(room: &Value) -> Vec<String> {
 #[sqlx::test(migrations = "../migrations")]
 async fn a_clean_rollout_reaches_100_percent_through_approvals_alone(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
+    app.control_is_sampled().await;
     let mut model = Model::new(21, 1);
 
     // Stage 0: flag off. The baseline comes from today's (sync) traffic.

@@ -31,8 +31,8 @@ async fn an_error_spike_at_10_percent_is_rolled_back_within_seconds(pool: PgPool
 
     // The spike: the ingest wakes the guard loop; nothing here calls tick().
     let started = Instant::now();
-    let report = upload(&app, &mut model, 0, 100, &[Regression::ErrorRate(40.0)]).await;
-    assert_eq!(report["accepted"], 100);
+    let report = upload(&app, &mut model, 900, 100, &[Regression::ErrorRate(40.0)]).await;
+    assert_eq!(report["accepted"], 1_000);
     loop {
         let config = app.get_json("/api/v1/flags/async_upload").await;
         if config["enabled"] == false {
@@ -143,6 +143,7 @@ fn rampart(pool: &PgPool, args: &[&str]) -> (bool, String) {
 #[sqlx::test(migrations = "../migrations")]
 async fn a_sustained_latency_drift_blocks_advance_until_acknowledged(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
+    app.control_is_sampled().await;
     let mut model = Model::new(12, 1);
     // Baseline from flag-off traffic.
     upload(&app, &mut model, 400, 0, &[]).await;
@@ -189,6 +190,49 @@ async fn a_sustained_latency_drift_blocks_advance_until_acknowledged(pool: PgPoo
     let audit: Vec<String> =
         restarted.room().await["audit"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_string()).collect();
     assert!(audit.starts_with(&["approve", "advance", "acknowledge", "alert"].map(String::from)), "{audit:?}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_split_far_from_the_flags_percentage_raises_an_alert_and_blocks_advance(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let mut model = Model::new(14, 1);
+    go_to_stage(&app, 2).await;
+    let sample_ratio = |room: &Value| room["gates"].as_array().unwrap().iter().find(|g| g["criterion"] == "sample_ratio").cloned();
+    // 10% served, 10% of the uploads treated: nothing to see.
+    upload(&app, &mut model, 1_800, 200, &[]).await;
+    assert!(app.guard.tick_now(app.now()).await.unwrap().is_empty());
+    let row = sample_ratio(&app.room().await).expect("a sample-ratio row at a 10% stage");
+    assert_eq!(
+        (row["verdict"].as_str(), row["threshold"].as_f64(), row["sample"].as_u64()),
+        (Some("pass"), Some(10.0), Some(2_000)),
+        "{row}"
+    );
+
+    // Then the control arm's uploads stop arriving (a collector dropped them): 20% treated.
+    upload(&app, &mut model, 0, 500, &[]).await;
+    let actions = app.guard.tick_now(app.now()).await.unwrap();
+    assert_eq!(actions, [server::guard::Action::Alerted { rollout_id: 1, rule: "sample_ratio_mismatch".into() }]);
+    let room = app.room().await;
+    let row = sample_ratio(&room).unwrap();
+    assert_eq!(row["verdict"], "fail", "{row}");
+    let alert = &room["alerts"][0];
+    let message = alert["message"].as_str().unwrap();
+    assert!(
+        message
+            .starts_with("sample ratio mismatch: 700 treatment and 1,800 control uploads: 28.0% treatment where the flag serves 10% (p = "),
+        "{message}"
+    );
+    let (status, body) = app.advance(Some("ship it")).await;
+    assert_eq!(status, 422, "an open alert is not overridden: {body}");
+    let kinds: Vec<&str> = body["blockers"].as_array().unwrap().iter().map(|b| b["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"alert_open") && kinds.contains(&"gate_not_passed"), "{body}");
+
+    // Acknowledged, it stays so for the rest of the stage although the split stays off.
+    let path = format!("/api/v1/rollouts/1/alerts/{}/acknowledge", alert["id"]);
+    assert_eq!(app.post(&path, json!({ "note": "collector restarted; control uploads of 09:00–09:20 lost" })).await.0, 200);
+    app.advance_clock_hours(3);
+    upload(&app, &mut model, 0, 100, &[]).await;
+    assert!(app.guard.tick_now(app.now()).await.unwrap().is_empty(), "no second alert in the same stage");
 }
 
 #[sqlx::test(migrations = "../migrations")]

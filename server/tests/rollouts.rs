@@ -100,6 +100,7 @@ async fn advancing_is_refused_with_its_blockers_until_overridden_with_a_reason(p
 #[sqlx::test(migrations = "../migrations")]
 async fn a_stage_with_soak_elapsed_checklist_done_and_gates_passed_advances_without_override(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
+    app.control_is_sampled().await;
     // A baseline from flag-off traffic, then stage 1 with plenty of clean treatment uploads.
     let upload = async |variant: &str, count: usize, latency: f64, prefix: &str| {
         let now = app.now().millis();

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 fn value(criterion: Criterion, v: f64) -> String {
     match criterion {
         Criterion::MinEvents => format!("{v:.0}"),
-        Criterion::SuccessRate | Criterion::ErrorRate => format!("{v:.2}%"),
+        Criterion::SuccessRate | Criterion::ErrorRate | Criterion::SampleRatio => format!("{v:.2}%"),
         Criterion::LatencyP95 | Criterion::Memory => format!("{v:.0}% of baseline"),
     }
 }
@@ -16,6 +16,7 @@ fn threshold(gate: &Gate) -> String {
     let v = value(gate.criterion, gate.threshold);
     match gate.criterion {
         Criterion::SuccessRate | Criterion::MinEvents => format!("≥ {v}"),
+        Criterion::SampleRatio => format!("{}% treatment", gate.threshold),
         _ => format!("≤ {v}"),
     }
 }

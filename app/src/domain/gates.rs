@@ -8,8 +8,8 @@
 //! side; a sequence never needs a minimum sample to be honest, so rates are judged from the
 //! first upload (the stage's minimum count is a gate of its own).
 
-use super::plan::Criteria;
-use super::sequential::{Difference, RateSequence, Side, rate_difference};
+use super::plan::{Criteria, Guardrails, StageFlag};
+use super::sequential::{Difference, RateSequence, Side, rate_difference, srm_p_value};
 use super::stats::{Stats, Summary};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -52,6 +52,8 @@ pub enum Criterion {
     LatencyP95,
     Memory,
     MinEvents,
+    /// The split of uploads between the arms against the flag's percentage.
+    SampleRatio,
 }
 
 impl Criterion {
@@ -62,6 +64,7 @@ impl Criterion {
             Criterion::LatencyP95 => "p95 latency vs baseline",
             Criterion::Memory => "Memory vs baseline",
             Criterion::MinEvents => "Uploads",
+            Criterion::SampleRatio => "Sample ratio",
         }
     }
 }
@@ -121,6 +124,91 @@ impl Reference {
             },
         }
     }
+}
+
+/// A sample-ratio mismatch is declared below this anytime-valid p-value.
+pub const ALPHA_SAMPLE_RATIO: f64 = 0.001;
+
+/// The stage's uploads per arm against the share the flag serves the treatment: when units are
+/// bucketed as planned, every upload lands in the treatment with that chance, so a split far
+/// from it means the assignment or the reporting is broken (a client that ignores the flag, an
+/// arm whose events are dropped) and no comparison of the arms can be trusted. Judged with the
+/// sequential test of Lindon & Malek ([`srm_p_value`]), valid at every look.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SampleRatio {
+    pub treatment: u64,
+    pub control: u64,
+    /// The flag's percentage for the stage.
+    pub planned_pct: f64,
+    pub p_value: f64,
+}
+
+impl SampleRatio {
+    /// The check for a stage serving `planned_pct`% of units the treatment; `None` at 0% and
+    /// 100%, where there is no split to check.
+    pub fn check(treatment: u64, control: u64, planned_pct: f64) -> Option<SampleRatio> {
+        if !(planned_pct > 0.0 && planned_pct < 100.0) {
+            return None;
+        }
+        let share = planned_pct / 100.0;
+        let p_value = srm_p_value(&[treatment, control], &[share, 1.0 - share]);
+        Some(SampleRatio { treatment, control, planned_pct, p_value })
+    }
+
+    pub fn mismatch(&self) -> bool {
+        self.p_value < ALPHA_SAMPLE_RATIO
+    }
+
+    /// The treatment's share of the uploads, in percent.
+    pub fn observed_pct(&self) -> Option<f64> {
+        let n = self.treatment + self.control;
+        (n > 0).then(|| self.treatment as f64 * 100.0 / n as f64)
+    }
+
+    /// "12 treatment and 1,188 control uploads: 1.00% treatment where the flag serves 1%".
+    pub fn counts(&self) -> String {
+        let split = self.observed_pct().map_or_else(|| "no uploads yet".to_string(), |o| format!("{} treatment", pct(o)));
+        format!(
+            "{} treatment and {} control uploads: {split} where the flag serves {}%",
+            thousands(self.treatment),
+            thousands(self.control),
+            self.planned_pct
+        )
+    }
+
+    /// The row shown among the gates: it fails on a mismatch and passes otherwise (a check
+    /// that finds nothing wrong has nothing left to prove).
+    pub fn gate(&self) -> Gate {
+        let (verdict, judgement) = if self.mismatch() {
+            (
+                Verdict::Fail,
+                format!("mismatch (p = {:.1e} < {ALPHA_SAMPLE_RATIO}): compare the arms only once it is explained", self.p_value),
+            )
+        } else {
+            (Verdict::Pass, format!("no mismatch (p = {:.2})", self.p_value))
+        };
+        Gate {
+            criterion: Criterion::SampleRatio,
+            verdict,
+            observed: self.observed_pct(),
+            interval: None,
+            threshold: self.planned_pct,
+            sample: self.treatment + self.control,
+            min_sample: 0,
+            explanation: format!("{}; {judgement}", self.counts()),
+            versus_control: None,
+            more_uploads: None,
+        }
+    }
+}
+
+/// The sample-ratio check of a stage whose flag is served as `served`, when the plan asks for
+/// it and the flag splits traffic.
+pub fn sample_ratio(rails: &Guardrails, served: StageFlag, treatment: u64, control: u64) -> Option<SampleRatio> {
+    if !rails.manual_review.on_sample_ratio_mismatch || !served.enabled {
+        return None;
+    }
+    SampleRatio::check(treatment, control, f64::from(served.percentage.get()))
 }
 
 /// 95% Wilson score interval for `k` of `n`, in percent: the fixed-sample interval, kept to
@@ -584,5 +672,34 @@ mod tests {
         }
         assert_eq!(uploads_to_decide(&sequence, 0.005, 0.005), None);
         assert_eq!(thousands(2_345_678), "2,345,678");
+    }
+
+    #[test]
+    fn the_sample_ratio_row_fails_only_on_a_mismatch() {
+        assert_eq!(SampleRatio::check(5, 0, 0.0), None);
+        assert_eq!(SampleRatio::check(0, 5, 100.0), None);
+        // 1% served: 100 of 10,000 is the plan; 160 of 10,000 is six standard errors off.
+        let fair = SampleRatio::check(100, 9_900, 1.0).unwrap();
+        assert!(!fair.mismatch() && fair.p_value > 0.1, "{fair:?}");
+        let gate = fair.gate();
+        assert_eq!((gate.verdict, gate.sample, gate.threshold), (Verdict::Pass, 10_000, 1.0));
+        assert_eq!(gate.observed, Some(1.0));
+        assert!(
+            gate.explanation
+                .starts_with("100 treatment and 9,900 control uploads: 1.0% treatment where the flag serves 1%; no mismatch (p = "),
+            "{}",
+            gate.explanation
+        );
+        let skewed = SampleRatio::check(160, 9_840, 1.0).unwrap();
+        assert!(skewed.mismatch(), "{skewed:?}");
+        let gate = skewed.gate();
+        assert_eq!(gate.verdict, Verdict::Fail);
+        assert!(gate.explanation.contains("mismatch (p = "), "{}", gate.explanation);
+        // The same p-value as the sequential test's own.
+        assert_eq!(skewed.p_value, srm_p_value(&[160, 9_840], &[0.01, 0.99]));
+        assert_eq!(
+            SampleRatio::check(0, 0, 10.0).unwrap().gate().explanation,
+            "0 treatment and 0 control uploads: no uploads yet where the flag serves 10%; no mismatch (p = 1.00)"
+        );
     }
 }

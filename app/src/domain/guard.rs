@@ -10,7 +10,7 @@
 //! a confidence sequence over everything since the stage began, and a change detector that
 //! finds a regression starting late in a long stage.
 
-use super::gates::Reference;
+use super::gates::{Reference, SampleRatio};
 use super::plan::Guardrails;
 use super::sequential::{ChangeDetector, RateSequence};
 use super::stats::Stats;
@@ -68,16 +68,17 @@ impl Condition {
     }
 }
 
-/// Since when the episode behind a review `rule` has lasted: the start of the condition it
-/// waited on, or for the complaint trend the hour it judges. An alert acknowledged within the
-/// episode covers it; the same alert is raised again only once the episode ends and another
-/// begins (otherwise an acknowledged alert would come back on the next tick).
-pub fn episode_start(rule: &str, sustained: &[Sustained], now: Timestamp) -> Timestamp {
+/// Since when the episode behind a review has lasted: the start of the condition it waited
+/// on, else the span the breach judged (the complaint trend's hour, a sample-ratio check's
+/// stage). An alert acknowledged within the episode covers it; the same alert is raised again
+/// only once the episode ends and another begins (otherwise an acknowledged alert would come
+/// back on the next tick).
+pub fn episode_start(breach: &Breach, sustained: &[Sustained], now: Timestamp) -> Timestamp {
     Condition::ALL
         .into_iter()
-        .find(|c| c.review_rule() == rule)
+        .find(|c| c.review_rule() == breach.rule)
         .and_then(|c| sustained.iter().find(|s| s.condition == c))
-        .map_or(Timestamp(now.millis() - COMPLAINT_PERIOD.millis()), |s| s.since)
+        .map_or(Timestamp(now.millis() - breach.window.millis()), |s| s.since)
 }
 
 /// Since when a condition has held.
@@ -556,6 +557,26 @@ pub fn complaints_rising(rails: &Guardrails, trend: &ComplaintTrend) -> Option<B
     })
 }
 
+/// The review a sample-ratio mismatch asks for (see [`super::gates::sample_ratio`] for when
+/// it is checked): the arms' uploads are not split as the flag serves them, so their
+/// comparison cannot be trusted until someone finds out why.
+pub fn sample_ratio_mismatch(check: Option<&SampleRatio>, stage_time: Span) -> Option<Breach> {
+    let check = check.filter(|c| c.mismatch())?;
+    Some(Breach {
+        rule: "sample_ratio_mismatch".into(),
+        observed: check.observed_pct().unwrap_or(0.0),
+        threshold: check.planned_pct,
+        sample: check.treatment + check.control,
+        window: stage_time,
+        message: format!(
+            "sample ratio mismatch: {} (p = {:.1e}); the arms cannot be compared until the cause is found",
+            check.counts(),
+            check.p_value
+        ),
+        receipt: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -595,6 +616,35 @@ mod tests {
         let mut off = rails();
         off.manual_review.on_complaint_rate_rising = false;
         assert_eq!(complaints_rising(&off, &trend(50, 1_000, 0, 1_000)), None);
+    }
+
+    #[test]
+    fn a_sample_ratio_mismatch_asks_for_review_unless_the_plan_says_otherwise() {
+        use crate::domain::gates::sample_ratio;
+        use crate::domain::plan::StageFlag;
+        use crate::domain::units::Percentage;
+        let hour = Span::from_secs(3_600);
+        let fair = SampleRatio::check(98, 9_902, 1.0);
+        assert_eq!(sample_ratio_mismatch(fair.as_ref(), hour), None);
+        assert_eq!(sample_ratio_mismatch(None, hour), None);
+        let skewed = SampleRatio::check(300, 9_700, 1.0);
+        let breach = sample_ratio_mismatch(skewed.as_ref(), hour).unwrap();
+        assert_eq!((breach.rule.as_str(), breach.sample, breach.threshold), ("sample_ratio_mismatch", 10_000, 1.0));
+        assert!(
+            breach.message.starts_with(
+                "sample ratio mismatch: 300 treatment and 9,700 control uploads: 3.0% treatment where the flag serves 1% (p = "
+            ),
+            "{}",
+            breach.message
+        );
+        // Checked only while the flag splits traffic and the plan asks for it.
+        let served = |percentage| StageFlag { enabled: true, percentage: Percentage::new(percentage).unwrap() };
+        assert_eq!(sample_ratio(&rails(), served(1), 300, 9_700), skewed);
+        assert_eq!(sample_ratio(&rails(), served(100), 300, 9_700), None);
+        assert_eq!(sample_ratio(&rails(), StageFlag { enabled: false, ..served(1) }, 300, 9_700), None);
+        let mut off = rails();
+        off.manual_review.on_sample_ratio_mismatch = false;
+        assert_eq!(sample_ratio(&off, served(1), 300, 9_700), None);
     }
 
     fn window(success: u64, error: u64, critical: u64, latency: f64, memory: f64) -> Stats {
@@ -715,12 +765,23 @@ mod tests {
     }
 
     #[test]
-    fn an_episode_starts_with_its_condition_or_the_complaint_hour() {
+    fn an_episode_starts_with_its_condition_or_the_span_it_judged() {
         let since = Timestamp(NOW.millis() - 45 * 60_000);
         let held = [Sustained { condition: Condition::LatencyHigh, since }];
-        assert_eq!(episode_start("latency_above_baseline", &held, NOW), since);
-        assert_eq!(episode_start("success_band", &held, NOW), Timestamp(NOW.millis() - 3_600_000), "no timer: the last hour");
-        assert_eq!(episode_start("complaint_rate_rising", &held, NOW), Timestamp(NOW.millis() - 3_600_000));
+        let breach = |rule: &str, window| Breach {
+            rule: rule.into(),
+            observed: 0.0,
+            threshold: 0.0,
+            sample: 0,
+            window: Span::from_secs(window),
+            message: String::new(),
+            receipt: None,
+        };
+        assert_eq!(episode_start(&breach("latency_above_baseline", 60), &held, NOW), since);
+        assert_eq!(episode_start(&breach("success_band", 3_600), &held, NOW), Timestamp(NOW.millis() - 3_600_000), "no timer: its span");
+        assert_eq!(episode_start(&breach("complaint_rate_rising", 3_600), &held, NOW), Timestamp(NOW.millis() - 3_600_000));
+        // A sample-ratio mismatch judges the stage: acknowledged once, it stays so in the stage.
+        assert_eq!(episode_start(&breach("sample_ratio_mismatch", 86_400), &held, NOW), Timestamp(NOW.millis() - 86_400_000));
     }
 
     #[test]

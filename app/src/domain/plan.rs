@@ -115,6 +115,16 @@ pub struct ManualReview {
     pub latency_above_baseline: PctOfBaseline,
     pub latency_for: Span,
     pub on_complaint_rate_rising: bool,
+    /// The arms' split of uploads far from the flag's percentage (an anytime-valid p-value
+    /// below 0.001) raises an alert and fails the stage's sample-ratio row. On unless a plan
+    /// turns it off, which it should only do when its services send a sample of the control
+    /// arm's uploads rather than all of them.
+    #[serde(default = "checked")]
+    pub on_sample_ratio_mismatch: bool,
+}
+
+fn checked() -> bool {
+    true
 }
 
 /// What the change is expected to achieve, compared at the end (sync vs async).

@@ -210,6 +210,18 @@ impl TestApp {
         response.json().await.expect("an ingest report")
     }
 
+    /// Turns the plan's sample-ratio check off, as a plan whose services send only a sample of
+    /// the control arm's uploads does: tests that send a few control uploads for many treated
+    /// ones (a 1% stage would need 99 for each) and are about something else.
+    pub async fn control_is_sampled(&self) {
+        let path = "{guardrails,manual_review,on_sample_ratio_mismatch}";
+        sqlx::query("UPDATE plans SET definition = jsonb_set(definition, $1::text[], 'false')")
+            .bind(path)
+            .execute(&self.pool)
+            .await
+            .expect("the plan changes");
+    }
+
     /// Starts the rollout if it is a draft and overrides its way forward to `stage`.
     pub async fn go_to_stage(&self, stage: u64) {
         if self.room().await["state"]["status"] == "draft" {
