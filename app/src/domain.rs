@@ -8,6 +8,7 @@ pub mod event;
 pub mod gates;
 pub mod guard;
 pub mod plan;
+pub mod power;
 pub mod readiness;
 pub mod rollout;
 pub mod sequential;

@@ -230,6 +230,15 @@ test('the overview lists every rollout and the plan view checks a plan file', as
   await expect(page.getByTestId('plan-stage').nth(1)).toContainText('success ≥ 99.5%');
   const body = page.locator('body[data-hydrated="true"]');
   await expect(body).toHaveCount(1);
+  // The power planner at the plan's stated traffic (20,000 uploads an hour): every stage's
+  // gates can pass within its soak. At 1,000 an hour, stage 1's cannot, and the page says so.
+  const power = page.getByTestId('power-stage');
+  await expect(power).toHaveCount(4);
+  await expect(power.first()).toContainText('treatment uploads (success rate)');
+  await expect(power.first()).toContainText('within the soak');
+  await page.getByLabel('Uploads an hour (both arms)').fill('1000');
+  await expect(power.first()).toContainText('at 10 an hour: longer than its 2d soak');
+  await expect(power.first()).toContainText('not within the soak');
   await page.getByLabel('Plan file', { exact: true }).fill('key = "x"\nname = "X"\n[flag]\nkey = 42\n');
   await page.getByRole('button', { name: 'Check' }).click();
   await expect(page.getByTestId('plan-errors')).toContainText('line');

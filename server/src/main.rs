@@ -228,6 +228,19 @@ async fn import(path: &std::path::Path, retention_days: u32, config: &server::co
     Ok(())
 }
 
+/// What each stage's gates need at the plan's stated traffic; a warning for every stage whose
+/// soak is too short for them (a warning, not an error: the plan is valid).
+fn print_power(plan: &app::domain::plan::Plan) {
+    let Some(traffic) = &plan.traffic else {
+        println!("  (no [traffic] stated: add it to see whether each stage's soak can reach a verdict)");
+        return;
+    };
+    for stage in app::domain::power::plan(plan, traffic) {
+        let line = format!("stage {} “{}”: {}", stage.stage, stage.name, stage.sentence());
+        if stage.fits() { println!("  {line}") } else { println!("  warning: {line}") }
+    }
+}
+
 fn check_plans(files: &[std::path::PathBuf]) -> ExitCode {
     if files.is_empty() {
         eprintln!("usage: rampart plan check FILE…");
@@ -236,7 +249,10 @@ fn check_plans(files: &[std::path::PathBuf]) -> ExitCode {
     let mut ok = true;
     for file in files {
         match load_plan(Some(file)) {
-            Ok((plan, _)) => println!("{}: ok — “{}”, {} stages", file.display(), plan.name, plan.stages.len()),
+            Ok((plan, _)) => {
+                println!("{}: ok — “{}”, {} stages", file.display(), plan.name, plan.stages.len());
+                print_power(&plan);
+            }
             Err(error) => {
                 ok = false;
                 eprintln!("{error:#}");

@@ -13,6 +13,30 @@ fn plan_check_accepts_the_shipped_plan() {
     let (ok, stdout, stderr) = rampart(&["plan", "check", plan]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("ok — “Async upload rollout”, 5 stages"), "{stdout}");
+    // The power planner at the plan's stated 20,000 uploads an hour: every stage decides in time.
+    assert!(
+        stdout.contains("  stage 1 “1% rollout”: ≈ 5,148 treatment uploads (success rate), ≈ 26 h at 200 an hour: within its 2d soak"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("warning:"), "{stdout}");
+}
+
+#[test]
+fn plan_check_warns_when_a_soak_is_too_short_for_the_stated_traffic() {
+    let dir = std::env::temp_dir().join(format!("rampart-cli-power-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../plans/async-upload.toml")).unwrap();
+    let quiet = dir.join("quiet.toml");
+    std::fs::write(&quiet, source.replacen("uploads_per_hour = 20000", "uploads_per_hour = 1000", 1)).unwrap();
+    let (ok, stdout, stderr) = rampart(&["plan", "check", quiet.to_str().unwrap()]);
+    assert!(ok, "a warning leaves the plan valid: {stderr}");
+    let warnings: Vec<&str> = stdout.lines().filter(|l| l.starts_with("  warning: ")).collect();
+    assert_eq!(
+        warnings,
+        ["  warning: stage 1 “1% rollout”: ≈ 5,148 treatment uploads (success rate), ≈ 21 days at 10 an hour: longer than its 2d soak"],
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -254,10 +254,15 @@ pub fn uploads_to_decide(sequence: &RateSequence, rate: f64, p0: f64) -> Option<
     Some(hi)
 }
 
+/// The sequence a gate judges a bad rate with, against the allowed fraction `p0`.
+pub fn sequence(p0: f64) -> RateSequence {
+    RateSequence::tuned(p0, ALPHA_GATE, GATE_N_STAR)
+}
+
 /// A rate criterion judged by its sequence: `bad` of `n` against the fraction `p0` of bad
 /// uploads allowed. Returns the verdict and the interval of the bad rate (fractions).
 fn judge_rate(bad: u64, n: u64, p0: f64) -> (Verdict, RateSequence) {
-    let sequence = RateSequence::tuned(p0, ALPHA_GATE, GATE_N_STAR);
+    let sequence = sequence(p0);
     let verdict = match sequence.side(bad, n, p0) {
         Side::Below => Verdict::Pass,
         Side::Above => Verdict::Fail,
@@ -287,15 +292,19 @@ pub fn pace(gates: &mut [Gate], per_hour: f64) {
             gate.explanation.push_str(", and no treatment uploads in the last hour");
             continue;
         }
-        let hours = more as f64 / per_hour;
-        let when = if hours < 1.0 {
-            format!("{:.0} min", (hours * 60.0).ceil().max(1.0))
-        } else if hours < 48.0 {
-            format!("{hours:.0} h")
-        } else {
-            format!("{:.0} days", hours / 24.0)
-        };
+        let when = hours_words(more as f64 / per_hour);
         gate.explanation.push_str(&format!(", ≈ {when} at the last hour's pace ({} an hour)", thousands(per_hour.round() as u64)));
+    }
+}
+
+/// "40 min", "19 h", "22 days": a wait in the unit a person plans with.
+pub fn hours_words(hours: f64) -> String {
+    if hours < 1.0 {
+        format!("{:.0} min", (hours * 60.0).ceil().max(1.0))
+    } else if hours < 48.0 {
+        format!("{hours:.0} h")
+    } else {
+        format!("{:.0} days", hours / 24.0)
     }
 }
 

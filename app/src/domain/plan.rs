@@ -24,6 +24,9 @@ pub struct Plan {
     pub expected_improvements: Option<ExpectedImprovements>,
     #[serde(default)]
     pub matrix: Option<Matrix>,
+    /// What the service sends today, for the power planner (`super::power`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Traffic>,
     /// Checklists that recur every day of the rollout rather than once per stage.
     #[serde(default)]
     pub recurring_checklists: Vec<ChecklistSection>,
@@ -176,6 +179,20 @@ pub struct Stage {
     pub checklist: Vec<ChecklistSection>,
 }
 
+/// The service's traffic and failure rates today (flag off): how long each stage's gates need
+/// to reach a verdict if the change is as good as what it replaces.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Traffic {
+    /// Uploads an hour, both arms together.
+    pub uploads_per_hour: f64,
+    /// Share of uploads that fail (errors and timeouts), in percent.
+    pub failure_rate: Threshold,
+    /// Share that end in an error, in percent; the failure rate when absent.
+    #[serde(default)]
+    pub error_rate: Option<Threshold>,
+}
+
 /// The flag as served during a stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -316,6 +333,15 @@ impl Plan {
         }
         if self.approvals.required == 0 || self.approvals.required > 10 {
             bad("approvals.required".into(), format!("{} approvers is not allowed (1 to 10)", self.approvals.required));
+        }
+
+        if let Some(t) = &self.traffic {
+            if !(t.uploads_per_hour.is_finite() && t.uploads_per_hour > 0.0) {
+                bad("traffic.uploads_per_hour".into(), format!("{} must be a positive number of uploads an hour", t.uploads_per_hour));
+            }
+            if t.error_rate.is_some_and(|e| e.get() > t.failure_rate.get()) {
+                bad("traffic.error_rate".into(), "must not exceed traffic.failure_rate: errors are failures too".into());
+            }
         }
 
         let g = &self.guardrails;

@@ -2,7 +2,9 @@
 //! a plan file pasted into it, with each problem at its line or field.
 
 use crate::api::{CheckPlan, get_control_room};
-use crate::domain::plan::Plan;
+use crate::domain::plan::{Plan, Traffic};
+use crate::domain::power;
+use crate::domain::units::Threshold;
 use crate::format;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -47,6 +49,7 @@ pub fn PlanPage() -> impl IntoView {
                         <h1>{format!("Plan: {}", room.plan.name)}</h1>
                         <p class="muted">"Plan " <code>{room.plan.key.clone()}</code> " · flag " <code>{room.plan.flag.key.clone()}</code></p>
                         <section class="card"><Stages plan=room.plan.clone()/></section>
+                        <PowerPlanner plan=room.plan.clone()/>
                     }
                     .into_any(),
                     Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
@@ -117,5 +120,64 @@ fn Stages(plan: Plan) -> impl IntoView {
                 <tbody>{rows}</tbody>
             </table>
         </div>
+    }
+}
+
+/// How long each stage's gates need at a traffic figure: the plan's `[traffic]`, or one typed
+/// here (recomputed as it is typed; nothing is saved).
+#[component]
+fn PowerPlanner(plan: Plan) -> impl IntoView {
+    let stated = plan.traffic;
+    let (per_hour, set_per_hour) = signal(stated.map_or_else(String::new, |t| t.uploads_per_hour.to_string()));
+    let (failures, set_failures) = signal(stated.map_or_else(|| "0.2".to_string(), |t| t.failure_rate.get().to_string()));
+    let rows = move || {
+        let uploads_per_hour = per_hour.get().trim().replace(',', "").parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0);
+        let failure_rate = failures.get().trim().parse::<f64>().ok().and_then(|v| Threshold::new(v).ok());
+        let (Some(uploads_per_hour), Some(failure_rate)) = (uploads_per_hour, failure_rate) else {
+            return view! { <p class="muted" data-testid="power-empty">"Type the service's uploads an hour and its failure rate today to see how long each stage's gates need."</p> }.into_any();
+        };
+        // A typed failure rate stands for errors too, unless it is the plan's own figure.
+        let error_rate = stated.filter(|t| t.failure_rate == failure_rate).and_then(|t| t.error_rate);
+        let traffic = Traffic { uploads_per_hour, failure_rate, error_rate };
+        let stages = power::plan(&plan, &traffic);
+        let body = stages
+            .into_iter()
+            .map(|s| {
+                let class = if s.fits() { "verdict pass" } else { "verdict fail" };
+                let fit = if s.fits() { "within the soak" } else { "not within the soak" };
+                view! {
+                    <tr data-testid="power-stage">
+                        <td>{s.stage}</td>
+                        <td>{s.name.clone()}</td>
+                        <td>{crate::domain::gates::thousands(s.treatment_per_hour.round() as u64)}</td>
+                        <td>{s.sentence()}</td>
+                        <td><span class=class>{fit}</span></td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <div class="table-scroll">
+                <table data-testid="power">
+                    <thead><tr><th>"#"</th><th>"Stage"</th><th>"Treatment uploads an hour"</th><th>"The gates need"</th><th>"Soak"</th></tr></thead>
+                    <tbody>{body}</tbody>
+                </table>
+            </div>
+        }
+        .into_any()
+    };
+    view! {
+        <section class="card" aria-labelledby="power-title">
+            <h2 id="power-title">"Evidence each stage needs"</h2>
+            <p class="muted">
+                "Treatment uploads before the rate gates and the minimum can pass if the change is as good as today's path, and how long they take at this traffic (latency and memory are not planned). "
+                {if stated.is_some() { "Figures from the plan's [traffic]; change them to try others." } else { "The plan states no [traffic]." }}
+            </p>
+            <div class="action-form">
+                <label>"Uploads an hour (both arms)" <input name="uploads_per_hour" inputmode="numeric" prop:value=per_hour on:input=move |ev| set_per_hour.set(event_target_value(&ev))/></label>
+                <label>"Failure rate today (%)" <input name="failure_rate" inputmode="decimal" prop:value=failures on:input=move |ev| set_failures.set(event_target_value(&ev))/></label>
+            </div>
+            {rows}
+        </section>
     }
 }
