@@ -10,6 +10,7 @@ pub mod guard;
 pub mod plan;
 pub mod power;
 pub mod readiness;
+pub mod receipt;
 pub mod rollout;
 pub mod sequential;
 pub mod sketch;

@@ -109,6 +109,14 @@ test('gates judge the treatment arm against the frozen baseline', async ({ page,
   // 100, so the sample-ratio row fails and says why (and the guard loop raises an alert).
   await expect(gate('sampleratio')).toContainText('fail');
   await expect(page.getByTestId('criteria')).toContainText(/500 treatment and [\d,]+ control uploads: [\d.]+% treatment where the flag serves 1%; mismatch/);
+  // The guard loop raised it as an alert with the counts; someone who knows the cause
+  // acknowledges it, which covers the rest of the stage.
+  await expect(page.getByTestId('alert').first()).toContainText('sample ratio mismatch: 500 treatment');
+  const alerts = (await (await api.get('/api/v1/rollouts/1')).json()).alerts;
+  const acknowledged = await api.post(`/api/v1/rollouts/1/alerts/${alerts[0].id}/acknowledge`, {
+    data: { note: 'the browser tests send a few hundred uploads of each arm, not 1 in 100' },
+  });
+  expect(acknowledged.ok(), await acknowledged.text()).toBeTruthy();
   // The charts draw both arms against the gate and the baseline.
   for (const chart of ['chart-success', 'chart-errors', 'chart-latency', 'chart-memory', 'chart-uploads']) {
     await expect(page.getByTestId(chart).locator('svg').first()).toBeVisible();

@@ -1,13 +1,17 @@
-//! `rampart explain ROLLOUT ENTRY`: recomputes an automatic decision from the data Rampart
-//! stored, and shows it beside the receipt the guard wrote when it acted. The guard's audit
-//! entry names the stage, the time range it judged and the reference it compared with; the
-//! recomputation reads that stage's rollups again and runs the same domain rule
-//! (`app::domain::guard::assess`) at the decision's moment.
+//! `rampart explain ROLLOUT ENTRY`: recomputes a decision from the data Rampart stored, and
+//! shows it beside the receipt written when it was made: an automatic rollback (the guard's
+//! audit entry names the stage, the time range it judged and the reference it compared with;
+//! the recomputation runs `app::domain::guard::assess` at the decision's moment), or the gates
+//! a command was judged with (an advance, an approval: each rate gate's receipt holds its time
+//! range, and the entry the reference; `app::domain::gates::evaluate` runs again).
 
 use crate::metrics::Metrics;
 use crate::store::Store;
-use app::domain::gates::Reference;
-use app::domain::guard::{self, Breach, Decision, Method, RULE_VERSION, Receipt};
+use app::domain::gates::{self, Gate, Judged, Reference};
+use app::domain::guard::{self, Breach, Decision};
+use app::domain::receipt::{Method, RULE_VERSION, Receipt};
+use app::domain::rollout::Rollout;
+use app::domain::stats::Stats;
 use app::domain::units::{Span, StageIndex, Timestamp};
 use serde::Deserialize;
 
@@ -68,17 +72,60 @@ fn same(a: &Receipt, b: &Receipt) -> bool {
         && a.from == b.from
 }
 
-/// Recomputes the automatic rollback recorded as audit entry `entry_id` of `rollout_id`.
+/// How a stored receipt compares with the one recomputed now, in words; false when they differ.
+fn compare(stored: &Receipt, again: Option<&Receipt>, text: &mut String) -> bool {
+    if stored.rule_version != RULE_VERSION {
+        text.push_str(&format!("  made by rule version {}; recomputed with version {RULE_VERSION}\n", stored.rule_version));
+    }
+    text.push_str(&format!("  stored:     {}\n", describe(stored)));
+    let Some(again) = again else {
+        text.push_str("  recomputed: nothing from the data stored now: DIFFERENT from the stored receipt\n");
+        return false;
+    };
+    text.push_str(&format!("  recomputed: {}\n", describe(again)));
+    if same(stored, again) {
+        text.push_str("  the same decision from the stored data\n");
+        true
+    } else if again.method == stored.method && again.events > stored.events {
+        // Uploads of the judged minutes that arrived after the decision: the rule still decides
+        // the same on everything stored now.
+        text.push_str(&format!(
+            "  the same decision; the judged minutes have gained {} uploads since it was made\n",
+            again.events - stored.events
+        ));
+        true
+    } else {
+        text.push_str("  DIFFERENT from the stored receipt\n");
+        false
+    }
+}
+
+/// Recomputes the decision recorded as audit entry `entry_id` of `rollout_id`: an automatic
+/// rollback, or the gates a command was judged with.
 pub async fn explain(store: &Store, metrics: &Metrics, rollout_id: i64, entry_id: i64) -> anyhow::Result<Explanation> {
     let (entry, evidence) = store.audit_evidence(rollout_id, entry_id).await?;
-    anyhow::ensure!(
-        entry.action == "auto_roll_back",
-        "audit entry {entry_id} is `{}` by {}: only the guard's automatic rollbacks carry receipts to recompute",
-        entry.action,
-        entry.actor
-    );
-    let stored: Stored = serde_json::from_value(evidence)
-        .map_err(|e| anyhow::anyhow!("audit entry {entry_id} was written before decisions carried receipts ({e})"))?;
+    let mut text = format!("audit entry {entry_id}: {} (by {})\n", entry.summary, entry.actor);
+    if entry.action == "auto_roll_back" {
+        let stored: Stored = serde_json::from_value(evidence)
+            .map_err(|e| anyhow::anyhow!("audit entry {entry_id} was written before decisions carried receipts ({e})"))?;
+        let same = explain_rollback(store, metrics, rollout_id, stored, &mut text).await?;
+        return Ok(Explanation { text, same });
+    }
+    let judged: Option<Verdicts> = serde_json::from_value(evidence).ok();
+    match judged {
+        Some(verdicts) if verdicts.gates.iter().any(|g| g.receipt.is_some()) => {
+            let same = explain_gates(store, metrics, rollout_id, verdicts, &mut text).await?;
+            Ok(Explanation { text, same })
+        }
+        _ => anyhow::bail!(
+            "audit entry {entry_id} is `{}` by {}: it carries no receipts to recompute (automatic rollbacks and the gates a command was judged with do)",
+            entry.action,
+            entry.actor
+        ),
+    }
+}
+
+async fn explain_rollback(store: &Store, metrics: &Metrics, rollout_id: i64, stored: Stored, text: &mut String) -> anyhow::Result<bool> {
     let rollout = store.rollout(rollout_id).await?;
     let soak = rollout.plan.stage(StageIndex(stored.stage)).map_or(Span::ZERO, |s| s.soak);
     // The guard read every minute up to one past the decision; so does the recomputation.
@@ -89,7 +136,6 @@ pub async fn explain(store: &Store, metrics: &Metrics, rollout_id: i64, entry_id
     let recomputed: Vec<&Breach> =
         assessment.decisions.iter().filter_map(|d| if let Decision::RollBack(b) = d { Some(b) } else { None }).collect();
 
-    let mut text = format!("audit entry {entry_id}: {} (by {})\n", entry.summary, entry.actor);
     let mut all_same = true;
     for breach in &stored.breaches {
         text.push_str(&format!("\n{}\n", breach.rule));
@@ -98,32 +144,49 @@ pub async fn explain(store: &Store, metrics: &Metrics, rollout_id: i64, entry_id
             all_same = false;
             continue;
         };
-        if receipt.rule_version != RULE_VERSION {
-            text.push_str(&format!("  made by rule version {}; recomputed with version {RULE_VERSION}\n", receipt.rule_version));
-        }
-        text.push_str(&format!("  stored:     {}\n", describe(receipt)));
-        match recomputed.iter().find(|b| b.rule == breach.rule).and_then(|b| b.receipt.as_ref()) {
-            Some(again) => {
-                text.push_str(&format!("  recomputed: {}\n", describe(again)));
-                if same(receipt, again) {
-                    text.push_str("  the same decision from the stored data\n");
-                } else if again.method == receipt.method && again.events > receipt.events {
-                    // Uploads of the judged minutes that arrived after the decision: the rule
-                    // still decides the same on everything stored now.
-                    text.push_str(&format!(
-                        "  the same decision; the judged minutes have gained {} uploads since it was made\n",
-                        again.events - receipt.events
-                    ));
-                } else {
-                    all_same = false;
-                    text.push_str("  DIFFERENT from the stored receipt\n");
-                }
-            }
-            None => {
-                all_same = false;
-                text.push_str("  recomputed: no rollback on this rule from the data stored now: DIFFERENT from the stored receipt\n");
-            }
-        }
+        let again = recomputed.iter().find(|b| b.rule == breach.rule).and_then(|b| b.receipt.as_ref());
+        all_same &= compare(receipt, again, text);
     }
-    Ok(Explanation { text, same: all_same })
+    Ok(all_same)
+}
+
+/// What a command's audit entry stored about the gates: the state it left, the gates as judged
+/// and their reference.
+#[derive(Deserialize)]
+struct Verdicts {
+    from: Rollout,
+    gates: Vec<Gate>,
+    #[serde(default)]
+    reference: Option<Reference>,
+}
+
+async fn explain_gates(store: &Store, metrics: &Metrics, rollout_id: i64, stored: Verdicts, text: &mut String) -> anyhow::Result<bool> {
+    let rollout = store.rollout(rollout_id).await?;
+    let stage = stored.from.stage;
+    let criteria = rollout.plan.stage(stage).and_then(|s| s.criteria.as_ref());
+    let (Some(criteria), Some(reference)) = (criteria, stored.reference) else {
+        anyhow::bail!("stage {} has no criteria in the rollout's plan, or the entry stored no reference", stage.0);
+    };
+    let Some(judged) = stored.gates.iter().find_map(|g| g.receipt.as_ref()).map(|r| Judged { from: r.from, to: r.to }) else {
+        anyhow::bail!("no gate of the entry carries a receipt");
+    };
+    // The gates read every minute from the stage's start to one past the moment of judging.
+    let until = Timestamp(judged.to.millis() + 60_000);
+    let (control, minutes) = metrics.stage_minutes(rollout_id, stage.0 as i32, judged.from, until).await?;
+    let mut treatment = Stats::default();
+    minutes.iter().for_each(|(_, stats)| treatment.merge(stats));
+    let memory_limit = rollout.plan.guardrails.auto_rollback.memory_above_baseline.get();
+    let again = gates::evaluate(criteria, &treatment, &control, &reference, memory_limit, judged);
+
+    let mut all_same = true;
+    for gate in stored.gates.iter().filter(|g| g.receipt.is_some()) {
+        let recomputed = again.iter().find(|g| g.criterion == gate.criterion);
+        text.push_str(&format!("\n{}: {}\n", gate.criterion.label(), gate.verdict.label()));
+        if let Some(r) = recomputed.filter(|r| r.verdict != gate.verdict) {
+            text.push_str(&format!("  recomputed verdict: {}\n", r.verdict.label()));
+            all_same = false;
+        }
+        all_same &= compare(gate.receipt.as_ref().expect("filtered"), recomputed.and_then(|r| r.receipt.as_ref()), text);
+    }
+    Ok(all_same)
 }

@@ -6,7 +6,7 @@ use crate::metrics::Metrics;
 use crate::store::{AuditRecord, RollupFilter, Store, StoreError, StoredRollout, TestResult};
 use crate::webhooks::Event;
 use app::domain::access::{Permission, Principal};
-use app::domain::gates::{self, Gate, Reference};
+use app::domain::gates::{self, Gate, Judged, Reference};
 use app::domain::readiness;
 use app::domain::rollout::{Actor, Command, Context, Rollout, Status, Transition, apply, served_flag};
 use app::domain::stats::{Stats, Summary};
@@ -80,15 +80,20 @@ impl Rollouts {
     }
 
     /// The current stage's gates, judged on the treatment events since the stage began,
-    /// against the frozen baseline (or the live control arm without one).
-    pub async fn gates(&self, rollout: &StoredRollout, baseline: Option<&Summary>, now: Timestamp) -> Result<Vec<Gate>, AppError> {
+    /// against the frozen baseline (or the live control arm without one), and that reference.
+    pub async fn gates(
+        &self,
+        rollout: &StoredRollout,
+        baseline: Option<&Summary>,
+        now: Timestamp,
+    ) -> Result<(Vec<Gate>, Option<Reference>), AppError> {
         let state = &rollout.state;
         let (Some(stage), Some(entered)) = (rollout.plan.stage(state.stage), state.stage_entered_at) else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         };
-        let Some(criteria) = &stage.criteria else { return Ok(Vec::new()) };
+        let Some(criteria) = &stage.criteria else { return Ok((Vec::new(), None)) };
         if matches!(state.status, Status::Draft | Status::Complete) {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         let until = Timestamp(now.millis() + 60_000);
         let (control, minutes) = self.metrics.stage_minutes(rollout.id, state.stage.0 as i32, entered, until).await?;
@@ -96,7 +101,7 @@ impl Rollouts {
         minutes.iter().for_each(|(_, stats)| treatment.merge(stats));
         let reference = Reference::choose(baseline, &control);
         let memory_limit = rollout.plan.guardrails.auto_rollback.memory_above_baseline.get();
-        let mut judged = gates::evaluate(criteria, &treatment, &control, &reference, memory_limit);
+        let mut judged = gates::evaluate(criteria, &treatment, &control, &reference, memory_limit, Judged { from: entered, to: now });
         // How long the uploads still needed take at the last hour's pace (of this stage): the
         // minutes of the same read from the one the hour began in.
         let hour_ago = Timestamp(now.millis() - 3_600_000).max(entered);
@@ -106,7 +111,7 @@ impl Rollouts {
         gates::pace(&mut judged, recent as f64 / hours);
         let served = served_flag(&rollout.plan, state);
         judged.extend(gates::sample_ratio(&rollout.plan.guardrails, served, treatment.count(), control.count()).map(|c| c.gate()));
-        Ok(judged)
+        Ok((judged, Some(reference)))
     }
 }
 
@@ -134,7 +139,7 @@ impl RolloutService for Rollouts {
         let now = (self.clock)();
         let baseline = self.store.latest_baseline(id).await?.map(|b| b.summary);
         let mut evidence = self.store.evidence(id, rollout.state.stage).await?;
-        evidence.gates = self.gates(&rollout, baseline.as_ref(), now).await?;
+        evidence.gates = self.gates(&rollout, baseline.as_ref(), now).await?.0;
         let blockers = readiness::blockers(&rollout.plan, &rollout.state, &evidence, now);
         let StoredRollout { id, plan, state } = rollout;
         Ok(ControlRoom {
@@ -205,7 +210,7 @@ impl RolloutService for Rollouts {
         // Gates read the metrics outside the transaction; they describe the stage as the
         // caller saw it, and the transaction rejects the command if the stage moved since.
         let baseline = self.store.latest_baseline(rollout_id).await?.map(|b| b.summary);
-        let gates = self.gates(&self.store.rollout(rollout_id).await?, baseline.as_ref(), now).await?;
+        let (gates, reference) = self.gates(&self.store.rollout(rollout_id).await?, baseline.as_ref(), now).await?;
         let (_, transition) = self
             .store
             .transition(rollout_id, now, &name, |current, evidence| {
@@ -213,7 +218,7 @@ impl RolloutService for Rollouts {
                 let blockers = readiness::blockers(&current.plan, &current.state, &evidence, now);
                 let cx = Context { plan: &current.plan, now, blockers: &blockers, actor };
                 let transition = apply(&current.state, Version(expected_version), &command, &cx)?;
-                let record = audit_record(current, &command, &transition, &evidence.gates);
+                let record = audit_record(current, &command, &transition, &evidence.gates, reference.as_ref());
                 Ok((transition, record))
             })
             .await?;
@@ -248,8 +253,10 @@ pub struct ComplaintReport {
     pub note: Option<String>,
 }
 
-/// The audit entry for an accepted command: a sentence for people and the evidence for the record.
-fn audit_record(current: &StoredRollout, command: &Command, t: &Transition, gates: &[Gate]) -> AuditRecord {
+/// The audit entry for an accepted command: a sentence for people and the evidence for the
+/// record — with the gates as judged (each rate's receipt inside) and the reference they were
+/// judged against, so that `rampart explain` can recompute them.
+fn audit_record(current: &StoredRollout, command: &Command, t: &Transition, gates: &[Gate], reference: Option<&Reference>) -> AuditRecord {
     let plan = &current.plan;
     let (from, to) = (&current.state, &t.state);
     let stage_name = |s: &Rollout| plan.stage(s.stage).map_or_else(String::new, |st| st.name.clone());
@@ -315,6 +322,7 @@ fn audit_record(current: &StoredRollout, command: &Command, t: &Transition, gate
             "flag": { "from": served_flag(plan, from), "to": served_flag(plan, to) },
             "overridden": t.overridden,
             "gates": gates,
+            "reference": reference,
         }),
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use server::simulate::{Model, Regression};
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
-use support::TestApp;
+use support::{TestApp, rampart};
 
 async fn upload(app: &TestApp, model: &mut Model, control: usize, treatment: usize, regressions: &[Regression]) -> Value {
     app.simulate(model, control, treatment, regressions).await
@@ -129,17 +129,6 @@ fn explain(pool: &PgPool, entry: i64) -> (bool, String) {
     rampart(pool, &["explain", "1", &entry.to_string()])
 }
 
-/// Runs the `rampart` command against the test's database: whether it succeeded, and what it
-/// printed (its exit status first).
-fn rampart(pool: &PgPool, args: &[&str]) -> (bool, String) {
-    let base = std::env::var("DATABASE_URL").expect("the tests run with DATABASE_URL");
-    let database = pool.connect_options().get_database().expect("a test database").to_string();
-    let url = format!("{}/{database}", &base[..base.rfind('/').expect("a URL with a path")]);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart")).args(args).env("DATABASE_URL", url).output().expect("rampart runs");
-    let text = format!("{}\n{}{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
 #[sqlx::test(migrations = "../migrations")]
 async fn a_sustained_latency_drift_blocks_advance_until_acknowledged(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
@@ -219,7 +208,7 @@ async fn a_split_far_from_the_flags_percentage_raises_an_alert_and_blocks_advanc
     let message = alert["message"].as_str().unwrap();
     assert!(
         message
-            .starts_with("sample ratio mismatch: 700 treatment and 1,800 control uploads: 28.0% treatment where the flag serves 10% (p = "),
+            .starts_with("sample ratio mismatch: 700 treatment and 1,800 control uploads: 28.0% treatment where the flag serves 10% (p "),
         "{message}"
     );
     let (status, body) = app.advance(Some("ship it")).await;

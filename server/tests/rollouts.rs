@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::json;
 use sqlx::PgPool;
-use support::TestApp;
+use support::{TestApp, rampart};
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_new_installation_opens_on_the_seeds_rollout_at_stage_0(pool: PgPool) {
@@ -153,6 +153,36 @@ async fn a_stage_with_soak_elapsed_checklist_done_and_gates_passed_advances_with
             .unwrap();
     let verdicts: Vec<&str> = evidence["gates"].as_array().unwrap().iter().map(|g| g["verdict"].as_str().unwrap()).collect();
     assert_eq!(verdicts, ["pass"; 5], "{evidence}");
+    // Each rate's verdict has its receipt, which `rampart explain` recomputes from the stored
+    // rollups and the stored reference.
+    let receipt = &evidence["gates"][0]["receipt"];
+    assert_eq!(
+        (receipt["method"].as_str(), receipt["events"].as_u64(), receipt["bad"].as_u64()),
+        (Some("sequence"), Some(2_000), Some(0)),
+        "{receipt}"
+    );
+    assert_eq!(evidence["reference"]["source"], "frozen baseline", "{evidence}");
+    let entry: i64 = sqlx::query_scalar("SELECT id FROM audit_log WHERE action = 'approve' ORDER BY id DESC LIMIT 1")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let (ok, stdout) = rampart(&app.pool, &["explain", "1", &entry.to_string()]);
+    assert!(ok, "{stdout}");
+    assert_eq!(stdout.matches("the same decision from the stored data").count(), 3, "success, errors, latency: {stdout}");
+    assert!(stdout.contains("Success rate: pass") && stdout.contains("p95 latency vs baseline: pass"), "{stdout}");
+    // Stored data that no longer supports a verdict (errors written into the judged minutes)
+    // make it say so and fail. The fold must be done first, or it could overwrite the edit.
+    let started = std::time::Instant::now();
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM event_rollup_deltas").fetch_one(&app.pool).await.unwrap() > 0 {
+        assert!(started.elapsed().as_secs() < 10, "the fold never ran");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    sqlx::query("UPDATE event_rollups_by_arm SET success = success - 100, error = error + 100 WHERE variant = 'treatment' AND stage = 1")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (ok, stdout) = rampart(&app.pool, &["explain", "1", &entry.to_string()]);
+    assert!(!ok && stdout.contains("recomputed verdict: fail") && stdout.contains("DIFFERENT from the stored receipt"), "{stdout}");
 }
 
 #[sqlx::test(migrations = "../migrations")]

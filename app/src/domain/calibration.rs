@@ -405,7 +405,7 @@ pub fn rate_interval(k: u64, n: u64) -> (f64, f64) {
 mod tests {
     use super::*;
     use crate::domain::event::Outcome;
-    use crate::domain::gates::{Criterion, Reference, Verdict, evaluate};
+    use crate::domain::gates::{Criterion, Judged, Reference, Verdict, evaluate};
     use crate::domain::guard::{Decision, StageEvidence, assess};
     use crate::domain::plan::{DEFAULT_PLAN_TOML, Plan};
     use crate::domain::stats::{Stats, treatment_upload};
@@ -463,7 +463,7 @@ mod tests {
             agreed_rollbacks += u64::from(domain);
             let mut total = Stats::default();
             minutes.iter().for_each(|(_, s)| total.merge(s));
-            let gate = evaluate(criteria, &total, &Stats::default(), &reference, 120.0);
+            let gate = evaluate(criteria, &total, &Stats::default(), &reference, 120.0, Judged { from: Timestamp(0), to: Timestamp(0) });
             let error_gate = gate.iter().find(|g| g.criterion == Criterion::ErrorRate).unwrap();
             assert_eq!(gate_passes(sim.errors, sim.events, criteria.error_rate_max.get()), error_gate.verdict == Verdict::Pass);
         }

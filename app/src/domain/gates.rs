@@ -9,8 +9,10 @@
 //! first upload (the stage's minimum count is a gate of its own).
 
 use super::plan::{Criteria, Guardrails, StageFlag};
+use super::receipt::Receipt;
 use super::sequential::{Difference, RateSequence, Side, rate_difference, srm_p_value};
 use super::stats::{Stats, Summary};
+use super::units::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -93,6 +95,10 @@ pub struct Gate {
     /// stays as observed.
     #[serde(default)]
     pub more_uploads: Option<u64>,
+    /// What a rate verdict was computed from (counts, threshold, α, boundary, the time range
+    /// judged, the rules' version): stored with an advance, recomputed by `rampart explain`.
+    #[serde(default)]
+    pub receipt: Option<Receipt>,
 }
 
 impl fmt::Display for Gate {
@@ -155,6 +161,15 @@ impl SampleRatio {
         Some(SampleRatio { treatment, control, planned_pct, p_value })
     }
 
+    /// "p = 0.42", "p = 3.1e-7", "p < 1e-12".
+    pub fn p_text(&self) -> String {
+        match self.p_value {
+            p if p >= 0.01 => format!("p = {p:.2}"),
+            p if p >= 1e-12 => format!("p = {p:.1e}"),
+            _ => "p < 1e-12".into(),
+        }
+    }
+
     pub fn mismatch(&self) -> bool {
         self.p_value < ALPHA_SAMPLE_RATIO
     }
@@ -180,12 +195,9 @@ impl SampleRatio {
     /// that finds nothing wrong has nothing left to prove).
     pub fn gate(&self) -> Gate {
         let (verdict, judgement) = if self.mismatch() {
-            (
-                Verdict::Fail,
-                format!("mismatch (p = {:.1e} < {ALPHA_SAMPLE_RATIO}): compare the arms only once it is explained", self.p_value),
-            )
+            (Verdict::Fail, format!("mismatch ({}, below {ALPHA_SAMPLE_RATIO}): compare the arms only once it is explained", self.p_text()))
         } else {
-            (Verdict::Pass, format!("no mismatch (p = {:.2})", self.p_value))
+            (Verdict::Pass, format!("no mismatch ({})", self.p_text()))
         };
         Gate {
             criterion: Criterion::SampleRatio,
@@ -198,6 +210,7 @@ impl SampleRatio {
             explanation: format!("{}; {judgement}", self.counts()),
             versus_control: None,
             more_uploads: None,
+            receipt: None,
         }
     }
 }
@@ -330,10 +343,24 @@ fn points(t: (u64, u64), c: (u64, u64), good: bool) -> Option<Difference> {
     Some(Difference { estimate: d.estimate * scale, lo: a.min(b), hi: a.max(b) })
 }
 
+/// The time range a stage's gates judged: from the stage's start to the moment of judging.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Judged {
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
 /// Judges every criterion of a stage on the treatment arm's `treatment` stats, with the
-/// control arm's of the same span beside them. `memory_limit_pct` is the plan's memory
-/// guardrail (e.g. 120% of baseline).
-pub fn evaluate(criteria: &Criteria, treatment: &Stats, control: &Stats, reference: &Reference, memory_limit_pct: f64) -> Vec<Gate> {
+/// control arm's of the same span beside them, both over `judged`. `memory_limit_pct` is the
+/// plan's memory guardrail (e.g. 120% of baseline).
+pub fn evaluate(
+    criteria: &Criteria,
+    treatment: &Stats,
+    control: &Stats,
+    reference: &Reference,
+    memory_limit_pct: f64,
+    judged: Judged,
+) -> Vec<Gate> {
     let n = treatment.count();
     let min = u64::from(criteria.min_events);
     let enough = n >= min;
@@ -375,12 +402,13 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, control: &Stats, referen
             explanation,
             versus_control,
             more_uploads,
+            receipt: Some(Receipt::of_sequence(&sequence, bad, n, p0, judged.from, judged.to)),
         }
     };
     let failures = |s: &Stats| s.error + s.timeout;
     gates.push(rate_gate(Criterion::SuccessRate, failures(treatment), failures(control), criteria.success_rate_min.get(), true));
     gates.push(rate_gate(Criterion::ErrorRate, treatment.error, control.error, criteria.error_rate_max.get(), false));
-    gates.push(latency_gate(criteria.latency_max.get(), treatment, control, reference, min));
+    gates.push(latency_gate(criteria.latency_max.get(), treatment, control, reference, min, judged));
 
     // Memory is a mean with no bound to build a sequence on: judged on the stage's mean once
     // the stage's minimum sample is in.
@@ -409,6 +437,7 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, control: &Stats, referen
                 explanation,
                 versus_control: None,
                 more_uploads: None,
+                receipt: None,
             }
         }
         _ => unjudged(Criterion::Memory, memory_limit_pct, n, min, "no baseline or no treatment uploads yet".into()),
@@ -426,6 +455,7 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, control: &Stats, referen
         explanation: if enough { format!("{n} uploads, at least {min} needed") } else { format!("{n} of {min} uploads so far") },
         versus_control: None,
         more_uploads: None,
+        receipt: None,
     });
     gates
 }
@@ -433,7 +463,7 @@ pub fn evaluate(criteria: &Criteria, treatment: &Stats, control: &Stats, referen
 /// p95 latency ≤ `limit`% of the reference ⇔ at most 5% of uploads slower than that: the
 /// share of slow uploads judged by its sequence. The sketch's bins blur the limit by 1%: a
 /// pass counts every upload that may be slower, a fail only those certainly slower.
-fn latency_gate(limit: f64, treatment: &Stats, control: &Stats, reference: &Reference, min: u64) -> Gate {
+fn latency_gate(limit: f64, treatment: &Stats, control: &Stats, reference: &Reference, min: u64, judged: Judged) -> Gate {
     let n = treatment.count();
     let (Some(base), Some(p95)) = (reference.latency_p95_ms, treatment.latency.quantile(0.95)) else {
         let why = match reference.latency_p95_ms {
@@ -473,6 +503,8 @@ fn latency_gate(limit: f64, treatment: &Stats, control: &Stats, reference: &Refe
         more_uploads = more;
     }
     let versus_control = points((possibly, n), (control.latency.count_above(limit_ms).1, control.count()), false);
+    // A fail rests on the uploads certainly slower; anything else on those possibly slower.
+    let slow = if verdict == Verdict::Fail { certainly } else { possibly };
     Gate {
         criterion: Criterion::LatencyP95,
         verdict,
@@ -484,6 +516,7 @@ fn latency_gate(limit: f64, treatment: &Stats, control: &Stats, reference: &Refe
         explanation,
         versus_control,
         more_uploads,
+        receipt: Some(Receipt::of_sequence(&sequence, slow, n, LATENCY_TAIL, judged.from, judged.to)),
     }
 }
 
@@ -500,6 +533,7 @@ fn unjudged(criterion: Criterion, threshold: f64, sample: u64, min_sample: u64, 
         explanation,
         versus_control: None,
         more_uploads: None,
+        receipt: None,
     }
 }
 
@@ -521,6 +555,10 @@ mod tests {
     use crate::domain::plan::{DEFAULT_PLAN_TOML, Plan};
     use crate::domain::stats::treatment_upload;
 
+    use crate::domain::receipt::RULE_VERSION;
+
+    const JUDGED: Judged = Judged { from: Timestamp(0), to: Timestamp(3_600_000) };
+
     fn stats(success: u64, error: u64, latency: f64, memory: f64) -> Stats {
         let mut s = Stats::default();
         let mut add = |outcome: Outcome, count: u64| {
@@ -535,13 +573,13 @@ mod tests {
 
     /// Judged with an empty control arm.
     fn evaluate_t(criteria: &Criteria, treatment: &Stats, reference: &Reference, memory: f64) -> Vec<Gate> {
-        evaluate(criteria, treatment, &Stats::default(), reference, memory)
+        evaluate(criteria, treatment, &Stats::default(), reference, memory, JUDGED)
     }
 
     #[test]
     fn the_arm_difference_stands_beside_each_rate_in_the_plans_terms() {
         // Treatment 2% errors, control 1%: +1 point of errors, −1 point of success.
-        let gates = evaluate(&stage1(), &stats(9_800, 200, 100.0, 50.0), &stats(9_900, 100, 100.0, 50.0), &reference(200.0), 120.0);
+        let gates = evaluate(&stage1(), &stats(9_800, 200, 100.0, 50.0), &stats(9_900, 100, 100.0, 50.0), &reference(200.0), 120.0, JUDGED);
         let success = gates[0].versus_control.unwrap();
         let errors = gates[1].versus_control.unwrap();
         assert!((success.estimate + 1.0).abs() < 1e-9 && success.lo < -1.0 && success.hi > -1.0 && success.hi < 0.0, "{success:?}");
@@ -549,6 +587,26 @@ mod tests {
         assert!(gates[2].versus_control.is_some() && gates[3].versus_control.is_none());
         // No control traffic: nothing to compare.
         assert!(evaluate_t(&stage1(), &stats(100, 0, 100.0, 50.0), &reference(200.0), 120.0)[0].versus_control.is_none());
+    }
+
+    #[test]
+    fn every_rate_verdict_carries_a_receipt_that_recomputes_it() {
+        // 10,000 uploads, 10 errors: proven under stage 1's 0.5% on both rates.
+        let gates = evaluate_t(&stage1(), &stats(9_990, 10, 100.0, 50.0), &reference(200.0), 120.0);
+        for gate in &gates[..3] {
+            let r = gate.receipt.as_ref().unwrap_or_else(|| panic!("{gate:?}"));
+            assert_eq!((r.events, r.from, r.to, r.alpha, r.rule_version), (10_000, JUDGED.from, JUDGED.to, ALPHA_GATE, RULE_VERSION));
+            // From the stored numbers alone: the sequence's evidence against the threshold,
+            // the boundary ln(1/α), and the side the verdict says.
+            let again = sequence(r.threshold_rate);
+            assert_eq!(r.statistic, again.ln_evidence(r.bad, r.events, r.threshold_rate));
+            assert!((r.boundary - (1.0 / ALPHA_GATE).ln()).abs() < 1e-12);
+            let side = again.side(r.bad, r.events, r.threshold_rate);
+            assert_eq!(gate.verdict == Verdict::Pass, side == Side::Below, "{gate:?}");
+        }
+        let success = gates[0].receipt.as_ref().unwrap();
+        assert!(success.bad == 10 && (success.threshold_rate - 0.005).abs() < 1e-12, "{success:?}");
+        assert!(gates[3].receipt.is_none() && gates[4].receipt.is_none(), "memory and the count have no sequence");
     }
 
     fn stage1() -> Criteria {
@@ -703,7 +761,8 @@ mod tests {
         assert!(skewed.mismatch(), "{skewed:?}");
         let gate = skewed.gate();
         assert_eq!(gate.verdict, Verdict::Fail);
-        assert!(gate.explanation.contains("mismatch (p = "), "{}", gate.explanation);
+        assert!(gate.explanation.contains("mismatch (p = 3.3e-6, below 0.001)"), "{}", gate.explanation);
+        assert_eq!(SampleRatio::check(600, 400, 1.0).unwrap().p_text(), "p < 1e-12");
         // The same p-value as the sequential test's own.
         assert_eq!(skewed.p_value, srm_p_value(&[160, 9_840], &[0.01, 0.99]));
         assert_eq!(

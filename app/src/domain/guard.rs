@@ -12,14 +12,12 @@
 
 use super::gates::{Reference, SampleRatio};
 use super::plan::Guardrails;
+use super::receipt::{Method, RULE_VERSION, Receipt};
 use super::sequential::{ChangeDetector, RateSequence};
 use super::stats::Stats;
 use super::units::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
 
-/// The version of the rules below, stored with every receipt: a receipt is recomputed with
-/// the rules it was made by.
-pub const RULE_VERSION: u32 = 2;
 /// α of the confidence sequence of each rollback rate (error rate, non-success rate).
 pub const ALPHA_ROLLBACK_SEQUENCE: f64 = 0.002;
 /// α of the change detector of each rollback rate. With the sequence: 0.5% per rate, 1% per
@@ -86,66 +84,6 @@ pub fn episode_start(breach: &Breach, sustained: &[Sustained], now: Timestamp) -
 pub struct Sustained {
     pub condition: Condition,
     pub since: Timestamp,
-}
-
-/// How a decision was reached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// The confidence sequence over the stage's evidence lies past the threshold.
-    Sequence,
-    /// The change detector found a window, ending now, whose evidence crossed its bound.
-    ChangeDetector,
-    /// A count that acts at once (critical errors).
-    Count,
-    /// A point estimate over at least the plan's minimum sample (memory).
-    Estimate,
-}
-
-/// Everything a decision was made from, so that it can be recomputed: the counts, the
-/// threshold, the method with its α and boundary, and the data's time range.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Receipt {
-    pub method: Method,
-    pub rule_version: u32,
-    /// Bad events (errors, failures, slow uploads) and events judged.
-    pub bad: u64,
-    pub events: u64,
-    /// The rate judged against, as a fraction.
-    pub threshold_rate: f64,
-    pub alpha: f64,
-    /// The log evidence and the boundary it reached.
-    pub statistic: f64,
-    pub boundary: f64,
-    /// The anytime-valid interval of the rate, as fractions (sequence decisions).
-    pub interval: Option<(f64, f64)>,
-    /// The raised rate the change detector compared with the threshold (its decisions).
-    #[serde(default)]
-    pub alternative: Option<f64>,
-    /// The events' time range: from the start of their first minute to the decision.
-    pub from: Timestamp,
-    pub to: Timestamp,
-}
-
-impl Receipt {
-    /// The receipt of a decision a confidence sequence made: `bad` of `events` against the
-    /// rate `p0`, over the events of `from` to `to`.
-    pub fn of_sequence(sequence: &RateSequence, bad: u64, events: u64, p0: f64, from: Timestamp, to: Timestamp) -> Receipt {
-        Receipt {
-            method: Method::Sequence,
-            rule_version: RULE_VERSION,
-            bad,
-            events,
-            threshold_rate: p0,
-            alpha: sequence.alpha,
-            statistic: sequence.ln_evidence(bad, events, p0),
-            boundary: sequence.boundary(),
-            interval: Some(sequence.interval(bad, events)),
-            alternative: None,
-            from,
-            to,
-        }
-    }
 }
 
 /// The measured value behind a decision.
@@ -569,9 +507,9 @@ pub fn sample_ratio_mismatch(check: Option<&SampleRatio>, stage_time: Span) -> O
         sample: check.treatment + check.control,
         window: stage_time,
         message: format!(
-            "sample ratio mismatch: {} (p = {:.1e}); the arms cannot be compared until the cause is found",
+            "sample ratio mismatch: {} ({}); the arms cannot be compared until the cause is found",
             check.counts(),
-            check.p_value
+            check.p_text()
         ),
         receipt: None,
     })
@@ -632,7 +570,7 @@ mod tests {
         assert_eq!((breach.rule.as_str(), breach.sample, breach.threshold), ("sample_ratio_mismatch", 10_000, 1.0));
         assert!(
             breach.message.starts_with(
-                "sample ratio mismatch: 300 treatment and 9,700 control uploads: 3.0% treatment where the flag serves 1% (p = "
+                "sample ratio mismatch: 300 treatment and 9,700 control uploads: 3.0% treatment where the flag serves 1% (p < 1e-12); the arms cannot be compared until the cause is found"
             ),
             "{}",
             breach.message

@@ -110,6 +110,7 @@ mod tests {
             explanation: String::new(),
             versus_control: None,
             more_uploads: None,
+            receipt: None,
         }
     }
 

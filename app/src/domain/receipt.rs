@@ -1,0 +1,71 @@
+//! Receipts: everything an automatic decision or a gate's verdict was made from — the counts,
+//! the threshold, the method with its α and boundary, the data's time range and the rules'
+//! version — stored with it, so that `rampart explain` can recompute it from the stored data.
+
+use super::sequential::RateSequence;
+use super::units::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The version of the decision rules (the guard's and the gates'), stored with every receipt:
+/// a receipt is recomputed with the rules it was made by.
+pub const RULE_VERSION: u32 = 2;
+
+/// How a decision was reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// The confidence sequence over the stage's evidence lies past the threshold.
+    Sequence,
+    /// The change detector found a window, ending now, whose evidence crossed its bound.
+    ChangeDetector,
+    /// A count that acts at once (critical errors).
+    Count,
+    /// A point estimate over at least the plan's minimum sample (memory).
+    Estimate,
+}
+
+/// Everything a decision was made from, so that it can be recomputed: the counts, the
+/// threshold, the method with its α and boundary, and the data's time range.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub method: Method,
+    pub rule_version: u32,
+    /// Bad events (errors, failures, slow uploads) and events judged.
+    pub bad: u64,
+    pub events: u64,
+    /// The rate judged against, as a fraction.
+    pub threshold_rate: f64,
+    pub alpha: f64,
+    /// The log evidence and the boundary it reached.
+    pub statistic: f64,
+    pub boundary: f64,
+    /// The anytime-valid interval of the rate, as fractions (sequence decisions).
+    pub interval: Option<(f64, f64)>,
+    /// The raised rate the change detector compared with the threshold (its decisions).
+    #[serde(default)]
+    pub alternative: Option<f64>,
+    /// The events' time range: from the start of their first minute to the decision.
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
+impl Receipt {
+    /// The receipt of a decision a confidence sequence made: `bad` of `events` against the
+    /// rate `p0`, over the events of `from` to `to`.
+    pub fn of_sequence(sequence: &RateSequence, bad: u64, events: u64, p0: f64, from: Timestamp, to: Timestamp) -> Receipt {
+        Receipt {
+            method: Method::Sequence,
+            rule_version: RULE_VERSION,
+            bad,
+            events,
+            threshold_rate: p0,
+            alpha: sequence.alpha,
+            statistic: sequence.ln_evidence(bad, events, p0),
+            boundary: sequence.boundary(),
+            interval: Some(sequence.interval(bad, events)),
+            alternative: None,
+            from,
+            to,
+        }
+    }
+}
