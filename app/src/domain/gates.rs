@@ -56,6 +56,8 @@ pub enum Criterion {
     MinEvents,
     /// The split of uploads between the arms against the flag's percentage.
     SampleRatio,
+    /// Treatment failures minus control failures, in percentage points.
+    FailuresVsControl,
 }
 
 impl Criterion {
@@ -67,6 +69,7 @@ impl Criterion {
             Criterion::Memory => "Memory vs baseline",
             Criterion::MinEvents => "Uploads",
             Criterion::SampleRatio => "Sample ratio",
+            Criterion::FailuresVsControl => "Failures vs control",
         }
     }
 }
@@ -409,6 +412,9 @@ pub fn evaluate(
     gates.push(rate_gate(Criterion::SuccessRate, failures(treatment), failures(control), criteria.success_rate_min.get(), true));
     gates.push(rate_gate(Criterion::ErrorRate, treatment.error, control.error, criteria.error_rate_max.get(), false));
     gates.push(latency_gate(criteria.latency_max.get(), treatment, control, reference, min, judged));
+    if let Some(points) = criteria.failures_vs_control_max {
+        gates.push(versus_control_gate(points, (failures(treatment), n), (failures(control), control.count()), min));
+    }
 
     // Memory is a mean with no bound to build a sequence on: judged on the stage's mean once
     // the stage's minimum sample is in.
@@ -520,6 +526,54 @@ fn latency_gate(limit: f64, treatment: &Stats, control: &Stats, reference: &Refe
     }
 }
 
+/// Treatment failures at most `max_points` percentage points above control's: passes when the
+/// always-valid interval of the difference lies under the margin, fails when it lies above it
+/// (each side at 2.5%, as the other gates).
+fn versus_control_gate(max_points: f64, treatment: (u64, u64), control: (u64, u64), min: u64) -> Gate {
+    let criterion = Criterion::FailuresVsControl;
+    let Some(d) = points(treatment, control, false) else {
+        let why =
+            if treatment.1 == 0 { "no treatment uploads yet" } else { "no control uploads in this stage yet: nothing to compare with" };
+        return unjudged(criterion, max_points, treatment.1, min, why.into());
+    };
+    let verdict = if d.hi <= max_points {
+        Verdict::Pass
+    } else if d.lo > max_points {
+        Verdict::Fail
+    } else {
+        Verdict::Inconclusive
+    };
+    let pts = |v: f64| format!("{v:+.2}").replace('-', "−");
+    let judgement = match verdict {
+        Verdict::Pass => "all under".to_string(),
+        Verdict::Fail => "entirely above".to_string(),
+        Verdict::Inconclusive => "still includes".to_string(),
+    };
+    let explanation = format!(
+        "treatment failures {} points against control's ({} of {} vs {} of {}), 95% anytime interval {} to {}, {judgement} +{max_points:.2}",
+        pts(d.estimate),
+        thousands(treatment.0),
+        thousands(treatment.1),
+        thousands(control.0),
+        thousands(control.1),
+        pts(d.lo),
+        pts(d.hi),
+    );
+    Gate {
+        criterion,
+        verdict,
+        observed: Some(d.estimate),
+        interval: Some((d.lo, d.hi)),
+        threshold: max_points,
+        sample: treatment.1,
+        min_sample: min,
+        explanation,
+        versus_control: Some(d),
+        more_uploads: None,
+        receipt: None,
+    }
+}
+
 /// A gate that has nothing to judge yet.
 fn unjudged(criterion: Criterion, threshold: f64, sample: u64, min_sample: u64, explanation: String) -> Gate {
     Gate {
@@ -607,6 +661,56 @@ mod tests {
         let success = gates[0].receipt.as_ref().unwrap();
         assert!(success.bad == 10 && (success.threshold_rate - 0.005).abs() < 1e-12, "{success:?}");
         assert!(gates[3].receipt.is_none() && gates[4].receipt.is_none(), "memory and the count have no sequence");
+    }
+
+    #[test]
+    fn a_criterion_relative_to_control_sees_an_outage_of_both_arms_as_such() {
+        let relative = Criteria { failures_vs_control_max: Some(0.2), ..stage1() };
+        let row = |t: &Stats, c: &Stats| {
+            evaluate(&relative, t, c, &reference(200.0), 120.0, JUDGED)
+                .into_iter()
+                .find(|g| g.criterion == Criterion::FailuresVsControl)
+                .unwrap()
+        };
+        // A provider down for everyone: 3% failures in both arms fails the absolute gates and
+        // passes the relative one once there is enough of both.
+        let (t, c) = (stats(291_000, 9_000, 100.0, 50.0), stats(291_000, 9_000, 100.0, 50.0));
+        let gate = row(&t, &c);
+        assert_eq!(gate.verdict, Verdict::Pass, "{gate:?}");
+        assert_eq!(verdict(&evaluate(&relative, &t, &c, &reference(200.0), 120.0, JUDGED), Criterion::ErrorRate), Verdict::Fail);
+        // The same interval as the difference shown beside the rates, checked against the margin.
+        let d = points((9_000, 300_000), (9_000, 300_000), false).unwrap();
+        assert_eq!((gate.observed, gate.interval), (Some(d.estimate), Some((d.lo, d.hi))));
+        assert!(d.hi <= 0.2 && d.lo < 0.0, "{d:?}");
+        // The treatment's own regression: 4% against 3% fails.
+        assert_eq!(row(&stats(288_000, 12_000, 100.0, 50.0), &c).verdict, Verdict::Fail);
+        // Too little to tell, and no control at all.
+        assert_eq!(row(&stats(990, 10, 100.0, 50.0), &stats(990, 10, 100.0, 50.0)).verdict, Verdict::Inconclusive);
+        let alone = row(&t, &Stats::default());
+        assert!(alone.verdict == Verdict::Inconclusive && alone.explanation.contains("no control uploads"), "{alone:?}");
+        // Plans without it have no such row.
+        assert!(evaluate(&stage1(), &t, &c, &reference(200.0), 120.0, JUDGED).iter().all(|g| g.criterion != Criterion::FailuresVsControl));
+    }
+
+    #[test]
+    fn a_treatment_exactly_at_the_margin_rarely_passes_however_often_it_is_looked_at() {
+        use crate::domain::sequential::tests::TestRng;
+        // Treatment 3.2% failures, control 3.0%: exactly 0.2 points worse, the margin. Looked at
+        // every 500 uploads per arm up to 40,000, a pass shows in at most 2.5% of runs (with
+        // the simulation's noise).
+        let mut rng = TestRng(31);
+        let runs = 200;
+        let passed = (0..runs)
+            .filter(|_| {
+                let (mut kt, mut kc) = (0, 0);
+                (1..=40_000u64).any(|n| {
+                    kt += u64::from(rng.uniform() < 0.032);
+                    kc += u64::from(rng.uniform() < 0.030);
+                    n % 500 == 0 && versus_control_gate(0.2, (kt, n), (kc, n), 100).verdict == Verdict::Pass
+                })
+            })
+            .count();
+        assert!(passed <= runs * 5 / 100, "{passed} of {runs}");
     }
 
     fn stage1() -> Criteria {

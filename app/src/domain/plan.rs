@@ -221,6 +221,11 @@ pub struct Criteria {
     pub latency_max: PctOfBaseline,
     /// Fewest operations before the gate can pass.
     pub min_events: u32,
+    /// Treatment failures (errors and timeouts) at most this many percentage points above the
+    /// control arm's over the same stage ("no worse than control by more than 0.2 points"): a
+    /// provider's outage that hits both arms does not fail it. Absent: not judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures_vs_control_max: Option<f64>,
 }
 
 /// A test suite whose result CI must report as passing.
@@ -396,6 +401,11 @@ impl Plan {
                 && c.min_events == 0
             {
                 bad(at("criteria.min_events"), "must be at least 1".into());
+            }
+            if let Some(points) = stage.criteria.as_ref().and_then(|c| c.failures_vs_control_max)
+                && !(points.is_finite() && (0.0..=100.0).contains(&points))
+            {
+                bad(at("criteria.failures_vs_control_max"), format!("{points} is not a number of percentage points (0 to 100)"));
             }
             if stage.requires_matrix && self.matrix.is_none() {
                 bad(at("requires_matrix"), "is set but the plan has no [matrix]".into());

@@ -333,7 +333,7 @@ pub fn srm_p_value(counts: &[u64], planned: &[f64]) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// ln Γ by Stirling's series, an independent computation for large x.
