@@ -1,6 +1,7 @@
 //! Rampart's one typed configuration, read once at start-up from flags and the environment.
 //! Nothing else in the server reads `std::env`.
 
+use crate::egress::Egress;
 use crate::simulate::Injection;
 use app::domain::units::Span;
 use clap::{Args, Parser, Subcommand};
@@ -149,6 +150,11 @@ pub struct ServeConfig {
     /// How long a sign-in lasts, in hours.
     #[arg(long, env = "RAMPART_SESSION_HOURS", default_value_t = 12)]
     pub session_hours: u32,
+    /// Address ranges webhooks may be sent to besides public addresses, comma-separated
+    /// (`10.0.0.0/8,127.0.0.1`): loopback, private, link-local (cloud metadata) and similar
+    /// addresses are refused otherwise.
+    #[arg(long, env = "RAMPART_WEBHOOK_ALLOW", value_parser = Egress::parse, default_value = "")]
+    pub webhook_allow: Egress,
 }
 
 impl Default for ServeConfig {
@@ -161,6 +167,7 @@ impl Default for ServeConfig {
             site_root: "target/site".into(),
             admin_password: None,
             session_hours: 12,
+            webhook_allow: Egress::default(),
         }
     }
 }

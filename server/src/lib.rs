@@ -8,6 +8,7 @@ pub mod background;
 pub mod backtest;
 pub mod config;
 pub mod db;
+pub mod egress;
 pub mod embedded_pg;
 pub mod explain;
 pub mod flags;

@@ -7,6 +7,7 @@
 //! records every attempt;
 //! a failure is retried with backoff until [`BACKOFF`] runs out.
 
+use crate::egress::Egress;
 use crate::service::Clock;
 use crate::store::{DueDelivery, Store, StoreError};
 use app::domain::plan::Plan;
@@ -97,11 +98,12 @@ pub fn payload(a: &Announcement<'_>) -> serde_json::Value {
 pub struct Webhooks {
     store: Store,
     clock: Clock,
+    egress: Egress,
 }
 
 impl Webhooks {
-    pub fn new(store: Store, clock: Clock) -> Webhooks {
-        Webhooks { store, clock }
+    pub fn new(store: Store, clock: Clock, egress: Egress) -> Webhooks {
+        Webhooks { store, clock, egress }
     }
 }
 
@@ -121,6 +123,7 @@ impl WebhookService for Webhooks {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
             .ok_or_else(|| AppError::invalid("url", format!("`{}` is not an http(s) URL", url.trim())))?;
+        self.egress.check_url(&url).map_err(|why| AppError::invalid("url", why))?;
         let description = description.trim();
         if description.chars().count() > 200 {
             return Err(AppError::invalid("description", "at most 200 characters"));
@@ -157,18 +160,25 @@ pub enum Attempt {
 pub struct Dispatcher {
     store: Store,
     clock: Clock,
-    client: reqwest::Client,
+    egress: Egress,
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, clock: Clock) -> Dispatcher {
-        let client = reqwest::Client::builder()
+    pub fn new(store: Store, clock: Clock, egress: Egress) -> Dispatcher {
+        Dispatcher { store, clock, egress }
+    }
+
+    /// A client that connects to `address` whatever the URL's host name resolves to by then
+    /// (the address was checked), follows no redirect and waits at most [`TIMEOUT`].
+    fn client_to(url: &reqwest::Url, address: std::net::SocketAddr) -> reqwest::Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("Rampart-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("an HTTP client with default TLS settings");
-        Dispatcher { store, clock, client }
+            .user_agent(concat!("Rampart-Webhooks/", env!("CARGO_PKG_VERSION")));
+        if let Some(host) = url.host_str() {
+            builder = builder.resolve(host, address);
+        }
+        builder.build()
     }
 
     /// Runs until the pool closes, a round every second.
@@ -212,10 +222,20 @@ impl Dispatcher {
     }
 
     async fn send(&self, delivery: &DueDelivery, now: Timestamp) -> Attempt {
+        let refused = |error: String| Attempt::Failed { status: None, error };
+        let Ok(url) = reqwest::Url::parse(&delivery.url) else { return refused("the stored URL does not parse".into()) };
+        // Resolved once and checked; the request goes to that address and no other.
+        let address = match self.egress.resolve(&url).await {
+            Ok(address) => address,
+            Err(why) => return refused(why),
+        };
+        let client = match Dispatcher::client_to(&url, address) {
+            Ok(client) => client,
+            Err(e) => return refused(describe(&e)),
+        };
         let body = serde_json::to_vec(&delivery.payload).unwrap_or_default();
-        let response = self
-            .client
-            .post(&delivery.url)
+        let response = client
+            .post(url)
             .header("content-type", "application/json")
             .header("rampart-event", &delivery.event)
             .header("rampart-delivery", delivery.id.to_string())

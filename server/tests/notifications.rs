@@ -114,6 +114,44 @@ async fn webhooks_are_signed_filtered_and_sent_once_per_change(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn webhooks_to_this_machine_or_a_private_network_are_refused_unless_allowed(pool: PgPool) {
+    // Security review 19.5: no allowance configured, as in production by default.
+    let app = TestApp::spawn_with(pool.clone(), |_| {}).await;
+    let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
+    for url in [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost:8080/hook",
+        "http://[::1]/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.7/hook",
+        "http://2130706433/hook",
+    ] {
+        let response = admin.post(app.url("/api/v1/webhooks")).json(&json!({ "url": url, "events": [] })).send().await.unwrap();
+        assert_eq!(response.status(), 422, "{url}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["field"], "url", "{body}");
+        assert!(body["message"].as_str().unwrap().contains("refused"), "{url}: {body}");
+    }
+    // A webhook stored when its address was allowed (or whose name now resolves to this
+    // machine) is checked again when sent: nothing reaches the receiver, and the log says why.
+    let (receiver, url) = Receiver::start(0).await;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO webhooks (url, secret, events, description, created_by, created_at)
+         VALUES ($1, 'whsec_test', '{}', '', 'test', now()) RETURNING id",
+    )
+    .bind(url.replace("127.0.0.1", "localhost"))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    app.command(json!({ "command": "start" })).await;
+    app.webhooks.tick(app.now()).await.unwrap();
+    let log = deliveries(&app, id).await;
+    assert!(!log.is_empty() && log.iter().all(|d| d["state"] != "delivered"), "{log:?}");
+    assert!(log[0]["last_error"].as_str().unwrap().contains("127.0.0.1 is a loopback address (this machine): refused"), "{log:?}");
+    assert!(receiver.bodies().is_empty());
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn a_failing_receiver_is_retried_with_backoff_and_every_attempt_is_logged(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let (receiver, url) = Receiver::start(2).await;

@@ -38,18 +38,26 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The server as the tests need it: a first admin, and webhooks allowed to this machine
+    /// (where the tests' receivers listen).
     pub async fn spawn(pool: PgPool) -> TestApp {
+        TestApp::spawn_with(pool, |config| config.webhook_allow = server::egress::Egress::parse("127.0.0.0/8").unwrap()).await
+    }
+
+    /// Like [`TestApp::spawn`] with the admin password set, and `configure` deciding the rest.
+    pub async fn spawn_with(pool: PgPool, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let now = Arc::new(AtomicI64::new(START));
         let clock = {
             let now = now.clone();
             Arc::new(move || Timestamp(now.load(Ordering::SeqCst)))
         };
-        let config = ServeConfig {
+        let mut config = ServeConfig {
             site_root: concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site").into(),
             admin_password: Some(ADMIN_PASSWORD.to_string().into()),
             ..Default::default()
         };
+        configure(&mut config);
         let app = startup::build(&config, listener, pool.clone(), clock).await.expect("the server builds");
         let base = format!("http://{}", app.local_addr());
         let guard = app.guard();

@@ -1,0 +1,224 @@
+//! Where Rampart may send a request of its own (a webhook delivery): never to this machine, its
+//! private network or the cloud's metadata service unless an operator allows that range, and
+//! to the very address that was checked (a host name is resolved once, checked, and the
+//! connection pinned to that address, so DNS cannot be re-bound between the check and the
+//! request). Redirects are never followed (the dispatcher's client refuses them).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+
+/// A block of addresses, `10.0.0.0/8` or `fd00::/8` (a lone address is its own block).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpRange {
+    base: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.base, unmapped(ip)) {
+            (IpAddr::V4(base), IpAddr::V4(ip)) => prefix_match(u32::from(base).into(), u32::from(ip).into(), 32, self.prefix),
+            (IpAddr::V6(base), IpAddr::V6(ip)) => prefix_match(u128::from(base), u128::from(ip), 128, self.prefix),
+            _ => false,
+        }
+    }
+}
+
+fn prefix_match(base: u128, ip: u128, bits: u8, prefix: u8) -> bool {
+    if prefix == 0 {
+        return true;
+    }
+    let shift = u32::from(bits - prefix);
+    base >> shift == ip >> shift
+}
+
+impl FromStr for IpRange {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (address, prefix) = text.split_once('/').unwrap_or((text, ""));
+        let base: IpAddr = address.parse().map_err(|_| format!("`{text}` is not an address range like 10.0.0.0/8"))?;
+        let bits = if base.is_ipv4() { 32 } else { 128 };
+        let prefix = if prefix.is_empty() {
+            bits
+        } else {
+            prefix.parse::<u8>().ok().filter(|p| *p <= bits).ok_or_else(|| format!("`{text}`: the prefix must be 0 to {bits}"))?
+        };
+        Ok(IpRange { base: unmapped(base), prefix })
+    }
+}
+
+impl fmt::Display for IpRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.base, self.prefix)
+    }
+}
+
+/// `::ffff:10.0.0.1` is 10.0.0.1.
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Why an address is not one to send to by default, if it is not.
+pub fn special(ip: IpAddr) -> Option<&'static str> {
+    match unmapped(ip) {
+        IpAddr::V4(v4) => special_v4(v4),
+        IpAddr::V6(v6) => special_v6(v6),
+    }
+}
+
+fn special_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, ..] = ip.octets();
+    if ip.is_loopback() {
+        Some("a loopback address (this machine)")
+    } else if ip.is_private() {
+        Some("a private address")
+    } else if ip.is_link_local() {
+        Some("a link-local address (where cloud metadata services answer)")
+    } else if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || a == 0 {
+        Some("not a host's address")
+    } else if a == 100 && (64..128).contains(&b) {
+        Some("a carrier-grade NAT address")
+    } else {
+        None
+    }
+}
+
+fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let first = ip.segments()[0];
+    if ip.is_loopback() {
+        Some("a loopback address (this machine)")
+    } else if ip.is_unspecified() || ip.is_multicast() {
+        Some("not a host's address")
+    } else if first & 0xfe00 == 0xfc00 {
+        Some("a private (unique local) address")
+    } else if first & 0xffc0 == 0xfe80 {
+        Some("a link-local address")
+    } else {
+        None
+    }
+}
+
+/// The ranges an operator allows beyond the public internet (`RAMPART_WEBHOOK_ALLOW`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Egress {
+    pub allowed: Vec<IpRange>,
+}
+
+impl Egress {
+    /// Parses `10.0.0.0/8, 127.0.0.1`.
+    pub fn parse(list: &str) -> Result<Egress, String> {
+        let allowed = list.split(',').filter(|s| !s.trim().is_empty()).map(str::parse).collect::<Result<_, _>>()?;
+        Ok(Egress { allowed })
+    }
+
+    /// Whether `ip` may be sent to; the reason when not.
+    pub fn check(&self, ip: IpAddr) -> Result<(), String> {
+        match special(ip) {
+            Some(why) if !self.allowed.iter().any(|r| r.contains(ip)) => {
+                Err(format!("{ip} is {why}: refused (an operator may allow its range with RAMPART_WEBHOOK_ALLOW)"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// What can be known of a URL before sending: an address in it must be allowed, and
+    /// `localhost` is this machine whatever DNS says.
+    pub fn check_url(&self, url: &reqwest::Url) -> Result<(), String> {
+        let host = host(url)?;
+        match host.parse::<IpAddr>() {
+            Ok(ip) => self.check(ip),
+            Err(_) if is_localhost(host) => self.check(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Resolves the URL's host once and returns the first address allowed, to connect to.
+    pub async fn resolve(&self, url: &reqwest::Url) -> Result<SocketAddr, String> {
+        self.check_url(url)?;
+        let port = url.port_or_known_default().ok_or("the URL has no port")?;
+        let addresses: Vec<SocketAddr> =
+            tokio::net::lookup_host((host(url)?, port)).await.map_err(|_| "the host name does not resolve".to_string())?.collect();
+        let mut refused = None;
+        for address in addresses {
+            match self.check(address.ip()) {
+                Ok(()) => return Ok(address),
+                Err(why) => refused = Some(why),
+            }
+        }
+        Err(refused.unwrap_or_else(|| "the host name has no address".into()))
+    }
+}
+
+/// The URL's host as an address or a name (an IPv6 address without its brackets).
+fn host(url: &reqwest::Url) -> Result<&str, String> {
+    let host = url.host_str().ok_or("the URL has no host")?;
+    Ok(host.trim_start_matches('[').trim_end_matches(']'))
+}
+
+fn is_localhost(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_addresses_are_refused_unless_their_range_is_allowed() {
+        let none = Egress::default();
+        for refused in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+        ] {
+            let ip: IpAddr = refused.parse().unwrap();
+            assert!(none.check(ip).is_err(), "{refused} must be refused");
+        }
+        for allowed in ["93.184.216.34", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "8.8.8.8"] {
+            assert_eq!(none.check(allowed.parse().unwrap()), Ok(()), "{allowed}");
+        }
+        let lab = Egress::parse("10.0.0.0/8, 127.0.0.1").unwrap();
+        assert_eq!(lab.check("10.200.0.1".parse().unwrap()), Ok(()));
+        assert_eq!(lab.check("127.0.0.1".parse().unwrap()), Ok(()));
+        assert_eq!(lab.check("::ffff:127.0.0.1".parse().unwrap()), Ok(()), "the mapped form is the same address");
+        assert!(lab.check("127.0.0.2".parse().unwrap()).is_err());
+        assert!(lab.check("192.168.0.1".parse().unwrap()).unwrap_err().contains("192.168.0.1 is a private address: refused"));
+        assert_eq!(Egress::parse("10.0.0.0/33").unwrap_err(), "`10.0.0.0/33`: the prefix must be 0 to 32");
+        assert!(Egress::parse("ten").unwrap_err().contains("not an address range"));
+        assert_eq!(Egress::parse("").unwrap(), Egress::default());
+        assert_eq!("fd00::/8".parse::<IpRange>().unwrap().to_string(), "fd00::/8");
+        assert!("0.0.0.0/0".parse::<IpRange>().unwrap().contains("1.2.3.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_url_naming_this_machine_is_refused_before_anything_is_sent() {
+        let none = Egress::default();
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        assert!(none.check_url(&url("http://localhost:8080/hook")).is_err());
+        assert!(none.check_url(&url("http://LOCALHOST./hook")).is_err());
+        assert!(none.check_url(&url("http://api.localhost/hook")).is_err());
+        assert!(none.check_url(&url("http://[::1]/hook")).is_err());
+        assert!(none.check_url(&url("http://169.254.169.254/latest/meta-data")).is_err());
+        assert!(none.check_url(&url("http://2130706433/")).is_err(), "127.0.0.1 written as a number");
+        assert_eq!(none.check_url(&url("https://chat.example/hook")), Ok(()));
+    }
+}
