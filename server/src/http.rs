@@ -7,6 +7,7 @@ mod events;
 mod flags;
 pub mod headers;
 mod ofrep;
+pub mod panic;
 mod rollouts;
 mod webhooks;
 

@@ -107,12 +107,19 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options)
         .merge(http::router(ApiState { rollouts, flags, metrics, store, pool, auth: auth.clone(), live, webhooks: webhook_admin }))
-        .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize))
-        // Pages, JSON and the WASM go out brotli- or gzip-compressed when the client accepts it
-        // (event streams never are: they must flush each message).
+        .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize));
+    Ok(Application { listener, router: harden(router), guard, webhooks })
+}
+
+/// The layers every response passes through, outermost last: a panic anywhere inside becomes
+/// a 500 with an incident id; pages, JSON and the WASM go out brotli- or gzip-compressed when
+/// the client accepts it (event streams never are: they must flush each message); and every
+/// response carries the security headers.
+pub fn harden(router: Router) -> Router {
+    router
+        .layer(http::panic::layer())
         .layer(tower_http::compression::CompressionLayer::new())
-        .layer(axum::middleware::from_fn(http::headers::security_headers));
-    Ok(Application { listener, router, guard, webhooks })
+        .layer(axum::middleware::from_fn(http::headers::security_headers))
 }
 
 /// Reads and validates a plan file, or the built-in default plan.

@@ -551,6 +551,31 @@ async fn every_response_carries_the_security_headers(pool: PgPool) {
     assert_eq!(over_https.headers()["strict-transport-security"], "max-age=31536000");
 }
 
+/// Security review, issue 19 (13): a panic in a handler dropped the connection with no answer
+/// and nothing to find it by. Behind the server's outer layers (`startup::harden`) it is a 500
+/// with an incident id, carrying the security headers, and the server goes on serving.
+#[tokio::test]
+async fn a_panicking_handler_answers_500_with_an_incident_id_and_the_server_goes_on() {
+    use axum::routing::get;
+    async fn boom() -> &'static str {
+        panic!("an impossible state")
+    }
+    let router = axum::Router::new().route("/boom", get(boom)).route("/fine", get(|| async { "fine" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, server::startup::harden(router)).await });
+    let client = reqwest::Client::new();
+    let response = client.get(format!("{base}/boom")).send().await.expect("an answer, not a dropped connection");
+    assert_eq!(response.status(), 500);
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let body: Value = response.json().await.unwrap();
+    let incident = body["incident"].as_str().unwrap_or_default().to_string();
+    assert_eq!(incident.len(), 16, "{body}");
+    assert!(body["message"].as_str().unwrap().contains(&incident), "{body}");
+    assert!(!body.to_string().contains("impossible state"), "the panic's text stays in the log: {body}");
+    assert_eq!(client.get(format!("{base}/fine")).send().await.unwrap().text().await.unwrap(), "fine");
+}
+
 /// Security review, issue 19 (11): a share link's holder (anyone the link reaches) saw who
 /// acted on the status page — names the team did not choose to publish. They see roles; a
 /// signed-in person still sees names.

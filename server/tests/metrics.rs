@@ -136,6 +136,48 @@ async fn a_metrics_window_is_bounded(pool: PgPool) {
     assert!(body["series"].as_array().unwrap().len() <= 240);
 }
 
+/// Security review, issue 19 (13): values at the limits of their types — a timestamp at the
+/// end of time, a latency and a memory figure near f64's largest, a size of u64::MAX, a metrics
+/// window at the end of i64 — are refused by field or stored and summed without overflow; no
+/// answer is a 500 and no connection is dropped.
+#[sqlx::test(migrations = "../migrations")]
+async fn values_at_the_limits_of_their_types_never_break_ingest_or_reads(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.go_to_stage(1).await;
+    let at = |ms: i64| {
+        json!({ "timestamp": ms, "event_id": format!("t-{ms}"), "variant": "async", "outcome": "success",
+                                "latency_ms": 10.0, "memory_mb": 40.0, "provider": "kimi", "file_type": "csv", "size_bytes": 1 })
+    };
+    let (status, body) = post_ndjson(&app, &[at(i64::MAX).to_string(), at(253_402_300_800_000).to_string()]).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64()), (Some(0), Some(2)), "{body}");
+    assert_eq!(body["errors"][0]["field"], "timestamp", "{body}");
+    let huge = |id: &str| {
+        json!({ "timestamp": START, "event_id": id, "variant": "async", "outcome": "success",
+                                  "latency_ms": 1e308, "memory_mb": 1e308, "provider": "kimi", "file_type": "csv", "size_bytes": u64::MAX })
+    };
+    // 1e308 ms is no upload's latency, and one such figure would make the stage's mean memory
+    // infinite for good: refused by field, with the largest value each field takes.
+    let (status, body) = post_ndjson(&app, &[huge("h-1").to_string(), huge("h-2").to_string()]).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "latency_ms", "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("at most 86400000"), "{body}");
+    let mut largest = huge("h-3");
+    largest["latency_ms"] = json!(86_400_000.0);
+    largest["memory_mb"] = json!(1_048_576.0);
+    largest["size_bytes"] = json!(1u64 << 50);
+    let (status, body) = post_ndjson(&app, &[largest.to_string()]).await;
+    assert_eq!((status, body["accepted"].as_u64()), (200, Some(1)), "{body}");
+    for path in ["/api/v1/rollouts/1".to_string(), format!("/api/v1/rollouts/1/metrics?from={}&to={}", START - DAY, START + 60_000)] {
+        let response = app.client.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}: {}", response.text().await.unwrap());
+    }
+    let response =
+        app.client.get(app.url(&format!("/api/v1/rollouts/1/metrics?from={}&to={}", i64::MAX - 1_000, i64::MAX))).send().await.unwrap();
+    assert!(!response.status().is_server_error(), "{}", response.status());
+    assert!(app.guard.tick_now(app.now()).await.is_ok());
+}
+
 /// Security review, issue 19 (2), the fold's half: a delta whose key cannot be stored (past the
 /// B-tree's limit) made the fold fail on every pass, for every rollout, forever. The fold now
 /// sets it aside in `event_rollup_quarantine` with the reason and folds everything else.

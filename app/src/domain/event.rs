@@ -105,6 +105,13 @@ pub const MAX_EVENT_ID: usize = 200;
 /// The longest label (`provider`, `file_type`, `error_kind`, `flag`), in characters: labels are
 /// rollup keys, and a key must fit a B-tree index entry with room to spare.
 pub const MAX_LABEL: usize = 64;
+/// The largest latency an upload may report: a day. Beyond it a figure is a unit mistake or
+/// garbage, and one 1e308 would outweigh every other upload of the stage.
+pub const MAX_LATENCY_MS: f64 = 86_400_000.0;
+/// The largest memory figure: 1 TiB in MB.
+pub const MAX_MEMORY_MB: f64 = 1_048_576.0;
+/// The largest file: 1 PiB (sizes stay exact as f64 and as Postgres's BIGINT).
+pub const MAX_SIZE_BYTES: u64 = 1 << 50;
 
 /// Reads one line of JSONL.
 pub fn parse_line(line: &str) -> Result<UploadEvent, FieldError> {
@@ -238,11 +245,15 @@ impl<'a> Fields<'a> {
             flag: optional_label("flag", self.flag)?,
             variant,
             outcome,
-            latency_ms: non_negative("latency_ms", self.latency_ms)?,
-            memory_mb: non_negative("memory_mb", self.memory_mb)?,
+            latency_ms: at_most("latency_ms", non_negative("latency_ms", self.latency_ms)?, MAX_LATENCY_MS)?,
+            memory_mb: at_most("memory_mb", non_negative("memory_mb", self.memory_mb)?, MAX_MEMORY_MB)?,
             provider: bounded("provider", non_empty("provider", &self.provider)?, MAX_LABEL)?.to_lowercase(),
             file_type: bounded("file_type", non_empty("file_type", &self.file_type)?, MAX_LABEL)?.to_lowercase(),
-            size_bytes: self.size_bytes,
+            size_bytes: if self.size_bytes <= MAX_SIZE_BYTES {
+                self.size_bytes
+            } else {
+                return Err(bad("size_bytes", format!("{} is more than a file can be (at most {MAX_SIZE_BYTES})", self.size_bytes)));
+            },
             error_kind: optional_label("error_kind", self.error_kind)?,
             critical: self.critical.unwrap_or(false),
         })
@@ -294,6 +305,10 @@ fn optional_label(field: &str, text: Option<Cow<'_, str>>) -> Result<Option<Stri
         None | Some("") => Ok(None),
         Some(t) => Ok(Some(bounded(field, t, MAX_LABEL)?.to_string())),
     }
+}
+
+fn at_most(field: &str, v: f64, max: f64) -> Result<f64, FieldError> {
+    if v <= max { Ok(v) } else { Err(bad(field, format!("{v} is more than any upload reports (at most {max})"))) }
 }
 
 fn non_negative(field: &str, v: f64) -> Result<f64, FieldError> {
@@ -389,6 +404,17 @@ mod tests {
         };
         check(r#""latency_ms":812.5"#, r#""latency_ms":"fast""#, "latency_ms");
         check(r#""latency_ms":812.5"#, r#""latency_ms":-1"#, "latency_ms");
+        // Numbers past what any upload reports (a figure of 1e308 would make a stage's mean
+        // infinite): refused at one past the largest, taken at the largest.
+        check(r#""latency_ms":812.5"#, r#""latency_ms":86400000.5"#, "latency_ms");
+        check(r#""memory_mb":38.2"#, r#""memory_mb":1e308"#, "memory_mb");
+        check(r#""size_bytes":10485760"#, r#""size_bytes":1125899906842625"#, "size_bytes");
+        let largest = GOOD
+            .replacen(r#""latency_ms":812.5"#, r#""latency_ms":86400000"#, 1)
+            .replacen(r#""memory_mb":38.2"#, r#""memory_mb":1048576"#, 1)
+            .replacen(r#""size_bytes":10485760"#, r#""size_bytes":1125899906842624"#, 1);
+        let e = parse_line(&largest).unwrap();
+        assert_eq!((e.latency_ms, e.memory_mb, e.size_bytes), (MAX_LATENCY_MS, MAX_MEMORY_MB, MAX_SIZE_BYTES));
         check(r#""variant":"async""#, r#""variant":"beta""#, "variant");
         check(r#""outcome":"success""#, r#""outcome":"ok""#, "outcome");
         check(r#""size_bytes":10485760"#, r#""size_bytes":1.5"#, "size_bytes");
