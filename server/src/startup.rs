@@ -125,7 +125,17 @@ pub fn harden(router: Router) -> Router {
 /// Reads and validates a plan file, or the built-in default plan.
 pub fn load_plan(path: Option<&Path>) -> anyhow::Result<(Plan, String)> {
     let source = match path {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read plan file {}", path.display()))?,
+        Some(path) => {
+            // A plan is small: a file of gigabytes (chosen by mistake) is refused unread.
+            let size = std::fs::metadata(path).with_context(|| format!("cannot read plan file {}", path.display()))?.len();
+            anyhow::ensure!(
+                size <= app::domain::plan::MAX_PLAN_BYTES as u64,
+                "plan file {} is {size} bytes; a plan is at most {} bytes",
+                path.display(),
+                app::domain::plan::MAX_PLAN_BYTES
+            );
+            std::fs::read_to_string(path).with_context(|| format!("cannot read plan file {}", path.display()))?
+        }
         None => DEFAULT_PLAN_TOML.to_string(),
     };
     let name = path.map_or_else(|| "built-in plan".to_string(), |p| p.display().to_string());

@@ -290,6 +290,14 @@ impl fmt::Display for PlanErrors {
 impl Plan {
     /// Parses and validates a plan file.
     pub fn from_toml(source: &str) -> Result<Plan, PlanErrors> {
+        if source.len() > MAX_PLAN_BYTES {
+            let message = format!(
+                "the file is {} bytes; a plan is at most {} bytes",
+                super::gates::thousands(source.len() as u64),
+                super::gates::thousands(MAX_PLAN_BYTES as u64)
+            );
+            return Err(PlanErrors(vec![PlanError { line: None, column: None, field: None, message }]));
+        }
         let plan: Plan = toml::from_str(source).map_err(|e| {
             let (line, column) = match e.span() {
                 Some(span) => {
@@ -373,16 +381,18 @@ impl Plan {
         if self.stages.len() < 2 {
             bad("stages".into(), format!("a plan needs at least 2 stages, found {}", self.stages.len()));
         }
-        let mut seen_names: Vec<&str> = Vec::new();
+        if self.stages.len() > MAX_STAGES {
+            bad("stages".into(), format!("a plan has at most {MAX_STAGES} stages, found {}", self.stages.len()));
+        }
+        let mut seen_names = std::collections::HashSet::new();
         let mut previous: Option<Percentage> = None;
         for (i, stage) in self.stages.iter().enumerate() {
             let at = |field: &str| format!("stages[{i}].{field}");
             if stage.name.trim().is_empty() {
                 bad(at("name"), "must not be empty".into());
-            } else if seen_names.contains(&stage.name.as_str()) {
+            } else if !seen_names.insert(stage.name.as_str()) {
                 bad(at("name"), format!("`{}` is already the name of an earlier stage", stage.name));
             }
-            seen_names.push(&stage.name);
             let flag = stage.flag;
             if !flag.enabled && flag.percentage != Percentage::ZERO {
                 bad(at("flag.percentage"), format!("is {} but the flag is off (enabled = false); use 0", flag.percentage));
@@ -469,6 +479,11 @@ fn line_and_column(source: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// The largest plan file, in bytes: sixteen times the shipped plan.
+pub const MAX_PLAN_BYTES: usize = 256 * 1024;
+/// The most stages a plan may have.
+pub const MAX_STAGES: usize = 20;
+
 /// The plan Rampart ships with: the seeds' async-upload rollout.
 pub const DEFAULT_PLAN_TOML: &str = include_str!("../../../plans/async-upload.toml");
 
@@ -534,6 +549,27 @@ mod tests {
     fn replace(from: &str, to: &str) -> String {
         assert!(DEFAULT_PLAN_TOML.contains(from), "fixture text `{from}` not in the default plan");
         DEFAULT_PLAN_TOML.replacen(from, to, 1)
+    }
+
+    /// Security review, issue 19 (15): a plan is small by nature; one of megabytes (a file
+    /// chosen by mistake, or sent to the plan view to load the server) is refused before it is
+    /// parsed, and so is a plan of hundreds of stages (the stage track draws each one).
+    #[test]
+    fn a_plan_past_its_size_or_stage_limits_is_refused_before_parsing() {
+        let padded = format!("{DEFAULT_PLAN_TOML}\n{}", "# padding\n".repeat(MAX_PLAN_BYTES / 10));
+        let error = first_error(&padded);
+        assert_eq!(error.field, None);
+        assert!(error.message.contains("at most 262,144 bytes"), "{error}");
+        let stages = |count: usize| -> String {
+            (0..count)
+                .map(|i| format!("\n[[stages]]\nname = \"More {i}\"\nflag = {{ enabled = true, percentage = 100 }}\nsoak = \"1h\"\n[stages.criteria]\nsuccess_rate_min = 99.0\nerror_rate_max = 1.0\nlatency_max = 110.0\nmin_events = 10\n"))
+                .collect()
+        };
+        let error = first_error(&format!("{DEFAULT_PLAN_TOML}{}", stages(MAX_STAGES - 4)));
+        assert_eq!(error.field.as_deref(), Some("stages"), "{error}");
+        assert!(error.message.contains(&format!("at most {MAX_STAGES}")), "{error}");
+        let most = format!("{DEFAULT_PLAN_TOML}{}", stages(MAX_STAGES - 5));
+        assert!(Plan::from_toml(&most).is_ok(), "{:?}", Plan::from_toml(&most).err());
     }
 
     fn first_error(source: &str) -> PlanError {
