@@ -165,6 +165,13 @@ pub async fn update_user(id: i64, role: Option<String>, disabled: Option<bool>) 
     services()?.accounts.update_user(id, role, disabled, &principal).await
 }
 
+/// Clears a user's failed sign-ins (an account throttled by someone else's guesses).
+#[server(endpoint = "unlock_user")]
+pub async fn unlock_user(id: i64) -> Result<(), AppError> {
+    let principal = require(Permission::ManageUsers)?;
+    services()?.accounts.unlock_user(id, &principal.actor()).await
+}
+
 /// Creates an API token with the ticked scopes (form checkboxes `scope_ingest`, …); the token
 /// is shown once.
 #[server(endpoint = "create_token")]

@@ -42,6 +42,8 @@ pub trait AccountService: Send + Sync + 'static {
     /// Changes a user's role and/or disables them. Nobody demotes or disables themselves, so
     /// there is always an admin left.
     async fn update_user(&self, id: i64, role: Option<Role>, disabled: Option<bool>, by: &Principal) -> Result<UserView, AppError>;
+    /// Clears a user's failed sign-ins, so that they may sign in again at once from anywhere.
+    async fn unlock_user(&self, id: i64, actor: &str) -> Result<(), AppError>;
     async fn tokens(&self) -> Result<Vec<TokenView>, AppError>;
     async fn create_token(&self, name: &str, scopes: &[Scope], actor: &str) -> Result<Issued<TokenView>, AppError>;
     async fn revoke_token(&self, id: i64, actor: &str) -> Result<(), AppError>;

@@ -260,6 +260,9 @@ test('an admin makes a token, a share link and a webhook on the admin page, each
   const vera = page.getByTestId('user-row').filter({ has: page.getByRole('cell', { name: PEOPLE.viewer.name, exact: true }) });
   await expect(vera).toContainText('active');
   await expect(vera.getByRole('combobox', { name: `Role of ${PEOPLE.viewer.name}` })).toHaveValue('viewer');
+  // An account throttled by someone else's guesses is cleared in one click.
+  await vera.getByRole('button', { name: `Clear the failed sign-ins of ${PEOPLE.viewer.name}` }).click();
+  await expect(page.getByTestId('unlocked')).toContainText('Failed sign-ins cleared');
 
   await page.getByLabel('Token name').fill('ci pipeline');
   await page.getByRole('checkbox', { name: 'read' }).check();

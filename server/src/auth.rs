@@ -7,7 +7,7 @@
 //! that hands it out.
 
 use crate::service::Clock;
-use crate::store::{Credentials, Holder, Store};
+use crate::store::{Credentials, Holder, LoginTally, Store};
 use app::domain::access::{Principal, Role, Scope};
 use app::domain::units::{Span, Timestamp};
 use app::error::AppError;
@@ -26,10 +26,35 @@ pub const SESSION_COOKIE: &str = "rampart_session";
 /// The share-link cookie: opens one rollout's status page.
 pub const SHARE_COOKIE: &str = "rampart_share";
 
-/// Failed sign-ins allowed per account, and per address, within [`FAILURE_WINDOW`].
-const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
+/// Failed sign-ins of one account from one address before waits begin; past them, each
+/// failure doubles the wait, from [`FIRST_WAIT`] up to [`FAILURE_WINDOW`]. Failures from one
+/// address never make another wait, so nobody can lock an account's owner out from elsewhere.
+const FREE_FAILURES: i64 = 5;
+const FIRST_WAIT: Span = Span::from_secs(30);
+/// Failed sign-ins allowed within [`FAILURE_WINDOW`] for one account from all addresses (a
+/// guesser spread over many), and from one address for all accounts.
+const MAX_FAILURES_PER_ACCOUNT: i64 = 100;
 const MAX_FAILURES_PER_ADDRESS: i64 = 20;
 const FAILURE_WINDOW: Span = Span::from_secs(15 * 60);
+
+/// When a sign-in with this tally of recent failures may be tried again, if not now.
+pub fn throttled_until(tally: &LoginTally, now: Timestamp) -> Option<Timestamp> {
+    let window = FAILURE_WINDOW.millis();
+    let mut free_at = None::<i64>;
+    let mut wait_for = |at: i64| free_at = Some(free_at.map_or(at, |f| f.max(at)));
+    if tally.pair >= FREE_FAILURES {
+        let doublings = (tally.pair - FREE_FAILURES).min(20) as u32;
+        let wait = (FIRST_WAIT.millis() << doublings).min(window);
+        wait_for(tally.pair_last.unwrap_or(now).millis() + wait);
+    }
+    if tally.by_name >= MAX_FAILURES_PER_ACCOUNT {
+        wait_for(tally.by_name_oldest.unwrap_or(now).millis() + window);
+    }
+    if tally.by_address >= MAX_FAILURES_PER_ADDRESS {
+        wait_for(tally.by_address_oldest.unwrap_or(now).millis() + window);
+    }
+    free_at.filter(|at| *at > now.millis()).map(Timestamp)
+}
 /// How a throttled sign-in's refusal begins (the sign-in page tells it from a busy one by this).
 pub const THROTTLED: &str = "too many failed sign-ins;";
 /// How a sign-in refused for want of a hashing slot begins.
@@ -174,8 +199,9 @@ impl Auth {
         Ok(holder)
     }
 
-    /// Checks a password and starts a session. Failed attempts are counted per account and per
-    /// address; past the limit every attempt (right or wrong) is refused with the wait left.
+    /// Checks a password and starts a session. Failed attempts are counted per account and
+    /// address together, per account and per address ([`throttled_until`]); while throttled
+    /// every attempt (right or wrong) is refused with the wait left.
     /// The attempt is claimed (counted as a failure until it succeeds) atomically before the
     /// password is hashed, so concurrent attempts cannot all slip under the limit; and at most
     /// [`HASHING_AT_ONCE`] hashes run at once, so a burst cannot exhaust memory.
@@ -184,13 +210,11 @@ impl Auth {
         let name = &typed_name(name);
         let now = self.now();
         let since = Timestamp(now.millis() - FAILURE_WINDOW.millis());
-        let limits = [MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS];
         // The cheap, atomic check first: a throttled caller never waits for a hashing slot.
-        let claim = match self.store.claim_login_attempt(name, address, now, since, limits).await? {
+        let claim = match self.store.claim_login_attempt(name, address, now, since, |tally| throttled_until(tally, now)).await? {
             Ok(claim) => claim,
-            Err(oldest) => {
-                let free_at = oldest.unwrap_or(now).millis() + FAILURE_WINDOW.millis();
-                let wait = ((free_at - now.millis()).max(1000) + 999) / 1000;
+            Err(free_at) => {
+                let wait = ((free_at.millis() - now.millis()).max(1000) + 999) / 1000;
                 return Err(AppError::TooManyRequests {
                     message: format!("{THROTTLED} try again in {wait} s"),
                     retry_after_secs: wait as u64,
@@ -314,6 +338,10 @@ impl app::services::AccountService for Auth {
         let user = user.ok_or_else(|| AppError::invalid("name", format!("a user named {name} already exists")))?;
         // A chosen password is not echoed back.
         Ok(Issued { item: user, secret: if password.is_some() { String::new() } else { secret } })
+    }
+
+    async fn unlock_user(&self, id: i64, actor: &str) -> Result<(), AppError> {
+        Ok(self.store.clear_login_failures(id, actor).await?)
     }
 
     async fn update_user(&self, id: i64, role: Option<Role>, disabled: Option<bool>, by: &Principal) -> Result<UserView, AppError> {

@@ -2,6 +2,7 @@
 //! Nothing else in the server reads `std::env`.
 
 use crate::egress::Egress;
+use crate::net::IpRanges;
 use crate::simulate::Injection;
 use app::domain::units::Span;
 use clap::{Args, Parser, Subcommand};
@@ -155,6 +156,11 @@ pub struct ServeConfig {
     /// addresses are refused otherwise.
     #[arg(long, env = "RAMPART_WEBHOOK_ALLOW", value_parser = Egress::parse, default_value = "")]
     pub webhook_allow: Egress,
+    /// Proxies whose `X-Forwarded-For` names the client (comma-separated address ranges): sign-in
+    /// throttling and the audit then see the client's address. Unset: the peer's address is the
+    /// client's, and the header is ignored.
+    #[arg(long, env = "RAMPART_TRUSTED_PROXIES", value_parser = IpRanges::parse, default_value = "")]
+    pub trusted_proxies: IpRanges,
 }
 
 impl Default for ServeConfig {
@@ -168,6 +174,7 @@ impl Default for ServeConfig {
             admin_password: None,
             session_hours: 12,
             webhook_allow: Egress::default(),
+            trusted_proxies: IpRanges::default(),
         }
     }
 }

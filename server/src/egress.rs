@@ -4,64 +4,8 @@
 //! connection pinned to that address, so DNS cannot be re-bound between the check and the
 //! request). Redirects are never followed (the dispatcher's client refuses them).
 
-use std::fmt;
+use crate::net::{IpRanges, unmapped};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::str::FromStr;
-
-/// A block of addresses, `10.0.0.0/8` or `fd00::/8` (a lone address is its own block).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpRange {
-    base: IpAddr,
-    prefix: u8,
-}
-
-impl IpRange {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.base, unmapped(ip)) {
-            (IpAddr::V4(base), IpAddr::V4(ip)) => prefix_match(u32::from(base).into(), u32::from(ip).into(), 32, self.prefix),
-            (IpAddr::V6(base), IpAddr::V6(ip)) => prefix_match(u128::from(base), u128::from(ip), 128, self.prefix),
-            _ => false,
-        }
-    }
-}
-
-fn prefix_match(base: u128, ip: u128, bits: u8, prefix: u8) -> bool {
-    if prefix == 0 {
-        return true;
-    }
-    let shift = u32::from(bits - prefix);
-    base >> shift == ip >> shift
-}
-
-impl FromStr for IpRange {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        let (address, prefix) = text.split_once('/').unwrap_or((text, ""));
-        let base: IpAddr = address.parse().map_err(|_| format!("`{text}` is not an address range like 10.0.0.0/8"))?;
-        let bits = if base.is_ipv4() { 32 } else { 128 };
-        let prefix = if prefix.is_empty() {
-            bits
-        } else {
-            prefix.parse::<u8>().ok().filter(|p| *p <= bits).ok_or_else(|| format!("`{text}`: the prefix must be 0 to {bits}"))?
-        };
-        Ok(IpRange { base: unmapped(base), prefix })
-    }
-}
-
-impl fmt::Display for IpRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.base, self.prefix)
-    }
-}
-
-/// `::ffff:10.0.0.1` is 10.0.0.1.
-fn unmapped(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
 
 /// Why an address is not one to send to by default, if it is not.
 pub fn special(ip: IpAddr) -> Option<&'static str> {
@@ -106,20 +50,19 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
 /// The ranges an operator allows beyond the public internet (`RAMPART_WEBHOOK_ALLOW`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Egress {
-    pub allowed: Vec<IpRange>,
+    pub allowed: IpRanges,
 }
 
 impl Egress {
     /// Parses `10.0.0.0/8, 127.0.0.1`.
     pub fn parse(list: &str) -> Result<Egress, String> {
-        let allowed = list.split(',').filter(|s| !s.trim().is_empty()).map(str::parse).collect::<Result<_, _>>()?;
-        Ok(Egress { allowed })
+        Ok(Egress { allowed: IpRanges::parse(list)? })
     }
 
     /// Whether `ip` may be sent to; the reason when not.
     pub fn check(&self, ip: IpAddr) -> Result<(), String> {
         match special(ip) {
-            Some(why) if !self.allowed.iter().any(|r| r.contains(ip)) => {
+            Some(why) if !self.allowed.contains(ip) => {
                 Err(format!("{ip} is {why}: refused (an operator may allow its range with RAMPART_WEBHOOK_ALLOW)"))
             }
             _ => Ok(()),
@@ -205,8 +148,8 @@ mod tests {
         assert_eq!(Egress::parse("10.0.0.0/33").unwrap_err(), "`10.0.0.0/33`: the prefix must be 0 to 32");
         assert!(Egress::parse("ten").unwrap_err().contains("not an address range"));
         assert_eq!(Egress::parse("").unwrap(), Egress::default());
-        assert_eq!("fd00::/8".parse::<IpRange>().unwrap().to_string(), "fd00::/8");
-        assert!("0.0.0.0/0".parse::<IpRange>().unwrap().contains("1.2.3.4".parse().unwrap()));
+        assert_eq!("fd00::/8".parse::<crate::net::IpRange>().unwrap().to_string(), "fd00::/8");
+        assert!("0.0.0.0/0".parse::<crate::net::IpRange>().unwrap().contains("1.2.3.4".parse().unwrap()));
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct ApiState {
     pub auth: crate::auth::Auth,
     pub live: Arc<crate::live::Live>,
     pub webhooks: crate::webhooks::Webhooks,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: crate::net::IpRanges,
 }
 
 /// All API routes; unknown `/api` paths answer with a JSON 404 rather than an HTML page.

@@ -16,6 +16,7 @@ pub mod guard;
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod net;
 pub mod service;
 pub mod simulate;
 pub mod startup;

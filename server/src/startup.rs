@@ -106,7 +106,17 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options)
-        .merge(http::router(ApiState { rollouts, flags, metrics, store, pool, auth: auth.clone(), live, webhooks: webhook_admin }))
+        .merge(http::router(ApiState {
+            rollouts,
+            flags,
+            metrics,
+            store,
+            pool,
+            auth: auth.clone(),
+            live,
+            webhooks: webhook_admin,
+            trusted_proxies: config.trusted_proxies.clone(),
+        }))
         .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize));
     Ok(Application { listener, router: harden(router), guard, webhooks })
 }

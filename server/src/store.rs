@@ -18,7 +18,7 @@ mod guard;
 mod idempotency;
 mod reports;
 mod webhooks;
-pub use accounts::{Credentials, Holder};
+pub use accounts::{Credentials, Holder, LoginTally};
 pub use events::{ArmKey, Baseline, Ingested, NewEvent, RollupFilter, RollupKey, StageSpan};
 pub use idempotency::{Claim, Purged};
 pub use reports::TestResult;

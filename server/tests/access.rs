@@ -104,6 +104,7 @@ fn rest_table() -> Vec<(&'static str, &'static str, &'static str, Value, Needs)>
         ("POST", "/api/v1/users", "/api/v1/users", json!({ "name": "new-{role}", "role": "viewer" }), Admin),
         ("PATCH", "/api/v1/users/{id}", "/api/v1/users/{user}", json!({ "role": "operator" }), Admin),
         ("POST", "/api/v1/users/{id}/password", "/api/v1/users/{user}/password", json!({ "password": "a-new-long-password" }), Admin),
+        ("POST", "/api/v1/users/{id}/unlock", "/api/v1/users/{user}/unlock", Value::Null, Admin),
         ("GET", "/api/v1/tokens", "/api/v1/tokens", Value::Null, Admin),
         ("POST", "/api/v1/tokens", "/api/v1/tokens", json!({ "name": "ci-{role}", "scopes": ["read"] }), Admin),
         ("DELETE", "/api/v1/tokens/{id}", "/api/v1/tokens/{token}", Value::Null, Admin),
@@ -143,6 +144,7 @@ fn server_fn_table() -> Vec<(&'static str, &'static str, Needs)> {
         ("/api/admin_overview", "", Admin),
         ("/api/create_user", "name=made-by-{role}&role=viewer", Admin),
         ("/api/update_user", "id={user}&role=operator", Admin),
+        ("/api/unlock_user", "id={user}", Admin),
         ("/api/create_token", "name=t-{role}&scope_read=on", Admin),
         ("/api/revoke_token", "id={token}", Admin),
         ("/api/create_share_link", "rollout_id=1&label=l-{role}&valid_for_hours=5", Admin),
@@ -433,6 +435,70 @@ async fn sign_in_is_rate_limited_per_account_and_per_address(pool: PgPool) {
 
     let failures: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'login_failed'").fetch_one(&pool).await.unwrap();
     assert_eq!(failures, 25, "every failed sign-in is in the audit trail");
+}
+
+/// Security review, issue 19 (8): five failures from anywhere locked the admin out for a
+/// quarter of an hour, a denial of service anyone could run. Failures now count per account and
+/// source, with a wait that doubles with each one past the fifth; the admin at her own address
+/// signs in regardless; a proxy's `X-Forwarded-For` is believed only from a configured proxy;
+/// and an admin can clear an account's failures.
+#[sqlx::test(migrations = "../migrations")]
+async fn failures_from_elsewhere_do_not_lock_an_account_and_an_admin_can_unlock(pool: PgPool) {
+    let app = TestApp::spawn_with(pool.clone(), |config| {
+        config.trusted_proxies = server::net::IpRanges::parse("127.0.0.1").unwrap();
+    })
+    .await;
+    let from = |address: &'static str, password: &'static str| {
+        let url = app.url("/auth/login");
+        let origin = app.base.clone();
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("accept", "application/json")
+                .header("origin", origin)
+                .header("x-forwarded-for", format!("{address}, 127.0.0.1"))
+                .form(&[("name", "admin"), ("password", password)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(from("203.0.113.9", "wrong password!").await.status(), 401);
+    }
+    let refused = from("203.0.113.9", "wrong password!").await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "30", "the first wait is 30 s");
+    // The admin, elsewhere, is not locked out by it.
+    assert_eq!(from("198.51.100.7", ADMIN_PASSWORD).await.status(), 200);
+    // Each failure past the fifth doubles the wait.
+    app.advance_clock_minutes(1);
+    assert_eq!(from("203.0.113.9", "wrong password!").await.status(), 401);
+    assert_eq!(from("203.0.113.9", "wrong password!").await.headers()["retry-after"], "60");
+    // An admin clears the account's failures: the next attempt is judged at once.
+    let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let users: Value = admin.get(app.url("/api/v1/users")).send().await.unwrap().json().await.unwrap();
+    let id = users.as_array().unwrap().iter().find(|u| u["name"] == "admin").unwrap()["id"].as_i64().unwrap();
+    let response = admin.post(app.url(&format!("/api/v1/users/{id}/unlock"))).header("origin", &app.base).send().await.unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    assert_eq!(from("203.0.113.9", "wrong password!").await.status(), 401);
+    let unlocks: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'unlock'").fetch_one(&pool).await.unwrap();
+    assert_eq!(unlocks, 1, "the unlock is in the audit trail");
+    // A caller that is not the configured proxy cannot choose its address by header.
+    let direct = TestApp::spawn(pool.clone()).await;
+    for i in 0..5 {
+        let response = reqwest::Client::new()
+            .post(direct.url("/auth/login"))
+            .header("accept", "application/json")
+            .header("origin", &direct.base)
+            .header("x-forwarded-for", format!("192.0.2.{i}"))
+            .form(&[("name", "zed"), ("password", "wrong password!")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    assert_eq!(direct.sign_in_response("zed", "wrong password!", &direct.base).await.status(), 429, "all five came from one address");
 }
 
 /// Security review, issue 19 (1): the failure count was read, checked and written in separate

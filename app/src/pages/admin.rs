@@ -3,8 +3,8 @@
 //! shown once, right after it is made.
 
 use crate::api::{
-    CreateShareLink, CreateToken, CreateUser, CreateWebhook, RemoveWebhook, RevokeShareLink, RevokeToken, UpdateUser, admin_overview,
-    webhook_overview,
+    CreateShareLink, CreateToken, CreateUser, CreateWebhook, RemoveWebhook, RevokeShareLink, RevokeToken, UnlockUser, UpdateUser,
+    admin_overview, webhook_overview,
 };
 use crate::components::local_time::LocalTime;
 use crate::domain::access::{Role, Scope};
@@ -19,6 +19,7 @@ use leptos::prelude::*;
 pub fn AdminPage() -> impl IntoView {
     let create_user = ServerAction::<CreateUser>::new();
     let update_user = ServerAction::<UpdateUser>::new();
+    let unlock_user = ServerAction::<UnlockUser>::new();
     let create_token = ServerAction::<CreateToken>::new();
     let revoke_token = ServerAction::<RevokeToken>::new();
     let create_link = ServerAction::<CreateShareLink>::new();
@@ -42,6 +43,7 @@ pub fn AdminPage() -> impl IntoView {
     let errors = move || {
         [
             update_user.value().get().and_then(Result::err),
+            unlock_user.value().get().and_then(Result::err),
             revoke_token.value().get().and_then(Result::err),
             revoke_link.value().get().and_then(Result::err),
             remove_webhook.value().get().and_then(Result::err),
@@ -51,14 +53,20 @@ pub fn AdminPage() -> impl IntoView {
         .map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })
         .collect_view()
     };
+    let unlocked = move || {
+        unlock_user.value().get().and_then(Result::ok).map(|()| {
+            view! { <p class="issued" role="status" data-testid="unlocked">"Failed sign-ins cleared: they may sign in again at once."</p> }
+        })
+    };
     view! {
         <h1>"Admin"</h1>
         {errors}
+        {unlocked}
         <Transition fallback=|| view! { <p class="notice">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match lists.await {
                     Ok(AdminLists { users, tokens, share_links }) => view! {
-                        <Users users create_user update_user/>
+                        <Users users create_user update_user unlock_user/>
                         <Tokens tokens create_token revoke_token/>
                         <ShareLinks links=share_links create_link revoke_link/>
                     }
@@ -91,7 +99,12 @@ fn role_options(selected: Role) -> impl IntoView {
 }
 
 #[component]
-fn Users(users: Vec<UserView>, create_user: ServerAction<CreateUser>, update_user: ServerAction<UpdateUser>) -> impl IntoView {
+fn Users(
+    users: Vec<UserView>,
+    create_user: ServerAction<CreateUser>,
+    update_user: ServerAction<UpdateUser>,
+    unlock_user: ServerAction<UnlockUser>,
+) -> impl IntoView {
     let result = move || {
         issued(create_user.value().get(), |i: &Issued<UserView>| {
             let text = if i.secret.is_empty() {
@@ -106,7 +119,8 @@ fn Users(users: Vec<UserView>, create_user: ServerAction<CreateUser>, update_use
     let rows = users
         .into_iter()
         .map(|u| {
-            let (id, id_again) = (u.id.to_string(), u.id.to_string());
+            let (id, id_again, id_unlock) = (u.id.to_string(), u.id.to_string(), u.id.to_string());
+            let unlock_label = format!("Clear the failed sign-ins of {}", u.name);
             let toggle = if u.disabled { ("false", "Enable") } else { ("true", "Disable") };
             let (role_label, toggle_label) = (format!("Role of {}", u.name), format!("{} {}", toggle.1, u.name));
             let added = format!("{} by {}", format::utc_minute(u.created_at), u.created_by);
@@ -128,6 +142,10 @@ fn Users(users: Vec<UserView>, create_user: ServerAction<CreateUser>, update_use
                             <input type="hidden" name="id" value=id_again/>
                             <input type="hidden" name="disabled" value=toggle.0/>
                             <button type="submit" aria-label=toggle_label>{toggle.1}</button>
+                        </ActionForm>
+                        <ActionForm action=unlock_user attr:class="inline-form">
+                            <input type="hidden" name="id" value=id_unlock/>
+                            <button type="submit" aria-label=unlock_label title="When someone else's guesses have throttled this account">"Unlock"</button>
                         </ActionForm>
                     </td>
                 </tr>

@@ -61,7 +61,9 @@ pub fn rule(method: &Method, route: &str) -> Option<Rule> {
         ("POST", "/ofrep/v1/evaluate/flags/{key}" | "/ofrep/v1/evaluate/flags") | ("GET", "/ofrep/v1/configuration") => {
             Needs(EvaluateFlags)
         }
-        ("GET" | "POST", "/api/v1/users") | ("PATCH", "/api/v1/users/{id}") | ("POST", "/api/v1/users/{id}/password") => Needs(ManageUsers),
+        ("GET" | "POST", "/api/v1/users")
+        | ("PATCH", "/api/v1/users/{id}")
+        | ("POST", "/api/v1/users/{id}/password" | "/api/v1/users/{id}/unlock") => Needs(ManageUsers),
         ("GET" | "POST", "/api/v1/tokens") | ("DELETE", "/api/v1/tokens/{id}") => Needs(ManageTokens),
         ("GET" | "POST", "/api/v1/share-links") | ("DELETE", "/api/v1/share-links/{id}") => Needs(ManageShareLinks),
         ("GET" | "POST", "/api/v1/webhooks") | ("DELETE", "/api/v1/webhooks/{id}") | ("GET", "/api/v1/webhooks/{id}/deliveries") => {
@@ -173,6 +175,7 @@ pub fn api_router() -> Router<ApiState> {
         .route("/users", get(list_users).post(create_user))
         .route("/users/{id}", patch(update_user))
         .route("/users/{id}/password", post(set_password))
+        .route("/users/{id}/unlock", post(unlock_user))
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route("/share-links", get(list_share_links).post(create_share_link))
@@ -244,7 +247,8 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let address = peer.ip().to_string();
+    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    let address = crate::net::client_address(peer.ip(), &forwarded, &state.trusted_proxies).to_string();
     let next = safe_next(form.next.as_deref()).to_string();
     match state.auth.login(form.name.trim(), &form.password, &address).await {
         Ok(session) => {
@@ -361,6 +365,16 @@ async fn set_password(
 ) -> Result<StatusCode, ApiError> {
     let Json(new) = body?;
     state.auth.set_password(id, &new.password, &principal.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/users/{id}/unlock`: forgets the account's failed sign-ins (audited).
+async fn unlock_user(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    state.auth.unlock_user(id, &principal.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

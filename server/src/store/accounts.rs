@@ -161,8 +161,9 @@ impl Store {
         )
         .execute(&mut *tx)
         .await?;
-        // A successful sign-in clears the account's failures; the address keeps its own.
-        sqlx::query!("DELETE FROM login_failures WHERE name = $1", user.name).execute(&mut *tx).await?;
+        // A successful sign-in clears the account's failures from this address (its owner's
+        // typos); a guesser's elsewhere stand, and the address keeps its own for other accounts.
+        sqlx::query!("DELETE FROM login_failures WHERE name = $1 AND address = $2", user.name, address).execute(&mut *tx).await?;
         let text = format!("{} signed in from {address}", user.name);
         insert_audit(&mut tx, None, &user.name, "login", &text, None, None, serde_json::json!({ "address": address })).await?;
         tx.commit().await?;
@@ -199,26 +200,26 @@ impl Store {
         Ok(Some(row.name))
     }
 
-    /// Claims one sign-in attempt for `name` from `address`, atomically: under a lock per
-    /// account and per address (taken in that order, so two claims never wait on each other in a
-    /// circle), counts each one's failures since `since`, and when both are under their limits
-    /// records this attempt as a failure until it succeeds (a success clears the account's
-    /// failures). Concurrent attempts therefore see each other: no more than the limit are ever
-    /// let through to the password check. Returns the oldest failure of the limit that is full
-    /// when refused.
+    /// Claims a sign-in attempt of `name` from `address`: under a lock on each (in a fixed
+    /// order, so two attempts never wait for each other in a circle), tallies their failures
+    /// since `since` and asks `refuse` whether to turn the attempt away (the time it may come
+    /// back); otherwise records it as a failure until it succeeds (a success clears the
+    /// account's failures). Concurrent attempts therefore see each other: no more than the
+    /// rules allow are ever let through to the password check.
     pub async fn claim_login_attempt(
         &self,
         name: &str,
         address: &str,
         now: Timestamp,
         since: Timestamp,
-        limits: [i64; 2],
-    ) -> Result<std::result::Result<i64, Option<Timestamp>>> {
+        refuse: impl FnOnce(&LoginTally) -> Option<Timestamp>,
+    ) -> Result<std::result::Result<i64, Timestamp>> {
         let mut tx = self.pool().begin().await?;
         sqlx::query!("SELECT pg_advisory_xact_lock(7003, hashtext($1))", name).execute(&mut *tx).await?;
         sqlx::query!("SELECT pg_advisory_xact_lock(7004, hashtext($1))", address).execute(&mut *tx).await?;
         let row = sqlx::query!(
-            r#"SELECT count(*) FILTER (WHERE name = $1) AS "by_name!", min(at) FILTER (WHERE name = $1) AS by_name_oldest,
+            r#"SELECT count(*) FILTER (WHERE name = $1 AND address = $2) AS "pair!", max(at) FILTER (WHERE name = $1 AND address = $2) AS pair_last,
+                      count(*) FILTER (WHERE name = $1) AS "by_name!", min(at) FILTER (WHERE name = $1) AS by_name_oldest,
                       count(*) FILTER (WHERE address = $2) AS "by_address!", min(at) FILTER (WHERE address = $2) AS by_address_oldest
                FROM login_failures WHERE (name = $1 OR address = $2) AND at >= $3"#,
             name,
@@ -227,12 +228,16 @@ impl Store {
         )
         .fetch_one(&mut *tx)
         .await?;
-        let [by_name, by_address] = limits;
-        if row.by_name >= by_name {
-            return Ok(Err(row.by_name_oldest.map(to_timestamp)));
-        }
-        if row.by_address >= by_address {
-            return Ok(Err(row.by_address_oldest.map(to_timestamp)));
+        let tally = LoginTally {
+            pair: row.pair,
+            pair_last: row.pair_last.map(to_timestamp),
+            by_name: row.by_name,
+            by_name_oldest: row.by_name_oldest.map(to_timestamp),
+            by_address: row.by_address,
+            by_address_oldest: row.by_address_oldest.map(to_timestamp),
+        };
+        if let Some(free_at) = refuse(&tally) {
+            return Ok(Err(free_at));
         }
         sqlx::query!("DELETE FROM login_failures WHERE at < $1", from_timestamp(since)).execute(&mut *tx).await?;
         let claim = sqlx::query_scalar!(
@@ -245,6 +250,20 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(Ok(claim))
+    }
+
+    /// Forgets an account's failed sign-ins (an admin's unlock), and says so in the audit trail.
+    pub async fn clear_login_failures(&self, user_id: i64, actor: &str) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let name = sqlx::query_scalar!("SELECT name FROM users WHERE id = $1", user_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("user"))?;
+        let cleared = sqlx::query!("DELETE FROM login_failures WHERE name = $1", name).execute(&mut *tx).await?.rows_affected();
+        let text = format!("Cleared {cleared} failed sign-in(s) of {name}: they may sign in again from anywhere at once");
+        insert_audit(&mut tx, None, actor, "unlock", &text, None, None, serde_json::json!({ "user": name, "cleared": cleared })).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Takes back a claimed attempt that was never judged (the server was too busy to hash it).
@@ -454,4 +473,18 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// An account's and an address's recent failed sign-ins, as the throttle weighs them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoginTally {
+    /// Failures of this account from this address, and the latest.
+    pub pair: i64,
+    pub pair_last: Option<Timestamp>,
+    /// Failures of this account from anywhere, and the oldest.
+    pub by_name: i64,
+    pub by_name_oldest: Option<Timestamp>,
+    /// Failures from this address for any account, and the oldest.
+    pub by_address: i64,
+    pub by_address_oldest: Option<Timestamp>,
 }
