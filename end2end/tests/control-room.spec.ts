@@ -111,9 +111,11 @@ test('gates judge the treatment arm against the frozen baseline', async ({ page,
   await expect(page.getByTestId('criteria')).toContainText(/500 treatment and [\d,]+ control uploads: [\d.]+% treatment where the flag serves 1%; mismatch/);
   // The guard loop raised it as an alert with the counts; someone who knows the cause
   // acknowledges it, which covers the rest of the stage.
+  const alerts = async () => (await (await api.get('/api/v1/rollouts/1')).json()).alerts;
+  await expect.poll(async () => (await alerts()).map((a: any) => a.message).join(' | '), { timeout: 10_000 }).toContain('sample ratio mismatch: 500 treatment');
+  await page.reload();
   await expect(page.getByTestId('alert').first()).toContainText('sample ratio mismatch: 500 treatment');
-  const alerts = (await (await api.get('/api/v1/rollouts/1')).json()).alerts;
-  const acknowledged = await api.post(`/api/v1/rollouts/1/alerts/${alerts[0].id}/acknowledge`, {
+  const acknowledged = await api.post(`/api/v1/rollouts/1/alerts/${(await alerts())[0].id}/acknowledge`, {
     data: { note: 'the browser tests send a few hundred uploads of each arm, not 1 in 100' },
   });
   expect(acknowledged.ok(), await acknowledged.text()).toBeTruthy();

@@ -21,8 +21,21 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The session cookie: HttpOnly, SameSite=Lax, Secure behind HTTPS.
+/// The session cookie: HttpOnly, SameSite=Lax; behind HTTPS Secure and `__Host-` prefixed
+/// ([`session_cookie_name`]).
 pub const SESSION_COOKIE: &str = "rampart_session";
+const HOST_SESSION_COOKIE: &str = "__Host-rampart_session";
+
+/// The session cookie's name for a request: `__Host-` prefixed over HTTPS (no other host, and no
+/// plain-HTTP page, can set it), and only that name is read there.
+pub fn session_cookie_name(headers: &HeaderMap) -> &'static str {
+    if crate::http::headers::over_https(headers) { HOST_SESSION_COOKIE } else { SESSION_COOKIE }
+}
+
+/// The session id a request carries, under the name its scheme uses.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, session_cookie_name(headers))
+}
 /// The share-link cookie: opens one rollout's status page.
 pub const SHARE_COOKIE: &str = "rampart_share";
 
@@ -170,7 +183,7 @@ impl Auth {
                 None => Err(AppError::Unauthenticated { message: "the API token is unknown or revoked".into() }),
             };
         }
-        if let Some(session) = cookie(headers, SESSION_COOKIE)
+        if let Some(session) = session_cookie(headers)
             && let Some(holder) = self.store.session_user(&digest(session), self.now()).await?
         {
             return Ok(principal(holder));
@@ -247,7 +260,7 @@ impl Auth {
 
     /// Ends the session in these headers (or all of its user's, with `everywhere`).
     pub async fn logout(&self, headers: &HeaderMap, everywhere: bool) -> Result<(), AppError> {
-        if let Some(session) = cookie(headers, SESSION_COOKIE) {
+        if let Some(session) = session_cookie(headers) {
             self.store.end_session(&digest(session), everywhere).await?;
         }
         Ok(())

@@ -102,9 +102,9 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     let router = Router::new()
         .leptos_routes_with_context(&leptos_options, routes, move || provide_context(services.clone()), {
             let options = leptos_options.clone();
-            move || shell(options.clone())
+            move || page(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler(shell))
+        .fallback(leptos_axum::file_and_error_handler(page))
         .with_state(leptos_options)
         .merge(http::router(ApiState {
             rollouts,
@@ -119,6 +119,12 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         }))
         .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize));
     Ok(Application { listener, router: harden(router), guard, webhooks })
+}
+
+/// The HTML document of every page, with its script policy.
+fn page(options: LeptosOptions) -> impl leptos::prelude::IntoView {
+    http::headers::set_page_policy();
+    shell(options)
 }
 
 /// The layers every response passes through, outermost last: a panic anywhere inside becomes

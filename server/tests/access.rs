@@ -615,6 +615,55 @@ async fn every_response_carries_the_security_headers(pool: PgPool) {
     }
     let over_https = client_with(&[("x-forwarded-proto", "https")]).get(app.url("/login")).send().await.unwrap();
     assert_eq!(over_https.headers()["strict-transport-security"], "max-age=31536000");
+
+    // Scripts: a page's policy allows this site's files and the inline scripts carrying this
+    // response's nonce — every inline script on the page carries it — and nothing else; any
+    // other response allows no inline script at all.
+    let page = anonymous.get(app.url("/login")).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let html = page.text().await.unwrap();
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    let nonce = csp.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next()).unwrap_or_else(|| panic!("no nonce in {csp}"));
+    assert!(csp.contains("script-src 'self' 'nonce-") && csp.contains("'wasm-unsafe-eval'"), "{csp}");
+    let scripts: Vec<&str> = html.split("<script").skip(1).map(|s| &s[..s.find('>').unwrap()]).collect();
+    assert!(!scripts.is_empty(), "the page hydrates with scripts");
+    for script in &scripts {
+        assert!(
+            script.contains(" src=") || script.contains(&format!("nonce=\"{nonce}\"")),
+            "an inline script without the nonce: <script{script}>"
+        );
+    }
+    let again = anonymous.get(app.url("/login")).send().await.unwrap();
+    assert_ne!(again.headers()["content-security-policy"].to_str().unwrap(), csp, "a new nonce for every response");
+    let api = anonymous.get(app.url("/healthz")).send().await.unwrap();
+    let csp = api.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self' 'wasm-unsafe-eval'") && !csp.contains("nonce"), "{csp}");
+}
+
+/// Security review, issue 19 (9): over HTTPS the session cookie is `__Host-` prefixed (Secure,
+/// Path=/, no Domain: no other host or plain-HTTP page can set or overwrite it), and only that
+/// name is read there.
+#[sqlx::test(migrations = "../migrations")]
+async fn over_https_the_session_cookie_is_a_host_cookie(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let https = client_with(&[("x-forwarded-proto", "https"), ("origin", &app.base), ("accept", "application/json")]);
+    let response = https.post(app.url("/auth/login")).form(&[("name", "admin"), ("password", ADMIN_PASSWORD)]).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let set = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set.starts_with("__Host-rampart_session=") && set.contains("; Secure") && set.contains("Path=/") && !set.contains("Domain"),
+        "{set}"
+    );
+    let id = set.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
+    let me = |cookie: String| {
+        let url = app.url("/api/v1/me");
+        async move {
+            let client = client_with(&[("x-forwarded-proto", "https"), ("cookie", &cookie)]);
+            client.get(url).send().await.unwrap().json::<Value>().await.unwrap()
+        }
+    };
+    assert_eq!(me(format!("__Host-rampart_session={id}")).await["name"], "admin");
+    assert_ne!(me(format!("rampart_session={id}")).await["name"], "admin", "the unprefixed name is not read over HTTPS");
 }
 
 /// Security review, issue 19 (13): a panic in a handler dropped the connection with no answer

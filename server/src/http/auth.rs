@@ -8,7 +8,7 @@
 //! permission through the same [`app::domain::access::check`].
 
 use super::{ApiError, ApiState};
-use crate::auth::{Auth, SESSION_COOKIE, SHARE_COOKIE, bearer_token, cookie};
+use crate::auth::{Auth, SHARE_COOKIE, bearer_token, cookie, session_cookie, session_cookie_name};
 use app::domain::access::{Permission, Principal, Role, Scope, check};
 use app::error::AppError;
 use app::model::{Issued, ShareLinkView, TokenView, UserView};
@@ -105,7 +105,7 @@ pub async fn authorize(State(auth): State<Auth>, mut request: Request, next: Nex
     // forged by another site; tokens carry no ambient authority.
     let unsafe_method = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let headers = request.headers();
-    let cookie_borne = cookie(headers, SESSION_COOKIE).is_some() || cookie(headers, SHARE_COOKIE).is_some();
+    let cookie_borne = session_cookie(headers).is_some() || cookie(headers, SHARE_COOKIE).is_some();
     let forgeable = unsafe_method && bearer_token(headers).is_none() && (cookie_borne || request.uri().path() == "/auth/login");
     if forgeable && let Err(why) = same_origin(headers) {
         tracing::warn!(path = %request.uri().path(), why, "refused a cross-site request");
@@ -253,7 +253,7 @@ async fn login(
     match state.auth.login(form.name.trim(), &form.password, &address).await {
         Ok(session) => {
             tracing::info!(user = %session.name, %address, "signed in");
-            let cookie = set_cookie(SESSION_COOKIE, session.id.expose_secret(), session.max_age_secs, &headers);
+            let cookie = set_cookie(session_cookie_name(&headers), session.id.expose_secret(), session.max_age_secs, &headers);
             if wants_json(&headers) {
                 ([cookie], Json(serde_json::json!({ "signed_in": session.name }))).into_response()
             } else {
@@ -293,7 +293,7 @@ pub struct LogoutQuery {
 /// `POST /auth/logout[?everywhere=true]`: ends this session (or every session of the user).
 async fn logout(State(state): State<ApiState>, Query(q): Query<LogoutQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
     state.auth.logout(&headers, q.everywhere).await?;
-    let clear = set_cookie(SESSION_COOKIE, "", 0, &headers);
+    let clear = set_cookie(session_cookie_name(&headers), "", 0, &headers);
     Ok(([clear], Redirect::to("/login")).into_response())
 }
 
