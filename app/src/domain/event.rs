@@ -342,7 +342,8 @@ pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
     }
     let offset_minutes = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+        // ASCII only: a byte index inside a multi-byte character would panic.
+        _ if rest.len() == 6 && rest.is_ascii() && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
             let sign = if rest.starts_with('-') { -1 } else { 1 };
             let h: i64 = rest[1..3].parse().ok()?;
             let m: i64 = rest[4..6].parse().ok()?;
@@ -513,5 +514,65 @@ mod tests {
             let through_tree = serde_json::from_str::<Value>(&line).map_err(|e| bad("line", format!("not JSON: {e}"))).and_then(|v| parse_value(&v));
             proptest::prop_assert_eq!(parse_line(&line), through_tree, "{}", line);
         }
+    }
+
+    /// Characters a mutation inserts: JSON's own, controls, and multi-byte ones (a slice at a
+    /// byte offset inside one of those panics).
+    const ALPHABET: &[char] =
+        &['"', '{', '}', '[', ']', ',', ':', '\\', '0', '9', '-', '+', '.', 'e', 'Z', 'T', ' ', '\n', '\u{0}', 'é', '€', '𝄞', 'x'];
+
+    /// `base` with up to four edits at `edits`' positions: a character replaced, inserted, or the
+    /// rest cut.
+    fn mutate(base: &str, edits: &[(usize, usize, u8)]) -> String {
+        let mut chars: Vec<char> = base.chars().collect();
+        for &(at, pick, kind) in edits {
+            let at = at % (chars.len() + 1);
+            let c = ALPHABET[pick % ALPHABET.len()];
+            match kind % 3 {
+                0 if at < chars.len() => chars[at] = c,
+                1 => chars.insert(at, c),
+                _ => chars.truncate(at),
+            }
+        }
+        chars.into_iter().collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Fuzzing the line reader (security review 19, "tools that find the next ones"): any
+        /// mutation of a good line, and any text at all, is an event or an error naming a field
+        /// of the schema (or the line) — never a panic.
+        #[test]
+        fn no_line_makes_the_reader_panic(
+            edits in proptest::collection::vec((0usize..400, 0usize..64, 0u8..3), 0..5),
+            noise in "\\PC{0,80}",
+        ) {
+            let known = ["line", "timestamp", "event_id", "flag", "variant", "outcome", "latency_ms", "memory_mb",
+                         "provider", "file_type", "size_bytes", "error_kind", "critical"];
+            for line in [mutate(GOOD, &edits), noise.clone(), format!("{{\"timestamp\":\"{noise}\"}}")] {
+                if let Err(e) = parse_line(&line) {
+                    proptest::prop_assert!(known.contains(&e.field.as_str()), "{} for {}", e.field, line);
+                    proptest::prop_assert!(!e.message.is_empty());
+                }
+            }
+        }
+
+        /// The RFC 3339 reader on mutated times: a time or nothing, never a panic.
+        #[test]
+        fn no_time_text_makes_the_time_reader_panic(
+            edits in proptest::collection::vec((0usize..32, 0usize..64, 0u8..3), 0..4),
+            shaped in "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,4})?([Zz]|[+-][0-9:é€]{2,5}|.{0,4})",
+        ) {
+            let _ = parse_rfc3339(&mutate("2025-11-05T10:00:00.250+01:00", &edits));
+            let _ = parse_rfc3339(&shaped);
+        }
+    }
+
+    #[test]
+    fn a_multi_byte_character_in_an_offset_is_no_time() {
+        // Found by `no_time_text_makes_the_time_reader_panic` (a slice of the offset at a byte
+        // index inside `é` panicked: through the API, one such line made its whole batch a 500).
+        assert_eq!(parse_rfc3339("2025-11-05T10:00:00+1é:0"), None);
     }
 }

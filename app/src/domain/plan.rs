@@ -631,4 +631,34 @@ mod tests {
         let err = first_error("key = \"x\"\nname = \n");
         assert_eq!(err.line, Some(2), "{err}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Fuzzing the plan reader: the shipped plan with lines dropped, repeated or garbled is a
+        /// plan or a list of problems, each naming its line or its field — never a panic.
+        #[test]
+        fn no_plan_text_makes_the_checker_panic(
+            edits in proptest::collection::vec((0usize..500, 0u8..3, "\\PC{0,12}"), 1..4),
+        ) {
+            let mut lines: Vec<String> = DEFAULT_PLAN_TOML.lines().map(str::to_string).collect();
+            for (at, kind, text) in edits {
+                let at = at % lines.len();
+                match kind {
+                    0 => { lines.remove(at); }
+                    1 => { let again = lines[at].clone(); lines.insert(at, again); }
+                    _ => {
+                        let half: String = lines[at].chars().take(lines[at].chars().count() / 2).collect();
+                        lines[at] = format!("{half}{text}");
+                    }
+                }
+            }
+            if let Err(errors) = Plan::from_toml(&lines.join("\n")) {
+                proptest::prop_assert!(!errors.0.is_empty());
+                for e in &errors.0 {
+                    proptest::prop_assert!(e.line.is_some() || e.field.is_some(), "{e}");
+                }
+            }
+        }
+    }
 }
