@@ -47,6 +47,20 @@ impl AppError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         AppError::Invalid { field: field.into(), message: message.into() }
     }
+
+    /// The HTTP status this error answers with, the same from the REST API and from a server
+    /// function: a caller's mistake is never a 500.
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::NotFound { .. } => 404,
+            AppError::Conflict { .. } => 409,
+            AppError::Refused { .. } | AppError::Invalid { .. } => 422,
+            AppError::Unauthenticated { .. } => 401,
+            AppError::Forbidden { .. } => 403,
+            AppError::TooManyRequests { .. } => 429,
+            AppError::Internal | AppError::Transport { .. } => 500,
+        }
+    }
 }
 
 impl From<crate::domain::access::Denied> for AppError {
@@ -82,6 +96,19 @@ impl FromServerFnError for AppError {
             }
             other => AppError::Transport { message: other.to_string() },
         }
+    }
+
+    /// The error as the server function's answer — with its own status, not the 500 server
+    /// functions answer every error with by default.
+    fn ser(&self) -> leptos::server_fn::Bytes {
+        #[cfg(feature = "ssr")]
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>()
+            && let Ok(status) = http::StatusCode::from_u16(self.status())
+        {
+            response.set_status(status);
+        }
+        use leptos::server_fn::Encodes;
+        JsonEncoding::encode(self).unwrap_or_else(|_| leptos::server_fn::Bytes::from_static(br#"{"error":"internal"}"#))
     }
 }
 

@@ -101,12 +101,26 @@ pub fn pool_options() -> PgPoolOptions {
 /// the socket of this process whose local address is the client address the server sees.
 /// Remove once sqlx sets TCP_NODELAY itself.
 pub async fn set_nodelay(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    match client_address(conn).await? {
+        Some(local) => with_socket(local, |socket| socket.set_tcp_nodelay(true)),
+        None => Ok(()), // a Unix-domain socket: no Nagle
+    }
+}
+
+/// Whether this connection's socket has Nagle's algorithm off (`None` on a Unix-domain socket).
+pub async fn nodelay(conn: &mut sqlx::PgConnection) -> anyhow::Result<Option<bool>> {
+    match client_address(conn).await? {
+        Some(local) => with_socket(local, |socket| socket.tcp_nodelay()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The connection's own address as the server sees it: this process's end of the socket.
+async fn client_address(conn: &mut sqlx::PgConnection) -> anyhow::Result<Option<std::net::SocketAddr>> {
     let (host, port): (Option<String>, Option<i32>) =
         sqlx::query_as("SELECT host(inet_client_addr()), inet_client_port()").fetch_one(&mut *conn).await?;
-    let (Some(host), Some(port)) = (host, port) else {
-        return Ok(()); // a Unix-domain socket: no Nagle
-    };
-    set_nodelay_on(std::net::SocketAddr::new(host.parse()?, u16::try_from(port)?))
+    let (Some(host), Some(port)) = (host, port) else { return Ok(None) };
+    Ok(Some(std::net::SocketAddr::new(host.parse()?, u16::try_from(port)?)))
 }
 
 /// An address as one socket family: a server listening on IPv6 reports an IPv4 client as
@@ -115,8 +129,8 @@ fn canonical(a: std::net::SocketAddr) -> std::net::SocketAddr {
     std::net::SocketAddr::new(a.ip().to_canonical(), a.port())
 }
 
-/// Sets TCP_NODELAY on this process's socket bound to `local`.
-fn set_nodelay_on(local: std::net::SocketAddr) -> anyhow::Result<()> {
+/// Runs `f` on this process's socket bound to `local`.
+fn with_socket<T>(local: std::net::SocketAddr, f: impl FnOnce(socket2::SockRef<'_>) -> std::io::Result<T>) -> anyhow::Result<T> {
     // The process's open descriptors (Linux and macOS list them in /dev/fd).
     for entry in std::fs::read_dir("/dev/fd")? {
         let Some(fd) = entry?.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
@@ -126,8 +140,7 @@ fn set_nodelay_on(local: std::net::SocketAddr) -> anyhow::Result<()> {
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         let socket = socket2::SockRef::from(&fd);
         if socket.local_addr().ok().and_then(|a| a.as_socket()).map(canonical) == Some(canonical(local)) {
-            socket.set_tcp_nodelay(true)?;
-            return Ok(());
+            return Ok(f(socket)?);
         }
     }
     anyhow::bail!("no socket of this process is bound to {local}")

@@ -194,5 +194,8 @@ async fn every_path_in_the_served_openapi_document_exists(pool: PgPool) {
         let body = if path.ends_with("events") || path.ends_with("live") { String::new() } else { response.text().await.unwrap() };
         assert!(!(status == 404 && body.contains("API route not found")), "{method} /{path} is documented but not served");
         assert!(status != 405, "{method} /{path}: method not allowed");
+        // Served, and answered: an empty body or a missing item is the caller's mistake (4xx),
+        // never a server error.
+        assert!(status < 500, "{method} /{path} with an empty body: {status} {body}");
     }
 }

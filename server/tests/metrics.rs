@@ -836,6 +836,16 @@ fn same_stats(stored: &Stats, expected: &Stats) -> Result<(), proptest::test_run
 /// Rampart pool finds its socket and turns it off (sqlx 0.9.0 leaves it on).
 #[sqlx::test(migrations = "../migrations")]
 async fn connections_find_their_socket_to_turn_nagle_off(pool: PgPool) {
+    // The test's own pool is not Rampart's: its connection starts with Nagle on.
     let mut conn = pool.acquire().await.unwrap();
+    assert_eq!(server::db::nodelay(&mut conn).await.unwrap(), Some(false), "sqlx leaves Nagle on");
     server::db::set_nodelay(&mut conn).await.unwrap();
+    assert_eq!(server::db::nodelay(&mut conn).await.unwrap(), Some(true), "the socket found and Nagle turned off");
+    // A pool made by Rampart turns it off on every connection it opens.
+    let url = std::env::var("DATABASE_URL").unwrap();
+    let database = pool.connect_options().get_database().unwrap().to_string();
+    let ours =
+        server::db::pool_options().max_connections(1).connect(&format!("{}/{database}", &url[..url.rfind('/').unwrap()])).await.unwrap();
+    let mut conn = ours.acquire().await.unwrap();
+    assert_eq!(server::db::nodelay(&mut conn).await.unwrap(), Some(true));
 }

@@ -89,7 +89,8 @@ async fn webhooks_are_signed_filtered_and_sent_once_per_change(pool: PgPool) {
     let (status, _) = app.command(json!({ "command": "roll_back", "target": "off", "reason": "provider incident" })).await;
     assert_eq!(status, 200);
     receiver.wait_for(4).await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await; // a dispatcher round later, still 4
+    // Delivered means done: rounds now, and after any lease would have run out, send nothing.
+    assert_eq!(app.webhooks.tick(app.now()).await.unwrap(), vec![]);
     let events: Vec<String> = receiver.bodies().iter().map(|b| b["event"].as_str().unwrap().to_string()).collect();
     assert_eq!(events, ["stage_changed", "approval_needed", "stage_changed", "rolled_back"]);
 
@@ -111,6 +112,9 @@ async fn webhooks_are_signed_filtered_and_sent_once_per_change(pool: PgPool) {
     let log = deliveries(&app, hook).await;
     assert_eq!(log.len(), 4);
     assert!(log.iter().all(|d| d["state"] == "delivered" && d["attempts"] == 1 && d["last_status"] == 204), "{log:?}");
+    app.advance_clock_hours(1);
+    assert_eq!(app.webhooks.tick(app.now()).await.unwrap(), vec![]);
+    assert_eq!(receiver.bodies().len(), 4);
 }
 
 #[sqlx::test(migrations = "../migrations")]

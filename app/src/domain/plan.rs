@@ -617,8 +617,12 @@ mod tests {
     #[test]
     fn a_stage_with_the_flag_on_needs_criteria() {
         let source = replace("[stages.criteria]\nsuccess_rate_min = 99.5", "[stages.criteria_notes]\nsuccess_rate_min = 99.5");
-        // An unknown table is a parse error first; criteria missing is caught when the table is dropped.
-        assert!(Plan::from_toml(&source).is_err());
+        // An unknown table is a parse error first, at its line and naming it; criteria missing
+        // is caught when the table is dropped.
+        let error = first_error(&source);
+        let line = source.lines().position(|l| l.contains("[stages.criteria_notes]")).unwrap() + 1;
+        assert!(error.line.is_some_and(|l| l >= line && l <= line + 1), "{error} (the table is at line {line})");
+        assert!(error.message.contains("criteria_notes"), "{error}");
         let plan = default_plan();
         let mut broken = plan.clone();
         broken.stages[1].criteria = None;
