@@ -170,16 +170,16 @@ mod tests {
         let other = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         assert!(!stream.nodelay().unwrap(), "sockets start with Nagle on");
 
-        set_nodelay_on(stream.local_addr().unwrap()).unwrap();
+        with_socket(stream.local_addr().unwrap(), |s| s.set_tcp_nodelay(true)).unwrap();
         assert!(stream.nodelay().unwrap());
         assert!(!other.nodelay().unwrap(), "only that socket");
 
         let other_port = other.local_addr().unwrap().port();
         let mapped = std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped().into(), other_port);
-        set_nodelay_on(mapped).unwrap();
+        with_socket(mapped, |s| s.set_tcp_nodelay(true)).unwrap();
         assert!(other.nodelay().unwrap(), "found by its IPv4-mapped IPv6 address");
 
         let unbound = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
-        assert!(set_nodelay_on(unbound).is_err());
+        assert!(with_socket(unbound, |s| s.set_tcp_nodelay(true)).is_err());
     }
 }
