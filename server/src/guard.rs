@@ -58,29 +58,32 @@ impl Guard {
             let guard = self.clone();
             async move {
                 match guard.tick((guard.clock)()).await {
-                    Ok(actions) => {
+                    Ok(Some(actions)) => {
                         for action in actions {
                             tracing::warn!(?action, "guard loop acted");
                         }
                     }
+                    // Another process is mid-tick and may have judged before the events that
+                    // woke this one arrived: look again once its tick is over, not a timer later.
+                    Ok(None) => guard.wake.notify_one(),
                     Err(error) => tracing::warn!(%error, "guard tick failed; retrying next tick"),
                 }
             }
         });
     }
 
-    /// One evaluation of every live rollout whose flag is on. Skipped (empty) when another
-    /// process is ticking.
-    pub async fn tick(&self, now: Timestamp) -> Result<Vec<Action>, StoreError> {
+    /// One evaluation of every live rollout whose flag is on; `None` when skipped because
+    /// another process is ticking.
+    pub async fn tick(&self, now: Timestamp) -> Result<Option<Vec<Action>>, StoreError> {
         // A transaction-scoped lock: released when `lease` ends, however the tick ends.
         let mut lease = self.store.pool().begin().await?;
         let leading: bool = sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock(7002, 0) AS "got!""#).fetch_one(&mut *lease).await?;
         if !leading {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let result = self.tick_as_leader(now).await;
         lease.rollback().await?;
-        result
+        result.map(Some)
     }
 
     /// Like [`Guard::tick`], but waits for a tick in progress elsewhere instead of skipping.

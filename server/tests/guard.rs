@@ -22,7 +22,13 @@ async fn go_to_stage(app: &TestApp, stage: u64) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn an_error_spike_at_10_percent_is_rolled_back_within_seconds(pool: PgPool) {
-    let app = TestApp::spawn(pool.clone()).await;
+    // The guard's own timer is 5 minutes here: only the ingest's wake-up can act within 5 s.
+    let (plan, _plan_file) = support::plan_with_slow_guard();
+    let app = TestApp::spawn_with(pool.clone(), |config| {
+        config.plan = Some(plan.clone());
+        config.webhook_allow = server::egress::Egress::parse("127.0.0.0/8").unwrap();
+    })
+    .await;
     let mut model = Model::new(11, 1);
     go_to_stage(&app, 2).await;
     upload(&app, &mut model, 900, 100, &[]).await;
@@ -127,6 +133,29 @@ async fn an_error_spike_at_10_percent_is_rolled_back_within_seconds(pool: PgPool
 /// Runs `rampart explain 1 ENTRY` against the test's database.
 fn explain(pool: &PgPool, entry: i64) -> (bool, String) {
     rampart(pool, &["explain", "1", &entry.to_string()])
+}
+
+/// A wake-up that finds another process mid-tick (holding the guard's lock) used to be dropped:
+/// the breach then waited for the next timer tick. It is retried once the lock is free.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_wake_up_while_another_process_ticks_is_not_lost(pool: PgPool) {
+    let (plan, _plan_file) = support::plan_with_slow_guard();
+    let app = TestApp::spawn_with(pool.clone(), |config| config.plan = Some(plan.clone())).await;
+    let mut model = Model::new(15, 1);
+    go_to_stage(&app, 2).await;
+    upload(&app, &mut model, 900, 100, &[]).await;
+    // Another process is ticking: it holds the guard's lock for a second.
+    let mut other = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(7002, 0)").execute(&mut *other).await.unwrap();
+    let started = Instant::now();
+    upload(&app, &mut model, 900, 100, &[Regression::ErrorRate(40.0)]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(app.get_json("/api/v1/flags/async_upload").await["enabled"], true, "nothing can act while the lock is held");
+    other.rollback().await.unwrap();
+    while app.get_json("/api/v1/flags/async_upload").await["enabled"] == true {
+        assert!(started.elapsed() < Duration::from_secs(5), "the wake-up was lost: still on after {:?}", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -258,4 +287,21 @@ async fn gates_go_from_inconclusive_to_pass_as_healthy_uploads_arrive(pool: PgPo
     assert_eq!(verdict(&room, "min_events"), "pass");
     assert_eq!(verdict(&room, "latency_p95"), "pass", "{}", room["gates"]);
     assert_eq!(verdict(&room, "memory"), "pass", "{}", room["gates"]);
+    // The rates are not proven yet at 2,000: inconclusive, never a pass on luck.
+    assert_eq!(verdict(&room, "success_rate"), "inconclusive", "{}", room["gates"]);
+    assert_eq!(verdict(&room, "error_rate"), "inconclusive", "{}", room["gates"]);
+    // 8,000 more clean uploads: both rates proven inside their limits, and each gate's figures
+    // are those of the stage's uploads.
+    for _ in 0..16 {
+        upload(&app, &mut model, 0, 500, &[]).await;
+    }
+    let room = app.room().await;
+    assert_eq!(verdict(&room, "success_rate"), "pass", "{}", room["gates"]);
+    assert_eq!(verdict(&room, "error_rate"), "pass", "{}", room["gates"]);
+    let success = room["gates"].as_array().unwrap().iter().find(|g| g["criterion"] == "success_rate").unwrap();
+    let receipt = &success["receipt"];
+    assert_eq!(receipt["events"], 10_040, "{success}");
+    let failures = receipt["bad"].as_f64().unwrap();
+    assert!((success["observed"].as_f64().unwrap() - (100.0 - failures * 100.0 / 10_040.0)).abs() < 1e-9, "{success}");
+    assert!(success["interval"][0].as_f64().unwrap() > 99.5, "the whole interval clears 99.5%: {success}");
 }

@@ -253,6 +253,25 @@ pub async fn fresh_database(url: &str, name: &str) -> PgPool {
     pool
 }
 
+/// A copy of the shipped plan whose guard loop looks only every 5 minutes: a test that sees a
+/// rollback within seconds then proves the ingest woke the loop, not its timer. The file lives
+/// as long as the returned guard.
+pub fn plan_with_slow_guard() -> (std::path::PathBuf, impl Drop) {
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let source = app::domain::plan::DEFAULT_PLAN_TOML.replacen("interval = \"5s\"", "interval = \"5m\"", 1);
+    assert_ne!(source, app::domain::plan::DEFAULT_PLAN_TOML, "the shipped plan sets the guard's interval");
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let path = std::env::temp_dir().join(format!("rampart-slow-guard-{}-{n}.toml", std::process::id()));
+    std::fs::write(&path, source).unwrap();
+    (path.clone(), Remove(path))
+}
+
 /// Runs the `rampart` command against the test's database: whether it succeeded, and what it
 /// printed (its exit status first).
 pub fn rampart(pool: &PgPool, args: &[&str]) -> (bool, String) {
