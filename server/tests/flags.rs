@@ -153,8 +153,8 @@ async fn a_stage_change_reaches_every_replica_and_its_event_stream_within_a_seco
     let b = TestApp::spawn(pool).await;
     assert_eq!(a.command(json!({ "command": "start" })).await.0, 200);
 
-    let mut events = b.client.get(b.url("/api/v1/flags/events")).send().await.unwrap();
-    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let mut events_stream = b.client.get(b.url("/api/v1/flags/events")).send().await.unwrap();
+    assert_eq!(events_stream.headers()["content-type"], "text/event-stream");
 
     let (status, _) = a.advance(Some("propagation test")).await;
     assert_eq!(status, 200);
@@ -162,16 +162,28 @@ async fn a_stage_change_reaches_every_replica_and_its_event_stream_within_a_seco
     // The benchmark reports the real figure; this bound only catches a broken fan-out.
     assert!(served_by_b < Duration::from_secs(1), "replica b served the change after {served_by_b:?}");
 
+    // The stream announces this change's version — the one the flag's config is served at
+    // now — not merely some version: read its events until that one (or fail after 5 s).
+    let config = b.client.get(b.url("/api/v1/flags/async_upload")).send().await.unwrap();
+    let etag = config.headers()["etag"].to_str().unwrap().trim_start_matches("W/").trim_matches('"').to_string();
     let mut received = String::new();
-    while !received.contains("\n\n") {
-        let chunk = tokio::time::timeout(Duration::from_secs(5), events.chunk()).await.expect("an event within 5 s").unwrap().unwrap();
-        received.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    let data = received.lines().find_map(|l| l.strip_prefix("data: ")).expect("a data line");
-    let event: serde_json::Value = serde_json::from_str(data).unwrap();
-    assert_eq!(event["type"], "refetchEvaluation");
-    assert_eq!(event["flags"], json!(["async_upload"]));
-    assert!(event["etag"].as_str().unwrap().contains("async_upload-1."), "{event}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let announced = loop {
+        let events: Vec<serde_json::Value> = received
+            .split("\n\n")
+            .filter_map(|block| block.lines().find_map(|l| l.strip_prefix("data: ")))
+            .filter_map(|data| serde_json::from_str(data).ok())
+            .collect();
+        if let Some(event) = events.into_iter().find(|e| e["etag"].as_str().is_some_and(|t| t.trim_matches('"') == etag)) {
+            break event;
+        }
+        let chunk = tokio::time::timeout_at(deadline, events_stream.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no event for {etag} within 5 s: {received}"));
+        received.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+    };
+    assert_eq!(announced["type"], "refetchEvaluation");
+    assert_eq!(announced["flags"], json!(["async_upload"]));
 }
 
 #[sqlx::test(migrations = "../migrations")]
