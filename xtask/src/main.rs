@@ -229,31 +229,41 @@ fn test() -> Result {
 }
 
 fn browser_tests(project: &Project, database: &TestDatabase) -> Result {
-    let url = database.fresh("rampart_e2e")?;
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
-    let addr = format!("127.0.0.1:{port}");
     // The first admin's password, for the browser tests' set-up to add the people it signs in as.
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let admin_password = format!("e2e-admin-{}-{nanos}", std::process::id());
+    // The dashboard's specs share one server; the OpenFeature SDK's spec has its own (its own
+    // database and rollout), so that neither depends on what the other did first.
+    let (_server, addr) = e2e_server(project, database, "rampart_e2e", &admin_password)?;
+    let (_sdk_server, sdk_addr) = e2e_server(project, database, "rampart_e2e_sdk", &admin_password)?;
+    let mut playwright = Command::new("npx");
+    playwright
+        .args(["playwright", "test"])
+        .current_dir(project.root.join("end2end"))
+        .env("RAMPART_URL", format!("http://{addr}"))
+        .env("RAMPART_SDK_URL", format!("http://{sdk_addr}"))
+        .env("RAMPART_ADMIN_PASSWORD", &admin_password);
+    step("running the browser tests (Playwright + Chromium)", &mut playwright)
+}
+
+/// A `rampart serve` on a fresh database `name` and a free port, ready to answer.
+fn e2e_server(project: &Project, database: &TestDatabase, name: &str, admin_password: &str) -> Result<(Server, String)> {
+    let url = database.fresh(name)?;
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+    let addr = format!("127.0.0.1:{port}");
     let mut server = Server(
         Command::new(project.root.join("target/debug/rampart"))
             .args(["serve", "--addr", &addr, "--site-root", "target/site"])
             .current_dir(&project.root)
             .env("DATABASE_URL", &url)
-            .env("RAMPART_ADMIN_PASSWORD", &admin_password)
+            .env("RAMPART_ADMIN_PASSWORD", admin_password)
             // The admin test's webhook points at this machine, where nothing listens.
             .env("RAMPART_WEBHOOK_ALLOW", "127.0.0.0/8")
             .spawn()
             .map_err(|e| format!("cannot start the server: {e}"))?,
     );
     wait_for_port(&addr, Duration::from_secs(60), &mut server.0)?;
-    let mut playwright = Command::new("npx");
-    playwright
-        .args(["playwright", "test"])
-        .current_dir(project.root.join("end2end"))
-        .env("RAMPART_URL", format!("http://{addr}"))
-        .env("RAMPART_ADMIN_PASSWORD", &admin_password);
-    step("running the browser tests (Playwright + Chromium)", &mut playwright)
+    Ok((server, addr))
 }
 
 /// The server under browser test; stopped with SIGTERM (graceful) when dropped.
