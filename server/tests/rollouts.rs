@@ -213,8 +213,12 @@ async fn a_command_on_a_stale_version_is_a_conflict_naming_the_current_one(pool:
     assert_eq!(body["current_version"], stale + 1);
 }
 
-#[sqlx::test(migrations = "../migrations")]
-async fn concurrent_approvals_of_one_request_apply_exactly_once(pool: PgPool) {
+/// 100 approvals of one request at once, on a multi-threaded runtime with a pool of 40
+/// connections: dozens of transactions really in flight together, and exactly one applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_approvals_of_one_request_apply_exactly_once() {
+    let url = std::env::var("DATABASE_URL").expect("the tests run with DATABASE_URL");
+    let pool = support::fresh_database_with(&url, "rampart_test_racing_approvals", 40).await;
     let app = TestApp::spawn(pool.clone()).await;
     app.command(json!({ "command": "start" })).await;
     let (ana, bea) = app.approvers().await;
@@ -228,10 +232,31 @@ async fn concurrent_approvals_of_one_request_apply_exactly_once(pool: PgPool) {
             tokio::spawn(async move { client.post(url).json(&body).send().await.expect("POST").status().as_u16() })
         })
         .collect();
+    // How many of the approvals' transactions Postgres sees at once, sampled while they run.
+    let watcher = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut most = 0i64;
+            for _ in 0..200 {
+                let busy: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state <> 'idle' AND pid <> pg_backend_pid()",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0);
+                most = most.max(busy);
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            most
+        })
+    };
     let mut statuses = Vec::new();
     for request in requests {
         statuses.push(request.await.expect("request task"));
     }
+    let most_at_once = watcher.await.unwrap();
+    eprintln!("approvals: at most {most_at_once} of the pool's connections busy at once");
+    assert!(most_at_once >= 5, "too little contention to prove anything: {most_at_once} busy at once");
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 99, "{statuses:?}");
     assert_eq!(app.room().await["state"]["stage"], 1);

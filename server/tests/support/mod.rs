@@ -246,7 +246,14 @@ impl TestApp {
 /// Drops and recreates database `name` on DATABASE_URL's server, migrated and holding the
 /// default rollout (for tests that run many cases against one database of their own).
 pub async fn fresh_database(url: &str, name: &str) -> PgPool {
-    let (pool, _) = common::fresh_database(url, name).await;
+    fresh_database_with(url, name, 10).await
+}
+
+/// Like [`fresh_database`], with a pool of `connections` (for tests of real contention).
+pub async fn fresh_database_with(url: &str, name: &str, connections: u32) -> PgPool {
+    let (pool, db_url) = common::fresh_database(url, name).await;
+    pool.close().await;
+    let pool = server::db::pool_options().max_connections(connections).connect(&db_url).await.unwrap();
     // The rollout events belong to, as on first start.
     let (plan, source) = startup::load_plan(None).unwrap();
     startup::ensure_rollout(&Store::new(pool.clone()), &plan, &source).await.unwrap();
