@@ -16,7 +16,7 @@ use std::hint::black_box;
 
 mod support;
 use std::time::{Duration, Instant};
-use support::{Approvers, authorized, bench_token, command, fresh_database, spawn_rampart};
+use support::{Approvers, authorized, bench_token, command, fresh_database, sized, spawn_rampart};
 
 const CONNECTIONS: usize = 16;
 /// Each endpoint gets ROUNDS rounds of ROUND_SECONDS, interleaved and in a rotating order, so a
@@ -49,7 +49,8 @@ fn main() {
         approvers.advance(&rampart_a).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
 
-        println!("\n## HTTP, {CONNECTIONS} keep-alive connections, {ROUNDS} interleaved rounds of {ROUND_SECONDS} s each\n");
+        let rounds = sized(ROUNDS, 1);
+        println!("\n## HTTP, {CONNECTIONS} keep-alive connections, {rounds} interleaved rounds of {ROUND_SECONDS} s each\n");
         let targets = [
             ("bare axum handler, constant JSON (baseline)", Target::Get(format!("{bare}/"))),
             (
@@ -59,7 +60,7 @@ fn main() {
             ("`POST /ofrep/v1/evaluate/flags/async_upload`", Target::Post(format!("{rampart_a}/ofrep/v1/evaluate/flags/async_upload"))),
         ];
         let mut loads: Vec<Load> = targets.iter().map(|_| Load::default()).collect();
-        for round in 0..ROUNDS {
+        for round in 0..rounds {
             for k in 0..targets.len() {
                 let i = (round + k) % targets.len();
                 loads[i].add(load(targets[i].1.clone(), &token).await);
@@ -80,7 +81,7 @@ fn main() {
 fn in_process() {
     let flag = StageFlag { enabled: true, percentage: Percentage::new(10).unwrap() };
     let units: Vec<String> = (0..4096).map(|i| format!("user-{i}")).collect();
-    let n: usize = 20_000_000;
+    let n: usize = sized(20_000_000, 200_000);
     let started = Instant::now();
     let mut on = 0usize;
     for i in 0..n {
@@ -195,7 +196,7 @@ fn report(name: &str, load: &Load, baseline: &Load) {
 /// replica A until replica B serves the change.
 async fn propagation(http: &reqwest::Client, approvers: &Approvers, a: &str, b: &str) {
     let mut samples = Vec::new();
-    for i in 0..20 {
+    for i in 0..sized(20, 2) {
         if i % 2 == 1 {
             approvers.ask(a).await;
         }

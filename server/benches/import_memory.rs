@@ -14,11 +14,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::fresh_database;
+use support::{fresh_database, sized};
 
 fn main() {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: run through `cargo xtask bench`");
-    let large_mb: u64 = std::env::var("RAMPART_BENCH_IMPORT_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let large_mb: u64 = std::env::var("RAMPART_BENCH_IMPORT_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(sized(1024, 4));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (pool, db_url) = rt.block_on(fresh_database(&url, "rampart_bench_import"));
     rt.block_on(async {
@@ -33,7 +33,7 @@ fn main() {
     println!("|---:|---:|---:|---:|---:|---:|");
     let dir = std::env::temp_dir();
     let mut baseline = None;
-    for (seed, mb) in [(1u64, 100u64), (2, large_mb)] {
+    for (seed, mb) in [(1u64, sized(100u64, 2)), (2, large_mb)] {
         let path = dir.join(format!("rampart-bench-import-{mb}mb-{}.jsonl", std::process::id()));
         let events = write_file(&path, mb * 1_000_000, seed);
         let (elapsed, peak_kb) = import(&db_url, &path, events);

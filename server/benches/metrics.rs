@@ -25,7 +25,7 @@ use sqlx::PgPool;
 mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{authorized, bench_token, fresh_database, spawn_rampart};
+use support::{authorized, bench_token, fresh_database, sized, spawn_rampart};
 
 const SAMPLE: usize = 200_000;
 /// HTTP ingest paths: (events per batch, senders posting at once).
@@ -34,8 +34,8 @@ const HOUR: i64 = 3_600_000;
 
 fn main() {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL: run through `cargo xtask bench`");
-    let largest: usize = std::env::var("RAMPART_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
-    let runs: usize = std::env::var("RAMPART_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let largest: usize = std::env::var("RAMPART_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(sized(10_000_000, 20_000));
+    let runs: usize = std::env::var("RAMPART_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(sized(3, 1));
     let only_batch: Option<usize> = std::env::var("RAMPART_BENCH_BATCH").ok().and_then(|v| v.parse().ok());
     let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
@@ -45,7 +45,8 @@ fn main() {
     let store = Store::new(pool.clone());
     let metrics = Metrics::new(store.clone(), Arc::new(move || Timestamp(now)), Span::from_secs(90 * 86_400));
 
-    println!("# Metrics benchmark ({SAMPLE} events per ingest path)\n");
+    let sample = sized(SAMPLE, 2_000);
+    println!("# Metrics benchmark ({sample} events per ingest path)\n");
     let token = server_rt.block_on(bench_token(&pool));
     println!("## Ingest\n");
     println!("| traffic | path | events/s | `COPY` just before (events/s) | vs COPY |");
@@ -54,7 +55,7 @@ fn main() {
     for (seed, (shape, span)) in shapes.into_iter().enumerate() {
         // The same rows for every path, 10% treatment.
         let mut model = Model::new(42 + seed as u64, 1);
-        let events = generate(&mut model, SAMPLE, now - span, now);
+        let events = generate(&mut model, sample, now - span, now);
         server_rt.block_on(store.ensure_partitions(events.iter().map(|e| Timestamp(e["timestamp"].as_i64().unwrap())))).unwrap();
         // Each path runs `runs` times from empty tables, each run right after a COPY of the
         // same rows, so both see the machine alike (on a shared machine its speed drifts); the
@@ -111,7 +112,7 @@ fn main() {
     println!("|---:|---:|---:|---:|");
     let mut stored = 0;
     let mut model = Model::new(44, 3);
-    for target in std::collections::BTreeSet::from([1_000_000usize, largest]) {
+    for target in std::collections::BTreeSet::from([sized(1_000_000usize, 10_000), largest]) {
         server_rt.block_on(fill(&store, &mut model, target - stored, now));
         stored = target;
         let (gate, guard, filtered) = server_rt.block_on(query_times(&metrics, now));

@@ -221,6 +221,20 @@ fn test() -> Result {
             "running the unit and Postgres tests",
             project.cargo().args(["test", "--workspace", "--exclude", "xtask"]).env("DATABASE_URL", database.url("postgres")),
         )?;
+        // Every benchmark in quick mode (debug build, tiny sizes, seconds): proof that each one
+        // still runs end to end and prints its figures; the figures come from `cargo xtask bench`.
+        step(
+            "running every benchmark in quick mode",
+            project
+                .cargo()
+                .args(["test", "-p", "server", "--bench", "flags", "--bench", "guard", "--bench", "import_memory", "--bench", "metrics"])
+                .env("DATABASE_URL", database.url("postgres"))
+                .env("RAMPART_BENCH_QUICK", "1"),
+        )?;
+        step(
+            "running the calibration in quick mode",
+            project.cargo().args(["test", "-p", "app", "--bench", "calibrate", "--", "--quick", "--runs", "3"]),
+        )?;
         browser_tests(&project, &database)
     })();
     database.stop();

@@ -12,6 +12,17 @@ use std::sync::Arc;
 mod common;
 pub use common::fresh_database;
 
+/// Quick mode (`RAMPART_BENCH_QUICK=1`, as `cargo xtask test` runs every bench): sizes that
+/// only prove a bench runs end to end and prints its figures; the figures mean nothing then.
+pub fn quick() -> bool {
+    std::env::var_os("RAMPART_BENCH_QUICK").is_some()
+}
+
+/// `full`, or `small` in quick mode.
+pub fn sized<T>(full: T, small: T) -> T {
+    if quick() { small } else { full }
+}
+
 /// A Rampart on a free port over `pool`, with the wall clock; returns its base URL.
 pub async fn spawn_rampart(pool: PgPool) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
