@@ -113,7 +113,7 @@ struct Destination {
 type Batches = HashMap<i64, Vec<NewEvent>>;
 
 /// A numbered line (or array element) read: the event, or what is wrong with it.
-type Reading = (u64, Result<UploadEvent, FieldError>);
+pub type Reading = (u64, Result<UploadEvent, FieldError>);
 
 /// Lines read at the start of a batch while the live rollouts are looked up: the rollout of the
 /// first of them is the one the batch streams into.
@@ -132,6 +132,30 @@ fn readings<'a>(lines: impl Iterator<Item = (u64, &'a str)>) -> impl Iterator<It
 /// Element `i` of a JSON array, read as the event of line `i + 1`.
 fn read_value((i, value): (usize, &serde_json::Value)) -> Reading {
     (i as u64 + 1, event::parse_value(value))
+}
+
+/// The elements of a JSON array read as events one by one (element `i` as line `i + 1`).
+pub fn read_json_array(text: &str) -> Result<Vec<Reading>, serde_json::Error> {
+    struct Elements;
+    impl<'de> serde::de::Visitor<'de> for Elements {
+        type Value = Vec<Reading>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of events")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Reading>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(value) = seq.next_element::<serde_json::Value>()? {
+                out.push(read_value((out.len(), &value)));
+            }
+            Ok(out)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let readings = serde::Deserializer::deserialize_seq(&mut deserializer, Elements)?;
+    deserializer.end()?;
+    Ok(readings)
 }
 
 /// Parses numbered NDJSON lines (blank ones skipped): the events, and a report of the lines
@@ -270,9 +294,13 @@ impl Metrics {
         self.ingest_readings(readings(lines)).await
     }
 
-    /// Stores the elements of a JSON array (element `n` is reported as line `n`, from 1).
-    pub async fn ingest_values(&self, values: Vec<serde_json::Value>) -> Result<IngestReport, AppError> {
-        self.ingest_readings(values.iter().enumerate().map(read_value)).await
+    /// Stores the events of a JSON array's text, reading it one element at a time: each
+    /// element's JSON tree is dropped as soon as it is read as an event, so the batch is held
+    /// as its text and its events, never as a tree of the whole array (which took ~16× the
+    /// body's size).
+    pub async fn ingest_json_array(&self, text: &str) -> Result<IngestReport, AppError> {
+        let readings = read_json_array(text).map_err(|e| AppError::invalid("body", format!("not a JSON array of events: {e}")))?;
+        self.ingest_readings(readings.into_iter()).await
     }
 
     /// Stores a batch as it is read. The events for the rollout of the first ones (nearly
@@ -507,5 +535,32 @@ impl Metrics {
             });
         }
         Ok(self.store.save_baseline(rollout_id, from, to, &window.control, actor).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"timestamp":1762336800000,"event_id":"e-1","variant":"async","outcome":"success","latency_ms":812.5,"memory_mb":38.2,"provider":"kimi","file_type":"csv","size_bytes":1}"#;
+
+    #[test]
+    fn a_json_array_reads_element_by_element_as_the_same_lines_would() {
+        let bad = GOOD.replace(r#""outcome":"success""#, r#""outcome":"ok""#);
+        let lines = [GOOD.to_string(), bad.clone(), GOOD.replace("e-1", "e-3")];
+        let array = format!("[{}]", lines.join(",\n  "));
+        let from_array = read_json_array(&array).unwrap();
+        let from_lines: Vec<Reading> = readings((1..).zip(lines.iter().map(String::as_str))).collect();
+        assert_eq!(from_array, from_lines);
+        assert_eq!(from_array[1].0, 2, "an element is reported as its position, from 1");
+        assert_eq!(from_array[1].1.as_ref().unwrap_err().field, "outcome");
+        // Not an array of events: said so, nothing read.
+        assert!(read_json_array("[1, 2").is_err());
+        assert!(read_json_array(&format!("{array} trailing")).is_err());
+        assert!(read_json_array(r#"{"not": "an array"}"#).is_err());
+        assert_eq!(read_json_array("[]").unwrap(), vec![]);
+        // A non-object element is one bad line, not a broken batch.
+        let mixed = read_json_array(&format!("[{GOOD}, 7]")).unwrap();
+        assert!(mixed[0].1.is_ok() && mixed[1].1.is_err());
     }
 }

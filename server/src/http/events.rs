@@ -36,9 +36,7 @@ async fn ingest(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) 
     let text = std::str::from_utf8(&body).map_err(|e| AppError::invalid("body", format!("not UTF-8 text: {e}")))?;
     let is_json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
     let report = if is_json && text.trim_start().starts_with('[') {
-        let values: Vec<serde_json::Value> =
-            serde_json::from_str(text).map_err(|e| AppError::invalid("body", format!("not a JSON array of events: {e}")))?;
-        state.metrics.ingest_values(values).await?
+        state.metrics.ingest_json_array(text).await?
     } else {
         state.metrics.ingest_lines((1..).zip(text.lines())).await?
     };
