@@ -3,6 +3,7 @@
 
 use crate::egress::Egress;
 use crate::net::IpRanges;
+use crate::sealed::SecretKeys;
 use crate::simulate::Injection;
 use app::domain::units::Span;
 use clap::{Args, Parser, Subcommand};
@@ -94,6 +95,23 @@ pub enum CliCommand {
         #[command(subcommand)]
         command: FlagCommand,
     },
+    /// Manage the secrets Rampart keeps sealed (webhook signing secrets).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Seal every webhook secret with the first of RAMPART_SECRET_KEYS (after listing a new key
+    /// first: then the old one can be dropped), opening each with whichever key sealed it.
+    Reseal {
+        #[arg(long, env = "RAMPART_SECRET_KEYS", value_parser = SecretKeys::parse, hide_env_values = true)]
+        secret_keys: SecretKeys,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +179,11 @@ pub struct ServeConfig {
     /// client's, and the header is ignored.
     #[arg(long, env = "RAMPART_TRUSTED_PROXIES", value_parser = IpRanges::parse, default_value = "")]
     pub trusted_proxies: IpRanges,
+    /// Keys that seal secrets Rampart must read back (webhook signing secrets) in the database:
+    /// comma-separated, 64 hex digits each (`openssl rand -hex 32`); the first seals, all open.
+    /// Unset: those secrets are stored in plain text (a warning at start).
+    #[arg(long, env = "RAMPART_SECRET_KEYS", value_parser = SecretKeys::parse, default_value = "", hide_env_values = true)]
+    pub secret_keys: SecretKeys,
 }
 
 impl Default for ServeConfig {
@@ -175,6 +198,7 @@ impl Default for ServeConfig {
             session_hours: 12,
             webhook_allow: Egress::default(),
             trusted_proxies: IpRanges::default(),
+            secret_keys: SecretKeys::default(),
         }
     }
 }

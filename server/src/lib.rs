@@ -17,6 +17,7 @@ pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod net;
+pub mod sealed;
 pub mod service;
 pub mod simulate;
 pub mod startup;

@@ -1,7 +1,7 @@
 //! The `rampart` command: serve (the default), check plan files, migrate.
 
 use clap::Parser;
-use server::config::{Cli, CliCommand, FlagCommand, PlanCommand, ServeConfig};
+use server::config::{Cli, CliCommand, FlagCommand, PlanCommand, SecretsCommand, ServeConfig};
 use server::startup::{self, load_plan};
 use server::{db, service};
 use std::process::ExitCode;
@@ -24,6 +24,7 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         CliCommand::Backtest { rollout, plan, database } => backtest(rollout, plan.as_deref(), &database).await,
+        CliCommand::Secrets { command: SecretsCommand::Reseal { secret_keys, database } } => reseal(&secret_keys, &database).await,
         CliCommand::Simulate { url, flag, token, rate, users, duration, backfill, injections, seed } => {
             let url = url.trim_end_matches('/').to_string();
             server::simulate::run(server::simulate::Plan { url, flag, token, rate, users, duration, backfill, injections, seed }).await
@@ -99,6 +100,16 @@ async fn explain(rollout: i64, entry: i64, config: &server::config::DatabaseConf
     let explanation = result?;
     print!("{}", explanation.text);
     Ok(explanation.same)
+}
+
+/// Seals every webhook secret with the first key.
+async fn reseal(keys: &server::sealed::SecretKeys, config: &server::config::DatabaseConfig) -> anyhow::Result<()> {
+    let database = db::connect(config).await?;
+    let store = server::store::Store::new(database.pool.clone());
+    let result = server::webhooks::reseal(&store, keys).await;
+    database.shutdown().await;
+    println!("{} webhook secret(s) sealed with the first key", result?);
+    Ok(())
 }
 
 /// Prints what the rules would have decided over a stored rollout.

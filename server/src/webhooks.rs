@@ -8,6 +8,7 @@
 //! a failure is retried with backoff until [`BACKOFF`] runs out.
 
 use crate::egress::Egress;
+use crate::sealed::SecretKeys;
 use crate::service::Clock;
 use crate::store::{DueDelivery, Store, StoreError};
 use app::domain::plan::Plan;
@@ -99,11 +100,12 @@ pub struct Webhooks {
     store: Store,
     clock: Clock,
     egress: Egress,
+    keys: SecretKeys,
 }
 
 impl Webhooks {
-    pub fn new(store: Store, clock: Clock, egress: Egress) -> Webhooks {
-        Webhooks { store, clock, egress }
+    pub fn new(store: Store, clock: Clock, egress: Egress, keys: SecretKeys) -> Webhooks {
+        Webhooks { store, clock, egress, keys }
     }
 }
 
@@ -135,7 +137,8 @@ impl WebhookService for Webhooks {
             }
         }
         let secret = format!("whsec_{}", crate::auth::new_secret());
-        let item = self.store.create_webhook(url.as_str(), &secret, &unique, description, actor, (self.clock)()).await?;
+        let sealed = self.keys.seal(&secret);
+        let item = self.store.create_webhook(url.as_str(), &sealed, &unique, description, actor, (self.clock)()).await?;
         Ok(Issued { item, secret })
     }
 
@@ -146,6 +149,19 @@ impl WebhookService for Webhooks {
     async fn deliveries(&self, id: i64, limit: i64) -> Result<Vec<DeliveryView>, AppError> {
         Ok(self.store.deliveries(id, limit.clamp(1, 500)).await?)
     }
+}
+
+/// Seals every webhook's secret with the first key (`rampart secrets reseal`): each opened with
+/// whichever listed key sealed it. Returns how many.
+pub async fn reseal(store: &Store, keys: &SecretKeys) -> anyhow::Result<usize> {
+    anyhow::ensure!(keys.is_configured(), "RAMPART_SECRET_KEYS is not set: nothing to seal with");
+    let mut count = 0;
+    for (id, stored) in store.webhook_secrets().await? {
+        let secret = keys.open(&stored).map_err(|why| anyhow::anyhow!("webhook {id}: {why}"))?;
+        store.set_webhook_secret(id, &keys.seal(&secret)).await?;
+        count += 1;
+    }
+    Ok(count)
 }
 
 /// What one attempt came to.
@@ -161,11 +177,12 @@ pub struct Dispatcher {
     store: Store,
     clock: Clock,
     egress: Egress,
+    keys: SecretKeys,
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, clock: Clock, egress: Egress) -> Dispatcher {
-        Dispatcher { store, clock, egress }
+    pub fn new(store: Store, clock: Clock, egress: Egress, keys: SecretKeys) -> Dispatcher {
+        Dispatcher { store, clock, egress, keys }
     }
 
     /// A client that connects to `address` whatever the URL's host name resolves to by then
@@ -233,13 +250,17 @@ impl Dispatcher {
             Ok(client) => client,
             Err(e) => return refused(describe(&e)),
         };
+        let secret = match self.keys.open(&delivery.secret) {
+            Ok(secret) => secret,
+            Err(why) => return refused(why),
+        };
         let body = serde_json::to_vec(&delivery.payload).unwrap_or_default();
         let response = client
             .post(url)
             .header("content-type", "application/json")
             .header("rampart-event", &delivery.event)
             .header("rampart-delivery", delivery.id.to_string())
-            .header("rampart-signature", signature(&delivery.secret, now.millis() / 1000, &body))
+            .header("rampart-signature", signature(&secret, now.millis() / 1000, &body))
             .body(body)
             .send()
             .await;

@@ -155,6 +155,41 @@ async fn webhooks_to_this_machine_or_a_private_network_are_refused_unless_allowe
     assert!(receiver.bodies().is_empty());
 }
 
+/// Security review, issue 19 (17): webhook signing secrets sat in the database in plain text,
+/// readable by anyone with a backup. With keys configured they are sealed (ChaCha20-Poly1305),
+/// deliveries are still signed with the secret the admin was shown, and `rampart secrets reseal`
+/// moves every secret to the first key (rotation).
+#[sqlx::test(migrations = "../migrations")]
+async fn webhook_secrets_are_sealed_at_rest_and_deliveries_still_signed(pool: PgPool) {
+    const OLD_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    const NEW_KEY: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+    let app = TestApp::spawn_with(pool.clone(), |config| {
+        config.webhook_allow = server::egress::Egress::parse("127.0.0.0/8").unwrap();
+        config.secret_keys = server::sealed::SecretKeys::parse(OLD_KEY).unwrap();
+    })
+    .await;
+    let (receiver, url) = Receiver::start(0).await;
+    let (_, secret) = add_webhook(&app, &url, json!(["stage_changed"])).await;
+    let stored: String = sqlx::query_scalar("SELECT secret FROM webhooks").fetch_one(&pool).await.unwrap();
+    assert!(stored.starts_with("sealed:v1:") && !stored.contains(&secret[6..]), "stored as {stored}");
+    app.command(json!({ "command": "start" })).await;
+    receiver.wait_for(1).await;
+    let (headers, body) = receiver.received.lock().unwrap()[0].clone();
+    let signature = headers["rampart-signature"].to_str().unwrap();
+    let t: i64 = signature.split(',').next().unwrap().strip_prefix("t=").unwrap().parse().unwrap();
+    assert_eq!(signature, server::webhooks::signature(&secret, t, &body), "signed with the secret the admin was shown");
+
+    // Rotation: the new key first, the old one still listed; reseal moves every secret over.
+    let keys = format!("{NEW_KEY},{OLD_KEY}");
+    let (ok, out) = support::rampart_with(&pool, &["secrets", "reseal"], &[("RAMPART_SECRET_KEYS", &keys)]);
+    assert!(ok && out.contains("1 webhook secret(s) sealed with the first key"), "{out}");
+    let resealed: String = sqlx::query_scalar("SELECT secret FROM webhooks").fetch_one(&pool).await.unwrap();
+    assert_ne!(resealed, stored);
+    let new_only = server::sealed::SecretKeys::parse(NEW_KEY).unwrap();
+    assert_eq!(new_only.open(&resealed).unwrap(), secret, "the new key alone opens it now");
+    assert!(server::sealed::SecretKeys::parse(OLD_KEY).unwrap().open(&resealed).is_err());
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn a_failing_receiver_is_retried_with_backoff_and_every_attempt_is_logged(pool: PgPool) {
     let app = TestApp::spawn(pool).await;

@@ -36,6 +36,21 @@ pub(crate) async fn enqueue(conn: &mut PgConnection, announcement: &Announcement
 }
 
 impl Store {
+    /// Every webhook's stored secret (sealed or not), for resealing.
+    pub async fn webhook_secrets(&self) -> Result<Vec<(i64, String)>> {
+        Ok(sqlx::query!("SELECT id, secret FROM webhooks ORDER BY id")
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.secret))
+            .collect())
+    }
+
+    pub async fn set_webhook_secret(&self, id: i64, stored: &str) -> Result<()> {
+        sqlx::query!("UPDATE webhooks SET secret = $2 WHERE id = $1", id, stored).execute(self.pool()).await?;
+        Ok(())
+    }
+
     pub async fn create_webhook(
         &self,
         url: &str,

@@ -282,10 +282,20 @@ pub fn plan_with_slow_guard() -> (std::path::PathBuf, impl Drop) {
 /// Runs the `rampart` command against the test's database: whether it succeeded, and what it
 /// printed (its exit status first).
 pub fn rampart(pool: &PgPool, args: &[&str]) -> (bool, String) {
+    rampart_with(pool, args, &[])
+}
+
+/// Like [`rampart`], with more environment.
+pub fn rampart_with(pool: &PgPool, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let base = std::env::var("DATABASE_URL").expect("the tests run with DATABASE_URL");
     let database = pool.connect_options().get_database().expect("a test database").to_string();
     let url = format!("{}/{database}", &base[..base.rfind('/').expect("a URL with a path")]);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart")).args(args).env("DATABASE_URL", url).output().expect("rampart runs");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .envs(env.iter().copied())
+        .output()
+        .expect("rampart runs");
     let text = format!("{}\n{}{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
