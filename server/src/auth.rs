@@ -80,6 +80,8 @@ const HASHING_WAIT: Duration = Duration::from_secs(2);
 /// another server process takes effect within this).
 const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 pub const MIN_PASSWORD_LEN: usize = 12;
+/// How long the first admin's set-password link works (once).
+pub const SETUP_LINK_LIFE: Span = Span::from_secs(24 * 3600);
 
 /// A fresh random secret as hex: 256 bits.
 pub fn new_secret() -> String {
@@ -157,20 +159,45 @@ impl Auth {
         (self.clock)()
     }
 
-    /// Creates the first admin when there are no users. Returns the generated password, to be
-    /// printed once, when none was configured.
+    /// Creates the first admin when there are no users: with the configured password, or else
+    /// with none usable and a one-time set-password link, valid for [`SETUP_LINK_LIFE`], whose
+    /// secret is returned (to be printed once as `/setup/<secret>`; only its hash is stored).
     pub async fn bootstrap_admin(&self, configured: Option<&SecretString>) -> anyhow::Result<Option<SecretString>> {
         if self.store.user_count().await? > 0 {
             return Ok(None);
         }
-        let (password, generated) = match configured {
-            Some(p) => (p.clone(), false),
-            None => (SecretString::from(new_secret()[..24].to_string()), true),
+        let password = match configured {
+            Some(p) => p.clone(),
+            // Nobody ever learns this one: the admin chooses a password through the link.
+            None => SecretString::from(new_secret()),
         };
         check_password_rules(password.expose_secret()).map_err(|e| anyhow::anyhow!("RAMPART_ADMIN_PASSWORD {e}"))?;
         let hash = hash_password(password.expose_secret()).map_err(|_| anyhow::anyhow!("could not hash the admin password"))?;
-        self.store.create_user("admin", Role::Admin, &hash, crate::startup::SYSTEM_ACTOR, self.now()).await?;
-        Ok(generated.then_some(password))
+        let now = self.now();
+        let admin = self.store.create_user("admin", Role::Admin, &hash, crate::startup::SYSTEM_ACTOR, now).await?;
+        if configured.is_some() {
+            return Ok(None);
+        }
+        let admin = admin.ok_or_else(|| anyhow::anyhow!("the first admin could not be created"))?;
+        let secret = new_secret();
+        self.store.create_setup_link(admin.id, &digest(&secret), now, Timestamp(now.millis() + SETUP_LINK_LIFE.millis())).await?;
+        Ok(Some(SecretString::from(secret)))
+    }
+
+    /// Whom a set-password link is for, while it can be used.
+    pub async fn setup_link_user(&self, secret: &str) -> Result<Option<String>, AppError> {
+        Ok(self.store.setup_link_user(&digest(secret), self.now()).await?)
+    }
+
+    /// Sets the password through a one-time link and signs its person in. `Ok(None)` when the
+    /// link was used, has expired, or never was.
+    pub async fn use_setup_link(&self, secret: &str, password: &str, address: &str) -> Result<Option<NewSession>, AppError> {
+        check_password_rules(password)?;
+        let hash = hash_off_thread(password.to_string()).await?;
+        match self.store.use_setup_link(&digest(secret), &hash, self.now()).await? {
+            Some(user) => Ok(Some(self.start_session(&user, address).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Who sent these headers: a bearer token or `X-API-Key` first, then the session cookie,

@@ -163,7 +163,7 @@ pub struct ServeConfig {
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
     /// Password of the first admin account, created on first start when there are no users.
-    /// Unset: a random one is generated and printed once.
+    /// Unset: a one-time link to choose it (`/setup/…`, 24 hours) is printed instead.
     #[arg(long, env = "RAMPART_ADMIN_PASSWORD", value_parser = parse_secret, hide_env_values = true)]
     pub admin_password: Option<SecretString>,
     /// How long a sign-in lasts, in hours.

@@ -35,6 +35,8 @@ pub struct Application {
     router: Router,
     guard: Guard,
     webhooks: Dispatcher,
+    /// The first admin's one-time set-password path, on a first start without a password.
+    setup_link: Option<String>,
 }
 
 impl Application {
@@ -46,6 +48,11 @@ impl Application {
     /// The webhook dispatcher, for running a round on demand.
     pub fn webhooks(&self) -> Dispatcher {
         self.webhooks.clone()
+    }
+
+    /// The first admin's one-time set-password path (`/setup/…`), if this start made one.
+    pub fn setup_link(&self) -> Option<String> {
+        self.setup_link.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -81,11 +88,12 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     let webhooks = Dispatcher::new(store.clone(), clock.clone(), config.webhook_allow.clone(), config.secret_keys.clone());
     webhooks.clone().spawn();
     let auth = Auth::new(store.clone(), clock.clone(), Span::from_secs(i64::from(config.session_hours.max(1)) * 3600));
-    if let Some(password) = auth.bootstrap_admin(config.admin_password.as_ref()).await? {
-        // Printed once, on the terminal only: it is never logged or stored.
+    let setup_link = auth.bootstrap_admin(config.admin_password.as_ref()).await?.map(|secret| format!("/setup/{}", secret.expose_secret()));
+    if let Some(path) = &setup_link {
+        // Printed once, on the terminal only (never logged); it works once, for a day.
+        let addr = listener.local_addr()?;
         println!(
-            "\nCreated the first account: user `admin`, password `{}`.\nSign in and change it, or set RAMPART_ADMIN_PASSWORD before the first start.\n",
-            password.expose_secret()
+            "\nCreated the first account, `admin`. Open http://{addr}{path} within 24 hours to choose its password\n(the link works once; or set RAMPART_ADMIN_PASSWORD before the first start).\n"
         );
     } else if config.admin_password.is_some() {
         tracing::info!("RAMPART_ADMIN_PASSWORD ignored: accounts already exist");
@@ -122,7 +130,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
             trusted_proxies: config.trusted_proxies.clone(),
         }))
         .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize));
-    Ok(Application { listener, router: harden(router), guard, webhooks })
+    Ok(Application { listener, router: harden(router), guard, webhooks, setup_link })
 }
 
 /// The HTML document of every page, with its script policy.

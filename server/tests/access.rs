@@ -119,6 +119,8 @@ fn rest_table() -> Vec<(&'static str, &'static str, &'static str, Value, Needs)>
         ("POST", "/auth/login", "", Value::Null, Anyone),
         ("POST", "/auth/logout", "", Value::Null, Anyone),
         ("GET", "/share/{secret}", "", Value::Null, Anyone),
+        ("GET", "/setup/{token}", "", Value::Null, Anyone),
+        ("POST", "/setup/{token}", "", Value::Null, Anyone),
     ]
 }
 
@@ -500,6 +502,43 @@ async fn failures_from_elsewhere_do_not_lock_an_account_and_an_admin_can_unlock(
         assert_eq!(response.status(), 401);
     }
     assert_eq!(direct.sign_in_response("zed", "wrong password!", &direct.base).await.status(), 429, "all five came from one address");
+}
+
+/// Security review, issue 19 (18): without RAMPART_ADMIN_PASSWORD the first admin's password
+/// was printed on the terminal (and kept in its scroll-back and logs for good). The first start
+/// now prints a one-time link that expires: opening it lets one person choose the password and
+/// signs them in; it then works no more.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_first_admin_chooses_a_password_through_a_one_time_link(pool: PgPool) {
+    let app = TestApp::spawn_with(pool.clone(), |config| config.admin_password = None).await;
+    let link = app.setup_link.clone().expect("a first start without a password makes a set-up link");
+    assert!(link.starts_with("/setup/") && link.len() > 40, "{link}");
+    let anonymous = client_with(&[("origin", &app.base)]);
+    let page = anonymous.get(app.url(&link)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Choose the password of `admin`"));
+    // The rules for passwords hold here too.
+    let short = anonymous.post(app.url(&link)).form(&[("password", "short")]).send().await.unwrap();
+    assert_eq!(short.status(), 422);
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let chosen = no_redirects
+        .post(app.url(&link))
+        .header("origin", &app.base)
+        .form(&[("password", "the-admins-own-password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chosen.status(), 303, "{}", chosen.text().await.unwrap_or_default());
+    assert!(session_cookie(&chosen).is_some(), "signed in on the spot");
+    assert_eq!(app.sign_in_response("admin", "the-admins-own-password", &app.base).await.status(), 200);
+    // Used once: gone.
+    let again = anonymous.get(app.url(&link)).send().await.unwrap();
+    assert_eq!(again.status(), 410);
+    let again = anonymous.post(app.url(&link)).form(&[("password", "someone-elses-password")]).send().await.unwrap();
+    assert_eq!(again.status(), 410);
+    assert_eq!(app.sign_in_response("admin", "the-admins-own-password", &app.base).await.status(), 200);
+    let audit: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'password_set'").fetch_one(&pool).await.unwrap();
+    assert_eq!(audit, 1);
 }
 
 /// Security review, issue 19 (1): the failure count was read, checked and written in separate
@@ -896,17 +935,18 @@ async fn no_answer_or_log_line_carries_a_password_or_a_raw_token(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn the_first_start_creates_an_admin_with_a_password_shown_once(pool: PgPool) {
+async fn the_first_start_creates_an_admin_and_a_one_time_link_to_choose_its_password(pool: PgPool) {
     let store = server::store::Store::new(pool.clone());
     let clock: server::service::Clock = Arc::new(|| app::domain::units::Timestamp(support::START));
     let auth = server::auth::Auth::new(store, clock, app::domain::units::Span::from_secs(3600));
     let short: secrecy::SecretString = "short".to_string().into();
     let error = auth.bootstrap_admin(Some(&short)).await.unwrap_err().to_string();
     assert_eq!(error, "RAMPART_ADMIN_PASSWORD password: must be at least 12 characters");
-    let password = auth.bootstrap_admin(None).await.unwrap().expect("a generated password");
-    let password = secrecy::ExposeSecret::expose_secret(&password).to_string();
-    assert!(password.len() >= 12);
-    assert!(auth.login("admin", &password, "127.0.0.1").await.is_ok());
+    let link = auth.bootstrap_admin(None).await.unwrap().expect("a set-up link's secret");
+    let link = secrecy::ExposeSecret::expose_secret(&link).to_string();
+    assert!(link.len() >= 32);
+    assert!(auth.login("admin", &link, "127.0.0.1").await.is_err(), "the link is not a password");
+    assert_eq!(auth.setup_link_user(&link).await.unwrap().as_deref(), Some("admin"));
     assert!(auth.bootstrap_admin(None).await.unwrap().is_none(), "only when there are no users");
     let users = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users").fetch_one(&pool).await.unwrap();
     assert_eq!(users, 1);

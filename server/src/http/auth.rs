@@ -42,6 +42,8 @@ pub fn rule(method: &Method, route: &str) -> Option<Rule> {
     Some(match (m, route) {
         ("GET", "/healthz" | "/api/v1/openapi.yaml" | "/api/v1/me" | "/share/{secret}") => Public,
         ("POST", "/auth/login" | "/auth/logout") => Public,
+        // The link's secret is the credential; it works once.
+        ("GET" | "POST", "/setup/{token}") => Public,
         (
             "GET",
             "/api/v1/rollouts/{id}" | "/api/v1/rollouts/{id}/live" | "/api/v1/rollouts/{id}/metrics" | "/api/v1/rollouts/{id}/baseline",
@@ -75,7 +77,7 @@ pub fn rule(method: &Method, route: &str) -> Option<Rule> {
 
 /// Whether a route pattern belongs to the machine-facing API that [`rule`] must cover.
 fn is_api_route(route: &str) -> bool {
-    ["/api/v1/", "/ofrep/", "/auth/", "/share/", "/healthz"].iter().any(|p| route.starts_with(p))
+    ["/api/v1/", "/ofrep/", "/auth/", "/share/", "/setup/", "/healthz"].iter().any(|p| route.starts_with(p))
 }
 
 /// Static files anyone may fetch.
@@ -165,7 +167,76 @@ fn encode_component(text: &str) -> String {
 
 /// Sign-in, sign-out and share links: the browser-facing routes.
 pub fn router() -> Router<ApiState> {
-    Router::new().route("/auth/login", post(login)).route("/auth/logout", post(logout)).route("/share/{secret}", get(open_share_link))
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/share/{secret}", get(open_share_link))
+        .route("/setup/{token}", get(setup_page).post(setup_password))
+}
+
+/// A small page of its own (no app, no script): the form of a one-time set-password link, or
+/// why the link no longer works.
+fn setup_html(status: StatusCode, body: &str) -> Response {
+    let page = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Rampart: choose a password</title><link rel=\"stylesheet\" href=\"/pkg/rampart.css\"></head>\
+         <body><main class=\"login\"><h1>Rampart</h1>{body}</main></body></html>"
+    );
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
+const LINK_GONE: &str =
+    "<p class=\"error\" role=\"alert\">This link was used already or has expired. An admin can set a password from the admin page.</p>";
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn setup_form(name: &str, problem: Option<&str>) -> String {
+    let problem = problem.map_or_else(String::new, |p| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(p)));
+    format!(
+        "<p>Choose the password of `{}` (at least {} characters). This link works once.</p>{problem}\
+         <form method=\"post\" class=\"action-form\"><label>Password <input name=\"password\" type=\"password\" autocomplete=\"new-password\" required></label>\
+         <button type=\"submit\" class=\"primary\">Set the password and sign in</button></form>",
+        escape(name),
+        crate::auth::MIN_PASSWORD_LEN
+    )
+}
+
+/// `GET /setup/{token}`: the form, while the link works; 410 after.
+async fn setup_page(State(state): State<ApiState>, Path(token): Path<String>) -> Result<Response, ApiError> {
+    Ok(match state.auth.setup_link_user(&token).await? {
+        Some(name) => setup_html(StatusCode::OK, &setup_form(&name, None)),
+        None => setup_html(StatusCode::GONE, LINK_GONE),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    password: String,
+}
+
+/// `POST /setup/{token}`: sets the password (the usual rules), uses the link up, signs in.
+async fn setup_password(
+    State(state): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<SetupForm>,
+) -> Result<Response, ApiError> {
+    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    let address = crate::net::client_address(peer.ip(), &forwarded, &state.trusted_proxies).to_string();
+    let Some(name) = state.auth.setup_link_user(&token).await? else { return Ok(setup_html(StatusCode::GONE, LINK_GONE)) };
+    match state.auth.use_setup_link(&token, &form.password, &address).await {
+        Ok(Some(session)) => {
+            tracing::info!(user = %session.name, %address, "password chosen through a set-up link");
+            let cookie = set_cookie(session_cookie_name(&headers), session.id.expose_secret(), session.max_age_secs, &headers);
+            Ok(([cookie], Redirect::to("/")).into_response())
+        }
+        Ok(None) => Ok(setup_html(StatusCode::GONE, LINK_GONE)),
+        Err(AppError::Invalid { message, .. }) => Ok(setup_html(StatusCode::UNPROCESSABLE_ENTITY, &setup_form(&name, Some(&message)))),
+        Err(other) => Err(ApiError(other)),
+    }
 }
 
 /// Who am I, and the admin API for users, tokens and share links (under `/api/v1`).

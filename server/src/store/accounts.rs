@@ -141,6 +141,60 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a one-time set-password link for `user_id` (its secret's hash only).
+    pub async fn create_setup_link(&self, user_id: i64, hash: &[u8], now: Timestamp, expires: Timestamp) -> Result<()> {
+        sqlx::query!(
+            "INSERT INTO setup_links (hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            hash,
+            user_id,
+            from_timestamp(now),
+            from_timestamp(expires)
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The name of the person a set-password link is for, while it is unused and unexpired.
+    pub async fn setup_link_user(&self, hash: &[u8], now: Timestamp) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar!(
+            "SELECT u.name FROM setup_links l JOIN users u ON u.id = l.user_id
+             WHERE l.hash = $1 AND l.used_at IS NULL AND l.expires_at > $2 AND u.disabled_at IS NULL",
+            hash,
+            from_timestamp(now)
+        )
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Uses a set-password link: once, before it expires, in one transaction with the new
+    /// password (audited). Returns the person, to sign in; `None` if the link is no good.
+    pub async fn use_setup_link(&self, hash: &[u8], password_hash: &str, now: Timestamp) -> Result<Option<Credentials>> {
+        let mut tx = self.pool().begin().await?;
+        let Some(user_id) = sqlx::query_scalar!(
+            "UPDATE setup_links SET used_at = $2 WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_id",
+            hash,
+            from_timestamp(now)
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let row = sqlx::query!(
+            "UPDATE users SET password_hash = $2 WHERE id = $1 AND disabled_at IS NULL RETURNING id, name, role",
+            user_id,
+            password_hash
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let text = format!("{} chose a password through a one-time set-up link", row.name);
+        insert_audit(&mut tx, None, &row.name, "password_set", &text, None, None, serde_json::json!({})).await?;
+        tx.commit().await?;
+        Ok(Some(Credentials { id: row.id, name: row.name, role: role_from(&row.role)?, password_hash: password_hash.to_string() }))
+    }
+
     /// Starts a session and records the sign-in.
     pub async fn create_session(
         &self,

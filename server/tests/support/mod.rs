@@ -33,6 +33,8 @@ pub struct TestApp {
     pub pool: PgPool,
     pub guard: server::guard::Guard,
     pub webhooks: server::webhooks::Dispatcher,
+    /// The first admin's set-password path, when started without a password.
+    pub setup_link: Option<String>,
     now: Arc<AtomicI64>,
     approvers: tokio::sync::OnceCell<()>,
 }
@@ -62,11 +64,12 @@ impl TestApp {
         let base = format!("http://{}", app.local_addr());
         let guard = app.guard();
         let webhooks = app.webhooks();
+        let setup_link = app.setup_link();
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         // The default client is a machine holding every scope; tests about access build others.
         let secret = common::all_scopes_token(&pool, "test-suite", Timestamp(START)).await;
         let client = client_with(&[("authorization", &format!("Bearer {secret}"))]);
-        TestApp { base, client, pool, guard, webhooks, now, approvers: tokio::sync::OnceCell::new() }
+        TestApp { base, client, pool, guard, webhooks, setup_link, now, approvers: tokio::sync::OnceCell::new() }
     }
 
     /// Signs in through the form and returns a client carrying the session cookie (and an
