@@ -106,19 +106,11 @@ test('gates judge the treatment arm against the frozen baseline', async ({ page,
   await expect(gate('memory').getByTestId('versus-control')).toHaveText('—');
   await expect(page.getByTestId('blockers')).toContainText('Success rate: inconclusive');
   // The arms' split against the flag's 1%: this test sends a few hundred of each, far from 1 in
-  // 100, so the sample-ratio row fails and says why (and the guard loop raises an alert).
+  // 100, so the sample-ratio row fails and says why.
   await expect(gate('sampleratio')).toContainText('fail');
   await expect(page.getByTestId('criteria')).toContainText(/500 treatment and [\d,]+ control uploads: [\d.]+% treatment where the flag serves 1%; mismatch/);
-  // The guard loop raised it as an alert with the counts; someone who knows the cause
-  // acknowledges it, which covers the rest of the stage.
-  const alerts = async () => (await (await api.get('/api/v1/rollouts/1')).json()).alerts;
-  await expect.poll(async () => (await alerts()).map((a: any) => a.message).join(' | '), { timeout: 10_000 }).toContain('sample ratio mismatch: 500 treatment');
-  await page.reload();
-  await expect(page.getByTestId('alert').first()).toContainText('sample ratio mismatch: 500 treatment');
-  const acknowledged = await api.post(`/api/v1/rollouts/1/alerts/${(await alerts())[0].id}/acknowledge`, {
-    data: { note: 'the browser tests send a few hundred uploads of each arm, not 1 in 100' },
-  });
-  expect(acknowledged.ok(), await acknowledged.text()).toBeTruthy();
+  // (The guard loop raises it as an alert only once it has held ten minutes: arms' batches
+  // can arrive out of step. The server tests cover the alert.)
   // The charts draw both arms against the gate and the baseline.
   for (const chart of ['chart-success', 'chart-errors', 'chart-latency', 'chart-memory', 'chart-uploads']) {
     await expect(page.getByTestId(chart).locator('svg').first()).toBeVisible();

@@ -36,7 +36,8 @@ fn main() {
             send(&http, &a, &mut model, 900, 100, &[]).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
             let started = Instant::now();
-            send(&http, &a, &mut model, 0, 100, &[Regression::ErrorRate(50.0)]).await;
+            // At 10% served, the spike comes with the control arm's uploads, as real traffic does.
+            send(&http, &a, &mut model, 900, 100, &[Regression::ErrorRate(50.0)]).await;
             wait_until(&http, &b, false).await;
             samples.push(started.elapsed());
             // Let the bad window age out before the next round.

@@ -130,7 +130,9 @@ impl Guard {
         }
         let treatment = minutes.iter().map(|(_, stats)| stats.count()).sum();
         let split = gates::sample_ratio(rails, served_flag(&rollout.plan, &rollout.state), treatment, control.count());
-        assessment.decisions.extend(guard::sample_ratio_mismatch(split.as_ref(), now.since(from)).map(Decision::Review));
+        let (holding, review) = guard::sample_ratio_mismatch(split.as_ref(), &sustained, now);
+        assessment.holding.extend(holding);
+        assessment.decisions.extend(review.map(Decision::Review));
         self.store.set_holding(rollout.id, &assessment.holding, now).await?;
 
         let rollbacks: Vec<_> =

@@ -226,8 +226,14 @@ async fn a_split_far_from_the_flags_percentage_raises_an_alert_and_blocks_advanc
         "{row}"
     );
 
-    // Then the control arm's uploads stop arriving (a collector dropped them): 20% treated.
+    // Then the control arm's uploads stop arriving (a collector dropped them): 20% treated. The
+    // row fails at once; the alert waits ten minutes (arms' batches can arrive out of step).
     upload(&app, &mut model, 0, 500, &[]).await;
+    assert!(app.guard.tick_now(app.now()).await.unwrap().is_empty());
+    assert_eq!(sample_ratio(&app.room().await).unwrap()["verdict"], "fail");
+    app.advance_clock_minutes(9);
+    assert!(app.guard.tick_now(app.now()).await.unwrap().is_empty(), "not yet ten minutes");
+    app.advance_clock_minutes(1);
     let actions = app.guard.tick_now(app.now()).await.unwrap();
     assert_eq!(actions, [server::guard::Action::Alerted { rollout_id: 1, rule: "sample_ratio_mismatch".into() }]);
     let room = app.room().await;
@@ -236,8 +242,9 @@ async fn a_split_far_from_the_flags_percentage_raises_an_alert_and_blocks_advanc
     let alert = &room["alerts"][0];
     let message = alert["message"].as_str().unwrap();
     assert!(
-        message
-            .starts_with("sample ratio mismatch: 700 treatment and 1,800 control uploads: 28.0% treatment where the flag serves 10% (p "),
+        message.starts_with(
+            "sample ratio mismatch for 10m: 700 treatment and 1,800 control uploads: 28.0% treatment where the flag serves 10% (p "
+        ),
         "{message}"
     );
     let (status, body) = app.advance(Some("ship it")).await;
@@ -245,7 +252,7 @@ async fn a_split_far_from_the_flags_percentage_raises_an_alert_and_blocks_advanc
     let kinds: Vec<&str> = body["blockers"].as_array().unwrap().iter().map(|b| b["kind"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"alert_open") && kinds.contains(&"gate_not_passed"), "{body}");
 
-    // Acknowledged, it stays so for the rest of the stage although the split stays off.
+    // Acknowledged, it stays so while the mismatch lasts.
     let path = format!("/api/v1/rollouts/1/alerts/{}/acknowledge", alert["id"]);
     assert_eq!(app.post(&path, json!({ "note": "collector restarted; control uploads of 09:00–09:20 lost" })).await.0, 200);
     app.advance_clock_hours(3);

@@ -41,15 +41,18 @@ pub enum Condition {
     SuccessBand,
     /// p95 latency proven above the review limit (seeds: 120% of baseline).
     LatencyHigh,
+    /// The arms' uploads split far from the flag's percentage.
+    SampleRatio,
 }
 
 impl Condition {
-    const ALL: [Condition; 2] = [Condition::SuccessBand, Condition::LatencyHigh];
+    const ALL: [Condition; 3] = [Condition::SuccessBand, Condition::LatencyHigh, Condition::SampleRatio];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Condition::SuccessBand => "success_band",
             Condition::LatencyHigh => "latency_high",
+            Condition::SampleRatio => "sample_ratio",
         }
     }
 
@@ -62,13 +65,13 @@ impl Condition {
         match self {
             Condition::SuccessBand => "success_band",
             Condition::LatencyHigh => "latency_above_baseline",
+            Condition::SampleRatio => "sample_ratio_mismatch",
         }
     }
 }
 
 /// Since when the episode behind a review has lasted: the start of the condition it waited
-/// on, else the span the breach judged (the complaint trend's hour, a sample-ratio check's
-/// stage). An alert acknowledged within the episode covers it; the same alert is raised again
+/// on, else the span the breach judged (the complaint trend's hour). An alert acknowledged within the episode covers it; the same alert is raised again
 /// only once the episode ends and another begins (otherwise an acknowledged alert would come
 /// back on the next tick).
 pub fn episode_start(breach: &Breach, sustained: &[Sustained], now: Timestamp) -> Timestamp {
@@ -495,24 +498,34 @@ pub fn complaints_rising(rails: &Guardrails, trend: &ComplaintTrend) -> Option<B
     })
 }
 
-/// The review a sample-ratio mismatch asks for (see [`super::gates::sample_ratio`] for when
-/// it is checked): the arms' uploads are not split as the flag serves them, so their
+/// How long a sample-ratio mismatch must hold before it asks for review. The arms' uploads
+/// need not arrive together — one arm's batch, or collector, ahead of the other's — and at a
+/// stage's start that alone makes a mismatch that is gone a minute later; a broken assignment
+/// or a lost arm stays. (The gate row shows the mismatch at once, and blocks Advance.)
+pub const SAMPLE_RATIO_FOR: Span = Span::from_secs(10 * 60);
+
+/// A sample-ratio mismatch (see [`super::gates::sample_ratio`] for when it is checked): whether
+/// it holds now (the condition to time), and the review it asks for once it has held for
+/// [`SAMPLE_RATIO_FOR`] — the arms' uploads are not split as the flag serves them, so their
 /// comparison cannot be trusted until someone finds out why.
-pub fn sample_ratio_mismatch(check: Option<&SampleRatio>, stage_time: Span) -> Option<Breach> {
-    let check = check.filter(|c| c.mismatch())?;
-    Some(Breach {
-        rule: "sample_ratio_mismatch".into(),
+pub fn sample_ratio_mismatch(check: Option<&SampleRatio>, sustained: &[Sustained], now: Timestamp) -> (Option<Condition>, Option<Breach>) {
+    let Some(check) = check.filter(|c| c.mismatch()) else { return (None, None) };
+    let since = sustained.iter().find(|s| s.condition == Condition::SampleRatio).map(|s| s.since);
+    let held = since.map(|since| now.since(since));
+    let breach = held.filter(|held| *held >= SAMPLE_RATIO_FOR).map(|held| Breach {
+        rule: Condition::SampleRatio.review_rule().into(),
         observed: check.observed_pct().unwrap_or(0.0),
         threshold: check.planned_pct,
         sample: check.treatment + check.control,
-        window: stage_time,
+        window: held,
         message: format!(
-            "sample ratio mismatch: {} ({}); the arms cannot be compared until the cause is found",
+            "sample ratio mismatch for {held}: {} ({}); the arms cannot be compared until the cause is found",
             check.counts(),
             check.p_text()
         ),
         receipt: None,
-    })
+    });
+    (Some(Condition::SampleRatio), breach)
 }
 
 #[cfg(test)]
@@ -561,20 +574,21 @@ mod tests {
         use crate::domain::gates::sample_ratio;
         use crate::domain::plan::StageFlag;
         use crate::domain::units::Percentage;
-        let hour = Span::from_secs(3_600);
         let fair = SampleRatio::check(98, 9_902, 1.0);
-        assert_eq!(sample_ratio_mismatch(fair.as_ref(), hour), None);
-        assert_eq!(sample_ratio_mismatch(None, hour), None);
+        assert_eq!(sample_ratio_mismatch(fair.as_ref(), &[], NOW), (None, None));
+        assert_eq!(sample_ratio_mismatch(None, &[], NOW), (None, None));
         let skewed = SampleRatio::check(300, 9_700, 1.0);
-        let breach = sample_ratio_mismatch(skewed.as_ref(), hour).unwrap();
+        // A mismatch starts its timer; it asks for review once it has held ten minutes.
+        assert_eq!(sample_ratio_mismatch(skewed.as_ref(), &[], NOW), (Some(Condition::SampleRatio), None));
+        let since = |minutes: i64| [Sustained { condition: Condition::SampleRatio, since: Timestamp(NOW.millis() - minutes * 60_000) }];
+        assert_eq!(sample_ratio_mismatch(skewed.as_ref(), &since(9), NOW).1, None);
+        let breach = sample_ratio_mismatch(skewed.as_ref(), &since(10), NOW).1.unwrap();
         assert_eq!((breach.rule.as_str(), breach.sample, breach.threshold), ("sample_ratio_mismatch", 10_000, 1.0));
-        assert!(
-            breach.message.starts_with(
-                "sample ratio mismatch: 300 treatment and 9,700 control uploads: 3.0% treatment where the flag serves 1% (p < 1e-12); the arms cannot be compared until the cause is found"
-            ),
-            "{}",
-            breach.message
+        assert_eq!(
+            breach.message,
+            "sample ratio mismatch for 10m: 300 treatment and 9,700 control uploads: 3.0% treatment where the flag serves 1% (p < 1e-12); the arms cannot be compared until the cause is found"
         );
+        assert_eq!(episode_start(&breach, &since(10), NOW), since(10)[0].since, "acknowledged once, it covers the episode");
         // Checked only while the flag splits traffic and the plan asks for it.
         let served = |percentage| StageFlag { enabled: true, percentage: Percentage::new(percentage).unwrap() };
         assert_eq!(sample_ratio(&rails(), served(1), 300, 9_700), skewed);
@@ -718,8 +732,6 @@ mod tests {
         assert_eq!(episode_start(&breach("latency_above_baseline", 60), &held, NOW), since);
         assert_eq!(episode_start(&breach("success_band", 3_600), &held, NOW), Timestamp(NOW.millis() - 3_600_000), "no timer: its span");
         assert_eq!(episode_start(&breach("complaint_rate_rising", 3_600), &held, NOW), Timestamp(NOW.millis() - 3_600_000));
-        // A sample-ratio mismatch judges the stage: acknowledged once, it stays so in the stage.
-        assert_eq!(episode_start(&breach("sample_ratio_mismatch", 86_400), &held, NOW), Timestamp(NOW.millis() - 86_400_000));
     }
 
     #[test]
