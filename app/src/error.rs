@@ -48,6 +48,19 @@ impl AppError {
         AppError::Invalid { field: field.into(), message: message.into() }
     }
 
+    /// Checks free text a person or a client sends for the record (a note, a reason, a label):
+    /// at most `max` characters, and no control character but line breaks and tabs (Postgres
+    /// cannot store a NUL, and the others have no business in a sentence).
+    pub fn check_text(field: &str, text: &str, max: usize) -> Result<(), AppError> {
+        if text.chars().count() > max {
+            return Err(AppError::invalid(field, format!("at most {max} characters")));
+        }
+        if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+            return Err(AppError::invalid(field, "must not contain control characters"));
+        }
+        Ok(())
+    }
+
     /// The HTTP status this error answers with, the same from the REST API and from a server
     /// function: a caller's mistake is never a 500.
     pub fn status(&self) -> u16 {
@@ -101,9 +114,17 @@ impl FromServerFnError for AppError {
     /// The error as the server function's answer — with its own status, not the 500 server
     /// functions answer every error with by default.
     fn ser(&self) -> leptos::server_fn::Bytes {
+        // Not for a plain HTML form post (no script yet, or none at all): leptos_axum answers
+        // that with a redirect back to the page carrying the error, which a 4xx status would
+        // turn into a dead end.
+        #[cfg(feature = "ssr")]
+        let from_a_page = leptos::prelude::use_context::<http::request::Parts>().is_some_and(|parts| {
+            parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+        });
         #[cfg(feature = "ssr")]
         if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>()
             && let Ok(status) = http::StatusCode::from_u16(self.status())
+            && !from_a_page
         {
             response.set_status(status);
         }

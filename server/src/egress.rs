@@ -27,6 +27,8 @@ fn special_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("not a host's address")
     } else if a == 100 && (64..128).contains(&b) {
         Some("a carrier-grade NAT address")
+    } else if a >= 240 || (a == 192 && b == 0 && ip.octets()[2] == 0) || (a == 198 && (18..20).contains(&b)) {
+        Some("a reserved or benchmarking address")
     } else {
         None
     }
@@ -40,8 +42,16 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
         Some("not a host's address")
     } else if first & 0xfe00 == 0xfc00 {
         Some("a private (unique local) address")
-    } else if first & 0xffc0 == 0xfe80 {
-        Some("a link-local address")
+    } else if first & 0xffc0 == 0xfe80 || first & 0xffc0 == 0xfec0 {
+        Some("a link-local or site-local address")
+    } else if ip.segments()[..6] == [0; 6]
+        || (first == 0x64 && ip.segments()[1] == 0xff9b)
+        || first == 0x2002
+        || (first == 0x2001 && ip.segments()[1] == 0)
+    {
+        // IPv4-compatible, NAT64, 6to4 and Teredo addresses carry an IPv4 address (which may be
+        // a private one) that a gateway will reach.
+        Some("an address that embeds an IPv4 address (NAT64, 6to4, Teredo)")
     } else {
         None
     }
@@ -132,6 +142,14 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "64:ff9b::a00:5",
+            "::127.0.0.1",
+            "2002:a00:1::1",
+            "2001:0:4136:e378::1",
+            "fec0::1",
+            "240.0.0.1",
+            "198.18.0.1",
+            "192.0.0.8",
         ] {
             let ip: IpAddr = refused.parse().unwrap();
             assert!(none.check(ip).is_err(), "{refused} must be refused");

@@ -100,7 +100,7 @@ impl Guard {
         for live in self.store.live_rollouts(None).await? {
             let rollout = self.store.rollout(live.id).await?;
             if !served_flag(&rollout.plan, &rollout.state).enabled || rollout.state.status == Status::Draft {
-                self.store.set_holding(live.id, &[], now).await?;
+                self.store.set_holding(live.id, &[], now, now).await?;
                 continue;
             }
             actions.extend(self.guard(&rollout, now).await?);
@@ -121,7 +121,8 @@ impl Guard {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let baseline = self.store.latest_baseline(rollout.id).await?;
         let reference = Reference::choose(baseline.as_ref().map(|b| &b.summary), &control);
-        let sustained = self.store.sustained(rollout.id).await?;
+        // Timers of this stage only: a condition that held in the stage before starts afresh.
+        let sustained: Vec<_> = self.store.sustained(rollout.id).await?.into_iter().filter(|s| s.since >= from).collect();
         let soak = rollout.plan.stage(rollout.state.stage).map_or(Span::ZERO, |s| s.soak);
         let stage = guard::StageEvidence { minutes: &minutes, soak };
         let mut assessment = guard::assess(rails, stage, &reference, &sustained, now);
@@ -133,7 +134,7 @@ impl Guard {
         let (holding, review) = guard::sample_ratio_mismatch(split.as_ref(), &sustained, now);
         assessment.holding.extend(holding);
         assessment.decisions.extend(review.map(Decision::Review));
-        self.store.set_holding(rollout.id, &assessment.holding, now).await?;
+        self.store.set_holding(rollout.id, &assessment.holding, now, from).await?;
 
         let rollbacks: Vec<_> =
             assessment.decisions.iter().filter_map(|d| if let Decision::RollBack(b) = d { Some(b) } else { None }).collect();

@@ -26,8 +26,8 @@ fn prefix_match(base: u128, ip: u128, bits: u8, prefix: u8) -> bool {
     if prefix == 0 {
         return true;
     }
-    let shift = u32::from(bits - prefix);
-    base >> shift == ip >> shift
+    let Some(shift) = bits.checked_sub(prefix).map(u32::from) else { return false };
+    shift >= u32::from(bits) || base >> shift == ip >> shift
 }
 
 impl FromStr for IpRange {
@@ -42,7 +42,15 @@ impl FromStr for IpRange {
         } else {
             prefix.parse::<u8>().ok().filter(|p| *p <= bits).ok_or_else(|| format!("`{text}`: the prefix must be 0 to {bits}"))?
         };
-        Ok(IpRange { base: unmapped(base), prefix })
+        // `::ffff:10.0.0.2/120` is the IPv4 range 10.0.0.0/24: the mapped form is kept as IPv4,
+        // with its prefix counted in IPv4 bits (a prefix inside the mapping prefix is refused).
+        match (base, unmapped(base)) {
+            (IpAddr::V6(_), IpAddr::V4(v4)) => {
+                let prefix = prefix.checked_sub(96).ok_or_else(|| format!("`{text}`: an IPv4-mapped range needs a prefix of 96 to 128"))?;
+                Ok(IpRange { base: IpAddr::V4(v4), prefix })
+            }
+            _ => Ok(IpRange { base, prefix }),
+        }
     }
 }
 
@@ -85,7 +93,9 @@ pub fn client_address(peer: IpAddr, forwarded_for: &[&str], proxies: &IpRanges) 
     let chain: Vec<&str> = forwarded_for.iter().flat_map(|v| v.split(',')).map(str::trim).collect();
     let mut nearest = peer;
     for hop in chain.iter().rev() {
-        let Ok(ip) = hop.parse::<IpAddr>() else { break };
+        // An address, or one with a port (`203.0.113.9:51234`, `[2001:db8::1]:443`), as some
+        // load balancers write it.
+        let Some(ip) = hop.parse::<IpAddr>().ok().or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())) else { break };
         nearest = unmapped(ip);
         if !proxies.contains(nearest) {
             break;
@@ -111,5 +121,21 @@ mod tests {
         assert_eq!(client_address(ip("10.0.0.2"), &["nonsense, 198.51.100.7"], &proxies), ip("198.51.100.7"));
         assert_eq!(client_address(ip("10.0.0.2"), &[], &proxies), ip("10.0.0.2"));
         assert_eq!(client_address(ip("10.0.0.2"), &["::ffff:198.51.100.7"], &proxies), ip("198.51.100.7"));
+        assert_eq!(client_address(ip("10.0.0.2"), &["198.51.100.7:51234"], &proxies), ip("198.51.100.7"));
+        assert_eq!(client_address(ip("10.0.0.2"), &["[2001:db8::1]:443"], &proxies), ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn a_range_in_ipv4_mapped_form_is_the_ipv4_range_and_nothing_wider() {
+        // Review: `::ffff:10.0.0.2` once parsed with an IPv6 prefix of 128 on an IPv4 base, and
+        // matched every IPv4 address.
+        let one = IpRanges::parse("::ffff:10.0.0.2").unwrap();
+        assert!(one.contains("10.0.0.2".parse().unwrap()) && one.contains("::ffff:10.0.0.2".parse().unwrap()));
+        assert!(!one.contains("10.0.0.3".parse().unwrap()) && !one.contains("169.254.169.254".parse().unwrap()));
+        let block = IpRanges::parse("::ffff:10.0.0.0/120").unwrap();
+        assert!(block.contains("10.0.0.77".parse().unwrap()) && !block.contains("10.0.1.1".parse().unwrap()));
+        assert!(IpRanges::parse("::ffff:10.0.0.0/64").unwrap_err().contains("96 to 128"));
+        assert!(IpRanges::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(!IpRanges::parse("10.0.0.0/8").unwrap().contains("::1".parse().unwrap()));
     }
 }

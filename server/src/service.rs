@@ -53,6 +53,12 @@ impl Rollouts {
             .stage(stage_index)
             .ok_or_else(|| AppError::invalid("stage", format!("the plan has no stage {}", stage_index.0)))?;
         let suite = report.suite.trim();
+        AppError::check_text("suite", suite, 100)?;
+        for (field, count) in [("passed", report.passed), ("failed", report.failed)] {
+            if count > MAX_TESTS_PER_RUN {
+                return Err(AppError::invalid(field, format!("{count} tests in one run is more than {MAX_TESTS_PER_RUN}")));
+            }
+        }
         if !stage.test_suites.iter().any(|s| s.name == suite) {
             let names: Vec<String> = stage.test_suites.iter().map(|s| format!("“{}”", s.name)).collect();
             let expected = if names.is_empty() { "it requires none".to_string() } else { format!("it requires {}", names.join(", ")) };
@@ -115,11 +121,21 @@ impl Rollouts {
     }
 }
 
+/// The most tests one CI run may report (a suite of a million is past any real one).
+const MAX_TESTS_PER_RUN: u32 = 1_000_000;
+
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound(what) => AppError::not_found(what),
             StoreError::Refused(refusal) => refusal.into(),
+            // Postgres's "data exception" class: a value a request carried that it cannot store
+            // (a NUL in text, a number past its column). The caller's input, not a failure here;
+            // the checks at the edges should have caught it first.
+            StoreError::Db(sqlx::Error::Database(e)) if e.code().is_some_and(|c| c.starts_with("22")) => {
+                tracing::warn!(error = %e, "a request carried a value Postgres cannot store");
+                AppError::invalid("body", format!("a value cannot be stored: {}", e.message()))
+            }
             StoreError::Corrupt(_) | StoreError::Db(_) => {
                 tracing::error!(%error, "store failure");
                 AppError::Internal
@@ -200,6 +216,7 @@ impl RolloutService for Rollouts {
         if note.trim().is_empty() {
             return Err(AppError::invalid("note", "say what was checked before acknowledging"));
         }
+        AppError::check_text("note", note, 2_000)?;
         Ok(self.store.acknowledge_alert(rollout_id, alert_id, actor, note.trim(), (self.clock)()).await?)
     }
 

@@ -191,6 +191,8 @@ impl Dispatcher {
         let mut builder = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            // Never through a proxy from the environment: it would resolve the name again.
+            .no_proxy()
             .user_agent(concat!("Rampart-Webhooks/", env!("CARGO_PKG_VERSION")));
         if let Some(host) = url.host_str() {
             builder = builder.resolve(host, address);

@@ -186,6 +186,22 @@ async fn a_stage_change_reaches_every_replica_and_its_event_stream_within_a_seco
     assert_eq!(announced["flags"], json!(["async_upload"]));
 }
 
+/// What schemathesis found against the served OpenAPI document (issue 19's API fuzzing): a
+/// NUL in a filter or a note, and a count past Postgres's integer, answered 500. They are the
+/// caller's mistakes, named by field.
+#[sqlx::test(migrations = "../migrations")]
+async fn what_the_api_fuzzer_found_is_answered_as_the_callers_mistake(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let response = app.client.get(app.url("/api/v1/rollouts/1/metrics?file_type=%00&size_mb=-1329")).send().await.unwrap();
+    let (status, body) = (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap());
+    assert_eq!((status, body["field"].as_str()), (422, Some("file_type")), "{body}");
+    let (status, body) = app.post("/api/v1/rollouts/1/alerts/52952139446356/acknowledge", json!({ "note": "seen\u{0}" })).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("note")), "{body}");
+    let (status, body) =
+        app.post("/api/v1/rollouts/1/test-results", json!({ "failed": 3_628_800, "suite": "Phase 1", "passed": 2_551_509_042u64 })).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("passed")), "{body}");
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn every_path_in_the_served_openapi_document_exists(pool: PgPool) {
     let app = TestApp::spawn(pool).await;

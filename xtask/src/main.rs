@@ -114,6 +114,18 @@ impl Project {
     }
 
     /// Chromium from Debian and Playwright from npm; Playwright never downloads a browser here.
+    /// schemathesis (PyPI) in a virtual environment under target/, installed once; returns its
+    /// Python.
+    fn ensure_api_fuzzer(&self) -> Result<PathBuf> {
+        let venv = self.root.join("target/api-fuzz");
+        let python = venv.join("bin/python");
+        if !venv.join("bin/schemathesis").exists() {
+            step("making a Python environment for schemathesis", Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+            step("installing schemathesis (pip)", Command::new(&python).args(["-m", "pip", "install", "-q", "schemathesis==4.32.5"]))?;
+        }
+        Ok(python)
+    }
+
     fn ensure_browser_tools(&self) -> Result {
         self.ensure_node()?;
         if !Path::new("/usr/bin/chromium").exists() {
@@ -257,7 +269,18 @@ fn browser_tests(project: &Project, database: &TestDatabase) -> Result {
         .env("RAMPART_URL", format!("http://{addr}"))
         .env("RAMPART_SDK_URL", format!("http://{sdk_addr}"))
         .env("RAMPART_ADMIN_PASSWORD", &admin_password);
-    step("running the browser tests (Playwright + Chromium)", &mut playwright)
+    step("running the browser tests (Playwright + Chromium)", &mut playwright)?;
+    // Schema-driven API fuzzing on a server of its own: no 5xx, every answer as documented.
+    let python = project.ensure_api_fuzzer()?;
+    let (_fuzz_server, fuzz_addr) = e2e_server(project, database, "rampart_api_fuzz", &admin_password)?;
+    step(
+        "fuzzing the API from its OpenAPI document (schemathesis, 60 s)",
+        Command::new(python)
+            .arg(project.root.join("end2end/api-fuzz.py"))
+            .arg(format!("http://{fuzz_addr}"))
+            .arg(&admin_password)
+            .arg("60"),
+    )
 }
 
 /// A `rampart serve` on a fresh database `name` and a free port, ready to answer.

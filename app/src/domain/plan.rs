@@ -412,10 +412,12 @@ impl Plan {
             {
                 bad(at("criteria.min_events"), "must be at least 1".into());
             }
-            if let Some(points) = stage.criteria.as_ref().and_then(|c| c.failures_vs_control_max)
-                && !(points.is_finite() && (0.0..=100.0).contains(&points))
-            {
-                bad(at("criteria.failures_vs_control_max"), format!("{points} is not a number of percentage points (0 to 100)"));
+            if let Some(points) = stage.criteria.as_ref().and_then(|c| c.failures_vs_control_max) {
+                if !(points.is_finite() && (0.0..=100.0).contains(&points)) {
+                    bad(at("criteria.failures_vs_control_max"), format!("{points} is not a number of percentage points (0 to 100)"));
+                } else if !(flag.enabled && flag.percentage.get() > 0 && flag.percentage.get() < 100) {
+                    bad(at("criteria.failures_vs_control_max"), format!("needs a control arm, and the flag is {} in this stage", flag));
+                }
             }
             if stage.requires_matrix && self.matrix.is_none() {
                 bad(at("requires_matrix"), "is set but the plan has no [matrix]".into());

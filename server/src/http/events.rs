@@ -69,6 +69,16 @@ struct WindowQuery {
 async fn window(State(state): State<ApiState>, Path(id): Path<i64>, Query(q): Query<WindowQuery>) -> Result<Json<WindowView>, ApiError> {
     let to = q.to.as_deref().map(|t| parse_time("to", t)).transpose()?.unwrap_or_else(|| state.metrics.now());
     let from = q.from.as_deref().map(|t| parse_time("from", t)).transpose()?.unwrap_or(Timestamp(to.millis() - 3_600_000));
+    for (field, label) in [("provider", &q.provider), ("file_type", &q.file_type)] {
+        if let Some(label) = label {
+            AppError::check_text(field, label, app::domain::event::MAX_LABEL)?;
+        }
+    }
+    for (field, number) in [("stage", q.stage), ("size_mb", q.size_mb)] {
+        if number.is_some_and(|n| n < 0) {
+            return Err(ApiError(AppError::invalid(field, "must not be negative")));
+        }
+    }
     let filter = RollupFilter { stage: q.stage, provider: q.provider, file_type: q.file_type, size_class_mb: q.size_mb };
     Ok(Json(state.metrics.window(id, from, to, &filter).await?))
 }

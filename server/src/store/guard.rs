@@ -16,13 +16,19 @@ impl Store {
             .collect())
     }
 
-    /// Starts timers for conditions that hold now (keeping running ones) and clears the rest.
-    pub async fn set_holding(&self, rollout_id: i64, holding: &[Condition], now: Timestamp) -> Result<()> {
+    /// Starts timers for conditions that hold now (keeping running ones) and clears the rest,
+    /// and any started before `stage_from`: a condition of the stage before is not this one's.
+    pub async fn set_holding(&self, rollout_id: i64, holding: &[Condition], now: Timestamp, stage_from: Timestamp) -> Result<()> {
         let names: Vec<String> = holding.iter().map(|c| c.as_str().to_string()).collect();
         let mut tx = self.pool().begin().await?;
-        sqlx::query!("DELETE FROM guard_conditions WHERE rollout_id = $1 AND NOT (condition = ANY($2))", rollout_id, &names)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "DELETE FROM guard_conditions WHERE rollout_id = $1 AND (NOT (condition = ANY($2)) OR since < $3)",
+            rollout_id,
+            &names,
+            from_timestamp(stage_from)
+        )
+        .execute(&mut *tx)
+        .await?;
         sqlx::query!(
             "INSERT INTO guard_conditions (rollout_id, condition, since) SELECT $1, unnest($2::text[]), $3
              ON CONFLICT (rollout_id, condition) DO NOTHING",
