@@ -184,6 +184,15 @@ impl Auth {
         Ok(Some(SecretString::from(secret)))
     }
 
+    /// A new one-time set-password link for `name` (`rampart users setup-link`); its secret.
+    pub async fn new_setup_link(&self, name: &str) -> anyhow::Result<SecretString> {
+        let user = self.store.users().await?.into_iter().find(|u| u.name == name && !u.disabled);
+        let user = user.ok_or_else(|| anyhow::anyhow!("no active person is named `{name}`"))?;
+        let (secret, now) = (new_secret(), self.now());
+        self.store.create_setup_link(user.id, &digest(&secret), now, Timestamp(now.millis() + SETUP_LINK_LIFE.millis())).await?;
+        Ok(SecretString::from(secret))
+    }
+
     /// Whom a set-password link is for, while it can be used.
     pub async fn setup_link_user(&self, secret: &str) -> Result<Option<String>, AppError> {
         Ok(self.store.setup_link_user(&digest(secret), self.now()).await?)

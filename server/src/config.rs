@@ -100,6 +100,22 @@ pub enum CliCommand {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Manage people from the command line (when nobody can sign in).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Print a one-time link (24 hours) where NAME chooses a new password: the way back in when
+    /// the first admin's link was lost, or every admin's password is.
+    SetupLink {
+        name: String,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
 }
 
 #[derive(Debug, Subcommand)]

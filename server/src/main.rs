@@ -1,7 +1,7 @@
 //! The `rampart` command: serve (the default), check plan files, migrate.
 
 use clap::Parser;
-use server::config::{Cli, CliCommand, FlagCommand, PlanCommand, SecretsCommand, ServeConfig};
+use server::config::{Cli, CliCommand, FlagCommand, PlanCommand, SecretsCommand, ServeConfig, UsersCommand};
 use server::startup::{self, load_plan};
 use server::{db, service};
 use std::process::ExitCode;
@@ -25,6 +25,7 @@ async fn main() -> ExitCode {
         },
         CliCommand::Backtest { rollout, plan, database } => backtest(rollout, plan.as_deref(), &database).await,
         CliCommand::Secrets { command: SecretsCommand::Reseal { secret_keys, database } } => reseal(&secret_keys, &database).await,
+        CliCommand::Users { command: UsersCommand::SetupLink { name, database } } => setup_link(&name, &database).await,
         CliCommand::Simulate { url, flag, token, rate, users, duration, backfill, injections, seed } => {
             let url = url.trim_end_matches('/').to_string();
             server::simulate::run(server::simulate::Plan { url, flag, token, rate, users, duration, backfill, injections, seed }).await
@@ -100,6 +101,21 @@ async fn explain(rollout: i64, entry: i64, config: &server::config::DatabaseConf
     let explanation = result?;
     print!("{}", explanation.text);
     Ok(explanation.same)
+}
+
+/// Prints a one-time set-password link for a person.
+async fn setup_link(name: &str, config: &server::config::DatabaseConfig) -> anyhow::Result<()> {
+    let database = db::connect(config).await?;
+    let store = server::store::Store::new(database.pool.clone());
+    let auth = server::auth::Auth::new(store, service::system_clock(), app::domain::units::Span::from_secs(3600));
+    let result = auth.new_setup_link(name).await;
+    database.shutdown().await;
+    let secret = result?;
+    println!(
+        "Open /setup/{} on Rampart within 24 hours to choose the password of `{name}` (the link works once).",
+        secrecy::ExposeSecret::expose_secret(&secret)
+    );
+    Ok(())
 }
 
 /// Seals every webhook secret with the first key.

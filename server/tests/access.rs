@@ -539,6 +539,13 @@ async fn the_first_admin_chooses_a_password_through_a_one_time_link(pool: PgPool
     assert_eq!(app.sign_in_response("admin", "the-admins-own-password", &app.base).await.status(), 200);
     let audit: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'password_set'").fetch_one(&pool).await.unwrap();
     assert_eq!(audit, 1);
+    // A lost link (or password) has a way back: `rampart users setup-link admin` prints a new one.
+    let (ok, out) = support::rampart(&pool, &["users", "setup-link", "admin"]);
+    assert!(ok, "{out}");
+    let fresh = out.split_whitespace().find(|w| w.starts_with("/setup/")).expect("a link").to_string();
+    assert_eq!(anonymous.get(app.url(&fresh)).send().await.unwrap().status(), 200);
+    let (ok, out) = support::rampart(&pool, &["users", "setup-link", "nobody"]);
+    assert!(!ok && out.contains("no active person is named `nobody`"), "{out}");
 }
 
 /// Security review, issue 19 (1): the failure count was read, checked and written in separate
