@@ -279,7 +279,9 @@ fn browser_tests(project: &Project, database: &TestDatabase) -> Result {
             .arg(project.root.join("end2end/api-fuzz.py"))
             .arg(format!("http://{fuzz_addr}"))
             .arg(&admin_password)
-            .arg("60"),
+            .arg("60")
+            // schemathesis keeps its cache in the working directory: under target/, not the tree.
+            .current_dir(project.root.join("target/api-fuzz")),
     )
 }
 
