@@ -73,29 +73,8 @@ pub fn capitalized(text: &str) -> String {
     chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
 }
 
-/// A count for people: `4812` → "4,812".
-pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod count_tests {
-    #[test]
-    fn counts_have_thousands_separators() {
-        assert_eq!(super::count(0), "0");
-        assert_eq!(super::count(999), "999");
-        assert_eq!(super::count(4_812), "4,812");
-        assert_eq!(super::count(1_000_000), "1,000,000");
-    }
-
     #[test]
     fn capitalized_raises_the_first_letter_only() {
         assert_eq!(super::capitalized("advance to 10% rollout"), "Advance to 10% rollout");

@@ -12,7 +12,7 @@ use super::plan::{Criteria, Guardrails, StageFlag};
 use super::receipt::Receipt;
 use super::sequential::{Difference, RateSequence, Side, rate_difference, srm_p_value};
 use super::stats::{Stats, Summary};
-use super::units::Timestamp;
+use super::units::{Timestamp, thousands};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -322,19 +322,6 @@ pub fn hours_words(hours: f64) -> String {
     } else {
         format!("{:.0} days", hours / 24.0)
     }
-}
-
-/// 12,345.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The difference of two bad-event rates in percentage points, with the sign flipped for a

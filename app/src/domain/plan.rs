@@ -293,8 +293,8 @@ impl Plan {
         if source.len() > MAX_PLAN_BYTES {
             let message = format!(
                 "the file is {} bytes; a plan is at most {} bytes",
-                super::gates::thousands(source.len() as u64),
-                super::gates::thousands(MAX_PLAN_BYTES as u64)
+                super::units::thousands(source.len() as u64),
+                super::units::thousands(MAX_PLAN_BYTES as u64)
             );
             return Err(PlanErrors(vec![PlanError { line: None, column: None, field: None, message }]));
         }

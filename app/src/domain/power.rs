@@ -11,7 +11,7 @@
 
 use super::gates::{self, Criterion};
 use super::plan::{Plan, Traffic};
-use super::units::Span;
+use super::units::{Span, thousands};
 use serde::{Deserialize, Serialize};
 
 /// What one gate needs: `None` when it never passes at the stated rate (the rate is at or past
@@ -61,7 +61,7 @@ impl StagePower {
     /// soak", or why the gates never pass.
     pub fn sentence(&self) -> String {
         let Some(limiting) = self.limiting() else { return "no gates to plan".into() };
-        let per_hour = gates::thousands(self.treatment_per_hour.round() as u64);
+        let per_hour = thousands(self.treatment_per_hour.round() as u64);
         match (limiting.uploads, limiting.rate) {
             (Some(uploads), _) => {
                 let hours = uploads as f64 / self.treatment_per_hour;
@@ -69,7 +69,7 @@ impl StagePower {
                     if self.fits() { format!("within its {} soak", self.soak) } else { format!("longer than its {} soak", self.soak) };
                 format!(
                     "≈ {} treatment uploads ({}), ≈ {} at {per_hour} an hour: {fit}",
-                    gates::thousands(uploads),
+                    thousands(uploads),
                     limiting.criterion.label().to_lowercase(),
                     gates::hours_words(hours)
                 )

@@ -7,6 +7,19 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// 12,345: a count with thousands separators.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A share of traffic that gets the flag, in whole percent (0–100).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "i64", into = "u8")]
@@ -265,6 +278,15 @@ impl fmt::Display for Version {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(4_812), "4,812");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(2_345_678), "2,345,678");
+    }
 
     #[test]
     fn percentage_accepts_0_to_100_only() {

@@ -4,8 +4,7 @@
 use crate::api::{CheckPlan, get_control_room};
 use crate::domain::plan::{Plan, Traffic};
 use crate::domain::power;
-use crate::domain::units::Threshold;
-use crate::format;
+use crate::domain::units::{Threshold, thousands};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -85,7 +84,7 @@ fn Stages(plan: Plan) -> impl IntoView {
                         c.success_rate_min.get(),
                         c.error_rate_max.get(),
                         c.latency_max.get(),
-                        format::count(u64::from(c.min_events))
+                        thousands(u64::from(c.min_events))
                     )
                 },
             );
@@ -150,7 +149,7 @@ fn PowerPlanner(plan: Plan) -> impl IntoView {
                     <tr data-testid="power-stage">
                         <td>{s.stage}</td>
                         <td>{s.name.clone()}</td>
-                        <td>{crate::domain::gates::thousands(s.treatment_per_hour.round() as u64)}</td>
+                        <td>{thousands(s.treatment_per_hour.round() as u64)}</td>
                         <td>{s.sentence()}</td>
                         <td><span class=class>{fit}</span></td>
                     </tr>

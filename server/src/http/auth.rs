@@ -224,8 +224,7 @@ async fn setup_password(
     headers: HeaderMap,
     Form(form): Form<SetupForm>,
 ) -> Result<Response, ApiError> {
-    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
-    let address = crate::net::client_address(peer.ip(), &forwarded, &state.trusted_proxies).to_string();
+    let address = client_address(&state, peer, &headers);
     let Some(name) = state.auth.setup_link_user(&token).await? else { return Ok(setup_html(StatusCode::GONE, LINK_GONE)) };
     match state.auth.use_setup_link(&token, &form.password, &address).await {
         Ok(Some(session)) => {
@@ -309,6 +308,13 @@ fn wants_json(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"))
 }
 
+/// The client's address for throttling and the audit: the peer's, or behind a trusted proxy
+/// the one its `X-Forwarded-For` names ([`crate::net::client_address`]).
+fn client_address(state: &ApiState, peer: SocketAddr, headers: &HeaderMap) -> String {
+    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    crate::net::client_address(peer.ip(), &forwarded, &state.trusted_proxies).to_string()
+}
+
 /// `POST /auth/login` (form or JSON fields `name`, `password`, `next`). A new session id every
 /// time, so a session planted before sign-in is never the one that becomes signed in. Browsers
 /// are redirected (back to the form with the message on failure); JSON clients get JSON.
@@ -318,8 +324,7 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
-    let address = crate::net::client_address(peer.ip(), &forwarded, &state.trusted_proxies).to_string();
+    let address = client_address(&state, peer, &headers);
     let next = safe_next(form.next.as_deref()).to_string();
     match state.auth.login(form.name.trim(), &form.password, &address).await {
         Ok(session) => {
