@@ -1,7 +1,7 @@
 //! Rampart's one typed configuration, read once at start-up from flags and the environment.
 //! Nothing else in the server reads `std::env`.
 
-use crate::egress::Egress;
+use crate::egress::{Egress, Roots};
 use crate::net::IpRanges;
 use crate::sealed::SecretKeys;
 use crate::simulate::Injection;
@@ -190,6 +190,10 @@ pub struct ServeConfig {
     /// addresses are refused otherwise.
     #[arg(long, env = "RAMPART_WEBHOOK_ALLOW", value_parser = Egress::parse, default_value = "")]
     pub webhook_allow: Egress,
+    /// A PEM file of certificate authorities trusted for https webhook receivers besides the
+    /// public roots (an internal CA). Certificates are always verified.
+    #[arg(long, env = "RAMPART_WEBHOOK_CA", value_parser = Roots::read, default_value = "")]
+    pub webhook_ca: Roots,
     /// Proxies whose `X-Forwarded-For` names the client (comma-separated address ranges): sign-in
     /// throttling and the audit then see the client's address. Unset: the peer's address is the
     /// client's, and the header is ignored.
@@ -200,6 +204,13 @@ pub struct ServeConfig {
     /// Unset: those secrets are stored in plain text (a warning at start).
     #[arg(long, env = "RAMPART_SECRET_KEYS", value_parser = SecretKeys::parse, default_value = "", hide_env_values = true)]
     pub secret_keys: SecretKeys,
+}
+
+impl ServeConfig {
+    /// Where webhooks may go and whose certificates they trust.
+    pub fn egress(&self) -> Egress {
+        Egress { roots: self.webhook_ca.clone(), ..self.webhook_allow.clone() }
+    }
 }
 
 impl Default for ServeConfig {
@@ -213,6 +224,7 @@ impl Default for ServeConfig {
             admin_password: None,
             session_hours: 12,
             webhook_allow: Egress::default(),
+            webhook_ca: Roots::default(),
             trusted_proxies: IpRanges::default(),
             secret_keys: SecretKeys::default(),
         }

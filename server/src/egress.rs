@@ -57,16 +57,43 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
     }
 }
 
-/// The ranges an operator allows beyond the public internet (`RAMPART_WEBHOOK_ALLOW`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The ranges an operator allows beyond the public internet (`RAMPART_WEBHOOK_ALLOW`), and the
+/// certificate authorities trusted besides the public ones (`RAMPART_WEBHOOK_CA`).
+#[derive(Clone, Debug, Default)]
 pub struct Egress {
     pub allowed: IpRanges,
+    pub roots: Roots,
+}
+
+/// Certificate authorities a webhook receiver's certificate may chain to besides the public
+/// (Mozilla) roots: an organisation's internal CA. Receivers are always verified.
+#[derive(Clone, Debug, Default)]
+pub struct Roots(Vec<reqwest::Certificate>);
+
+impl Roots {
+    /// Reads a PEM file of one or more certificates; an empty path is no extra root.
+    pub fn read(path: &str) -> Result<Roots, String> {
+        if path.trim().is_empty() {
+            return Ok(Roots::default());
+        }
+        let pem = std::fs::read(path).map_err(|e| format!("RAMPART_WEBHOOK_CA: cannot read {path}: {e}"))?;
+        match reqwest::Certificate::from_pem_bundle(&pem) {
+            Ok(roots) if !roots.is_empty() => Ok(Roots(roots)),
+            Ok(_) => Err(format!("RAMPART_WEBHOOK_CA: {path} holds no PEM certificate")),
+            Err(e) => Err(format!("RAMPART_WEBHOOK_CA: {path}: {e}")),
+        }
+    }
+
+    /// `builder`, trusting these roots too.
+    pub fn trusted_by(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        self.0.iter().cloned().fold(builder, reqwest::ClientBuilder::add_root_certificate)
+    }
 }
 
 impl Egress {
     /// Parses `10.0.0.0/8, 127.0.0.1`.
     pub fn parse(list: &str) -> Result<Egress, String> {
-        Ok(Egress { allowed: IpRanges::parse(list)? })
+        Ok(Egress { allowed: IpRanges::parse(list)?, roots: Roots::default() })
     }
 
     /// Whether `ip` may be sent to; the reason when not.
@@ -165,7 +192,7 @@ mod tests {
         assert!(lab.check("192.168.0.1".parse().unwrap()).unwrap_err().contains("192.168.0.1 is a private address: refused"));
         assert_eq!(Egress::parse("10.0.0.0/33").unwrap_err(), "`10.0.0.0/33`: the prefix must be 0 to 32");
         assert!(Egress::parse("ten").unwrap_err().contains("not an address range"));
-        assert_eq!(Egress::parse("").unwrap(), Egress::default());
+        assert_eq!(Egress::parse("").unwrap().allowed, IpRanges::default());
         assert_eq!("fd00::/8".parse::<crate::net::IpRange>().unwrap().to_string(), "fd00::/8");
         assert!("0.0.0.0/0".parse::<crate::net::IpRange>().unwrap().contains("1.2.3.4".parse().unwrap()));
     }

@@ -85,7 +85,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     if !config.secret_keys.is_configured() {
         tracing::warn!("RAMPART_SECRET_KEYS is not set: webhook signing secrets are stored in plain text (docs/security.md)");
     }
-    let webhooks = Dispatcher::new(store.clone(), clock.clone(), config.webhook_allow.clone(), config.secret_keys.clone());
+    let webhooks = Dispatcher::new(store.clone(), clock.clone(), config.egress(), config.secret_keys.clone());
     webhooks.clone().spawn();
     let auth = Auth::new(store.clone(), clock.clone(), Span::from_secs(i64::from(config.session_hours.max(1)) * 3600));
     let setup_link = auth.bootstrap_admin(config.admin_password.as_ref()).await?.map(|secret| format!("/setup/{}", secret.expose_secret()));
@@ -99,8 +99,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         tracing::info!("RAMPART_ADMIN_PASSWORD ignored: accounts already exist");
     }
     let rollouts = Rollouts::new(store.clone(), metrics.clone(), clock.clone());
-    let webhook_admin =
-        crate::webhooks::Webhooks::new(store.clone(), clock.clone(), config.webhook_allow.clone(), config.secret_keys.clone());
+    let webhook_admin = crate::webhooks::Webhooks::new(store.clone(), clock.clone(), config.egress(), config.secret_keys.clone());
     let services =
         Services { rollouts: Arc::new(rollouts.clone()), accounts: Arc::new(auth.clone()), webhooks: Arc::new(webhook_admin.clone()) };
     let leptos_options = LeptosOptions::builder()

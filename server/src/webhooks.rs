@@ -186,9 +186,13 @@ impl Dispatcher {
     }
 
     /// A client that connects to `address` whatever the URL's host name resolves to by then
-    /// (the address was checked), follows no redirect and waits at most [`TIMEOUT`].
-    fn client_to(url: &reqwest::Url, address: std::net::SocketAddr) -> reqwest::Result<reqwest::Client> {
-        let mut builder = reqwest::Client::builder()
+    /// (the address was checked; TLS still verifies the certificate for the host name), follows
+    /// no redirect and waits at most [`TIMEOUT`].
+    fn client_to(&self, url: &reqwest::Url, address: std::net::SocketAddr) -> reqwest::Result<reqwest::Client> {
+        let mut builder = self
+            .egress
+            .roots
+            .trusted_by(reqwest::Client::builder())
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             // Never through a proxy from the environment: it would resolve the name again.
@@ -248,7 +252,7 @@ impl Dispatcher {
             Ok(address) => address,
             Err(why) => return refused(why),
         };
-        let client = match Dispatcher::client_to(&url, address) {
+        let client = match self.client_to(&url, address) {
             Ok(client) => client,
             Err(e) => return refused(describe(&e)),
         };
@@ -279,7 +283,17 @@ fn describe(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         format!("no answer within {} s", TIMEOUT.as_secs())
     } else if error.is_connect() {
-        "could not connect".to_string()
+        // TLS failures are connect errors too: the innermost cause says which.
+        let mut cause: &dyn std::error::Error = error;
+        while let Some(inner) = cause.source() {
+            cause = inner;
+        }
+        let cause = cause.to_string();
+        if cause.contains("certificate") || cause.contains("Certificate") {
+            format!("the receiver's TLS certificate was refused ({cause}); an internal CA can be trusted with RAMPART_WEBHOOK_CA")
+        } else {
+            "could not connect".to_string()
+        }
     } else {
         let mut text = error.to_string();
         if let Some(url) = error.url() {

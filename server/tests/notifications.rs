@@ -23,25 +23,40 @@ impl Receiver {
     async fn start(failures: usize) -> (Receiver, String) {
         let receiver = Receiver { failures: Arc::new(Mutex::new(failures)), ..Default::default() };
         let state = receiver.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let state = state.clone();
-                async move {
-                    state.received.lock().unwrap().push((headers, body));
-                    let mut failures = state.failures.lock().unwrap();
-                    if *failures > 0 {
-                        *failures -= 1;
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    } else {
-                        StatusCode::NO_CONTENT
-                    }
-                }
-            }),
-        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(async move { axum::serve(listener, receiver_app(state)).await });
+        (receiver, url)
+    }
+
+    /// The same receiver behind TLS, presenting `certificate` (for `localhost`): its URL is
+    /// `https://localhost:…/hook`.
+    async fn start_tls(certificate: &rcgen::CertifiedKey) -> (Receiver, String) {
+        use tokio_rustls::rustls;
+        let receiver = Receiver::default();
+        let app = receiver_app(receiver.clone());
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certificate.key_pair.serialize_der().into());
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![certificate.cert.der().clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://localhost:{}/hook", listener.local_addr().unwrap().port());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends the handshake: nothing to serve.
+                    let Ok(stream) = acceptor.accept(stream).await else { return };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                });
+            }
+        });
         (receiver, url)
     }
 
@@ -59,6 +74,26 @@ impl Receiver {
         }
         panic!("{count} webhook requests expected, got {:?}", self.bodies());
     }
+}
+
+/// The receiver's one route: records the request, fails while `failures` lasts.
+fn receiver_app(state: Receiver) -> axum::Router {
+    axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let state = state.clone();
+            async move {
+                state.received.lock().unwrap().push((headers, body));
+                let mut failures = state.failures.lock().unwrap();
+                if *failures > 0 {
+                    *failures -= 1;
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    )
 }
 
 async fn add_webhook(app: &TestApp, url: &str, events: Value) -> (i64, String) {
@@ -188,6 +223,54 @@ async fn webhook_secrets_are_sealed_at_rest_and_deliveries_still_signed(pool: Pg
     let new_only = server::sealed::SecretKeys::parse(NEW_KEY).unwrap();
     assert_eq!(new_only.open(&resealed).unwrap(), secret, "the new key alone opens it now");
     assert!(server::sealed::SecretKeys::parse(OLD_KEY).unwrap().open(&resealed).is_err());
+}
+
+/// Security review, issue 19 (follow-up): the webhook client was built without TLS, so no
+/// https receiver — every chat and paging service — was ever reached. Receivers are verified
+/// against the public roots and the operator's own CA (`RAMPART_WEBHOOK_CA`); a certificate
+/// neither vouches for is refused, and the delivery log says so.
+#[sqlx::test(migrations = "../migrations")]
+async fn webhooks_reach_https_receivers_whose_certificate_is_trusted(pool: PgPool) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key_pair = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key_pair, &ca, &ca_key).unwrap();
+    let (trusted, trusted_url) = Receiver::start_tls(&rcgen::CertifiedKey { cert, key_pair }).await;
+    let stranger = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (untrusted, untrusted_url) = Receiver::start_tls(&stranger).await;
+
+    let ca_file = std::env::temp_dir().join(format!("rampart-test-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let roots = server::egress::Roots::read(ca_file.to_str().unwrap()).unwrap();
+    let app = TestApp::spawn_with(pool, |config| {
+        config.webhook_allow = server::egress::Egress::parse("127.0.0.0/8").unwrap();
+        config.webhook_ca = roots;
+    })
+    .await;
+    let (good, secret) = add_webhook(&app, &trusted_url, json!(["stage_changed"])).await;
+    let (bad, _) = add_webhook(&app, &untrusted_url, json!(["stage_changed"])).await;
+    app.command(json!({ "command": "start" })).await;
+    trusted.wait_for(1).await;
+    let (headers, body) = trusted.received.lock().unwrap()[0].clone();
+    let signature = headers["rampart-signature"].to_str().unwrap();
+    let t: i64 = signature.split(',').next().unwrap().strip_prefix("t=").unwrap().parse().unwrap();
+    assert_eq!(signature, server::webhooks::signature(&secret, t, &body));
+    assert_eq!(deliveries(&app, good).await[0]["state"], "delivered");
+
+    app.webhooks.tick(app.now()).await.unwrap();
+    let log = deliveries(&app, bad).await;
+    assert_eq!((log[0]["state"].as_str(), log[0]["last_status"].as_u64()), (Some("retrying"), None), "{log:?}");
+    let error = log[0]["last_error"].as_str().unwrap();
+    assert!(error.contains("certificate"), "the log says why: {error}");
+    assert!(untrusted.bodies().is_empty(), "nothing sent to a receiver whose certificate no one vouches for");
+
+    // A file that holds no certificate is refused at start, naming the setting.
+    std::fs::write(&ca_file, "not a certificate").unwrap();
+    let error = server::egress::Roots::read(ca_file.to_str().unwrap()).unwrap_err();
+    assert!(error.contains("no PEM certificate"), "{error}");
+    std::fs::remove_file(&ca_file).unwrap();
 }
 
 #[sqlx::test(migrations = "../migrations")]
