@@ -55,14 +55,14 @@ pub async fn backtest(
         }
         let to = span.to.unwrap_or(now);
         // Whole minutes up to the one the span ended in (its rows are per minute).
-        let (control, minutes) = metrics.stage_minutes(rollout_id, span.stage, span.from, Timestamp(to.millis() + 60_000)).await?;
-        let reference = Reference::choose(baseline.as_ref(), &control);
+        let rows = metrics.stage_minutes(rollout_id, span.stage, span.from, Timestamp(to.millis() + 60_000)).await?;
+        let reference = Reference::choose(baseline.as_ref(), &rows.control());
         let mut judge = StageJudge::new(rails, stage.soak);
         let mut sustained: Vec<Sustained> = Vec::new();
         let mut reviewed = BTreeSet::new();
         let mut out =
             Replayed { stage: span.stage as u32, name: stage.name.clone(), from: span.from, to, uploads: 0, findings: Vec::new() };
-        for (minute, stats) in minutes.iter().filter(|(minute, _)| *minute < to) {
+        for (minute, stats) in rows.treatment.iter().filter(|(minute, _)| *minute < to) {
             judge.add_minute(*minute, stats);
             out.uploads += stats.count();
             let at = Timestamp((minute.millis() + 60_000).min(to.millis()));

@@ -11,7 +11,6 @@ use app::domain::gates::{self, Gate, Judged, Reference};
 use app::domain::guard::{self, Breach, Decision};
 use app::domain::receipt::{Method, RULE_VERSION, Receipt};
 use app::domain::rollout::Rollout;
-use app::domain::stats::Stats;
 use app::domain::units::{Span, StageIndex, Timestamp};
 use serde::Deserialize;
 
@@ -130,8 +129,8 @@ async fn explain_rollback(store: &Store, metrics: &Metrics, rollout_id: i64, sto
     let soak = rollout.plan.stage(StageIndex(stored.stage)).map_or(Span::ZERO, |s| s.soak);
     // The guard read every minute up to one past the decision; so does the recomputation.
     let until = Timestamp(stored.window.to.millis() + 60_000);
-    let (_, minutes) = metrics.stage_minutes(rollout_id, stored.stage as i32, stored.window.from, until).await?;
-    let evidence = guard::StageEvidence { minutes: &minutes, soak };
+    let rows = metrics.stage_minutes(rollout_id, stored.stage as i32, stored.window.from, until).await?;
+    let evidence = guard::StageEvidence { minutes: &rows.treatment, soak };
     let assessment = guard::assess(&rollout.plan.guardrails, evidence, &stored.reference, &[], stored.window.to);
     let recomputed: Vec<&Breach> =
         assessment.decisions.iter().filter_map(|d| if let Decision::RollBack(b) = d { Some(b) } else { None }).collect();
@@ -172,11 +171,9 @@ async fn explain_gates(store: &Store, metrics: &Metrics, rollout_id: i64, stored
     };
     // The gates read every minute from the stage's start to one past the moment of judging.
     let until = Timestamp(judged.to.millis() + 60_000);
-    let (control, minutes) = metrics.stage_minutes(rollout_id, stage.0 as i32, judged.from, until).await?;
-    let mut treatment = Stats::default();
-    minutes.iter().for_each(|(_, stats)| treatment.merge(stats));
+    let rows = metrics.stage_minutes(rollout_id, stage.0 as i32, judged.from, until).await?;
     let memory_limit = rollout.plan.guardrails.auto_rollback.memory_above_baseline.get();
-    let again = gates::evaluate(criteria, &treatment, &control, &reference, memory_limit, judged);
+    let again = gates::evaluate(criteria, &rows.treatment(), &rows.control(), &reference, memory_limit, judged);
 
     let mut all_same = true;
     for gate in stored.gates.iter().filter(|g| g.receipt.is_some()) {

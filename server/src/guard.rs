@@ -114,23 +114,22 @@ impl Guard {
         // before a rollback must not roll back the next attempt the moment it starts.
         let from = rollout.state.stage_entered_at.unwrap_or(now);
         let until = Timestamp(now.millis() + 60_000);
-        let (control, minutes) = self
+        let rows = self
             .metrics
             .stage_minutes(rollout.id, rollout.state.stage.0 as i32, from, until)
             .await
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let baseline = self.store.latest_baseline(rollout.id).await?;
-        let reference = Reference::choose(baseline.as_ref().map(|b| &b.summary), &control);
+        let reference = Reference::choose(baseline.as_ref().map(|b| &b.summary), &rows.control());
         // Timers of this stage only: a condition that held in the stage before starts afresh.
         let sustained: Vec<_> = self.store.sustained(rollout.id).await?.into_iter().filter(|s| s.since >= from).collect();
         let soak = rollout.plan.stage(rollout.state.stage).map_or(Span::ZERO, |s| s.soak);
-        let stage = guard::StageEvidence { minutes: &minutes, soak };
+        let stage = guard::StageEvidence { minutes: &rows.treatment, soak };
         let mut assessment = guard::assess(rails, stage, &reference, &sustained, now);
         if let Some(breach) = self.complaints(rollout, now).await? {
             assessment.decisions.push(Decision::Review(breach));
         }
-        let treatment = minutes.iter().map(|(_, stats)| stats.count()).sum();
-        let split = gates::sample_ratio(rails, served_flag(&rollout.plan, &rollout.state), treatment, control.count());
+        let split = gates::sample_ratio(rails, served_flag(&rollout.plan, &rollout.state), &rows, from);
         let (holding, review) = guard::sample_ratio_mismatch(split.as_ref(), &sustained, now);
         assessment.holding.extend(holding);
         assessment.decisions.extend(review.map(Decision::Review));

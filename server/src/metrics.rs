@@ -5,7 +5,7 @@
 use crate::service::Clock;
 use crate::store::{Baseline, Ingested, LiveRollout, NewEvent, RollupFilter, StageSpan, Store};
 use app::domain::event::{self, FieldError, UploadEvent, Variant};
-use app::domain::stats::{Stats, Summary, size_class_mb};
+use app::domain::stats::{StageRows, Stats, Summary, size_class_mb};
 use app::domain::units::{Span, Timestamp, Version};
 use app::error::AppError;
 use serde::Serialize;
@@ -498,26 +498,20 @@ impl Metrics {
         Ok((control, treatment))
     }
 
-    /// One stage over `[from, to)`: the control arm in total, and the treatment arm minute by
-    /// minute (oldest first), as the guard loop judges it.
-    pub async fn stage_minutes(
-        &self,
-        rollout_id: i64,
-        stage: i32,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<(Stats, Vec<(Timestamp, Stats)>), AppError> {
+    /// One stage over `[from, to)`, each arm minute by minute (oldest first), as the guard loop
+    /// and the gates judge it.
+    pub async fn stage_minutes(&self, rollout_id: i64, stage: i32, from: Timestamp, to: Timestamp) -> Result<StageRows, AppError> {
         let filter = RollupFilter { stage: Some(stage), ..Default::default() };
-        let mut control = Stats::default();
-        let mut treatment: Vec<(Timestamp, Stats)> = Vec::new();
+        let mut rows = StageRows::default();
         for (key, stats) in self.store.window_rows(rollout_id, from, to, &filter).await? {
             match key.variant {
-                Variant::Control => control.merge(&stats),
-                Variant::Treatment => treatment.push((key.minute, stats)),
+                Variant::Control => rows.control.push((key.minute, stats)),
+                Variant::Treatment => rows.treatment.push((key.minute, stats)),
             }
         }
-        treatment.sort_by_key(|(minute, _)| *minute);
-        Ok((control, treatment))
+        rows.control.sort_by_key(|(minute, _)| *minute);
+        rows.treatment.sort_by_key(|(minute, _)| *minute);
+        Ok(rows)
     }
 
     /// The rollout's current baseline.

@@ -9,7 +9,7 @@ use app::domain::access::{Permission, Principal};
 use app::domain::gates::{self, Gate, Judged, Reference};
 use app::domain::readiness;
 use app::domain::rollout::{Actor, Command, Context, Rollout, Status, Transition, apply, served_flag};
-use app::domain::stats::{Stats, Summary};
+use app::domain::stats::Summary;
 use app::domain::units::{StageIndex, Timestamp, Version};
 use app::error::AppError;
 use app::model::{ChartPoint, ChartSeries, ChecklistItem, ControlRoom};
@@ -102,9 +102,8 @@ impl Rollouts {
             return Ok((Vec::new(), None));
         }
         let until = Timestamp(now.millis() + 60_000);
-        let (control, minutes) = self.metrics.stage_minutes(rollout.id, state.stage.0 as i32, entered, until).await?;
-        let mut treatment = Stats::default();
-        minutes.iter().for_each(|(_, stats)| treatment.merge(stats));
+        let rows = self.metrics.stage_minutes(rollout.id, state.stage.0 as i32, entered, until).await?;
+        let (treatment, control) = (rows.treatment(), rows.control());
         let reference = Reference::choose(baseline, &control);
         let memory_limit = rollout.plan.guardrails.auto_rollback.memory_above_baseline.get();
         let mut judged = gates::evaluate(criteria, &treatment, &control, &reference, memory_limit, Judged { from: entered, to: now });
@@ -112,11 +111,11 @@ impl Rollouts {
         // minutes of the same read from the one the hour began in.
         let hour_ago = Timestamp(now.millis() - 3_600_000).max(entered);
         let hour_minute = Timestamp(hour_ago.millis().div_euclid(60_000) * 60_000);
-        let recent: u64 = minutes.iter().filter(|(minute, _)| *minute >= hour_minute).map(|(_, stats)| stats.count()).sum();
+        let recent: u64 = rows.treatment.iter().filter(|(minute, _)| *minute >= hour_minute).map(|(_, stats)| stats.count()).sum();
         let hours = ((now.millis() - hour_ago.millis()) as f64 / 3_600_000.0).max(1.0 / 60.0);
         gates::pace(&mut judged, recent as f64 / hours);
         let served = served_flag(&rollout.plan, state);
-        judged.extend(gates::sample_ratio(&rollout.plan.guardrails, served, treatment.count(), control.count()).map(|c| c.gate()));
+        judged.extend(gates::sample_ratio(&rollout.plan.guardrails, served, &rows, entered).map(|c| c.gate()));
         Ok((judged, Some(reference)))
     }
 }

@@ -205,12 +205,11 @@ async fn a_delta_the_fold_cannot_store_is_quarantined_and_the_rest_folded(pool: 
     let by_arm: i64 = sqlx::query_scalar("SELECT sum(success)::bigint FROM event_rollups_by_arm").fetch_one(&pool).await.unwrap();
     assert_eq!(by_arm, 1, "only the folded delta is in the stored arm totals");
     // The windows, gates and guard still count the quarantined upload: only its key was refused.
-    let (control, _) =
-        server::metrics::Metrics::new(store.clone(), std::sync::Arc::new(|| Timestamp(START)), app::domain::units::Span::ZERO)
-            .stage_minutes(1, 0, Timestamp(START - 60 * 60_000), Timestamp(START + 60_000))
-            .await
-            .unwrap();
-    assert_eq!(control.count(), 2, "both uploads are in the arm's window");
+    let rows = server::metrics::Metrics::new(store.clone(), std::sync::Arc::new(|| Timestamp(START)), app::domain::units::Span::ZERO)
+        .stage_minutes(1, 0, Timestamp(START - 60 * 60_000), Timestamp(START + 60_000))
+        .await
+        .unwrap();
+    assert_eq!(rows.control().count(), 2, "both uploads are in the arm's window");
     // The next fold has nothing left to trip on.
     store.ingest(1, vec![event_of("later", "glm")]).await.unwrap();
     assert_eq!(store.fold_rollups().await.unwrap(), 1);

@@ -11,8 +11,8 @@
 use super::plan::{Criteria, Guardrails, StageFlag};
 use super::receipt::Receipt;
 use super::sequential::{Difference, RateSequence, Side, rate_difference, srm_p_value};
-use super::stats::{Stats, Summary};
-use super::units::{Timestamp, thousands};
+use super::stats::{StageRows, Stats, Summary};
+use super::units::{Span, Timestamp, thousands};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -150,6 +150,9 @@ pub struct SampleRatio {
     /// The flag's percentage for the stage.
     pub planned_pct: f64,
     pub p_value: f64,
+    /// Uploads of the stage's first `settle` are not counted (see [`sample_ratio`]).
+    #[serde(default)]
+    pub settle: Span,
 }
 
 impl SampleRatio {
@@ -161,7 +164,7 @@ impl SampleRatio {
         }
         let share = planned_pct / 100.0;
         let p_value = srm_p_value(&[treatment, control], &[share, 1.0 - share]);
-        Some(SampleRatio { treatment, control, planned_pct, p_value })
+        Some(SampleRatio { treatment, control, planned_pct, p_value, settle: Span::ZERO })
     }
 
     /// "p = 0.42", "p = 3.1e-7", "p < 1e-12".
@@ -183,11 +186,14 @@ impl SampleRatio {
         (n > 0).then(|| self.treatment as f64 * 100.0 / n as f64)
     }
 
-    /// "12 treatment and 1,188 control uploads: 1.00% treatment where the flag serves 1%".
+    /// "12 treatment and 1,188 control uploads: 1.00% treatment where the flag serves 1%",
+    /// and from when they count when the stage's first minutes are left out.
     pub fn counts(&self) -> String {
         let split = self.observed_pct().map_or_else(|| "no uploads yet".to_string(), |o| format!("{} treatment", pct(o)));
+        let settled =
+            if self.settle > Span::ZERO { format!(" (counted from {} after the stage began)", self.settle) } else { String::new() };
         format!(
-            "{} treatment and {} control uploads: {split} where the flag serves {}%",
+            "{} treatment and {} control uploads{settled}: {split} where the flag serves {}%",
             thousands(self.treatment),
             thousands(self.control),
             self.planned_pct
@@ -218,13 +224,20 @@ impl SampleRatio {
     }
 }
 
-/// The sample-ratio check of a stage whose flag is served as `served`, when the plan asks for
-/// it and the flag splits traffic.
-pub fn sample_ratio(rails: &Guardrails, served: StageFlag, treatment: u64, control: u64) -> Option<SampleRatio> {
+/// The sample-ratio check of a stage that began at `entered` and serves its flag as `served`,
+/// when the plan asks for it and the flag splits traffic. It counts the minutes from the plan's
+/// `sample_ratio_settle` after the stage began: until then, clients that cache the flag still
+/// send at the stage before's split, and that lag would read as a mismatch that the anytime
+/// p-value keeps in the stage's counts long after the caches refreshed.
+pub fn sample_ratio(rails: &Guardrails, served: StageFlag, rows: &StageRows, entered: Timestamp) -> Option<SampleRatio> {
     if !rails.manual_review.on_sample_ratio_mismatch || !served.enabled {
         return None;
     }
-    SampleRatio::check(treatment, control, f64::from(served.percentage.get()))
+    let settle = rails.manual_review.sample_ratio_settle;
+    // The first whole minute that begins once the stage has settled.
+    let from = Timestamp((entered.millis() + settle.millis() + 59_999).div_euclid(60_000) * 60_000);
+    let (treatment, control) = rows.uploads_from(from);
+    SampleRatio::check(treatment, control, f64::from(served.percentage.get())).map(|check| SampleRatio { settle, ..check })
 }
 
 /// 95% Wilson score interval for `k` of `n`, in percent: the fixed-sample interval, kept to

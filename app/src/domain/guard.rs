@@ -533,7 +533,8 @@ mod tests {
     use super::*;
     use crate::domain::event::Outcome;
     use crate::domain::plan::{DEFAULT_PLAN_TOML, Plan};
-    use crate::domain::stats::treatment_upload;
+    use crate::domain::stats::{StageRows, treatment_upload};
+    use crate::domain::units::Span;
 
     impl Decision {
         fn breach(&self) -> &Breach {
@@ -591,12 +592,37 @@ mod tests {
         assert_eq!(episode_start(&breach, &since(10), NOW), since(10)[0].since, "acknowledged once, it covers the episode");
         // Checked only while the flag splits traffic and the plan asks for it.
         let served = |percentage| StageFlag { enabled: true, percentage: Percentage::new(percentage).unwrap() };
-        assert_eq!(sample_ratio(&rails(), served(1), 300, 9_700), skewed);
-        assert_eq!(sample_ratio(&rails(), served(100), 300, 9_700), None);
-        assert_eq!(sample_ratio(&rails(), StageFlag { enabled: false, ..served(1) }, 300, 9_700), None);
+        let entered = Timestamp((NOW.millis() - 30 * 60_000).div_euclid(60_000) * 60_000);
+        // Minutes of the stage as (minute, treatment uploads, control uploads).
+        let rows = |minutes: &[(i64, u64, u64)]| {
+            let arm = |m: i64, n: u64| (Timestamp(entered.millis() + m * 60_000), Stats { success: n, ..Stats::default() });
+            StageRows {
+                treatment: minutes.iter().map(|&(m, t, _)| arm(m, t)).collect(),
+                control: minutes.iter().map(|&(m, _, c)| arm(m, c)).collect(),
+            }
+        };
+        let skewed_rows = rows(&[(10, 300, 9_700)]);
+        assert_eq!(sample_ratio(&rails(), served(1), &skewed_rows, entered).map(|s| (s.treatment, s.control)), Some((300, 9_700)));
+        assert!(sample_ratio(&rails(), served(1), &skewed_rows, entered).unwrap().mismatch());
+        assert_eq!(sample_ratio(&rails(), served(100), &skewed_rows, entered), None);
+        assert_eq!(sample_ratio(&rails(), StageFlag { enabled: false, ..served(1) }, &skewed_rows, entered), None);
         let mut off = rails();
         off.manual_review.on_sample_ratio_mismatch = false;
-        assert_eq!(sample_ratio(&off, served(1), 300, 9_700), None);
+        assert_eq!(sample_ratio(&off, served(1), &skewed_rows, entered), None);
+
+        // An advance from 10% to 50%: clients still caching the flag send at the old split for
+        // the stage's first minutes. Those are left out, so the lag is no mismatch...
+        let lag: Vec<_> = (0..3).map(|m| (m, 100, 900)).chain((3..30).map(|m| (m, 500, 500))).collect();
+        let settled = sample_ratio(&rails(), served(50), &rows(&lag), entered).unwrap();
+        assert_eq!((settled.treatment, settled.control, settled.mismatch()), (12_500, 12_500, false));
+        assert!(settled.gate().explanation.contains("(counted from 5m after the stage began)"), "{}", settled.gate().explanation);
+        // ...where counting them would have kept a mismatch in the stage's counts all along.
+        let mut eager = rails();
+        eager.manual_review.sample_ratio_settle = Span::ZERO;
+        assert!(sample_ratio(&eager, served(50), &rows(&lag), entered).unwrap().mismatch());
+        // A split that stays wrong after the caches refreshed is still found.
+        let broken: Vec<_> = (0..30).map(|m| (m, 400, 600)).collect();
+        assert!(sample_ratio(&rails(), served(50), &rows(&broken), entered).unwrap().mismatch());
     }
 
     fn window(success: u64, error: u64, critical: u64, latency: f64, memory: f64) -> Stats {

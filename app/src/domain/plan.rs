@@ -124,10 +124,19 @@ pub struct ManualReview {
     /// arm's uploads rather than all of them.
     #[serde(default = "checked")]
     pub on_sample_ratio_mismatch: bool,
+    /// How long after a stage begins its uploads are left out of the sample-ratio check: clients
+    /// that cache the flag send at the stage before's split until they refresh, which is no
+    /// fault of the assignment. At least the longest cache of the services' SDKs.
+    #[serde(default = "settle")]
+    pub sample_ratio_settle: Span,
 }
 
 fn checked() -> bool {
     true
+}
+
+fn settle() -> Span {
+    Span::from_secs(5 * 60)
 }
 
 /// What the change is expected to achieve, compared at the end (sync vs async).

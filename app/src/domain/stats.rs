@@ -4,7 +4,40 @@
 
 use super::event::{Outcome, UploadEvent};
 use super::sketch::Sketch;
+use super::units::Timestamp;
 use serde::{Deserialize, Serialize};
+
+/// A stage's rollups as the guard and the gates read them: every minute of each arm, oldest
+/// first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StageRows {
+    pub control: Vec<(Timestamp, Stats)>,
+    pub treatment: Vec<(Timestamp, Stats)>,
+}
+
+impl StageRows {
+    /// The control arm over every minute read.
+    pub fn control(&self) -> Stats {
+        total(&self.control)
+    }
+
+    /// The treatment over every minute read.
+    pub fn treatment(&self) -> Stats {
+        total(&self.treatment)
+    }
+
+    /// Uploads per arm, treatment then control, in the minutes that begin at or after `from`.
+    pub fn uploads_from(&self, from: Timestamp) -> (u64, u64) {
+        let count = |rows: &[(Timestamp, Stats)]| rows.iter().filter(|(minute, _)| *minute >= from).map(|(_, s)| s.count()).sum();
+        (count(&self.treatment), count(&self.control))
+    }
+}
+
+fn total(rows: &[(Timestamp, Stats)]) -> Stats {
+    let mut all = Stats::default();
+    rows.iter().for_each(|(_, stats)| all.merge(stats));
+    all
+}
 
 /// Everything a gate or chart needs about a set of events.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -124,7 +157,7 @@ pub fn size_class_mb(size_bytes: u64, sizes_mb: &[u32]) -> u32 {
 pub(crate) fn treatment_upload(outcome: Outcome, latency_ms: f64, memory_mb: f64, critical: bool) -> UploadEvent {
     UploadEvent {
         event_id: String::new(),
-        at: super::units::Timestamp(0),
+        at: Timestamp(0),
         flag: None,
         variant: super::event::Variant::Treatment,
         outcome,
