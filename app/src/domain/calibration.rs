@@ -331,7 +331,11 @@ pub fn regression_run(rails: &Guardrails, cell: &Regression, rng: &mut Rng) -> D
     let (mut new, mut old) = (NewGuard::new(rails, cell.stage_soak_secs), OldGuard::new(rails));
     let mut out = Detection::default();
     let tick_mu = cell.per_5min * TICK_SECS as f64 / 300.0;
-    for tick in 0..cell.change_secs / TICK_SECS {
+    // A change in a running stage starts anywhere in its minute (the detector's start points are
+    // minute boundaries, so the part-minute before the next one counts against it); a change
+    // from the stage's start is the stage's first upload.
+    let change_secs = if cell.change_secs == 0 { 0 } else { cell.change_secs + TICK_SECS * (rng.next_u64() % (60 / TICK_SECS)) };
+    for tick in 0..change_secs / TICK_SECS {
         let events = feed_tick(rng, &mut new, &mut old, tick, tick_mu, cell.healthy_rate);
         if events > 0 {
             out.new_early |= new.rolls_back();
@@ -344,7 +348,7 @@ pub fn regression_run(rails: &Guardrails, cell: &Regression, rng: &mut Rng) -> D
     let slot_mu = cell.per_5min / 300.0 / SLOTS_PER_SEC as f64;
     let slots_per_tick = TICK_SECS * SLOTS_PER_SEC;
     let mut seen = 0u64;
-    for slot in cell.change_secs * SLOTS_PER_SEC..cell.until_secs * SLOTS_PER_SEC {
+    for slot in change_secs * SLOTS_PER_SEC..cell.until_secs * SLOTS_PER_SEC {
         if slot.is_multiple_of(60 * SLOTS_PER_SEC) {
             new.minute();
         }
@@ -360,7 +364,7 @@ pub fn regression_run(rails: &Guardrails, cell: &Regression, rng: &mut Rng) -> D
         new.add(errors, 0, events);
         old.add_to_newest_tick(errors, 0, events);
         // Milliseconds since the change, at the end of this slot.
-        let elapsed_ms = (slot + 1 - cell.change_secs * SLOTS_PER_SEC) * (1000 / SLOTS_PER_SEC);
+        let elapsed_ms = (slot + 1 - change_secs * SLOTS_PER_SEC) * (1000 / SLOTS_PER_SEC);
         if out.old.is_none() && !out.old_early && old.rolls_back() {
             out.old = Some((seen, elapsed_ms));
         }

@@ -7,8 +7,9 @@ use super::units::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// The version of the decision rules (the guard's and the gates'), stored with every receipt:
-/// a receipt is recomputed with the rules it was made by.
-pub const RULE_VERSION: u32 = 2;
+/// a receipt is recomputed with the rules it was made by. 3: the change detector sums its
+/// windows (Shiryaev–Roberts) where it took the best one (CUSUM), and its bound is `ln(K / α)`.
+pub const RULE_VERSION: u32 = 3;
 
 /// How a decision was reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,10 +10,11 @@
 //!   Robbins 1970, tuned as confseq's `bernoulli_confidence_interval` does). With probability
 //!   at least 1 − α the true rate is inside the interval *at every moment at once*, so "proven
 //!   above the threshold" and "proven below" may be read at any tick.
-//! - [`ChangeDetector`]: a CUSUM over the likelihood ratio of a raised rate against the
-//!   threshold, restarted at every minute boundary, with its bound set by a union over those
-//!   starts. It catches a regression that begins late in a long stage, where the evidence since
-//!   the stage began would need thousands of events to move.
+//! - [`ChangeDetector`]: a Shiryaev–Roberts sum of the likelihood ratios of a raised rate
+//!   against the threshold, over windows starting at every minute boundary, with its bound set
+//!   by Ville's inequality over those starts. It catches a regression that begins late in a
+//!   long stage, where the evidence since the stage began would need thousands of events to
+//!   move.
 //! - [`srm_p_value`]: the sequential sample-ratio check of Lindon & Malek (2022), a
 //!   Dirichlet-multinomial Bayes factor whose inverse is an anytime-valid p-value.
 
@@ -207,19 +208,27 @@ pub fn rate_difference(k_t: u64, n_t: u64, k_c: u64, n_c: u64, alpha: f64, n_sta
     Some(Difference { estimate, lo: estimate - half, hi: estimate + half })
 }
 
-/// A CUSUM change detector for a rate rising above `p0`: for each alternative `q > p0` it keeps
-/// the running log likelihood ratio `S` of `q` against `p0` and its lowest value at any start
-/// point; `S − min S` is the log likelihood ratio of the best window that starts at a start
-/// point and ends now. For each start and alternative that ratio is a test supermartingale
-/// whenever every event's bad rate is at most `p0` (however it drifts), so by Ville and a union
-/// over the `starts` start points and the alternatives, the chance of ever crossing
-/// `ln(alternatives · starts / α)` is at most α.
+/// A change detector for a rate rising above `p0`: a Shiryaev–Roberts statistic mixed over
+/// alternatives `q > p0`. For each start point `s` and alternative `q`, the likelihood ratio of
+/// `q` against `p0` over the events since `s` is a test supermartingale whenever every event's
+/// bad rate is at most `p0` (however it drifts). The statistic is their sum over start points,
+/// each alternative weighted equally: `R = Σ_s Σ_q w_q Π_{i>s} LR_q(i)`. Each start adds 1 to
+/// it, so with `K` starts allowed `R + (K − starts so far)` is a nonnegative supermartingale
+/// that begins at `K`, and by Ville's inequality `R` ever reaches `K / α` with chance at most α.
+/// The bound is the union bound's over the starts, but mixing the alternatives costs nothing
+/// (a union over them cost `ln 2`) and a sum collects the evidence of every window near the
+/// change where a CUSUM takes only the best one — worth most at low traffic, where the start
+/// points just after the change still hold most of its evidence.
+///
+/// The strongest single window (the CUSUM's) is kept too, to say in words what was found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChangeDetector {
     /// Per alternative: the log ratio an event adds when bad, when good.
     steps: Vec<(f64, f64)>,
-    /// Per alternative: running sum, its lowest value at a start point, and the cumulative
-    /// (bad, events) at that lowest point.
+    /// Per alternative: ln of its Shiryaev–Roberts sum over the start points so far.
+    ln_sums: Vec<f64>,
+    /// Per alternative: running log ratio, its lowest value at a start point, and the
+    /// cumulative (bad, events) at that lowest point (the strongest window's start).
     sums: Vec<f64>,
     lows: Vec<(f64, u64, u64)>,
     bad: u64,
@@ -231,12 +240,12 @@ pub struct ChangeDetector {
 /// What a change detector found: the strongest window and its counts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Window {
-    /// Log likelihood ratio of the window (compare with `threshold`).
+    /// ln of the detector's Shiryaev–Roberts statistic (compare with `threshold`).
     pub statistic: f64,
     pub threshold: f64,
-    /// The alternative rate that found it.
+    /// The alternative rate under which the window is strongest.
     pub alternative: f64,
-    /// Bad events and events in the window.
+    /// Bad events and events in the strongest window.
     pub bad: u64,
     pub events: u64,
     /// Events counted before the window began (the window is everything after them).
@@ -245,7 +254,7 @@ pub struct Window {
 
 impl ChangeDetector {
     /// Alternatives at 2× and 6× the threshold (10% and 30% for a 5% rule: the regressions the
-    /// targets name), kept below certainty.
+    /// targets name), kept below certainty; `starts`: how many start points the bound allows.
     pub fn new(p0: f64, alpha: f64, starts: u64) -> ChangeDetector {
         let p0 = clamp_rate(p0);
         let mut alternatives: Vec<f64> = Vec::new();
@@ -256,9 +265,10 @@ impl ChangeDetector {
             }
         }
         let steps = alternatives.iter().map(|q| ((q / p0).ln(), ((1.0 - q) / (1.0 - p0)).ln())).collect();
-        let threshold = (alternatives.len() as f64 * starts.max(1) as f64 / alpha).ln();
+        let threshold = (starts.max(1) as f64 / alpha).ln();
         ChangeDetector {
             steps,
+            ln_sums: vec![f64::NEG_INFINITY; alternatives.len()],
             sums: vec![0.0; alternatives.len()],
             lows: vec![(0.0, 0, 0); alternatives.len()],
             bad: 0,
@@ -270,6 +280,9 @@ impl ChangeDetector {
 
     /// Marks now as a possible start of a change (the server marks each minute boundary).
     pub fn start_here(&mut self) {
+        for ln_sum in &mut self.ln_sums {
+            *ln_sum = ln_add_exp(*ln_sum, 0.0);
+        }
         for (sum, low) in self.sums.iter().zip(&mut self.lows) {
             if *sum < low.0 {
                 *low = (*sum, self.bad, self.events);
@@ -280,19 +293,28 @@ impl ChangeDetector {
     /// Adds `bad` bad events among `events`.
     pub fn add(&mut self, bad: u64, events: u64) {
         let good = events - bad;
-        for (sum, (up, down)) in self.sums.iter_mut().zip(&self.steps) {
-            *sum += bad as f64 * up + good as f64 * down;
+        for ((sum, ln_sum), (up, down)) in self.sums.iter_mut().zip(&mut self.ln_sums).zip(&self.steps) {
+            let step = bad as f64 * up + good as f64 * down;
+            *sum += step;
+            *ln_sum += step;
         }
         self.bad += bad;
         self.events += events;
     }
 
-    /// The strongest window ending now (by its log likelihood ratio), when any events exist.
+    /// ln of the statistic: the alternatives' Shiryaev–Roberts sums, weighted equally.
+    pub fn statistic(&self) -> f64 {
+        let total = self.ln_sums.iter().fold(f64::NEG_INFINITY, |acc, s| ln_add_exp(acc, *s));
+        total - (self.ln_sums.len().max(1) as f64).ln()
+    }
+
+    /// The strongest single window ending now, with the detector's statistic, when any events
+    /// exist.
     pub fn strongest(&self) -> Option<Window> {
-        let (j, statistic) = self.sums.iter().zip(&self.lows).map(|(s, low)| s - low.0).enumerate().max_by(|a, b| a.1.total_cmp(&b.1))?;
+        let (j, _) = self.sums.iter().zip(&self.lows).map(|(s, low)| s - low.0).enumerate().max_by(|a, b| a.1.total_cmp(&b.1))?;
         let (_, bad_before, events_before) = self.lows[j];
         Some(Window {
-            statistic,
+            statistic: self.statistic(),
             threshold: self.threshold,
             alternative: self.alternatives[j],
             bad: self.bad - bad_before,
@@ -301,10 +323,16 @@ impl ChangeDetector {
         })
     }
 
-    /// Whether some window's evidence has crossed the bound.
+    /// Whether the evidence has crossed the bound.
     pub fn alarmed(&self) -> bool {
-        self.sums.iter().zip(&self.lows).any(|(s, low)| s - low.0 >= self.threshold)
+        self.statistic() >= self.threshold
     }
+}
+
+/// ln(eᵃ + eᵇ), exact when either is −∞.
+fn ln_add_exp(a: f64, b: f64) -> f64 {
+    let (hi, lo) = if a > b { (a, b) } else { (b, a) };
+    if lo == f64::NEG_INFINITY { hi } else { hi + (lo - hi).exp().ln_1p() }
 }
 
 /// The sequential sample-ratio-mismatch p-value (Lindon & Malek 2022): counts per arm against
@@ -521,6 +549,45 @@ pub(crate) mod tests {
             })
             .count();
         assert!(excluded <= runs * 8 / 100, "{excluded} of {runs}");
+    }
+
+    #[test]
+    fn the_change_detector_sums_every_windows_likelihood_ratio() {
+        // 60 events, a start point every 10, bad ones late: the statistic recomputed directly
+        // as Σ over starts of Π over the events since of q/p0 (bad) or (1−q)/(1−p0) (good),
+        // averaged over the alternatives 10% and 30%, in plain (not log) arithmetic.
+        let bad = |i: usize| (i % 7 == 3) || (i >= 40 && i.is_multiple_of(3));
+        let mut detector = ChangeDetector::new(0.05, 0.01, 100);
+        for i in 0..60 {
+            if i % 10 == 0 {
+                detector.start_here();
+            }
+            detector.add(u64::from(bad(i)), 1);
+        }
+        let direct: f64 = [0.1f64, 0.3]
+            .iter()
+            .map(|q| {
+                (0..60).step_by(10).map(|s| (s..60).map(|i| if bad(i) { q / 0.05 } else { (1.0 - q) / 0.95 }).product::<f64>()).sum::<f64>()
+            })
+            .sum::<f64>()
+            / 2.0;
+        assert!((detector.statistic() - direct.ln()).abs() < 1e-9, "{} vs {}", detector.statistic(), direct.ln());
+        let window = detector.strongest().unwrap();
+        assert!((window.threshold - (100.0f64 / 0.01).ln()).abs() < 1e-12, "the bound is ln(starts / α)");
+        assert_eq!(window.statistic, detector.statistic());
+        // The strongest single window is the CUSUM's: the start and alternative whose ratio
+        // since is largest, found here by trying them all.
+        let ln_ratio =
+            |s: usize, q: f64| (s..60).map(|i| if bad(i) { (q / 0.05f64).ln() } else { ((1.0 - q) / 0.95f64).ln() }).sum::<f64>();
+        let best = (0..60)
+            .step_by(10)
+            .flat_map(|s| [(s, 0.1), (s, 0.3)])
+            .max_by(|a, b| ln_ratio(a.0, a.1).total_cmp(&ln_ratio(b.0, b.1)))
+            .unwrap();
+        let bad_since = (best.0..60).filter(|&i| bad(i)).count() as u64;
+        assert_eq!((window.events_before, window.events, window.bad), (best.0 as u64, 60 - best.0 as u64, bad_since));
+        assert!((window.alternative - best.1).abs() < 1e-12);
+        assert_eq!(detector.alarmed(), detector.statistic() >= window.threshold);
     }
 
     #[test]
