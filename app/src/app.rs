@@ -3,13 +3,13 @@
 use crate::api::who_am_i;
 use crate::components::account::AccountMenu;
 use crate::domain::access::Principal;
-use crate::error::AppError;
 use crate::pages::admin::AdminPage;
 use crate::pages::control_room::ControlRoomPage;
 use crate::pages::login::LoginPage;
 use crate::pages::overview::OverviewPage;
 use crate::pages::plan::PlanPage;
 use crate::pages::status::StatusPage;
+use crate::you::You;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
@@ -32,18 +32,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App/>
             </body>
         </html>
-    }
-}
-
-/// Who is signed in, loaded once per page load; pages read it to enable what the caller may do.
-#[derive(Clone, Copy)]
-pub struct You(pub Resource<Result<Principal, AppError>>);
-
-/// The caller, as far as the page knows (anonymous until loaded or when it failed).
-pub async fn you() -> Principal {
-    match use_context::<You>() {
-        Some(You(resource)) => resource.await.unwrap_or(Principal::Anonymous),
-        None => Principal::Anonymous,
     }
 }
 

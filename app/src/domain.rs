@@ -2,6 +2,7 @@
 //! and the browser both link it, so the UI can explain a refusal with the same rules that made it.
 
 pub mod access;
+pub mod blocker;
 pub mod bucketing;
 pub mod calibration;
 pub mod event;

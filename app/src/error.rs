@@ -1,7 +1,7 @@
 //! The error every server function and API call returns: stable, serialisable, and worded for
 //! the person who will read it.
 
-use crate::domain::readiness::Blocker;
+use crate::domain::blocker::Blocker;
 use crate::domain::rollout::Refusal;
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};

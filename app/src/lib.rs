@@ -17,6 +17,7 @@ pub mod model;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod services;
+pub mod you;
 
 pub use app::{App, shell};
 

@@ -1,7 +1,7 @@
 //! What the server sends the views: plain serialisable snapshots, built by the services.
 
+use crate::domain::blocker::Blocker;
 use crate::domain::plan::{Plan, StageFlag};
-use crate::domain::readiness::Blocker;
 use crate::domain::rollout::Rollout;
 use crate::domain::units::{StageIndex, Timestamp};
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,8 @@
 //! are hashed with argon2id. Neither ever reaches a log line or a response other than the one
 //! that hands it out.
 
-use crate::service::Clock;
+use crate::clock::Clock;
+use crate::random::new_secret;
 use crate::store::{Credentials, Holder, LoginTally, Store};
 use app::domain::access::{Principal, Role, Scope};
 use app::domain::units::{Span, Timestamp};
@@ -29,7 +30,7 @@ const HOST_SESSION_COOKIE: &str = "__Host-rampart_session";
 /// The session cookie's name for a request: `__Host-` prefixed over HTTPS (no other host, and no
 /// plain-HTTP page, can set it), and only that name is read there.
 pub fn session_cookie_name(headers: &HeaderMap) -> &'static str {
-    if crate::http::headers::over_https(headers) { HOST_SESSION_COOKIE } else { SESSION_COOKIE }
+    if crate::net::over_https(headers) { HOST_SESSION_COOKIE } else { SESSION_COOKIE }
 }
 
 /// The session id a request carries, under the name its scheme uses.
@@ -82,13 +83,6 @@ const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 pub const MIN_PASSWORD_LEN: usize = 12;
 /// How long the first admin's set-password link works (once).
 pub const SETUP_LINK_LIFE: Span = Span::from_secs(24 * 3600);
-
-/// A fresh random secret as hex: 256 bits.
-pub fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system's random source is available");
-    hex::encode(bytes)
-}
 
 /// What is stored for a secret.
 pub fn digest(secret: &str) -> [u8; 32] {
@@ -174,7 +168,7 @@ impl Auth {
         check_password_rules(password.expose_secret()).map_err(|e| anyhow::anyhow!("RAMPART_ADMIN_PASSWORD {e}"))?;
         let hash = hash_password(password.expose_secret()).map_err(|_| anyhow::anyhow!("could not hash the admin password"))?;
         let now = self.now();
-        let admin = self.store.create_user("admin", Role::Admin, &hash, crate::startup::SYSTEM_ACTOR, now).await?;
+        let admin = self.store.create_user("admin", Role::Admin, &hash, crate::actors::SYSTEM_ACTOR, now).await?;
         if configured.is_some() {
             return Ok(None);
         }

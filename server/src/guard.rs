@@ -7,8 +7,9 @@
 //! One process acts at a time (a Postgres advisory lock held for the tick), and a rollback is
 //! an ordinary versioned transition, so a breach seen by two processes rolls back once.
 
+use crate::actors::GUARD_ACTOR;
+use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::service::Clock;
 use crate::store::{Store, StoreError, StoredRollout};
 use app::domain::gates::{self, Reference};
 use app::domain::guard::{self, Decision};
@@ -18,9 +19,6 @@ use app::domain::units::{Span, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-
-/// Who the audit trail names for what the guard loop does.
-pub const GUARD_ACTOR: &str = "rampart guard";
 
 /// What a tick did, for logs and tests.
 #[derive(Clone, Debug, PartialEq)]
@@ -74,24 +72,20 @@ impl Guard {
 
     /// One evaluation of every live rollout whose flag is on; `None` when skipped because
     /// another process is ticking.
+    #[tracing::instrument(name = "guard_tick", skip_all, fields(now = now.millis()))]
     pub async fn tick(&self, now: Timestamp) -> Result<Option<Vec<Action>>, StoreError> {
-        // A transaction-scoped lock: released when `lease` ends, however the tick ends.
-        let mut lease = self.store.pool().begin().await?;
-        let leading: bool = sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock(7002, 0) AS "got!""#).fetch_one(&mut *lease).await?;
-        if !leading {
-            return Ok(None);
-        }
+        let Some(lease) = self.store.try_guard_lease().await? else { return Ok(None) };
         let result = self.tick_as_leader(now).await;
-        lease.rollback().await?;
+        lease.release().await?;
         result.map(Some)
     }
 
     /// Like [`Guard::tick`], but waits for a tick in progress elsewhere instead of skipping.
+    #[tracing::instrument(name = "guard_tick", skip_all, fields(now = now.millis()))]
     pub async fn tick_now(&self, now: Timestamp) -> Result<Vec<Action>, StoreError> {
-        let mut lease = self.store.pool().begin().await?;
-        sqlx::query!("SELECT pg_advisory_xact_lock(7002, 0)").execute(&mut *lease).await?;
+        let lease = self.store.guard_lease().await?;
         let result = self.tick_as_leader(now).await;
-        lease.rollback().await?;
+        lease.release().await?;
         result
     }
 
@@ -108,17 +102,14 @@ impl Guard {
         Ok(actions)
     }
 
+    #[tracing::instrument(name = "guard_rollout", skip_all, fields(rollout = rollout.id, stage = rollout.state.stage.0))]
     async fn guard(&self, rollout: &StoredRollout, now: Timestamp) -> Result<Vec<Action>, StoreError> {
         let rails = &rollout.plan.guardrails;
         // Everything since the stage began, and only this stage's traffic: what went wrong
         // before a rollback must not roll back the next attempt the moment it starts.
         let from = rollout.state.stage_entered_at.unwrap_or(now);
         let until = Timestamp(now.millis() + 60_000);
-        let rows = self
-            .metrics
-            .stage_minutes(rollout.id, rollout.state.stage.0 as i32, from, until)
-            .await
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let rows = self.metrics.stage_minutes(rollout.id, rollout.state.stage.0 as i32, from, until).await?;
         let baseline = self.store.latest_baseline(rollout.id).await?;
         let reference = Reference::choose(baseline.as_ref().map(|b| &b.summary), &rows.control());
         // Timers of this stage only: a condition that held in the stage before starts afresh.
@@ -164,7 +155,7 @@ impl Guard {
                         summary,
                         reason: Some(reason.clone()),
                         evidence,
-                        notice: Some(crate::webhooks::Event::RolledBack),
+                        notice: Some(app::domain::webhook::Event::RolledBack),
                     };
                     Ok((transition, record))
                 })
@@ -203,8 +194,7 @@ impl Guard {
         }
         let earlier = self.store.complaint_count(rollout.id, two_hours_ago, hour_ago).await?;
         let uploads = async |from, to| -> Result<u64, StoreError> {
-            let (control, treatment) =
-                self.metrics.arms(rollout.id, None, from, to).await.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let (control, treatment) = self.metrics.arms(rollout.id, None, from, to).await?;
             Ok(control.count() + treatment.count())
         };
         let trend = guard::ComplaintTrend {

@@ -20,7 +20,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use sqlx::PgPool;
 use std::sync::Arc;
 
 /// What the API handlers share.
@@ -30,7 +29,6 @@ pub struct ApiState {
     pub flags: Arc<Flags>,
     pub metrics: Metrics,
     pub store: crate::store::Store,
-    pub pool: PgPool,
     pub auth: crate::auth::Auth,
     pub live: Arc<crate::live::Live>,
     pub webhooks: crate::webhooks::Webhooks,
@@ -58,7 +56,7 @@ pub fn router(state: ApiState) -> Router {
 }
 
 async fn healthz(State(state): State<ApiState>) -> (StatusCode, &'static str) {
-    match sqlx::query("SELECT 1").execute(&state.pool).await {
+    match state.store.ping().await {
         Ok(_) => (StatusCode::OK, "ok\n"),
         Err(error) => {
             tracing::warn!(%error, "health check: database unreachable");

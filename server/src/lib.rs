@@ -3,9 +3,11 @@
 
 #![recursion_limit = "256"]
 
+pub mod actors;
 pub mod auth;
 pub mod background;
 pub mod backtest;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod egress;
@@ -17,6 +19,7 @@ pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod net;
+pub mod random;
 pub mod sealed;
 pub mod service;
 pub mod simulate;

@@ -1,7 +1,7 @@
 //! Live updates for open dashboards: Postgres announces that a rollout changed (an audit entry
 //! was written, or new events were added to its rollups, by a fold or a sparse batch) on the
 //! `rampart_rollouts` channel; the process's
-//! listener (see [`crate::flags`], which owns the one LISTEN connection) relays it here, and
+//! listener (the flags service's, which owns the one LISTEN connection) relays it here, and
 //! every server-sent-event stream of that rollout tells its page to refetch, whichever replica
 //! made the change.
 

@@ -2,8 +2,8 @@
 
 use clap::Parser;
 use server::config::{Cli, CliCommand, FlagCommand, PlanCommand, SecretsCommand, ServeConfig, UsersCommand};
+use server::db;
 use server::startup::{self, load_plan};
-use server::{db, service};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -53,7 +53,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     load_plan(config.plan.as_deref())?;
     let database = db::connect(&config.database).await?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
-    let result = match startup::build(&config, listener, database.pool.clone(), service::system_clock()).await {
+    let result = match startup::build(&config, listener, database.pool.clone(), server::clock::system_clock()).await {
         Ok(app) => {
             tracing::info!("Rampart is serving on http://{}", app.local_addr());
             app.run_until_stopped(startup::shutdown_signal()).await.map_err(Into::into)
@@ -89,7 +89,7 @@ async fn eval_flag(flag: &str, units: &[String], config: &server::config::Databa
 async fn reader(config: &server::config::DatabaseConfig) -> anyhow::Result<(db::Database, server::store::Store, server::metrics::Metrics)> {
     let database = db::connect(config).await?;
     let store = server::store::Store::new(database.pool.clone());
-    let metrics = server::metrics::Metrics::new(store.clone(), service::system_clock(), app::domain::units::Span::ZERO);
+    let metrics = server::metrics::Metrics::new(store.clone(), server::clock::system_clock(), app::domain::units::Span::ZERO);
     Ok((database, store, metrics))
 }
 
@@ -107,7 +107,7 @@ async fn explain(rollout: i64, entry: i64, config: &server::config::DatabaseConf
 async fn setup_link(name: &str, config: &server::config::DatabaseConfig) -> anyhow::Result<()> {
     let database = db::connect(config).await?;
     let store = server::store::Store::new(database.pool.clone());
-    let auth = server::auth::Auth::new(store, service::system_clock(), app::domain::units::Span::from_secs(3600));
+    let auth = server::auth::Auth::new(store, server::clock::system_clock(), app::domain::units::Span::from_secs(3600));
     let result = auth.new_setup_link(name).await;
     database.shutdown().await;
     let secret = result?;
@@ -132,7 +132,7 @@ async fn reseal(keys: &server::sealed::SecretKeys, config: &server::config::Data
 async fn backtest(rollout: i64, plan: Option<&std::path::Path>, config: &server::config::DatabaseConfig) -> anyhow::Result<()> {
     let plan = plan.map(|path| load_plan(Some(path)).map(|(plan, _)| plan)).transpose()?;
     let (database, store, metrics) = reader(config).await?;
-    let result = server::backtest::backtest(&store, &metrics, rollout, plan, (service::system_clock())()).await;
+    let result = server::backtest::backtest(&store, &metrics, rollout, plan, (server::clock::system_clock())()).await;
     database.shutdown().await;
     print!("{}", server::backtest::report(&result?));
     Ok(())
@@ -155,7 +155,7 @@ async fn import(path: &std::path::Path, retention_days: u32, config: &server::co
     let total = file.metadata()?.len().max(1);
     let database = db::connect(config).await?;
     let retention = app::domain::units::Span::from_secs(i64::from(retention_days) * 86_400);
-    let metrics = Metrics::new(server::store::Store::new(database.pool.clone()), service::system_clock(), retention);
+    let metrics = Metrics::new(server::store::Store::new(database.pool.clone()), server::clock::system_clock(), retention);
     // Folds the rollup deltas of stored batches as it goes; the rest at the end.
     metrics.spawn_folding();
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);

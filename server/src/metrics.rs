@@ -2,8 +2,8 @@
 //! lines while reporting each bad one by number and field, windows over the rollups, and
 //! baseline capture. The HTTP ingest endpoint and `rampart import` share this code.
 
-use crate::service::Clock;
-use crate::store::{Baseline, Ingested, LiveRollout, NewEvent, RollupFilter, StageSpan, Store};
+use crate::clock::Clock;
+use crate::store::{Baseline, Ingested, LiveRollout, NewEvent, RollupFilter, StageSpan, Store, StoreError};
 use app::domain::event::{self, FieldError, UploadEvent, Variant};
 use app::domain::stats::{StageRows, Stats, Summary, size_class_mb};
 use app::domain::units::{Span, Timestamp, Version};
@@ -307,6 +307,7 @@ impl Metrics {
     /// always all of them) go to the store as they are parsed, so Postgres stores the first
     /// rows while the rest are parsed; events for other rollouts, or naming other flags, are
     /// stored after, a transaction per rollout.
+    #[tracing::instrument(name = "ingest_batch", skip_all, fields(accepted, duplicates, rejected))]
     async fn ingest_readings(&self, readings: impl Iterator<Item = Reading> + Send) -> Result<IngestReport, AppError> {
         let mut readings = readings;
         // The live rollouts are looked up while the first lines are parsed.
@@ -354,6 +355,7 @@ impl Metrics {
 
     /// Stores events parsed by [`parse_lines`] in the live rollouts they belong to, a
     /// transaction per rollout, adding what it rejects to `report` (the parse's).
+    #[tracing::instrument(name = "ingest_batch", skip_all, fields(accepted, duplicates, rejected))]
     pub async fn store_parsed(&self, parsed: Vec<(u64, UploadEvent)>, mut report: IngestReport) -> Result<IngestReport, AppError> {
         let live = self.store.live_rollouts(None).await?;
         let mut batches = Batches::new();
@@ -405,6 +407,11 @@ impl Metrics {
 
     /// Tells the fold and the guard loop that events were stored, if any were.
     fn announce(&self, report: &IngestReport) {
+        let span = tracing::Span::current();
+        span.record("accepted", report.accepted);
+        span.record("duplicates", report.duplicates);
+        span.record("rejected", report.rejected);
+        tracing::debug!(accepted = report.accepted, duplicates = report.duplicates, rejected = report.rejected, "batch stored");
         if report.accepted > 0 {
             self.fold.notify_one();
             if let Some(waker) = &self.stored {
@@ -486,7 +493,7 @@ impl Metrics {
     }
 
     /// Control and treatment stats of one stage over `[from, to)`.
-    pub async fn arms(&self, rollout_id: i64, stage: Option<i32>, from: Timestamp, to: Timestamp) -> Result<(Stats, Stats), AppError> {
+    pub async fn arms(&self, rollout_id: i64, stage: Option<i32>, from: Timestamp, to: Timestamp) -> Result<(Stats, Stats), StoreError> {
         let filter = RollupFilter { stage, ..Default::default() };
         let (mut control, mut treatment) = (Stats::default(), Stats::default());
         for (key, stats) in self.store.window_rows(rollout_id, from, to, &filter).await? {
@@ -499,8 +506,8 @@ impl Metrics {
     }
 
     /// One stage over `[from, to)`, each arm minute by minute (oldest first), as the guard loop
-    /// and the gates judge it.
-    pub async fn stage_minutes(&self, rollout_id: i64, stage: i32, from: Timestamp, to: Timestamp) -> Result<StageRows, AppError> {
+    /// and the gates judge it. A store error keeps its kind (an outage is not corrupt data).
+    pub async fn stage_minutes(&self, rollout_id: i64, stage: i32, from: Timestamp, to: Timestamp) -> Result<StageRows, StoreError> {
         let filter = RollupFilter { stage: Some(stage), ..Default::default() };
         let mut rows = StageRows::default();
         for (key, stats) in self.store.window_rows(rollout_id, from, to, &filter).await? {

@@ -104,6 +104,12 @@ pub fn client_address(peer: IpAddr, forwarded_for: &[&str], proxies: &IpRanges) 
     nearest
 }
 
+/// Whether the request came over HTTPS (the proxy in front says so): HSTS in
+/// `http::headers`, the session cookie's name and `Secure` flag in `auth` and `http::auth`.
+pub fn over_https(headers: &axum::http::HeaderMap) -> bool {
+    headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

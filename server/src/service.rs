@@ -2,27 +2,19 @@
 //! runs commands through the domain's rules inside a store transaction. The REST API and the
 //! server functions both call this, so they cannot disagree.
 
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::store::{AuditRecord, RollupFilter, Store, StoreError, StoredRollout, TestResult};
-use crate::webhooks::Event;
 use app::domain::access::{Permission, Principal};
 use app::domain::gates::{self, Gate, Judged, Reference};
 use app::domain::readiness;
 use app::domain::rollout::{Actor, Command, Context, Rollout, Status, Transition, apply, served_flag};
 use app::domain::stats::Summary;
 use app::domain::units::{StageIndex, Timestamp, Version};
+use app::domain::webhook::Event;
 use app::error::AppError;
 use app::model::{ChartPoint, ChartSeries, ChecklistItem, ControlRoom};
 use app::services::RolloutService;
-use std::sync::Arc;
-
-/// Where the service reads the time; tests pass a fixed or movable clock.
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
-
-/// The wall clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| Timestamp(chrono::Utc::now().timestamp_millis()))
-}
 
 /// How many audit entries the control room shows.
 const AUDIT_SHOWN: i64 = 50;

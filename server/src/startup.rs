@@ -1,13 +1,15 @@
 //! Building and running the server: `build(config, listener, pool)` returns an [`Application`]
 //! that tests run on port 0 and `main` runs until SIGTERM or Ctrl-C.
 
+use crate::actors::SYSTEM_ACTOR;
 use crate::auth::Auth;
+use crate::clock::Clock;
 use crate::config::ServeConfig;
 use crate::flags::Flags;
 use crate::guard::Guard;
 use crate::http::{self, ApiState};
 use crate::metrics::Metrics;
-use crate::service::{Clock, Rollouts};
+use crate::service::Rollouts;
 use crate::store::Store;
 use crate::webhooks::Dispatcher;
 use anyhow::Context as _;
@@ -26,9 +28,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-
-/// Who the audit trail names for what Rampart does by itself.
-pub const SYSTEM_ACTOR: &str = "rampart";
 
 pub struct Application {
     listener: TcpListener,
@@ -122,7 +121,6 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
             flags,
             metrics,
             store,
-            pool,
             auth: auth.clone(),
             live,
             webhooks: webhook_admin,
@@ -144,9 +142,23 @@ fn page(options: LeptosOptions) -> impl leptos::prelude::IntoView {
 /// response carries the security headers.
 pub fn harden(router: Router) -> Router {
     router
+        .layer(request_tracing())
         .layer(http::panic::layer())
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn(http::headers::security_headers))
+}
+
+/// A span per request, named by its route's template (`/share/{secret}`, never the URL: paths
+/// and queries may carry secrets) and method, so whatever is logged while handling it says
+/// which request; its end (status, latency) at debug level, a 5xx at error level.
+fn request_tracing() -> tower_http::trace::TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    impl Fn(&axum::extract::Request) -> tracing::Span + Clone,
+> {
+    tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
+        let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("(no route)", |path| path.as_str());
+        tracing::info_span!("request", method = %request.method(), route)
+    })
 }
 
 /// Reads and validates a plan file, or the built-in default plan.

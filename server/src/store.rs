@@ -81,6 +81,12 @@ impl Store {
         &self.pool
     }
 
+    /// Whether the database answers (the health check).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Stores `plan` (parsed from `source`) unless this exact file is stored already; returns its id.
     pub async fn save_plan(&self, plan: &Plan, source: &str) -> Result<i64> {
         let definition = serde_json::to_value(plan).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -370,7 +376,7 @@ impl Store {
             }
         }
         if let Some(event) = record.notice {
-            let announcement = crate::webhooks::Announcement {
+            let announcement = crate::webhooks::payload::Announcement {
                 event,
                 rollout_id,
                 plan: &current.plan,
@@ -398,7 +404,7 @@ pub struct AuditRecord {
     pub reason: Option<String>,
     pub evidence: serde_json::Value,
     /// The webhook event this change announces, if any.
-    pub notice: Option<crate::webhooks::Event>,
+    pub notice: Option<app::domain::webhook::Event>,
 }
 
 /// Reads a rollout and locks its row until the surrounding transaction ends (outside one, the

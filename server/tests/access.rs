@@ -944,7 +944,7 @@ async fn no_answer_or_log_line_carries_a_password_or_a_raw_token(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn the_first_start_creates_an_admin_and_a_one_time_link_to_choose_its_password(pool: PgPool) {
     let store = server::store::Store::new(pool.clone());
-    let clock: server::service::Clock = Arc::new(|| app::domain::units::Timestamp(support::START));
+    let clock: server::clock::Clock = Arc::new(|| app::domain::units::Timestamp(support::START));
     let auth = server::auth::Auth::new(store, clock, app::domain::units::Span::from_secs(3600));
     let short: secrecy::SecretString = "short".to_string().into();
     let error = auth.bootstrap_admin(Some(&short)).await.unwrap_err().to_string();

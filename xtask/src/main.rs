@@ -6,8 +6,12 @@
 //!   cargo xtask build [--release] build the site only
 //!   cargo xtask prepare           regenerate .sqlx/ (offline query metadata) from the migrations
 //!   cargo xtask bench             the benchmarks behind docs/benchmarks.md (release build)
+//!   cargo xtask calibrate         the guard's and gates' error rates (docs/benchmarks.md)
+//!   cargo xtask layers            the layer rule of ARCHITECTURE.md: no import upwards, no circle
 //!
 //! Standard library only, so it compiles in seconds on a fresh machine.
+
+mod layers;
 
 #[path = "../../server/src/embedded_pg.rs"]
 #[allow(dead_code)]
@@ -38,7 +42,11 @@ fn main() -> ExitCode {
         Some("prepare") => prepare(),
         Some("bench") => bench(),
         Some("calibrate") => calibrate(&args[1..]),
-        _ => Err("usage: cargo xtask run [--release] | test | build [--release] | prepare | bench | calibrate [--quick] [--runs N]".into()),
+        Some("layers") => Project::open().and_then(|p| layers(&p)),
+        _ => {
+            Err("usage: cargo xtask run [--release] | test | build [--release] | prepare | bench | calibrate [--quick] [--runs N] | layers"
+                .into())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -225,13 +233,14 @@ fn test() -> Result {
     project.ensure_browser_tools()?;
     eprintln!("xtask: tools ready after {:.0?}", started.elapsed());
 
+    layers(&project)?;
     let database = TestDatabase::start(&project)?;
     let outcome = (|| {
         project.build(false, false)?;
         // Builds the server binary too (the integration tests need it), with the same flags.
         step(
             "running the unit and Postgres tests",
-            project.cargo().args(["test", "--workspace", "--exclude", "xtask"]).env("DATABASE_URL", database.url("postgres")),
+            project.cargo().args(["test", "--workspace"]).env("DATABASE_URL", database.url("postgres")),
         )?;
         // Every benchmark in quick mode (debug build, tiny sizes, seconds): proof that each one
         // still runs end to end and prints its figures; the figures come from `cargo xtask bench`.
@@ -371,6 +380,25 @@ fn bench() -> Result {
 fn calibrate(args: &[String]) -> Result {
     let project = Project::open()?;
     step("running the calibration (release build)", project.cargo().args(["bench", "-p", "app", "--bench", "calibrate", "--"]).args(args))
+}
+
+/// Checks the layer rule (instant: it reads the source), and fails on any import against it.
+fn layers(project: &Project) -> Result {
+    let report = layers::check(&project.root)?;
+    for line in
+        report.unplaced.iter().map(|f| format!("{f} has no layer: place it in xtask/src/layers.rs")).chain(report.against.iter().cloned())
+    {
+        eprintln!("xtask: {line}");
+    }
+    for circle in &report.circles {
+        eprintln!("xtask: these files import each other in a circle: {}", circle.join(", "));
+    }
+    if report.unplaced.is_empty() && report.against.is_empty() && report.circles.is_empty() {
+        eprintln!("xtask: layers: {} files, {} imports between them, none against the layers, no circles", report.files, report.imports);
+        Ok(())
+    } else {
+        Err("the layer rule is broken (ARCHITECTURE.md § Layers)".into())
+    }
 }
 
 /// Regenerates .sqlx/ by compiling the server's queries against a freshly migrated database.

@@ -3,9 +3,9 @@
 
 use crate::components::gates::Gates;
 use crate::components::local_time::LocalTime;
+use crate::domain::blocker::Blocker;
 use crate::domain::gates::Gate;
 use crate::domain::plan::Stage;
-use crate::domain::readiness::Blocker;
 use crate::domain::rollout::{Rollout, Status};
 use crate::domain::stats::Summary;
 use crate::domain::units::Timestamp;

@@ -2,8 +2,8 @@
 //! allowed and what the rollout looks like afterwards. It reads no clock and touches no store;
 //! the caller persists the returned state and effects in one transaction.
 
+use super::blocker::Blocker;
 use super::plan::{Plan, RollbackTarget, StageFlag};
-use super::readiness::Blocker;
 use super::units::{StageIndex, Timestamp, Version};
 use serde::{Deserialize, Serialize};
 use std::fmt;

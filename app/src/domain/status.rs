@@ -1,9 +1,9 @@
 //! The stakeholder's summary of a rollout, readable in 30 seconds: one health level with a
 //! headline in plain words, and the next milestone with its earliest date.
 
+use super::blocker::Blocker;
 use super::gates::{Gate, Verdict};
 use super::plan::Plan;
-use super::readiness::Blocker;
 use super::rollout::{Rollout, Status};
 use super::units::Timestamp;
 use serde::{Deserialize, Serialize};

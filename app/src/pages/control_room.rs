@@ -37,7 +37,7 @@ pub fn ControlRoomPage() -> impl IntoView {
     view! {
         <Transition fallback=|| view! { <p class="notice">"Loading the rollout…"</p> }>
             {move || Suspend::new(async move {
-                let you = crate::app::you().await;
+                let you = crate::you::you().await;
                 match room.await {
                     Ok((seen, room)) => {
                         shown.set(Some(room.rollout_id));

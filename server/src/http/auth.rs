@@ -296,7 +296,7 @@ fn percent_decode(text: &str) -> Option<String> {
 }
 
 fn secure(headers: &HeaderMap) -> &'static str {
-    if super::headers::over_https(headers) { "; Secure" } else { "" }
+    if crate::net::over_https(headers) { "; Secure" } else { "" }
 }
 
 fn set_cookie(name: &str, value: &str, max_age: i64, headers: &HeaderMap) -> (header::HeaderName, HeaderValue) {

@@ -5,9 +5,10 @@
 //! response (it carries it on its inline hydration scripts), so no other inline script runs;
 //! WebAssembly is compiled from this site's module.
 
+use crate::net::over_https;
 use axum::extract::Request;
+use axum::http::HeaderValue;
 use axum::http::header::{CONTENT_SECURITY_POLICY, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
-use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -29,12 +30,6 @@ pub fn set_page_policy() {
     if let Ok(value) = HeaderValue::from_str(&page_policy(&nonce)) {
         options.insert_header(CONTENT_SECURITY_POLICY, value);
     }
-}
-
-/// Whether the request came over HTTPS (the proxy in front says so): HSTS here, the session
-/// cookie's `Secure` flag in `http::auth`.
-pub fn over_https(headers: &HeaderMap) -> bool {
-    headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"))
 }
 
 /// The middleware: adds the headers to whatever the inner service answered; HSTS only when the

@@ -1,8 +1,8 @@
 //! The webhook admin API: add, list and remove webhooks, and read each one's delivery log.
 
 use super::{ApiError, ApiState};
-use crate::webhooks::Event;
 use app::domain::access::Principal;
+use app::domain::webhook::Event;
 use app::error::AppError;
 use app::model::{DeliveryView, Issued, WebhookView};
 use app::services::WebhookService;

@@ -1,11 +1,41 @@
-//! The guard loop's state: sustained-condition timers and alerts.
+//! The guard loop's state: its lease, sustained-condition timers and alerts.
 
 use super::{Result, Store, StoreError, from_timestamp, insert_audit, to_timestamp};
 use app::domain::guard::{Condition, Sustained};
 use app::domain::units::Timestamp;
 use app::model::Alert;
+use sqlx::{Postgres, Transaction};
+
+/// The key of the advisory lock one guard tick holds at a time, across every replica.
+const GUARD_LOCK: (i32, i32) = (7002, 0);
+
+/// The right to run one guard tick: a transaction holding the guard's advisory lock,
+/// released when the lease ends however the tick ends (a crashed process's connection closes).
+pub struct GuardLease(Transaction<'static, Postgres>);
+
+impl GuardLease {
+    pub async fn release(self) -> Result<()> {
+        Ok(self.0.rollback().await?)
+    }
+}
 
 impl Store {
+    /// The guard's lease if no other process holds it now; `None` when one does.
+    pub async fn try_guard_lease(&self) -> Result<Option<GuardLease>> {
+        let mut tx = self.pool().begin().await?;
+        let leading: bool = sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1, $2) AS "got!""#, GUARD_LOCK.0, GUARD_LOCK.1)
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok(leading.then_some(GuardLease(tx)))
+    }
+
+    /// The guard's lease, waiting for a tick in progress elsewhere to end.
+    pub async fn guard_lease(&self) -> Result<GuardLease> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query!("SELECT pg_advisory_xact_lock($1, $2)", GUARD_LOCK.0, GUARD_LOCK.1).execute(&mut *tx).await?;
+        Ok(GuardLease(tx))
+    }
+
     /// The timers of the conditions that held at the last tick.
     pub async fn sustained(&self, rollout_id: i64) -> Result<Vec<Sustained>> {
         let rows =
@@ -75,10 +105,10 @@ impl Store {
             return Ok(None);
         };
         let summary = format!("Review needed: {message}");
-        let actor = crate::guard::GUARD_ACTOR;
+        let actor = crate::actors::GUARD_ACTOR;
         let rollout = super::load_rollout(&mut tx, rollout_id).await?;
-        let announcement = crate::webhooks::Announcement {
-            event: crate::webhooks::Event::Alert,
+        let announcement = crate::webhooks::payload::Announcement {
+            event: app::domain::webhook::Event::Alert,
             rollout_id,
             plan: &rollout.plan,
             state: &rollout.state,

@@ -1,7 +1,7 @@
 //! Webhooks and their delivery outbox.
 
 use super::{Result, Store, StoreError, from_timestamp, insert_audit, to_timestamp};
-use crate::webhooks::{Announcement, Attempt, Event};
+use crate::webhooks::payload::{Announcement, Attempt, Event};
 use app::domain::units::Timestamp;
 use app::model::{DeliveryView, WebhookView};
 use sqlx::postgres::PgConnection;
@@ -21,7 +21,7 @@ pub struct DueDelivery {
 /// Writes one delivery of the announcement per enabled webhook subscribed to its event, inside
 /// the caller's transaction (the outbox).
 pub(crate) async fn enqueue(conn: &mut PgConnection, announcement: &Announcement<'_>) -> Result<()> {
-    let (event, payload, now) = (announcement.event, crate::webhooks::payload(announcement), announcement.at);
+    let (event, payload, now) = (announcement.event, crate::webhooks::payload::payload(announcement), announcement.at);
     sqlx::query!(
         "INSERT INTO webhook_deliveries (webhook_id, event, payload, created_at, next_attempt_at)
          SELECT id, $1, $2, $3, $3 FROM webhooks

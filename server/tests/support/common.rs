@@ -17,7 +17,7 @@ pub async fn fresh_database(url: &str, name: &str) -> (PgPool, String) {
 
 /// Makes an API token named `name` with every scope straight in the store; returns its secret.
 pub async fn all_scopes_token(pool: &PgPool, name: &str, now: app::domain::units::Timestamp) -> String {
-    let secret = server::auth::new_secret();
+    let secret = server::random::new_secret();
     server::store::Store::new(pool.clone())
         .create_token(name, &server::auth::digest(&secret), &app::domain::access::Scope::ALL, "set-up", now)
         .await
