@@ -52,6 +52,11 @@ impl Flags {
         self.changes.subscribe()
     }
 
+    /// How many streams are subscribed now.
+    pub fn watchers(&self) -> usize {
+        self.changes.receiver_count()
+    }
+
     /// Reloads one flag (or all) from Postgres and announces the ones whose config changed.
     pub async fn refresh(&self, key: Option<&str>) -> Result<(), StoreError> {
         let fresh = self.store.flag_configs(key).await?;

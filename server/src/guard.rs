@@ -11,6 +11,7 @@ use crate::actors::GUARD_ACTOR;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, StoredRollout};
+use crate::telemetry::{Telemetry, TickOutcome};
 use app::domain::gates::{self, Reference};
 use app::domain::guard::{self, Decision};
 use app::domain::readiness;
@@ -36,11 +37,18 @@ pub struct Guard {
     metrics: Metrics,
     clock: Clock,
     wake: Arc<Notify>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl Guard {
     pub fn new(store: Store, metrics: Metrics, clock: Clock) -> Guard {
-        Guard { store, metrics, clock, wake: Arc::new(Notify::new()) }
+        Guard { store, metrics, clock, wake: Arc::new(Notify::new()), telemetry: Arc::default() }
+    }
+
+    /// Counts ticks, their outcome and duration, and the last tick's time in `telemetry` (the
+    /// process's `/metrics` and `/readyz`).
+    pub fn reporting(self, telemetry: Arc<Telemetry>) -> Guard {
+        Guard { telemetry, ..self }
     }
 
     /// Wakes the loop early (after an ingest), so a breach is judged within milliseconds.
@@ -74,10 +82,29 @@ impl Guard {
     /// another process is ticking.
     #[tracing::instrument(name = "guard_tick", skip_all, fields(now = now.millis()))]
     pub async fn tick(&self, now: Timestamp) -> Result<Option<Vec<Action>>, StoreError> {
-        let Some(lease) = self.store.try_guard_lease().await? else { return Ok(None) };
-        let result = self.tick_as_leader(now).await;
-        lease.release().await?;
-        result.map(Some)
+        let started = std::time::Instant::now();
+        let result = async {
+            let Some(lease) = self.store.try_guard_lease().await? else { return Ok(None) };
+            let result = self.tick_as_leader(now).await;
+            lease.release().await?;
+            result.map(Some)
+        }
+        .await;
+        self.report(&result, started);
+        result
+    }
+
+    fn report(&self, result: &Result<Option<Vec<Action>>, StoreError>, started: std::time::Instant) {
+        let (outcome, actions) = match result {
+            Ok(Some(actions)) => (TickOutcome::Judged, actions.as_slice()),
+            Ok(None) => (TickOutcome::Skipped, &[][..]),
+            Err(_) => (TickOutcome::Failed, &[][..]),
+        };
+        let rollbacks = actions.iter().filter(|a| matches!(a, Action::RolledBack { .. })).count() as u64;
+        let alerts = actions.len() as u64 - rollbacks;
+        // The wall clock, not the injected one: the age is read against the wall clock.
+        let ended = chrono::Utc::now().timestamp_millis();
+        self.telemetry.record_tick(outcome, ended, started.elapsed().as_secs_f64(), rollbacks, alerts);
     }
 
     /// Like [`Guard::tick`], but waits for a tick in progress elsewhere instead of skipping.

@@ -1,4 +1,5 @@
-//! The HTTP API for machines and scripts, under `/api/v1`, plus `/healthz`. Every route module
+//! The HTTP API for machines and scripts, under `/api/v1`, plus the operator's `/healthz`,
+//! `/readyz` and `/metrics`. Every route module
 //! exposes `router()`; this is the one place that merges them.
 
 pub mod auth;
@@ -7,6 +8,7 @@ mod events;
 mod flags;
 pub mod headers;
 mod ofrep;
+pub mod operations;
 pub mod panic;
 mod rollouts;
 mod webhooks;
@@ -17,8 +19,6 @@ use crate::flags::Flags;
 use crate::metrics::Metrics;
 use crate::service::Rollouts;
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::get;
 use std::sync::Arc;
 
@@ -34,12 +34,15 @@ pub struct ApiState {
     pub webhooks: crate::webhooks::Webhooks,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: crate::net::IpRanges,
+    /// This process's own figures, for `/metrics` and `/readyz`.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// How often the guard loop ticks, for `/readyz`.
+    pub guard_interval: std::time::Duration,
 }
 
 /// All API routes; unknown `/api` paths answer with a JSON 404 rather than an HTML page.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
+    operations::router()
         .nest(
             "/api/v1",
             rollouts::router()
@@ -53,16 +56,6 @@ pub fn router(state: ApiState) -> Router {
         .merge(ofrep::router())
         .merge(auth::router())
         .with_state(state)
-}
-
-async fn healthz(State(state): State<ApiState>) -> (StatusCode, &'static str) {
-    match state.store.ping().await {
-        Ok(_) => (StatusCode::OK, "ok\n"),
-        Err(error) => {
-            tracing::warn!(%error, "health check: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
-        }
-    }
 }
 
 /// The API's OpenAPI 3.1 description, kept beside the code it describes.

@@ -25,4 +25,5 @@ pub mod service;
 pub mod simulate;
 pub mod startup;
 pub mod store;
+pub mod telemetry;
 pub mod webhooks;

@@ -28,6 +28,11 @@ impl Live {
         self.changes.subscribe()
     }
 
+    /// How many dashboard streams are subscribed now.
+    pub fn watchers(&self) -> usize {
+        self.changes.receiver_count()
+    }
+
     /// Relays a change; nobody watching is fine.
     pub fn announce(&self, change: Change) {
         let _ = self.changes.send(change);

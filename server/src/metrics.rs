@@ -4,6 +4,7 @@
 
 use crate::clock::Clock;
 use crate::store::{Baseline, Ingested, LiveRollout, NewEvent, RollupFilter, StageSpan, Store, StoreError};
+use crate::telemetry::Telemetry;
 use app::domain::event::{self, FieldError, UploadEvent, Variant};
 use app::domain::stats::{StageRows, Stats, Summary, size_class_mb};
 use app::domain::units::{Span, Timestamp, Version};
@@ -248,11 +249,17 @@ pub struct Metrics {
     /// Destinations by rollout: a batch reads the rollout's version, and reads the rest again
     /// only if it changed.
     destinations: Arc<Mutex<HashMap<i64, Arc<Destination>>>>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl Metrics {
     pub fn new(store: Store, clock: Clock, retention: Span) -> Metrics {
-        Metrics { store, clock, retention, stored: None, fold: Arc::default(), destinations: Arc::default() }
+        Metrics { store, clock, retention, stored: None, fold: Arc::default(), destinations: Arc::default(), telemetry: Arc::default() }
+    }
+
+    /// Counts batches, events and failed folds in `telemetry` (the process's `/metrics`).
+    pub fn reporting(self, telemetry: Arc<Telemetry>) -> Metrics {
+        Metrics { telemetry, ..self }
     }
 
     /// Folds the rollup deltas of stored batches into the rollups, in the background until the
@@ -260,13 +267,14 @@ impl Metrics {
     /// other processes store. Reads never wait for it (they add the pending deltas themselves);
     /// it keeps the pending deltas few.
     pub fn spawn_folding(&self) {
-        let store = self.store.clone();
+        let (store, telemetry) = (self.store.clone(), self.telemetry.clone());
         crate::background::spawn_loop(store.pool().clone(), FOLD_INTERVAL, FOLD_GAP, self.fold.clone(), move || {
-            let store = store.clone();
+            let (store, telemetry) = (store.clone(), telemetry.clone());
             async move {
                 if let Err(error) = store.fold_rollups().await
                     && !store.pool().is_closed()
                 {
+                    telemetry.record_fold_failure();
                     tracing::warn!(%error, "folding rollup deltas failed; retrying");
                 }
             }
@@ -350,6 +358,7 @@ impl Metrics {
         self.store_batches(others, &mut report).await?;
         report.errors.sort_by_key(|e| e.line);
         self.announce(&report);
+        self.telemetry.record_ingest(report.accepted, report.duplicates, report.rejected);
         Ok(report)
     }
 

@@ -72,14 +72,16 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     let (plan, source) = load_plan(config.plan.as_deref())?;
     ensure_rollout(&store, &plan, &source).await?;
 
+    let telemetry = Arc::new(crate::telemetry::Telemetry::default());
     let live = Arc::new(crate::live::Live::default());
     let flags = Flags::start(store.clone(), live.clone()).await?;
     let retention = Span::from_secs(i64::from(config.retention_days) * 86_400);
-    let metrics = Metrics::new(store.clone(), clock.clone(), retention);
-    let guard = Guard::new(store.clone(), metrics.clone(), clock.clone());
+    let metrics = Metrics::new(store.clone(), clock.clone(), retention).reporting(telemetry.clone());
+    let guard = Guard::new(store.clone(), metrics.clone(), clock.clone()).reporting(telemetry.clone());
     let metrics = metrics.notifying(guard.waker());
     metrics.spawn_folding();
-    guard.clone().spawn(std::time::Duration::from_secs(plan.guardrails.interval.secs().max(1) as u64));
+    let guard_interval = std::time::Duration::from_secs(plan.guardrails.interval.secs().max(1) as u64);
+    guard.clone().spawn(guard_interval);
     spawn_retention(store.clone(), clock.clone(), retention);
     if !config.secret_keys.is_configured() {
         tracing::warn!("RAMPART_SECRET_KEYS is not set: webhook signing secrets are stored in plain text (docs/security.md)");
@@ -125,8 +127,12 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
             live,
             webhooks: webhook_admin,
             trusted_proxies: config.trusted_proxies.clone(),
+            telemetry: telemetry.clone(),
+            guard_interval,
         }))
-        .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize));
+        .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize))
+        // Outside the access check, so refused requests are counted too.
+        .layer(axum::middleware::from_fn_with_state(telemetry, http::operations::record_request));
     Ok(Application { listener, router: harden(router), guard, webhooks, setup_link })
 }
 

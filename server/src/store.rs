@@ -16,11 +16,13 @@ mod copy;
 mod events;
 mod guard;
 mod idempotency;
+mod operations;
 mod reports;
 mod webhooks;
 pub use accounts::{Credentials, Holder, LoginTally};
 pub use events::{ArmKey, Baseline, Ingested, NewEvent, RollupFilter, RollupKey, StageSpan};
 pub use idempotency::{Claim, Purged};
+pub use operations::Outbox;
 pub use reports::TestResult;
 pub use webhooks::DueDelivery;
 

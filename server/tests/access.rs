@@ -34,6 +34,8 @@ fn rest_table() -> Vec<(&'static str, &'static str, &'static str, Value, Needs)>
     use Needs::*;
     vec![
         ("GET", "/healthz", "/healthz", Value::Null, Anyone),
+        ("GET", "/readyz", "/readyz", Value::Null, Anyone),
+        ("GET", "/metrics", "/metrics", Value::Null, Viewer),
         ("GET", "/api/v1/openapi.yaml", "/api/v1/openapi.yaml", Value::Null, Anyone),
         ("GET", "/api/v1/me", "/api/v1/me", Value::Null, Anyone),
         ("GET", "/api/v1/rollouts/{id}", "/api/v1/rollouts/1", Value::Null, Viewer),

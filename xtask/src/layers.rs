@@ -51,6 +51,7 @@ const CRATES: [Crate; 2] = [
             ("live.rs", 0, "leaf"),
             ("simulate.rs", 0, "leaf"),
             ("config.rs", 0, "leaf"),
+            ("telemetry.rs", 0, "leaf"),
             ("db.rs", 1, "store"),
             ("store.rs", 1, "store"),
             ("store/", 1, "store"),

@@ -40,7 +40,9 @@ pub fn rule(method: &Method, route: &str) -> Option<Rule> {
     use Rule::*;
     let m = method.as_str();
     Some(match (m, route) {
-        ("GET", "/healthz" | "/api/v1/openapi.yaml" | "/api/v1/me" | "/share/{secret}") => Public,
+        ("GET", "/healthz" | "/readyz" | "/api/v1/openapi.yaml" | "/api/v1/me" | "/share/{secret}") => Public,
+        // Stage, alerts and traffic of every rollout: what a viewer may read.
+        ("GET", "/metrics") => Needs(ReadRollout),
         ("POST", "/auth/login" | "/auth/logout") => Public,
         // The link's secret is the credential; it works once.
         ("GET" | "POST", "/setup/{token}") => Public,
@@ -77,7 +79,7 @@ pub fn rule(method: &Method, route: &str) -> Option<Rule> {
 
 /// Whether a route pattern belongs to the machine-facing API that [`rule`] must cover.
 fn is_api_route(route: &str) -> bool {
-    ["/api/v1/", "/ofrep/", "/auth/", "/share/", "/setup/", "/healthz"].iter().any(|p| route.starts_with(p))
+    ["/api/v1/", "/ofrep/", "/auth/", "/share/", "/setup/", "/healthz", "/readyz", "/metrics"].iter().any(|p| route.starts_with(p))
 }
 
 /// Static files anyone may fetch.

@@ -1,0 +1,357 @@
+//! Rampart's own metrics, in the Prometheus text format (`GET /metrics`): counters and
+//! histograms the request layer, the ingest path, the guard loop and the fold add to as they
+//! work, and gauges read when the page is scraped ([`Gauges`]: outbox depth, pool use, stream
+//! clients, each rollout's stage).
+//!
+//! A leaf: everything here is plain numbers; whoever owns a figure records it. Labels are
+//! bounded by construction: routes are templates (`/api/v1/rollouts/{id}`), never URLs.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// Upper bounds of the request-latency buckets, in seconds.
+const REQUEST_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Upper bounds of the guard tick's duration buckets, in seconds.
+const TICK_BUCKETS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// Counts per bucket (cumulative when rendered), their sum and total.
+#[derive(Clone, Debug, Default)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64], seconds: f64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; bounds.len()];
+        }
+        if let Some(i) = bounds.iter().position(|&bound| seconds <= bound) {
+            self.counts[i] += 1;
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
+        let mut cumulative = 0;
+        for (i, bound) in bounds.iter().enumerate() {
+            cumulative += self.counts.get(i).copied().unwrap_or(0);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{}le=\"{bound}\"}} {cumulative}", comma(labels));
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}{}le=\"+Inf\"}} {}", comma(labels), self.count);
+        let braced = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(out, "{name}_sum{braced} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braced} {}", self.count);
+    }
+}
+
+fn comma(labels: &str) -> &'static str {
+    if labels.is_empty() { "" } else { "," }
+}
+
+/// How a guard tick ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TickOutcome {
+    /// This process held the lock and judged every live rollout.
+    Judged,
+    /// Another process held the lock (it is the one judging).
+    Skipped,
+    /// The tick failed (the database, most often); the loop retries.
+    Failed,
+}
+
+/// The figures recorded as Rampart works. One per process, shared by `Arc`.
+#[derive(Debug)]
+pub struct Telemetry {
+    started: std::time::Instant,
+    /// (route, method, status) → requests.
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// route → latency.
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    ingest_batches: AtomicU64,
+    events_accepted: AtomicU64,
+    events_duplicate: AtomicU64,
+    events_rejected: AtomicU64,
+    ticks: [AtomicU64; 3],
+    tick_duration: Mutex<Histogram>,
+    /// When the last tick ended that judged or found another process judging, in ms since 1970.
+    last_tick_ms: AtomicI64,
+    rollbacks: AtomicU64,
+    alerts: AtomicU64,
+    fold_failures: AtomicU64,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            started: std::time::Instant::now(),
+            requests: Mutex::default(),
+            latency: Mutex::default(),
+            ingest_batches: AtomicU64::default(),
+            events_accepted: AtomicU64::default(),
+            events_duplicate: AtomicU64::default(),
+            events_rejected: AtomicU64::default(),
+            ticks: Default::default(),
+            tick_duration: Mutex::default(),
+            last_tick_ms: AtomicI64::default(),
+            rollbacks: AtomicU64::default(),
+            alerts: AtomicU64::default(),
+            fold_failures: AtomicU64::default(),
+        }
+    }
+}
+
+impl Telemetry {
+    /// How long this process has been recording.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    pub fn record_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let key = (route.to_string(), method.to_string(), status);
+        *self.requests.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default() += 1;
+        self.latency.lock().unwrap_or_else(|p| p.into_inner()).entry(route.to_string()).or_default().observe(&REQUEST_BUCKETS, seconds);
+    }
+
+    pub fn record_ingest(&self, accepted: u64, duplicates: u64, rejected: u64) {
+        self.ingest_batches.fetch_add(1, Relaxed);
+        self.events_accepted.fetch_add(accepted, Relaxed);
+        self.events_duplicate.fetch_add(duplicates, Relaxed);
+        self.events_rejected.fetch_add(rejected, Relaxed);
+    }
+
+    /// A guard tick that ended at `now_ms` after `seconds`, having rolled back and alerted so often.
+    pub fn record_tick(&self, outcome: TickOutcome, now_ms: i64, seconds: f64, rollbacks: u64, alerts: u64) {
+        self.ticks[outcome as usize].fetch_add(1, Relaxed);
+        if outcome != TickOutcome::Failed {
+            self.last_tick_ms.fetch_max(now_ms, Relaxed);
+        }
+        if outcome == TickOutcome::Judged {
+            self.tick_duration.lock().unwrap_or_else(|p| p.into_inner()).observe(&TICK_BUCKETS, seconds);
+        }
+        self.rollbacks.fetch_add(rollbacks, Relaxed);
+        self.alerts.fetch_add(alerts, Relaxed);
+    }
+
+    pub fn record_fold_failure(&self) {
+        self.fold_failures.fetch_add(1, Relaxed);
+    }
+
+    /// When the guard loop last completed a tick (judged, or found another process judging).
+    pub fn last_tick_ms(&self) -> Option<i64> {
+        Some(self.last_tick_ms.load(Relaxed)).filter(|&ms| ms > 0)
+    }
+
+    /// The whole page, recorded figures first, then `gauges` as read at `now_ms`.
+    pub fn render(&self, gauges: &Gauges, now_ms: i64) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        header(&mut out, "rampart_build_info", "gauge", "The running version.");
+        let _ = writeln!(out, "rampart_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+
+        header(&mut out, "rampart_http_requests_total", "counter", "HTTP requests answered, by route template, method and status.");
+        for ((route, method, status), n) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "rampart_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}", escape(route));
+        }
+        header(&mut out, "rampart_http_request_duration_seconds", "histogram", "Time to answer an HTTP request, by route template.");
+        for (route, histogram) in self.latency.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            histogram.render(&mut out, "rampart_http_request_duration_seconds", &format!("route=\"{}\"", escape(route)), &REQUEST_BUCKETS);
+        }
+
+        counter(
+            &mut out,
+            "rampart_ingest_batches_total",
+            "Event batches received (ingest requests and import batches).",
+            &self.ingest_batches,
+        );
+        header(&mut out, "rampart_ingest_events_total", "counter", "Events received, by outcome.");
+        for (outcome, n) in
+            [("accepted", &self.events_accepted), ("duplicate", &self.events_duplicate), ("rejected", &self.events_rejected)]
+        {
+            let _ = writeln!(out, "rampart_ingest_events_total{{outcome=\"{outcome}\"}} {}", n.load(Relaxed));
+        }
+        counter(&mut out, "rampart_rollup_fold_failures_total", "Failed folds of rollup deltas (retried).", &self.fold_failures);
+
+        header(&mut out, "rampart_guard_ticks_total", "counter", "Guard loop ticks, by outcome (skipped: another process held the lock).");
+        for (outcome, n) in ["judged", "skipped", "failed"].iter().zip(&self.ticks) {
+            let _ = writeln!(out, "rampart_guard_ticks_total{{outcome=\"{outcome}\"}} {}", n.load(Relaxed));
+        }
+        header(&mut out, "rampart_guard_tick_duration_seconds", "histogram", "Time a judging guard tick took.");
+        self.tick_duration.lock().unwrap_or_else(|p| p.into_inner()).render(
+            &mut out,
+            "rampart_guard_tick_duration_seconds",
+            "",
+            &TICK_BUCKETS,
+        );
+        header(&mut out, "rampart_guard_last_tick_age_seconds", "gauge", "Seconds since the guard loop last completed a tick (-1: never).");
+        let age = self.last_tick_ms().map_or(-1.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0);
+        let _ = writeln!(out, "rampart_guard_last_tick_age_seconds {age}");
+        counter(&mut out, "rampart_guard_rollbacks_total", "Automatic rollbacks made by this process.", &self.rollbacks);
+        counter(&mut out, "rampart_guard_alerts_total", "Review alerts raised by this process.", &self.alerts);
+
+        gauges.render(&mut out);
+        out
+    }
+}
+
+/// Figures read when the page is scraped.
+#[derive(Clone, Debug, Default)]
+pub struct Gauges {
+    pub outbox_pending: i64,
+    pub outbox_failed: i64,
+    pub outbox_oldest_pending_seconds: f64,
+    pub pool_size: u32,
+    pub pool_idle: u32,
+    pub pool_max: u32,
+    pub flag_stream_clients: usize,
+    pub dashboard_stream_clients: usize,
+    pub rollouts: Vec<RolloutGauge>,
+}
+
+/// One live rollout as the metrics show it.
+#[derive(Clone, Debug)]
+pub struct RolloutGauge {
+    pub id: i64,
+    pub flag: String,
+    pub status: String,
+    pub stage: u32,
+    pub percentage: f64,
+    pub open_alerts: i64,
+}
+
+impl Gauges {
+    fn render(&self, out: &mut String) {
+        header(out, "rampart_webhook_outbox_pending", "gauge", "Webhook deliveries waiting to be sent or retried.");
+        let _ = writeln!(out, "rampart_webhook_outbox_pending {}", self.outbox_pending);
+        header(out, "rampart_webhook_outbox_failed", "gauge", "Webhook deliveries given up after the last retry.");
+        let _ = writeln!(out, "rampart_webhook_outbox_failed {}", self.outbox_failed);
+        header(out, "rampart_webhook_outbox_oldest_pending_seconds", "gauge", "Age of the oldest pending webhook delivery (0: none).");
+        let _ = writeln!(out, "rampart_webhook_outbox_oldest_pending_seconds {}", self.outbox_oldest_pending_seconds);
+        header(out, "rampart_db_pool_connections", "gauge", "Database connections of this process, by state.");
+        let _ = writeln!(out, "rampart_db_pool_connections{{state=\"idle\"}} {}", self.pool_idle);
+        let _ = writeln!(out, "rampart_db_pool_connections{{state=\"busy\"}} {}", self.pool_size.saturating_sub(self.pool_idle));
+        header(out, "rampart_db_pool_max_connections", "gauge", "The pool's limit.");
+        let _ = writeln!(out, "rampart_db_pool_max_connections {}", self.pool_max);
+        header(out, "rampart_stream_clients", "gauge", "Open server-sent-event streams, by kind.");
+        let _ = writeln!(out, "rampart_stream_clients{{kind=\"flags\"}} {}", self.flag_stream_clients);
+        let _ = writeln!(out, "rampart_stream_clients{{kind=\"dashboard\"}} {}", self.dashboard_stream_clients);
+
+        header(out, "rampart_rollout_stage", "gauge", "Each live rollout's current stage (0 is the first), with its status.");
+        for r in &self.rollouts {
+            let _ = writeln!(
+                out,
+                "rampart_rollout_stage{{rollout=\"{}\",flag=\"{}\",status=\"{}\"}} {}",
+                r.id,
+                escape(&r.flag),
+                r.status,
+                r.stage
+            );
+        }
+        header(out, "rampart_rollout_percentage", "gauge", "Share of units each live rollout serves the flag to, in percent.");
+        for r in &self.rollouts {
+            let _ = writeln!(out, "rampart_rollout_percentage{{rollout=\"{}\",flag=\"{}\"}} {}", r.id, escape(&r.flag), r.percentage);
+        }
+        header(out, "rampart_rollout_open_alerts", "gauge", "Unacknowledged alerts of each live rollout.");
+        for r in &self.rollouts {
+            let _ = writeln!(out, "rampart_rollout_open_alerts{{rollout=\"{}\",flag=\"{}\"}} {}", r.id, escape(&r.flag), r.open_alerts);
+        }
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {}", value.load(Relaxed));
+}
+
+/// A label value as the text format wants it: backslash, double quote and newline escaped.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the sample named exactly `series` (name and labels as written).
+    fn sample(page: &str, series: &str) -> f64 {
+        page.lines()
+            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no sample {series} in\n{page}"))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn histograms_are_cumulative_and_count_every_observation() {
+        let telemetry = Telemetry::default();
+        for seconds in [0.001, 0.02, 0.02, 0.3, 30.0] {
+            telemetry.record_request("/api/v1/rollouts/{id}", "GET", 200, seconds);
+        }
+        let page = telemetry.render(&Gauges::default(), 0);
+        let bucket = |le: &str| {
+            sample(&page, &format!("rampart_http_request_duration_seconds_bucket{{route=\"/api/v1/rollouts/{{id}}\",le=\"{le}\"}}"))
+        };
+        assert_eq!(bucket("0.005"), 1.0);
+        assert_eq!(bucket("0.025"), 3.0);
+        assert_eq!(bucket("0.5"), 4.0);
+        assert_eq!(bucket("10"), 4.0, "30 s is above every finite bound");
+        assert_eq!(bucket("+Inf"), 5.0);
+        assert_eq!(sample(&page, "rampart_http_request_duration_seconds_count{route=\"/api/v1/rollouts/{id}\"}"), 5.0);
+        assert!((sample(&page, "rampart_http_request_duration_seconds_sum{route=\"/api/v1/rollouts/{id}\"}") - 30.341).abs() < 1e-9);
+        assert_eq!(sample(&page, "rampart_http_requests_total{route=\"/api/v1/rollouts/{id}\",method=\"GET\",status=\"200\"}"), 5.0);
+    }
+
+    #[test]
+    fn the_tick_age_counts_judged_and_skipped_ticks_but_not_failed_ones() {
+        let telemetry = Telemetry::default();
+        assert_eq!(sample(&telemetry.render(&Gauges::default(), 5_000), "rampart_guard_last_tick_age_seconds"), -1.0);
+        telemetry.record_tick(TickOutcome::Judged, 10_000, 0.01, 1, 2);
+        telemetry.record_tick(TickOutcome::Skipped, 12_000, 0.0, 0, 0);
+        telemetry.record_tick(TickOutcome::Failed, 14_000, 0.0, 0, 0);
+        let page = telemetry.render(&Gauges::default(), 15_500);
+        assert_eq!(sample(&page, "rampart_guard_last_tick_age_seconds"), 3.5);
+        assert_eq!(sample(&page, "rampart_guard_ticks_total{outcome=\"judged\"}"), 1.0);
+        assert_eq!(sample(&page, "rampart_guard_ticks_total{outcome=\"skipped\"}"), 1.0);
+        assert_eq!(sample(&page, "rampart_guard_ticks_total{outcome=\"failed\"}"), 1.0);
+        assert_eq!(sample(&page, "rampart_guard_rollbacks_total"), 1.0);
+        assert_eq!(sample(&page, "rampart_guard_alerts_total"), 2.0);
+        assert_eq!(sample(&page, "rampart_guard_tick_duration_seconds_count"), 1.0);
+    }
+
+    #[test]
+    fn every_sample_follows_its_type_line_and_label_values_are_escaped() {
+        let telemetry = Telemetry::default();
+        telemetry.record_ingest(10, 2, 1);
+        let gauges = Gauges {
+            rollouts: vec![RolloutGauge {
+                id: 7,
+                flag: "a\"b\\c".into(),
+                status: "active".into(),
+                stage: 2,
+                percentage: 10.0,
+                open_alerts: 1,
+            }],
+            ..Gauges::default()
+        };
+        let page = telemetry.render(&gauges, 0);
+        assert_eq!(sample(&page, "rampart_ingest_events_total{outcome=\"accepted\"}"), 10.0);
+        assert_eq!(sample(&page, "rampart_rollout_stage{rollout=\"7\",flag=\"a\\\"b\\\\c\",status=\"active\"}"), 2.0);
+        let mut typed = std::collections::HashSet::new();
+        for line in page.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                assert!(typed.insert(rest.split(' ').next().unwrap().to_string()), "a metric typed twice: {line}");
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                let family = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).filter(|f| typed.contains(*f));
+                assert!(typed.contains(name) || family.is_some(), "a sample before its TYPE line: {line}");
+            }
+        }
+    }
+}

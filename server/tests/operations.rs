@@ -1,0 +1,97 @@
+//! What an operator's tools see of a running server, over a real socket and Postgres:
+//! `/readyz` and its checks, and `/metrics` in the Prometheus text format, counting what the
+//! process actually did (requests by route, ingested events, guard ticks) and reading the
+//! rollouts' state, behind the same access rules as the API.
+
+mod support;
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use support::{START, TestApp};
+
+/// The value of the sample named exactly `series` (name and labels as written), if present.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines().find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' '))).map(|v| v.parse().unwrap())
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn readyz_reports_each_check_and_fails_when_the_database_is_gone(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let response = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["ready"], true, "{body}");
+    let names: Vec<&str> = body["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["database", "migrations", "guard"]);
+    let migrations = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+    assert_eq!(body["checks"][1]["detail"], format!("{migrations} applied, all current"), "{body}");
+
+    // A migration this binary expects is missing (as when it starts against an older schema).
+    sqlx::query("UPDATE _sqlx_migrations SET success = false WHERE version = (SELECT max(version) FROM _sqlx_migrations)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let response = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!((body["ready"].as_bool(), body["checks"][1]["ok"].as_bool()), (Some(false), Some(false)), "{body}");
+    assert!(body["checks"][1]["detail"].as_str().unwrap().starts_with("not applied: "), "{body}");
+
+    pool.close().await;
+    let response = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["checks"][0]["ok"], false, "{body}");
+    assert!(body["checks"][0]["detail"].as_str().unwrap().starts_with("unreachable"), "{body}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn metrics_count_what_the_process_did_and_need_a_viewer(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let anonymous = reqwest::get(app.url("/metrics")).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    let lines: Vec<String> = (0..5)
+        .map(|i| {
+            json!({ "timestamp": START - 60_000, "event_id": format!("op-{i}"), "variant": if i % 2 == 0 { "sync" } else { "async" },
+                    "outcome": "success", "latency_ms": 100.0, "memory_mb": 40.0, "provider": "kimi", "file_type": "csv", "size_bytes": 1000 })
+            .to_string()
+        })
+        .chain(["not json".to_string()])
+        .collect();
+    let response = app.client.post(app.url("/api/v1/events")).body(lines.join("\n")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(app.guard.tick_now(app.now()).await.is_ok());
+
+    let viewer = app.person("vera", "viewer").await;
+    let response = viewer.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let page = response.text().await.unwrap();
+    let value = |series: &str| sample(&page, series).unwrap_or_else(|| panic!("no {series} in\n{page}"));
+    assert_eq!(value(r#"rampart_ingest_events_total{outcome="accepted"}"#), 5.0);
+    assert_eq!(value(r#"rampart_ingest_events_total{outcome="rejected"}"#), 1.0);
+    assert_eq!(value("rampart_ingest_batches_total"), 1.0);
+    assert_eq!(value(r#"rampart_http_requests_total{route="/api/v1/events",method="POST",status="200"}"#), 1.0);
+    assert_eq!(value(r#"rampart_http_requests_total{route="/metrics",method="GET",status="401"}"#), 1.0);
+    assert_eq!(value(r#"rampart_http_request_duration_seconds_count{route="/api/v1/events"}"#), 1.0);
+    assert!(value(r#"rampart_guard_ticks_total{outcome="judged"}"#) >= 1.0, "the tick above, at least");
+    let age = value("rampart_guard_last_tick_age_seconds");
+    assert!((0.0..5.0).contains(&age), "{age}");
+    // The rollout the default plan created, at its first stage, and the outbox, empty.
+    assert_eq!(value(r#"rampart_rollout_stage{rollout="1",flag="async_upload",status="draft"}"#), 0.0);
+    assert_eq!(value(r#"rampart_rollout_open_alerts{rollout="1",flag="async_upload"}"#), 0.0);
+    assert_eq!(value("rampart_webhook_outbox_pending"), 0.0);
+    assert!(value("rampart_db_pool_max_connections") >= 1.0);
+}
+
+/// The dashboard's and the SDKs' event streams are counted while open.
+#[sqlx::test(migrations = "../migrations")]
+async fn metrics_count_open_event_streams(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let stream = app.client.get(app.url("/api/v1/flags/events")).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    let page = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(sample(&page, r#"rampart_stream_clients{kind="flags"}"#), Some(1.0), "{page}");
+    drop(stream);
+}
