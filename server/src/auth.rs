@@ -117,7 +117,7 @@ fn typed_name(typed: &str) -> String {
     }
 }
 
-fn check_password_rules(password: &str) -> Result<(), AppError> {
+pub fn check_password_rules(password: &str) -> Result<(), AppError> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(AppError::invalid("password", format!("must be at least {MIN_PASSWORD_LEN} characters")));
     }

@@ -9,9 +9,17 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
-        .init();
+    let logs =
+        tracing_subscriber::fmt().with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")));
+    // `json`: one object per line, with the request's or guard tick's span, for a log pipeline.
+    match std::env::var("RAMPART_LOG_FORMAT").as_deref() {
+        Err(_) | Ok("" | "text") => logs.init(),
+        Ok("json") => logs.json().with_current_span(true).with_span_list(false).init(),
+        Ok(other) => {
+            eprintln!("error: RAMPART_LOG_FORMAT is `{other}`; it is `text` (the default) or `json`");
+            return ExitCode::FAILURE;
+        }
+    }
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or_else(|| CliCommand::Serve(ServeConfig::default())) {
         CliCommand::Serve(config) => serve(config).await,
@@ -49,8 +57,8 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    // Validate the plan before starting a database, so a typo fails fast.
-    load_plan(config.plan.as_deref())?;
+    // Every setting is checked before a database is started or touched, so a typo fails fast.
+    let config = startup::check_config(config)?;
     let database = db::connect(&config.database).await?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let result = match startup::build(&config, listener, database.pool.clone(), server::clock::system_clock()).await {

@@ -167,6 +167,19 @@ fn request_tracing() -> tower_http::trace::TraceLayer<
     })
 }
 
+/// Checks every setting that can be checked before a database is touched (the private cluster
+/// created, the schema migrated, the plan's rollout made): the plan parses, and an admin
+/// password, if given, meets the password rules. An empty `RAMPART_ADMIN_PASSWORD` counts as
+/// unset, as for every other setting.
+pub fn check_config(mut config: ServeConfig) -> anyhow::Result<ServeConfig> {
+    load_plan(config.plan.as_deref())?;
+    config.admin_password = config.admin_password.filter(|p| !p.expose_secret().is_empty());
+    if let Some(password) = &config.admin_password {
+        crate::auth::check_password_rules(password.expose_secret()).map_err(|e| anyhow::anyhow!("RAMPART_ADMIN_PASSWORD {e}"))?;
+    }
+    Ok(config)
+}
+
 /// Reads and validates a plan file, or the built-in default plan.
 pub fn load_plan(path: Option<&Path>) -> anyhow::Result<(Plan, String)> {
     let source = match path {
@@ -249,4 +262,18 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_admin_password_counts_as_unset_and_a_short_one_is_refused() {
+        let with = |password: &str| ServeConfig { admin_password: Some(password.to_string().into()), ..ServeConfig::default() };
+        assert!(check_config(with("")).unwrap().admin_password.is_none());
+        assert!(check_config(with("twelve chars")).unwrap().admin_password.is_some());
+        let error = check_config(with("eleven char")).unwrap_err().to_string();
+        assert!(error.contains("RAMPART_ADMIN_PASSWORD") && error.contains("at least 12"), "{error}");
+    }
 }

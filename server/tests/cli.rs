@@ -76,3 +76,31 @@ fn serve_refuses_a_bad_plan_before_touching_any_database() {
     assert!(stderr.contains("the plan is invalid") && stderr.contains("missing field `flag`"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Configuration is checked before anything is touched: a too-short admin password stops the
+/// start before the private cluster is created (it used to be refused only after the cluster
+/// was initialised and the rollout created).
+#[test]
+fn serve_refuses_a_short_admin_password_before_creating_the_private_cluster() {
+    let dir = std::env::temp_dir().join(format!("rampart-cli-password-{}", std::process::id()));
+    let data = dir.join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["serve", "--data-dir", data.to_str().unwrap(), "--addr", "127.0.0.1:0"])
+        .env_remove("DATABASE_URL")
+        .env("RAMPART_ADMIN_PASSWORD", "short")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("RAMPART_ADMIN_PASSWORD") && stderr.contains("at least 12 characters"), "{stderr}");
+    assert!(!data.exists(), "nothing was created");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unknown_log_format_is_refused_by_name() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart")).args(["plan", "check"]).env("RAMPART_LOG_FORMAT", "xml").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("RAMPART_LOG_FORMAT is `xml`"), "{stderr}");
+}

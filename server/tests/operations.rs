@@ -95,3 +95,41 @@ async fn metrics_count_open_event_streams(pool: PgPool) {
     assert_eq!(sample(&page, r#"rampart_stream_clients{kind="flags"}"#), Some(1.0), "{page}");
     drop(stream);
 }
+
+/// `RAMPART_LOG_FORMAT=json`: a real `rampart serve` writes one JSON object per line, with its
+/// level, target and message, and one with a span names the span.
+#[sqlx::test(migrations = "../migrations")]
+async fn json_logs_are_one_object_per_line(pool: PgPool) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("DATABASE_URL", support::database_url(&pool))
+        .env("RAMPART_LOG_FORMAT", "json")
+        .env("RAMPART_ADMIN_PASSWORD", "a long enough password")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        for line in stdout.lines() {
+            let line = line.unwrap();
+            let done = line.contains("serving on");
+            seen.push(line);
+            if done || seen.len() > 50 {
+                break;
+            }
+        }
+        seen
+    })
+    .await
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(lines.last().is_some_and(|l| l.contains("serving on")), "{lines:#?}");
+    for line in &lines {
+        let entry: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(entry["level"].is_string() && entry["target"].is_string() && entry["fields"]["message"].is_string(), "{line}");
+    }
+}

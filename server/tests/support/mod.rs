@@ -282,6 +282,13 @@ pub fn plan_with_slow_guard() -> (std::path::PathBuf, impl Drop) {
     (path.clone(), Remove(path))
 }
 
+/// The URL of the test's own database, for a `rampart` process.
+pub fn database_url(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("the tests run with DATABASE_URL");
+    let database = pool.connect_options().get_database().expect("a test database").to_string();
+    format!("{}/{database}", &base[..base.rfind('/').expect("a URL with a path")])
+}
+
 /// Runs the `rampart` command against the test's database: whether it succeeded, and what it
 /// printed (its exit status first).
 pub fn rampart(pool: &PgPool, args: &[&str]) -> (bool, String) {
@@ -290,12 +297,9 @@ pub fn rampart(pool: &PgPool, args: &[&str]) -> (bool, String) {
 
 /// Like [`rampart`], with more environment.
 pub fn rampart_with(pool: &PgPool, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-    let base = std::env::var("DATABASE_URL").expect("the tests run with DATABASE_URL");
-    let database = pool.connect_options().get_database().expect("a test database").to_string();
-    let url = format!("{}/{database}", &base[..base.rfind('/').expect("a URL with a path")]);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(args)
-        .env("DATABASE_URL", url)
+        .env("DATABASE_URL", database_url(pool))
         .envs(env.iter().copied())
         .output()
         .expect("rampart runs");
