@@ -354,4 +354,30 @@ mod tests {
             }
         }
     }
+
+    /// Every metric the Grafana dashboard in `docs/grafana/` queries is one this page serves.
+    #[test]
+    fn the_grafana_dashboard_queries_only_metrics_that_exist() {
+        let dashboard: serde_json::Value = serde_json::from_str(include_str!("../../docs/grafana/rampart.json")).unwrap();
+        let gauges = Gauges {
+            rollouts: vec![RolloutGauge { id: 1, flag: "f".into(), status: "running".into(), stage: 0, percentage: 1.0, open_alerts: 0 }],
+            ..Gauges::default()
+        };
+        let telemetry = Telemetry::default();
+        telemetry.record_request("/x", "GET", 200, 0.1);
+        let page = telemetry.render(&gauges, 0);
+        let families: std::collections::HashSet<&str> = page.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+        let mut queried = 0;
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("rampart_")) {
+                    let family = ["_bucket", "_sum", "_count"].iter().find_map(|s| word.strip_suffix(s)).unwrap_or(word);
+                    assert!(families.contains(family), "panel {} queries {word}, which /metrics does not serve", panel["title"]);
+                    queried += 1;
+                }
+            }
+        }
+        assert!(queried >= 12, "{queried}");
+    }
 }
