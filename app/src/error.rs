@@ -30,6 +30,10 @@ pub enum AppError {
     /// Too many attempts; try again after `retry_after_secs`.
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_secs: u64 },
+    /// The server cannot do this now (its database is down, full or read-only); nothing was
+    /// changed, and the same request may be sent again after `retry_after_secs`.
+    #[error("{message}")]
+    Unavailable { message: String, retry_after_secs: u64 },
     /// A server-side failure; the detail is in the server's log, never in the response.
     #[error("something went wrong on the server; the details are in its log")]
     Internal,
@@ -71,6 +75,7 @@ impl AppError {
             AppError::Unauthenticated { .. } => 401,
             AppError::Forbidden { .. } => 403,
             AppError::TooManyRequests { .. } => 429,
+            AppError::Unavailable { .. } => 503,
             AppError::Internal | AppError::Transport { .. } => 500,
         }
     }
@@ -144,6 +149,7 @@ mod tests {
             AppError::not_found("rollout"),
             AppError::invalid("note", "empty"),
             AppError::Internal,
+            AppError::Unavailable { message: "the database is unavailable".into(), retry_after_secs: 5 },
             AppError::Transport { message: "connection refused".into() },
             AppError::from_server_fn_error(ServerFnErrorErr::Args("id: invalid digit".into())),
         ];

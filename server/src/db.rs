@@ -53,14 +53,16 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Database> {
             (options, Some(pg))
         }
     };
-    let pool = pool_options()
-        .max_connections(20)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options)
-        .await
-        .context("could not connect to Postgres")?;
+    let pool = serving_pool_options().connect_with(options).await.context("could not connect to Postgres")?;
     MIGRATOR.run(&pool).await.context("could not migrate the database")?;
     Ok(Database { pool, embedded })
+}
+
+/// The pool `rampart serve` runs on: [`pool_options`], 20 connections, and a request that
+/// cannot get a connection within 5 s (the database down, or every connection busy) fails as
+/// unavailable (503 with `Retry-After`) rather than waiting on.
+pub fn serving_pool_options() -> PgPoolOptions {
+    pool_options().max_connections(20).acquire_timeout(Duration::from_secs(5))
 }
 
 /// A pooled connection idle longer than this is pinged before it is handed out.

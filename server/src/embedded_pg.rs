@@ -59,16 +59,34 @@ impl EmbeddedPostgres {
             return Ok(pg);
         }
         pg.port = free_port()?;
-        let options = format!("-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories='' -c max_connections=200", pg.port);
-        let mut start = pg.command("pg_ctl");
-        start.arg("-D").arg(&pg.data).arg("-l").arg(&pg.log).args(["-o", &options, "-w", "-t", "60", "start"]);
-        run(&mut start, "pg_ctl start").map_err(|e| {
-            let tail = fs::read_to_string(&pg.log).unwrap_or_default();
-            let tail: Vec<&str> = tail.lines().rev().take(10).collect();
-            other(format!("{e}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n")))
-        })?;
+        pg.launch()?;
         pg.started_here = true;
         Ok(pg)
+    }
+
+    /// Starts the postmaster on this cluster's data and port.
+    fn launch(&self) -> io::Result<()> {
+        let options = format!("-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories='' -c max_connections=200", self.port);
+        let mut start = self.command("pg_ctl");
+        start.arg("-D").arg(&self.data).arg("-l").arg(&self.log).args(["-o", &options, "-w", "-t", "60", "start"]);
+        run(&mut start, "pg_ctl start").map_err(|e| {
+            let tail = fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(10).collect();
+            other(format!("{e}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n")))
+        })
+    }
+
+    /// Stops the cluster as a crash would (`pg_ctl stop -m immediate`: no checkpoint; the next
+    /// start replays the write-ahead log). For the fault tests.
+    pub fn crash(&self) -> io::Result<()> {
+        let mut stop = self.command("pg_ctl");
+        stop.arg("-D").arg(&self.data).args(["-m", "immediate", "-w", "stop"]);
+        run(&mut stop, "pg_ctl stop -m immediate")
+    }
+
+    /// Starts a stopped cluster again on the same port, so clients' URLs still reach it.
+    pub fn resume(&self) -> io::Result<()> {
+        self.launch()
     }
 
     /// The connection URL for `database` on this cluster.

@@ -127,6 +127,13 @@ impl From<StoreError> for AppError {
                 tracing::warn!(error = %e, "a request carried a value Postgres cannot store");
                 AppError::invalid("body", format!("a value cannot be stored: {}", e.message()))
             }
+            error if error.is_unavailable() => {
+                tracing::warn!(%error, "the database is unavailable");
+                AppError::Unavailable {
+                    message: "the database is unavailable; nothing was changed, try again shortly".into(),
+                    retry_after_secs: 5,
+                }
+            }
             StoreError::Corrupt(_) | StoreError::Db(_) => {
                 tracing::error!(%error, "store failure");
                 AppError::Internal

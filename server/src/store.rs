@@ -39,6 +39,27 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// Whether the database could not serve the call at all — unreachable, shutting down or
+    /// restarting, out of connections, disk or memory, or read-only — as opposed to refusing
+    /// it or holding unreadable data. Nothing was written; the same call may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => true,
+            StoreError::Db(sqlx::Error::Database(e)) => e.code().is_some_and(|code| unavailable_sqlstate(&code)),
+            _ => false,
+        }
+    }
+}
+
+/// SQLSTATEs of a database that cannot serve now: class 08 (connection exception), class 53
+/// (insufficient resources: disk full, out of memory, too many connections), 57P01–57P03
+/// (shutting down, crash shutdown, cannot connect now) and 25006 (read-only transaction: a
+/// standby, or `default_transaction_read_only`).
+fn unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03" | "25006")
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A rollout as stored, with the plan it follows.

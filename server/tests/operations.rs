@@ -133,3 +133,92 @@ async fn json_logs_are_one_object_per_line(pool: PgPool) {
         assert!(entry["level"].is_string() && entry["target"].is_string() && entry["fields"]["message"].is_string(), "{line}");
     }
 }
+
+/// One event line for the fault tests, `id` unique.
+fn line(id: &str) -> String {
+    json!({ "timestamp": START - 60_000, "event_id": id, "variant": "sync", "outcome": "success", "latency_ms": 100.0,
+            "memory_mb": 40.0, "provider": "kimi", "file_type": "csv", "size_bytes": 1000 })
+    .to_string()
+}
+
+/// Fault suite: Postgres crashes (`pg_ctl stop -m immediate`) in the middle of a stream of
+/// ingest batches and comes back. Every batch acknowledged (200) before, during or after is
+/// stored; while it is down ingest answers 503 with `Retry-After` within the pool's acquire
+/// timeout (never a hang, never a bare 500) and `/readyz` says the database is unreachable;
+/// once it is back the same server ingests and its guard loop judges again, by itself.
+#[tokio::test]
+async fn a_postgres_crash_loses_no_acknowledged_event_and_the_server_recovers_by_itself() {
+    use server::embedded_pg::EmbeddedPostgres;
+    use std::time::{Duration, Instant};
+    let dir = std::env::temp_dir().join(format!("rampart-fault-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pg = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&dir)).await.unwrap().expect("a private cluster")
+    };
+    let pool = server::db::serving_pool_options().connect(&pg.url("postgres")).await.unwrap();
+    server::db::MIGRATOR.run(&pool).await.unwrap();
+    let app = TestApp::spawn(pool.clone()).await;
+
+    // A client sending batch after batch, as a service would, recording what was acknowledged.
+    let sender = {
+        let (client, url) = (app.client.clone(), app.url("/api/v1/events"));
+        tokio::spawn(async move {
+            let (mut acknowledged, mut unavailable, mut slowest) = (Vec::new(), 0, Duration::ZERO);
+            for batch in 0..400 {
+                let ids: Vec<String> = (0..20).map(|i| format!("crash-{batch}-{i}")).collect();
+                let body = ids.iter().map(|id| line(id)).collect::<Vec<_>>().join("\n");
+                let started = Instant::now();
+                let response = client.post(&url).body(body).send().await.unwrap();
+                slowest = slowest.max(started.elapsed());
+                match response.status().as_u16() {
+                    200 => acknowledged.extend(ids),
+                    503 => {
+                        assert_eq!(response.headers()["retry-after"], "5");
+                        let body: Value = response.json().await.unwrap();
+                        assert_eq!(body["error"], "unavailable", "{body}");
+                        unavailable += 1;
+                    }
+                    status => panic!("batch {batch}: {status} {}", response.text().await.unwrap()),
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                if unavailable > 0 && acknowledged.len() >= 2_000 {
+                    break;
+                }
+            }
+            (acknowledged, unavailable, slowest)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let crash = tokio::task::spawn_blocking(move || {
+        pg.crash().expect("pg_ctl stop -m immediate");
+        pg
+    });
+    let pg = crash.await.unwrap();
+    let ready = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pg = tokio::task::spawn_blocking(move || {
+        pg.resume().expect("the cluster starts again");
+        pg
+    })
+    .await
+    .unwrap();
+
+    let (acknowledged, unavailable, slowest) = sender.await.unwrap();
+    eprintln!("{} events acknowledged, {unavailable} batches answered 503, slowest answer {slowest:?}", acknowledged.len());
+    assert!(unavailable >= 1, "the crash was seen");
+    assert!(slowest < Duration::from_secs(7), "a request while down waited {slowest:?}: the pool gives up after 5 s");
+    let stored: Vec<String> = sqlx::query_scalar("SELECT event_id FROM events").fetch_all(&pool).await.unwrap();
+    let stored: std::collections::HashSet<String> = stored.into_iter().collect();
+    let lost: Vec<&String> = acknowledged.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(lost.is_empty(), "{} acknowledged events lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    assert!(acknowledged.len() >= 2_000, "ingest resumed after the restart: {} acknowledged", acknowledged.len());
+    app.guard.tick_now(app.now()).await.expect("the guard judges again");
+    let ready = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
+
+    pool.close().await;
+    tokio::task::spawn_blocking(move || pg.stop()).await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

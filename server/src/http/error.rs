@@ -40,7 +40,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), Json(self.body())).into_response();
-        if let AppError::TooManyRequests { retry_after_secs, .. } = &self.0 {
+        if let AppError::TooManyRequests { retry_after_secs, .. } | AppError::Unavailable { retry_after_secs, .. } = &self.0 {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after_secs).into());
         }
         if let AppError::Unauthenticated { .. } = &self.0 {
