@@ -114,6 +114,14 @@ impl Project {
         Ok(())
     }
 
+    /// HAProxy from Debian: the load balancer in front of the replicas in `tests/replicas.rs`.
+    fn ensure_load_balancer(&self) -> Result {
+        if !Path::new("/usr/sbin/haproxy").exists() {
+            apt_install(&["haproxy"])?;
+        }
+        Ok(())
+    }
+
     fn ensure_node(&self) -> Result {
         if output(Command::new("npm").arg("--version")).is_none() {
             apt_install(&["nodejs", "npm"])?;
@@ -230,6 +238,7 @@ fn test() -> Result {
     let project = Project::open()?;
     project.ensure_build_tools(false)?;
     project.ensure_postgres()?;
+    project.ensure_load_balancer()?;
     project.ensure_browser_tools()?;
     eprintln!("xtask: tools ready after {:.0?}", started.elapsed());
 

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::net::TcpListener;
 
 mod common;
-pub use common::{client_with, session_cookie};
+#[allow(unused_imports)] // not every test binary uses each
+pub use common::{all_scopes_token, client_with, session_cookie};
 
 /// The password [`TestApp::person`] gives `name`.
 fn password_of(name: &str) -> String {
