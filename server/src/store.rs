@@ -194,7 +194,7 @@ impl Store {
 
     pub async fn rollout(&self, id: i64) -> Result<StoredRollout> {
         let mut conn = self.pool.acquire().await?;
-        load_rollout(&mut conn, id).await
+        load_rollout(&mut conn, id, Lock::None).await
     }
 
     /// Every checklist item of a rollout, in plan order.
@@ -345,7 +345,7 @@ impl Store {
         F: FnOnce(&StoredRollout, &StageEvidence) -> std::result::Result<(Transition, AuditRecord), Refusal>,
     {
         let mut tx = self.pool.begin().await?;
-        let current = load_rollout(&mut tx, rollout_id).await?;
+        let current = load_rollout(&mut tx, rollout_id, Lock::ForUpdate).await?;
         let evidence = stage_evidence(&mut tx, rollout_id, current.state.stage).await?;
         let (transition, record) = decide(&current, &evidence)?;
         let next = &transition.state;
@@ -430,17 +430,37 @@ pub struct AuditRecord {
     pub notice: Option<app::domain::webhook::Event>,
 }
 
-/// Reads a rollout and locks its row until the surrounding transaction ends (outside one, the
-/// lock is released at once), so a transition sees the state it replaces.
-async fn load_rollout(conn: &mut PgConnection, id: i64) -> Result<StoredRollout> {
-    let row = sqlx::query!(
-        "SELECT r.id, r.stage, r.status, r.version, r.stage_entered_at, r.request, p.definition
-         FROM rollouts r JOIN plans p ON p.id = r.plan_id WHERE r.id = $1 FOR UPDATE OF r",
-        id
-    )
-    .fetch_optional(&mut *conn)
-    .await?
-    .map(|r| (r.id, r.stage, r.status, r.version, r.stage_entered_at, r.request, r.definition));
+/// Whether reading a rollout locks its row.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// Until the surrounding transaction ends, so a transition sees the state it replaces.
+    ForUpdate,
+    /// A plain read: it never waits for a transition in progress, and works on a read-only
+    /// database (a standby).
+    None,
+}
+
+/// Reads a rollout with its plan.
+async fn load_rollout(conn: &mut PgConnection, id: i64, lock: Lock) -> Result<StoredRollout> {
+    let row = if lock == Lock::ForUpdate {
+        sqlx::query!(
+            "SELECT r.id, r.stage, r.status, r.version, r.stage_entered_at, r.request, p.definition
+             FROM rollouts r JOIN plans p ON p.id = r.plan_id WHERE r.id = $1 FOR UPDATE OF r",
+            id
+        )
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| (r.id, r.stage, r.status, r.version, r.stage_entered_at, r.request, r.definition))
+    } else {
+        sqlx::query!(
+            "SELECT r.id, r.stage, r.status, r.version, r.stage_entered_at, r.request, p.definition
+             FROM rollouts r JOIN plans p ON p.id = r.plan_id WHERE r.id = $1",
+            id
+        )
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| (r.id, r.stage, r.status, r.version, r.stage_entered_at, r.request, r.definition))
+    };
     let (id, stage, status, version, entered, request, definition) = row.ok_or(StoreError::NotFound("rollout"))?;
     let plan: Plan = serde_json::from_value(definition).map_err(|e| StoreError::Corrupt(format!("plan of rollout {id}: {e}")))?;
     let request: Option<Request> = request

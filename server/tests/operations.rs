@@ -141,6 +141,34 @@ fn line(id: &str) -> String {
     .to_string()
 }
 
+/// A Postgres cluster of the test's own (faults must not touch the shared server), stopped and
+/// removed when dropped, also when the test fails.
+struct Cluster {
+    pg: server::embedded_pg::EmbeddedPostgres,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.pg.crash();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A private cluster, migrated, and a pool on it as `rampart serve` makes it.
+async fn private_cluster(name: &str) -> (Cluster, PgPool) {
+    let dir = std::env::temp_dir().join(format!("rampart-fault-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pg = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || server::embedded_pg::EmbeddedPostgres::start(&dir)).await.unwrap().expect("a private cluster")
+    };
+    let cluster = Cluster { pg, dir };
+    let pool = server::db::serving_pool_options().connect(&cluster.pg.url("postgres")).await.unwrap();
+    server::db::MIGRATOR.run(&pool).await.unwrap();
+    (cluster, pool)
+}
+
 /// Fault suite: Postgres crashes (`pg_ctl stop -m immediate`) in the middle of a stream of
 /// ingest batches and comes back. Every batch acknowledged (200) before, during or after is
 /// stored; while it is down ingest answers 503 with `Retry-After` within the pool's acquire
@@ -148,16 +176,8 @@ fn line(id: &str) -> String {
 /// once it is back the same server ingests and its guard loop judges again, by itself.
 #[tokio::test]
 async fn a_postgres_crash_loses_no_acknowledged_event_and_the_server_recovers_by_itself() {
-    use server::embedded_pg::EmbeddedPostgres;
     use std::time::{Duration, Instant};
-    let dir = std::env::temp_dir().join(format!("rampart-fault-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let pg = {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&dir)).await.unwrap().expect("a private cluster")
-    };
-    let pool = server::db::serving_pool_options().connect(&pg.url("postgres")).await.unwrap();
-    server::db::MIGRATOR.run(&pool).await.unwrap();
+    let (cluster, pool) = private_cluster("crash").await;
     let app = TestApp::spawn(pool.clone()).await;
 
     // A client sending batch after batch, as a service would, recording what was acknowledged.
@@ -190,17 +210,18 @@ async fn a_postgres_crash_loses_no_acknowledged_event_and_the_server_recovers_by
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let crash = tokio::task::spawn_blocking(move || {
-        pg.crash().expect("pg_ctl stop -m immediate");
-        pg
-    });
-    let pg = crash.await.unwrap();
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.pg.crash().expect("pg_ctl stop -m immediate");
+        cluster
+    })
+    .await
+    .unwrap();
     let ready = reqwest::get(app.url("/readyz")).await.unwrap();
     assert_eq!(ready.status(), 503);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let pg = tokio::task::spawn_blocking(move || {
-        pg.resume().expect("the cluster starts again");
-        pg
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.pg.resume().expect("the cluster starts again");
+        cluster
     })
     .await
     .unwrap();
@@ -219,6 +240,54 @@ async fn a_postgres_crash_loses_no_acknowledged_event_and_the_server_recovers_by
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
 
     pool.close().await;
-    tokio::task::spawn_blocking(move || pg.stop()).await.unwrap().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(cluster);
+}
+
+/// Fault suite: the database turns read-only (a failover left Rampart on a standby, or an
+/// operator set `default_transaction_read_only`). Writes answer 503 `unavailable` with
+/// `Retry-After`, reads go on, nothing half-written is left, and writes work again once the
+/// database does.
+#[tokio::test]
+async fn a_read_only_database_refuses_writes_as_unavailable_and_recovers() {
+    let (cluster, pool) = private_cluster("read-only").await;
+    let app = TestApp::spawn(pool.clone()).await;
+    let ingest = |ids: &[&str]| {
+        let body = ids.iter().map(|id| line(id)).collect::<Vec<_>>().join("\n");
+        app.client.post(app.url("/api/v1/events")).body(body).send()
+    };
+    assert_eq!(ingest(&["ro-1"]).await.unwrap().status(), 200);
+
+    let set_read_only = |on: bool| {
+        let pool = pool.clone();
+        async move {
+            let value = if on { "on" } else { "off" };
+            sqlx::query(sqlx::AssertSqlSafe(format!("ALTER SYSTEM SET default_transaction_read_only = {value}")))
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("SELECT pg_reload_conf()").execute(&pool).await.unwrap();
+            // Every session reads the reloaded file at its next command.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    };
+    set_read_only(true).await;
+    let response = ingest(&["ro-2", "ro-3"]).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "unavailable", "{body}");
+    let (status, body) = app.command(json!({ "command": "start" })).await;
+    assert_eq!((status, body["error"].as_str()), (503, Some("unavailable")), "{body}");
+    // Reading goes on.
+    assert_eq!(app.room().await["state"]["status"], "draft");
+
+    set_read_only(false).await;
+    assert_eq!(ingest(&["ro-2", "ro-3"]).await.unwrap().status(), 200);
+    let (status, body) = app.command(json!({ "command": "start" })).await;
+    assert_eq!(status, 200, "{body}");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+    assert_eq!(stored, 3, "each event once");
+
+    pool.close().await;
+    drop(cluster);
 }

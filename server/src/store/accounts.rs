@@ -387,8 +387,22 @@ impl Store {
 
     /// The holder of an unrevoked token, marking it used now. The mark is kept to the minute: a
     /// service sending a batch a second would otherwise write (and wait for the disk) on every
-    /// request just to say so.
+    /// request just to say so. A database that takes no writes (read-only, or out of disk)
+    /// still identifies the holder, unmarked, so reads go on.
     pub async fn use_token(&self, hash: &[u8], now: Timestamp) -> Result<Option<Holder>> {
+        match self.use_and_mark_token(hash, now).await {
+            Err(error) if error.is_unavailable() => {
+                let row = sqlx::query!("SELECT id, name, scopes FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL", hash)
+                    .fetch_optional(self.pool())
+                    .await?;
+                tracing::debug!(%error, "token used but not marked: the database takes no writes");
+                row.map(|r| Ok(Holder::Token { id: r.id, name: r.name, scopes: scopes_from(&r.scopes)? })).transpose()
+            }
+            marked => marked,
+        }
+    }
+
+    async fn use_and_mark_token(&self, hash: &[u8], now: Timestamp) -> Result<Option<Holder>> {
         let row = sqlx::query!(
             r#"WITH token AS (SELECT id, name, scopes, last_used_at FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL),
                     marked AS (

@@ -106,7 +106,7 @@ impl Store {
         };
         let summary = format!("Review needed: {message}");
         let actor = crate::actors::GUARD_ACTOR;
-        let rollout = super::load_rollout(&mut tx, rollout_id).await?;
+        let rollout = super::load_rollout(&mut tx, rollout_id, super::Lock::ForUpdate).await?;
         let announcement = crate::webhooks::payload::Announcement {
             event: app::domain::webhook::Event::Alert,
             rollout_id,
