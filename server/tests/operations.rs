@@ -291,3 +291,180 @@ async fn a_read_only_database_refuses_writes_as_unavailable_and_recovers() {
     pool.close().await;
     drop(cluster);
 }
+
+/// Every event stored, in the rollups (folded or pending) exactly as in the raw table: what a
+/// half-applied batch would break.
+async fn rollups_match_events(pool: &PgPool) -> (i64, i64) {
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await.unwrap();
+    let rolled: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(success + error + timeout), 0)::bigint FROM
+           (SELECT success, error, timeout FROM event_rollups UNION ALL SELECT success, error, timeout FROM event_rollup_deltas) r",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    (events, rolled)
+}
+
+/// Fault suite: `rampart serve` killed with SIGKILL in the middle of a stream of ingest batches.
+/// Every acknowledged event is stored, each batch is all or nothing (the rollups agree with
+/// the raw events), and a restarted server carries on; resending what was not acknowledged
+/// stores nothing twice.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_server_killed_mid_ingest_loses_no_acknowledged_event(pool: PgPool) {
+    use std::time::Duration;
+    use support::process::Replica;
+    let dir = std::env::temp_dir().join(format!("rampart-fault-kill-{}-{}", std::process::id(), support::process::now_ms()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = support::database_url(&pool);
+    let mut server = Replica::start(&url, &dir.join("first.log")).await;
+    let client = support::client_with(&[(
+        "authorization",
+        &format!("Bearer {}", support::all_scopes_token(&pool, "kill", app::domain::units::Timestamp(support::process::now_ms())).await),
+    )]);
+    let batch = |n: usize| -> (Vec<String>, String) {
+        let ids: Vec<String> = (0..50).map(|i| format!("kill-{n}-{i}")).collect();
+        let now = support::process::now_ms();
+        let body = ids
+            .iter()
+            .map(|id| {
+                json!({ "timestamp": now - 1_000, "event_id": id, "variant": "sync", "outcome": "success", "latency_ms": 100.0,
+                        "memory_mb": 40.0, "provider": "kimi", "file_type": "csv", "size_bytes": 1000 })
+                .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        (ids, body)
+    };
+    let sender = {
+        let (client, url) = (client.clone(), format!("{}/api/v1/events", server.base));
+        tokio::spawn(async move {
+            let (mut acknowledged, mut unanswered) = (Vec::new(), Vec::new());
+            for n in 0.. {
+                let (ids, body) = batch(n);
+                match client.post(&url).body(body).send().await {
+                    Ok(response) if response.status() == 200 => acknowledged.extend(ids),
+                    Ok(response) => panic!("batch {n}: {}", response.status()),
+                    Err(_) => {
+                        unanswered.push(n);
+                        break;
+                    }
+                }
+            }
+            (acknowledged, unanswered)
+        })
+    };
+    // Meanwhile, transitions: start, then pause and resume in turn, each at the version it read.
+    let commander = {
+        let (client, base) = (client.clone(), server.base.clone());
+        tokio::spawn(async move {
+            for n in 0.. {
+                let Ok(response) = client.get(format!("{base}/api/v1/rollouts/1")).send().await else { return n };
+                let Ok(room) = response.json::<Value>().await else { return n };
+                let command: Value = match room["state"]["status"].as_str() {
+                    Some("draft") => json!({ "command": "start" }),
+                    Some("running") => json!({ "command": "pause", "reason": format!("turn {n}") }),
+                    _ => json!({ "command": "resume" }),
+                };
+                let mut body = command;
+                body["version"] = room["state"]["version"].clone();
+                if client.post(format!("{base}/api/v1/rollouts/1/commands")).json(&body).send().await.is_err() {
+                    return n;
+                }
+            }
+            unreachable!()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    server.kill();
+    let transitions = commander.await.unwrap();
+    assert!(transitions >= 5, "commands were under way: {transitions}");
+    // No half-applied transition: the state's version is the last audit entry's, and its status
+    // the one that entry's command leads to.
+    let (version, status): (i64, String) =
+        sqlx::query_as("SELECT version, status FROM rollouts WHERE id = 1").fetch_one(&pool).await.unwrap();
+    let (last_version, last_action): (i64, String) =
+        sqlx::query_as("SELECT version, action FROM audit_log WHERE rollout_id = 1 AND version IS NOT NULL ORDER BY id DESC LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(version, last_version);
+    let expected = match last_action.as_str() {
+        "pause" => "paused",
+        "start" | "resume" => "running",
+        other => panic!("unexpected last action {other}"),
+    };
+    assert_eq!(status, expected, "after {last_action}");
+    let (acknowledged, unanswered) = sender.await.unwrap();
+    assert!(acknowledged.len() >= 500, "the stream was under way: {}", acknowledged.len());
+    let stored: std::collections::HashSet<String> =
+        sqlx::query_scalar::<_, String>("SELECT event_id FROM events").fetch_all(&pool).await.unwrap().into_iter().collect();
+    assert!(acknowledged.iter().all(|id| stored.contains(id)), "an acknowledged event was lost");
+    let (events, rolled) = rollups_match_events(&pool).await;
+    assert_eq!(events, rolled, "the rollups hold exactly the stored events");
+    assert_eq!(events as usize % 50, 0, "batches are all or nothing: {events}");
+
+    // Restarted, it serves again; the batch that got no answer, sent again, is stored once.
+    let server = Replica::start(&url, &dir.join("second.log")).await;
+    let (ids, body) = batch(unanswered[0]);
+    let response = client.post(format!("{}/api/v1/events", server.base)).body(body).send().await.unwrap();
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["accepted"].as_u64().unwrap() + report["duplicates"].as_u64().unwrap(), ids.len() as u64, "{report}");
+    let (events, rolled) = rollups_match_events(&pool).await;
+    assert_eq!((events as usize, rolled as usize), (stored.len() + report["accepted"].as_u64().unwrap() as usize, events as usize));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Fault suite: `rampart import` killed with SIGKILL part-way through a file. Run again, it
+/// stores the rest and counts what the first run stored as already imported: every line once,
+/// and the rollups agree.
+#[sqlx::test(migrations = "../migrations")]
+async fn an_import_killed_part_way_resumes_without_duplicates(pool: PgPool) {
+    use std::io::Write as _;
+    use std::time::{Duration, Instant};
+    let path = std::env::temp_dir().join(format!("rampart-fault-import-{}-{}.jsonl", std::process::id(), support::process::now_ms()));
+    let lines = 200_000;
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let now = support::process::now_ms();
+        for i in 0..lines {
+            let line = json!({ "timestamp": now - 3_600_000 + i * 10, "event_id": format!("imp-{i}"), "variant": if i % 2 == 0 { "sync" } else { "async" },
+                               "outcome": "success", "latency_ms": 100.0, "memory_mb": 40.0, "provider": "kimi", "file_type": "csv", "size_bytes": 1000 });
+            writeln!(file, "{line}").unwrap();
+        }
+    }
+    // The plan's rollout, as a first start makes it: imported events go to it.
+    let (plan, source) = server::startup::load_plan(None).unwrap();
+    server::startup::ensure_rollout(&server::store::Store::new(pool.clone()), &plan, &source).await.unwrap();
+    let url = support::database_url(&pool);
+    let mut import = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .arg("import")
+        .arg(&path)
+        .env("DATABASE_URL", &url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+        if stored > 0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the import stored nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    import.kill().unwrap();
+    import.wait().unwrap();
+    let (before, rolled) = rollups_match_events(&pool).await;
+    assert_eq!(before, rolled, "the rollups hold exactly the stored events");
+    assert!(before < lines, "killed part-way: {before} of {lines} stored");
+
+    let (ok, output) = support::rampart(&pool, &["import", path.to_str().unwrap()]);
+    assert!(ok, "{output}");
+    assert!(output.contains(&format!("{} new events stored, {before} already imported, 0 rejected", lines - before)), "{output}");
+    let (events, rolled) = rollups_match_events(&pool).await;
+    assert_eq!((events, rolled), (lines, lines));
+    let _ = std::fs::remove_file(&path);
+}

@@ -7,50 +7,12 @@
 
 mod support;
 
+use support::process::{ADMIN_PASSWORD, Replica, free_port, get_status, now_ms, wait_until};
+
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const ADMIN_PASSWORD: &str = "replicas-admin-password";
-
-/// A `rampart serve` process; killed when dropped.
-struct Replica {
-    child: Child,
-    base: String,
-}
-
-impl Replica {
-    async fn start(database_url: &str, log: &std::path::Path) -> Replica {
-        let port = free_port();
-        let log = std::fs::File::create(log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-            .env("DATABASE_URL", database_url)
-            .env("RAMPART_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RUST_LOG", "warn")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("rampart starts");
-        let replica = Replica { child, base: format!("http://127.0.0.1:{port}") };
-        wait_until(Duration::from_secs(60), || async { get_status(&format!("{}/readyz", replica.base)).await == Some(200) }).await;
-        replica
-    }
-
-    /// SIGKILL: no shutdown, no goodbye.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// HAProxy in front of the replicas, round robin, each checked on `/readyz` every 200 ms.
 struct Balancer {
@@ -88,30 +50,6 @@ impl Drop for Balancer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn get_status(url: &str) -> Option<u16> {
-    reqwest::get(url).await.ok().map(|r| r.status().as_u16())
-}
-
-async fn wait_until<F, Fut>(limit: Duration, mut ready: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !ready().await {
-        assert!(started.elapsed() < limit, "not ready within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// The first admin, signed in through `base`: a client carrying the session and an `Origin`.

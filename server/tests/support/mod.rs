@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::net::TcpListener;
 
 mod common;
+pub mod process;
 #[allow(unused_imports)] // not every test binary uses each
 pub use common::{all_scopes_token, client_with, session_cookie};
 

@@ -1,0 +1,68 @@
+//! Real `rampart serve` processes for the tests that kill, restart or balance them.
+
+use std::net::TcpListener;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_PASSWORD: &str = "replicas-admin-password";
+
+/// A `rampart serve` process; killed when dropped.
+pub struct Replica {
+    child: Child,
+    pub base: String,
+}
+
+impl Replica {
+    pub async fn start(database_url: &str, log: &std::path::Path) -> Replica {
+        let port = free_port();
+        let log = std::fs::File::create(log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .env("DATABASE_URL", database_url)
+            .env("RAMPART_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("rampart starts");
+        let replica = Replica { child, base: format!("http://127.0.0.1:{port}") };
+        wait_until(Duration::from_secs(60), || async { get_status(&format!("{}/readyz", replica.base)).await == Some(200) }).await;
+        replica
+    }
+
+    /// SIGKILL: no shutdown, no goodbye.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub async fn get_status(url: &str) -> Option<u16> {
+    reqwest::get(url).await.ok().map(|r| r.status().as_u16())
+}
+
+pub async fn wait_until<F, Fut>(limit: Duration, mut ready: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !ready().await {
+        assert!(started.elapsed() < limit, "not ready within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
