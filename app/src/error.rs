@@ -21,6 +21,9 @@ pub enum AppError {
     /// A field of the request is wrong.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// A document the request carried (a JUnit report) cannot be read at all: where, and why.
+    #[error("{field}: line {line}, column {column}: {message}")]
+    Malformed { field: String, line: u64, column: u64, message: String },
     /// No credentials: sign in, or send an API token.
     #[error("{message}")]
     Unauthenticated { message: String },
@@ -72,6 +75,7 @@ impl AppError {
             AppError::NotFound { .. } => 404,
             AppError::Conflict { .. } => 409,
             AppError::Refused { .. } | AppError::Invalid { .. } => 422,
+            AppError::Malformed { .. } => 400,
             AppError::Unauthenticated { .. } => 401,
             AppError::Forbidden { .. } => 403,
             AppError::TooManyRequests { .. } => 429,
@@ -149,6 +153,7 @@ mod tests {
             AppError::not_found("rollout"),
             AppError::invalid("note", "empty"),
             AppError::Internal,
+            AppError::Malformed { field: "body".into(), line: 3, column: 7, message: "unclosed <testcase>".into() },
             AppError::Unavailable { message: "the database is unavailable".into(), retry_after_secs: 5 },
             AppError::Transport { message: "connection refused".into() },
             AppError::from_server_fn_error(ServerFnErrorErr::Args("id: invalid digit".into())),

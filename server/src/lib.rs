@@ -16,6 +16,7 @@ pub mod explain;
 pub mod flags;
 pub mod guard;
 pub mod http;
+pub mod junit;
 pub mod live;
 pub mod metrics;
 pub mod net;

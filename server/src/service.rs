@@ -4,7 +4,7 @@
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::store::{AuditRecord, RollupFilter, Store, StoreError, StoredRollout, TestResult};
+use crate::store::{AuditRecord, NewTestResult, RollupFilter, Store, StoreError, StoredRollout, TestResult};
 use app::domain::access::{Permission, Principal};
 use app::domain::gates::{self, Gate, Judged, Reference};
 use app::domain::readiness;
@@ -46,7 +46,7 @@ impl Rollouts {
             .ok_or_else(|| AppError::invalid("stage", format!("the plan has no stage {}", stage_index.0)))?;
         let suite = report.suite.trim();
         AppError::check_text("suite", suite, 100)?;
-        for (field, count) in [("passed", report.passed), ("failed", report.failed)] {
+        for (field, count) in [("passed", report.passed), ("failed", report.failed), ("skipped", report.skipped)] {
             if count > MAX_TESTS_PER_RUN {
                 return Err(AppError::invalid(field, format!("{count} tests in one run is more than {MAX_TESTS_PER_RUN}")));
             }
@@ -57,7 +57,29 @@ impl Rollouts {
             return Err(AppError::invalid("suite", format!("stage {} has no test suite “{suite}”: {expected}", stage_index.0)));
         }
         let url = report.url.as_deref().map(str::trim).filter(|u| !u.is_empty());
-        Ok(self.store.record_test_result(rollout_id, stage_index, suite, report.passed, report.failed, url, actor, self.now()).await?)
+        if let Some(url) = url {
+            AppError::check_text("url", url, 2_000)?;
+        }
+        if report.failures.len() > crate::junit::MAX_FAILURES_KEPT {
+            return Err(AppError::invalid(
+                "failures",
+                format!("at most {} failed cases are kept per run", crate::junit::MAX_FAILURES_KEPT),
+            ));
+        }
+        let failures = report.failures.into_iter().map(crate::junit::FailedCase::storable).collect::<Result<Vec<_>, _>>()?;
+        let run = NewTestResult {
+            stage: stage_index,
+            suite: suite.to_string(),
+            passed: report.passed,
+            failed: report.failed,
+            skipped: report.skipped,
+            flaky: report.flaky.min(report.passed),
+            duration_ms: report.duration_ms,
+            format: report.format,
+            failures,
+            url: url.map(str::to_string),
+        };
+        Ok(self.store.record_test_result(rollout_id, run, actor, self.now()).await?)
     }
 
     /// Stores complaints users made (support tickets, feedback) for the guard's trend rule.
@@ -242,7 +264,8 @@ impl RolloutService for Rollouts {
     }
 }
 
-/// A CI run of one test suite: `{"suite": "Phase 1", "passed": 16, "failed": 0}`.
+/// A CI run of one test suite: `{"suite": "Phase 1", "passed": 16, "failed": 0}`, or read from
+/// a JUnit XML report ([`TestReport::from_junit`]).
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestReport {
@@ -250,10 +273,43 @@ pub struct TestReport {
     pub passed: u32,
     #[serde(default)]
     pub failed: u32,
+    #[serde(default)]
+    pub skipped: u32,
+    /// Passed only on a retry (counted in `passed`).
+    #[serde(default)]
+    pub flaky: u32,
+    pub duration_ms: Option<u64>,
+    /// The cases that failed, with their messages.
+    #[serde(default)]
+    pub failures: Vec<crate::junit::FailedCase>,
     /// The stage the run belongs to; the current one when absent.
     pub stage: Option<u32>,
     /// A link to the CI run.
     pub url: Option<String>,
+    #[serde(skip, default = "json_format")]
+    pub format: &'static str,
+}
+
+fn json_format() -> &'static str {
+    "json"
+}
+
+impl TestReport {
+    /// A JUnit report's run, as the plan's suite `suite`.
+    pub fn from_junit(run: crate::junit::Run, suite: String, stage: Option<u32>, url: Option<String>) -> TestReport {
+        TestReport {
+            suite,
+            passed: run.passed,
+            failed: run.failed,
+            skipped: run.skipped,
+            flaky: run.flaky,
+            duration_ms: run.duration_ms,
+            failures: run.failures,
+            stage,
+            url,
+            format: "junit",
+        }
+    }
 }
 
 /// Complaints users made: `{"count": 2, "source": "support desk"}`.

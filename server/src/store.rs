@@ -23,7 +23,7 @@ pub use accounts::{Credentials, Holder, LoginTally};
 pub use events::{ArmKey, Baseline, Ingested, NewEvent, RollupFilter, RollupKey, StageSpan};
 pub use idempotency::{Claim, Purged};
 pub use operations::Outbox;
-pub use reports::TestResult;
+pub use reports::{NewTestResult, TestResult};
 pub use webhooks::DueDelivery;
 
 /// Why a store call failed.

@@ -373,6 +373,84 @@ async fn ci_test_results_clear_the_suite_blocker_only_when_all_pass(pool: PgPool
     assert_eq!(app.get_json("/api/v1/rollouts/1/test-results").await.as_array().unwrap().len(), 2);
 }
 
+/// Issue 21: CI posts its JUnit XML report as it is (pytest's here, with a failure, an error and
+/// a skip); the run's counts gate the stage like the JSON form, the failed cases are kept with
+/// their messages, and a malformed report is refused with the line and column of the fault.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_junit_report_gates_the_suite_and_keeps_its_failed_cases(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.command(json!({ "command": "start" })).await;
+    let post = |body: Vec<u8>, query: &str| {
+        app.client
+            .post(app.url(&format!("/api/v1/rollouts/1/test-runs{query}")))
+            .header("content-type", "application/xml")
+            .body(body)
+            .send()
+    };
+    let report = include_str!("fixtures/junit/pytest.xml");
+    let response = post(report.into(), "?suite=Phase%201&url=https%3A%2F%2Fci.example%2Frun%2F7").await.unwrap();
+    assert_eq!(response.status(), 201);
+    let run: Value = response.json().await.unwrap();
+    assert_eq!((run["passed"].as_u64(), run["failed"].as_u64(), run["skipped"].as_u64()), (Some(1), Some(2), Some(1)), "{run}");
+    assert_eq!(
+        (run["format"].as_str(), run["duration_ms"].as_u64(), run["url"].as_str()),
+        (Some("junit"), Some(50), Some("https://ci.example/run/7"))
+    );
+    let blocker = app.room().await["blockers"].as_array().unwrap().iter().find(|b| b["kind"] == "test_suite_not_passed").cloned().unwrap();
+    assert_eq!((blocker["passed"].as_u64(), blocker["failed"].as_u64()), (Some(1), Some(2)), "{blocker}");
+
+    let listed = app.get_json("/api/v1/rollouts/1/test-runs").await;
+    let failures = listed[0]["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 2);
+    assert_eq!(failures[0]["name"], "test_large_pdf_is_rejected_with_a_clear_message");
+    assert!(failures[0]["message"].as_str().unwrap().starts_with("AssertionError: the user sees <the wrong> & unclear message"));
+    assert_eq!((failures[1]["kind"].as_str(), failures[1]["classname"].as_str()), (Some("error"), Some("test_upload")));
+    assert_eq!(listed, app.get_json("/api/v1/rollouts/1/test-results").await, "one list, two names");
+    assert!(app.room().await["audit"][0]["summary"].as_str().unwrap().ends_with("1 passed, 2 failed, 1 skipped"));
+
+    // A report the stage does not require is refused by suite, as in the JSON form.
+    let response = post(report.into(), "").await.unwrap();
+    assert_eq!(response.status(), 422, "its own name, “pytest tests”, is no suite of the stage");
+    // Cut short: 400, with the line and column where reading stopped.
+    let cut = report.replace("</testsuite></testsuites>", "");
+    let response = post(cut.into(), "?suite=Phase%201").await.unwrap();
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!((error["error"].as_str(), error["field"].as_str()), (Some("malformed"), Some("body")), "{error}");
+    assert!(error["line"].as_u64().unwrap() >= 1 && error["column"].as_u64().unwrap() >= 1, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("line"), "{error}");
+    let response = post(b"<testsuite>\n  <testcase/>\n</testsuite>".to_vec(), "?suite=Phase%201").await.unwrap();
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(
+        (error["line"].as_u64(), error["message"].as_str()),
+        (Some(2), Some("body: line 2, column 14: a <testcase> without a name"))
+    );
+    let response = post(b"<testsuite>\n\xff</testsuite>".to_vec(), "?suite=Phase%201").await.unwrap();
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(
+        (error["line"].as_u64(), error["column"].as_u64(), error["message"].as_str()),
+        (Some(2), Some(1), Some("body: line 2, column 1: not UTF-8 text"))
+    );
+    assert_eq!(app.get_json("/api/v1/rollouts/1/test-runs").await.as_array().unwrap().len(), 1, "nothing refused was stored");
+
+    // The JSON form may carry failed cases too; a bad one is refused by field.
+    let (status, body) = app
+        .post(
+            "/api/v1/rollouts/1/test-runs",
+            json!({ "suite": "Phase 1", "passed": 15, "failed": 1, "failures": [{ "name": "upload\u{0}", "message": "boom" }] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["failures"][0]["name"], "upload\u{fffd}", "a NUL is stored as a replacement character");
+    let (status, body) = app
+        .post(
+            "/api/v1/rollouts/1/test-runs",
+            json!({ "suite": "Phase 1", "passed": 15, "failed": 1, "failures": [{ "name": "x", "kind": "oops" }] }),
+        )
+        .await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("failures.kind")));
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn rising_complaints_raise_a_review_that_blocks_advance(pool: PgPool) {
     let app = TestApp::spawn(pool).await;

@@ -52,6 +52,7 @@ const CRATES: [Crate; 2] = [
             ("simulate.rs", 0, "leaf"),
             ("config.rs", 0, "leaf"),
             ("telemetry.rs", 0, "leaf"),
+            ("junit.rs", 0, "leaf"),
             ("db.rs", 1, "store"),
             ("store.rs", 1, "store"),
             ("store/", 1, "store"),

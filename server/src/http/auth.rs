@@ -54,8 +54,8 @@ pub fn rule(method: &Method, route: &str) -> Option<Rule> {
         ("POST", "/api/v1/rollouts/{id}/checklist/{item}") => Needs(TickChecklist),
         ("POST", "/api/v1/rollouts/{id}/alerts/{alert}/acknowledge") => Needs(AcknowledgeAlert),
         ("POST", "/api/v1/rollouts/{id}/baseline") => Needs(CaptureBaseline),
-        ("GET", "/api/v1/rollouts/{id}/test-results") => Needs(ReadRollout),
-        ("POST", "/api/v1/rollouts/{id}/test-results") => Needs(ReportTests),
+        ("GET", "/api/v1/rollouts/{id}/test-results" | "/api/v1/rollouts/{id}/test-runs") => Needs(ReadRollout),
+        ("POST", "/api/v1/rollouts/{id}/test-results" | "/api/v1/rollouts/{id}/test-runs") => Needs(ReportTests),
         ("POST", "/api/v1/rollouts/{id}/complaints") => Needs(ReportComplaints),
         ("POST", "/api/v1/events") => Needs(IngestEvents),
         (

@@ -31,6 +31,11 @@ pub fn router() -> Router<ApiState> {
         .route("/rollouts/{id}/checklist/{item}", post(tick))
         .route("/rollouts/{id}/alerts/{alert}/acknowledge", post(acknowledge))
         .route("/rollouts/{id}/test-results", get(test_results).post(report_tests))
+        // The same runs; JUnit XML (or the JSON form) in, up to 64 MB.
+        .route(
+            "/rollouts/{id}/test-runs",
+            get(test_results).post(report_test_run).layer(axum::extract::DefaultBodyLimit::max(MAX_TEST_REPORT_BYTES)),
+        )
         .route("/rollouts/{id}/complaints", post(report_complaints))
 }
 
@@ -184,6 +189,53 @@ async fn report_tests(
     body: Result<Json<TestReport>, JsonRejection>,
 ) -> Result<(StatusCode, Json<TestResult>), ApiError> {
     let Json(report) = body?;
+    Ok((StatusCode::CREATED, Json(state.rollouts.report_tests(id, report, &principal.actor()).await?)))
+}
+
+/// The largest test report taken (a 50 MB JUnit file of a big suite fits).
+const MAX_TEST_REPORT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Where a JUnit report goes: the plan's suite it is, and optionally the stage and a link.
+#[derive(Debug, Deserialize)]
+struct TestRunQuery {
+    suite: Option<String>,
+    stage: Option<u32>,
+    url: Option<String>,
+}
+
+/// A CI run as a JUnit XML report (`Content-Type: application/xml`; `?suite=` names the plan's
+/// suite, else the report's own name is used), or in the JSON form of `test-results`. The body
+/// is read once and parsed in place: the report is held once, not also as a tree.
+async fn report_test_run(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+    axum::extract::Query(query): axum::extract::Query<TestRunQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<TestResult>), ApiError> {
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let report = if content_type.starts_with("application/json") {
+        let mut report: TestReport = serde_json::from_slice(&body).map_err(|e| AppError::invalid("body", e.to_string()))?;
+        report.stage = report.stage.or(query.stage);
+        report.url = report.url.or(query.url);
+        report
+    } else {
+        let text = std::str::from_utf8(&body).map_err(|e| {
+            let (line, column) = crate::junit::line_and_column(&body[..e.valid_up_to()]);
+            AppError::Malformed { field: "body".into(), line, column, message: "not UTF-8 text".into() }
+        })?;
+        let run = crate::junit::parse(text).map_err(|e| AppError::Malformed {
+            field: "body".into(),
+            line: e.line,
+            column: e.column,
+            message: e.message,
+        })?;
+        let suite = query.suite.clone().or_else(|| run.name.clone()).ok_or_else(|| {
+            AppError::invalid("suite", "name the plan's suite this report is (`?suite=Phase 1`): the report has no name of its own")
+        })?;
+        TestReport::from_junit(run, suite, query.stage, query.url)
+    };
     Ok((StatusCode::CREATED, Json(state.rollouts.report_tests(id, report, &principal.actor()).await?)))
 }
 

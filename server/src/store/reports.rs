@@ -1,6 +1,7 @@
 //! What people and machines report besides upload events: CI test results and user complaints.
 
 use super::{Result, Store, from_timestamp, insert_audit, to_timestamp};
+use crate::junit::FailedCase;
 use app::domain::readiness::SuiteResult;
 use app::domain::units::{StageIndex, Timestamp};
 use serde::Serialize;
@@ -14,9 +15,32 @@ pub struct TestResult {
     pub suite: String,
     pub passed: u32,
     pub failed: u32,
+    pub skipped: u32,
+    /// Passed only on a retry (counted in `passed`).
+    pub flaky: u32,
+    pub duration_ms: Option<u64>,
+    /// `junit` or `json`: how the run was reported.
+    pub format: String,
+    /// The failed cases kept (at most [`crate::junit::MAX_FAILURES_KEPT`]).
+    pub failures: Vec<FailedCase>,
     pub url: Option<String>,
     pub reported_by: String,
     pub reported_at: Timestamp,
+}
+
+/// A run to store, as the service checked it.
+#[derive(Clone, Debug)]
+pub struct NewTestResult {
+    pub stage: StageIndex,
+    pub suite: String,
+    pub passed: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub flaky: u32,
+    pub duration_ms: Option<u64>,
+    pub format: &'static str,
+    pub failures: Vec<FailedCase>,
+    pub url: Option<String>,
 }
 
 /// The newest report of each suite for `stage`.
@@ -33,46 +57,61 @@ pub(crate) async fn suite_results(conn: &mut PgConnection, rollout_id: i64, stag
 }
 
 impl Store {
-    /// Stores a suite's result for a stage and audits it.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record_test_result(
-        &self,
-        rollout_id: i64,
-        stage: StageIndex,
-        suite: &str,
-        passed: u32,
-        failed: u32,
-        url: Option<&str>,
-        actor: &str,
-        now: Timestamp,
-    ) -> Result<TestResult> {
+    /// Stores a suite's result for a stage, with its failed cases, and audits it.
+    pub async fn record_test_result(&self, rollout_id: i64, run: NewTestResult, actor: &str, now: Timestamp) -> Result<TestResult> {
         let mut tx = self.pool().begin().await?;
         let id = sqlx::query_scalar!(
-            "INSERT INTO test_results (rollout_id, stage, suite, passed, failed, url, reported_by, reported_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO test_results (rollout_id, stage, suite, passed, failed, skipped, flaky, duration_ms, format, url, reported_by, reported_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
             rollout_id,
-            stage.0 as i32,
-            suite,
-            passed as i32,
-            failed as i32,
-            url,
+            run.stage.0 as i32,
+            run.suite,
+            run.passed as i32,
+            run.failed as i32,
+            run.skipped as i32,
+            run.flaky as i32,
+            run.duration_ms.map(|ms| ms.min(i64::MAX as u64) as i64),
+            run.format,
+            run.url,
             actor,
             from_timestamp(now)
         )
         .fetch_one(&mut *tx)
         .await?;
-        let summary = format!("{suite} tests for stage {}: {passed} passed, {failed} failed", stage.0);
-        let evidence =
-            serde_json::json!({ "test_result_id": id, "suite": suite, "stage": stage.0, "passed": passed, "failed": failed, "url": url });
+        let column = |f: fn(&FailedCase) -> &String| run.failures.iter().map(|c| f(c).clone()).collect::<Vec<_>>();
+        sqlx::query!(
+            "INSERT INTO test_failures (result_id, position, classname, name, kind, message)
+             SELECT $1, position - 1, classname, name, kind, message
+             FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS f (classname, name, kind, message, position)",
+            id,
+            &column(|c| &c.classname),
+            &column(|c| &c.name),
+            &column(|c| &c.kind),
+            &column(|c| &c.message),
+        )
+        .execute(&mut *tx)
+        .await?;
+        let (stage, suite, passed, failed) = (run.stage.0, &run.suite, run.passed, run.failed);
+        let mut summary = format!("{suite} tests for stage {stage}: {passed} passed, {failed} failed");
+        if run.skipped > 0 {
+            summary.push_str(&format!(", {} skipped", run.skipped));
+        }
+        let evidence = serde_json::json!({ "test_result_id": id, "suite": suite, "stage": stage, "passed": passed, "failed": failed,
+                                           "skipped": run.skipped, "flaky": run.flaky, "format": run.format, "url": run.url });
         insert_audit(&mut tx, Some(rollout_id), actor, "test_result", &summary, None, None, evidence).await?;
         tx.commit().await?;
         Ok(TestResult {
             id,
-            stage: stage.0,
-            suite: suite.into(),
+            stage,
+            suite: run.suite,
             passed,
             failed,
-            url: url.map(str::to_string),
+            skipped: run.skipped,
+            flaky: run.flaky,
+            duration_ms: run.duration_ms,
+            format: run.format.into(),
+            failures: run.failures,
+            url: run.url,
             reported_by: actor.into(),
             reported_at: now,
         })
@@ -134,16 +173,32 @@ impl Store {
         Ok(total as u64)
     }
 
-    /// The newest reports of a rollout, newest first.
+    /// The newest reports of a rollout, newest first, with their failed cases.
     pub async fn test_results(&self, rollout_id: i64, limit: i64) -> Result<Vec<TestResult>> {
         let rows = sqlx::query!(
-            "SELECT id, stage, suite, passed, failed, url, reported_by, reported_at FROM test_results
+            "SELECT id, stage, suite, passed, failed, skipped, flaky, duration_ms, format, url, reported_by, reported_at FROM test_results
              WHERE rollout_id = $1 ORDER BY id DESC LIMIT $2",
             rollout_id,
             limit
         )
         .fetch_all(self.pool())
         .await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let mut failures: std::collections::HashMap<i64, Vec<FailedCase>> = std::collections::HashMap::new();
+        for f in sqlx::query!(
+            "SELECT result_id, classname, name, kind, message FROM test_failures WHERE result_id = ANY($1) ORDER BY result_id, position",
+            &ids
+        )
+        .fetch_all(self.pool())
+        .await?
+        {
+            failures.entry(f.result_id).or_default().push(FailedCase {
+                classname: f.classname,
+                name: f.name,
+                kind: f.kind,
+                message: f.message,
+            });
+        }
         Ok(rows
             .into_iter()
             .map(|r| TestResult {
@@ -152,6 +207,11 @@ impl Store {
                 suite: r.suite,
                 passed: r.passed as u32,
                 failed: r.failed as u32,
+                skipped: r.skipped as u32,
+                flaky: r.flaky as u32,
+                duration_ms: r.duration_ms.map(|ms| ms as u64),
+                format: r.format,
+                failures: failures.remove(&r.id).unwrap_or_default(),
                 url: r.url,
                 reported_by: r.reported_by,
                 reported_at: to_timestamp(r.reported_at),
