@@ -10,7 +10,9 @@ export default defineConfig({
   expect: { timeout: 10_000 },
   fullyParallel: false,
   workers: 1,
-  reporter: [['list']],
+  // The JUnit report is read back by `rampart test-results --dry-run` in `cargo xtask test`: the
+  // parser meets this repo's own Playwright output on every run.
+  reporter: [['list'], ['junit', { outputFile: '../target/junit/playwright.xml' }]],
   outputDir: 'test-results',
   globalSetup: './global-setup.ts',
   use: {

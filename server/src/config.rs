@@ -79,6 +79,32 @@ pub enum CliCommand {
         #[command(flatten)]
         database: DatabaseConfig,
     },
+    /// Send a CI run's JUnit XML report to a running Rampart as one of the plan's test suites
+    /// (what a CI step runs after the tests); with `--dry-run`, read it and print what it says.
+    TestResults {
+        /// The JUnit XML file (cargo-nextest, pytest, Playwright, Surefire, …).
+        file: PathBuf,
+        /// The plan's suite the report is, e.g. `Phase 1` (default: the report's own name).
+        #[arg(long)]
+        suite: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        rollout: i64,
+        /// The stage the run belongs to (default: the rollout's current one).
+        #[arg(long)]
+        stage: Option<u32>,
+        /// A link to the CI run, shown beside the result.
+        #[arg(long)]
+        link: Option<String>,
+        /// Rampart's address.
+        #[arg(long, env = "RAMPART_URL", default_value = "http://127.0.0.1:3000")]
+        url: String,
+        /// An API token with the `drive` scope.
+        #[arg(long, env = "RAMPART_TOKEN", value_parser = parse_secret, hide_env_values = true)]
+        token: Option<SecretString>,
+        /// Read and summarise the report; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Replay a stored rollout's evidence through the current guard rules (or a plan file's
     /// guardrails and soaks) minute by minute, and list the decisions they would have made.
     Backtest {

@@ -20,6 +20,7 @@ pub const MAX_MESSAGE_CHARS: usize = 2_000;
 
 /// One failed case as a report gives it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FailedCase {
     /// The case's class or file (`classname=`), may be empty.
     #[serde(default)]
@@ -351,6 +352,17 @@ mod tests {
         assert!(failure.message.starts_with("AssertionError: the user sees <the wrong> & unclear message\nassert"), "{}", failure.message);
         assert_eq!(run.failures[1].kind, "error");
         assert_eq!(run.failures[1].message, "failed on setup with \"RuntimeError: could not reach the test bucket\"");
+    }
+
+    #[test]
+    fn a_playwright_report_names_its_cases_by_describe_and_title() {
+        let run = parse(include_str!("../tests/fixtures/junit/playwright.xml")).unwrap();
+        assert_eq!((run.passed, run.failed, run.skipped), (1, 1, 1));
+        assert_eq!(run.name.as_deref(), Some("Phase 3"));
+        assert_eq!(run.duration_ms, Some(686), "the root's time=\"0.686…\"");
+        let failure = &run.failures[0];
+        assert_eq!((failure.classname.as_str(), failure.name.as_str()), ("upload.spec.ts", "async upload › a large PDF shows the limit"));
+        assert_eq!(failure.message, "the message names the limit", "the message, not the CDATA trace");
     }
 
     #[test]

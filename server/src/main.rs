@@ -34,6 +34,10 @@ async fn main() -> ExitCode {
         CliCommand::Backtest { rollout, plan, database } => backtest(rollout, plan.as_deref(), &database).await,
         CliCommand::Secrets { command: SecretsCommand::Reseal { secret_keys, database } } => reseal(&secret_keys, &database).await,
         CliCommand::Users { command: UsersCommand::SetupLink { name, database } } => setup_link(&name, &database).await,
+        CliCommand::TestResults { file, suite, rollout, stage, link, url, token, dry_run } => {
+            let upload = Upload { rollout, suite, stage, link, url, token: token.filter(|_| !dry_run) };
+            test_results(&file, upload).await
+        }
         CliCommand::Simulate { url, flag, token, rate, users, duration, backfill, injections, seed } => {
             let url = url.trim_end_matches('/').to_string();
             server::simulate::run(server::simulate::Plan { url, flag, token, rate, users, duration, backfill, injections, seed }).await
@@ -70,6 +74,67 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     };
     database.shutdown().await;
     result
+}
+
+/// Where `rampart test-results` sends a report; `token: None` sends nothing (a dry run).
+struct Upload {
+    rollout: i64,
+    suite: Option<String>,
+    stage: Option<u32>,
+    link: Option<String>,
+    url: String,
+    token: Option<secrecy::SecretString>,
+}
+
+/// Reads a JUnit report, prints what it says, and (unless a dry run) posts it as it is.
+async fn test_results(file: &std::path::Path, upload: Upload) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use secrecy::ExposeSecret;
+    let body = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        let (line, column) = server::junit::line_and_column(&body[..e.valid_up_to()]);
+        anyhow::anyhow!("{}:{line}:{column}: not UTF-8 text", file.display())
+    })?;
+    let run = server::junit::parse(text).map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", file.display(), e.line, e.column, e.message))?;
+    let seconds = run.duration_ms.map_or(String::new(), |ms| format!(" in {:.1} s", ms as f64 / 1000.0));
+    println!(
+        "{}: {} tests: {} passed ({} on a retry), {} failed, {} skipped{seconds}",
+        file.display(),
+        run.tests(),
+        run.passed,
+        run.flaky,
+        run.failed,
+        run.skipped
+    );
+    for failure in &run.failures {
+        let first_line = failure.message.lines().next().unwrap_or("");
+        let case = if failure.classname.is_empty() { failure.name.clone() } else { format!("{} {}", failure.classname, failure.name) };
+        println!("  {} {case}: {first_line}", failure.kind);
+    }
+    let Some(token) = upload.token else { return Ok(()) };
+    let mut query: Vec<(&str, String)> = Vec::new();
+    query.extend(upload.suite.map(|s| ("suite", s)));
+    query.extend(upload.stage.map(|s| ("stage", s.to_string())));
+    query.extend(upload.link.map(|l| ("url", l)));
+    let endpoint = format!("{}/api/v1/rollouts/{}/test-runs", upload.url.trim_end_matches('/'), upload.rollout);
+    let response = reqwest::Client::new()
+        .post(&endpoint)
+        .query(&query)
+        .bearer_auth(token.expose_secret())
+        .header(reqwest::header::CONTENT_TYPE, "application/xml")
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {endpoint}"))?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    anyhow::ensure!(
+        status.is_success(),
+        "{endpoint} refused the report ({status}): {}",
+        answer["message"].as_str().unwrap_or("no message")
+    );
+    println!("recorded as run {} of “{}” for stage {}", answer["id"], answer["suite"].as_str().unwrap_or("?"), answer["stage"]);
+    Ok(())
 }
 
 /// Prints what each unit gets, bucketed exactly as the server does.

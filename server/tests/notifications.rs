@@ -449,6 +449,31 @@ async fn a_junit_report_gates_the_suite_and_keeps_its_failed_cases(pool: PgPool)
         )
         .await;
     assert_eq!((status, body["field"].as_str()), (422, Some("failures.kind")));
+
+    // What a CI step runs: `rampart test-results` posts Playwright's report with a token.
+    let secret = support::all_scopes_token(&app.pool, "ci", app.now()).await;
+    let base = app.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["test-results", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/junit/playwright.xml")])
+            .args(["--suite", "Phase 1", "--link", "https://ci.example/run/9"])
+            .env("RAMPART_URL", base)
+            .env("RAMPART_TOKEN", secret)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("3 tests: 1 passed (0 on a retry), 1 failed, 1 skipped"), "{stdout}");
+    assert!(stdout.contains("failure upload.spec.ts async upload › a large PDF shows the limit: the message names the limit"), "{stdout}");
+    assert!(stdout.contains("for stage 0"), "{stdout}");
+    let newest = &app.get_json("/api/v1/rollouts/1/test-runs").await[0];
+    assert_eq!(
+        (newest["format"].as_str(), newest["url"].as_str(), newest["reported_by"].as_str()),
+        (Some("junit"), Some("https://ci.example/run/9"), Some("token:ci"))
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -288,6 +288,11 @@ fn browser_tests(project: &Project, database: &TestDatabase) -> Result {
         .env("RAMPART_SDK_URL", format!("http://{sdk_addr}"))
         .env("RAMPART_ADMIN_PASSWORD", &admin_password);
     step("running the browser tests (Playwright + Chromium)", &mut playwright)?;
+    // The JUnit report Playwright just wrote, read as a CI step would send it.
+    step(
+        "reading the browser tests' JUnit report (rampart test-results --dry-run)",
+        Command::new(project.root.join("target/debug/rampart")).args(["test-results", "--dry-run"]).arg(project.root.join("target/junit/playwright.xml")),
+    )?;
     // Schema-driven API fuzzing on a server of its own: no 5xx, every answer as documented.
     let python = project.ensure_api_fuzzer()?;
     let (_fuzz_server, fuzz_addr) = e2e_server(project, database, "rampart_api_fuzz", &admin_password)?;
