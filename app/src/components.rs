@@ -9,4 +9,5 @@ pub mod gates;
 pub mod local_time;
 pub mod stage_panel;
 pub mod stage_track;
+pub mod test_runs;
 pub mod timeline;

@@ -26,7 +26,50 @@ pub struct ControlRoom {
     pub baseline: Option<crate::domain::stats::Summary>,
     /// Newest first.
     pub audit: Vec<AuditEntry>,
+    /// CI runs of the plan's test suites, newest first (the newest few).
+    pub test_runs: Vec<TestRun>,
     pub now: Timestamp,
+}
+
+/// A CI run of one of the plan's test suites, as reported (JSON or JUnit XML).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestRun {
+    pub id: i64,
+    pub stage: u32,
+    pub suite: String,
+    pub passed: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    /// Passed only on a retry (counted in `passed`).
+    pub flaky: u32,
+    pub duration_ms: Option<u64>,
+    /// `junit` or `json`: how the run was reported.
+    pub format: String,
+    /// The failed cases kept (the first 200).
+    pub failures: Vec<FailedCase>,
+    pub url: Option<String>,
+    pub reported_by: String,
+    pub reported_at: Timestamp,
+}
+
+/// One failed test case of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailedCase {
+    /// The case's class or file, may be empty.
+    #[serde(default)]
+    pub classname: String,
+    pub name: String,
+    /// `failure` (an assertion) or `error` (the test could not run to its end).
+    #[serde(default = "failure")]
+    pub kind: String,
+    /// What the tool said: the failure's message, or the start of its text.
+    #[serde(default)]
+    pub message: String,
+}
+
+fn failure() -> String {
+    "failure".into()
 }
 
 /// An alert raised by the guard loop; while open it blocks advancing.

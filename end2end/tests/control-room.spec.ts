@@ -15,6 +15,26 @@ test('a new installation opens on the seeds rollout at stage 0', async ({ page }
   await expect(room.checklistItems.first()).toContainText('async_upload_config.py');
 });
 
+test('a JUnit report from CI shows as a run with its failed cases and the suite trend', async ({ page, api }) => {
+  const passing = Array.from({ length: 15 }, (_, i) => `<testcase classname="upload.spec.ts" name="case ${i}" time="0.1"/>`).join('');
+  const failing =
+    '<testcase classname="upload.spec.ts" name="a large PDF shows the limit" time="0.2">' +
+    '<failure message="expected &quot;upload limit is 50 MB&quot;">at upload.spec.ts:8</failure></testcase>';
+  const xml = `<?xml version="1.0"?><testsuites name="ci" time="2.5"><testsuite name="Phase 1">${passing}${failing}</testsuite></testsuites>`;
+  const posted = await api.post('/api/v1/rollouts/1/test-runs?suite=Phase%201', { headers: { 'content-type': 'application/xml' }, data: xml });
+  expect(posted.status()).toBe(201);
+
+  const room = new ControlRoom(page);
+  await room.open();
+  const card = page.getByRole('region', { name: 'Test runs' });
+  await expect(card.getByTestId('suite-trend')).toContainText('Phase 1 (16 tests) · newest: 15 of 16 passed, 1 failed');
+  await expect(card.getByTestId('test-run').first()).toContainText('Phase 1 · stage 0 · 15 passed, 1 failed');
+  await expect(card.getByTestId('test-run').first()).toContainText('2.5 s');
+  await card.getByText('1 failed case').click();
+  await expect(card.getByTestId('failed-case')).toContainText('upload.spec.ts › a large PDF shows the limit');
+  await expect(card.getByTestId('failed-case')).toContainText('expected "upload limit is 50 MB"');
+});
+
 test('a ticked checklist item survives a reload, and an override advances once a second approver approves', async ({ page, browser }) => {
   // Overriding asks for confirmation first.
   const questions: string[] = [];

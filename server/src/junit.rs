@@ -11,46 +11,25 @@
 //! A leaf: plain data in, plain data out.
 
 use quick_xml::events::{BytesStart, Event};
-use serde::{Deserialize, Serialize};
 
 /// The most failed cases kept from one report (the counts cover them all).
 pub const MAX_FAILURES_KEPT: usize = 200;
 /// The longest message kept of one failure, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 2_000;
 
-/// One failed case as a report gives it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FailedCase {
-    /// The case's class or file (`classname=`), may be empty.
-    #[serde(default)]
-    pub classname: String,
-    pub name: String,
-    /// `failure` (an assertion) or `error` (the test could not run to its end).
-    #[serde(default = "failure")]
-    pub kind: String,
-    /// The failure's `message=`, or the start of its text when there is none.
-    #[serde(default)]
-    pub message: String,
-}
+pub use app::model::FailedCase;
 
-fn failure() -> String {
-    "failure".into()
-}
-
-impl FailedCase {
-    /// The case as it may be stored: its kind one of the two, names and message bounded, and
-    /// no control character but line breaks and tabs (Postgres cannot store a NUL). For cases
-    /// sent as JSON; a parsed report's cases are already so.
-    pub fn storable(self) -> Result<FailedCase, app::error::AppError> {
-        if self.kind != "failure" && self.kind != "error" {
-            return Err(app::error::AppError::invalid("failures.kind", format!("`{}` is neither `failure` nor `error`", self.kind)));
-        }
-        if self.name.trim().is_empty() {
-            return Err(app::error::AppError::invalid("failures.name", "a failed case needs its name"));
-        }
-        Ok(FailedCase { classname: clean(&self.classname), name: clean(&self.name), kind: self.kind, message: clean(&self.message) })
+/// A failed case as it may be stored: its kind one of the two, names and message bounded, and
+/// no control character but line breaks and tabs (Postgres cannot store a NUL). For cases sent
+/// as JSON; a parsed report's cases are already so.
+pub fn storable(case: FailedCase) -> Result<FailedCase, app::error::AppError> {
+    if case.kind != "failure" && case.kind != "error" {
+        return Err(app::error::AppError::invalid("failures.kind", format!("`{}` is neither `failure` nor `error`", case.kind)));
     }
+    if case.name.trim().is_empty() {
+        return Err(app::error::AppError::invalid("failures.name", "a failed case needs its name"));
+    }
+    Ok(FailedCase { classname: clean(&case.classname), name: clean(&case.name), kind: case.kind, message: clean(&case.message) })
 }
 
 /// Text bounded to [`MAX_MESSAGE_CHARS`], control characters other than line breaks and tabs

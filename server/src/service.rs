@@ -66,7 +66,7 @@ impl Rollouts {
                 format!("at most {} failed cases are kept per run", crate::junit::MAX_FAILURES_KEPT),
             ));
         }
-        let failures = report.failures.into_iter().map(crate::junit::FailedCase::storable).collect::<Result<Vec<_>, _>>()?;
+        let failures = report.failures.into_iter().map(crate::junit::storable).collect::<Result<Vec<_>, _>>()?;
         let run = NewTestResult {
             stage: stage_index,
             suite: suite.to_string(),
@@ -134,6 +134,9 @@ impl Rollouts {
     }
 }
 
+/// The CI runs the control room lists (their trend per suite, and the newest with failures).
+const TEST_RUNS_SHOWN: i64 = 20;
+
 /// The most tests one CI run may report (a suite of a million is past any real one).
 const MAX_TESTS_PER_RUN: u32 = 1_000_000;
 
@@ -184,6 +187,7 @@ impl RolloutService for Rollouts {
             checklist: self.store.checklist(id).await?,
             audit: self.store.audit(id, AUDIT_SHOWN).await?,
             alerts: self.store.alerts(id).await?,
+            test_runs: self.store.test_results(id, TEST_RUNS_SHOWN).await?,
             baseline,
             gates: evidence.gates,
             blockers,

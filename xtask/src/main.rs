@@ -291,7 +291,9 @@ fn browser_tests(project: &Project, database: &TestDatabase) -> Result {
     // The JUnit report Playwright just wrote, read as a CI step would send it.
     step(
         "reading the browser tests' JUnit report (rampart test-results --dry-run)",
-        Command::new(project.root.join("target/debug/rampart")).args(["test-results", "--dry-run"]).arg(project.root.join("target/junit/playwright.xml")),
+        Command::new(project.root.join("target/debug/rampart"))
+            .args(["test-results", "--dry-run"])
+            .arg(project.root.join("target/junit/playwright.xml")),
     )?;
     // Schema-driven API fuzzing on a server of its own: no 5xx, every answer as documented.
     let python = project.ensure_api_fuzzer()?;

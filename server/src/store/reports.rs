@@ -4,29 +4,10 @@ use super::{Result, Store, from_timestamp, insert_audit, to_timestamp};
 use crate::junit::FailedCase;
 use app::domain::readiness::SuiteResult;
 use app::domain::units::{StageIndex, Timestamp};
-use serde::Serialize;
 use sqlx::postgres::PgConnection;
 
-/// A stored test report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct TestResult {
-    pub id: i64,
-    pub stage: u32,
-    pub suite: String,
-    pub passed: u32,
-    pub failed: u32,
-    pub skipped: u32,
-    /// Passed only on a retry (counted in `passed`).
-    pub flaky: u32,
-    pub duration_ms: Option<u64>,
-    /// `junit` or `json`: how the run was reported.
-    pub format: String,
-    /// The failed cases kept (at most [`crate::junit::MAX_FAILURES_KEPT`]).
-    pub failures: Vec<FailedCase>,
-    pub url: Option<String>,
-    pub reported_by: String,
-    pub reported_at: Timestamp,
-}
+/// A stored test report (the control room's and the API's).
+pub type TestResult = app::model::TestRun;
 
 /// A run to store, as the service checked it.
 #[derive(Clone, Debug)]
