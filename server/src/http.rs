@@ -59,7 +59,7 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// The API's OpenAPI 3.1 description, kept beside the code it describes.
-const OPENAPI: &str = include_str!("../api/openapi.yaml");
+pub(crate) const OPENAPI: &str = include_str!("../api/openapi.yaml");
 
 async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
     ([(axum::http::header::CONTENT_TYPE, "application/yaml")], OPENAPI)

@@ -49,3 +49,34 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error kind the API can answer is one the OpenAPI document lists (schemathesis found
+    /// `malformed` missing), and every listed one exists.
+    #[test]
+    fn the_openapi_error_kinds_are_the_app_errors() {
+        let errors = [
+            AppError::not_found("rollout"),
+            AppError::Conflict { message: String::new(), current_version: 1 },
+            AppError::Refused { message: String::new(), blockers: Vec::new() },
+            AppError::invalid("f", "m"),
+            AppError::Malformed { field: "body".into(), line: 1, column: 1, message: String::new() },
+            AppError::Unauthenticated { message: String::new() },
+            AppError::Forbidden { message: String::new() },
+            AppError::TooManyRequests { message: String::new(), retry_after_secs: 1 },
+            AppError::Unavailable { message: String::new(), retry_after_secs: 5 },
+            AppError::Internal,
+        ];
+        let line =
+            super::super::OPENAPI.lines().find(|l| l.trim_start().starts_with("error: { type: string, enum: [")).expect("the Error schema");
+        let listed: std::collections::BTreeSet<&str> =
+            line.split('[').nth(1).unwrap().split(']').next().unwrap().split(',').map(str::trim).collect();
+        let answered: std::collections::BTreeSet<String> =
+            errors.iter().map(|e| ApiError(e.clone()).body()["error"].as_str().unwrap().to_string()).collect();
+        // (`transport` is the browser's own: the API never answers with it.)
+        assert_eq!(answered.iter().map(String::as_str).collect::<std::collections::BTreeSet<_>>(), listed);
+    }
+}
