@@ -133,7 +133,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize))
         // Outside the access check, so refused requests are counted too.
         .layer(axum::middleware::from_fn_with_state(telemetry, http::operations::record_request));
-    Ok(Application { listener, router: harden(router), guard, webhooks, setup_link })
+    Ok(Application { listener, router: harden(router, config.trusted_proxies.clone()), guard, webhooks, setup_link })
 }
 
 /// The HTML document of every page, with its script policy.
@@ -144,14 +144,20 @@ fn page(options: LeptosOptions) -> impl leptos::prelude::IntoView {
 
 /// The layers every response passes through, outermost last: a panic anywhere inside becomes
 /// a 500 with an incident id; pages, JSON and the WASM go out brotli- or gzip-compressed when
-/// the client accepts it (event streams never are: they must flush each message); and every
-/// response carries the security headers.
-pub fn harden(router: Router) -> Router {
+/// the client accepts it (event streams never are: they must flush each message); every
+/// response carries the security headers; and first of all, a request's `X-Forwarded-Proto`
+/// is dropped unless it came from one of `proxies`.
+pub fn harden(router: Router, proxies: crate::net::IpRanges) -> Router {
     router
         .layer(request_tracing())
         .layer(http::panic::layer())
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn(http::headers::security_headers))
+        .layer(axum::middleware::from_fn(move |mut request: axum::extract::Request, next: axum::middleware::Next| {
+            let peer = request.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+            crate::net::drop_untrusted_forwarding(request.headers_mut(), peer, &proxies);
+            next.run(request)
+        }))
 }
 
 /// A span per request, named by its route's template (`/share/{secret}`, never the URL: paths
