@@ -516,3 +516,42 @@ async fn a_backup_restored_into_a_fresh_database_reads_the_same(pool: PgPool) {
     let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {restored_name} WITH (FORCE)"))).execute(&mut admin).await.unwrap();
 }
+
+/// Graceful shutdown: SIGTERM to a `rampart serve` with event streams open (a control room and
+/// an SDK). The streams end with a reconnect hint (`retry: 1000`, so clients move to another
+/// replica or the restarted one within a second) and the process exits at once, cleanly. Before,
+/// it waited on the open streams for ever.
+#[sqlx::test(migrations = "../migrations")]
+async fn sigterm_ends_event_streams_with_a_reconnect_hint_and_exits(pool: PgPool) {
+    use std::time::{Duration, Instant};
+    use support::process::Replica;
+    let dir = std::env::temp_dir().join(format!("rampart-sigterm-{}-{}", std::process::id(), support::process::now_ms()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut server = Replica::start(&support::database_url(&pool), &dir.join("serve.log")).await;
+    let secret = support::all_scopes_token(&pool, "streams", app::domain::units::Timestamp(support::process::now_ms())).await;
+    let client = support::client_with(&[("authorization", &format!("Bearer {secret}"))]);
+    let mut live = client.get(format!("{}/api/v1/rollouts/1/live", server.base)).send().await.unwrap();
+    let mut flags = client.get(format!("{}/api/v1/flags/events", server.base)).send().await.unwrap();
+    assert_eq!((live.status(), flags.status()), (200, 200));
+    let hello = String::from_utf8_lossy(&live.chunk().await.unwrap().unwrap()).into_owned();
+    assert!(hello.contains("event: hello"), "{hello}");
+
+    let stopped = Instant::now();
+    server.terminate();
+    for (name, stream) in [("live", &mut live), ("flags", &mut flags)] {
+        let rest = tokio::time::timeout(Duration::from_secs(8), async {
+            let mut text = String::new();
+            while let Ok(Some(chunk)) = stream.chunk().await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            text
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the {name} stream was not ended"));
+        assert!(rest.contains("retry: 1000") && rest.contains(": server stopping; reconnect"), "{name}: {rest:?}");
+    }
+    let status = server.exited_within(Duration::from_secs(8)).await.expect("rampart exits on SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(stopped.elapsed() < Duration::from_secs(5), "it took {:?}", stopped.elapsed());
+    let _ = std::fs::remove_dir_all(&dir);
+}
