@@ -39,6 +39,10 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 }
 /// The share-link cookie: opens one rollout's status page.
 pub const SHARE_COOKIE: &str = "rampart_share";
+/// The device cookie: set at a successful sign-in, it lets this browser through the account's
+/// cap on failures from everywhere ([`throttled_until`]), for [`DEVICE_LIFE`].
+pub const DEVICE_COOKIE: &str = "rampart_device";
+pub const DEVICE_LIFE: Span = Span::from_secs(180 * 86_400);
 
 /// Failed sign-ins of one account from one address before waits begin; past them, each
 /// failure doubles the wait, from [`FIRST_WAIT`] up to [`FAILURE_WINDOW`]. Failures from one
@@ -46,13 +50,16 @@ pub const SHARE_COOKIE: &str = "rampart_share";
 const FREE_FAILURES: i64 = 5;
 const FIRST_WAIT: Span = Span::from_secs(30);
 /// Failed sign-ins allowed within [`FAILURE_WINDOW`] for one account from all addresses (a
-/// guesser spread over many), and from one address for all accounts.
+/// guesser spread over many), and from one address for all accounts. A browser that signed in
+/// to the account before (its device cookie) is not held by the account's cap: a guesser who
+/// fills it locks out only browsers the owner never used.
 const MAX_FAILURES_PER_ACCOUNT: i64 = 100;
 const MAX_FAILURES_PER_ADDRESS: i64 = 20;
 const FAILURE_WINDOW: Span = Span::from_secs(15 * 60);
 
-/// When a sign-in with this tally of recent failures may be tried again, if not now.
-pub fn throttled_until(tally: &LoginTally, now: Timestamp) -> Option<Timestamp> {
+/// When a sign-in with this tally of recent failures may be tried again, if not now;
+/// `known_device`: the browser signed in to this account before.
+pub fn throttled_until(tally: &LoginTally, now: Timestamp, known_device: bool) -> Option<Timestamp> {
     let window = FAILURE_WINDOW.millis();
     let mut free_at = None::<i64>;
     let mut wait_for = |at: i64| free_at = Some(free_at.map_or(at, |f| f.max(at)));
@@ -61,7 +68,7 @@ pub fn throttled_until(tally: &LoginTally, now: Timestamp) -> Option<Timestamp> 
         let wait = (FIRST_WAIT.millis() << doublings).min(window);
         wait_for(tally.pair_last.unwrap_or(now).millis() + wait);
     }
-    if tally.by_name >= MAX_FAILURES_PER_ACCOUNT {
+    if tally.by_name >= MAX_FAILURES_PER_ACCOUNT && !known_device {
         wait_for(tally.by_name_oldest.unwrap_or(now).millis() + window);
     }
     if tally.by_address >= MAX_FAILURES_PER_ADDRESS {
@@ -142,6 +149,8 @@ pub struct NewSession {
     pub id: SecretString,
     pub name: String,
     pub max_age_secs: i64,
+    /// A new device cookie for this browser, unless it presented a valid one.
+    pub device: Option<SecretString>,
 }
 
 impl Auth {
@@ -167,15 +176,17 @@ impl Auth {
         };
         check_password_rules(password.expose_secret()).map_err(|e| anyhow::anyhow!("RAMPART_ADMIN_PASSWORD {e}"))?;
         let hash = hash_password(password.expose_secret()).map_err(|_| anyhow::anyhow!("could not hash the admin password"))?;
-        let now = self.now();
-        let admin = self.store.create_user("admin", Role::Admin, &hash, crate::actors::SYSTEM_ACTOR, now).await?;
+        let (now, system) = (self.now(), crate::actors::SYSTEM_ACTOR);
         if configured.is_some() {
+            self.store.create_user("admin", Role::Admin, &hash, system, now).await?;
             return Ok(None);
         }
-        let admin = admin.ok_or_else(|| anyhow::anyhow!("the first admin could not be created"))?;
+        // The account and its link together: never an admin nobody can sign in as.
         let secret = new_secret();
-        self.store.create_setup_link(admin.id, &digest(&secret), now, Timestamp(now.millis() + SETUP_LINK_LIFE.millis())).await?;
-        Ok(Some(SecretString::from(secret)))
+        let expires = Timestamp(now.millis() + SETUP_LINK_LIFE.millis());
+        let admin = self.store.create_user_with_setup_link("admin", Role::Admin, &hash, system, now, &digest(&secret), expires).await?;
+        // Another replica made the first admin meanwhile: its link is the one printed.
+        Ok(admin.map(|_| SecretString::from(secret)))
     }
 
     /// A new one-time set-password link for `name` (`rampart users setup-link`); its secret.
@@ -248,13 +259,18 @@ impl Auth {
     /// The attempt is claimed (counted as a failure until it succeeds) atomically before the
     /// password is hashed, so concurrent attempts cannot all slip under the limit; and at most
     /// [`HASHING_AT_ONCE`] hashes run at once, so a burst cannot exhaust memory.
-    pub async fn login(&self, name: &str, password: &str, address: &str) -> Result<NewSession, AppError> {
+    pub async fn login(&self, name: &str, password: &str, address: &str, device: Option<&str>) -> Result<NewSession, AppError> {
         // What was typed goes into the throttle and the audit trail: bounded, one line.
         let name = &typed_name(name);
         let now = self.now();
         let since = Timestamp(now.millis() - FAILURE_WINDOW.millis());
+        let known_device = match device {
+            Some(device) => self.store.is_trusted_device(&digest(device), name, now).await?,
+            None => false,
+        };
         // The cheap, atomic check first: a throttled caller never waits for a hashing slot.
-        let claim = match self.store.claim_login_attempt(name, address, now, since, |tally| throttled_until(tally, now)).await? {
+        let refuse = |tally: &LoginTally| throttled_until(tally, now, known_device);
+        let claim = match self.store.claim_login_attempt(name, address, now, since, refuse).await? {
             Ok(claim) => claim,
             Err(free_at) => {
                 let wait = ((free_at.millis() - now.millis()).max(1000) + 999) / 1000;
@@ -277,7 +293,13 @@ impl Auth {
             self.store.record_login_failure(name, address).await?;
             return Err(AppError::Unauthenticated { message: "wrong name or password".into() });
         };
-        self.start_session(&user, address).await
+        let mut session = self.start_session(&user, address).await?;
+        if !known_device {
+            let device = new_secret();
+            self.store.trust_device(&digest(&device), name, now, Timestamp(now.millis() + DEVICE_LIFE.millis())).await?;
+            session.device = Some(SecretString::from(device));
+        }
+        Ok(session)
     }
 
     async fn start_session(&self, user: &Credentials, address: &str) -> Result<NewSession, AppError> {
@@ -285,7 +307,7 @@ impl Auth {
         let id = new_secret();
         let expires = Timestamp(now.millis() + self.session_ttl.millis());
         self.store.create_session(&digest(&id), user, address, now, expires).await?;
-        Ok(NewSession { id: SecretString::from(id), name: user.name.clone(), max_age_secs: self.session_ttl.secs() })
+        Ok(NewSession { id: SecretString::from(id), name: user.name.clone(), max_age_secs: self.session_ttl.secs(), device: None })
     }
 
     /// Ends the session in these headers (or all of its user's, with `everywhere`).

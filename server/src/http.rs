@@ -38,6 +38,8 @@ pub struct ApiState {
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// How often the guard loop ticks, for `/readyz`.
     pub guard_interval: std::time::Duration,
+    /// Ends the event streams when the server stops.
+    pub stopping: crate::live::Stopping,
 }
 
 /// All API routes; unknown `/api` paths answer with a JSON 404 rather than an HTML page.

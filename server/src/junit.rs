@@ -334,6 +334,18 @@ mod tests {
     }
 
     #[test]
+    fn a_nextest_report_keeps_the_panic_message() {
+        let run = parse(include_str!("../tests/fixtures/junit/nextest.xml")).unwrap();
+        // nextest leaves ignored tests out of its report.
+        assert_eq!((run.passed, run.failed, run.skipped), (1, 1, 0));
+        assert_eq!((run.name.as_deref(), run.duration_ms), (Some("upload-checks"), Some(186)));
+        let failure = &run.failures[0];
+        assert_eq!((failure.classname.as_str(), failure.name.as_str()), ("upload_checks", "tests::large_pdf_message_names_the_limit"));
+        assert!(failure.message.starts_with("thread 'tests::large_pdf_message_names_the_limit' ("), "{}", failure.message);
+        assert!(failure.message.ends_with("panicked at src/lib.rs:7:46"), "{}", failure.message);
+    }
+
+    #[test]
     fn a_playwright_report_names_its_cases_by_describe_and_title() {
         let run = parse(include_str!("../tests/fixtures/junit/playwright.xml")).unwrap();
         assert_eq!((run.passed, run.failed, run.skipped), (1, 1, 1));

@@ -5,13 +5,36 @@
 //! every server-sent-event stream of that rollout tells its page to refetch, whichever replica
 //! made the change.
 
-use tokio::sync::broadcast;
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
 
 /// The channel rollout changes are announced on.
 pub const CHANNEL: &str = "rampart_rollouts";
 
 /// Which rollout changed; `None` means "maybe any" (after the listener reconnected).
 pub type Change = Option<i64>;
+
+/// How soon clients should reconnect to another replica (or this one, restarted) when the
+/// server closes their event streams on shutdown.
+pub const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// The server is stopping: event streams end (with a reconnect hint) so that a graceful
+/// shutdown does not wait on them forever. One per process; cloned into every stream.
+#[derive(Clone)]
+pub struct Stopping(watch::Receiver<bool>);
+
+impl Stopping {
+    /// A sender that stops every stream, and the receiver they watch.
+    pub fn new() -> (watch::Sender<bool>, Stopping) {
+        let (stop, stopping) = watch::channel(false);
+        (stop, Stopping(stopping))
+    }
+
+    /// Resolves once the server is stopping (at once if it already is, or if the sender is gone).
+    pub async fn stopped(mut self) {
+        let _ = self.0.wait_for(|stopping| *stopping).await;
+    }
+}
 
 pub struct Live {
     changes: broadcast::Sender<Change>,

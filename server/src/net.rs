@@ -106,8 +106,19 @@ pub fn client_address(peer: IpAddr, forwarded_for: &[&str], proxies: &IpRanges) 
 
 /// Whether the request came over HTTPS (the proxy in front says so): HSTS in
 /// `http::headers`, the session cookie's name and `Secure` flag in `auth` and `http::auth`.
+/// The header is believed because [`drop_untrusted_forwarding`] removed it from every request
+/// that did not come from a trusted proxy.
 pub fn over_https(headers: &axum::http::HeaderMap) -> bool {
     headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+/// Removes `X-Forwarded-Proto` from a request whose peer is not one of `proxies`: only a
+/// proxy in front of Rampart may say the client came over HTTPS (and so choose HSTS and the
+/// `__Host-` session cookie). `X-Forwarded-For` is weighed hop by hop in [`client_address`].
+pub fn drop_untrusted_forwarding(headers: &mut axum::http::HeaderMap, peer: Option<IpAddr>, proxies: &IpRanges) {
+    if !peer.is_some_and(|peer| proxies.contains(unmapped(peer))) {
+        headers.remove("x-forwarded-proto");
+    }
 }
 
 #[cfg(test)]

@@ -23,15 +23,20 @@ use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+/// How long a stopping server waits for requests in flight before it exits anyway.
+pub const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// Ends the event streams when the server stops.
+    stop: tokio::sync::watch::Sender<bool>,
     guard: Guard,
     webhooks: Dispatcher,
     /// The first admin's one-time set-password path, on a first start without a password.
@@ -58,10 +63,26 @@ impl Application {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    /// Serves until `shutdown` resolves; then stops accepting, ends the event streams (with a
+    /// reconnect hint), and finishes the requests in flight — each batch and transition is one
+    /// transaction, committed or not — for at most [`SHUTDOWN_LIMIT`].
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let (stop, signalled) = (self.stop, stopping.clone());
+        let signal = async move {
+            shutdown.await;
+            stop.send_replace(true);
+            signalled.notify_one();
+        };
         // The peer address feeds sign-in rate limiting and the audit trail.
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await
+        let serve = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(signal);
+        tokio::select! {
+            served = serve.into_future() => served,
+            () = async { stopping.notified().await; tokio::time::sleep(SHUTDOWN_LIMIT).await } => {
+                tracing::warn!(limit = ?SHUTDOWN_LIMIT, "requests still in flight at the shutdown limit; stopping anyway");
+                Ok(())
+            }
+        }
     }
 }
 
@@ -73,6 +94,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     ensure_rollout(&store, &plan, &source).await?;
 
     let telemetry = Arc::new(crate::telemetry::Telemetry::default());
+    let (stop, stopping) = crate::live::Stopping::new();
     let live = Arc::new(crate::live::Live::default());
     let flags = Flags::start(store.clone(), live.clone()).await?;
     let retention = Span::from_secs(i64::from(config.retention_days) * 86_400);
@@ -129,11 +151,12 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
             trusted_proxies: config.trusted_proxies.clone(),
             telemetry: telemetry.clone(),
             guard_interval,
+            stopping,
         }))
         .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize))
         // Outside the access check, so refused requests are counted too.
         .layer(axum::middleware::from_fn_with_state(telemetry, http::operations::record_request));
-    Ok(Application { listener, router: harden(router), guard, webhooks, setup_link })
+    Ok(Application { listener, router: harden(router, config.trusted_proxies.clone()), stop, guard, webhooks, setup_link })
 }
 
 /// The HTML document of every page, with its script policy.
@@ -144,14 +167,20 @@ fn page(options: LeptosOptions) -> impl leptos::prelude::IntoView {
 
 /// The layers every response passes through, outermost last: a panic anywhere inside becomes
 /// a 500 with an incident id; pages, JSON and the WASM go out brotli- or gzip-compressed when
-/// the client accepts it (event streams never are: they must flush each message); and every
-/// response carries the security headers.
-pub fn harden(router: Router) -> Router {
+/// the client accepts it (event streams never are: they must flush each message); every
+/// response carries the security headers; and first of all, a request's `X-Forwarded-Proto`
+/// is dropped unless it came from one of `proxies`.
+pub fn harden(router: Router, proxies: crate::net::IpRanges) -> Router {
     router
         .layer(request_tracing())
         .layer(http::panic::layer())
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn(http::headers::security_headers))
+        .layer(axum::middleware::from_fn(move |mut request: axum::extract::Request, next: axum::middleware::Next| {
+            let peer = request.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+            crate::net::drop_untrusted_forwarding(request.headers_mut(), peer, &proxies);
+            next.run(request)
+        }))
 }
 
 /// A span per request, named by its route's template (`/share/{secret}`, never the URL: paths

@@ -508,6 +508,84 @@ async fn failures_from_elsewhere_do_not_lock_an_account_and_an_admin_can_unlock(
     assert_eq!(direct.sign_in_response("zed", "wrong password!", &direct.base).await.status(), 429, "all five came from one address");
 }
 
+/// Security review, issue 19 (8), the rest: a guesser spread over many addresses could fill the
+/// account's cap (100 failures in 15 minutes, from everywhere) and so lock its owner out of
+/// every browser. A browser that signed in to the account before carries a device cookie that
+/// lets it through that cap (the limits of its own address still hold); a browser the owner
+/// never used still waits, and a cookie of another account or a made-up one counts for nothing.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_browser_that_signed_in_before_is_not_locked_out_by_a_distributed_guesser(pool: PgPool) {
+    let app = TestApp::spawn_with(pool.clone(), |config| {
+        config.trusted_proxies = server::net::IpRanges::parse("127.0.0.1").unwrap();
+    })
+    .await;
+    let sign_in = |password: &'static str, cookie: Option<String>| {
+        let url = app.url("/auth/login");
+        let origin = app.base.clone();
+        async move {
+            let mut request = reqwest::Client::new()
+                .post(url)
+                .header("accept", "application/json")
+                .header("origin", origin)
+                .header("x-forwarded-for", "198.51.100.7, 127.0.0.1");
+            if let Some(cookie) = cookie {
+                request = request.header("cookie", cookie);
+            }
+            request.form(&[("name", "admin"), ("password", password)]).send().await.unwrap()
+        }
+    };
+    let first = sign_in(ADMIN_PASSWORD, None).await;
+    assert_eq!(first.status(), 200);
+    let device = first
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("rampart_device="))
+        .expect("a device cookie")
+        .to_string();
+    assert!(device.contains("HttpOnly") && device.contains("Max-Age=15552000"), "{device}");
+    let device = device.split(';').next().unwrap().to_string();
+
+    // A hundred failures for admin, one from each of a hundred addresses, in the last minutes.
+    sqlx::query("INSERT INTO login_failures (name, address, at) SELECT 'admin', '203.0.113.' || i, $1 FROM generate_series(1, 100) i")
+        .bind(chrono::DateTime::from_timestamp_millis(app.now().millis() - 60_000).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(sign_in(ADMIN_PASSWORD, None).await.status(), 429, "a new browser waits out the account's cap");
+    assert_eq!(sign_in(ADMIN_PASSWORD, Some("rampart_device=made-up".into())).await.status(), 429);
+    let known = sign_in(ADMIN_PASSWORD, Some(device.clone())).await;
+    assert_eq!(known.status(), 200, "the owner's browser signs in");
+    assert!(
+        !known.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("rampart_device=")),
+        "a known browser keeps its cookie"
+    );
+    // Its wrong passwords are still limited by its address: the sixth waits.
+    for _ in 0..5 {
+        assert_eq!(sign_in("wrong password!", Some(device.clone())).await.status(), 401);
+    }
+    assert_eq!(sign_in(ADMIN_PASSWORD, Some(device.clone())).await.status(), 429);
+    // The cookie is the account's: it does not open another account's cap.
+    app.person("ana", "approver").await;
+    sqlx::query("INSERT INTO login_failures (name, address, at) SELECT 'ana', '203.0.113.' || i, $1 FROM generate_series(1, 100) i")
+        .bind(chrono::DateTime::from_timestamp_millis(app.now().millis() - 60_000).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let ana = reqwest::Client::new()
+        .post(app.url("/auth/login"))
+        .header("accept", "application/json")
+        .header("origin", &app.base)
+        .header("x-forwarded-for", "192.0.2.44, 127.0.0.1")
+        .header("cookie", &device)
+        .form(&[("name", "ana"), ("password", "ana-password-123")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ana.status(), 429);
+}
+
 /// Security review, issue 19 (18): without RAMPART_ADMIN_PASSWORD the first admin's password
 /// was printed on the terminal (and kept in its scroll-back and logs for good). The first start
 /// now prints a one-time link that expires: opening it lets one person choose the password and
@@ -664,7 +742,14 @@ async fn every_response_carries_the_security_headers(pool: PgPool) {
         );
         assert!(response.headers().get("strict-transport-security").is_none(), "{path}: no HSTS over plain HTTP");
     }
-    let over_https = client_with(&[("x-forwarded-proto", "https")]).get(app.url("/login")).send().await.unwrap();
+    // HTTPS as a trusted proxy in front says it (HSTS); a client's own claim is not believed.
+    let claimed = client_with(&[("x-forwarded-proto", "https")]).get(app.url("/login")).send().await.unwrap();
+    assert!(claimed.headers().get("strict-transport-security").is_none(), "X-Forwarded-Proto from a peer that is no proxy");
+    let behind_proxy = TestApp::spawn_with(pool.clone(), |config| {
+        config.trusted_proxies = server::net::IpRanges::parse("127.0.0.1").unwrap();
+    })
+    .await;
+    let over_https = client_with(&[("x-forwarded-proto", "https")]).get(behind_proxy.url("/login")).send().await.unwrap();
     assert_eq!(over_https.headers()["strict-transport-security"], "max-age=31536000");
 
     // Scripts: a page's policy allows this site's files and the inline scripts carrying this
@@ -693,10 +778,16 @@ async fn every_response_carries_the_security_headers(pool: PgPool) {
 
 /// Security review, issue 19 (9): over HTTPS the session cookie is `__Host-` prefixed (Secure,
 /// Path=/, no Domain: no other host or plain-HTTP page can set or overwrite it), and only that
-/// name is read there.
+/// name is read there. HTTPS is what a trusted proxy says: a client that is no proxy claiming
+/// `X-Forwarded-Proto: https` gets the plain-HTTP cookie.
 #[sqlx::test(migrations = "../migrations")]
 async fn over_https_the_session_cookie_is_a_host_cookie(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+    let direct = TestApp::spawn(pool.clone()).await;
+    let claimed = client_with(&[("x-forwarded-proto", "https"), ("origin", &direct.base), ("accept", "application/json")]);
+    let response = claimed.post(direct.url("/auth/login")).form(&[("name", "admin"), ("password", ADMIN_PASSWORD)]).send().await.unwrap();
+    let set = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.starts_with("rampart_session=") && !set.contains("Secure"), "{set}");
+    let app = TestApp::spawn_with(pool, |config| config.trusted_proxies = server::net::IpRanges::parse("127.0.0.1").unwrap()).await;
     let https = client_with(&[("x-forwarded-proto", "https"), ("origin", &app.base), ("accept", "application/json")]);
     let response = https.post(app.url("/auth/login")).form(&[("name", "admin"), ("password", ADMIN_PASSWORD)]).send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -729,7 +820,7 @@ async fn a_panicking_handler_answers_500_with_an_incident_id_and_the_server_goes
     let router = axum::Router::new().route("/boom", get(boom)).route("/fine", get(|| async { "fine" }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, server::startup::harden(router)).await });
+    tokio::spawn(async move { axum::serve(listener, server::startup::harden(router, Default::default())).await });
     let client = reqwest::Client::new();
     let response = client.get(format!("{base}/boom")).send().await.expect("an answer, not a dropped connection");
     assert_eq!(response.status(), 500);

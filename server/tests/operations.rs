@@ -468,3 +468,90 @@ async fn an_import_killed_part_way_resumes_without_duplicates(pool: PgPool) {
     assert_eq!((events, rolled), (lines, lines));
     let _ = std::fs::remove_file(&path);
 }
+
+/// docs/operations.md's backup and restore, run: `pg_dump -Fc` of a database holding a rollout
+/// part-way (stage, checklist ticks, events and their rollups, audit), restored with
+/// `pg_restore` into a fresh, empty database, and served by a new server: the control room and
+/// the metrics read exactly the same.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_backup_restored_into_a_fresh_database_reads_the_same(pool: PgPool) {
+    let bin = server::embedded_pg::find_bin_dir().expect("PostgreSQL's programs (pg_dump, pg_restore)");
+    let app = TestApp::spawn(pool.clone()).await;
+    app.go_to_stage(1).await;
+    let mut model = server::simulate::Model::new(3, 7);
+    app.simulate(&mut model, 300, 30, &[]).await;
+    let room = app.room().await;
+    let item = room["checklist"][0]["id"].as_i64().unwrap();
+    let (status, body) = app.post(&format!("/api/v1/rollouts/1/checklist/{item}"), json!({ "checked": true })).await;
+    assert_eq!(status, 200, "{body}");
+    let metrics_path = format!("/api/v1/rollouts/1/metrics?from={}&to={}", app.now().millis() - 3_600_000, app.now().millis() + 60_000);
+    let (before, metrics_before) = (app.room().await, app.get_json(&metrics_path).await);
+
+    let url = support::database_url(&pool);
+    let dump = std::env::temp_dir().join(format!("rampart-backup-{}-{}.dump", std::process::id(), support::process::now_ms()));
+    let restored_name = format!("rampart_restored_{}", std::process::id());
+    let restored_url = format!("{}/{restored_name}", &url[..url.rfind('/').unwrap()]);
+    let admin_url = format!("{}/postgres", &url[..url.rfind('/').unwrap()]);
+    let (bin2, dump2, restored2, admin2, url2) = (bin.clone(), dump.clone(), restored_name.clone(), admin_url.clone(), url.clone());
+    tokio::task::spawn_blocking(move || {
+        let run = |program: &str, args: &[&str]| {
+            let out = std::process::Command::new(bin2.join(program)).args(args).output().unwrap();
+            assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        run("pg_dump", &["-Fc", "-d", &url2, "-f", dump2.to_str().unwrap()]);
+        run("psql", &["-d", &admin2, "-c", &format!("DROP DATABASE IF EXISTS {restored2} WITH (FORCE)"), "-c", &format!("CREATE DATABASE {restored2}")]);
+        run("pg_restore", &["--no-owner", "--exit-on-error", "-d", &format!("{}/{restored2}", &url2[..url2.rfind('/').unwrap()]), dump2.to_str().unwrap()]);
+    })
+    .await
+    .unwrap();
+
+    let restored = server::db::pool_options().connect(&restored_url).await.unwrap();
+    let again = TestApp::spawn(restored.clone()).await;
+    let (mut after, metrics_after) = (again.room().await, again.get_json(&metrics_path).await);
+    after["now"] = before["now"].clone();
+    assert_eq!(after, before, "the control room reads the same");
+    assert_eq!(metrics_after, metrics_before, "the metrics read the same");
+    restored.close().await;
+    let _ = std::fs::remove_file(&dump);
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {restored_name} WITH (FORCE)"))).execute(&mut admin).await.unwrap();
+}
+
+/// Graceful shutdown: SIGTERM to a `rampart serve` with event streams open (a control room and
+/// an SDK). The streams end with a reconnect hint (`retry: 1000`, so clients move to another
+/// replica or the restarted one within a second) and the process exits at once, cleanly. Before,
+/// it waited on the open streams for ever.
+#[sqlx::test(migrations = "../migrations")]
+async fn sigterm_ends_event_streams_with_a_reconnect_hint_and_exits(pool: PgPool) {
+    use std::time::{Duration, Instant};
+    use support::process::Replica;
+    let dir = std::env::temp_dir().join(format!("rampart-sigterm-{}-{}", std::process::id(), support::process::now_ms()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut server = Replica::start(&support::database_url(&pool), &dir.join("serve.log")).await;
+    let secret = support::all_scopes_token(&pool, "streams", app::domain::units::Timestamp(support::process::now_ms())).await;
+    let client = support::client_with(&[("authorization", &format!("Bearer {secret}"))]);
+    let mut live = client.get(format!("{}/api/v1/rollouts/1/live", server.base)).send().await.unwrap();
+    let mut flags = client.get(format!("{}/api/v1/flags/events", server.base)).send().await.unwrap();
+    assert_eq!((live.status(), flags.status()), (200, 200));
+    let hello = String::from_utf8_lossy(&live.chunk().await.unwrap().unwrap()).into_owned();
+    assert!(hello.contains("event: hello"), "{hello}");
+
+    let stopped = Instant::now();
+    server.terminate();
+    for (name, stream) in [("live", &mut live), ("flags", &mut flags)] {
+        let rest = tokio::time::timeout(Duration::from_secs(8), async {
+            let mut text = String::new();
+            while let Ok(Some(chunk)) = stream.chunk().await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            text
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the {name} stream was not ended"));
+        assert!(rest.contains("retry: 1000") && rest.contains(": server stopping; reconnect"), "{name}: {rest:?}");
+    }
+    let status = server.exited_within(Duration::from_secs(8)).await.expect("rampart exits on SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(stopped.elapsed() < Duration::from_secs(5), "it took {:?}", stopped.elapsed());
+    let _ = std::fs::remove_dir_all(&dir);
+}

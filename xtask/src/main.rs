@@ -41,10 +41,11 @@ fn main() -> ExitCode {
         Some("build") => Project::open().and_then(|p| p.ensure_build_tools(release).and_then(|()| p.build(release, true))),
         Some("prepare") => prepare(),
         Some("bench") => bench(),
+        Some("load") => load(),
         Some("calibrate") => calibrate(&args[1..]),
         Some("layers") => Project::open().and_then(|p| layers(&p)),
         _ => {
-            Err("usage: cargo xtask run [--release] | test | build [--release] | prepare | bench | calibrate [--quick] [--runs N] | layers"
+            Err("usage: cargo xtask run [--release] | test | build [--release] | prepare | bench | load | calibrate [--quick] [--runs N] | layers"
                 .into())
         }
     };
@@ -257,7 +258,7 @@ fn test() -> Result {
             "running every benchmark in quick mode",
             project
                 .cargo()
-                .args(["test", "-p", "server", "--bench", "flags", "--bench", "guard", "--bench", "import_memory", "--bench", "metrics"])
+                .args(["test", "-p", "server", "--bench", "flags", "--bench", "guard", "--bench", "import_memory", "--bench", "metrics", "--bench", "load"])
                 .env("DATABASE_URL", database.url("postgres"))
                 .env("RAMPART_BENCH_QUICK", "1"),
         )?;
@@ -386,6 +387,20 @@ fn bench() -> Result {
     let result = step(
         "running the benchmarks (release build)",
         project.cargo().args(["bench", "-p", "server"]).env("DATABASE_URL", database.url("postgres")),
+    );
+    database.stop();
+    result
+}
+
+/// The load run (docs/benchmarks.md § Load): flags, ingest, dashboard and live streams at once
+/// against one and three `rampart serve` processes, release build, bounded time.
+fn load() -> Result {
+    let project = Project::open()?;
+    project.ensure_postgres()?;
+    let database = TestDatabase::start(&project)?;
+    let result = step(
+        "running the load run (release build)",
+        project.cargo().args(["bench", "-p", "server", "--bench", "load"]).env("DATABASE_URL", database.url("postgres")),
     );
     database.stop();
     result

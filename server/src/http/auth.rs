@@ -328,14 +328,19 @@ async fn login(
 ) -> Response {
     let address = client_address(&state, peer, &headers);
     let next = safe_next(form.next.as_deref()).to_string();
-    match state.auth.login(form.name.trim(), &form.password, &address).await {
+    let device = cookie(&headers, crate::auth::DEVICE_COOKIE);
+    match state.auth.login(form.name.trim(), &form.password, &address, device).await {
         Ok(session) => {
             tracing::info!(user = %session.name, %address, "signed in");
-            let cookie = set_cookie(session_cookie_name(&headers), session.id.expose_secret(), session.max_age_secs, &headers);
+            let mut cookies = vec![set_cookie(session_cookie_name(&headers), session.id.expose_secret(), session.max_age_secs, &headers)];
+            if let Some(device) = &session.device {
+                cookies.push(set_cookie(crate::auth::DEVICE_COOKIE, device.expose_secret(), crate::auth::DEVICE_LIFE.secs(), &headers));
+            }
+            let cookies = axum::response::AppendHeaders(cookies);
             if wants_json(&headers) {
-                ([cookie], Json(serde_json::json!({ "signed_in": session.name }))).into_response()
+                (cookies, Json(serde_json::json!({ "signed_in": session.name }))).into_response()
             } else {
-                ([cookie], Redirect::to(&next)).into_response()
+                (cookies, Redirect::to(&next)).into_response()
             }
         }
         Err(error) => {

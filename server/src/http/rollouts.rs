@@ -67,7 +67,14 @@ async fn live(State(state): State<ApiState>, Path(id): Path<i64>) -> Sse<impl St
             }
         }
     });
-    Sse::new(stream::once(async move { Ok(first) }).chain(changes)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    let stream = stream::once(async move { Ok(first) }).chain(changes).take_until(state.stopping.stopped()).chain(goodbye());
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// The last message of an event stream the server ends because it is stopping: reconnect
+/// within [`crate::live::RECONNECT_AFTER`] (to another replica, or this one restarted).
+pub(super) fn goodbye() -> impl Stream<Item = Result<Event, Infallible>> {
+    stream::once(async { Ok(Event::default().retry(crate::live::RECONNECT_AFTER).comment("server stopping; reconnect")) })
 }
 
 /// `{"version": 3, "command": "advance", "override_reason": "…"}`.

@@ -5,6 +5,7 @@ use super::{Result, Store, StoreError, from_timestamp, insert_audit, to_timestam
 use app::domain::access::{Role, Scope};
 use app::domain::units::Timestamp;
 use app::model::{ShareLinkView, TokenView, UserView};
+use sqlx::postgres::PgConnection;
 
 /// A user as sign-in needs them.
 #[derive(Clone, Debug)]
@@ -43,22 +44,29 @@ impl Store {
     /// Adds a user; `None` when the name is taken.
     pub async fn create_user(&self, name: &str, role: Role, password_hash: &str, actor: &str, now: Timestamp) -> Result<Option<UserView>> {
         let mut tx = self.pool().begin().await?;
-        let row = sqlx::query!(
-            "INSERT INTO users (name, role, password_hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (name) DO NOTHING RETURNING id",
-            name,
-            role.as_str(),
-            password_hash,
-            from_timestamp(now),
-            actor
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        insert_audit(&mut tx, None, actor, "user_created", &format!("Added user {name} as {role}"), None, None, serde_json::json!({}))
-            .await?;
+        let user = insert_user(&mut tx, name, role, password_hash, actor, now).await?;
         tx.commit().await?;
-        Ok(Some(UserView { id: row.id, name: name.into(), role, created_at: now, created_by: actor.into(), disabled: false }))
+        Ok(user)
+    }
+
+    /// Adds a user and a one-time set-password link for them (its secret's hash only) in one
+    /// transaction: a crash in between cannot leave an account nobody can sign in to.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_user_with_setup_link(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        actor: &str,
+        now: Timestamp,
+        link_hash: &[u8],
+        expires: Timestamp,
+    ) -> Result<Option<UserView>> {
+        let mut tx = self.pool().begin().await?;
+        let Some(user) = insert_user(&mut tx, name, role, password_hash, actor, now).await? else { return Ok(None) };
+        insert_setup_link(&mut tx, user.id, link_hash, now, expires).await?;
+        tx.commit().await?;
+        Ok(Some(user))
     }
 
     pub async fn users(&self) -> Result<Vec<UserView>> {
@@ -143,16 +151,8 @@ impl Store {
 
     /// Stores a one-time set-password link for `user_id` (its secret's hash only).
     pub async fn create_setup_link(&self, user_id: i64, hash: &[u8], now: Timestamp, expires: Timestamp) -> Result<()> {
-        sqlx::query!(
-            "INSERT INTO setup_links (hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-            hash,
-            user_id,
-            from_timestamp(now),
-            from_timestamp(expires)
-        )
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        insert_setup_link(&mut conn, user_id, hash, now, expires).await
     }
 
     /// The name of the person a set-password link is for, while it is unused and unexpired.
@@ -304,6 +304,33 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(Ok(claim))
+    }
+
+    /// Remembers a browser that signed in to `name` (by its device cookie's digest) until `expires`.
+    pub async fn trust_device(&self, hash: &[u8], name: &str, now: Timestamp, expires: Timestamp) -> Result<()> {
+        sqlx::query!(
+            "INSERT INTO trusted_devices (hash, name, created_at, expires_at) VALUES ($1, $2, $3, $4) ON CONFLICT (hash) DO NOTHING",
+            hash,
+            name,
+            from_timestamp(now),
+            from_timestamp(expires)
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Whether this device cookie's digest belongs to a browser that signed in to `name` before.
+    pub async fn is_trusted_device(&self, hash: &[u8], name: &str, now: Timestamp) -> Result<bool> {
+        let found = sqlx::query_scalar!(
+            "SELECT 1 AS one FROM trusted_devices WHERE hash = $1 AND name = $2 AND expires_at > $3",
+            hash,
+            name,
+            from_timestamp(now)
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(found.is_some())
     }
 
     /// Forgets an account's failed sign-ins (an admin's unlock), and says so in the audit trail.
@@ -555,4 +582,42 @@ pub struct LoginTally {
     /// Failures from this address for any account, and the oldest.
     pub by_address: i64,
     pub by_address_oldest: Option<Timestamp>,
+}
+
+/// Adds a user, with its audit entry; `None` when the name is taken.
+async fn insert_user(
+    conn: &mut PgConnection,
+    name: &str,
+    role: Role,
+    password_hash: &str,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Option<UserView>> {
+    let row = sqlx::query!(
+        "INSERT INTO users (name, role, password_hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (name) DO NOTHING RETURNING id",
+        name,
+        role.as_str(),
+        password_hash,
+        from_timestamp(now),
+        actor
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    insert_audit(conn, None, actor, "user_created", &format!("Added user {name} as {role}"), None, None, serde_json::json!({})).await?;
+    Ok(Some(UserView { id: row.id, name: name.into(), role, created_at: now, created_by: actor.into(), disabled: false }))
+}
+
+async fn insert_setup_link(conn: &mut PgConnection, user_id: i64, hash: &[u8], now: Timestamp, expires: Timestamp) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO setup_links (hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        hash,
+        user_id,
+        from_timestamp(now),
+        from_timestamp(expires)
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

@@ -8,6 +8,7 @@ use app::domain::units::Timestamp;
 pub struct Purged {
     pub idempotency_keys: u64,
     pub sessions: u64,
+    pub trusted_devices: u64,
 }
 
 /// What a request with an `Idempotency-Key` should do.
@@ -60,7 +61,11 @@ impl Store {
             .rows_affected();
         let sessions =
             sqlx::query!("DELETE FROM sessions WHERE expires_at < $1", from_timestamp(now)).execute(self.pool()).await?.rows_affected();
-        Ok(Purged { idempotency_keys, sessions })
+        let trusted_devices = sqlx::query!("DELETE FROM trusted_devices WHERE expires_at < $1", from_timestamp(now))
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(Purged { idempotency_keys, sessions, trusted_devices })
     }
 
     /// Stores the answer to a claimed key.
