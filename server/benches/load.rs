@@ -56,7 +56,11 @@ impl Server {
     /// Peak resident memory so far (`VmHWM`), in MB.
     fn peak_rss_mb(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0.0);
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
         kb / 1024.0
     }
 }
@@ -88,7 +92,9 @@ impl Samples {
     fn summary(&self) -> (usize, f64, f64) {
         let mut all = self.micros.lock().unwrap().clone();
         all.sort_unstable();
-        let at = |q: f64| all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))).map_or(f64::NAN, |&us| f64::from(us) / 1000.0);
+        let at = |q: f64| {
+            all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))).map_or(f64::NAN, |&us| f64::from(us) / 1000.0)
+        };
         (all.len(), at(0.50), at(0.99))
     }
 }
@@ -185,7 +191,8 @@ async fn load(http: &reqwest::Client, bases: &Arc<Vec<String>>, period: Duration
     spawn_kind(1, INGESTERS, &mut tasks);
     spawn_kind(2, DASHBOARDS, &mut tasks);
     for i in 0..STREAMS {
-        let (http, url, stop, streamed) = (http.clone(), format!("{}/api/v1/rollouts/1/live", bases[i % bases.len()]), stop.clone(), streamed.clone());
+        let (http, url, stop, streamed) =
+            (http.clone(), format!("{}/api/v1/rollouts/1/live", bases[i % bases.len()]), stop.clone(), streamed.clone());
         tasks.push(tokio::spawn(async move {
             let Ok(mut response) = http.get(url).send().await else { return };
             while !stop.load(Relaxed) {

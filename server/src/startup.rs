@@ -75,7 +75,8 @@ impl Application {
             signalled.notify_one();
         };
         // The peer address feeds sign-in rate limiting and the audit trail.
-        let serve = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(signal);
+        let serve =
+            axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(signal);
         tokio::select! {
             served = serve.into_future() => served,
             () = async { stopping.notified().await; tokio::time::sleep(SHUTDOWN_LIMIT).await } => {

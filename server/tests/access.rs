@@ -329,7 +329,9 @@ async fn a_session_planted_before_sign_in_is_never_the_signed_in_one(pool: PgPoo
     assert_eq!(me["kind"], "anonymous");
     assert_eq!(whoami(&app, &issued).await["name"], "admin");
 
-    // Behind an HTTPS proxy the cookie is Secure.
+    // Behind an HTTPS proxy (a trusted one) the cookie is Secure.
+    let app =
+        TestApp::spawn_with(app.pool.clone(), |config| config.trusted_proxies = server::net::IpRanges::parse("127.0.0.1").unwrap()).await;
     let response = reqwest::Client::new()
         .post(app.url("/auth/login"))
         .header("accept", "application/json")
@@ -534,6 +536,7 @@ async fn a_browser_that_signed_in_before_is_not_locked_out_by_a_distributed_gues
             request.form(&[("name", "admin"), ("password", password)]).send().await.unwrap()
         }
     };
+    app.person("ana", "approver").await;
     let first = sign_in(ADMIN_PASSWORD, None).await;
     assert_eq!(first.status(), 200);
     let device = first
@@ -567,7 +570,6 @@ async fn a_browser_that_signed_in_before_is_not_locked_out_by_a_distributed_gues
     }
     assert_eq!(sign_in(ADMIN_PASSWORD, Some(device.clone())).await.status(), 429);
     // The cookie is the account's: it does not open another account's cap.
-    app.person("ana", "approver").await;
     sqlx::query("INSERT INTO login_failures (name, address, at) SELECT 'ana', '203.0.113.' || i, $1 FROM generate_series(1, 100) i")
         .bind(chrono::DateTime::from_timestamp_millis(app.now().millis() - 60_000).unwrap())
         .execute(&pool)
@@ -1047,7 +1049,7 @@ async fn the_first_start_creates_an_admin_and_a_one_time_link_to_choose_its_pass
     let link = auth.bootstrap_admin(None).await.unwrap().expect("a set-up link's secret");
     let link = secrecy::ExposeSecret::expose_secret(&link).to_string();
     assert!(link.len() >= 32);
-    assert!(auth.login("admin", &link, "127.0.0.1").await.is_err(), "the link is not a password");
+    assert!(auth.login("admin", &link, "127.0.0.1", None).await.is_err(), "the link is not a password");
     assert_eq!(auth.setup_link_user(&link).await.unwrap().as_deref(), Some("admin"));
     assert!(auth.bootstrap_admin(None).await.unwrap().is_none(), "only when there are no users");
     let users = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users").fetch_one(&pool).await.unwrap();

@@ -258,7 +258,21 @@ fn test() -> Result {
             "running every benchmark in quick mode",
             project
                 .cargo()
-                .args(["test", "-p", "server", "--bench", "flags", "--bench", "guard", "--bench", "import_memory", "--bench", "metrics", "--bench", "load"])
+                .args([
+                    "test",
+                    "-p",
+                    "server",
+                    "--bench",
+                    "flags",
+                    "--bench",
+                    "guard",
+                    "--bench",
+                    "import_memory",
+                    "--bench",
+                    "metrics",
+                    "--bench",
+                    "load",
+                ])
                 .env("DATABASE_URL", database.url("postgres"))
                 .env("RAMPART_BENCH_QUICK", "1"),
         )?;
