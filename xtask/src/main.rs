@@ -109,7 +109,7 @@ impl Project {
 
     /// Postgres server programs, unless a DATABASE_URL points elsewhere.
     fn ensure_postgres(&self) -> Result {
-        if env::var_os("DATABASE_URL").is_none() && embedded_pg::find_bin_dir().is_none() {
+        if env::var_os("DATABASE_URL").is_none_or(|url| url.is_empty()) && embedded_pg::find_bin_dir().is_none() {
             apt_install(&["postgresql"])?;
         }
         Ok(())
@@ -363,7 +363,8 @@ struct TestDatabase {
 
 impl TestDatabase {
     fn start(project: &Project) -> Result<TestDatabase> {
-        if let Ok(url) = env::var("DATABASE_URL") {
+        // An empty DATABASE_URL counts as unset.
+        if let Some(url) = env::var("DATABASE_URL").ok().filter(|url| !url.is_empty()) {
             let base = url.rsplit_once('/').map_or(url.clone(), |(b, _)| b.to_string());
             return Ok(TestDatabase { base_url: base, embedded: None });
         }
