@@ -12,18 +12,22 @@ use sqlx::PgPool;
 use sqlx::postgres::PgConnection;
 
 mod accounts;
+mod baselines;
 mod copy;
 mod events;
 mod guard;
 mod idempotency;
 mod operations;
 mod reports;
+mod rollups;
 mod webhooks;
 pub use accounts::{Credentials, Holder, LoginTally};
-pub use events::{ArmKey, Baseline, Ingested, NewEvent, RollupFilter, RollupKey, StageSpan};
+pub use baselines::Baseline;
+pub use events::{Ingested, NewEvent, StageSpan};
 pub use idempotency::{Claim, Purged};
 pub use operations::Outbox;
 pub use reports::{NewTestResult, TestResult};
+pub use rollups::{ArmKey, RollupFilter, RollupKey};
 pub use webhooks::DueDelivery;
 
 /// Why a store call failed.
