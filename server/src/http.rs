@@ -2,6 +2,7 @@
 //! `/readyz` and `/metrics`. Every route module
 //! exposes `router()`; this is the one place that merges them.
 
+mod accounts;
 pub mod auth;
 mod error;
 mod events;
@@ -11,6 +12,7 @@ mod ofrep;
 pub mod operations;
 pub mod panic;
 mod rollouts;
+mod sign_in;
 mod webhooks;
 
 pub use error::ApiError;
@@ -50,13 +52,13 @@ pub fn router(state: ApiState) -> Router {
             rollouts::router()
                 .merge(flags::router())
                 .merge(events::router())
-                .merge(auth::api_router())
+                .merge(accounts::router())
                 .merge(webhooks::router())
                 .route("/openapi.yaml", get(openapi))
                 .fallback(not_found),
         )
         .merge(ofrep::router())
-        .merge(auth::router())
+        .merge(sign_in::router())
         .with_state(state)
 }
 
