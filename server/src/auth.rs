@@ -40,8 +40,15 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 /// The share-link cookie: opens one rollout's status page.
 pub const SHARE_COOKIE: &str = "rampart_share";
 /// The device cookie: set at a successful sign-in, it lets this browser through the account's
-/// cap on failures from everywhere ([`throttled_until`]), for [`DEVICE_LIFE`].
+/// cap on failures from everywhere ([`throttled_until`]), for [`DEVICE_LIFE`]. `__Host-`
+/// prefixed over HTTPS, as the session cookie is, so no sibling host can plant one.
 pub const DEVICE_COOKIE: &str = "rampart_device";
+const HOST_DEVICE_COOKIE: &str = "__Host-rampart_device";
+
+/// The device cookie's name for a request (see [`session_cookie_name`]).
+pub fn device_cookie_name(headers: &HeaderMap) -> &'static str {
+    if crate::net::over_https(headers) { HOST_DEVICE_COOKIE } else { DEVICE_COOKIE }
+}
 pub const DEVICE_LIFE: Span = Span::from_secs(180 * 86_400);
 
 /// Failed sign-ins of one account from one address before waits begin; past them, each

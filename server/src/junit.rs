@@ -16,6 +16,8 @@ use quick_xml::events::{BytesStart, Event};
 pub const MAX_FAILURES_KEPT: usize = 200;
 /// The longest message kept of one failure, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 2_000;
+/// The deepest nesting read (real reports nest suites a few levels deep).
+pub const MAX_DEPTH: usize = 64;
 
 pub use app::model::FailedCase;
 
@@ -97,7 +99,8 @@ pub fn parse(xml: &str) -> Result<Run, ParseError> {
     let mut run = Run::default();
     let mut times = Times::default();
     let mut case: Option<Case> = None;
-    // The elements open now, innermost last.
+    // The elements open now, innermost last (bounded: a report of nothing but opening tags
+    // must not take memory for each).
     let mut open_elements: Vec<String> = Vec::new();
     let mut root_seen = false;
     let error_at = |reader: &quick_xml::Reader<&[u8]>, message: String, at_error: bool| {
@@ -108,6 +111,9 @@ pub fn parse(xml: &str) -> Result<Run, ParseError> {
         let event = reader.read_event().map_err(|e| error_at(&reader, e.to_string(), true))?;
         match event {
             Event::Start(element) => {
+                if open_elements.len() >= MAX_DEPTH {
+                    return Err(error_at(&reader, format!("elements nested deeper than {MAX_DEPTH}"), false));
+                }
                 open_elements.push(local_name(&element));
                 let opened = if open_elements.len() == 1 {
                     root(&element, &mut run, &mut root_seen, &mut times)
@@ -168,7 +174,7 @@ fn root(element: &BytesStart<'_>, run: &mut Run, seen: &mut bool, times: &mut Ti
     }
     match local_name(element).as_str() {
         "testsuites" => {
-            run.name = attribute(element, "name")?;
+            run.name = attribute(element, "name")?.filter(|name| !name.trim().is_empty());
             times.root = seconds(element)?;
             Ok(())
         }
@@ -183,7 +189,7 @@ fn open(element: &BytesStart<'_>, run: &mut Run, case: &mut Option<Case>, times:
     match (tag.as_str(), case.as_mut()) {
         ("testsuite", None) => {
             if run.name.is_none() {
-                run.name = attribute(element, "name")?;
+                run.name = attribute(element, "name")?.filter(|name| !name.trim().is_empty());
             }
             if let Some(time) = seconds(element)? {
                 times.suites = Some(times.suites.unwrap_or(0.0) + time);
@@ -404,6 +410,17 @@ left: 1, right: 2]]></failure></testcase>
             parse("<testsuite><testcase name=\"a\">&bogus;</testcase></testsuite>").is_ok(),
             "an unknown entity outside a failure is ignored"
         );
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_an_empty_report_name_gives_way_to_the_suites() {
+        let deep = format!("<testsuite>{}", "<a>".repeat(MAX_DEPTH + 10));
+        let error = parse(&deep).unwrap_err();
+        assert_eq!(error.message, format!("elements nested deeper than {MAX_DEPTH}"));
+        // Playwright's default root has `name=""`.
+        let run =
+            parse(r#"<testsuites id="" name=""><testsuite name="upload.spec.ts"><testcase name="a"/></testsuite></testsuites>"#).unwrap();
+        assert_eq!(run.name.as_deref(), Some("upload.spec.ts"));
     }
 
     #[test]

@@ -35,6 +35,10 @@ async fn main() -> ExitCode {
         CliCommand::Secrets { command: SecretsCommand::Reseal { secret_keys, database } } => reseal(&secret_keys, &database).await,
         CliCommand::Users { command: UsersCommand::SetupLink { name, database } } => setup_link(&name, &database).await,
         CliCommand::TestResults { file, suite, rollout, stage, link, url, token, dry_run } => {
+            if !dry_run && token.is_none() {
+                eprintln!("error: set RAMPART_TOKEN (or --token) to send the report, or pass --dry-run to only read it");
+                return ExitCode::FAILURE;
+            }
             let upload = Upload { rollout, suite, stage, link, url, token: token.filter(|_| !dry_run) };
             test_results(&file, upload).await
         }
@@ -72,7 +76,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
         Err(e) => Err(e),
     };
-    database.shutdown().await;
+    // A request still holding a connection (a query stuck on a lock) must not keep the process
+    // alive past the shutdown limit: the pool's close waits for every connection.
+    if tokio::time::timeout(startup::SHUTDOWN_LIMIT, database.shutdown()).await.is_err() {
+        tracing::warn!(limit = ?startup::SHUTDOWN_LIMIT, "connections still in use at the shutdown limit; exiting anyway");
+    }
     result
 }
 

@@ -134,8 +134,10 @@ impl Rollouts {
     }
 }
 
-/// The CI runs the control room lists (their trend per suite, and the newest with failures).
+/// The CI runs the control room lists (their trend per suite), and how many of the newest it
+/// shows with their failed cases.
 const TEST_RUNS_SHOWN: i64 = 20;
+const TEST_RUNS_WITH_FAILURES: usize = 5;
 
 /// The most tests one CI run may report (a suite of a million is past any real one).
 const MAX_TESTS_PER_RUN: u32 = 1_000_000;
@@ -155,7 +157,9 @@ impl From<StoreError> for AppError {
             error if error.is_unavailable() => {
                 tracing::warn!(%error, "the database is unavailable");
                 AppError::Unavailable {
-                    message: "the database is unavailable; nothing was changed, try again shortly".into(),
+                    // Cut off at its commit, a change may or may not have been applied: events
+                    // (by id) and commands (by version) are safe to send again either way.
+                    message: "the database is unavailable; try again shortly".into(),
                     retry_after_secs: 5,
                 }
             }
@@ -187,7 +191,7 @@ impl RolloutService for Rollouts {
             checklist: self.store.checklist(id).await?,
             audit: self.store.audit(id, AUDIT_SHOWN).await?,
             alerts: self.store.alerts(id).await?,
-            test_runs: self.store.test_results(id, TEST_RUNS_SHOWN).await?,
+            test_runs: self.store.test_results(id, TEST_RUNS_SHOWN, TEST_RUNS_WITH_FAILURES).await?,
             baseline,
             gates: evidence.gates,
             blockers,

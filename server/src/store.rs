@@ -56,12 +56,14 @@ impl StoreError {
     }
 }
 
-/// SQLSTATEs of a database that cannot serve now: class 08 (connection exception), class 53
+/// SQLSTATEs of a database that cannot serve now: class 08 (connection exception, but for a
+/// protocol violation), class 53
 /// (insufficient resources: disk full, out of memory, too many connections), 57P01–57P03
 /// (shutting down, crash shutdown, cannot connect now) and 25006 (read-only transaction: a
 /// standby, or `default_transaction_read_only`).
 fn unavailable_sqlstate(code: &str) -> bool {
-    code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03" | "25006")
+    // 08P01 is a protocol violation: a bug, not an outage.
+    (code.starts_with("08") && code != "08P01") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03" | "25006")
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -111,7 +111,11 @@ impl Telemetry {
         self.started.elapsed()
     }
 
+    /// Counts a request. Any word is a valid HTTP method, so methods outside the standard ones
+    /// count as `other`: a caller cannot grow the page by inventing them.
     pub fn record_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        const KNOWN: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+        let method = KNOWN.into_iter().find(|known| *known == method).unwrap_or("other");
         let key = (route.to_string(), method.to_string(), status);
         *self.requests.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default() += 1;
         self.latency.lock().unwrap_or_else(|p| p.into_inner()).entry(route.to_string()).or_default().observe(&REQUEST_BUCKETS, seconds);
@@ -306,6 +310,17 @@ mod tests {
         assert_eq!(sample(&page, "rampart_http_request_duration_seconds_count{route=\"/api/v1/rollouts/{id}\"}"), 5.0);
         assert!((sample(&page, "rampart_http_request_duration_seconds_sum{route=\"/api/v1/rollouts/{id}\"}") - 30.341).abs() < 1e-9);
         assert_eq!(sample(&page, "rampart_http_requests_total{route=\"/api/v1/rollouts/{id}\",method=\"GET\",status=\"200\"}"), 5.0);
+    }
+
+    #[test]
+    fn invented_methods_count_as_one_series() {
+        let telemetry = Telemetry::default();
+        for i in 0..100 {
+            telemetry.record_request("(static)", &format!("FOO{i}"), 405, 0.001);
+        }
+        let page = telemetry.render(&Gauges::default(), 0);
+        assert_eq!(sample(&page, "rampart_http_requests_total{route=\"(static)\",method=\"other\",status=\"405\"}"), 100.0);
+        assert_eq!(page.lines().filter(|l| l.starts_with("rampart_http_requests_total{")).count(), 1);
     }
 
     #[test]

@@ -117,7 +117,7 @@ impl Project {
 
     /// HAProxy from Debian: the load balancer in front of the replicas in `tests/replicas.rs`.
     fn ensure_load_balancer(&self) -> Result {
-        if !Path::new("/usr/sbin/haproxy").exists() {
+        if !["/usr/sbin/haproxy", "/usr/bin/haproxy"].iter().any(|p| Path::new(p).exists()) {
             apt_install(&["haproxy"])?;
         }
         Ok(())

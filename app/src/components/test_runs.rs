@@ -10,7 +10,7 @@ use leptos::prelude::*;
 
 /// Runs of one suite shown in its trend, oldest first.
 const TREND_RUNS: usize = 10;
-/// Runs listed with their failures.
+/// Runs listed with their failures (the server sends the failures of as many).
 const NEWEST_RUNS: usize = 5;
 
 #[component]

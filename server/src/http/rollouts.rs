@@ -183,10 +183,11 @@ async fn acknowledge(
     Ok(Json(serde_json::json!({ "acknowledged": alert })))
 }
 
-/// The rollout's newest CI reports (at most 100), newest first.
+/// The rollout's newest CI reports (at most 100), newest first; the newest 20 with their failed
+/// cases.
 async fn test_results(State(state): State<ApiState>, Path(id): Path<i64>) -> Result<Json<Vec<TestResult>>, ApiError> {
     state.store.rollout(id).await.map_err(AppError::from)?;
-    Ok(Json(state.store.test_results(id, 100).await.map_err(AppError::from)?))
+    Ok(Json(state.store.test_results(id, 100, 20).await.map_err(AppError::from)?))
 }
 
 async fn report_tests(
@@ -221,23 +222,28 @@ async fn report_test_run(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<TestResult>), ApiError> {
-    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let report = if content_type.starts_with("application/json") {
         let mut report: TestReport = serde_json::from_slice(&body).map_err(|e| AppError::invalid("body", e.to_string()))?;
         report.stage = report.stage.or(query.stage);
         report.url = report.url.or(query.url);
         report
     } else {
-        let text = std::str::from_utf8(&body).map_err(|e| {
-            let (line, column) = crate::junit::line_and_column(&body[..e.valid_up_to()]);
-            AppError::Malformed { field: "body".into(), line, column, message: "not UTF-8 text".into() }
-        })?;
-        let run = crate::junit::parse(text).map_err(|e| AppError::Malformed {
-            field: "body".into(),
-            line: e.line,
-            column: e.column,
-            message: e.message,
-        })?;
+        // Reading tens of megabytes takes a while: off the async workers.
+        let run = tokio::task::spawn_blocking(move || {
+            let text = std::str::from_utf8(&body).map_err(|e| {
+                let (line, column) = crate::junit::line_and_column(&body[..e.valid_up_to()]);
+                AppError::Malformed { field: "body".into(), line, column, message: "not UTF-8 text".into() }
+            })?;
+            crate::junit::parse(text).map_err(|e| AppError::Malformed {
+                field: "body".into(),
+                line: e.line,
+                column: e.column,
+                message: e.message,
+            })
+        })
+        .await
+        .map_err(|_| AppError::Internal)??;
         let suite = query.suite.clone().or_else(|| run.name.clone()).ok_or_else(|| {
             AppError::invalid("suite", "name the plan's suite this report is (`?suite=Phase 1`): the report has no name of its own")
         })?;

@@ -163,13 +163,18 @@ async fn login(
 ) -> Response {
     let address = client_address(&state, peer, &headers);
     let next = safe_next(form.next.as_deref()).to_string();
-    let device = cookie(&headers, crate::auth::DEVICE_COOKIE);
+    let device = cookie(&headers, crate::auth::device_cookie_name(&headers));
     match state.auth.login(form.name.trim(), &form.password, &address, device).await {
         Ok(session) => {
             tracing::info!(user = %session.name, %address, "signed in");
             let mut cookies = vec![set_cookie(session_cookie_name(&headers), session.id.expose_secret(), session.max_age_secs, &headers)];
             if let Some(device) = &session.device {
-                cookies.push(set_cookie(crate::auth::DEVICE_COOKIE, device.expose_secret(), crate::auth::DEVICE_LIFE.secs(), &headers));
+                cookies.push(set_cookie(
+                    crate::auth::device_cookie_name(&headers),
+                    device.expose_secret(),
+                    crate::auth::DEVICE_LIFE.secs(),
+                    &headers,
+                ));
             }
             let cookies = axum::response::AppendHeaders(cookies);
             if wants_json(&headers) {

@@ -154,8 +154,9 @@ impl Store {
         Ok(total as u64)
     }
 
-    /// The newest reports of a rollout, newest first, with their failed cases.
-    pub async fn test_results(&self, rollout_id: i64, limit: i64) -> Result<Vec<TestResult>> {
+    /// The newest `limit` reports of a rollout, newest first; the newest `with_failures` of them
+    /// with their failed cases (up to 200 each: a page lists few runs' failures).
+    pub async fn test_results(&self, rollout_id: i64, limit: i64, with_failures: usize) -> Result<Vec<TestResult>> {
         let rows = sqlx::query!(
             "SELECT id, stage, suite, passed, failed, skipped, flaky, duration_ms, format, url, reported_by, reported_at FROM test_results
              WHERE rollout_id = $1 ORDER BY id DESC LIMIT $2",
@@ -164,7 +165,7 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let ids: Vec<i64> = rows.iter().take(with_failures).map(|r| r.id).collect();
         let mut failures: std::collections::HashMap<i64, Vec<FailedCase>> = std::collections::HashMap::new();
         for f in sqlx::query!(
             "SELECT result_id, classname, name, kind, message FROM test_failures WHERE result_id = ANY($1) ORDER BY result_id, position",
