@@ -60,6 +60,15 @@ impl Receiver {
         (receiver, url)
     }
 
+    /// Like [`Receiver::start`], on a given port (one a receiver that was down used).
+    async fn start_on(port: u16) -> Receiver {
+        let receiver = Receiver::default();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("the receiver's port again");
+        let app = receiver_app(receiver.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        receiver
+    }
+
     fn bodies(&self) -> Vec<Value> {
         self.received.lock().unwrap().iter().map(|(_, b)| serde_json::from_slice(b).unwrap()).collect()
     }
@@ -342,6 +351,48 @@ async fn a_failing_receiver_is_retried_with_backoff_and_every_attempt_is_logged(
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["field"], "events");
     assert!(body["message"].as_str().unwrap().contains("stage_moved"), "{body}");
+}
+
+/// Fault suite (issue 23): the receiver is down while several changes happen, then comes back.
+/// Nothing is lost — every change is delivered once it is up — nothing is sent twice once
+/// acknowledged, and the outbox drains to empty.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_receiver_that_was_down_gets_every_change_once_when_it_returns(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (hook, _) = add_webhook(&app, &format!("http://127.0.0.1:{port}/hook"), json!([])).await;
+    // Down: nothing listens on the port. Three changes (the start and two stage moves), each
+    // announced, tried and refused.
+    app.go_to_stage(2).await;
+    app.webhooks.tick(app.now()).await.unwrap();
+    let log = deliveries(&app, hook).await;
+    assert!(!log.is_empty() && log.iter().all(|d| d["state"] == "retrying" && d["last_error"] == "could not connect"), "{log:?}");
+    let changes = log.len();
+    assert!(changes >= 2, "several changes announced while it was down: {log:?}");
+    let store = server::store::Store::new(pool.clone());
+    assert_eq!(store.outbox().await.unwrap().pending as usize, changes);
+
+    // Back: the next rounds deliver every one of them, once.
+    let receiver = Receiver::start_on(port).await;
+    for _ in 0..3 {
+        app.advance_clock_minutes(1);
+        app.webhooks.tick(app.now()).await.unwrap();
+    }
+    receiver.wait_for(changes).await;
+    let log = settled(&app, hook).await;
+    assert!(log.iter().all(|d| d["state"] == "delivered"), "{log:?}");
+    let ids: Vec<String> =
+        receiver.received.lock().unwrap().iter().map(|(h, _)| h["rampart-delivery"].to_str().unwrap().to_string()).collect();
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), distinct.len()), (changes, changes), "each delivery once: {ids:?}");
+    // More rounds send nothing again; the outbox is empty.
+    for _ in 0..3 {
+        app.advance_clock_minutes(10);
+        app.webhooks.tick(app.now()).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(receiver.received.lock().unwrap().len(), changes);
+    assert_eq!(store.outbox().await.unwrap(), server::store::Outbox { pending: 0, failed: 0, oldest_pending_seconds: 0.0 });
 }
 
 #[sqlx::test(migrations = "../migrations")]
