@@ -27,6 +27,7 @@ test('a JUnit report from CI shows as a run with its failed cases and the suite 
   const room = new ControlRoom(page);
   await room.open();
   const card = page.getByRole('region', { name: 'Test runs' });
+  await expect(card.getByTestId('tests-total')).toContainText('Sign-off asks for 57 tests: 15 pass in the newest runs (Phase 1 16, Phase 2 12, Phase 3 29)');
   await expect(card.getByTestId('suite-trend')).toContainText('Phase 1 (16 tests) · newest: 15 of 16 passed, 1 failed');
   await expect(card.getByTestId('test-run').first()).toContainText('Phase 1 · stage 0 · 15 passed, 1 failed');
   await expect(card.getByTestId('test-run').first()).toContainText('2.5 s');

@@ -13,8 +13,28 @@ const TREND_RUNS: usize = 10;
 /// Runs listed with their failures (the server sends the failures of as many).
 const NEWEST_RUNS: usize = 5;
 
+/// The suites the plan's last stage asks for (the sign-off: the seeds' "all 57 tests passing")
+/// and how many of their tests pass in each suite's newest run, whichever stage it was reported
+/// for (at most the plan's count per suite): (passing, asked for).
+pub fn sign_off_total(plan: &Plan, runs: &[TestRun]) -> (u32, u32) {
+    let suites = plan.stages.last().map(|s| s.test_suites.as_slice()).unwrap_or_default();
+    let passing = suites.iter().map(|suite| runs.iter().find(|r| r.suite == suite.name).map_or(0, |r| r.passed.min(suite.tests))).sum();
+    (passing, suites.iter().map(|s| s.tests).sum())
+}
+
 #[component]
 pub fn TestRuns(plan: Plan, stage: StageIndex, runs: Vec<TestRun>) -> impl IntoView {
+    let (passing, total) = sign_off_total(&plan, &runs);
+    let overall = (total > 0).then(|| {
+        let named: Vec<String> =
+            plan.stages.last().map(|s| s.test_suites.iter().map(|t| format!("{} {}", t.name, t.tests)).collect()).unwrap_or_default();
+        view! {
+            <p data-testid="tests-total">
+                {format!("Sign-off asks for {total} tests: {passing} pass in the newest runs")}
+                <span class="muted">{format!(" ({})", named.join(", "))}</span>
+            </p>
+        }
+    });
     let required = plan.stage(stage).map(|s| s.test_suites.clone()).unwrap_or_default();
     let suites = required
         .into_iter()
@@ -56,6 +76,7 @@ pub fn TestRuns(plan: Plan, stage: StageIndex, runs: Vec<TestRun>) -> impl IntoV
     view! {
         <section class="card test-runs" aria-labelledby="test-runs-title">
             <h2 id="test-runs-title">"Test runs"</h2>
+            {overall}
             <ul class="suites">{suites}</ul>
             {empty}
             <ul class="runs">{newest}</ul>
@@ -101,5 +122,43 @@ fn Run(run: TestRun) -> impl IntoView {
             <span class="muted">{seconds} " · " {run.reported_by} " · " <LocalTime at=run.reported_at/> {link}</span>
             {failures}
         </li>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::plan::{DEFAULT_PLAN_TOML, Plan};
+
+    fn run(suite: &str, stage: u32, passed: u32, failed: u32) -> TestRun {
+        TestRun {
+            id: 0,
+            stage,
+            suite: suite.into(),
+            passed,
+            failed,
+            skipped: 0,
+            flaky: 0,
+            duration_ms: None,
+            format: "junit".into(),
+            failures: Vec::new(),
+            url: None,
+            reported_by: "ci".into(),
+            reported_at: crate::domain::units::Timestamp(0),
+        }
+    }
+
+    /// The seeds' "all 57 tests passing": the last stage asks for Phase 1 16, Phase 2 12 and
+    /// Phase 3 29, each counted from its newest run.
+    #[test]
+    fn the_sign_off_total_is_the_seeds_57_counted_from_each_suites_newest_run() {
+        let plan = Plan::from_toml(DEFAULT_PLAN_TOML).unwrap();
+        assert_eq!(sign_off_total(&plan, &[]), (0, 57));
+        // Newest first: Phase 1's newest run has 15 passing (an older full run does not count).
+        let runs = [run("Phase 1", 0, 15, 1), run("Phase 1", 0, 16, 0), run("Phase 2", 3, 12, 0)];
+        assert_eq!(sign_off_total(&plan, &runs), (27, 57));
+        // No suite counts more than the plan asks of it.
+        let all = [run("Phase 1", 4, 16, 0), run("Phase 2", 4, 12, 0), run("Phase 3", 4, 40, 0)];
+        assert_eq!(sign_off_total(&plan, &all), (57, 57));
     }
 }
