@@ -105,7 +105,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     metrics.spawn_folding();
     let guard_interval = std::time::Duration::from_secs(plan.guardrails.interval.secs().max(1) as u64);
     guard.clone().spawn(guard_interval);
-    spawn_retention(store.clone(), clock.clone(), retention);
+    spawn_retention(store.clone(), clock.clone(), retention, telemetry.clone());
     if !config.secret_keys.is_configured() {
         tracing::warn!("RAMPART_SECRET_KEYS is not set: webhook signing secrets are stored in plain text (docs/security.md)");
     }
@@ -248,7 +248,7 @@ pub async fn ensure_rollout(store: &Store, plan: &Plan, source: &str) -> anyhow:
 
 /// Drops raw events past retention, expired sessions and day-old idempotency keys once an hour
 /// (and once at start), until the pool closes.
-fn spawn_retention(store: Store, clock: Clock, retention: Span) {
+fn spawn_retention(store: Store, clock: Clock, retention: Span, telemetry: Arc<crate::telemetry::Telemetry>) {
     tokio::spawn(async move {
         let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
@@ -257,16 +257,30 @@ fn spawn_retention(store: Store, clock: Clock, retention: Span) {
                 () = store.pool().close_event() => return,
             }
             let cutoff = Timestamp(clock().millis() - retention.millis());
-            match store.prune_events(cutoff).await {
-                Ok(0) => {}
-                Ok(dropped) => tracing::info!(dropped, "dropped event partitions past retention"),
-                Err(error) => tracing::warn!(%error, "could not apply event retention"),
-            }
-            // Expired sessions and day-old idempotency keys.
-            match store.purge_expired(clock()).await {
-                Ok(purged) => tracing::debug!(?purged, "purged expired sessions and idempotency keys"),
-                Err(error) => tracing::warn!(%error, "could not purge expired sessions and idempotency keys"),
-            }
+            let partitions = match store.prune_events(cutoff).await {
+                Ok(dropped) => {
+                    if dropped > 0 {
+                        tracing::info!(dropped, "dropped event partitions past retention");
+                    }
+                    Some(dropped as u64)
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "could not apply event retention");
+                    None
+                }
+            };
+            // Expired sessions and device cookies, and day-old idempotency keys.
+            let purged = match store.purge_expired(clock()).await {
+                Ok(purged) => {
+                    tracing::debug!(?purged, "purged expired sessions, devices and idempotency keys");
+                    Some(purged)
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "could not purge expired sessions, devices and idempotency keys");
+                    None
+                }
+            };
+            telemetry.record_retention(partitions, purged.map(|p| [p.sessions, p.idempotency_keys, p.trusted_devices]));
         }
     });
 }

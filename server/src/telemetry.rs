@@ -83,6 +83,11 @@ pub struct Telemetry {
     rollbacks: AtomicU64,
     alerts: AtomicU64,
     fold_failures: AtomicU64,
+    /// Retention runs that succeeded and failed; what they removed.
+    retention_runs: [AtomicU64; 2],
+    /// Event partitions, sessions, idempotency keys and device cookies removed.
+    removed: [AtomicU64; 4],
+    last_retention_ms: AtomicI64,
 }
 
 impl Default for Telemetry {
@@ -101,6 +106,9 @@ impl Default for Telemetry {
             rollbacks: AtomicU64::default(),
             alerts: AtomicU64::default(),
             fold_failures: AtomicU64::default(),
+            retention_runs: Default::default(),
+            removed: Default::default(),
+            last_retention_ms: AtomicI64::default(),
         }
     }
 }
@@ -141,6 +149,20 @@ impl Telemetry {
         self.alerts.fetch_add(alerts, Relaxed);
     }
 
+    /// An hourly retention run: the event partitions it dropped, and the expired sessions,
+    /// idempotency keys and device cookies it purged (`None`: that part failed).
+    pub fn record_retention(&self, partitions: Option<u64>, purged: Option<[u64; 3]>) {
+        let ok = partitions.is_some() && purged.is_some();
+        self.retention_runs[usize::from(!ok)].fetch_add(1, Relaxed);
+        if ok {
+            self.last_retention_ms.store(chrono::Utc::now().timestamp_millis(), Relaxed);
+        }
+        self.removed[0].fetch_add(partitions.unwrap_or(0), Relaxed);
+        for (i, n) in purged.unwrap_or_default().into_iter().enumerate() {
+            self.removed[i + 1].fetch_add(n, Relaxed);
+        }
+    }
+
     pub fn record_fold_failure(&self) {
         self.fold_failures.fetch_add(1, Relaxed);
     }
@@ -178,6 +200,16 @@ impl Telemetry {
             let _ = writeln!(out, "rampart_ingest_events_total{{outcome=\"{outcome}\"}} {}", n.load(Relaxed));
         }
         counter(&mut out, "rampart_rollup_fold_failures_total", "Failed folds of rollup deltas (retried).", &self.fold_failures);
+        header(&mut out, "rampart_retention_runs_total", "counter", "Hourly retention runs, by outcome.");
+        for (outcome, n) in ["ok", "failed"].iter().zip(&self.retention_runs) {
+            let _ = writeln!(out, "rampart_retention_runs_total{{outcome=\"{outcome}\"}} {}", n.load(Relaxed));
+        }
+        header(&mut out, "rampart_retention_removed_total", "counter", "What retention removed, by kind.");
+        for (kind, n) in ["event_partitions", "sessions", "idempotency_keys", "device_cookies"].iter().zip(&self.removed) {
+            let _ = writeln!(out, "rampart_retention_removed_total{{kind=\"{kind}\"}} {}", n.load(Relaxed));
+        }
+        header(&mut out, "rampart_retention_last_success_timestamp_seconds", "gauge", "When retention last ran in full (0: not yet).");
+        let _ = writeln!(out, "rampart_retention_last_success_timestamp_seconds {}", self.last_retention_ms.load(Relaxed) / 1000);
 
         header(&mut out, "rampart_guard_ticks_total", "counter", "Guard loop ticks, by outcome (skipped: another process held the lock).");
         for (outcome, n) in ["judged", "skipped", "failed"].iter().zip(&self.ticks) {
@@ -310,6 +342,20 @@ mod tests {
         assert_eq!(sample(&page, "rampart_http_request_duration_seconds_count{route=\"/api/v1/rollouts/{id}\"}"), 5.0);
         assert!((sample(&page, "rampart_http_request_duration_seconds_sum{route=\"/api/v1/rollouts/{id}\"}") - 30.341).abs() < 1e-9);
         assert_eq!(sample(&page, "rampart_http_requests_total{route=\"/api/v1/rollouts/{id}\",method=\"GET\",status=\"200\"}"), 5.0);
+    }
+
+    #[test]
+    fn retention_runs_count_what_they_removed_and_when_they_last_succeeded() {
+        let telemetry = Telemetry::default();
+        telemetry.record_retention(Some(2), Some([3, 4, 5]));
+        telemetry.record_retention(None, Some([1, 0, 0]));
+        let page = telemetry.render(&Gauges::default(), 0);
+        assert_eq!(sample(&page, "rampart_retention_runs_total{outcome=\"ok\"}"), 1.0);
+        assert_eq!(sample(&page, "rampart_retention_runs_total{outcome=\"failed\"}"), 1.0);
+        assert_eq!(sample(&page, "rampart_retention_removed_total{kind=\"event_partitions\"}"), 2.0);
+        assert_eq!(sample(&page, "rampart_retention_removed_total{kind=\"sessions\"}"), 4.0);
+        assert_eq!(sample(&page, "rampart_retention_removed_total{kind=\"device_cookies\"}"), 5.0);
+        assert!(sample(&page, "rampart_retention_last_success_timestamp_seconds") > 1.7e9);
     }
 
     #[test]

@@ -83,6 +83,17 @@ async fn metrics_count_what_the_process_did_and_need_a_viewer(pool: PgPool) {
     assert_eq!(value(r#"rampart_rollout_open_alerts{rollout="1",flag="async_upload"}"#), 0.0);
     assert_eq!(value("rampart_webhook_outbox_pending"), 0.0);
     assert!(value("rampart_db_pool_max_connections") >= 1.0);
+    // The hourly retention job ran once at start, in full.
+    let mut retention = 0.0;
+    for _ in 0..50 {
+        let page = viewer.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        retention = sample(&page, r#"rampart_retention_runs_total{outcome="ok"}"#).unwrap();
+        if retention >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(retention, 1.0);
 }
 
 /// The dashboard's and the SDKs' event streams are counted while open.
