@@ -92,6 +92,16 @@ enum Outcome {
     Skipped,
 }
 
+/// Reads a JUnit XML report as it arrived: UTF-8 text (a byte that is not is placed by line and
+/// column like any other fault), then [`parse`].
+pub fn parse_bytes(body: &[u8]) -> Result<Run, ParseError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        let (line, column) = line_and_column(&body[..e.valid_up_to()]);
+        ParseError { line, column, message: "not UTF-8 text".into() }
+    })?;
+    parse(text)
+}
+
 /// Reads a JUnit XML report.
 pub fn parse(xml: &str) -> Result<Run, ParseError> {
     let mut reader = quick_xml::Reader::from_str(xml);
@@ -312,7 +322,7 @@ fn position_error(text: &str, offset: usize, message: String) -> ParseError {
 }
 
 /// The 1-based line and column just after `before` (valid UTF-8 text).
-pub fn line_and_column(before: &[u8]) -> (u64, u64) {
+fn line_and_column(before: &[u8]) -> (u64, u64) {
     let line = before.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
     let last = before.iter().rposition(|&b| b == b'\n').map_or(before, |i| &before[i + 1..]);
     let column = String::from_utf8_lossy(last).chars().count() as u64 + 1;

@@ -99,11 +99,8 @@ async fn test_results(file: &std::path::Path, upload: Upload) -> anyhow::Result<
     use anyhow::Context as _;
     use secrecy::ExposeSecret;
     let body = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let text = std::str::from_utf8(&body).map_err(|e| {
-        let (line, column) = server::junit::line_and_column(&body[..e.valid_up_to()]);
-        anyhow::anyhow!("{}:{line}:{column}: not UTF-8 text", file.display())
-    })?;
-    let run = server::junit::parse(text).map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", file.display(), e.line, e.column, e.message))?;
+    let run =
+        server::junit::parse_bytes(&body).map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", file.display(), e.line, e.column, e.message))?;
     let seconds = run.duration_ms.map_or(String::new(), |ms| format!(" in {:.1} s", ms as f64 / 1000.0));
     println!(
         "{}: {} tests: {} passed ({} on a retry), {} failed, {} skipped{seconds}",

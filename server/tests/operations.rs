@@ -9,10 +9,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::{START, TestApp};
 
-/// The value of the sample named exactly `series` (name and labels as written), if present.
-fn sample(page: &str, series: &str) -> Option<f64> {
-    page.lines().find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' '))).map(|v| v.parse().unwrap())
-}
+use support::metric as sample;
 
 #[sqlx::test(migrations = "../migrations")]
 async fn readyz_reports_each_check_and_fails_when_the_database_is_gone(pool: PgPool) {
@@ -52,11 +49,7 @@ async fn metrics_count_what_the_process_did_and_need_a_viewer(pool: PgPool) {
     assert_eq!(anonymous.status(), 401);
 
     let lines: Vec<String> = (0..5)
-        .map(|i| {
-            json!({ "timestamp": START - 60_000, "event_id": format!("op-{i}"), "variant": if i % 2 == 0 { "sync" } else { "async" },
-                    "outcome": "success", "latency_ms": 100.0, "memory_mb": 40.0, "provider": "kimi", "file_type": "csv", "size_bytes": 1000 })
-            .to_string()
-        })
+        .map(|i| event(&format!("op-{i}"), START - 60_000, if i % 2 == 0 { "sync" } else { "async" }))
         .chain(["not json".to_string()])
         .collect();
     let response = app.client.post(app.url("/api/v1/events")).body(lines.join("\n")).send().await.unwrap();
@@ -145,11 +138,16 @@ async fn json_logs_are_one_object_per_line(pool: PgPool) {
     }
 }
 
-/// One event line for the fault tests, `id` unique.
-fn line(id: &str) -> String {
-    json!({ "timestamp": START - 60_000, "event_id": id, "variant": "sync", "outcome": "success", "latency_ms": 100.0,
+/// One successful upload event at `at` (ms), `id` unique, in the arm `variant` names.
+fn event(id: &str, at: i64, variant: &str) -> String {
+    json!({ "timestamp": at, "event_id": id, "variant": variant, "outcome": "success", "latency_ms": 100.0,
             "memory_mb": 40.0, "provider": "kimi", "file_type": "csv", "size_bytes": 1000 })
     .to_string()
+}
+
+/// One event line for the fault tests, `id` unique.
+fn line(id: &str) -> String {
+    event(id, START - 60_000, "sync")
 }
 
 /// A Postgres cluster of the test's own (faults must not touch the shared server), stopped and
@@ -336,15 +334,7 @@ async fn a_server_killed_mid_ingest_loses_no_acknowledged_event(pool: PgPool) {
     let batch = |n: usize| -> (Vec<String>, String) {
         let ids: Vec<String> = (0..50).map(|i| format!("kill-{n}-{i}")).collect();
         let now = support::process::now_ms();
-        let body = ids
-            .iter()
-            .map(|id| {
-                json!({ "timestamp": now - 1_000, "event_id": id, "variant": "sync", "outcome": "success", "latency_ms": 100.0,
-                        "memory_mb": 40.0, "provider": "kimi", "file_type": "csv", "size_bytes": 1000 })
-                .to_string()
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
+        let body = ids.iter().map(|id| event(id, now - 1_000, "sync")).collect::<Vec<_>>().join("\n");
         (ids, body)
     };
     let sender = {
@@ -440,8 +430,7 @@ async fn an_import_killed_part_way_resumes_without_duplicates(pool: PgPool) {
         let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
         let now = support::process::now_ms();
         for i in 0..lines {
-            let line = json!({ "timestamp": now - 3_600_000 + i * 10, "event_id": format!("imp-{i}"), "variant": if i % 2 == 0 { "sync" } else { "async" },
-                               "outcome": "success", "latency_ms": 100.0, "memory_mb": 40.0, "provider": "kimi", "file_type": "csv", "size_bytes": 1000 });
+            let line = event(&format!("imp-{i}"), now - 3_600_000 + i * 10, if i % 2 == 0 { "sync" } else { "async" });
             writeln!(file, "{line}").unwrap();
         }
     }

@@ -103,10 +103,7 @@ async fn metric_sum(client: &reqwest::Client, replicas: &[&Replica], series: &st
     let mut sum = 0.0;
     for replica in replicas {
         let page = client.get(format!("{}/metrics", replica.base)).send().await.unwrap().text().await.unwrap();
-        sum += page
-            .lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-            .map_or(0.0, |v| v.parse::<f64>().unwrap());
+        sum += support::metric(&page, series).unwrap_or(0.0);
     }
     sum
 }
@@ -199,7 +196,7 @@ async fn three_replicas_behind_a_load_balancer_act_as_one(pool: PgPool) {
     assert!(metric_sum(&client, &survivors, judged).await > before, "the survivors judge on");
     for replica in &survivors {
         let page = client.get(format!("{}/metrics", replica.base)).send().await.unwrap().text().await.unwrap();
-        let age: f64 = page.lines().find_map(|l| l.strip_prefix("rampart_guard_last_tick_age_seconds ")).unwrap().parse().unwrap();
+        let age = support::metric(&page, "rampart_guard_last_tick_age_seconds").expect("the tick age");
         assert!(age < 6.0, "{}: last tick {age} s ago", replica.base);
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -230,20 +230,10 @@ async fn report_test_run(
         report
     } else {
         // Reading tens of megabytes takes a while: off the async workers.
-        let run = tokio::task::spawn_blocking(move || {
-            let text = std::str::from_utf8(&body).map_err(|e| {
-                let (line, column) = crate::junit::line_and_column(&body[..e.valid_up_to()]);
-                AppError::Malformed { field: "body".into(), line, column, message: "not UTF-8 text".into() }
-            })?;
-            crate::junit::parse(text).map_err(|e| AppError::Malformed {
-                field: "body".into(),
-                line: e.line,
-                column: e.column,
-                message: e.message,
-            })
-        })
-        .await
-        .map_err(|_| AppError::Internal)??;
+        let run = tokio::task::spawn_blocking(move || crate::junit::parse_bytes(&body))
+            .await
+            .map_err(|_| AppError::Internal)?
+            .map_err(|e| AppError::Malformed { field: "body".into(), line: e.line, column: e.column, message: e.message })?;
         let suite = query.suite.clone().or_else(|| run.name.clone()).ok_or_else(|| {
             AppError::invalid("suite", "name the plan's suite this report is (`?suite=Phase 1`): the report has no name of its own")
         })?;

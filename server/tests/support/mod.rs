@@ -284,6 +284,12 @@ pub fn plan_with_slow_guard() -> (std::path::PathBuf, impl Drop) {
     (path.clone(), Remove(path))
 }
 
+/// The value of the sample named exactly `series` (name and labels as written) on a `/metrics`
+/// page, if present.
+pub fn metric(page: &str, series: &str) -> Option<f64> {
+    page.lines().find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' '))).map(|v| v.parse().unwrap())
+}
+
 /// The URL of the test's own database, for a `rampart` process.
 pub fn database_url(pool: &PgPool) -> String {
     let base = std::env::var("DATABASE_URL").expect("the tests run with DATABASE_URL");
