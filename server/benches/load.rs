@@ -12,10 +12,10 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
+use support::process::Replica as Server;
 use support::{Approvers, authorized, bench_token, command, fresh_database, sized};
 
 const EVALUATORS: usize = 8;
@@ -25,52 +25,6 @@ const DASHBOARDS: usize = 2;
 const STREAMS: usize = 20;
 /// The dashboard's p99 while ingest is saturated (issue 23).
 const DASHBOARD_P99_TARGET: Duration = Duration::from_millis(200);
-
-/// A `rampart serve` process; killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(database_url: &str) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-            .env("DATABASE_URL", database_url)
-            .env("RAMPART_ADMIN_PASSWORD", "load-run-admin-password")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("rampart starts");
-        let server = Server { child, base: format!("http://127.0.0.1:{port}") };
-        let started = Instant::now();
-        while reqwest::get(format!("{}/readyz", server.base)).await.map_or(true, |r| !r.status().is_success()) {
-            assert!(started.elapsed() < Duration::from_secs(60), "rampart did not become ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        server
-    }
-
-    /// Peak resident memory so far (`VmHWM`), in MB.
-    fn peak_rss_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        let kb: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0.0);
-        kb / 1024.0
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Latencies of one kind of request, in microseconds, and its failures.
 #[derive(Default)]
@@ -117,7 +71,7 @@ fn main() {
             let (pool, database_url) = fresh_database(&url, &name).await;
             let mut servers = Vec::new();
             for _ in 0..replicas {
-                servers.push(Server::start(&database_url).await);
+                servers.push(Server::start(&database_url, std::path::Path::new("/dev/null")).await);
             }
             // Serve the flag at 10%, so evaluation buckets and ingest has both arms.
             let token = bench_token(&pool).await;

@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 #[path = "../../tests/support/common.rs"]
 mod common;
+#[path = "../../tests/support/process.rs"]
+pub mod process;
 pub use common::fresh_database;
 
 /// Quick mode (`RAMPART_BENCH_QUICK=1`, as `cargo xtask test` runs every bench): sizes that
