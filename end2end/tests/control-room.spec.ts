@@ -261,7 +261,8 @@ test('the overview lists every rollout and the plan view checks a plan file', as
   await expect(power.first()).toContainText('treatment uploads (success rate)');
   await expect(power.first()).toContainText('within the soak');
   await page.getByLabel('Uploads an hour (both arms)').fill('1000');
-  await expect(power.first()).toContainText('at 10 an hour: longer than its 2d soak');
+  await expect(power.first()).toContainText('at 10 an hour; 9 in 10 stages within ≈ 7,896');
+  await expect(power.first()).toContainText('longer than its 2d soak');
   await expect(power.first()).toContainText('not within the soak');
   await page.getByLabel('Plan file', { exact: true }).fill('key = "x"\nname = "X"\n[flag]\nkey = 42\n');
   await page.getByRole('button', { name: 'Check' }).click();

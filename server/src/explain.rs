@@ -41,7 +41,19 @@ fn describe(r: &Receipt) -> String {
         Method::ChangeDetector => "change detector",
         Method::Count => "count",
         Method::Estimate => "point estimate",
+        Method::MeanSequence => "confidence sequence of the mean over the stage",
     };
+    if r.method == Method::MeanSequence {
+        let (lo, hi) = r.interval.unwrap_or((f64::NAN, f64::NAN));
+        return format!(
+            "{method}: {:.2} MB over {} uploads, interval {lo:.2}–{hi:.2} MB (half-width {:.3}, α {:.2}%) against {:.2} MB",
+            r.statistic,
+            r.events,
+            r.boundary,
+            r.alpha * 100.0,
+            r.threshold_rate
+        );
+    }
     let mut text = format!(
         "{method}: {} bad of {} uploads against {:.2}%, log evidence {:.3} vs boundary {:.3} (α {:.2}%)",
         r.bad,

@@ -15,7 +15,9 @@ fn plan_check_accepts_the_shipped_plan() {
     assert!(stdout.contains("ok — “Async upload rollout”, 5 stages"), "{stdout}");
     // The power planner at the plan's stated 20,000 uploads an hour: every stage decides in time.
     assert!(
-        stdout.contains("  stage 1 “1% rollout”: ≈ 5,148 treatment uploads (success rate), ≈ 26 h at 200 an hour: within its 2d soak"),
+        stdout.contains(
+            "  stage 1 “1% rollout”: ≈ 5,148 treatment uploads (success rate), ≈ 26 h at 200 an hour; 9 in 10 stages within ≈ 7,896 (≈ 39 h): within its 2d soak"
+        ),
         "{stdout}"
     );
     assert!(!stdout.contains("warning:"), "{stdout}");
@@ -33,7 +35,9 @@ fn plan_check_warns_when_a_soak_is_too_short_for_the_stated_traffic() {
     let warnings: Vec<&str> = stdout.lines().filter(|l| l.starts_with("  warning: ")).collect();
     assert_eq!(
         warnings,
-        ["  warning: stage 1 “1% rollout”: ≈ 5,148 treatment uploads (success rate), ≈ 21 days at 10 an hour: longer than its 2d soak"],
+        [
+            "  warning: stage 1 “1% rollout”: ≈ 5,148 treatment uploads (success rate), ≈ 21 days at 10 an hour; 9 in 10 stages within ≈ 7,896 (≈ 33 days): longer than its 2d soak"
+        ],
         "{stdout}"
     );
     let _ = std::fs::remove_dir_all(&dir);

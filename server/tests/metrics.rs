@@ -828,6 +828,7 @@ fn same_stats(stored: &Stats, expected: &Stats) -> Result<(), proptest::test_run
     prop_assert!((stored.latency_sum_ms - expected.latency_sum_ms).abs() < 1e-6 * expected.latency_sum_ms.max(1.0));
     prop_assert!((stored.memory_sum_mb - expected.memory_sum_mb).abs() < 1e-6 * expected.memory_sum_mb.max(1.0));
     proptest::prop_assert_eq!(stored.memory_max_mb, expected.memory_max_mb);
+    prop_assert!((stored.memory_sq_sum_mb2 - expected.memory_sq_sum_mb2).abs() < 1e-6 * expected.memory_sq_sum_mb2.max(1.0));
     Ok(())
 }
 

@@ -168,8 +168,13 @@ async fn a_stage_with_soak_elapsed_checklist_done_and_gates_passed_advances_with
         .unwrap();
     let (ok, stdout) = rampart(&app.pool, &["explain", "1", &entry.to_string()]);
     assert!(ok, "{stdout}");
-    assert_eq!(stdout.matches("the same decision from the stored data").count(), 3, "success, errors, latency: {stdout}");
+    assert_eq!(stdout.matches("the same decision from the stored data").count(), 4, "success, errors, latency, memory: {stdout}");
     assert!(stdout.contains("Success rate: pass") && stdout.contains("p95 latency vs baseline: pass"), "{stdout}");
+    assert!(
+        stdout
+            .contains("Memory vs baseline: pass\n  stored:     confidence sequence of the mean over the stage: 40.00 MB over 2000 uploads"),
+        "{stdout}"
+    );
     // Stored data that no longer supports a verdict (errors written into the judged minutes)
     // make it say so and fail. The fold must be done first, or it could overwrite the edit.
     let started = std::time::Instant::now();

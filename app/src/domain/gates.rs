@@ -10,7 +10,7 @@
 
 use super::plan::{Criteria, Guardrails, StageFlag};
 use super::receipt::Receipt;
-use super::sequential::{Difference, RateSequence, Side, rate_difference, srm_p_value};
+use super::sequential::{Difference, MeanSequence, RateSequence, Side, rate_difference, srm_p_value};
 use super::stats::{StageRows, Stats, Summary};
 use super::units::{Span, Timestamp, thousands};
 use serde::{Deserialize, Serialize};
@@ -416,37 +416,44 @@ pub fn evaluate(
         gates.push(versus_control_gate(points, (failures(treatment), n), (failures(control), control.count()), min));
     }
 
-    // Memory is a mean with no bound to build a sequence on: judged on the stage's mean once
-    // the stage's minimum sample is in.
+    // Memory: the confidence sequence of the stage's mean, once the stage's minimum sample is
+    // in (the sequence is asymptotic).
     let short = |what: &str| format!("inconclusive — {n} of {min} uploads so far; {what} cannot be judged yet");
-    let memory = match (reference.memory_mean_mb, treatment.memory_mean_mb()) {
-        (Some(base), Some(mean)) if base > 0.0 => {
-            let ratio = mean / base * 100.0;
-            let verdict = match (enough, ratio <= memory_limit_pct) {
-                (false, _) => Verdict::Inconclusive,
-                (true, true) => Verdict::Pass,
-                (true, false) => Verdict::Fail,
+    let memory_sequence = MeanSequence::tuned(ALPHA_GATE, GATE_N_STAR);
+    let memory = match (reference.memory_mean_mb, treatment.memory_interval(&memory_sequence)) {
+        (Some(base), Some(interval)) if base > 0.0 => {
+            let line = base * memory_limit_pct / 100.0;
+            let of_base = |mb: f64| mb / base * 100.0;
+            let verdict = match (enough, interval.hi <= line, interval.lo > line) {
+                (false, _, _) => Verdict::Inconclusive,
+                (true, true, _) => Verdict::Pass,
+                (true, _, true) => Verdict::Fail,
+                _ => Verdict::Inconclusive,
             };
-            let explanation = if enough {
-                format!("mean {mean:.0} MB is {ratio:.0}% of the {} ({base:.0} MB) vs ≤ {memory_limit_pct:.0}%", reference.source)
-            } else {
-                short("memory")
+            let interval_words =
+                format!("{:.1}% anytime interval {:.0}–{:.0}%", (1.0 - ALPHA_GATE) * 100.0, of_base(interval.lo), of_base(interval.hi));
+            let mean = format!("mean {:.0} MB is {:.0}% of the {} ({base:.0} MB)", interval.mean, of_base(interval.mean), reference.source);
+            let explanation = match verdict {
+                _ if !enough => short("memory"),
+                Verdict::Pass => format!("{mean}, {interval_words}, all ≤ {memory_limit_pct:.0}%"),
+                Verdict::Fail => format!("{mean}, {interval_words}, entirely past {memory_limit_pct:.0}%"),
+                Verdict::Inconclusive => format!("{mean} but the {interval_words} still includes {memory_limit_pct:.0}%"),
             };
             Gate {
                 criterion: Criterion::Memory,
                 verdict,
-                observed: Some(ratio),
-                interval: None,
+                observed: Some(of_base(interval.mean)),
+                interval: Some((of_base(interval.lo), of_base(interval.hi))),
                 threshold: memory_limit_pct,
                 sample: n,
                 min_sample: min,
                 explanation,
                 versus_control: None,
                 more_uploads: None,
-                receipt: None,
+                receipt: Some(Receipt::of_mean(&memory_sequence, interval, n, line, judged.from, judged.to)),
             }
         }
-        _ => unjudged(Criterion::Memory, memory_limit_pct, n, min, "no baseline or no treatment uploads yet".into()),
+        _ => unjudged(Criterion::Memory, memory_limit_pct, n, min, "no baseline or fewer than two treatment uploads yet".into()),
     };
     gates.push(memory);
 
@@ -609,7 +616,7 @@ mod tests {
     use crate::domain::plan::{DEFAULT_PLAN_TOML, Plan};
     use crate::domain::stats::treatment_upload;
 
-    use crate::domain::receipt::RULE_VERSION;
+    use crate::domain::receipt::{Method, RULE_VERSION};
 
     const JUDGED: Judged = Judged { from: Timestamp(0), to: Timestamp(3_600_000) };
 
@@ -660,7 +667,8 @@ mod tests {
         }
         let success = gates[0].receipt.as_ref().unwrap();
         assert!(success.bad == 10 && (success.threshold_rate - 0.005).abs() < 1e-12, "{success:?}");
-        assert!(gates[3].receipt.is_none() && gates[4].receipt.is_none(), "memory and the count have no sequence");
+        assert_eq!(gates[3].receipt.as_ref().map(|r| r.method), Some(Method::MeanSequence), "memory: its mean's sequence");
+        assert!(gates[4].receipt.is_none(), "the count has no sequence");
     }
 
     #[test]
@@ -791,8 +799,29 @@ mod tests {
     #[test]
     fn memory_against_the_guardrail_limit() {
         let c = stage1();
+        // Readings alike: the interval is the mean.
         assert_eq!(verdict(&evaluate_t(&c, &stats(500, 0, 100.0, 119.0), &reference(200.0), 120.0), Criterion::Memory), Verdict::Pass);
         assert_eq!(verdict(&evaluate_t(&c, &stats(500, 0, 100.0, 121.0), &reference(200.0), 120.0), Criterion::Memory), Verdict::Fail);
+        // Readings of 80 and 140 MB against a 100 MB baseline (mean 110%): the stage's minimum of
+        // 100 leaves 120% inside the interval, 500 prove the mean below it.
+        let spread = |n: u64| {
+            let mut s = Stats::default();
+            (0..n).for_each(|i| s.add(&treatment_upload(Outcome::Success, 100.0, if i % 2 == 0 { 80.0 } else { 140.0 }, false)));
+            s
+        };
+        let memory =
+            |n| evaluate_t(&c, &spread(n), &reference(200.0), 120.0).into_iter().find(|g| g.criterion == Criterion::Memory).unwrap();
+        let few = memory(100);
+        assert_eq!(few.verdict, Verdict::Inconclusive, "{few:?}");
+        assert!(
+            few.explanation.starts_with("mean 110 MB is 110% of the frozen baseline (100 MB) but the 97.5% anytime interval "),
+            "{}",
+            few.explanation
+        );
+        let many = memory(500);
+        assert_eq!(many.verdict, Verdict::Pass, "{many:?}");
+        let (lo, hi) = many.interval.unwrap();
+        assert!(lo < 110.0 && hi < 120.0 && (many.observed.unwrap() - 110.0).abs() < 1e-9, "{many:?}");
     }
 
     #[test]

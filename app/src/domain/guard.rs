@@ -13,16 +13,18 @@
 use super::gates::{Reference, SampleRatio};
 use super::plan::Guardrails;
 use super::receipt::{Method, RULE_VERSION, Receipt};
-use super::sequential::{ChangeDetector, RateSequence};
+use super::sequential::{ChangeDetector, MeanSequence, RateSequence};
 use super::stats::Stats;
 use super::units::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// α of the confidence sequence of each rollback rate (error rate, non-success rate).
-pub const ALPHA_ROLLBACK_SEQUENCE: f64 = 0.002;
-/// α of the change detector of each rollback rate. With the sequence: 0.5% per rate, 1% per
-/// stage soak for the two rates together.
-pub const ALPHA_ROLLBACK_CHANGE: f64 = 0.003;
+pub const ALPHA_ROLLBACK_SEQUENCE: f64 = 0.001;
+/// α of the change detector of each rollback rate. With the sequence: 0.45% per rate; with
+/// memory's share ([`ALPHA_ROLLBACK_MEMORY`]), 1% per stage soak for every rollback rule.
+pub const ALPHA_ROLLBACK_CHANGE: f64 = 0.0035;
+/// α of the memory rule's confidence sequence of the mean.
+pub const ALPHA_ROLLBACK_MEMORY: f64 = 0.001;
 /// α of each review condition (success band, latency): a review asks a person to look.
 pub const ALPHA_REVIEW: f64 = 0.025;
 /// The rollback sequences are tightest after about this many events: a bad change should be
@@ -322,26 +324,35 @@ impl StageJudge {
             }
         }
 
-        // Memory has no rate to bound: a mean over at least the plan's minimum sample.
-        if let (Some(base), Some(mean)) = (reference.memory_mean_mb, total.memory_mean_mb())
+        // Memory: the confidence sequence of the stage's mean, once the plan's minimum sample
+        // is in (the sequence is asymptotic: dozens of readings, not a handful).
+        if let Some(base) = reference.memory_mean_mb
             && base > 0.0
             && n >= u64::from(rails.min_sample)
         {
-            let ratio = mean / base * 100.0;
-            if ratio > auto.memory_above_baseline.get() {
+            let limit = auto.memory_above_baseline.get();
+            let line = base * limit / 100.0;
+            let sequence = MeanSequence::tuned(ALPHA_ROLLBACK_MEMORY, ROLLBACK_N_STAR);
+            if let Some(interval) = total.memory_interval(&sequence)
+                && interval.lo > line
+            {
+                let ratio = interval.mean / base * 100.0;
                 let message = format!(
-                    "memory {mean:.0} MB over {n} uploads is {ratio:.0}% of the {} ({base:.0} MB) > {}%",
+                    "memory {:.0} MB per upload over {n} uploads (anytime-valid, α {}: {:.0}–{:.0} MB) is {ratio:.0}% of the {} ({base:.0} MB): above {limit}% beyond doubt",
+                    interval.mean,
+                    pct(ALPHA_ROLLBACK_MEMORY),
+                    interval.lo,
+                    interval.hi,
                     reference.source,
-                    auto.memory_above_baseline.get()
                 );
                 out.decisions.push(Decision::RollBack(Breach {
                     rule: "memory_above_baseline".into(),
                     observed: ratio,
-                    threshold: auto.memory_above_baseline.get(),
+                    threshold: limit,
                     sample: n,
                     window: span,
                     message,
-                    receipt: Some(receipt(Method::Estimate, 0, n, ratio, 0.0, ratio, auto.memory_above_baseline.get(), None, from)),
+                    receipt: Some(Receipt::of_mean(&sequence, interval, n, line, from, now)),
                 }));
             }
         }
@@ -728,16 +739,39 @@ mod tests {
         assert_eq!(r.from, minutes[47 * 60].0);
         assert_eq!(
             breach.message,
-            "24 of the 80 treatment uploads in the last 4m failed (30.00%): a success rate below 95% that the change detector (α 0.30%) cannot put down to chance"
+            "24 of the 80 treatment uploads in the last 4m failed (30.00%): a success rate below 95% that the change detector (α 0.35%) cannot put down to chance"
         );
         // The whole stage's rate (1.3%) is far below the line: the sequence alone would wait.
         assert!(!RateSequence::tuned(0.05, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR).proves_above(306, 56_480, 0.05));
     }
 
+    /// `n` successful uploads whose memory alternates between `low` and `high` MB.
+    fn memory_window(n: u64, low: f64, high: f64) -> Stats {
+        let mut s = Stats::default();
+        (0..n).for_each(|i| s.add(&treatment_upload(Outcome::Success, 50.0, if i % 2 == 0 { low } else { high }, false)));
+        s
+    }
+
     #[test]
-    fn memory_rolls_back_on_the_stage_mean() {
-        assert_eq!(rollbacks(&judge(window(100, 0, 0, 100.0, 120.0), &[])), Vec::<String>::new()); // exactly 120%
-        assert_eq!(rollbacks(&judge(window(100, 0, 0, 100.0, 121.0), &[])), vec!["memory_above_baseline"]);
+    fn memory_rolls_back_when_its_mean_is_proven_above_the_limit() {
+        // A mean of 130% of the baseline over 100 spread-out readings (100 and 160 MB) is not yet
+        // proof of being above 120%: the old rule's point estimate rolled back here.
+        assert_eq!(rollbacks(&judge(memory_window(100, 100.0, 160.0), &[])), Vec::<String>::new());
+        // Over 1,000 it is.
+        let a = judge(memory_window(1_000, 100.0, 160.0), &[]);
+        assert_eq!(rollbacks(&a), vec!["memory_above_baseline"]);
+        let breach = a.decisions[0].breach();
+        let r = breach.receipt.as_ref().unwrap();
+        assert_eq!((r.method, r.events, r.alpha, r.threshold_rate), (Method::MeanSequence, 1_000, ALPHA_ROLLBACK_MEMORY, 120.0));
+        // The receipt is recomputed from the counts alone: n, Σx, Σx².
+        let again = MeanSequence::tuned(r.alpha, ROLLBACK_N_STAR)
+            .interval(1_000, 130_000.0, 500.0 * (100.0f64.powi(2) + 160.0f64.powi(2)))
+            .unwrap();
+        let (lo, hi) = r.interval.unwrap();
+        assert!((again.lo - lo).abs() < 1e-9 && (again.hi - hi).abs() < 1e-9 && lo > 120.0 && (r.statistic - 130.0).abs() < 1e-9, "{r:?}");
+        assert!(breach.message.starts_with("memory 130 MB per upload over 1000 uploads (anytime-valid, α 0.10%: "), "{}", breach.message);
+        // Exactly at the limit, however many readings: never proven above it.
+        assert_eq!(rollbacks(&judge(memory_window(5_000, 110.0, 130.0), &[])), Vec::<String>::new());
         // Below the plan's minimum sample, memory waits.
         assert_eq!(rollbacks(&judge(window(10, 0, 0, 100.0, 200.0), &[])), Vec::<String>::new());
     }

@@ -5,12 +5,17 @@
 //!
 //! The rate gates are planned exactly: the uploads at which their confidence sequence
 //! ([`gates::sequence`]) first proves today's failure (or error) rate below the stage's limit,
-//! found by [`gates::uploads_to_decide`]. The stage's minimum uploads counts too. Latency and
-//! memory depend on how the treatment's distribution compares with the baseline's, which a plan
-//! does not state; they are not planned.
+//! found by [`gates::uploads_to_decide`]. That is the typical figure: a stage's failures come
+//! by chance, and about half of stages pass later. So each gate also gets the uploads by which
+//! [`POWER`] (9 in 10) of stages at that rate pass, from the exact binomial chance that the
+//! failures at `n` uploads are few enough ([`uploads_for_power`]); a soak fits when it holds
+//! those. The stage's minimum uploads counts too. Latency and memory depend on how the
+//! treatment's distribution compares with the baseline's, which a plan does not state; they are
+//! not planned.
 
 use super::gates::{self, Criterion};
 use super::plan::{Plan, Traffic};
+use super::sequential::{RateSequence, ln_gamma};
 use super::units::{Span, thousands};
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +24,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Need {
     pub criterion: Criterion,
+    /// Uploads at which the gate passes at exactly the stated rate (the typical stage).
     pub uploads: Option<u64>,
+    /// Uploads by which [`POWER`] of stages at the stated rate have passed.
+    #[serde(default)]
+    pub likely: Option<u64>,
     /// The rate assumed for the treatment and the limit it must be proven under, in percent
     /// (rate gates only).
     pub rate: Option<(f64, f64)>,
@@ -42,52 +51,140 @@ impl StagePower {
         self.needs.iter().rev().max_by_key(|n| n.uploads.map_or(u64::MAX, |u| u))
     }
 
-    /// Treatment uploads before every planned gate can pass; `None` if one never does.
+    /// Treatment uploads before every planned gate can pass in a typical stage; `None` if one
+    /// never does.
     pub fn uploads(&self) -> Option<u64> {
         self.limiting().and_then(|n| n.uploads)
     }
 
-    /// Hours those uploads take at the stage's share of the traffic.
+    /// Treatment uploads by which [`POWER`] of stages have passed every planned gate (each
+    /// gate's own figure; the largest).
+    pub fn likely_uploads(&self) -> Option<u64> {
+        self.needs.iter().map(|n| n.likely).try_fold(0, |most, likely| likely.map(|l| most.max(l)))
+    }
+
+    /// Hours the typical stage's uploads take at the stage's share of the traffic.
     pub fn hours(&self) -> Option<f64> {
         self.uploads().map(|u| u as f64 / self.treatment_per_hour)
     }
 
-    /// Whether the soak is long enough for the gates to reach their verdict.
-    pub fn fits(&self) -> bool {
-        self.hours().is_some_and(|h| h * 3_600.0 <= self.soak.secs() as f64)
+    /// Hours by which [`POWER`] of stages have passed.
+    pub fn likely_hours(&self) -> Option<f64> {
+        self.likely_uploads().map(|u| u as f64 / self.treatment_per_hour)
     }
 
-    /// "≈ 10,470 treatment uploads (success rate), ≈ 22 days at 20 an hour: longer than its 48h
-    /// soak", or why the gates never pass.
+    /// Whether the soak is long enough for [`POWER`] of stages to reach their verdict.
+    pub fn fits(&self) -> bool {
+        self.likely_hours().is_some_and(|h| h * 3_600.0 <= self.soak.secs() as f64)
+    }
+
+    /// "≈ 10,470 treatment uploads (success rate), ≈ 22 days at 20 an hour; 9 in 10 stages
+    /// within ≈ 13,900 (≈ 29 days): longer than its 48h soak", or why the gates never pass.
     pub fn sentence(&self) -> String {
         let Some(limiting) = self.limiting() else { return "no gates to plan".into() };
         let per_hour = thousands(self.treatment_per_hour.round() as u64);
-        match (limiting.uploads, limiting.rate) {
-            (Some(uploads), _) => {
+        match (limiting.uploads, self.likely_uploads(), limiting.rate) {
+            (Some(uploads), Some(likely), _) => {
                 let hours = uploads as f64 / self.treatment_per_hour;
+                let likely_hours = likely as f64 / self.treatment_per_hour;
                 let fit =
                     if self.fits() { format!("within its {} soak", self.soak) } else { format!("longer than its {} soak", self.soak) };
                 format!(
-                    "≈ {} treatment uploads ({}), ≈ {} at {per_hour} an hour: {fit}",
+                    "≈ {} treatment uploads ({}), ≈ {} at {per_hour} an hour; 9 in 10 stages within ≈ {} (≈ {}): {fit}",
                     thousands(uploads),
                     limiting.criterion.label().to_lowercase(),
-                    gates::hours_words(hours)
+                    gates::hours_words(hours),
+                    thousands(likely),
+                    gates::hours_words(likely_hours)
                 )
             }
-            (None, Some((rate, limit))) => format!(
+            (_, _, Some((rate, limit))) => format!(
                 "{} never passes: today's {rate}% is not below the stage's limit of {limit}% (or needs over ten million uploads)",
                 limiting.criterion.label().to_lowercase()
             ),
-            (None, None) => format!("{} never passes", limiting.criterion.label().to_lowercase()),
+            _ => format!("{} never passes", limiting.criterion.label().to_lowercase()),
         }
     }
+}
+
+/// The share of stages the planner's "likely" figure covers.
+pub const POWER: f64 = 0.9;
+
+/// ln of the binomial chance of at most `k` bad in `n` at rate `p`: the terms summed from `k`
+/// down, each from the one above it, until they no longer count.
+fn ln_binomial_cdf(k: u64, n: u64, p: f64) -> f64 {
+    if k >= n {
+        return 0.0;
+    }
+    let (ln_p, ln_q) = (p.ln(), (-p).ln_1p());
+    let ln_term = |j: u64| {
+        ln_gamma(n as f64 + 1.0) - ln_gamma(j as f64 + 1.0) - ln_gamma((n - j) as f64 + 1.0) + j as f64 * ln_p + (n - j) as f64 * ln_q
+    };
+    let top = ln_term(k);
+    // Σ_j≤k term(j) / term(k), the ratio of neighbours being j/(n−j+1) · q/p.
+    let (mut sum, mut ratio) = (1.0f64, 1.0f64);
+    let mut j = k;
+    while j > 0 {
+        ratio *= j as f64 / (n - j + 1) as f64 * (1.0 - p) / p;
+        sum += ratio;
+        if ratio < 1e-17 * sum {
+            break;
+        }
+        j -= 1;
+    }
+    (top + sum.ln()).min(0.0)
+}
+
+/// The most bad uploads among `n` with which `sequence` still proves the rate below `p0`
+/// (fewer always do: the evidence grows as the count falls); `None` if not even none does.
+fn most_bad_passing(sequence: &RateSequence, n: u64, p0: f64) -> Option<u64> {
+    if !sequence.proves_below(0, n, p0) {
+        return None;
+    }
+    let (mut passes, mut fails) = (0u64, (p0 * n as f64).ceil() as u64 + 1);
+    while fails - passes > 1 {
+        let mid = (passes + fails) / 2;
+        if sequence.proves_below(mid, n, p0) { passes = mid } else { fails = mid }
+    }
+    Some(passes)
+}
+
+/// The chance that a gate judged by `sequence` shows "pass" at `n` uploads when the true bad
+/// rate is `rate`.
+pub fn pass_chance(sequence: &RateSequence, n: u64, rate: f64, p0: f64) -> f64 {
+    most_bad_passing(sequence, n, p0).map_or(0.0, |k| ln_binomial_cdf(k, n, rate).exp())
+}
+
+/// The fewest uploads at which a gate passes with chance `power` when the true bad rate is
+/// `rate` (below `p0`): found from the typical figure by doubling, then halving. (Whole counts
+/// make the chance ragged by a few percent from one `n` to the next.)
+pub fn uploads_for_power(sequence: &RateSequence, rate: f64, p0: f64, power: f64) -> Option<u64> {
+    let start = gates::uploads_to_decide(sequence, rate, p0)?;
+    let (mut lo, mut hi) = (start / 2, start);
+    while pass_chance(sequence, hi, rate, p0) < power {
+        lo = hi;
+        hi *= 2;
+        if hi > 10_000_000 {
+            return None;
+        }
+    }
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if pass_chance(sequence, mid, rate, p0) >= power { hi = mid } else { lo = mid }
+    }
+    Some(hi)
 }
 
 /// Treatment uploads for a bad rate of `rate_pct`% to be proven below the allowed `limit_pct`%.
 fn rate_need(criterion: Criterion, rate_pct: f64, limit_pct: f64) -> Need {
     let (rate, p0) = (rate_pct / 100.0, limit_pct / 100.0);
-    let uploads = if rate < p0 { gates::uploads_to_decide(&gates::sequence(p0), rate, p0) } else { None };
-    Need { criterion, uploads, rate: Some((rate_pct, limit_pct)) }
+    let sequence = gates::sequence(p0);
+    let (uploads, likely) = if rate < p0 {
+        (gates::uploads_to_decide(&sequence, rate, p0), uploads_for_power(&sequence, rate, p0, POWER))
+    } else {
+        (None, None)
+    };
+    Need { criterion, uploads, likely, rate: Some((rate_pct, limit_pct)) }
 }
 
 /// 100 − 99.5 as 0.5, not 0.5000000000000057.
@@ -106,7 +203,12 @@ pub fn plan(plan: &Plan, traffic: &Traffic) -> Vec<StagePower> {
         .filter_map(|(i, s)| {
             let criteria = s.criteria.as_ref()?;
             let needs = vec![
-                Need { criterion: Criterion::MinEvents, uploads: Some(u64::from(criteria.min_events)), rate: None },
+                Need {
+                    criterion: Criterion::MinEvents,
+                    uploads: Some(u64::from(criteria.min_events)),
+                    likely: Some(u64::from(criteria.min_events)),
+                    rate: None,
+                },
                 rate_need(Criterion::SuccessRate, failure, round_pct(100.0 - criteria.success_rate_min.get())),
                 rate_need(Criterion::ErrorRate, error, criteria.error_rate_max.get()),
             ];
@@ -157,11 +259,58 @@ mod tests {
         assert!(n >= first && (n as f64) < 1.1 * first as f64, "{n} against the first crossing {first}");
         assert_eq!(one.limiting().unwrap().criterion, Criterion::SuccessRate, "success and errors tie: the first listed");
         assert_eq!(one.hours(), Some(n as f64 / 100.0));
-        assert_eq!(one.fits(), n as f64 / 100.0 <= 48.0);
+        let likely = one.likely_uploads().unwrap();
+        assert_eq!(likely, uploads_for_power(&sequence, 0.002, 0.005, POWER).unwrap());
+        assert_eq!(one.fits(), likely as f64 / 100.0 <= 48.0);
         // Half the traffic, twice the time.
         let half = plan(&p, &traffic(5_000.0, 0.2));
         assert_eq!(half[0].uploads(), one.uploads());
         assert_eq!(half[0].hours().unwrap(), 2.0 * one.hours().unwrap());
+    }
+
+    #[test]
+    fn the_binomial_chance_is_the_sum_of_its_terms() {
+        // Directly: Σ_j≤k C(n, j) p^j (1 − p)^(n − j), with C built by multiplication.
+        let direct = |k: u64, n: u64, p: f64| {
+            (0..=k)
+                .map(|j| {
+                    let c: f64 = (0..j).map(|i| (n - i) as f64 / (i + 1) as f64).product();
+                    c * p.powi(j as i32) * (1.0 - p).powi((n - j) as i32)
+                })
+                .sum::<f64>()
+        };
+        for (k, n, p) in [(0, 10, 0.1), (3, 50, 0.1), (7, 200, 0.02), (20, 300, 0.05), (149, 150, 0.5)] {
+            let (ours, theirs) = (ln_binomial_cdf(k, n, p).exp(), direct(k, n, p));
+            assert!((ours - theirs).abs() < 1e-12 * theirs.max(1e-300).max(1.0), "k {k} n {n} p {p}: {ours} vs {theirs}");
+        }
+        assert_eq!(ln_binomial_cdf(10, 10, 0.3), 0.0);
+    }
+
+    #[test]
+    fn nine_in_ten_simulated_stages_pass_by_the_likely_figure() {
+        // Stage 1's success gate (0.5% failures allowed) with the treatment at 0.2%.
+        let sequence = gates::sequence(0.005);
+        let likely = uploads_for_power(&sequence, 0.002, 0.005, POWER).unwrap();
+        let typical = gates::uploads_to_decide(&sequence, 0.002, 0.005).unwrap();
+        assert!(likely > typical, "{likely} vs {typical}");
+        assert!(pass_chance(&sequence, likely, 0.002, 0.005) >= POWER);
+        // Simulated stages, each failure drawn upload by upload: at the likely figure about 9 in
+        // 10 show "pass"; at four fifths of it clearly fewer.
+        let mut rng = crate::domain::calibration::Rng::new(7);
+        let mut passing = |n: u64| {
+            let runs = 600;
+            let passed = (0..runs)
+                .filter(|_| {
+                    let bad = (0..n).filter(|_| rng.uniform() < 0.002).count() as u64;
+                    sequence.proves_below(bad, n, 0.005)
+                })
+                .count();
+            passed as f64 / runs as f64
+        };
+        let at_likely = passing(likely);
+        assert!((0.86..=0.95).contains(&at_likely), "{at_likely} at {likely}");
+        let earlier = passing(likely * 4 / 5);
+        assert!(earlier < 0.85, "{earlier} at {}", likely * 4 / 5);
     }
 
     #[test]
@@ -174,7 +323,9 @@ mod tests {
         let lines = warnings(&p);
         assert!(lines[0].starts_with("stage 1 “1% rollout”: ≈ "), "{lines:?}");
         assert!(
-            lines[0].contains("treatment uploads (success rate), ≈ ") && lines[0].ends_with("at 10 an hour: longer than its 2d soak"),
+            lines[0].contains("treatment uploads (success rate), ≈ ")
+                && lines[0].contains("at 10 an hour; 9 in 10 stages within ≈ ")
+                && lines[0].ends_with("): longer than its 2d soak"),
             "{lines:?}"
         );
         // At 0.6% failures stage 1's 99.5% success can never be proven.

@@ -2,14 +2,17 @@
 //! the threshold, the method with its α and boundary, the data's time range and the rules'
 //! version — stored with it, so that `rampart explain` can recompute it from the stored data.
 
-use super::sequential::RateSequence;
+use super::sequential::{MeanInterval, MeanSequence, RateSequence};
 use super::units::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// The version of the decision rules (the guard's and the gates'), stored with every receipt:
 /// a receipt is recomputed with the rules it was made by. 3: the change detector sums its
 /// windows (Shiryaev–Roberts) where it took the best one (CUSUM), and its bound is `ln(K / α)`.
-pub const RULE_VERSION: u32 = 3;
+/// 4: its alternatives are weighted 0.8 (2× the line) and 0.2 (6×); rollback α is 0.1%
+/// (sequence) + 0.35% (detector) per rate, and memory is judged on a confidence sequence of
+/// its mean (0.1%).
+pub const RULE_VERSION: u32 = 4;
 
 /// How a decision was reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,8 +24,12 @@ pub enum Method {
     ChangeDetector,
     /// A count that acts at once (critical errors).
     Count,
-    /// A point estimate over at least the plan's minimum sample (memory).
+    /// A point estimate over at least the plan's minimum sample (memory, until rule version 4).
     Estimate,
+    /// The confidence sequence of a mean lies past the line (memory). The receipt's
+    /// `threshold_rate` is then the line in the metric's unit (MB), `statistic` the mean,
+    /// `boundary` the interval's half-width and `interval` its ends, in MB.
+    MeanSequence,
 }
 
 /// Everything a decision was made from, so that it can be recomputed: the counts, the
@@ -34,7 +41,7 @@ pub struct Receipt {
     /// Bad events (errors, failures, slow uploads) and events judged.
     pub bad: u64,
     pub events: u64,
-    /// The rate judged against, as a fraction.
+    /// The rate judged against, as a fraction (for a mean: the line, in its unit).
     pub threshold_rate: f64,
     pub alpha: f64,
     /// The log evidence and the boundary it reached.
@@ -64,6 +71,25 @@ impl Receipt {
             statistic: sequence.ln_evidence(bad, events, p0),
             boundary: sequence.boundary(),
             interval: Some(sequence.interval(bad, events)),
+            alternative: None,
+            from,
+            to,
+        }
+    }
+
+    /// The receipt of a decision on a mean: `interval` over `events` readings by `sequence`,
+    /// against `line`, over the events of `from` to `to`.
+    pub fn of_mean(sequence: &MeanSequence, interval: MeanInterval, events: u64, line: f64, from: Timestamp, to: Timestamp) -> Receipt {
+        Receipt {
+            method: Method::MeanSequence,
+            rule_version: RULE_VERSION,
+            bad: 0,
+            events,
+            threshold_rate: line,
+            alpha: sequence.alpha,
+            statistic: interval.mean,
+            boundary: (interval.hi - interval.lo) / 2.0,
+            interval: Some((interval.lo, interval.hi)),
             alternative: None,
             from,
             to,

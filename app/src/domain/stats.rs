@@ -3,6 +3,7 @@
 //! same numbers as the rollups made from them.
 
 use super::event::{Outcome, UploadEvent};
+use super::sequential::{MeanInterval, MeanSequence};
 use super::sketch::Sketch;
 use super::units::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,9 @@ pub struct Stats {
     pub latency: Sketch,
     pub memory_sum_mb: f64,
     pub memory_max_mb: f64,
+    /// The sum of the squared memory readings: their spread, for the memory rules' interval.
+    #[serde(default)]
+    pub memory_sq_sum_mb2: f64,
 }
 
 impl Stats {
@@ -64,6 +68,7 @@ impl Stats {
         self.latency.add(event.latency_ms);
         self.memory_sum_mb += event.memory_mb;
         self.memory_max_mb = self.memory_max_mb.max(event.memory_mb);
+        self.memory_sq_sum_mb2 += event.memory_mb * event.memory_mb;
     }
 
     pub fn merge(&mut self, other: &Stats) {
@@ -75,6 +80,7 @@ impl Stats {
         self.latency.merge(&other.latency);
         self.memory_sum_mb += other.memory_sum_mb;
         self.memory_max_mb = self.memory_max_mb.max(other.memory_max_mb);
+        self.memory_sq_sum_mb2 += other.memory_sq_sum_mb2;
     }
 
     pub fn count(&self) -> u64 {
@@ -107,6 +113,11 @@ impl Stats {
     pub fn memory_mean_mb(&self) -> Option<f64> {
         let count = self.count();
         (count > 0).then(|| self.memory_sum_mb / count as f64)
+    }
+
+    /// The mean memory per upload with its anytime-valid interval by `sequence`.
+    pub fn memory_interval(&self, sequence: &MeanSequence) -> Option<MeanInterval> {
+        sequence.interval(self.count(), self.memory_sum_mb, self.memory_sq_sum_mb2)
     }
 
     /// The summary people read: rates, latency percentiles, memory.

@@ -170,7 +170,7 @@ fn PowerPlanner(plan: Plan) -> impl IntoView {
         <section class="card" aria-labelledby="power-title">
             <h2 id="power-title">"Evidence each stage needs"</h2>
             <p class="muted">
-                "Treatment uploads before the rate gates and the minimum can pass if the change is as good as today's path, and how long they take at this traffic (latency and memory are not planned). "
+                "Treatment uploads before the rate gates and the minimum can pass if the change is as good as today's path — in a typical stage, and by when 9 in 10 stages have passed (the soak should hold that) — and how long they take at this traffic (latency and memory are not planned). "
                 {if stated.is_some() { "Figures from the plan's [traffic]; change them to try others." } else { "The plan states no [traffic]." }}
             </p>
             <div class="action-form">

@@ -52,6 +52,7 @@ macro_rules! stats_of {
             &$r.latency_sketch,
             $r.memory_sum_mb,
             $r.memory_max_mb,
+            $r.memory_sq_sum_mb2,
         )
     };
 }
@@ -83,6 +84,7 @@ fn stored_stats(
     sketch: &[u8],
     memory_sum_mb: f64,
     memory_max_mb: f64,
+    memory_sq_sum_mb2: f64,
 ) -> Result<Stats> {
     Ok(Stats {
         success: success as u64,
@@ -93,6 +95,7 @@ fn stored_stats(
         latency: Sketch::from_bytes(sketch).map_err(StoreError::Corrupt)?,
         memory_sum_mb,
         memory_max_mb,
+        memory_sq_sum_mb2,
     })
 }
 
@@ -106,6 +109,7 @@ struct StatsColumns {
     latency_sketch: Vec<Vec<u8>>,
     memory_sum_mb: Vec<f64>,
     memory_max_mb: Vec<f64>,
+    memory_sq_sum_mb2: Vec<f64>,
 }
 
 impl StatsColumns {
@@ -119,6 +123,7 @@ impl StatsColumns {
             latency_sketch: Vec::new(),
             memory_sum_mb: Vec::new(),
             memory_max_mb: Vec::new(),
+            memory_sq_sum_mb2: Vec::new(),
         };
         for s in stats {
             c.success.push(s.success as i64);
@@ -129,6 +134,7 @@ impl StatsColumns {
             c.latency_sketch.push(s.latency.to_bytes());
             c.memory_sum_mb.push(s.memory_sum_mb);
             c.memory_max_mb.push(s.memory_max_mb);
+            c.memory_sq_sum_mb2.push(s.memory_sq_sum_mb2);
         }
         c
     }
@@ -179,7 +185,7 @@ impl Store {
             "DELETE FROM event_rollup_deltas
              WHERE ctid = ANY(ARRAY(SELECT ctid FROM event_rollup_deltas LIMIT $1))
              RETURNING rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success, error, timeout,
-                       critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb",
+                       critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb, memory_sq_sum_mb2",
             FOLD_LIMIT
         )
         .fetch_all(&mut *tx)
@@ -218,17 +224,18 @@ impl Store {
             r#"SELECT minute AS "minute!", stage AS "stage!", variant AS "variant!", success AS "success!",
                       error AS "error!", timeout AS "timeout!", critical AS "critical!",
                       latency_sum_ms AS "latency_sum_ms!", latency_sketch AS "latency_sketch!",
-                      memory_sum_mb AS "memory_sum_mb!", memory_max_mb AS "memory_max_mb!"
+                      memory_sum_mb AS "memory_sum_mb!", memory_max_mb AS "memory_max_mb!",
+                      memory_sq_sum_mb2 AS "memory_sq_sum_mb2!"
                FROM event_rollups_by_arm
                WHERE rollout_id = $1 AND minute >= $2 AND minute < $3 AND ($4::int IS NULL OR stage = $4)
                UNION ALL
                SELECT minute, stage, variant, success, error, timeout, critical, latency_sum_ms, latency_sketch,
-                      memory_sum_mb, memory_max_mb
+                      memory_sum_mb, memory_max_mb, memory_sq_sum_mb2
                FROM event_rollup_deltas
                WHERE rollout_id = $1 AND minute >= $2 AND minute < $3 AND ($4::int IS NULL OR stage = $4)
                UNION ALL
                SELECT minute, stage, variant, success, error, timeout, critical, latency_sum_ms, latency_sketch,
-                      memory_sum_mb, memory_max_mb
+                      memory_sum_mb, memory_max_mb, memory_sq_sum_mb2
                FROM event_rollup_quarantine
                WHERE rollout_id = $1 AND minute >= $2 AND minute < $3 AND ($4::int IS NULL OR stage = $4)"#,
             rollout_id,
@@ -254,7 +261,8 @@ impl Store {
                       file_type AS "file_type!", size_class_mb AS "size_class_mb!", success AS "success!",
                       error AS "error!", timeout AS "timeout!", critical AS "critical!",
                       latency_sum_ms AS "latency_sum_ms!", latency_sketch AS "latency_sketch!",
-                      memory_sum_mb AS "memory_sum_mb!", memory_max_mb AS "memory_max_mb!"
+                      memory_sum_mb AS "memory_sum_mb!", memory_max_mb AS "memory_max_mb!",
+                      memory_sq_sum_mb2 AS "memory_sq_sum_mb2!"
                FROM (SELECT * FROM event_rollups UNION ALL SELECT * FROM event_rollup_deltas) AS rollups
                WHERE rollout_id = $1 AND minute >= $2 AND minute < $3
                  AND ($4::int IS NULL OR stage = $4) AND ($5::text IS NULL OR provider = $5)
@@ -320,11 +328,15 @@ fn stats_fields(rows: &mut BinaryRows, s: &Stats) {
         .float8(s.latency_sum_ms)
         .bytes(&s.latency.to_bytes())
         .float8(s.memory_sum_mb)
-        .float8(s.memory_max_mb);
+        .float8(s.memory_max_mb)
+        .float8(s.memory_sq_sum_mb2);
 }
 
 /// The rollup columns after the key columns, in table order (read by [`stats_at`]).
-const STATS_COLUMNS: &str = "success, error, timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb";
+const STATS_COLUMNS: &str =
+    "success, error, timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb, memory_sq_sum_mb2";
+/// How many columns [`STATS_COLUMNS`] names.
+const STATS_COLUMN_COUNT: usize = 9;
 
 /// The stats of a rollup row read by a simple query, from column `first` on ([`STATS_COLUMNS`]).
 fn stats_at(row: &PgRow, first: usize) -> Result<Stats> {
@@ -338,6 +350,7 @@ fn stats_at(row: &PgRow, first: usize) -> Result<Stats> {
         &sketch,
         row.try_get(first + 6)?,
         row.try_get(first + 7)?,
+        row.try_get(first + 8)?,
     )
 }
 
@@ -371,22 +384,24 @@ async fn stored_rollups(
     );
     let rows = sqlx::raw_sql(AssertSqlSafe(statement)).fetch_all(&mut *tx).await?;
     let (mut detailed, mut by_arm) = (Vec::new(), Vec::new());
-    // The lock's row has one column, a by-arm row 11, a detailed row 14.
+    // The lock's row has one column; a by-arm row the key's three and the stats', a detailed
+    // row three more.
+    let by_arm_width = 3 + STATS_COLUMN_COUNT;
     for row in rows.iter().filter(|r| r.len() > 1) {
         let minute: chrono::DateTime<chrono::Utc> = row.try_get(0)?;
         let variant: String = row.try_get(2)?;
         let arm = ArmKey { minute: to_timestamp(minute), stage: row.try_get(1)?, variant: variant_from(&variant)? };
         let stats = stats_at(row, 3)?;
-        if row.len() == 11 {
+        if row.len() == by_arm_width {
             by_arm.push((arm, stats));
         } else {
             let key = RollupKey {
                 minute: arm.minute,
                 stage: arm.stage,
                 variant: arm.variant,
-                provider: row.try_get(11)?,
-                file_type: row.try_get(12)?,
-                size_class_mb: row.try_get(13)?,
+                provider: row.try_get(by_arm_width)?,
+                file_type: row.try_get(by_arm_width + 1)?,
+                size_class_mb: row.try_get(by_arm_width + 2)?,
             };
             detailed.push((key, stats));
         }
@@ -479,7 +494,7 @@ pub(super) async fn copy_rollup_rows<'a>(
     rollout_id: i64,
     rows: impl IntoIterator<Item = (&'a RollupKey, &'a Stats)>,
 ) -> Result<()> {
-    let mut payload = BinaryRows::new(15);
+    let mut payload = BinaryRows::new(16);
     let mut any = false;
     for (k, s) in rows {
         any = true;
@@ -499,7 +514,7 @@ pub(super) async fn copy_rollup_rows<'a>(
     }
     let statement = format!(
         "COPY {table} (rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success, error,
-                       timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
+                       timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb, memory_sq_sum_mb2)
          FROM STDIN WITH (FORMAT binary)"
     );
     copy_in(tx, &statement, payload).await?;
@@ -522,25 +537,26 @@ async fn write_rollups(
     sqlx::query!(
         "WITH detailed AS (
              INSERT INTO event_rollups (rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success,
-                                        error, timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
+                                        error, timeout, critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb,
+                                        memory_sq_sum_mb2)
              SELECT $1, * FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[],
                                       $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::float8[], $13::bytea[],
-                                      $14::float8[], $15::float8[])
+                                      $14::float8[], $15::float8[], $16::float8[])
              ON CONFLICT (rollout_id, minute, stage, variant, provider, file_type, size_class_mb) DO UPDATE SET
                  success = EXCLUDED.success, error = EXCLUDED.error, timeout = EXCLUDED.timeout,
                  critical = EXCLUDED.critical, latency_sum_ms = EXCLUDED.latency_sum_ms,
                  latency_sketch = EXCLUDED.latency_sketch, memory_sum_mb = EXCLUDED.memory_sum_mb,
-                 memory_max_mb = EXCLUDED.memory_max_mb
+                 memory_max_mb = EXCLUDED.memory_max_mb, memory_sq_sum_mb2 = EXCLUDED.memory_sq_sum_mb2
          ), by_arm AS (
              INSERT INTO event_rollups_by_arm (rollout_id, minute, stage, variant, success, error, timeout, critical,
-                                               latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb)
-             SELECT $1, * FROM UNNEST($16::timestamptz[], $17::int[], $18::text[], $19::int8[], $20::int8[], $21::int8[],
-                                      $22::int8[], $23::float8[], $24::bytea[], $25::float8[], $26::float8[])
+                                               latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb, memory_sq_sum_mb2)
+             SELECT $1, * FROM UNNEST($17::timestamptz[], $18::int[], $19::text[], $20::int8[], $21::int8[], $22::int8[],
+                                      $23::int8[], $24::float8[], $25::bytea[], $26::float8[], $27::float8[], $28::float8[])
              ON CONFLICT (rollout_id, minute, stage, variant) DO UPDATE SET
                  success = EXCLUDED.success, error = EXCLUDED.error, timeout = EXCLUDED.timeout,
                  critical = EXCLUDED.critical, latency_sum_ms = EXCLUDED.latency_sum_ms,
                  latency_sketch = EXCLUDED.latency_sketch, memory_sum_mb = EXCLUDED.memory_sum_mb,
-                 memory_max_mb = EXCLUDED.memory_max_mb
+                 memory_max_mb = EXCLUDED.memory_max_mb, memory_sq_sum_mb2 = EXCLUDED.memory_sq_sum_mb2
          )
          SELECT pg_notify('rampart_rollouts', $1::bigint::text)",
         rollout_id,
@@ -558,6 +574,7 @@ async fn write_rollups(
         &d.latency_sketch,
         &d.memory_sum_mb,
         &d.memory_max_mb,
+        &d.memory_sq_sum_mb2,
         &by_arm.iter().map(|(k, _)| from_timestamp(k.minute)).collect::<Vec<_>>(),
         &by_arm.iter().map(|(k, _)| k.stage).collect::<Vec<_>>(),
         &by_arm.iter().map(|(k, _)| k.variant.as_str().to_string()).collect::<Vec<_>>(),
@@ -568,9 +585,18 @@ async fn write_rollups(
         &a.latency_sum_ms,
         &a.latency_sketch,
         &a.memory_sum_mb,
-        &a.memory_max_mb
+        &a.memory_max_mb,
+        &a.memory_sq_sum_mb2
     )
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_stats_column_count_is_the_columns_named() {
+        assert_eq!(super::STATS_COLUMNS.split(',').count(), super::STATS_COLUMN_COUNT);
+    }
 }
