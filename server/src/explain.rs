@@ -7,7 +7,7 @@
 
 use crate::metrics::Metrics;
 use crate::store::Store;
-use app::domain::gates::{self, Gate, Judged, Reference};
+use app::domain::gates::{self, Criterion, Gate, Judged, Reference, SampleRatio};
 use app::domain::guard::{self, Breach, Decision};
 use app::domain::receipt::{Method, RULE_VERSION, Receipt};
 use app::domain::rollout::Rollout;
@@ -42,7 +42,37 @@ fn describe(r: &Receipt) -> String {
         Method::Count => "count",
         Method::Estimate => "point estimate",
         Method::MeanSequence => "confidence sequence of the mean over the stage",
+        Method::SampleRatio => "sequential sample-ratio test",
+        Method::Difference => "confidence sequence of treatment − control",
     };
+    match r.method {
+        Method::SampleRatio => {
+            return format!(
+                "{method}: {} treatment of {} uploads against a planned {:.2}%, log Bayes factor {:.3} vs boundary {:.3} (α {}%)",
+                r.bad,
+                r.events,
+                r.threshold_rate * 100.0,
+                r.statistic,
+                r.boundary,
+                r.alpha * 100.0
+            );
+        }
+        Method::Difference => {
+            let (control_bad, control_events) = r.control.unwrap_or((0, 0));
+            let (lo, hi) = r.interval.unwrap_or((f64::NAN, f64::NAN));
+            return format!(
+                "{method}: {} bad of {} treatment uploads vs {control_bad} of {control_events} control, {:+.3} points (interval {:+.3} to {:+.3}, α {:.2}% two-sided) against a margin of {:.2} points",
+                r.bad,
+                r.events,
+                r.statistic * 100.0,
+                lo * 100.0,
+                hi * 100.0,
+                r.alpha * 100.0,
+                r.threshold_rate * 100.0
+            );
+        }
+        _ => {}
+    }
     if r.method == Method::MeanSequence {
         let (lo, hi) = r.interval.unwrap_or((f64::NAN, f64::NAN));
         return format!(
@@ -80,6 +110,7 @@ fn same(a: &Receipt, b: &Receipt) -> bool {
         && close(a.threshold_rate, b.threshold_rate)
         && close(a.statistic, b.statistic)
         && close(a.boundary, b.boundary)
+        && a.control == b.control
         && a.from == b.from
 }
 
@@ -185,7 +216,14 @@ async fn explain_gates(store: &Store, metrics: &Metrics, rollout_id: i64, stored
     let until = Timestamp(judged.to.millis() + 60_000);
     let rows = metrics.stage_minutes(rollout_id, stage.0 as i32, judged.from, until).await?;
     let memory_limit = rollout.plan.guardrails.auto_rollback.memory_above_baseline.get();
-    let again = gates::evaluate(criteria, &rows.treatment(), &rows.control(), &reference, memory_limit, judged);
+    let mut again = gates::evaluate(criteria, &rows.treatment(), &rows.control(), &reference, memory_limit, judged);
+    // The sample-ratio row counts from its own first minute, with the split it was planned at.
+    let split = stored.gates.iter().filter(|g| g.criterion == Criterion::SampleRatio).find_map(|g| g.receipt.as_ref());
+    if let Some(r) = split {
+        let (treatment, control) = rows.uploads_from(r.from);
+        let check = SampleRatio::check(treatment, control, r.threshold_rate * 100.0);
+        again.extend(check.map(|c| SampleRatio { from: r.from, ..c }.gate(judged.to)));
+    }
 
     let mut all_same = true;
     for gate in stored.gates.iter().filter(|g| g.receipt.is_some()) {

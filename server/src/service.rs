@@ -129,7 +129,7 @@ impl Rollouts {
         let hours = ((now.millis() - hour_ago.millis()) as f64 / 3_600_000.0).max(1.0 / 60.0);
         gates::pace(&mut judged, recent as f64 / hours);
         let served = served_flag(&rollout.plan, state);
-        judged.extend(gates::sample_ratio(&rollout.plan.guardrails, served, &rows, entered).map(|c| c.gate()));
+        judged.extend(gates::sample_ratio(&rollout.plan.guardrails, served, &rows, entered).map(|c| c.gate(now)));
         Ok((judged, Some(reference)))
     }
 }

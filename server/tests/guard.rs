@@ -271,6 +271,32 @@ async fn a_split_far_from_the_flags_percentage_raises_an_alert_and_blocks_advanc
     app.advance_clock_hours(3);
     upload(&app, &mut model, 0, 100, &[]).await;
     assert!(app.guard.tick_now(app.now()).await.unwrap().is_empty(), "no second alert in the same stage");
+
+    // Advanced over the failing row with a reason, the command's entry keeps the row with its
+    // receipt (the counts, the planned share, the log Bayes factor), and `rampart explain`
+    // recomputes it from the stored rollups; so too a criterion relative to control (set here
+    // in the stored plan), whose receipt holds both arms' counts.
+    sqlx::query("UPDATE plans SET definition = jsonb_set(definition, '{stages,2,criteria,failures_vs_control_max}', '0.2')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, body) = app.advance(Some("control uploads lost in the collector (INC-42); assignment verified by hand")).await;
+    assert_eq!(status, 200, "{body}");
+    let entry: i64 =
+        sqlx::query_scalar("SELECT id FROM audit_log WHERE action = 'advance' ORDER BY id DESC LIMIT 1").fetch_one(&pool).await.unwrap();
+    let (ok, stdout) = explain(&pool, entry);
+    assert!(ok, "{stdout}");
+    assert!(
+        stdout.contains(
+            "Sample ratio: fail\n  stored:     sequential sample-ratio test: 800 treatment of 2600 uploads against a planned 10.00%"
+        ),
+        "{stdout}"
+    );
+    let row = stdout.split("\nSample ratio: fail\n").nth(1).unwrap();
+    assert!(row.lines().take(4).any(|l| l == "  the same decision from the stored data"), "{stdout}");
+    let row = stdout.split("\nFailures vs control: ").nth(1).expect("the relative row");
+    assert!(row.lines().nth(1).unwrap().starts_with("  stored:     confidence sequence of treatment − control: "), "{stdout}");
+    assert!(row.lines().take(4).any(|l| l == "  the same decision from the stored data"), "{stdout}");
 }
 
 #[sqlx::test(migrations = "../migrations")]

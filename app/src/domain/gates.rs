@@ -9,7 +9,7 @@
 //! first upload (the stage's minimum count is a gate of its own).
 
 use super::plan::{Criteria, Guardrails, StageFlag};
-use super::receipt::Receipt;
+use super::receipt::{Method, RULE_VERSION, Receipt};
 use super::sequential::{Difference, MeanSequence, RateSequence, Side, rate_difference, srm_p_value};
 use super::stats::{StageRows, Stats, Summary};
 use super::units::{Span, Timestamp, thousands};
@@ -153,6 +153,9 @@ pub struct SampleRatio {
     /// Uploads of the stage's first `settle` are not counted (see [`sample_ratio`]).
     #[serde(default)]
     pub settle: Span,
+    /// The start of the first minute counted.
+    #[serde(default)]
+    pub from: Timestamp,
 }
 
 impl SampleRatio {
@@ -164,7 +167,27 @@ impl SampleRatio {
         }
         let share = planned_pct / 100.0;
         let p_value = srm_p_value(&[treatment, control], &[share, 1.0 - share]);
-        Some(SampleRatio { treatment, control, planned_pct, p_value, settle: Span::ZERO })
+        Some(SampleRatio { treatment, control, planned_pct, p_value, settle: Span::ZERO, from: Timestamp(0) })
+    }
+
+    /// What the check was made from, judged at `to`: the counts, the planned share, the log
+    /// Bayes factor and its boundary.
+    pub fn receipt(&self, to: Timestamp) -> Receipt {
+        Receipt {
+            method: Method::SampleRatio,
+            rule_version: RULE_VERSION,
+            bad: self.treatment,
+            events: self.treatment + self.control,
+            threshold_rate: self.planned_pct / 100.0,
+            alpha: ALPHA_SAMPLE_RATIO,
+            statistic: -self.p_value.ln(),
+            boundary: (1.0 / ALPHA_SAMPLE_RATIO).ln(),
+            interval: None,
+            alternative: None,
+            control: None,
+            from: self.from,
+            to,
+        }
     }
 
     /// "p = 0.42", "p = 3.1e-7", "p < 1e-12".
@@ -200,9 +223,9 @@ impl SampleRatio {
         )
     }
 
-    /// The row shown among the gates: it fails on a mismatch and passes otherwise (a check
-    /// that finds nothing wrong has nothing left to prove).
-    pub fn gate(&self) -> Gate {
+    /// The row shown among the gates, judged at `to`: it fails on a mismatch and passes
+    /// otherwise (a check that finds nothing wrong has nothing left to prove).
+    pub fn gate(&self, to: Timestamp) -> Gate {
         let (verdict, judgement) = if self.mismatch() {
             (Verdict::Fail, format!("mismatch ({}, below {ALPHA_SAMPLE_RATIO}): compare the arms only once it is explained", self.p_text()))
         } else {
@@ -219,7 +242,7 @@ impl SampleRatio {
             explanation: format!("{}; {judgement}", self.counts()),
             versus_control: None,
             more_uploads: None,
-            receipt: None,
+            receipt: Some(self.receipt(to)),
         }
     }
 }
@@ -237,7 +260,7 @@ pub fn sample_ratio(rails: &Guardrails, served: StageFlag, rows: &StageRows, ent
     // The first whole minute that begins once the stage has settled.
     let from = Timestamp((entered.millis() + settle.millis() + 59_999).div_euclid(60_000) * 60_000);
     let (treatment, control) = rows.uploads_from(from);
-    SampleRatio::check(treatment, control, f64::from(served.percentage.get())).map(|check| SampleRatio { settle, ..check })
+    SampleRatio::check(treatment, control, f64::from(served.percentage.get())).map(|check| SampleRatio { settle, from, ..check })
 }
 
 /// 95% Wilson score interval for `k` of `n`, in percent: the fixed-sample interval, kept to
@@ -413,7 +436,7 @@ pub fn evaluate(
     gates.push(rate_gate(Criterion::ErrorRate, treatment.error, control.error, criteria.error_rate_max.get(), false));
     gates.push(latency_gate(criteria.latency_max.get(), treatment, control, reference, min, judged));
     if let Some(points) = criteria.failures_vs_control_max {
-        gates.push(versus_control_gate(points, (failures(treatment), n), (failures(control), control.count()), min));
+        gates.push(versus_control_gate(points, (failures(treatment), n), (failures(control), control.count()), min, judged));
     }
 
     // Memory: the confidence sequence of the stage's mean, once the stage's minimum sample is
@@ -536,7 +559,7 @@ fn latency_gate(limit: f64, treatment: &Stats, control: &Stats, reference: &Refe
 /// Treatment failures at most `max_points` percentage points above control's: passes when the
 /// always-valid interval of the difference lies under the margin, fails when it lies above it
 /// (each side at 2.5%, as the other gates).
-fn versus_control_gate(max_points: f64, treatment: (u64, u64), control: (u64, u64), min: u64) -> Gate {
+fn versus_control_gate(max_points: f64, treatment: (u64, u64), control: (u64, u64), min: u64, judged: Judged) -> Gate {
     let criterion = Criterion::FailuresVsControl;
     let Some(d) = points(treatment, control, false) else {
         let why =
@@ -577,7 +600,21 @@ fn versus_control_gate(max_points: f64, treatment: (u64, u64), control: (u64, u6
         explanation,
         versus_control: Some(d),
         more_uploads: None,
-        receipt: None,
+        receipt: Some(Receipt {
+            method: Method::Difference,
+            rule_version: RULE_VERSION,
+            bad: treatment.0,
+            events: treatment.1,
+            threshold_rate: max_points / 100.0,
+            alpha: ALPHA_DIFFERENCE,
+            statistic: d.estimate / 100.0,
+            boundary: (d.hi - d.lo) / 200.0,
+            interval: Some((d.lo / 100.0, d.hi / 100.0)),
+            alternative: None,
+            control: Some(control),
+            from: judged.from,
+            to: judged.to,
+        }),
     }
 }
 
@@ -615,8 +652,6 @@ mod tests {
     use crate::domain::event::Outcome;
     use crate::domain::plan::{DEFAULT_PLAN_TOML, Plan};
     use crate::domain::stats::treatment_upload;
-
-    use crate::domain::receipt::{Method, RULE_VERSION};
 
     const JUDGED: Judged = Judged { from: Timestamp(0), to: Timestamp(3_600_000) };
 
@@ -690,6 +725,15 @@ mod tests {
         let d = points((9_000, 300_000), (9_000, 300_000), false).unwrap();
         assert_eq!((gate.observed, gate.interval), (Some(d.estimate), Some((d.lo, d.hi))));
         assert!(d.hi <= 0.2 && d.lo < 0.0, "{d:?}");
+        // Its receipt holds both arms' counts, from which the interval is recomputed.
+        let r = gate.receipt.as_ref().unwrap();
+        assert_eq!(
+            (r.method, r.bad, r.events, r.control, r.alpha),
+            (Method::Difference, 9_000, 300_000, Some((9_000, 300_000)), ALPHA_DIFFERENCE)
+        );
+        let again = rate_difference(r.bad, r.events, 9_000, 300_000, r.alpha, GATE_N_STAR).unwrap();
+        assert!((r.statistic - again.estimate).abs() < 1e-12 && (r.boundary - (again.hi - again.lo) / 2.0).abs() < 1e-12, "{r:?}");
+        assert!((r.threshold_rate - 0.002).abs() < 1e-12 && (r.from, r.to) == (JUDGED.from, JUDGED.to));
         // The treatment's own regression: 4% against 3% fails.
         assert_eq!(row(&stats(288_000, 12_000, 100.0, 50.0), &c).verdict, Verdict::Fail);
         // Too little to tell, and no control at all.
@@ -714,7 +758,7 @@ mod tests {
                 (1..=40_000u64).any(|n| {
                     kt += u64::from(rng.uniform() < 0.032);
                     kc += u64::from(rng.uniform() < 0.030);
-                    n % 500 == 0 && versus_control_gate(0.2, (kt, n), (kc, n), 100).verdict == Verdict::Pass
+                    n % 500 == 0 && versus_control_gate(0.2, (kt, n), (kc, n), 100, JUDGED).verdict == Verdict::Pass
                 })
             })
             .count();
@@ -881,7 +925,7 @@ mod tests {
         // 1% served: 100 of 10,000 is the plan; 160 of 10,000 is six standard errors off.
         let fair = SampleRatio::check(100, 9_900, 1.0).unwrap();
         assert!(!fair.mismatch() && fair.p_value > 0.1, "{fair:?}");
-        let gate = fair.gate();
+        let gate = fair.gate(Timestamp(0));
         assert_eq!((gate.verdict, gate.sample, gate.threshold), (Verdict::Pass, 10_000, 1.0));
         assert_eq!(gate.observed, Some(1.0));
         assert!(
@@ -892,14 +936,19 @@ mod tests {
         );
         let skewed = SampleRatio::check(160, 9_840, 1.0).unwrap();
         assert!(skewed.mismatch(), "{skewed:?}");
-        let gate = skewed.gate();
+        let gate = skewed.gate(Timestamp(60_000));
         assert_eq!(gate.verdict, Verdict::Fail);
+        // Its receipt: the counts, the planned share, and the log Bayes factor at its boundary.
+        let r = gate.receipt.as_ref().unwrap();
+        assert_eq!((r.method, r.bad, r.events, r.to), (Method::SampleRatio, 160, 10_000, Timestamp(60_000)));
+        assert!((r.threshold_rate - 0.01).abs() < 1e-12 && (r.boundary - 1_000f64.ln()).abs() < 1e-12);
+        assert!((r.statistic + srm_p_value(&[160, 9_840], &[0.01, 0.99]).ln()).abs() < 1e-12 && r.statistic > r.boundary, "{r:?}");
         assert!(gate.explanation.contains("mismatch (p = 3.3e-6, below 0.001)"), "{}", gate.explanation);
         assert_eq!(SampleRatio::check(600, 400, 1.0).unwrap().p_text(), "p < 1e-12");
         // The same p-value as the sequential test's own.
         assert_eq!(skewed.p_value, srm_p_value(&[160, 9_840], &[0.01, 0.99]));
         assert_eq!(
-            SampleRatio::check(0, 0, 10.0).unwrap().gate().explanation,
+            SampleRatio::check(0, 0, 10.0).unwrap().gate(Timestamp(0)).explanation,
             "0 treatment and 0 control uploads: no uploads yet where the flag serves 10%; no mismatch (p = 1.00)"
         );
     }

@@ -245,6 +245,7 @@ impl StageJudge {
             boundary,
             interval,
             alternative: None,
+            control: None,
             from,
             to: now,
         };
@@ -534,7 +535,7 @@ pub fn sample_ratio_mismatch(check: Option<&SampleRatio>, sustained: &[Sustained
             check.counts(),
             check.p_text()
         ),
-        receipt: None,
+        receipt: Some(check.receipt(now)),
     });
     (Some(Condition::SampleRatio), breach)
 }
@@ -626,7 +627,7 @@ mod tests {
         let lag: Vec<_> = (0..3).map(|m| (m, 100, 900)).chain((3..30).map(|m| (m, 500, 500))).collect();
         let settled = sample_ratio(&rails(), served(50), &rows(&lag), entered).unwrap();
         assert_eq!((settled.treatment, settled.control, settled.mismatch()), (12_500, 12_500, false));
-        assert!(settled.gate().explanation.contains("(counted from 5m after the stage began)"), "{}", settled.gate().explanation);
+        assert!(settled.gate(NOW).explanation.contains("(counted from 5m after the stage began)"), "{}", settled.gate(NOW).explanation);
         // ...where counting them would have kept a mismatch in the stage's counts all along.
         let mut eager = rails();
         eager.manual_review.sample_ratio_settle = Span::ZERO;

@@ -30,6 +30,14 @@ pub enum Method {
     /// `threshold_rate` is then the line in the metric's unit (MB), `statistic` the mean,
     /// `boundary` the interval's half-width and `interval` its ends, in MB.
     MeanSequence,
+    /// The sequential sample-ratio test (Lindon & Malek): `bad` is the treatment's uploads of
+    /// `events` in both arms, `threshold_rate` the share planned, `statistic` the log Bayes
+    /// factor against the planned split and `boundary` ln(1/α).
+    SampleRatio,
+    /// The asymptotic confidence sequence of treatment − control: `bad` of `events` in the
+    /// treatment, `control` the control's, `threshold_rate` the margin (a fraction),
+    /// `statistic` the difference, `boundary` the interval's half-width.
+    Difference,
 }
 
 /// Everything a decision was made from, so that it can be recomputed: the counts, the
@@ -52,6 +60,9 @@ pub struct Receipt {
     /// The raised rate the change detector compared with the threshold (its decisions).
     #[serde(default)]
     pub alternative: Option<f64>,
+    /// The control arm's bad events and events (decisions on the difference of the arms).
+    #[serde(default)]
+    pub control: Option<(u64, u64)>,
     /// The events' time range: from the start of their first minute to the decision.
     pub from: Timestamp,
     pub to: Timestamp,
@@ -72,6 +83,7 @@ impl Receipt {
             boundary: sequence.boundary(),
             interval: Some(sequence.interval(bad, events)),
             alternative: None,
+            control: None,
             from,
             to,
         }
@@ -91,6 +103,7 @@ impl Receipt {
             boundary: (interval.hi - interval.lo) / 2.0,
             interval: Some((interval.lo, interval.hi)),
             alternative: None,
+            control: None,
             from,
             to,
         }

@@ -224,7 +224,7 @@ impl fmt::Display for Span {
 
 /// A point in time, milliseconds since the Unix epoch (UTC). The domain never reads the clock:
 /// callers pass `now` in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
