@@ -9,7 +9,7 @@ fn value(criterion: Criterion, v: f64) -> String {
         Criterion::MinEvents => format!("{v:.0}"),
         Criterion::SuccessRate | Criterion::ErrorRate | Criterion::SampleRatio => format!("{v:.2}%"),
         Criterion::LatencyP95 | Criterion::Memory => format!("{v:.0}% of baseline"),
-        Criterion::FailuresVsControl => format!("{v:+.2} pts").replace('-', "−"),
+        Criterion::FailuresVsControl | Criterion::LatencyVsControl => format!("{v:+.2} pts").replace('-', "−"),
     }
 }
 

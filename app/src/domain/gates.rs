@@ -58,6 +58,9 @@ pub enum Criterion {
     SampleRatio,
     /// Treatment failures minus control failures, in percentage points.
     FailuresVsControl,
+    /// The treatment's share of uploads slower than the stage's latency limit minus control's,
+    /// in percentage points.
+    LatencyVsControl,
 }
 
 impl Criterion {
@@ -70,6 +73,7 @@ impl Criterion {
             Criterion::MinEvents => "Uploads",
             Criterion::SampleRatio => "Sample ratio",
             Criterion::FailuresVsControl => "Failures vs control",
+            Criterion::LatencyVsControl => "Slow uploads vs control",
         }
     }
 }
@@ -436,7 +440,21 @@ pub fn evaluate(
     gates.push(rate_gate(Criterion::ErrorRate, treatment.error, control.error, criteria.error_rate_max.get(), false));
     gates.push(latency_gate(criteria.latency_max.get(), treatment, control, reference, min, judged));
     if let Some(points) = criteria.failures_vs_control_max {
-        gates.push(versus_control_gate(points, (failures(treatment), n), (failures(control), control.count()), min, judged));
+        let counts = ((failures(treatment), n), (failures(control), control.count()));
+        gates.push(versus_control_gate(Criterion::FailuresVsControl, "failures", points, counts, min, judged));
+    }
+    if let Some(points) = criteria.latency_vs_control_max {
+        // The same limit as the latency gate's, counted alike in both arms (every upload that
+        // may be slower than it, by the sketch's 1% bins).
+        gates.push(match reference.latency_p95_ms.filter(|base| *base > 0.0) {
+            Some(base) => {
+                let limit_ms = base * criteria.latency_max.get() / 100.0;
+                let slow = |s: &Stats| (s.latency.count_above(limit_ms).1, s.count());
+                let what = format!("uploads slower than {limit_ms:.0} ms");
+                versus_control_gate(Criterion::LatencyVsControl, &what, points, (slow(treatment), slow(control)), min, judged)
+            }
+            None => unjudged(Criterion::LatencyVsControl, points, n, min, "no baseline yet: nothing sets the latency limit".into()),
+        });
     }
 
     // Memory: the confidence sequence of the stage's mean, once the stage's minimum sample is
@@ -556,11 +574,19 @@ fn latency_gate(limit: f64, treatment: &Stats, control: &Stats, reference: &Refe
     }
 }
 
-/// Treatment failures at most `max_points` percentage points above control's: passes when the
-/// always-valid interval of the difference lies under the margin, fails when it lies above it
-/// (each side at 2.5%, as the other gates).
-fn versus_control_gate(max_points: f64, treatment: (u64, u64), control: (u64, u64), min: u64, judged: Judged) -> Gate {
-    let criterion = Criterion::FailuresVsControl;
+/// The treatment's share of bad uploads (`what`: failures, slow uploads) at most `max_points`
+/// percentage points above control's: passes when the always-valid interval of the difference
+/// lies under the margin, fails when it lies above it (each side at 2.5%, as the other gates).
+/// `counts`: (bad, uploads) of the treatment and of control.
+fn versus_control_gate(
+    criterion: Criterion,
+    what: &str,
+    max_points: f64,
+    counts: ((u64, u64), (u64, u64)),
+    min: u64,
+    judged: Judged,
+) -> Gate {
+    let (treatment, control) = counts;
     let Some(d) = points(treatment, control, false) else {
         let why =
             if treatment.1 == 0 { "no treatment uploads yet" } else { "no control uploads in this stage yet: nothing to compare with" };
@@ -580,7 +606,7 @@ fn versus_control_gate(max_points: f64, treatment: (u64, u64), control: (u64, u6
         Verdict::Inconclusive => "still includes".to_string(),
     };
     let explanation = format!(
-        "treatment failures {} points against control's ({} of {} vs {} of {}), 95% anytime interval {} to {}, {judgement} +{max_points:.2}",
+        "treatment {what} {} points against control's ({} of {} vs {} of {}), 95% anytime interval {} to {}, {judgement} +{max_points:.2}",
         pts(d.estimate),
         thousands(treatment.0),
         thousands(treatment.1),
@@ -745,6 +771,38 @@ mod tests {
     }
 
     #[test]
+    fn latency_relative_to_control_sees_a_slow_provider_in_both_arms_as_such() {
+        let relative = Criteria { latency_vs_control_max: Some(2.0), ..stage1() };
+        let row = |t: &Stats, c: &Stats| {
+            let gates = evaluate(&relative, t, c, &reference(200.0), 120.0, JUDGED);
+            let latency = gates.iter().find(|g| g.criterion == Criterion::LatencyP95).unwrap().verdict;
+            (latency, gates.into_iter().find(|g| g.criterion == Criterion::LatencyVsControl).unwrap())
+        };
+        // `stats` spreads latency over ±10% of its figure. The stage allows p95 ≤ 110% of the
+        // baseline's 200 ms, so 220 ms; a provider slowing both arms to around 300 ms.
+        let (slow_t, slow_c) = (stats(20_000, 0, 300.0, 50.0), stats(20_000, 0, 300.0, 50.0));
+        let (absolute, gate) = row(&slow_t, &slow_c);
+        assert_eq!((absolute, gate.verdict), (Verdict::Fail, Verdict::Pass), "{gate:?}");
+        assert!(
+            gate.explanation
+                .starts_with("treatment uploads slower than 220 ms +0.00 points against control's (20,000 of 20,000 vs 20,000 of 20,000)"),
+            "{}",
+            gate.explanation
+        );
+        assert_eq!(gate.receipt.as_ref().map(|r| (r.method, r.control)), Some((Method::Difference, Some((20_000, 20_000)))));
+        // Only the treatment slow: fails. Both fast: passes, as the absolute gate does.
+        let (_, gate) = row(&slow_t, &stats(20_000, 0, 150.0, 50.0));
+        assert_eq!(gate.verdict, Verdict::Fail, "{gate:?}");
+        let (absolute, gate) = row(&stats(20_000, 0, 150.0, 50.0), &stats(20_000, 0, 150.0, 50.0));
+        assert_eq!((absolute, gate.verdict), (Verdict::Pass, Verdict::Pass), "{gate:?}");
+        // No reference p95, no limit: not judged.
+        let none = Reference { latency_p95_ms: None, memory_mean_mb: None, source: "control arm".into() };
+        let gates = evaluate(&relative, &slow_t, &slow_c, &none, 120.0, JUDGED);
+        let gate = gates.iter().find(|g| g.criterion == Criterion::LatencyVsControl).unwrap();
+        assert_eq!(gate.verdict, Verdict::Inconclusive, "{gate:?}");
+    }
+
+    #[test]
     fn a_treatment_exactly_at_the_margin_rarely_passes_however_often_it_is_looked_at() {
         use crate::domain::sequential::tests::TestRng;
         // Treatment 3.2% failures, control 3.0%: exactly 0.2 points worse, the margin. Looked at
@@ -758,7 +816,9 @@ mod tests {
                 (1..=40_000u64).any(|n| {
                     kt += u64::from(rng.uniform() < 0.032);
                     kc += u64::from(rng.uniform() < 0.030);
-                    n % 500 == 0 && versus_control_gate(0.2, (kt, n), (kc, n), 100, JUDGED).verdict == Verdict::Pass
+                    n % 500 == 0
+                        && versus_control_gate(Criterion::FailuresVsControl, "failures", 0.2, ((kt, n), (kc, n)), 100, JUDGED).verdict
+                            == Verdict::Pass
                 })
             })
             .count();

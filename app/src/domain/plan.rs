@@ -235,6 +235,12 @@ pub struct Criteria {
     /// provider's outage that hits both arms does not fail it. Absent: not judged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures_vs_control_max: Option<f64>,
+    /// The treatment's share of uploads slower than the stage's latency limit (`latency_max` of
+    /// the reference p95) at most this many percentage points above control's ("no slower than
+    /// control by more than 2 points of slow uploads"): a provider slowing down for both arms
+    /// does not fail it. Absent: not judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_vs_control_max: Option<f64>,
 }
 
 /// A test suite whose result CI must report as passing.
@@ -421,11 +427,14 @@ impl Plan {
             {
                 bad(at("criteria.min_events"), "must be at least 1".into());
             }
-            if let Some(points) = stage.criteria.as_ref().and_then(|c| c.failures_vs_control_max) {
+            let relative = stage.criteria.as_ref().map_or([None, None], |c| [c.failures_vs_control_max, c.latency_vs_control_max]);
+            for (field, points) in ["failures_vs_control_max", "latency_vs_control_max"].into_iter().zip(relative) {
+                let Some(points) = points else { continue };
+                let field = at(&format!("criteria.{field}"));
                 if !(points.is_finite() && (0.0..=100.0).contains(&points)) {
-                    bad(at("criteria.failures_vs_control_max"), format!("{points} is not a number of percentage points (0 to 100)"));
+                    bad(field, format!("{points} is not a number of percentage points (0 to 100)"));
                 } else if !(flag.enabled && flag.percentage.get() > 0 && flag.percentage.get() < 100) {
-                    bad(at("criteria.failures_vs_control_max"), format!("needs a control arm, and the flag is {} in this stage", flag));
+                    bad(field, format!("needs a control arm, and the flag is {} in this stage", flag));
                 }
             }
             if stage.requires_matrix && self.matrix.is_none() {
@@ -623,6 +632,15 @@ mod tests {
         check("required = 1", "required = 0", "approvals.required", "not allowed");
         check("success_band = [95.0, 97.0]", "success_band = [97.0, 95.0]", "guardrails.manual_review.success_band", "empty");
         check("min_events = 100\n", "min_events = 0\n", "stages[1].criteria.min_events", "at least 1");
+        // A criterion relative to control: points, and a stage with a control arm.
+        let relative = "min_events = 100\nlatency_vs_control_max = 200.0\n";
+        check("min_events = 100\n", relative, "stages[1].criteria.latency_vs_control_max", "not a number of percentage points");
+        let at_full = "min_events = 5000\nlatency_vs_control_max = 2.0\n";
+        check("min_events = 5000\n", at_full, "stages[4].criteria.latency_vs_control_max", "needs a control arm");
+        let at_full = "min_events = 5000\nfailures_vs_control_max = 0.2\n";
+        check("min_events = 5000\n", at_full, "stages[4].criteria.failures_vs_control_max", "needs a control arm");
+        let fine = Plan::from_toml(&replace("min_events = 500\n", "min_events = 500\nlatency_vs_control_max = 2.0\n")).unwrap();
+        assert_eq!(fine.stages[2].criteria.as_ref().unwrap().latency_vs_control_max, Some(2.0));
     }
 
     #[test]

@@ -78,7 +78,8 @@ fn Stages(plan: Plan) -> impl IntoView {
             let criteria = s.criteria.as_ref().map_or_else(
                 || "—".to_string(),
                 |c| {
-                    let relative = c.failures_vs_control_max.map_or_else(String::new, |p| format!(", failures ≤ control + {p} pts"));
+                    let relative = c.failures_vs_control_max.map_or_else(String::new, |p| format!(", failures ≤ control + {p} pts"))
+                        + &c.latency_vs_control_max.map_or_else(String::new, |p| format!(", slow uploads ≤ control + {p} pts"));
                     format!(
                         "success ≥ {}%, errors ≤ {}%, p95 ≤ {}% of baseline, ≥ {} uploads{relative}",
                         c.success_rate_min.get(),
