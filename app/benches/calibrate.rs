@@ -4,7 +4,7 @@
 //! line a script can check. `--runs N` sets the replications per cell (default 1,000);
 //! `--quick` runs 40 per cell on shortened soaks, to check that it runs.
 
-use app::domain::calibration::{Detection, Regression, Steady, SteadyOutcome, rate_interval, regression_run, replicate, steady_run};
+use app::domain::calibration::{Detection, Rates, Regression, Steady, SteadyOutcome, rate_interval, regression_run, replicate, steady_run};
 use app::domain::plan::{DEFAULT_PLAN_TOML, Plan};
 use std::time::Instant;
 
@@ -60,7 +60,7 @@ fn main() {
             let cell = Steady {
                 per_5min: *per_5min,
                 soak_secs: soak_of(stage.soak.secs() as u64),
-                error_rate: criteria.error_rate_max.get() / 100.0,
+                rates: Rates::errors(criteria.error_rate_max.get() / 100.0),
                 gate_max_pct: criteria.error_rate_max.get(),
                 min_events: u64::from(criteria.min_events),
             };
@@ -92,7 +92,7 @@ fn main() {
             let cell = Steady {
                 per_5min: *per_5min,
                 soak_secs: soak_of(soak),
-                error_rate: rails.auto_rollback.error_rate_above.get() / 100.0,
+                rates: Rates::errors(rails.auto_rollback.error_rate_above.get() / 100.0),
                 gate_max_pct: 5.0,
                 min_events: 0,
             };
@@ -110,30 +110,30 @@ fn main() {
 
     eprintln!("calibrate: the rollback line done after {:.0} s", started.elapsed().as_secs_f64());
 
-    // 3. Regressions from a healthy 0.5%, at the stage's start and a day into a week-long stage.
+    // 3. Regressions from a healthy 0.5%, at the stage's start and a day into a week-long stage;
+    // errors (both rollback rates see them), then timeouts (only the non-success rate does).
     println!("\n### Time to roll back a regression (1-week stage, healthy at 0.5% errors before it)\n");
-    println!(
-        "| errors after the change | starts at | uploads / 5 min | caught, new | uploads to rollback, new: median / p90 | minutes: median / p90 | caught, old | uploads, old: median / p90 |"
-    );
+    let header = "| {what} after the change | starts at | uploads / 5 min | caught, new | uploads to rollback, new: median / p90 | minutes: median / p90 | caught, old | uploads, old: median / p90 |";
+    println!("{}", header.replace("{what}", "errors"));
     println!("|---|---|---|---|---|---|---|---|");
     let mut worst_median = [0u64; 2];
-    for (m, bad_rate) in [0.05, 0.10, 0.30].into_iter().enumerate() {
-        for change in [0, 24 * HOUR] {
+    let mut regressions = |bad: Rates, label: f64, counted: bool, changes: &[u64], seed: u64| {
+        let rate = bad.error + bad.timeout;
+        for &change in changes {
             for (t, per_5min) in TRAFFIC.iter().enumerate() {
                 // Watch 24 hours after the change (3 at the line itself, where no rollback is due).
-                let watch = if bad_rate <= 0.05 { 3 * HOUR } else { 24 * HOUR };
+                let watch = if rate <= 0.05 { 3 * HOUR } else { 24 * HOUR };
                 let change_secs = if quick { change.min(HOUR) } else { change };
                 let cell = Regression {
                     per_5min: *per_5min,
                     stage_soak_secs: soak_of(168 * HOUR),
                     until_secs: change_secs + watch,
-                    healthy_rate: 0.005,
+                    healthy: Rates::errors(0.005),
                     change_secs,
-                    bad_rate,
+                    bad,
                 };
                 let start_note = if change == 0 { "stage start".to_string() } else { format!("{}h in", change_secs / HOUR) };
-                let results: Vec<Detection> =
-                    replicate(runs, 3_000 + 100 * m as u64 + change + t as u64, threads, |rng| regression_run(rails, &cell, rng));
+                let results: Vec<Detection> = replicate(runs, seed + change + t as u64, threads, |rng| regression_run(rails, &cell, rng));
                 let summarise = |pick: fn(&Detection) -> Option<(u64, u64)>| {
                     let mut events: Vec<u64> = results.iter().filter_map(|d| pick(d).map(|(e, _)| e)).collect();
                     let mut millis: Vec<u64> = results.iter().filter_map(|d| pick(d).map(|(_, ms)| ms)).collect();
@@ -152,8 +152,8 @@ fn main() {
                         format!("{:.1} / {:.1}", quantile(v, 0.5) as f64 / 60_000.0, quantile(v, 0.9) as f64 / 60_000.0)
                     }
                 };
-                if bad_rate > 0.05 && !events.is_empty() {
-                    let slot = if bad_rate >= 0.3 { 0 } else { 1 };
+                if counted && rate > 0.05 && !events.is_empty() {
+                    let slot = if rate >= 0.3 { 0 } else { 1 };
                     worst_median[slot] = worst_median[slot].max(quantile(&events, 0.5));
                     if events.len() < results.len() {
                         // A regression some runs never caught within the watch: no finite bound.
@@ -162,7 +162,7 @@ fn main() {
                 }
                 println!(
                     "| {}% | {start_note} | {per_5min} | {} | {} | {} | {} | {} |",
-                    bad_rate * 100.0,
+                    label * 100.0,
                     caught(events.len()),
                     spread(&events),
                     minutes(&millis),
@@ -171,7 +171,57 @@ fn main() {
                 );
             }
         }
+    };
+    for (m, bad_rate) in [0.05, 0.10, 0.30].into_iter().enumerate() {
+        regressions(Rates::errors(bad_rate), bad_rate, true, &[0, 24 * HOUR], 3_000 + 100 * m as u64);
     }
+    // Timeouts, with errors staying at 0.5%: the non-success rate (line 5%) sees 0.5% + the
+    // timeouts.
+    println!("\n{}", header.replace("{what}", "failures (0.5% errors, the rest timeouts)"));
+    println!("|---|---|---|---|---|---|---|---|");
+    for (m, timeouts) in [0.095, 0.295].into_iter().enumerate() {
+        regressions(Rates { error: 0.005, timeout: timeouts }, 0.005 + timeouts, false, &[24 * HOUR], 3_500 + 100 * m as u64);
+    }
+
+    eprintln!("calibrate: regressions done after {:.0} s", started.elapsed().as_secs_f64());
+
+    // 4. Timeouts in a healthy stage: the non-success rate and the success band's review.
+    let band_top = 100.0 - rails.manual_review.success_band[1].get();
+    println!("\n### Healthy treatment whose failures are mostly timeouts (the review band and the non-success rate)\n");
+    println!(
+        "The review asks a person to look when failures are proven above {band_top}% for {} (α {}%); the non-success rollback line is {}%.\n",
+        rails.manual_review.success_band_for,
+        app::domain::guard::ALPHA_REVIEW * 100.0,
+        100.0 - rails.auto_rollback.success_rate_below.get()
+    );
+    println!("| errors | timeouts | soak | uploads / 5 min | false rollback, new (95% CI) | old | false review, new (95% CI) |");
+    println!("|---|---|---|---|---|---|---|");
+    let cells = [(Rates { error: 0.005, timeout: 0.025 }, 48 * HOUR, true), (Rates { error: 0.0, timeout: 0.05 }, 168 * HOUR, false)];
+    for (c, (rates, soak, review_is_false)) in cells.into_iter().enumerate() {
+        for (t, per_5min) in TRAFFIC.iter().enumerate() {
+            let cell = Steady { per_5min: *per_5min, soak_secs: soak_of(soak), rates, gate_max_pct: 5.0, min_events: 0 };
+            let mut o = SteadyOutcome::default();
+            replicate(runs, 4_000 + 10 * c as u64 + t as u64, threads, |rng| steady_run(rails, &cell, rng))
+                .into_iter()
+                .for_each(|r| o.add(r));
+            worse(&mut max_rollback, o.new_rollbacks, o.runs);
+            // Past the band, a review is due: not a false one.
+            let review = if review_is_false {
+                with_ci(o.new_reviews, o.runs)
+            } else {
+                format!("due ({})", pct(o.new_reviews as f64 / o.runs as f64))
+            };
+            println!(
+                "| {} | {} | {}h | {per_5min} | {} | {} | {review} |",
+                pct(rates.error),
+                pct(rates.timeout),
+                soak_of(soak) / HOUR,
+                with_ci(o.new_rollbacks, o.runs),
+                pct(o.old_rollbacks as f64 / o.runs as f64),
+            );
+        }
+    }
+
     let bound = |v: u64| if v == u64::MAX { "never in some runs".to_string() } else { format!("{v} events") };
     let (lo, hi) = rate_interval(max_rollback.0, max_rollback.1);
     println!("\nRan in {:.0} s.\n", started.elapsed().as_secs_f64());

@@ -56,11 +56,16 @@ impl Drop for Balancer {
 
 /// The first admin, signed in through `base`: a client carrying the session and an `Origin`.
 async fn sign_in(base: &str) -> reqwest::Client {
+    sign_in_as(base, "admin", ADMIN_PASSWORD).await
+}
+
+/// `name` signed in through `base`.
+async fn sign_in_as(base: &str, name: &str, password: &str) -> reqwest::Client {
     let response = reqwest::Client::new()
         .post(format!("{base}/auth/login"))
         .header("accept", "application/json")
         .header("origin", base)
-        .form(&[("name", "admin"), ("password", ADMIN_PASSWORD)])
+        .form(&[("name", name), ("password", password)])
         .send()
         .await
         .unwrap();
@@ -199,5 +204,89 @@ async fn three_replicas_behind_a_load_balancer_act_as_one(pool: PgPool) {
         let age = support::metric(&page, "rampart_guard_last_tick_age_seconds").expect("the tick age");
         assert!(age < 6.0, "{}: last tick {age} s ago", replica.base);
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// People and the guard acting at once through different processes (separate pools, separate
+/// caches) apply in one order: two approvers approving the same version on two replicas — one
+/// applies, the other is told the rollout changed and approves again, and the stage advances
+/// once, on the second approval; then a person pausing on one replica while the other's guard
+/// rolls back a critical error — the rollback happens once whichever came first, and the pause
+/// either applied before it or was refused, never applied over it.
+#[sqlx::test(migrations = "../migrations")]
+async fn people_and_the_guard_racing_on_different_replicas_apply_in_one_order(pool: PgPool) {
+    let dir = std::env::temp_dir().join(format!("rampart-races-{}-{}", std::process::id(), now_ms()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = support::database_url(&pool);
+    let first = Replica::start(&url, &dir.join("r0.log")).await;
+    let second = Replica::start(&url, &dir.join("r1.log")).await;
+    let (a, b) = (first.base.clone(), second.base.clone());
+    // Two approvals per stage, from people other than the one who asks.
+    sqlx::query("UPDATE plans SET definition = jsonb_set(definition, '{approvals,required}', '2')").execute(&pool).await.unwrap();
+    let admin = sign_in(&a).await;
+    for name in ["ana", "bea", "cai"] {
+        let made = admin
+            .post(format!("{a}/api/v1/users"))
+            .json(&json!({ "name": name, "role": "approver", "password": format!("{name}-password-long") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(made.status(), 201, "{}", made.text().await.unwrap());
+    }
+    let ana = sign_in_as(&a, "ana", "ana-password-long").await;
+    let bea = sign_in_as(&a, "bea", "bea-password-long").await;
+    let cai = sign_in_as(&b, "cai", "cai-password-long").await;
+    let version = room(&ana, &a).await["state"]["version"].as_u64().unwrap();
+    assert_eq!(command(&ana, &a, json!({ "command": "start" }), version).await.0, 200);
+    let (status, body) = command(&ana, &a, json!({ "command": "advance", "override_reason": "race test" }), version + 1).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("awaiting_approval")), "{body}");
+
+    // 1. bea (through replica A) and cai (through replica B) approve the same version at once.
+    let asked = version + 2;
+    let (first_try, second_try) =
+        tokio::join!(command(&bea, &a, json!({ "command": "approve" }), asked), command(&cai, &b, json!({ "command": "approve" }), asked));
+    let mut statuses = [first_try.0, second_try.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "one applies, the other is told the rollout changed: {first_try:?} {second_try:?}");
+    let (late, late_base) = if first_try.0 == 409 { (&bea, &a) } else { (&cai, &b) };
+    let now = room(late, late_base).await;
+    assert_eq!((now["state"]["status"].as_str(), now["state"]["stage"].as_u64()), (Some("awaiting_approval"), Some(0)), "{now}");
+    let (status, body) = command(late, late_base, json!({ "command": "approve" }), now["state"]["version"].as_u64().unwrap()).await;
+    assert_eq!((status, body["stage"].as_u64(), body["status"].as_str()), (200, Some(1), Some("running")), "{body}");
+    let approvals: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'approve'").fetch_one(&pool).await.unwrap();
+    let advances: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE summary LIKE '%advanced to stage 1%'").fetch_one(&pool).await.unwrap();
+    assert_eq!((approvals, advances), (2, 1), "two approvals, one advance");
+
+    // 2. ana pauses through replica A while a critical error arrives through replica B, whose
+    //    ingest wakes the guard (whichever replica holds its lease).
+    let running = room(&ana, &a).await["state"]["version"].as_u64().unwrap();
+    let token = support::all_scopes_token(&pool, "races", app::domain::units::Timestamp(now_ms())).await;
+    let sender = machine(&token);
+    let (pause, ingest) = tokio::join!(
+        command(&ana, &a, json!({ "command": "pause", "reason": "looking into a report" }), running),
+        sender.post(format!("{b}/api/v1/events")).body(critical("race-1")).send()
+    );
+    assert_eq!(ingest.unwrap().status(), 200);
+    wait_until(Duration::from_secs(10), || async { room(&ana, &b).await["state"]["status"] == "rolled_back" }).await;
+    tokio::time::sleep(Duration::from_secs(6)).await; // both replicas have ticked since
+    let entries: Vec<(String, i64)> = sqlx::query_as("SELECT action, version FROM audit_log WHERE version > $1 ORDER BY id")
+        .bind(running as i64)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let actions: Vec<&str> = entries.iter().map(|(action, _)| action.as_str()).collect();
+    match pause.0 {
+        200 => assert_eq!(actions, ["pause", "auto_roll_back"], "paused first, then rolled back: {entries:?}"),
+        409 => assert_eq!(actions, ["auto_roll_back"], "rolled back first; the pause was refused: {entries:?}"),
+        other => panic!("the pause answered {other}: {pause:?}"),
+    }
+    // One transition per version, none applied twice.
+    let versions: Vec<i64> = entries.iter().map(|(_, v)| *v).collect();
+    assert_eq!(versions, (running as i64 + 1..=running as i64 + versions.len() as i64).collect::<Vec<_>>(), "{entries:?}");
+    for base in [&a, &b] {
+        assert!(!served(&sender, base).await.0, "{base} still serves the flag");
+    }
+    eprintln!("the pause answered {} in the race with the guard", pause.0);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,13 +8,14 @@
 //! five minutes; each tick's errors and successes are independent Poisson counts (Poisson
 //! splitting). The guard looks every [`TICK_SECS`] seconds, as the server's loop does; in a
 //! regression run both rules look every 200 ms after the change, as the server does when a
-//! stream of ingests wakes it (never more often than that). Timeouts are not simulated: the
-//! failures are errors, which both rollback rates count. The old rule (a point estimate over the trailing five minutes with at
-//! least 50 uploads, and a fixed-sample 95% Wilson interval for the gates) runs on the same
-//! stream beside the new one.
+//! stream of ingests wakes it (never more often than that). Failures are errors (which both
+//! rollback rates count) or timeouts (which only the non-success rate and the review band
+//! count), each its own Poisson count. The old rule (a point estimate over the trailing five
+//! minutes with at least 50 uploads, and a fixed-sample 95% Wilson interval for the gates) runs
+//! on the same stream beside the new one.
 
 use super::gates::{ALPHA_GATE, GATE_N_STAR, wilson};
-use super::guard::{ALPHA_ROLLBACK_CHANGE, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR};
+use super::guard::{ALPHA_REVIEW, ALPHA_ROLLBACK_CHANGE, ALPHA_ROLLBACK_SEQUENCE, REVIEW_N_STAR, ROLLBACK_N_STAR};
 use super::plan::Guardrails;
 use super::sequential::{ChangeDetector, RateSequence, ln_gamma};
 
@@ -94,7 +95,8 @@ impl Rng {
 }
 
 /// The new guard's rollback rules, fed tick by tick: the two rates' sequences over the stage
-/// and their change detectors, with a start point at every minute boundary. (Critical errors
+/// and their change detectors, with a start point at every minute boundary; and the success
+/// band's review, whose condition must hold for the plan's `success_band_for`. (Critical errors
 /// and memory are not simulated: the first acts on a count, the second has no rate.)
 #[derive(Clone, Debug)]
 pub struct NewGuard {
@@ -107,6 +109,11 @@ pub struct NewGuard {
     failure_sequence: RateSequence,
     error_detector: ChangeDetector,
     failure_detector: ChangeDetector,
+    band_top: f64,
+    band: RateSequence,
+    band_for_secs: u64,
+    /// Since when (seconds into the stage) the band's condition has held, as the server's timer.
+    band_since: Option<u64>,
 }
 
 impl NewGuard {
@@ -114,6 +121,7 @@ impl NewGuard {
         let error_line = rails.auto_rollback.error_rate_above.get() / 100.0;
         let failure_line = 1.0 - rails.auto_rollback.success_rate_below.get() / 100.0;
         let starts = (soak_secs / 60).max(60);
+        let band_top = 1.0 - rails.manual_review.success_band[1].get() / 100.0;
         NewGuard {
             events: 0,
             errors: 0,
@@ -124,6 +132,10 @@ impl NewGuard {
             failure_sequence: RateSequence::tuned(failure_line, ALPHA_ROLLBACK_SEQUENCE, ROLLBACK_N_STAR),
             error_detector: ChangeDetector::new(error_line, ALPHA_ROLLBACK_CHANGE, starts),
             failure_detector: ChangeDetector::new(failure_line, ALPHA_ROLLBACK_CHANGE, starts),
+            band_top,
+            band: RateSequence::tuned(band_top, ALPHA_REVIEW, REVIEW_N_STAR),
+            band_for_secs: rails.manual_review.success_band_for.secs().max(0) as u64,
+            band_since: None,
         }
     }
 
@@ -146,6 +158,22 @@ impl NewGuard {
             || self.failure_sequence.proves_above(self.failures, self.events, self.failure_line)
             || self.error_detector.alarmed()
             || self.failure_detector.alarmed()
+    }
+
+    /// Whether the success band's condition holds: failures proven above the band's top.
+    pub fn band_holds(&self) -> bool {
+        self.band.proves_above(self.failures, self.events, self.band_top)
+    }
+
+    /// The guard's look at `secs` into the stage: keeps the band's timer as the server does,
+    /// and says whether the review is due (the condition has held for `success_band_for`).
+    pub fn reviews_at(&mut self, secs: u64) -> bool {
+        if !self.band_holds() {
+            self.band_since = None;
+            return false;
+        }
+        let since = *self.band_since.get_or_insert(secs);
+        secs - since >= self.band_for_secs
     }
 }
 
@@ -224,25 +252,45 @@ pub fn old_gate_passes(errors: u64, events: u64, max_pct: f64, min_events: u64) 
     events >= min_events && wilson(errors, events).is_some_and(|(_, hi)| hi <= max_pct)
 }
 
-/// One 5-second tick of traffic at `error_rate`, fed to both rules (a minute boundary first,
-/// every twelfth tick). Returns the tick's uploads.
-fn feed_tick(rng: &mut Rng, new: &mut NewGuard, old: &mut OldGuard, tick: u64, mu: f64, error_rate: f64) -> u64 {
+/// One 5-second tick of traffic at `rates`, fed to both rules (a minute boundary first, every
+/// twelfth tick). Returns the tick's uploads.
+fn feed_tick(rng: &mut Rng, new: &mut NewGuard, old: &mut OldGuard, tick: u64, mu: f64, rates: Rates) -> u64 {
     if tick.is_multiple_of(60 / TICK_SECS) {
         new.minute();
     }
-    let errors = rng.poisson(mu * error_rate);
-    let events = errors + rng.poisson(mu * (1.0 - error_rate));
-    new.add(errors, 0, events);
-    old.tick(errors, 0, events);
+    let (errors, timeouts, events) = rates.draw(rng, mu);
+    new.add(errors, timeouts, events);
+    old.tick(errors, timeouts, events);
     events
 }
 
-/// One A/A cell: a stage whose treatment errs at exactly `error_rate` all soak long.
+/// A treatment's error and timeout rates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rates {
+    pub error: f64,
+    pub timeout: f64,
+}
+
+impl Rates {
+    pub const fn errors(error: f64) -> Rates {
+        Rates { error, timeout: 0.0 }
+    }
+
+    /// Errors, timeouts and uploads in a slot whose uploads average `mu`: independent Poisson
+    /// counts (Poisson splitting).
+    fn draw(self, rng: &mut Rng, mu: f64) -> (u64, u64, u64) {
+        let errors = rng.poisson(mu * self.error);
+        let timeouts = rng.poisson(mu * self.timeout);
+        (errors, timeouts, errors + timeouts + rng.poisson(mu * (1.0 - self.error - self.timeout)))
+    }
+}
+
+/// One A/A cell: a stage whose treatment fails at exactly `rates` all soak long.
 #[derive(Clone, Copy, Debug)]
 pub struct Steady {
     pub per_5min: f64,
     pub soak_secs: u64,
-    pub error_rate: f64,
+    pub rates: Rates,
     /// The stage's error gate (percent) and minimum uploads.
     pub gate_max_pct: f64,
     pub min_events: u64,
@@ -256,6 +304,8 @@ pub struct SteadyOutcome {
     pub old_rollbacks: u64,
     pub new_passes: u64,
     pub old_passes: u64,
+    /// Replications in which the success band's review came due.
+    pub new_reviews: u64,
     /// Treatment uploads over all runs (for the mean per run).
     pub events: u64,
 }
@@ -267,6 +317,7 @@ impl SteadyOutcome {
         self.old_rollbacks += other.old_rollbacks;
         self.new_passes += other.new_passes;
         self.old_passes += other.old_passes;
+        self.new_reviews += other.new_reviews;
         self.events += other.events;
     }
 }
@@ -276,11 +327,13 @@ pub fn steady_run(rails: &Guardrails, cell: &Steady, rng: &mut Rng) -> SteadyOut
     let mu = cell.per_5min * TICK_SECS as f64 / 300.0;
     let (mut new, mut old) = (NewGuard::new(rails, cell.soak_secs), OldGuard::new(rails));
     let mut out = SteadyOutcome { runs: 1, ..Default::default() };
-    let (mut new_back, mut old_back, mut new_pass, mut old_pass) = (false, false, false, false);
+    let (mut new_back, mut old_back, mut new_pass, mut old_pass, mut review) = (false, false, false, false, false);
     let gate = gate_sequence(cell.gate_max_pct);
     let gate_line = cell.gate_max_pct / 100.0;
     for tick in 0..cell.soak_secs / TICK_SECS {
-        let events = feed_tick(rng, &mut new, &mut old, tick, mu, cell.error_rate);
+        let events = feed_tick(rng, &mut new, &mut old, tick, mu, cell.rates);
+        // The band's timer runs on every look, uploads or not.
+        review |= new.reviews_at(tick * TICK_SECS);
         if events == 0 && tick > 0 {
             // Nothing new: every verdict stands as it was (the old window still moves).
             old_back |= !old_back && old.rolls_back();
@@ -298,6 +351,7 @@ pub fn steady_run(rails: &Guardrails, cell: &Steady, rng: &mut Rng) -> SteadyOut
     out.old_rollbacks = u64::from(old_back);
     out.new_passes = u64::from(new_pass);
     out.old_passes = u64::from(old_pass);
+    out.new_reviews = u64::from(review);
     out
 }
 
@@ -309,9 +363,9 @@ pub struct Regression {
     pub stage_soak_secs: u64,
     /// How long to simulate from the stage's start.
     pub until_secs: u64,
-    pub healthy_rate: f64,
+    pub healthy: Rates,
     pub change_secs: u64,
-    pub bad_rate: f64,
+    pub bad: Rates,
 }
 
 /// Treatment uploads from the change to the rollback (inclusive) and the milliseconds it took;
@@ -336,7 +390,7 @@ pub fn regression_run(rails: &Guardrails, cell: &Regression, rng: &mut Rng) -> D
     // from the stage's start is the stage's first upload.
     let change_secs = if cell.change_secs == 0 { 0 } else { cell.change_secs + TICK_SECS * (rng.next_u64() % (60 / TICK_SECS)) };
     for tick in 0..change_secs / TICK_SECS {
-        let events = feed_tick(rng, &mut new, &mut old, tick, tick_mu, cell.healthy_rate);
+        let events = feed_tick(rng, &mut new, &mut old, tick, tick_mu, cell.healthy);
         if events > 0 {
             out.new_early |= new.rolls_back();
             out.old_early |= old.rolls_back();
@@ -355,14 +409,13 @@ pub fn regression_run(rails: &Guardrails, cell: &Regression, rng: &mut Rng) -> D
         if slot.is_multiple_of(slots_per_tick) {
             old.tick(0, 0, 0);
         }
-        let errors = rng.poisson(slot_mu * cell.bad_rate);
-        let events = errors + rng.poisson(slot_mu * (1.0 - cell.bad_rate));
+        let (errors, timeouts, events) = cell.bad.draw(rng, slot_mu);
         if events == 0 {
             continue;
         }
         seen += events;
-        new.add(errors, 0, events);
-        old.add_to_newest_tick(errors, 0, events);
+        new.add(errors, timeouts, events);
+        old.add_to_newest_tick(errors, timeouts, events);
         // Milliseconds since the change, at the end of this slot.
         let elapsed_ms = (slot + 1 - change_secs * SLOTS_PER_SEC) * (1000 / SLOTS_PER_SEC);
         if out.old.is_none() && !out.old_early && old.rolls_back() {
@@ -410,7 +463,7 @@ mod tests {
     use super::*;
     use crate::domain::event::Outcome;
     use crate::domain::gates::{Criterion, Judged, Reference, Verdict, evaluate};
-    use crate::domain::guard::{Decision, StageEvidence, assess};
+    use crate::domain::guard::{Condition, Decision, StageEvidence, Sustained, assess};
     use crate::domain::plan::{DEFAULT_PLAN_TOML, Plan};
     use crate::domain::stats::{Stats, treatment_upload};
     use crate::domain::units::Timestamp;
@@ -474,6 +527,48 @@ mod tests {
         assert!(agreed_rollbacks > 0, "the stream must reach a rollback for the comparison to mean anything");
     }
 
+    /// The simulator's success-band review decides as the domain's does, with the condition's
+    /// timer kept as the server keeps it (started when the condition first holds, cleared when
+    /// it stops), on a stream of 4% timeouts: inside the review band, short of the rollback line.
+    #[test]
+    fn the_simulated_review_band_is_the_domains() {
+        let plan = plan();
+        let (rails, stage) = (&plan.guardrails, &plan.stages[1]);
+        let reference = Reference { latency_p95_ms: Some(1e9), memory_mean_mb: None, source: "frozen baseline".into() };
+        let mut rng = Rng::new(8);
+        let mut sim = NewGuard::new(rails, stage.soak.secs() as u64);
+        let mut minutes: Vec<(Timestamp, Stats)> = Vec::new();
+        let mut sustained: Vec<Sustained> = Vec::new();
+        let (mut held, mut reviewed) = (0, 0);
+        for minute in 0..600i64 {
+            let (errors, timeouts, events) = Rates { error: 0.0, timeout: 0.04 }.draw(&mut rng, 40.0);
+            sim.minute();
+            sim.add(errors, timeouts, events);
+            let mut stats = Stats::default();
+            for (outcome, count) in [(Outcome::Timeout, timeouts), (Outcome::Success, events - timeouts)] {
+                (0..count).for_each(|_| stats.add(&treatment_upload(outcome, 10.0, 1.0, false)));
+            }
+            minutes.push((Timestamp(minute * 60_000), stats));
+            let now = Timestamp(minute * 60_000 + 59_000);
+            let a = assess(rails, StageEvidence { minutes: &minutes, soak: stage.soak }, &reference, &sustained, now);
+            assert!(!a.decisions.iter().any(|d| matches!(d, Decision::RollBack(_))), "minute {minute}: 4% is short of the line");
+            let review = a.decisions.iter().any(|d| matches!(d, Decision::Review(b) if b.rule == "success_band"));
+            let holds = a.holding.contains(&Condition::SuccessBand);
+            assert_eq!(sim.band_holds(), holds, "minute {minute}");
+            assert_eq!(sim.reviews_at(now.millis() as u64 / 1000), review, "minute {minute}");
+            // The server's timers: new conditions start one, the rest are cleared.
+            sustained.retain(|s| a.holding.contains(&s.condition));
+            for c in &a.holding {
+                if !sustained.iter().any(|s| s.condition == *c) {
+                    sustained.push(Sustained { condition: *c, since: now });
+                }
+            }
+            held += u64::from(holds);
+            reviewed += u64::from(review);
+        }
+        assert!(held > 30 && reviewed > 0, "the stream must reach the review for the comparison to mean anything ({held}, {reviewed})");
+    }
+
     /// A small A/A run at the rollback line and at the gate's line: the new rules keep their
     /// error rates; the old rule rolls back most healthy stages. (The full table comes from
     /// `cargo xtask calibrate`.)
@@ -481,7 +576,8 @@ mod tests {
     fn at_the_line_the_new_rules_rarely_act_and_the_old_rule_often_did() {
         let plan = plan();
         let rails = &plan.guardrails;
-        let at_rollback_line = Steady { per_5min: 100.0, soak_secs: 6 * 3600, error_rate: 0.05, gate_max_pct: 5.0, min_events: 100 };
+        let at_rollback_line =
+            Steady { per_5min: 100.0, soak_secs: 6 * 3600, rates: Rates::errors(0.05), gate_max_pct: 5.0, min_events: 100 };
         let runs = 120;
         let mut outcome = SteadyOutcome::default();
         for o in replicate(runs, 42, 2, |rng| steady_run(rails, &at_rollback_line, rng)) {
@@ -501,9 +597,9 @@ mod tests {
             per_5min: 10.0,
             stage_soak_secs: 48 * 3600,
             until_secs: 48 * 3600,
-            healthy_rate: 0.005,
+            healthy: Rates::errors(0.005),
             change_secs: 6 * 3600,
-            bad_rate: 0.3,
+            bad: Rates::errors(0.3),
         };
         let runs = replicate(40, 9, 2, |rng| regression_run(&plan.guardrails, &cell, rng));
         let caught: Vec<u64> = runs.iter().filter_map(|d| d.new.map(|(events, _)| events)).collect();
