@@ -193,25 +193,28 @@ fn report(name: &str, load: &Load, baseline: &Load) {
 }
 
 /// From the command that changes the flag (a rollback, or the approval of an advance) on
-/// replica A until replica B serves the change.
+/// replica A until replica B serves that change: the flag's `config_version` is
+/// `{rollout}.{version}`, and the wait is for the version the command produced, so neither an
+/// earlier change still arriving (the request before an approval) nor any other stops it.
 async fn propagation(http: &reqwest::Client, approvers: &Approvers, a: &str, b: &str) {
     let mut samples = Vec::new();
     for i in 0..sized(20, 2) {
         if i % 2 == 1 {
             approvers.ask(a).await;
         }
-        let before: serde_json::Value = http.get(format!("{b}/api/v1/flags/async_upload")).send().await.unwrap().json().await.unwrap();
         let started = Instant::now();
-        if i % 2 == 0 {
-            command(http, a, serde_json::json!({ "command": "roll_back", "target": "previous", "reason": "benchmark" })).await;
+        let version = if i % 2 == 0 {
+            command(http, a, serde_json::json!({ "command": "roll_back", "target": "previous", "reason": "benchmark" })).await
         } else {
-            approvers.approve(a).await;
-        }
+            approvers.approve(a).await
+        };
+        let expected = format!("1.{version}");
         loop {
             let now: serde_json::Value = http.get(format!("{b}/api/v1/flags/async_upload")).send().await.unwrap().json().await.unwrap();
-            if now["config_version"] != before["config_version"] {
+            if now["config_version"] == expected.as_str() {
                 break;
             }
+            assert!(started.elapsed() < Duration::from_secs(30), "replica B never served {expected}: {now}");
         }
         samples.push(started.elapsed());
     }

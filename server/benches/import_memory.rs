@@ -50,14 +50,16 @@ fn main() {
 }
 
 /// Writes simulated upload events (48 hours ending now, 10% treatment) until `bytes` are
-/// written; returns how many.
+/// written, in shuffled time order (each line's moment drawn uniformly over the 48 hours, as a
+/// file concatenated from many hosts' logs arrives); returns how many.
 fn write_file(path: &Path, bytes: u64, seed: u64) -> u64 {
     let mut model = Model::new(seed, seed);
     let mut out = BufWriter::new(std::fs::File::create(path).unwrap());
     let (mut written, mut n) = (0u64, 0u64);
     let now = chrono::Utc::now().timestamp_millis();
+    const SPAN_MS: u64 = 48 * 3_600_000;
     while written < bytes {
-        let at = Timestamp(now - 48 * 3_600_000 + (n as i64 * 37) % (48 * 3_600_000));
+        let at = Timestamp(now - SPAN_MS as i64 + (splitmix(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % SPAN_MS) as i64);
         let variant = if n % 10 == 0 { Variant::Treatment } else { Variant::Control };
         let line = model.event(at, variant, &[] as &[Regression]).to_string();
         out.write_all(line.as_bytes()).unwrap();
@@ -103,4 +105,12 @@ fn import(database_url: &str, path: &Path, events: u64) -> (Duration, u64) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// SplitMix64's finaliser: a well-spread hash of `x`, the file's only randomness.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

@@ -48,11 +48,13 @@ pub fn authorized(token: &str) -> reqwest::ClientBuilder {
 }
 
 /// Gives rollout 1 a command at its current version.
-pub async fn command(http: &reqwest::Client, base: &str, mut body: serde_json::Value) {
+pub async fn command(http: &reqwest::Client, base: &str, mut body: serde_json::Value) -> u64 {
     let room: serde_json::Value = http.get(format!("{base}/api/v1/rollouts/1")).send().await.unwrap().json().await.unwrap();
     body["version"] = room["state"]["version"].clone();
     let response = http.post(format!("{base}/api/v1/rollouts/1/commands")).json(&body).send().await.unwrap();
     assert!(response.status().is_success(), "{body}: {}", response.text().await.unwrap());
+    let state: serde_json::Value = response.json().await.unwrap();
+    state["version"].as_u64().expect("the command's answer holds the rollout's new version")
 }
 
 /// People who move the rollout forward: an advance takes one approver asking (with the
@@ -88,13 +90,14 @@ impl Approvers {
     }
 
     /// Asks to advance rollout 1 past whatever blocks it.
-    pub async fn ask(&self, base: &str) {
-        command(&self.asker, base, serde_json::json!({ "command": "advance", "override_reason": "benchmark" })).await;
+    pub async fn ask(&self, base: &str) -> u64 {
+        command(&self.asker, base, serde_json::json!({ "command": "advance", "override_reason": "benchmark" })).await
     }
 
-    /// Approves the waiting request: the stage and the served flag change here.
-    pub async fn approve(&self, base: &str) {
-        command(&self.approver, base, serde_json::json!({ "command": "approve" })).await;
+    /// Approves the waiting request: the stage and the served flag change here. Returns the
+    /// rollout's new version.
+    pub async fn approve(&self, base: &str) -> u64 {
+        command(&self.approver, base, serde_json::json!({ "command": "approve" })).await
     }
 
     pub async fn advance(&self, base: &str) {
