@@ -7,6 +7,7 @@ pub mod charts;
 pub mod checklist;
 pub mod gates;
 pub mod local_time;
+pub mod matrix;
 pub mod stage_panel;
 pub mod stage_track;
 pub mod test_runs;

@@ -28,6 +28,9 @@ pub struct ControlRoom {
     pub audit: Vec<AuditEntry>,
     /// CI runs of the plan's test suites, newest first (the newest few).
     pub test_runs: Vec<TestRun>,
+    /// The end-to-end matrix of the current stage, when it requires one.
+    #[serde(default)]
+    pub matrix: Option<crate::domain::matrix::MatrixView>,
     pub now: Timestamp,
 }
 

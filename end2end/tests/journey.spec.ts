@@ -93,6 +93,13 @@ test('the journey: traffic from the simulator turns gates from inconclusive to p
   await context.close();
   await expect(room.served).toHaveText('Served: on for 100%');
   await expect(room.timeline.first()).toContainText(`${PEOPLE.secondApprover.name}`);
+  // The final stage shows its end-to-end matrix: 6 file types × 4 sizes × 2 providers, no
+  // uploads in any cell yet, each shown as empty.
+  await expect(page.getByTestId('matrix')).toBeVisible();
+  await expect(page.getByTestId('matrix-cell')).toHaveCount(48);
+  await expect(page.getByTestId('matrix-summary')).toContainText('0 of 48 cells pass');
+  await expect(page.getByTestId('matrix-cell').first()).toContainText('0 of 20');
+  await expect(page.getByTestId('matrix-cell').first()).toContainText('no uploads yet');
 
   // The upload service regresses: the guard loop rolls the flag back, and the page shows it live.
   const injected = Date.now();

@@ -9,6 +9,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use app::domain::gates::{self, Criterion, Gate, Judged, Reference, SampleRatio};
 use app::domain::guard::{self, Breach, Decision};
+use app::domain::matrix::MatrixView;
 use app::domain::receipt::{Method, RULE_VERSION, Receipt};
 use app::domain::rollout::Rollout;
 use app::domain::units::{Span, StageIndex, Timestamp};
@@ -217,6 +218,11 @@ async fn explain_gates(store: &Store, metrics: &Metrics, rollout_id: i64, stored
     let rows = metrics.stage_minutes(rollout_id, stage.0 as i32, judged.from, until).await?;
     let memory_limit = rollout.plan.guardrails.auto_rollback.memory_above_baseline.get();
     let mut again = gates::evaluate(criteria, &rows.treatment(), &rows.control(), &reference, memory_limit, judged);
+    // The end-to-end matrix, from the same stage's detailed rollups.
+    if let (Some(matrix), true) = (&rollout.plan.matrix, stored.gates.iter().any(|g| g.criterion == Criterion::Matrix)) {
+        let cells = metrics.matrix_rows(rollout_id, stage.0 as i32, judged.from, until).await?;
+        again.push(MatrixView::judge(matrix, criteria.success_rate_min.get(), &cells).gate(judged));
+    }
     // The sample-ratio row counts from its own first minute, with the split it was planned at.
     let split = stored.gates.iter().filter(|g| g.criterion == Criterion::SampleRatio).find_map(|g| g.receipt.as_ref());
     if let Some(r) = split {

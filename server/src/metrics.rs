@@ -6,6 +6,7 @@ use crate::clock::Clock;
 use crate::store::{Baseline, Ingested, LiveRollout, NewEvent, RollupFilter, StageSpan, Store, StoreError};
 use crate::telemetry::Telemetry;
 use app::domain::event::{self, FieldError, UploadEvent, Variant};
+use app::domain::matrix::CellRow;
 use app::domain::stats::{StageRows, Stats, Summary, size_class_mb};
 use app::domain::units::{Span, Timestamp, Version};
 use app::error::AppError;
@@ -528,6 +529,19 @@ impl Metrics {
         rows.control.sort_by_key(|(minute, _)| *minute);
         rows.treatment.sort_by_key(|(minute, _)| *minute);
         Ok(rows)
+    }
+
+    /// The stage's treatment uploads of `[from, to)` by end-to-end matrix cell (file type, size
+    /// class, provider), from the detailed rollups with the pending deltas.
+    pub async fn matrix_rows(&self, rollout_id: i64, stage: i32, from: Timestamp, to: Timestamp) -> Result<Vec<CellRow>, StoreError> {
+        let filter = RollupFilter { stage: Some(stage), ..Default::default() };
+        let mut cells: HashMap<(String, u32, String), Stats> = HashMap::new();
+        for (key, stats) in self.store.rollups(rollout_id, from, to, &filter).await? {
+            if key.variant == Variant::Treatment {
+                cells.entry((key.file_type, key.size_class_mb.max(0) as u32, key.provider)).or_default().merge(&stats);
+            }
+        }
+        Ok(cells.into_iter().map(|((file_type, size, provider), stats)| (file_type, size, provider, stats)).collect())
     }
 
     /// The rollout's current baseline.

@@ -7,6 +7,7 @@ use crate::metrics::Metrics;
 use crate::store::{AuditRecord, NewTestResult, RollupFilter, Store, StoreError, StoredRollout, TestResult};
 use app::domain::access::{Permission, Principal};
 use app::domain::gates::{self, Gate, Judged, Reference};
+use app::domain::matrix::MatrixView;
 use app::domain::readiness;
 use app::domain::rollout::{Actor, Command, Context, Rollout, Status, Transition, apply, served_flag};
 use app::domain::stats::Summary;
@@ -100,20 +101,16 @@ impl Rollouts {
     }
 
     /// The current stage's gates, judged on the treatment events since the stage began,
-    /// against the frozen baseline (or the live control arm without one), and that reference.
-    pub async fn gates(
-        &self,
-        rollout: &StoredRollout,
-        baseline: Option<&Summary>,
-        now: Timestamp,
-    ) -> Result<(Vec<Gate>, Option<Reference>), AppError> {
+    /// against the frozen baseline (or the live control arm without one), that reference, and
+    /// the end-to-end matrix when the stage requires it (its gate is among the gates).
+    pub async fn gates(&self, rollout: &StoredRollout, baseline: Option<&Summary>, now: Timestamp) -> Result<StageJudgement, AppError> {
         let state = &rollout.state;
         let (Some(stage), Some(entered)) = (rollout.plan.stage(state.stage), state.stage_entered_at) else {
-            return Ok((Vec::new(), None));
+            return Ok(StageJudgement::default());
         };
-        let Some(criteria) = &stage.criteria else { return Ok((Vec::new(), None)) };
+        let Some(criteria) = &stage.criteria else { return Ok(StageJudgement::default()) };
         if matches!(state.status, Status::Draft | Status::Complete) {
-            return Ok((Vec::new(), None));
+            return Ok(StageJudgement::default());
         }
         let until = Timestamp(now.millis() + 60_000);
         let rows = self.metrics.stage_minutes(rollout.id, state.stage.0 as i32, entered, until).await?;
@@ -130,7 +127,16 @@ impl Rollouts {
         gates::pace(&mut judged, recent as f64 / hours);
         let served = served_flag(&rollout.plan, state);
         judged.extend(gates::sample_ratio(&rollout.plan.guardrails, served, &rows, entered).map(|c| c.gate(now)));
-        Ok((judged, Some(reference)))
+        let matrix = match (&rollout.plan.matrix, stage.requires_matrix) {
+            (Some(matrix), true) => {
+                let cells = self.metrics.matrix_rows(rollout.id, state.stage.0 as i32, entered, until).await?;
+                let view = MatrixView::judge(matrix, criteria.success_rate_min.get(), &cells);
+                judged.push(view.gate(Judged { from: entered, to: now }));
+                Some(view)
+            }
+            _ => None,
+        };
+        Ok(StageJudgement { gates: judged, reference: Some(reference), matrix })
     }
 }
 
@@ -171,6 +177,15 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// What the current stage is judged on: its gates, the reference they compared with, and the
+/// end-to-end matrix when the stage requires it.
+#[derive(Default)]
+pub struct StageJudgement {
+    pub gates: Vec<Gate>,
+    pub reference: Option<Reference>,
+    pub matrix: Option<MatrixView>,
+}
+
 #[async_trait::async_trait]
 impl RolloutService for Rollouts {
     async fn control_room(&self, rollout_id: Option<i64>) -> Result<ControlRoom, AppError> {
@@ -182,7 +197,8 @@ impl RolloutService for Rollouts {
         let now = (self.clock)();
         let baseline = self.store.latest_baseline(id).await?.map(|b| b.summary);
         let mut evidence = self.store.evidence(id, rollout.state.stage).await?;
-        evidence.gates = self.gates(&rollout, baseline.as_ref(), now).await?.0;
+        let judgement = self.gates(&rollout, baseline.as_ref(), now).await?;
+        evidence.gates = judgement.gates;
         let blockers = readiness::blockers(&rollout.plan, &rollout.state, &evidence, now);
         let StoredRollout { id, plan, state } = rollout;
         Ok(ControlRoom {
@@ -192,6 +208,7 @@ impl RolloutService for Rollouts {
             audit: self.store.audit(id, AUDIT_SHOWN).await?,
             alerts: self.store.alerts(id).await?,
             test_runs: self.store.test_results(id, TEST_RUNS_SHOWN, TEST_RUNS_WITH_FAILURES).await?,
+            matrix: judgement.matrix,
             baseline,
             gates: evidence.gates,
             blockers,
@@ -255,7 +272,7 @@ impl RolloutService for Rollouts {
         // Gates read the metrics outside the transaction; they describe the stage as the
         // caller saw it, and the transaction rejects the command if the stage moved since.
         let baseline = self.store.latest_baseline(rollout_id).await?.map(|b| b.summary);
-        let (gates, reference) = self.gates(&self.store.rollout(rollout_id).await?, baseline.as_ref(), now).await?;
+        let StageJudgement { gates, reference, .. } = self.gates(&self.store.rollout(rollout_id).await?, baseline.as_ref(), now).await?;
         let (_, transition) = self
             .store
             .transition(rollout_id, now, &name, |current, evidence| {

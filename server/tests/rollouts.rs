@@ -465,3 +465,71 @@ async fn answers_are_compressed_for_clients_that_accept_it_but_event_streams_are
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     assert!(response.headers().get("content-encoding").is_none(), "an event stream must flush each message");
 }
+
+/// The final stage's end-to-end matrix, computed from the events: every file type × size class
+/// × provider of the plan needs its uploads before the stage can be left, and the control room
+/// shows each cell.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_final_stage_waits_for_every_cell_of_the_end_to_end_matrix(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.go_to_stage(4).await;
+    app.advance_clock_minutes(1);
+    let now = app.now().millis();
+    let mut sequence = 0;
+    let mut uploads = |file_type: &str, size_mb: u64, provider: &str, count: usize| {
+        let mut lines = String::new();
+        for _ in 0..count {
+            sequence += 1;
+            let event = json!({
+                "timestamp": now - 1_000 - sequence, "event_id": format!("matrix-{sequence}"), "variant": "async",
+                "outcome": "success", "latency_ms": 200.0, "memory_mb": 20.0, "provider": provider, "file_type": file_type,
+                "size_bytes": size_mb * 1_048_576 - 1,
+            });
+            lines.push_str(&format!("{event}\n"));
+        }
+        lines
+    };
+    // 20 successful uploads (the plan's `min_per_cell`) in every cell but binary · 100 MB · glm.
+    let mut lines = String::new();
+    for file_type in ["text", "json", "csv", "markdown", "python", "binary"] {
+        for size in [1, 10, 50, 100] {
+            for provider in ["kimi", "glm"] {
+                if (file_type, size, provider) != ("binary", 100, "glm") {
+                    lines.push_str(&uploads(file_type, size, provider, 20));
+                }
+            }
+        }
+    }
+    assert_eq!(app.post_events(&lines).await["accepted"], 47 * 20);
+    let room = app.room().await;
+    let matrix_gate =
+        |room: &serde_json::Value| room["gates"].as_array().unwrap().iter().find(|g| g["criterion"] == "matrix").cloned().unwrap();
+    let gate = matrix_gate(&room);
+    assert_eq!(gate["verdict"], "inconclusive", "{gate}");
+    assert_eq!(gate["explanation"], "47 of 48 cells pass; 1 short of 20 uploads: binary · 100 MB · glm (0 of 20)");
+    let cells = room["matrix"]["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 48);
+    let cell = |room: &serde_json::Value, file_type: &str, size: u64, provider: &str| {
+        room["matrix"]["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["file_type"] == file_type && c["size_mb"] == size && c["provider"] == provider)
+            .cloned()
+            .unwrap()
+    };
+    let csv = cell(&room, "csv", 50, "kimi");
+    assert_eq!((csv["uploads"].as_u64(), csv["failures"].as_u64(), csv["verdict"].as_str()), (Some(20), Some(0), Some("pass")), "{csv}");
+    assert!((csv["p95_ms"].as_f64().unwrap() - 200.0).abs() <= 2.0, "{csv}");
+    assert_eq!(cell(&room, "binary", 100, "glm")["uploads"], 0);
+    let blocked =
+        room["blockers"].as_array().unwrap().iter().any(|b| b["kind"] == "gate_not_passed" && b["criterion"] == "End-to-end matrix");
+    assert!(blocked, "{}", room["blockers"]);
+
+    // The last cell's uploads complete the matrix.
+    assert_eq!(app.post_events(&uploads("binary", 100, "glm", 20)).await["accepted"], 20);
+    let room = app.room().await;
+    assert_eq!(matrix_gate(&room)["verdict"], "pass");
+    assert_eq!(matrix_gate(&room)["explanation"], "48 of 48 cells pass");
+    assert!(!room["blockers"].as_array().unwrap().iter().any(|b| b["criterion"] == "End-to-end matrix"), "{}", room["blockers"]);
+}

@@ -10,6 +10,7 @@ fn value(criterion: Criterion, v: f64) -> String {
         Criterion::SuccessRate | Criterion::ErrorRate | Criterion::SampleRatio => format!("{v:.2}%"),
         Criterion::LatencyP95 | Criterion::Memory => format!("{v:.0}% of baseline"),
         Criterion::FailuresVsControl | Criterion::LatencyVsControl => format!("{v:+.2} pts").replace('-', "−"),
+        Criterion::Matrix => format!("{v:.0} cells"),
     }
 }
 
@@ -18,6 +19,7 @@ fn threshold(gate: &Gate) -> String {
     match gate.criterion {
         Criterion::SuccessRate | Criterion::MinEvents => format!("≥ {v}"),
         Criterion::SampleRatio => format!("{}% treatment", gate.threshold),
+        Criterion::Matrix => format!("all {v}"),
         _ => format!("≤ {v}"),
     }
 }

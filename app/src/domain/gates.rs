@@ -61,6 +61,8 @@ pub enum Criterion {
     /// The treatment's share of uploads slower than the stage's latency limit minus control's,
     /// in percentage points.
     LatencyVsControl,
+    /// Cells of the end-to-end matrix that pass, of all ([`super::matrix`]).
+    Matrix,
 }
 
 impl Criterion {
@@ -74,6 +76,7 @@ impl Criterion {
             Criterion::SampleRatio => "Sample ratio",
             Criterion::FailuresVsControl => "Failures vs control",
             Criterion::LatencyVsControl => "Slow uploads vs control",
+            Criterion::Matrix => "End-to-end matrix",
         }
     }
 }

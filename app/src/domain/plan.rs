@@ -158,6 +158,13 @@ pub struct Matrix {
     pub file_types: Vec<String>,
     pub sizes_mb: Vec<u32>,
     pub providers: Vec<String>,
+    /// Fewest treatment uploads a cell needs in the stage before it can pass.
+    #[serde(default = "default_min_per_cell")]
+    pub min_per_cell: u32,
+}
+
+fn default_min_per_cell() -> u32 {
+    20
 }
 
 /// One step of the rollout.
@@ -369,6 +376,25 @@ impl Plan {
             }
             if t.error_rate.is_some_and(|e| e.get() > t.failure_rate.get()) {
                 bad("traffic.error_rate".into(), "must not exceed traffic.failure_rate: errors are failures too".into());
+            }
+        }
+
+        if let Some(m) = &self.matrix {
+            for (field, empty) in
+                [("file_types", m.file_types.is_empty()), ("sizes_mb", m.sizes_mb.is_empty()), ("providers", m.providers.is_empty())]
+            {
+                if empty {
+                    bad(
+                        format!("matrix.{field}"),
+                        "must list at least one value: every cell of the matrix is a combination of them".into(),
+                    );
+                }
+            }
+            if m.sizes_mb.windows(2).any(|w| w[0] >= w[1]) {
+                bad("matrix.sizes_mb".into(), "must be in ascending order, each size once: each is the upper bound of a size class".into());
+            }
+            if m.min_per_cell == 0 {
+                bad("matrix.min_per_cell".into(), "must be at least 1: a cell with no uploads has not been seen working".into());
             }
         }
 
@@ -639,6 +665,10 @@ mod tests {
         check("min_events = 5000\n", at_full, "stages[4].criteria.latency_vs_control_max", "needs a control arm");
         let at_full = "min_events = 5000\nfailures_vs_control_max = 0.2\n";
         check("min_events = 5000\n", at_full, "stages[4].criteria.failures_vs_control_max", "needs a control arm");
+        // The matrix: sizes are ascending upper bounds, every list has a value, cells need uploads.
+        check("sizes_mb = [1, 10, 50, 100]", "sizes_mb = [1, 50, 10, 100]", "matrix.sizes_mb", "ascending");
+        check("providers = [\"kimi\", \"glm\"]", "providers = []", "matrix.providers", "at least one");
+        check("min_per_cell = 20 ", "min_per_cell = 0 ", "matrix.min_per_cell", "at least 1");
         let fine = Plan::from_toml(&replace("min_events = 500\n", "min_events = 500\nlatency_vs_control_max = 2.0\n")).unwrap();
         assert_eq!(fine.stages[2].criteria.as_ref().unwrap().latency_vs_control_max, Some(2.0));
     }

@@ -218,7 +218,12 @@ impl TestApp {
             let event = model.event(Timestamp(now - 1_000 - i as i64), variant, if i < treatment { regressions } else { &[] });
             lines.push_str(&format!("{event}\n"));
         }
-        let response = self.client.post(self.url("/api/v1/events")).body(lines).send().await.expect("POST /api/v1/events");
+        self.post_events(&lines).await
+    }
+
+    /// Posts NDJSON event lines; returns the ingest report.
+    pub async fn post_events(&self, lines: &str) -> serde_json::Value {
+        let response = self.client.post(self.url("/api/v1/events")).body(lines.to_string()).send().await.expect("POST /api/v1/events");
         assert_eq!(response.status(), 200);
         response.json().await.expect("an ingest report")
     }
