@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod charts;
 pub mod checklist;
 pub mod gates;
+pub mod impact;
 pub mod local_time;
 pub mod matrix;
 pub mod stage_panel;

@@ -8,6 +8,7 @@ pub mod calibration;
 pub mod event;
 pub mod gates;
 pub mod guard;
+pub mod impact;
 pub mod matrix;
 pub mod plan;
 pub mod power;

@@ -31,6 +31,9 @@ pub struct ControlRoom {
     /// The end-to-end matrix of the current stage, when it requires one.
     #[serde(default)]
     pub matrix: Option<crate::domain::matrix::MatrixView>,
+    /// The change's impact against the plan's expected improvements, over the current stage.
+    #[serde(default)]
+    pub impact: Option<crate::domain::impact::Impact>,
     pub now: Timestamp,
 }
 

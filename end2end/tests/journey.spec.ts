@@ -74,6 +74,10 @@ test('the journey: traffic from the simulator turns gates from inconclusive to p
   for (const criterion of ['minevents', 'successrate', 'errorrate', 'latencyp95', 'memory']) {
     await expect(room.gate(criterion)).toContainText('pass');
   }
+  // The impact against the plan's expected improvements, against that baseline.
+  await expect(page.getByTestId('impact')).toContainText('against the frozen baseline');
+  await expect(page.getByTestId('impact-row')).toHaveCount(5);
+  await expect(page.getByTestId('impact-row').last()).toContainText('not measured');
   // What still blocks Advance is the 72-hour soak alone.
   await expect(room.blockers).toContainText('soak time remaining');
   await expect(room.blockers.locator('li')).toHaveCount(1);

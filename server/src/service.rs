@@ -7,6 +7,7 @@ use crate::metrics::Metrics;
 use crate::store::{AuditRecord, NewTestResult, RollupFilter, Store, StoreError, StoredRollout, TestResult};
 use app::domain::access::{Permission, Principal};
 use app::domain::gates::{self, Gate, Judged, Reference};
+use app::domain::impact::{self, Impact};
 use app::domain::matrix::MatrixView;
 use app::domain::readiness;
 use app::domain::rollout::{Actor, Command, Context, Rollout, Status, Transition, apply, served_flag};
@@ -136,7 +137,20 @@ impl Rollouts {
             }
             _ => None,
         };
-        Ok(StageJudgement { gates: judged, reference: Some(reference), matrix })
+        // The change's impact against the plan's expected improvements, on the same minutes.
+        let impact =
+            rollout.plan.expected_improvements.as_ref().filter(|_| served.enabled && served.percentage.get() > 0).map(|expected| {
+                let minutes = (now.millis() - entered.millis()).max(60_000) as f64 / 60_000.0;
+                let (against, source) = match baseline {
+                    Some(b) => (b.clone(), "frozen baseline"),
+                    None => (control.summary(minutes), "control arm"),
+                };
+                impact::measure(expected, &treatment, &against, source)
+            });
+        if stage.requires_performance_validated {
+            judged.push(impact.as_ref().map_or_else(Impact::unmeasured_gate, Impact::gate));
+        }
+        Ok(StageJudgement { gates: judged, reference: Some(reference), matrix, impact })
     }
 }
 
@@ -184,6 +198,7 @@ pub struct StageJudgement {
     pub gates: Vec<Gate>,
     pub reference: Option<Reference>,
     pub matrix: Option<MatrixView>,
+    pub impact: Option<Impact>,
 }
 
 #[async_trait::async_trait]
@@ -209,6 +224,7 @@ impl RolloutService for Rollouts {
             alerts: self.store.alerts(id).await?,
             test_runs: self.store.test_results(id, TEST_RUNS_SHOWN, TEST_RUNS_WITH_FAILURES).await?,
             matrix: judgement.matrix,
+            impact: judgement.impact,
             baseline,
             gates: evidence.gates,
             blockers,

@@ -533,3 +533,33 @@ async fn the_final_stage_waits_for_every_cell_of_the_end_to_end_matrix(pool: PgP
     assert_eq!(matrix_gate(&room)["explanation"], "48 of 48 cells pass");
     assert!(!room["blockers"].as_array().unwrap().iter().any(|b| b["criterion"] == "End-to-end matrix"), "{}", room["blockers"]);
 }
+
+/// The impact card's figures come from the stage's stored uploads: the treatment's memory per
+/// upload is the stage's window's, and each expectation has its outcome.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_impact_of_a_stage_is_measured_against_the_control_arm(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.go_to_stage(3).await;
+    app.advance_clock_minutes(1);
+    let mut model = server::simulate::Model::new(21, 3);
+    app.simulate(&mut model, 2_000, 2_000, &[]).await;
+    let room = app.room().await;
+    let impact = &room["impact"];
+    assert_eq!(impact["reference"], "control arm", "{impact}");
+    assert_eq!(impact["treatment_uploads"], 2_000);
+    let measures = impact["measures"].as_array().unwrap();
+    let whats: Vec<&str> = measures.iter().map(|m| m["what"].as_str().unwrap()).collect();
+    assert_eq!(whats, ["Memory per upload", "Latency p50", "Latency p95", "Timeout rate", "Throughput"]);
+    // The figures are the stage's arms as the metrics window reads them.
+    let now = app.now().millis();
+    let window = app.get_json(&format!("/api/v1/rollouts/1/metrics?stage=3&from={}&to={}", now - 24 * 3_600_000, now + 60_000)).await;
+    let memory = &measures[0];
+    let close = |a: &serde_json::Value, b: &serde_json::Value| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-6;
+    assert!(close(&memory["treatment"], &window["treatment"]["memory_mean_mb"]), "{memory} vs {}", window["treatment"]);
+    assert!(close(&memory["reference"], &window["control"]["memory_mean_mb"]), "{memory} vs {}", window["control"]);
+    // The simulated service streams instead of buffering: far less memory, proven.
+    assert!(memory["reduction_pct"].as_f64().unwrap() > 80.0 && memory["outcome"] == "met", "{memory}");
+    assert_eq!(measures[4]["outcome"], "not_measured");
+    // The 50% stage does not require validation: no gate for it.
+    assert!(!room["gates"].as_array().unwrap().iter().any(|g| g["criterion"] == "performance"));
+}

@@ -11,6 +11,7 @@ fn value(criterion: Criterion, v: f64) -> String {
         Criterion::LatencyP95 | Criterion::Memory => format!("{v:.0}% of baseline"),
         Criterion::FailuresVsControl | Criterion::LatencyVsControl => format!("{v:+.2} pts").replace('-', "−"),
         Criterion::Matrix => format!("{v:.0} cells"),
+        Criterion::Performance => format!("{v:.0} met"),
     }
 }
 
@@ -20,6 +21,7 @@ fn threshold(gate: &Gate) -> String {
         Criterion::SuccessRate | Criterion::MinEvents => format!("≥ {v}"),
         Criterion::SampleRatio => format!("{}% treatment", gate.threshold),
         Criterion::Matrix => format!("all {v}"),
+        Criterion::Performance => format!("all {v}"),
         _ => format!("≤ {v}"),
     }
 }

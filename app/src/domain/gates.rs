@@ -63,6 +63,8 @@ pub enum Criterion {
     LatencyVsControl,
     /// Cells of the end-to-end matrix that pass, of all ([`super::matrix`]).
     Matrix,
+    /// Expected improvements met, of those measured ([`super::impact`]).
+    Performance,
 }
 
 impl Criterion {
@@ -77,6 +79,7 @@ impl Criterion {
             Criterion::FailuresVsControl => "Failures vs control",
             Criterion::LatencyVsControl => "Slow uploads vs control",
             Criterion::Matrix => "End-to-end matrix",
+            Criterion::Performance => "Performance validated",
         }
     }
 }

@@ -101,7 +101,12 @@ impl Sketch {
         if count == 0 {
             return None;
         }
-        let rank = (q.clamp(0.0, 1.0) * (count - 1) as f64).floor() as u64;
+        self.value_at((q.clamp(0.0, 1.0) * (count - 1) as f64).floor() as u64)
+    }
+
+    /// The value of 0-based rank `rank` (the smallest is 0), within [`RELATIVE_ACCURACY`];
+    /// `None` past the last.
+    pub fn value_at(&self, rank: u64) -> Option<f64> {
         if rank < self.zero {
             return Some(0.0);
         }

@@ -6,6 +6,7 @@ use crate::components::actions::Actions;
 use crate::components::alerts::Alerts;
 use crate::components::charts::Charts;
 use crate::components::checklist::{Checklist, OtherChecklists, Ticks};
+use crate::components::impact::ImpactTable;
 use crate::components::matrix::EndToEndMatrix;
 use crate::components::stage_panel::StagePanel;
 use crate::components::stage_track::StageTrack;
@@ -96,6 +97,7 @@ fn Room(
     let charts = view! { <Charts rollout_id=room.rollout_id criteria baseline=room.baseline.clone() hours live/> }.into_any();
     let tests = view! { <TestRuns plan=room.plan.clone() stage=room.state.stage runs=room.test_runs.clone()/> }.into_any();
     let matrix = room.matrix.clone().map(|matrix| view! { <EndToEndMatrix matrix/> }.into_any());
+    let impact = room.impact.clone().map(|impact| view! { <ImpactTable impact/> }.into_any());
     let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items seen ticks you=you.clone()/> }.into_any();
     let other_checklists =
         view! { <OtherChecklists plan=room.plan.clone() current=room.state.stage items=room.checklist.clone()/> }.into_any();
@@ -106,7 +108,7 @@ fn Room(
         {head}
         {track}
         <div class="columns">
-            <div class="main-column">{panel} {charts} {matrix} {tests} {checklist} {other_checklists}</div>
+            <div class="main-column">{panel} {charts} {impact} {matrix} {tests} {checklist} {other_checklists}</div>
             <aside class="side-column">{actions} {alerts} {timeline}</aside>
         </div>
     }
