@@ -72,18 +72,18 @@ fn describe(r: &Receipt) -> String {
                 r.threshold_rate * 100.0
             );
         }
+        Method::MeanSequence => {
+            let (lo, hi) = r.interval.unwrap_or((f64::NAN, f64::NAN));
+            return format!(
+                "{method}: {:.2} MB over {} uploads, interval {lo:.2}–{hi:.2} MB (half-width {:.3}, α {:.2}%) against {:.2} MB",
+                r.statistic,
+                r.events,
+                r.boundary,
+                r.alpha * 100.0,
+                r.threshold_rate
+            );
+        }
         _ => {}
-    }
-    if r.method == Method::MeanSequence {
-        let (lo, hi) = r.interval.unwrap_or((f64::NAN, f64::NAN));
-        return format!(
-            "{method}: {:.2} MB over {} uploads, interval {lo:.2}–{hi:.2} MB (half-width {:.3}, α {:.2}%) against {:.2} MB",
-            r.statistic,
-            r.events,
-            r.boundary,
-            r.alpha * 100.0,
-            r.threshold_rate
-        );
     }
     let mut text = format!(
         "{method}: {} bad of {} uploads against {:.2}%, log evidence {:.3} vs boundary {:.3} (α {:.2}%)",

@@ -59,6 +59,26 @@ pub struct Measure {
     pub outcome: Outcome,
 }
 
+impl Measure {
+    /// A measure of a reduction, judged against the near end of its `expected` range.
+    fn of_reduction(what: &str, figures: (Option<f64>, Option<f64>, &str), change: Change, expected: (f64, f64)) -> Measure {
+        let (reduction_pct, interval) = change;
+        Measure {
+            what: what.into(),
+            reference: figures.0,
+            treatment: figures.1,
+            unit: figures.2.into(),
+            reduction_pct,
+            interval,
+            expected,
+            outcome: outcome(interval, expected.0),
+        }
+    }
+}
+
+/// An observed reduction and its interval (least, most).
+type Change = (Option<f64>, (Option<f64>, Option<f64>));
+
 /// Every expectation of the plan, measured on one stage.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Impact {
@@ -128,16 +148,8 @@ pub fn measure(expected: &ExpectedImprovements, treatment: &Stats, reference: &S
         (Some(base), Some(m)) if base > 0.0 => (Some(reduction(m.mean, base)), (Some(reduction(m.hi, base)), Some(reduction(m.lo, base)))),
         _ => (None, (None, None)),
     };
-    measures.push(Measure {
-        what: "Memory per upload".into(),
-        reference: reference.memory_mean_mb,
-        treatment: treatment.memory_mean_mb(),
-        unit: "MB".into(),
-        reduction_pct,
-        interval,
-        expected: (mem_near, mem_far),
-        outcome: outcome(interval, mem_near),
-    });
+    let figures = (reference.memory_mean_mb, treatment.memory_mean_mb(), "MB");
+    measures.push(Measure::of_reduction("Memory per upload", figures, (reduction_pct, interval), (mem_near, mem_far)));
 
     // Latency p50 and p95: the quantiles' intervals.
     let [lat_near, lat_far] = expected.latency_reduction_pct;
@@ -150,16 +162,7 @@ pub fn measure(expected: &ExpectedImprovements, treatment: &Stats, reference: &S
             }
             _ => (None, (None, None)),
         };
-        measures.push(Measure {
-            what: what.into(),
-            reference: base,
-            treatment: observed,
-            unit: "ms".into(),
-            reduction_pct,
-            interval,
-            expected: (lat_near, lat_far),
-            outcome: outcome(interval, lat_near),
-        });
+        measures.push(Measure::of_reduction(what, (base, observed, "ms"), (reduction_pct, interval), (lat_near, lat_far)));
     }
 
     // Timeouts: the rate's sequence, tuned at the rate the expectation allows.
@@ -172,16 +175,8 @@ pub fn measure(expected: &ExpectedImprovements, treatment: &Stats, reference: &S
         }
         _ => (None, (None, None)),
     };
-    measures.push(Measure {
-        what: "Timeout rate".into(),
-        reference: reference.timeout_rate,
-        treatment: treatment.timeout_rate(),
-        unit: "%".into(),
-        reduction_pct,
-        interval,
-        expected: (near, near),
-        outcome: outcome(interval, near),
-    });
+    let figures = (reference.timeout_rate, treatment.timeout_rate(), "%");
+    measures.push(Measure::of_reduction("Timeout rate", figures, (reduction_pct, interval), (near, near)));
 
     // Throughput: the events carry each upload's size and time, not the service's capacity.
     let [t_near, t_far] = expected.throughput_factor;
