@@ -10,7 +10,7 @@ use app::domain::stats::Stats;
 use app::domain::units::Timestamp;
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Row};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 /// The dimensions of a rollup row.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -362,51 +362,80 @@ pub(super) enum FoldLock {
     Take,
 }
 
-/// Reads the stored detailed and by-arm rollup rows of the minutes in `minutes`, taking the
-/// fold lock first if asked; one round trip. Each statement of a simple query reads with a
-/// snapshot of its own, taken after the one before it ended: the reads see every fold
-/// committed before the lock was granted.
+/// Reads the stored detailed and by-arm rollup rows of exactly the keys in `detailed` and
+/// `by_arm`, taking the fold lock first if asked. Each key is looked up through the primary key
+/// (a lateral join per key): a batch of shuffled backfill touches thousands of minutes, and
+/// reading every row of those minutes — as this once did — read hundreds of thousands of rows
+/// and their sketches per batch.
 async fn stored_rollups(
     tx: &mut sqlx::PgConnection,
     rollout_id: i64,
-    minutes: &BTreeSet<Timestamp>,
+    detailed: &HashMap<RollupKey, Stats>,
+    by_arm: &HashMap<ArmKey, Stats>,
     lock: FoldLock,
 ) -> Result<(Vec<(RollupKey, Stats)>, Vec<(ArmKey, Stats)>)> {
-    // Only integers and times formatted here go into the statement: safe to splice.
-    let minutes = minutes.iter().map(|m| format!("'{}'", from_timestamp(*m).format("%Y-%m-%d %H:%M:%S+00"))).collect::<Vec<_>>().join(", ");
-    let statement = format!(
-        "{lock}
-         SELECT minute, stage, variant, {STATS_COLUMNS}, provider, file_type, size_class_mb
-         FROM event_rollups WHERE rollout_id = {rollout_id} AND minute IN ({minutes});
-         SELECT minute, stage, variant, {STATS_COLUMNS}
-         FROM event_rollups_by_arm WHERE rollout_id = {rollout_id} AND minute IN ({minutes})",
-        lock = if lock == FoldLock::Take { FOLD_LOCK_SQL } else { "" }
-    );
-    let rows = sqlx::raw_sql(AssertSqlSafe(statement)).fetch_all(&mut *tx).await?;
-    let (mut detailed, mut by_arm) = (Vec::new(), Vec::new());
-    // The lock's row has one column; a by-arm row the key's three and the stats', a detailed
-    // row three more.
-    let by_arm_width = 3 + STATS_COLUMN_COUNT;
-    for row in rows.iter().filter(|r| r.len() > 1) {
-        let minute: chrono::DateTime<chrono::Utc> = row.try_get(0)?;
-        let variant: String = row.try_get(2)?;
-        let arm = ArmKey { minute: to_timestamp(minute), stage: row.try_get(1)?, variant: variant_from(&variant)? };
-        let stats = stats_at(row, 3)?;
-        if row.len() == by_arm_width {
-            by_arm.push((arm, stats));
-        } else {
-            let key = RollupKey {
-                minute: arm.minute,
-                stage: arm.stage,
-                variant: arm.variant,
-                provider: row.try_get(by_arm_width)?,
-                file_type: row.try_get(by_arm_width + 1)?,
-                size_class_mb: row.try_get(by_arm_width + 2)?,
-            };
-            detailed.push((key, stats));
-        }
+    if lock == FoldLock::Take {
+        sqlx::raw_sql(FOLD_LOCK_SQL).execute(&mut *tx).await?;
     }
-    Ok((detailed, by_arm))
+    let keys: Vec<&RollupKey> = detailed.keys().collect();
+    let statement = format!(
+        "SELECT k.minute, k.stage, k.variant, s.*, k.provider, k.file_type, k.size_class_mb
+         FROM UNNEST($2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[])
+              AS k (minute, stage, variant, provider, file_type, size_class_mb)
+         CROSS JOIN LATERAL (
+             SELECT {STATS_COLUMNS} FROM event_rollups r
+             WHERE r.rollout_id = $1 AND r.minute = k.minute AND r.stage = k.stage AND r.variant = k.variant
+               AND r.provider = k.provider AND r.file_type = k.file_type AND r.size_class_mb = k.size_class_mb
+         ) AS s"
+    );
+    let rows = sqlx::query(AssertSqlSafe(statement))
+        .bind(rollout_id)
+        .bind(keys.iter().map(|k| from_timestamp(k.minute)).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.stage).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.variant.as_str()).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.provider.as_str()).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.file_type.as_str()).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.size_class_mb).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+    let width = 3 + STATS_COLUMN_COUNT;
+    let mut stored = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let variant: String = row.try_get(2)?;
+        let key = RollupKey {
+            minute: to_timestamp(row.try_get(0)?),
+            stage: row.try_get(1)?,
+            variant: variant_from(&variant)?,
+            provider: row.try_get(width)?,
+            file_type: row.try_get(width + 1)?,
+            size_class_mb: row.try_get(width + 2)?,
+        };
+        stored.push((key, stats_at(row, 3)?));
+    }
+
+    let arms: Vec<&ArmKey> = by_arm.keys().collect();
+    let statement = format!(
+        "SELECT k.minute, k.stage, k.variant, s.*
+         FROM UNNEST($2::timestamptz[], $3::int[], $4::text[]) AS k (minute, stage, variant)
+         CROSS JOIN LATERAL (
+             SELECT {STATS_COLUMNS} FROM event_rollups_by_arm r
+             WHERE r.rollout_id = $1 AND r.minute = k.minute AND r.stage = k.stage AND r.variant = k.variant
+         ) AS s"
+    );
+    let rows = sqlx::query(AssertSqlSafe(statement))
+        .bind(rollout_id)
+        .bind(arms.iter().map(|k| from_timestamp(k.minute)).collect::<Vec<_>>())
+        .bind(arms.iter().map(|k| k.stage).collect::<Vec<_>>())
+        .bind(arms.iter().map(|k| k.variant.as_str()).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut stored_by_arm = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let variant: String = row.try_get(2)?;
+        let key = ArmKey { minute: to_timestamp(row.try_get(0)?), stage: row.try_get(1)?, variant: variant_from(&variant)? };
+        stored_by_arm.push((key, stats_at(row, 3)?));
+    }
+    Ok((stored, stored_by_arm))
 }
 
 /// The by-arm rows' share of detailed additions.
@@ -431,8 +460,7 @@ pub(super) async fn add_to_rollups(
     lock: FoldLock,
 ) -> Result<()> {
     let by_arm = by_arm_of(&detailed);
-    let minutes = by_arm.keys().map(|k| k.minute).collect();
-    let (stored, stored_by_arm) = stored_rollups(tx, rollout_id, &minutes, lock).await?;
+    let (stored, stored_by_arm) = stored_rollups(tx, rollout_id, &detailed, &by_arm, lock).await?;
     let detailed = merge_stored(detailed, stored);
     let by_arm: Vec<(ArmKey, Stats)> = {
         let merged = merge_stored(by_arm, stored_by_arm);
