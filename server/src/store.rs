@@ -254,6 +254,48 @@ impl Store {
             .collect())
     }
 
+    /// A page of a rollout's audit trail, newest first, with each entry's version and evidence:
+    /// the entries before id `query.before` (all when `None`) that match every filter given.
+    /// An entry's stage is the one it was made in (the guard's `stage`, a command's `from`).
+    pub async fn audit_page(&self, rollout_id: i64, query: &AuditQuery) -> Result<Vec<AuditRow>> {
+        let rows = sqlx::query!(
+            r#"SELECT id, at, actor, action, summary, reason, version,
+                      COALESCE(evidence->>'stage', evidence->'from'->>'stage')::int AS stage, evidence
+               FROM audit_log
+               WHERE rollout_id = $1 AND ($2::bigint IS NULL OR id < $2)
+                 AND ($3::text IS NULL OR actor = $3) AND ($4::text IS NULL OR action = $4)
+                 AND ($5::int IS NULL OR COALESCE(evidence->>'stage', evidence->'from'->>'stage')::int = $5)
+                 AND ($6::timestamptz IS NULL OR at >= $6) AND ($7::timestamptz IS NULL OR at < $7)
+               ORDER BY id DESC LIMIT $8"#,
+            rollout_id,
+            query.before,
+            query.actor,
+            query.action,
+            query.stage,
+            query.from.map(from_timestamp),
+            query.to.map(from_timestamp),
+            query.limit
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditRow {
+                entry: AuditEntry {
+                    id: r.id,
+                    at: to_timestamp(r.at),
+                    actor: r.actor,
+                    action: r.action,
+                    summary: r.summary,
+                    reason: r.reason,
+                },
+                stage: r.stage,
+                version: r.version,
+                evidence: r.evidence,
+            })
+            .collect())
+    }
+
     /// One audit entry of a rollout with the evidence it stored.
     pub async fn audit_evidence(&self, rollout_id: i64, entry_id: i64) -> Result<(AuditEntry, serde_json::Value)> {
         let r = sqlx::query!(
@@ -423,6 +465,29 @@ impl Store {
         tx.commit().await?;
         Ok((current, transition))
     }
+}
+
+/// Which audit entries a page holds (see [`Store::audit_page`]).
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub stage: Option<i32>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    /// Entries with smaller ids than this one (the next page of one that ended there).
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// An audit entry with the stage it was made in, the version it produced and its evidence.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AuditRow {
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+    pub stage: Option<i32>,
+    pub version: Option<i64>,
+    pub evidence: serde_json::Value,
 }
 
 /// The words and evidence an accepted command leaves in the audit log.

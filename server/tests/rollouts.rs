@@ -563,3 +563,69 @@ async fn the_impact_of_a_stage_is_measured_against_the_control_arm(pool: PgPool)
     // The 50% stage does not require validation: no gate for it.
     assert!(!room["gates"].as_array().unwrap().iter().any(|g| g["criterion"] == "performance"));
 }
+
+/// The whole audit trail, a page at a time with filters, and as a CSV download whose cells no
+/// spreadsheet runs as a formula.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_audit_trail_pages_filters_and_exports(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.go_to_stage(2).await;
+    let version = app.room().await["state"]["version"].as_u64().unwrap();
+    let (status, body) =
+        app.command(json!({ "version": version, "command": "pause", "reason": "=HYPERLINK(\"http://x\",\"click\")" })).await;
+    assert_eq!(status, 200, "{body}");
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE rollout_id = 1").fetch_one(&pool).await.unwrap();
+    assert!(total >= 5, "{total}");
+
+    // Pages of two, newest first, until `next_before` runs out: every entry once.
+    let (mut seen, mut before) = (Vec::new(), None::<i64>);
+    loop {
+        let path = match before {
+            Some(id) => format!("/api/v1/rollouts/1/audit?limit=2&before={id}"),
+            None => "/api/v1/rollouts/1/audit?limit=2".to_string(),
+        };
+        let page = app.get_json(&path).await;
+        let ids: Vec<i64> = page["entries"].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect();
+        assert!(ids.len() <= 2 && ids.windows(2).all(|w| w[0] > w[1]), "{page}");
+        seen.extend(ids);
+        match page["next_before"].as_i64() {
+            Some(id) => before = Some(id),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len() as i64, total, "{seen:?}");
+    seen.dedup();
+    assert_eq!(seen.len() as i64, total);
+
+    // Filters: the pause, with the stage it was made in, its version and its evidence.
+    let paused = app.get_json("/api/v1/rollouts/1/audit?action=pause").await;
+    let entries = paused["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{paused}");
+    assert_eq!((entries[0]["stage"].as_i64(), entries[0]["version"].as_u64()), (Some(2), Some(version + 1)), "{paused}");
+    assert_eq!(entries[0]["evidence"]["to"]["status"], "paused");
+    assert_eq!(app.get_json("/api/v1/rollouts/1/audit?stage=2&action=advance").await["entries"].as_array().unwrap().len(), 0);
+    assert!(!app.get_json("/api/v1/rollouts/1/audit?stage=1").await["entries"].as_array().unwrap().is_empty());
+
+    // CSV: a header, one line per entry; the typed formula neutralised and quoted.
+    let response = app.client.get(app.url("/api/v1/rollouts/1/audit?format=csv&action=pause")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(response.headers()["content-disposition"].to_str().unwrap().contains("rollout-1-audit.csv"));
+    let csv = response.text().await.unwrap();
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "id,at,actor,action,stage,version,summary,reason");
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].ends_with(r#","'=HYPERLINK(""http://x"",""click"")""#), "{csv}");
+
+    // Mistakes name the parameter.
+    for (query, field) in
+        [("limit=0", "limit"), ("limit=5000", "limit"), ("format=xml", "format"), ("from=yesterday", "from"), ("stage=-1", "stage")]
+    {
+        let response = app.client.get(app.url(&format!("/api/v1/rollouts/1/audit?{query}"))).send().await.unwrap();
+        assert_eq!(response.status(), 422, "{query}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["field"], field, "{query}: {body}");
+    }
+    let missing = app.client.get(app.url("/api/v1/rollouts/99/audit")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+}

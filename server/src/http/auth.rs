@@ -44,7 +44,9 @@ pub fn rule(method: &Method, route: &str) -> Option<Rule> {
         ("POST", "/api/v1/rollouts/{id}/checklist/{item}") => Needs(TickChecklist),
         ("POST", "/api/v1/rollouts/{id}/alerts/{alert}/acknowledge") => Needs(AcknowledgeAlert),
         ("POST", "/api/v1/rollouts/{id}/baseline") => Needs(CaptureBaseline),
-        ("GET", "/api/v1/rollouts/{id}/test-results" | "/api/v1/rollouts/{id}/test-runs") => Needs(ReadRollout),
+        ("GET", "/api/v1/rollouts/{id}/test-results" | "/api/v1/rollouts/{id}/test-runs" | "/api/v1/rollouts/{id}/audit") => {
+            Needs(ReadRollout)
+        }
         ("POST", "/api/v1/rollouts/{id}/test-results" | "/api/v1/rollouts/{id}/test-runs") => Needs(ReportTests),
         ("POST", "/api/v1/rollouts/{id}/complaints") => Needs(ReportComplaints),
         ("POST", "/api/v1/events") => Needs(IngestEvents),

@@ -46,7 +46,7 @@ async fn ingest(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) 
 }
 
 /// A time as RFC 3339 text or epoch milliseconds.
-fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
+pub(super) fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
     text.parse::<i64>()
         .ok()
         .map(Timestamp)
