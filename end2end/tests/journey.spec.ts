@@ -111,6 +111,11 @@ test('the journey: traffic from the simulator turns gates from inconclusive to p
   await expect(room.status).toHaveText('Rolled back', { timeout: 10_000 });
   await expect(room.served).toHaveText('Served: off');
   await expect(room.timeline.first()).toContainText('Rolled back automatically from stage 4');
+  // The whole history downloads as CSV, the rollback among its entries.
+  const csvLink = page.getByTestId('audit-export').getByRole('link', { name: 'CSV' });
+  const csv = await (await ana.get((await csvLink.getAttribute('href'))!)).text();
+  expect(csv.split('\r\n')[0]).toBe('id,at,actor,action,stage,version,summary,reason');
+  expect(csv).toContain('auto_roll_back');
   console.log(`journey: regression injected → rollback on the open page in ${Date.now() - injected} ms (including the 4 s run)`);
   await page.screenshot({ path: 'test-results/journey-rollback.png', fullPage: true });
   await page.evaluate(() => window.scrollTo(0, 0));

@@ -1,11 +1,12 @@
-//! The audit trail, newest first: who did what, when, and why.
+//! The audit trail, newest first: who did what, when, and why; the newest entries here, the
+//! whole trail (with each entry's evidence) as a download.
 
 use crate::components::local_time::LocalTime;
 use crate::model::AuditEntry;
 use leptos::prelude::*;
 
 #[component]
-pub fn Timeline(entries: Vec<AuditEntry>) -> impl IntoView {
+pub fn Timeline(rollout_id: i64, entries: Vec<AuditEntry>) -> impl IntoView {
     let empty = entries.is_empty().then(|| view! { <p class="muted">"Nothing has happened yet."</p> });
     view! {
         <section class="card timeline" aria-labelledby="timeline-title">
@@ -21,6 +22,12 @@ pub fn Timeline(entries: Vec<AuditEntry>) -> impl IntoView {
                     </li>
                 }).collect_view()}
             </ol>
+            <p class="muted" data-testid="audit-export">
+                "The whole history: "
+                <a href=format!("/api/v1/rollouts/{rollout_id}/audit?format=csv&limit=1000") download="">"CSV"</a>
+                " · "
+                <a href=format!("/api/v1/rollouts/{rollout_id}/audit?limit=1000")>"JSON with evidence"</a>
+            </p>
         </section>
     }
 }

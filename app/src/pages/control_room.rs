@@ -102,7 +102,7 @@ fn Room(
     let other_checklists =
         view! { <OtherChecklists plan=room.plan.clone() current=room.state.stage items=room.checklist.clone()/> }.into_any();
     let actions = view! { <Actions room=room.clone() command you=you.clone()/> }.into_any();
-    let timeline = view! { <Timeline entries=room.audit.clone()/> }.into_any();
+    let timeline = view! { <Timeline rollout_id=room.rollout_id entries=room.audit.clone()/> }.into_any();
     let alerts = view! { <Alerts rollout_id=room.rollout_id alerts=room.alerts.clone() acknowledge you/> }.into_any();
     view! {
         {head}
