@@ -145,7 +145,7 @@ impl Rollouts {
                     Some(b) => (b.clone(), "frozen baseline"),
                     None => (control.summary(minutes), "control arm"),
                 };
-                impact::measure(expected, &treatment, &against, source)
+                impact::measure(expected, &treatment, &against, source, u64::from(rollout.plan.guardrails.min_sample))
             });
         if stage.requires_performance_validated {
             judged.push(impact.as_ref().map_or_else(Impact::unmeasured_gate, Impact::gate));

@@ -574,6 +574,9 @@ async fn the_audit_trail_pages_filters_and_exports(pool: PgPool) {
     let (status, body) =
         app.command(json!({ "version": version, "command": "pause", "reason": "=HYPERLINK(\"http://x\",\"click\")" })).await;
     assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        app.command(json!({ "version": version + 1, "command": "roll_back", "target": "previous", "reason": "-2+3\nsecond line" })).await;
+    assert_eq!(status, 200, "{body}");
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE rollout_id = 1").fetch_one(&pool).await.unwrap();
     assert!(total >= 5, "{total}");
 
@@ -596,6 +599,9 @@ async fn the_audit_trail_pages_filters_and_exports(pool: PgPool) {
     assert_eq!(seen.len() as i64, total, "{seen:?}");
     seen.dedup();
     assert_eq!(seen.len() as i64, total);
+    // A page that holds exactly the rest says so: no next page.
+    let exact = app.get_json(&format!("/api/v1/rollouts/1/audit?limit={total}")).await;
+    assert_eq!((exact["entries"].as_array().unwrap().len() as i64, exact["next_before"].is_null()), (total, true), "{exact}");
 
     // Filters: the pause, with the stage it was made in, its version and its evidence.
     let paused = app.get_json("/api/v1/rollouts/1/audit?action=pause").await;
@@ -616,6 +622,11 @@ async fn the_audit_trail_pages_filters_and_exports(pool: PgPool) {
     assert_eq!(lines[0], "id,at,actor,action,stage,version,summary,reason");
     assert_eq!(lines.len(), 2, "{csv}");
     assert!(lines[1].ends_with(r#","'=HYPERLINK(""http://x"",""click"")""#), "{csv}");
+    // The whole trail, without a limit: every entry; a reason with a line break stays one quoted
+    // cell, its leading minus neutralised too.
+    let whole = app.client.get(app.url("/api/v1/rollouts/1/audit?format=csv")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(whole.matches("\r\n").count() as i64, total + 1, "{whole}");
+    assert!(whole.contains(",\"'-2+3\nsecond line\"\r\n"), "{whole}");
 
     // Mistakes name the parameter.
     for (query, field) in

@@ -60,7 +60,7 @@ pub fn ImpactTable(impact: Impact) -> impl IntoView {
             <h2 id="impact-title">"Impact against the expected improvements"</h2>
             <p class="muted">
                 {format!(
-                    "This stage's {} treatment uploads against the {}; each change with its 97.5% anytime interval. Met when the whole interval clears the expected range's near end.",
+                    "This stage's {} treatment uploads against the {}; each change with its anytime interval (each end wrong with chance at most 2.5%). Met when the whole interval clears the expected range's near end.",
                     thousands(impact.treatment_uploads),
                     impact.reference
                 )}

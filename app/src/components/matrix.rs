@@ -58,7 +58,7 @@ pub fn EndToEndMatrix(matrix: MatrixView) -> impl IntoView {
                 {format!("{passing} of {} cells pass", matrix.cells.len())}
                 <span class="muted">
                     {format!(
-                        " — each needs {} treatment uploads in this stage, and fails only when its failures are proven above {:.1}%",
+                        " — each needs {} treatment uploads in this stage with its failures within {:.1}%, and fails only when they are proven above it",
                         matrix.min_per_cell,
                         100.0 - matrix.success_min
                     )}

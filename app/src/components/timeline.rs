@@ -24,9 +24,9 @@ pub fn Timeline(rollout_id: i64, entries: Vec<AuditEntry>) -> impl IntoView {
             </ol>
             <p class="muted" data-testid="audit-export">
                 "The whole history: "
-                <a href=format!("/api/v1/rollouts/{rollout_id}/audit?format=csv&limit=1000") download="">"CSV"</a>
+                <a href=format!("/api/v1/rollouts/{rollout_id}/audit?format=csv") download="">"CSV"</a>
                 " · "
-                <a href=format!("/api/v1/rollouts/{rollout_id}/audit?limit=1000")>"JSON with evidence"</a>
+                <a href=format!("/api/v1/rollouts/{rollout_id}/audit?limit=1000")>"JSON with evidence (pages of 1,000)"</a>
             </p>
         </section>
     }

@@ -10,7 +10,7 @@
 
 use super::plan::{Criteria, Guardrails, StageFlag};
 use super::receipt::{Method, RULE_VERSION, Receipt};
-use super::sequential::{Difference, MeanSequence, RateSequence, Side, rate_difference, srm_p_value};
+use super::sequential::{Difference, MeanSequence, RateSequence, Side, rate_difference, srm_ln_bayes_factor, srm_p_value};
 use super::stats::{StageRows, Stats, Summary};
 use super::units::{Span, Timestamp, thousands};
 use serde::{Deserialize, Serialize};
@@ -190,7 +190,7 @@ impl SampleRatio {
             events: self.treatment + self.control,
             threshold_rate: self.planned_pct / 100.0,
             alpha: ALPHA_SAMPLE_RATIO,
-            statistic: -self.p_value.ln(),
+            statistic: srm_ln_bayes_factor(&[self.treatment, self.control], &[self.planned_pct / 100.0, 1.0 - self.planned_pct / 100.0]),
             boundary: (1.0 / ALPHA_SAMPLE_RATIO).ln(),
             interval: None,
             alternative: None,
@@ -477,8 +477,12 @@ pub fn evaluate(
                 (true, _, true) => Verdict::Fail,
                 _ => Verdict::Inconclusive,
             };
-            let interval_words =
-                format!("{:.1}% anytime interval {:.0}–{:.0}%", (1.0 - ALPHA_GATE) * 100.0, of_base(interval.lo), of_base(interval.hi));
+            let interval_words = format!(
+                "{:.0}% anytime interval {:.0}–{:.0}%",
+                (1.0 - 2.0 * ALPHA_GATE) * 100.0,
+                of_base(interval.lo),
+                of_base(interval.hi)
+            );
             let mean = format!("mean {:.0} MB is {:.0}% of the {} ({base:.0} MB)", interval.mean, of_base(interval.mean), reference.source);
             let explanation = match verdict {
                 _ if !enough => short("memory"),
@@ -924,7 +928,7 @@ mod tests {
         let few = memory(100);
         assert_eq!(few.verdict, Verdict::Inconclusive, "{few:?}");
         assert!(
-            few.explanation.starts_with("mean 110 MB is 110% of the frozen baseline (100 MB) but the 97.5% anytime interval "),
+            few.explanation.starts_with("mean 110 MB is 110% of the frozen baseline (100 MB) but the 95% anytime interval "),
             "{}",
             few.explanation
         );
@@ -1011,6 +1015,14 @@ mod tests {
         assert!((r.statistic + srm_p_value(&[160, 9_840], &[0.01, 0.99]).ln()).abs() < 1e-12 && r.statistic > r.boundary, "{r:?}");
         assert!(gate.explanation.contains("mismatch (p = 3.3e-6, below 0.001)"), "{}", gate.explanation);
         assert_eq!(SampleRatio::check(600, 400, 1.0).unwrap().p_text(), "p < 1e-12");
+        // A gross mismatch whose p-value underflows to 0: the receipt's log Bayes factor stays
+        // finite (it is stored as JSON, where infinity has no spelling).
+        let gross = SampleRatio::check(1_000, 19_000, 1.0).unwrap();
+        assert_eq!(gross.p_value, 0.0);
+        let r = gross.receipt(Timestamp(0));
+        assert!(r.statistic.is_finite() && r.statistic > 745.0, "{r:?}");
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<Receipt>(&json).unwrap(), r);
         // The same p-value as the sequential test's own.
         assert_eq!(skewed.p_value, srm_p_value(&[160, 9_840], &[0.01, 0.99]));
         assert_eq!(

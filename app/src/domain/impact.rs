@@ -15,7 +15,7 @@
 use super::gates::{ALPHA_GATE, Criterion, GATE_N_STAR, Gate, Verdict};
 use super::plan::ExpectedImprovements;
 use super::sequential::{MeanSequence, RateSequence};
-use super::sketch::Sketch;
+use super::sketch::{RELATIVE_ACCURACY, Sketch};
 use super::stats::{Stats, Summary};
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +26,8 @@ pub enum Outcome {
     Met,
     NotMet,
     NotYetKnown,
-    /// The events carry nothing to measure it by.
+    /// Nothing to measure it by: the events carry no figure for it, or the reference has none
+    /// above zero to reduce.
     NotMeasured,
 }
 
@@ -63,6 +64,8 @@ impl Measure {
     /// A measure of a reduction, judged against the near end of its `expected` range.
     fn of_reduction(what: &str, figures: (Option<f64>, Option<f64>, &str), change: Change, expected: (f64, f64)) -> Measure {
         let (reduction_pct, interval) = change;
+        // Without a reference figure above zero there is nothing to reduce, and no waiting makes one.
+        let measurable = figures.0.is_some_and(|r| r > 0.0);
         Measure {
             what: what.into(),
             reference: figures.0,
@@ -71,7 +74,7 @@ impl Measure {
             reduction_pct,
             interval,
             expected,
-            outcome: outcome(interval, expected.0),
+            outcome: if measurable { outcome(interval, expected.0) } else { Outcome::NotMeasured },
         }
     }
 }
@@ -131,19 +134,21 @@ pub fn quantile_interval(sketch: &Sketch, q: f64, alpha: f64) -> (Option<f64>, O
     let below = last_true(n, |k| sequence.proves_below(k, n, q));
     // The fewest with which it is proven above q: the quantile is at most that rank's value.
     let above = last_true(n, |k| !sequence.proves_above(k, n, q)).map_or(Some(0), |k| (k < n).then_some(k + 1));
-    let lo = below.filter(|k| *k > 0).and_then(|k| sketch.value_at(k - 1));
-    let hi = above.filter(|k| *k > 0).and_then(|k| sketch.value_at(k - 1));
+    // The sketch reads a value within its relative accuracy: each end is widened by it.
+    let lo = below.filter(|k| *k > 0).and_then(|k| sketch.value_at(k - 1)).map(|v| v / (1.0 + RELATIVE_ACCURACY));
+    let hi = above.filter(|k| *k > 0).and_then(|k| sketch.value_at(k - 1)).map(|v| v / (1.0 - RELATIVE_ACCURACY));
     (lo, hi)
 }
 
-/// Measures `expected` on the stage's `treatment` against `reference` (named `source`).
-pub fn measure(expected: &ExpectedImprovements, treatment: &Stats, reference: &Summary, source: &str) -> Impact {
+/// Measures `expected` on the stage's `treatment` against `reference` (named `source`); memory
+/// once `min_readings` are in (its sequence is asymptotic: the guardrails' `min_sample`).
+pub fn measure(expected: &ExpectedImprovements, treatment: &Stats, reference: &Summary, source: &str, min_readings: u64) -> Impact {
     let n = treatment.count();
     let mut measures = Vec::new();
 
     // Memory: the mean's sequence.
     let [mem_near, mem_far] = expected.memory_reduction_pct;
-    let memory = treatment.memory_interval(&MeanSequence::tuned(ALPHA_GATE, GATE_N_STAR));
+    let memory = treatment.memory_interval(&MeanSequence::tuned(ALPHA_GATE, GATE_N_STAR)).filter(|_| n >= min_readings);
     let (reduction_pct, interval) = match (reference.memory_mean_mb, memory) {
         (Some(base), Some(m)) if base > 0.0 => (Some(reduction(m.mean, base)), (Some(reduction(m.hi, base)), Some(reduction(m.lo, base)))),
         _ => (None, (None, None)),
@@ -226,6 +231,11 @@ impl Impact {
             Verdict::Inconclusive
         };
         let words: Vec<String> = self.measures.iter().map(|m| format!("{} {}", m.what.to_lowercase(), m.outcome.label())).collect();
+        let explanation = if measured.is_empty() {
+            format!("nothing to measure against: the {} has no figures (freeze a baseline while the flag is off)", self.reference)
+        } else {
+            format!("{met} of {} expected improvements met against the {}: {}", measured.len(), self.reference, words.join(", "))
+        };
         Gate {
             criterion: Criterion::Performance,
             verdict,
@@ -234,12 +244,7 @@ impl Impact {
             threshold: measured.len() as f64,
             sample: self.treatment_uploads,
             min_sample: 0,
-            explanation: format!(
-                "{met} of {} expected improvements met against the {}: {}",
-                measured.len(),
-                self.reference,
-                words.join(", ")
-            ),
+            explanation,
             versus_control: None,
             more_uploads: None,
             receipt: None,
@@ -276,7 +281,10 @@ mod tests {
             let (lo, hi) = quantile_interval(&sketch, q, ALPHA_GATE);
             let (lo, hi) = (lo.unwrap(), hi.unwrap());
             let (want_lo, want_hi) = (sorted[below as usize - 1], sorted[above as usize - 1]);
-            assert!((lo / want_lo - 1.0).abs() <= 0.011 && (hi / want_hi - 1.0).abs() <= 0.011, "q {q}: {lo}–{hi} vs {want_lo}–{want_hi}");
+            // Widened by the sketch's accuracy: never inside the exact ends, at most twice it outside.
+            let slack = 2.0 * RELATIVE_ACCURACY + 1e-9;
+            assert!(lo <= want_lo && lo >= want_lo * (1.0 - slack), "q {q}: {lo} vs {want_lo}");
+            assert!(hi >= want_hi && hi <= want_hi * (1.0 + slack) / (1.0 - slack), "q {q}: {hi} vs {want_hi}");
             let truth = sorted[((n - 1) as f64 * q) as usize];
             assert!(lo <= truth * 1.01 && truth <= hi * 1.01, "q {q}: {lo}–{hi} misses {truth}");
         }
@@ -335,7 +343,7 @@ mod tests {
     fn each_expectation_is_met_not_met_or_not_yet_known_from_its_interval() {
         // Hand-computed: memory 15 MB against 100 (85% less, every reading alike); latency 400 ms
         // against p50 1,000 and p95 2,000 (60% and 80% less); no timeouts in 20,000 against 1%.
-        let impact = measure(&expected(), &treatment(20_000, 0, 400.0, 15.0), &reference(), "frozen baseline");
+        let impact = measure(&expected(), &treatment(20_000, 0, 400.0, 15.0), &reference(), "frozen baseline", 50);
         let by = |what: &str| impact.measures.iter().find(|m| m.what == what).unwrap().clone();
         let memory = by("Memory per upload");
         assert!((memory.reduction_pct.unwrap() - 85.0).abs() < 1e-9 && memory.outcome == Outcome::Met, "{memory:?}");
@@ -356,14 +364,24 @@ mod tests {
         );
 
         // Too few uploads to know; memory only 50% less; timeouts up.
-        let early = measure(&expected(), &treatment(40, 0, 400.0, 15.0), &reference(), "frozen baseline");
+        let early = measure(&expected(), &treatment(40, 0, 400.0, 15.0), &reference(), "frozen baseline", 50);
         assert_eq!(early.measures[3].outcome, Outcome::NotYetKnown, "{:?}", early.measures[3]);
+        assert_eq!(early.measures[0].outcome, Outcome::NotYetKnown, "memory waits for 50 readings: {:?}", early.measures[0]);
         assert_eq!(early.gate().verdict, Verdict::Inconclusive);
-        let worse = measure(&expected(), &treatment(20_000, 400, 400.0, 50.0), &reference(), "control arm");
+        let worse = measure(&expected(), &treatment(20_000, 400, 400.0, 50.0), &reference(), "control arm", 50);
         assert_eq!((worse.measures[0].outcome, worse.measures[3].outcome), (Outcome::NotMet, Outcome::NotMet));
         assert_eq!(worse.gate().verdict, Verdict::Fail);
-        // No reference figures: nothing is known.
-        let blind = measure(&expected(), &treatment(20_000, 0, 400.0, 15.0), &Summary::default(), "control arm");
-        assert!(blind.measures.iter().all(|m| matches!(m.outcome, Outcome::NotYetKnown | Outcome::NotMeasured)));
+        // No reference figures (a 100% stage with no baseline): nothing can be measured, and the
+        // gate says what would make it measurable rather than waiting for ever.
+        let blind = measure(&expected(), &treatment(20_000, 0, 400.0, 15.0), &Summary::default(), "control arm", 50);
+        assert!(blind.measures.iter().all(|m| m.outcome == Outcome::NotMeasured), "{blind:?}");
+        let gate = blind.gate();
+        assert_eq!(gate.verdict, Verdict::Inconclusive);
+        assert!(gate.explanation.starts_with("nothing to measure against: the control arm has no figures"), "{}", gate.explanation);
+        // A reference without timeouts has none to cut: measured on the rest.
+        let none = Summary { timeout_rate: Some(0.0), ..reference() };
+        let calm = measure(&expected(), &treatment(20_000, 0, 400.0, 15.0), &none, "frozen baseline", 50);
+        assert_eq!(calm.measures[3].outcome, Outcome::NotMeasured);
+        assert_eq!(calm.gate().verdict, Verdict::Pass);
     }
 }

@@ -390,6 +390,12 @@ impl Plan {
                     );
                 }
             }
+            for (field, values) in [("file_types", &m.file_types), ("providers", &m.providers)] {
+                let mut seen = std::collections::HashSet::new();
+                if let Some(twice) = values.iter().find(|v| !seen.insert(v.as_str())) {
+                    bad(format!("matrix.{field}"), format!("lists “{twice}” twice: each value once, or its cells would count twice"));
+                }
+            }
             if m.sizes_mb.windows(2).any(|w| w[0] >= w[1]) {
                 bad("matrix.sizes_mb".into(), "must be in ascending order, each size once: each is the upper bound of a size class".into());
             }
@@ -669,6 +675,7 @@ mod tests {
         check("sizes_mb = [1, 10, 50, 100]", "sizes_mb = [1, 50, 10, 100]", "matrix.sizes_mb", "ascending");
         check("providers = [\"kimi\", \"glm\"]", "providers = []", "matrix.providers", "at least one");
         check("min_per_cell = 20 ", "min_per_cell = 0 ", "matrix.min_per_cell", "at least 1");
+        check("providers = [\"kimi\", \"glm\"]", "providers = [\"kimi\", \"kimi\"]", "matrix.providers", "twice");
         let fine = Plan::from_toml(&replace("min_events = 500\n", "min_events = 500\nlatency_vs_control_max = 2.0\n")).unwrap();
         assert_eq!(fine.stages[2].criteria.as_ref().unwrap().latency_vs_control_max, Some(2.0));
     }

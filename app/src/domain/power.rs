@@ -98,11 +98,16 @@ impl StagePower {
                     gates::hours_words(likely_hours)
                 )
             }
-            (_, _, Some((rate, limit))) => format!(
+            (Some(uploads), None, _) => format!(
+                "≈ {} treatment uploads ({}) in a typical stage, but 9 in 10 stages would need over ten million",
+                thousands(uploads),
+                limiting.criterion.label().to_lowercase()
+            ),
+            (None, _, Some((rate, limit))) => format!(
                 "{} never passes: today's {rate}% is not below the stage's limit of {limit}% (or needs over ten million uploads)",
                 limiting.criterion.label().to_lowercase()
             ),
-            _ => format!("{} never passes", limiting.criterion.label().to_lowercase()),
+            (None, _, None) => format!("{} never passes", limiting.criterion.label().to_lowercase()),
         }
     }
 }

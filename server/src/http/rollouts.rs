@@ -53,19 +53,20 @@ struct AuditParams {
     format: Option<String>,
 }
 
-/// Entries one page holds at most.
+/// Entries one page holds at most, and by default.
 const AUDIT_PAGE_MAX: i64 = 1_000;
+const AUDIT_PAGE_DEFAULT: i64 = 100;
 
 /// The full audit trail, newest first, a page at a time with filters; each entry with the stage
-/// it was made in, the version it produced and its evidence. `format=csv` answers a download of
-/// the same page (evidence left out), for a spreadsheet or an auditor.
+/// it was made in, the version it produced and its evidence. `format=csv` answers a download
+/// (evidence left out) of the whole filtered trail, or of one page when `limit` is given.
 async fn audit(State(state): State<ApiState>, Path(id): Path<i64>, Query(q): Query<AuditParams>) -> Result<Response, ApiError> {
     for (field, text) in [("actor", &q.actor), ("action", &q.action)] {
         if let Some(text) = text {
             AppError::check_text(field, text, 200)?;
         }
     }
-    let limit = q.limit.unwrap_or(100);
+    let limit = q.limit.unwrap_or(AUDIT_PAGE_DEFAULT);
     if !(1..=AUDIT_PAGE_MAX).contains(&limit) {
         return Err(ApiError(AppError::invalid("limit", format!("must be between 1 and {AUDIT_PAGE_MAX}"))));
     }
@@ -77,19 +78,34 @@ async fn audit(State(state): State<ApiState>, Path(id): Path<i64>, Query(q): Que
         Some("csv") => true,
         Some(_) => return Err(ApiError(AppError::invalid("format", "is json or csv"))),
     };
-    let query = AuditQuery {
+    // A CSV without a `limit` is the whole trail (read a page at a time); every other answer
+    // is one page.
+    let whole = csv && q.limit.is_none();
+    let mut query = AuditQuery {
         actor: q.actor,
         action: q.action,
         stage: q.stage,
         from: q.from.as_deref().map(|t| super::events::parse_time("from", t)).transpose()?,
         to: q.to.as_deref().map(|t| super::events::parse_time("to", t)).transpose()?,
         before: q.before,
-        limit,
+        // One more than the page, to know whether another follows.
+        limit: if whole { AUDIT_PAGE_MAX } else { limit + 1 },
     };
     state.store.rollout(id).await.map_err(AppError::from)?;
-    let rows = state.store.audit_page(id, &query).await.map_err(AppError::from)?;
-    // A full page may have more behind it: the next one starts before its last entry.
-    let next_before = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.entry.id)).flatten();
+    let mut rows = state.store.audit_page(id, &query).await.map_err(AppError::from)?;
+    let mut next_before = None;
+    if whole {
+        let mut last = rows.len();
+        while last as i64 == AUDIT_PAGE_MAX {
+            query.before = rows.last().map(|r| r.entry.id);
+            let more = state.store.audit_page(id, &query).await.map_err(AppError::from)?;
+            last = more.len();
+            rows.extend(more);
+        }
+    } else if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        next_before = rows.last().map(|r| r.entry.id);
+    }
     if csv {
         let disposition = format!("attachment; filename=\"rollout-{id}-audit.csv\"");
         let headers = [

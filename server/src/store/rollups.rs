@@ -86,6 +86,11 @@ fn stored_stats(
     memory_max_mb: f64,
     memory_sq_sum_mb2: f64,
 ) -> Result<Stats> {
+    // A row written by a binary older than migration 0016 (during a rolling upgrade) carries no
+    // sum of squares: it counts as if every reading of its minute had been the minute's mean,
+    // the least the sum can be — as the migration did for the rows it found.
+    let count = (success + error + timeout).max(0) as f64;
+    let least = if count > 0.0 { memory_sum_mb * memory_sum_mb / count } else { 0.0 };
     Ok(Stats {
         success: success as u64,
         error: error as u64,
@@ -95,7 +100,7 @@ fn stored_stats(
         latency: Sketch::from_bytes(sketch).map_err(StoreError::Corrupt)?,
         memory_sum_mb,
         memory_max_mb,
-        memory_sq_sum_mb2,
+        memory_sq_sum_mb2: memory_sq_sum_mb2.max(least),
     })
 }
 
