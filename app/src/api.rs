@@ -60,7 +60,7 @@ pub async fn list_rollouts() -> Result<Vec<StatusView>, AppError> {
     let rollouts = services()?.rollouts;
     let mut views = Vec::new();
     for id in rollouts.rollout_ids().await? {
-        views.push(StatusView::from_room(&rollouts.control_room(Some(id)).await?));
+        views.push(StatusView::from_room(&rollouts.control_room(Some(id)).await?, rollouts.incidents(id).await?));
     }
     Ok(views)
 }
@@ -130,8 +130,9 @@ pub async fn get_status(rollout_id: Option<i64>) -> Result<StatusView, AppError>
         Some(rollout_id) => Permission::ReadStatus { rollout_id },
         None => Permission::ReadRollout,
     })?;
-    let room = services()?.rollouts.control_room(rollout_id).await?;
-    let view = StatusView::from_room(&room);
+    let rollouts = services()?.rollouts;
+    let room = rollouts.control_room(rollout_id).await?;
+    let view = StatusView::from_room(&room, rollouts.incidents(room.rollout_id).await?);
     // People signed in see who acted; anyone else (a share link) sees roles.
     Ok(if matches!(caller, Principal::User { .. }) { view } else { view.without_names() })
 }

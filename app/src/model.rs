@@ -155,7 +155,7 @@ pub struct StatusView {
     pub next: Option<(String, Option<Timestamp>)>,
     /// Key numbers as (label, value), ready to show.
     pub numbers: Vec<(String, String)>,
-    /// Rollbacks, alerts and pauses, newest first.
+    /// Every rollback, alert and pause, newest first.
     pub incidents: Vec<AuditEntry>,
     pub now: Timestamp,
 }
@@ -179,8 +179,8 @@ impl StatusView {
         self
     }
 
-    /// Derives the stakeholder view from the control room's snapshot.
-    pub fn from_room(room: &ControlRoom) -> StatusView {
+    /// Derives the stakeholder view from the control room's snapshot and the rollout's incidents.
+    pub fn from_room(room: &ControlRoom, incidents: Vec<AuditEntry>) -> StatusView {
         use crate::domain::gates::Criterion;
         use crate::domain::status;
         let stage_name = room.plan.stage(room.state.stage).map_or_else(String::new, |s| s.name.clone());
@@ -201,13 +201,6 @@ impl StatusView {
             };
             numbers.extend(value);
         }
-        let incidents = room
-            .audit
-            .iter()
-            .filter(|e| matches!(e.action.as_str(), "auto_roll_back" | "roll_back" | "alert" | "pause"))
-            .take(5)
-            .cloned()
-            .collect();
         StatusView {
             rollout_id: room.rollout_id,
             name: room.plan.name.clone(),

@@ -7,7 +7,7 @@ use crate::domain::rollout::{Command, Rollout};
 use crate::domain::webhook::Event;
 use crate::error::AppError;
 use crate::model::{
-    ChartSeries, ChecklistItem, ControlRoom, DeliveryView, Issued, ShareLinkView, TokenView, UserView, WebhookLog, WebhookView,
+    AuditEntry, ChartSeries, ChecklistItem, ControlRoom, DeliveryView, Issued, ShareLinkView, TokenView, UserView, WebhookLog, WebhookView,
 };
 use std::sync::Arc;
 
@@ -25,6 +25,10 @@ pub trait RolloutService: Send + Sync + 'static {
 
     /// Every rollout's id, newest first.
     async fn rollout_ids(&self) -> Result<Vec<i64>, AppError>;
+
+    /// Every incident of a rollout — automatic and manual rollbacks, alerts, pauses — newest
+    /// first: what the status page lists.
+    async fn incidents(&self, rollout_id: i64) -> Result<Vec<AuditEntry>, AppError>;
 
     /// Per-step numbers of both arms over the last `hours`, with stage changes and rollbacks.
     async fn chart_series(&self, rollout_id: i64, hours: u32) -> Result<ChartSeries, AppError>;

@@ -15,7 +15,7 @@ use app::domain::stats::Summary;
 use app::domain::units::{StageIndex, Timestamp, Version};
 use app::domain::webhook::Event;
 use app::error::AppError;
-use app::model::{ChartPoint, ChartSeries, ChecklistItem, ControlRoom};
+use app::model::{AuditEntry, ChartPoint, ChartSeries, ChecklistItem, ControlRoom};
 use app::services::RolloutService;
 
 /// How many audit entries the control room shows.
@@ -240,6 +240,10 @@ impl RolloutService for Rollouts {
 
     async fn rollout_ids(&self) -> Result<Vec<i64>, AppError> {
         Ok(self.store.rollout_ids().await?)
+    }
+
+    async fn incidents(&self, rollout_id: i64) -> Result<Vec<AuditEntry>, AppError> {
+        Ok(self.store.incidents(rollout_id).await?)
     }
 
     async fn chart_series(&self, rollout_id: i64, hours: u32) -> Result<ChartSeries, AppError> {

@@ -254,6 +254,31 @@ impl Store {
             .collect())
     }
 
+    /// Every incident of a rollout (automatic and manual rollbacks, alerts, pauses), newest
+    /// first; at most [`INCIDENTS_MAX`].
+    pub async fn incidents(&self, rollout_id: i64) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query!(
+            "SELECT id, at, actor, action, summary, reason FROM audit_log
+             WHERE rollout_id = $1 AND action = ANY(ARRAY['auto_roll_back', 'roll_back', 'alert', 'pause'])
+             ORDER BY id DESC LIMIT $2",
+            rollout_id,
+            INCIDENTS_MAX
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditEntry {
+                id: r.id,
+                at: to_timestamp(r.at),
+                actor: r.actor,
+                action: r.action,
+                summary: r.summary,
+                reason: r.reason,
+            })
+            .collect())
+    }
+
     /// A page of a rollout's audit trail, newest first, with each entry's version and evidence:
     /// the entries before id `query.before` (all when `None`) that match every filter given.
     /// An entry's stage is the one it was made in (the guard's `stage`, a command's `from`).
@@ -466,6 +491,10 @@ impl Store {
         Ok((current, transition))
     }
 }
+
+/// The most incidents a status page lists (a rollout with more has bigger problems than its
+/// status page).
+pub const INCIDENTS_MAX: i64 = 1_000;
 
 /// Which audit entries a page holds (see [`Store::audit_page`]).
 #[derive(Clone, Debug, Default)]

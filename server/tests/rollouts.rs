@@ -640,3 +640,23 @@ async fn the_audit_trail_pages_filters_and_exports(pool: PgPool) {
     let missing = app.client.get(app.url("/api/v1/rollouts/99/audit")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+/// The status page keeps every incident, not the newest few: seven pauses, each listed.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_status_page_lists_every_incident(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.go_to_stage(1).await;
+    for i in 0..7 {
+        let version = app.room().await["state"]["version"].as_u64().unwrap();
+        let (status, body) = app.command(json!({ "version": version, "command": "pause", "reason": format!("incident {i}") })).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = app.command(json!({ "version": version + 1, "command": "resume" })).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let viewer = app.person("vera", "viewer").await;
+    let status = viewer.get(app.url("/status")).send().await.unwrap().text().await.unwrap();
+    // The oldest ones too (the page used to keep the newest five).
+    for i in 0..7 {
+        assert!(status.contains(&format!("incident {i}")), "the status page lacks incident {i}");
+    }
+}

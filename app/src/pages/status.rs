@@ -70,7 +70,7 @@ fn Status(view: StatusView) -> impl IntoView {
             {next}
             <h2>"Key numbers"</h2>
             <dl class="numbers">{numbers}</dl>
-            <h2>"Recent incidents"</h2>
+            <h2>"Incidents"</h2>
             {incidents}
             <p class="muted small">"As of " <LocalTime at=view.now/> ". This page is read-only."</p>
         </article>
