@@ -102,8 +102,9 @@ impl Rollouts {
     }
 
     /// The current stage's gates, judged on the treatment events since the stage began,
-    /// against the frozen baseline (or the live control arm without one), that reference, and
-    /// the end-to-end matrix when the stage requires it (its gate is among the gates).
+    /// against the frozen baseline (or the live control arm without one), that reference, the
+    /// end-to-end matrix when the stage requires it and the impact (their gates among the gates
+    /// when the stage requires them).
     pub async fn gates(&self, rollout: &StoredRollout, baseline: Option<&Summary>, now: Timestamp) -> Result<StageJudgement, AppError> {
         let state = &rollout.state;
         let (Some(stage), Some(entered)) = (rollout.plan.stage(state.stage), state.stage_entered_at) else {
@@ -191,8 +192,9 @@ impl From<StoreError> for AppError {
     }
 }
 
-/// What the current stage is judged on: its gates, the reference they compared with, and the
-/// end-to-end matrix when the stage requires it.
+/// What the current stage is judged on: its gates, the reference they compared with, the
+/// end-to-end matrix when the stage requires it, and the impact against the plan's expected
+/// improvements when it states them.
 #[derive(Default)]
 pub struct StageJudgement {
     pub gates: Vec<Gate>,

@@ -30,6 +30,13 @@ pub use reports::{NewTestResult, TestResult};
 pub use rollups::{ArmKey, RollupFilter, RollupKey};
 pub use webhooks::DueDelivery;
 
+/// An audit entry from a row of any query that selects its columns by name.
+macro_rules! audit_entry {
+    ($r:expr) => {
+        AuditEntry { id: $r.id, at: to_timestamp($r.at), actor: $r.actor, action: $r.action, summary: $r.summary, reason: $r.reason }
+    };
+}
+
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -233,50 +240,31 @@ impl Store {
 
     /// The newest `limit` audit entries of a rollout, newest first.
     pub async fn audit(&self, rollout_id: i64, limit: i64) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query!(
-            "SELECT id, at, actor, action, summary, reason FROM audit_log
-             WHERE rollout_id = $1 ORDER BY id DESC LIMIT $2",
-            rollout_id,
-            limit
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditEntry {
-                id: r.id,
-                at: to_timestamp(r.at),
-                actor: r.actor,
-                action: r.action,
-                summary: r.summary,
-                reason: r.reason,
-            })
-            .collect())
+        self.audit_entries(rollout_id, None, limit).await
     }
 
     /// Every incident of a rollout (automatic and manual rollbacks, alerts, pauses), newest
     /// first; at most [`INCIDENTS_MAX`].
     pub async fn incidents(&self, rollout_id: i64) -> Result<Vec<AuditEntry>> {
+        const INCIDENTS: [&str; 4] = ["auto_roll_back", "roll_back", "alert", "pause"];
+        self.audit_entries(rollout_id, Some(&INCIDENTS), INCIDENTS_MAX).await
+    }
+
+    /// The newest `limit` audit entries of a rollout whose action is one of `actions` (any
+    /// when `None`), newest first, without their evidence.
+    async fn audit_entries(&self, rollout_id: i64, actions: Option<&[&str]>, limit: i64) -> Result<Vec<AuditEntry>> {
+        let actions: Option<Vec<String>> = actions.map(|a| a.iter().map(|s| s.to_string()).collect());
         let rows = sqlx::query!(
             "SELECT id, at, actor, action, summary, reason FROM audit_log
-             WHERE rollout_id = $1 AND action = ANY(ARRAY['auto_roll_back', 'roll_back', 'alert', 'pause'])
-             ORDER BY id DESC LIMIT $2",
+             WHERE rollout_id = $1 AND ($2::text[] IS NULL OR action = ANY($2))
+             ORDER BY id DESC LIMIT $3",
             rollout_id,
-            INCIDENTS_MAX
+            actions.as_deref(),
+            limit
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditEntry {
-                id: r.id,
-                at: to_timestamp(r.at),
-                actor: r.actor,
-                action: r.action,
-                summary: r.summary,
-                reason: r.reason,
-            })
-            .collect())
+        Ok(rows.into_iter().map(|r| audit_entry!(r)).collect())
     }
 
     /// A page of a rollout's audit trail, newest first, with each entry's version and evidence:
@@ -305,19 +293,7 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| AuditRow {
-                entry: AuditEntry {
-                    id: r.id,
-                    at: to_timestamp(r.at),
-                    actor: r.actor,
-                    action: r.action,
-                    summary: r.summary,
-                    reason: r.reason,
-                },
-                stage: r.stage,
-                version: r.version,
-                evidence: r.evidence,
-            })
+            .map(|r| AuditRow { entry: audit_entry!(r), stage: r.stage, version: r.version, evidence: r.evidence })
             .collect())
     }
 
@@ -331,8 +307,8 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound("audit entry"))?;
-        let entry = AuditEntry { id: r.id, at: to_timestamp(r.at), actor: r.actor, action: r.action, summary: r.summary, reason: r.reason };
-        Ok((entry, r.evidence))
+        let evidence = r.evidence;
+        Ok((audit_entry!(r), evidence))
     }
 
     /// The served config of `key`'s flag, or of every flag, from the newest rollout of each.

@@ -133,10 +133,11 @@ pub fn quantile_interval(sketch: &Sketch, q: f64, alpha: f64) -> (Option<f64>, O
     // lies above the value of that rank (the k-th smallest, index k − 1; none below rank 1).
     let below = last_true(n, |k| sequence.proves_below(k, n, q));
     // The fewest with which it is proven above q: the quantile is at most that rank's value.
-    let above = last_true(n, |k| !sequence.proves_above(k, n, q)).map_or(Some(0), |k| (k < n).then_some(k + 1));
+    // (No count is below 0, so the search always finds one; past `n` nothing is proven.)
+    let above = last_true(n, |k| !sequence.proves_above(k, n, q)).and_then(|k| (k < n).then_some(k + 1));
     // The sketch reads a value within its relative accuracy: each end is widened by it.
     let lo = below.filter(|k| *k > 0).and_then(|k| sketch.value_at(k - 1)).map(|v| v / (1.0 + RELATIVE_ACCURACY));
-    let hi = above.filter(|k| *k > 0).and_then(|k| sketch.value_at(k - 1)).map(|v| v / (1.0 - RELATIVE_ACCURACY));
+    let hi = above.and_then(|k| sketch.value_at(k - 1)).map(|v| v / (1.0 - RELATIVE_ACCURACY));
     (lo, hi)
 }
 
