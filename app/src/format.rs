@@ -81,3 +81,83 @@ mod count_tests {
         assert_eq!(super::capitalized(""), "");
     }
 }
+
+/// A gate's value in its criterion's unit: `99.42%`, `87% of baseline`, `+0.12 pts`.
+pub fn gate_value(criterion: crate::domain::gates::Criterion, v: f64) -> String {
+    use crate::domain::gates::Criterion;
+    match criterion {
+        Criterion::MinEvents => format!("{v:.0}"),
+        Criterion::SuccessRate | Criterion::ErrorRate | Criterion::SampleRatio => format!("{v:.2}%"),
+        Criterion::LatencyP95 | Criterion::Memory => format!("{v:.0}% of baseline"),
+        Criterion::FailuresVsControl | Criterion::LatencyVsControl => format!("{v:+.2} pts").replace('-', "−"),
+        Criterion::Matrix => format!("{v:.0} cells"),
+        Criterion::Performance => format!("{v:.0} met"),
+    }
+}
+
+/// What a gate asks for: `≥ 99.50%`, `≤ 120% of baseline`, `10% treatment`.
+pub fn gate_threshold(gate: &crate::domain::gates::Gate) -> String {
+    use crate::domain::gates::Criterion;
+    let v = gate_value(gate.criterion, gate.threshold);
+    match gate.criterion {
+        Criterion::SuccessRate | Criterion::MinEvents => format!("≥ {v}"),
+        Criterion::SampleRatio => format!("{}% treatment", gate.threshold),
+        Criterion::Matrix | Criterion::Performance => format!("all {v}"),
+        _ => format!("≤ {v}"),
+    }
+}
+
+/// A gate's observed value, or a dash.
+pub fn gate_point(gate: &crate::domain::gates::Gate) -> String {
+    gate.observed.map_or_else(|| "—".to_string(), |o| gate_value(gate.criterion, o))
+}
+
+/// A gate's anytime interval, `99.10% – 99.70%`, when it has one.
+pub fn gate_interval(gate: &crate::domain::gates::Gate) -> Option<String> {
+    gate.interval.map(|(lo, hi)| format!("{} – {}", gate_value(gate.criterion, lo), gate_value(gate.criterion, hi)))
+}
+
+/// "+0.12 pts (−0.20 to +0.44)", or a dash where there is no control arm to compare with.
+pub fn versus_control(gate: &crate::domain::gates::Gate) -> String {
+    gate.versus_control
+        .map_or_else(|| "—".to_string(), |d| format!("{:+.2} pts ({:+.2} to {:+.2})", d.estimate, d.lo, d.hi).replace('-', "−"))
+}
+
+/// An impact figure in its unit: `12.40%`, `350 ms`, or a dash.
+pub fn impact_figure(value: Option<f64>, unit: &str) -> String {
+    match (value, unit) {
+        (None, _) => "—".into(),
+        (Some(v), "%") => format!("{v:.2}%"),
+        (Some(v), unit) => format!("{v:.0} {unit}"),
+    }
+}
+
+/// "−85% (−83 to −87)": a reduction shown as the change it is; an open end as "…".
+pub fn impact_change(m: &crate::domain::impact::Measure) -> String {
+    let Some(observed) = m.reduction_pct else { return "—".into() };
+    let end = |v: Option<f64>| v.map_or_else(|| "…".to_string(), |v| format!("{:.0}", -v));
+    format!("{:+.0}% ({} to {})", -observed, end(m.interval.0), end(m.interval.1)).replace('-', "−")
+}
+
+/// What the plan expects of a measure: `−80–90%`, `−95%`, `×5–10`.
+pub fn impact_expected(m: &crate::domain::impact::Measure) -> String {
+    let (near, far) = m.expected;
+    if m.unit == "×" {
+        format!("×{near:.0}–{far:.0}")
+    } else if (near - far).abs() < 1e-9 {
+        format!("−{near:.0}%")
+    } else {
+        format!("−{near:.0}–{far:.0}%")
+    }
+}
+
+/// A matrix cell's evidence: `99.2% (98.1–99.7) · p95 812 ms`, or "no uploads yet".
+pub fn matrix_cell_detail(cell: &crate::domain::matrix::Cell) -> String {
+    match (cell.success_pct(), cell.success_interval) {
+        (Some(success), Some((lo, hi))) => {
+            let p95 = cell.p95_ms.map_or_else(String::new, |p| format!(" · p95 {p:.0} ms"));
+            format!("{success:.1}% ({lo:.1}–{hi:.1}){p95}")
+        }
+        _ => "no uploads yet".to_string(),
+    }
+}

@@ -112,6 +112,28 @@ pub struct AuditEntry {
     pub reason: Option<String>,
 }
 
+impl AuditEntry {
+    /// Who acted, by role instead of by name (for a share link's holder: the link may reach
+    /// anyone), in the actor and in the summary.
+    pub fn without_name(&mut self) {
+        let role = AuditEntry::role_of(&self.action);
+        if !self.actor.is_empty() {
+            self.summary = self.summary.replace(&self.actor, role);
+        }
+        self.actor = role.to_string();
+    }
+
+    /// The role that takes an action, in words.
+    pub fn role_of(action: &str) -> &'static str {
+        match action {
+            "auto_roll_back" | "alert" => "Rampart's guard",
+            "roll_back" | "approve" => "an approver",
+            "pause" => "an operator",
+            _ => "a team member",
+        }
+    }
+}
+
 /// A flag as every client is served it right now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlagConfig {
@@ -165,16 +187,7 @@ impl StatusView {
     /// role, never by name — the link may reach anyone.
     pub fn without_names(mut self) -> StatusView {
         for incident in &mut self.incidents {
-            let role = match incident.action.as_str() {
-                "auto_roll_back" | "alert" => "Rampart's guard",
-                "roll_back" => "an approver",
-                "pause" => "an operator",
-                _ => "a team member",
-            };
-            if !incident.actor.is_empty() {
-                incident.summary = incident.summary.replace(&incident.actor, role);
-            }
-            incident.actor = role.to_string();
+            incident.without_name();
         }
         self
     }

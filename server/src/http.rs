@@ -11,6 +11,7 @@ pub mod headers;
 mod ofrep;
 pub mod operations;
 pub mod panic;
+mod reports;
 mod rollouts;
 mod sign_in;
 mod webhooks;
@@ -54,11 +55,13 @@ pub fn router(state: ApiState) -> Router {
                 .merge(events::router())
                 .merge(accounts::router())
                 .merge(webhooks::router())
+                .merge(reports::router())
                 .route("/openapi.yaml", get(openapi))
                 .fallback(not_found),
         )
         .merge(ofrep::router())
         .merge(sign_in::router())
+        .merge(reports::pages())
         .with_state(state)
 }
 

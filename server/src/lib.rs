@@ -21,6 +21,7 @@ pub mod live;
 pub mod metrics;
 pub mod net;
 pub mod random;
+pub mod report;
 pub mod sealed;
 pub mod service;
 pub mod simulate;

@@ -9,6 +9,7 @@ use app::domain::access::{Permission, Principal};
 use app::domain::gates::{self, Gate, Judged, Reference};
 use app::domain::impact::{self, Impact};
 use app::domain::matrix::MatrixView;
+use app::domain::plan::StageFlag;
 use app::domain::readiness;
 use app::domain::rollout::{Actor, Command, Context, Rollout, Status, Transition, apply, served_flag};
 use app::domain::stats::Summary;
@@ -31,6 +32,14 @@ pub struct Rollouts {
 impl Rollouts {
     pub fn new(store: Store, metrics: Metrics, clock: Clock) -> Rollouts {
         Rollouts { store, metrics, clock }
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The service's clock now.
@@ -107,15 +116,28 @@ impl Rollouts {
     /// when the stage requires them).
     pub async fn gates(&self, rollout: &StoredRollout, baseline: Option<&Summary>, now: Timestamp) -> Result<StageJudgement, AppError> {
         let state = &rollout.state;
-        let (Some(stage), Some(entered)) = (rollout.plan.stage(state.stage), state.stage_entered_at) else {
-            return Ok(StageJudgement::default());
-        };
-        let Some(criteria) = &stage.criteria else { return Ok(StageJudgement::default()) };
+        let Some(entered) = state.stage_entered_at else { return Ok(StageJudgement::default()) };
         if matches!(state.status, Status::Draft | Status::Complete) {
             return Ok(StageJudgement::default());
         }
+        self.judge(rollout, state.stage, served_flag(&rollout.plan, state), baseline, Judged { from: entered, to: now }).await
+    }
+
+    /// Stage `index`'s gates, matrix and impact as judged on its events in `span` (the stage
+    /// served `served` then): the current stage's live judgement, or a past stage's for a report.
+    pub async fn judge(
+        &self,
+        rollout: &StoredRollout,
+        index: StageIndex,
+        served: StageFlag,
+        baseline: Option<&Summary>,
+        span: Judged,
+    ) -> Result<StageJudgement, AppError> {
+        let Some(stage) = rollout.plan.stage(index) else { return Ok(StageJudgement::default()) };
+        let Some(criteria) = &stage.criteria else { return Ok(StageJudgement::default()) };
+        let Judged { from: entered, to: now } = span;
         let until = Timestamp(now.millis() + 60_000);
-        let rows = self.metrics.stage_minutes(rollout.id, state.stage.0 as i32, entered, until).await?;
+        let rows = self.metrics.stage_minutes(rollout.id, index.0 as i32, entered, until).await?;
         let (treatment, control) = (rows.treatment(), rows.control());
         let reference = Reference::choose(baseline, &control);
         let memory_limit = rollout.plan.guardrails.auto_rollback.memory_above_baseline.get();
@@ -127,11 +149,10 @@ impl Rollouts {
         let recent: u64 = rows.treatment.iter().filter(|(minute, _)| *minute >= hour_minute).map(|(_, stats)| stats.count()).sum();
         let hours = ((now.millis() - hour_ago.millis()) as f64 / 3_600_000.0).max(1.0 / 60.0);
         gates::pace(&mut judged, recent as f64 / hours);
-        let served = served_flag(&rollout.plan, state);
         judged.extend(gates::sample_ratio(&rollout.plan.guardrails, served, &rows, entered).map(|c| c.gate(now)));
         let matrix = match (&rollout.plan.matrix, stage.requires_matrix) {
             (Some(matrix), true) => {
-                let cells = self.metrics.matrix_rows(rollout.id, state.stage.0 as i32, entered, until).await?;
+                let cells = self.metrics.matrix_rows(rollout.id, index.0 as i32, entered, until).await?;
                 let view = MatrixView::judge(matrix, criteria.success_rate_min.get(), &cells);
                 judged.push(view.gate(Judged { from: entered, to: now }));
                 Some(view)

@@ -26,7 +26,7 @@ pub use baselines::Baseline;
 pub use events::{Ingested, NewEvent, StageSpan};
 pub use idempotency::{Claim, Purged};
 pub use operations::Outbox;
-pub use reports::{NewTestResult, TestResult};
+pub use reports::{NewTestResult, ReportNotes, TestResult};
 pub use rollups::{ArmKey, RollupFilter, RollupKey};
 pub use webhooks::DueDelivery;
 
@@ -191,7 +191,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let summary = format!("Created the rollout from plan “{}” ({} stages)", plan.name, plan.stages.len());
-        insert_audit(&mut tx, Some(id), actor, "create", &summary, None, Some(Version(1)), serde_json::json!({})).await?;
+        insert_audit(&mut tx, Some(id), actor, "create", &summary, None, Some(Version(1)), serde_json::json!({}), None).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -374,7 +374,7 @@ impl Store {
         let (action, verb) = if checked { ("tick", "Ticked") } else { ("untick", "Unticked") };
         let summary = format!("{verb} “{}” (stage {}, {})", row.text, row.stage, row.section);
         let evidence = serde_json::json!({ "item_id": item_id, "stage": row.stage });
-        insert_audit(&mut tx, Some(rollout_id), actor, action, &summary, None, None, evidence).await?;
+        insert_audit(&mut tx, Some(rollout_id), actor, action, &summary, None, None, evidence, Some(now)).await?;
         tx.commit().await?;
         Ok(ChecklistItem {
             id: row.id,
@@ -462,7 +462,8 @@ impl Store {
             webhooks::enqueue(&mut tx, &announcement).await?;
         }
         let AuditRecord { action, summary, reason, evidence, .. } = record;
-        insert_audit(&mut tx, Some(rollout_id), actor, &action, &summary, reason.as_deref(), Some(next.version), evidence).await?;
+        insert_audit(&mut tx, Some(rollout_id), actor, &action, &summary, reason.as_deref(), Some(next.version), evidence, Some(now))
+            .await?;
         tx.commit().await?;
         Ok((current, transition))
     }
@@ -599,17 +600,19 @@ pub(crate) async fn insert_audit(
     reason: Option<&str>,
     version: Option<Version>,
     evidence: serde_json::Value,
+    at: Option<Timestamp>,
 ) -> Result<()> {
     sqlx::query!(
-        "INSERT INTO audit_log (rollout_id, actor, action, summary, reason, version, evidence)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO audit_log (rollout_id, actor, action, summary, reason, version, evidence, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()))",
         rollout_id,
         actor,
         action,
         summary,
         reason,
         version.map(|v| v.0 as i64),
-        evidence
+        evidence,
+        at.map(from_timestamp)
     )
     .execute(&mut *conn)
     .await?;

@@ -56,6 +56,15 @@ fn rest_table() -> Vec<(&'static str, &'static str, &'static str, Value, Needs)>
         ("GET", "/api/v1/rollouts/{id}/audit", "/api/v1/rollouts/1/audit", Value::Null, Viewer),
         ("POST", "/api/v1/rollouts/{id}/test-runs", "/api/v1/rollouts/1/test-runs", json!({ "suite": "Phase 1", "passed": 16 }), Operator),
         ("POST", "/api/v1/rollouts/{id}/complaints", "/api/v1/rollouts/1/complaints", json!({ "count": 1 }), Operator),
+        ("GET", "/api/v1/rollouts/{id}/report", "/api/v1/rollouts/1/report", Value::Null, Viewer),
+        ("GET", "/api/v1/rollouts/{id}/report/notes", "/api/v1/rollouts/1/report/notes", Value::Null, Viewer),
+        (
+            "PUT",
+            "/api/v1/rollouts/{id}/report/notes",
+            "/api/v1/rollouts/1/report/notes",
+            json!({ "lessons": "by {role}", "recommendations": "" }),
+            Operator,
+        ),
         (
             "POST",
             "/api/v1/rollouts/{id}/alerts/{alert}/acknowledge",

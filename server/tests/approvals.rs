@@ -7,40 +7,7 @@ mod support;
 use serde_json::{Value, json};
 use server::simulate::Model;
 use sqlx::PgPool;
-use support::TestApp;
-
-async fn tick_stage(app: &TestApp, stage: u64) {
-    let room = app.room().await;
-    for item in room["checklist"].as_array().unwrap().iter().filter(|i| i["stage"] == stage) {
-        let (status, body) = app.post(&format!("/api/v1/rollouts/1/checklist/{}", item["id"]), json!({ "checked": true })).await;
-        assert_eq!(status, 200, "{body}");
-    }
-}
-
-async fn report_suites(app: &TestApp, stage: u64) {
-    let room = app.room().await;
-    for suite in room["plan"]["stages"][stage as usize]["test_suites"].as_array().unwrap() {
-        let report = json!({ "suite": suite["name"], "passed": suite["tests"], "failed": 0, "url": "https://ci.example/run/1" });
-        let (status, body) = app.post("/api/v1/rollouts/1/test-results", report).await;
-        assert_eq!(status, 201, "{body}");
-    }
-}
-
-/// `count` successful treatment uploads in the minute before `now`, spread over the plan's
-/// file types, sizes and providers.
-fn clean_uploads(now: i64, count: usize) -> String {
-    let (types, sizes, providers) = (["text", "json", "csv", "markdown", "python", "binary"], [1u64, 10, 50, 100], ["kimi", "glm"]);
-    (0..count)
-        .map(|i| {
-            let event = json!({
-                "timestamp": now - 1_000 - (i % 50_000) as i64, "event_id": format!("clean-{i}"), "variant": "async", "outcome": "success",
-                "latency_ms": 150.0, "memory_mb": 10.0, "provider": providers[i % 2], "file_type": types[(i / 2) % 6],
-                "size_bytes": sizes[(i / 12) % 4] * 1_000_000,
-            });
-            format!("{event}\n")
-        })
-        .collect()
-}
+use support::{TestApp, clean_uploads, report_suites, tick_stage};
 
 fn blockers(room: &Value) -> Vec<String> {
     room["blockers"].as_array().unwrap().iter().map(|b| b["kind"].as_str().unwrap().to_string()).collect()

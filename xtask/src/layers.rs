@@ -64,6 +64,8 @@ const CRATES: [Crate; 2] = [
             ("webhooks.rs", 2, "services"),
             ("webhooks/", 2, "services"),
             ("explain.rs", 2, "services"),
+            ("report.rs", 2, "services"),
+            ("report/", 2, "services"),
             ("backtest.rs", 2, "services"),
             ("http.rs", 3, "http"),
             ("http/", 3, "http"),

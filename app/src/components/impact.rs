@@ -2,35 +2,10 @@
 //! the treatment's figures, the reduction with its anytime-valid interval, what was expected, and
 //! met / not met / not yet known.
 
-use crate::domain::impact::{Impact, Measure, Outcome};
+use crate::domain::impact::{Impact, Outcome};
 use crate::domain::units::thousands;
+use crate::format::{impact_change, impact_expected, impact_figure};
 use leptos::prelude::*;
-
-fn figure(value: Option<f64>, unit: &str) -> String {
-    match (value, unit) {
-        (None, _) => "—".into(),
-        (Some(v), "%") => format!("{v:.2}%"),
-        (Some(v), unit) => format!("{v:.0} {unit}"),
-    }
-}
-
-/// "−85% (−83 to −87)": a reduction shown as the change it is; an open end as "…".
-fn change(m: &Measure) -> String {
-    let Some(observed) = m.reduction_pct else { return "—".into() };
-    let end = |v: Option<f64>| v.map_or_else(|| "…".to_string(), |v| format!("{:.0}", -v));
-    format!("{:+.0}% ({} to {})", -observed, end(m.interval.0), end(m.interval.1)).replace('-', "−")
-}
-
-fn expected(m: &Measure) -> String {
-    let (near, far) = m.expected;
-    if m.unit == "×" {
-        format!("×{near:.0}–{far:.0}")
-    } else if (near - far).abs() < 1e-9 {
-        format!("−{near:.0}%")
-    } else {
-        format!("−{near:.0}–{far:.0}%")
-    }
-}
 
 #[component]
 pub fn ImpactTable(impact: Impact) -> impl IntoView {
@@ -46,10 +21,10 @@ pub fn ImpactTable(impact: Impact) -> impl IntoView {
             view! {
                 <tr data-testid="impact-row">
                     <th scope="row">{m.what.clone()}</th>
-                    <td>{figure(m.reference, &m.unit)}</td>
-                    <td>{figure(m.treatment, &m.unit)}</td>
-                    <td>{change(m)}</td>
-                    <td>{expected(m)}</td>
+                    <td>{impact_figure(m.reference, &m.unit)}</td>
+                    <td>{impact_figure(m.treatment, &m.unit)}</td>
+                    <td>{impact_change(m)}</td>
+                    <td>{impact_expected(m)}</td>
                     <td><span class=class>{m.outcome.label()}</span></td>
                 </tr>
             }

@@ -16,13 +16,7 @@ fn cell_view(cell: Option<&Cell>, min: u32) -> AnyView {
         Verdict::Inconclusive => "matrix-cell inconclusive",
     };
     let uploads = format!("{} of {min}", thousands(cell.uploads));
-    let detail = match (cell.success_pct(), cell.success_interval) {
-        (Some(success), Some((lo, hi))) => {
-            let p95 = cell.p95_ms.map_or_else(String::new, |p| format!(" · p95 {p:.0} ms"));
-            format!("{success:.1}% ({lo:.1}–{hi:.1}){p95}")
-        }
-        _ => "no uploads yet".to_string(),
-    };
+    let detail = crate::format::matrix_cell_detail(cell);
     let title = format!("{}: {} — {}", cell.name(), cell.verdict.label(), detail);
     view! {
         <td class=class title=title data-testid="matrix-cell" data-verdict=cell.verdict.label()>

@@ -109,6 +109,8 @@ pub enum Permission {
     ReportTests,
     /// Report user complaints (for the complaint-rate review rule).
     ReportComplaints,
+    /// Write the final report's lessons learned and recommendations.
+    WriteReport,
     ManageUsers,
     ManageWebhooks,
     ManageTokens,
@@ -121,7 +123,7 @@ impl Permission {
         use Permission::*;
         match self {
             ReadRollout | ReadStatus { .. } | EvaluateFlags => Some(Role::Viewer),
-            TickChecklist | Pause | RequestAdvance | ReportTests | ReportComplaints => Some(Role::Operator),
+            TickChecklist | Pause | RequestAdvance | ReportTests | ReportComplaints | WriteReport => Some(Role::Operator),
             Start | Approve | Resume | RollBack | Override | AcknowledgeAlert | CaptureBaseline => Some(Role::Approver),
             ManageUsers | ManageTokens | ManageShareLinks | ManageWebhooks => Some(Role::Admin),
             IngestEvents => None,
@@ -135,9 +137,8 @@ impl Permission {
             IngestEvents | ReportComplaints => Some(Scope::Ingest),
             EvaluateFlags => Some(Scope::Evaluate),
             ReadRollout | ReadStatus { .. } => Some(Scope::Read),
-            TickChecklist | Pause | RequestAdvance | Start | Resume | RollBack | AcknowledgeAlert | CaptureBaseline | ReportTests => {
-                Some(Scope::Drive)
-            }
+            TickChecklist | Pause | RequestAdvance | Start | Resume | RollBack | AcknowledgeAlert | CaptureBaseline | ReportTests
+            | WriteReport => Some(Scope::Drive),
             // Deciding to go on is a person's call: no token approves or overrides.
             Approve | Override | ManageUsers | ManageTokens | ManageShareLinks | ManageWebhooks => None,
         }
@@ -163,6 +164,7 @@ impl Permission {
             CaptureBaseline => "record a baseline",
             ReportTests => "report test results",
             ReportComplaints => "report user complaints",
+            WriteReport => "write the report's lessons and recommendations",
             ManageWebhooks => "manage webhooks",
             ManageUsers => "manage users",
             ManageTokens => "manage API tokens",

@@ -59,6 +59,18 @@ fn Status(view: StatusView) -> impl IntoView {
         }
         .into_any()
     };
+    // Served by the server as whole pages (printable, with a Markdown download), not routed here.
+    let reports = {
+        let id = view.rollout_id;
+        let main = if view.status == crate::domain::rollout::Status::Complete { "Final report" } else { "Report so far" };
+        view! {
+            <nav class="reports" aria-label="Reports" data-testid="reports">
+                <a href=format!("/status/{id}/report") rel="external">{main}</a>
+                " · "
+                <a href=format!("/status/{id}/report/daily") rel="external">"The last 24 hours"</a>
+            </nav>
+        }
+    };
     view! {
         <article class="status-page">
             <h1>{view.name}</h1>
@@ -72,6 +84,8 @@ fn Status(view: StatusView) -> impl IntoView {
             <dl class="numbers">{numbers}</dl>
             <h2>"Incidents"</h2>
             {incidents}
+            <h2>"Reports"</h2>
+            {reports}
             <p class="muted small">"As of " <LocalTime at=view.now/> ". This page is read-only."</p>
         </article>
     }

@@ -49,6 +49,8 @@ pub fn rule(method: &Method, route: &str) -> Option<Rule> {
         }
         ("POST", "/api/v1/rollouts/{id}/test-results" | "/api/v1/rollouts/{id}/test-runs") => Needs(ReportTests),
         ("POST", "/api/v1/rollouts/{id}/complaints") => Needs(ReportComplaints),
+        ("GET", "/api/v1/rollouts/{id}/report" | "/api/v1/rollouts/{id}/report/notes") => Needs(ReadRollout),
+        ("PUT", "/api/v1/rollouts/{id}/report/notes") => Needs(WriteReport),
         ("POST", "/api/v1/events") => Needs(IngestEvents),
         (
             "GET",

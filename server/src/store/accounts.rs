@@ -115,7 +115,7 @@ impl Store {
             None => {}
         }
         let text = format!("Changed user {}: {}", row.name, changes.join(", "));
-        insert_audit(&mut tx, None, actor, "user_changed", &text, None, None, serde_json::json!({})).await?;
+        insert_audit(&mut tx, None, actor, "user_changed", &text, None, None, serde_json::json!({}), None).await?;
         tx.commit().await?;
         Ok(UserView {
             id,
@@ -143,8 +143,18 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound("user"))?;
         sqlx::query!("DELETE FROM sessions WHERE user_id = $1", user_id).execute(&mut *tx).await?;
-        insert_audit(&mut tx, None, actor, "password_set", &format!("Set a new password for {name}"), None, None, serde_json::json!({}))
-            .await?;
+        insert_audit(
+            &mut tx,
+            None,
+            actor,
+            "password_set",
+            &format!("Set a new password for {name}"),
+            None,
+            None,
+            serde_json::json!({}),
+            None,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -190,7 +200,7 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let text = format!("{} chose a password through a one-time set-up link", row.name);
-        insert_audit(&mut tx, None, &row.name, "password_set", &text, None, None, serde_json::json!({})).await?;
+        insert_audit(&mut tx, None, &row.name, "password_set", &text, None, None, serde_json::json!({}), None).await?;
         tx.commit().await?;
         Ok(Some(Credentials { id: row.id, name: row.name, role: role_from(&row.role)?, password_hash: password_hash.to_string() }))
     }
@@ -219,7 +229,7 @@ impl Store {
         // typos); a guesser's elsewhere stand, and the address keeps its own for other accounts.
         sqlx::query!("DELETE FROM login_failures WHERE name = $1 AND address = $2", user.name, address).execute(&mut *tx).await?;
         let text = format!("{} signed in from {address}", user.name);
-        insert_audit(&mut tx, None, &user.name, "login", &text, None, None, serde_json::json!({ "address": address })).await?;
+        insert_audit(&mut tx, None, &user.name, "login", &text, None, None, serde_json::json!({ "address": address }), None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -249,7 +259,7 @@ impl Store {
             sqlx::query!("DELETE FROM sessions WHERE user_id = $1", row.id).execute(&mut *tx).await?;
         }
         let text = if everywhere { format!("{} signed out everywhere", row.name) } else { format!("{} signed out", row.name) };
-        insert_audit(&mut tx, None, &row.name, "logout", &text, None, None, serde_json::json!({})).await?;
+        insert_audit(&mut tx, None, &row.name, "logout", &text, None, None, serde_json::json!({}), None).await?;
         tx.commit().await?;
         Ok(Some(row.name))
     }
@@ -342,7 +352,8 @@ impl Store {
             .ok_or(StoreError::NotFound("user"))?;
         let cleared = sqlx::query!("DELETE FROM login_failures WHERE name = $1", name).execute(&mut *tx).await?.rows_affected();
         let text = format!("Cleared {cleared} failed sign-in(s) of {name}: they may sign in again from anywhere at once");
-        insert_audit(&mut tx, None, actor, "unlock", &text, None, None, serde_json::json!({ "user": name, "cleared": cleared })).await?;
+        insert_audit(&mut tx, None, actor, "unlock", &text, None, None, serde_json::json!({ "user": name, "cleared": cleared }), None)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -358,7 +369,7 @@ impl Store {
     pub async fn record_login_failure(&self, name: &str, address: &str) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         let text = format!("Failed sign-in as {name} from {address}");
-        insert_audit(&mut tx, None, name, "login_failed", &text, None, None, serde_json::json!({ "address": address })).await?;
+        insert_audit(&mut tx, None, name, "login_failed", &text, None, None, serde_json::json!({ "address": address }), None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -377,7 +388,7 @@ impl Store {
         .await?;
         let listed: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
         let text = format!("Created API token {name} ({})", listed.join(", "));
-        insert_audit(&mut tx, None, actor, "token_created", &text, None, None, serde_json::json!({ "token_id": id })).await?;
+        insert_audit(&mut tx, None, actor, "token_created", &text, None, None, serde_json::json!({ "token_id": id }), None).await?;
         tx.commit().await?;
         Ok(TokenView {
             id,
@@ -465,6 +476,7 @@ impl Store {
             None,
             None,
             serde_json::json!({ "token_id": id }),
+            None,
         )
         .await?;
         tx.commit().await?;
@@ -494,8 +506,18 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let text = format!("Created share link \"{label}\" to the status page, valid until {}", app::format::utc_minute(expires));
-        insert_audit(&mut tx, Some(rollout_id), actor, "share_link_created", &text, None, None, serde_json::json!({ "share_link_id": id }))
-            .await?;
+        insert_audit(
+            &mut tx,
+            Some(rollout_id),
+            actor,
+            "share_link_created",
+            &text,
+            None,
+            None,
+            serde_json::json!({ "share_link_id": id }),
+            None,
+        )
+        .await?;
         tx.commit().await?;
         Ok(ShareLinkView {
             id,
@@ -563,6 +585,7 @@ impl Store {
             None,
             None,
             serde_json::json!({ "share_link_id": id }),
+            None,
         )
         .await?;
         tx.commit().await?;
@@ -605,7 +628,8 @@ async fn insert_user(
     .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    insert_audit(conn, None, actor, "user_created", &format!("Added user {name} as {role}"), None, None, serde_json::json!({})).await?;
+    insert_audit(conn, None, actor, "user_created", &format!("Added user {name} as {role}"), None, None, serde_json::json!({}), None)
+        .await?;
     Ok(Some(UserView { id: row.id, name: name.into(), role, created_at: now, created_by: actor.into(), disabled: false }))
 }
 

@@ -36,8 +36,18 @@ impl Store {
             app::format::utc_minute(from),
             app::format::utc_minute(to)
         );
-        super::insert_audit(&mut tx, Some(rollout_id), actor, "baseline", &text, None, None, serde_json::json!({ "summary": summary }))
-            .await?;
+        super::insert_audit(
+            &mut tx,
+            Some(rollout_id),
+            actor,
+            "baseline",
+            &text,
+            None,
+            None,
+            serde_json::json!({ "summary": summary }),
+            None,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Baseline {
             id: row.id,

@@ -119,7 +119,7 @@ impl Store {
             at: now,
         };
         super::webhooks::enqueue(&mut tx, &announcement).await?;
-        insert_audit(&mut tx, Some(rollout_id), actor, "alert", &summary, None, None, evidence).await?;
+        insert_audit(&mut tx, Some(rollout_id), actor, "alert", &summary, None, None, evidence, Some(now)).await?;
         tx.commit().await?;
         Ok(Some(Alert {
             id: row.id,
@@ -180,6 +180,7 @@ impl Store {
             Some(note),
             None,
             serde_json::json!({ "alert_id": alert_id }),
+            Some(now),
         )
         .await?;
         tx.commit().await?;

@@ -79,7 +79,7 @@ impl Store {
         }
         let evidence = serde_json::json!({ "test_result_id": id, "suite": suite, "stage": stage, "passed": passed, "failed": failed,
                                            "skipped": run.skipped, "flaky": run.flaky, "format": run.format, "url": run.url });
-        insert_audit(&mut tx, Some(rollout_id), actor, "test_result", &summary, None, None, evidence).await?;
+        insert_audit(&mut tx, Some(rollout_id), actor, "test_result", &summary, None, None, evidence, Some(now)).await?;
         tx.commit().await?;
         Ok(TestResult {
             id,
@@ -135,6 +135,7 @@ impl Store {
             note,
             None,
             serde_json::json!({ "complaint_id": id, "count": count }),
+            None,
         )
         .await?;
         tx.commit().await?;
@@ -199,5 +200,65 @@ impl Store {
                 reported_at: to_timestamp(r.reported_at),
             })
             .collect())
+    }
+}
+
+/// What a team wrote into its final report, as last saved.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReportNotes {
+    pub lessons: String,
+    pub recommendations: String,
+    /// Who saved them last, and when; `None` before anyone has.
+    pub written_by: Option<String>,
+    pub written_at: Option<Timestamp>,
+}
+
+impl Store {
+    /// The newest lessons and recommendations written for a rollout's final report.
+    pub async fn report_notes(&self, rollout_id: i64) -> Result<ReportNotes> {
+        let row = sqlx::query!(
+            "SELECT lessons, recommendations, written_by, written_at FROM report_notes WHERE rollout_id = $1 ORDER BY id DESC LIMIT 1",
+            rollout_id
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map_or_else(ReportNotes::default, |r| ReportNotes {
+            lessons: r.lessons,
+            recommendations: r.recommendations,
+            written_by: Some(r.written_by),
+            written_at: Some(to_timestamp(r.written_at)),
+        }))
+    }
+
+    /// Saves new lessons and recommendations (earlier versions stay) and audits the save.
+    pub async fn write_report_notes(
+        &self,
+        rollout_id: i64,
+        lessons: &str,
+        recommendations: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<ReportNotes> {
+        let mut tx = self.pool().begin().await?;
+        let id = sqlx::query_scalar!(
+            "INSERT INTO report_notes (rollout_id, lessons, recommendations, written_by, written_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            rollout_id,
+            lessons,
+            recommendations,
+            actor,
+            from_timestamp(now)
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let evidence = serde_json::json!({ "report_notes_id": id });
+        let summary = "Wrote the final report's lessons learned and recommendations";
+        insert_audit(&mut tx, Some(rollout_id), actor, "report_notes", summary, None, None, evidence, Some(now)).await?;
+        tx.commit().await?;
+        Ok(ReportNotes {
+            lessons: lessons.into(),
+            recommendations: recommendations.into(),
+            written_by: Some(actor.into()),
+            written_at: Some(now),
+        })
     }
 }

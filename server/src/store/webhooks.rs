@@ -76,7 +76,7 @@ impl Store {
         .await?;
         let what = if names.is_empty() { "every event".to_string() } else { names.join(", ") };
         let summary = format!("Added webhook {id} ({what})");
-        insert_audit(&mut tx, None, actor, "webhook_created", &summary, None, None, serde_json::json!({ "webhook_id": id })).await?;
+        insert_audit(&mut tx, None, actor, "webhook_created", &summary, None, None, serde_json::json!({ "webhook_id": id }), None).await?;
         tx.commit().await?;
         Ok(WebhookView {
             id,
@@ -128,7 +128,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let summary = format!("Removed webhook {id}");
-        insert_audit(&mut tx, None, actor, "webhook_removed", &summary, None, None, serde_json::json!({ "webhook_id": id })).await?;
+        insert_audit(&mut tx, None, actor, "webhook_removed", &summary, None, None, serde_json::json!({ "webhook_id": id }), None).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -319,3 +319,40 @@ pub fn rampart_with(pool: &PgPool, args: &[&str], env: &[(&str, &str)]) -> (bool
     let text = format!("{}\n{}{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
+
+/// Ticks every checklist item of `stage`.
+pub async fn tick_stage(app: &TestApp, stage: u64) {
+    let room = app.room().await;
+    for item in room["checklist"].as_array().unwrap().iter().filter(|i| i["stage"] == stage) {
+        let (status, body) =
+            app.post(&format!("/api/v1/rollouts/1/checklist/{}", item["id"]), serde_json::json!({ "checked": true })).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// Reports every test suite `stage` requires as passing in full.
+pub async fn report_suites(app: &TestApp, stage: u64) {
+    let room = app.room().await;
+    for suite in room["plan"]["stages"][stage as usize]["test_suites"].as_array().unwrap() {
+        let report =
+            serde_json::json!({ "suite": suite["name"], "passed": suite["tests"], "failed": 0, "url": "https://ci.example/run/1" });
+        let (status, body) = app.post("/api/v1/rollouts/1/test-results", report).await;
+        assert_eq!(status, 201, "{body}");
+    }
+}
+
+/// `count` successful treatment uploads in the minute before `now`, spread over the plan's
+/// file types, sizes and providers.
+pub fn clean_uploads(now: i64, count: usize) -> String {
+    let (types, sizes, providers) = (["text", "json", "csv", "markdown", "python", "binary"], [1u64, 10, 50, 100], ["kimi", "glm"]);
+    (0..count)
+        .map(|i| {
+            let event = serde_json::json!({
+                "timestamp": now - 1_000 - (i % 50_000) as i64, "event_id": format!("clean-{i}"), "variant": "async", "outcome": "success",
+                "latency_ms": 150.0, "memory_mb": 10.0, "provider": providers[i % 2], "file_type": types[(i / 2) % 6],
+                "size_bytes": sizes[(i / 12) % 4] * 1_000_000,
+            });
+            format!("{event}\n")
+        })
+        .collect()
+}

@@ -1,0 +1,347 @@
+//! Reports written only from what is stored: a rollout's **final report** (the whole rollout,
+//! or the rollout so far while it runs), a **stage report** (one stage, as judged when it was
+//! left), and the **daily report** (the last 24 hours). [`Rollouts::report`] reads them; the
+//! `render` module writes one [`Report`] as Markdown or as a page that prints cleanly, so both
+//! say the same.
+//!
+//! Every figure comes from a stored row: stage times from the stage history, approvers and the
+//! gates as judged at each advance from the audit trail's evidence, charts and the comparison
+//! with the baseline from the rollups, tests and checklists from theirs.
+
+pub mod render;
+mod svg;
+
+use crate::service::Rollouts;
+use crate::store::{AuditQuery, ReportNotes, StoreError, StoredRollout};
+use app::domain::gates::{Gate, Judged};
+use app::domain::impact::Impact;
+use app::domain::matrix::MatrixView;
+use app::domain::plan::StageFlag;
+use app::domain::rollout::{Rollout, Status, served_flag};
+use app::domain::stats::Summary;
+use app::domain::units::{Span, StageIndex, Timestamp};
+use app::error::AppError;
+use app::model::{AuditEntry, ChecklistItem, TestRun};
+
+/// Which report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The whole rollout (so far, while it runs).
+    Final,
+    /// One stage, from its first entry to when it was last left (or now).
+    Stage(StageIndex),
+    /// The 24 hours before the report was made.
+    Daily,
+}
+
+/// A report, every part of it read from stored data.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub kind: Kind,
+    pub rollout_id: i64,
+    pub plan_name: String,
+    pub flag_key: String,
+    pub made_at: Timestamp,
+    /// The time the report covers.
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub status: Status,
+    pub stage: StageIndex,
+    pub served: StageFlag,
+    /// Each stage the report covers, in plan order.
+    pub stages: Vec<StageLine>,
+    /// Each time the rollout moved forward, with the gates as judged then.
+    pub advances: Vec<Advance>,
+    /// Rollbacks, alerts, pauses and overrides, oldest first.
+    pub incidents: Vec<AuditEntry>,
+    pub charts: Vec<Chart>,
+    /// The baseline beside the treatment of the last stage covered (`None` without a baseline).
+    pub comparison: Option<Comparison>,
+    pub impact: Option<Impact>,
+    pub matrix: Option<MatrixView>,
+    /// The CI runs reported for the stages covered, oldest first.
+    pub tests: Vec<TestRun>,
+    pub checklist: Vec<ChecklistItem>,
+    /// The final report's lessons and recommendations.
+    pub notes: Option<ReportNotes>,
+}
+
+/// One stage in the timeline: planned against actual.
+#[derive(Clone, Debug)]
+pub struct StageLine {
+    pub index: StageIndex,
+    pub name: String,
+    pub flag: StageFlag,
+    pub soak: Span,
+    /// When the stage would have begun had every earlier stage been left at the end of its soak.
+    pub planned_start: Option<Timestamp>,
+    /// Each time the stage was in force: entered, left (or still in force), and how it ended.
+    pub spans: Vec<(Timestamp, Option<Timestamp>, &'static str)>,
+}
+
+/// A move to the next stage (or the completion): who asked, who approved, what the gates said.
+#[derive(Clone, Debug)]
+pub struct Advance {
+    pub at: Timestamp,
+    pub from: StageIndex,
+    /// `None` for the completion.
+    pub to: Option<StageIndex>,
+    pub asked_by: String,
+    pub approved_by: Vec<String>,
+    pub override_reason: Option<String>,
+    pub gates: Vec<Gate>,
+}
+
+/// One stage's arms over time.
+#[derive(Clone, Debug)]
+pub struct Chart {
+    pub title: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub step_minutes: i64,
+    /// (step start, treatment, control).
+    pub points: Vec<(Timestamp, Summary, Summary)>,
+}
+
+/// The frozen baseline beside the treatment's figures over a stage.
+#[derive(Clone, Debug)]
+pub struct Comparison {
+    pub baseline: Summary,
+    pub treatment: Summary,
+    /// "stage 4 “Full rollout”".
+    pub of: String,
+}
+
+/// How a stage span ended, read from the span after it.
+fn exit(span: &crate::store::StageSpan, next: Option<&crate::store::StageSpan>, state: &Rollout) -> &'static str {
+    match next {
+        Some(next) if next.stage > span.stage => "advanced",
+        Some(_) => "rolled back",
+        None if span.to.is_some() && state.status == Status::Complete => "completed",
+        None if span.to.is_some() => "left",
+        None => "in force",
+    }
+}
+
+/// An advance's entry as the audit evidence holds it: the state before and after, the gates.
+#[derive(serde::Deserialize)]
+struct Moved {
+    from: Rollout,
+    to: Rollout,
+    #[serde(default)]
+    gates: Vec<Gate>,
+}
+
+/// The actions that count as incidents in a report.
+const INCIDENTS: [&str; 4] = ["auto_roll_back", "roll_back", "alert", "pause"];
+
+impl Rollouts {
+    /// The `kind` report of rollout `id`, as of now.
+    pub async fn report(&self, id: i64, kind: Kind) -> Result<Report, AppError> {
+        let store = self.store();
+        let rollout = store.rollout(id).await?;
+        let now = self.now();
+        let spans = store.stage_spans(id).await?;
+        let started = spans.first().map(|s| s.from);
+        let (from, to, covered): (Timestamp, Timestamp, Box<dyn Fn(StageIndex) -> bool + Send + Sync>) = match kind {
+            Kind::Final => (started.unwrap_or(now), last_moment(&spans, now), Box::new(|_| true)),
+            Kind::Stage(index) => {
+                if rollout.plan.stage(index).is_none() {
+                    return Err(AppError::invalid("stage", format!("the plan has no stage {}", index.0)));
+                }
+                let mine: Vec<_> = spans.iter().filter(|s| s.stage == index.0 as i32).collect();
+                let (Some(first), Some(last)) = (mine.first(), mine.last()) else {
+                    return Err(AppError::invalid("stage", format!("stage {} has not begun", index.0)));
+                };
+                (first.from, last.to.unwrap_or(now), Box::new(move |s| s == index))
+            }
+            Kind::Daily => {
+                let from = Timestamp(now.millis() - 86_400_000);
+                let touched: Vec<i32> = spans.iter().filter(|s| s.to.is_none_or(|t| t > from)).map(|s| s.stage).collect();
+                (from, now, Box::new(move |s: StageIndex| touched.contains(&(s.0 as i32))))
+            }
+        };
+        let in_range = |t: Timestamp| t >= from && t <= to;
+
+        // The timeline: planned starts from the first entry and the soaks.
+        let mut planned = started;
+        let mut stages = Vec::new();
+        for (i, stage) in rollout.plan.stages.iter().enumerate() {
+            let index = StageIndex(i as u32);
+            let line = StageLine {
+                index,
+                name: stage.name.clone(),
+                flag: stage.flag,
+                soak: stage.soak,
+                planned_start: planned,
+                spans: spans
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.stage == i as i32)
+                    .map(|(k, s)| (s.from, s.to, exit(s, spans.get(k + 1), &rollout.state)))
+                    .collect(),
+            };
+            planned = planned.map(|p| Timestamp(p.millis() + stage.soak.millis()));
+            if covered(index) {
+                stages.push(line);
+            }
+        }
+
+        // The audit trail, oldest first: advances with their gates, incidents, overrides.
+        let trail = self.audit_trail(id).await?;
+        let mut advances = Vec::new();
+        let mut incidents = Vec::new();
+        for row in trail.iter().filter(|r| in_range(r.entry.at)) {
+            let moved = serde_json::from_value::<Moved>(row.evidence.clone()).ok();
+            let overridden = row.evidence.get("overridden").and_then(|o| o.as_array()).is_some_and(|o| !o.is_empty());
+            if INCIDENTS.contains(&row.entry.action.as_str()) || (overridden && row.entry.action != "approve") {
+                incidents.push(row.entry.clone());
+            }
+            let Some(Moved { from: before, to: after, gates }) = moved else { continue };
+            let forward = after.stage > before.stage || (after.status == Status::Complete && before.status != Status::Complete);
+            if !forward || !covered(before.stage) {
+                continue;
+            }
+            let request = before.request.as_ref();
+            let mut approved_by: Vec<String> = request.map(|r| r.approvals.iter().map(|a| a.by.clone()).collect()).unwrap_or_default();
+            if row.entry.action == "approve" {
+                approved_by.push(row.entry.actor.clone());
+            }
+            advances.push(Advance {
+                at: row.entry.at,
+                from: before.stage,
+                to: (after.status != Status::Complete).then_some(after.stage),
+                asked_by: request.map_or_else(|| row.entry.actor.clone(), |r| r.by.clone()),
+                approved_by,
+                override_reason: request.and_then(|r| r.override_reason.clone()).or_else(|| row.entry.reason.clone()),
+                gates,
+            });
+        }
+
+        // Charts: one per stage span in range (the daily report: one over the day).
+        let mut charts = Vec::new();
+        match kind {
+            Kind::Daily => charts.push(self.chart("The last 24 hours".into(), id, from, to).await?),
+            _ => {
+                for line in &stages {
+                    for (k, (entered, left, _)) in line.spans.iter().enumerate() {
+                        let (a, b) = (*entered, left.unwrap_or(now));
+                        if b <= a || !line.flag.enabled {
+                            continue;
+                        }
+                        let again = if k > 0 { format!(" (time {})", k + 1) } else { String::new() };
+                        let title = format!("Stage {} “{}” at {}{again}", line.index.0, line.name, line.flag);
+                        // A window reads at most 31 days: a longer stage shows its last 31.
+                        let a = a.max(Timestamp(b.millis() - crate::metrics::MAX_WINDOW.millis()));
+                        charts.push(self.chart(title, id, a, b).await?);
+                    }
+                }
+            }
+        }
+
+        // The last stage covered: its judgement (matrix, impact) and its treatment against the baseline.
+        let judged_stage = match kind {
+            Kind::Stage(index) => Some(index),
+            _ => stages.iter().rev().find(|l| !l.spans.is_empty()).map(|l| l.index),
+        };
+        let baseline = store.latest_baseline(id).await?.map(|b| b.summary);
+        let (mut impact, mut matrix, mut comparison) = (None, None, None);
+        if let Some(index) = judged_stage
+            && let Some((entered, left, _)) = stages.iter().find(|l| l.index == index).and_then(|l| l.spans.last()).copied()
+        {
+            let (a, b) = (entered.max(from), left.unwrap_or(now).min(to));
+            let stage = rollout.plan.stage(index).expect("a covered stage is in the plan");
+            if b > a && stage.flag.enabled {
+                let judgement = self.judge(&rollout, index, stage.flag, baseline.as_ref(), Judged { from: a, to: b }).await?;
+                (impact, matrix) = (judgement.impact, judgement.matrix);
+                let rows = self.metrics().stage_minutes(id, index.0 as i32, a, Timestamp(b.millis() + 60_000)).await?;
+                let minutes = (b.millis() - a.millis()).max(60_000) as f64 / 60_000.0;
+                comparison = baseline.clone().map(|baseline| Comparison {
+                    baseline,
+                    treatment: rows.treatment().summary(minutes),
+                    of: format!("stage {} “{}”", index.0, stage.name),
+                });
+            }
+        }
+
+        let mut tests = store.test_results(id, 10_000, 0).await?;
+        tests.retain(|t| covered(StageIndex(t.stage)) && (kind != Kind::Daily || in_range(t.reported_at)));
+        tests.reverse();
+        let mut checklist = store.checklist(id).await?;
+        checklist.retain(|item| covered(item.stage) && (kind != Kind::Daily || item.checked_at.is_some_and(in_range)));
+        let notes = match kind {
+            Kind::Final => Some(store.report_notes(id).await?),
+            _ => None,
+        };
+        let served = served_flag(&rollout.plan, &rollout.state);
+        let StoredRollout { plan, state, .. } = rollout;
+        Ok(Report {
+            kind,
+            rollout_id: id,
+            plan_name: plan.name.clone(),
+            flag_key: plan.flag.key.clone(),
+            made_at: now,
+            from,
+            to,
+            status: state.status,
+            stage: state.stage,
+            served,
+            stages,
+            advances,
+            incidents,
+            charts,
+            comparison,
+            impact,
+            matrix,
+            tests,
+            checklist,
+            notes,
+        })
+    }
+
+    /// The whole audit trail of a rollout with its evidence, oldest first.
+    async fn audit_trail(&self, id: i64) -> Result<Vec<crate::store::AuditRow>, StoreError> {
+        const PAGE: i64 = 1_000;
+        let mut rows = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self.store().audit_page(id, &AuditQuery { before, limit: PAGE, ..AuditQuery::default() }).await?;
+            before = page.last().map(|r| r.entry.id);
+            let done = (page.len() as i64) < PAGE;
+            rows.extend(page);
+            if done {
+                break;
+            }
+        }
+        rows.reverse();
+        Ok(rows)
+    }
+
+    async fn chart(&self, title: String, id: i64, from: Timestamp, to: Timestamp) -> Result<Chart, AppError> {
+        let window = self.metrics().window(id, from, to, &crate::store::RollupFilter::default()).await?;
+        let points = window.series.into_iter().map(|p| (p.at, p.treatment, p.control)).collect();
+        Ok(Chart { title, from, to, step_minutes: window.step_minutes, points })
+    }
+}
+
+/// The end of what a final report covers: when the rollout completed or rolled back for good,
+/// else now.
+fn last_moment(spans: &[crate::store::StageSpan], now: Timestamp) -> Timestamp {
+    spans.last().and_then(|s| s.to).unwrap_or(now)
+}
+
+/// Escapes text for HTML.
+pub(crate) fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

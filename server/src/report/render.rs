@@ -1,0 +1,529 @@
+//! A [`Report`] as a list of blocks (headings, paragraphs, tables, charts), written out as
+//! Markdown or as a standalone HTML page with print styles. Both come from the same blocks, so
+//! the download and the page never disagree.
+
+use super::svg::{Line, line_chart};
+use super::{Kind, Report, esc};
+use app::domain::stats::Summary;
+use app::domain::units::{Timestamp, thousands};
+use app::format::{
+    duration, gate_interval, gate_point, gate_threshold, impact_change, impact_expected, impact_figure, matrix_cell_detail, utc_minute,
+    versus_control,
+};
+use app::model::AuditEntry;
+use std::fmt::Write;
+
+/// Who may read the names in a report: a person signed in sees them; a share link's holder sees
+/// roles instead (the link may reach anyone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Names {
+    Shown,
+    Hidden,
+}
+
+/// One piece of a report.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Block {
+    Heading(u8, String),
+    Paragraph(String),
+    List(Vec<String>),
+    Table {
+        head: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
+    /// An inline SVG chart (HTML), and the same figures as a short table (Markdown).
+    Chart {
+        svg: String,
+        caption: String,
+        table: Box<Block>,
+    },
+    /// Free text a team wrote, kept as written (line breaks included).
+    Text {
+        id: &'static str,
+        title: String,
+        text: String,
+    },
+}
+
+fn table(head: &[&str], rows: Vec<Vec<String>>) -> Block {
+    Block::Table { head: head.iter().map(|h| h.to_string()).collect(), rows }
+}
+
+fn when(t: Timestamp) -> String {
+    utc_minute(t)
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".into(), |v| format!("{v:.2}%"))
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".into(), |v| format!("{v:.0} ms"))
+}
+
+fn mb(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".into(), |v| format!("{v:.1} MB"))
+}
+
+/// The report's title.
+pub fn title(report: &Report) -> String {
+    match report.kind {
+        Kind::Final if report.status == app::domain::rollout::Status::Complete => format!("Final report: {}", report.plan_name),
+        Kind::Final => format!("Report so far: {}", report.plan_name),
+        Kind::Stage(index) => {
+            let name = report.stages.first().map_or("", |s| s.name.as_str());
+            format!("Stage {} “{name}” report: {}", index.0, report.plan_name)
+        }
+        Kind::Daily => format!("Daily report: {}", report.plan_name),
+    }
+}
+
+/// The report as blocks, in reading order.
+pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
+    let person = |name: &str, role: &str| if names == Names::Shown { name.to_string() } else { role.to_string() };
+    let mut out = Vec::new();
+
+    // Summary.
+    out.push(Block::Heading(2, "Summary".into()));
+    let status = match report.status {
+        app::domain::rollout::Status::Complete => "complete".to_string(),
+        other => format!("{} at stage {}", other.label(), report.stage.0),
+    };
+    let rollbacks = report.incidents.iter().filter(|i| i.action.ends_with("roll_back")).count();
+    out.push(Block::List(vec![
+        format!("Flag `{}`: {}, served {}.", report.flag_key, status, report.served),
+        format!("Covers {} to {} ({}).", when(report.from), when(report.to), duration(report.to.since(report.from))),
+        format!(
+            "{} stage change{} forward, {} rollback{}, {} incident{} in all.",
+            report.advances.len(),
+            plural(report.advances.len()),
+            rollbacks,
+            plural(rollbacks),
+            report.incidents.len(),
+            plural(report.incidents.len())
+        ),
+        format!("Made {} from Rampart's stored data (rollout {}).", when(report.made_at), report.rollout_id),
+    ]));
+
+    // Timeline: planned against actual.
+    out.push(Block::Heading(2, "Stage timeline".into()));
+    let mut rows = Vec::new();
+    for line in &report.stages {
+        let planned = line.planned_start.map_or_else(|| "—".into(), when);
+        if line.spans.is_empty() {
+            let row = [format!("{} {}", line.index.0, line.name), line.flag.to_string(), duration(line.soak), planned.clone()];
+            rows.push(row.into_iter().chain(["not reached".into(), "—".into(), "—".into()]).collect());
+        }
+        for (entered, left, how) in &line.spans {
+            let stayed = duration(left.unwrap_or(report.made_at).since(*entered));
+            let left = left.map_or_else(|| "—".into(), when);
+            rows.push(vec![
+                format!("{} {}", line.index.0, line.name),
+                line.flag.to_string(),
+                duration(line.soak),
+                planned.clone(),
+                when(*entered),
+                format!("{left} ({how})"),
+                stayed,
+            ]);
+        }
+    }
+    out.push(table(&["Stage", "Flag", "Planned soak", "Planned start", "Entered", "Left", "Time in stage"], rows));
+
+    // Advances with the gates as judged then.
+    if !report.advances.is_empty() {
+        out.push(Block::Heading(2, "Gate evidence at each advance".into()));
+        for advance in &report.advances {
+            let to = advance.to.map_or_else(|| "completion".to_string(), |s| format!("stage {}", s.0));
+            out.push(Block::Heading(3, format!("{} — stage {} to {to}", when(advance.at), advance.from.0)));
+            let approvers: Vec<String> = advance.approved_by.iter().map(|a| person(a, "an approver")).collect();
+            let mut said = format!("Asked by {}", person(&advance.asked_by, "a team member"));
+            if !approvers.is_empty() {
+                said.push_str(&format!("; approved by {}", approvers.join(", ")));
+            }
+            if let Some(reason) = &advance.override_reason {
+                said.push_str(&format!("; **overridden**: “{reason}”"));
+            }
+            out.push(Block::Paragraph(format!("{said}.")));
+            if advance.gates.is_empty() {
+                out.push(Block::Paragraph("The stage had no gates to judge (its plan sets no criteria).".into()));
+                continue;
+            }
+            let rows = advance
+                .gates
+                .iter()
+                .map(|g| {
+                    let observed = match gate_interval(g) {
+                        Some(i) => format!("{} ({i})", gate_point(g)),
+                        None => gate_point(g),
+                    };
+                    vec![
+                        g.criterion.label().to_string(),
+                        gate_threshold(g),
+                        observed,
+                        format!("{} / {}", thousands(g.sample), thousands(g.min_sample)),
+                        versus_control(g),
+                        g.verdict.label().to_string(),
+                    ]
+                })
+                .collect();
+            out.push(table(
+                &["Criterion", "Threshold", "Observed (97.5% anytime interval)", "Sample / min", "vs control", "Verdict"],
+                rows,
+            ));
+        }
+    }
+
+    // Incidents.
+    out.push(Block::Heading(2, "Incidents".into()));
+    if report.incidents.is_empty() {
+        out.push(Block::Paragraph("None: no rollback, alert, pause or override.".into()));
+    } else {
+        let rows = report
+            .incidents
+            .iter()
+            .map(|i| {
+                let mut i: AuditEntry = i.clone();
+                if names == Names::Hidden {
+                    i.without_name();
+                }
+                vec![when(i.at), i.actor.clone(), i.summary.clone(), i.reason.clone().unwrap_or_default()]
+            })
+            .collect();
+        out.push(table(&["When", "Who", "What", "Reason"], rows));
+    }
+
+    // Charts.
+    if !report.charts.is_empty() {
+        out.push(Block::Heading(2, "Charts".into()));
+        for chart in &report.charts {
+            out.push(Block::Heading(3, chart.title.clone()));
+            out.extend(chart_blocks(chart));
+        }
+    }
+
+    // Baseline against the treatment.
+    if let Some(c) = &report.comparison {
+        out.push(Block::Heading(2, "Baseline against the new path".into()));
+        out.push(Block::Paragraph(format!("The frozen baseline beside the treatment uploads of {}.", c.of)));
+        out.push(comparison_table(&c.baseline, &c.treatment));
+    }
+
+    // Impact.
+    if let Some(impact) = &report.impact {
+        out.push(Block::Heading(2, "Impact against the expected improvements".into()));
+        out.push(Block::Paragraph(format!(
+            "{} treatment uploads against the {}; each change with its anytime interval (each end wrong with chance at most 2.5%).",
+            thousands(impact.treatment_uploads),
+            impact.reference
+        )));
+        let rows = impact
+            .measures
+            .iter()
+            .map(|m| {
+                vec![
+                    m.what.clone(),
+                    impact_figure(m.reference, &m.unit),
+                    impact_figure(m.treatment, &m.unit),
+                    impact_change(m),
+                    impact_expected(m),
+                    m.outcome.label().to_string(),
+                ]
+            })
+            .collect();
+        out.push(table(&["Measure", "Reference", "Treatment", "Change", "Expected", "Outcome"], rows));
+    }
+
+    // Matrix.
+    if let Some(matrix) = &report.matrix {
+        out.push(Block::Heading(2, "End-to-end matrix".into()));
+        let passing = matrix.cells.iter().filter(|c| c.verdict == app::domain::gates::Verdict::Pass).count();
+        out.push(Block::Paragraph(format!(
+            "{passing} of {} cells pass; each needs {} treatment uploads with its failures within {:.1}%.",
+            matrix.cells.len(),
+            matrix.min_per_cell,
+            100.0 - matrix.success_min
+        )));
+        let mut head = vec!["File type · size"];
+        head.extend(matrix.providers.iter().map(String::as_str));
+        let mut rows = Vec::new();
+        for file_type in &matrix.file_types {
+            for size in &matrix.sizes_mb {
+                let mut row = vec![format!("{file_type} · ≤ {size} MB")];
+                for provider in &matrix.providers {
+                    row.push(matrix.cell(file_type, *size, provider).map_or_else(
+                        || "—".into(),
+                        |c| format!("{}: {} uploads, {}", c.verdict.label(), thousands(c.uploads), matrix_cell_detail(c)),
+                    ));
+                }
+                rows.push(row);
+            }
+        }
+        out.push(table(&head, rows));
+    }
+
+    // Tests.
+    out.push(Block::Heading(2, "Test results".into()));
+    if report.tests.is_empty() {
+        out.push(Block::Paragraph("No CI test runs were reported.".into()));
+    } else {
+        let rows = report
+            .tests
+            .iter()
+            .map(|t| {
+                vec![
+                    when(t.reported_at),
+                    t.stage.to_string(),
+                    t.suite.clone(),
+                    format!("{} of {}", t.passed, t.passed + t.failed),
+                    t.skipped.to_string(),
+                    person(&t.reported_by, "CI"),
+                    t.url.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        out.push(table(&["Reported", "Stage", "Suite", "Passed", "Skipped", "By", "Run"], rows));
+    }
+
+    // Checklists.
+    if !report.checklist.is_empty() {
+        out.push(Block::Heading(2, "Checklists".into()));
+        let rows = report
+            .checklist
+            .iter()
+            .map(|item| {
+                let done = match (&item.checked_by, item.checked_at) {
+                    (Some(by), Some(at)) => format!("✓ {} by {}", when(at), person(by, "a team member")),
+                    _ => "open".to_string(),
+                };
+                vec![item.stage.0.to_string(), item.section.clone(), item.text.clone(), done]
+            })
+            .collect();
+        out.push(table(&["Stage", "List", "Item", "Done"], rows));
+    }
+
+    if let Some(notes) = &report.notes {
+        let by = match (&notes.written_by, notes.written_at) {
+            (Some(by), Some(at)) => format!(" (last written by {} at {})", person(by, "a team member"), when(at)),
+            _ => String::new(),
+        };
+        out.push(Block::Text { id: "lessons", title: format!("Lessons learned{by}"), text: notes.lessons.clone() });
+        out.push(Block::Text { id: "recommendations", title: "Recommendations".into(), text: notes.recommendations.clone() });
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn comparison_table(baseline: &Summary, treatment: &Summary) -> Block {
+    let row = |what: &str, f: fn(&Summary) -> String| vec![what.to_string(), f(baseline), f(treatment)];
+    table(
+        &["Measure", "Baseline", "New path"],
+        vec![
+            row("Uploads", |s| thousands(s.count)),
+            row("Success rate", |s| pct(s.success_rate)),
+            row("Error rate", |s| pct(s.error_rate)),
+            row("Timeout rate", |s| pct(s.timeout_rate)),
+            row("Latency p50", |s| ms(s.latency_p50_ms)),
+            row("Latency p95", |s| ms(s.latency_p95_ms)),
+            row("Memory per upload", |s| mb(s.memory_mean_mb)),
+            row("Throughput", |s| s.throughput_per_min.map_or_else(|| "—".into(), |t| format!("{t:.1} / min"))),
+        ],
+    )
+}
+
+/// Two charts of a stage (failures, p95 latency), each arm a line.
+fn chart_blocks(chart: &super::Chart) -> Vec<Block> {
+    let times: Vec<Timestamp> = chart.points.iter().map(|(t, _, _)| *t).collect();
+    let failures = |s: &Summary| s.success_rate.map(|r| 100.0 - r);
+    let series = |f: &dyn Fn(&Summary) -> Option<f64>| -> (Vec<Option<f64>>, Vec<Option<f64>>) {
+        (chart.points.iter().map(|(_, t, _)| f(t)).collect(), chart.points.iter().map(|(_, _, c)| f(c)).collect())
+    };
+    let mut out = Vec::new();
+    if chart.points.is_empty() {
+        out.push(Block::Paragraph("No uploads in this time.".into()));
+        return out;
+    }
+    let step = if chart.step_minutes == 1 { "minute".to_string() } else { format!("{} minutes", chart.step_minutes) };
+    for (what, unit, values) in
+        [("Failed uploads", "%", series(&failures)), ("Latency p95", " ms", series(&|s: &Summary| s.latency_p95_ms))]
+    {
+        let lines = [
+            Line { label: "treatment", colour: "#c2410c", dashed: false, values: values.0.clone() },
+            Line { label: "control", colour: "#1d4ed8", dashed: true, values: values.1.clone() },
+        ];
+        let caption = format!("{what} per {step}, treatment (solid) and control (dashed), {} to {}", when(chart.from), when(chart.to));
+        // The Markdown's table: a few evenly spaced steps with both arms.
+        let picks: Vec<usize> =
+            if times.len() <= 8 { (0..times.len()).collect() } else { (0..8).map(|k| k * (times.len() - 1) / 7).collect() };
+        let show = |v: Option<f64>| v.map_or_else(|| "—".into(), |v| if unit == "%" { format!("{v:.2}%") } else { format!("{v:.0} ms") });
+        let rows = picks.iter().map(|&i| vec![when(times[i]), show(values.0[i]), show(values.1[i])]).collect();
+        out.push(Block::Chart {
+            svg: line_chart(&format!("{what}: {caption}"), unit, (chart.from, chart.to), chart.step_minutes * 60_000, &times, &lines),
+            caption,
+            table: Box::new(table(&["Step", "Treatment", "Control"], rows)),
+        });
+    }
+    out
+}
+
+/// A table cell's text in Markdown: one line, pipes escaped.
+fn md_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// The report as Markdown.
+pub fn markdown(report: &Report, names: Names) -> String {
+    let mut out = format!("# {}\n\n", title(report));
+    for block in blocks(report, names) {
+        write_markdown(&mut out, &block);
+    }
+    out
+}
+
+fn write_markdown(out: &mut String, block: &Block) {
+    match block {
+        Block::Heading(level, text) => {
+            let _ = writeln!(out, "{} {text}\n", "#".repeat(usize::from(*level)));
+        }
+        Block::Paragraph(text) => {
+            let _ = writeln!(out, "{text}\n");
+        }
+        Block::List(items) => {
+            for item in items {
+                let _ = writeln!(out, "- {item}");
+            }
+            out.push('\n');
+        }
+        Block::Table { head, rows } => {
+            let _ = writeln!(out, "| {} |", head.iter().map(|h| md_cell(h)).collect::<Vec<_>>().join(" | "));
+            let _ = writeln!(out, "|{}", "---|".repeat(head.len()));
+            for row in rows {
+                let _ = writeln!(out, "| {} |", row.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | "));
+            }
+            out.push('\n');
+        }
+        Block::Chart { caption, table, .. } => {
+            let _ = writeln!(out, "*{caption}*\n");
+            write_markdown(out, table);
+        }
+        Block::Text { title, text, .. } => {
+            let _ = writeln!(out, "## {title}\n");
+            let text = text.trim();
+            let _ = writeln!(out, "{}\n", if text.is_empty() { "(not written yet)" } else { text });
+        }
+    }
+}
+
+/// Where the page's links and form point.
+pub struct Page<'a> {
+    /// The report's own path, e.g. `/status/1/report`.
+    pub path: &'a str,
+    /// The rollout's report pages, for the links at the top: (label, path).
+    pub links: Vec<(String, String)>,
+    /// Whether the reader may write the lessons and recommendations (the form is shown).
+    pub may_write: bool,
+}
+
+const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;color:#1a1a1a;max-width:60rem;margin:2rem auto;padding:0 1rem}\
+h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ccc}h3{font-size:1rem}\
+table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem}th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}\
+th{background:#f3f3f3}figure{margin:.5rem 0 1rem}figcaption{font-size:.85rem;color:#555}svg.chart{max-width:100%;height:auto}\
+nav a{margin-right:1rem}textarea{width:100%;min-height:6rem;font:inherit}.text{white-space:pre-wrap}\
+@media print{nav,form,.no-print{display:none}body{margin:0;max-width:none}h2{break-after:avoid}table,figure{break-inside:avoid}}";
+
+/// The report as a standalone HTML page that prints cleanly.
+pub fn html(report: &Report, names: Names, page: &Page) -> String {
+    let title = esc(&title(report));
+    let mut out = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><style>{STYLE}</style></head><body>\n<nav aria-label=\"Reports\">"
+    );
+    for (label, path) in &page.links {
+        let _ = write!(out, "<a href=\"{}\">{}</a>", esc(path), esc(label));
+    }
+    let _ = write!(out, "<a href=\"{}?format=md\" download>Download as Markdown</a></nav>\n<main>\n<h1>{title}</h1>\n", esc(page.path));
+    for block in blocks(report, names) {
+        write_html(&mut out, &block);
+    }
+    if let Some(notes) = report.notes.as_ref().filter(|_| page.may_write) {
+        let _ = writeln!(
+            out,
+            "<form method=\"post\" action=\"{}/notes\"><h3>Edit the lessons and recommendations</h3>\
+             <p><label>Lessons learned<textarea name=\"lessons\" maxlength=\"20000\">{}</textarea></label></p>\
+             <p><label>Recommendations<textarea name=\"recommendations\" maxlength=\"20000\">{}</textarea></label></p>\
+             <button type=\"submit\">Save</button></form>",
+            esc(page.path),
+            esc(&notes.lessons),
+            esc(&notes.recommendations)
+        );
+    }
+    out.push_str("</main>\n</body></html>\n");
+    out
+}
+
+fn write_html(out: &mut String, block: &Block) {
+    match block {
+        Block::Heading(level, text) => {
+            let _ = writeln!(out, "<h{level}>{}</h{level}>", esc(text));
+        }
+        Block::Paragraph(text) => {
+            let _ = writeln!(out, "<p>{}</p>", inline(text));
+        }
+        Block::List(items) => {
+            out.push_str("<ul>");
+            for item in items {
+                let _ = write!(out, "<li>{}</li>", inline(item));
+            }
+            out.push_str("</ul>\n");
+        }
+        Block::Table { head, rows } => {
+            out.push_str("<table><thead><tr>");
+            for h in head {
+                let _ = write!(out, "<th scope=\"col\">{}</th>", esc(h));
+            }
+            out.push_str("</tr></thead><tbody>");
+            for row in rows {
+                out.push_str("<tr>");
+                for cell in row {
+                    let _ = write!(out, "<td>{}</td>", esc(cell));
+                }
+                out.push_str("</tr>");
+            }
+            out.push_str("</tbody></table>\n");
+        }
+        Block::Chart { svg, caption, .. } => {
+            let _ = writeln!(out, "<figure>{svg}<figcaption>{}</figcaption></figure>", esc(caption));
+        }
+        Block::Text { id, title, text } => {
+            let _ = writeln!(out, "<h2 id=\"{id}\">{}</h2>", esc(title));
+            let shown = if text.trim().is_empty() { "(not written yet)" } else { text.trim() };
+            let _ = writeln!(out, "<div class=\"text\" data-testid=\"{id}\">{}</div>", esc(shown));
+        }
+    }
+}
+
+/// A paragraph's text with `code` and **bold** as Markdown writes them.
+fn inline(text: &str) -> String {
+    let mut out = String::new();
+    let escaped = esc(text);
+    let mut rest = escaped.as_str();
+    while let Some(start) = rest.find(['`', '*']) {
+        let (marker, tag) = if rest[start..].starts_with("**") {
+            ("**", "strong")
+        } else if rest[start..].starts_with('`') {
+            ("`", "code")
+        } else {
+            ("*", "em")
+        };
+        let after = &rest[start + marker.len()..];
+        let Some(end) = after.find(marker) else { break };
+        out.push_str(&rest[..start]);
+        let _ = write!(out, "<{tag}>{}</{tag}>", &after[..end]);
+        rest = &after[end + marker.len()..];
+    }
+    out.push_str(rest);
+    out
+}

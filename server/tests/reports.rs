@@ -1,0 +1,286 @@
+//! Reports made from stored data: a whole simulated rollout — healthy traffic over each soak,
+//! CI's test reports, checklists, a pause, approvals — and its final, stage and daily reports,
+//! each figure checked against what the database holds.
+//!
+//! `RAMPART_WRITE_EXAMPLES=1 cargo test -p server --test reports` also writes the final report
+//! to `docs/examples/` (the example the README links to).
+
+mod support;
+
+use app::domain::gates::Gate;
+use app::format::utc_minute;
+use serde_json::{Value, json};
+use server::simulate::Model;
+use sqlx::PgPool;
+use support::{ADMIN_PASSWORD, TestApp, clean_uploads, client_with, report_suites, tick_stage};
+
+/// Treatment uploads per stage, sent in batches over its soak.
+const TRAFFIC: [usize; 5] = [0, 14_000, 4_000, 4_000, 6_000];
+
+fn soak_hours(soak: &str) -> i64 {
+    match soak {
+        "24h" | "1d" => 24,
+        "48h" | "2d" => 48,
+        "72h" | "3d" => 72,
+        "1w" | "7d" => 168,
+        other => panic!("soak {other}"),
+    }
+}
+
+/// Runs the default plan from its baseline to complete, as a team would: traffic spread over
+/// each soak, the suites reported, the checklists ticked, a pause at stage 2, approvals by ana
+/// and bea. Returns the lessons written into the final report.
+async fn a_whole_rollout(app: &TestApp) -> &'static str {
+    app.control_is_sampled().await;
+    let mut model = Model::new(21, 1);
+    app.simulate(&mut model, 600, 0, &[]).await;
+    let now = app.now().millis();
+    let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": now - 600_000, "to": now })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.command(json!({ "command": "start" })).await.0, 200);
+    for stage in 0..5u64 {
+        let soak = app.room().await["plan"]["stages"][stage as usize]["soak"].as_str().unwrap().to_string();
+        let hours = soak_hours(&soak);
+        if stage == 2 {
+            app.advance_clock_minutes(30);
+            let (status, body) =
+                app.command(json!({ "command": "pause", "reason": "glm answers slowly in eu-west; waiting for its status page" })).await;
+            assert_eq!(status, 200, "{body}");
+            app.advance_clock_minutes(45);
+            let (ana, _) = app.approvers().await;
+            assert_eq!(app.command_as(&ana, json!({ "command": "resume" })).await.0, 200);
+        }
+        // A batch every 3 hours (every 6 in the week-long stage), its uploads spread over the
+        // hours since the last, so that the charts show traffic as it comes.
+        let batches = (hours / if hours > 72 { 6 } else { 3 }) as usize;
+        let every = hours * 60 / batches as i64;
+        for _batch in 0..batches {
+            app.advance_clock_minutes(every);
+            let report = spread(app, &mut model, 2_000 / batches, TRAFFIC[stage as usize] / batches, every - 1).await;
+            assert_eq!(report["rejected"], 0, "{report}");
+        }
+        if stage == 4 {
+            let report = app.post_events(&clean_uploads(app.now().millis(), 60_000)).await;
+            assert_eq!(report["accepted"], 60_000, "{report}");
+        }
+        tick_stage(app, stage).await;
+        report_suites(app, stage).await;
+        app.advance_clock_minutes(10);
+        let command = if stage == 4 { "complete" } else { "advance" };
+        let (status, body) = app.command(json!({ "command": command })).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("awaiting_approval")), "stage {stage}: {body}");
+        // Signed in now: the soak outlasts a session.
+        let (ana, bea) = app.approvers().await;
+        let approver = if stage % 2 == 0 { ana } else { bea };
+        let (status, body) = app.command_as(&approver, json!({ "command": "approve" })).await;
+        assert_eq!(status, 200, "stage {stage}: {body}");
+    }
+    let lessons = "Sending every upload's metrics from day one made each gate decidable on time.\nThe 1% stage needed 14,000 uploads: plan two days of it.";
+    let body =
+        json!({ "lessons": lessons, "recommendations": "Keep the matrix gate for the next provider.\nCapture the baseline a week ahead." });
+    let (ana, _) = app.approvers().await;
+    let response = ana.put(app.url("/api/v1/rollouts/1/report/notes")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    lessons
+}
+
+/// Sends `control` and `treatment` uploads from the model spread evenly over the `minutes`
+/// before the server's now; returns the ingest report.
+async fn spread(app: &TestApp, model: &mut Model, control: usize, treatment: usize, minutes: i64) -> Value {
+    use app::domain::event::Variant;
+    let (now, total) = (app.now().millis(), control + treatment);
+    let gap = minutes * 60_000 / total.max(1) as i64;
+    let lines: String = (0..total)
+        .map(|i| {
+            // Treatment uploads interleaved with control ones, as the flag's split sends them.
+            let variant =
+                if i * treatment / total.max(1) != (i + 1) * treatment / total.max(1) { Variant::Treatment } else { Variant::Control };
+            format!("{}\n", model.event(app::domain::units::Timestamp(now - 1_000 - i as i64 * gap), variant, &[]))
+        })
+        .collect();
+    app.post_events(&lines).await
+}
+
+async fn text(client: &reqwest::Client, url: String) -> (u16, String) {
+    let response = client.get(url).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// The Markdown table row of `report` that begins with `first` cells.
+fn row<'a>(report: &'a str, first: &str) -> Vec<&'a str> {
+    report.lines().filter(|l| l.starts_with(&format!("| {first} |"))).collect()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_complete_rollouts_final_report_shows_what_is_stored(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let lessons = a_whole_rollout(&app).await;
+    let (ana, _) = app.approvers().await;
+    let (status, md) = text(&ana, app.url("/status/1/report?format=md")).await;
+    assert_eq!(status, 200, "{md}");
+    assert!(md.starts_with("# Final report: "), "{}", &md[..200]);
+
+    // The timeline: every stage's entry and exit as the stage history holds them.
+    type Time = chrono::DateTime<chrono::Utc>;
+    let history: Vec<(i32, Time, Option<Time>, Option<String>)> =
+        sqlx::query_as("SELECT stage, entered_at, left_at, exit FROM stage_history ORDER BY id").fetch_all(&pool).await.unwrap();
+    assert_eq!(history.len(), 5);
+    let plan = app.room().await["plan"].clone();
+    for (stage, entered, left, exit) in &history {
+        let name = plan["stages"][*stage as usize]["name"].as_str().unwrap();
+        let lines = row(&md, &format!("{stage} {name}"));
+        assert_eq!(lines.len(), 1, "stage {stage}: {lines:?}");
+        let ms = |t: &Time| app::domain::units::Timestamp(t.timestamp_millis());
+        assert!(lines[0].contains(&utc_minute(ms(entered))), "{}", lines[0]);
+        assert!(lines[0].contains(&format!("{} ({})", utc_minute(ms(&left.unwrap())), exit.as_deref().unwrap())), "{}", lines[0]);
+    }
+
+    // Each advance: its approver, and its gates as the audit trail stored them — and the
+    // stored success rate is the raw events' own, recounted here in SQL.
+    let moves: Vec<(String, i64, Value)> = sqlx::query_as(
+        "SELECT actor, (evidence->'from'->>'stage')::bigint, evidence->'gates' FROM audit_log
+         WHERE action = 'approve' AND evidence->'to'->>'status' <> 'awaiting_approval' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(moves.len(), 5, "four advances and the completion");
+    assert!(md.contains("5 stage changes forward, 0 rollbacks, 1 incident in all."), "{md}");
+    for (actor, from, gates) in &moves {
+        let section = md.split("\n### ").find(|s| s.contains(&format!("— stage {from} to "))).expect("a section per advance");
+        assert!(section.contains(&format!("approved by {actor}")), "{section}");
+        let gates: Vec<Gate> = serde_json::from_value(gates.clone()).unwrap();
+        for gate in &gates {
+            let label = gate.criterion.label();
+            let line = section.lines().find(|l| l.starts_with(&format!("| {label} |"))).unwrap_or_else(|| panic!("{label} in {section}"));
+            assert!(line.contains(&app::format::gate_point(gate)) && line.ends_with(&format!("| {} |", gate.verdict.label())), "{line}");
+            if gate.criterion == app::domain::gates::Criterion::SuccessRate {
+                let (successes, total): (i64, i64) = sqlx::query_as(
+                    "SELECT count(*) FILTER (WHERE outcome = 'success'), count(*) FROM events WHERE stage = $1 AND variant = 'treatment'",
+                )
+                .bind(*from as i32)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                assert_eq!(gate.sample, total as u64, "stage {from}");
+                let rate = 100.0 * successes as f64 / total as f64;
+                assert!((gate.observed.unwrap() - rate).abs() < 1e-9, "stage {from}: {:?} against {rate}", gate.observed);
+                assert!(line.contains(&format!("{rate:.2}%")), "{line}");
+            }
+        }
+    }
+
+    // The baseline as frozen, against stage 4's treatment uploads counted in SQL.
+    let baseline: Value = sqlx::query_scalar("SELECT summary FROM baselines ORDER BY id DESC LIMIT 1").fetch_one(&pool).await.unwrap();
+    let (uploads, errors): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE outcome = 'error') FROM events WHERE stage = 4 AND variant = 'treatment'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    // Tests, checklists, the incident, the notes.
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM test_results").fetch_one(&pool).await.unwrap();
+    let items: i64 = sqlx::query_scalar("SELECT count(*) FROM checklist_items").fetch_one(&pool).await.unwrap();
+    let section = |title: &str| md.split("\n## ").find(|s| s.starts_with(title)).unwrap_or_else(|| panic!("{title}")).to_string();
+    let compared = section("Baseline against the new path");
+    let thousands = app::domain::units::thousands;
+    assert_eq!(
+        row(&compared, "Uploads"),
+        [format!("| Uploads | {} | {} |", thousands(baseline["count"].as_u64().unwrap()), thousands(uploads as u64))]
+    );
+    let error_row = row(&compared, "Error rate");
+    let expected =
+        format!("| Error rate | {:.2}% | {:.2}% |", baseline["error_rate"].as_f64().unwrap(), 100.0 * errors as f64 / uploads as f64);
+    assert_eq!(error_row, [expected]);
+
+    assert_eq!(section("Test results").lines().filter(|l| l.starts_with("| 20")).count(), runs as usize);
+    let checklist = section("Checklists");
+    assert_eq!(checklist.lines().filter(|l| l.contains("| ✓ ")).count(), items as usize, "{checklist}");
+    assert!(section("Incidents").contains("waiting for its status page"));
+    assert!(md.contains(lessons.lines().next().unwrap()) && md.contains("Capture the baseline a week ahead."));
+    assert!(section("Impact against the expected improvements").contains("| Memory per upload |"));
+    assert!(section("End-to-end matrix").contains("cells pass"));
+
+    // The page: a chart of each arm's failures and latency per stage with the flag on, and the
+    // form for the notes for someone who may write them.
+    let (status, html) = text(&ana, app.url("/status/1/report")).await;
+    assert_eq!(status, 200);
+    assert_eq!(html.matches("<svg").count(), 8, "two charts for each of stages 1–4");
+    assert!(html.contains("<form method=\"post\" action=\"/status/1/report/notes\">"));
+    assert!(html.contains("@media print"));
+
+    // A stage's report holds its own advance; the daily report the last day.
+    let (status, stage1) = text(&ana, app.url("/status/1/report/stage/1?format=md")).await;
+    assert_eq!(status, 200, "{stage1}");
+    assert!(stage1.contains("— stage 1 to stage 2") && !stage1.contains("— stage 2 to stage 3"), "{stage1}");
+    let (status, daily) = text(&ana, app.url("/status/1/report/daily?format=md")).await;
+    assert_eq!(status, 200, "{daily}");
+    assert!(daily.starts_with("# Daily report: ") && daily.contains("— stage 4 to completion"), "{daily}");
+
+    // A share link's holder reads the same report with roles for names, and cannot write.
+    let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let link: Value = admin
+        .post(app.url("/api/v1/share-links"))
+        .json(&json!({ "rollout_id": 1, "label": "board" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let holder = client_with(&[("cookie", &format!("rampart_share={}", link["secret"].as_str().unwrap())), ("origin", &app.base)]);
+    let (status, shared) = text(&holder, app.url("/status/1/report")).await;
+    assert_eq!(status, 200, "{shared}");
+    assert!(!shared.contains("by ana") && !shared.contains("by bea") && shared.contains("approved by an approver"), "{shared}");
+    assert!(!shared.contains("<form"), "a share link writes nothing");
+    let response = holder.post(app.url("/status/1/report/notes")).form(&[("lessons", "x"), ("recommendations", "y")]).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+
+    if std::env::var_os("RAMPART_WRITE_EXAMPLES").is_some() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples");
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(format!("{dir}/final-report.md"), &md).unwrap();
+        std::fs::write(format!("{dir}/final-report.html"), &html).unwrap();
+    } else {
+        // The committed example has every section today's report has.
+        let example = include_str!("../../docs/examples/final-report.md");
+        let headings = |text: &str| {
+            text.lines().filter(|l| l.starts_with("## ")).map(|l| l.split(" (").next().unwrap().to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(headings(example), headings(&md), "docs/examples is stale: regenerate it (see this file's header)");
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn reports_refuse_what_they_cannot_show_and_name_the_field(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    for (path, field) in [
+        ("/api/v1/rollouts/1/report?format=pdf", "format"),
+        ("/api/v1/rollouts/1/report?kind=weekly", "kind"),
+        ("/api/v1/rollouts/1/report?kind=stage", "stage"),
+        ("/api/v1/rollouts/1/report?kind=stage&stage=9", "stage"),
+        ("/api/v1/rollouts/1/report?kind=stage&stage=1", "stage"),
+        ("/api/v1/rollouts/1/report?kind=final&stage=1", "stage"),
+    ] {
+        let (status, body) = text(&app.client, app.url(path)).await;
+        assert_eq!(status, 422, "{path}: {body}");
+        assert!(body.contains(&format!("\"field\":\"{field}\"")), "{path}: {body}");
+    }
+    assert_eq!(text(&app.client, app.url("/api/v1/rollouts/99/report")).await.0, 404);
+    // A draft's report so far says so, and its notes start empty.
+    let (status, md) = text(&app.client, app.url("/api/v1/rollouts/1/report")).await;
+    assert_eq!(status, 200, "{md}");
+    assert!(md.starts_with("# Report so far: ") && md.contains("not reached"), "{md}");
+    assert_eq!(app.get_json("/api/v1/rollouts/1/report/notes").await["written_by"], Value::Null);
+    // Notes are checked before they are stored, and a viewer may not write them.
+    let viewer = app.person("vic", "viewer").await;
+    let body = json!({ "lessons": "ok", "recommendations": "ok" });
+    assert_eq!(viewer.put(app.url("/api/v1/rollouts/1/report/notes")).json(&body).send().await.unwrap().status(), 403);
+    let bad = json!({ "lessons": "a\u{7}bell", "recommendations": "" });
+    let response = app.client.put(app.url("/api/v1/rollouts/1/report/notes")).json(&bad).send().await.unwrap();
+    assert_eq!(response.status(), 422);
+    assert!(response.text().await.unwrap().contains("\"field\":\"lessons\""));
+    // People who are not signed in are sent to sign in first.
+    let (status, _) =
+        text(&reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(), app.url("/status/1/report")).await;
+    assert_eq!(status, 303);
+}
