@@ -90,7 +90,8 @@ pub async fn get_chart_series(rollout_id: i64, hours: u32) -> Result<ChartSeries
 #[server(endpoint = "set_checklist_item")]
 pub async fn set_checklist_item(rollout_id: i64, item_id: i64, checked: bool) -> Result<ChecklistItem, AppError> {
     let principal = require(Permission::TickChecklist)?;
-    services()?.rollouts.set_checklist_item(rollout_id, item_id, checked, &principal.actor()).await
+    let tick = crate::model::Tick { checked, note: None, owner: None };
+    services()?.rollouts.set_checklist_item(rollout_id, item_id, tick, &principal.actor()).await
 }
 
 /// Runs a rollout command named by form fields, acting on `version`.

@@ -15,6 +15,7 @@ pub mod power;
 pub mod readiness;
 pub mod receipt;
 pub mod rollout;
+pub mod routines;
 pub mod sequential;
 pub mod sketch;
 pub mod stats;

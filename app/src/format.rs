@@ -12,7 +12,7 @@ pub fn utc_minute(t: Timestamp) -> String {
 /// (year, month, day, seconds into the day) of a moment, in UTC.
 fn utc_parts(t: Timestamp) -> (i64, u32, u32, i64) {
     let secs = t.millis().div_euclid(1000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let (y, m, d) = crate::domain::units::civil_from_days(secs.div_euclid(86_400));
     (y, m, d, secs.rem_euclid(86_400))
 }
 
@@ -29,19 +29,6 @@ pub fn duration(span: Span) -> String {
     let shown: Vec<String> =
         parts.iter().skip_while(|(n, _)| *n == 0).take(2).filter(|(n, _)| *n > 0).map(|(n, unit)| format!("{n} {unit}")).collect();
     if shown.is_empty() { "0 s".to_string() } else { shown.join(" ") }
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]

@@ -16,6 +16,9 @@ pub struct ControlRoom {
     pub served: StageFlag,
     /// Every stage's checklist items, in plan order.
     pub checklist: Vec<ChecklistItem>,
+    /// The recurring lists' items of today (and this week), to tick on their day.
+    #[serde(default)]
+    pub routines: Vec<ChecklistItem>,
     /// What blocks leaving the current stage.
     pub blockers: Vec<Blocker>,
     /// The current stage's gates, judged on its treatment events so far.
@@ -99,6 +102,28 @@ pub struct ChecklistItem {
     pub text: String,
     pub checked_by: Option<String>,
     pub checked_at: Option<Timestamp>,
+    /// A recurring list's day (`2026-11-23`) or week (`week of 2026-11-23`); `None` for a
+    /// stage's own item.
+    #[serde(default)]
+    pub period: Option<String>,
+    /// What the person who ticked it found.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Who looks after it.
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+/// A tick (or untick) of one checklist item, with a finding and an owner; an absent note or
+/// owner keeps the one the item has.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tick {
+    pub checked: bool,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// One line of the audit trail.

@@ -7,7 +7,8 @@ use crate::domain::rollout::{Command, Rollout};
 use crate::domain::webhook::Event;
 use crate::error::AppError;
 use crate::model::{
-    AuditEntry, ChartSeries, ChecklistItem, ControlRoom, DeliveryView, Issued, ShareLinkView, TokenView, UserView, WebhookLog, WebhookView,
+    AuditEntry, ChartSeries, ChecklistItem, ControlRoom, DeliveryView, Issued, ShareLinkView, Tick, TokenView, UserView, WebhookLog,
+    WebhookView,
 };
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ pub trait RolloutService: Send + Sync + 'static {
     async fn control_room(&self, rollout_id: Option<i64>) -> Result<ControlRoom, AppError>;
 
     /// Ticks or unticks one checklist item on behalf of `actor`.
-    async fn set_checklist_item(&self, rollout_id: i64, item_id: i64, checked: bool, actor: &str) -> Result<ChecklistItem, AppError>;
+    async fn set_checklist_item(&self, rollout_id: i64, item_id: i64, tick: Tick, actor: &str) -> Result<ChecklistItem, AppError>;
 
     /// Acknowledges an open alert with a written note, unblocking advancing.
     async fn acknowledge_alert(&self, rollout_id: i64, alert_id: i64, note: &str, actor: &str) -> Result<(), AppError>;

@@ -120,6 +120,10 @@ impl Guard {
         let mut actions = Vec::new();
         for live in self.store.live_rollouts(None).await? {
             let rollout = self.store.rollout(live.id).await?;
+            if matches!(rollout.state.status, Status::Running | Status::Paused | Status::AwaitingApproval) {
+                let due = app::domain::routines::due(&rollout.plan, now);
+                self.store.make_routines(live.id, rollout.state.stage, &due).await?;
+            }
             if !served_flag(&rollout.plan, &rollout.state).enabled || rollout.state.status == Status::Draft {
                 self.store.set_holding(live.id, &[], now, now).await?;
                 continue;

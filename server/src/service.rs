@@ -16,7 +16,7 @@ use app::domain::stats::Summary;
 use app::domain::units::{StageIndex, Timestamp, Version};
 use app::domain::webhook::Event;
 use app::error::AppError;
-use app::model::{AuditEntry, ChartPoint, ChartSeries, ChecklistItem, ControlRoom};
+use app::model::{AuditEntry, ChartPoint, ChartSeries, ChecklistItem, ControlRoom, Tick};
 use app::services::RolloutService;
 
 /// How many audit entries the control room shows.
@@ -239,10 +239,15 @@ impl RolloutService for Rollouts {
         evidence.gates = judgement.gates;
         let blockers = readiness::blockers(&rollout.plan, &rollout.state, &evidence, now);
         let StoredRollout { id, plan, state } = rollout;
+        // Routines of the periods holding now; earlier days' stay in the reports.
+        let today: Vec<String> = app::domain::routines::due(&plan, now).into_iter().map(|d| d.period).collect();
+        let (mut routines, checklist): (Vec<_>, Vec<_>) = self.store.checklist(id).await?.into_iter().partition(|i| i.period.is_some());
+        routines.retain(|i| i.period.as_ref().is_some_and(|p| today.contains(p)));
         Ok(ControlRoom {
             rollout_id: id,
             served: served_flag(&plan, &state),
-            checklist: self.store.checklist(id).await?,
+            checklist,
+            routines,
             audit: self.store.audit(id, AUDIT_SHOWN).await?,
             alerts: self.store.alerts(id).await?,
             test_runs: self.store.test_results(id, TEST_RUNS_SHOWN, TEST_RUNS_WITH_FAILURES).await?,
@@ -257,8 +262,12 @@ impl RolloutService for Rollouts {
         })
     }
 
-    async fn set_checklist_item(&self, rollout_id: i64, item_id: i64, checked: bool, actor: &str) -> Result<ChecklistItem, AppError> {
-        Ok(self.store.set_checklist_item(rollout_id, item_id, checked, actor, (self.clock)()).await?)
+    async fn set_checklist_item(&self, rollout_id: i64, item_id: i64, tick: Tick, actor: &str) -> Result<ChecklistItem, AppError> {
+        let text =
+            |field: &str, value: &Option<String>, max: usize| value.as_deref().map_or(Ok(()), |v| AppError::check_text(field, v, max));
+        text("note", &tick.note, 2_000)?;
+        text("owner", &tick.owner, 100)?;
+        Ok(self.store.set_checklist_item(rollout_id, item_id, &tick, actor, (self.clock)()).await?)
     }
 
     async fn rollout_ids(&self) -> Result<Vec<i64>, AppError> {

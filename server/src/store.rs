@@ -213,8 +213,8 @@ impl Store {
     /// Every checklist item of a rollout, in plan order.
     pub async fn checklist(&self, rollout_id: i64) -> Result<Vec<ChecklistItem>> {
         let rows = sqlx::query!(
-            "SELECT id, stage, section, text, checked_by, checked_at FROM checklist_items
-             WHERE rollout_id = $1 ORDER BY stage, position",
+            "SELECT id, stage, section, text, checked_by, checked_at, period, note, owner FROM checklist_items
+             WHERE rollout_id = $1 ORDER BY stage, period NULLS FIRST, position",
             rollout_id
         )
         .fetch_all(&self.pool)
@@ -228,6 +228,9 @@ impl Store {
                 text: r.text,
                 checked_by: r.checked_by,
                 checked_at: r.checked_at.map(to_timestamp),
+                period: r.period,
+                note: r.note,
+                owner: r.owner,
             })
             .collect())
     }
@@ -352,28 +355,35 @@ impl Store {
         &self,
         rollout_id: i64,
         item_id: i64,
-        checked: bool,
+        tick: &app::model::Tick,
         actor: &str,
         now: Timestamp,
     ) -> Result<ChecklistItem> {
+        let checked = tick.checked;
         let mut tx = self.pool.begin().await?;
         let at = checked.then(|| from_timestamp(now));
         let who = checked.then_some(actor);
         let row = sqlx::query!(
-            "UPDATE checklist_items SET checked_by = $3, checked_at = $4
+            "UPDATE checklist_items SET checked_by = $3, checked_at = $4, note = COALESCE($5, note), owner = COALESCE($6, owner)
              WHERE rollout_id = $1 AND id = $2
-             RETURNING id, stage, section, text, checked_by, checked_at",
+             RETURNING id, stage, section, text, checked_by, checked_at, period, note, owner",
             rollout_id,
             item_id,
             who,
-            at
+            at,
+            tick.note.as_deref().map(str::trim),
+            tick.owner.as_deref().map(str::trim)
         )
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound("checklist item"))?;
         let (action, verb) = if checked { ("tick", "Ticked") } else { ("untick", "Unticked") };
-        let summary = format!("{verb} “{}” (stage {}, {})", row.text, row.stage, row.section);
-        let evidence = serde_json::json!({ "item_id": item_id, "stage": row.stage });
+        let mut summary = format!("{verb} “{}” (stage {}, {})", row.text, row.stage, row.section);
+        if let Some(note) = tick.note.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+            summary.push_str(&format!(": {note}"));
+        }
+        let evidence =
+            serde_json::json!({ "item_id": item_id, "stage": row.stage, "period": row.period, "note": row.note, "owner": row.owner });
         insert_audit(&mut tx, Some(rollout_id), actor, action, &summary, None, None, evidence, Some(now)).await?;
         tx.commit().await?;
         Ok(ChecklistItem {
@@ -383,7 +393,31 @@ impl Store {
             text: row.text,
             checked_by: row.checked_by,
             checked_at: row.checked_at.map(to_timestamp),
+            period: row.period,
+            note: row.note,
+            owner: row.owner,
         })
+    }
+
+    /// Makes the routines `due` (the recurring lists' items of the periods holding now) that a
+    /// rollout does not have yet, in `stage`; returns how many it made.
+    pub async fn make_routines(&self, rollout_id: i64, stage: StageIndex, due: &[app::domain::routines::Due]) -> Result<u64> {
+        let positions: Vec<i32> = due.iter().map(|d| d.position).collect();
+        let column = |f: fn(&app::domain::routines::Due) -> &String| due.iter().map(|d| f(d).clone()).collect::<Vec<_>>();
+        let made = sqlx::query!(
+            "INSERT INTO checklist_items (rollout_id, stage, position, section, text, period)
+             SELECT $1, $2, position, section, text, period FROM unnest($3::int[], $4::text[], $5::text[], $6::text[]) AS d (position, section, text, period)
+             ON CONFLICT (rollout_id, period, position) WHERE period IS NOT NULL DO NOTHING",
+            rollout_id,
+            stage.0 as i32,
+            &positions,
+            &column(|d| &d.section),
+            &column(|d| &d.text),
+            &column(|d| &d.period),
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(made.rows_affected())
     }
 
     /// Applies a command in one transaction: locks the rollout, lets `decide` judge it against
@@ -561,7 +595,7 @@ async fn load_rollout(conn: &mut PgConnection, id: i64, lock: Lock) -> Result<St
 async fn stage_evidence(conn: &mut PgConnection, rollout_id: i64, stage: StageIndex) -> Result<StageEvidence> {
     let counts = sqlx::query!(
         r#"SELECT count(*) FILTER (WHERE checked_at IS NOT NULL) AS "done!", count(*) AS "total!"
-           FROM checklist_items WHERE rollout_id = $1 AND stage = $2"#,
+           FROM checklist_items WHERE rollout_id = $1 AND stage = $2 AND period IS NULL"#,
         rollout_id,
         stage.0 as i32
     )

@@ -58,6 +58,7 @@ async fn a_whole_rollout(app: &TestApp) -> &'static str {
             app.advance_clock_minutes(every);
             let report = spread(app, &mut model, 2_000 / batches, TRAFFIC[stage as usize] / batches, every - 1).await;
             assert_eq!(report["rejected"], 0, "{report}");
+            do_the_daily_routine(app).await;
         }
         if stage == 4 {
             let report = app.post_events(&clean_uploads(app.now().millis(), 60_000)).await;
@@ -99,6 +100,25 @@ async fn spread(app: &TestApp, model: &mut Model, control: usize, treatment: usi
         })
         .collect();
     app.post_events(&lines).await
+}
+
+/// The guard loop makes the day's routines; the team works through "Each day" (noting what it
+/// found on the first Monday) and leaves the evening and weekly lists to the report.
+async fn do_the_daily_routine(app: &TestApp) {
+    app.guard.tick_now(app.now()).await.unwrap();
+    let room = app.room().await;
+    for item in room["routines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["section"].as_str().unwrap().starts_with("Each day") && i["checked_at"].is_null())
+    {
+        let note = (item["section"] == "Each day · 2026-11-23" && item["text"] == "Review overnight logs")
+            .then_some("glm timeouts at 02:00–02:20 UTC in both arms: their maintenance window");
+        let body = json!({ "checked": true, "note": note });
+        let (status, body) = app.post(&format!("/api/v1/rollouts/1/checklist/{}", item["id"]), body).await;
+        assert_eq!(status, 200, "{body}");
+    }
 }
 
 async fn text(client: &reqwest::Client, url: String) -> (u16, String) {
@@ -179,7 +199,7 @@ async fn a_complete_rollouts_final_report_shows_what_is_stored(pool: PgPool) {
             .unwrap();
     // Tests, checklists, the incident, the notes.
     let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM test_results").fetch_one(&pool).await.unwrap();
-    let items: i64 = sqlx::query_scalar("SELECT count(*) FROM checklist_items").fetch_one(&pool).await.unwrap();
+    let items: i64 = sqlx::query_scalar("SELECT count(*) FROM checklist_items WHERE period IS NULL").fetch_one(&pool).await.unwrap();
     let section = |title: &str| md.split("\n## ").find(|s| s.starts_with(title)).unwrap_or_else(|| panic!("{title}")).to_string();
     let compared = section("Baseline against the new path");
     let thousands = app::domain::units::thousands;
@@ -196,6 +216,20 @@ async fn a_complete_rollouts_final_report_shows_what_is_stored(pool: PgPool) {
     let checklist = section("Checklists");
     assert_eq!(checklist.lines().filter(|l| l.contains("| ✓ ")).count(), items as usize, "{checklist}");
     assert!(section("Incidents").contains("waiting for its status page"));
+    // Each routine's day as the checklist holds it: done of all, and what was found.
+    let days: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT section, count(*) FILTER (WHERE checked_at IS NOT NULL), count(*) FROM checklist_items
+         WHERE period IS NOT NULL GROUP BY section",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(days.len() >= 2 * 15 + 3, "two daily lists for fifteen days and a weekly one for three weeks: {}", days.len());
+    let routines = section("Routines");
+    for (list, done, total) in &days {
+        assert!(routines.contains(&format!("| {list} | {done} of {total} |")), "{list}: {routines}");
+    }
+    assert!(routines.contains("Review overnight logs: glm timeouts at 02:00–02:20 UTC in both arms"), "{routines}");
     assert!(md.contains(lessons.lines().next().unwrap()) && md.contains("Capture the baseline a week ahead."));
     assert!(section("Impact against the expected improvements").contains("| Memory per upload |"));
     assert!(section("End-to-end matrix").contains("cells pass"));

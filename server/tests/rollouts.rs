@@ -660,3 +660,66 @@ async fn the_status_page_lists_every_incident(pool: PgPool) {
         assert!(status.contains(&format!("incident {i}")), "the status page lacks incident {i}");
     }
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_recurring_lists_come_each_day_to_tick_with_a_finding_and_never_block(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    // A draft has no routines yet; the guard loop makes them once the rollout runs.
+    app.guard.tick_now(app.now()).await.unwrap();
+    assert_eq!(app.room().await["routines"], json!([]));
+    assert_eq!(app.command(json!({ "command": "start" })).await.0, 200);
+    app.guard.tick_now(app.now()).await.unwrap();
+    app.guard.tick_now(app.now()).await.unwrap();
+    let room = app.room().await;
+    let routines = room["routines"].as_array().unwrap().clone();
+    let sections: std::collections::BTreeSet<&str> = routines.iter().map(|r| r["section"].as_str().unwrap()).collect();
+    // The tests' clock starts on Sunday 2026-11-22: its week began on Monday the 16th.
+    assert_eq!(
+        sections.into_iter().collect::<Vec<_>>(),
+        ["Each day · 2026-11-22", "Each evening · 2026-11-22", "Weekly monitoring · week of 2026-11-16"]
+    );
+    assert_eq!(routines.len(), 6 + 5 + 4, "each list once, however often the guard looked");
+    assert!(room["checklist"].as_array().unwrap().iter().all(|i| i["period"].is_null()), "the stage's own list apart");
+
+    // A tick with a finding and an owner, kept and audited.
+    let first = &routines[0];
+    let tick = json!({ "checked": true, "note": "two 502s from glm at 03:10, retried fine", "owner": "ana" });
+    let (status, item) = app.post(&format!("/api/v1/rollouts/1/checklist/{}", first["id"]), tick).await;
+    assert_eq!(status, 200, "{item}");
+    assert_eq!(
+        (item["note"].as_str(), item["owner"].as_str(), item["period"].as_str()),
+        (Some("two 502s from glm at 03:10, retried fine"), Some("ana"), Some("2026-11-22"))
+    );
+    let (status, item) = app.post(&format!("/api/v1/rollouts/1/checklist/{}", first["id"]), json!({ "checked": true })).await;
+    assert_eq!((status, item["note"].as_str()), (200, Some("two 502s from glm at 03:10, retried fine")), "a tick without a note keeps it");
+    let audited: String =
+        sqlx::query_scalar("SELECT summary FROM audit_log WHERE action = 'tick' ORDER BY id LIMIT 1").fetch_one(&pool).await.unwrap();
+    assert!(audited.ends_with(": two 502s from glm at 03:10, retried fine"), "{audited}");
+    let (status, body) =
+        app.post(&format!("/api/v1/rollouts/1/checklist/{}", first["id"]), json!({ "checked": true, "note": "a\u{7}" })).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("note")));
+
+    // Open routines never block: only the stage's own list does.
+    let blockers = |room: &serde_json::Value| {
+        room["blockers"].as_array().unwrap().iter().map(|b| b["kind"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert!(blockers(&app.room().await).contains(&"checklist_incomplete".to_string()));
+    support::tick_stage(&app, 0).await;
+    assert!(!blockers(&app.room().await).contains(&"checklist_incomplete".to_string()), "{:?}", blockers(&app.room().await));
+
+    // The next day brings the daily lists again; yesterday's stay behind, with their ticks.
+    app.advance_clock_hours(24);
+    app.guard.tick_now(app.now()).await.unwrap();
+    let room = app.room().await;
+    let sections: std::collections::BTreeSet<&str> =
+        room["routines"].as_array().unwrap().iter().map(|r| r["section"].as_str().unwrap()).collect();
+    assert_eq!(
+        sections.into_iter().collect::<Vec<_>>(),
+        ["Each day · 2026-11-23", "Each evening · 2026-11-23", "Weekly monitoring · week of 2026-11-23"]
+    );
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM checklist_items WHERE period = '2026-11-22' AND checked_at IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
+}

@@ -101,7 +101,19 @@ impl Default for Ticks {
 
 /// The current stage's checklist, from a snapshot asked for when `seen` ticks were saved.
 #[component]
-pub fn Checklist(rollout_id: i64, items: Vec<ChecklistItem>, seen: u64, ticks: Ticks, you: Principal) -> impl IntoView {
+pub fn Checklist(
+    rollout_id: i64,
+    items: Vec<ChecklistItem>,
+    seen: u64,
+    ticks: Ticks,
+    you: Principal,
+    /// The card's heading.
+    #[prop(default = "Checklist")]
+    title: &'static str,
+    /// Its element ids and test ids: `checklist`, or `routines` for the recurring lists.
+    #[prop(default = "checklist")]
+    key: &'static str,
+) -> impl IntoView {
     let no = crate::components::actions::denied(&you, Permission::TickChecklist);
     let done = items.iter().filter(|i| i.checked_at.is_some()).count();
     let total = items.len();
@@ -114,8 +126,8 @@ pub fn Checklist(rollout_id: i64, items: Vec<ChecklistItem>, seen: u64, ticks: T
     }
     let error = move || ticks.error().map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> });
     view! {
-        <section class="card checklist" aria-labelledby="checklist-title">
-            <h2 id="checklist-title">"Checklist " <span class="muted" data-testid="checklist-progress">{format!("{done} of {total} done")}</span></h2>
+        <section class="card checklist" aria-labelledby=format!("{key}-title") data-testid=key>
+            <h2 id=format!("{key}-title")>{title} " " <span class="muted" data-testid=format!("{key}-progress")>{format!("{done} of {total} done")}</span></h2>
             {error}
             {sections.into_iter().map(|(title, items)| view! {
                 <fieldset>
@@ -144,6 +156,8 @@ pub fn Checklist(rollout_id: i64, items: Vec<ChecklistItem>, seen: u64, ticks: T
                                         <span>{item.text.clone()}</span>
                                     </label>
                                     {who.map(|w| view! { <span class="who muted">{w}</span> })}
+                                    {item.owner.clone().map(|o| view! { <span class="who muted">{format!(" · owner {o}")}</span> })}
+                                    {item.note.clone().map(|n| view! { <p class="note muted" data-testid="checklist-note">{n}</p> })}
                                 </li>
                             }
                         }).collect_view()}

@@ -99,6 +99,9 @@ fn Room(
     let matrix = room.matrix.clone().map(|matrix| view! { <EndToEndMatrix matrix/> }.into_any());
     let impact = room.impact.clone().map(|impact| view! { <ImpactTable impact/> }.into_any());
     let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items seen ticks you=you.clone()/> }.into_any();
+    let routines = (!room.routines.is_empty()).then(|| {
+        view! { <Checklist rollout_id=room.rollout_id items=room.routines.clone() seen ticks you=you.clone() title="Today's routines" key="routines"/> }.into_any()
+    });
     let other_checklists =
         view! { <OtherChecklists plan=room.plan.clone() current=room.state.stage items=room.checklist.clone()/> }.into_any();
     let actions = view! { <Actions room=room.clone() command you=you.clone()/> }.into_any();
@@ -108,7 +111,7 @@ fn Room(
         {head}
         {track}
         <div class="columns">
-            <div class="main-column">{panel} {charts} {impact} {matrix} {tests} {checklist} {other_checklists}</div>
+            <div class="main-column">{panel} {charts} {impact} {matrix} {tests} {routines} {checklist} {other_checklists}</div>
             <aside class="side-column">{actions} {alerts} {timeline}</aside>
         </div>
     }

@@ -258,19 +258,14 @@ fn allowed_command(principal: &Principal, body: &[u8]) -> Result<CommandRequest,
     Ok(request)
 }
 
-#[derive(Debug, Deserialize)]
-pub struct TickRequest {
-    pub checked: bool,
-}
-
 async fn tick(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     Path((id, item)): Path<(i64, i64)>,
-    body: Result<Json<TickRequest>, JsonRejection>,
+    body: Result<Json<app::model::Tick>, JsonRejection>,
 ) -> Result<Json<ChecklistItem>, ApiError> {
-    let Json(request) = body?;
-    Ok(Json(state.rollouts.set_checklist_item(id, item, request.checked, &principal.actor()).await?))
+    let Json(tick) = body?;
+    Ok(Json(state.rollouts.set_checklist_item(id, item, tick, &principal.actor()).await?))
 }
 
 #[derive(Debug, Deserialize)]

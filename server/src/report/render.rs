@@ -285,18 +285,47 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
         out.push(table(&["Reported", "Stage", "Suite", "Passed", "Skipped", "By", "Run"], rows));
     }
 
+    // Routines: each recurring list's day (or week), how much of it was done, what was found.
+    let (routines, own): (Vec<_>, Vec<_>) = report.checklist.iter().partition(|i| i.period.is_some());
+    if !routines.is_empty() {
+        out.push(Block::Heading(2, "Routines".into()));
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        let mut lists: Vec<(&str, Vec<&app::model::ChecklistItem>)> = Vec::new();
+        for item in routines {
+            match lists.last_mut() {
+                Some((section, items)) if *section == item.section => items.push(item),
+                _ => lists.push((&item.section, vec![item])),
+            }
+        }
+        lists.sort_by(|a, b| a.1[0].period.cmp(&b.1[0].period).then(a.1[0].id.cmp(&b.1[0].id)));
+        for (section, items) in lists {
+            let done = items.iter().filter(|i| i.checked_at.is_some()).count();
+            let found: Vec<String> = items
+                .iter()
+                .filter_map(|i| {
+                    i.note.as_ref().map(|n| format!("{}: {n} ({})", i.text, person(i.checked_by.as_deref().unwrap_or(""), "a team member")))
+                })
+                .collect();
+            rows.push(vec![section.to_string(), format!("{done} of {}", items.len()), found.join("; ")]);
+        }
+        out.push(table(&["List", "Done", "Findings"], rows));
+    }
+
     // Checklists.
-    if !report.checklist.is_empty() {
+    if !own.is_empty() {
         out.push(Block::Heading(2, "Checklists".into()));
-        let rows = report
-            .checklist
+        let rows = own
             .iter()
             .map(|item| {
                 let done = match (&item.checked_by, item.checked_at) {
                     (Some(by), Some(at)) => format!("✓ {} by {}", when(at), person(by, "a team member")),
                     _ => "open".to_string(),
                 };
-                vec![item.stage.0.to_string(), item.section.clone(), item.text.clone(), done]
+                let text = match &item.note {
+                    Some(note) => format!("{} — found: {note}", item.text),
+                    None => item.text.clone(),
+                };
+                vec![item.stage.0.to_string(), item.section.clone(), text, done]
             })
             .collect();
         out.push(table(&["Stage", "List", "Item", "Done"], rows));
