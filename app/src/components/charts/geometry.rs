@@ -177,15 +177,15 @@ pub fn path(runs: &[Vec<(i64, f64)>], x: Scale, y: Scale) -> String {
 }
 
 /// For labels placed left to right at `(x, width)`, the row each goes in: the first row where
-/// it does not overlap the label before it, wrapping to row 0 when all `rows` are taken.
-pub fn label_rows(labels: &[(f64, f64)], rows: usize) -> Vec<usize> {
-    let mut ends = vec![f64::NEG_INFINITY; rows.max(1)];
+/// it does not overlap the label before it; `None` (not drawn) when every row is taken there.
+pub fn label_rows(labels: &[(f64, f64)], rows: usize) -> Vec<Option<usize>> {
+    let mut ends = vec![f64::NEG_INFINITY; rows];
     labels
         .iter()
         .map(|&(x, width)| {
-            let row = ends.iter().position(|end| x >= end + 4.0).unwrap_or(0);
+            let row = ends.iter().position(|end| x >= end + 4.0)?;
             ends[row] = x + width;
-            row
+            Some(row)
         })
         .collect()
 }
@@ -299,8 +299,8 @@ mod tests {
 
     #[test]
     fn labels_that_would_overlap_go_to_the_next_row() {
-        assert_eq!(label_rows(&[(0.0, 30.0), (20.0, 30.0), (40.0, 30.0), (100.0, 30.0)], 2), [0, 1, 0, 0]);
-        assert_eq!(label_rows(&[(0.0, 30.0), (1.0, 30.0), (2.0, 30.0)], 2), [0, 1, 0], "all rows taken: back to the first");
+        assert_eq!(label_rows(&[(0.0, 30.0), (20.0, 30.0), (40.0, 30.0), (100.0, 30.0)], 2), [Some(0), Some(1), Some(0), Some(0)]);
+        assert_eq!(label_rows(&[(0.0, 30.0), (1.0, 30.0), (2.0, 30.0)], 2), [Some(0), Some(1), None], "every row taken: no label");
     }
 
     #[test]

@@ -128,23 +128,31 @@ pub fn LineChart(
         .collect_view();
     let mark_x: Vec<f64> = marks.iter().map(|m| x.at(m.at.millis() as f64).clamp(LEFT, RIGHT)).collect();
     let labels: Vec<String> = marks.iter().map(|m| short(&m.text)).collect();
-    let widths: Vec<(f64, f64)> = mark_x.iter().zip(&labels).map(|(x, l)| (*x, l.chars().count() as f64 * CHAR_WIDTH)).collect();
-    let rows = geometry::label_rows(&widths, 2);
+    // Each label's left edge and width; near the right edge a label hangs left of its line.
+    let spans: Vec<(f64, f64)> = mark_x
+        .iter()
+        .zip(&labels)
+        .map(|(at, label)| {
+            let width = label.chars().count() as f64 * CHAR_WIDTH;
+            (if at + 2.0 + width > WIDTH { at - 2.0 - width } else { at + 2.0 }, width)
+        })
+        .collect();
+    let rows = geometry::label_rows(&spans, 2);
     let mark_lines = marks
         .iter()
         .zip(labels)
-        .zip(widths.iter().zip(rows))
-        .map(|((mark, label), ((at, width), row))| {
+        .zip(mark_x.iter().zip(spans).zip(rows))
+        .map(|((mark, label), ((at, (left, _)), row))| {
             let colour = if mark.rollback { ROLLBACK } else { STAGE_CHANGE };
-            let baseline = 10.0 + row as f64 * 11.0;
-            // Near the right edge the label hangs to the left of its line.
-            let (label_x, anchor) = if at + 2.0 + width > WIDTH { (at - 2.0, "end") } else { (at + 2.0, "start") };
+            // Marks crowded together keep their lines; only the labels that fit are written.
+            let baseline = 10.0 + row.unwrap_or(0) as f64 * 11.0;
+            let text = row.map(|_| view! { <text x=n(left) y=n(baseline) fill=colour>{label}</text> });
             let tooltip = format!("{} — {}", mark.text, format::utc_minute(mark.at));
             view! {
                 <g class="mark">
                     <title>{tooltip}</title>
                     <line x1=n(*at) x2=n(*at) y1=n(baseline - 8.0) y2=n(BOTTOM) stroke=colour/>
-                    <text x=n(label_x) y=n(baseline) text-anchor=anchor fill=colour>{label}</text>
+                    {text}
                 </g>
             }
         })
