@@ -16,6 +16,19 @@ fn utc_parts(t: Timestamp) -> (i64, u32, u32, i64) {
     (y, m, d, secs.rem_euclid(86_400))
 }
 
+/// `14:03`: the time of day in UTC, for a chart's time axis.
+pub fn utc_clock(t: Timestamp) -> String {
+    let (.., secs) = utc_parts(t);
+    format!("{:02}:{:02}", secs / 3600, secs % 3600 / 60)
+}
+
+/// `22 Nov`: the day in UTC, for a chart's time axis.
+pub fn utc_day(t: Timestamp) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let (_, m, d, _) = utc_parts(t);
+    format!("{d} {}", MONTHS[m as usize - 1])
+}
+
 /// `2026-11-22T14:03:00Z`, for `<time datetime>`.
 pub fn iso(t: Timestamp) -> String {
     let (y, m, d, secs) = utc_parts(t);
@@ -40,6 +53,9 @@ mod tests {
         assert_eq!(utc_minute(Timestamp(0)), "1970-01-01 00:00 UTC");
         assert_eq!(utc_minute(Timestamp(1_761_696_000_000)), "2025-10-29 00:00 UTC");
         assert_eq!(utc_minute(Timestamp(951_782_400_000 + 3_723_000)), "2000-02-29 01:02 UTC");
+        assert_eq!(utc_clock(Timestamp(951_782_400_000 + 3_723_000)), "01:02");
+        assert_eq!(utc_day(Timestamp(951_782_400_000 + 3_723_000)), "29 Feb");
+        assert_eq!(utc_day(Timestamp(1_761_696_000_000 - 1)), "28 Oct");
     }
 
     #[test]
