@@ -7,7 +7,7 @@ mod support;
 use serde_json::{Value, json};
 use server::simulate::Model;
 use sqlx::PgPool;
-use support::{TestApp, clean_uploads, report_suites, tick_stage};
+use support::{TestApp, clean_uploads, report_suites, soak_hours, tick_stage};
 
 fn blockers(room: &Value) -> Vec<String> {
     room["blockers"].as_array().unwrap().iter().map(|b| b["kind"].as_str().unwrap().to_string()).collect()
@@ -47,26 +47,12 @@ async fn a_clean_rollout_reaches_100_percent_through_approvals_alone(pool: PgPoo
         let soak = app.room().await["plan"]["stages"][stage as usize]["soak"].as_str().unwrap().to_string();
         let room = app.room().await;
         assert_eq!(blockers(&room), ["soak_remaining"], "stage {stage}: only the soak is left ({soak}): {}", room["blockers"]);
-        let hours = match soak.as_str() {
-            "24h" | "1d" => 24,
-            "48h" | "2d" => 48,
-            "72h" | "3d" => 72,
-            "1w" | "7d" => 168,
-            other => panic!("soak {other}"),
-        };
+        let hours = soak_hours(&soak);
         app.advance_clock_hours(hours);
         let room = app.room().await;
         assert_eq!(blockers(&room), Vec::<String>::new(), "stage {stage}: {}", room["gates"]);
 
-        // CI asks (a token may ask, never approve); a person approves.
-        let command = if stage == 4 { "complete" } else { "advance" };
-        let (status, body) = app.command(json!({ "command": command })).await;
-        assert_eq!((status, body["status"].as_str()), (200, Some("awaiting_approval")), "{body}");
-        // Signed in now: the soak outlasts a session.
-        let (ana, bea) = app.approvers().await;
-        let approver = if stage % 2 == 0 { ana } else { bea };
-        let (status, body) = app.command_as(&approver, json!({ "command": "approve" })).await;
-        assert_eq!(status, 200, "{body}");
+        app.ask_and_approve(stage).await;
     }
 
     let room = app.room().await;

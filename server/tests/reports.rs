@@ -12,20 +12,10 @@ use app::format::utc_minute;
 use serde_json::{Value, json};
 use server::simulate::Model;
 use sqlx::PgPool;
-use support::{ADMIN_PASSWORD, TestApp, clean_uploads, client_with, report_suites, tick_stage};
+use support::{ADMIN_PASSWORD, TestApp, clean_uploads, client_with, report_suites, soak_hours, tick_stage};
 
 /// Treatment uploads per stage, sent in batches over its soak.
 const TRAFFIC: [usize; 5] = [0, 14_000, 4_000, 4_000, 6_000];
-
-fn soak_hours(soak: &str) -> i64 {
-    match soak {
-        "24h" | "1d" => 24,
-        "48h" | "2d" => 48,
-        "72h" | "3d" => 72,
-        "1w" | "7d" => 168,
-        other => panic!("soak {other}"),
-    }
-}
 
 /// Runs the default plan from its baseline to complete, as a team would: traffic spread over
 /// each soak, the suites reported, the checklists ticked, a pause at stage 2, approvals by ana
@@ -67,14 +57,7 @@ async fn a_whole_rollout(app: &TestApp) -> &'static str {
         tick_stage(app, stage).await;
         report_suites(app, stage).await;
         app.advance_clock_minutes(10);
-        let command = if stage == 4 { "complete" } else { "advance" };
-        let (status, body) = app.command(json!({ "command": command })).await;
-        assert_eq!((status, body["status"].as_str()), (200, Some("awaiting_approval")), "stage {stage}: {body}");
-        // Signed in now: the soak outlasts a session.
-        let (ana, bea) = app.approvers().await;
-        let approver = if stage % 2 == 0 { ana } else { bea };
-        let (status, body) = app.command_as(&approver, json!({ "command": "approve" })).await;
-        assert_eq!(status, 200, "stage {stage}: {body}");
+        app.ask_and_approve(stage).await;
     }
     let lessons = "Sending every upload's metrics from day one made each gate decidable on time.\nThe 1% stage needed 14,000 uploads: plan two days of it.";
     let body =

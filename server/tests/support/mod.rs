@@ -356,3 +356,29 @@ pub fn clean_uploads(now: i64, count: usize) -> String {
         })
         .collect()
 }
+
+/// A plan's soak (`48h`, `2d`, `1w`, …) in hours.
+pub fn soak_hours(soak: &str) -> i64 {
+    match soak {
+        "24h" | "1d" => 24,
+        "48h" | "2d" => 48,
+        "72h" | "3d" => 72,
+        "1w" | "7d" => 168,
+        other => panic!("soak {other}"),
+    }
+}
+
+impl TestApp {
+    /// Leaves `stage` as the plan means it: CI asks (a token may ask, never approve) and a
+    /// person approves — ana on even stages, bea on odd ones; completes from the last stage.
+    pub async fn ask_and_approve(&self, stage: u64) {
+        let command = if stage == 4 { "complete" } else { "advance" };
+        let (status, body) = self.command(serde_json::json!({ "command": command })).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("awaiting_approval")), "stage {stage}: {body}");
+        // Signed in now: the soak outlasts a session.
+        let (ana, bea) = self.approvers().await;
+        let approver = if stage % 2 == 0 { ana } else { bea };
+        let (status, body) = self.command_as(&approver, serde_json::json!({ "command": "approve" })).await;
+        assert_eq!(status, 200, "stage {stage}: {body}");
+    }
+}
