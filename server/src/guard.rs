@@ -118,17 +118,24 @@ impl Guard {
 
     async fn tick_as_leader(&self, now: Timestamp) -> Result<Vec<Action>, StoreError> {
         let mut actions = Vec::new();
+        let mut seen = Vec::new();
         for live in self.store.live_rollouts(None).await? {
             let rollout = self.store.rollout(live.id).await?;
-            if matches!(rollout.state.status, Status::Running | Status::Paused | Status::AwaitingApproval) {
-                let due = app::domain::routines::due(&rollout.plan, now);
-                self.store.make_routines(live.id, rollout.state.stage, &due).await?;
-            }
             if !served_flag(&rollout.plan, &rollout.state).enabled || rollout.state.status == Status::Draft {
                 self.store.set_holding(live.id, &[], now, now).await?;
-                continue;
+            } else {
+                actions.extend(self.guard(&rollout, now).await?);
             }
-            actions.extend(self.guard(&rollout, now).await?);
+            seen.push(rollout);
+        }
+        // The day's routines, after the decisions: making them never stands in a rollback's way.
+        for rollout in seen {
+            if matches!(rollout.state.status, Status::Running | Status::Paused | Status::AwaitingApproval | Status::RolledBack) {
+                let due = app::domain::routines::due(&rollout.plan, now);
+                if let Err(error) = self.store.make_routines(rollout.id, rollout.state.stage, &due).await {
+                    tracing::warn!(rollout = rollout.id, %error, "could not make the day's routines");
+                }
+            }
         }
         Ok(actions)
     }

@@ -161,7 +161,13 @@ impl Rollouts {
                 (from, now, Box::new(move |s: StageIndex| touched.contains(&(s.0 as i32))))
             }
         };
-        let in_range = |t: Timestamp| t >= from && t <= to;
+        // A stage's report holds what happened while the stage was in force, not what happened in
+        // another stage between two of its stays.
+        let own: Vec<(Timestamp, Timestamp)> = match kind {
+            Kind::Stage(index) => spans.iter().filter(|s| s.stage == index.0 as i32).map(|s| (s.from, s.to.unwrap_or(now))).collect(),
+            _ => vec![(from, to)],
+        };
+        let in_range = |t: Timestamp| own.iter().any(|(a, b)| t >= *a && t <= *b);
 
         // The timeline: planned starts from the first entry and the soaks.
         let mut planned = started;
@@ -191,20 +197,26 @@ impl Rollouts {
         let trail = self.audit_trail(id).await?;
         let mut advances = Vec::new();
         let mut incidents = Vec::new();
-        for row in trail.iter().filter(|r| in_range(r.entry.at)) {
+        for row in &trail {
+            // Advances belong to the stage they left, whenever the entry was written (entries made
+            // before audit times followed the service's clock may be a moment off the stage's);
+            // everything else by its time.
+            let timely = in_range(row.entry.at);
             let moved = serde_json::from_value::<Moved>(row.evidence.clone()).ok();
             let overridden = row.evidence.get("overridden").and_then(|o| o.as_array()).is_some_and(|o| !o.is_empty());
-            if INCIDENTS.contains(&row.entry.action.as_str()) || (overridden && row.entry.action != "approve") {
+            if timely && (INCIDENTS.contains(&row.entry.action.as_str()) || (overridden && row.entry.action != "approve")) {
                 incidents.push(row.entry.clone());
             }
             let Some(Moved { from: before, to: after, gates }) = moved else { continue };
             let forward = after.stage > before.stage || (after.status == Status::Complete && before.status != Status::Complete);
-            if !forward || !covered(before.stage) {
+            if !forward || !covered(before.stage) || (kind == Kind::Daily && !timely) {
                 continue;
             }
             let request = before.request.as_ref();
             let mut approved_by: Vec<String> = request.map(|r| r.approvals.iter().map(|a| a.by.clone()).collect()).unwrap_or_default();
-            if row.entry.action == "approve" {
+            // The last approval carries the move; without a request before it, the asker was an
+            // approver whose own approval settled it at once.
+            if row.entry.action == "approve" || request.is_none() {
                 approved_by.push(row.entry.actor.clone());
             }
             advances.push(Advance {

@@ -16,7 +16,8 @@ export class ControlRoom {
     this.status = page.getByTestId('rollout-status');
     this.served = page.getByTestId('served-flag');
     this.steps = page.getByTestId('stage-step');
-    this.checklistItems = page.getByTestId('checklist-item');
+    // The stage's own list: today's routines are a card of their own, above it.
+    this.checklistItems = page.getByTestId('checklist').getByTestId('checklist-item');
     this.progress = page.getByTestId('checklist-progress');
     this.timeline = page.getByTestId('audit-entry');
     this.approval = page.getByTestId('approval');
@@ -64,7 +65,7 @@ export class ControlRoom {
       const shown = await this.page.evaluate(async (nth) => {
         const seen: boolean[] = [];
         for (const end = performance.now() + 1_000; performance.now() < end; ) {
-          const item = document.querySelectorAll('[data-testid="checklist-item"]')[nth];
+          const item = document.querySelectorAll('[data-testid="checklist"] [data-testid="checklist-item"]')[nth];
           seen.push(item?.querySelector<HTMLInputElement>('input[type="checkbox"]')?.checked ?? false);
           await new Promise((resolve) => setTimeout(resolve, 10));
         }

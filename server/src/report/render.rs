@@ -278,7 +278,8 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
                     format!("{} of {}", t.passed, t.passed + t.failed),
                     t.skipped.to_string(),
                     person(&t.reported_by, "CI"),
-                    t.url.clone().unwrap_or_default(),
+                    // CI links are the team's own, not a stakeholder's.
+                    if names == Names::Shown { t.url.clone().unwrap_or_default() } else { String::new() },
                 ]
             })
             .collect();
