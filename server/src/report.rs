@@ -12,7 +12,7 @@ pub mod render;
 mod svg;
 
 use crate::service::Rollouts;
-use crate::store::{AuditQuery, ReportNotes, StoreError, StoredRollout};
+use crate::store::{AuditQuery, INCIDENTS, ReportNotes, StoreError, StoredRollout};
 use app::domain::gates::{Gate, Judged};
 use app::domain::impact::Impact;
 use app::domain::matrix::MatrixView;
@@ -131,9 +131,6 @@ struct Moved {
     #[serde(default)]
     gates: Vec<Gate>,
 }
-
-/// The actions that count as incidents in a report.
-const INCIDENTS: [&str; 4] = ["auto_roll_back", "roll_back", "alert", "pause"];
 
 impl Rollouts {
     /// The `kind` report of rollout `id`, as of now.

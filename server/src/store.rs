@@ -249,7 +249,6 @@ impl Store {
     /// Every incident of a rollout (automatic and manual rollbacks, alerts, pauses), newest
     /// first; at most [`INCIDENTS_MAX`].
     pub async fn incidents(&self, rollout_id: i64) -> Result<Vec<AuditEntry>> {
-        const INCIDENTS: [&str; 4] = ["auto_roll_back", "roll_back", "alert", "pause"];
         self.audit_entries(rollout_id, Some(&INCIDENTS), INCIDENTS_MAX).await
     }
 
@@ -506,6 +505,9 @@ impl Store {
 /// The most incidents a status page lists (a rollout with more has bigger problems than its
 /// status page).
 pub const INCIDENTS_MAX: i64 = 1_000;
+
+/// The audit actions that are incidents: automatic and manual rollbacks, alerts, pauses.
+pub const INCIDENTS: [&str; 4] = ["auto_roll_back", "roll_back", "alert", "pause"];
 
 /// Which audit entries a page holds (see [`Store::audit_page`]).
 #[derive(Clone, Debug, Default)]

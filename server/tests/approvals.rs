@@ -20,11 +20,7 @@ async fn a_clean_rollout_reaches_100_percent_through_approvals_alone(pool: PgPoo
     let mut model = Model::new(21, 1);
 
     // Stage 0: flag off. The baseline comes from today's (sync) traffic.
-    app.simulate(&mut model, 600, 0, &[]).await;
-    let now = app.now().millis();
-    let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": now - 600_000, "to": now })).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(app.command(json!({ "command": "start" })).await.0, 200);
+    app.baseline_and_start(&mut model).await;
 
     // Treatment events per stage: enough for each stage's minimum and for the anytime-valid
     // intervals to clear their thresholds (at the simulated ~0.25% failures, stage 1's 0.5%

@@ -23,11 +23,7 @@ const TRAFFIC: [usize; 5] = [0, 14_000, 4_000, 4_000, 6_000];
 async fn a_whole_rollout(app: &TestApp) -> &'static str {
     app.control_is_sampled().await;
     let mut model = Model::new(21, 1);
-    app.simulate(&mut model, 600, 0, &[]).await;
-    let now = app.now().millis();
-    let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": now - 600_000, "to": now })).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(app.command(json!({ "command": "start" })).await.0, 200);
+    app.baseline_and_start(&mut model).await;
     for stage in 0..5u64 {
         let soak = app.room().await["plan"]["stages"][stage as usize]["soak"].as_str().unwrap().to_string();
         let hours = soak_hours(&soak);

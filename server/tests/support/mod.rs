@@ -369,6 +369,15 @@ pub fn soak_hours(soak: &str) -> i64 {
 }
 
 impl TestApp {
+    /// Freezes the baseline from 600 of today's (control) uploads and starts the rollout.
+    pub async fn baseline_and_start(&self, model: &mut server::simulate::Model) {
+        self.simulate(model, 600, 0, &[]).await;
+        let now = self.now().millis();
+        let (status, body) = self.post("/api/v1/rollouts/1/baseline", serde_json::json!({ "from": now - 600_000, "to": now })).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(self.command(serde_json::json!({ "command": "start" })).await.0, 200);
+    }
+
     /// Leaves `stage` as the plan means it: CI asks (a token may ask, never approve) and a
     /// person approves — ana on even stages, bea on odd ones; completes from the last stage.
     pub async fn ask_and_approve(&self, stage: u64) {
