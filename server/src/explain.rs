@@ -43,13 +43,14 @@ fn describe(r: &Receipt) -> String {
         Method::Count => "count",
         Method::Estimate => "point estimate",
         Method::MeanSequence => "confidence sequence of the mean over the stage",
-        Method::SampleRatio => "sequential sample-ratio test",
+        Method::SampleRatio | Method::UnitRatio => "sequential sample-ratio test",
         Method::Difference => "confidence sequence of treatment − control",
     };
     match r.method {
-        Method::SampleRatio => {
+        Method::SampleRatio | Method::UnitRatio => {
+            let counted = if r.method == Method::UnitRatio { "distinct units" } else { "uploads" };
             return format!(
-                "{method}: {} treatment of {} uploads against a planned {:.2}%, log Bayes factor {:.3} vs boundary {:.3} (α {}%)",
+                "{method}: {} treatment of {} {counted} against a planned {:.2}%, log Bayes factor {:.3} vs boundary {:.3} (α {}%)",
                 r.bad,
                 r.events,
                 r.threshold_rate * 100.0,
@@ -223,12 +224,17 @@ async fn explain_gates(store: &Store, metrics: &Metrics, rollout_id: i64, stored
         let cells = metrics.matrix_rows(rollout_id, stage.0 as i32, judged.from, until).await?;
         again.push(MatrixView::judge(matrix, criteria.success_rate_min.get(), &cells).gate(judged));
     }
-    // The sample-ratio row counts from its own first minute, with the split it was planned at.
+    // The sample-ratio row counts from its own first minute, with the split it was planned at,
+    // and the distinct units from the raw events when it judged units.
     let split = stored.gates.iter().filter(|g| g.criterion == Criterion::SampleRatio).find_map(|g| g.receipt.as_ref());
     if let Some(r) = split {
         let (treatment, control) = rows.uploads_from(r.from);
+        let units = match r.method {
+            Method::UnitRatio => Some(store.units_between(rollout_id, stage.0 as i32, r.from, until).await?),
+            _ => None,
+        };
         let check = SampleRatio::check(treatment, control, r.threshold_rate * 100.0);
-        again.extend(check.map(|c| SampleRatio { from: r.from, ..c }.gate(judged.to)));
+        again.extend(check.map(|c| SampleRatio { from: r.from, ..c.with_units(units) }.gate(judged.to)));
     }
 
     let mut all_same = true;

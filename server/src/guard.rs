@@ -158,7 +158,8 @@ impl Guard {
         if let Some(breach) = self.complaints(rollout, now).await? {
             assessment.decisions.push(Decision::Review(breach));
         }
-        let split = gates::sample_ratio(rails, served_flag(&rollout.plan, &rollout.state), &rows, from);
+        let units = self.store.units_seen(rollout.id, rollout.state.stage.0 as i32, gates::sample_ratio_from(rails, from)).await?;
+        let split = gates::sample_ratio(rails, served_flag(&rollout.plan, &rollout.state), &rows, Some(units), from);
         let (holding, review) = guard::sample_ratio_mismatch(split.as_ref(), &sustained, now);
         assessment.holding.extend(holding);
         assessment.decisions.extend(review.map(Decision::Review));

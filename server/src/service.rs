@@ -149,7 +149,8 @@ impl Rollouts {
         let recent: u64 = rows.treatment.iter().filter(|(minute, _)| *minute >= hour_minute).map(|(_, stats)| stats.count()).sum();
         let hours = ((now.millis() - hour_ago.millis()) as f64 / 3_600_000.0).max(1.0 / 60.0);
         gates::pace(&mut judged, recent as f64 / hours);
-        judged.extend(gates::sample_ratio(&rollout.plan.guardrails, served, &rows, entered).map(|c| c.gate(now)));
+        let units = self.units(rollout, index, gates::sample_ratio_from(&rollout.plan.guardrails, entered), until).await?;
+        judged.extend(gates::sample_ratio(&rollout.plan.guardrails, served, &rows, Some(units), entered).map(|c| c.gate(now)));
         let matrix = match (&rollout.plan.matrix, stage.requires_matrix) {
             (Some(matrix), true) => {
                 let cells = self.metrics.matrix_rows(rollout.id, index.0 as i32, entered, until).await?;
@@ -173,6 +174,20 @@ impl Rollouts {
             judged.push(impact.as_ref().map_or_else(Impact::unmeasured_gate, Impact::gate));
         }
         Ok(StageJudgement { gates: judged, reference: Some(reference), matrix, impact })
+    }
+
+    /// The distinct units per arm (treatment, control) that stage `index`'s uploads named in
+    /// `[from, to)`: the live count while the stage's stay is in force and `to` is now, else
+    /// counted from the raw events (a past stay, for a report).
+    async fn units(&self, rollout: &StoredRollout, index: StageIndex, from: Timestamp, to: Timestamp) -> Result<(u64, u64), StoreError> {
+        let state = &rollout.state;
+        let live = state.stage == index && state.stage_entered_at.is_some_and(|entered| entered <= from) && to >= self.now();
+        let stage = index.0 as i32;
+        if live {
+            self.store.units_seen(rollout.id, stage, from).await
+        } else {
+            self.store.units_between(rollout.id, stage, from, to).await
+        }
     }
 }
 

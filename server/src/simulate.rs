@@ -311,6 +311,7 @@ impl Config {
         sent.treatment += u64::from(on);
         let mut event = model.event(at, variant, active);
         event["flag"] = json!(self.flag.key);
+        event["unit"] = json!(unit);
         event
     }
 }

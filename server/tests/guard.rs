@@ -4,6 +4,8 @@
 
 mod support;
 
+use app::domain::event::Variant;
+use app::domain::units::Timestamp;
 use serde_json::{Value, json};
 use server::simulate::{Model, Regression};
 use sqlx::PgPool;
@@ -296,6 +298,90 @@ async fn a_split_far_from_the_flags_percentage_raises_an_alert_and_blocks_advanc
     assert!(row.lines().take(4).any(|l| l == "  the same decision from the stored data"), "{stdout}");
     let row = stdout.split("\nFailures vs control: ").nth(1).expect("the relative row");
     assert!(row.lines().nth(1).unwrap().starts_with("  stored:     confidence sequence of treatment − control: "), "{stdout}");
+    assert!(row.lines().take(4).any(|l| l == "  the same decision from the stored data"), "{stdout}");
+}
+
+/// Uploads of `units` (by name), `each` from each, served by `variant`, at the server's time.
+fn uploads_of(app: &TestApp, model: &mut Model, units: &[String], each: usize, variant: Variant) -> String {
+    let now = app.now().millis();
+    let mut lines = String::new();
+    for (u, unit) in units.iter().enumerate() {
+        for i in 0..each {
+            let mut event = model.event(Timestamp(now - 1_000 - (u * each + i) as i64 % 50_000), variant, &[]);
+            event["unit"] = json!(unit);
+            lines.push_str(&format!("{event}\n"));
+        }
+    }
+    lines
+}
+
+/// When the uploads name their unit, the sample-ratio check counts units, which is what the
+/// flag splits: one busy treatment unit's thousands of uploads are no mismatch. The count is
+/// kept live with each batch, agrees with the raw events, and `rampart explain` recomputes it.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_sample_ratio_counts_distinct_units_where_uploads_name_them(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let mut model = Model::new(16, 1);
+    go_to_stage(&app, 2).await;
+    app.advance_clock_minutes(5);
+    let sample_ratio = |room: &Value| room["gates"].as_array().unwrap().iter().find(|g| g["criterion"] == "sample_ratio").cloned().unwrap();
+    let names = |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix}-{i}")).collect::<Vec<_>>();
+    let (treated, untreated) = (names("t", 100), names("c", 900));
+    // 10% served: 100 treatment and 900 control units, each sending one upload; then one
+    // treatment unit sends 2,000 more, in two batches, and every control unit a second.
+    let mut lines = uploads_of(&app, &mut model, &treated, 1, Variant::Treatment);
+    lines += &uploads_of(&app, &mut model, &untreated, 1, Variant::Control);
+    assert_eq!(app.post_events(&lines).await["accepted"], 1_000);
+    app.advance_clock_minutes(1);
+    for _ in 0..2 {
+        assert_eq!(app.post_events(&uploads_of(&app, &mut model, &treated[..1], 1_000, Variant::Treatment)).await["accepted"], 1_000);
+    }
+    assert_eq!(app.post_events(&uploads_of(&app, &mut model, &untreated, 1, Variant::Control)).await["accepted"], 900);
+    let row = sample_ratio(&app.room().await);
+    assert_eq!(
+        (row["verdict"].as_str(), row["sample"].as_u64(), row["observed"].as_f64()),
+        (Some("pass"), Some(1_000), Some(10.0)),
+        "{row}"
+    );
+    let explanation = row["explanation"].as_str().unwrap();
+    assert!(explanation.starts_with("100 treatment and 900 control units (of 2,100 and 1,800 uploads)"), "{explanation}");
+    assert_eq!(row["receipt"]["method"], "unit_ratio", "{row}");
+    // Counted on uploads, the same stage would be a glaring mismatch (54% treated).
+    let uploads = app::domain::gates::SampleRatio::check(2_100, 1_800, 10.0).unwrap();
+    assert!(uploads.mismatch(), "{uploads:?}");
+    // The guard sees the units too: ten minutes on, no mismatch alert.
+    assert!(app.guard.tick_now(app.now()).await.unwrap().is_empty());
+    app.advance_clock_minutes(11);
+    assert!(app.guard.tick_now(app.now()).await.unwrap().is_empty());
+
+    // The live count equals the raw events' distinct units, for each arm.
+    let store = server::store::Store::new(pool.clone());
+    let from = Timestamp(row["receipt"]["from"].as_i64().unwrap());
+    let live = store.units_seen(1, 2, from).await.unwrap();
+    assert_eq!(live, (100, 900));
+    assert_eq!(store.units_between(1, 2, from, app.now()).await.unwrap(), live);
+
+    // Control units that stop arriving are found, however many uploads each sends: 100 new
+    // treatment units (200 in all against 900) is 18% treated where 10% is served.
+    let lines = uploads_of(&app, &mut model, &names("t2", 100), 1, Variant::Treatment);
+    assert_eq!(app.post_events(&lines).await["accepted"], 100);
+    let row = sample_ratio(&app.room().await);
+    assert_eq!((row["verdict"].as_str(), row["sample"].as_u64()), (Some("fail"), Some(1_100)), "{row}");
+
+    // Advanced over it with a reason, `rampart explain` recomputes the units from the raw events.
+    let (status, body) = app.advance(Some("treatment units double-counted by a retrying client (INC-7)")).await;
+    assert_eq!(status, 200, "{body}");
+    let entry: i64 =
+        sqlx::query_scalar("SELECT id FROM audit_log WHERE action = 'advance' ORDER BY id DESC LIMIT 1").fetch_one(&pool).await.unwrap();
+    let (ok, stdout) = explain(&pool, entry);
+    assert!(ok, "{stdout}");
+    assert!(
+        stdout.contains(
+            "Sample ratio: fail\n  stored:     sequential sample-ratio test: 200 treatment of 1100 distinct units against a planned 10.00%"
+        ),
+        "{stdout}"
+    );
+    let row = stdout.split("\nSample ratio: fail\n").nth(1).unwrap();
     assert!(row.lines().take(4).any(|l| l == "  the same decision from the stored data"), "{stdout}");
 }
 

@@ -72,6 +72,10 @@ pub struct UploadEvent {
     pub at: Timestamp,
     /// The flag the event belongs to; optional while one rollout is active.
     pub flag: Option<String>,
+    /// The unit (user, account, request) the flag was evaluated for, when the service says:
+    /// the sample-ratio check then counts distinct units per arm, which is what the flag
+    /// splits, rather than uploads, of which a busy unit sends many.
+    pub unit: Option<String>,
     pub variant: Variant,
     pub outcome: Outcome,
     pub latency_ms: f64,
@@ -100,7 +104,7 @@ fn bad(field: &str, message: impl Into<String>) -> FieldError {
     FieldError { field: field.to_string(), message: message.into() }
 }
 
-/// The longest event id, in characters.
+/// The longest event id (and unit), in characters.
 pub const MAX_EVENT_ID: usize = 200;
 /// The longest label (`provider`, `file_type`, `error_kind`, `flag`), in characters: labels are
 /// rollup keys, and a key must fit a B-tree index entry with room to spare.
@@ -142,6 +146,8 @@ struct Fields<'a> {
     timestamp: Time<'a>,
     #[serde(borrow, default)]
     flag: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    unit: Option<Cow<'a, str>>,
     #[serde(borrow)]
     variant: Cow<'a, str>,
     #[serde(borrow)]
@@ -204,6 +210,7 @@ impl<'a> Fields<'a> {
                 None => return Err(bad("timestamp", "is required")),
             },
             flag: optional_text(object, "flag")?,
+            unit: optional_text(object, "unit")?,
             variant: required_text(object, "variant")?,
             outcome: required_text(object, "outcome")?,
             latency_ms: number(object, "latency_ms")?,
@@ -243,6 +250,10 @@ impl<'a> Fields<'a> {
             event_id: event_id.to_string(),
             at,
             flag: optional_label("flag", self.flag)?,
+            unit: match self.unit.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(unit) => Some(bounded("unit", unit, MAX_EVENT_ID)?.to_string()),
+            },
             variant,
             outcome,
             latency_ms: at_most("latency_ms", non_negative("latency_ms", self.latency_ms)?, MAX_LATENCY_MS)?,
@@ -380,7 +391,14 @@ mod tests {
         assert_eq!(e.at, Timestamp(1_762_336_800_250));
         assert_eq!((e.variant, e.outcome), (Variant::Treatment, Outcome::Success));
         assert_eq!((e.provider.as_str(), e.file_type.as_str(), e.size_bytes), ("kimi", "csv", 10_485_760));
-        assert_eq!((e.error_kind, e.critical, e.flag), (None, false, None));
+        assert_eq!((e.error_kind, e.critical, e.flag, e.unit), (None, false, None, None));
+        // The unit, trimmed, on either path (the typed one and the JSON tree's).
+        let with_unit = GOOD.replacen(r#""event_id":"e-1","#, r#""event_id":"e-1","unit":" user-42 ","#, 1);
+        assert_eq!(parse_line(&with_unit).unwrap().unit.as_deref(), Some("user-42"));
+        let value: Value = serde_json::from_str(&with_unit).unwrap();
+        assert_eq!(parse_value(&value).unwrap().unit.as_deref(), Some("user-42"));
+        let blank = GOOD.replacen(r#""event_id":"e-1","#, r#""event_id":"e-1","unit":"  ","#, 1);
+        assert_eq!(parse_line(&blank).unwrap().unit, None);
     }
 
     #[test]
@@ -417,6 +435,8 @@ mod tests {
         let e = parse_line(&largest).unwrap();
         assert_eq!((e.latency_ms, e.memory_mb, e.size_bytes), (MAX_LATENCY_MS, MAX_MEMORY_MB, MAX_SIZE_BYTES));
         check(r#""variant":"async""#, r#""variant":"beta""#, "variant");
+        check(r#""event_id":"e-1","#, r#""event_id":"e-1","unit":7,"#, "unit");
+        check(r#""event_id":"e-1","#, &format!(r#""event_id":"e-1","unit":"{}","#, "u".repeat(MAX_EVENT_ID + 1)), "unit");
         check(r#""outcome":"success""#, r#""outcome":"ok""#, "outcome");
         check(r#""size_bytes":10485760"#, r#""size_bytes":1.5"#, "size_bytes");
         check(r#""event_id":"e-1","#, "", "event_id");
@@ -467,10 +487,11 @@ mod tests {
 
     /// What each known field may be set to in a generated line: usual values, odd ones and wrong
     /// types (raw JSON; `None` leaves the field out).
-    const VALUES: [(&str, &[&str]); 12] = [
+    const VALUES: [(&str, &[&str]); 13] = [
         ("event_id", &[r#""e-1""#, r#"" e\u002d2 ""#, r#""  ""#, "7", "null"]),
         ("timestamp", &["1762336800250", "0", "-5", "1.5", "18446744073709551615", r#""2025-11-05T10:00:00Z""#, r#""soon""#, "true"]),
         ("flag", &[r#""upload-async""#, r#"" ""#, "null", "3"]),
+        ("unit", &[r#""user-42""#, r#"" ""#, "null", "42"]),
         ("variant", &[r#""async""#, r#""Control""#, r#""treatment ""#, r#""beta""#, "[]"]),
         ("outcome", &[r#""success""#, r#""timeout""#, r#""ok""#, "{}"]),
         ("latency_ms", &["812.5", "0", "-1", "1e3", r#""fast""#]),

@@ -148,15 +148,25 @@ impl Reference {
 /// A sample-ratio mismatch is declared below this anytime-valid p-value.
 pub const ALPHA_SAMPLE_RATIO: f64 = 0.001;
 
-/// The stage's uploads per arm against the share the flag serves the treatment: when units are
-/// bucketed as planned, every upload lands in the treatment with that chance, so a split far
-/// from it means the assignment or the reporting is broken (a client that ignores the flag, an
-/// arm whose events are dropped) and no comparison of the arms can be trusted. Judged with the
+/// The stage's units per arm against the share the flag serves the treatment: when units are
+/// bucketed as planned, each lands in the treatment with that chance, so a split far from it
+/// means the assignment or the reporting is broken (a client that ignores the flag, an arm
+/// whose events are dropped) and no comparison of the arms can be trusted. Judged with the
 /// sequential test of Lindon & Malek ([`srm_p_value`]), valid at every look.
+///
+/// What is counted: distinct units where the events name them (`unit`), since the flag splits
+/// units; otherwise uploads, which follow the same split when every unit sends alike. Counting
+/// uploads of units that send unevenly overstates the evidence (a busy unit's uploads all go
+/// one way), so a plan whose services can name the unit should.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SampleRatio {
+    /// Uploads per arm.
     pub treatment: u64,
     pub control: u64,
+    /// Distinct units per arm (treatment, control) among the uploads that name one: what is
+    /// judged when there are any.
+    #[serde(default)]
+    pub units: Option<(u64, u64)>,
     /// The flag's percentage for the stage.
     pub planned_pct: f64,
     pub p_value: f64,
@@ -169,28 +179,51 @@ pub struct SampleRatio {
 }
 
 impl SampleRatio {
-    /// The check for a stage serving `planned_pct`% of units the treatment; `None` at 0% and
-    /// 100%, where there is no split to check.
+    /// The check of the uploads of a stage serving `planned_pct`% of units the treatment;
+    /// `None` at 0% and 100%, where there is no split to check.
     pub fn check(treatment: u64, control: u64, planned_pct: f64) -> Option<SampleRatio> {
         if !(planned_pct > 0.0 && planned_pct < 100.0) {
             return None;
         }
-        let share = planned_pct / 100.0;
-        let p_value = srm_p_value(&[treatment, control], &[share, 1.0 - share]);
-        Some(SampleRatio { treatment, control, planned_pct, p_value, settle: Span::ZERO, from: Timestamp(0) })
+        let split = SampleRatio { treatment, control, units: None, planned_pct, p_value: 1.0, settle: Span::ZERO, from: Timestamp(0) };
+        Some(SampleRatio { p_value: srm_p_value(&split.judged_counts(), &split.planned()), ..split })
+    }
+
+    /// The same check on the distinct units per arm `(treatment, control)`, when any upload
+    /// named its unit.
+    pub fn with_units(self, units: Option<(u64, u64)>) -> SampleRatio {
+        let units = units.filter(|(t, c)| t + c > 0);
+        let split = SampleRatio { units, ..self };
+        SampleRatio { p_value: srm_p_value(&split.judged_counts(), &split.planned()), ..split }
+    }
+
+    /// The counts judged, treatment first: units when counted, else uploads.
+    fn judged_counts(&self) -> [u64; 2] {
+        let (t, c) = self.units.unwrap_or((self.treatment, self.control));
+        [t, c]
+    }
+
+    fn planned(&self) -> [f64; 2] {
+        [self.planned_pct / 100.0, 1.0 - self.planned_pct / 100.0]
+    }
+
+    /// "units" or "uploads": what the check counts.
+    pub fn counted(&self) -> &'static str {
+        if self.units.is_some() { "units" } else { "uploads" }
     }
 
     /// What the check was made from, judged at `to`: the counts, the planned share, the log
     /// Bayes factor and its boundary.
     pub fn receipt(&self, to: Timestamp) -> Receipt {
+        let [treatment, control] = self.judged_counts();
         Receipt {
-            method: Method::SampleRatio,
+            method: if self.units.is_some() { Method::UnitRatio } else { Method::SampleRatio },
             rule_version: RULE_VERSION,
-            bad: self.treatment,
-            events: self.treatment + self.control,
+            bad: treatment,
+            events: treatment + control,
             threshold_rate: self.planned_pct / 100.0,
             alpha: ALPHA_SAMPLE_RATIO,
-            statistic: srm_ln_bayes_factor(&[self.treatment, self.control], &[self.planned_pct / 100.0, 1.0 - self.planned_pct / 100.0]),
+            statistic: srm_ln_bayes_factor(&self.judged_counts(), &self.planned()),
             boundary: (1.0 / ALPHA_SAMPLE_RATIO).ln(),
             interval: None,
             alternative: None,
@@ -213,22 +246,30 @@ impl SampleRatio {
         self.p_value < ALPHA_SAMPLE_RATIO
     }
 
-    /// The treatment's share of the uploads, in percent.
+    /// The treatment's share of what is counted, in percent.
     pub fn observed_pct(&self) -> Option<f64> {
-        let n = self.treatment + self.control;
-        (n > 0).then(|| self.treatment as f64 * 100.0 / n as f64)
+        let [treatment, control] = self.judged_counts();
+        let n = treatment + control;
+        (n > 0).then(|| treatment as f64 * 100.0 / n as f64)
     }
 
-    /// "12 treatment and 1,188 control uploads: 1.00% treatment where the flag serves 1%",
-    /// and from when they count when the stage's first minutes are left out.
+    /// "12 treatment and 1,188 control uploads: 1.00% treatment where the flag serves 1%" (or
+    /// "… units (of 40 and 3,900 uploads): …"), and from when they count when the stage's first
+    /// minutes are left out.
     pub fn counts(&self) -> String {
-        let split = self.observed_pct().map_or_else(|| "no uploads yet".to_string(), |o| format!("{} treatment", pct(o)));
+        let split = self.observed_pct().map_or_else(|| format!("no {} yet", self.counted()), |o| format!("{} treatment", pct(o)));
         let settled =
             if self.settle > Span::ZERO { format!(" (counted from {} after the stage began)", self.settle) } else { String::new() };
+        let [treatment, control] = self.judged_counts();
+        let uploads = match self.units {
+            Some(_) => format!(" (of {} and {} uploads)", thousands(self.treatment), thousands(self.control)),
+            None => String::new(),
+        };
         format!(
-            "{} treatment and {} control uploads{settled}: {split} where the flag serves {}%",
-            thousands(self.treatment),
-            thousands(self.control),
+            "{} treatment and {} control {}{uploads}{settled}: {split} where the flag serves {}%",
+            thousands(treatment),
+            thousands(control),
+            self.counted(),
             self.planned_pct
         )
     }
@@ -241,13 +282,14 @@ impl SampleRatio {
         } else {
             (Verdict::Pass, format!("no mismatch ({})", self.p_text()))
         };
+        let [treatment, control] = self.judged_counts();
         Gate {
             criterion: Criterion::SampleRatio,
             verdict,
             observed: self.observed_pct(),
             interval: None,
             threshold: self.planned_pct,
-            sample: self.treatment + self.control,
+            sample: treatment + control,
             min_sample: 0,
             explanation: format!("{}; {judgement}", self.counts()),
             versus_control: None,
@@ -257,20 +299,33 @@ impl SampleRatio {
     }
 }
 
+/// The first minute the sample-ratio check of a stage that began at `entered` counts: the first
+/// whole minute from the plan's `sample_ratio_settle` after it began. Until then, clients that
+/// cache the flag still send at the stage before's split, and that lag would read as a mismatch
+/// that the anytime p-value keeps in the stage's counts long after the caches refreshed.
+pub fn sample_ratio_from(rails: &Guardrails, entered: Timestamp) -> Timestamp {
+    let settle = rails.manual_review.sample_ratio_settle;
+    Timestamp((entered.millis() + settle.millis() + 59_999).div_euclid(60_000) * 60_000)
+}
+
 /// The sample-ratio check of a stage that began at `entered` and serves its flag as `served`,
-/// when the plan asks for it and the flag splits traffic. It counts the minutes from the plan's
-/// `sample_ratio_settle` after the stage began: until then, clients that cache the flag still
-/// send at the stage before's split, and that lag would read as a mismatch that the anytime
-/// p-value keeps in the stage's counts long after the caches refreshed.
-pub fn sample_ratio(rails: &Guardrails, served: StageFlag, rows: &StageRows, entered: Timestamp) -> Option<SampleRatio> {
+/// when the plan asks for it and the flag splits traffic: the uploads of `rows` and the distinct
+/// `units` per arm (treatment, control) seen from [`sample_ratio_from`], when the events name
+/// units.
+pub fn sample_ratio(
+    rails: &Guardrails,
+    served: StageFlag,
+    rows: &StageRows,
+    units: Option<(u64, u64)>,
+    entered: Timestamp,
+) -> Option<SampleRatio> {
     if !rails.manual_review.on_sample_ratio_mismatch || !served.enabled {
         return None;
     }
-    let settle = rails.manual_review.sample_ratio_settle;
-    // The first whole minute that begins once the stage has settled.
-    let from = Timestamp((entered.millis() + settle.millis() + 59_999).div_euclid(60_000) * 60_000);
+    let from = sample_ratio_from(rails, entered);
     let (treatment, control) = rows.uploads_from(from);
-    SampleRatio::check(treatment, control, f64::from(served.percentage.get())).map(|check| SampleRatio { settle, from, ..check })
+    let check = SampleRatio::check(treatment, control, f64::from(served.percentage.get()))?;
+    Some(SampleRatio { settle: rails.manual_review.sample_ratio_settle, from, ..check.with_units(units) })
 }
 
 /// 95% Wilson score interval for `k` of `n`, in percent: the fixed-sample interval, kept to
@@ -986,6 +1041,68 @@ mod tests {
         }
         assert_eq!(uploads_to_decide(&sequence, 0.005, 0.005), None);
         assert_eq!(thousands(2_345_678), "2,345,678");
+    }
+
+    #[test]
+    fn the_sample_ratio_counts_units_where_the_events_name_them() {
+        // 10% served: 100 treatment and 900 control units is the plan, but one busy treatment
+        // unit sent 4,000 uploads. The uploads look skewed; the units do not.
+        let uploads = SampleRatio::check(4_100, 9_000, 10.0).unwrap();
+        assert!(uploads.mismatch(), "{uploads:?}");
+        let units = uploads.with_units(Some((100, 900)));
+        assert!(!units.mismatch(), "{units:?}");
+        assert_eq!(units.p_value, srm_p_value(&[100, 900], &[0.1, 0.9]));
+        let gate = units.gate(Timestamp(60_000));
+        assert_eq!((gate.verdict, gate.sample, gate.observed), (Verdict::Pass, 1_000, Some(10.0)));
+        assert!(
+            gate.explanation.starts_with(
+                "100 treatment and 900 control units (of 4,100 and 9,000 uploads): 10.0% treatment where the flag serves 10%; no mismatch (p = "
+            ),
+            "{}",
+            gate.explanation
+        );
+        let r = gate.receipt.unwrap();
+        assert_eq!((r.method, r.bad, r.events), (Method::UnitRatio, 100, 1_000));
+        assert_eq!(units.p_value, (-r.statistic).exp().min(1.0), "{r:?}");
+        // Units off the plan are found however the uploads look.
+        assert!(SampleRatio::check(1_000, 9_000, 10.0).unwrap().with_units(Some((160, 840))).mismatch());
+        // No upload named its unit: the uploads are judged, as before.
+        assert_eq!(uploads.with_units(Some((0, 0))), uploads);
+        assert_eq!(uploads.with_units(None).receipt(Timestamp(0)).method, Method::SampleRatio);
+    }
+
+    /// Units arrive one by one, each in the treatment with the planned 10%, and each sends a
+    /// heavy-tailed number of uploads (Pareto, shape 1.2: most one or two, a few hundreds), as
+    /// users of a service do; the check is looked at after every 20 units. Counted on units it
+    /// alarms in at most its α of runs however often it is looked at; counted on the same
+    /// runs' uploads it alarms in many, since a busy unit's uploads all fall in one arm.
+    #[test]
+    fn counting_units_keeps_the_false_alarm_rate_that_counting_uploads_loses() {
+        let mut rng = crate::domain::calibration::Rng::new(11);
+        let (runs, alpha) = (400, 0.01);
+        let (mut by_units, mut by_uploads) = (0, 0);
+        for _ in 0..runs {
+            let (mut units, mut uploads) = ((0, 0), (0, 0));
+            let (mut unit_alarm, mut upload_alarm) = (false, false);
+            for i in 1..=2_000 {
+                let sent = (1.0 - rng.uniform()).powf(-1.0 / 1.2).floor() as u64;
+                if rng.uniform() < 0.1 {
+                    (units.0, uploads.0) = (units.0 + 1, uploads.0 + sent);
+                } else {
+                    (units.1, uploads.1) = (units.1 + 1, uploads.1 + sent);
+                }
+                if i % 20 == 0 {
+                    let check = SampleRatio::check(uploads.0, uploads.1, 10.0).unwrap();
+                    upload_alarm |= check.p_value < alpha;
+                    unit_alarm |= check.with_units(Some(units)).p_value < alpha;
+                }
+            }
+            by_units += usize::from(unit_alarm);
+            by_uploads += usize::from(upload_alarm);
+        }
+        // 1% of 400 is 4; 8 is past its binomial 95% upper bound.
+        assert!(by_units <= 8, "units: {by_units} of {runs} runs alarmed");
+        assert!(by_uploads > runs / 2, "uploads: {by_uploads} of {runs} runs alarmed");
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum Method {
     /// `events` in both arms, `threshold_rate` the share planned, `statistic` the log Bayes
     /// factor against the planned split and `boundary` ln(1/α).
     SampleRatio,
+    /// The same test on distinct units: `bad` is the treatment's units of `events` units in
+    /// both arms.
+    UnitRatio,
     /// The asymptotic confidence sequence of treatment − control: `bad` of `events` in the
     /// treatment, `control` the control's, `threshold_rate` the margin (a fraction),
     /// `statistic` the difference, `boundary` the interval's half-width.

@@ -170,6 +170,7 @@ pub(crate) fn treatment_upload(outcome: Outcome, latency_ms: f64, memory_mb: f64
         event_id: String::new(),
         at: Timestamp(0),
         flag: None,
+        unit: None,
         variant: super::event::Variant::Treatment,
         outcome,
         latency_ms,

@@ -63,11 +63,20 @@ impl BinaryRows {
     pub fn optional_text(&mut self, v: Option<&str>) -> &mut BinaryRows {
         match v {
             Some(v) => self.text(v),
-            None => {
-                self.buf.extend_from_slice(&(-1i32).to_be_bytes());
-                self
-            }
+            None => self.null(),
         }
+    }
+
+    pub fn optional_int8(&mut self, v: Option<i64>) -> &mut BinaryRows {
+        match v {
+            Some(v) => self.int8(v),
+            None => self.null(),
+        }
+    }
+
+    fn null(&mut self) -> &mut BinaryRows {
+        self.buf.extend_from_slice(&(-1i32).to_be_bytes());
+        self
     }
 
     /// `timestamptz`: microseconds since the Postgres epoch.

@@ -7,12 +7,13 @@ use super::rollups::{
     FoldLock, RollupKey, SPARSE_EVENTS_PER_KEY, SPARSE_MIN_EVENTS, add_to_rollups, copy_rollup_rows, minute_of, variant_from,
 };
 use super::{Result, Store, StoreError, from_timestamp, to_timestamp};
-use app::domain::event::{Outcome, UploadEvent};
+use app::domain::bucketing::unit_key;
+use app::domain::event::{Outcome, UploadEvent, Variant};
 use app::domain::stats::Stats;
 use app::domain::units::Timestamp;
 use chrono::NaiveDate;
 use sqlx::{AssertSqlSafe, SqlSafeStr};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// An event ready to store: parsed, with the stage it happened in and its size class.
 #[derive(Clone, Debug)]
@@ -60,11 +61,65 @@ const PARENT_TABLE: &str = "events";
 /// Rows a streamed `COPY` sends at a time: Postgres stores each piece while the next is read.
 const COPY_PIECE: usize = 128;
 
-/// What a batch's `COPY` wrote: its rows, and their additions to the detailed rollups.
+/// What a batch's `COPY` wrote: its rows, and their additions to the detailed rollups and to
+/// the units seen.
 #[derive(Default)]
 struct Copied {
     rows: u64,
     detailed: HashMap<RollupKey, Stats>,
+    units: UnitsSeen,
+}
+
+/// The units a batch names, by (stage, treatment?, unit key), each with its latest upload.
+#[derive(Default)]
+struct UnitsSeen(BTreeMap<(i32, bool, i64), Timestamp>);
+
+impl UnitsSeen {
+    fn add(&mut self, new: &NewEvent) {
+        if let Some(unit) = &new.event.unit {
+            let key = (new.stage, new.event.variant == Variant::Treatment, unit_key(unit));
+            let last = self.0.entry(key).or_insert(new.event.at);
+            *last = (*last).max(new.event.at);
+        }
+    }
+
+    fn of<'e>(events: impl IntoIterator<Item = &'e NewEvent>) -> UnitsSeen {
+        let mut seen = UnitsSeen::default();
+        events.into_iter().for_each(|e| seen.add(e));
+        seen
+    }
+
+    /// Records them in `stage_units` (a unit seen before keeps its latest time). The keys go in
+    /// their sorted order, so two batches naming the same units lock them in one order and
+    /// never deadlock.
+    async fn record(&self, tx: &mut sqlx::PgConnection, rollout_id: i64) -> sqlx::Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let n = self.0.len();
+        let (mut stages, mut arms, mut keys, mut times) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for (&(stage, treatment, key), &at) in &self.0 {
+            stages.push(stage);
+            arms.push(treatment);
+            keys.push(key);
+            times.push(from_timestamp(at));
+        }
+        sqlx::query!(
+            "INSERT INTO stage_units (rollout_id, stage, treatment, unit_key, last_seen)
+             SELECT $1, * FROM UNNEST($2::int[], $3::bool[], $4::int8[], $5::timestamptz[])
+             ON CONFLICT (rollout_id, stage, treatment, unit_key)
+             DO UPDATE SET last_seen = EXCLUDED.last_seen WHERE stage_units.last_seen < EXCLUDED.last_seen",
+            rollout_id,
+            &stages,
+            &arms,
+            &keys,
+            &times
+        )
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
 }
 
 /// The single UTC day the events fall in, if they fall in one.
@@ -89,10 +144,10 @@ async fn copy_events(
 ) -> sqlx::Result<Copied> {
     let statement = format!(
         "COPY {table} (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb, provider, file_type,
-                      size_bytes, error_kind, critical) FROM STDIN WITH (FORMAT binary)"
+                      size_bytes, error_kind, critical, unit_key) FROM STDIN WITH (FORMAT binary)"
     );
     let mut copy = tx.copy_in_raw(&statement).await?;
-    let mut rows = BinaryRows::new(13);
+    let mut rows = BinaryRows::new(14);
     let mut seen = HashSet::with_capacity(batch.len());
     let mut copied = Copied::default();
     let mut sent = 0;
@@ -115,9 +170,11 @@ async fn copy_events(
                 .text(&e.file_type)
                 .int8(e.size_bytes.min(i64::MAX as u64) as i64)
                 .optional_text(e.error_kind.as_deref())
-                .bool(e.critical);
+                .bool(e.critical)
+                .optional_int8(e.unit.as_deref().map(unit_key));
             copied.rows += 1;
             copied.detailed.entry(rollup_key(new)).or_default().add(e);
+            copied.units.add(new);
         }
         sent = batch.len();
         copy.send(rows.take()).await?;
@@ -136,10 +193,10 @@ async fn insert_unseen<'b>(tx: &mut sqlx::PgConnection, rollout_id: i64, batch: 
     let col = |f: &dyn Fn(&NewEvent) -> String| batch.iter().map(f).collect::<Vec<String>>();
     let stored = sqlx::query!(
         "INSERT INTO events (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb,
-                             provider, file_type, size_bytes, error_kind, critical)
+                             provider, file_type, size_bytes, error_kind, critical, unit_key)
          SELECT $1, * FROM UNNEST($2::timestamptz[], $3::text[], $4::int[], $5::text[], $6::text[],
                                   $7::float8[], $8::float8[], $9::text[], $10::text[], $11::int8[],
-                                  $12::text[], $13::bool[])
+                                  $12::text[], $13::bool[], $14::int8[])
          ON CONFLICT DO NOTHING
          RETURNING event_id, at",
         rollout_id,
@@ -155,7 +212,8 @@ async fn insert_unseen<'b>(tx: &mut sqlx::PgConnection, rollout_id: i64, batch: 
         &batch.iter().map(|e| e.event.size_bytes.min(i64::MAX as u64) as i64).collect::<Vec<_>>(),
         // Nullable elements: Postgres arrays hold NULLs, the macro cannot express it.
         &batch.iter().map(|e| e.event.error_kind.clone()).collect::<Vec<Option<String>>>() as _,
-        &batch.iter().map(|e| e.event.critical).collect::<Vec<_>>()
+        &batch.iter().map(|e| e.event.critical).collect::<Vec<_>>(),
+        &batch.iter().map(|e| e.event.unit.as_deref().map(unit_key)).collect::<Vec<Option<i64>>>() as _
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -271,9 +329,9 @@ impl Store {
                 PARENT_TABLE.to_string()
             }
         };
-        let (new, detailed) = loop {
+        let (new, detailed, units) = loop {
             let error = match copy_events(&mut tx, &table, rollout_id, &mut batch, &mut rest).await {
-                Ok(copied) => break (copied.rows, copied.detailed),
+                Ok(copied) => break (copied.rows, copied.detailed, copied.units),
                 Err(sqlx::Error::Database(e)) => e,
                 Err(e) => return Err(e.into()),
             };
@@ -291,7 +349,7 @@ impl Store {
                 table = PARENT_TABLE.to_string();
             } else {
                 let new = insert_unseen(&mut tx, rollout_id, &batch).await?;
-                break (new.len() as u64, detailed_deltas(&new));
+                break (new.len() as u64, detailed_deltas(&new), UnitsSeen::of(new.iter().copied()));
             }
         };
         let counts = Ingested { accepted: new, duplicates: batch.len() as u64 - new };
@@ -307,6 +365,7 @@ impl Store {
                 // rollup rows now, as a fold of its own.
                 add_to_rollups(&mut tx, rollout_id, detailed, FoldLock::Take).await?;
             }
+            units.record(&mut tx, rollout_id).await?;
         }
         tx.commit().await?;
         Ok(counts)
@@ -331,6 +390,7 @@ impl Store {
                         event_id: r.event_id,
                         at: to_timestamp(r.at),
                         flag: None,
+                        unit: None,
                         variant: variant_from(&r.variant)?,
                         outcome: Outcome::parse(&r.outcome).ok_or_else(|| StoreError::Corrupt(format!("outcome `{}`", r.outcome)))?,
                         latency_ms: r.latency_ms,
@@ -348,8 +408,42 @@ impl Store {
             .collect()
     }
 
-    /// Forgets events (and their ids) older than `cutoff`: whole daily partitions are dropped.
+    /// The distinct units per arm (treatment, control) that uploads of stage `stage` named from
+    /// `from` on: the live count, kept with each batch. (0, 0) when none named one.
+    pub async fn units_seen(&self, rollout_id: i64, stage: i32, from: Timestamp) -> Result<(u64, u64)> {
+        let row = sqlx::query!(
+            r#"SELECT count(*) FILTER (WHERE treatment) AS "treatment!", count(*) FILTER (WHERE NOT treatment) AS "control!"
+               FROM stage_units WHERE rollout_id = $1 AND stage = $2 AND last_seen >= $3"#,
+            rollout_id,
+            stage,
+            from_timestamp(from)
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok((row.treatment as u64, row.control as u64))
+    }
+
+    /// The same counted from the raw events of `[from, to)`: what a judgement of a past stay
+    /// saw, and the recomputation of the live count.
+    pub async fn units_between(&self, rollout_id: i64, stage: i32, from: Timestamp, to: Timestamp) -> Result<(u64, u64)> {
+        let row = sqlx::query!(
+            r#"SELECT count(DISTINCT unit_key) FILTER (WHERE variant = 'treatment') AS "treatment!",
+                      count(DISTINCT unit_key) FILTER (WHERE variant = 'control') AS "control!"
+               FROM events WHERE rollout_id = $1 AND stage = $2 AND at >= $3 AND at < $4 AND unit_key IS NOT NULL"#,
+            rollout_id,
+            stage,
+            from_timestamp(from),
+            from_timestamp(to)
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok((row.treatment as u64, row.control as u64))
+    }
+
+    /// Forgets events (and their ids) older than `cutoff`: whole daily partitions are dropped,
+    /// and the units last seen before it.
     pub async fn prune_events(&self, cutoff: Timestamp) -> Result<usize> {
+        sqlx::query!("DELETE FROM stage_units WHERE last_seen < $1", from_timestamp(cutoff)).execute(self.pool()).await?;
         let cutoff_day = utc_day(cutoff);
         let partitions = sqlx::query_scalar!(
             r#"SELECT c.relname AS "name!" FROM pg_inherits i

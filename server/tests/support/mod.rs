@@ -386,7 +386,7 @@ impl TestApp {
         assert_eq!((status, body["status"].as_str()), (200, Some("awaiting_approval")), "stage {stage}: {body}");
         // Signed in now: the soak outlasts a session.
         let (ana, bea) = self.approvers().await;
-        let approver = if stage % 2 == 0 { ana } else { bea };
+        let approver = if stage.is_multiple_of(2) { ana } else { bea };
         let (status, body) = self.command_as(&approver, serde_json::json!({ "command": "approve" })).await;
         assert_eq!(status, 200, "stage {stage}: {body}");
     }
