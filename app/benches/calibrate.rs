@@ -4,7 +4,9 @@
 //! line a script can check. `--runs N` sets the replications per cell (default 1,000);
 //! `--quick` runs 40 per cell on shortened soaks, to check that it runs.
 
-use app::domain::calibration::{Detection, Rates, Regression, Steady, SteadyOutcome, rate_interval, regression_run, replicate, steady_run};
+use app::domain::calibration::{
+    Detection, MemorySteady, Rates, Regression, Steady, SteadyOutcome, memory_run, rate_interval, regression_run, replicate, steady_run,
+};
 use app::domain::plan::{DEFAULT_PLAN_TOML, Plan};
 use std::time::Instant;
 
@@ -219,6 +221,32 @@ fn main() {
                 with_ci(o.new_rollbacks, o.runs),
                 pct(o.old_rollbacks as f64 / o.runs as f64),
             );
+        }
+    }
+
+    eprintln!("calibrate: timeouts done after {:.0} s", started.elapsed().as_secs_f64());
+
+    // 5. Memory exactly at its rollback line: the mean sequence is asymptotic, so its α is
+    // checked where it is least sure, on skewed readings and from the first judged upload.
+    let memory_soak = soak_of(48 * HOUR);
+    println!(
+        "\n### Memory exactly at its rollback line ({}% of the reference) all soak long\n",
+        rails.auto_rollback.memory_above_baseline.get()
+    );
+    println!(
+        "The rule: the confidence sequence of the stage's mean memory per upload (α {}%) above the line, from the {}th upload; the readings log-normal with their mean at the line.\n",
+        app::domain::guard::ALPHA_ROLLBACK_MEMORY * 100.0,
+        rails.min_sample
+    );
+    println!("| readings | soak | uploads / 5 min | false rollback (95% CI) |");
+    println!("|---|---|---|---|");
+    for (shape, sigma) in [("near-constant (σ 0.25)", 0.25), ("skewed (σ 1)", 1.0)] {
+        for (t, per_5min) in TRAFFIC[..4].iter().enumerate() {
+            let cell = MemorySteady { per_5min: *per_5min, soak_secs: memory_soak, sigma };
+            let results = replicate(runs, 5_000 + (sigma * 100.0) as u64 + t as u64, threads, |rng| memory_run(rails, &cell, rng));
+            let back = results.iter().filter(|(back, _)| *back).count() as u64;
+            worse(&mut max_rollback, back, runs);
+            println!("| {shape} | {}h | {per_5min} | {} |", memory_soak / HOUR, with_ci(back, runs));
         }
     }
 

@@ -15,9 +15,9 @@
 //! on the same stream beside the new one.
 
 use super::gates::{ALPHA_GATE, GATE_N_STAR, wilson};
-use super::guard::{ALPHA_REVIEW, ALPHA_ROLLBACK_CHANGE, ALPHA_ROLLBACK_SEQUENCE, REVIEW_N_STAR, ROLLBACK_N_STAR};
+use super::guard::{ALPHA_REVIEW, ALPHA_ROLLBACK_CHANGE, ALPHA_ROLLBACK_MEMORY, ALPHA_ROLLBACK_SEQUENCE, REVIEW_N_STAR, ROLLBACK_N_STAR};
 use super::plan::Guardrails;
-use super::sequential::{ChangeDetector, RateSequence, ln_gamma};
+use super::sequential::{ChangeDetector, MeanSequence, RateSequence, ln_gamma};
 
 /// How often the guard loop looks (the default plan's interval).
 pub const TICK_SECS: u64 = 5;
@@ -55,6 +55,12 @@ impl Rng {
     /// Uniform on [0, 1).
     pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A standard normal draw (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let (u, v) = (self.uniform().max(f64::MIN_POSITIVE), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
     }
 
     /// A Poisson count with mean `mu`: inversion below 30, Hörmann's PTRS (1993) above.
@@ -97,7 +103,7 @@ impl Rng {
 /// The new guard's rollback rules, fed tick by tick: the two rates' sequences over the stage
 /// and their change detectors, with a start point at every minute boundary; and the success
 /// band's review, whose condition must hold for the plan's `success_band_for`. (Critical errors
-/// and memory are not simulated: the first acts on a count, the second has no rate.)
+/// act on a count and are not simulated; memory has a simulator of its own, [`MemoryGuard`].)
 #[derive(Clone, Debug)]
 pub struct NewGuard {
     events: u64,
@@ -431,6 +437,81 @@ pub fn regression_run(rails: &Guardrails, cell: &Regression, rng: &mut Rng) -> D
     out
 }
 
+/// The guard's memory rule, fed reading by reading: the confidence sequence of the stage's mean
+/// memory per upload (α [`ALPHA_ROLLBACK_MEMORY`]) rolls back when its lower end is above the
+/// line (the plan's `memory_above_baseline` of the reference's mean), once the plan's
+/// `min_sample` uploads are in.
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryGuard {
+    n: u64,
+    sum: f64,
+    sq_sum: f64,
+    line: f64,
+    min_sample: u64,
+    sequence: MeanSequence,
+}
+
+impl MemoryGuard {
+    /// The rule against a reference mean of `base_mb`.
+    pub fn new(rails: &Guardrails, base_mb: f64) -> MemoryGuard {
+        MemoryGuard {
+            n: 0,
+            sum: 0.0,
+            sq_sum: 0.0,
+            line: base_mb * rails.auto_rollback.memory_above_baseline.get() / 100.0,
+            min_sample: u64::from(rails.min_sample),
+            sequence: MeanSequence::tuned(ALPHA_ROLLBACK_MEMORY, ROLLBACK_N_STAR),
+        }
+    }
+
+    /// The rollback line, in MB.
+    pub fn line(&self) -> f64 {
+        self.line
+    }
+
+    pub fn add(&mut self, memory_mb: f64) {
+        self.n += 1;
+        self.sum += memory_mb;
+        self.sq_sum += memory_mb * memory_mb;
+    }
+
+    pub fn rolls_back(&self) -> bool {
+        self.n >= self.min_sample && self.sequence.interval(self.n, self.sum, self.sq_sum).is_some_and(|i| i.lo > self.line)
+    }
+}
+
+/// One memory cell: a treatment whose memory per upload has its mean exactly at the rollback
+/// line all soak long, the readings log-normal with shape `sigma` (0.25: near-constant; 1:
+/// skewed, the mean 1.65× the median, as file sizes make it).
+#[derive(Clone, Copy, Debug)]
+pub struct MemorySteady {
+    pub per_5min: f64,
+    pub soak_secs: u64,
+    pub sigma: f64,
+}
+
+/// Runs one replication of a memory cell, the guard looking every tick that brought uploads:
+/// whether it rolled back, and the uploads it saw.
+pub fn memory_run(rails: &Guardrails, cell: &MemorySteady, rng: &mut Rng) -> (bool, u64) {
+    let mut guard = MemoryGuard::new(rails, 100.0);
+    // exp(σZ − σ²/2) has mean 1.
+    let (scale, shift) = (guard.line(), -cell.sigma * cell.sigma / 2.0);
+    let mu = cell.per_5min * TICK_SECS as f64 / 300.0;
+    for _ in 0..cell.soak_secs / TICK_SECS {
+        let uploads = rng.poisson(mu);
+        if uploads == 0 {
+            continue;
+        }
+        for _ in 0..uploads {
+            guard.add(scale * (cell.sigma * rng.normal() + shift).exp());
+        }
+        if guard.rolls_back() {
+            return (true, guard.n);
+        }
+    }
+    (false, guard.n)
+}
+
 /// Runs `runs` replications of `one` on `threads` threads; replication `i` draws from
 /// `Rng::new(seed ^ i·φ)`, so results do not depend on the number of threads.
 pub fn replicate<T: Send>(runs: u64, seed: u64, threads: usize, one: impl Fn(&mut Rng) -> T + Sync) -> Vec<T> {
@@ -525,6 +606,63 @@ mod tests {
             assert_eq!(gate_passes(sim.errors, sim.events, criteria.error_rate_max.get()), error_gate.verdict == Verdict::Pass);
         }
         assert!(agreed_rollbacks > 0, "the stream must reach a rollback for the comparison to mean anything");
+    }
+
+    /// The simulator's memory rule decides as the domain's does, minute by minute, on a stream
+    /// whose mean memory climbs from the reference to twice it in 100 minutes.
+    #[test]
+    fn the_simulated_memory_rule_is_the_domains() {
+        let plan = plan();
+        let (rails, stage) = (&plan.guardrails, &plan.stages[1]);
+        let reference = Reference { latency_p95_ms: Some(1e9), memory_mean_mb: Some(80.0), source: "frozen baseline".into() };
+        let mut rng = Rng::new(8);
+        let mut sim = MemoryGuard::new(rails, 80.0);
+        let mut minutes: Vec<(Timestamp, Stats)> = Vec::new();
+        let (mut agreed_rollbacks, mut judged) = (0, 0);
+        for minute in 0..300i64 {
+            let mean = 80.0 * (1.0 + (minute as f64 / 100.0).min(1.0));
+            let mut stats = Stats::default();
+            for _ in 0..rng.poisson(3.0) {
+                let memory = mean * (0.5 * rng.normal() - 0.125).exp();
+                sim.add(memory);
+                stats.add(&treatment_upload(Outcome::Success, 10.0, memory, false));
+            }
+            if stats.count() > 0 {
+                minutes.push((Timestamp(minute * 60_000), stats));
+            }
+            let now = Timestamp(minute * 60_000 + 59_000);
+            let a = assess(rails, StageEvidence { minutes: &minutes, soak: stage.soak }, &reference, &[], now);
+            let domain = a.decisions.iter().any(|d| matches!(d, Decision::RollBack(b) if b.rule == "memory_above_baseline"));
+            assert_eq!(sim.rolls_back(), domain, "minute {minute}");
+            agreed_rollbacks += u64::from(domain);
+            judged += u64::from(sim.n >= sim.min_sample);
+        }
+        assert!(agreed_rollbacks > 0 && judged > agreed_rollbacks, "the stream must cross the line for the comparison to mean anything");
+    }
+
+    /// Memory exactly at its line, skewed, looked at after every tick's uploads: the rule rolls
+    /// back in at most its α of runs (0.1%; with the simulation's noise, 3 of 1,000). The
+    /// benchmark runs the full table.
+    #[test]
+    fn memory_at_its_line_is_rarely_rolled_back() {
+        let rails = plan().guardrails;
+        let cell = MemorySteady { per_5min: 200.0, soak_secs: 6 * 3_600, sigma: 1.0 };
+        let runs = replicate(1_000, 21, 2, |rng| memory_run(&rails, &cell, rng));
+        let rolled_back = runs.iter().filter(|(back, _)| *back).count();
+        assert!(rolled_back <= 3, "{rolled_back} of 1,000");
+        // The stream is long enough to matter: 14,400 uploads per run on average.
+        let mean = runs.iter().map(|(_, n)| *n as f64).sum::<f64>() / runs.len() as f64;
+        assert!((mean - 14_400.0).abs() < 200.0, "{mean}");
+        // A stream 30% above the line is rolled back in every run.
+        let above = |rng: &mut Rng| {
+            let mut guard = MemoryGuard::new(&rails, 100.0);
+            let high = 1.3 * guard.line();
+            (0..2_000).any(|_| {
+                guard.add(high * (rng.normal() - 0.5).exp());
+                guard.rolls_back()
+            })
+        };
+        assert!(replicate(100, 22, 2, above).into_iter().all(|back| back));
     }
 
     /// The simulator's success-band review decides as the domain's does, with the condition's
