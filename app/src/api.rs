@@ -7,7 +7,8 @@ use crate::domain::access::{Permission, Role, Scope};
 use crate::domain::rollout::Rollout;
 use crate::error::AppError;
 use crate::model::{
-    AdminLists, ChartSeries, ChecklistItem, ControlRoom, Issued, ShareLinkView, StatusView, TokenView, UserView, WebhookLog, WebhookView,
+    AdminLists, BaselinePreview, ChartSeries, ChecklistItem, ControlRoom, Issued, ShareLinkView, StatusView, TokenView, UserView,
+    WebhookLog, WebhookView,
 };
 use leptos::prelude::*;
 
@@ -76,14 +77,34 @@ pub async fn check_plan(source: String) -> Result<crate::domain::plan::Plan, App
     })
 }
 
-/// The rollout's charts over the last `hours` (1 to 336).
+/// The rollout's charts over the last `hours` (1 to 336), or since it started (0).
 #[server(endpoint = "get_chart_series")]
 pub async fn get_chart_series(rollout_id: i64, hours: u32) -> Result<ChartSeries, AppError> {
     require(Permission::ReadRollout)?;
+    if hours > 336 {
+        return Err(AppError::invalid("hours", "must be between 1 and 336 (two weeks), or 0 for the whole rollout"));
+    }
+    services()?.rollouts.chart_series(rollout_id, hours).await
+}
+
+/// The control arm's numbers over the last `hours` (1 to 336): what a baseline captured there
+/// would freeze, shown before anyone freezes it.
+#[server(endpoint = "preview_baseline")]
+pub async fn preview_baseline(rollout_id: i64, hours: u32) -> Result<BaselinePreview, AppError> {
+    require(Permission::CaptureBaseline)?;
     if !(1..=336).contains(&hours) {
         return Err(AppError::invalid("hours", "must be between 1 and 336 (two weeks)"));
     }
-    services()?.rollouts.chart_series(rollout_id, hours).await
+    services()?.rollouts.preview_baseline(rollout_id, hours).await
+}
+
+/// Freezes the previewed window's control numbers as the baseline; `count` is the number of
+/// control uploads the person was shown (refused if the window now holds another).
+#[server(endpoint = "capture_baseline")]
+pub async fn capture_baseline(rollout_id: i64, from: i64, to: i64, count: u64) -> Result<BaselinePreview, AppError> {
+    use crate::domain::units::Timestamp;
+    let principal = require(Permission::CaptureBaseline)?;
+    services()?.rollouts.capture_baseline(rollout_id, Timestamp(from), Timestamp(to), Some(count), &principal.actor()).await
 }
 
 /// Ticks or unticks a checklist item.

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod actions;
 pub mod alerts;
+pub mod baseline;
 pub mod charts;
 pub mod checklist;
 pub mod gates;

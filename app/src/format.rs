@@ -29,6 +29,18 @@ pub fn utc_day(t: Timestamp) -> String {
     format!("{d} {}", MONTHS[m as usize - 1])
 }
 
+/// A baseline's numbers in a sentence: `300 uploads, success 99.67%, p95 812 ms, memory 38 MB
+/// on average.`
+pub fn baseline_numbers(b: &crate::domain::stats::Summary) -> String {
+    format!(
+        "{} uploads, success {}, p95 {}, memory {} on average.",
+        b.count,
+        b.success_rate.map_or("—".into(), |v| format!("{v:.2}%")),
+        b.latency_p95_ms.map_or("—".into(), |v| format!("{v:.0} ms")),
+        b.memory_mean_mb.map_or("—".into(), |v| format!("{v:.0} MB"))
+    )
+}
+
 /// `2026-11-22T14:03:00Z`, for `<time datetime>`.
 pub fn iso(t: Timestamp) -> String {
     let (y, m, d, secs) = utc_parts(t);

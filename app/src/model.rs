@@ -27,6 +27,9 @@ pub struct ControlRoom {
     pub alerts: Vec<Alert>,
     /// The frozen baseline, if recorded.
     pub baseline: Option<crate::domain::stats::Summary>,
+    /// Who froze it, when, from which window.
+    #[serde(default)]
+    pub baseline_window: Option<BaselineWindow>,
     /// Newest first.
     pub audit: Vec<AuditEntry>,
     /// CI runs of the plan's test suites, newest first (the newest few).
@@ -38,6 +41,24 @@ pub struct ControlRoom {
     #[serde(default)]
     pub impact: Option<crate::domain::impact::Impact>,
     pub now: Timestamp,
+}
+
+/// Who froze a baseline, when, and the window of control uploads it was frozen from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaselineWindow {
+    pub captured_at: Timestamp,
+    pub captured_by: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
+/// What capturing a baseline over `[from, to)` would freeze: the control arm's numbers there,
+/// shown to the person before they freeze them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselinePreview {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub control: crate::domain::stats::Summary,
 }
 
 /// A CI run of one of the plan's test suites, as reported (JSON or JUnit XML).

@@ -103,13 +103,23 @@ function uploads(prefix: string, count: number, at: number, variant: string, out
 test('gates judge the treatment arm against the frozen baseline', async ({ page, api }) => {
   const now = Date.now();
   expect((await api.post('/api/v1/events', { data: uploads('base', 300, now - 120_000, 'sync', 'success', 300) })).ok()).toBeTruthy();
-  const baseline = await api.post('/api/v1/rollouts/1/baseline', { data: { from: now - 600_000, to: now } });
-  expect(baseline.ok(), await baseline.text()).toBeTruthy();
+  const room = new ControlRoom(page);
+  await room.open();
+  // The approver freezes the baseline from the page, shown the numbers it will freeze first:
+  // the control uploads of the last whole hour (these 300, two minutes old).
+  const card = page.getByTestId('baseline-card');
+  await expect(card.getByTestId('baseline-current')).toContainText('No baseline yet');
+  await card.locator('select[name="hours"]').selectOption('1');
+  await card.getByTestId('preview-baseline').click();
+  await expect(card.getByTestId('baseline-preview')).toContainText('300 uploads, success 100.00%');
+  await expect(page.getByTestId('baseline')).toContainText('No baseline recorded yet');
+  await card.getByTestId('freeze-baseline').click();
+  await expect(card.getByTestId('baseline-current')).toContainText('300 uploads, success 100.00%');
+  await expect(card.getByTestId('baseline-current')).toContainText(`Frozen by ${PEOPLE.approver.name}`);
+
   expect((await api.post('/api/v1/events', { data: uploads('treated', 500, Date.now(), 'async', 'success', 120) })).ok()).toBeTruthy();
   // The control arm of this stage (the flag-off users), for the comparison beside each gate.
   expect((await api.post('/api/v1/events', { data: uploads('control', 300, Date.now(), 'sync', 'success', 300) })).ok()).toBeTruthy();
-
-  const room = new ControlRoom(page);
   await room.open();
   const gate = (criterion: string) => page.locator(`[data-testid="gate"][data-criterion="${criterion}"]`);
   await expect(page.getByTestId('baseline')).toContainText('Baseline (frozen): 300 uploads');
@@ -142,6 +152,10 @@ test('gates judge the treatment arm against the frozen baseline', async ({ page,
   await page.getByRole('button', { name: '1 h' }).click();
   await expect(page.getByRole('button', { name: '1 h' })).toHaveAttribute('aria-pressed', 'true');
   await expect(page.getByTestId('chart-uploads').locator('svg').first()).toBeVisible();
+  // The whole rollout, from its start, with the stage changes marked.
+  await page.getByRole('button', { name: 'Whole rollout' }).click();
+  await expect(page.getByRole('button', { name: 'Whole rollout' })).toHaveAttribute('aria-pressed', 'true');
+  await expect(page.getByTestId('charts')).toContainText('Stage 0: Phase 1 deployed, flags off');
   await page.screenshot({ path: 'test-results/gates.png', fullPage: true });
 });
 

@@ -550,7 +550,30 @@ impl Metrics {
     }
 
     /// Freezes the control events of `[from, to)` as the rollout's baseline.
-    pub async fn capture_baseline(&self, rollout_id: i64, from: Timestamp, to: Timestamp, actor: &str) -> Result<Baseline, AppError> {
+    pub async fn capture_baseline(
+        &self,
+        rollout_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        expected_count: Option<u64>,
+        actor: &str,
+    ) -> Result<Baseline, AppError> {
+        let control = self.baseline_preview(rollout_id, from, to).await?;
+        if let Some(expected) = expected_count.filter(|&expected| expected != control.count) {
+            return Err(AppError::Refused {
+                message: format!(
+                    "the window now holds {} control uploads where {expected} were shown (uploads arrived late): look at the numbers again",
+                    control.count
+                ),
+                blockers: Vec::new(),
+            });
+        }
+        Ok(self.store.save_baseline(rollout_id, from, to, &control, actor).await?)
+    }
+
+    /// The control arm's numbers over `[from, to)`: what a baseline captured there freezes.
+    /// Refused when the window has no control uploads.
+    pub async fn baseline_preview(&self, rollout_id: i64, from: Timestamp, to: Timestamp) -> Result<Summary, AppError> {
         let window = self.window(rollout_id, from, to, &RollupFilter::default()).await?;
         if window.control.count == 0 {
             return Err(AppError::Refused {
@@ -558,7 +581,7 @@ impl Metrics {
                 blockers: Vec::new(),
             });
         }
-        Ok(self.store.save_baseline(rollout_id, from, to, &window.control, actor).await?)
+        Ok(window.control)
     }
 }
 

@@ -16,7 +16,7 @@ use app::domain::stats::Summary;
 use app::domain::units::{StageIndex, Timestamp, Version};
 use app::domain::webhook::Event;
 use app::error::AppError;
-use app::model::{AuditEntry, ChartPoint, ChartSeries, ChecklistItem, ControlRoom, Tick};
+use app::model::{AuditEntry, BaselinePreview, BaselineWindow, ChartPoint, ChartSeries, ChecklistItem, ControlRoom, Tick};
 use app::services::RolloutService;
 
 /// How many audit entries the control room shows.
@@ -248,7 +248,13 @@ impl RolloutService for Rollouts {
         };
         let rollout = self.store.rollout(id).await?;
         let now = (self.clock)();
-        let baseline = self.store.latest_baseline(id).await?.map(|b| b.summary);
+        let (baseline, baseline_window) = match self.store.latest_baseline(id).await? {
+            Some(b) => {
+                let window = BaselineWindow { captured_at: b.captured_at, captured_by: b.captured_by, from: b.from, to: b.to };
+                (Some(b.summary), Some(window))
+            }
+            None => (None, None),
+        };
         let mut evidence = self.store.evidence(id, rollout.state.stage).await?;
         let judgement = self.gates(&rollout, baseline.as_ref(), now).await?;
         evidence.gates = judgement.gates;
@@ -269,6 +275,7 @@ impl RolloutService for Rollouts {
             matrix: judgement.matrix,
             impact: judgement.impact,
             baseline,
+            baseline_window,
             gates: evidence.gates,
             blockers,
             plan,
@@ -296,7 +303,14 @@ impl RolloutService for Rollouts {
     async fn chart_series(&self, rollout_id: i64, hours: u32) -> Result<ChartSeries, AppError> {
         let rollout = self.store.rollout(rollout_id).await?;
         let to = (self.clock)();
-        let from = Timestamp(to.millis() - i64::from(hours) * 3_600_000);
+        let spans = self.store.stage_spans(rollout_id).await?;
+        let from = match hours {
+            // The whole rollout: from its first start (a draft's last day), as far back as a
+            // window reaches.
+            0 => spans.first().map_or(Timestamp(to.millis() - 24 * 3_600_000), |first| first.from.min(Timestamp(to.millis() - 3_600_000))),
+            hours => Timestamp(to.millis() - i64::from(hours) * 3_600_000),
+        };
+        let from = from.max(Timestamp(to.millis() - crate::metrics::MAX_WINDOW.millis()));
         let window = self.metrics.window(rollout_id, from, to, &RollupFilter::default()).await?;
         let mut total = 0;
         let points = window
@@ -312,7 +326,7 @@ impl RolloutService for Rollouts {
         let stage_name = |stage: i32| rollout.plan.stage(StageIndex(stage as u32)).map_or_else(String::new, |s| s.name.clone());
         let mut marks = Vec::new();
         let mut previous: Option<i32> = None;
-        for span in self.store.stage_spans(rollout_id).await? {
+        for span in spans {
             if span.from >= from {
                 if previous.is_some_and(|p| span.stage < p) {
                     marks.push((span.from, "Rolled back".to_string()));
@@ -322,6 +336,26 @@ impl RolloutService for Rollouts {
             previous = Some(span.stage);
         }
         Ok(ChartSeries { from, to, step_minutes: window.step_minutes, points, marks })
+    }
+
+    async fn preview_baseline(&self, rollout_id: i64, hours: u32) -> Result<BaselinePreview, AppError> {
+        // Whole minutes, as the rollups keep them: the minute under way is not over.
+        let to = Timestamp((self.clock)().millis().div_euclid(60_000) * 60_000);
+        let from = Timestamp(to.millis() - i64::from(hours) * 3_600_000);
+        let control = self.metrics.baseline_preview(rollout_id, from, to).await?;
+        Ok(BaselinePreview { from, to, control })
+    }
+
+    async fn capture_baseline(
+        &self,
+        rollout_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        expected_count: Option<u64>,
+        actor: &str,
+    ) -> Result<BaselinePreview, AppError> {
+        let b = self.metrics.capture_baseline(rollout_id, from, to, expected_count, actor).await?;
+        Ok(BaselinePreview { from: b.from, to: b.to, control: b.summary })
     }
 
     async fn acknowledge_alert(&self, rollout_id: i64, alert_id: i64, note: &str, actor: &str) -> Result<(), AppError> {

@@ -596,6 +596,85 @@ async fn a_captured_baseline_is_frozen_and_unblocks_stage_0(pool: PgPool) {
     assert_eq!(app.room().await["audit"][1]["action"], "baseline");
 }
 
+/// Calls a server function as a browser's form does; returns the status and the JSON answer.
+async fn server_fn(client: &reqwest::Client, app: &TestApp, path: &str, form: &str) -> (u16, Value) {
+    let response =
+        client.post(app.url(path)).header("content-type", "application/x-www-form-urlencoded").body(form.to_string()).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// An approver captures the baseline from the control room: first the numbers it would freeze
+/// (the control uploads of the last whole hour: the minute under way is not over), then those
+/// very numbers frozen — refused, with the reason, if uploads arrived in the window since they
+/// were shown. Captured again, the newer baseline is the one compared against.
+#[sqlx::test(migrations = "../migrations")]
+async fn an_approver_freezes_the_baseline_numbers_they_were_shown(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.advance_clock_minutes(30);
+    let lines: Vec<String> = (0..40)
+        .map(|i| event(&format!("b{i}"), 20 - i / 2, "sync", if i % 20 == 0 { "error" } else { "success" }, 100.0 + i as f64).to_string())
+        .collect();
+    assert_eq!(post_ndjson(&app, &lines).await.1["accepted"], 40);
+    // One upload in the minute under way (the clock stands at 12:30:00.000): not yet counted.
+    let running = json!({ "timestamp": START + 30 * 60_000, "event_id": "now", "variant": "sync", "outcome": "success",
+                          "latency_ms": 1.0, "memory_mb": 40.0, "provider": "kimi", "file_type": "csv", "size_bytes": 1 });
+    assert_eq!(post_ndjson(&app, &[running.to_string()]).await.1["accepted"], 1);
+
+    let operator = app.person("olga", "operator").await;
+    let (status, body) = server_fn(&operator, &app, "/api/preview_baseline", "rollout_id=1&hours=1").await;
+    assert_eq!(status, 403, "an operator may not capture a baseline: {body}");
+    let approver = app.person("ana", "approver").await;
+    let (status, preview) = server_fn(&approver, &app, "/api/preview_baseline", "rollout_id=1&hours=1").await;
+    assert_eq!(status, 200, "{preview}");
+    let (from, to) = (START + 30 * 60_000 - 3_600_000, START + 30 * 60_000);
+    assert_eq!((preview["from"].as_i64(), preview["to"].as_i64()), (Some(from), Some(to)), "{preview}");
+    assert_eq!((preview["control"]["count"].as_u64(), preview["control"]["success_rate"].as_f64()), (Some(40), Some(95.0)), "{preview}");
+    assert_eq!(app.room().await["baseline"], Value::Null, "a preview freezes nothing");
+
+    // A late upload lands in the window before the approver freezes it: refused, nothing frozen.
+    assert_eq!(post_ndjson(&app, &[event("late", 5, "sync", "error", 9_000.0).to_string()]).await.1["accepted"], 1);
+    let form = format!("rollout_id=1&from={from}&to={to}&count=40");
+    let (status, body) = server_fn(&approver, &app, "/api/capture_baseline", &form).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("the window now holds 41 control uploads where 40 were shown"), "{body}");
+    assert_eq!(app.room().await["baseline"], Value::Null);
+
+    // Shown again, frozen as shown; the control room says who froze it and from which window.
+    let (_, preview) = server_fn(&approver, &app, "/api/preview_baseline", "rollout_id=1&hours=1").await;
+    assert_eq!(preview["control"]["count"], 41);
+    let (status, frozen) = server_fn(&approver, &app, "/api/capture_baseline", &format!("rollout_id=1&from={from}&to={to}&count=41")).await;
+    assert_eq!(status, 200, "{frozen}");
+    assert_eq!(frozen["control"], preview["control"]);
+    let room = app.room().await;
+    assert_eq!(room["baseline"], preview["control"]);
+    assert_eq!(
+        (room["baseline_window"]["captured_by"].as_str(), room["baseline_window"]["from"].as_i64(), room["baseline_window"]["to"].as_i64()),
+        (Some("ana"), Some(from), Some(to)),
+        "{}",
+        room["baseline_window"]
+    );
+
+    // The REST API takes the same check, and a second capture replaces the first.
+    let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": from, "to": to + 60_000, "expected_count": 41 })).await;
+    assert_eq!(status, 422, "the running minute's upload makes 42: {body}");
+    let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": from, "to": to + 60_000, "expected_count": 42 })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.room().await["baseline"]["count"], 42);
+    assert_eq!(app.room().await["baseline_window"]["captured_by"], support::TEST_ACTOR);
+
+    // The charts' "whole rollout" range: a draft's last day; once started, from its start.
+    let (status, series) = server_fn(&approver, &app, "/api/get_chart_series", "rollout_id=1&hours=0").await;
+    assert_eq!((status, series["from"].as_i64()), (200, Some(to - 24 * 3_600_000)), "{series}");
+    app.command(json!({ "command": "start" })).await;
+    app.advance_clock_hours(30);
+    let approver = app.person("ana", "approver").await; // signed in again: a session lasts less than a day
+    let (_, series) = server_fn(&approver, &app, "/api/get_chart_series", "rollout_id=1&hours=0").await;
+    assert_eq!(series["from"].as_i64(), Some(to), "{series}");
+    assert_eq!(series["marks"][0][1], "Stage 0: Phase 1 deployed, flags off", "{series}");
+    let (_, day) = server_fn(&approver, &app, "/api/get_chart_series", "rollout_id=1&hours=24").await;
+    assert_eq!(day["from"].as_i64(), Some(to + 6 * 3_600_000), "{day}");
+}
+
 /// `rampart import FILE` as a person runs it, against the test's database, on a file in a
 /// folder of its own (removed when dropped).
 struct Import {

@@ -15,8 +15,8 @@ use crate::model::{ChartPoint, ChartSeries};
 use leptos::prelude::*;
 use line_chart::{Data, Line, LineChart, Mark};
 
-/// The ranges a person can pick, in hours.
-pub const RANGES: [(u32, &str); 5] = [(1, "1 h"), (6, "6 h"), (24, "24 h"), (48, "48 h"), (168, "7 d")];
+/// The ranges a person can pick, in hours; 0 is the whole rollout, from its start.
+pub const RANGES: [(u32, &str); 6] = [(1, "1 h"), (6, "6 h"), (24, "24 h"), (48, "48 h"), (168, "7 d"), (0, "Whole rollout")];
 
 const TREATMENT: &str = "#1f5fa8";
 const CONTROL: &str = "#8a94a3";

@@ -31,13 +31,7 @@ pub fn StagePanel(
     };
     let criteria = (!gates.is_empty()).then(|| view! { <Gates gates/> });
     let baseline = match baseline {
-        Some(b) => format!(
-            "Baseline (frozen): {} uploads, success {}, p95 {}, memory {} on average.",
-            b.count,
-            b.success_rate.map_or("—".into(), |v| format!("{v:.2}%")),
-            b.latency_p95_ms.map_or("—".into(), |v| format!("{v:.0} ms")),
-            b.memory_mean_mb.map_or("—".into(), |v| format!("{v:.0} MB"))
-        ),
+        Some(b) => format!("Baseline (frozen): {}", format::baseline_numbers(&b)),
         None => "No baseline recorded yet: gates compare against the live control arm.".to_string(),
     };
     let mut requirements = Vec::new();

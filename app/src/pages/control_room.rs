@@ -1,9 +1,10 @@
 //! The control room: one rollout's stages, the current stage's criteria and checklist, the
 //! commands an approver may give, and the audit trail.
 
-use crate::api::{AcknowledgeAlert, RunCommand, get_control_room};
+use crate::api::{AcknowledgeAlert, CaptureBaseline, RunCommand, get_control_room};
 use crate::components::actions::Actions;
 use crate::components::alerts::Alerts;
+use crate::components::baseline::BaselineCard;
 use crate::components::charts::Charts;
 use crate::components::checklist::{Checklist, OtherChecklists, Ticks};
 use crate::components::impact::ImpactTable;
@@ -24,6 +25,7 @@ pub fn ControlRoomPage() -> impl IntoView {
     let ticks = Ticks::new();
     let command = ServerAction::<RunCommand>::new();
     let acknowledge = ServerAction::<AcknowledgeAlert>::new();
+    let capture = ServerAction::<CaptureBaseline>::new();
     // The rollout on show (the newest one at `/`), and a counter its live stream moves.
     let shown = RwSignal::new(None::<i64>);
     let live = crate::live::changes(shown.into());
@@ -33,7 +35,7 @@ pub fn ControlRoomPage() -> impl IntoView {
     // so the page always shows what the server holds. The snapshot keeps how many ticks were
     // saved when it was asked for: the checklist knows which of this page's ticks it includes.
     let room = Resource::new(
-        move || (rollout_id(), ticks.saved(), command.version().get(), acknowledge.version().get(), live.get()),
+        move || (rollout_id(), ticks.saved(), command.version().get(), acknowledge.version().get(), capture.version().get(), live.get()),
         |(id, seen, ..)| async move { get_control_room(id).await.map(|room| (seen, room)) },
     );
 
@@ -44,7 +46,7 @@ pub fn ControlRoomPage() -> impl IntoView {
                 match room.await {
                     Ok((seen, room)) => {
                         shown.set(Some(room.rollout_id));
-                        view! { <Room room seen ticks command acknowledge you hours live/> }.into_any()
+                        view! { <Room room seen ticks command acknowledge capture you hours live/> }.into_any()
                     }
                     Err(error) => view! {
                         <p class="notice error" role="alert">{error.to_string()}</p>
@@ -64,6 +66,7 @@ fn Room(
     ticks: Ticks,
     command: ServerAction<RunCommand>,
     acknowledge: ServerAction<AcknowledgeAlert>,
+    capture: ServerAction<CaptureBaseline>,
     you: Principal,
     hours: RwSignal<u32>,
     live: ReadSignal<u64>,
@@ -95,6 +98,10 @@ fn Room(
     });
     let criteria = room.plan.stage(room.state.stage).and_then(|s| s.criteria.clone());
     let charts = view! { <Charts rollout_id=room.rollout_id criteria baseline=room.baseline.clone() hours live/> }.into_any();
+    let baseline = view! {
+        <BaselineCard rollout_id=room.rollout_id baseline=room.baseline.clone() window=room.baseline_window.clone() capture you=you.clone()/>
+    }
+    .into_any();
     let tests = view! { <TestRuns plan=room.plan.clone() stage=room.state.stage runs=room.test_runs.clone()/> }.into_any();
     let matrix = room.matrix.clone().map(|matrix| view! { <EndToEndMatrix matrix/> }.into_any());
     let impact = room.impact.clone().map(|impact| view! { <ImpactTable impact/> }.into_any());
@@ -111,7 +118,7 @@ fn Room(
         {head}
         {track}
         <div class="columns">
-            <div class="main-column">{panel} {charts} {impact} {matrix} {tests} {routines} {checklist} {other_checklists}</div>
+            <div class="main-column">{panel} {charts} {baseline} {impact} {matrix} {tests} {routines} {checklist} {other_checklists}</div>
             <aside class="side-column">{actions} {alerts} {timeline}</aside>
         </div>
     }

@@ -87,6 +87,9 @@ async fn window(State(state): State<ApiState>, Path(id): Path<i64>, Query(q): Qu
 struct BaselineRequest {
     from: serde_json::Value,
     to: serde_json::Value,
+    /// The control uploads the caller was shown for the window: refused if it now holds more.
+    #[serde(default)]
+    expected_count: Option<u64>,
 }
 
 fn time_value(field: &str, value: &serde_json::Value) -> Result<Timestamp, ApiError> {
@@ -99,8 +102,8 @@ fn time_value(field: &str, value: &serde_json::Value) -> Result<Timestamp, ApiEr
     }
 }
 
-/// `POST /api/v1/rollouts/{id}/baseline` `{"from": …, "to": …}`: freezes that window's control
-/// events as the baseline every later comparison uses.
+/// `POST /api/v1/rollouts/{id}/baseline` `{"from": …, "to": …, "expected_count"?: …}`: freezes
+/// that window's control events as the baseline every later comparison uses.
 async fn capture_baseline(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
@@ -109,7 +112,7 @@ async fn capture_baseline(
 ) -> Result<Json<Baseline>, ApiError> {
     let Json(request) = body?;
     let (from, to) = (time_value("from", &request.from)?, time_value("to", &request.to)?);
-    Ok(Json(state.metrics.capture_baseline(id, from, to, &principal.actor()).await?))
+    Ok(Json(state.metrics.capture_baseline(id, from, to, request.expected_count, &principal.actor()).await?))
 }
 
 async fn baseline(State(state): State<ApiState>, Path(id): Path<i64>) -> Result<Json<Baseline>, ApiError> {
