@@ -87,24 +87,26 @@ pub async fn get_chart_series(rollout_id: i64, hours: u32) -> Result<ChartSeries
     services()?.rollouts.chart_series(rollout_id, hours).await
 }
 
-/// The control arm's numbers over the last `hours` (1 to 336): what a baseline captured there
-/// would freeze, shown before anyone freezes it.
-#[server(endpoint = "preview_baseline")]
-pub async fn preview_baseline(rollout_id: i64, hours: u32) -> Result<BaselinePreview, AppError> {
-    require(Permission::CaptureBaseline)?;
+/// The baseline, in two steps with one function (one client in the WASM): without `count`, the
+/// control arm's numbers over the last `hours` (1 to 336) whole minutes — what a baseline
+/// captured there would freeze, shown before anyone freezes it; with the `to` and `count` that
+/// were shown, those numbers frozen (refused if the window now holds another count).
+#[server(endpoint = "capture_baseline")]
+pub async fn capture_baseline(rollout_id: i64, hours: u32, to: Option<i64>, count: Option<u64>) -> Result<BaselinePreview, AppError> {
+    use crate::domain::units::Timestamp;
+    let principal = require(Permission::CaptureBaseline)?;
     if !(1..=336).contains(&hours) {
         return Err(AppError::invalid("hours", "must be between 1 and 336 (two weeks)"));
     }
-    services()?.rollouts.preview_baseline(rollout_id, hours).await
-}
-
-/// Freezes the previewed window's control numbers as the baseline; `count` is the number of
-/// control uploads the person was shown (refused if the window now holds another).
-#[server(endpoint = "capture_baseline")]
-pub async fn capture_baseline(rollout_id: i64, from: i64, to: i64, count: u64) -> Result<BaselinePreview, AppError> {
-    use crate::domain::units::Timestamp;
-    let principal = require(Permission::CaptureBaseline)?;
-    services()?.rollouts.capture_baseline(rollout_id, Timestamp(from), Timestamp(to), Some(count), &principal.actor()).await
+    let rollouts = services()?.rollouts;
+    match (to, count) {
+        (Some(to), Some(count)) => {
+            let from = Timestamp(to - i64::from(hours) * 3_600_000);
+            rollouts.capture_baseline(rollout_id, from, Timestamp(to), Some(count), &principal.actor()).await
+        }
+        (None, None) => rollouts.preview_baseline(rollout_id, hours).await,
+        _ => Err(AppError::invalid("count", "give both `to` and `count` (the numbers shown) to freeze, or neither to look")),
+    }
 }
 
 /// Ticks or unticks a checklist item.

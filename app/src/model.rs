@@ -59,6 +59,9 @@ pub struct BaselinePreview {
     pub from: Timestamp,
     pub to: Timestamp,
     pub control: crate::domain::stats::Summary,
+    /// Frozen as the baseline (else only shown).
+    #[serde(default)]
+    pub frozen: bool,
 }
 
 /// A CI run of one of the plan's test suites, as reported (JSON or JUnit XML).

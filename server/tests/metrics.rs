@@ -621,10 +621,10 @@ async fn an_approver_freezes_the_baseline_numbers_they_were_shown(pool: PgPool) 
     assert_eq!(post_ndjson(&app, &[running.to_string()]).await.1["accepted"], 1);
 
     let operator = app.person("olga", "operator").await;
-    let (status, body) = server_fn(&operator, &app, "/api/preview_baseline", "rollout_id=1&hours=1").await;
+    let (status, body) = server_fn(&operator, &app, "/api/capture_baseline", "rollout_id=1&hours=1").await;
     assert_eq!(status, 403, "an operator may not capture a baseline: {body}");
     let approver = app.person("ana", "approver").await;
-    let (status, preview) = server_fn(&approver, &app, "/api/preview_baseline", "rollout_id=1&hours=1").await;
+    let (status, preview) = server_fn(&approver, &app, "/api/capture_baseline", "rollout_id=1&hours=1").await;
     assert_eq!(status, 200, "{preview}");
     let (from, to) = (START + 30 * 60_000 - 3_600_000, START + 30 * 60_000);
     assert_eq!((preview["from"].as_i64(), preview["to"].as_i64()), (Some(from), Some(to)), "{preview}");
@@ -633,18 +633,19 @@ async fn an_approver_freezes_the_baseline_numbers_they_were_shown(pool: PgPool) 
 
     // A late upload lands in the window before the approver freezes it: refused, nothing frozen.
     assert_eq!(post_ndjson(&app, &[event("late", 5, "sync", "error", 9_000.0).to_string()]).await.1["accepted"], 1);
-    let form = format!("rollout_id=1&from={from}&to={to}&count=40");
+    assert_eq!(preview["frozen"], false);
+    let form = format!("rollout_id=1&hours=1&to={to}&count=40");
     let (status, body) = server_fn(&approver, &app, "/api/capture_baseline", &form).await;
     assert_eq!(status, 422, "{body}");
     assert!(body.to_string().contains("the window now holds 41 control uploads where 40 were shown"), "{body}");
     assert_eq!(app.room().await["baseline"], Value::Null);
 
     // Shown again, frozen as shown; the control room says who froze it and from which window.
-    let (_, preview) = server_fn(&approver, &app, "/api/preview_baseline", "rollout_id=1&hours=1").await;
+    let (_, preview) = server_fn(&approver, &app, "/api/capture_baseline", "rollout_id=1&hours=1").await;
     assert_eq!(preview["control"]["count"], 41);
-    let (status, frozen) = server_fn(&approver, &app, "/api/capture_baseline", &format!("rollout_id=1&from={from}&to={to}&count=41")).await;
+    let (status, frozen) = server_fn(&approver, &app, "/api/capture_baseline", &format!("rollout_id=1&hours=1&to={to}&count=41")).await;
     assert_eq!(status, 200, "{frozen}");
-    assert_eq!(frozen["control"], preview["control"]);
+    assert_eq!((&frozen["control"], &frozen["frozen"]), (&preview["control"], &json!(true)));
     let room = app.room().await;
     assert_eq!(room["baseline"], preview["control"]);
     assert_eq!(

@@ -2,13 +2,14 @@
 //! against, who froze them and from which window. An approver captures it here — or captures it
 //! again — and sees the numbers it will freeze before freezing them.
 
-use crate::api::{CaptureBaseline, PreviewBaseline};
+use crate::api::CaptureBaseline;
 use crate::components::actions::denied;
 use crate::components::local_time::LocalTime;
 use crate::domain::access::{Permission, Principal};
 use crate::domain::stats::Summary;
 use crate::format;
 use crate::model::BaselineWindow;
+use leptos::either::Either;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
@@ -23,31 +24,32 @@ pub fn BaselineCard(
     capture: ServerAction<CaptureBaseline>,
     you: Principal,
 ) -> impl IntoView {
-    let preview = ServerAction::<PreviewBaseline>::new();
     let no = denied(&you, Permission::CaptureBaseline);
     let replaces = window.as_ref().map(|w| w.captured_at);
+    // `Either`, not `into_any()`: every type-erased view keeps its async hydration code in the
+    // WASM, used or not.
     let current = match (baseline, window) {
-        (Some(b), Some(w)) => view! {
+        (Some(b), Some(w)) => Either::Left(view! {
             <p data-testid="baseline-current">
                 <strong>{format::baseline_numbers(&b)}</strong>
                 " Frozen by " {w.captured_by} " at " <LocalTime at=w.captured_at/> ", from the control uploads of "
                 <LocalTime at=w.from/> " to " <LocalTime at=w.to/> "."
             </p>
-        }
-        .into_any(),
-        _ => view! {
+        }),
+        _ => Either::Right(view! {
             <p class="muted" data-testid="baseline-current">
                 "No baseline yet: gates compare against the live control arm. Stage 0 asks for one, frozen while the flag is off."
             </p>
-        }
-        .into_any(),
+        }),
     };
     let options =
         WINDOWS.map(|(hours, label)| view! { <option value=hours.to_string() selected=hours == 1>{label}</option> }).collect_view();
     let verb = if replaces.is_some() { "Capture again" } else { "Capture the baseline" };
     let error = |message: String| view! { <p class="error" role="alert">{message}</p> };
+    // The action's last answer: numbers shown (to freeze), or a refusal. Once frozen, the
+    // current baseline above says so.
     let proposed = move || {
-        preview.value().get().map(|result| match result {
+        capture.value().get().filter(|answer| !matches!(answer, Ok(p) if p.frozen)).map(|answer| match answer {
             Ok(p) => {
                 let warning = replaces.map(|at| {
                     view! {
@@ -57,7 +59,7 @@ pub fn BaselineCard(
                         </p>
                     }
                 });
-                view! {
+                Either::Left(view! {
                     <div class="baseline-preview" data-testid="baseline-preview">
                         <p>
                             "The control uploads of " <LocalTime at=p.from/> " to " <LocalTime at=p.to/> ": "
@@ -66,24 +68,22 @@ pub fn BaselineCard(
                         {warning}
                         <ActionForm action=capture attr:class="action-form">
                             <input type="hidden" name="rollout_id" value=rollout_id.to_string()/>
-                            <input type="hidden" name="from" value=p.from.millis().to_string()/>
+                            <input type="hidden" name="hours" value=((p.to.millis() - p.from.millis()) / 3_600_000).to_string()/>
                             <input type="hidden" name="to" value=p.to.millis().to_string()/>
                             <input type="hidden" name="count" value=p.control.count.to_string()/>
                             <button type="submit" class="primary" data-testid="freeze-baseline">"Freeze these numbers"</button>
                         </ActionForm>
                     </div>
-                }
-                .into_any()
+                })
             }
-            Err(e) => error(e.to_string()).into_any(),
+            Err(e) => Either::Right(error(e.to_string())),
         })
     };
-    let refused = move || capture.value().get().and_then(Result::err).map(|e| error(e.to_string()));
     view! {
         <section class="card baseline" aria-labelledby="baseline-title" data-testid="baseline-card">
             <h2 id="baseline-title">"Baseline"</h2>
             {current}
-            <ActionForm action=preview attr:class="action-form inline-form">
+            <ActionForm action=capture attr:class="action-form inline-form">
                 <input type="hidden" name="rollout_id" value=rollout_id.to_string()/>
                 <label>
                     {verb} " from " <select name="hours" disabled=no.is_some()>{options}</select>
@@ -91,7 +91,6 @@ pub fn BaselineCard(
                 <button type="submit" data-testid="preview-baseline" disabled=no.is_some() title=no>"Show the numbers"</button>
             </ActionForm>
             {proposed}
-            {refused}
         </section>
     }
 }
