@@ -8,6 +8,7 @@
 //! gates as judged at each advance from the audit trail's evidence, charts and the comparison
 //! with the baseline from the rollups, tests and checklists from theirs.
 
+pub mod inline;
 pub mod render;
 mod svg;
 
@@ -18,6 +19,7 @@ use app::domain::impact::Impact;
 use app::domain::matrix::MatrixView;
 use app::domain::plan::StageFlag;
 use app::domain::rollout::{Rollout, Status, served_flag};
+use app::domain::routines::{Every, period};
 use app::domain::stats::Summary;
 use app::domain::units::{Span, StageIndex, Timestamp};
 use app::error::AppError;
@@ -28,7 +30,7 @@ use app::model::{AuditEntry, ChecklistItem, TestRun};
 pub enum Kind {
     /// The whole rollout (so far, while it runs).
     Final,
-    /// One stage, from its first entry to when it was last left (or now).
+    /// One stage's latest stay: from when it was last entered to when it was left (or now).
     Stage(StageIndex),
     /// The 24 hours before the report was made.
     Daily,
@@ -146,11 +148,11 @@ impl Rollouts {
                 if rollout.plan.stage(index).is_none() {
                     return Err(AppError::invalid("stage", format!("the plan has no stage {}", index.0)));
                 }
-                let mine: Vec<_> = spans.iter().filter(|s| s.stage == index.0 as i32).collect();
-                let (Some(first), Some(last)) = (mine.first(), mine.last()) else {
+                // A stage entered again (after a rollback) is judged by its latest stay.
+                let Some(latest) = spans.iter().rfind(|s| s.stage == index.0 as i32) else {
                     return Err(AppError::invalid("stage", format!("stage {} has not begun", index.0)));
                 };
-                (first.from, last.to.unwrap_or(now), Box::new(move |s| s == index))
+                (latest.from, latest.to.unwrap_or(now), Box::new(move |s| s == index))
             }
             Kind::Daily => {
                 let from = Timestamp(now.millis() - 86_400_000);
@@ -158,13 +160,9 @@ impl Rollouts {
                 (from, now, Box::new(move |s: StageIndex| touched.contains(&(s.0 as i32))))
             }
         };
-        // A stage's report holds what happened while the stage was in force, not what happened in
-        // another stage between two of its stays.
-        let own: Vec<(Timestamp, Timestamp)> = match kind {
-            Kind::Stage(index) => spans.iter().filter(|s| s.stage == index.0 as i32).map(|s| (s.from, s.to.unwrap_or(now))).collect(),
-            _ => vec![(from, to)],
-        };
-        let in_range = |t: Timestamp| own.iter().any(|(a, b)| t >= *a && t <= *b);
+        // A stage's report holds what happened during its latest stay, not in an earlier one nor
+        // in another stage between them.
+        let in_range = |t: Timestamp| t >= from && t <= to;
 
         // The timeline: planned starts from the first entry and the soaks.
         let mut planned = started;
@@ -209,6 +207,11 @@ impl Rollouts {
             if !forward || !covered(before.stage) || (kind == Kind::Daily && !timely) {
                 continue;
             }
+            // A stage's report: only the advance that left its latest stay, known by when that
+            // stay began (the entry's own time may be a moment off the stage history's).
+            if matches!(kind, Kind::Stage(_)) && before.stage_entered_at.map_or(!timely, |entered| entered != from) {
+                continue;
+            }
             let request = before.request.as_ref();
             let mut approved_by: Vec<String> = request.map(|r| r.approvals.iter().map(|a| a.by.clone()).collect()).unwrap_or_default();
             // The last approval carries the move; without a request before it, the asker was an
@@ -235,7 +238,8 @@ impl Rollouts {
                 for line in &stages {
                     for (k, (entered, left, _)) in line.spans.iter().enumerate() {
                         let (a, b) = (*entered, left.unwrap_or(now));
-                        if b <= a || !line.flag.enabled {
+                        let another_stay = matches!(kind, Kind::Stage(_)) && a != from;
+                        if b <= a || !line.flag.enabled || another_stay {
                             continue;
                         }
                         let again = if k > 0 { format!(" (time {})", k + 1) } else { String::new() };
@@ -273,11 +277,25 @@ impl Rollouts {
             }
         }
 
-        let mut tests = store.test_results(id, 10_000, 0).await?;
-        tests.retain(|t| covered(StageIndex(t.stage)) && (kind != Kind::Daily || in_range(t.reported_at)));
+        // Runs with their failed cases (a report lists which failed and why).
+        let mut tests = store.test_results(id, 10_000, 10_000).await?;
+        tests.retain(|t| covered(StageIndex(t.stage)) && (kind == Kind::Final || in_range(t.reported_at)));
         tests.reverse();
         let mut checklist = store.checklist(id).await?;
-        checklist.retain(|item| covered(item.stage) && (kind != Kind::Daily || item.checked_at.is_some_and(in_range)));
+        match kind {
+            // The day's routines whether done or not (the periods the 24 hours touch), and the
+            // stage checklists' items ticked in them.
+            Kind::Daily => {
+                let periods: Vec<String> =
+                    [Every::Day, Every::Week].iter().flat_map(|&every| [period(every, from), period(every, to)]).collect();
+                checklist.retain(|item| match &item.period {
+                    Some(p) => periods.contains(p),
+                    None => covered(item.stage) && item.checked_at.is_some_and(in_range),
+                });
+                checklist.sort_by(|a, b| a.period.cmp(&b.period).then(a.id.cmp(&b.id)));
+            }
+            _ => checklist.retain(|item| covered(item.stage)),
+        }
         let notes = match kind {
             Kind::Final => Some(store.report_notes(id).await?),
             _ => None,

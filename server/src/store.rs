@@ -26,7 +26,7 @@ pub use baselines::Baseline;
 pub use events::{Ingested, NewEvent, StageSpan};
 pub use idempotency::{Claim, Purged};
 pub use operations::Outbox;
-pub use reports::{NewTestResult, ReportNotes, TestResult};
+pub use reports::{NewTestResult, NotesSaved, ReportNotes, TestResult};
 pub use rollups::{ArmKey, RollupFilter, RollupKey};
 pub use webhooks::DueDelivery;
 

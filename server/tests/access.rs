@@ -1090,3 +1090,109 @@ async fn a_tokens_last_use_is_marked_once_a_minute(pool: PgPool) {
     store.revoke_token(view.id, "admin", t0.plus(Span::from_secs(90))).await.unwrap();
     assert!(store.use_token(&hash, t0.plus(Span::from_secs(91))).await.unwrap().is_none());
 }
+
+/// Every report route — the API's report of each kind and format, the notes read and written,
+/// the status pages' reports and their downloads, the notes form, a share link itself — as every
+/// kind of caller, each with the exact answer it gets (never a 5xx).
+#[sqlx::test(migrations = "../migrations")]
+async fn every_report_route_answers_each_caller_exactly(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.go_to_stage(0).await;
+    let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let token = |scopes: Value| {
+        let admin = admin.clone();
+        let url = app.url("/api/v1/tokens");
+        async move {
+            let issued =
+                post_json(&admin, &url, json!({ "name": format!("reports-{}", scopes[0].as_str().unwrap()), "scopes": scopes })).await;
+            client_with(&[("authorization", &format!("Bearer {}", issued["secret"].as_str().unwrap()))])
+        }
+    };
+    let link = post_json(&admin, &app.url("/api/v1/share-links"), json!({ "rollout_id": 1, "label": "board" })).await;
+    let share = client_with(&[("cookie", &format!("rampart_share={}", link["secret"].as_str().unwrap())), ("origin", &app.base)]);
+    let anonymous = client_with(&[("origin", &app.base)]);
+
+    // Every client here answers redirects itself (`client_with`): a 303 is seen as such.
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Page {
+        /// Not signed in: sent to sign in.
+        SignIn,
+        Read,
+        Refused,
+    }
+    let callers: Vec<(&str, reqwest::Client, u16, u16, Page, u16)> = vec![
+        // (caller, client, API read, notes write, pages, the notes form)
+        ("anonymous", anonymous, 401, 401, Page::SignIn, 401),
+        ("viewer", app.person("vic", "viewer").await, 200, 403, Page::Read, 403),
+        ("operator", app.person("oscar", "operator").await, 200, 200, Page::Read, 303),
+        ("approver", app.person("ana", "approver").await, 200, 200, Page::Read, 303),
+        ("admin", admin.clone(), 200, 200, Page::Read, 303),
+        ("read token", token(json!(["read"])).await, 200, 403, Page::Read, 403),
+        ("ingest token", token(json!(["ingest"])).await, 403, 403, Page::Refused, 403),
+        ("all-scopes token", app.client.clone(), 200, 200, Page::Read, 303),
+        ("share link", share, 403, 403, Page::Read, 403),
+    ];
+    let reads = [
+        "/api/v1/rollouts/1/report",
+        "/api/v1/rollouts/1/report?format=html",
+        "/api/v1/rollouts/1/report?kind=daily",
+        "/api/v1/rollouts/1/report?kind=stage&stage=0",
+        "/api/v1/rollouts/1/report/notes",
+    ];
+    let pages = [
+        "/status/1/report",
+        "/status/1/report?format=md",
+        "/status/1/report/daily",
+        "/status/1/report/daily?format=md",
+        "/status/1/report/stage/0",
+        "/status/1/report/stage/0?format=md",
+    ];
+    for (who, client, read, write, page, form) in &callers {
+        for path in reads {
+            let status = client.get(app.url(path)).send().await.unwrap().status().as_u16();
+            assert_eq!(status, *read, "{who}: GET {path}");
+        }
+        let status = client.put(app.url("/api/v1/rollouts/1/report/notes")).json(&json!({})).send().await.unwrap().status().as_u16();
+        assert_eq!(status, *write, "{who}: PUT notes");
+        for path in pages {
+            let response = client.get(app.url(path)).send().await.unwrap();
+            let status = response.status().as_u16();
+            match page {
+                Page::SignIn => {
+                    assert_eq!(status, 303, "{who}: GET {path}");
+                    assert!(response.headers()["location"].to_str().unwrap().starts_with("/login?next=/status/1/report"), "{who}: {path}");
+                }
+                Page::Read => assert_eq!(status, 200, "{who}: GET {path}"),
+                Page::Refused => assert_eq!(status, 403, "{who}: GET {path}"),
+            }
+        }
+        let status = client
+            .post(app.url("/status/1/report/notes"))
+            .form(&[("lessons", who.to_string()), ("recommendations", String::new())])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        assert_eq!(status, *form, "{who}: POST the notes form");
+        // A stage that has not begun, and a rollout that does not exist, are the caller's
+        // mistakes for anyone who may read.
+        if *read == 200 {
+            assert_eq!(client.get(app.url("/api/v1/rollouts/1/report?kind=stage&stage=3")).send().await.unwrap().status(), 422, "{who}");
+            assert_eq!(client.get(app.url("/api/v1/rollouts/9/report")).send().await.unwrap().status(), 404, "{who}");
+        }
+        if *page == Page::Read {
+            assert_eq!(client.get(app.url("/status/1/report/stage/3")).send().await.unwrap().status(), 422, "{who}");
+        }
+    }
+    // A share link opens its status page (and, from there, the reports) for anyone holding it.
+    let response = client_with(&[]).get(app.url(&format!("/share/{}", link["secret"].as_str().unwrap()))).send().await.unwrap();
+    assert_eq!((response.status().as_u16(), response.headers()["location"].to_str().unwrap()), (303, "/status/1"));
+    // …and no other rollout's.
+    let response = client_with(&[("cookie", &format!("rampart_share={}", link["secret"].as_str().unwrap()))])
+        .get(app.url("/status/2/report"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+}

@@ -297,3 +297,324 @@ async fn reports_refuse_what_they_cannot_show_and_name_the_field(pool: PgPool) {
         text(&reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(), app.url("/status/1/report")).await;
     assert_eq!(status, 303);
 }
+
+/// The unescaped pipes of a Markdown table row (its cell borders).
+fn borders(line: &str) -> usize {
+    let mut count = 0;
+    let mut escaped = false;
+    for c in line.chars() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '|' if !escaped => count += 1,
+            _ => escaped = false,
+        }
+        if c != '\\' {
+            escaped = false;
+        }
+    }
+    count
+}
+
+/// Review: the daily report listed only the routine items ticked in the last 24 hours, as a
+/// count per list. It lists each of the day's routines item by item: done (by whom, when, what
+/// was found) or still open.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_daily_report_lists_the_days_routines_done_and_open(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.go_to_stage(0).await;
+    app.guard.tick_now(app.now()).await.unwrap();
+    let oscar = app.person("oscar", "operator").await;
+    let routines = app.room().await["routines"].as_array().unwrap().clone();
+    let daily: Vec<&Value> = routines.iter().filter(|i| i["section"].as_str().unwrap().starts_with("Each day")).collect();
+    assert!(daily.len() >= 3 && routines.len() > daily.len(), "{routines:?}");
+    app.advance_clock_minutes(20);
+    let ticked_at = utc_minute(app.now());
+    for (k, item) in daily.iter().take(2).enumerate() {
+        let note = (k == 0).then_some("glm slow at 02:00 UTC");
+        let response = oscar
+            .post(app.url(&format!("/api/v1/rollouts/1/checklist/{}", item["id"])))
+            .json(&json!({ "checked": true, "note": note }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    app.advance_clock_hours(2);
+
+    let (status, md) = text(&app.client, app.url("/api/v1/rollouts/1/report?kind=daily")).await;
+    assert_eq!(status, 200, "{md}");
+    let section = md.split("\n## ").find(|s| s.starts_with("Routines")).unwrap_or_else(|| panic!("a Routines section: {md}"));
+    let open = routines.len() - 2;
+    assert!(section.contains(&format!("2 of {} items done, {open} open.", routines.len())), "{section}");
+    for (k, item) in routines.iter().enumerate() {
+        let (list, what) = (item["section"].as_str().unwrap(), item["text"].as_str().unwrap());
+        let lines = row(section, list);
+        let line = lines.iter().find(|l| l.starts_with(&format!("| {list} | {what} |"))).unwrap_or_else(|| panic!("{what}: {section}"));
+        let done = daily.iter().take(2).position(|d| d["id"] == item["id"]);
+        match done {
+            Some(0) => assert!(line.ends_with(&format!("| ✓ {ticked_at} by oscar | glm slow at 02:00 UTC |")), "{line}"),
+            Some(_) => assert!(line.ends_with(&format!("| ✓ {ticked_at} by oscar |  |")), "{line}"),
+            None => assert!(line.ends_with("| open |  |"), "item {k}: {line}"),
+        }
+    }
+    // Yesterday's routines are not today's: a day later the report lists the new day's.
+    app.advance_clock_hours(24);
+    app.guard.tick_now(app.now()).await.unwrap();
+    let (_, md) = text(&app.client, app.url("/api/v1/rollouts/1/report?kind=daily")).await;
+    let today = app::domain::routines::period(app::domain::routines::Every::Day, app.now());
+    assert!(md.contains(&format!("| Each day · {today} |")), "{md}");
+}
+
+/// Review: reasons, notes, findings, names, lessons and test failures went into the Markdown as
+/// written, so a `|` split a table cell, a leading `#` made a heading, `*…*` emphasis, `[…](…)`
+/// a link and `<b>` a tag; the page turned a `*` in a reason into emphasis. Each shows as
+/// written now, in both.
+#[sqlx::test(migrations = "../migrations")]
+async fn written_text_cannot_break_the_report(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.go_to_stage(0).await;
+    let evil = "a | b # *not em* _x_ `tick` [link](https://evil.example) <b>bold</b> &amp;";
+    let (status, body) = app.command(json!({ "command": "pause", "reason": evil })).await;
+    assert_eq!(status, 200, "{body}");
+    let item = app.room().await["checklist"][0]["id"].clone();
+    let (status, body) = app
+        .post(&format!("/api/v1/rollouts/1/checklist/{item}"), json!({ "checked": true, "note": format!("{evil}\n# heading\n- item") }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let junit = format!(
+        r#"<testsuite name="Phase 1" tests="2" failures="1"><testcase classname="api|upload" name="sends *big* `files`"><failure message="{}">trace</failure></testcase><testcase name="ok"/></testsuite>"#,
+        evil.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    );
+    let response = app
+        .client
+        .post(app.url("/api/v1/rollouts/1/test-runs?suite=Phase%201"))
+        .header("content-type", "application/xml")
+        .body(junit)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let notes = json!({ "lessons": format!("# Not a heading\n{evil}\n\n1. not a list"), "recommendations": "| x | y |\n---" });
+    assert_eq!(app.client.put(app.url("/api/v1/rollouts/1/report/notes")).json(&notes).send().await.unwrap().status(), 200);
+
+    let (status, md) = text(&app.client, app.url("/api/v1/rollouts/1/report")).await;
+    assert_eq!(status, 200, "{md}");
+    // The document's structure is its own: one title, its own headings, every table row with
+    // as many cells as its head, no tag, no link, no emphasis but its own.
+    let headings: Vec<&str> = md.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(headings.iter().filter(|l| l.starts_with("# ")).count(), 1, "{headings:?}");
+    assert!(headings.iter().all(|l| !l.contains("heading") && !l.contains("Not a")), "{headings:?}");
+    assert!(md.lines().all(|l| !l.starts_with("- item") && !l.starts_with("1. not") && !l.starts_with("---")), "{md}");
+    let mut columns = None;
+    for line in md.lines() {
+        if line.starts_with('|') {
+            let cells = borders(line);
+            if line.starts_with("|---") || columns.is_none() {
+                columns = Some(cells);
+            }
+            assert_eq!(Some(cells), columns, "{line}");
+        } else {
+            columns = None;
+        }
+    }
+    for markup in ["<b>", "[link](", "*not em*", "_x_", "`tick`", " &amp;"] {
+        assert!(!md.contains(markup), "{markup} unescaped in {md}");
+    }
+    let shown = r"a \| b # \*not em\* \_x\_ \`tick\` \[link\](https://evil.example) \<b\>bold\</b\> \&amp;";
+    let incidents = md.split("\n## ").find(|s| s.starts_with("Incidents")).unwrap();
+    assert!(incidents.contains(shown), "the pause's reason in {incidents}");
+    let checklist = md.split("\n## ").find(|s| s.starts_with("Checklists")).unwrap();
+    assert!(checklist.contains(&format!("found: {shown} # heading - item |")), "{checklist}");
+    let tests = md.split("\n## ").find(|s| s.starts_with("Test results")).unwrap();
+    assert!(tests.contains(&format!(r"| api\|upload::sends \*big\* \`files\` | {shown} |")), "{tests}");
+    let lessons = md.split("\n## ").find(|s| s.starts_with("Lessons learned")).unwrap();
+    assert!(lessons.contains(&format!("\\# Not a heading\\\n{shown}\n\n1\\. not a list")), "{lessons}");
+
+    // The page: the same texts escaped, and only its own emphasis.
+    let (status, html) = text(&app.client, app.url("/api/v1/rollouts/1/report?format=html")).await;
+    assert_eq!(status, 200);
+    assert!(!html.contains("<b>") && !html.contains("<em>not em") && html.contains("&lt;b&gt;bold&lt;/b&gt;"), "{html}");
+    assert!(html.contains("a | b # *not em* _x_ `tick` [link](https://evil.example) &lt;b&gt;bold&lt;/b&gt; &amp;amp;"), "{html}");
+    for tag in ["strong", "em", "code", "td", "p"] {
+        assert_eq!(html.matches(&format!("<{tag}>")).count(), html.matches(&format!("</{tag}>")).count(), "<{tag}> balanced");
+    }
+}
+
+/// Sets the plan's approvals.
+async fn approvals(app: &TestApp, required: u32, allow_self_approval: bool) {
+    sqlx::query("UPDATE plans SET definition = jsonb_set(definition, '{approvals}', $1)")
+        .bind(json!({ "required": required, "allow_self_approval": allow_self_approval }))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+}
+
+/// Review: a stage entered twice (rolled back, entered again) was reported from its first
+/// entry, with both advances that left it. It is its latest stay: that stay's time, the
+/// advance that left it with the gates as judged then, its own incidents.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_stage_report_judges_the_stages_latest_stay(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.go_to_stage(0).await;
+    app.advance_clock_hours(1);
+    assert_eq!(app.advance(Some("first try")).await.0, 200);
+    let first_entry = app.now();
+    app.advance_clock_hours(2);
+    assert_eq!(app.advance(Some("on to 10%")).await.0, 200);
+    app.advance_clock_hours(1);
+    let (ana, _) = app.approvers().await;
+    let (status, body) = app.command_as(&ana, json!({ "command": "roll_back", "target": "previous", "reason": "errors at 10%" })).await;
+    assert_eq!(status, 200, "{body}");
+    let second_entry = app.now();
+    app.advance_clock_hours(3);
+    assert_eq!(app.advance(Some("second try")).await.0, 200);
+    let left = app.now();
+    app.advance_clock_hours(1);
+
+    let (status, md) = text(&app.client, app.url("/status/1/report/stage/1?format=md")).await;
+    assert_eq!(status, 200, "{md}");
+    assert!(md.contains(&format!("Covers {} to {} (3 h", utc_minute(second_entry), utc_minute(left))), "{md}");
+    let advances: Vec<&str> = md.split("\n### ").filter(|s| s.contains("— stage 1 to stage 2")).collect();
+    assert_eq!(advances.len(), 1, "{md}");
+    assert!(advances[0].starts_with(&utc_minute(left)) && advances[0].contains("“second try”"), "{}", advances[0]);
+    assert!(!md.contains("on to 10%") && !md.contains("first try"), "the first stay's advance: {md}");
+    // The stay began with the rollback into it: that is its incident; the timeline keeps both stays.
+    assert!(md.contains("errors at 10%"), "{md}");
+    let stays = row(&md, "1 1% rollout");
+    assert_eq!(stays.len(), 2, "{md}");
+    assert!(stays[0].contains(&utc_minute(first_entry)) && stays[0].contains("(advanced)"), "{}", stays[0]);
+    assert!(stays[1].contains(&utc_minute(second_entry)), "{}", stays[1]);
+    // The advance's gates are those stored at the advance that left the latest stay.
+    let stored: Value = sqlx::query_scalar(
+        "SELECT evidence->'gates' FROM audit_log WHERE (evidence->'from'->>'stage')::int = 1 AND (evidence->'to'->>'stage')::int = 2 ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let gates: Vec<Gate> = serde_json::from_value(stored).unwrap();
+    for gate in &gates {
+        let label = gate.criterion.label();
+        assert!(
+            advances[0]
+                .lines()
+                .any(|l| l.starts_with(&format!("| {label} |"))
+                    && l.contains(&format!("| {} / ", app::domain::units::thousands(gate.sample)))),
+            "{label}: {}",
+            advances[0]
+        );
+    }
+    // Stage 2, left by a rollback and in force again: its latest stay has no advance yet.
+    let (status, md) = text(&app.client, app.url("/status/1/report/stage/2?format=md")).await;
+    assert_eq!(status, 200, "{md}");
+    assert!(!md.contains("— stage 2 to") && !md.contains("on to 10%"), "{md}");
+    assert!(md.contains(&format!("Covers {} to {}", utc_minute(left), utc_minute(app.now()))), "{md}");
+}
+
+/// Review: an advance whose asker approved it at once (the plan allows self-approval) is named
+/// as approved by that person, in the stage's report and the final one.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_self_approved_advance_names_who_approved_it(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    approvals(&app, 1, true).await;
+    app.go_to_stage(0).await;
+    app.advance_clock_hours(1);
+    let (ana, bea) = app.approvers().await;
+    let (status, body) = app.command_as(&ana, json!({ "command": "advance", "override_reason": "ana decides" })).await;
+    assert_eq!((status, body["stage"].as_u64()), (200, Some(1)), "{body}");
+    // Two approvals needed: the asker's own and bea's.
+    approvals(&app, 2, true).await;
+    app.advance_clock_hours(1);
+    let (status, body) = app.command_as(&bea, json!({ "command": "advance", "override_reason": "bea asks" })).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("awaiting_approval")), "{body}");
+    let (status, body) = app.command_as(&ana, json!({ "command": "approve" })).await;
+    assert_eq!((status, body["stage"].as_u64()), (200, Some(2)), "{body}");
+
+    let (_, stage0) = text(&app.client, app.url("/status/1/report/stage/0?format=md")).await;
+    assert!(stage0.contains("Asked by ana; approved by ana; **overridden**: “ana decides”."), "{stage0}");
+    let (_, stage1) = text(&app.client, app.url("/status/1/report/stage/1?format=md")).await;
+    assert!(stage1.contains("Asked by bea; approved by bea, ana; **overridden**: “bea asks”."), "{stage1}");
+    let (_, all) = text(&app.client, app.url("/status/1/report?format=md")).await;
+    assert!(all.contains("approved by ana;") && all.contains("approved by bea, ana;"), "{all}");
+}
+
+/// Review: two people editing the notes lost one's save to the other's. Saves are versioned:
+/// one made from an old version is refused with 409 and what is stored now.
+#[sqlx::test(migrations = "../migrations")]
+async fn report_notes_are_versioned_and_a_stale_save_is_refused(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let url = app.url("/api/v1/rollouts/1/report/notes");
+    let response = app.client.get(&url).send().await.unwrap();
+    assert_eq!(response.headers()["etag"], "\"0\"");
+    assert_eq!(response.json::<Value>().await.unwrap()["version"], 0);
+
+    let put = |if_match: Option<&str>, body: Value| {
+        let mut request = app.client.put(&url).json(&body);
+        if let Some(tag) = if_match {
+            request = request.header("if-match", tag);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let (status, etag) = (response.status().as_u16(), response.headers().get("etag").map(|v| v.to_str().unwrap().to_string()));
+            (status, etag, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, etag, body) = put(Some("\"0\""), json!({ "lessons": "ana's", "recommendations": "r1" })).await;
+    assert_eq!((status, etag.as_deref(), &body["version"]), (200, Some("\"1\""), &json!(1)), "{body}");
+    // Bea read version 0 too: her save is refused, and she gets ana's to merge.
+    let (status, etag, body) = put(Some("\"0\""), json!({ "lessons": "bea's", "recommendations": "r2" })).await;
+    assert_eq!((status, etag.as_deref()), (409, Some("\"1\"")), "{body}");
+    assert_eq!((&body["error"], &body["current_version"], &body["notes"]["lessons"]), (&json!("conflict"), &json!(1), &json!("ana's")));
+    assert_eq!(app.get_json("/api/v1/rollouts/1/report/notes").await["lessons"], "ana's");
+    // The version in the body does the same.
+    assert_eq!(put(None, json!({ "lessons": "bea's", "version": 0 })).await.0, 409);
+    let (status, _, body) = put(None, json!({ "lessons": "both", "recommendations": "r1", "version": 1 })).await;
+    assert_eq!((status, &body["version"]), (200, &json!(2)));
+    // Without a version a save overwrites; `{}` clears.
+    let (status, _, body) = put(None, json!({ "lessons": "blind", "recommendations": "" })).await;
+    assert_eq!((status, &body["version"], &body["lessons"]), (200, &json!(3), &json!("blind")));
+    let (status, etag, body) = put(Some("*"), json!({})).await;
+    assert_eq!((status, etag.as_deref(), &body["lessons"], &body["recommendations"]), (200, Some("\"4\""), &json!(""), &json!("")));
+    assert_eq!(put(Some("W/\"4\""), json!({})).await.0, 409, "a weak tag never matches");
+    assert_eq!(put(Some("\"4\""), json!({ "version": 3 })).await.0, 422, "If-Match and version disagree");
+
+    // Ten saves from the same version at once: one is saved, nine refused.
+    let saves = (0..10).map(|i| put(Some("\"4\""), json!({ "lessons": format!("writer {i}") })));
+    let statuses: Vec<u16> = futures_util::future::join_all(saves).await.into_iter().map(|(s, ..)| s).collect();
+    assert_eq!((statuses.iter().filter(|s| **s == 200).count(), statuses.iter().filter(|s| **s == 409).count()), (1, 9), "{statuses:?}");
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM report_notes ORDER BY id").fetch_all(&pool).await.unwrap();
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
+
+    // The page's form carries the version it showed; a save from a stale page is refused.
+    let oscar = app.person("oscar", "operator").await;
+    let (_, page) = text(&oscar, app.url("/status/1/report")).await;
+    assert!(page.contains("<input type=\"hidden\" name=\"version\" value=\"5\">"), "{page}");
+    let form =
+        |version: &str| [("lessons", "from the page".to_string()), ("recommendations", String::new()), ("version", version.to_string())];
+    let response = oscar.post(app.url("/status/1/report/notes")).form(&form("4")).send().await.unwrap();
+    assert_eq!(response.status(), 409);
+    assert!(response.text().await.unwrap().contains("from the page"), "the text written is given back");
+    assert_eq!(app.get_json("/api/v1/rollouts/1/report/notes").await["version"], 5);
+    let response = oscar.post(app.url("/status/1/report/notes")).form(&form("5")).send().await.unwrap();
+    assert_eq!((response.status().as_u16(), response.headers()["location"].to_str().unwrap()), (303, "/status/1/report#lessons"));
+    assert_eq!(app.get_json("/api/v1/rollouts/1/report/notes").await["lessons"], "from the page");
+
+    // Who may not write is refused before the form is read: a viewer's malformed form is 403,
+    // not a complaint about the form.
+    let viewer = app.person("vic", "viewer").await;
+    let response = viewer
+        .post(app.url("/status/1/report/notes"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("version=abc&unknown=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let response = oscar
+        .post(app.url("/status/1/report/notes"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("version=abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+}

@@ -123,11 +123,13 @@ pub async fn authorize(State(auth): State<Auth>, mut request: Request, next: Nex
             return ApiError(e).into_response();
         }
     } else if route.is_some() && method == Method::GET && !is_public_page(request.uri().path()) {
-        // A page: people sign in first; a share link opens only its status page.
+        // A page: people sign in first. The status pages and reports also open to a share link
+        // and to an API token — a machine cannot sign in, so it is never sent to; the page
+        // checks `ReadStatus` itself (a share link's own rollout, a token's `read` scope).
         let path = request.uri().path();
-        let shared_status = matches!(principal, Principal::ShareLink { .. }) && path.starts_with("/status");
+        let status_reader = matches!(principal, Principal::ShareLink { .. } | Principal::Token { .. }) && path.starts_with("/status");
         let is_page = !path.starts_with("/api/");
-        if is_page && !matches!(principal, Principal::User { .. }) && !shared_status {
+        if is_page && !matches!(principal, Principal::User { .. }) && !status_reader {
             let next = request.uri().path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
             return Redirect::to(&format!("/login?next={}", encode_component(&next))).into_response();
         }

@@ -5,18 +5,19 @@
 //! Pages: `/status/{id}/report` (the final report, or the report so far), `…/report/daily`,
 //! `…/report/stage/{stage}`; `?format=md` downloads any of them as Markdown. API:
 //! `GET /api/v1/rollouts/{id}/report?kind=final|stage|daily&stage=N&format=md|html`, and
-//! `GET`/`PUT /api/v1/rollouts/{id}/report/notes`.
+//! `GET`/`PUT /api/v1/rollouts/{id}/report/notes` (versioned: a save from an old version is
+//! refused with 409 and what is stored now).
 
 use super::{ApiError, ApiState};
 use crate::report::render::{self, Names, Page};
 use crate::report::{Kind, Report};
-use crate::store::ReportNotes;
+use crate::store::{NotesSaved, ReportNotes};
 use app::domain::access::{Permission, Principal, check};
 use app::domain::units::StageIndex;
 use app::error::AppError;
-use axum::extract::rejection::{FormRejection, JsonRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Json, Router};
@@ -73,7 +74,10 @@ fn respond(report: &Report, principal: &Principal, format: Option<&str>, path: &
             let mut links = vec![("Status".to_string(), format!("/status/{id}")), ("Report".to_string(), format!("/status/{id}/report"))];
             links.push(("Last 24 hours".to_string(), format!("/status/{id}/report/daily")));
             for advance in &report.advances {
-                links.push((format!("Stage {}", advance.from.0), format!("/status/{id}/report/stage/{}", advance.from.0)));
+                let link = (format!("Stage {}", advance.from.0), format!("/status/{id}/report/stage/{}", advance.from.0));
+                if !links.contains(&link) {
+                    links.push(link);
+                }
             }
             let page = Page {
                 path,
@@ -150,11 +154,36 @@ async fn api_report(
     respond(&report, &principal, Some(q.format.as_deref().unwrap_or("md")), &path)
 }
 
-#[derive(Debug, Deserialize)]
+/// A save of the notes: an absent text is empty (`{}` clears them). `version` is the version
+/// the save was made from; without it (and without `If-Match`) the save overwrites whatever is
+/// stored.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NotesBody {
+    #[serde(default)]
     lessons: String,
+    #[serde(default)]
     recommendations: String,
+    #[serde(default, deserialize_with = "version_field")]
+    version: Option<u64>,
+}
+
+/// The form sends the version as text (an empty field: none).
+fn version_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Number(u64),
+        Text(String),
+    }
+    match Option::<Either>::deserialize(d)? {
+        None => Ok(None),
+        Some(Either::Number(n)) => Ok(Some(n)),
+        Some(Either::Text(t)) if t.trim().is_empty() => Ok(None),
+        Some(Either::Text(t)) => {
+            t.trim().parse().map(Some).map_err(|_| serde::de::Error::custom(format!("version: `{t}` is not a version")))
+        }
+    }
 }
 
 impl NotesBody {
@@ -164,37 +193,103 @@ impl NotesBody {
     }
 }
 
-async fn notes(State(state): State<ApiState>, Path(id): Path<i64>) -> Result<Json<ReportNotes>, ApiError> {
-    state.store.rollout(id).await.map_err(AppError::from)?;
-    Ok(Json(state.store.report_notes(id).await.map_err(AppError::from)?))
+/// The notes' entity tag: their version, quoted.
+fn etag(notes: &ReportNotes) -> String {
+    format!("\"{}\"", notes.version)
 }
 
-async fn save(state: &ApiState, principal: &Principal, id: i64, body: &NotesBody) -> Result<ReportNotes, AppError> {
+/// The notes with their `ETag`.
+fn tagged(status: StatusCode, notes: ReportNotes) -> Response {
+    let tag = etag(&notes);
+    let mut response = (status, Json(notes)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+async fn notes(State(state): State<ApiState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    state.store.rollout(id).await.map_err(AppError::from)?;
+    Ok(tagged(StatusCode::OK, state.store.report_notes(id).await.map_err(AppError::from)?))
+}
+
+/// The version a save was made from: the body's `version`, else `If-Match`'s (`*` or no header:
+/// none). A tag that is not a version this server gave matches no stored version.
+fn made_from(headers: &HeaderMap, body: &NotesBody) -> Result<Option<u64>, AppError> {
+    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(body.version) };
+    let value = value.to_str().map_err(|_| AppError::invalid("If-Match", "not a list of entity tags"))?.trim();
+    if value == "*" {
+        return Ok(body.version);
+    }
+    // Strong comparison: a weak tag never matches. An unknown tag stands for a version that is
+    // never stored (u64::MAX), so the save is refused as stale.
+    let tags: Vec<u64> = value
+        .split(',')
+        .map(|t| t.trim().strip_prefix('"').and_then(|t| t.strip_suffix('"')).and_then(|v| v.parse().ok()).unwrap_or(u64::MAX))
+        .collect();
+    let tag = tags.into_iter().min().unwrap_or(u64::MAX);
+    match body.version {
+        Some(v) if v != tag => Err(AppError::invalid("version", format!("{v} is not the version If-Match names ({value})"))),
+        _ => Ok(Some(tag)),
+    }
+}
+
+/// Saves the notes as `principal`, from version `from` (or over whatever is stored).
+async fn save(state: &ApiState, principal: &Principal, id: i64, body: &NotesBody, from: Option<u64>) -> Result<NotesSaved, AppError> {
     check(principal, Permission::WriteReport)?;
     body.check()?;
     state.store.rollout(id).await?;
     let now = state.rollouts.now();
-    Ok(state.store.write_report_notes(id, body.lessons.trim(), body.recommendations.trim(), &principal.actor(), now).await?)
+    Ok(state.store.write_report_notes(id, body.lessons.trim(), body.recommendations.trim(), from, &principal.actor(), now).await?)
+}
+
+/// 409 with what is stored now: the caller merges and saves again from its version.
+fn stale(current: ReportNotes) -> Response {
+    let error = ApiError(AppError::Conflict {
+        message: format!("the notes were saved by someone else since (now version {}); merge and save again", current.version),
+        current_version: current.version,
+    });
+    let mut body = error.body();
+    let tag = etag(&current);
+    body["notes"] = serde_json::to_value(current).unwrap_or_default();
+    let mut response = (StatusCode::CONFLICT, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
 }
 
 async fn write_notes(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<i64>,
+    headers: HeaderMap,
     body: Result<Json<NotesBody>, JsonRejection>,
-) -> Result<Json<ReportNotes>, ApiError> {
+) -> Result<Response, ApiError> {
     let Json(body) = body?;
-    Ok(Json(save(&state, &principal, id, &body).await?))
+    let from = made_from(&headers, &body)?;
+    Ok(match save(&state, &principal, id, &body, from).await? {
+        NotesSaved::Saved(notes) => tagged(StatusCode::OK, notes),
+        NotesSaved::Stale(current) => stale(current),
+    })
 }
 
-/// The report page's form: saves, then shows the report again.
+/// The report page's form: saves, then shows the report again. The caller's right to write is
+/// checked before the body is read; the form carries the version the page showed.
 async fn notes_form(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<i64>,
-    body: Result<Form<NotesBody>, FormRejection>,
-) -> Result<Redirect, ApiError> {
-    let Form(body) = body.map_err(|e| AppError::invalid("body", e.body_text()))?;
-    save(&state, &principal, id, &body).await?;
-    Ok(Redirect::to(&format!("/status/{id}/report#lessons")))
+    request: Request,
+) -> Result<Response, ApiError> {
+    check(&principal, Permission::WriteReport).map_err(AppError::from)?;
+    let Form(body) = Form::<NotesBody>::from_request(request, &state).await.map_err(|e| AppError::invalid("body", e.body_text()))?;
+    let from = body.version;
+    Ok(match save(&state, &principal, id, &body, from).await? {
+        NotesSaved::Saved(_) => Redirect::to(&format!("/status/{id}/report#lessons")).into_response(),
+        NotesSaved::Stale(current) => {
+            let page = render::stale_notes_page(&format!("/status/{id}/report"), current.version, &body.lessons, &body.recommendations);
+            (StatusCode::CONFLICT, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+        }
+    })
 }

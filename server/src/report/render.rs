@@ -2,6 +2,7 @@
 //! Markdown or as a standalone HTML page with print styles. Both come from the same blocks, so
 //! the download and the page never disagree.
 
+use super::inline::{Inline, Place, Span, md_escape};
 use super::svg::{Line, line_chart};
 use super::{Kind, Report, esc};
 use app::domain::stats::Summary;
@@ -10,7 +11,7 @@ use app::format::{
     duration, gate_interval, gate_point, gate_threshold, impact_change, impact_expected, impact_figure, matrix_cell_detail, utc_minute,
     versus_control,
 };
-use app::model::AuditEntry;
+use app::model::{AuditEntry, ChecklistItem};
 use std::fmt::Write;
 
 /// Who may read the names in a report: a person signed in sees them; a share link's holder sees
@@ -21,15 +22,16 @@ pub enum Names {
     Hidden,
 }
 
-/// One piece of a report.
+/// One piece of a report. Every text in it is an [`Inline`] run or plain text the writers
+/// escape: nothing a person wrote reaches the Markdown or the page unescaped.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Block {
-    Heading(u8, String),
-    Paragraph(String),
-    List(Vec<String>),
+    Heading(u8, Inline),
+    Paragraph(Inline),
+    List(Vec<Inline>),
     Table {
-        head: Vec<String>,
-        rows: Vec<Vec<String>>,
+        head: Vec<Inline>,
+        rows: Vec<Vec<Inline>>,
     },
     /// An inline SVG chart (HTML), and the same figures as a short table (Markdown).
     Chart {
@@ -40,13 +42,18 @@ pub enum Block {
     /// Free text a team wrote, kept as written (line breaks included).
     Text {
         id: &'static str,
-        title: String,
+        title: Inline,
         text: String,
     },
 }
 
-fn table(head: &[&str], rows: Vec<Vec<String>>) -> Block {
-    Block::Table { head: head.iter().map(|h| h.to_string()).collect(), rows }
+/// A table row: each cell anything that makes an [`Inline`] (a `String` is text as written).
+macro_rules! cells {
+    ($($cell:expr),* $(,)?) => { vec![$(Inline::from($cell)),*] };
+}
+
+fn table(head: &[&str], rows: Vec<Vec<Inline>>) -> Block {
+    Block::Table { head: head.iter().map(|h| Inline::text(*h)).collect(), rows }
 }
 
 fn when(t: Timestamp) -> String {
@@ -81,6 +88,10 @@ pub fn title(report: &Report) -> String {
 /// The report as blocks, in reading order.
 pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
     let person = |name: &str, role: &str| if names == Names::Shown { name.to_string() } else { role.to_string() };
+    let ticked = |item: &ChecklistItem| match (&item.checked_by, item.checked_at) {
+        (Some(by), Some(at)) => format!("✓ {} by {}", when(at), person(by, "a team member")),
+        _ => "open".to_string(),
+    };
     let mut out = Vec::new();
 
     // Summary.
@@ -91,8 +102,8 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
     };
     let rollbacks = report.incidents.iter().filter(|i| i.action.ends_with("roll_back")).count();
     out.push(Block::List(vec![
-        format!("Flag `{}`: {}, served {}.", report.flag_key, status, report.served),
-        format!("Covers {} to {} ({}).", when(report.from), when(report.to), duration(report.to.since(report.from))),
+        Inline::text("Flag ").code(&report.flag_key).then(format!(": {status}, served {}.", report.served)),
+        format!("Covers {} to {} ({}).", when(report.from), when(report.to), duration(report.to.since(report.from))).into(),
         format!(
             "{} stage change{} forward, {} rollback{}, {} incident{} in all.",
             report.advances.len(),
@@ -101,8 +112,9 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
             plural(rollbacks),
             report.incidents.len(),
             plural(report.incidents.len())
-        ),
-        format!("Made {} from Rampart's stored data (rollout {}).", when(report.made_at), report.rollout_id),
+        )
+        .into(),
+        format!("Made {} from Rampart's stored data (rollout {}).", when(report.made_at), report.rollout_id).into(),
     ]));
 
     // Timeline: planned against actual.
@@ -111,13 +123,13 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
     for line in &report.stages {
         let planned = line.planned_start.map_or_else(|| "—".into(), when);
         if line.spans.is_empty() {
-            let row = [format!("{} {}", line.index.0, line.name), line.flag.to_string(), duration(line.soak), planned.clone()];
-            rows.push(row.into_iter().chain(["not reached".into(), "—".into(), "—".into()]).collect());
+            let stage = format!("{} {}", line.index.0, line.name);
+            rows.push(cells![stage, line.flag.to_string(), duration(line.soak), planned.clone(), "not reached", "—", "—"]);
         }
         for (entered, left, how) in &line.spans {
             let stayed = duration(left.unwrap_or(report.made_at).since(*entered));
             let left = left.map_or_else(|| "—".into(), when);
-            rows.push(vec![
+            rows.push(cells![
                 format!("{} {}", line.index.0, line.name),
                 line.flag.to_string(),
                 duration(line.soak),
@@ -135,16 +147,16 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
         out.push(Block::Heading(2, "Gate evidence at each advance".into()));
         for advance in &report.advances {
             let to = advance.to.map_or_else(|| "completion".to_string(), |s| format!("stage {}", s.0));
-            out.push(Block::Heading(3, format!("{} — stage {} to {to}", when(advance.at), advance.from.0)));
+            out.push(Block::Heading(3, format!("{} — stage {} to {to}", when(advance.at), advance.from.0).into()));
             let approvers: Vec<String> = advance.approved_by.iter().map(|a| person(a, "an approver")).collect();
-            let mut said = format!("Asked by {}", person(&advance.asked_by, "a team member"));
+            let mut said = Inline::text(format!("Asked by {}", person(&advance.asked_by, "a team member")));
             if !approvers.is_empty() {
-                said.push_str(&format!("; approved by {}", approvers.join(", ")));
+                said = said.then(format!("; approved by {}", approvers.join(", ")));
             }
             if let Some(reason) = &advance.override_reason {
-                said.push_str(&format!("; **overridden**: “{reason}”"));
+                said = said.then("; ").strong("overridden").then(format!(": “{reason}”"));
             }
-            out.push(Block::Paragraph(format!("{said}.")));
+            out.push(Block::Paragraph(said.then(".")));
             if advance.gates.is_empty() {
                 out.push(Block::Paragraph("The stage had no gates to judge (its plan sets no criteria).".into()));
                 continue;
@@ -157,13 +169,13 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
                         Some(i) => format!("{} ({i})", gate_point(g)),
                         None => gate_point(g),
                     };
-                    vec![
-                        g.criterion.label().to_string(),
+                    cells![
+                        g.criterion.label(),
                         gate_threshold(g),
                         observed,
                         format!("{} / {}", thousands(g.sample), thousands(g.min_sample)),
                         versus_control(g),
-                        g.verdict.label().to_string(),
+                        g.verdict.label(),
                     ]
                 })
                 .collect();
@@ -187,7 +199,7 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
                 if names == Names::Hidden {
                     i.without_name();
                 }
-                vec![when(i.at), i.actor.clone(), i.summary.clone(), i.reason.clone().unwrap_or_default()]
+                cells![when(i.at), i.actor, i.summary, i.reason.unwrap_or_default()]
             })
             .collect();
         out.push(table(&["When", "Who", "What", "Reason"], rows));
@@ -197,7 +209,7 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
     if !report.charts.is_empty() {
         out.push(Block::Heading(2, "Charts".into()));
         for chart in &report.charts {
-            out.push(Block::Heading(3, chart.title.clone()));
+            out.push(Block::Heading(3, chart.title.as_str().into()));
             out.extend(chart_blocks(chart));
         }
     }
@@ -205,29 +217,32 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
     // Baseline against the treatment.
     if let Some(c) = &report.comparison {
         out.push(Block::Heading(2, "Baseline against the new path".into()));
-        out.push(Block::Paragraph(format!("The frozen baseline beside the treatment uploads of {}.", c.of)));
+        out.push(Block::Paragraph(format!("The frozen baseline beside the treatment uploads of {}.", c.of).into()));
         out.push(comparison_table(&c.baseline, &c.treatment));
     }
 
     // Impact.
     if let Some(impact) = &report.impact {
         out.push(Block::Heading(2, "Impact against the expected improvements".into()));
-        out.push(Block::Paragraph(format!(
-            "{} treatment uploads against the {}; each change with its anytime interval (each end wrong with chance at most 2.5%).",
-            thousands(impact.treatment_uploads),
-            impact.reference
-        )));
+        out.push(Block::Paragraph(
+            format!(
+                "{} treatment uploads against the {}; each change with its anytime interval (each end wrong with chance at most 2.5%).",
+                thousands(impact.treatment_uploads),
+                impact.reference
+            )
+            .into(),
+        ));
         let rows = impact
             .measures
             .iter()
             .map(|m| {
-                vec![
-                    m.what.clone(),
+                cells![
+                    m.what.as_str(),
                     impact_figure(m.reference, &m.unit),
                     impact_figure(m.treatment, &m.unit),
                     impact_change(m),
                     impact_expected(m),
-                    m.outcome.label().to_string(),
+                    m.outcome.label(),
                 ]
             })
             .collect();
@@ -238,23 +253,31 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
     if let Some(matrix) = &report.matrix {
         out.push(Block::Heading(2, "End-to-end matrix".into()));
         let passing = matrix.cells.iter().filter(|c| c.verdict == app::domain::gates::Verdict::Pass).count();
-        out.push(Block::Paragraph(format!(
-            "{passing} of {} cells pass; each needs {} treatment uploads with its failures within {:.1}%.",
-            matrix.cells.len(),
-            matrix.min_per_cell,
-            100.0 - matrix.success_min
-        )));
+        out.push(Block::Paragraph(
+            format!(
+                "{passing} of {} cells pass; each needs {} treatment uploads with its failures within {:.1}%.",
+                matrix.cells.len(),
+                matrix.min_per_cell,
+                100.0 - matrix.success_min
+            )
+            .into(),
+        ));
         let mut head = vec!["File type · size"];
         head.extend(matrix.providers.iter().map(String::as_str));
         let mut rows = Vec::new();
         for file_type in &matrix.file_types {
             for size in &matrix.sizes_mb {
-                let mut row = vec![format!("{file_type} · ≤ {size} MB")];
+                let mut row = cells![format!("{file_type} · ≤ {size} MB")];
                 for provider in &matrix.providers {
-                    row.push(matrix.cell(file_type, *size, provider).map_or_else(
-                        || "—".into(),
-                        |c| format!("{}: {} uploads, {}", c.verdict.label(), thousands(c.uploads), matrix_cell_detail(c)),
-                    ));
+                    row.push(
+                        matrix
+                            .cell(file_type, *size, provider)
+                            .map_or_else(
+                                || "—".into(),
+                                |c| format!("{}: {} uploads, {}", c.verdict.label(), thousands(c.uploads), matrix_cell_detail(c)),
+                            )
+                            .into(),
+                    );
                 }
                 rows.push(row);
             }
@@ -271,10 +294,10 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
             .tests
             .iter()
             .map(|t| {
-                vec![
+                cells![
                     when(t.reported_at),
                     t.stage.to_string(),
-                    t.suite.clone(),
+                    t.suite.as_str(),
                     format!("{} of {}", t.passed, t.passed + t.failed),
                     t.skipped.to_string(),
                     person(&t.reported_by, "CI"),
@@ -284,14 +307,42 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
             })
             .collect();
         out.push(table(&["Reported", "Stage", "Suite", "Passed", "Skipped", "By", "Run"], rows));
+        let failed: Vec<Vec<Inline>> = report
+            .tests
+            .iter()
+            .flat_map(|t| {
+                t.failures.iter().map(move |f| {
+                    let case = if f.classname.is_empty() { f.name.clone() } else { format!("{}::{}", f.classname, f.name) };
+                    cells![when(t.reported_at), t.suite.as_str(), case, first_line(&f.message, 300)]
+                })
+            })
+            .collect();
+        if !failed.is_empty() {
+            out.push(Block::Heading(3, "Failed cases".into()));
+            out.push(table(&["Reported", "Suite", "Case", "Message"], failed));
+        }
     }
 
-    // Routines: each recurring list's day (or week), how much of it was done, what was found.
     let (routines, own): (Vec<_>, Vec<_>) = report.checklist.iter().partition(|i| i.period.is_some());
-    if !routines.is_empty() {
+    if report.kind == Kind::Daily {
+        // The day's routines item by item: what was done, by whom and when, what is still open.
         out.push(Block::Heading(2, "Routines".into()));
-        let mut rows: Vec<Vec<String>> = Vec::new();
-        let mut lists: Vec<(&str, Vec<&app::model::ChecklistItem>)> = Vec::new();
+        if routines.is_empty() {
+            out.push(Block::Paragraph("No routines were due in these 24 hours.".into()));
+        } else {
+            let done = routines.iter().filter(|i| i.checked_at.is_some()).count();
+            out.push(Block::Paragraph(format!("{done} of {} items done, {} open.", routines.len(), routines.len() - done).into()));
+            let rows = routines
+                .iter()
+                .map(|i| cells![i.section.as_str(), i.text.as_str(), ticked(i), i.note.clone().unwrap_or_default()])
+                .collect();
+            out.push(table(&["List", "Item", "Done", "Found"], rows));
+        }
+    } else if !routines.is_empty() {
+        // Each recurring list's day (or week), how much of it was done, what was found.
+        out.push(Block::Heading(2, "Routines".into()));
+        let mut rows = Vec::new();
+        let mut lists: Vec<(&str, Vec<&ChecklistItem>)> = Vec::new();
         for item in routines {
             match lists.last_mut() {
                 Some((section, items)) if *section == item.section => items.push(item),
@@ -307,7 +358,7 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
                     i.note.as_ref().map(|n| format!("{}: {n} ({})", i.text, person(i.checked_by.as_deref().unwrap_or(""), "a team member")))
                 })
                 .collect();
-            rows.push(vec![section.to_string(), format!("{done} of {}", items.len()), found.join("; ")]);
+            rows.push(cells![section, format!("{done} of {}", items.len()), found.join("; ")]);
         }
         out.push(table(&["List", "Done", "Findings"], rows));
     }
@@ -318,15 +369,11 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
         let rows = own
             .iter()
             .map(|item| {
-                let done = match (&item.checked_by, item.checked_at) {
-                    (Some(by), Some(at)) => format!("✓ {} by {}", when(at), person(by, "a team member")),
-                    _ => "open".to_string(),
-                };
                 let text = match &item.note {
                     Some(note) => format!("{} — found: {note}", item.text),
                     None => item.text.clone(),
                 };
-                vec![item.stage.0.to_string(), item.section.clone(), text, done]
+                cells![item.stage.0.to_string(), item.section.as_str(), text, ticked(item)]
             })
             .collect();
         out.push(table(&["Stage", "List", "Item", "Done"], rows));
@@ -337,10 +384,16 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
             (Some(by), Some(at)) => format!(" (last written by {} at {})", person(by, "a team member"), when(at)),
             _ => String::new(),
         };
-        out.push(Block::Text { id: "lessons", title: format!("Lessons learned{by}"), text: notes.lessons.clone() });
+        out.push(Block::Text { id: "lessons", title: format!("Lessons learned{by}").into(), text: notes.lessons.clone() });
         out.push(Block::Text { id: "recommendations", title: "Recommendations".into(), text: notes.recommendations.clone() });
     }
     out
+}
+
+/// The first line of `text`, at most `max` characters of it.
+fn first_line(text: &str, max: usize) -> String {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    if line.chars().count() > max { format!("{}…", line.chars().take(max).collect::<String>()) } else { line.to_string() }
 }
 
 fn plural(n: usize) -> &'static str {
@@ -348,7 +401,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 fn comparison_table(baseline: &Summary, treatment: &Summary) -> Block {
-    let row = |what: &str, f: fn(&Summary) -> String| vec![what.to_string(), f(baseline), f(treatment)];
+    let row = |what: &str, f: fn(&Summary) -> String| cells![what, f(baseline), f(treatment)];
     table(
         &["Measure", "Baseline", "New path"],
         vec![
@@ -389,7 +442,7 @@ fn chart_blocks(chart: &super::Chart) -> Vec<Block> {
         let picks: Vec<usize> =
             if times.len() <= 8 { (0..times.len()).collect() } else { (0..8).map(|k| k * (times.len() - 1) / 7).collect() };
         let show = |v: Option<f64>| v.map_or_else(|| "—".into(), |v| if unit == "%" { format!("{v:.2}%") } else { format!("{v:.0} ms") });
-        let rows = picks.iter().map(|&i| vec![when(times[i]), show(values.0[i]), show(values.1[i])]).collect();
+        let rows = picks.iter().map(|&i| cells![when(times[i]), show(values.0[i]), show(values.1[i])]).collect();
         out.push(Block::Chart {
             svg: line_chart(&format!("{what}: {caption}"), unit, (chart.from, chart.to), chart.step_minutes * 60_000, &times, &lines),
             caption,
@@ -399,14 +452,9 @@ fn chart_blocks(chart: &super::Chart) -> Vec<Block> {
     out
 }
 
-/// A table cell's text in Markdown: one line, pipes escaped.
-fn md_cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
-}
-
 /// The report as Markdown.
 pub fn markdown(report: &Report, names: Names) -> String {
-    let mut out = format!("# {}\n\n", title(report));
+    let mut out = format!("# {}\n\n", md_escape(&title(report)));
     for block in blocks(report, names) {
         write_markdown(&mut out, &block);
     }
@@ -416,35 +464,59 @@ pub fn markdown(report: &Report, names: Names) -> String {
 fn write_markdown(out: &mut String, block: &Block) {
     match block {
         Block::Heading(level, text) => {
-            let _ = writeln!(out, "{} {text}\n", "#".repeat(usize::from(*level)));
+            let _ = writeln!(out, "{} {}\n", "#".repeat(usize::from(*level)), text.markdown(Place::Line));
         }
         Block::Paragraph(text) => {
-            let _ = writeln!(out, "{text}\n");
+            let _ = writeln!(out, "{}\n", text.markdown(Place::Line));
         }
         Block::List(items) => {
             for item in items {
-                let _ = writeln!(out, "- {item}");
+                let _ = writeln!(out, "- {}", item.markdown(Place::Line));
             }
             out.push('\n');
         }
         Block::Table { head, rows } => {
-            let _ = writeln!(out, "| {} |", head.iter().map(|h| md_cell(h)).collect::<Vec<_>>().join(" | "));
+            let row = |cells: &[Inline]| cells.iter().map(|c| c.markdown(Place::Cell)).collect::<Vec<_>>().join(" | ");
+            let _ = writeln!(out, "| {} |", row(head));
             let _ = writeln!(out, "|{}", "---|".repeat(head.len()));
-            for row in rows {
-                let _ = writeln!(out, "| {} |", row.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | "));
+            for cells in rows {
+                let _ = writeln!(out, "| {} |", row(cells));
             }
             out.push('\n');
         }
         Block::Chart { caption, table, .. } => {
-            let _ = writeln!(out, "*{caption}*\n");
+            let _ = writeln!(out, "{}\n", Inline(vec![Span::Em(caption.clone())]).markdown(Place::Line));
             write_markdown(out, table);
         }
         Block::Text { title, text, .. } => {
-            let _ = writeln!(out, "## {title}\n");
-            let text = text.trim();
-            let _ = writeln!(out, "{}\n", if text.is_empty() { "(not written yet)" } else { text });
+            let _ = writeln!(out, "## {}\n", title.markdown(Place::Line));
+            let _ = writeln!(out, "{}\n", if text.trim().is_empty() { "(not written yet)".to_string() } else { md_text(text) });
         }
     }
+}
+
+/// A team's free text as Markdown that shows it as written: each line escaped, a line break
+/// kept as a hard break, a blank line as a new paragraph.
+fn md_text(text: &str) -> String {
+    let mut out = String::new();
+    let mut paragraph_open = false;
+    for line in text.trim().lines().map(str::trim) {
+        if line.is_empty() {
+            if paragraph_open {
+                out.push_str("\n\n");
+            }
+            paragraph_open = false;
+            continue;
+        }
+        if paragraph_open {
+            out.push_str("\\\n");
+        } else if !out.is_empty() && !out.ends_with("\n\n") {
+            out.push_str("\n\n");
+        }
+        out.push_str(&md_escape(line));
+        paragraph_open = true;
+    }
+    out.trim_end().to_string()
 }
 
 /// Where the page's links and form point.
@@ -464,6 +536,21 @@ th{background:#f3f3f3}figure{margin:.5rem 0 1rem}figcaption{font-size:.85rem;col
 nav a{margin-right:1rem}textarea{width:100%;min-height:6rem;font:inherit}.text{white-space:pre-wrap}\
 @media print{nav,form,.no-print{display:none}body{margin:0;max-width:none}h2{break-after:avoid}table,figure{break-inside:avoid}}";
 
+/// The page a notes form answers when someone saved since it was shown: nothing was saved, and
+/// the text written is given back to copy.
+pub fn stale_notes_page(path: &str, version: u64, lessons: &str, recommendations: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not saved</title><style>{STYLE}</style></head><body><main>\
+         <h1>Not saved: someone saved the notes meanwhile</h1>\
+         <p>The lessons and recommendations were saved by someone else since you opened the report (they are now at version {version}). \
+         Your text is below: copy it, <a href=\"{}#lessons\">open the report again</a>, and merge it into theirs.</p>\
+         <h2>Your lessons learned</h2><div class=\"text\">{}</div><h2>Your recommendations</h2><div class=\"text\">{}</div></main></body></html>\n",
+        esc(path),
+        esc(lessons),
+        esc(recommendations)
+    )
+}
+
 /// The report as a standalone HTML page that prints cleanly.
 pub fn html(report: &Report, names: Names, page: &Page) -> String {
     let title = esc(&title(report));
@@ -482,10 +569,12 @@ pub fn html(report: &Report, names: Names, page: &Page) -> String {
         let _ = writeln!(
             out,
             "<form method=\"post\" action=\"{}/notes\"><h3>Edit the lessons and recommendations</h3>\
+             <input type=\"hidden\" name=\"version\" value=\"{}\">\
              <p><label>Lessons learned<textarea name=\"lessons\" maxlength=\"20000\">{}</textarea></label></p>\
              <p><label>Recommendations<textarea name=\"recommendations\" maxlength=\"20000\">{}</textarea></label></p>\
              <button type=\"submit\">Save</button></form>",
             esc(page.path),
+            notes.version,
             esc(&notes.lessons),
             esc(&notes.recommendations)
         );
@@ -497,28 +586,28 @@ pub fn html(report: &Report, names: Names, page: &Page) -> String {
 fn write_html(out: &mut String, block: &Block) {
     match block {
         Block::Heading(level, text) => {
-            let _ = writeln!(out, "<h{level}>{}</h{level}>", esc(text));
+            let _ = writeln!(out, "<h{level}>{}</h{level}>", text.html());
         }
         Block::Paragraph(text) => {
-            let _ = writeln!(out, "<p>{}</p>", inline(text));
+            let _ = writeln!(out, "<p>{}</p>", text.html());
         }
         Block::List(items) => {
             out.push_str("<ul>");
             for item in items {
-                let _ = write!(out, "<li>{}</li>", inline(item));
+                let _ = write!(out, "<li>{}</li>", item.html());
             }
             out.push_str("</ul>\n");
         }
         Block::Table { head, rows } => {
             out.push_str("<table><thead><tr>");
             for h in head {
-                let _ = write!(out, "<th scope=\"col\">{}</th>", esc(h));
+                let _ = write!(out, "<th scope=\"col\">{}</th>", h.html());
             }
             out.push_str("</tr></thead><tbody>");
             for row in rows {
                 out.push_str("<tr>");
                 for cell in row {
-                    let _ = write!(out, "<td>{}</td>", esc(cell));
+                    let _ = write!(out, "<td>{}</td>", cell.html());
                 }
                 out.push_str("</tr>");
             }
@@ -528,32 +617,9 @@ fn write_html(out: &mut String, block: &Block) {
             let _ = writeln!(out, "<figure>{svg}<figcaption>{}</figcaption></figure>", esc(caption));
         }
         Block::Text { id, title, text } => {
-            let _ = writeln!(out, "<h2 id=\"{id}\">{}</h2>", esc(title));
+            let _ = writeln!(out, "<h2 id=\"{id}\">{}</h2>", title.html());
             let shown = if text.trim().is_empty() { "(not written yet)" } else { text.trim() };
             let _ = writeln!(out, "<div class=\"text\" data-testid=\"{id}\">{}</div>", esc(shown));
         }
     }
-}
-
-/// A paragraph's text with `code` and **bold** as Markdown writes them.
-fn inline(text: &str) -> String {
-    let mut out = String::new();
-    let escaped = esc(text);
-    let mut rest = escaped.as_str();
-    while let Some(start) = rest.find(['`', '*']) {
-        let (marker, tag) = if rest[start..].starts_with("**") {
-            ("**", "strong")
-        } else if rest[start..].starts_with('`') {
-            ("`", "code")
-        } else {
-            ("*", "em")
-        };
-        let after = &rest[start + marker.len()..];
-        let Some(end) = after.find(marker) else { break };
-        out.push_str(&rest[..start]);
-        let _ = write!(out, "<{tag}>{}</{tag}>", &after[..end]);
-        rest = &after[end + marker.len()..];
-    }
-    out.push_str(rest);
-    out
 }

@@ -208,57 +208,106 @@ impl Store {
 pub struct ReportNotes {
     pub lessons: String,
     pub recommendations: String,
+    /// How many times they were saved: a save names the version it was made from (0 before
+    /// anyone has written them).
+    pub version: u64,
     /// Who saved them last, and when; `None` before anyone has.
     pub written_by: Option<String>,
     pub written_at: Option<Timestamp>,
 }
 
+/// What a save of the notes did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotesSaved {
+    /// Saved as the next version.
+    Saved(ReportNotes),
+    /// Someone saved since the version the save was made from: nothing was written; here is
+    /// what is stored now.
+    Stale(ReportNotes),
+}
+
 impl Store {
     /// The newest lessons and recommendations written for a rollout's final report.
     pub async fn report_notes(&self, rollout_id: i64) -> Result<ReportNotes> {
-        let row = sqlx::query!(
-            "SELECT lessons, recommendations, written_by, written_at FROM report_notes WHERE rollout_id = $1 ORDER BY id DESC LIMIT 1",
-            rollout_id
-        )
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.map_or_else(ReportNotes::default, |r| ReportNotes {
-            lessons: r.lessons,
-            recommendations: r.recommendations,
-            written_by: Some(r.written_by),
-            written_at: Some(to_timestamp(r.written_at)),
-        }))
+        let mut conn = self.pool().acquire().await?;
+        notes_of(&mut conn, rollout_id).await
     }
 
-    /// Saves new lessons and recommendations (earlier versions stay) and audits the save.
+    /// Saves new lessons and recommendations as the next version (earlier versions stay) and
+    /// audits the save. With `from`, only if the stored version is still `from`; without, over
+    /// whatever is stored.
+    #[allow(clippy::too_many_arguments)]
     pub async fn write_report_notes(
         &self,
         rollout_id: i64,
         lessons: &str,
         recommendations: &str,
+        from: Option<u64>,
         actor: &str,
         now: Timestamp,
-    ) -> Result<ReportNotes> {
-        let mut tx = self.pool().begin().await?;
-        let id = sqlx::query_scalar!(
-            "INSERT INTO report_notes (rollout_id, lessons, recommendations, written_by, written_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            rollout_id,
-            lessons,
-            recommendations,
-            actor,
-            from_timestamp(now)
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        let evidence = serde_json::json!({ "report_notes_id": id });
-        let summary = "Wrote the final report's lessons learned and recommendations";
-        insert_audit(&mut tx, Some(rollout_id), actor, "report_notes", summary, None, None, evidence, Some(now)).await?;
-        tx.commit().await?;
-        Ok(ReportNotes {
-            lessons: lessons.into(),
-            recommendations: recommendations.into(),
-            written_by: Some(actor.into()),
-            written_at: Some(now),
-        })
+    ) -> Result<NotesSaved> {
+        loop {
+            let mut tx = self.pool().begin().await?;
+            // The next version, only while the stored one is the one named; two saves of the
+            // same version meet at the unique index, and the later one fails there.
+            let inserted = sqlx::query!(
+                "INSERT INTO report_notes (rollout_id, version, lessons, recommendations, written_by, written_at)
+                 SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5 FROM report_notes WHERE rollout_id = $1
+                 HAVING $6::bigint IS NULL OR coalesce(max(version), 0) = $6
+                 RETURNING id, version",
+                rollout_id,
+                lessons,
+                recommendations,
+                actor,
+                from_timestamp(now),
+                from.map(|v| v.min(i64::MAX as u64) as i64)
+            )
+            .fetch_optional(&mut *tx)
+            .await;
+            let row = match inserted {
+                Ok(Some(row)) => row,
+                // The stored version moved on: what it is now, read in this transaction, which
+                // holds the only connection this save takes.
+                Ok(None) => return Ok(NotesSaved::Stale(notes_of(&mut tx, rollout_id).await?)),
+                // Another save took this version first: a versioned save is stale, an
+                // unversioned one goes on top of it.
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
+                    tx.rollback().await?;
+                    match from {
+                        Some(_) => return Ok(NotesSaved::Stale(self.report_notes(rollout_id).await?)),
+                        None => continue,
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let evidence = serde_json::json!({ "report_notes_id": row.id, "version": row.version });
+            let summary = "Wrote the final report's lessons learned and recommendations";
+            insert_audit(&mut tx, Some(rollout_id), actor, "report_notes", summary, None, None, evidence, Some(now)).await?;
+            tx.commit().await?;
+            return Ok(NotesSaved::Saved(ReportNotes {
+                lessons: lessons.into(),
+                recommendations: recommendations.into(),
+                version: row.version as u64,
+                written_by: Some(actor.into()),
+                written_at: Some(now),
+            }));
+        }
     }
+}
+
+/// The newest notes of a rollout, read on `conn` (a save's transaction reads what it lost to).
+async fn notes_of(conn: &mut PgConnection, rollout_id: i64) -> Result<ReportNotes> {
+    let row = sqlx::query!(
+            "SELECT lessons, recommendations, version, written_by, written_at FROM report_notes WHERE rollout_id = $1 ORDER BY version DESC LIMIT 1",
+            rollout_id
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map_or_else(ReportNotes::default, |r| ReportNotes {
+        lessons: r.lessons,
+        recommendations: r.recommendations,
+        version: r.version as u64,
+        written_by: Some(r.written_by),
+        written_at: Some(to_timestamp(r.written_at)),
+    }))
 }
