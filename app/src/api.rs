@@ -7,8 +7,7 @@ use crate::domain::access::{Permission, Role, Scope};
 use crate::domain::rollout::Rollout;
 use crate::error::AppError;
 use crate::model::{
-    AdminLists, BaselinePreview, ChartSeries, ChecklistItem, ControlRoom, Issued, ShareLinkView, StatusView, TokenView, UserView,
-    WebhookLog, WebhookView,
+    AdminLists, ChartSeries, ChecklistItem, ControlRoom, Issued, ShareLinkView, StatusView, TokenView, UserView, WebhookLog, WebhookView,
 };
 use leptos::prelude::*;
 
@@ -48,10 +47,22 @@ pub async fn who_am_i() -> Result<Principal, AppError> {
 }
 
 /// The control room of one rollout (`None`: the newest).
+///
+/// With `baseline_hours` (1 to 336), for a caller who may capture the baseline, it carries the
+/// control numbers of the last that many whole hours: what the baseline card offers to freeze.
 #[server(endpoint = "get_control_room")]
-pub async fn get_control_room(rollout_id: Option<i64>) -> Result<ControlRoom, AppError> {
-    require(Permission::ReadRollout)?;
-    services()?.rollouts.control_room(rollout_id).await
+pub async fn get_control_room(rollout_id: Option<i64>, baseline_hours: Option<u32>) -> Result<ControlRoom, AppError> {
+    let principal = require(Permission::ReadRollout)?;
+    let rollouts = services()?.rollouts;
+    let mut room = rollouts.control_room(rollout_id).await?;
+    if let Some(hours) = baseline_hours.filter(|_| principal.may(Permission::CaptureBaseline)) {
+        let preview = match (1..=336).contains(&hours) {
+            true => rollouts.preview_baseline(room.rollout_id, hours).await,
+            false => Err(AppError::invalid("hours", "must be between 1 and 336 (two weeks)")),
+        };
+        room.baseline_look = Some(crate::model::BaselineLook::new(hours, preview));
+    }
+    Ok(room)
 }
 
 /// Every rollout as the overview shows it, newest first.
@@ -85,28 +96,6 @@ pub async fn get_chart_series(rollout_id: i64, hours: u32) -> Result<ChartSeries
         return Err(AppError::invalid("hours", "must be between 1 and 336 (two weeks), or 0 for the whole rollout"));
     }
     services()?.rollouts.chart_series(rollout_id, hours).await
-}
-
-/// The baseline, in two steps with one function (one client in the WASM): without `count`, the
-/// control arm's numbers over the last `hours` (1 to 336) whole minutes — what a baseline
-/// captured there would freeze, shown before anyone freezes it; with the `to` and `count` that
-/// were shown, those numbers frozen (refused if the window now holds another count).
-#[server(endpoint = "capture_baseline")]
-pub async fn capture_baseline(rollout_id: i64, hours: u32, to: Option<i64>, count: Option<u64>) -> Result<BaselinePreview, AppError> {
-    use crate::domain::units::Timestamp;
-    let principal = require(Permission::CaptureBaseline)?;
-    if !(1..=336).contains(&hours) {
-        return Err(AppError::invalid("hours", "must be between 1 and 336 (two weeks)"));
-    }
-    let rollouts = services()?.rollouts;
-    match (to, count) {
-        (Some(to), Some(count)) => {
-            let from = Timestamp(to - i64::from(hours) * 3_600_000);
-            rollouts.capture_baseline(rollout_id, from, Timestamp(to), Some(count), &principal.actor()).await
-        }
-        (None, None) => rollouts.preview_baseline(rollout_id, hours).await,
-        _ => Err(AppError::invalid("count", "give both `to` and `count` (the numbers shown) to freeze, or neither to look")),
-    }
 }
 
 /// Ticks or unticks a checklist item.

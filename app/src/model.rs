@@ -30,6 +30,9 @@ pub struct ControlRoom {
     /// Who froze it, when, from which window.
     #[serde(default)]
     pub baseline_window: Option<BaselineWindow>,
+    /// The numbers a new baseline would freeze, when the page asked for them.
+    #[serde(default)]
+    pub baseline_look: Option<BaselineLook>,
     /// Newest first.
     pub audit: Vec<AuditEntry>,
     /// CI runs of the plan's test suites, newest first (the newest few).
@@ -59,9 +62,23 @@ pub struct BaselinePreview {
     pub from: Timestamp,
     pub to: Timestamp,
     pub control: crate::domain::stats::Summary,
-    /// Frozen as the baseline (else only shown).
-    #[serde(default)]
-    pub frozen: bool,
+}
+
+/// The baseline card's look at a window before freezing it: the numbers, or why there are none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselineLook {
+    pub hours: u32,
+    pub preview: Option<BaselinePreview>,
+    pub refusal: Option<String>,
+}
+
+impl BaselineLook {
+    pub fn new(hours: u32, preview: Result<BaselinePreview, crate::error::AppError>) -> BaselineLook {
+        match preview {
+            Ok(p) => BaselineLook { hours, preview: Some(p), refusal: None },
+            Err(e) => BaselineLook { hours, preview: None, refusal: Some(e.to_string()) },
+        }
+    }
 }
 
 /// A CI run of one of the plan's test suites, as reported (JSON or JUnit XML).

@@ -109,11 +109,14 @@ test('gates judge the treatment arm against the frozen baseline', async ({ page,
   // the control uploads of the last whole hour (these 300, two minutes old).
   const card = page.getByTestId('baseline-card');
   await expect(card.getByTestId('baseline-current')).toContainText('No baseline yet');
-  await card.locator('select[name="hours"]').selectOption('1');
+  await card.locator('select[name="baseline_hours"]').selectOption('1');
   await card.getByTestId('preview-baseline').click();
+  await expect(page).toHaveURL(/\/rollouts\/1\?baseline_hours=1$/);
   await expect(card.getByTestId('baseline-preview')).toContainText('300 uploads, success 100.00%');
   await expect(page.getByTestId('baseline')).toContainText('No baseline recorded yet');
   await card.getByTestId('freeze-baseline').click();
+  await expect(page).toHaveURL(/\/rollouts\/1#baseline$/);
+  await expect(card.getByTestId('baseline-preview')).toHaveCount(0);
   await expect(card.getByTestId('baseline-current')).toContainText('300 uploads, success 100.00%');
   await expect(card.getByTestId('baseline-current')).toContainText(`Frozen by ${PEOPLE.approver.name}`);
 

@@ -62,6 +62,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(ofrep::router())
         .merge(sign_in::router())
         .merge(reports::pages())
+        .merge(events::pages())
         .with_state(state)
 }
 

@@ -560,12 +560,14 @@ impl Metrics {
     ) -> Result<Baseline, AppError> {
         let control = self.baseline_preview(rollout_id, from, to).await?;
         if let Some(expected) = expected_count.filter(|&expected| expected != control.count) {
-            return Err(AppError::Refused {
+            // A conflict, as a stale command is: what was looked at has moved since. Its
+            // `current_version` is the count the window holds now.
+            return Err(AppError::Conflict {
                 message: format!(
                     "the window now holds {} control uploads where {expected} were shown (uploads arrived late): look at the numbers again",
                     control.count
                 ),
-                blockers: Vec::new(),
+                current_version: control.count,
             });
         }
         Ok(self.store.save_baseline(rollout_id, from, to, &control, actor).await?)

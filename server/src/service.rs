@@ -276,6 +276,7 @@ impl RolloutService for Rollouts {
             impact: judgement.impact,
             baseline,
             baseline_window,
+            baseline_look: None,
             gates: evidence.gates,
             blockers,
             plan,
@@ -343,7 +344,7 @@ impl RolloutService for Rollouts {
         let to = Timestamp((self.clock)().millis().div_euclid(60_000) * 60_000);
         let from = Timestamp(to.millis() - i64::from(hours) * 3_600_000);
         let control = self.metrics.baseline_preview(rollout_id, from, to).await?;
-        Ok(BaselinePreview { from, to, control, frozen: false })
+        Ok(BaselinePreview { from, to, control })
     }
 
     async fn capture_baseline(
@@ -355,7 +356,7 @@ impl RolloutService for Rollouts {
         actor: &str,
     ) -> Result<BaselinePreview, AppError> {
         let b = self.metrics.capture_baseline(rollout_id, from, to, expected_count, actor).await?;
-        Ok(BaselinePreview { from: b.from, to: b.to, control: b.summary, frozen: true })
+        Ok(BaselinePreview { from: b.from, to: b.to, control: b.summary })
     }
 
     async fn acknowledge_alert(&self, rollout_id: i64, alert_id: i64, note: &str, actor: &str) -> Result<(), AppError> {

@@ -603,10 +603,25 @@ async fn server_fn(client: &reqwest::Client, app: &TestApp, path: &str, form: &s
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
+/// Posts the control room's baseline form as the browser does (same origin); returns the
+/// status and where it sends the browser.
+async fn baseline_form(client: &reqwest::Client, app: &TestApp, form: &str) -> (u16, String) {
+    let response = client
+        .post(app.url("/rollouts/1/baseline"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", app.base.clone())
+        .body(form.to_string())
+        .send()
+        .await
+        .unwrap();
+    let location = response.headers().get("location").map_or(String::new(), |l| l.to_str().unwrap().to_string());
+    (response.status().as_u16(), location)
+}
+
 /// An approver captures the baseline from the control room: first the numbers it would freeze
 /// (the control uploads of the last whole hour: the minute under way is not over), then those
-/// very numbers frozen — refused, with the reason, if uploads arrived in the window since they
-/// were shown. Captured again, the newer baseline is the one compared against.
+/// very numbers frozen — refused, and the window shown again, if uploads arrived in it since
+/// they were shown. Captured again, the newer baseline is the one compared against.
 #[sqlx::test(migrations = "../migrations")]
 async fn an_approver_freezes_the_baseline_numbers_they_were_shown(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
@@ -619,33 +634,51 @@ async fn an_approver_freezes_the_baseline_numbers_they_were_shown(pool: PgPool) 
     let running = json!({ "timestamp": START + 30 * 60_000, "event_id": "now", "variant": "sync", "outcome": "success",
                           "latency_ms": 1.0, "memory_mb": 40.0, "provider": "kimi", "file_type": "csv", "size_bytes": 1 });
     assert_eq!(post_ndjson(&app, &[running.to_string()]).await.1["accepted"], 1);
+    let look = |client: reqwest::Client, hours: &'static str| {
+        let app = &app;
+        async move { server_fn(&client, app, "/api/get_control_room", &format!("rollout_id=1&baseline_hours={hours}")).await }
+    };
 
+    // An operator may read the room but not capture: no numbers offered, the form refused.
     let operator = app.person("olga", "operator").await;
-    let (status, body) = server_fn(&operator, &app, "/api/capture_baseline", "rollout_id=1&hours=1").await;
-    assert_eq!(status, 403, "an operator may not capture a baseline: {body}");
+    let (status, room) = look(operator.clone(), "1").await;
+    assert_eq!((status, &room["baseline_look"]), (200, &Value::Null), "{room}");
+    assert_eq!(baseline_form(&operator, &app, "hours=1&to=0&count=1").await.0, 403);
+
     let approver = app.person("ana", "approver").await;
-    let (status, preview) = server_fn(&approver, &app, "/api/capture_baseline", "rollout_id=1&hours=1").await;
-    assert_eq!(status, 200, "{preview}");
+    let (status, room) = look(approver.clone(), "1").await;
+    assert_eq!(status, 200, "{room}");
+    let preview = &room["baseline_look"]["preview"];
     let (from, to) = (START + 30 * 60_000 - 3_600_000, START + 30 * 60_000);
     assert_eq!((preview["from"].as_i64(), preview["to"].as_i64()), (Some(from), Some(to)), "{preview}");
     assert_eq!((preview["control"]["count"].as_u64(), preview["control"]["success_rate"].as_f64()), (Some(40), Some(95.0)), "{preview}");
-    assert_eq!(app.room().await["baseline"], Value::Null, "a preview freezes nothing");
+    assert_eq!(room["baseline"], Value::Null, "a look freezes nothing");
+    let (_, bad) = look(approver.clone(), "400").await;
+    assert_eq!(bad["baseline_look"]["refusal"], "hours: must be between 1 and 336 (two weeks)", "{bad}");
 
-    // A late upload lands in the window before the approver freezes it: refused, nothing frozen.
+    // A late upload lands in the window before the approver freezes it: nothing frozen, and the
+    // browser is sent back to the window's numbers as they are now, told why.
     assert_eq!(post_ndjson(&app, &[event("late", 5, "sync", "error", 9_000.0).to_string()]).await.1["accepted"], 1);
-    assert_eq!(preview["frozen"], false);
-    let form = format!("rollout_id=1&hours=1&to={to}&count=40");
-    let (status, body) = server_fn(&approver, &app, "/api/capture_baseline", &form).await;
-    assert_eq!(status, 422, "{body}");
-    assert!(body.to_string().contains("the window now holds 41 control uploads where 40 were shown"), "{body}");
+    let (status, location) = baseline_form(&approver, &app, &format!("hours=1&to={to}&count=40")).await;
+    assert_eq!((status, location.as_str()), (303, "/rollouts/1?baseline_hours=1&baseline_moved=1#baseline"));
     assert_eq!(app.room().await["baseline"], Value::Null);
+    // A form from another site is refused whoever sends it.
+    let forged = approver
+        .post(app.url("/rollouts/1/baseline"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", "https://evil.example")
+        .body(format!("hours=1&to={to}&count=41"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
 
     // Shown again, frozen as shown; the control room says who froze it and from which window.
-    let (_, preview) = server_fn(&approver, &app, "/api/capture_baseline", "rollout_id=1&hours=1").await;
+    let (_, room) = look(approver.clone(), "1").await;
+    let preview = room["baseline_look"]["preview"].clone();
     assert_eq!(preview["control"]["count"], 41);
-    let (status, frozen) = server_fn(&approver, &app, "/api/capture_baseline", &format!("rollout_id=1&hours=1&to={to}&count=41")).await;
-    assert_eq!(status, 200, "{frozen}");
-    assert_eq!((&frozen["control"], &frozen["frozen"]), (&preview["control"], &json!(true)));
+    let (status, location) = baseline_form(&approver, &app, &format!("hours=1&to={to}&count=41")).await;
+    assert_eq!((status, location.as_str()), (303, "/rollouts/1#baseline"));
     let room = app.room().await;
     assert_eq!(room["baseline"], preview["control"]);
     assert_eq!(
@@ -655,9 +688,10 @@ async fn an_approver_freezes_the_baseline_numbers_they_were_shown(pool: PgPool) 
         room["baseline_window"]
     );
 
-    // The REST API takes the same check, and a second capture replaces the first.
+    // The REST API takes the same check (409, with the count now), and a second capture
+    // replaces the first.
     let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": from, "to": to + 60_000, "expected_count": 41 })).await;
-    assert_eq!(status, 422, "the running minute's upload makes 42: {body}");
+    assert_eq!((status, body["current_version"].as_u64()), (409, Some(42)), "the running minute's upload makes 42: {body}");
     let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": from, "to": to + 60_000, "expected_count": 42 })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(app.room().await["baseline"]["count"], 42);

@@ -1,16 +1,19 @@
 //! The frozen baseline: the control arm's numbers that every gate and guardrail compares
 //! against, who froze them and from which window. An approver captures it here — or captures it
 //! again — and sees the numbers it will freeze before freezing them.
+//!
+//! Plain HTML forms, no script: looking is a GET of the control room with `?baseline_hours=N`
+//! (the snapshot then carries the numbers, [`crate::model::BaselineLook`]), freezing a POST to
+//! `/rollouts/{id}/baseline` that comes back here. A rare action; a client for it in the WASM
+//! would cost every page load some 15 kB.
 
-use crate::api::CaptureBaseline;
 use crate::components::actions::denied;
 use crate::components::local_time::LocalTime;
 use crate::domain::access::{Permission, Principal};
 use crate::domain::stats::Summary;
 use crate::format;
-use crate::model::BaselineWindow;
+use crate::model::{BaselineLook, BaselineWindow};
 use leptos::either::Either;
-use leptos::form::ActionForm;
 use leptos::prelude::*;
 
 /// The windows a baseline can be captured over, in hours.
@@ -21,7 +24,10 @@ pub fn BaselineCard(
     rollout_id: i64,
     baseline: Option<Summary>,
     window: Option<BaselineWindow>,
-    capture: ServerAction<CaptureBaseline>,
+    /// The numbers asked for, if any.
+    look: Option<BaselineLook>,
+    /// A freeze was refused because uploads arrived in the window since it was looked at.
+    moved: bool,
     you: Principal,
 ) -> impl IntoView {
     let no = denied(&you, Permission::CaptureBaseline);
@@ -42,54 +48,45 @@ pub fn BaselineCard(
             </p>
         }),
     };
+    let asked = look.as_ref().map_or(1, |l| l.hours);
     let options =
-        WINDOWS.map(|(hours, label)| view! { <option value=hours.to_string() selected=hours == 1>{label}</option> }).collect_view();
+        WINDOWS.map(|(hours, label)| view! { <option value=hours.to_string() selected=hours == asked>{label}</option> }).collect_view();
     let verb = if replaces.is_some() { "Capture again" } else { "Capture the baseline" };
-    let error = |message: String| view! { <p class="error" role="alert">{message}</p> };
-    // The action's last answer: numbers shown (to freeze), or a refusal. Once frozen, the
-    // current baseline above says so.
-    let proposed = move || {
-        capture.value().get().filter(|answer| !matches!(answer, Ok(p) if p.frozen)).map(|answer| match answer {
-            Ok(p) => {
-                let warning = replaces.map(|at| {
-                    view! {
-                        <p class="warning">
-                            "This replaces the baseline frozen at " <LocalTime at/>
-                            ": from then on every gate and guardrail compares against the new numbers."
-                        </p>
-                    }
-                });
-                Either::Left(view! {
-                    <div class="baseline-preview" data-testid="baseline-preview">
-                        <p>
-                            "The control uploads of " <LocalTime at=p.from/> " to " <LocalTime at=p.to/> ": "
-                            <strong>{format::baseline_numbers(&p.control)}</strong>
-                        </p>
-                        {warning}
-                        <ActionForm action=capture attr:class="action-form">
-                            <input type="hidden" name="rollout_id" value=rollout_id.to_string()/>
-                            <input type="hidden" name="hours" value=((p.to.millis() - p.from.millis()) / 3_600_000).to_string()/>
-                            <input type="hidden" name="to" value=p.to.millis().to_string()/>
-                            <input type="hidden" name="count" value=p.control.count.to_string()/>
-                            <button type="submit" class="primary" data-testid="freeze-baseline">"Freeze these numbers"</button>
-                        </ActionForm>
-                    </div>
-                })
-            }
-            Err(e) => Either::Right(error(e.to_string())),
-        })
-    };
+    let proposed = look.map(|look| match (look.preview, look.refusal) {
+        (Some(p), _) => Either::Left(view! {
+            <div class="baseline-preview" data-testid="baseline-preview">
+                {moved.then(|| view! { <p class="warning">"Uploads arrived in that window since you looked: these are its numbers now."</p> })}
+                <p>
+                    "The control uploads of " <LocalTime at=p.from/> " to " <LocalTime at=p.to/> ": "
+                    <strong>{format::baseline_numbers(&p.control)}</strong>
+                </p>
+                {replaces.map(|at| view! {
+                    <p class="warning">
+                        "This replaces the baseline frozen at " <LocalTime at/>
+                        ": from then on every gate and guardrail compares against the new numbers."
+                    </p>
+                })}
+                <form method="post" action=format!("/rollouts/{rollout_id}/baseline") class="action-form">
+                    <input type="hidden" name="hours" value=look.hours.to_string()/>
+                    <input type="hidden" name="to" value=p.to.millis().to_string()/>
+                    <input type="hidden" name="count" value=p.control.count.to_string()/>
+                    <button type="submit" class="primary" data-testid="freeze-baseline">"Freeze these numbers"</button>
+                    " " <a href=format!("/rollouts/{rollout_id}")>"Cancel"</a>
+                </form>
+            </div>
+        }),
+        (None, refusal) => Either::Right(view! { <p class="error" role="alert">{refusal}</p> }),
+    });
     view! {
-        <section class="card baseline" aria-labelledby="baseline-title" data-testid="baseline-card">
+        <section class="card baseline" id="baseline" aria-labelledby="baseline-title" data-testid="baseline-card">
             <h2 id="baseline-title">"Baseline"</h2>
             {current}
-            <ActionForm action=capture attr:class="action-form inline-form">
-                <input type="hidden" name="rollout_id" value=rollout_id.to_string()/>
+            <form method="get" action=format!("/rollouts/{rollout_id}") class="action-form inline-form">
                 <label>
-                    {verb} " from " <select name="hours" disabled=no.is_some()>{options}</select>
+                    {verb} " from " <select name="baseline_hours" disabled=no.is_some()>{options}</select>
                 </label>
                 <button type="submit" data-testid="preview-baseline" disabled=no.is_some() title=no>"Show the numbers"</button>
-            </ActionForm>
+            </form>
             {proposed}
         </section>
     }

@@ -1,7 +1,7 @@
 //! The control room: one rollout's stages, the current stage's criteria and checklist, the
 //! commands an approver may give, and the audit trail.
 
-use crate::api::{AcknowledgeAlert, CaptureBaseline, RunCommand, get_control_room};
+use crate::api::{AcknowledgeAlert, RunCommand, get_control_room};
 use crate::components::actions::Actions;
 use crate::components::alerts::Alerts;
 use crate::components::baseline::BaselineCard;
@@ -16,16 +16,18 @@ use crate::components::timeline::Timeline;
 use crate::domain::access::Principal;
 use crate::model::ControlRoom;
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
 pub fn ControlRoomPage() -> impl IntoView {
     let params = use_params_map();
     let rollout_id = move || params.read().get("id").and_then(|id| id.parse::<i64>().ok());
+    // `?baseline_hours=N`: the baseline card's look at the last N hours (a plain form asks).
+    let query = use_query_map();
+    let baseline_hours = move || query.read().get("baseline_hours").and_then(|h| h.parse::<u32>().ok());
     let ticks = Ticks::new();
     let command = ServerAction::<RunCommand>::new();
     let acknowledge = ServerAction::<AcknowledgeAlert>::new();
-    let capture = ServerAction::<CaptureBaseline>::new();
     // The rollout on show (the newest one at `/`), and a counter its live stream moves.
     let shown = RwSignal::new(None::<i64>);
     let live = crate::live::changes(shown.into());
@@ -35,8 +37,8 @@ pub fn ControlRoomPage() -> impl IntoView {
     // so the page always shows what the server holds. The snapshot keeps how many ticks were
     // saved when it was asked for: the checklist knows which of this page's ticks it includes.
     let room = Resource::new(
-        move || (rollout_id(), ticks.saved(), command.version().get(), acknowledge.version().get(), capture.version().get(), live.get()),
-        |(id, seen, ..)| async move { get_control_room(id).await.map(|room| (seen, room)) },
+        move || (rollout_id(), baseline_hours(), ticks.saved(), command.version().get(), acknowledge.version().get(), live.get()),
+        |(id, look, seen, ..)| async move { get_control_room(id, look).await.map(|room| (seen, room)) },
     );
 
     view! {
@@ -46,7 +48,7 @@ pub fn ControlRoomPage() -> impl IntoView {
                 match room.await {
                     Ok((seen, room)) => {
                         shown.set(Some(room.rollout_id));
-                        view! { <Room room seen ticks command acknowledge capture you hours live/> }.into_any()
+                        view! { <Room room seen ticks command acknowledge you hours live/> }.into_any()
                     }
                     Err(error) => view! {
                         <p class="notice error" role="alert">{error.to_string()}</p>
@@ -66,7 +68,6 @@ fn Room(
     ticks: Ticks,
     command: ServerAction<RunCommand>,
     acknowledge: ServerAction<AcknowledgeAlert>,
-    capture: ServerAction<CaptureBaseline>,
     you: Principal,
     hours: RwSignal<u32>,
     live: ReadSignal<u64>,
@@ -99,7 +100,14 @@ fn Room(
     let criteria = room.plan.stage(room.state.stage).and_then(|s| s.criteria.clone());
     let charts = view! { <Charts rollout_id=room.rollout_id criteria baseline=room.baseline.clone() hours live/> }.into_any();
     let baseline = view! {
-        <BaselineCard rollout_id=room.rollout_id baseline=room.baseline.clone() window=room.baseline_window.clone() capture you=you.clone()/>
+        <BaselineCard
+            rollout_id=room.rollout_id
+            baseline=room.baseline.clone()
+            window=room.baseline_window.clone()
+            look=room.baseline_look.clone()
+            moved=use_query_map().read_untracked().get("baseline_moved").is_some()
+            you=you.clone()
+        />
     }
     .into_any();
     let tests = view! { <TestRuns plan=room.plan.clone() stage=room.state.stage runs=room.test_runs.clone()/> }.into_any();

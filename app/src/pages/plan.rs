@@ -13,7 +13,7 @@ use leptos_router::hooks::use_params_map;
 pub fn PlanPage() -> impl IntoView {
     let params = use_params_map();
     let rollout_id = move || params.read().get("id").and_then(|id| id.parse::<i64>().ok());
-    let room = Resource::new(rollout_id, get_control_room);
+    let room = Resource::new(rollout_id, |id| get_control_room(id, None));
     let check = ServerAction::<CheckPlan>::new();
     let verdict = move || {
         check.value().get().map(|result| match result {

@@ -3,16 +3,17 @@
 use super::{ApiError, ApiState};
 use crate::metrics::{IngestReport, WindowView};
 use crate::store::{Baseline, RollupFilter};
-use app::domain::access::Principal;
+use app::domain::access::{Permission, Principal, check};
 use app::domain::event::parse_rfc3339;
 use app::domain::units::Timestamp;
 use app::error::AppError;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Redirect;
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Form, Json, Router};
 use serde::Deserialize;
 use tower_http::decompression::RequestDecompressionLayer;
 
@@ -27,6 +28,45 @@ pub fn router() -> Router<ApiState> {
         .layer(RequestDecompressionLayer::new())
         .route("/rollouts/{id}/metrics", get(window))
         .route("/rollouts/{id}/baseline", get(baseline).post(capture_baseline))
+}
+
+/// The control room's baseline form, beside the page it comes from.
+pub fn pages() -> Router<ApiState> {
+    Router::new().route("/rollouts/{id}/baseline", post(baseline_form))
+}
+
+/// What the control room's baseline card sends: the window it showed (the `hours` before `to`)
+/// and the control uploads it counted there.
+#[derive(Debug, Deserialize)]
+struct BaselineForm {
+    hours: u32,
+    to: i64,
+    count: u64,
+}
+
+/// `POST /rollouts/{id}/baseline` (a plain form, no script): freezes the numbers the page
+/// showed and goes back to the control room. If uploads arrived in the window since, nothing is
+/// frozen and the page shows the window's numbers as they are now, saying why. The right to
+/// capture is checked before the body is read.
+async fn baseline_form(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+    request: Request,
+) -> Result<Redirect, ApiError> {
+    check(&principal, Permission::CaptureBaseline).map_err(AppError::from)?;
+    let Form(form) = Form::<BaselineForm>::from_request(request, &state).await.map_err(|e| AppError::invalid("body", e.body_text()))?;
+    if !(1..=336).contains(&form.hours) {
+        return Err(AppError::invalid("hours", "must be between 1 and 336 (two weeks)").into());
+    }
+    let (from, to) = (Timestamp(form.to - i64::from(form.hours) * 3_600_000), Timestamp(form.to));
+    match state.metrics.capture_baseline(id, from, to, Some(form.count), &principal.actor()).await {
+        Ok(_) => Ok(Redirect::to(&format!("/rollouts/{id}#baseline"))),
+        Err(AppError::Conflict { .. }) => {
+            Ok(Redirect::to(&format!("/rollouts/{id}?baseline_hours={}&baseline_moved=1#baseline", form.hours)))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `POST /api/v1/events`: NDJSON (one event per line), or a JSON array with
