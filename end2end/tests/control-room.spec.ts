@@ -12,7 +12,9 @@ test('a new installation opens on the seeds rollout at stage 0', async ({ page }
   await expect(room.currentStep()).toContainText('Phase 1 deployed, flags off');
   await expect(room.served).toHaveText('Served: off');
   await expect(page.getByRole('heading', { name: /Stage 0/ })).toBeVisible();
-  await expect(room.checklistItems.first()).toContainText('async_upload_config.py');
+  await expect(room.checklistItems.first()).toContainText('Review all documentation');
+  // Each day's list says when it is done, as the seeds do.
+  await expect(page.getByTestId('done-when').first()).toHaveText('Done when: All components verified · All tests passing · Environment ready');
 });
 
 test('a JUnit report from CI shows as a run with its failed cases and the suite trend', async ({ page, api }) => {
@@ -81,7 +83,7 @@ test('a ticked checklist item survives a reload, and an override advances once a
   await expect(room.currentStep()).toContainText('1% rollout');
   await expect(room.served).toHaveText('Served: on for 1%');
   // Stage 0's checklist stays reachable, with who ticked what.
-  await expect(page.getByTestId('other-checklist').first()).toContainText('Stage 0: Phase 1 deployed, flags off — 1 of 72 done');
+  await expect(page.getByTestId('other-checklist').first()).toContainText('Stage 0: Phase 1 deployed, flags off — 1 of 78 done');
   await expect(page.getByRole('heading', { name: /Stage 1: 1% rollout/ })).toBeVisible();
   await expect(room.timeline.first()).toContainText(`Approved the request by ${PEOPLE.approver.name}: advanced to stage 1`);
   await expect(room.timeline.first()).toContainText(PEOPLE.secondApprover.name);

@@ -64,6 +64,9 @@ pub struct Report {
     /// The CI runs reported for the stages covered, oldest first.
     pub tests: Vec<TestRun>,
     pub checklist: Vec<ChecklistItem>,
+    /// What each of the covered stages' checklist sections is done when (the seeds' success
+    /// criteria): (stage, section, criteria), in plan order.
+    pub done_when: Vec<(StageIndex, String, Vec<String>)>,
     /// The final report's lessons and recommendations.
     pub notes: Option<ReportNotes>,
 }
@@ -302,6 +305,14 @@ impl Rollouts {
         };
         let served = served_flag(&rollout.plan, &rollout.state);
         let StoredRollout { plan, state, .. } = rollout;
+        let done_when = (0..plan.stages.len() as u32)
+            .map(StageIndex)
+            .filter(|&index| covered(index) && checklist.iter().any(|item| item.stage == index && item.period.is_none()))
+            .flat_map(|index| {
+                let sections = &plan.stages[index.0 as usize].checklist;
+                sections.iter().filter(|s| !s.done_when.is_empty()).map(move |s| (index, s.title.clone(), s.done_when.clone()))
+            })
+            .collect();
         Ok(Report {
             kind,
             rollout_id: id,
@@ -322,6 +333,7 @@ impl Rollouts {
             matrix,
             tests,
             checklist,
+            done_when,
             notes,
         })
     }

@@ -21,7 +21,7 @@ async fn a_new_installation_opens_on_the_seeds_rollout_at_stage_0(pool: PgPool) 
     assert_eq!(room["served"], json!({ "enabled": false, "percentage": 0 }));
     let items = room["checklist"].as_array().unwrap();
     let stage0 = items.iter().filter(|i| i["stage"] == 0).count();
-    assert_eq!(stage0, 72, "the seeds' Week 1, days 1–4 checklists");
+    assert_eq!(stage0, 78, "the seeds' \"Before week 1 starts\" and Week 1, days 1–4 checklists");
 
     // The stakeholder page is complete in the HTML itself (no JavaScript needed).
     let status = viewer.get(app.url("/status")).send().await.unwrap().text().await.unwrap();

@@ -113,6 +113,9 @@ pub fn Checklist(
     /// Its element ids and test ids: `checklist`, or `routines` for the recurring lists.
     #[prop(default = "checklist")]
     key: &'static str,
+    /// The plan's sections of these items, for what each section is done when.
+    #[prop(optional)]
+    plan_sections: Vec<crate::domain::plan::ChecklistSection>,
 ) -> impl IntoView {
     let no = crate::components::actions::denied(&you, Permission::TickChecklist);
     let done = items.iter().filter(|i| i.checked_at.is_some()).count();
@@ -129,9 +132,15 @@ pub fn Checklist(
         <section class="card checklist" aria-labelledby=format!("{key}-title") data-testid=key>
             <h2 id=format!("{key}-title")>{title} " " <span class="muted" data-testid=format!("{key}-progress")>{format!("{done} of {total} done")}</span></h2>
             {error}
-            {sections.into_iter().map(|(title, items)| view! {
+            {sections.into_iter().map(|(title, items)| {
+                let done_when = plan_sections
+                    .iter()
+                    .find(|s| s.title == title && !s.done_when.is_empty())
+                    .map(|s| view! { <p class="done-when muted" data-testid="done-when">"Done when: " {s.done_when.join(" · ")}</p> });
+                view! {
                 <fieldset>
                     <legend>{title}</legend>
+                    {done_when}
                     <ul>
                         {items.into_iter().map(|item| {
                             let id = item.id;
@@ -163,6 +172,7 @@ pub fn Checklist(
                         }).collect_view()}
                     </ul>
                 </fieldset>
+                }
             }).collect_view()}
         </section>
     }

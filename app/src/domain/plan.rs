@@ -258,12 +258,16 @@ pub struct TestSuite {
     pub tests: u32,
 }
 
-/// A titled group of tickable items (the seeds' "Day 1: Morning" lists).
+/// A titled group of tickable items (the seeds' "Day 1: Morning" lists), with what the seeds
+/// call its success criteria: shown beside the items to whoever ticks them, never ticked
+/// themselves (the measurable ones — success rates, uploads, tests — are the stage's gates).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChecklistSection {
     pub title: String,
     pub items: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done_when: Vec<String>,
 }
 
 /// One problem found in a plan file: where, and what is wrong.

@@ -113,7 +113,8 @@ fn Room(
     let tests = view! { <TestRuns plan=room.plan.clone() stage=room.state.stage runs=room.test_runs.clone()/> }.into_any();
     let matrix = room.matrix.clone().map(|matrix| view! { <EndToEndMatrix matrix/> }.into_any());
     let impact = room.impact.clone().map(|impact| view! { <ImpactTable impact/> }.into_any());
-    let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items seen ticks you=you.clone()/> }.into_any();
+    let plan_sections = room.plan.stage(room.state.stage).map(|s| s.checklist.clone()).unwrap_or_default();
+    let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items seen ticks you=you.clone() plan_sections/> }.into_any();
     let routines = (!room.routines.is_empty()).then(|| {
         view! { <Checklist rollout_id=room.rollout_id items=room.routines.clone() seen ticks you=you.clone() title="Today's routines" key="routines"/> }.into_any()
     });

@@ -377,6 +377,15 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
             })
             .collect();
         out.push(table(&["Stage", "List", "Item", "Done"], rows));
+        if !report.done_when.is_empty() {
+            let rows = report
+                .done_when
+                .iter()
+                .map(|(stage, section, criteria)| cells![stage.0.to_string(), section.as_str(), criteria.join(" · ")])
+                .collect();
+            out.push(Block::Paragraph("What each list is done when, as the plan says (the measurable ones are the stages' gates):".into()));
+            out.push(table(&["Stage", "List", "Done when"], rows));
+        }
     }
 
     if let Some(notes) = &report.notes {
