@@ -246,8 +246,8 @@ pub async fn ensure_rollout(store: &Store, plan: &Plan, source: &str) -> anyhow:
     Ok(id)
 }
 
-/// Drops raw events past retention, expired sessions and day-old idempotency keys once an hour
-/// (and once at start), until the pool closes.
+/// Drops raw events and finished webhook deliveries past retention, expired sessions and
+/// day-old idempotency keys once an hour (and once at start), until the pool closes.
 fn spawn_retention(store: Store, clock: Clock, retention: Span, telemetry: Arc<crate::telemetry::Telemetry>) {
     tokio::spawn(async move {
         let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -280,7 +280,15 @@ fn spawn_retention(store: Store, clock: Clock, retention: Span, telemetry: Arc<c
                     None
                 }
             };
-            telemetry.record_retention(partitions, purged.map(|p| [p.sessions, p.idempotency_keys, p.trusted_devices]));
+            // Deliveries that finished before the cutoff (never one still due).
+            let deliveries = match store.prune_deliveries(cutoff).await {
+                Ok(pruned) => Some(pruned),
+                Err(error) => {
+                    tracing::warn!(%error, "could not apply webhook delivery retention");
+                    None
+                }
+            };
+            telemetry.record_retention(partitions, purged.map(|p| [p.sessions, p.idempotency_keys, p.trusted_devices]), deliveries);
         }
     });
 }

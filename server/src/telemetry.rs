@@ -85,8 +85,8 @@ pub struct Telemetry {
     fold_failures: AtomicU64,
     /// Retention runs that succeeded and failed; what they removed.
     retention_runs: [AtomicU64; 2],
-    /// Event partitions, sessions, idempotency keys and device cookies removed.
-    removed: [AtomicU64; 4],
+    /// Event partitions, sessions, idempotency keys, device cookies and webhook deliveries removed.
+    removed: [AtomicU64; 5],
     last_retention_ms: AtomicI64,
 }
 
@@ -151,8 +151,8 @@ impl Telemetry {
 
     /// An hourly retention run: the event partitions it dropped, and the expired sessions,
     /// idempotency keys and device cookies it purged (`None`: that part failed).
-    pub fn record_retention(&self, partitions: Option<u64>, purged: Option<[u64; 3]>) {
-        let ok = partitions.is_some() && purged.is_some();
+    pub fn record_retention(&self, partitions: Option<u64>, purged: Option<[u64; 3]>, deliveries: Option<u64>) {
+        let ok = partitions.is_some() && purged.is_some() && deliveries.is_some();
         self.retention_runs[usize::from(!ok)].fetch_add(1, Relaxed);
         if ok {
             self.last_retention_ms.store(chrono::Utc::now().timestamp_millis(), Relaxed);
@@ -161,6 +161,7 @@ impl Telemetry {
         for (i, n) in purged.unwrap_or_default().into_iter().enumerate() {
             self.removed[i + 1].fetch_add(n, Relaxed);
         }
+        self.removed[4].fetch_add(deliveries.unwrap_or(0), Relaxed);
     }
 
     pub fn record_fold_failure(&self) {
@@ -205,7 +206,9 @@ impl Telemetry {
             let _ = writeln!(out, "rampart_retention_runs_total{{outcome=\"{outcome}\"}} {}", n.load(Relaxed));
         }
         header(&mut out, "rampart_retention_removed_total", "counter", "What retention removed, by kind.");
-        for (kind, n) in ["event_partitions", "sessions", "idempotency_keys", "device_cookies"].iter().zip(&self.removed) {
+        for (kind, n) in
+            ["event_partitions", "sessions", "idempotency_keys", "device_cookies", "webhook_deliveries"].iter().zip(&self.removed)
+        {
             let _ = writeln!(out, "rampart_retention_removed_total{{kind=\"{kind}\"}} {}", n.load(Relaxed));
         }
         header(&mut out, "rampart_retention_last_success_timestamp_seconds", "gauge", "When retention last ran in full (0: not yet).");
@@ -347,14 +350,15 @@ mod tests {
     #[test]
     fn retention_runs_count_what_they_removed_and_when_they_last_succeeded() {
         let telemetry = Telemetry::default();
-        telemetry.record_retention(Some(2), Some([3, 4, 5]));
-        telemetry.record_retention(None, Some([1, 0, 0]));
+        telemetry.record_retention(Some(2), Some([3, 4, 5]), Some(6));
+        telemetry.record_retention(None, Some([1, 0, 0]), Some(1));
         let page = telemetry.render(&Gauges::default(), 0);
         assert_eq!(sample(&page, "rampart_retention_runs_total{outcome=\"ok\"}"), 1.0);
         assert_eq!(sample(&page, "rampart_retention_runs_total{outcome=\"failed\"}"), 1.0);
         assert_eq!(sample(&page, "rampart_retention_removed_total{kind=\"event_partitions\"}"), 2.0);
         assert_eq!(sample(&page, "rampart_retention_removed_total{kind=\"sessions\"}"), 4.0);
         assert_eq!(sample(&page, "rampart_retention_removed_total{kind=\"device_cookies\"}"), 5.0);
+        assert_eq!(sample(&page, "rampart_retention_removed_total{kind=\"webhook_deliveries\"}"), 7.0);
         assert!(sample(&page, "rampart_retention_last_success_timestamp_seconds") > 1.7e9);
     }
 

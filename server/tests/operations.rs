@@ -577,3 +577,67 @@ async fn sigterm_ends_event_streams_with_a_reconnect_hint_and_exits(pool: PgPool
     assert!(stopped.elapsed() < Duration::from_secs(5), "it took {:?}", stopped.elapsed());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The hourly retention forgets what is past it and keeps what is not: raw event days before
+/// the cutoff (and the units last seen before it), finished webhook deliveries before it — and
+/// never a delivery still due, however old, nor anything after the cutoff.
+#[sqlx::test(migrations = "../migrations")]
+async fn retention_forgets_what_is_past_it_and_never_an_undelivered_webhook(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let store = server::store::Store::new(pool.clone());
+    let day = 86_400_000;
+    // Two days ago and now, each with a named unit.
+    let line = |id: &str, at: i64| {
+        json!({ "timestamp": at, "event_id": id, "variant": "sync", "outcome": "success", "latency_ms": 5.0, "memory_mb": 1.0,
+                "provider": "kimi", "file_type": "csv", "size_bytes": 1, "unit": id })
+        .to_string()
+    };
+    let report = app.post_events(&[line("old", START - 2 * day), line("new", START - 1_000)].join("\n")).await;
+    assert_eq!(report["accepted"], 2, "{report}");
+    // stage_units keys units by stage: the rollout is a draft, so both are stage 0's.
+    let units = || async { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM stage_units").fetch_one(&pool).await.unwrap() };
+    assert_eq!(units().await, 2);
+
+    let admin = app.sign_in("admin", support::ADMIN_PASSWORD).await;
+    let hook: Value = admin
+        .post(app.url("/api/v1/webhooks"))
+        .header("origin", app.base.clone())
+        .json(&json!({ "url": "http://127.0.0.1:9/" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hook = hook["item"]["id"].as_i64().unwrap();
+    // Delivered long ago, given up on long ago, still due though made long ago, delivered lately.
+    let old = START - 100 * day;
+    for (delivered, failed, due) in [(Some(old), None, None), (None, Some(old), None), (None, None, Some(START)), (Some(START), None, None)]
+    {
+        let at = |ms: Option<i64>| ms.map(|ms| chrono::DateTime::from_timestamp_millis(ms).unwrap());
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (webhook_id, event, payload, created_at, delivered_at, failed_at, next_attempt_at)
+             VALUES ($1, 'alert', '{}', $2, $3, $4, $5)",
+        )
+        .bind(hook)
+        .bind(at(Some(old)).unwrap())
+        .bind(at(delivered))
+        .bind(at(failed))
+        .bind(at(due))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    let cutoff = app::domain::units::Timestamp(START - day);
+    assert_eq!(store.prune_events(cutoff).await.unwrap(), 1, "the partition of two days ago");
+    assert_eq!(store.prune_deliveries(cutoff).await.unwrap(), 2);
+    let kept: Vec<(Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>)> =
+        sqlx::query_as("SELECT delivered_at, next_attempt_at FROM webhook_deliveries ORDER BY id").fetch_all(&pool).await.unwrap();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept[0].0.is_none() && kept[0].1.is_some(), "the delivery still due is kept: {kept:?}");
+    assert_eq!(sqlx::query_scalar::<_, String>("SELECT event_id FROM events").fetch_all(&pool).await.unwrap(), ["new"]);
+    assert_eq!(units().await, 1, "the unit last seen two days ago is forgotten");
+    // Nothing more to forget on a second run.
+    assert_eq!((store.prune_events(cutoff).await.unwrap(), store.prune_deliveries(cutoff).await.unwrap()), (0, 0));
+}

@@ -170,6 +170,16 @@ impl Store {
             .collect())
     }
 
+    /// Forgets the deliveries that finished — delivered, or given up on — before `cutoff`; the
+    /// log keeps a retention's worth of them. A delivery still due (the outbox) is never
+    /// forgotten, however old: nothing undelivered is lost to retention.
+    pub async fn prune_deliveries(&self, cutoff: Timestamp) -> Result<u64> {
+        let pruned = sqlx::query!("DELETE FROM webhook_deliveries WHERE COALESCE(delivered_at, failed_at) < $1", from_timestamp(cutoff))
+            .execute(self.pool())
+            .await?;
+        Ok(pruned.rows_affected())
+    }
+
     /// Claims up to `limit` deliveries due at `now` until `lease_until`: another process skips
     /// them meanwhile, and if this one dies they fall due again when the lease ends.
     pub async fn claim_deliveries(&self, now: Timestamp, lease_until: Timestamp, limit: i64) -> Result<Vec<DueDelivery>> {
