@@ -58,6 +58,17 @@ test('a ticked checklist item survives a reload, and an override advances once a
   await expect(room.item(0).getByRole('checkbox')).toBeChecked();
   await expect(room.item(0)).toContainText(PEOPLE.approver.name);
 
+  // A finding and an owner, written on the item's own small page, show under it; the tick
+  // stays as it was.
+  await room.item(0).getByRole('link', { name: 'Finding / owner' }).click();
+  await page.getByLabel('What was found').fill('Docs reviewed with the team; runbook linked');
+  await page.getByLabel('Owner').fill('ana');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await room.hydrated();
+  await expect(room.item(0).getByTestId('checklist-note')).toHaveText('Docs reviewed with the team; runbook linked');
+  await expect(room.item(0)).toContainText('owner ana');
+  await expect(room.item(0).getByRole('checkbox')).toBeChecked();
+
   // Stage 0 cannot be left yet: its soak, checklist, baseline and test suite block it.
   await expect(page.getByTestId('blockers')).toContainText('soak time remaining');
   await room.overrideAdvance('Staging soak already covered this; approved in the rollout review');

@@ -63,6 +63,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(sign_in::router())
         .merge(reports::pages())
         .merge(events::pages())
+        .merge(rollouts::pages())
         .with_state(state)
 }
 

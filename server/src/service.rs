@@ -30,6 +30,20 @@ pub struct Rollouts {
 }
 
 impl Rollouts {
+    /// Writes a checklist item's finding and owner on behalf of `actor` (blank clears either).
+    pub async fn note_checklist_item(
+        &self,
+        rollout_id: i64,
+        item_id: i64,
+        note: &str,
+        owner: &str,
+        actor: &str,
+    ) -> Result<ChecklistItem, AppError> {
+        AppError::check_text("note", note, 2_000)?;
+        AppError::check_text("owner", owner, 100)?;
+        Ok(self.store.note_checklist_item(rollout_id, item_id, note, owner, actor, (self.clock)()).await?)
+    }
+
     pub fn new(store: Store, metrics: Metrics, clock: Clock) -> Rollouts {
         Rollouts { store, metrics, clock }
     }

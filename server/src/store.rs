@@ -398,6 +398,57 @@ impl Store {
         })
     }
 
+    /// Writes an item's finding and owner (blank clears either), leaving who ticked it and when
+    /// as they are; the audit trail records who wrote what.
+    pub async fn note_checklist_item(
+        &self,
+        rollout_id: i64,
+        item_id: i64,
+        note: &str,
+        owner: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<ChecklistItem> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query!(
+            "UPDATE checklist_items SET note = NULLIF(btrim($3), ''), owner = NULLIF(btrim($4), '')
+             WHERE rollout_id = $1 AND id = $2
+             RETURNING id, stage, section, text, checked_by, checked_at, period, note, owner",
+            rollout_id,
+            item_id,
+            note,
+            owner
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound("checklist item"))?;
+        let mut summary = format!("Noted on “{}” (stage {}, {})", row.text, row.stage, row.section);
+        match (&row.note, &row.owner) {
+            (None, None) => summary.push_str(": finding and owner cleared"),
+            (note, owner) => {
+                summary.push_str(&format!(": {}", note.as_deref().unwrap_or("no finding")));
+                if let Some(owner) = owner {
+                    summary.push_str(&format!(" (owner {owner})"));
+                }
+            }
+        }
+        let evidence =
+            serde_json::json!({ "item_id": item_id, "stage": row.stage, "period": row.period, "note": row.note, "owner": row.owner });
+        insert_audit(&mut tx, Some(rollout_id), actor, "note", &summary, None, None, evidence, Some(now)).await?;
+        tx.commit().await?;
+        Ok(ChecklistItem {
+            id: row.id,
+            stage: StageIndex(row.stage as u32),
+            section: row.section,
+            text: row.text,
+            checked_by: row.checked_by,
+            checked_at: row.checked_at.map(to_timestamp),
+            period: row.period,
+            note: row.note,
+            owner: row.owner,
+        })
+    }
+
     /// Makes the routines `due` (the recurring lists' items of the periods holding now) that a
     /// rollout does not have yet, in `stage`; returns how many it made.
     pub async fn make_routines(&self, rollout_id: i64, stage: StageIndex, due: &[app::domain::routines::Due]) -> Result<u64> {

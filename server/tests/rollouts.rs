@@ -3,7 +3,7 @@
 
 mod support;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::{TestApp, rampart};
 
@@ -722,4 +722,69 @@ async fn the_recurring_lists_come_each_day_to_tick_with_a_finding_and_never_bloc
         .await
         .unwrap();
     assert_eq!(kept, 1);
+}
+
+/// A checklist item's finding and owner, written with the control room's plain form: kept with
+/// the item (who ticked it and when stay as they were), on the audit trail, cleared by blanks;
+/// refused for a viewer, and for a finding too long, by field.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_finding_and_an_owner_are_written_from_the_page_without_touching_the_tick(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let item = app.room().await["checklist"][1]["id"].as_i64().unwrap();
+    let (status, ticked) = app.post(&format!("/api/v1/rollouts/1/checklist/{item}"), json!({ "checked": true })).await;
+    assert_eq!(status, 200, "{ticked}");
+    let form = |client: &reqwest::Client, body: &str| {
+        client
+            .post(app.url(&format!("/rollouts/1/checklist/{item}/note")))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", app.base.clone())
+            .body(body.to_string())
+            .send()
+    };
+    let operator = app.person("olga", "operator").await;
+    // The page of its own: the item, its tick, the form (a person's text escaped).
+    let page = operator.get(app.url(&format!("/rollouts/1/checklist/{item}/note"))).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let page = page.text().await.unwrap();
+    let text = ticked["text"].as_str().unwrap();
+    assert!(page.contains(&format!("<strong>{text}</strong>")) && page.contains("Ticked by token:test-suite at "), "{page}");
+    assert!(page.contains("<form method=\"post\"") && page.contains(&format!("href=\"/rollouts/1#item-{item}\"")), "{page}");
+    let response = form(&operator, "note=Logs+clean+since+09%3A00&owner=+olga+").await.unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(response.headers()["location"], format!("/rollouts/1#item-{item}").as_str());
+    let room = app.room().await;
+    let written = room["checklist"].as_array().unwrap().iter().find(|i| i["id"] == item).unwrap().clone();
+    assert_eq!((written["note"].as_str(), written["owner"].as_str()), (Some("Logs clean since 09:00"), Some("olga")), "{written}");
+    assert_eq!((&written["checked_by"], &written["checked_at"]), (&ticked["checked_by"], &ticked["checked_at"]), "the tick is as it was");
+    assert_eq!(room["audit"][0]["action"], "note");
+    assert!(room["audit"][0]["summary"].as_str().unwrap().ends_with(": Logs clean since 09:00 (owner olga)"), "{}", room["audit"][0]);
+
+    // Blanks clear both.
+    assert_eq!(form(&operator, "note=+&owner=").await.unwrap().status().as_u16(), 303);
+    let cleared = app.room().await["checklist"].as_array().unwrap().iter().find(|i| i["id"] == item).unwrap().clone();
+    assert_eq!((&cleared["note"], &cleared["owner"]), (&Value::Null, &Value::Null), "{cleared}");
+
+    // Written text comes back escaped in the form.
+    assert_eq!(form(&operator, "note=%3Cscript%3E%22x%22&owner=a%22b").await.unwrap().status().as_u16(), 303);
+    let page = operator.get(app.url(&format!("/rollouts/1/checklist/{item}/note"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("&lt;script&gt;&quot;x&quot;</textarea>") && page.contains("value=\"a&quot;b\""), "{page}");
+    assert!(!page.contains("<script>"), "{page}");
+
+    let viewer = app.person("vic", "viewer").await;
+    assert_eq!(form(&viewer, "note=x").await.unwrap().status().as_u16(), 403);
+    let page = viewer.get(app.url(&format!("/rollouts/1/checklist/{item}/note"))).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 403);
+    let response = form(&operator, &format!("note={}", "x".repeat(2_001))).await.unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+    assert_eq!(response.json::<Value>().await.unwrap()["field"], "note");
+    assert_eq!(form(&operator, "note=x").await.unwrap().status().as_u16(), 303);
+    let missing = operator
+        .post(app.url("/rollouts/1/checklist/999999/note"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", app.base.clone())
+        .body("note=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
 }

@@ -150,8 +150,13 @@ pub fn Checklist(
                             let who = item.checked_at.map(|at| view! {
                                 {item.checked_by.clone().unwrap_or_default()} " · " <LocalTime at/>
                             });
+                            // A finding and an owner are written on a small server page of
+                            // their own: a link here costs the WASM next to nothing.
+                            let edit = no.is_none().then(|| view! {
+                                <a class="item-note muted" href=format!("/rollouts/{rollout_id}/checklist/{id}/note")>"Finding / owner"</a>
+                            });
                             view! {
-                                <li data-testid="checklist-item" class:checked=checked>
+                                <li data-testid="checklist-item" id=format!("item-{id}") class:checked=checked>
                                     <label>
                                         <input
                                             type="checkbox"
@@ -167,6 +172,7 @@ pub fn Checklist(
                                     {who.map(|w| view! { <span class="who muted">{w}</span> })}
                                     {item.owner.clone().map(|o| view! { <span class="who muted">{format!(" · owner {o}")}</span> })}
                                     {item.note.clone().map(|n| view! { <p class="note muted" data-testid="checklist-note">{n}</p> })}
+                                    {edit}
                                 </li>
                             }
                         }).collect_view()}

@@ -23,6 +23,72 @@ use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
+/// The control room's checklist forms, beside the page they come from.
+pub fn pages() -> Router<ApiState> {
+    Router::new().route("/rollouts/{id}/checklist/{item}/note", get(note_page).post(note_form))
+}
+
+/// `GET /rollouts/{id}/checklist/{item}/note`: a small page of its own (no app, no script —
+/// a rare edit that would otherwise weigh on every load of the control room's WASM) with the
+/// item, its tick, and a form for its finding and owner.
+async fn note_page(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path((id, item)): Path<(i64, i64)>,
+) -> Result<Response, ApiError> {
+    use crate::report::esc;
+    check(&principal, app::domain::access::Permission::TickChecklist).map_err(AppError::from)?;
+    let items = state.rollouts.store().checklist(id).await.map_err(AppError::from)?;
+    let item = items.into_iter().find(|i| i.id == item).ok_or_else(|| AppError::not_found("checklist item"))?;
+    let tick = match (&item.checked_by, item.checked_at) {
+        (Some(by), Some(at)) => format!("Ticked by {} at {}.", esc(by), app::format::utc_minute(at)),
+        _ => "Not ticked yet.".to_string(),
+    };
+    let back = format!("/rollouts/{id}#item-{}", item.id);
+    let page = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Rampart: finding and owner</title><link rel=\"stylesheet\" href=\"/pkg/rampart.css\"></head><body><main class=\"login\">\
+         <h1>Finding and owner</h1><p><strong>{text}</strong></p><p class=\"muted\">Stage {stage} · {section} · {tick}</p>\
+         <form method=\"post\" class=\"action-form\">\
+         <label>What was found <textarea name=\"note\" rows=\"4\" maxlength=\"2000\">{note}</textarea></label>\
+         <label>Owner <input name=\"owner\" maxlength=\"100\" value=\"{owner}\"></label>\
+         <p class=\"muted\">Blank clears. Who ticked the item, and when, stay as they are.</p>\
+         <button type=\"submit\" class=\"primary\">Save</button> <a href=\"{back}\">Back to the control room</a></form></main></body></html>",
+        text = esc(&item.text),
+        stage = item.stage.0,
+        section = esc(&item.section),
+        note = esc(item.note.as_deref().unwrap_or("")),
+        owner = esc(item.owner.as_deref().unwrap_or("")),
+    );
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response())
+}
+
+/// What an item's note form sends.
+#[derive(Debug, Deserialize)]
+struct NoteForm {
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    owner: String,
+}
+
+/// `POST /rollouts/{id}/checklist/{item}/note` (a plain form, no script): writes the item's
+/// finding and owner and goes back to it in the control room. The right to tick is checked
+/// before the body is read.
+async fn note_form(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path((id, item)): Path<(i64, i64)>,
+    request: axum::extract::Request,
+) -> Result<axum::response::Redirect, ApiError> {
+    use axum::extract::FromRequest;
+    check(&principal, app::domain::access::Permission::TickChecklist).map_err(AppError::from)?;
+    let axum::Form(form) =
+        axum::Form::<NoteForm>::from_request(request, &state).await.map_err(|e| AppError::invalid("body", e.body_text()))?;
+    state.rollouts.note_checklist_item(id, item, &form.note, &form.owner, &principal.actor()).await?;
+    Ok(axum::response::Redirect::to(&format!("/rollouts/{id}#item-{item}")))
+}
+
 pub fn router() -> Router<ApiState> {
     Router::new()
         .route("/rollouts/{id}", get(show))
