@@ -4,7 +4,6 @@
 
 use crate::domain::access::{Principal, Role, Scope};
 use crate::domain::rollout::{Command, Rollout};
-use crate::domain::units::Timestamp;
 use crate::domain::webhook::Event;
 use crate::error::AppError;
 use crate::model::{
@@ -39,18 +38,6 @@ pub trait RolloutService: Send + Sync + 'static {
     /// The control arm's numbers over the last `hours` whole minutes: what capturing a baseline
     /// there would freeze.
     async fn preview_baseline(&self, rollout_id: i64, hours: u32) -> Result<BaselinePreview, AppError>;
-
-    /// Freezes the control arm's numbers over `[from, to)` as the baseline, on behalf of `actor`;
-    /// refused when `expected_count` is given and the window now holds another number of
-    /// control uploads than the person was shown.
-    async fn capture_baseline(
-        &self,
-        rollout_id: i64,
-        from: Timestamp,
-        to: Timestamp,
-        expected_count: Option<u64>,
-        actor: &str,
-    ) -> Result<BaselinePreview, AppError>;
 
     /// Applies `command`, given by `by`, to the rollout as it was at `expected_version`.
     async fn command(&self, rollout_id: i64, expected_version: u64, command: Command, by: &Principal) -> Result<Rollout, AppError>;

@@ -361,18 +361,6 @@ impl RolloutService for Rollouts {
         Ok(BaselinePreview { from, to, control })
     }
 
-    async fn capture_baseline(
-        &self,
-        rollout_id: i64,
-        from: Timestamp,
-        to: Timestamp,
-        expected_count: Option<u64>,
-        actor: &str,
-    ) -> Result<BaselinePreview, AppError> {
-        let b = self.metrics.capture_baseline(rollout_id, from, to, expected_count, actor).await?;
-        Ok(BaselinePreview { from: b.from, to: b.to, control: b.summary })
-    }
-
     async fn acknowledge_alert(&self, rollout_id: i64, alert_id: i64, note: &str, actor: &str) -> Result<(), AppError> {
         if note.trim().is_empty() {
             return Err(AppError::invalid("note", "say what was checked before acknowledging"));

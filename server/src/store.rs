@@ -108,6 +108,25 @@ pub fn from_timestamp(t: Timestamp) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t.millis()).unwrap_or_default()
 }
 
+/// A [`ChecklistItem`] from a row of `checklist_items` with every column the item shows (each
+/// `query!` has a row type of its own, so a function could not take them all).
+macro_rules! checklist_item {
+    ($row:expr) => {{
+        let r = $row;
+        ChecklistItem {
+            id: r.id,
+            stage: StageIndex(r.stage as u32),
+            section: r.section,
+            text: r.text,
+            checked_by: r.checked_by,
+            checked_at: r.checked_at.map(to_timestamp),
+            period: r.period,
+            note: r.note,
+            owner: r.owner,
+        }
+    }};
+}
+
 impl Store {
     pub fn new(pool: PgPool) -> Store {
         Store { pool }
@@ -219,20 +238,7 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| ChecklistItem {
-                id: r.id,
-                stage: StageIndex(r.stage as u32),
-                section: r.section,
-                text: r.text,
-                checked_by: r.checked_by,
-                checked_at: r.checked_at.map(to_timestamp),
-                period: r.period,
-                note: r.note,
-                owner: r.owner,
-            })
-            .collect())
+        Ok(rows.into_iter().map(|r| checklist_item!(r)).collect())
     }
 
     /// What the store knows about the rollout's current stage.
@@ -385,17 +391,7 @@ impl Store {
             serde_json::json!({ "item_id": item_id, "stage": row.stage, "period": row.period, "note": row.note, "owner": row.owner });
         insert_audit(&mut tx, Some(rollout_id), actor, action, &summary, None, None, evidence, Some(now)).await?;
         tx.commit().await?;
-        Ok(ChecklistItem {
-            id: row.id,
-            stage: StageIndex(row.stage as u32),
-            section: row.section,
-            text: row.text,
-            checked_by: row.checked_by,
-            checked_at: row.checked_at.map(to_timestamp),
-            period: row.period,
-            note: row.note,
-            owner: row.owner,
-        })
+        Ok(checklist_item!(row))
     }
 
     /// Writes an item's finding and owner (blank clears either), leaving who ticked it and when
@@ -436,17 +432,7 @@ impl Store {
             serde_json::json!({ "item_id": item_id, "stage": row.stage, "period": row.period, "note": row.note, "owner": row.owner });
         insert_audit(&mut tx, Some(rollout_id), actor, "note", &summary, None, None, evidence, Some(now)).await?;
         tx.commit().await?;
-        Ok(ChecklistItem {
-            id: row.id,
-            stage: StageIndex(row.stage as u32),
-            section: row.section,
-            text: row.text,
-            checked_by: row.checked_by,
-            checked_at: row.checked_at.map(to_timestamp),
-            period: row.period,
-            note: row.note,
-            owner: row.owner,
-        })
+        Ok(checklist_item!(row))
     }
 
     /// Makes the routines `due` (the recurring lists' items of the periods holding now) that a

@@ -141,6 +141,23 @@ fn explain(pool: &PgPool, entry: i64) -> (bool, String) {
     rampart(pool, &["explain", "1", &entry.to_string()])
 }
 
+/// Advances over a failing sample-ratio row with `reason`; `rampart explain` then shows the row
+/// as stored (`stored`: its counts) and recomputes the same decision. Returns what it printed.
+async fn advance_and_explain_sample_ratio(app: &TestApp, reason: &str, stored: &str) -> String {
+    let (status, body) = app.advance(Some(reason)).await;
+    assert_eq!(status, 200, "{body}");
+    let entry: i64 = sqlx::query_scalar("SELECT id FROM audit_log WHERE action = 'advance' ORDER BY id DESC LIMIT 1")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let (ok, stdout) = explain(&app.pool, entry);
+    assert!(ok, "{stdout}");
+    let row = stdout.split("\nSample ratio: fail\n").nth(1).unwrap_or_else(|| panic!("no failing sample-ratio row: {stdout}"));
+    assert!(row.starts_with(&format!("  stored:     sequential sample-ratio test: {stored}")), "{stdout}");
+    assert!(row.lines().take(4).any(|l| l == "  the same decision from the stored data"), "{stdout}");
+    stdout
+}
+
 /// A wake-up that finds another process mid-tick (holding the guard's lock) used to be dropped:
 /// the breach then waited for the next timer tick. It is retried once the lock is free.
 #[sqlx::test(migrations = "../migrations")]
@@ -282,20 +299,12 @@ async fn a_split_far_from_the_flags_percentage_raises_an_alert_and_blocks_advanc
         .execute(&pool)
         .await
         .unwrap();
-    let (status, body) = app.advance(Some("control uploads lost in the collector (INC-42); assignment verified by hand")).await;
-    assert_eq!(status, 200, "{body}");
-    let entry: i64 =
-        sqlx::query_scalar("SELECT id FROM audit_log WHERE action = 'advance' ORDER BY id DESC LIMIT 1").fetch_one(&pool).await.unwrap();
-    let (ok, stdout) = explain(&pool, entry);
-    assert!(ok, "{stdout}");
-    assert!(
-        stdout.contains(
-            "Sample ratio: fail\n  stored:     sequential sample-ratio test: 800 treatment of 2600 uploads against a planned 10.00%"
-        ),
-        "{stdout}"
-    );
-    let row = stdout.split("\nSample ratio: fail\n").nth(1).unwrap();
-    assert!(row.lines().take(4).any(|l| l == "  the same decision from the stored data"), "{stdout}");
+    let stdout = advance_and_explain_sample_ratio(
+        &app,
+        "control uploads lost in the collector (INC-42); assignment verified by hand",
+        "800 treatment of 2600 uploads against a planned 10.00%",
+    )
+    .await;
     let row = stdout.split("\nFailures vs control: ").nth(1).expect("the relative row");
     assert!(row.lines().nth(1).unwrap().starts_with("  stored:     confidence sequence of treatment − control: "), "{stdout}");
     assert!(row.lines().take(4).any(|l| l == "  the same decision from the stored data"), "{stdout}");
@@ -369,20 +378,12 @@ async fn the_sample_ratio_counts_distinct_units_where_uploads_name_them(pool: Pg
     assert_eq!((row["verdict"].as_str(), row["sample"].as_u64()), (Some("fail"), Some(1_100)), "{row}");
 
     // Advanced over it with a reason, `rampart explain` recomputes the units from the raw events.
-    let (status, body) = app.advance(Some("treatment units double-counted by a retrying client (INC-7)")).await;
-    assert_eq!(status, 200, "{body}");
-    let entry: i64 =
-        sqlx::query_scalar("SELECT id FROM audit_log WHERE action = 'advance' ORDER BY id DESC LIMIT 1").fetch_one(&pool).await.unwrap();
-    let (ok, stdout) = explain(&pool, entry);
-    assert!(ok, "{stdout}");
-    assert!(
-        stdout.contains(
-            "Sample ratio: fail\n  stored:     sequential sample-ratio test: 200 treatment of 1100 distinct units against a planned 10.00%"
-        ),
-        "{stdout}"
-    );
-    let row = stdout.split("\nSample ratio: fail\n").nth(1).unwrap();
-    assert!(row.lines().take(4).any(|l| l == "  the same decision from the stored data"), "{stdout}");
+    advance_and_explain_sample_ratio(
+        &app,
+        "treatment units double-counted by a retrying client (INC-7)",
+        "200 treatment of 1100 distinct units against a planned 10.00%",
+    )
+    .await;
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -599,16 +599,8 @@ async fn retention_forgets_what_is_past_it_and_never_an_undelivered_webhook(pool
     assert_eq!(units().await, 2);
 
     let admin = app.sign_in("admin", support::ADMIN_PASSWORD).await;
-    let hook: Value = admin
-        .post(app.url("/api/v1/webhooks"))
-        .header("origin", app.base.clone())
-        .json(&json!({ "url": "http://127.0.0.1:9/" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, hook) = app.post_as(&admin, "/api/v1/webhooks", json!({ "url": "http://127.0.0.1:9/" })).await;
+    assert_eq!(status, 201, "{hook}");
     let hook = hook["item"]["id"].as_i64().unwrap();
     // Delivered long ago, given up on long ago, still due though made long ago, delivered lately.
     let old = START - 100 * day;

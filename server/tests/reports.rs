@@ -231,15 +231,7 @@ async fn a_complete_rollouts_final_report_shows_what_is_stored(pool: PgPool) {
 
     // A share link's holder reads the same report with roles for names, and cannot write.
     let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
-    let link: Value = admin
-        .post(app.url("/api/v1/share-links"))
-        .json(&json!({ "rollout_id": 1, "label": "board" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, link) = app.post_as(&admin, "/api/v1/share-links", json!({ "rollout_id": 1, "label": "board" })).await;
     let holder = client_with(&[("cookie", &format!("rampart_share={}", link["secret"].as_str().unwrap())), ("origin", &app.base)]);
     let (status, shared) = text(&holder, app.url("/status/1/report")).await;
     assert_eq!(status, 200, "{shared}");
