@@ -115,11 +115,11 @@ function uploads(prefix: string, count: number, at: number, variant: string, out
 
 test('gates judge the treatment arm against the frozen baseline', async ({ page, api }) => {
   const now = Date.now();
-  expect((await api.post('/api/v1/events', { data: uploads('base', 300, now - 120_000, 'sync', 'success', 300) })).ok()).toBeTruthy();
+  expect((await api.post('/api/v1/events', { data: uploads('base', 300, now - 300_000, 'sync', 'success', 300) })).ok()).toBeTruthy();
   const room = new ControlRoom(page);
   await room.open();
   // The approver freezes the baseline from the page, shown the numbers it will freeze first:
-  // the control uploads of the last whole hour (these 300, two minutes old).
+  // the control uploads of the hour up to two whole minutes ago (these 300, five minutes old).
   const card = page.getByTestId('baseline-card');
   await expect(card.getByTestId('baseline-current')).toContainText('No baseline yet');
   await card.locator('select[name="baseline_hours"]').selectOption('1');

@@ -158,8 +158,19 @@ impl Guard {
         if let Some(breach) = self.complaints(rollout, now).await? {
             assessment.decisions.push(Decision::Review(breach));
         }
-        let units = self.store.units_seen(rollout.id, rollout.state.stage.0 as i32, gates::sample_ratio_from(rails, from)).await?;
-        let split = gates::sample_ratio(rails, served_flag(&rollout.plan, &rollout.state), &rows, Some(units), from);
+        // The split is checked on units where uploads name them: read only when the check
+        // applies, and a failed read falls back to the uploads — it never stands in the way of
+        // the rollbacks below.
+        let split = match gates::sample_ratio(rails, served_flag(&rollout.plan, &rollout.state), &rows, from) {
+            Some(check) => Some(match self.store.units_seen(rollout.id, rollout.state.stage.0 as i32, check.from).await {
+                Ok(units) => check.with_units(Some(units)),
+                Err(error) => {
+                    tracing::warn!(rollout_id = rollout.id, %error, "could not count the stage's units; judging the split on uploads");
+                    check
+                }
+            }),
+            None => None,
+        };
         let (holding, review) = guard::sample_ratio_mismatch(split.as_ref(), &sustained, now);
         assessment.holding.extend(holding);
         assessment.decisions.extend(review.map(Decision::Review));

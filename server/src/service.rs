@@ -19,6 +19,9 @@ use app::error::AppError;
 use app::model::{AuditEntry, BaselinePreview, BaselineWindow, ChartPoint, ChartSeries, ChecklistItem, ControlRoom, Tick};
 use app::services::RolloutService;
 
+/// How far before now a baseline window captured from the control room ends.
+const BASELINE_LAG_MS: i64 = 2 * 60_000;
+
 /// How many audit entries the control room shows.
 const AUDIT_SHOWN: i64 = 50;
 
@@ -163,8 +166,10 @@ impl Rollouts {
         let recent: u64 = rows.treatment.iter().filter(|(minute, _)| *minute >= hour_minute).map(|(_, stats)| stats.count()).sum();
         let hours = ((now.millis() - hour_ago.millis()) as f64 / 3_600_000.0).max(1.0 / 60.0);
         gates::pace(&mut judged, recent as f64 / hours);
-        let units = self.units(rollout, index, gates::sample_ratio_from(&rollout.plan.guardrails, entered), until).await?;
-        judged.extend(gates::sample_ratio(&rollout.plan.guardrails, served, &rows, Some(units), entered).map(|c| c.gate(now)));
+        if let Some(check) = gates::sample_ratio(&rollout.plan.guardrails, served, &rows, entered) {
+            let units = self.units(rollout, index, check.from, until).await?;
+            judged.push(check.with_units(Some(units)).gate(now));
+        }
         let matrix = match (&rollout.plan.matrix, stage.requires_matrix) {
             (Some(matrix), true) => {
                 let cells = self.metrics.matrix_rows(rollout.id, index.0 as i32, entered, until).await?;
@@ -354,8 +359,10 @@ impl RolloutService for Rollouts {
     }
 
     async fn preview_baseline(&self, rollout_id: i64, hours: u32) -> Result<BaselinePreview, AppError> {
-        // Whole minutes, as the rollups keep them: the minute under way is not over.
-        let to = Timestamp((self.clock)().millis().div_euclid(60_000) * 60_000);
+        // Whole minutes, as the rollups keep them, ending two minutes back: the minute under
+        // way is not over, and batches of the last ones are still arriving (under live traffic
+        // they would move the count between the look and the freeze).
+        let to = Timestamp((self.clock)().millis().div_euclid(60_000) * 60_000 - BASELINE_LAG_MS);
         let from = Timestamp(to.millis() - i64::from(hours) * 3_600_000);
         let control = self.metrics.baseline_preview(rollout_id, from, to).await?;
         Ok(BaselinePreview { from, to, control })

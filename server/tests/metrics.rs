@@ -630,8 +630,9 @@ async fn an_approver_freezes_the_baseline_numbers_they_were_shown(pool: PgPool) 
         .map(|i| event(&format!("b{i}"), 20 - i / 2, "sync", if i % 20 == 0 { "error" } else { "success" }, 100.0 + i as f64).to_string())
         .collect();
     assert_eq!(post_ndjson(&app, &lines).await.1["accepted"], 40);
-    // One upload in the minute under way (the clock stands at 12:30:00.000): not yet counted.
-    let running = json!({ "timestamp": START + 30 * 60_000, "event_id": "now", "variant": "sync", "outcome": "success",
+    // One upload of the last two minutes (the clock stands at 12:30:00.000), whose batches may
+    // still be arriving: not counted.
+    let running = json!({ "timestamp": START + 29 * 60_000, "event_id": "now", "variant": "sync", "outcome": "success",
                           "latency_ms": 1.0, "memory_mb": 40.0, "provider": "kimi", "file_type": "csv", "size_bytes": 1 });
     assert_eq!(post_ndjson(&app, &[running.to_string()]).await.1["accepted"], 1);
     let look = |client: reqwest::Client, hours: &'static str| {
@@ -649,7 +650,7 @@ async fn an_approver_freezes_the_baseline_numbers_they_were_shown(pool: PgPool) 
     let (status, room) = look(approver.clone(), "1").await;
     assert_eq!(status, 200, "{room}");
     let preview = &room["baseline_look"]["preview"];
-    let (from, to) = (START + 30 * 60_000 - 3_600_000, START + 30 * 60_000);
+    let (from, to) = (START + 28 * 60_000 - 3_600_000, START + 28 * 60_000);
     assert_eq!((preview["from"].as_i64(), preview["to"].as_i64()), (Some(from), Some(to)), "{preview}");
     assert_eq!((preview["control"]["count"].as_u64(), preview["control"]["success_rate"].as_f64()), (Some(40), Some(95.0)), "{preview}");
     assert_eq!(room["baseline"], Value::Null, "a look freezes nothing");
@@ -662,6 +663,10 @@ async fn an_approver_freezes_the_baseline_numbers_they_were_shown(pool: PgPool) 
     let (status, location) = baseline_form(&approver, &app, &format!("hours=1&to={to}&count=40")).await;
     assert_eq!((status, location.as_str()), (303, "/rollouts/1?baseline_hours=1&baseline_moved=1#baseline"));
     assert_eq!(app.room().await["baseline"], Value::Null);
+    // A window the page cannot have shown: ending in the future, or not on a minute.
+    for bad in [format!("hours=1&to={}&count=41", to + 3_600_000), format!("hours=1&to={}&count=41", to + 1)] {
+        assert_eq!(baseline_form(&approver, &app, &bad).await.0, 422, "{bad}");
+    }
     // A form from another site is refused whoever sends it.
     let forged = approver
         .post(app.url("/rollouts/1/baseline"))
@@ -690,24 +695,25 @@ async fn an_approver_freezes_the_baseline_numbers_they_were_shown(pool: PgPool) 
 
     // The REST API takes the same check (409, with the count now), and a second capture
     // replaces the first.
-    let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": from, "to": to + 60_000, "expected_count": 41 })).await;
-    assert_eq!((status, body["current_version"].as_u64()), (409, Some(42)), "the running minute's upload makes 42: {body}");
-    let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": from, "to": to + 60_000, "expected_count": 42 })).await;
+    let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": from, "to": to + 120_000, "expected_count": 41 })).await;
+    assert_eq!((status, body["current_version"].as_u64()), (409, Some(42)), "the upload of the last two minutes makes 42: {body}");
+    let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": from, "to": to + 120_000, "expected_count": 42 })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(app.room().await["baseline"]["count"], 42);
     assert_eq!(app.room().await["baseline_window"]["captured_by"], support::TEST_ACTOR);
 
     // The charts' "whole rollout" range: a draft's last day; once started, from its start.
+    let now = START + 30 * 60_000;
     let (status, series) = server_fn(&approver, &app, "/api/get_chart_series", "rollout_id=1&hours=0").await;
-    assert_eq!((status, series["from"].as_i64()), (200, Some(to - 24 * 3_600_000)), "{series}");
+    assert_eq!((status, series["from"].as_i64()), (200, Some(now - 24 * 3_600_000)), "{series}");
     app.command(json!({ "command": "start" })).await;
     app.advance_clock_hours(30);
     let approver = app.person("ana", "approver").await; // signed in again: a session lasts less than a day
     let (_, series) = server_fn(&approver, &app, "/api/get_chart_series", "rollout_id=1&hours=0").await;
-    assert_eq!(series["from"].as_i64(), Some(to), "{series}");
+    assert_eq!(series["from"].as_i64(), Some(now), "{series}");
     assert_eq!(series["marks"][0][1], "Stage 0: Phase 1 deployed, flags off", "{series}");
     let (_, day) = server_fn(&approver, &app, "/api/get_chart_series", "rollout_id=1&hours=24").await;
-    assert_eq!(day["from"].as_i64(), Some(to + 6 * 3_600_000), "{day}");
+    assert_eq!(day["from"].as_i64(), Some(now + 6 * 3_600_000), "{day}");
 }
 
 /// `rampart import FILE` as a person runs it, against the test's database, on a file in a

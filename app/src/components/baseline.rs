@@ -8,7 +8,6 @@
 //! would cost every page load some 15 kB.
 
 use crate::components::actions::denied;
-use crate::components::local_time::LocalTime;
 use crate::domain::access::{Permission, Principal};
 use crate::domain::stats::Summary;
 use crate::format;
@@ -38,8 +37,13 @@ pub fn BaselineCard(
         (Some(b), Some(w)) => Either::Left(view! {
             <p data-testid="baseline-current">
                 <strong>{format::baseline_numbers(&b)}</strong>
-                " Frozen by " {w.captured_by} " at " <LocalTime at=w.captured_at/> ", from the control uploads of "
-                <LocalTime at=w.from/> " to " <LocalTime at=w.to/> "."
+                {format!(
+                    " Frozen by {} at {}, from the control uploads of {} to {}.",
+                    w.captured_by,
+                    format::utc_minute(w.captured_at),
+                    format::utc_minute(w.from),
+                    format::utc_minute(w.to)
+                )}
             </p>
         }),
         _ => Either::Right(view! {
@@ -57,13 +61,15 @@ pub fn BaselineCard(
             <div class="baseline-preview" data-testid="baseline-preview">
                 {moved.then(|| view! { <p class="warning">"Uploads arrived in that window since you looked: these are its numbers now."</p> })}
                 <p>
-                    "The control uploads of " <LocalTime at=p.from/> " to " <LocalTime at=p.to/> ": "
+                    {format!("The control uploads of {} to {}: ", format::utc_minute(p.from), format::utc_minute(p.to))}
                     <strong>{format::baseline_numbers(&p.control)}</strong>
                 </p>
                 {replaces.map(|at| view! {
                     <p class="warning">
-                        "This replaces the baseline frozen at " <LocalTime at/>
-                        ": from then on every gate and guardrail compares against the new numbers."
+                        {format!(
+                            "This replaces the baseline frozen at {}: from then on every gate and guardrail compares against the new numbers.",
+                            format::utc_minute(at)
+                        )}
                     </p>
                 })}
                 <form method="post" action=format!("/rollouts/{rollout_id}/baseline") class="action-form">

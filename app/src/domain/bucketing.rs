@@ -53,9 +53,11 @@ pub fn bucket(group: &str, unit: &str) -> u32 {
 }
 
 /// A unit's key in the store: 64 bits of MurmurHash3 (two 32-bit hashes of the unit, seeds 0
-/// and 1), so distinct units can be counted without keeping who they are. Stable across
-/// releases: keys stored today are compared with keys computed tomorrow. Two units share a key
-/// with odds of about n²/2⁶⁵ among n units (one in 10⁸ at a million).
+/// and 1), so distinct units can be counted without storing their names. Pseudonymous, not
+/// anonymous: the hash is unsalted, so whoever can guess the names (sequential user ids) can
+/// find their keys. Stable across releases: keys stored today are compared with keys computed
+/// tomorrow. Two units share a key with odds of about n²/2⁶⁵ among n units (about one in
+/// 3.7 × 10⁷ at a million).
 pub fn unit_key(unit: &str) -> i64 {
     let (high, low) = (murmur3_x86_32(unit.as_bytes(), 0), murmur3_x86_32(unit.as_bytes(), 1));
     ((u64::from(high) << 32) | u64::from(low)) as i64

@@ -154,8 +154,8 @@ pub const ALPHA_SAMPLE_RATIO: f64 = 0.001;
 /// whose events are dropped) and no comparison of the arms can be trusted. Judged with the
 /// sequential test of Lindon & Malek ([`srm_p_value`]), valid at every look.
 ///
-/// What is counted: distinct units where the events name them (`unit`), since the flag splits
-/// units; otherwise uploads, which follow the same split when every unit sends alike. Counting
+/// What is counted: distinct units where the events of both arms name them (`unit`), since the
+/// flag splits units; otherwise uploads, which follow the same split when every unit sends alike. Counting
 /// uploads of units that send unevenly overstates the evidence (a busy unit's uploads all go
 /// one way), so a plan whose services can name the unit should.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -189,10 +189,14 @@ impl SampleRatio {
         Some(SampleRatio { p_value: srm_p_value(&split.judged_counts(), &split.planned()), ..split })
     }
 
-    /// The same check on the distinct units per arm `(treatment, control)`, when any upload
-    /// named its unit.
+    /// The same check on the distinct units per arm `(treatment, control)`, when every arm that
+    /// has uploads names units in them. When an arm's uploads name none (the new code path
+    /// sends `unit`, the old one does not), the unit counts say nothing of the split, and the
+    /// uploads are judged; an arm with no uploads yet has no units either, and that is no
+    /// reason to stop counting units.
     pub fn with_units(self, units: Option<(u64, u64)>) -> SampleRatio {
-        let units = units.filter(|(t, c)| t + c > 0);
+        let names = |units: u64, uploads: u64| units > 0 || uploads == 0;
+        let units = units.filter(|&(t, c)| t + c > 0 && names(t, self.treatment) && names(c, self.control));
         let split = SampleRatio { units, ..self };
         SampleRatio { p_value: srm_p_value(&split.judged_counts(), &split.planned()), ..split }
     }
@@ -309,23 +313,17 @@ pub fn sample_ratio_from(rails: &Guardrails, entered: Timestamp) -> Timestamp {
 }
 
 /// The sample-ratio check of a stage that began at `entered` and serves its flag as `served`,
-/// when the plan asks for it and the flag splits traffic: the uploads of `rows` and the distinct
-/// `units` per arm (treatment, control) seen from [`sample_ratio_from`], when the events name
-/// units.
-pub fn sample_ratio(
-    rails: &Guardrails,
-    served: StageFlag,
-    rows: &StageRows,
-    units: Option<(u64, u64)>,
-    entered: Timestamp,
-) -> Option<SampleRatio> {
+/// when the plan asks for it and the flag splits traffic: the uploads of `rows` from
+/// [`sample_ratio_from`] (its `from`). The caller adds the distinct units seen since then with
+/// [`SampleRatio::with_units`], read only when the check applies.
+pub fn sample_ratio(rails: &Guardrails, served: StageFlag, rows: &StageRows, entered: Timestamp) -> Option<SampleRatio> {
     if !rails.manual_review.on_sample_ratio_mismatch || !served.enabled {
         return None;
     }
     let from = sample_ratio_from(rails, entered);
     let (treatment, control) = rows.uploads_from(from);
     let check = SampleRatio::check(treatment, control, f64::from(served.percentage.get()))?;
-    Some(SampleRatio { settle: rails.manual_review.sample_ratio_settle, from, ..check.with_units(units) })
+    Some(SampleRatio { settle: rails.manual_review.sample_ratio_settle, from, ..check })
 }
 
 /// 95% Wilson score interval for `k` of `n`, in percent: the fixed-sample interval, kept to
@@ -1066,8 +1064,12 @@ mod tests {
         assert_eq!(units.p_value, (-r.statistic).exp().min(1.0), "{r:?}");
         // Units off the plan are found however the uploads look.
         assert!(SampleRatio::check(1_000, 9_000, 10.0).unwrap().with_units(Some((160, 840))).mismatch());
-        // No upload named its unit: the uploads are judged, as before.
+        // No upload named its unit, or those of one arm only (the new code sends it, the old
+        // does not): the uploads are judged, as before — never (100, 0) units as a mismatch.
         assert_eq!(uploads.with_units(Some((0, 0))), uploads);
+        let fair = SampleRatio::check(100, 900, 10.0).unwrap();
+        assert_eq!(fair.with_units(Some((100, 0))), fair);
+        assert!(!fair.with_units(Some((100, 0))).mismatch());
         assert_eq!(uploads.with_units(None).receipt(Timestamp(0)).method, Method::SampleRatio);
     }
 

@@ -614,27 +614,27 @@ mod tests {
             }
         };
         let skewed_rows = rows(&[(10, 300, 9_700)]);
-        assert_eq!(sample_ratio(&rails(), served(1), &skewed_rows, None, entered).map(|s| (s.treatment, s.control)), Some((300, 9_700)));
-        assert!(sample_ratio(&rails(), served(1), &skewed_rows, None, entered).unwrap().mismatch());
-        assert_eq!(sample_ratio(&rails(), served(100), &skewed_rows, None, entered), None);
-        assert_eq!(sample_ratio(&rails(), StageFlag { enabled: false, ..served(1) }, &skewed_rows, None, entered), None);
+        assert_eq!(sample_ratio(&rails(), served(1), &skewed_rows, entered).map(|s| (s.treatment, s.control)), Some((300, 9_700)));
+        assert!(sample_ratio(&rails(), served(1), &skewed_rows, entered).unwrap().mismatch());
+        assert_eq!(sample_ratio(&rails(), served(100), &skewed_rows, entered), None);
+        assert_eq!(sample_ratio(&rails(), StageFlag { enabled: false, ..served(1) }, &skewed_rows, entered), None);
         let mut off = rails();
         off.manual_review.on_sample_ratio_mismatch = false;
-        assert_eq!(sample_ratio(&off, served(1), &skewed_rows, None, entered), None);
+        assert_eq!(sample_ratio(&off, served(1), &skewed_rows, entered), None);
 
         // An advance from 10% to 50%: clients still caching the flag send at the old split for
         // the stage's first minutes. Those are left out, so the lag is no mismatch...
         let lag: Vec<_> = (0..3).map(|m| (m, 100, 900)).chain((3..30).map(|m| (m, 500, 500))).collect();
-        let settled = sample_ratio(&rails(), served(50), &rows(&lag), None, entered).unwrap();
+        let settled = sample_ratio(&rails(), served(50), &rows(&lag), entered).unwrap();
         assert_eq!((settled.treatment, settled.control, settled.mismatch()), (12_500, 12_500, false));
         assert!(settled.gate(NOW).explanation.contains("(counted from 5m after the stage began)"), "{}", settled.gate(NOW).explanation);
         // ...where counting them would have kept a mismatch in the stage's counts all along.
         let mut eager = rails();
         eager.manual_review.sample_ratio_settle = Span::ZERO;
-        assert!(sample_ratio(&eager, served(50), &rows(&lag), None, entered).unwrap().mismatch());
+        assert!(sample_ratio(&eager, served(50), &rows(&lag), entered).unwrap().mismatch());
         // A split that stays wrong after the caches refreshed is still found.
         let broken: Vec<_> = (0..30).map(|m| (m, 400, 600)).collect();
-        assert!(sample_ratio(&rails(), served(50), &rows(&broken), None, entered).unwrap().mismatch());
+        assert!(sample_ratio(&rails(), served(50), &rows(&broken), entered).unwrap().mismatch());
     }
 
     fn window(success: u64, error: u64, critical: u64, latency: f64, memory: f64) -> Stats {

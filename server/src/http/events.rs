@@ -59,7 +59,12 @@ async fn baseline_form(
     if !(1..=336).contains(&form.hours) {
         return Err(AppError::invalid("hours", "must be between 1 and 336 (two weeks)").into());
     }
-    let (from, to) = (Timestamp(form.to - i64::from(form.hours) * 3_600_000), Timestamp(form.to));
+    // The window the page showed: it ended on a whole minute that has passed.
+    if form.to.rem_euclid(60_000) != 0 || form.to > state.metrics.now().millis() {
+        return Err(AppError::invalid("to", "must be a whole minute that has passed (epoch milliseconds)").into());
+    }
+    let from = form.to.checked_sub(i64::from(form.hours) * 3_600_000).ok_or_else(|| AppError::invalid("to", "out of range"))?;
+    let (from, to) = (Timestamp(from), Timestamp(form.to));
     match state.metrics.capture_baseline(id, from, to, Some(form.count), &principal.actor()).await {
         Ok(_) => Ok(Redirect::to(&format!("/rollouts/{id}#baseline"))),
         Err(AppError::Conflict { .. }) => {

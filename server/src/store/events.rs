@@ -441,10 +441,12 @@ impl Store {
     }
 
     /// Forgets events (and their ids) older than `cutoff`: whole daily partitions are dropped,
-    /// and the units last seen before it.
+    /// and the units last seen before the day the cutoff falls in (the raw events kept are those
+    /// of whole days, and the live count keeps the units they name).
     pub async fn prune_events(&self, cutoff: Timestamp) -> Result<usize> {
-        sqlx::query!("DELETE FROM stage_units WHERE last_seen < $1", from_timestamp(cutoff)).execute(self.pool()).await?;
         let cutoff_day = utc_day(cutoff);
+        let day_start = Timestamp(cutoff.millis().div_euclid(86_400_000) * 86_400_000);
+        sqlx::query!("DELETE FROM stage_units WHERE last_seen < $1", from_timestamp(day_start)).execute(self.pool()).await?;
         let partitions = sqlx::query_scalar!(
             r#"SELECT c.relname AS "name!" FROM pg_inherits i
                JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
