@@ -151,9 +151,11 @@ pub fn Checklist(
                                 {item.checked_by.clone().unwrap_or_default()} " · " <LocalTime at/>
                             });
                             // A finding and an owner are written on a small server page of
-                            // their own: a link here costs the WASM next to nothing.
+                            // their own: a link here costs the WASM next to nothing. The page
+                            // is the server's, not the app's: `rel="external"` keeps the
+                            // router from looking for it among the app's routes.
                             let edit = no.is_none().then(|| view! {
-                                <a class="item-note muted" href=format!("/rollouts/{rollout_id}/checklist/{id}/note")>"Finding / owner"</a>
+                                <a class="item-note muted" rel="external" href=format!("/rollouts/{rollout_id}/checklist/{id}/note")>"Finding / owner"</a>
                             });
                             view! {
                                 <li data-testid="checklist-item" id=format!("item-{id}") class:checked=checked>
