@@ -18,6 +18,7 @@ pub mod rollout;
 pub mod routines;
 pub mod sequential;
 pub mod sketch;
+pub mod source;
 pub mod stats;
 pub mod status;
 pub mod units;

@@ -356,7 +356,15 @@ test('the control room and the status page fit a phone screen without sideways s
     const room = new ControlRoom(page);
     await room.open(path);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    expect(overflow, `${path} is ${overflow}px wider than the screen`).toBeLessThanOrEqual(0);
+    // The innermost elements that reach past the screen's right edge, to say what to fix.
+    const wide = await page.evaluate(() =>
+      [...document.querySelectorAll('body *')]
+        .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 0.5)
+        .filter((el) => ![...el.children].some((child) => child.getBoundingClientRect().right > window.innerWidth + 0.5))
+        .slice(0, 5)
+        .map((el) => `<${el.tagName.toLowerCase()} class="${el.getAttribute('class') ?? ''}"> ${(el.textContent ?? '').trim().slice(0, 40)}`),
+    );
+    expect(overflow, `${path} is ${overflow}px wider than the screen: ${wide.join(' | ')}`).toBeLessThanOrEqual(0);
   }
   await page.goto('/rollouts/1');
   await page.screenshot({ path: 'test-results/phone.png', fullPage: false });

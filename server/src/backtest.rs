@@ -55,7 +55,7 @@ pub async fn backtest(
         }
         let to = span.to.unwrap_or(now);
         // Whole minutes up to the one the span ended in (its rows are per minute).
-        let rows = metrics.stage_minutes(rollout_id, span.stage, span.from, Timestamp(to.millis() + 60_000)).await?;
+        let rows = metrics.stage_evidence(&plan, rollout_id, span.stage, span.from, Timestamp(to.millis() + 60_000)).await?.rows;
         let reference = Reference::choose(baseline.as_ref(), &rows.control());
         let mut judge = StageJudge::new(rails, stage.soak);
         let mut sustained: Vec<Sustained> = Vec::new();

@@ -173,7 +173,13 @@ pub enum FlagCommand {
 #[derive(Debug, Subcommand)]
 pub enum PlanCommand {
     /// Check one or more plan files; exits non-zero if any is invalid.
-    Check { files: Vec<PathBuf> },
+    Check {
+        files: Vec<PathBuf>,
+        /// Also run a plan's `[metrics_source]` queries once, over the last hour, and show what
+        /// came back (exits non-zero if the source cannot vouch for it).
+        #[arg(long)]
+        live: bool,
+    },
 }
 
 /// Where the database is.

@@ -174,7 +174,7 @@ async fn explain_rollback(store: &Store, metrics: &Metrics, rollout_id: i64, sto
     let soak = rollout.plan.stage(StageIndex(stored.stage)).map_or(Span::ZERO, |s| s.soak);
     // The guard read every minute up to one past the decision; so does the recomputation.
     let until = Timestamp(stored.window.to.millis() + 60_000);
-    let rows = metrics.stage_minutes(rollout_id, stored.stage as i32, stored.window.from, until).await?;
+    let rows = metrics.stage_evidence(&rollout.plan, rollout_id, stored.stage as i32, stored.window.from, until).await?.rows;
     let evidence = guard::StageEvidence { minutes: &rows.treatment, soak };
     let assessment = guard::assess(&rollout.plan.guardrails, evidence, &stored.reference, &[], stored.window.to);
     let recomputed: Vec<&Breach> =
@@ -216,7 +216,7 @@ async fn explain_gates(store: &Store, metrics: &Metrics, rollout_id: i64, stored
     };
     // The gates read every minute from the stage's start to one past the moment of judging.
     let until = Timestamp(judged.to.millis() + 60_000);
-    let rows = metrics.stage_minutes(rollout_id, stage.0 as i32, judged.from, until).await?;
+    let rows = metrics.stage_evidence(&rollout.plan, rollout_id, stage.0 as i32, judged.from, until).await?.rows;
     let memory_limit = rollout.plan.guardrails.auto_rollback.memory_above_baseline.get();
     let mut again = gates::evaluate(criteria, &rows.treatment(), &rows.control(), &reference, memory_limit, judged);
     // The end-to-end matrix, from the same stage's detailed rollups.

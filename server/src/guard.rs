@@ -107,13 +107,20 @@ impl Guard {
         self.telemetry.record_tick(outcome, ended, started.elapsed().as_secs_f64(), rollbacks, alerts);
     }
 
-    /// Like [`Guard::tick`], but waits for a tick in progress elsewhere instead of skipping.
+    /// Like [`Guard::tick`], but waits for a tick in progress elsewhere instead of skipping
+    /// (counted in `/metrics` like any tick).
     #[tracing::instrument(name = "guard_tick", skip_all, fields(now = now.millis()))]
     pub async fn tick_now(&self, now: Timestamp) -> Result<Vec<Action>, StoreError> {
-        let lease = self.store.guard_lease().await?;
-        let result = self.tick_as_leader(now).await;
-        lease.release().await?;
-        result
+        let started = std::time::Instant::now();
+        let result = async {
+            let lease = self.store.guard_lease().await?;
+            let result = self.tick_as_leader(now).await;
+            lease.release().await?;
+            result.map(Some)
+        }
+        .await;
+        self.report(&result, started);
+        result.map(Option::unwrap_or_default)
     }
 
     async fn tick_as_leader(&self, now: Timestamp) -> Result<Vec<Action>, StoreError> {
@@ -147,7 +154,8 @@ impl Guard {
         // before a rollback must not roll back the next attempt the moment it starts.
         let from = rollout.state.stage_entered_at.unwrap_or(now);
         let until = Timestamp(now.millis() + 60_000);
-        let rows = self.metrics.stage_minutes(rollout.id, rollout.state.stage.0 as i32, from, until).await?;
+        let evidence = self.metrics.stage_evidence(&rollout.plan, rollout.id, rollout.state.stage.0 as i32, from, until).await?;
+        let rows = &evidence.rows;
         let baseline = self.store.latest_baseline(rollout.id).await?;
         let reference = Reference::choose(baseline.as_ref().map(|b| &b.summary), &rows.control());
         // Timers of this stage only: a condition that held in the stage before starts afresh.
@@ -155,13 +163,19 @@ impl Guard {
         let soak = rollout.plan.stage(rollout.state.stage).map_or(Span::ZERO, |s| s.soak);
         let stage = guard::StageEvidence { minutes: &rows.treatment, soak };
         let mut assessment = guard::assess(rails, stage, &reference, &sustained, now);
+        // Figures the metric source cannot vouch for decide nothing but a critical error.
+        let unvouched = evidence.problem.as_ref().zip(rollout.plan.metrics_source.as_ref());
+        if let Some((problem, source)) = unvouched {
+            assessment = guard::unvouched(assessment, &problem.to_string(), source.alert_after, &sustained, now);
+        }
         if let Some(breach) = self.complaints(rollout, now).await? {
             assessment.decisions.push(Decision::Review(breach));
         }
         // The split is checked on units where uploads name them: read only when the check
         // applies, and a failed read falls back to the uploads — it never stands in the way of
         // the rollbacks below.
-        let split = match gates::sample_ratio(rails, served_flag(&rollout.plan, &rollout.state), &rows, from) {
+        let split = match gates::sample_ratio(rails, served_flag(&rollout.plan, &rollout.state), rows, from).filter(|_| unvouched.is_none())
+        {
             Some(check) => Some(match self.store.units_seen(rollout.id, rollout.state.stage.0 as i32, check.from).await {
                 Ok(units) => check.with_units(Some(units)),
                 Err(error) => {
@@ -185,6 +199,8 @@ impl Guard {
                 "reference": reference,
                 "stage": rollout.state.stage.0,
                 "window": { "from": from, "to": now },
+                // Where the figures came from: each query, its time and what it counted.
+                "source": (!evidence.pulled.is_empty()).then_some(&evidence.pulled),
             });
             let expected = rollout.state.version;
             let command = Command::RollBack { target: rails.rollback_target, reason: reason.clone() };

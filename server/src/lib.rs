@@ -20,6 +20,7 @@ pub mod junit;
 pub mod live;
 pub mod metrics;
 pub mod net;
+pub mod prometheus;
 pub mod random;
 pub mod report;
 pub mod sealed;

@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or_else(|| CliCommand::Serve(ServeConfig::default())) {
         CliCommand::Serve(config) => serve(config).await,
-        CliCommand::Plan { command: PlanCommand::Check { files } } => return check_plans(&files),
+        CliCommand::Plan { command: PlanCommand::Check { files, live } } => return check_plans(&files, live).await,
         CliCommand::Flag { command: FlagCommand::Eval { flag, units, database } } => eval_flag(&flag, &units, &database).await,
         CliCommand::Import { file, retention_days, database } => import(&file, retention_days, &database).await,
         CliCommand::Explain { rollout, entry, database } => match explain(rollout, entry, &database).await {
@@ -346,9 +346,32 @@ fn print_power(plan: &app::domain::plan::Plan) {
     }
 }
 
-fn check_plans(files: &[std::path::PathBuf]) -> ExitCode {
+/// Runs a Prometheus source's queries once over the last hour and prints what each counted;
+/// false when the source cannot vouch for its figures.
+async fn check_source_live(source: &app::domain::source::PrometheusSource) -> bool {
+    use app::domain::units::Timestamp;
+    let now = Timestamp(chrono::Utc::now().timestamp_millis());
+    let hour_ago = Timestamp(now.millis() - 3_600_000);
+    let evidence = server::prometheus::Prometheus::default().query_all(source, hour_ago, now, now).await;
+    println!("  {} over the last hour:", source.prometheus);
+    for pulled in &evidence.pulled {
+        let resets = if pulled.resets > 0 { format!(", {} counter restart(s)", pulled.resets) } else { String::new() };
+        println!("  {}  →  {} series, increase {}{resets}", pulled.query, pulled.series, pulled.increase);
+    }
+    let (t, c) = (evidence.rows.treatment(), evidence.rows.control());
+    println!("  treatment: {} uploads ({} errors, {} timeouts); control: {} uploads", t.count(), t.error, t.timeout, c.count());
+    match &evidence.problem {
+        None => true,
+        Some(problem) => {
+            eprintln!("  error: {problem}");
+            false
+        }
+    }
+}
+
+async fn check_plans(files: &[std::path::PathBuf], live: bool) -> ExitCode {
     if files.is_empty() {
-        eprintln!("usage: rampart plan check FILE…");
+        eprintln!("usage: rampart plan check [--live] FILE…");
         return ExitCode::FAILURE;
     }
     let mut ok = true;
@@ -357,6 +380,9 @@ fn check_plans(files: &[std::path::PathBuf]) -> ExitCode {
             Ok((plan, _)) => {
                 println!("{}: ok — “{}”, {} stages", file.display(), plan.name, plan.stages.len());
                 print_power(&plan);
+                if let Some(source) = plan.metrics_source.as_ref().filter(|_| live) {
+                    ok &= check_source_live(source).await;
+                }
             }
             Err(error) => {
                 ok = false;

@@ -3,10 +3,13 @@
 //! baseline capture. The HTTP ingest endpoint and `rampart import` share this code.
 
 use crate::clock::Clock;
+use crate::prometheus::Prometheus;
 use crate::store::{Baseline, Ingested, LiveRollout, NewEvent, RollupFilter, StageSpan, Store, StoreError};
 use crate::telemetry::Telemetry;
 use app::domain::event::{self, FieldError, UploadEvent, Variant};
 use app::domain::matrix::CellRow;
+use app::domain::plan::Plan;
+use app::domain::source::Evidence;
 use app::domain::stats::{StageRows, Stats, Summary, size_class_mb};
 use app::domain::units::{Span, Timestamp, Version};
 use app::error::AppError;
@@ -251,11 +254,22 @@ pub struct Metrics {
     /// only if it changed.
     destinations: Arc<Mutex<HashMap<i64, Arc<Destination>>>>,
     telemetry: Arc<Telemetry>,
+    /// The puller for plans whose evidence lives in Prometheus, shared by every reader.
+    prometheus: Arc<Prometheus>,
 }
 
 impl Metrics {
     pub fn new(store: Store, clock: Clock, retention: Span) -> Metrics {
-        Metrics { store, clock, retention, stored: None, fold: Arc::default(), destinations: Arc::default(), telemetry: Arc::default() }
+        Metrics {
+            store,
+            clock,
+            retention,
+            stored: None,
+            fold: Arc::default(),
+            destinations: Arc::default(),
+            telemetry: Arc::default(),
+            prometheus: Arc::default(),
+        }
     }
 
     /// Counts batches, events and failed folds in `telemetry` (the process's `/metrics`).
@@ -515,8 +529,29 @@ impl Metrics {
         Ok((control, treatment))
     }
 
+    /// One stage's evidence over `[from, to)` from the source `plan` names: the event store's
+    /// rows, or a pull from Prometheus with each query's receipt and what it cannot vouch for.
+    /// `to` is a minute past the span's end (the rows are whole minutes), so Prometheus is read
+    /// up to `to` − 1 minute, and never past now.
+    pub async fn stage_evidence(
+        &self,
+        plan: &Plan,
+        rollout_id: i64,
+        stage: i32,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Evidence, StoreError> {
+        match &plan.metrics_source {
+            None => Ok(Evidence { rows: self.stage_minutes(rollout_id, stage, from, to).await?, ..Evidence::default() }),
+            Some(source) => {
+                let end = Timestamp(to.millis() - 60_000);
+                Ok(self.prometheus.pull(rollout_id, stage, source, from, end, self.now()).await.as_ref().clone())
+            }
+        }
+    }
+
     /// One stage over `[from, to)`, each arm minute by minute (oldest first), as the guard loop
-    /// and the gates judge it. A store error keeps its kind (an outage is not corrupt data).
+    /// and the gates judge it, from the event store. A store error keeps its kind (an outage is not corrupt data).
     pub async fn stage_minutes(&self, rollout_id: i64, stage: i32, from: Timestamp, to: Timestamp) -> Result<StageRows, StoreError> {
         let filter = RollupFilter { stage: Some(stage), ..Default::default() };
         let mut rows = StageRows::default();

@@ -270,7 +270,7 @@ impl Rollouts {
             if b > a && stage.flag.enabled {
                 let judgement = self.judge(&rollout, index, stage.flag, baseline.as_ref(), Judged { from: a, to: b }).await?;
                 (impact, matrix) = (judgement.impact, judgement.matrix);
-                let rows = self.metrics().stage_minutes(id, index.0 as i32, a, Timestamp(b.millis() + 60_000)).await?;
+                let rows = self.metrics().stage_evidence(&rollout.plan, id, index.0 as i32, a, Timestamp(b.millis() + 60_000)).await?.rows;
                 let minutes = (b.millis() - a.millis()).max(60_000) as f64 / 60_000.0;
                 comparison = baseline.clone().map(|baseline| Comparison {
                     baseline,

@@ -154,7 +154,8 @@ impl Rollouts {
         let Some(criteria) = &stage.criteria else { return Ok(StageJudgement::default()) };
         let Judged { from: entered, to: now } = span;
         let until = Timestamp(now.millis() + 60_000);
-        let rows = self.metrics.stage_minutes(rollout.id, index.0 as i32, entered, until).await?;
+        let evidence = self.metrics.stage_evidence(&rollout.plan, rollout.id, index.0 as i32, entered, until).await?;
+        let rows = &evidence.rows;
         let (treatment, control) = (rows.treatment(), rows.control());
         let reference = Reference::choose(baseline, &control);
         let memory_limit = rollout.plan.guardrails.auto_rollback.memory_above_baseline.get();
@@ -166,7 +167,7 @@ impl Rollouts {
         let recent: u64 = rows.treatment.iter().filter(|(minute, _)| *minute >= hour_minute).map(|(_, stats)| stats.count()).sum();
         let hours = ((now.millis() - hour_ago.millis()) as f64 / 3_600_000.0).max(1.0 / 60.0);
         gates::pace(&mut judged, recent as f64 / hours);
-        if let Some(check) = gates::sample_ratio(&rollout.plan.guardrails, served, &rows, entered) {
+        if let Some(check) = gates::sample_ratio(&rollout.plan.guardrails, served, rows, entered) {
             let units = self.units(rollout, index, check.from, until).await?;
             judged.push(check.with_units(Some(units)).gate(now));
         }
@@ -192,7 +193,13 @@ impl Rollouts {
         if stage.requires_performance_validated {
             judged.push(impact.as_ref().map_or_else(Impact::unmeasured_gate, Impact::gate));
         }
-        Ok(StageJudgement { gates: judged, reference: Some(reference), matrix, impact })
+        if let Some(problem) = &evidence.problem {
+            gates::unvouched(&mut judged, &problem.to_string());
+        } else if rollout.plan.metrics_source.as_ref().is_some_and(|s| s.memory.is_none()) {
+            let memory = judged.iter_mut().filter(|g| g.criterion == gates::Criterion::Memory);
+            gates::unvouched(memory, "the rollout's metric source reads no memory (add `memory` to [metrics_source])");
+        }
+        Ok(StageJudgement { gates: judged, reference: Some(reference), matrix, impact, pulled: evidence.pulled })
     }
 
     /// The distinct units per arm (treatment, control) that stage `index`'s uploads named in
@@ -256,6 +263,9 @@ pub struct StageJudgement {
     pub reference: Option<Reference>,
     pub matrix: Option<MatrixView>,
     pub impact: Option<Impact>,
+    /// The Prometheus queries the figures came from, with their times and counts (none when
+    /// the event store holds them).
+    pub pulled: Vec<app::domain::source::Pulled>,
 }
 
 #[async_trait::async_trait]
@@ -383,7 +393,8 @@ impl RolloutService for Rollouts {
         // Gates read the metrics outside the transaction; they describe the stage as the
         // caller saw it, and the transaction rejects the command if the stage moved since.
         let baseline = self.store.latest_baseline(rollout_id).await?.map(|b| b.summary);
-        let StageJudgement { gates, reference, .. } = self.gates(&self.store.rollout(rollout_id).await?, baseline.as_ref(), now).await?;
+        let StageJudgement { gates, reference, pulled, .. } =
+            self.gates(&self.store.rollout(rollout_id).await?, baseline.as_ref(), now).await?;
         let (_, transition) = self
             .store
             .transition(rollout_id, now, &name, |current, evidence| {
@@ -391,7 +402,7 @@ impl RolloutService for Rollouts {
                 let blockers = readiness::blockers(&current.plan, &current.state, &evidence, now);
                 let cx = Context { plan: &current.plan, now, blockers: &blockers, actor };
                 let transition = apply(&current.state, Version(expected_version), &command, &cx)?;
-                let record = audit_record(current, &command, &transition, &evidence.gates, reference.as_ref());
+                let record = audit_record(current, &command, &transition, &evidence.gates, reference.as_ref(), &pulled);
                 Ok((transition, record))
             })
             .await?;
@@ -463,7 +474,14 @@ pub struct ComplaintReport {
 /// The audit entry for an accepted command: a sentence for people and the evidence for the
 /// record — with the gates as judged (each rate's receipt inside) and the reference they were
 /// judged against, so that `rampart explain` can recompute them.
-fn audit_record(current: &StoredRollout, command: &Command, t: &Transition, gates: &[Gate], reference: Option<&Reference>) -> AuditRecord {
+fn audit_record(
+    current: &StoredRollout,
+    command: &Command,
+    t: &Transition,
+    gates: &[Gate],
+    reference: Option<&Reference>,
+    pulled: &[app::domain::source::Pulled],
+) -> AuditRecord {
     let plan = &current.plan;
     let (from, to) = (&current.state, &t.state);
     let stage_name = |s: &Rollout| plan.stage(s.stage).map_or_else(String::new, |st| st.name.clone());
@@ -530,6 +548,7 @@ fn audit_record(current: &StoredRollout, command: &Command, t: &Transition, gate
             "overridden": t.overridden,
             "gates": gates,
             "reference": reference,
+            "source": (!pulled.is_empty()).then_some(pulled),
         }),
     }
 }

@@ -53,6 +53,7 @@ const CRATES: [Crate; 2] = [
             ("config.rs", 0, "leaf"),
             ("telemetry.rs", 0, "leaf"),
             ("junit.rs", 0, "leaf"),
+            ("prometheus.rs", 0, "leaf"),
             ("db.rs", 1, "store"),
             ("store.rs", 1, "store"),
             ("store/", 1, "store"),

@@ -154,6 +154,14 @@ impl Project {
         Ok(())
     }
 
+    /// Prometheus from Debian: the metric source `tests/prometheus.rs` pulls from.
+    fn ensure_prometheus(&self) -> Result {
+        if !["/usr/bin/prometheus", "/usr/sbin/prometheus"].iter().any(|p| Path::new(p).exists()) {
+            apt_install(&["prometheus"])?;
+        }
+        Ok(())
+    }
+
     fn ensure_node(&self) -> Result {
         if output(Command::new("npm").arg("--version")).is_none() {
             apt_install(&["nodejs", "npm"])?;
@@ -287,6 +295,7 @@ fn test() -> Result {
     project.ensure_build_tools(true)?;
     project.ensure_postgres()?;
     project.ensure_load_balancer()?;
+    project.ensure_prometheus()?;
     project.ensure_browser_tools()?;
     eprintln!("xtask: tools ready after {:.0?}", started.elapsed());
 

@@ -432,6 +432,16 @@ fn points(t: (u64, u64), c: (u64, u64), good: bool) -> Option<Difference> {
     Some(Difference { estimate: d.estimate * scale, lo: a.min(b), hi: a.max(b) })
 }
 
+/// Makes every gate judged on figures the metric source cannot vouch for inconclusive, saying
+/// why first (the figures stay shown: they are what the source said).
+pub fn unvouched<'a>(gates: impl IntoIterator<Item = &'a mut Gate>, problem: &str) {
+    for gate in gates {
+        gate.verdict = Verdict::Inconclusive;
+        gate.more_uploads = None;
+        gate.explanation = format!("Not judged: {problem}. ({})", gate.explanation);
+    }
+}
+
 /// The time range a stage's gates judged: from the stage's start to the moment of judging.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Judged {
@@ -743,6 +753,21 @@ mod tests {
     use crate::domain::stats::treatment_upload;
 
     const JUDGED: Judged = Judged { from: Timestamp(0), to: Timestamp(3_600_000) };
+
+    #[test]
+    fn a_gate_on_unvouched_figures_is_inconclusive_and_says_why_first() {
+        let criteria = Plan::from_toml(DEFAULT_PLAN_TOML).unwrap().stages[1].criteria.clone().unwrap();
+        let treatment = stats(20_000, 0, 100.0, 10.0);
+        let reference = Reference::choose(None, &treatment);
+        let mut gates = evaluate(&criteria, &treatment, &treatment, &reference, 120.0, JUDGED);
+        assert!(gates.iter().any(|g| g.verdict == Verdict::Pass));
+        unvouched(&mut gates, "Prometheus did not answer");
+        for g in &gates {
+            assert_eq!(g.verdict, Verdict::Inconclusive, "{g:?}");
+            assert!(g.explanation.starts_with("Not judged: Prometheus did not answer. ("), "{}", g.explanation);
+        }
+        assert_eq!(overall(&gates), Verdict::Inconclusive);
+    }
 
     fn stats(success: u64, error: u64, latency: f64, memory: f64) -> Stats {
         let mut s = Stats::default();

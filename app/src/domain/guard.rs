@@ -45,16 +45,19 @@ pub enum Condition {
     LatencyHigh,
     /// The arms' uploads split far from the flag's percentage.
     SampleRatio,
+    /// The plan's metric source cannot vouch for its figures (Prometheus down, stale, a gap).
+    SourceUnusable,
 }
 
 impl Condition {
-    const ALL: [Condition; 3] = [Condition::SuccessBand, Condition::LatencyHigh, Condition::SampleRatio];
+    const ALL: [Condition; 4] = [Condition::SuccessBand, Condition::LatencyHigh, Condition::SampleRatio, Condition::SourceUnusable];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Condition::SuccessBand => "success_band",
             Condition::LatencyHigh => "latency_high",
             Condition::SampleRatio => "sample_ratio",
+            Condition::SourceUnusable => "source_unusable",
         }
     }
 
@@ -68,6 +71,7 @@ impl Condition {
             Condition::SuccessBand => "success_band",
             Condition::LatencyHigh => "latency_above_baseline",
             Condition::SampleRatio => "sample_ratio_mismatch",
+            Condition::SourceUnusable => "metrics_source_unavailable",
         }
     }
 }
@@ -540,6 +544,32 @@ pub fn sample_ratio_mismatch(check: Option<&SampleRatio>, sustained: &[Sustained
     (Some(Condition::SampleRatio), breach)
 }
 
+/// What a tick decides while the metric source cannot vouch for its figures (`problem`): no
+/// decision on them except a critical error they do report (the plan rolls those back at once),
+/// the sustained timers neither started nor ended, and a review once the source has been
+/// unusable for `alert_after`.
+pub fn unvouched(mut assessment: Assessment, problem: &str, alert_after: Span, sustained: &[Sustained], now: Timestamp) -> Assessment {
+    assessment.decisions.retain(|d| matches!(d, Decision::RollBack(b) if b.rule == "critical_error"));
+    assessment.holding = sustained.iter().map(|s| s.condition).collect();
+    if !assessment.holding.contains(&Condition::SourceUnusable) {
+        assessment.holding.push(Condition::SourceUnusable);
+    }
+    let since = sustained.iter().find(|s| s.condition == Condition::SourceUnusable).map(|s| s.since);
+    if let Some(held) = since.map(|since| now.since(since)).filter(|held| *held >= alert_after) {
+        assessment.decisions.push(Decision::Review(Breach {
+            rule: Condition::SourceUnusable.review_rule().into(),
+            observed: held.secs() as f64,
+            threshold: alert_after.secs() as f64,
+            sample: 0,
+            window: held,
+            message: format!("the metric source has been unusable for {held}: {problem}; nothing is judged until it answers"),
+            receipt: None,
+        }));
+    }
+    assessment.note = Some(format!("not judged: {problem}"));
+    assessment
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -657,6 +687,42 @@ mod tests {
     fn judge(stats: Stats, sustained: &[Sustained]) -> Assessment {
         let minutes = [(Timestamp(NOW.millis() - 60_000), stats)];
         assess(&rails(), StageEvidence { minutes: &minutes, soak: SOAK }, &reference(), sustained, NOW)
+    }
+
+    #[test]
+    fn unvouched_figures_decide_only_a_critical_error_keep_the_timers_and_alert_once_they_last() {
+        let breach = |rule: &str| Breach {
+            rule: rule.into(),
+            observed: 1.0,
+            threshold: 0.0,
+            sample: 10,
+            window: Span::ZERO,
+            message: String::new(),
+            receipt: None,
+        };
+        let decided = Assessment {
+            decisions: vec![
+                Decision::RollBack(breach("error_rate_above")),
+                Decision::RollBack(breach("critical_error")),
+                Decision::Review(breach("success_band")),
+            ],
+            holding: vec![Condition::SuccessBand],
+            note: None,
+        };
+        let now = Timestamp(10_000_000);
+        let after = Span::from_secs(900);
+        let latency = Sustained { condition: Condition::LatencyHigh, since: Timestamp(1_000) };
+        let a = unvouched(decided, "down", after, &[latency], now);
+        assert_eq!(rules(&a), vec![("rollback", "critical_error".to_string())]);
+        // The latency timer runs on (neither started nor ended by figures no one vouches for).
+        assert_eq!(a.holding, vec![Condition::LatencyHigh, Condition::SourceUnusable]);
+        assert_eq!(a.note.as_deref(), Some("not judged: down"));
+        // Unusable for less than `after`: no alert; for `after`: one review.
+        let since = |ago: i64| [Sustained { condition: Condition::SourceUnusable, since: Timestamp(now.millis() - ago) }];
+        assert!(rules(&unvouched(Assessment::default(), "down", after, &since(899_000), now)).is_empty());
+        let a = unvouched(Assessment::default(), "down", after, &since(900_000), now);
+        assert_eq!(rules(&a), vec![("review", "metrics_source_unavailable".to_string())]);
+        assert_eq!(episode_start(a.decisions[0].breach(), &since(900_000), now), Timestamp(now.millis() - 900_000));
     }
 
     fn rules(a: &Assessment) -> Vec<(&'static str, String)> {

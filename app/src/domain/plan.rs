@@ -9,7 +9,9 @@ use std::fmt;
 
 /// A validated rollout plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// The browser's copy skips the server's `metrics_source` (its URL and queries are none of the
+// page's business, and its parser would only weigh on the WASM).
+#[cfg_attr(feature = "ssr", serde(deny_unknown_fields))]
 pub struct Plan {
     /// Stable identifier, lowercase letters, digits and dashes (`async-upload`).
     pub key: String,
@@ -30,6 +32,11 @@ pub struct Plan {
     /// Checklists that recur every day of the rollout rather than once per stage.
     #[serde(default)]
     pub recurring_checklists: Vec<ChecklistSection>,
+    /// Where the stage's evidence comes from: the event store when absent, else this Prometheus
+    /// server (`super::source`).
+    #[cfg(feature = "ssr")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_source: Option<super::source::PrometheusSource>,
     pub stages: Vec<Stage>,
 }
 
@@ -500,6 +507,10 @@ impl Plan {
             bad("stages[0].flag.enabled".into(), "the first stage must have the flag off (it is where rollbacks land)".into());
         }
         check_sections(&self.recurring_checklists, &|f| format!("recurring_checklists{f}"), &mut bad);
+        #[cfg(feature = "ssr")]
+        for (field, message) in self.metrics_source.iter().flat_map(|s| s.problems()) {
+            bad(format!("metrics_source.{field}"), message);
+        }
         out
     }
 }

@@ -70,12 +70,20 @@ impl Sketch {
 
     /// Adds one value; negative and non-finite values count as zero.
     pub fn add(&mut self, value: f64) {
+        self.add_n(value, 1);
+    }
+
+    /// Adds `n` values equal to `value` (a histogram bucket's count at its bound).
+    pub fn add_n(&mut self, value: f64, n: u64) {
+        if n == 0 {
+            return;
+        }
         if value.is_finite() && value > MIN_VALUE {
             let index = Sketch::index(value);
             self.cover(index, index);
-            self.bins[(index - self.offset) as usize] += 1;
+            self.bins[(index - self.offset) as usize] += n;
         } else {
-            self.zero += 1;
+            self.zero += n;
         }
     }
 

@@ -127,6 +127,11 @@ impl TestApp {
         self.now.fetch_add(minutes * 60_000, Ordering::SeqCst);
     }
 
+    /// Sets the server's clock (to the wall clock, for a test against a real Prometheus).
+    pub fn set_clock(&self, at: Timestamp) {
+        self.now.store(at.millis(), Ordering::SeqCst);
+    }
+
     /// The server's clock now.
     pub fn now(&self) -> Timestamp {
         Timestamp(self.now.load(Ordering::SeqCst))

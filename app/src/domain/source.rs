@@ -1,0 +1,773 @@
+//! Where a rollout's evidence comes from: Rampart's own event store (the default), or a
+//! Prometheus server the team already runs (`[metrics_source]` in the plan file).
+//!
+//! With Prometheus, Rampart reads the raw samples of the per-arm counters and histogram buckets
+//! over the span it judges and computes the increases itself (a drop in a counter is a restart:
+//! counting starts again from zero, as Prometheus's `increase()` does), so that a decision can
+//! show the exact query, its time and the counts it came to. The increases land in the minute
+//! of the later sample, and everything downstream — gates, guard, charts — reads the same
+//! per-minute rows as from the event store. What the source cannot vouch for (no series, a
+//! series gone stale, a scrape gap inside the span, the server down) is a [`Problem`]: the
+//! verdicts built on it are inconclusive with that reason, never a pass or a rollback.
+
+use super::stats::{StageRows, Stats};
+use super::units::{Span, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// `[metrics_source]`: a Prometheus server and the series that hold each arm's uploads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusSource {
+    /// The server's base URL (`http://prometheus:9090`).
+    pub prometheus: String,
+    /// A counter of finished uploads, labelled by outcome and by arm: a series selector
+    /// (`uploads_total{job="upload"}`); Rampart adds the arm's and reads the outcome's label.
+    pub uploads: String,
+    /// A histogram of upload latency (its base name and matchers; Rampart reads `_bucket`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<String>,
+    #[serde(default)]
+    pub latency_unit: LatencyUnit,
+    /// A histogram of the memory an upload used (its base name and matchers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    #[serde(default)]
+    pub memory_unit: MemoryUnit,
+    /// A counter of critical errors, labelled by arm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical: Option<String>,
+    /// The label that names the arm, and its values. The defaults (`arm`, `treatment`,
+    /// `control`) are Rampart's own variant names, as flag evaluation returns them; the
+    /// OpenTelemetry convention is `arm_label = "feature_flag_variant"`.
+    #[serde(default = "default_arm_label")]
+    pub arm_label: String,
+    #[serde(default = "default_treatment")]
+    pub treatment: String,
+    #[serde(default = "default_control")]
+    pub control: String,
+    /// The label that names an upload's outcome, and its values.
+    #[serde(default = "default_outcome_label")]
+    pub outcome_label: String,
+    #[serde(default)]
+    pub outcomes: Outcomes,
+    /// The environment variable (on Rampart's server) holding a bearer token; never the token
+    /// itself in the plan file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_env: Option<String>,
+    /// Basic authentication: the user, and the environment variable holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_password_env: Option<String>,
+    /// A PEM file of the certificate authority that signed an https server's certificate, when
+    /// it is not one the system trusts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Samples further apart than this inside the judged span are a scrape gap.
+    #[serde(default = "default_max_gap")]
+    pub max_gap: Span,
+    /// The newest sample older than this is a stale series.
+    #[serde(default = "default_max_staleness")]
+    pub max_staleness: Span,
+    /// The source unusable for longer than this raises an alert.
+    #[serde(default = "default_alert_after")]
+    pub alert_after: Span,
+}
+
+/// The outcome label's value for each outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outcomes {
+    pub success: String,
+    pub error: String,
+    pub timeout: String,
+}
+
+impl Default for Outcomes {
+    fn default() -> Outcomes {
+        Outcomes { success: "success".into(), error: "error".into(), timeout: "timeout".into() }
+    }
+}
+
+/// The unit of the latency histogram's bounds (Prometheus's convention is seconds).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatencyUnit {
+    #[default]
+    Seconds,
+    Milliseconds,
+}
+
+impl LatencyUnit {
+    fn to_ms(self) -> f64 {
+        match self {
+            LatencyUnit::Seconds => 1000.0,
+            LatencyUnit::Milliseconds => 1.0,
+        }
+    }
+}
+
+/// The unit of the memory histogram's bounds (Prometheus's convention is bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryUnit {
+    #[default]
+    Bytes,
+    Megabytes,
+}
+
+impl MemoryUnit {
+    fn to_mb(self) -> f64 {
+        match self {
+            MemoryUnit::Bytes => 1.0 / 1_048_576.0,
+            MemoryUnit::Megabytes => 1.0,
+        }
+    }
+}
+
+fn default_arm_label() -> String {
+    "arm".into()
+}
+fn default_treatment() -> String {
+    "treatment".into()
+}
+fn default_control() -> String {
+    "control".into()
+}
+fn default_outcome_label() -> String {
+    "outcome".into()
+}
+fn default_max_gap() -> Span {
+    Span::from_secs(300)
+}
+fn default_max_staleness() -> Span {
+    Span::from_secs(300)
+}
+fn default_alert_after() -> Span {
+    Span::from_secs(900)
+}
+
+/// Which arm a query reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arm {
+    Treatment,
+    Control,
+}
+
+/// What a query reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reads {
+    Uploads,
+    Critical,
+    LatencyBuckets,
+    MemoryBuckets,
+}
+
+/// One query Rampart sends: a range selector of raw samples, evaluated at the span's end.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Query {
+    pub arm: Arm,
+    pub reads: Reads,
+    /// The selector without its range (`uploads_total{job="upload",arm="treatment"}`).
+    pub selector: String,
+}
+
+impl Query {
+    /// The PromQL text for samples in `(at - range, at]`.
+    pub fn text(&self, range: Span) -> String {
+        format!("{}[{}s]", self.selector, range.secs().max(1))
+    }
+}
+
+impl PrometheusSource {
+    /// Every problem with the section's values, as (field under `metrics_source`, message).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut bad = |field: &str, message: String| out.push((field.to_string(), message));
+        if !(self.prometheus.starts_with("http://") || self.prometheus.starts_with("https://")) || self.prometheus.len() < 10 {
+            bad("prometheus", format!("`{}` must be the server's http:// or https:// address", self.prometheus));
+        }
+        for (field, label) in [("arm_label", &self.arm_label), ("outcome_label", &self.outcome_label)] {
+            if !is_label_name(label) {
+                bad(field, format!("`{label}` is not a Prometheus label name"));
+            }
+        }
+        if self.arm_label == self.outcome_label {
+            bad("outcome_label", "must differ from arm_label".into());
+        }
+        if self.treatment == self.control {
+            bad("control", format!("`{}` names both arms", self.control));
+        }
+        let o = &self.outcomes;
+        if o.success == o.error || o.success == o.timeout || o.error == o.timeout {
+            bad("outcomes", "success, error and timeout need three different values".into());
+        }
+        let selectors = [
+            ("uploads", Some(&self.uploads)),
+            ("critical", self.critical.as_ref()),
+            ("latency", self.latency.as_ref()),
+            ("memory", self.memory.as_ref()),
+        ];
+        for (field, text) in selectors {
+            let Some(text) = text else { continue };
+            match Selector::parse(text) {
+                Err(message) => bad(field, message),
+                Ok(s) => {
+                    let owned = [&self.arm_label].into_iter().chain((field == "uploads").then_some(&self.outcome_label));
+                    for label in owned {
+                        if s.matchers.iter().any(|m| &m.label == label) {
+                            bad(field, format!("matches on `{label}`, which Rampart sets itself for each arm and outcome"));
+                        }
+                    }
+                    if matches!(field, "latency" | "memory") && s.name.is_none() {
+                        bad(field, "needs the histogram's metric name (Rampart reads its `_bucket` series)".into());
+                    }
+                }
+            }
+        }
+        for (field, env) in [("bearer_token_env", &self.bearer_token_env), ("basic_auth_password_env", &self.basic_auth_password_env)] {
+            if let Some(env) = env.as_deref().filter(|e| e.is_empty() || !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
+                bad(field, format!("`{env}` is not an environment variable's name"));
+            }
+        }
+        if self.basic_auth_user.is_some() != self.basic_auth_password_env.is_some() {
+            bad("basic_auth_user", "basic authentication needs both basic_auth_user and basic_auth_password_env".into());
+        }
+        if self.bearer_token_env.is_some() && self.basic_auth_user.is_some() {
+            bad("bearer_token_env", "choose a bearer token or basic authentication, not both".into());
+        }
+        for (field, span) in [("max_gap", self.max_gap), ("max_staleness", self.max_staleness), ("alert_after", self.alert_after)] {
+            if span.secs() < 1 {
+                bad(field, "must be at least 1s".into());
+            }
+        }
+        out
+    }
+
+    /// The queries one pull sends, two arms by what the plan reads. Only for a section whose
+    /// [`PrometheusSource::problems`] are none.
+    pub fn queries(&self) -> Vec<Query> {
+        let mut out = Vec::new();
+        for arm in [Arm::Treatment, Arm::Control] {
+            let value = match arm {
+                Arm::Treatment => &self.treatment,
+                Arm::Control => &self.control,
+            };
+            let with_arm = |text: &str, suffix: &str| {
+                let mut s = Selector::parse(text).expect("checked when the plan was read");
+                if let Some(name) = s.name.as_mut().filter(|n| !n.ends_with(suffix)) {
+                    name.push_str(suffix);
+                }
+                s.matchers.push(Matcher { label: self.arm_label.clone(), op: "=".into(), value: value.clone() });
+                s.to_string()
+            };
+            out.push(Query { arm, reads: Reads::Uploads, selector: with_arm(&self.uploads, "") });
+            if let Some(c) = &self.critical {
+                out.push(Query { arm, reads: Reads::Critical, selector: with_arm(c, "") });
+            }
+            if let Some(l) = &self.latency {
+                out.push(Query { arm, reads: Reads::LatencyBuckets, selector: with_arm(l, "_bucket") });
+            }
+            if let Some(m) = &self.memory {
+                out.push(Query { arm, reads: Reads::MemoryBuckets, selector: with_arm(m, "_bucket") });
+            }
+        }
+        out
+    }
+
+    /// How far before a span's start the queries reach, so that the span's first increase has a
+    /// sample to start from.
+    pub fn lookback(&self) -> Span {
+        self.max_gap
+    }
+}
+
+/// A series selector: `name{label="value",…}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selector {
+    pub name: Option<String>,
+    pub matchers: Vec<Matcher>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Matcher {
+    pub label: String,
+    pub op: String,
+    pub value: String,
+}
+
+fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+impl Selector {
+    /// Parses a PromQL series selector; the message says what is wrong and where (by
+    /// character). Functions, operators and ranges are refused: Rampart reads raw samples.
+    pub fn parse(text: &str) -> Result<Selector, String> {
+        let s = text.trim();
+        let at = |i: usize, what: &str| format!("`{text}`: {what} at character {}", text.len() - text.trim_start().len() + i + 1);
+        let name_end = s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')).unwrap_or(s.len());
+        let name = &s[..name_end];
+        if !name.is_empty() && !is_metric_name(name) {
+            return Err(at(0, "a metric name starts with a letter, `_` or `:`"));
+        }
+        let rest = s[name_end..].trim_start();
+        let offset = s.len() - rest.len();
+        let mut matchers = Vec::new();
+        if rest.is_empty() {
+            if name.is_empty() {
+                return Err(format!("`{text}`: a selector needs a metric name or a matcher"));
+            }
+        } else {
+            let Some(body) = rest.strip_prefix('{') else {
+                return Err(at(offset, "expected `{` (only a series selector is read: no functions, operators or ranges)"));
+            };
+            let chars: Vec<(usize, char)> = body.char_indices().collect();
+            let mut i = 0;
+            let skip_ws = |i: &mut usize| {
+                while *i < chars.len() && chars[*i].1.is_whitespace() {
+                    *i += 1;
+                }
+            };
+            let pos = |i: usize| offset + 1 + chars.get(i).map_or(body.len(), |c| c.0);
+            loop {
+                skip_ws(&mut i);
+                if i < chars.len() && chars[i].1 == '}' {
+                    i += 1;
+                    break;
+                }
+                let start = i;
+                while i < chars.len() && (chars[i].1.is_ascii_alphanumeric() || chars[i].1 == '_') {
+                    i += 1;
+                }
+                let label: String = chars[start..i].iter().map(|c| c.1).collect();
+                if !is_label_name(&label) {
+                    return Err(at(pos(start), "expected a label name"));
+                }
+                skip_ws(&mut i);
+                let op: String = match (chars.get(i).map(|c| c.1), chars.get(i + 1).map(|c| c.1)) {
+                    (Some('='), Some('~')) | (Some('!'), Some('=')) | (Some('!'), Some('~')) => {
+                        i += 2;
+                        chars[i - 2..i].iter().map(|c| c.1).collect()
+                    }
+                    (Some('='), _) => {
+                        i += 1;
+                        "=".into()
+                    }
+                    _ => return Err(at(pos(i), "expected =, !=, =~ or !~")),
+                };
+                skip_ws(&mut i);
+                let Some(&(_, quote)) = chars.get(i).filter(|c| matches!(c.1, '"' | '\'' | '`')) else {
+                    return Err(at(pos(i), "expected a quoted value"));
+                };
+                i += 1;
+                let mut value = String::new();
+                loop {
+                    match chars.get(i).map(|c| c.1) {
+                        None => return Err(at(pos(i), "the quoted value is not closed")),
+                        Some(c) if c == quote => break,
+                        Some('\\') if quote != '`' => {
+                            i += 1;
+                            match chars.get(i).map(|c| c.1) {
+                                Some(c @ ('\\' | '"' | '\'')) => value.push(c),
+                                Some('n') => value.push('\n'),
+                                _ => return Err(at(pos(i), "unknown escape")),
+                            }
+                        }
+                        Some(c) => value.push(c),
+                    }
+                    i += 1;
+                }
+                i += 1;
+                matchers.push(Matcher { label, op, value });
+                skip_ws(&mut i);
+                match chars.get(i).map(|c| c.1) {
+                    Some(',') => i += 1,
+                    Some('}') => {}
+                    _ => return Err(at(pos(i), "expected `,` or `}`")),
+                }
+            }
+            if i < chars.len() {
+                return Err(at(pos(i), "nothing may follow the selector (no functions, operators or ranges)"));
+            }
+            if name.is_empty() && !matchers.iter().any(|m| m.op == "=" && !m.value.is_empty()) {
+                return Err(format!("`{text}`: a selector without a name needs a matcher that is not empty"));
+            }
+        }
+        Ok(Selector { name: (!name.is_empty()).then(|| name.to_string()), matchers })
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name.as_deref().unwrap_or(""))?;
+        f.write_str("{")?;
+        for (i, m) in self.matchers.iter().enumerate() {
+            let value = m.value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+            write!(f, "{}{}{}\"{}\"", if i > 0 { "," } else { "" }, m.label, m.op, value)?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// One series a query returned: its labels and its raw samples, oldest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Series {
+    pub labels: BTreeMap<String, String>,
+    pub samples: Vec<(Timestamp, f64)>,
+}
+
+/// Why the source's figures for a span cannot be trusted. Every verdict built on them is
+/// inconclusive with this reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Problem {
+    /// The server did not answer, or answered with an error.
+    Unreachable { message: String },
+    /// A query matched no series at all.
+    NoSeries { query: String },
+    /// The newest sample is older than the plan allows.
+    Stale { query: String, newest: Timestamp },
+    /// No samples between these two times, inside the judged span.
+    Gap { query: String, from: Timestamp, to: Timestamp },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Unreachable { message } => write!(f, "Prometheus did not answer: {message}"),
+            Problem::NoSeries { query } => write!(f, "`{query}` matched no series"),
+            Problem::Stale { query, newest } => write!(f, "`{query}` is stale: its newest sample is from {}", utc(*newest)),
+            Problem::Gap { query, from, to } => {
+                write!(f, "`{query}` has no samples from {} to {} (a scrape gap)", utc(*from), utc(*to))
+            }
+        }
+    }
+}
+
+/// `2026-12-04 17:05:30 UTC`: a sample's time to the second.
+fn utc(t: Timestamp) -> String {
+    let secs = t.millis().div_euclid(1000);
+    let day = secs.rem_euclid(86_400);
+    format!("{} {:02}:{:02}:{:02} UTC", super::units::civil_date(secs.div_euclid(86_400)), day / 3600, day % 3600 / 60, day % 60)
+}
+
+/// The counts a pull came to for one query: what a decision's receipt shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pulled {
+    pub query: String,
+    /// The time the query was evaluated at (the span's end).
+    pub at: Timestamp,
+    pub series: usize,
+    /// The total increase over the span, summed over its series (per bucket for a histogram).
+    pub increase: f64,
+    /// Counter restarts seen and counted from zero.
+    pub resets: u32,
+}
+
+/// What a pull came to: the per-minute rows the statistics read, each query's receipt, and the
+/// first problem found (if any, every verdict on these rows is inconclusive).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Evidence {
+    pub rows: StageRows,
+    pub pulled: Vec<Pulled>,
+    pub problem: Option<Problem>,
+}
+
+/// One series' steps over a span: each increase at its minute, the restarts seen, and the
+/// first gap (the samples on either side).
+struct Steps {
+    steps: Vec<(Timestamp, f64)>,
+    resets: u32,
+    gap: Option<(Timestamp, Timestamp)>,
+}
+
+/// The increase between consecutive samples of one counter series over `(from, to]`, each at the
+/// minute of its later sample; a drop is a restart, counted from zero. The first sample only
+/// starts the count (as `increase()` does: a counter first seen mid-span counts from its first
+/// scrape, so services should create their series at zero). Also reports restarts and the first
+/// gap longer than `max_gap` whose later sample lies in the span.
+fn increases(samples: &[(Timestamp, f64)], from: Timestamp, to: Timestamp, max_gap: Span) -> Steps {
+    let (mut out, mut resets, mut gap) = (Vec::new(), 0, None);
+    for pair in samples.windows(2) {
+        let ((t0, v0), (t1, v1)) = (pair[0], pair[1]);
+        if t1 <= from || t1 > to {
+            continue;
+        }
+        if gap.is_none() && t1.millis() - t0.millis() > max_gap.millis() {
+            gap = Some((t0, t1));
+        }
+        let amount = if v1 < v0 {
+            resets += 1;
+            v1
+        } else {
+            v1 - v0
+        };
+        out.push((Timestamp(t1.millis().div_euclid(60_000) * 60_000), amount));
+    }
+    Steps { steps: out, resets, gap }
+}
+
+/// Turns the series each query returned into per-minute rows over `(from, to]`, judged at
+/// `now` for staleness. `answers` holds, per query of [`PrometheusSource::queries`] in order,
+/// its series.
+pub fn evidence(source: &PrometheusSource, answers: &[(Query, Vec<Series>)], from: Timestamp, to: Timestamp, now: Timestamp) -> Evidence {
+    let mut minutes: [BTreeMap<Timestamp, Stats>; 2] = Default::default();
+    let mut pulled = Vec::new();
+    let mut problem = None;
+    let range = to.since(Timestamp(from.millis() - source.lookback().millis()));
+    for (query, series) in answers {
+        let text = query.text(range);
+        let rows = &mut minutes[usize::from(query.arm == Arm::Control)];
+        if series.is_empty() && query.reads == Reads::Uploads {
+            problem.get_or_insert(Problem::NoSeries { query: text.clone() });
+        }
+        let newest = series.iter().filter_map(|s| s.samples.last().map(|x| x.0)).max();
+        if let Some(newest) = newest
+            && query.reads == Reads::Uploads
+            && now.min(to).millis() - newest.millis() > source.max_staleness.millis()
+        {
+            problem.get_or_insert(Problem::Stale { query: text.clone(), newest });
+        }
+        let mut receipt = Pulled { query: text.clone(), at: to, series: series.len(), increase: 0.0, resets: 0 };
+        // Histogram buckets: per minute, the cumulative count at each bound.
+        let mut buckets: BTreeMap<Timestamp, Vec<(f64, f64)>> = BTreeMap::new();
+        for s in series {
+            let Steps { steps, resets, gap } = increases(&s.samples, from, to, source.max_gap);
+            receipt.resets += resets;
+            if let Some((a, b)) = gap {
+                problem.get_or_insert(Problem::Gap { query: text.clone(), from: a, to: b });
+            }
+            let label = |name: &str| s.labels.get(name).map(String::as_str);
+            for (minute, amount) in steps {
+                receipt.increase += amount;
+                let n = amount.round().max(0.0) as u64;
+                match query.reads {
+                    Reads::Uploads => {
+                        let stats = rows.entry(minute).or_default();
+                        let o = &source.outcomes;
+                        match label(&source.outcome_label) {
+                            Some(v) if v == o.success => stats.success += n,
+                            Some(v) if v == o.error => stats.error += n,
+                            Some(v) if v == o.timeout => stats.timeout += n,
+                            _ => {}
+                        }
+                    }
+                    Reads::Critical => rows.entry(minute).or_default().critical += n,
+                    Reads::LatencyBuckets | Reads::MemoryBuckets => {
+                        let le = label("le").and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::INFINITY);
+                        buckets.entry(minute).or_default().push((le, amount));
+                    }
+                }
+            }
+        }
+        for (minute, mut steps) in buckets {
+            // The minute's increase at each bound: the sum of its series' steps in the minute.
+            steps.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut bounds: Vec<(f64, f64)> = Vec::new();
+            for (le, amount) in steps {
+                match bounds.last_mut() {
+                    Some(last) if last.0 == le => last.1 += amount,
+                    _ => bounds.push((le, amount)),
+                }
+            }
+            let finite_top = bounds.iter().rev().map(|b| b.0).find(|b| b.is_finite()).unwrap_or(0.0);
+            let stats = rows.entry(minute).or_default();
+            let mut below = 0.0;
+            for (le, cumulative) in bounds {
+                // Each observation at its bucket's upper bound (never faster or smaller than it
+                // was); above the last finite bound, at twice that bound.
+                let bound = if le.is_finite() { le } else { finite_top * 2.0 };
+                let count = (cumulative - below).round().max(0.0) as u64;
+                below = cumulative.max(below);
+                if count == 0 {
+                    continue;
+                }
+                if query.reads == Reads::LatencyBuckets {
+                    let at = bound * source.latency_unit.to_ms();
+                    stats.latency.add_n(at, count);
+                    stats.latency_sum_ms += at * count as f64;
+                } else {
+                    let at = bound * source.memory_unit.to_mb();
+                    stats.memory_sum_mb += at * count as f64;
+                    stats.memory_sq_sum_mb2 += at * at * count as f64;
+                    stats.memory_max_mb = stats.memory_max_mb.max(at);
+                }
+            }
+        }
+        pulled.push(receipt);
+    }
+    let [treatment, control] = minutes;
+    Evidence { rows: StageRows { treatment: treatment.into_iter().collect(), control: control.into_iter().collect() }, pulled, problem }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> PrometheusSource {
+        toml::from_str(
+            r#"
+            prometheus = "http://127.0.0.1:9090"
+            uploads = 'uploads_total{job="upload"}'
+            latency = 'upload_seconds{job="upload"}'
+            critical = 'critical_total'
+            "#,
+        )
+        .unwrap()
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp(secs * 1000)
+    }
+
+    #[test]
+    fn a_typical_section_needs_three_lines_and_builds_a_query_per_arm_and_figure() {
+        let s = source();
+        assert!(s.problems().is_empty(), "{:?}", s.problems());
+        let texts: Vec<_> = s.queries().iter().map(|q| q.text(Span::from_secs(600))).collect();
+        assert_eq!(
+            texts,
+            [
+                r#"uploads_total{job="upload",arm="treatment"}[600s]"#,
+                r#"critical_total{arm="treatment"}[600s]"#,
+                r#"upload_seconds_bucket{job="upload",arm="treatment"}[600s]"#,
+                r#"uploads_total{job="upload",arm="control"}[600s]"#,
+                r#"critical_total{arm="control"}[600s]"#,
+                r#"upload_seconds_bucket{job="upload",arm="control"}[600s]"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn selectors_are_read_as_prometheus_reads_them_and_refused_with_the_place_at_fault() {
+        let s = Selector::parse(r#" up { job = "a\"b", env!~'dev|test' , } "#).unwrap();
+        assert_eq!(s.name.as_deref(), Some("up"));
+        assert_eq!(s.matchers.len(), 2);
+        assert_eq!((s.matchers[0].value.as_str(), s.matchers[1].op.as_str()), ("a\"b", "!~"));
+        // What it prints reads back the same.
+        assert_eq!(Selector::parse(&s.to_string()).unwrap(), s);
+        for (bad, says) in [
+            ("rate(x[5m])", "expected `{`"),
+            ("x{job=\"a\"}[5m]", "nothing may follow"),
+            ("x{job=a}", "expected a quoted value"),
+            ("x{job==\"a\"}", "expected a quoted value"),
+            ("x{job=\"a}", "not closed"),
+            ("x{9job=\"a\"}", "expected a label name"),
+            ("9x", "a metric name starts"),
+            ("{job=~\".*\"}", "without a name"),
+            ("", "needs a metric name"),
+        ] {
+            let message = Selector::parse(bad).unwrap_err();
+            assert!(message.contains(says), "{bad}: {message}");
+        }
+        assert!(Selector::parse("x{job=a}").unwrap_err().contains("character 7"));
+    }
+
+    #[test]
+    fn the_section_names_each_field_at_fault() {
+        let mut s = source();
+        s.prometheus = "prometheus:9090".into();
+        s.uploads = r#"uploads_total{arm="treatment"}"#.into();
+        s.latency = Some("{job=\"x\"}".into());
+        s.bearer_token_env = Some("MY-TOKEN".into());
+        s.basic_auth_user = Some("me".into());
+        let fields: Vec<_> = s.problems().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["prometheus", "uploads", "latency", "bearer_token_env", "basic_auth_user", "bearer_token_env"]);
+    }
+
+    #[test]
+    fn increases_count_each_step_once_and_a_restart_from_zero() {
+        // Scraped every 15 s; the counter restarts (drops to 2) between 60 s and 75 s.
+        let samples: Vec<_> = [(0, 10.0), (15, 12.0), (30, 15.0), (45, 15.0), (60, 20.0), (75, 2.0), (90, 6.0), (130, 9.0)]
+            .into_iter()
+            .map(|(t, v)| (at(t), v))
+            .collect();
+        let Steps { steps, resets, gap } = increases(&samples, at(0), at(130), Span::from_secs(60));
+        // An independent count: the sum of the positive steps, plus the value after the drop.
+        let total: f64 = steps.iter().map(|s| s.1).sum();
+        assert_eq!(total, (20.0 - 10.0) + 2.0 + (9.0 - 2.0));
+        assert_eq!((resets, gap), (1, None));
+        // Each step sits in the minute of its later sample.
+        let first_minute: f64 = steps.iter().filter(|s| s.0 == at(0)).map(|s| s.1).sum();
+        assert_eq!(first_minute, 5.0);
+        // A span that starts at 60 s counts only the steps that end after it.
+        let later = increases(&samples, at(60), at(130), Span::from_secs(60)).steps;
+        assert_eq!(later.iter().map(|s| s.1).sum::<f64>(), 2.0 + 4.0 + 3.0);
+        // Samples 40 s apart are a gap when at most 30 s are allowed.
+        let gap = increases(&samples, at(0), at(130), Span::from_secs(30)).gap;
+        assert_eq!(gap, Some((at(90), at(130))));
+    }
+
+    fn series(labels: &[(&str, &str)], points: &[(i64, f64)]) -> Series {
+        Series {
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            samples: points.iter().map(|(t, v)| (at(*t), *v)).collect(),
+        }
+    }
+
+    #[test]
+    fn the_rows_hold_each_arms_outcomes_and_latency_from_buckets() {
+        let s = source();
+        let queries = s.queries();
+        let find = |arm, reads| queries.iter().find(|q| q.arm == arm && q.reads == reads).unwrap().clone();
+        let answers = vec![
+            (
+                find(Arm::Treatment, Reads::Uploads),
+                vec![
+                    series(&[("outcome", "success")], &[(0, 0.0), (30, 90.0), (90, 190.0)]),
+                    series(&[("outcome", "error")], &[(0, 0.0), (30, 4.0), (90, 10.0)]),
+                    series(&[("outcome", "timeout")], &[(0, 0.0), (30, 1.0), (90, 1.0)]),
+                ],
+            ),
+            (find(Arm::Treatment, Reads::Critical), vec![series(&[], &[(0, 0.0), (90, 1.0)])]),
+            (
+                find(Arm::Treatment, Reads::LatencyBuckets),
+                vec![
+                    series(&[("le", "0.1")], &[(0, 0.0), (70, 100.0), (90, 150.0)]),
+                    series(&[("le", "0.5")], &[(0, 0.0), (70, 140.0), (90, 195.0)]),
+                    series(&[("le", "+Inf")], &[(0, 0.0), (70, 145.0), (90, 201.0)]),
+                ],
+            ),
+            (find(Arm::Control, Reads::Uploads), vec![series(&[("outcome", "success")], &[(0, 0.0), (90, 500.0)])]),
+            (find(Arm::Control, Reads::Critical), vec![series(&[], &[(0, 0.0), (90, 0.0)])]),
+            (find(Arm::Control, Reads::LatencyBuckets), vec![]),
+        ];
+        let e = evidence(&s, &answers, at(0), at(90), at(95));
+        assert_eq!(e.problem, None);
+        let t = e.rows.treatment();
+        assert_eq!((t.success, t.error, t.timeout, t.critical), (190, 10, 1, 1));
+        assert_eq!(e.rows.control().success, 500);
+        // 150 at or under 100 ms, 45 under 500 ms, 6 above: at their buckets' upper bounds.
+        assert_eq!(t.latency.count(), 201);
+        assert_eq!(t.latency.count_above(400.0).1, 51);
+        assert_eq!(t.latency.count_above(600.0).1, 6);
+        assert_eq!(e.pulled[0].increase, 201.0);
+        assert_eq!(e.pulled[0].series, 3);
+    }
+
+    #[test]
+    fn what_the_source_cannot_vouch_for_is_a_problem_with_its_query() {
+        let s = source();
+        let uploads = s.queries().into_iter().find(|q| q.reads == Reads::Uploads).unwrap();
+        let ok = |points: &[(i64, f64)]| vec![series(&[("outcome", "success")], points)];
+        let problem = |answer: Vec<Series>, now: i64| evidence(&s, &[(uploads.clone(), answer)], at(0), at(now), at(now)).problem;
+        assert!(matches!(problem(vec![], 600), Some(Problem::NoSeries { .. })));
+        assert!(matches!(problem(ok(&[(0, 1.0), (60, 2.0)]), 600), Some(Problem::Stale { .. })));
+        assert!(matches!(problem(ok(&[(0, 1.0), (60, 2.0), (500, 3.0)]), 520), Some(Problem::Gap { .. })));
+        assert_eq!(problem(ok(&[(0, 1.0), (60, 2.0), (120, 3.0)]), 150), None);
+        let text = problem(vec![], 600).unwrap().to_string();
+        assert!(text.contains(r#"uploads_total{job="upload",arm="treatment"}["#), "{text}");
+    }
+}

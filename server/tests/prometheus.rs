@@ -1,0 +1,537 @@
+//! Prometheus as a rollout's metric source, against a real Prometheus (Debian's `prometheus`,
+//! scraping every second) and an exporter this test serves with known counters and latency
+//! histograms for both arms: the figures Rampart pulls equal the exporter's own counts through
+//! a counter restart and a scrape gap; no series, a stale series and a server that does not
+//! answer are problems that name their query; and a plan fed from Prometheus passes its gates
+//! and is rolled back by the guard exactly as the same traffic sent as events.
+
+mod support;
+
+use app::domain::source::{Arm, Evidence, Problem, PrometheusSource, Reads};
+use app::domain::units::{Span, Timestamp};
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::{Value, json};
+use server::prometheus::Prometheus;
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::TestApp;
+
+/// The latency buckets' bounds, in seconds, and the memory buckets', in megabytes.
+const BOUNDS: [&str; 3] = ["0.1", "0.5", "+Inf"];
+const MEMORY_BOUNDS: [&str; 3] = ["10", "100", "+Inf"];
+const OUTCOMES: [&str; 3] = ["success", "error", "timeout"];
+const ARMS: [&str; 2] = ["treatment", "control"];
+
+/// What the exporter serves (zeroed by a restart) and what truly happened (never zeroed), by
+/// series: (metric, arm, outcome or bound).
+#[derive(Default)]
+struct Counts {
+    served: BTreeMap<(&'static str, &'static str, &'static str), u64>,
+    truth: BTreeMap<(&'static str, &'static str, &'static str), u64>,
+    down: bool,
+}
+
+#[derive(Clone, Default)]
+struct Exporter(Arc<Mutex<Counts>>);
+
+impl Exporter {
+    /// Serves `/metrics` on a free port, every series created at zero (as Prometheus's
+    /// instrumentation guide asks).
+    async fn start() -> (Exporter, String) {
+        let exporter = Exporter::default();
+        {
+            let mut counts = exporter.0.lock().unwrap();
+            for arm in ARMS {
+                let outcomes = OUTCOMES.map(|o| ("uploads_total", arm, o));
+                let latency = BOUNDS.map(|b| ("upload_seconds_bucket", arm, b));
+                let memory = MEMORY_BOUNDS.map(|b| ("upload_memory_megabytes_bucket", arm, b));
+                for key in outcomes.into_iter().chain(latency).chain(memory) {
+                    counts.served.insert(key, 0);
+                    counts.truth.insert(key, 0);
+                }
+                counts.served.insert(("critical_total", arm, ""), 0);
+                counts.truth.insert(("critical_total", arm, ""), 0);
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let app = Router::new().route("/metrics", get(page)).with_state(exporter.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (exporter, addr)
+    }
+
+    /// One upload of `arm`: its outcome, its latency in seconds, its memory in megabytes, and
+    /// whether it was critical.
+    fn record(&self, arm: &'static str, outcome: &'static str, seconds: f64, memory_mb: f64, critical: bool) {
+        let mut counts = self.0.lock().unwrap();
+        let mut add = |key: (&'static str, &'static str, &'static str)| {
+            *counts.served.get_mut(&key).unwrap() += 1;
+            *counts.truth.get_mut(&key).unwrap() += 1;
+        };
+        add(("uploads_total", arm, outcome));
+        for bound in BOUNDS {
+            if bound == "+Inf" || seconds <= bound.parse::<f64>().unwrap() {
+                add(("upload_seconds_bucket", arm, bound));
+            }
+        }
+        for bound in MEMORY_BOUNDS {
+            if bound == "+Inf" || memory_mb <= bound.parse::<f64>().unwrap() {
+                add(("upload_memory_megabytes_bucket", arm, bound));
+            }
+        }
+        if critical {
+            add(("critical_total", arm, ""));
+        }
+    }
+
+    /// The service restarts: every counter starts again from zero.
+    fn restart(&self) {
+        self.0.lock().unwrap().served.values_mut().for_each(|v| *v = 0);
+    }
+
+    /// Scrapes fail while down (503).
+    fn set_down(&self, down: bool) {
+        self.0.lock().unwrap().down = down;
+    }
+
+    fn truth(&self, metric: &str, arm: &str, label: &str) -> u64 {
+        self.0.lock().unwrap().truth[&(metric, arm, label)]
+    }
+}
+
+async fn page(State(exporter): State<Exporter>) -> (StatusCode, String) {
+    let counts = exporter.0.lock().unwrap();
+    if counts.down {
+        return (StatusCode::SERVICE_UNAVAILABLE, String::new());
+    }
+    let mut text = String::from("# TYPE uploads_total counter\n# TYPE critical_total counter\n");
+    for ((metric, arm, label), value) in &counts.served {
+        let _ = match *metric {
+            "uploads_total" => writeln!(text, "uploads_total{{arm=\"{arm}\",outcome=\"{label}\"}} {value}"),
+            "critical_total" => writeln!(text, "critical_total{{arm=\"{arm}\"}} {value}"),
+            bucket => writeln!(text, "{bucket}{{arm=\"{arm}\",le=\"{label}\"}} {value}"),
+        };
+    }
+    (StatusCode::OK, text)
+}
+
+/// Debian's Prometheus on a free port, scraping `target` every second; stopped when dropped.
+struct PrometheusServer {
+    child: Child,
+    base: String,
+    dir: std::path::PathBuf,
+}
+
+impl PrometheusServer {
+    async fn start(target: &str) -> PrometheusServer {
+        let binary = ["/usr/bin/prometheus", "/usr/sbin/prometheus"].into_iter().find(|p| std::path::Path::new(p).exists());
+        let binary = binary.expect("Prometheus is installed (cargo xtask test installs Debian's prometheus)");
+        let port = support::process::free_port();
+        let dir = std::env::temp_dir().join(format!("rampart-prometheus-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: upload\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        let log = std::fs::File::create(dir.join("log")).unwrap();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus starts");
+        let server = PrometheusServer { child, base: format!("http://127.0.0.1:{port}"), dir };
+        let ready = format!("{}/-/ready", server.base);
+        support::process::wait_until(Duration::from_secs(30), || async { support::process::get_status(&ready).await == Some(200) }).await;
+        server
+    }
+
+    /// Waits until the exporter's series have been scraped twice (a sample to count from).
+    async fn scraped(&self) {
+        let url = format!("{}/api/v1/query?query=count_over_time(uploads_total[1m])", self.base);
+        support::process::wait_until(Duration::from_secs(30), || async {
+            let answer: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+            answer["data"]["result"]
+                .as_array()
+                .is_some_and(|r| r.len() == 6 && r.iter().all(|s| s["value"][1].as_str().unwrap_or("0").parse::<f64>().unwrap() >= 2.0))
+        })
+        .await;
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrometheusServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The section a plan would hold for this test's exporter, with `extra` keys on top.
+fn section(base: &str, extra: Value) -> Value {
+    let mut section = json!({
+        "prometheus": base,
+        "uploads": r#"uploads_total{job="upload"}"#,
+        "latency": r#"upload_seconds{job="upload"}"#,
+        "memory": r#"upload_memory_megabytes{job="upload"}"#,
+        "memory_unit": "megabytes",
+        "critical": "critical_total",
+    });
+    section.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    section
+}
+
+fn source(base: &str, extra: Value) -> PrometheusSource {
+    let source: PrometheusSource = serde_json::from_value(section(base, extra)).unwrap();
+    assert!(source.problems().is_empty(), "{:?}", source.problems());
+    source
+}
+
+fn wall_clock() -> Timestamp {
+    Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64)
+}
+
+/// A stream of uploads for `seconds`: each tenth of a second, `per_tick` per arm, one in twenty
+/// an error and one in fifty a timeout (when `failures`), latencies over all three buckets.
+async fn traffic(exporter: &Exporter, seconds: f64, per_tick: usize, failures: bool) {
+    let started = Instant::now();
+    let mut i = 0usize;
+    while started.elapsed().as_secs_f64() < seconds {
+        for _ in 0..per_tick {
+            for arm in ARMS {
+                let j = i / 2;
+                let outcome = match j % 100 {
+                    n if failures && n % 20 == 7 => "error",
+                    n if failures && n % 50 == 3 => "timeout",
+                    _ => "success",
+                };
+                let seconds = [0.05, 0.1, 0.3, 0.05, 2.0][j % 5];
+                let memory_mb = [8.0, 10.0, 40.0, 300.0][j % 4];
+                exporter.record(arm, outcome, seconds, memory_mb, failures && j % 97 == 13);
+                i += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The arm's totals in the pulled rows against the exporter's own counts.
+fn assert_matches_truth(evidence: &Evidence, exporter: &Exporter) {
+    for (arm, stats) in [("treatment", evidence.rows.treatment()), ("control", evidence.rows.control())] {
+        let pulled = [stats.success, stats.error, stats.timeout, stats.critical];
+        let truth = [
+            exporter.truth("uploads_total", arm, "success"),
+            exporter.truth("uploads_total", arm, "error"),
+            exporter.truth("uploads_total", arm, "timeout"),
+            exporter.truth("critical_total", arm, ""),
+        ];
+        assert_eq!(pulled, truth, "{arm}: success, error, timeout, critical");
+        // Latency from the buckets: each upload at its bucket's upper bound.
+        let fast = exporter.truth("upload_seconds_bucket", arm, "0.1");
+        let all = exporter.truth("upload_seconds_bucket", arm, "+Inf");
+        assert_eq!(stats.latency.count(), all, "{arm}: latency observations");
+        assert_eq!(stats.latency.count_above(150.0).1, all - fast, "{arm}: slower than 100 ms");
+        // Memory from its buckets, each upload at its bound (10, 100 or twice 100 MB).
+        let memory = |b| exporter.truth("upload_memory_megabytes_bucket", arm, b) as f64;
+        let expected = 10.0 * memory("10") + 100.0 * (memory("100") - memory("10")) + 200.0 * (memory("+Inf") - memory("100"));
+        assert!((stats.memory_sum_mb - expected).abs() < 1e-6, "{arm}: memory {} against {expected}", stats.memory_sum_mb);
+    }
+}
+
+#[tokio::test]
+async fn pulled_figures_equal_the_exporters_counts_through_a_restart_and_a_scrape_gap() {
+    let (exporter, target) = Exporter::start().await;
+    let prometheus = PrometheusServer::start(&target).await;
+    prometheus.scraped().await;
+    let from = wall_clock();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    traffic(&exporter, 3.0, 4, true).await;
+    // The service restarts after a last scrape (what it counted after its last scrape would be
+    // lost to any reader of Prometheus); for a second and a half only a few successes, so that
+    // every counter is seen to drop.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    exporter.restart();
+    for _ in 0..10 {
+        exporter.record("treatment", "success", 0.05, 8.0, false);
+        exporter.record("control", "success", 0.05, 8.0, false);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    traffic(&exporter, 1.0, 1, true).await;
+    // Scrapes fail for four seconds while uploads go on: a gap, and no upload lost.
+    exporter.set_down(true);
+    traffic(&exporter, 4.0, 2, true).await;
+    exporter.set_down(false);
+    traffic(&exporter, 2.0, 2, true).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let to = wall_clock();
+
+    // Samples at most 3 s apart: the 4-second gap is named, with the figures still exact.
+    let strict = source(&prometheus.base, json!({ "max_gap": "3s" }));
+    let evidence = Prometheus::default().query_all(&strict, from, to, to).await;
+    assert!(matches!(evidence.problem, Some(Problem::Gap { .. })), "{:?}", evidence.problem);
+    assert_matches_truth(&evidence, &exporter);
+    // Gaps up to 10 s allowed: no problem, the same figures, and the restart in each receipt.
+    let lenient = source(&prometheus.base, json!({ "max_gap": "10s" }));
+    let evidence = Prometheus::default().query_all(&lenient, from, to, to).await;
+    assert_eq!(evidence.problem, None);
+    assert_matches_truth(&evidence, &exporter);
+    for receipt in &evidence.pulled {
+        assert!(receipt.resets >= 1, "{receipt:?}");
+        assert!(receipt.query.contains("arm=") && receipt.query.ends_with("s]"), "{receipt:?}");
+    }
+    let uploads = evidence.pulled.iter().find(|r| r.query.starts_with("uploads_total") && r.query.contains("treatment")).unwrap();
+    assert_eq!(uploads.series, 3);
+    assert_eq!(uploads.increase as u64, OUTCOMES.iter().map(|o| exporter.truth("uploads_total", "treatment", o)).sum::<u64>());
+}
+
+#[tokio::test]
+async fn no_series_a_stale_series_and_a_silent_server_are_problems_that_name_the_query() {
+    let (exporter, target) = Exporter::start().await;
+    let mut prometheus = PrometheusServer::start(&target).await;
+    prometheus.scraped().await;
+    let from = wall_clock();
+    traffic(&exporter, 1.0, 1, false).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let now = wall_clock();
+
+    let nothing: PrometheusSource = serde_json::from_value(json!({ "prometheus": prometheus.base, "uploads": "no_such_total" })).unwrap();
+    let evidence = Prometheus::default().query_all(&nothing, from, now, now).await;
+    let problem = evidence.problem.expect("an empty answer is a problem");
+    assert!(matches!(problem, Problem::NoSeries { .. }));
+    assert!(problem.to_string().contains(r#"`no_such_total{arm="treatment"}["#), "{problem}");
+
+    // The exporter goes silent: after 2 s its series are stale.
+    exporter.set_down(true);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let now = wall_clock();
+    let evidence = Prometheus::default().query_all(&source(&prometheus.base, json!({ "max_staleness": "2s" })), from, now, now).await;
+    assert!(matches!(evidence.problem, Some(Problem::Stale { .. })), "{:?}", evidence.problem);
+
+    // Prometheus itself stops.
+    prometheus.stop();
+    let evidence = Prometheus::default().query_all(&source(&prometheus.base, json!({})), from, now, now).await;
+    let Some(Problem::Unreachable { message }) = &evidence.problem else { panic!("{:?}", evidence.problem) };
+    assert!(message.contains(&prometheus.base) && message.to_lowercase().contains("refused"), "{message}");
+    assert!(evidence.rows.treatment.is_empty());
+    let _ = (Arm::Treatment, Reads::Uploads, Span::ZERO);
+}
+
+/// `count` uploads of one arm as events, each with the exporter's figures: 100 ms, 10 MB.
+fn events(prefix: &str, variant: &str, outcome: &str, count: usize, now: i64) -> String {
+    (0..count)
+        .map(|i| {
+            let event = json!({
+                "timestamp": now - 1_000 - (i % 50_000) as i64, "event_id": format!("{prefix}-{i}"), "variant": variant,
+                "outcome": outcome, "latency_ms": 100.0, "memory_mb": 10.0, "provider": "kimi", "file_type": "text",
+                "size_bytes": 1_000_000,
+            });
+            format!("{event}\n")
+        })
+        .collect()
+}
+
+/// The same traffic, twice: as events to one server, and as the exporter's counters behind
+/// Prometheus to another whose plan reads them.
+struct Twins {
+    events: TestApp,
+    pulled: TestApp,
+    exporter: Exporter,
+    _prometheus: PrometheusServer,
+}
+
+impl Twins {
+    async fn start(pool: PgPool) -> Twins {
+        let (exporter, target) = Exporter::start().await;
+        let prometheus = PrometheusServer::start(&target).await;
+        prometheus.scraped().await;
+        let url = support::database_url(&pool);
+        let name = format!("rampart_prometheus_twin_{}", std::process::id());
+        let twin = support::fresh_database(&url, &name).await;
+        let section = section(&prometheus.base, json!({ "max_gap": "10s" }));
+        sqlx::query("UPDATE plans SET definition = jsonb_set(definition, '{metrics_source}', $1)")
+            .bind(&section)
+            .execute(&twin)
+            .await
+            .unwrap();
+        let (events, pulled) = (TestApp::spawn(pool).await, TestApp::spawn(twin).await);
+        for app in [&events, &pulled] {
+            app.control_is_sampled().await;
+            app.set_clock(wall_clock());
+            app.go_to_stage(1).await;
+        }
+        // The event store counts uploads from the minute after the stage began; Prometheus from
+        // the scrape after it.
+        events.advance_clock_minutes(1);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        Twins { events, pulled, exporter, _prometheus: prometheus }
+    }
+
+    /// `count` uploads of `arm` with `outcome` to both.
+    async fn send(&self, tag: &str, arm: &'static str, outcome: &'static str, count: usize) {
+        let variant = if arm == "treatment" { "async" } else { "sync" };
+        let lines = events(tag, variant, outcome, count, self.events.now().millis());
+        for chunk in lines.lines().collect::<Vec<_>>().chunks(5_000) {
+            let report = self.events.post_events(&(chunk.join("\n") + "\n")).await;
+            assert_eq!(report["accepted"], chunk.len(), "{report}");
+        }
+        (0..count).for_each(|_| self.exporter.record(arm, outcome, 0.1, 10.0, false));
+    }
+
+    /// Waits for two scrapes and a fresh pull (a pull is kept 5 s), with the puller's clock at
+    /// the wall clock's.
+    async fn settle(&self) {
+        tokio::time::sleep(Duration::from_millis(5_200)).await;
+        self.pulled.set_clock(wall_clock());
+    }
+}
+
+fn gate<'a>(room: &'a Value, criterion: &str) -> &'a Value {
+    room["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["criterion"] == criterion)
+        .unwrap_or_else(|| panic!("no {criterion} gate: {}", room["gates"]))
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_plan_on_prometheus_passes_and_rolls_back_as_the_same_traffic_sent_as_events(pool: PgPool) {
+    let twins = Twins::start(pool).await;
+    twins.send("ok-t", "treatment", "success", 12_000).await;
+    twins.send("ok-c", "control", "success", 2_000).await;
+    twins.settle().await;
+    let (room, pulled_room) = (twins.events.room().await, twins.pulled.room().await);
+    for criterion in ["min_events", "success_rate", "error_rate", "latency_p95", "memory"] {
+        let (a, b) = (gate(&room, criterion), gate(&pulled_room, criterion));
+        assert_eq!(a["verdict"], "pass", "{criterion} from events: {a}");
+        assert_eq!((&b["verdict"], &b["sample"]), (&a["verdict"], &a["sample"]), "{criterion}: {b} against {a}");
+        let (x, y) = (a["observed"].as_f64().unwrap(), b["observed"].as_f64().unwrap());
+        assert!((x - y).abs() < 1e-9, "{criterion}: observed {y} from Prometheus, {x} from events");
+    }
+
+    // Viewers share a pull: five readers within its five seconds cost Prometheus at most one
+    // set of queries (Prometheus's own request counter says so).
+    let asked = || async {
+        let page = reqwest::get(format!("{}/metrics", twins._prometheus.base)).await.unwrap().text().await.unwrap();
+        support::metric(&page, r#"prometheus_http_requests_total{code="200",handler="/api/v1/query"}"#).unwrap_or(0.0)
+    };
+    let before = asked().await;
+    for _ in 0..5 {
+        twins.pulled.room().await;
+    }
+    let queries = source(&twins._prometheus.base, json!({})).queries().len() as f64;
+    assert!(asked().await - before <= queries, "{} queries for five readers", asked().await - before);
+
+    // A regression: one upload in five fails. Both guards roll back by the same rule.
+    twins.send("bad-t", "treatment", "error", 3_000).await;
+    twins.settle().await;
+    let mut rules = Vec::new();
+    for (app, name) in [(&twins.events, "events"), (&twins.pulled, "prometheus")] {
+        app.guard.tick_now(app.now()).await.unwrap();
+        let room = app.room().await;
+        assert_eq!(room["state"]["status"], "rolled_back", "{name}: {}", room["state"]);
+        let evidence: Value =
+            sqlx::query_scalar("SELECT evidence FROM audit_log WHERE action = 'auto_roll_back'").fetch_one(&app.pool).await.unwrap();
+        let mut fired: Vec<String> =
+            evidence["breaches"].as_array().unwrap().iter().map(|b| b["rule"].as_str().unwrap().to_string()).collect();
+        fired.sort();
+        rules.push(fired);
+        // The decision keeps its queries, their time and what they counted.
+        if name == "prometheus" {
+            let source = evidence["source"].as_array().expect("the queries are stored with the decision");
+            let uploads = source
+                .iter()
+                .find(|q| q["query"].as_str().unwrap().starts_with(r#"uploads_total{job="upload",arm="treatment"}["#))
+                .unwrap();
+            assert_eq!(uploads["increase"], 15_000.0, "{uploads}");
+            assert!(uploads["at"].as_i64().unwrap() > 0);
+        } else {
+            assert!(evidence["source"].is_null(), "{evidence}");
+        }
+    }
+    assert_eq!(rules[0], rules[1], "the same rules fire on both");
+    assert!(rules[0].contains(&"error_rate_above".to_string()), "{:?}", rules[0]);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_silent_prometheus_judges_nothing_and_raises_an_alert_once_it_lasts(pool: PgPool) {
+    // Nothing listens on port 9: every pull fails to connect.
+    let app = TestApp::spawn(pool.clone()).await;
+    let section = json!({ "prometheus": "http://127.0.0.1:9", "uploads": "uploads_total", "alert_after": "1m" });
+    sqlx::query("UPDATE plans SET definition = jsonb_set(definition, '{metrics_source}', $1)").bind(&section).execute(&pool).await.unwrap();
+    app.go_to_stage(1).await;
+    let room = app.room().await;
+    for g in room["gates"].as_array().unwrap() {
+        assert_eq!(g["verdict"], "inconclusive", "{g}");
+        assert!(
+            g["explanation"].as_str().unwrap().starts_with("Not judged: Prometheus did not answer: http://127.0.0.1:9/api/v1/query"),
+            "{g}"
+        );
+    }
+    assert!(app.guard.tick_now(app.now()).await.unwrap().is_empty(), "nothing is decided on no figures");
+    app.advance_clock_minutes(1);
+    let actions = app.guard.tick_now(app.now()).await.unwrap();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    let room = app.room().await;
+    assert_eq!(room["state"]["status"], "running");
+    let alert = &room["alerts"][0];
+    assert_eq!(alert["kind"], "metrics_source_unavailable", "{alert}");
+    assert!(alert["message"].as_str().unwrap().contains("Prometheus did not answer"), "{alert}");
+    // Once per episode.
+    app.advance_clock_minutes(1);
+    assert!(app.guard.tick_now(app.now()).await.unwrap().is_empty());
+}
+
+/// Runs `rampart` with `args` (no database needed): whether it succeeded, and what it printed.
+fn rampart(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart")).args(args).output().expect("rampart runs");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test]
+async fn plan_check_names_the_field_at_fault_and_live_shows_what_each_query_counted() {
+    let dir = std::env::temp_dir().join(format!("rampart-plan-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan_with = |name: &str, section: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{}\n[metrics_source]\n{section}\n", app::domain::plan::DEFAULT_PLAN_TOML)).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let bad = plan_with("bad.toml", "prometheus = \"prometheus:9090\"\nuploads = 'rate(uploads_total[5m])'");
+    let (ok, text) = rampart(&["plan", "check", &bad]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("metrics_source.prometheus") && text.contains("metrics_source.uploads"), "{text}");
+    assert!(text.contains("only a series selector is read"), "{text}");
+
+    let (exporter, target) = Exporter::start().await;
+    let prometheus = PrometheusServer::start(&target).await;
+    prometheus.scraped().await;
+    traffic(&exporter, 1.0, 2, false).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let good = plan_with("good.toml", &format!("prometheus = \"{}\"\nuploads = 'uploads_total{{job=\"upload\"}}'", prometheus.base));
+    let (ok, text) = rampart(&["plan", "check", "--live", &good]);
+    assert!(ok, "{text}");
+    let treatment = exporter.truth("uploads_total", "treatment", "success");
+    assert!(text.contains(r#"uploads_total{job="upload",arm="treatment"}["#), "{text}");
+    assert!(text.contains(&format!("treatment: {treatment} uploads")), "{text}");
+    // With the server gone, --live fails and says why; without --live the file is still fine.
+    drop(prometheus);
+    let (ok, text) = rampart(&["plan", "check", "--live", &good]);
+    assert!(!ok && text.contains("Prometheus did not answer"), "{text}");
+    assert!(rampart(&["plan", "check", &good]).0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
