@@ -352,7 +352,7 @@ async fn check_source_live(source: &app::domain::source::PrometheusSource) -> bo
     use app::domain::units::Timestamp;
     let now = Timestamp(chrono::Utc::now().timestamp_millis());
     let hour_ago = Timestamp(now.millis() - 3_600_000);
-    let evidence = server::prometheus::Prometheus::default().query_all(source, hour_ago, now, now).await;
+    let evidence = server::prometheus::Prometheus::default().query_all(source, hour_ago, now, now, [true, true]).await;
     println!("  {} over the last hour:", source.prometheus);
     for pulled in &evidence.pulled {
         let resets = if pulled.resets > 0 { format!(", {} counter restart(s)", pulled.resets) } else { String::new() };

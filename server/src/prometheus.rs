@@ -28,6 +28,9 @@ pub struct Prometheus {
     kept: Mutex<HashMap<(i64, i32, i64), Kept>>,
     /// HTTP clients by certificate-authority file (none: the system's roots).
     clients: Mutex<HashMap<Option<String>, reqwest::Client>>,
+    /// One pull at a time: a reader that finds no fresh pull waits for the one under way
+    /// rather than sending the same queries again (viewers arriving together share one).
+    pulling: tokio::sync::Mutex<()>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +59,7 @@ struct AnswerSeries {
 impl Prometheus {
     /// Rollout `rollout_id`'s stage `stage` over `(from, to]` as `source` holds it; `now` is
     /// the service's time (a span reaching past it is read up to now).
+    #[allow(clippy::too_many_arguments)]
     pub async fn pull(
         &self,
         rollout_id: i64,
@@ -64,24 +68,34 @@ impl Prometheus {
         from: Timestamp,
         to: Timestamp,
         now: Timestamp,
+        carry: [bool; 2],
     ) -> Arc<Evidence> {
         let key = (rollout_id, stage, from.millis());
         let until = to.min(now);
-        if let Some((at, kept_to, evidence)) = self.kept.lock().expect("not poisoned").get(&key)
-            && at.elapsed() < KEPT
-            && (kept_to.millis() - until.millis()).abs() < KEPT.as_millis() as i64
-        {
-            return evidence.clone();
+        let fresh = || {
+            let kept = self.kept.lock().expect("not poisoned");
+            kept.get(&key)
+                .filter(|(at, kept_to, _)| at.elapsed() < KEPT && (kept_to.millis() - until.millis()).abs() < KEPT.as_millis() as i64)
+                .map(|(_, _, evidence)| evidence.clone())
+        };
+        if let Some(evidence) = fresh() {
+            return evidence;
         }
-        let evidence = Arc::new(self.query_all(source, from, until, now).await);
+        let _turn = self.pulling.lock().await;
+        if let Some(evidence) = fresh() {
+            return evidence;
+        }
+        let evidence = Arc::new(self.query_all(source, from, until, now, carry).await);
         let mut kept = self.kept.lock().expect("not poisoned");
         kept.retain(|_, (at, _, _)| at.elapsed() < KEPT);
         kept.insert(key, (Instant::now(), until, evidence.clone()));
         evidence
     }
 
-    /// Every query of `source` over `(from, to]`, sent at once.
-    pub async fn query_all(&self, source: &PrometheusSource, from: Timestamp, to: Timestamp, now: Timestamp) -> Evidence {
+    /// Every query of `source` over `(from, to]`, sent at once; `carry` says which arms
+    /// (treatment, control) have traffic. What the answered queries say is kept when another
+    /// fails (a critical error they report still counts), with the failure as the problem.
+    pub async fn query_all(&self, source: &PrometheusSource, from: Timestamp, to: Timestamp, now: Timestamp, carry: [bool; 2]) -> Evidence {
         let client = match self.client(source) {
             Ok(client) => client,
             Err(message) => return unreachable(message),
@@ -89,14 +103,18 @@ impl Prometheus {
         let range = to.since(Timestamp(from.millis() - source.lookback().millis()));
         let queries = source.queries();
         let answers = join_all(queries.iter().map(|q| query(&client, source, q, range, to))).await;
-        let mut read = Vec::new();
+        let (mut read, mut failed) = (Vec::new(), None);
         for (query, answer) in queries.into_iter().zip(answers) {
             match answer {
                 Ok(series) => read.push((query, series)),
-                Err(message) => return unreachable(message),
+                Err(message) => failed = failed.or(Some(message)),
             }
         }
-        app::domain::source::evidence(source, &read, from, to, now)
+        let mut evidence = app::domain::source::evidence(source, &read, from, to, now, carry);
+        if let Some(message) = failed {
+            evidence.problem = Some(Problem::Unreachable { message });
+        }
+        evidence
     }
 
     fn client(&self, source: &PrometheusSource) -> Result<reqwest::Client, String> {
@@ -104,7 +122,8 @@ impl Prometheus {
         if let Some(client) = clients.get(&source.ca_file) {
             return Ok(client.clone());
         }
-        let mut builder = reqwest::Client::builder().timeout(QUERY_TIMEOUT);
+        // No redirects: a query goes to the server the plan names, and its credentials with it.
+        let mut builder = reqwest::Client::builder().timeout(QUERY_TIMEOUT).redirect(reqwest::redirect::Policy::none());
         if let Some(path) = &source.ca_file {
             let pem = std::fs::read(path).map_err(|e| format!("the certificate authority file {path}: {e}"))?;
             let certificate = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("the certificate authority file {path}: {e}"))?;

@@ -5,6 +5,7 @@
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::store::{AuditRecord, NewTestResult, RollupFilter, Store, StoreError, StoredRollout, TestResult};
+use crate::telemetry::{GateFigure, StageFigures};
 use app::domain::access::{Permission, Principal};
 use app::domain::gates::{self, Gate, Judged, Reference};
 use app::domain::impact::{self, Impact};
@@ -138,6 +139,40 @@ impl Rollouts {
             return Ok(StageJudgement::default());
         }
         self.judge(rollout, state.stage, served_flag(&rollout.plan, state), baseline, Judged { from: entered, to: now }).await
+    }
+
+    /// The current stage's arms and gates as judged now, for `/metrics` (so that a team's own
+    /// dashboards and alerts can show the rollout); none before a stage with criteria.
+    pub async fn stage_figures(&self, rollout_id: i64) -> Result<Option<StageFigures>, AppError> {
+        let now = (self.clock)();
+        let rollout = self.store.rollout(rollout_id).await?;
+        let Some(entered) = rollout.state.stage_entered_at else { return Ok(None) };
+        let baseline = self.store.latest_baseline(rollout_id).await?.map(|b| b.summary);
+        let judgement = self.gates(&rollout, baseline.as_ref(), now).await?;
+        if judgement.gates.is_empty() {
+            return Ok(None);
+        }
+        // The same read the gates made (a Prometheus pull is kept, not sent again).
+        let until = Timestamp(now.millis() + 60_000);
+        let evidence = self.metrics.stage_evidence(&rollout.plan, rollout.id, rollout.state.stage.0 as i32, entered, until).await?;
+        let arm = |name, s: app::domain::stats::Stats| (name, s.count(), s.error + s.timeout);
+        let gates = judgement.gates.iter().map(|g| GateFigure {
+            criterion: serde_json::to_value(g.criterion).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            verdict: match g.verdict {
+                gates::Verdict::Pass => "pass",
+                gates::Verdict::Fail => "fail",
+                gates::Verdict::Inconclusive => "inconclusive",
+            },
+            observed: g.observed,
+            interval: g.interval,
+            threshold: g.threshold,
+        });
+        Ok(Some(StageFigures {
+            source: if rollout.plan.metrics_source.is_some() { "prometheus" } else { "events" },
+            source_ok: evidence.problem.is_none(),
+            arms: vec![arm("treatment", evidence.rows.treatment()), arm("control", evidence.rows.control())],
+            gates: gates.collect(),
+        }))
     }
 
     /// Stage `index`'s gates, matrix and impact as judged on its events in `span` (the stage
@@ -288,7 +323,9 @@ impl RolloutService for Rollouts {
         let judgement = self.gates(&rollout, baseline.as_ref(), now).await?;
         evidence.gates = judgement.gates;
         let blockers = readiness::blockers(&rollout.plan, &rollout.state, &evidence, now);
-        let StoredRollout { id, plan, state } = rollout;
+        let StoredRollout { id, mut plan, state } = rollout;
+        // Where the server reads the evidence is none of the page's business (nor a viewer's).
+        plan.metrics_source = None;
         // Routines of the periods holding now; earlier days' stay in the reports.
         let today: Vec<String> = app::domain::routines::due(&plan, now).into_iter().map(|d| d.period).collect();
         let (mut routines, checklist): (Vec<_>, Vec<_>) = self.store.checklist(id).await?.into_iter().partition(|i| i.period.is_some());

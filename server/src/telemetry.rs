@@ -259,6 +259,33 @@ pub struct RolloutGauge {
     pub stage: u32,
     pub percentage: f64,
     pub open_alerts: i64,
+    /// The current stage's figures, as the control room judges them now (none before a stage
+    /// with criteria, or when they could not be read).
+    pub figures: Option<StageFigures>,
+}
+
+/// A live rollout's current stage as its gates judge it, for a team's own dashboards and alerts.
+#[derive(Clone, Debug, Default)]
+pub struct StageFigures {
+    /// `events` or `prometheus`.
+    pub source: &'static str,
+    /// False while the source cannot vouch for its figures (every verdict is inconclusive then).
+    pub source_ok: bool,
+    /// Per arm (`treatment`, `control`): uploads and failed uploads (errors and timeouts) in the
+    /// stage so far.
+    pub arms: Vec<(&'static str, u64, u64)>,
+    pub gates: Vec<GateFigure>,
+}
+
+/// One gate: its verdict (`pass`, `fail`, `inconclusive`), what was observed with its interval,
+/// and the plan's limit, in the gate's own unit (a percentage, a count).
+#[derive(Clone, Debug)]
+pub struct GateFigure {
+    pub criterion: String,
+    pub verdict: &'static str,
+    pub observed: Option<f64>,
+    pub interval: Option<(f64, f64)>,
+    pub threshold: f64,
 }
 
 impl Gauges {
@@ -296,6 +323,74 @@ impl Gauges {
         header(out, "rampart_rollout_open_alerts", "gauge", "Unacknowledged alerts of each live rollout.");
         for r in &self.rollouts {
             let _ = writeln!(out, "rampart_rollout_open_alerts{{rollout=\"{}\",flag=\"{}\"}} {}", r.id, escape(&r.flag), r.open_alerts);
+        }
+        self.render_figures(out);
+    }
+
+    /// The current stages' arms and gates, one family per figure.
+    fn render_figures(&self, out: &mut String) {
+        let judged: Vec<(String, &StageFigures)> = self
+            .rollouts
+            .iter()
+            .filter_map(|r| r.figures.as_ref().map(|f| (format!("rollout=\"{}\",flag=\"{}\"", r.id, escape(&r.flag)), f)))
+            .collect();
+        header(
+            out,
+            "rampart_rollout_source_ok",
+            "gauge",
+            "1 when the rollout's metric source vouches for its figures, 0 while every verdict is inconclusive for want of them.",
+        );
+        for (labels, f) in &judged {
+            let _ = writeln!(out, "rampart_rollout_source_ok{{{labels},source=\"{}\"}} {}", f.source, u8::from(f.source_ok));
+        }
+        header(out, "rampart_rollout_uploads", "gauge", "Uploads in the current stage so far, by arm.");
+        for (labels, f) in &judged {
+            for (arm, uploads, _) in &f.arms {
+                let _ = writeln!(out, "rampart_rollout_uploads{{{labels},arm=\"{arm}\"}} {uploads}");
+            }
+        }
+        header(out, "rampart_rollout_failures", "gauge", "Failed uploads (errors and timeouts) in the current stage so far, by arm.");
+        for (labels, f) in &judged {
+            for (arm, _, failures) in &f.arms {
+                let _ = writeln!(out, "rampart_rollout_failures{{{labels},arm=\"{arm}\"}} {failures}");
+            }
+        }
+        header(out, "rampart_rollout_gate_verdict", "gauge", "Each gate of the current stage: 1 for its verdict, 0 for the others.");
+        for (labels, f) in &judged {
+            for g in &f.gates {
+                for verdict in ["pass", "fail", "inconclusive"] {
+                    let on = u8::from(g.verdict == verdict);
+                    let _ =
+                        writeln!(out, "rampart_rollout_gate_verdict{{{labels},criterion=\"{}\",verdict=\"{verdict}\"}} {on}", g.criterion);
+                }
+            }
+        }
+        header(out, "rampart_rollout_gate_observed", "gauge", "What each gate observed, in its own unit (a percentage, a count).");
+        for (labels, f) in &judged {
+            for g in f.gates.iter().filter(|g| g.observed.is_some()) {
+                let _ = writeln!(
+                    out,
+                    "rampart_rollout_gate_observed{{{labels},criterion=\"{}\"}} {}",
+                    g.criterion,
+                    g.observed.unwrap_or_default()
+                );
+            }
+        }
+        header(out, "rampart_rollout_gate_interval", "gauge", "Each gate's anytime-valid interval around what it observed, by bound.");
+        for (labels, f) in &judged {
+            for g in &f.gates {
+                if let Some((low, high)) = g.interval {
+                    let criterion = &g.criterion;
+                    let _ = writeln!(out, "rampart_rollout_gate_interval{{{labels},criterion=\"{criterion}\",bound=\"low\"}} {low}");
+                    let _ = writeln!(out, "rampart_rollout_gate_interval{{{labels},criterion=\"{criterion}\",bound=\"high\"}} {high}");
+                }
+            }
+        }
+        header(out, "rampart_rollout_gate_threshold", "gauge", "Each gate's limit in the plan, in the gate's unit.");
+        for (labels, f) in &judged {
+            for g in &f.gates {
+                let _ = writeln!(out, "rampart_rollout_gate_threshold{{{labels},criterion=\"{}\"}} {}", g.criterion, g.threshold);
+            }
         }
     }
 }
@@ -402,11 +497,32 @@ mod tests {
                 stage: 2,
                 percentage: 10.0,
                 open_alerts: 1,
+                figures: Some(StageFigures {
+                    source: "prometheus",
+                    source_ok: true,
+                    arms: vec![("treatment", 1_000, 3), ("control", 9_000, 20)],
+                    gates: vec![GateFigure {
+                        criterion: "success_rate".into(),
+                        verdict: "pass",
+                        observed: Some(99.7),
+                        interval: Some((99.5, 99.9)),
+                        threshold: 99.0,
+                    }],
+                }),
             }],
             ..Gauges::default()
         };
         let page = telemetry.render(&gauges, 0);
         assert_eq!(sample(&page, "rampart_ingest_events_total{outcome=\"accepted\"}"), 10.0);
+        let of = |rest: &str| format!("{{rollout=\"7\",flag=\"a\\\"b\\\\c\",{rest}}}");
+        assert_eq!(sample(&page, &format!("rampart_rollout_uploads{}", of("arm=\"control\""))), 9_000.0);
+        assert_eq!(sample(&page, &format!("rampart_rollout_failures{}", of("arm=\"treatment\""))), 3.0);
+        assert_eq!(sample(&page, &format!("rampart_rollout_source_ok{}", of("source=\"prometheus\""))), 1.0);
+        let verdict =
+            |v: &str| sample(&page, &format!("rampart_rollout_gate_verdict{}", of(&format!("criterion=\"success_rate\",verdict=\"{v}\""))));
+        assert_eq!((verdict("pass"), verdict("fail"), verdict("inconclusive")), (1.0, 0.0, 0.0));
+        assert_eq!(sample(&page, &format!("rampart_rollout_gate_interval{}", of("criterion=\"success_rate\",bound=\"low\""))), 99.5);
+        assert_eq!(sample(&page, &format!("rampart_rollout_gate_threshold{}", of("criterion=\"success_rate\""))), 99.0);
         assert_eq!(sample(&page, "rampart_rollout_stage{rollout=\"7\",flag=\"a\\\"b\\\\c\",status=\"active\"}"), 2.0);
         let mut typed = std::collections::HashSet::new();
         for line in page.lines() {
@@ -425,7 +541,15 @@ mod tests {
     fn the_grafana_dashboard_queries_only_metrics_that_exist() {
         let dashboard: serde_json::Value = serde_json::from_str(include_str!("../../docs/grafana/rampart.json")).unwrap();
         let gauges = Gauges {
-            rollouts: vec![RolloutGauge { id: 1, flag: "f".into(), status: "running".into(), stage: 0, percentage: 1.0, open_alerts: 0 }],
+            rollouts: vec![RolloutGauge {
+                id: 1,
+                flag: "f".into(),
+                status: "running".into(),
+                stage: 0,
+                percentage: 1.0,
+                open_alerts: 0,
+                figures: None,
+            }],
             ..Gauges::default()
         };
         let telemetry = Telemetry::default();

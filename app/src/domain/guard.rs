@@ -234,10 +234,6 @@ impl StageJudge {
         let from = self.starts.first().map_or(now, |(at, _)| *at);
         let span = now.since(from);
         let mut out = Assessment::default();
-        if n == 0 {
-            out.note = Some("no treatment uploads in this stage yet".into());
-            return out;
-        }
         let receipt = |method, bad, events, threshold_rate, alpha, statistic, boundary, interval, from| Receipt {
             method,
             rule_version: RULE_VERSION,
@@ -256,7 +252,10 @@ impl StageJudge {
 
         // A critical error rolls back however few events there are.
         if rails.auto_rollback.on_critical_error && total.critical > 0 {
-            let message = format!("{} critical error(s) among {n} treatment uploads in this stage", total.critical);
+            let message = match n {
+                0 => format!("{} critical error(s) in this stage, before any treatment upload was counted", total.critical),
+                n => format!("{} critical error(s) among {n} treatment uploads in this stage", total.critical),
+            };
             out.decisions.push(Decision::RollBack(Breach {
                 rule: "critical_error".into(),
                 observed: total.critical as f64,
@@ -266,6 +265,12 @@ impl StageJudge {
                 message,
                 receipt: Some(receipt(Method::Count, total.critical, n, 0.0, 0.0, total.critical as f64, 1.0, None, from)),
             }));
+        }
+        // (Before any upload is counted: a metric source may report critical errors while its
+        // uploads counter has nothing to say.)
+        if n == 0 {
+            out.note = Some("no treatment uploads in this stage yet".into());
+            return out;
         }
 
         let auto = &rails.auto_rollback;
@@ -751,6 +756,18 @@ mod tests {
         let a = judge(window(3, 0, 1, 100.0, 50.0), &[]);
         assert_eq!(rules(&a), vec![("rollback", "critical_error".to_string())]);
         assert_eq!(a.decisions[0].breach().receipt.as_ref().unwrap().method, Method::Count);
+    }
+
+    #[test]
+    fn a_critical_error_rolls_back_before_any_upload_is_counted_and_through_an_unvouched_source() {
+        // A metric source may count a critical error while its uploads counter says nothing yet
+        // (a series missing, stale): the plan's "any critical error" still holds.
+        let only_critical = Stats { critical: 1, ..Stats::default() };
+        let a = judge(only_critical, &[]);
+        assert_eq!(rules(&a), vec![("rollback", "critical_error".to_string())]);
+        assert!(a.decisions[0].breach().message.contains("before any treatment upload was counted"));
+        let a = unvouched(a, "`uploads_total{…}` matched no series", Span::from_secs(900), &[], Timestamp(0));
+        assert_eq!(rules(&a), vec![("rollback", "critical_error".to_string())]);
     }
 
     #[test]

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// The only environment variables a plan may name for Prometheus credentials start so.
+pub const CREDENTIAL_PREFIX: &str = "RAMPART_PROMETHEUS_";
+
 /// `[metrics_source]`: a Prometheus server and the series that hold each arm's uploads.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,7 +167,9 @@ pub enum Reads {
     Uploads,
     Critical,
     LatencyBuckets,
+    LatencySum,
     MemoryBuckets,
+    MemorySum,
 }
 
 /// One query Rampart sends: a range selector of raw samples, evaluated at the span's end.
@@ -188,8 +193,14 @@ impl PrometheusSource {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         let mut bad = |field: &str, message: String| out.push((field.to_string(), message));
-        if !(self.prometheus.starts_with("http://") || self.prometheus.starts_with("https://")) || self.prometheus.len() < 10 {
+        let https = self.prometheus.starts_with("https://");
+        let authority = self.prometheus.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("");
+        if !(https || self.prometheus.starts_with("http://")) || authority.is_empty() {
             bad("prometheus", format!("`{}` must be the server's http:// or https:// address", self.prometheus));
+        } else if authority.contains('@') {
+            bad("prometheus", "must not carry a user or password: use basic_auth_user and basic_auth_password_env".into());
+        } else if !https && (self.bearer_token_env.is_some() || self.basic_auth_user.is_some()) {
+            bad("prometheus", "credentials are sent only over https://".into());
         }
         for (field, label) in [("arm_label", &self.arm_label), ("outcome_label", &self.outcome_label)] {
             if !is_label_name(label) {
@@ -229,9 +240,15 @@ impl PrometheusSource {
                 }
             }
         }
+        // Only variables meant for this: a plan (say, in a pull request that CI checks with
+        // `--live`) must not be able to send the server's other secrets to a URL it names.
         for (field, env) in [("bearer_token_env", &self.bearer_token_env), ("basic_auth_password_env", &self.basic_auth_password_env)] {
-            if let Some(env) = env.as_deref().filter(|e| e.is_empty() || !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
-                bad(field, format!("`{env}` is not an environment variable's name"));
+            let named = |e: &str| {
+                e.strip_prefix(CREDENTIAL_PREFIX)
+                    .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            };
+            if let Some(env) = env.as_deref().filter(|e| !named(e)) {
+                bad(field, format!("`{env}` must be an environment variable named {CREDENTIAL_PREFIX}…, in capitals"));
             }
         }
         if self.basic_auth_user.is_some() != self.basic_auth_password_env.is_some() {
@@ -259,8 +276,9 @@ impl PrometheusSource {
             };
             let with_arm = |text: &str, suffix: &str| {
                 let mut s = Selector::parse(text).expect("checked when the plan was read");
-                if let Some(name) = s.name.as_mut().filter(|n| !n.ends_with(suffix)) {
-                    name.push_str(suffix);
+                // A histogram named by its base or by its `_bucket` series.
+                if let Some(name) = s.name.as_mut().filter(|_| !suffix.is_empty()) {
+                    *name = format!("{}{suffix}", name.strip_suffix("_bucket").unwrap_or(name));
                 }
                 s.matchers.push(Matcher { label: self.arm_label.clone(), op: "=".into(), value: value.clone() });
                 s.to_string()
@@ -271,9 +289,11 @@ impl PrometheusSource {
             }
             if let Some(l) = &self.latency {
                 out.push(Query { arm, reads: Reads::LatencyBuckets, selector: with_arm(l, "_bucket") });
+                out.push(Query { arm, reads: Reads::LatencySum, selector: with_arm(l, "_sum") });
             }
             if let Some(m) = &self.memory {
                 out.push(Query { arm, reads: Reads::MemoryBuckets, selector: with_arm(m, "_bucket") });
+                out.push(Query { arm, reads: Reads::MemorySum, selector: with_arm(m, "_sum") });
             }
         }
         out
@@ -441,6 +461,12 @@ pub enum Problem {
     Stale { query: String, newest: Timestamp },
     /// No samples between these two times, inside the judged span.
     Gap { query: String, from: Timestamp, to: Timestamp },
+    /// An uploads series whose outcome label is none of the plan's outcomes: its uploads would
+    /// count as neither success nor failure.
+    UnknownOutcome { query: String, value: String },
+    /// A histogram that did not observe every upload (or observed more): its mean and spread
+    /// would be of other uploads than the rates'.
+    Mismatch { query: String, observed: u64, uploads: u64 },
 }
 
 impl fmt::Display for Problem {
@@ -451,6 +477,12 @@ impl fmt::Display for Problem {
             Problem::Stale { query, newest } => write!(f, "`{query}` is stale: its newest sample is from {}", utc(*newest)),
             Problem::Gap { query, from, to } => {
                 write!(f, "`{query}` has no samples from {} to {} (a scrape gap)", utc(*from), utc(*to))
+            }
+            Problem::UnknownOutcome { query, value } => {
+                write!(f, "`{query}` has a series whose outcome is `{value}`, none of the plan's outcomes")
+            }
+            Problem::Mismatch { query, observed, uploads } => {
+                write!(f, "`{query}` observed {observed} uploads where the uploads counter has {uploads}")
             }
         }
     }
@@ -520,28 +552,37 @@ fn increases(samples: &[(Timestamp, f64)], from: Timestamp, to: Timestamp, max_g
 }
 
 /// Turns the series each query returned into per-minute rows over `(from, to]`, judged at
-/// `now` for staleness. `answers` holds, per query of [`PrometheusSource::queries`] in order,
-/// its series.
-pub fn evidence(source: &PrometheusSource, answers: &[(Query, Vec<Series>)], from: Timestamp, to: Timestamp, now: Timestamp) -> Evidence {
+/// `now` for staleness. `answers` holds, per query of [`PrometheusSource::queries`] that was
+/// answered, its series; `carry` says which arms (treatment, control) the stage serves traffic
+/// to: an arm with none may have no series or stale ones.
+pub fn evidence(
+    source: &PrometheusSource,
+    answers: &[(Query, Vec<Series>)],
+    from: Timestamp,
+    to: Timestamp,
+    now: Timestamp,
+    carry: [bool; 2],
+) -> Evidence {
     let mut minutes: [BTreeMap<Timestamp, Stats>; 2] = Default::default();
+    // Per arm: each minute's latency and memory sums from the histograms' `_sum` series, and the
+    // span's count of observations by each histogram (its `+Inf` bucket).
+    let mut sums: [[BTreeMap<Timestamp, f64>; 2]; 2] = Default::default();
+    let mut observed: [[Option<(String, f64)>; 2]; 2] = Default::default();
     let mut pulled = Vec::new();
     let mut problem = None;
     let range = to.since(Timestamp(from.millis() - source.lookback().millis()));
     for (query, series) in answers {
         let text = query.text(range);
-        let rows = &mut minutes[usize::from(query.arm == Arm::Control)];
-        if series.is_empty() && query.reads == Reads::Uploads {
+        let arm = usize::from(query.arm == Arm::Control);
+        if carry[arm] && series.is_empty() {
             problem.get_or_insert(Problem::NoSeries { query: text.clone() });
         }
         let newest = series.iter().filter_map(|s| s.samples.last().map(|x| x.0)).max();
-        if let Some(newest) = newest
-            && query.reads == Reads::Uploads
-            && now.min(to).millis() - newest.millis() > source.max_staleness.millis()
-        {
+        if let Some(newest) = newest.filter(|n| carry[arm] && now.min(to).millis() - n.millis() > source.max_staleness.millis()) {
             problem.get_or_insert(Problem::Stale { query: text.clone(), newest });
         }
         let mut receipt = Pulled { query: text.clone(), at: to, series: series.len(), increase: 0.0, resets: 0 };
-        // Histogram buckets: per minute, the cumulative count at each bound.
+        // Histogram buckets: per minute, each bound's increase.
         let mut buckets: BTreeMap<Timestamp, Vec<(f64, f64)>> = BTreeMap::new();
         for s in series {
             let Steps { steps, resets, gap } = increases(&s.samples, from, to, source.max_gap);
@@ -550,66 +591,92 @@ pub fn evidence(source: &PrometheusSource, answers: &[(Query, Vec<Series>)], fro
                 problem.get_or_insert(Problem::Gap { query: text.clone(), from: a, to: b });
             }
             let label = |name: &str| s.labels.get(name).map(String::as_str);
+            let o = &source.outcomes;
+            let outcome = label(&source.outcome_label);
+            if query.reads == Reads::Uploads && ![&o.success, &o.error, &o.timeout].into_iter().any(|v| Some(v.as_str()) == outcome) {
+                problem.get_or_insert(Problem::UnknownOutcome { query: text.clone(), value: outcome.unwrap_or("").to_string() });
+            }
+            let le = label("le").and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::INFINITY);
             for (minute, amount) in steps {
                 receipt.increase += amount;
                 let n = amount.round().max(0.0) as u64;
+                let stats = minutes[arm].entry(minute).or_default();
                 match query.reads {
-                    Reads::Uploads => {
-                        let stats = rows.entry(minute).or_default();
-                        let o = &source.outcomes;
-                        match label(&source.outcome_label) {
-                            Some(v) if v == o.success => stats.success += n,
-                            Some(v) if v == o.error => stats.error += n,
-                            Some(v) if v == o.timeout => stats.timeout += n,
-                            _ => {}
-                        }
-                    }
-                    Reads::Critical => rows.entry(minute).or_default().critical += n,
-                    Reads::LatencyBuckets | Reads::MemoryBuckets => {
-                        let le = label("le").and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::INFINITY);
-                        buckets.entry(minute).or_default().push((le, amount));
-                    }
+                    Reads::Uploads if outcome == Some(&o.success) => stats.success += n,
+                    Reads::Uploads if outcome == Some(&o.error) => stats.error += n,
+                    Reads::Uploads if outcome == Some(&o.timeout) => stats.timeout += n,
+                    Reads::Uploads => {}
+                    Reads::Critical => stats.critical += n,
+                    Reads::LatencyBuckets | Reads::MemoryBuckets => buckets.entry(minute).or_default().push((le, amount)),
+                    Reads::LatencySum => *sums[arm][0].entry(minute).or_default() += amount,
+                    Reads::MemorySum => *sums[arm][1].entry(minute).or_default() += amount,
                 }
             }
         }
-        for (minute, mut steps) in buckets {
-            // The minute's increase at each bound: the sum of its series' steps in the minute.
-            steps.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let mut bounds: Vec<(f64, f64)> = Vec::new();
-            for (le, amount) in steps {
-                match bounds.last_mut() {
-                    Some(last) if last.0 == le => last.1 += amount,
-                    _ => bounds.push((le, amount)),
-                }
+        let kind = usize::from(query.reads == Reads::MemoryBuckets);
+        if matches!(query.reads, Reads::LatencyBuckets | Reads::MemoryBuckets) {
+            let mut total = 0.0;
+            for (minute, steps) in buckets {
+                total += add_buckets(minutes[arm].entry(minute).or_default(), query.reads, steps, source);
             }
-            let finite_top = bounds.iter().rev().map(|b| b.0).find(|b| b.is_finite()).unwrap_or(0.0);
-            let stats = rows.entry(minute).or_default();
-            let mut below = 0.0;
-            for (le, cumulative) in bounds {
-                // Each observation at its bucket's upper bound (never faster or smaller than it
-                // was); above the last finite bound, at twice that bound.
-                let bound = if le.is_finite() { le } else { finite_top * 2.0 };
-                let count = (cumulative - below).round().max(0.0) as u64;
-                below = cumulative.max(below);
-                if count == 0 {
-                    continue;
-                }
-                if query.reads == Reads::LatencyBuckets {
-                    let at = bound * source.latency_unit.to_ms();
-                    stats.latency.add_n(at, count);
-                    stats.latency_sum_ms += at * count as f64;
-                } else {
-                    let at = bound * source.memory_unit.to_mb();
-                    stats.memory_sum_mb += at * count as f64;
-                    stats.memory_sq_sum_mb2 += at * at * count as f64;
-                    stats.memory_max_mb = stats.memory_max_mb.max(at);
-                }
-            }
+            observed[arm][kind] = Some((text.clone(), total));
         }
         pulled.push(receipt);
     }
+    for (arm, rows) in minutes.iter_mut().enumerate() {
+        // The sums as the histograms counted them, not as the buckets' shape suggests.
+        for (minute, sum) in &sums[arm][0] {
+            rows.entry(*minute).or_default().latency_sum_ms = sum * source.latency_unit.to_ms();
+        }
+        for (minute, sum) in &sums[arm][1] {
+            rows.entry(*minute).or_default().memory_sum_mb = sum * source.memory_unit.to_mb();
+        }
+        let uploads: u64 = rows.values().map(Stats::count).sum();
+        for (query, count) in observed[arm].iter().flatten() {
+            let count = count.round().max(0.0) as u64;
+            if carry[arm] && count.abs_diff(uploads) > (uploads / 100).max(2) {
+                problem.get_or_insert(Problem::Mismatch { query: query.clone(), observed: count, uploads });
+            }
+        }
+    }
     let [treatment, control] = minutes;
     Evidence { rows: StageRows { treatment: treatment.into_iter().collect(), control: control.into_iter().collect() }, pulled, problem }
+}
+
+/// Adds one minute of a histogram's bucket increases (`steps`: each `le` bound with one
+/// series' increase; bounds repeat across series) to `stats`, each bucket's count spread evenly
+/// over `(previous bound, bound]` as `histogram_quantile` reads it, and those above the last
+/// finite bound at that bound. Returns the minute's observations.
+fn add_buckets(stats: &mut Stats, reads: Reads, mut steps: Vec<(f64, f64)>, source: &PrometheusSource) -> f64 {
+    steps.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut bounds: Vec<(f64, f64)> = Vec::new();
+    for (le, amount) in steps {
+        match bounds.last_mut() {
+            Some(last) if last.0 == le => last.1 += amount,
+            _ => bounds.push((le, amount)),
+        }
+    }
+    let top = bounds.iter().rev().map(|b| b.0).find(|b| b.is_finite()).unwrap_or(0.0);
+    let (mut lower, mut below) = (0.0, 0.0);
+    for (le, cumulative) in bounds {
+        let upper = if le.is_finite() { le } else { top };
+        let count = (cumulative - below).round().max(0.0) as u64;
+        below = cumulative.max(below);
+        if count > 0 {
+            if reads == Reads::LatencyBuckets {
+                let unit = source.latency_unit.to_ms();
+                stats.latency.add_uniform(lower * unit, upper * unit, count);
+                stats.latency_sum_ms += (lower + upper) / 2.0 * unit * count as f64;
+            } else {
+                let (a, b) = (lower * source.memory_unit.to_mb(), upper * source.memory_unit.to_mb());
+                stats.memory_sum_mb += (a + b) / 2.0 * count as f64;
+                stats.memory_sq_sum_mb2 += (a * a + a * b + b * b) / 3.0 * count as f64;
+                stats.memory_max_mb = stats.memory_max_mb.max(b);
+            }
+        }
+        lower = upper;
+    }
+    below
 }
 
 #[cfg(test)]
@@ -633,7 +700,7 @@ mod tests {
     }
 
     #[test]
-    fn a_typical_section_needs_three_lines_and_builds_a_query_per_arm_and_figure() {
+    fn a_typical_section_builds_a_query_per_arm_and_figure() {
         let s = source();
         assert!(s.problems().is_empty(), "{:?}", s.problems());
         let texts: Vec<_> = s.queries().iter().map(|q| q.text(Span::from_secs(600))).collect();
@@ -643,11 +710,17 @@ mod tests {
                 r#"uploads_total{job="upload",arm="treatment"}[600s]"#,
                 r#"critical_total{arm="treatment"}[600s]"#,
                 r#"upload_seconds_bucket{job="upload",arm="treatment"}[600s]"#,
+                r#"upload_seconds_sum{job="upload",arm="treatment"}[600s]"#,
                 r#"uploads_total{job="upload",arm="control"}[600s]"#,
                 r#"critical_total{arm="control"}[600s]"#,
                 r#"upload_seconds_bucket{job="upload",arm="control"}[600s]"#,
+                r#"upload_seconds_sum{job="upload",arm="control"}[600s]"#,
             ]
         );
+        // A histogram named by its `_bucket` series reads the same.
+        let mut named = s.clone();
+        named.latency = Some(r#"upload_seconds_bucket{job="upload"}"#.into());
+        assert_eq!(named.queries(), s.queries());
     }
 
     #[test]
@@ -681,10 +754,18 @@ mod tests {
         s.prometheus = "prometheus:9090".into();
         s.uploads = r#"uploads_total{arm="treatment"}"#.into();
         s.latency = Some("{job=\"x\"}".into());
-        s.bearer_token_env = Some("MY-TOKEN".into());
+        s.bearer_token_env = Some("DATABASE_URL".into());
         s.basic_auth_user = Some("me".into());
         let fields: Vec<_> = s.problems().into_iter().map(|(f, _)| f).collect();
         assert_eq!(fields, ["prometheus", "uploads", "latency", "bearer_token_env", "basic_auth_user", "bearer_token_env"]);
+        // Credentials only over https, never in the URL, from variables meant for them.
+        let mut s = source();
+        s.bearer_token_env = Some("RAMPART_PROMETHEUS_TOKEN".into());
+        assert_eq!(s.problems(), [("prometheus".to_string(), "credentials are sent only over https://".to_string())]);
+        s.prometheus = "https://prometheus.internal:9090".into();
+        assert!(s.problems().is_empty(), "{:?}", s.problems());
+        s.prometheus = "https://me:secret@prometheus.internal".into();
+        assert!(s.problems()[0].1.contains("must not carry a user or password"));
     }
 
     #[test]
@@ -740,21 +821,47 @@ mod tests {
                     series(&[("le", "+Inf")], &[(0, 0.0), (70, 145.0), (90, 201.0)]),
                 ],
             ),
+            (find(Arm::Treatment, Reads::LatencySum), vec![series(&[], &[(0, 0.0), (70, 20.0), (90, 30.0)])]),
             (find(Arm::Control, Reads::Uploads), vec![series(&[("outcome", "success")], &[(0, 0.0), (90, 500.0)])]),
             (find(Arm::Control, Reads::Critical), vec![series(&[], &[(0, 0.0), (90, 0.0)])]),
-            (find(Arm::Control, Reads::LatencyBuckets), vec![]),
         ];
-        let e = evidence(&s, &answers, at(0), at(90), at(95));
+        // The control arm's latency is not asked for here: as for an arm without traffic.
+        let e = evidence(&s, &answers, at(0), at(90), at(95), [true, false]);
         assert_eq!(e.problem, None);
         let t = e.rows.treatment();
         assert_eq!((t.success, t.error, t.timeout, t.critical), (190, 10, 1, 1));
         assert_eq!(e.rows.control().success, 500);
-        // 150 at or under 100 ms, 45 under 500 ms, 6 above: at their buckets' upper bounds.
+        // 150 at or under 100 ms, 45 in (100, 500] spread evenly, 6 above 500 at 500: the p95
+        // (rank 191) is 41/45 of the way through the second bucket, as histogram_quantile says.
         assert_eq!(t.latency.count(), 201);
-        assert_eq!(t.latency.count_above(400.0).1, 51);
-        assert_eq!(t.latency.count_above(600.0).1, 6);
+        let p95 = t.latency.quantile(0.95).unwrap();
+        assert!((p95 - (100.0 + 400.0 * 41.0 / 45.0)).abs() < 10.0, "{p95}");
+        assert!(t.latency.quantile(0.5).unwrap() <= 101.0);
+        assert_eq!(t.latency.count_above(520.0).1, 0);
+        // The mean from the histogram's own sum (30 s in all), not from the buckets.
+        assert_eq!(t.latency_sum_ms, 30_000.0);
         assert_eq!(e.pulled[0].increase, 201.0);
         assert_eq!(e.pulled[0].series, 3);
+    }
+
+    #[test]
+    fn an_unknown_outcome_and_a_histogram_that_missed_uploads_are_problems() {
+        let s = source();
+        let queries = s.queries();
+        let find = |reads| queries.iter().find(|q| q.arm == Arm::Treatment && q.reads == reads).unwrap().clone();
+        let uploads = |outcome: &str| (find(Reads::Uploads), vec![series(&[("outcome", outcome)], &[(0, 0.0), (60, 100.0)])]);
+        let problem = |answers: &[(Query, Vec<Series>)]| evidence(&s, answers, at(0), at(60), at(60), [true, false]).problem;
+        let Some(Problem::UnknownOutcome { value, .. }) = problem(&[uploads("failed")]) else { panic!("an unknown outcome passed") };
+        assert_eq!(value, "failed");
+        assert_eq!(problem(&[uploads("success")]), None);
+        // The latency histogram saw 60 of the 100 uploads (timeouts not observed, say).
+        let latency = (find(Reads::LatencyBuckets), vec![series(&[("le", "+Inf")], &[(0, 0.0), (60, 60.0)])]);
+        let Some(Problem::Mismatch { observed, uploads: n, .. }) = problem(&[uploads("success"), latency]) else {
+            panic!("a mismatch passed")
+        };
+        assert_eq!((observed, n), (60, 100));
+        let latency = (find(Reads::LatencyBuckets), vec![series(&[("le", "+Inf")], &[(0, 0.0), (60, 99.0)])]);
+        assert_eq!(problem(&[uploads("success"), latency]), None, "a count within 1% (or 2) is the same uploads");
     }
 
     #[test]
@@ -762,8 +869,13 @@ mod tests {
         let s = source();
         let uploads = s.queries().into_iter().find(|q| q.reads == Reads::Uploads).unwrap();
         let ok = |points: &[(i64, f64)]| vec![series(&[("outcome", "success")], points)];
-        let problem = |answer: Vec<Series>, now: i64| evidence(&s, &[(uploads.clone(), answer)], at(0), at(now), at(now)).problem;
+        let problem =
+            |answer: Vec<Series>, now: i64| evidence(&s, &[(uploads.clone(), answer)], at(0), at(now), at(now), [true, true]).problem;
         assert!(matches!(problem(vec![], 600), Some(Problem::NoSeries { .. })));
+        // An arm the stage serves no traffic may have no series, or stale ones.
+        let quiet = |answer: Vec<Series>| evidence(&s, &[(uploads.clone(), answer)], at(0), at(600), at(600), [false, true]).problem;
+        assert_eq!(quiet(vec![]), None);
+        assert_eq!(quiet(ok(&[(0, 1.0), (60, 2.0)])), None);
         assert!(matches!(problem(ok(&[(0, 1.0), (60, 2.0)]), 600), Some(Problem::Stale { .. })));
         assert!(matches!(problem(ok(&[(0, 1.0), (60, 2.0), (500, 3.0)]), 520), Some(Problem::Gap { .. })));
         assert_eq!(problem(ok(&[(0, 1.0), (60, 2.0), (120, 3.0)]), 150), None);

@@ -101,13 +101,21 @@ pub fn guard_check(last_tick_ms: Option<i64>, now_ms: i64, uptime: Duration, int
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    let (outbox, rollouts) = match tokio::try_join!(state.store.outbox(), state.store.rollout_gauges()) {
+    let (outbox, mut rollouts) = match tokio::try_join!(state.store.outbox(), state.store.rollout_gauges()) {
         Ok(read) => read,
         Err(error) => {
             tracing::warn!(%error, "metrics: could not read the store");
             return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], "database unreachable\n").into_response();
         }
     };
+    // Each live rollout's current stage as its gates judge it; one that cannot be judged now is
+    // left out of those families, never the page.
+    for rollout in rollouts.iter_mut().filter(|r| matches!(r.status.as_str(), "running" | "paused" | "awaiting_approval")) {
+        match state.rollouts.stage_figures(rollout.id).await {
+            Ok(figures) => rollout.figures = figures,
+            Err(error) => tracing::warn!(rollout = rollout.id, %error, "metrics: could not judge the rollout's stage"),
+        }
+    }
     let pool = state.store.pool();
     let gauges = Gauges {
         outbox_pending: outbox.pending,

@@ -45,6 +45,7 @@ impl Store {
                 stage: r.stage.max(0) as u32,
                 percentage: if r.flag_enabled { f64::from(r.flag_percentage) } else { 0.0 },
                 open_alerts: r.open_alerts,
+                figures: None,
             })
             .collect())
     }
