@@ -34,26 +34,29 @@ pub struct Prometheus {
 }
 
 #[derive(Deserialize)]
-struct Answer {
+struct Answer<'a> {
     status: String,
-    #[serde(default)]
-    data: Option<AnswerData>,
+    #[serde(default, borrow)]
+    data: Option<AnswerData<'a>>,
     #[serde(default)]
     error: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct AnswerData {
+struct AnswerData<'a> {
     #[serde(rename = "resultType")]
     result_type: String,
-    result: Vec<AnswerSeries>,
+    #[serde(borrow)]
+    result: Vec<AnswerSeries<'a>>,
 }
 
+/// One series: its labels, and its samples as (seconds, value) with the value still the text
+/// of the answer (borrowed, not copied: a week of samples is millions of them).
 #[derive(Deserialize)]
-struct AnswerSeries {
+struct AnswerSeries<'a> {
     metric: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    values: Vec<(f64, String)>,
+    #[serde(default, borrow)]
+    values: Vec<(f64, &'a str)>,
 }
 
 impl Prometheus {

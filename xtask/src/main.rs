@@ -330,6 +330,8 @@ fn test() -> Result {
                     "metrics",
                     "--bench",
                     "load",
+                    "--bench",
+                    "prometheus",
                 ])
                 .env("DATABASE_URL", database.url("postgres"))
                 .env("RAMPART_BENCH_QUICK", "1"),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 mod common;
 #[path = "../../tests/support/process.rs"]
 pub mod process;
+#[allow(unused_imports)] // not every bench starts a database
 pub use common::fresh_database;
 
 /// Quick mode (`RAMPART_BENCH_QUICK=1`, as `cargo xtask test` runs every bench): sizes that
