@@ -274,11 +274,19 @@ impl From<StoreError> for AppError {
             }
             error if error.is_unavailable() => {
                 tracing::warn!(%error, "the database is unavailable");
-                AppError::Unavailable {
-                    // Cut off at its commit, a change may or may not have been applied: events
-                    // (by id) and commands (by version) are safe to send again either way.
-                    message: "the database is unavailable; try again shortly".into(),
-                    retry_after_secs: 5,
+                // Cut off at its commit, a change may or may not have been applied: events (by
+                // id) and commands (by version) are safe to send again either way.
+                match error.sqlstate().as_deref() {
+                    // Out of disk: nothing comes back by itself, so say what it takes.
+                    Some("53100") => AppError::Unavailable {
+                        message: "the database is out of disk space: nothing was stored; send it again once an operator frees space".into(),
+                        retry_after_secs: 30,
+                    },
+                    Some("25006") => AppError::Unavailable {
+                        message: "the database takes no writes now (read-only, as a standby is); try again shortly".into(),
+                        retry_after_secs: 5,
+                    },
+                    _ => AppError::Unavailable { message: "the database is unavailable; try again shortly".into(), retry_after_secs: 5 },
                 }
             }
             StoreError::Corrupt(_) | StoreError::Db(_) => {

@@ -51,6 +51,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The SQLSTATE Postgres answered with, if it answered.
+    pub fn sqlstate(&self) -> Option<String> {
+        match self {
+            StoreError::Db(sqlx::Error::Database(e)) => e.code().map(|c| c.into_owned()),
+            _ => None,
+        }
+    }
+
     /// Whether the database could not serve the call at all — unreachable, shutting down or
     /// restarting, out of connections, disk or memory, or read-only — as opposed to refusing
     /// it or holding unreadable data. Nothing was written; the same call may succeed later.

@@ -635,3 +635,111 @@ async fn retention_forgets_what_is_past_it_and_never_an_undelivered_webhook(pool
     // Nothing more to forget on a second run.
     assert_eq!((store.prune_events(cutoff).await.unwrap(), store.prune_deliveries(cutoff).await.unwrap()), (0, 0));
 }
+
+/// A tmpfs of `megabytes` mounted at `dir` (this machine's tests run as root, as CI does);
+/// unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, megabytes: u32) -> SmallDisk {
+        let _ = std::process::Command::new("umount").arg(dir).status();
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m,mode=0777"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mounting a {megabytes} MB tmpfs at {} (the fault suite runs as root)", dir.display());
+        SmallDisk(dir.to_path_buf())
+    }
+
+    /// Fills what space is left with a ballast file.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut ballast = std::fs::File::create(self.0.join("ballast")).unwrap();
+        let block = vec![0u8; 1 << 20];
+        while ballast.write_all(&block).is_ok() {}
+        // The last partial megabyte too.
+        while ballast.write_all(&block[..4096]).is_ok() {}
+        let _ = ballast.sync_all();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.0.join("ballast")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Fault suite: the database's disk fills up under ingest. Batches then answer 503 saying the
+/// database is out of space (never a bare 500, never a hang), nothing of a refused batch is
+/// stored, everything acknowledged before is, reads go on, and once space returns the same
+/// server stores the same batches again, by itself, each event once.
+#[tokio::test]
+async fn a_full_disk_refuses_batches_clearly_and_recovers_when_space_returns() {
+    let dir = std::env::temp_dir().join(format!("rampart-fault-disk-{}", std::process::id()));
+    let disk = SmallDisk::mount(&dir, 160);
+    let pg = {
+        let dir = dir.join("pg");
+        tokio::task::spawn_blocking(move || server::embedded_pg::EmbeddedPostgres::start(&dir)).await.unwrap().expect("a private cluster")
+    };
+    let pool = server::db::serving_pool_options().connect(&pg.url("postgres")).await.unwrap();
+    server::db::MIGRATOR.run(&pool).await.unwrap();
+    let app = TestApp::spawn(pool.clone()).await;
+    let batch = |n: usize| (0..200).map(|i| line(&format!("disk-{n}-{i}"))).collect::<Vec<_>>().join("\n");
+    let send = |n: usize| {
+        let (client, url) = (app.client.clone(), app.url("/api/v1/events"));
+        async move { client.post(&url).body(batch(n)).send().await.unwrap() }
+    };
+    for n in 0..5 {
+        assert_eq!(send(n).await.status(), 200);
+    }
+
+    disk.fill();
+    let mut refused = Vec::new();
+    for n in 5..40 {
+        let response = send(n).await;
+        match response.status().as_u16() {
+            200 => continue,
+            503 => {
+                assert_eq!(response.headers()["retry-after"], "30");
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["error"], "unavailable", "{body}");
+                assert!(body["message"].as_str().unwrap().contains("out of disk space"), "{body}");
+                refused.push(n);
+                if refused.len() == 3 {
+                    break;
+                }
+            }
+            status => panic!("batch {n} on a full disk: {status} {}", response.text().await.unwrap()),
+        }
+    }
+    assert_eq!(refused.len(), 3, "the full disk was seen");
+    eprintln!("disk full: batches {refused:?} refused (those before them went in)");
+    // Reads go on: the control room answers.
+    assert_eq!(app.client.get(app.url("/api/v1/rollouts/1")).send().await.unwrap().status(), 200);
+
+    disk.free();
+    for n in &refused {
+        let response = send(*n).await;
+        assert_eq!(response.status(), 200, "batch {n} once space returned: {}", response.text().await.unwrap());
+    }
+    // Every batch acknowledged is stored whole, each event once, and the rollups agree.
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+    let distinct: i64 = sqlx::query_scalar("SELECT count(DISTINCT event_id) FROM events").fetch_one(&pool).await.unwrap();
+    let acknowledged_batches = 5 + (5..=*refused.last().unwrap()).count();
+    assert_eq!((stored, distinct), (acknowledged_batches as i64 * 200, acknowledged_batches as i64 * 200));
+    let (events, rolled) = rollups_match_events(&pool).await;
+    assert_eq!(events, rolled, "the rollups hold exactly the stored events");
+    app.guard.tick_now(app.now()).await.expect("the guard judges again");
+    drop(app);
+    pool.close().await;
+    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+    drop(disk);
+}
