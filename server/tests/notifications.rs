@@ -17,11 +17,19 @@ use support::{ADMIN_PASSWORD, TestApp};
 struct Receiver {
     received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
     failures: Arc<Mutex<usize>>,
+    /// How long it takes to answer, and when each request arrived.
+    delay: Duration,
+    arrived: Arc<Mutex<Vec<std::time::Instant>>>,
 }
 
 impl Receiver {
     async fn start(failures: usize) -> (Receiver, String) {
-        let receiver = Receiver { failures: Arc::new(Mutex::new(failures)), ..Default::default() };
+        Receiver::start_slow(failures, Duration::ZERO).await
+    }
+
+    /// Like [`Receiver::start`], answering each request only after `delay`.
+    async fn start_slow(failures: usize, delay: Duration) -> (Receiver, String) {
+        let receiver = Receiver { failures: Arc::new(Mutex::new(failures)), delay, ..Default::default() };
         let state = receiver.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -92,7 +100,9 @@ fn receiver_app(state: Receiver) -> axum::Router {
         axum::routing::post(move |headers: HeaderMap, body: Bytes| {
             let state = state.clone();
             async move {
+                state.arrived.lock().unwrap().push(std::time::Instant::now());
                 state.received.lock().unwrap().push((headers, body));
+                tokio::time::sleep(state.delay).await;
                 let mut failures = state.failures.lock().unwrap();
                 if *failures > 0 {
                     *failures -= 1;
@@ -356,6 +366,35 @@ async fn a_failing_receiver_is_retried_with_backoff_and_every_attempt_is_logged(
 /// Fault suite (issue 23): the receiver is down while several changes happen, then comes back.
 /// Nothing is lost — every change is delivered once it is up — nothing is sent twice once
 /// acknowledged, and the outbox drains to empty.
+/// Fault suite: a slow receiver (3 s to answer) holds back no other: in the same round the fast
+/// one has its delivery at once; each is delivered once, and a later round sends nothing more.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_slow_receiver_delays_no_other_and_each_gets_its_delivery_once(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    // The slow one is added first, so its delivery is claimed first.
+    let (slow, slow_url) = Receiver::start_slow(0, Duration::from_secs(3)).await;
+    let (fast, fast_url) = Receiver::start(0).await;
+    let (slow_hook, _) = add_webhook(&app, &slow_url, json!([])).await;
+    let (fast_hook, _) = add_webhook(&app, &fast_url, json!([])).await;
+    assert_eq!(app.command(json!({ "command": "start" })).await.0, 200);
+    let started = std::time::Instant::now();
+    let round = app.webhooks.tick(app.now()).await.unwrap();
+    assert_eq!(round.len(), 2, "{round:?}");
+    let fast_at = fast.arrived.lock().unwrap()[0].duration_since(started);
+    let slow_at = slow.arrived.lock().unwrap()[0].duration_since(started);
+    assert!(
+        fast_at < Duration::from_secs(1),
+        "the fast receiver waited {fast_at:?} behind the slow one (which got its request after {slow_at:?})"
+    );
+    for hook in [slow_hook, fast_hook] {
+        let log = settled(&app, hook).await;
+        assert_eq!((log.len(), log[0]["state"].as_str()), (1, Some("delivered")), "{log:?}");
+    }
+    app.advance_clock_minutes(10);
+    app.webhooks.tick(app.now()).await.unwrap();
+    assert_eq!((slow.received.lock().unwrap().len(), fast.received.lock().unwrap().len()), (1, 1), "each once");
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn a_receiver_that_was_down_gets_every_change_once_when_it_returns(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;

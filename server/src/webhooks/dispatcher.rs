@@ -24,10 +24,10 @@ pub const BACKOFF: [Span; 7] = [
 ];
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// Deliveries claimed per round; they are sent one after the other.
+/// Deliveries claimed per round; they are sent at once, so a slow receiver holds back no other.
 const CLAIM: i64 = 5;
-/// How long claimed deliveries stay reserved for the process sending them: longer than a round
-/// can take when every receiver times out, so no other replica sends the same attempt.
+/// How long claimed deliveries stay reserved for the process sending them: far longer than a
+/// round can take when every receiver times out, so no other replica sends the same attempt.
 const LEASE: Span = Span::from_secs(CLAIM * TIMEOUT.as_secs() as i64 * 2);
 
 /// Sends due deliveries; `tick(now)` does one round and tests call it directly.
@@ -83,9 +83,10 @@ impl Dispatcher {
     /// to each delivery claimed.
     pub async fn tick(&self, now: Timestamp) -> Result<Vec<(i64, Attempt)>, StoreError> {
         let due = self.store.claim_deliveries(now, now.plus(LEASE), CLAIM).await?;
+        // All at once: a receiver that takes its time (up to the timeout) delays no other.
+        let attempts = futures_util::future::join_all(due.iter().map(|delivery| self.send(delivery, now))).await;
         let mut outcomes = Vec::with_capacity(due.len());
-        for delivery in due {
-            let attempt = self.send(&delivery, now).await;
+        for (delivery, attempt) in due.into_iter().zip(attempts) {
             let retry_at = match &attempt {
                 Attempt::Delivered { .. } => None,
                 Attempt::Failed { .. } => BACKOFF.get(delivery.attempts as usize).map(|wait| now.plus(*wait)),
