@@ -343,6 +343,18 @@ async fn no_series_a_stale_series_and_a_silent_server_are_problems_that_name_the
         Prometheus::default().query_all(&source(&prometheus.base, json!({ "max_staleness": "2s" })), from, now, now, [true, true]).await;
     assert!(matches!(evidence.problem, Some(Problem::Stale { .. })), "{:?}", evidence.problem);
 
+    // A stage that begins 3.5 s into that outage, which then ends: with samples allowed 3 s
+    // apart, the outage is a gap at the stage's start (the query reaches back to see it).
+    let stage_start = wall_clock();
+    exporter.set_down(false);
+    traffic(&exporter, 0.5, 1, false).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let now = wall_clock();
+    let evidence =
+        Prometheus::default().query_all(&source(&prometheus.base, json!({ "max_gap": "3s" })), stage_start, now, now, [true, true]).await;
+    let Some(Problem::Gap { from: gap_from, .. }) = evidence.problem else { panic!("{:?}", evidence.problem) };
+    assert!(gap_from < stage_start, "the gap began before the stage: {gap_from:?} against {stage_start:?}");
+
     // Prometheus itself stops.
     prometheus.stop();
     let evidence = Prometheus::default().query_all(&source(&prometheus.base, json!({})), from, now, now, [true, true]).await;

@@ -299,10 +299,12 @@ impl PrometheusSource {
         out
     }
 
-    /// How far before a span's start the queries reach, so that the span's first increase has a
-    /// sample to start from.
+    /// How far before a span's start the queries reach: far enough that the span's first
+    /// increase has a sample to start from, and an hour more, so that a scrape outage that began
+    /// before the span is seen as the gap it is (the first sample after it would otherwise only
+    /// start the count, and what the outage held would go unseen).
     pub fn lookback(&self) -> Span {
-        self.max_gap
+        Span::from_secs(self.max_gap.secs() + 3600)
     }
 }
 
