@@ -164,7 +164,7 @@ impl Guard {
         let stage = guard::StageEvidence { minutes: &rows.treatment, soak };
         let mut assessment = guard::assess(rails, stage, &reference, &sustained, now);
         // Figures the metric source cannot vouch for decide nothing but a critical error.
-        let unvouched = evidence.problem.as_ref().zip(rollout.plan.metrics_source.as_ref());
+        let unvouched = evidence.problem.as_ref().zip(rollout.plan.source_for(rollout.state.stage));
         if let Some((problem, source)) = unvouched {
             assessment = guard::unvouched(assessment, &problem.to_string(), source.alert_after, &sustained, now);
         }

@@ -380,7 +380,7 @@ async fn check_plans(files: &[std::path::PathBuf], live: bool) -> ExitCode {
             Ok((plan, _)) => {
                 println!("{}: ok — “{}”, {} stages", file.display(), plan.name, plan.stages.len());
                 print_power(&plan);
-                if let Some(source) = plan.metrics_source.as_ref().filter(|_| live) {
+                for source in plan.sources().into_iter().filter(|_| live) {
                     ok &= check_source_live(source).await;
                 }
             }

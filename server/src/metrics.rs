@@ -541,7 +541,7 @@ impl Metrics {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Evidence, StoreError> {
-        match &plan.metrics_source {
+        match plan.source_for(app::domain::units::StageIndex(stage.max(0) as u32)) {
             None => Ok(Evidence { rows: self.stage_minutes(rollout_id, stage, from, to).await?, ..Evidence::default() }),
             Some(source) => {
                 let end = Timestamp(to.millis() - 60_000);

@@ -168,7 +168,7 @@ impl Rollouts {
             threshold: g.threshold,
         });
         Ok(Some(StageFigures {
-            source: if rollout.plan.metrics_source.is_some() { "prometheus" } else { "events" },
+            source: if rollout.plan.source_for(rollout.state.stage).is_some() { "prometheus" } else { "events" },
             source_ok: evidence.problem.is_none(),
             arms: vec![arm("treatment", evidence.rows.treatment()), arm("control", evidence.rows.control())],
             gates: gates.collect(),
@@ -230,7 +230,7 @@ impl Rollouts {
         }
         if let Some(problem) = &evidence.problem {
             gates::unvouched(&mut judged, &problem.to_string());
-        } else if rollout.plan.metrics_source.as_ref().is_some_and(|s| s.memory.is_none()) {
+        } else if rollout.plan.source_for(index).is_some_and(|s| s.memory.is_none()) {
             let memory = judged.iter_mut().filter(|g| g.criterion == gates::Criterion::Memory);
             gates::unvouched(memory, "the rollout's metric source reads no memory (add `memory` to [metrics_source])");
         }
@@ -334,6 +334,7 @@ impl RolloutService for Rollouts {
         let StoredRollout { id, mut plan, state } = rollout;
         // Where the server reads the evidence is none of the page's business (nor a viewer's).
         plan.metrics_source = None;
+        plan.stages.iter_mut().for_each(|s| s.metrics_source = None);
         // Routines of the periods holding now; earlier days' stay in the reports.
         let today: Vec<String> = app::domain::routines::due(&plan, now).into_iter().map(|d| d.period).collect();
         let (mut routines, checklist): (Vec<_>, Vec<_>) = self.store.checklist(id).await?.into_iter().partition(|i| i.period.is_some());

@@ -176,7 +176,8 @@ fn default_min_per_cell() -> u32 {
 
 /// One step of the rollout.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// As for the plan: the browser's copy skips the server's `metrics_source`.
+#[cfg_attr(feature = "ssr", serde(deny_unknown_fields))]
 pub struct Stage {
     pub name: String,
     #[serde(default)]
@@ -200,6 +201,10 @@ pub struct Stage {
     pub test_suites: Vec<TestSuite>,
     #[serde(default)]
     pub checklist: Vec<ChecklistSection>,
+    /// This stage's own metric source, over the plan's (`"events"`, or a Prometheus table).
+    #[cfg(feature = "ssr")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_source: Option<super::source::StageSource>,
 }
 
 /// The service's traffic and failure rates today (flag off): how long each stage's gates need
@@ -354,6 +359,32 @@ impl Plan {
     }
 
     /// The bucketing group: the configured one or the flag key.
+    /// Where stage `index`'s evidence comes from: its own source, else the plan's; `None` is
+    /// the event store.
+    #[cfg(feature = "ssr")]
+    pub fn source_for(&self, index: StageIndex) -> Option<&super::source::PrometheusSource> {
+        use super::source::StageSource;
+        match self.stage(index).and_then(|s| s.metrics_source.as_ref()) {
+            Some(StageSource::Events) => None,
+            Some(StageSource::Prometheus(source)) => Some(source),
+            None => self.metrics_source.as_ref(),
+        }
+    }
+
+    /// Every Prometheus source the plan names, the plan's first, each once.
+    #[cfg(feature = "ssr")]
+    pub fn sources(&self) -> Vec<&super::source::PrometheusSource> {
+        let mut all: Vec<&super::source::PrometheusSource> = self.metrics_source.iter().collect();
+        for stage in &self.stages {
+            if let Some(super::source::StageSource::Prometheus(source)) = &stage.metrics_source
+                && !all.contains(&&**source)
+            {
+                all.push(source);
+            }
+        }
+        all
+    }
+
     pub fn bucket_group(&self) -> &str {
         self.flag.group.as_deref().unwrap_or(&self.flag.key)
     }
@@ -508,8 +539,17 @@ impl Plan {
         }
         check_sections(&self.recurring_checklists, &|f| format!("recurring_checklists{f}"), &mut bad);
         #[cfg(feature = "ssr")]
-        for (field, message) in self.metrics_source.iter().flat_map(|s| s.problems()) {
-            bad(format!("metrics_source.{field}"), message);
+        {
+            for (field, message) in self.metrics_source.iter().flat_map(|s| s.problems()) {
+                bad(format!("metrics_source.{field}"), message);
+            }
+            for (i, stage) in self.stages.iter().enumerate() {
+                if let Some(super::source::StageSource::Prometheus(source)) = &stage.metrics_source {
+                    for (field, message) in source.problems() {
+                        bad(format!("stages[{i}].metrics_source.{field}"), message);
+                    }
+                }
+            }
         }
         out
     }
@@ -637,6 +677,39 @@ mod tests {
         assert!(error.message.contains(&format!("at most {MAX_STAGES}")), "{error}");
         let most = format!("{DEFAULT_PLAN_TOML}{}", stages(MAX_STAGES - 5));
         assert!(Plan::from_toml(&most).is_ok(), "{:?}", Plan::from_toml(&most).err());
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn a_stage_may_read_its_own_metric_source_over_the_plans() {
+        use crate::domain::source::CREDENTIAL_PREFIX;
+        let with = |one_percent: &str, ten_percent: &str| {
+            DEFAULT_PLAN_TOML.replacen("name = \"1% rollout\"\n", &format!("name = \"1% rollout\"\n{one_percent}\n"), 1).replacen(
+                "name = \"10% rollout\"\n",
+                &format!("name = \"10% rollout\"\n{ten_percent}\n"),
+                1,
+            ) + "\n[metrics_source]\nprometheus = \"http://prometheus:9090\"\nuploads = 'uploads_total'\n"
+        };
+        let source =
+            with("metrics_source = \"events\"", "metrics_source = { prometheus = \"http://other:9090\", uploads = 'other_total' }");
+        let plan = Plan::from_toml(&source).unwrap();
+        assert_eq!(plan.source_for(StageIndex(0)).map(|s| s.prometheus.as_str()), Some("http://prometheus:9090"));
+        assert_eq!(plan.source_for(StageIndex(1)), None, "stage 1 reads the event store");
+        assert_eq!(plan.source_for(StageIndex(2)).map(|s| s.uploads.as_str()), Some("other_total"));
+        assert_eq!(plan.sources().len(), 2);
+        // It reads back from what is stored.
+        let stored: Plan = serde_json::from_value(serde_json::to_value(&plan).unwrap()).unwrap();
+        assert_eq!(stored, plan);
+        // A stage's source is checked like the plan's, naming the stage.
+        let bad = with("metrics_source = \"prom\"", "");
+        let error = Plan::from_toml(&bad).unwrap_err().to_string();
+        assert!(error.contains("a stage's metric source is \"events\" or a table"), "{error}");
+        let bad = with(
+            "",
+            &format!("metrics_source = {{ prometheus = \"http://x:1\", uploads = 'u', bearer_token_env = \"{CREDENTIAL_PREFIX}T\" }}"),
+        );
+        let error = Plan::from_toml(&bad).unwrap_err().to_string();
+        assert!(error.contains("stages[2].metrics_source.prometheus"), "{error}");
     }
 
     fn first_error(source: &str) -> PlanError {

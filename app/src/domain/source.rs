@@ -79,6 +79,48 @@ pub struct PrometheusSource {
     pub alert_after: Span,
 }
 
+/// A stage's own source, over the plan's: `metrics_source = "events"` (the event store, though
+/// the plan reads Prometheus) or a `[stages.metrics_source]` table of its own.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StageSource {
+    Events,
+    Prometheus(Box<PrometheusSource>),
+}
+
+impl Serialize for StageSource {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StageSource::Events => serializer.serialize_str("events"),
+            StageSource::Prometheus(source) => source.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StageSource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<StageSource, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = StageSource;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#""events" or a table naming a Prometheus server"#)
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<StageSource, E> {
+                match text {
+                    "events" => Ok(StageSource::Events),
+                    other => {
+                        Err(E::custom(format!(r#"`{other}`: a stage's metric source is "events" or a table naming a Prometheus server"#)))
+                    }
+                }
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> Result<StageSource, M::Error> {
+                let source = PrometheusSource::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(StageSource::Prometheus(Box::new(source)))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 /// The outcome label's value for each outcome.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
