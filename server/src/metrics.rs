@@ -482,18 +482,56 @@ impl Metrics {
             return Err(AppError::invalid("from", format!("a window spans at most {} days", MAX_WINDOW.secs() / 86_400)));
         }
         let rows = self.store.window_rows(rollout_id, from, to, filter).await?;
+        let rows = rows.into_iter().map(|(key, stats)| (key.minute, key.variant, stats)).collect();
+        self.window_of(rollout_id, from, to, rows).await
+    }
+
+    /// Like [`Metrics::window`], over the stage spans in `[from, to)` each read from its own
+    /// source (the event store or a Prometheus pull of the whole span, which the guard's pull
+    /// of the current stage shares): the charts of a rollout that reads Prometheus.
+    pub async fn window_by_stage(
+        &self,
+        plan: &Plan,
+        rollout_id: i64,
+        spans: &[StageSpan],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<WindowView, AppError> {
+        let mut rows = Vec::new();
+        for span in spans.iter().filter(|s| s.from < to && s.to.is_none_or(|end| end > from)) {
+            let end = span.to.unwrap_or(to).min(to);
+            let evidence = self.stage_evidence(plan, rollout_id, span.stage, span.from, Timestamp(end.millis() + 60_000)).await?;
+            let StageRows { control, treatment } = evidence.rows;
+            for (variant, minutes) in [(Variant::Control, control), (Variant::Treatment, treatment)] {
+                rows.extend(
+                    minutes.into_iter().filter(|(minute, _)| *minute >= from && *minute < to).map(|(minute, s)| (minute, variant, s)),
+                );
+            }
+        }
+        rows.sort_by_key(|(minute, _, _)| *minute);
+        self.window_of(rollout_id, from, to, rows).await
+    }
+
+    /// The window over rows of (minute, arm, stats), oldest first.
+    async fn window_of(
+        &self,
+        rollout_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        rows: Vec<(Timestamp, Variant, Stats)>,
+    ) -> Result<WindowView, AppError> {
         let minutes = ((to.millis() - from.millis()) as f64 / 60_000.0).max(1.0);
         let step_minutes = ((minutes / 240.0).ceil() as i64).max(1);
         let step_ms = step_minutes * 60_000;
         let (mut control, mut treatment) = (Stats::default(), Stats::default());
         let mut steps: Vec<(Timestamp, Stats, Stats)> = Vec::new();
-        for (key, stats) in rows {
-            let at = Timestamp(from.millis() + (key.minute.millis() - from.millis()).div_euclid(step_ms) * step_ms);
+        for (minute, variant, stats) in rows {
+            let at = Timestamp(from.millis() + (minute.millis() - from.millis()).div_euclid(step_ms) * step_ms);
             if steps.last().is_none_or(|(t, _, _)| *t != at) {
                 steps.push((at, Stats::default(), Stats::default()));
             }
             let (_, c, t) = steps.last_mut().expect("pushed above");
-            match key.variant {
+            match variant {
                 Variant::Control => {
                     control.merge(&stats);
                     c.merge(&stats);

@@ -387,7 +387,12 @@ impl RolloutService for Rollouts {
             hours => Timestamp(to.millis() - i64::from(hours) * 3_600_000),
         };
         let from = from.max(Timestamp(to.millis() - crate::metrics::MAX_WINDOW.millis()));
-        let window = self.metrics.window(rollout_id, from, to, &RollupFilter::default()).await?;
+        // A rollout that reads Prometheus in any stage is charted stage by stage from its sources.
+        let window = if rollout.plan.sources().is_empty() {
+            self.metrics.window(rollout_id, from, to, &RollupFilter::default()).await?
+        } else {
+            self.metrics.window_by_stage(&rollout.plan, rollout_id, &spans, from, to).await?
+        };
         let mut total = 0;
         let points = window
             .series

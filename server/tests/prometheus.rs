@@ -472,6 +472,23 @@ async fn a_plan_on_prometheus_passes_and_rolls_back_as_the_same_traffic_sent_as_
         assert!(value("rampart_rollout_gate_interval", r#"criterion="success_rate",bound="low""#) > 99.5);
     }
 
+    // The charts read the same uploads from either source (stage by stage from Prometheus).
+    for (app, source) in [(&twins.events, "events"), (&twins.pulled, "prometheus")] {
+        let viewer = app.person("vera", "viewer").await;
+        let response = viewer
+            .post(app.url("/api/get_chart_series"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("rollout_id=1&hours=1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let series: Value = response.json().await.unwrap();
+        let points = series["points"].as_array().unwrap();
+        let total = |arm: &str| points.iter().map(|p| p[arm]["count"].as_u64().unwrap()).sum::<u64>();
+        assert_eq!((total("treatment"), total("control")), (12_000, 2_000), "{source}: {series}");
+    }
+
     // Viewers share a pull: five readers arriving together, the last pull expired, cost
     // Prometheus one set of queries (Prometheus's own request counter says so).
     let asked = || async {
