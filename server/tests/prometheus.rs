@@ -144,10 +144,22 @@ struct PrometheusServer {
     child: Child,
     base: String,
     dir: std::path::PathBuf,
+    /// A client that trusts the server (its certificate, when it serves https).
+    client: reqwest::Client,
 }
 
 impl PrometheusServer {
     async fn start(target: &str) -> PrometheusServer {
+        PrometheusServer::start_with(target, None).await
+    }
+
+    /// Like [`PrometheusServer::start`], serving https with `certificate` (for `localhost`):
+    /// its base is `https://localhost:…`.
+    async fn start_tls(target: &str, certificate: &rcgen::CertifiedKey) -> PrometheusServer {
+        PrometheusServer::start_with(target, Some(certificate)).await
+    }
+
+    async fn start_with(target: &str, tls: Option<&rcgen::CertifiedKey>) -> PrometheusServer {
         let binary = ["/usr/bin/prometheus", "/usr/sbin/prometheus"].into_iter().find(|p| std::path::Path::new(p).exists());
         let binary = binary.expect("Prometheus is installed (cargo xtask test installs Debian's prometheus)");
         let port = support::process::free_port();
@@ -158,7 +170,19 @@ impl PrometheusServer {
         );
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
         let log = std::fs::File::create(dir.join("log")).unwrap();
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some(certificate) = tls {
+            std::fs::write(dir.join("cert.pem"), certificate.cert.pem()).unwrap();
+            std::fs::write(dir.join("key.pem"), certificate.key_pair.serialize_pem()).unwrap();
+            let web = format!(
+                "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+                dir.join("cert.pem").display(),
+                dir.join("key.pem").display()
+            );
+            std::fs::write(dir.join("web.yml"), web).unwrap();
+            command.arg(format!("--web.config.file={}", dir.join("web.yml").display()));
+        }
+        let child = command
             .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -167,9 +191,20 @@ impl PrometheusServer {
             .stderr(log)
             .spawn()
             .expect("prometheus starts");
-        let server = PrometheusServer { child, base: format!("http://127.0.0.1:{port}"), dir };
+        let base = match tls {
+            None => format!("http://127.0.0.1:{port}"),
+            Some(_) => format!("https://localhost:{port}"),
+        };
+        let mut client = reqwest::Client::builder();
+        if let Some(certificate) = tls {
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(certificate.cert.pem().as_bytes()).unwrap());
+        }
+        let server = PrometheusServer { child, base, dir, client: client.build().unwrap() };
         let ready = format!("{}/-/ready", server.base);
-        support::process::wait_until(Duration::from_secs(30), || async { support::process::get_status(&ready).await == Some(200) }).await;
+        support::process::wait_until(Duration::from_secs(30), || async {
+            server.client.get(&ready).send().await.is_ok_and(|r| r.status().is_success())
+        })
+        .await;
         server
     }
 
@@ -177,7 +212,7 @@ impl PrometheusServer {
     async fn scraped(&self) {
         let url = format!("{}/api/v1/query?query=count_over_time(uploads_total[1m])", self.base);
         support::process::wait_until(Duration::from_secs(30), || async {
-            let answer: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+            let answer: Value = self.client.get(&url).send().await.unwrap().json().await.unwrap();
             answer["data"]["result"]
                 .as_array()
                 .is_some_and(|r| r.len() == 6 && r.iter().all(|s| s["value"][1].as_str().unwrap_or("0").parse::<f64>().unwrap() >= 2.0))
@@ -602,4 +637,38 @@ async fn plan_check_names_the_field_at_fault_and_live_shows_what_each_query_coun
     assert!(!ok && text.contains("Prometheus did not answer"), "{text}");
     assert!(rampart(&["plan", "check", &good]).0);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_https_prometheus_is_read_with_the_plans_certificate_authority_and_token() {
+    let (exporter, target) = Exporter::start().await;
+    let certificate = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let prometheus = PrometheusServer::start_tls(&target, &certificate).await;
+    let ca_file = prometheus.dir.join("cert.pem").display().to_string();
+    prometheus.scraped().await;
+    let from = wall_clock();
+    traffic(&exporter, 1.0, 1, false).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let to = wall_clock();
+    // SAFETY: set before any thread of this test reads the environment, and never changed.
+    unsafe { std::env::set_var("RAMPART_PROMETHEUS_TEST_TOKEN", "a-token") };
+    let trusted = source(&prometheus.base, json!({ "ca_file": ca_file, "bearer_token_env": "RAMPART_PROMETHEUS_TEST_TOKEN" }));
+    let evidence = Prometheus::default().query_all(&trusted, from, to, to, [true, true]).await;
+    assert_eq!(evidence.problem, None);
+    assert_eq!(evidence.rows.treatment().success, exporter.truth("uploads_total", "treatment", "success"));
+    assert!(evidence.rows.treatment().success > 0);
+
+    // Without the plan's certificate authority the server is not trusted; a token variable
+    // that is not set is said so. Neither is a figure.
+    let untrusted = source(&prometheus.base, json!({}));
+    let Some(Problem::Unreachable { message }) = Prometheus::default().query_all(&untrusted, from, to, to, [true, true]).await.problem
+    else {
+        panic!("an untrusted certificate was accepted")
+    };
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+    let unset = source(&prometheus.base, json!({ "ca_file": ca_file, "bearer_token_env": "RAMPART_PROMETHEUS_NOT_SET" }));
+    let Some(Problem::Unreachable { message }) = Prometheus::default().query_all(&unset, from, to, to, [true, true]).await.problem else {
+        panic!("a missing token variable was not a problem")
+    };
+    assert!(message.contains("RAMPART_PROMETHEUS_NOT_SET is not set"), "{message}");
 }
