@@ -1,8 +1,9 @@
 //! Metrics benchmark, one run on one machine:
 //! - ingest rate over HTTP (NDJSON batches of 1,000 and 10,000, from one sender and from four
-//!   at once) and through `rampart import`, each against `COPY … FROM STDIN` (what psql's
-//!   `\copy` does) of the same rows into the same table, run just before it, every path
-//!   starting from empty tables; for two shapes of traffic: live (what the services send: the
+//!   at once) and through `rampart import`, each against a fair baseline run just before it:
+//!   the same rows with binary `COPY` straight into their days' partitions (the format and
+//!   tables the store writes), on as many connections at once as the path uses (one, four, or
+//!   the importer's two), every path starting from empty tables; for two shapes of traffic: live (what the services send: the
 //!   last ten minutes) and a 48-hour backfill (a log file from the past, ~70 events a minute,
 //!   so nearly every event opens rollup rows of its own);
 //! - window query time (a stage's 48-hour gate window, and the guard loop's 5-minute window)
@@ -49,7 +50,7 @@ fn main() {
     println!("# Metrics benchmark ({sample} events per ingest path)\n");
     let token = server_rt.block_on(bench_token(&pool));
     println!("## Ingest\n");
-    println!("| traffic | path | events/s | `COPY` just before (events/s) | vs COPY |");
+    println!("| traffic | path | events/s | binary `COPY` into the partitions, as many connections, just before (events/s) | vs COPY |");
     println!("|---|---|---:|---:|---:|");
     let shapes = [("live (the last 10 minutes)", 10 * 60_000), ("backfill (48 hours)", 48 * HOUR)];
     for (seed, (shape, span)) in shapes.into_iter().enumerate() {
@@ -60,11 +61,13 @@ fn main() {
         // Each path runs `runs` times from empty tables, each run right after a COPY of the
         // same rows, so both see the machine alike (on a shared machine its speed drifts); the
         // median of the runs' ratios counts.
-        let compare = |path: String, run: &dyn Fn() -> f64| {
+        // The fair baseline of a path with `connections` connections: binary COPY straight into
+        // the days' partitions, as the store writes, on as many connections at once.
+        let compare = |path: String, connections: usize, run: &dyn Fn() -> f64| {
             let mut pairs: Vec<(f64, f64)> = (0..runs)
                 .map(|_| {
                     server_rt.block_on(empty(&pool));
-                    let copy_rate = server_rt.block_on(copy(&pool, &events));
+                    let copy_rate = server_rt.block_on(copy(&pool, &events, connections));
                     server_rt.block_on(empty(&pool));
                     (copy_rate, run())
                 })
@@ -84,7 +87,7 @@ fn main() {
                 n => format!("`POST /api/v1/events`, NDJSON batches of {batch}, {n} senders at once"),
             };
             let bodies = ndjson_bodies(&events, batch, senders);
-            compare(path, &|| {
+            compare(path, senders, &|| {
                 // The request bodies are written before the clock starts, as the baseline's CSV
                 // is; timed until the last reply, and the rollups have folded the last batch's
                 // deltas in: all the work the batches caused.
@@ -96,7 +99,8 @@ fn main() {
             });
         }
         if only_batch.is_none() {
-            compare("`rampart import FILE`".into(), &|| import(&bench_url, &events));
+            // The importer stores two batches at once.
+            compare("`rampart import FILE`".into(), 2, &|| import(&bench_url, &events));
         }
         server_rt.block_on(empty(&pool));
         if only_batch.is_some() {
@@ -131,42 +135,58 @@ fn generate(model: &mut Model, n: usize, from: i64, to: i64) -> Vec<serde_json::
         .collect()
 }
 
-fn csv(text: &str) -> String {
-    format!("\"{}\"", text.replace('"', "\"\""))
-}
-
-/// The baseline: the same rows straight into the raw table with COPY.
-async fn copy(pool: &PgPool, events: &[serde_json::Value]) -> f64 {
-    let mut data = String::new();
-    for e in events {
-        let p = parse_value(e).unwrap();
-        let at = chrono::DateTime::from_timestamp_millis(p.at.millis()).unwrap().to_rfc3339();
-        data.push_str(&format!(
-            "1,{at},{},0,{},{},{},{},{},{},{},{},{}\n",
-            csv(&p.event_id),
-            p.variant.as_str(),
-            p.outcome.as_str(),
-            p.latency_ms,
-            p.memory_mb,
-            csv(&p.provider),
-            csv(&p.file_type),
-            p.size_bytes,
-            p.error_kind.as_deref().map(csv).unwrap_or_default(),
-            p.critical
-        ));
+/// The baseline: the same rows straight into their days' partitions with binary `COPY` (the
+/// format and tables the store writes), split over `connections` connections at once as the
+/// path's senders are; the rows are encoded before the clock starts.
+async fn copy(pool: &PgPool, events: &[serde_json::Value], connections: usize) -> f64 {
+    use server::store::copy::{BinaryRows, copy_in};
+    let parsed: Vec<_> = events.iter().map(|e| parse_value(e).unwrap()).collect();
+    let per = parsed.len().div_ceil(connections);
+    let mut work = Vec::new();
+    for part in parsed.chunks(per) {
+        let mut days: std::collections::BTreeMap<String, BinaryRows> = std::collections::BTreeMap::new();
+        for p in part {
+            let day = chrono::DateTime::from_timestamp_millis(p.at.millis()).unwrap().format("events_%Y%m%d").to_string();
+            days.entry(day)
+                .or_insert_with(|| BinaryRows::new(14))
+                .row()
+                .int8(1)
+                .timestamp(p.at)
+                .text(&p.event_id)
+                .int4(0)
+                .text(p.variant.as_str())
+                .text(p.outcome.as_str())
+                .float8(p.latency_ms)
+                .float8(p.memory_mb)
+                .text(&p.provider)
+                .text(&p.file_type)
+                .int8(p.size_bytes as i64)
+                .optional_text(p.error_kind.as_deref())
+                .bool(p.critical)
+                .optional_int8(None);
+        }
+        work.push(days);
     }
-    let mut conn = pool.acquire().await.unwrap();
+    let mut conns = Vec::new();
+    for _ in 0..work.len() {
+        conns.push(pool.acquire().await.unwrap());
+    }
     let started = Instant::now();
-    let mut copy = conn
-        .copy_in_raw(
-            "COPY events (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb, provider, \
-             file_type, size_bytes, error_kind, critical) FROM STDIN WITH (FORMAT csv)",
-        )
-        .await
-        .unwrap();
-    copy.send(data.as_bytes()).await.unwrap();
-    let rows = copy.finish().await.unwrap();
-    assert_eq!(rows as usize, events.len());
+    let stored: u64 = futures_util::future::join_all(conns.iter_mut().zip(work).map(|(conn, days)| async move {
+        let mut stored = 0;
+        for (table, rows) in days {
+            let statement = format!(
+                "COPY {table} (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb, provider, file_type, \
+                 size_bytes, error_kind, critical, unit_key) FROM STDIN WITH (FORMAT binary)"
+            );
+            stored += copy_in(&mut **conn, &statement, rows).await.unwrap();
+        }
+        stored
+    }))
+    .await
+    .into_iter()
+    .sum();
+    assert_eq!(stored as usize, events.len());
     events.len() as f64 / started.elapsed().as_secs_f64()
 }
 

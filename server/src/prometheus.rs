@@ -1,11 +1,13 @@
 //! Pulls a rollout's evidence from the Prometheus server its plan names (`[metrics_source]`):
 //! one HTTP query of raw samples per arm and figure (`GET /api/v1/query`, a range selector at
-//! the span's end), turned into per-minute rows by `app::domain::source::evidence`. A pull is
-//! kept for a few seconds, so that the guard and every viewer of the control room share one
-//! set of queries; a server that does not answer is a `Problem`, never an error that stops the
-//! guard.
+//! the span's end), counted into per-minute rows by `app::domain::source::Tally`. A span's
+//! tally is kept: the next pull reads only the samples since (and a little before, for samples
+//! written late), so a week-long stage costs a week of samples once, then minutes. A pull is
+//! served again for a few seconds, so that the guard and every viewer of the control room share
+//! one set of queries; a server that does not answer is a `Problem`, never an error that stops
+//! the guard.
 
-use app::domain::source::{Evidence, Problem, PrometheusSource, Query, Series};
+use app::domain::source::{Evidence, Problem, PrometheusSource, Query, Series, Tally};
 use app::domain::units::Timestamp;
 use futures_util::future::join_all;
 use serde::Deserialize;
@@ -15,16 +17,26 @@ use std::time::{Duration, Instant};
 
 /// How long a pull serves the same span again.
 const KEPT: Duration = Duration::from_secs(5);
+/// How long a span's tally is kept unread before it is forgotten (and read whole again).
+const TALLY_KEPT: Duration = Duration::from_secs(600);
 /// How long one query may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A recent pull: when it was made, the span's end it read up to, and what came back.
-type Kept = (Instant, Timestamp, Arc<Evidence>);
+/// A span's tally: when it was last read, up to when, for which source and arms, and what it
+/// came to then.
+struct Kept {
+    at: Instant,
+    until: Timestamp,
+    source: PrometheusSource,
+    carry: [bool; 2],
+    tally: Tally,
+    evidence: Arc<Evidence>,
+}
 
-/// The Prometheus puller and its short memory of recent pulls.
+/// The Prometheus puller and the tallies of the spans it read.
 #[derive(Default)]
 pub struct Prometheus {
-    /// Recent pulls by (rollout, stage, span start): when, up to when, and what came back.
+    /// By (rollout, stage, span start).
     kept: Mutex<HashMap<(i64, i32, i64), Kept>>,
     /// HTTP clients by certificate-authority file (none: the system's roots).
     clients: Mutex<HashMap<Option<String>, reqwest::Client>>,
@@ -61,7 +73,8 @@ struct AnswerSeries<'a> {
 
 impl Prometheus {
     /// Rollout `rollout_id`'s stage `stage` over `(from, to]` as `source` holds it; `now` is
-    /// the service's time (a span reaching past it is read up to now).
+    /// the service's time (a span reaching past it is read up to now); `carry` says which arms
+    /// (treatment, control) the stage serves traffic to.
     #[allow(clippy::too_many_arguments)]
     pub async fn pull(
         &self,
@@ -78,8 +91,9 @@ impl Prometheus {
         let fresh = || {
             let kept = self.kept.lock().expect("not poisoned");
             kept.get(&key)
-                .filter(|(at, kept_to, _)| at.elapsed() < KEPT && (kept_to.millis() - until.millis()).abs() < KEPT.as_millis() as i64)
-                .map(|(_, _, evidence)| evidence.clone())
+                .filter(|k| k.source == *source && k.carry == carry)
+                .filter(|k| k.at.elapsed() < KEPT && (k.until.millis() - until.millis()).abs() < KEPT.as_millis() as i64)
+                .map(|k| k.evidence.clone())
         };
         if let Some(evidence) = fresh() {
             return evidence;
@@ -88,24 +102,48 @@ impl Prometheus {
         if let Some(evidence) = fresh() {
             return evidence;
         }
-        let evidence = Arc::new(self.query_all(source, from, until, now, carry).await);
-        let mut kept = self.kept.lock().expect("not poisoned");
-        kept.retain(|_, (at, _, _)| at.elapsed() < KEPT);
-        kept.insert(key, (Instant::now(), until, evidence.clone()));
+        // The span's tally grows, unless the plan's source changed or an earlier end is asked
+        // for (`explain` of a past decision): that one is read whole, and not kept.
+        let kept = {
+            let mut kept = self.kept.lock().expect("not poisoned");
+            kept.retain(|_, k| k.at.elapsed() < TALLY_KEPT);
+            kept.remove(&key)
+        };
+        let (mut tally, keep) = match kept {
+            Some(k) if k.source == *source && k.carry == carry && k.until <= until => (k.tally, true),
+            Some(k) if k.until > until => {
+                self.kept.lock().expect("not poisoned").insert(key, k);
+                (Tally::new(source, from, carry), false)
+            }
+            _ => (Tally::new(source, from, carry), true),
+        };
+        let evidence = Arc::new(self.read_into(&mut tally, source, until, now).await);
+        if keep {
+            let k = Kept { at: Instant::now(), until, source: source.clone(), carry, tally, evidence: evidence.clone() };
+            self.kept.lock().expect("not poisoned").insert(key, k);
+        }
         evidence
     }
 
-    /// Every query of `source` over `(from, to]`, sent at once; `carry` says which arms
-    /// (treatment, control) have traffic. What the answered queries say is kept when another
-    /// fails (a critical error they report still counts), with the failure as the problem.
+    /// Every query of `source` over `(from, to]`, read whole; `carry` says which arms
+    /// (treatment, control) have traffic.
     pub async fn query_all(&self, source: &PrometheusSource, from: Timestamp, to: Timestamp, now: Timestamp, carry: [bool; 2]) -> Evidence {
+        self.read_into(&mut Tally::new(source, from, carry), source, to, now).await
+    }
+
+    /// Sends every query of `source` at once, each from where `tally` last read it up to `to`,
+    /// and adds what came back. What the answered queries say is kept when another fails (a
+    /// critical error they report still counts), with the failure as the problem; the failed
+    /// query is read again from where it was next time.
+    async fn read_into(&self, tally: &mut Tally, source: &PrometheusSource, to: Timestamp, now: Timestamp) -> Evidence {
         let client = match self.client(source) {
             Ok(client) => client,
             Err(message) => return unreachable(message),
         };
-        let range = to.since(Timestamp(from.millis() - source.lookback().millis()));
         let queries = source.queries();
-        let answers = join_all(queries.iter().map(|q| query(&client, source, q, range, to))).await;
+        let starts = tally.reads_from(source, source.max_gap);
+        let asked = queries.iter().zip(starts).map(|(q, start)| query(&client, source, q, to.since(start), to));
+        let answers = join_all(asked).await;
         let (mut read, mut failed) = (Vec::new(), None);
         for (query, answer) in queries.into_iter().zip(answers) {
             match answer {
@@ -113,7 +151,8 @@ impl Prometheus {
                 Err(message) => failed = failed.or(Some(message)),
             }
         }
-        let mut evidence = app::domain::source::evidence(source, &read, from, to, now, carry);
+        tally.add(source, &read, to);
+        let mut evidence = tally.evidence(source, to, now);
         if let Some(message) = failed {
             evidence.problem = Some(Problem::Unreachable { message });
         }

@@ -13,7 +13,8 @@ use sqlx::postgres::PgConnection;
 
 mod accounts;
 mod baselines;
-mod copy;
+/// Rows in binary `COPY` format (public for the ingest benchmark's baseline, which writes as the store does).
+pub mod copy;
 mod events;
 mod guard;
 mod idempotency;

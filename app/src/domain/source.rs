@@ -607,84 +607,156 @@ pub fn evidence(
     now: Timestamp,
     carry: [bool; 2],
 ) -> Evidence {
-    let mut minutes: [BTreeMap<Timestamp, Stats>; 2] = Default::default();
-    // Per arm: each minute's latency and memory sums from the histograms' `_sum` series, and the
-    // span's count of observations by each histogram (its `+Inf` bucket).
-    let mut sums: [[BTreeMap<Timestamp, f64>; 2]; 2] = Default::default();
-    let mut observed: [[Option<(String, f64)>; 2]; 2] = Default::default();
-    let mut pulled = Vec::new();
-    let mut problem = None;
-    let range = to.since(Timestamp(from.millis() - source.lookback().millis()));
-    for (query, series) in answers {
-        let text = query.text(range);
-        let arm = usize::from(query.arm == Arm::Control);
-        if carry[arm] && series.is_empty() {
-            problem.get_or_insert(Problem::NoSeries { query: text.clone() });
-        }
-        let newest = series.iter().filter_map(|s| s.samples.last().map(|x| x.0)).max();
-        if let Some(newest) = newest.filter(|n| carry[arm] && now.min(to).millis() - n.millis() > source.max_staleness.millis()) {
-            problem.get_or_insert(Problem::Stale { query: text.clone(), newest });
-        }
-        let mut receipt = Pulled { query: text.clone(), at: to, series: series.len(), increase: 0.0, resets: 0 };
-        // Histogram buckets: per minute, each bound's increase.
-        let mut buckets: BTreeMap<Timestamp, Vec<(f64, f64)>> = BTreeMap::new();
-        for s in series {
-            let Steps { steps, resets, gap } = increases(&s.samples, from, to, source.max_gap);
-            receipt.resets += resets;
-            if let Some((a, b)) = gap {
-                problem.get_or_insert(Problem::Gap { query: text.clone(), from: a, to: b });
+    let mut tally = Tally::new(source, from, carry);
+    tally.add(source, answers, to);
+    tally.evidence(source, to, now)
+}
+
+/// A span's figures grown sample by sample: what [`evidence`] computes in one go, kept so that
+/// a later pull adds only the samples since the last (each series continues from its last
+/// sample, so a step across two pulls counts once, and a restart or gap across them is seen).
+#[derive(Clone, Debug)]
+pub struct Tally {
+    from: Timestamp,
+    carry: [bool; 2],
+    rows: [BTreeMap<Timestamp, Stats>; 2],
+    /// Per arm, each minute's latency and memory sums from the histograms' `_sum` series.
+    sums: [[BTreeMap<Timestamp, f64>; 2]; 2],
+    /// Per query of [`PrometheusSource::queries`], in order.
+    queries: Vec<QueryTally>,
+    /// Problems that stay once seen in the span (a gap, an unknown outcome).
+    seen: Option<Problem>,
+}
+
+#[derive(Clone, Debug)]
+struct QueryTally {
+    query: Query,
+    /// Each series' last sample, by its labels.
+    last: BTreeMap<BTreeMap<String, String>, (Timestamp, f64)>,
+    increase: f64,
+    resets: u32,
+    /// For a histogram: the observations counted (its `+Inf` bucket's increase).
+    observed: f64,
+    /// Up to when this query has been answered.
+    read_until: Option<Timestamp>,
+}
+
+impl Tally {
+    pub fn new(source: &PrometheusSource, from: Timestamp, carry: [bool; 2]) -> Tally {
+        let queries = source
+            .queries()
+            .into_iter()
+            .map(|query| QueryTally { query, last: BTreeMap::new(), increase: 0.0, resets: 0, observed: 0.0, read_until: None })
+            .collect();
+        Tally { from, carry, rows: Default::default(), sums: Default::default(), queries, seen: None }
+    }
+
+    /// Where each query should start reading from for a pull up to `to`: from the span's
+    /// lookback the first time, else `overlap` before where it was last answered (samples
+    /// already counted are skipped, so the overlap only catches samples written late).
+    pub fn reads_from(&self, source: &PrometheusSource, overlap: Span) -> Vec<Timestamp> {
+        let first = Timestamp(self.from.millis() - source.lookback().millis());
+        self.queries
+            .iter()
+            .map(|q| q.read_until.map_or(first, |t| Timestamp((t.millis() - overlap.millis()).max(first.millis()))))
+            .collect()
+    }
+
+    /// Adds what `answers` (by query, answered up to `to`) hold beyond what was counted.
+    pub fn add(&mut self, source: &PrometheusSource, answers: &[(Query, Vec<Series>)], to: Timestamp) {
+        let range = to.since(Timestamp(self.from.millis() - source.lookback().millis()));
+        for (query, series) in answers {
+            let Some(index) = self.queries.iter().position(|q| &q.query == query) else { continue };
+            let text = query.text(range);
+            let arm = usize::from(query.arm == Arm::Control);
+            // Histogram buckets: per minute, each bound's increase.
+            let mut buckets: BTreeMap<Timestamp, Vec<(f64, f64)>> = BTreeMap::new();
+            for s in series {
+                let tally = &mut self.queries[index];
+                let last = tally.last.get(&s.labels).copied();
+                let mut samples: Vec<(Timestamp, f64)> = last.into_iter().collect();
+                samples.extend(s.samples.iter().copied().filter(|(t, _)| last.is_none_or(|(l, _)| *t > l)));
+                let Some(newest) = samples.last().copied() else { continue };
+                tally.last.insert(s.labels.clone(), newest);
+                let Steps { steps, resets, gap } = increases(&samples, self.from, to, source.max_gap);
+                tally.resets += resets;
+                if let Some((a, b)) = gap {
+                    self.seen.get_or_insert(Problem::Gap { query: text.clone(), from: a, to: b });
+                }
+                let label = |name: &str| s.labels.get(name).map(String::as_str);
+                let o = &source.outcomes;
+                let outcome = label(&source.outcome_label);
+                if query.reads == Reads::Uploads && ![&o.success, &o.error, &o.timeout].into_iter().any(|v| Some(v.as_str()) == outcome) {
+                    self.seen.get_or_insert(Problem::UnknownOutcome { query: text.clone(), value: outcome.unwrap_or("").to_string() });
+                }
+                let le = label("le").and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::INFINITY);
+                for (minute, amount) in steps {
+                    tally.increase += amount;
+                    let n = amount.round().max(0.0) as u64;
+                    let stats = self.rows[arm].entry(minute).or_default();
+                    match query.reads {
+                        Reads::Uploads if outcome == Some(&o.success) => stats.success += n,
+                        Reads::Uploads if outcome == Some(&o.error) => stats.error += n,
+                        Reads::Uploads if outcome == Some(&o.timeout) => stats.timeout += n,
+                        Reads::Uploads => {}
+                        Reads::Critical => stats.critical += n,
+                        Reads::LatencyBuckets | Reads::MemoryBuckets => buckets.entry(minute).or_default().push((le, amount)),
+                        Reads::LatencySum => *self.sums[arm][0].entry(minute).or_default() += amount,
+                        Reads::MemorySum => *self.sums[arm][1].entry(minute).or_default() += amount,
+                    }
+                }
             }
-            let label = |name: &str| s.labels.get(name).map(String::as_str);
-            let o = &source.outcomes;
-            let outcome = label(&source.outcome_label);
-            if query.reads == Reads::Uploads && ![&o.success, &o.error, &o.timeout].into_iter().any(|v| Some(v.as_str()) == outcome) {
-                problem.get_or_insert(Problem::UnknownOutcome { query: text.clone(), value: outcome.unwrap_or("").to_string() });
+            let tally = &mut self.queries[index];
+            for (minute, steps) in buckets {
+                tally.observed += add_buckets(self.rows[arm].entry(minute).or_default(), query.reads, steps, source);
             }
-            let le = label("le").and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::INFINITY);
-            for (minute, amount) in steps {
-                receipt.increase += amount;
-                let n = amount.round().max(0.0) as u64;
-                let stats = minutes[arm].entry(minute).or_default();
-                match query.reads {
-                    Reads::Uploads if outcome == Some(&o.success) => stats.success += n,
-                    Reads::Uploads if outcome == Some(&o.error) => stats.error += n,
-                    Reads::Uploads if outcome == Some(&o.timeout) => stats.timeout += n,
-                    Reads::Uploads => {}
-                    Reads::Critical => stats.critical += n,
-                    Reads::LatencyBuckets | Reads::MemoryBuckets => buckets.entry(minute).or_default().push((le, amount)),
-                    Reads::LatencySum => *sums[arm][0].entry(minute).or_default() += amount,
-                    Reads::MemorySum => *sums[arm][1].entry(minute).or_default() += amount,
+            tally.read_until = Some(tally.read_until.map_or(to, |t| t.max(to)));
+        }
+    }
+
+    /// The evidence counted so far, as of `to` (the span's end) and `now`.
+    pub fn evidence(&self, source: &PrometheusSource, to: Timestamp, now: Timestamp) -> Evidence {
+        let range = to.since(Timestamp(self.from.millis() - source.lookback().millis()));
+        let mut problem = None;
+        let mut pulled = Vec::new();
+        for tally in self.queries.iter().filter(|q| q.read_until.is_some()) {
+            let text = tally.query.text(range);
+            let arm = usize::from(tally.query.arm == Arm::Control);
+            if self.carry[arm] && tally.last.is_empty() {
+                problem.get_or_insert(Problem::NoSeries { query: text.clone() });
+            }
+            let newest = tally.last.values().map(|(t, _)| *t).max();
+            if let Some(newest) = newest.filter(|n| self.carry[arm] && now.min(to).millis() - n.millis() > source.max_staleness.millis()) {
+                problem.get_or_insert(Problem::Stale { query: text.clone(), newest });
+            }
+            pulled.push(Pulled { query: text, at: to, series: tally.last.len(), increase: tally.increase, resets: tally.resets });
+        }
+        if let Some(seen) = &self.seen {
+            problem.get_or_insert(seen.clone());
+        }
+        let mut rows = self.rows.clone();
+        for (arm, minutes) in rows.iter_mut().enumerate() {
+            // The sums as the histograms counted them, not as the buckets' shape suggests.
+            for (minute, sum) in &self.sums[arm][0] {
+                minutes.entry(*minute).or_default().latency_sum_ms = sum * source.latency_unit.to_ms();
+            }
+            for (minute, sum) in &self.sums[arm][1] {
+                minutes.entry(*minute).or_default().memory_sum_mb = sum * source.memory_unit.to_mb();
+            }
+            let uploads: u64 = minutes.values().map(Stats::count).sum();
+            let histograms = self.queries.iter().filter(|q| {
+                q.query.arm == [Arm::Treatment, Arm::Control][arm] && matches!(q.query.reads, Reads::LatencyBuckets | Reads::MemoryBuckets)
+            });
+            for tally in histograms.filter(|q| q.read_until.is_some()) {
+                let count = tally.observed.round().max(0.0) as u64;
+                if self.carry[arm] && count.abs_diff(uploads) > (uploads / 100).max(2) {
+                    problem.get_or_insert(Problem::Mismatch { query: tally.query.text(range), observed: count, uploads });
                 }
             }
         }
-        let kind = usize::from(query.reads == Reads::MemoryBuckets);
-        if matches!(query.reads, Reads::LatencyBuckets | Reads::MemoryBuckets) {
-            let mut total = 0.0;
-            for (minute, steps) in buckets {
-                total += add_buckets(minutes[arm].entry(minute).or_default(), query.reads, steps, source);
-            }
-            observed[arm][kind] = Some((text.clone(), total));
-        }
-        pulled.push(receipt);
+        let [treatment, control] = rows;
+        Evidence { rows: StageRows { treatment: treatment.into_iter().collect(), control: control.into_iter().collect() }, pulled, problem }
     }
-    for (arm, rows) in minutes.iter_mut().enumerate() {
-        // The sums as the histograms counted them, not as the buckets' shape suggests.
-        for (minute, sum) in &sums[arm][0] {
-            rows.entry(*minute).or_default().latency_sum_ms = sum * source.latency_unit.to_ms();
-        }
-        for (minute, sum) in &sums[arm][1] {
-            rows.entry(*minute).or_default().memory_sum_mb = sum * source.memory_unit.to_mb();
-        }
-        let uploads: u64 = rows.values().map(Stats::count).sum();
-        for (query, count) in observed[arm].iter().flatten() {
-            let count = count.round().max(0.0) as u64;
-            if carry[arm] && count.abs_diff(uploads) > (uploads / 100).max(2) {
-                problem.get_or_insert(Problem::Mismatch { query: query.clone(), observed: count, uploads });
-            }
-        }
-    }
-    let [treatment, control] = minutes;
-    Evidence { rows: StageRows { treatment: treatment.into_iter().collect(), control: control.into_iter().collect() }, pulled, problem }
 }
 
 /// Adds one minute of a histogram's bucket increases (`steps`: each `le` bound with one
@@ -886,6 +958,63 @@ mod tests {
         assert_eq!(t.latency_sum_ms, 30_000.0);
         assert_eq!(e.pulled[0].increase, 201.0);
         assert_eq!(e.pulled[0].series, 3);
+    }
+
+    #[test]
+    fn a_tally_grown_pull_by_pull_comes_to_what_one_pull_of_the_whole_span_does() {
+        let s = source();
+        let queries = s.queries();
+        let find = |arm, reads| queries.iter().find(|q| q.arm == arm && q.reads == reads).unwrap().clone();
+        // Three series over 10 minutes, scraped every 15 s: successes that restart at 4 min,
+        // errors, and latency buckets.
+        let at_15s = |f: &dyn Fn(i64) -> f64| (0..=40).map(|i| (i * 15, f(i * 15))).collect::<Vec<_>>();
+        let success = at_15s(&|t| if t < 240 { t as f64 * 2.0 } else { (t - 240) as f64 });
+        let errors = at_15s(&|t| (t / 30) as f64);
+        let fast = at_15s(&|t| t as f64 * 0.8);
+        let all = at_15s(&|t| t as f64);
+        let answers_until = |until: i64| {
+            let cut = |points: &[(i64, f64)]| points.iter().copied().filter(|(t, _)| *t <= until).collect::<Vec<_>>();
+            vec![
+                (
+                    find(Arm::Treatment, Reads::Uploads),
+                    vec![series(&[("outcome", "success")], &cut(&success)), series(&[("outcome", "error")], &cut(&errors))],
+                ),
+                (
+                    find(Arm::Treatment, Reads::LatencyBuckets),
+                    vec![series(&[("le", "0.1")], &cut(&fast)), series(&[("le", "+Inf")], &cut(&all))],
+                ),
+            ]
+        };
+        let whole = evidence(&s, &answers_until(600), at(0), at(600), at(600), [true, false]);
+        // Grown in pulls at 100, 250 and 600 s, each answer holding everything so far (as an
+        // overlap would: what was counted is skipped).
+        let mut tally = Tally::new(&s, at(0), [true, false]);
+        for until in [100, 250, 600] {
+            tally.add(&s, &answers_until(until), at(until));
+        }
+        let grown = tally.evidence(&s, at(600), at(600));
+        // The same minutes, counts and sums; a bucket's count split across two pulls is spread
+        // in two parts, so the sketch's bins may differ by a value each (never its count).
+        let minute = |rows: &StageRows| {
+            rows.treatment
+                .iter()
+                .map(|(m, x)| (*m, x.success, x.error, x.timeout, x.critical, x.latency_sum_ms as i64, x.latency.count()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(minute(&grown.rows), minute(&whole.rows));
+        let p95 = |rows: &StageRows| rows.treatment().latency.quantile(0.95).unwrap();
+        assert!((p95(&grown.rows) - p95(&whole.rows)).abs() <= p95(&whole.rows) * 0.03);
+        assert_eq!(grown.problem, whole.problem);
+        let receipts = |e: &Evidence| e.pulled.iter().map(|p| (p.series, p.increase, p.resets)).collect::<Vec<_>>();
+        assert_eq!(receipts(&grown), receipts(&whole));
+        // 450 up to the last scrape before the restart (at 225 s), then 360 after it.
+        assert_eq!(whole.rows.treatment().success, 450 + 360);
+        // A query that was not answered in a pull is read again from where it was.
+        let mut tally = Tally::new(&s, at(0), [true, false]);
+        tally.add(&s, &answers_until(100)[..1], at(100));
+        let starts = tally.reads_from(&s, Span::from_secs(30));
+        assert_eq!(starts[0], at(70), "the uploads query: 30 s before where it was answered");
+        assert_eq!(starts[2], Timestamp(-s.lookback().millis()), "the latency query: from the span's lookback");
     }
 
     #[test]
