@@ -179,7 +179,7 @@ async fn copy(pool: &PgPool, events: &[serde_json::Value], connections: usize) -
                 "COPY {table} (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb, provider, file_type, \
                  size_bytes, error_kind, critical, unit_key) FROM STDIN WITH (FORMAT binary)"
             );
-            stored += copy_in(&mut **conn, &statement, rows).await.unwrap();
+            stored += copy_in(conn, &statement, rows).await.unwrap();
         }
         stored
     }))

@@ -579,12 +579,13 @@ impl Metrics {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Evidence, StoreError> {
-        match plan.source_for(app::domain::units::StageIndex(stage.max(0) as u32)) {
+        let index = app::domain::units::StageIndex(stage.max(0) as u32);
+        match plan.source_for(index) {
             None => Ok(Evidence { rows: self.stage_minutes(rollout_id, stage, from, to).await?, ..Evidence::default() }),
             Some(source) => {
                 let end = Timestamp(to.millis() - 60_000);
                 // An arm the stage serves to nobody may have no series, or stale ones.
-                let served = plan.stage(app::domain::units::StageIndex(stage.max(0) as u32)).map(|s| s.flag);
+                let served = plan.stage(index).map(|s| s.flag);
                 let share = served.map_or(0, |f| if f.enabled { f.percentage.get() } else { 0 });
                 let carry = [share > 0, share < 100];
                 Ok(self.prometheus.pull(rollout_id, stage, source, from, end, self.now(), carry).await.as_ref().clone())

@@ -146,16 +146,13 @@ impl Rollouts {
     pub async fn stage_figures(&self, rollout_id: i64) -> Result<Option<StageFigures>, AppError> {
         let now = (self.clock)();
         let rollout = self.store.rollout(rollout_id).await?;
-        let Some(entered) = rollout.state.stage_entered_at else { return Ok(None) };
         let baseline = self.store.latest_baseline(rollout_id).await?.map(|b| b.summary);
         let judgement = self.gates(&rollout, baseline.as_ref(), now).await?;
         if judgement.gates.is_empty() {
             return Ok(None);
         }
-        // The same read the gates made (a Prometheus pull is kept, not sent again).
-        let until = Timestamp(now.millis() + 60_000);
-        let evidence = self.metrics.stage_evidence(&rollout.plan, rollout.id, rollout.state.stage.0 as i32, entered, until).await?;
-        let arm = |name, s: app::domain::stats::Stats| (name, s.count(), s.error + s.timeout);
+        let arm = |name, s: &app::domain::stats::Stats| (name, s.count(), s.error + s.timeout);
+        let [treatment, control] = &judgement.arms;
         let gates = judgement.gates.iter().map(|g| GateFigure {
             criterion: serde_json::to_value(g.criterion).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
             verdict: match g.verdict {
@@ -169,8 +166,8 @@ impl Rollouts {
         });
         Ok(Some(StageFigures {
             source: if rollout.plan.source_for(rollout.state.stage).is_some() { "prometheus" } else { "events" },
-            source_ok: evidence.problem.is_none(),
-            arms: vec![arm("treatment", evidence.rows.treatment()), arm("control", evidence.rows.control())],
+            source_ok: judgement.source_ok,
+            arms: vec![arm("treatment", treatment), arm("control", control)],
             gates: gates.collect(),
         }))
     }
@@ -234,7 +231,16 @@ impl Rollouts {
             let memory = judged.iter_mut().filter(|g| g.criterion == gates::Criterion::Memory);
             gates::unvouched(memory, "the rollout's metric source reads no memory (add `memory` to [metrics_source])");
         }
-        Ok(StageJudgement { gates: judged, reference: Some(reference), matrix, impact, pulled: evidence.pulled })
+        let source_ok = evidence.problem.is_none();
+        Ok(StageJudgement {
+            gates: judged,
+            reference: Some(reference),
+            matrix,
+            impact,
+            pulled: evidence.pulled,
+            arms: [treatment, control],
+            source_ok,
+        })
     }
 
     /// The distinct units per arm (treatment, control) that stage `index`'s uploads named in
@@ -309,6 +315,10 @@ pub struct StageJudgement {
     /// The Prometheus queries the figures came from, with their times and counts (none when
     /// the event store holds them).
     pub pulled: Vec<app::domain::source::Pulled>,
+    /// The treatment and control arms over the judged span, as the gates read them.
+    pub arms: [app::domain::stats::Stats; 2],
+    /// Whether the metric source vouched for those figures (no `Problem`).
+    pub source_ok: bool,
 }
 
 #[async_trait::async_trait]
