@@ -3,6 +3,7 @@
 
 use crate::egress::{Egress, Roots};
 use crate::net::IpRanges;
+use crate::prometheus::Origins;
 use crate::sealed::SecretKeys;
 use crate::simulate::Injection;
 use app::domain::units::Span;
@@ -226,6 +227,11 @@ pub struct ServeConfig {
     /// public roots (an internal CA). Certificates are always verified.
     #[arg(long, env = "RAMPART_WEBHOOK_CA", value_parser = Roots::read, default_value = "")]
     pub webhook_ca: Roots,
+    /// The Prometheus servers plans may read their evidence from, comma-separated
+    /// (`https://prometheus.internal:9090`), compared by scheme, host and port. Unset: any
+    /// server a plan names (a plan's credentials go to the server it names).
+    #[arg(long, env = "RAMPART_PROMETHEUS_ALLOW", value_parser = Origins::parse, default_value = "")]
+    pub prometheus_allow: Origins,
     /// Proxies whose `X-Forwarded-For` names the client (comma-separated address ranges): sign-in
     /// throttling and the audit then see the client's address. Unset: the peer's address is the
     /// client's, and the header is ignored.
@@ -257,6 +263,7 @@ impl Default for ServeConfig {
             session_hours: 12,
             webhook_allow: Egress::default(),
             webhook_ca: Roots::default(),
+            prometheus_allow: Origins::default(),
             trusted_proxies: IpRanges::default(),
             secret_keys: SecretKeys::default(),
         }

@@ -3,7 +3,7 @@
 //! baseline capture. The HTTP ingest endpoint and `rampart import` share this code.
 
 use crate::clock::Clock;
-use crate::prometheus::Prometheus;
+use crate::prometheus::{Origins, Prometheus};
 use crate::store::{Baseline, Ingested, LiveRollout, NewEvent, RollupFilter, StageSpan, Store, StoreError};
 use crate::telemetry::Telemetry;
 use app::domain::event::{self, FieldError, UploadEvent, Variant};
@@ -270,6 +270,11 @@ impl Metrics {
             telemetry: Arc::default(),
             prometheus: Arc::default(),
         }
+    }
+
+    /// Reads plans' Prometheus sources only from the `allowed` servers.
+    pub fn reading_prometheus(self, allowed: Origins) -> Metrics {
+        Metrics { prometheus: Arc::new(Prometheus::allowing(allowed)), ..self }
     }
 
     /// Counts batches, events and failed folds in `telemetry` (the process's `/metrics`).
@@ -648,7 +653,7 @@ impl Metrics {
                 current_version: control.count,
             });
         }
-        Ok(self.store.save_baseline(rollout_id, from, to, &control, actor).await?)
+        Ok(self.store.save_baseline(rollout_id, from, to, &control, actor, self.now()).await?)
     }
 
     /// The control arm's numbers over `[from, to)`: what a baseline captured there freezes.

@@ -99,7 +99,9 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
     let live = Arc::new(crate::live::Live::default());
     let flags = Flags::start(store.clone(), live.clone()).await?;
     let retention = Span::from_secs(i64::from(config.retention_days) * 86_400);
-    let metrics = Metrics::new(store.clone(), clock.clone(), retention).reporting(telemetry.clone());
+    let metrics = Metrics::new(store.clone(), clock.clone(), retention)
+        .reading_prometheus(config.prometheus_allow.clone())
+        .reporting(telemetry.clone());
     let guard = Guard::new(store.clone(), metrics.clone(), clock.clone()).reporting(telemetry.clone());
     let metrics = metrics.notifying(guard.waker());
     metrics.spawn_folding();

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
-use server::prometheus::Prometheus;
+use server::prometheus::{Origins, Prometheus};
 use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -139,6 +139,12 @@ async fn page(State(exporter): State<Exporter>) -> (StatusCode, String) {
     (StatusCode::OK, text)
 }
 
+/// The password the https Prometheus asks of user `rampart`, its bcrypt hash (as Prometheus's
+/// web config holds it) and the header that sends it.
+const PASSWORD: &str = "a-password";
+const PASSWORD_BCRYPT: &str = "$2b$04$bxLv/lAefF61lf3jmJQ1A.8ZHrMeB25pNX9.L.tklN8yxMLBGVZUK";
+const PASSWORD_HEADER: &str = "Basic cmFtcGFydDphLXBhc3N3b3Jk";
+
 /// Debian's Prometheus on a free port, scraping `target` every second; stopped when dropped.
 struct PrometheusServer {
     child: Child,
@@ -153,8 +159,8 @@ impl PrometheusServer {
         PrometheusServer::start_with(target, None).await
     }
 
-    /// Like [`PrometheusServer::start`], serving https with `certificate` (for `localhost`):
-    /// its base is `https://localhost:…`.
+    /// Like [`PrometheusServer::start`], serving https with `certificate` (for `localhost`)
+    /// and asking for basic auth (`rampart`, [`PASSWORD`]): its base is `https://localhost:…`.
     async fn start_tls(target: &str, certificate: &rcgen::CertifiedKey) -> PrometheusServer {
         PrometheusServer::start_with(target, Some(certificate)).await
     }
@@ -175,7 +181,7 @@ impl PrometheusServer {
             std::fs::write(dir.join("cert.pem"), certificate.cert.pem()).unwrap();
             std::fs::write(dir.join("key.pem"), certificate.key_pair.serialize_pem()).unwrap();
             let web = format!(
-                "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+                "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  rampart: '{PASSWORD_BCRYPT}'\n",
                 dir.join("cert.pem").display(),
                 dir.join("key.pem").display()
             );
@@ -198,6 +204,8 @@ impl PrometheusServer {
         let mut client = reqwest::Client::builder();
         if let Some(certificate) = tls {
             client = client.add_root_certificate(reqwest::Certificate::from_pem(certificate.cert.pem().as_bytes()).unwrap());
+            let credentials = reqwest::header::HeaderValue::from_static(PASSWORD_HEADER);
+            client = client.default_headers([(reqwest::header::AUTHORIZATION, credentials)].into_iter().collect());
         }
         let server = PrometheusServer { child, base, dir, client: client.build().unwrap() };
         let ready = format!("{}/-/ready", server.base);
@@ -640,7 +648,7 @@ async fn plan_check_names_the_field_at_fault_and_live_shows_what_each_query_coun
 }
 
 #[tokio::test]
-async fn an_https_prometheus_is_read_with_the_plans_certificate_authority_and_token() {
+async fn an_https_prometheus_is_read_with_the_plans_certificate_authority_basic_auth_and_allow_list() {
     let (exporter, target) = Exporter::start().await;
     let certificate = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let prometheus = PrometheusServer::start_tls(&target, &certificate).await;
@@ -651,24 +659,37 @@ async fn an_https_prometheus_is_read_with_the_plans_certificate_authority_and_to
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let to = wall_clock();
     // SAFETY: set before any thread of this test reads the environment, and never changed.
-    unsafe { std::env::set_var("RAMPART_PROMETHEUS_TEST_TOKEN", "a-token") };
-    let trusted = source(&prometheus.base, json!({ "ca_file": ca_file, "bearer_token_env": "RAMPART_PROMETHEUS_TEST_TOKEN" }));
-    let evidence = Prometheus::default().query_all(&trusted, from, to, to, [true, true]).await;
+    unsafe {
+        std::env::set_var("RAMPART_PROMETHEUS_TEST_PASSWORD", PASSWORD);
+        std::env::set_var("RAMPART_PROMETHEUS_TEST_WRONG", "not-the-password");
+    }
+    let signed_in = |password_env: &str| {
+        source(&prometheus.base, json!({ "ca_file": ca_file, "basic_auth_user": "rampart", "basic_auth_password_env": password_env }))
+    };
+    let trusted = signed_in("RAMPART_PROMETHEUS_TEST_PASSWORD");
+    let allowed = Prometheus::allowing(Origins::parse(&format!("http://prometheus.internal:9090,{}", prometheus.base)).unwrap());
+    let evidence = allowed.query_all(&trusted, from, to, to, [true, true]).await;
     assert_eq!(evidence.problem, None);
     assert_eq!(evidence.rows.treatment().success, exporter.truth("uploads_total", "treatment", "success"));
     assert!(evidence.rows.treatment().success > 0);
 
-    // Without the plan's certificate authority the server is not trusted; a token variable
-    // that is not set is said so. Neither is a figure.
-    let untrusted = source(&prometheus.base, json!({}));
-    let Some(Problem::Unreachable { message }) = Prometheus::default().query_all(&untrusted, from, to, to, [true, true]).await.problem
-    else {
-        panic!("an untrusted certificate was accepted")
+    // A server the operator has not allowed is not read; a wrong password is refused (401);
+    // without the plan's certificate authority the server is not trusted; a password variable
+    // that is not set is said so. None is a figure.
+    let elsewhere = Prometheus::allowing(Origins::parse("https://prometheus.internal:9090").unwrap());
+    let problem = elsewhere.query_all(&trusted, from, to, to, [true, true]).await.problem;
+    assert_eq!(problem, Some(Problem::NotAllowed { url: prometheus.base.clone() }));
+    assert!(problem.unwrap().to_string().contains("RAMPART_PROMETHEUS_ALLOW"));
+    let unreachable = |source: PrometheusSource| async move {
+        match Prometheus::default().query_all(&source, from, to, to, [true, true]).await.problem {
+            Some(Problem::Unreachable { message }) => message,
+            other => panic!("read as {other:?}"),
+        }
     };
+    let message = unreachable(signed_in("RAMPART_PROMETHEUS_TEST_WRONG")).await;
+    assert!(message.contains("401"), "{message}");
+    let message = unreachable(source(&prometheus.base, json!({}))).await;
     assert!(message.to_lowercase().contains("certificate"), "{message}");
-    let unset = source(&prometheus.base, json!({ "ca_file": ca_file, "bearer_token_env": "RAMPART_PROMETHEUS_NOT_SET" }));
-    let Some(Problem::Unreachable { message }) = Prometheus::default().query_all(&unset, from, to, to, [true, true]).await.problem else {
-        panic!("a missing token variable was not a problem")
-    };
+    let message = unreachable(signed_in("RAMPART_PROMETHEUS_NOT_SET")).await;
     assert!(message.contains("RAMPART_PROMETHEUS_NOT_SET is not set"), "{message}");
 }

@@ -511,6 +511,8 @@ pub enum Problem {
     /// A histogram that did not observe every upload (or observed more): its mean and spread
     /// would be of other uploads than the rates'.
     Mismatch { query: String, observed: u64, uploads: u64 },
+    /// The plan names a server the operator has not allowed Rampart to read.
+    NotAllowed { url: String },
 }
 
 impl fmt::Display for Problem {
@@ -527,6 +529,9 @@ impl fmt::Display for Problem {
             }
             Problem::Mismatch { query, observed, uploads } => {
                 write!(f, "`{query}` observed {observed} uploads where the uploads counter has {uploads}")
+            }
+            Problem::NotAllowed { url } => {
+                write!(f, "{url} is not among the Prometheus servers this Rampart may read (RAMPART_PROMETHEUS_ALLOW)")
             }
         }
     }
@@ -631,14 +636,28 @@ pub struct Tally {
 #[derive(Clone, Debug)]
 struct QueryTally {
     query: Query,
-    /// Each series' last sample, by its labels.
-    last: BTreeMap<BTreeMap<String, String>, (Timestamp, f64)>,
+    /// Each series' last counted sample, by a hash of its labels (a week's tally of a query
+    /// with many series keeps one word per series, not its labels).
+    last: BTreeMap<u64, (Timestamp, f64)>,
     increase: f64,
     resets: u32,
     /// For a histogram: the observations counted (its `+Inf` bucket's increase).
     observed: f64,
     /// Up to when this query has been answered.
     read_until: Option<Timestamp>,
+    /// A gap the last read could not confirm: a series whose last counted sample lay before
+    /// where that read began, and whose next sample came more than `max_gap` later. Samples
+    /// written late may fill it, so the series waits at its last sample and the next read
+    /// starts there; until then the span is not vouched for.
+    unconfirmed: Option<(Timestamp, Timestamp)>,
+}
+
+/// A series' key in a [`QueryTally`]: a hash of its labels.
+fn series_key(labels: &BTreeMap<String, String>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    labels.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl Tally {
@@ -646,20 +665,33 @@ impl Tally {
         let queries = source
             .queries()
             .into_iter()
-            .map(|query| QueryTally { query, last: BTreeMap::new(), increase: 0.0, resets: 0, observed: 0.0, read_until: None })
+            .map(|query| QueryTally {
+                query,
+                last: BTreeMap::new(),
+                increase: 0.0,
+                resets: 0,
+                observed: 0.0,
+                read_until: None,
+                unconfirmed: None,
+            })
             .collect();
         Tally { from, carry, rows: Default::default(), sums: Default::default(), queries, seen: None }
     }
 
-    /// Where each query should start reading from for a pull up to `to`: from the span's
-    /// lookback the first time, else `overlap` before where it was last answered (samples
-    /// already counted are skipped, so the overlap only catches samples written late).
-    pub fn reads_from(&self, source: &PrometheusSource, overlap: Span) -> Vec<Timestamp> {
-        let first = Timestamp(self.from.millis() - source.lookback().millis());
-        self.queries
-            .iter()
-            .map(|q| q.read_until.map_or(first, |t| Timestamp((t.millis() - overlap.millis()).max(first.millis()))))
-            .collect()
+    /// Where each query's next read starts: from the span's lookback the first time, else
+    /// `max_gap` before where it was last answered (samples already counted are skipped, so
+    /// the overlap only catches samples written late), or from the start of a gap the last
+    /// read could not confirm.
+    pub fn reads_from(&self, source: &PrometheusSource) -> Vec<Timestamp> {
+        self.queries.iter().map(|q| self.read_start(q, source)).collect()
+    }
+
+    fn read_start(&self, q: &QueryTally, source: &PrometheusSource) -> Timestamp {
+        let first = self.from.millis() - source.lookback().millis();
+        let Some(until) = q.read_until else { return Timestamp(first) };
+        let overlap = until.millis() - source.max_gap.millis();
+        let unconfirmed = q.unconfirmed.map_or(overlap, |(t0, _)| t0.millis());
+        Timestamp(overlap.min(unconfirmed).max(first))
     }
 
     /// Adds what `answers` (by query, answered up to `to`) hold beyond what was counted.
@@ -667,17 +699,25 @@ impl Tally {
         let range = to.since(Timestamp(self.from.millis() - source.lookback().millis()));
         for (query, series) in answers {
             let Some(index) = self.queries.iter().position(|q| &q.query == query) else { continue };
+            let start = self.read_start(&self.queries[index], source);
+            let mut unconfirmed: Option<(Timestamp, Timestamp)> = None;
             let text = query.text(range);
             let arm = usize::from(query.arm == Arm::Control);
             // Histogram buckets: per minute, each bound's increase.
             let mut buckets: BTreeMap<Timestamp, Vec<(f64, f64)>> = BTreeMap::new();
             for s in series {
                 let tally = &mut self.queries[index];
-                let last = tally.last.get(&s.labels).copied();
+                let key = series_key(&s.labels);
+                let last = tally.last.get(&key).copied();
+                let next = last.and_then(|(t0, _)| s.samples.iter().find(|(t, _)| *t > t0).map(|(t1, _)| (t0, *t1)));
+                if let Some((t0, t1)) = next.filter(|(t0, t1)| *t0 < start && t1.millis() - t0.millis() > source.max_gap.millis()) {
+                    unconfirmed = Some(unconfirmed.map_or((t0, t1), |(a, b)| (a.min(t0), b.max(t1))));
+                    continue;
+                }
                 let mut samples: Vec<(Timestamp, f64)> = last.into_iter().collect();
                 samples.extend(s.samples.iter().copied().filter(|(t, _)| last.is_none_or(|(l, _)| *t > l)));
                 let Some(newest) = samples.last().copied() else { continue };
-                tally.last.insert(s.labels.clone(), newest);
+                tally.last.insert(key, newest);
                 let Steps { steps, resets, gap } = increases(&samples, self.from, to, source.max_gap);
                 tally.resets += resets;
                 if let Some((a, b)) = gap {
@@ -711,6 +751,7 @@ impl Tally {
                 tally.observed += add_buckets(self.rows[arm].entry(minute).or_default(), query.reads, steps, source);
             }
             tally.read_until = Some(tally.read_until.map_or(to, |t| t.max(to)));
+            tally.unconfirmed = unconfirmed;
         }
     }
 
@@ -724,6 +765,11 @@ impl Tally {
             let arm = usize::from(tally.query.arm == Arm::Control);
             if self.carry[arm] && tally.last.is_empty() {
                 problem.get_or_insert(Problem::NoSeries { query: text.clone() });
+            }
+            // A series held at its last sample for an unconfirmed gap looks stale; the gap is
+            // what the span is waiting on.
+            if let Some((from, to)) = tally.unconfirmed {
+                problem.get_or_insert(Problem::Gap { query: text.clone(), from, to });
             }
             let newest = tally.last.values().map(|(t, _)| *t).max();
             if let Some(newest) = newest.filter(|n| self.carry[arm] && now.min(to).millis() - n.millis() > source.max_staleness.millis()) {
@@ -1012,9 +1058,59 @@ mod tests {
         // A query that was not answered in a pull is read again from where it was.
         let mut tally = Tally::new(&s, at(0), [true, false]);
         tally.add(&s, &answers_until(100)[..1], at(100));
-        let starts = tally.reads_from(&s, Span::from_secs(30));
-        assert_eq!(starts[0], at(70), "the uploads query: 30 s before where it was answered");
+        let starts = tally.reads_from(&s);
+        assert_eq!(starts[0], at(100 - 300), "the uploads query: max_gap before where it was answered");
         assert_eq!(starts[2], Timestamp(-s.lookback().millis()), "the latency query: from the span's lookback");
+    }
+
+    #[test]
+    fn a_gap_left_by_samples_written_late_is_read_again_and_only_a_real_one_stays() {
+        let s = source();
+        let uploads = s.queries().into_iter().find(|q| q.arm == Arm::Treatment && q.reads == Reads::Uploads).unwrap();
+        // One success a second, scraped every 15 s; `written` is how far Prometheus has the
+        // samples at the time of a pull, and `lost` a stretch it never gets.
+        let answer = |start: Timestamp, to: i64, written: i64, lost: Option<(i64, i64)>| {
+            let points: Vec<(i64, f64)> = (0..=to / 15)
+                .map(|i| i * 15)
+                .filter(|t| at(*t) > start && *t <= to.min(written))
+                .filter(|t| lost.is_none_or(|(a, b)| *t <= a || *t >= b))
+                .map(|t| (t, t as f64))
+                .collect();
+            vec![(uploads.clone(), vec![series(&[("outcome", "success")], &points)])]
+        };
+        for lost in [None, Some((300, 705))] {
+            let whole = evidence(&s, &answer(at(-1), 1600, 1600, lost), at(0), at(1600), at(1600), [true, false]);
+            let mut tally = Tally::new(&s, at(0), [true, false]);
+            // Pulls at 1000, 1500 and 1600 s, Prometheus holding samples up to 300 s at the first
+            // (the rest written late) and all of them after: the second pull reads from 700 s
+            // (max_gap before the first), after the series' last sample (300 s).
+            for (to, written) in [(1000, 300), (1500, 1500), (1600, 1600)] {
+                let start = tally.reads_from(&s)[0];
+                tally.add(&s, &answer(start, to, written, lost), at(to));
+                if to == 1500 {
+                    let problem = tally.evidence(&s, at(to), at(to)).problem;
+                    assert!(
+                        matches!(problem, Some(Problem::Gap { from, to, .. }) if (from, to) == (at(300), at(705))),
+                        "a gap the pull did not read the start of is provisional: {problem:?}"
+                    );
+                    assert_eq!(tally.reads_from(&s)[0], at(300), "the next pull reads again from the series' last sample");
+                }
+            }
+            let grown = tally.evidence(&s, at(1600), at(1600));
+            assert_eq!(grown.rows, whole.rows, "lost: {lost:?}");
+            assert_eq!(grown.problem, whole.problem, "lost: {lost:?}");
+            match lost {
+                None => {
+                    assert_eq!(grown.problem, None, "the late samples filled the gap");
+                    assert_eq!(grown.rows.treatment().success, 1590, "up to the last scrape, at 1590 s");
+                }
+                Some(_) => assert!(
+                    matches!(grown.problem, Some(Problem::Gap { from, to, .. }) if (from, to) == (at(300), at(705))),
+                    "a gap still there when read whole is real: {:?}",
+                    grown.problem
+                ),
+            }
+        }
     }
 
     #[test]
