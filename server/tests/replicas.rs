@@ -2,8 +2,8 @@
 //! Debian, started here with health checks on `/readyz`), as teams run Rampart when one
 //! machine is not enough: a change made through one replica is served by every replica within
 //! a second; conflicting commands spread across replicas apply exactly once; a breach is rolled
-//! back once, not once per replica; and when a replica is killed the others keep serving and
-//! guarding without it.
+//! back once, not once per replica; when a replica is killed the others keep serving and
+//! guarding without it; and one frozen in the middle of a guard tick gives the guard up.
 
 mod support;
 
@@ -288,5 +288,87 @@ async fn people_and_the_guard_racing_on_different_replicas_apply_in_one_order(po
         assert!(!served(&sender, base).await.0, "{base} still serves the flag");
     }
     eprintln!("the pause answered {} in the race with the guard", pause.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Which replica holds the guard's lease on this test's database now (its `application_name`),
+/// if one does: `pg_locks` lists every database's, and other tests run replicas beside this one.
+async fn lease_holder(pool: &PgPool) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.locktype = 'advisory' AND l.classid = 7002 AND l.objid = 0 AND l.objsubid = 2 AND l.granted
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+/// A replica frozen while it holds the guard's lease (a paused VM, a long stall, a cut network:
+/// its connection stays open, so Postgres never sees it leave) held the guard for every replica
+/// for as long as it stayed frozen. The lease's transaction now ends when idle for
+/// `GUARD_LEASE_IDLE` (30 s), and another replica takes the guard over.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_replica_frozen_holding_the_guard_gives_it_up_to_another(pool: PgPool) {
+    // Every tick waits on a Prometheus that never answers (10 s, the query's timeout), so a
+    // replica holds the lease for most of each tick, and can be frozen holding it.
+    let stall = axum::Router::new().route(
+        "/api/v1/query",
+        axum::routing::get(|| async {
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            ""
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let prometheus = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, stall).await.unwrap() });
+    let dir = std::env::temp_dir().join(format!("rampart-frozen-{}-{}", std::process::id(), now_ms()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = support::database_url(&pool);
+    let first = Replica::start(&format!("{url}?application_name=replica-0"), &dir.join("r0.log")).await;
+    let second = Replica::start(&format!("{url}?application_name=replica-1"), &dir.join("r1.log")).await;
+    let replicas = [first, second];
+    let section = json!({ "prometheus": prometheus, "uploads": "uploads_total" });
+    sqlx::query(
+        "UPDATE plans SET definition = jsonb_set(jsonb_set(definition, '{metrics_source}', $1), '{approvals,allow_self_approval}', 'true')",
+    )
+    .bind(&section)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let admin = sign_in(&replicas[0].base).await;
+    let version = room(&admin, &replicas[0].base).await["state"]["version"].as_u64().unwrap();
+    assert_eq!(command(&admin, &replicas[0].base, json!({ "command": "start" }), version).await.0, 200);
+    let (status, body) =
+        command(&admin, &replicas[0].base, json!({ "command": "advance", "override_reason": "frozen test" }), version + 1).await;
+    assert_eq!((status, body["stage"].as_u64()), (200, Some(1)), "{body}");
+
+    // Freeze whichever replica holds the lease, while it holds it.
+    let mut frozen = None;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let holder = loop {
+            if let Some(holder) = lease_holder(&pool).await {
+                break holder;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "no replica took the guard's lease");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let index: usize = holder.trim_start_matches("replica-").parse().unwrap_or_else(|_| panic!("the lease held by {holder:?}"));
+        replicas[index].signal("STOP");
+        if lease_holder(&pool).await == Some(format!("replica-{index}")) {
+            frozen = Some(index);
+            break;
+        }
+        replicas[index].signal("CONT");
+    }
+    let frozen = frozen.expect("a replica frozen holding the lease");
+    let other = format!("replica-{}", 1 - frozen);
+    let since = Instant::now();
+    wait_until(Duration::from_secs(60), || async { lease_holder(&pool).await.as_deref() == Some(other.as_str()) }).await;
+    let took = since.elapsed();
+    eprintln!("replica-{frozen} froze holding the guard; {other} took it over after {took:?}");
+    assert!(took < Duration::from_secs(45), "{took:?}");
+    replicas[frozen].signal("CONT");
     let _ = std::fs::remove_dir_all(&dir);
 }

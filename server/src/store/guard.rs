@@ -9,6 +9,13 @@ use sqlx::{Postgres, Transaction};
 /// The key of the advisory lock one guard tick holds at a time, across every replica.
 const GUARD_LOCK: (i32, i32) = (7002, 0);
 
+/// How long a lease may sit idle before Postgres ends it: a replica frozen while it holds the
+/// lease (stopped, swapped out, its event loop stuck) gives it up to another after this. A tick
+/// works on other connections and the lease's own connection is idle throughout, so this is
+/// also the longest a tick can run holding it; a tick outliving it ends unguarded and its
+/// release reports the closed connection.
+pub const GUARD_LEASE_IDLE: &str = "30s";
+
 /// The right to run one guard tick: a transaction holding the guard's advisory lock,
 /// released when the lease ends however the tick ends (a crashed process's connection closes).
 pub struct GuardLease(Transaction<'static, Postgres>);
@@ -22,7 +29,7 @@ impl GuardLease {
 impl Store {
     /// The guard's lease if no other process holds it now; `None` when one does.
     pub async fn try_guard_lease(&self) -> Result<Option<GuardLease>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.lease_transaction().await?;
         let leading: bool = sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1, $2) AS "got!""#, GUARD_LOCK.0, GUARD_LOCK.1)
             .fetch_one(&mut *tx)
             .await?;
@@ -31,9 +38,16 @@ impl Store {
 
     /// The guard's lease, waiting for a tick in progress elsewhere to end.
     pub async fn guard_lease(&self) -> Result<GuardLease> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.lease_transaction().await?;
         sqlx::query!("SELECT pg_advisory_xact_lock($1, $2)", GUARD_LOCK.0, GUARD_LOCK.1).execute(&mut *tx).await?;
         Ok(GuardLease(tx))
+    }
+
+    /// A transaction Postgres ends once it has been idle for [`GUARD_LEASE_IDLE`].
+    async fn lease_transaction(&self) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("SELECT set_config('idle_in_transaction_session_timeout', $1, true)").bind(GUARD_LEASE_IDLE).execute(&mut *tx).await?;
+        Ok(tx)
     }
 
     /// The timers of the conditions that held at the last tick.

@@ -32,8 +32,14 @@ impl Replica {
 
     /// SIGTERM: the way an orchestrator stops it.
     pub fn terminate(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success(), "kill -TERM");
+        self.signal("TERM");
+    }
+
+    /// Sends it a signal by name (`TERM`; `STOP` freezes it with its connections open, as a
+    /// paused VM or a cut network would, until `CONT`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -{name}");
     }
 
     /// Its exit status, if it exits within `limit`.
