@@ -93,7 +93,10 @@ pub struct Advance {
     pub to: Option<StageIndex>,
     pub asked_by: String,
     pub approved_by: Vec<String>,
-    pub override_reason: Option<String>,
+    /// What the asker or the approver said, if anything.
+    pub reason: Option<String>,
+    /// Whether gates that had not passed were overridden (the reason is then the override's).
+    pub overridden: bool,
     pub gates: Vec<Gate>,
 }
 
@@ -228,7 +231,8 @@ impl Rollouts {
                 to: (after.status != Status::Complete).then_some(after.stage),
                 asked_by: request.map_or_else(|| row.entry.actor.clone(), |r| r.by.clone()),
                 approved_by,
-                override_reason: request.and_then(|r| r.override_reason.clone()).or_else(|| row.entry.reason.clone()),
+                reason: request.and_then(|r| r.override_reason.clone()).or_else(|| row.entry.reason.clone()),
+                overridden,
                 gates,
             });
         }
@@ -255,24 +259,26 @@ impl Rollouts {
             }
         }
 
-        // The last stage covered: its judgement (matrix, impact) and its treatment against the baseline.
+        // The stage in force last (after a rollback, the one rolled back to, not the highest
+        // reached): its judgement (matrix, impact) and its treatment against the baseline that
+        // was in force then.
         let judged_stage = match kind {
             Kind::Stage(index) => Some(index),
-            _ => stages.iter().rev().find(|l| !l.spans.is_empty()).map(|l| l.index),
+            _ => stages.iter().filter_map(|l| l.spans.last().map(|span| (span.0, l.index))).max().map(|(_, index)| index),
         };
-        let baseline = store.latest_baseline(id).await?.map(|b| b.summary);
         let (mut impact, mut matrix, mut comparison) = (None, None, None);
         if let Some(index) = judged_stage
             && let Some((entered, left, _)) = stages.iter().find(|l| l.index == index).and_then(|l| l.spans.last()).copied()
         {
             let (a, b) = (entered.max(from), left.unwrap_or(now).min(to));
+            let baseline = store.baseline_at(id, left.map(|_| b)).await?.map(|b| b.summary);
             let stage = rollout.plan.stage(index).expect("a covered stage is in the plan");
             if b > a && stage.flag.enabled {
                 let judgement = self.judge(&rollout, index, stage.flag, baseline.as_ref(), Judged { from: a, to: b }).await?;
                 (impact, matrix) = (judgement.impact, judgement.matrix);
                 let rows = self.metrics().stage_evidence(&rollout.plan, id, index.0 as i32, a, Timestamp(b.millis() + 60_000)).await?.rows;
                 let minutes = (b.millis() - a.millis()).max(60_000) as f64 / 60_000.0;
-                comparison = baseline.clone().map(|baseline| Comparison {
+                comparison = baseline.map(|baseline| Comparison {
                     baseline,
                     treatment: rows.treatment().summary(minutes),
                     of: format!("stage {} “{}”", index.0, stage.name),

@@ -8,11 +8,15 @@
 mod support;
 
 use app::domain::gates::Gate;
+use app::domain::units::thousands;
 use app::format::utc_minute;
 use serde_json::{Value, json};
 use server::simulate::Model;
 use sqlx::PgPool;
 use support::{ADMIN_PASSWORD, TestApp, clean_uploads, client_with, report_suites, soak_hours, tick_stage};
+
+/// What ana said when she asked to leave stage 1 (its gates had passed: a reason, no override).
+const STAGE_1_REASON: &str = "two clean days at 1%";
 
 /// Treatment uploads per stage, sent in batches over its soak.
 const TRAFFIC: [usize; 5] = [0, 14_000, 4_000, 4_000, 6_000];
@@ -53,7 +57,7 @@ async fn a_whole_rollout(app: &TestApp) -> &'static str {
         tick_stage(app, stage).await;
         report_suites(app, stage).await;
         app.advance_clock_minutes(10);
-        app.ask_and_approve(stage).await;
+        app.ask_and_approve_saying(stage, (stage == 1).then_some(STAGE_1_REASON)).await;
     }
     let lessons = "Sending every upload's metrics from day one made each gate decidable on time.\nThe 1% stage needed 14,000 uploads: plan two days of it.";
     let body =
@@ -148,6 +152,10 @@ async fn a_complete_rollouts_final_report_shows_what_is_stored(pool: PgPool) {
     for (actor, from, gates) in &moves {
         let section = md.split("\n### ").find(|s| s.contains(&format!("— stage {from} to "))).expect("a section per advance");
         assert!(section.contains(&format!("approved by {actor}")), "{section}");
+        assert!(!section.contains("overridden"), "every gate had passed: {section}");
+        if *from == 1 {
+            assert!(section.contains(&format!("approved by {actor}; reason: “{STAGE_1_REASON}”.")), "{section}");
+        }
         let gates: Vec<Gate> = serde_json::from_value(gates.clone()).unwrap();
         for gate in &gates {
             let label = gate.criterion.label();
@@ -181,7 +189,6 @@ async fn a_complete_rollouts_final_report_shows_what_is_stored(pool: PgPool) {
     let items: i64 = sqlx::query_scalar("SELECT count(*) FROM checklist_items WHERE period IS NULL").fetch_one(&pool).await.unwrap();
     let section = |title: &str| md.split("\n## ").find(|s| s.starts_with(title)).unwrap_or_else(|| panic!("{title}")).to_string();
     let compared = section("Baseline against the new path");
-    let thousands = app::domain::units::thousands;
     assert_eq!(
         row(&compared, "Uploads"),
         [format!("| Uploads | {} | {} |", thousands(baseline["count"].as_u64().unwrap()), thousands(uploads as u64))]
@@ -500,6 +507,48 @@ async fn a_stage_report_judges_the_stages_latest_stay(pool: PgPool) {
     assert_eq!(status, 200, "{md}");
     assert!(!md.contains("— stage 2 to") && !md.contains("on to 10%"), "{md}");
     assert!(md.contains(&format!("Covers {} to {}", utc_minute(left), utc_minute(app.now()))), "{md}");
+}
+
+/// Review: the final report compared the highest stage reached, not the one in force after a
+/// rollback, and with the baseline captured last, even for a stage left before it was. It
+/// judges the stage in force last, and each stage against the baseline in force when it ended.
+#[sqlx::test(migrations = "../migrations")]
+async fn reports_judge_the_stage_in_force_against_the_baseline_of_its_time(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.control_is_sampled().await;
+    let mut model = Model::new(5, 1);
+    app.baseline_and_start(&mut model).await;
+    app.go_to_stage(2).await;
+    app.advance_clock_hours(1);
+    assert_eq!(app.simulate(&mut model, 300, 300, &[]).await["rejected"], 0);
+    app.advance_clock_hours(1);
+    let (ana, _) = app.approvers().await;
+    let (status, body) = app.command_as(&ana, json!({ "command": "roll_back", "target": "previous", "reason": "a look at 10%" })).await;
+    assert_eq!((status, body["stage"].as_u64()), (200, Some(1)), "{body}");
+    // Back at 1%: traffic, and a new baseline from today's 900 control uploads.
+    app.advance_clock_hours(1);
+    assert_eq!(app.simulate(&mut model, 900, 100, &[]).await["rejected"], 0);
+    let now = app.now().millis();
+    let (status, body) = app.post("/api/v1/rollouts/1/baseline", json!({ "from": now - 600_000, "to": now })).await;
+    assert_eq!(status, 200, "{body}");
+    let counts: Vec<i64> =
+        sqlx::query_scalar("SELECT (summary->>'count')::bigint FROM baselines ORDER BY id").fetch_all(&pool).await.unwrap();
+    assert_eq!(counts, [600, 900]);
+    app.advance_clock_hours(1);
+
+    let compared = |md: &str| {
+        let section = md.split("\n## ").find(|s| s.starts_with("Baseline against the new path")).unwrap_or_else(|| panic!("{md}"));
+        let of = section.lines().find(|l| l.starts_with("The frozen baseline beside")).unwrap().to_string();
+        (of, row(section, "Uploads").concat())
+    };
+    let (_, all) = text(&app.client, app.url("/status/1/report?format=md")).await;
+    let (of, uploads) = compared(&all);
+    assert!(of.ends_with("of stage 1 “1% rollout”."), "the stage in force, not the highest reached: {of}");
+    assert!(uploads.starts_with(&format!("| Uploads | {} |", thousands(900))), "the baseline in force: {uploads}");
+    let (_, stage2) = text(&app.client, app.url("/status/1/report/stage/2?format=md")).await;
+    let (of, uploads) = compared(&stage2);
+    assert!(of.ends_with("of stage 2 “10% rollout”."), "{of}");
+    assert!(uploads.starts_with("| Uploads | 600 | 300 |"), "the baseline in force when stage 2 was left: {uploads}");
 }
 
 /// Review: an advance whose asker approved it at once (the plan allows self-approval) is named

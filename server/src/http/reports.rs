@@ -73,11 +73,9 @@ fn respond(report: &Report, principal: &Principal, format: Option<&str>, path: &
             let id = report.rollout_id;
             let mut links = vec![("Status".to_string(), format!("/status/{id}")), ("Report".to_string(), format!("/status/{id}/report"))];
             links.push(("Last 24 hours".to_string(), format!("/status/{id}/report/daily")));
-            for advance in &report.advances {
-                let link = (format!("Stage {}", advance.from.0), format!("/status/{id}/report/stage/{}", advance.from.0));
-                if !links.contains(&link) {
-                    links.push(link);
-                }
+            // Every stage covered that has begun, the one in force too (not only those left).
+            for line in report.stages.iter().filter(|l| !l.spans.is_empty()) {
+                links.push((format!("Stage {}", line.index.0), format!("/status/{id}/report/stage/{}", line.index.0)));
             }
             let page = Page {
                 path,

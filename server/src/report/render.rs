@@ -153,8 +153,10 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
             if !approvers.is_empty() {
                 said = said.then(format!("; approved by {}", approvers.join(", ")));
             }
-            if let Some(reason) = &advance.override_reason {
-                said = said.then("; ").strong("overridden").then(format!(": “{reason}”"));
+            match &advance.reason {
+                Some(reason) if advance.overridden => said = said.then("; ").strong("overridden").then(format!(": “{reason}”")),
+                Some(reason) => said = said.then(format!("; reason: “{reason}”")),
+                None => {}
             }
             out.push(Block::Paragraph(said.then(".")));
             if advance.gates.is_empty() {

@@ -16,17 +16,28 @@ pub struct Baseline {
 }
 
 impl Store {
-    pub async fn save_baseline(&self, rollout_id: i64, from: Timestamp, to: Timestamp, summary: &Summary, actor: &str) -> Result<Baseline> {
+    /// Keeps `summary` of the control arm over `(from, to]` as the rollout's baseline from `at`
+    /// (the service's time) on, with its audit entry.
+    pub async fn save_baseline(
+        &self,
+        rollout_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        summary: &Summary,
+        actor: &str,
+        at: Timestamp,
+    ) -> Result<Baseline> {
         let json = serde_json::to_value(summary).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.pool().begin().await?;
         let row = sqlx::query!(
-            "INSERT INTO baselines (rollout_id, captured_by, window_from, window_to, summary)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id, captured_at",
+            "INSERT INTO baselines (rollout_id, captured_by, window_from, window_to, summary, captured_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, captured_at",
             rollout_id,
             actor,
             from_timestamp(from),
             from_timestamp(to),
-            json
+            json,
+            from_timestamp(at)
         )
         .fetch_one(&mut *tx)
         .await?;
@@ -45,7 +56,7 @@ impl Store {
             None,
             None,
             serde_json::json!({ "summary": summary }),
-            None,
+            Some(at),
         )
         .await?;
         tx.commit().await?;
@@ -59,11 +70,18 @@ impl Store {
         })
     }
 
+    /// The baseline in force now: the last captured.
     pub async fn latest_baseline(&self, rollout_id: i64) -> Result<Option<Baseline>> {
+        self.baseline_at(rollout_id, None).await
+    }
+
+    /// The baseline in force at `at` (the last captured by then; `None`: now).
+    pub async fn baseline_at(&self, rollout_id: i64, at: Option<Timestamp>) -> Result<Option<Baseline>> {
         let row = sqlx::query!(
             "SELECT id, captured_at, captured_by, window_from, window_to, summary FROM baselines
-             WHERE rollout_id = $1 ORDER BY id DESC LIMIT 1",
-            rollout_id
+             WHERE rollout_id = $1 AND ($2::timestamptz IS NULL OR captured_at <= $2) ORDER BY id DESC LIMIT 1",
+            rollout_id,
+            at.map(from_timestamp)
         )
         .fetch_optional(self.pool())
         .await?;

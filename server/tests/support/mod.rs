@@ -391,12 +391,21 @@ impl TestApp {
     /// Leaves `stage` as the plan means it: CI asks (a token may ask, never approve) and a
     /// person approves — ana on even stages, bea on odd ones; completes from the last stage.
     pub async fn ask_and_approve(&self, stage: u64) {
-        let command = if stage == 4 { "complete" } else { "advance" };
-        let (status, body) = self.command(serde_json::json!({ "command": command })).await;
-        assert_eq!((status, body["status"].as_str()), (200, Some("awaiting_approval")), "stage {stage}: {body}");
+        self.ask_and_approve_saying(stage, None).await;
+    }
+
+    /// [`TestApp::ask_and_approve`]; with a `reason`, the other approver asks giving it (a reason
+    /// is a person's to give: a token may not).
+    pub async fn ask_and_approve_saying(&self, stage: u64, reason: Option<&str>) {
+        let command = serde_json::json!({ "command": if stage == 4 { "complete" } else { "advance" }, "override_reason": reason });
         // Signed in now: the soak outlasts a session.
         let (ana, bea) = self.approvers().await;
-        let approver = if stage.is_multiple_of(2) { ana } else { bea };
+        let (approver, other) = if stage.is_multiple_of(2) { (ana, bea) } else { (bea, ana) };
+        let (status, body) = match reason {
+            Some(_) => self.command_as(&other, command).await,
+            None => self.command(command).await,
+        };
+        assert_eq!((status, body["status"].as_str()), (200, Some("awaiting_approval")), "stage {stage}: {body}");
         let (status, body) = self.command_as(&approver, serde_json::json!({ "command": "approve" })).await;
         assert_eq!(status, 200, "stage {stage}: {body}");
     }
