@@ -54,8 +54,49 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Database> {
         }
     };
     let pool = serving_pool_options().connect_with(options).await.context("could not connect to Postgres")?;
-    MIGRATOR.run(&pool).await.context("could not migrate the database")?;
+    migrate(&pool).await?;
     Ok(Database { pool, embedded })
+}
+
+/// The newest migration this binary knows.
+pub fn newest_migration() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// Applies this binary's pending migrations. A database that a newer release has migrated
+/// further (a rolling upgrade: this replica restarting beside the new ones) is accepted when
+/// its floor (`schema_floor`, migration 0021) is at or below what this binary knows — that
+/// release's migrations are additive — and refused, untouched, when one of them raised it.
+async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    // On a connection of its own, closed afterwards: a run that fails leaves sqlx's migration
+    // lock (a session advisory lock) held by its connection, which back in the pool would stall
+    // the next run, here or in another replica.
+    let mut conn = pool.acquire().await.context("could not connect to Postgres")?.detach();
+    let migrated = migrate_on(&mut conn).await;
+    if let Err(error) = sqlx::Connection::close(conn).await {
+        tracing::warn!(%error, "could not close the migration's connection");
+    }
+    migrated
+}
+
+async fn migrate_on(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    let newer = match MIGRATOR.run(&mut *conn).await {
+        Err(sqlx::migrate::MigrateError::VersionMissing(newer)) => newer,
+        other => return other.context("could not migrate the database"),
+    };
+    let known = newest_migration();
+    let floor: i64 = sqlx::query_scalar("SELECT oldest_binary FROM schema_floor").fetch_one(&mut *conn).await.with_context(|| {
+        format!("the database has migration {newer}, which this binary does not know, and no schema floor to say whether it may run on it")
+    })?;
+    anyhow::ensure!(
+        floor <= known,
+        "the database's schema needs a Rampart that knows migration {floor} or later; this one knows migrations up to {known}: \
+         upgrade this replica to the release the others run"
+    );
+    tracing::info!(newer, known, floor, "the database's schema is newer than this binary's; its floor lets this binary run on it");
+    let mut beside_newer = sqlx::migrate::Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
+    beside_newer.set_ignore_missing(true);
+    beside_newer.run(&mut *conn).await.context("could not migrate the database")
 }
 
 /// The pool `rampart serve` runs on: [`pool_options`], 20 connections, and a request that

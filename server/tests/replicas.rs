@@ -3,7 +3,8 @@
 //! machine is not enough: a change made through one replica is served by every replica within
 //! a second; conflicting commands spread across replicas apply exactly once; a breach is rolled
 //! back once, not once per replica; when a replica is killed the others keep serving and
-//! guarding without it; and one frozen in the middle of a guard tick gives the guard up.
+//! guarding without it; one frozen in the middle of a guard tick gives the guard up; and a
+//! replica of this version runs on the schema of the next release, as a rolling upgrade needs.
 
 mod support;
 
@@ -370,5 +371,89 @@ async fn a_replica_frozen_holding_the_guard_gives_it_up_to_another(pool: PgPool)
     eprintln!("replica-{frozen} froze holding the guard; {other} took it over after {took:?}");
     assert!(took < Duration::from_secs(45), "{took:?}");
     replicas[frozen].signal("CONT");
+
+    // Killed instead, the acting replica's connection closes and its lease with it: the other
+    // takes the guard at its next tick (every 5 s).
+    let mut replicas = replicas;
+    let acting = 1 - frozen;
+    replicas[acting].kill();
+    let since = Instant::now();
+    let survivor = format!("replica-{frozen}");
+    wait_until(Duration::from_secs(30), || async { lease_holder(&pool).await.as_deref() == Some(survivor.as_str()) }).await;
+    let took = since.elapsed();
+    eprintln!("replica-{acting} was killed holding the guard; {survivor} took it over after {took:?}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The next release's migration, applied by its first replica while this version's replicas
+/// still run (and restart) during a rolling upgrade: additive, as a release's migrations are
+/// unless they raise the schema's floor — a table, and a column on one this version writes to.
+const NEXT_RELEASE: i64 = 90_001;
+
+async fn migrate_as_the_next_release(pool: &PgPool) {
+    for statement in ["CREATE TABLE next_release_table (id bigint PRIMARY KEY)", "ALTER TABLE audit_log ADD COLUMN next_release_note text"]
+    {
+        sqlx::query(statement).execute(pool).await.unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES ($1, 'next release', true, '\\x00', 1)",
+    )
+    .bind(NEXT_RELEASE)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// A rolling upgrade: the database is migrated by the next release while replicas of this
+/// one still run. A replica of this version that (re)starts then must start, be ready, and
+/// work — serve the flag, take events, apply commands, guard — on the newer schema; and once
+/// a release raises the schema's floor (a migration old binaries cannot run beside), it must
+/// refuse to start, saying which release it needs, without touching the database.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_replica_runs_on_the_next_releases_schema_and_refuses_one_past_its_floor(pool: PgPool) {
+    let known = server::db::newest_migration();
+    migrate_as_the_next_release(&pool).await;
+    let applied = || async { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap() };
+    let before = applied().await;
+    let (ok, out) = support::rampart(&pool, &["migrate"]);
+    assert!(ok, "this version migrates (nothing to do) beside the next release's schema: {out}");
+    assert_eq!(applied().await, before);
+
+    let dir = std::env::temp_dir().join(format!("rampart-upgrade-{}-{}", std::process::id(), now_ms()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let replica = Replica::start(&support::database_url(&pool), &dir.join("r0.log")).await;
+    let ready: Value = reqwest::get(format!("{}/readyz", replica.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["checks"][1]["ok"], true, "{ready}");
+    assert!(ready["checks"][1]["detail"].as_str().unwrap().contains("1 newer"), "{ready}");
+    let secret = support::all_scopes_token(&pool, "upgrade", app::domain::units::Timestamp(now_ms())).await;
+    let client = machine(&secret);
+    sqlx::query("UPDATE plans SET definition = jsonb_set(definition, '{approvals,allow_self_approval}', 'true')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let admin = sign_in(&replica.base).await;
+    let version = room(&client, &replica.base).await["state"]["version"].as_u64().unwrap();
+    assert_eq!(command(&admin, &replica.base, json!({ "command": "start" }), version).await.0, 200);
+    let (status, body) =
+        command(&admin, &replica.base, json!({ "command": "advance", "override_reason": "upgrade test" }), version + 1).await;
+    assert_eq!((status, body["stage"].as_u64()), (200, Some(1)), "{body}");
+    wait_until(Duration::from_secs(1), || async { served(&client, &replica.base).await == (true, 1) }).await;
+    let response = client.post(format!("{}/api/v1/events", replica.base)).body(critical("upgrade-1")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    wait_until(Duration::from_secs(10), || async { room(&client, &replica.base).await["state"]["status"] == "rolled_back" }).await;
+    drop(replica);
+
+    // The release after raises the floor: this version refuses, naming both, and touches nothing.
+    sqlx::query("UPDATE schema_floor SET oldest_binary = $1").bind(NEXT_RELEASE).execute(&pool).await.unwrap();
+    let (ok, out) = support::rampart(&pool, &["migrate"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "needs a Rampart that knows migration {NEXT_RELEASE} or later; this one knows migrations up to {known}: upgrade"
+        )),
+        "{out}"
+    );
+    assert_eq!(applied().await, before);
     let _ = std::fs::remove_dir_all(&dir);
 }
