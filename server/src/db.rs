@@ -206,6 +206,60 @@ async fn ensure_database(pg: &EmbeddedPostgres) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    /// Why a migration's SQL would break a binary of the previous release running beside it, if it
+    /// would: dropping or renaming what that binary reads, changing a column's type, or a new
+    /// `NOT NULL` it does not fill. Such a migration must raise `schema_floor` (checked below).
+    fn breaks_older_binaries(sql: &str) -> Option<&'static str> {
+        let code: String = sql.lines().map(|line| line.split("--").next().unwrap_or("")).collect::<Vec<_>>().join(" ").to_uppercase();
+        let code = code.split_whitespace().collect::<Vec<_>>().join(" ");
+        code.split(';').find_map(|statement| {
+            let has = |words: &str| statement.contains(words);
+            if has("DROP TABLE") || has("DROP COLUMN") || has("DROP VIEW") || has("DROP FUNCTION") {
+                Some("drops what an older binary may read")
+            } else if has(" RENAME ") {
+                Some("renames what an older binary names")
+            } else if has("SET NOT NULL") || (has("ADD COLUMN") && has("NOT NULL") && !has("DEFAULT")) {
+                Some("adds a NOT NULL an older binary does not fill")
+            } else if has("ALTER COLUMN") && has(" TYPE ") {
+                Some("changes a column's type under an older binary")
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Every migration from 0021 on either keeps the previous release running beside it or
+    /// raises the schema's floor, so a rolling upgrade never runs a binary on a schema it breaks on.
+    #[test]
+    fn a_migration_that_breaks_older_binaries_raises_the_floor() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let version: i64 = name.split('_').next().unwrap().parse().unwrap();
+            if version < 21 {
+                continue;
+            }
+            let sql = std::fs::read_to_string(&path).unwrap();
+            if let Some(why) = breaks_older_binaries(&sql) {
+                assert!(sql.to_lowercase().contains("update schema_floor"), "{name} {why}: it must raise schema_floor");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 1, "0021 on are checked");
+        // The check itself.
+        assert_eq!(breaks_older_binaries("CREATE TABLE t (id bigint);\nALTER TABLE a ADD COLUMN b text;"), None);
+        assert_eq!(breaks_older_binaries("ALTER TABLE a ADD COLUMN b bigint NOT NULL DEFAULT 0;"), None);
+        assert_eq!(breaks_older_binaries("-- we do not DROP TABLE here\nCREATE INDEX i ON a (b);"), None);
+        assert!(breaks_older_binaries("ALTER TABLE a ADD COLUMN b bigint NOT NULL;").is_some());
+        assert!(breaks_older_binaries("alter table a\n  alter column b set not null;").is_some());
+        assert!(breaks_older_binaries("ALTER TABLE a DROP COLUMN b;").is_some());
+        assert!(breaks_older_binaries("ALTER TABLE a RENAME TO b;").is_some());
+        assert!(breaks_older_binaries("ALTER TABLE a ALTER COLUMN b TYPE numeric;").is_some());
+        assert!(breaks_older_binaries("DROP TABLE event_ids;").is_some());
+    }
+
     #[test]
     fn nagle_is_turned_off_on_the_socket_bound_to_the_address() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
