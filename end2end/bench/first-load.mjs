@@ -1,56 +1,109 @@
 // First-load time of the dashboard and the size of what it downloads, measured in Debian's
 // Chromium against a running Rampart (release build). Each round is a fresh browser context
 // (empty cache): navigation start → the control room rendered (server HTML) → hydrated (the
-// WASM loaded and handling clicks). Prints a markdown table; also the WASM size raw, gzip and
-// brotli (Node's zlib, best compression).
+// WASM loaded and handling clicks). Two network profiles: loopback as it is, and DevTools'
+// "Slow 4G" (562.5 ms latency, 1.44 Mbit/s down, 675 kbit/s up). Prints a markdown table; also
+// the WASM size raw, gzip and brotli (Node's zlib, best compression).
 //
+// With RAMPART_BINARY set (what `cargo xtask first-load` does), the server's database is seeded
+// first so that the charts are drawn with data: six hours of flag-off traffic, then the rollout
+// started and advanced to its first stage, and an hour of traffic split by the flag.
+//
+//   cargo xtask first-load
 //   RAMPART_URL=http://127.0.0.1:3000 RAMPART_ADMIN_PASSWORD=… node end2end/bench/first-load.mjs
-import { chromium } from '@playwright/test';
+import { chromium, request } from '@playwright/test';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { brotliCompressSync, gzipSync, constants } from 'node:zlib';
 
 const base = process.env.RAMPART_URL ?? 'http://127.0.0.1:3000';
 const password = process.env.RAMPART_ADMIN_PASSWORD;
 const rounds = Number(process.env.ROUNDS ?? 10);
+const binary = process.env.RAMPART_BINARY;
 if (!password) throw new Error('set RAMPART_ADMIN_PASSWORD (the admin account of the server under test)');
+
+/** DevTools' "Slow 4G" preset (formerly "Fast 3G"), as Chrome defines it. */
+const SLOW_4G = { offline: false, latency: 150 * 3.75, downloadThroughput: (1.6 * 1000 * 1000) / 8 * 0.9, uploadThroughput: (750 * 1000) / 8 * 0.9 };
+
+async function signIn(name, secret) {
+  const context = await request.newContext({ baseURL: base, extraHTTPHeaders: { Origin: base } });
+  const response = await context.post('/auth/login', { form: { name, password: secret }, headers: { Accept: 'application/json' } });
+  if (!response.ok()) throw new Error(`cannot sign in as ${name}: ${await response.text()}`);
+  return context;
+}
+
+async function ok(response, what) {
+  if (!response.ok()) throw new Error(`${what}: ${response.status()} ${await response.text()}`);
+  return response.json();
+}
+
+async function command(context, body) {
+  const { state } = await ok(await context.get('/api/v1/rollouts/1'), 'reading the rollout');
+  return ok(await context.post('/api/v1/rollouts/1/commands', { data: { version: state.version, ...body } }), `command ${body.command}`);
+}
+
+function simulate(token, args) {
+  const run = spawnSync(binary, ['simulate', '--url', base, ...args], { env: { ...process.env, RAMPART_TOKEN: token }, encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`rampart simulate ${args.join(' ')}: ${run.stdout}${run.stderr}`);
+}
+
+const admin = await signIn('admin', password);
+if (binary) {
+  const approver = { name: 'bench-approver', role: 'approver', password: 'bench-approver-password' };
+  const made = await admin.post('/api/v1/users', { data: approver });
+  if (!made.ok() && made.status() !== 422) throw new Error(`cannot add the approver: ${await made.text()}`);
+  const { secret } = await ok(await admin.post('/api/v1/tokens', { data: { name: `first-load-${Date.now()}`, scopes: ['ingest', 'evaluate', 'read'] } }), 'making a token');
+  simulate(secret, ['--backfill', '6h', '--rate', '5', '--seed', '1']);
+  await command(admin, { command: 'start' });
+  await command(admin, { command: 'advance', override_reason: 'first-load benchmark' });
+  await command(await signIn(approver.name, approver.password), { command: 'approve' });
+  simulate(secret, ['--backfill', '1h', '--rate', '20', '--seed', '2']);
+}
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu'],
 });
-const signIn = await browser.newContext();
-const response = await signIn.request.post(`${base}/auth/login`, {
-  form: { name: 'admin', password },
-  headers: { Accept: 'application/json', Origin: base },
-});
-if (!response.ok()) throw new Error(`cannot sign in: ${await response.text()}`);
-const state = await signIn.storageState();
-await signIn.close();
+const state = await admin.storageState();
+await admin.dispose();
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const results = { html: [], hydrated: [], bytes: [] };
-for (let i = 0; i < rounds; i++) {
-  const context = await browser.newContext({ storageState: state });
-  const page = await context.newPage();
-  const sizes = [];
-  page.on('requestfinished', (request) => sizes.push(request.sizes().then((s) => s.responseBodySize + s.responseHeadersSize)));
-  const started = Date.now();
-  await page.goto(`${base}/rollouts/1`, { waitUntil: 'commit' });
-  await page.getByRole('heading', { level: 1 }).waitFor();
-  results.html.push(Date.now() - started);
-  await page.locator('body[data-hydrated="true"]').waitFor();
-  results.hydrated.push(Date.now() - started);
-  await page.waitForLoadState('networkidle');
-  results.bytes.push((await Promise.all(sizes)).reduce((a, b) => a + b, 0));
-  await context.close();
+async function measure(network) {
+  const results = { html: [], hydrated: [], bytes: [], charts: [] };
+  for (let i = 0; i < rounds; i++) {
+    const context = await browser.newContext({ storageState: state });
+    const page = await context.newPage();
+    if (network) {
+      const cdp = await context.newCDPSession(page);
+      await cdp.send('Network.enable');
+      await cdp.send('Network.emulateNetworkConditions', network);
+    }
+    const sizes = [];
+    page.on('requestfinished', (request) => sizes.push(request.sizes().then((s) => s.responseBodySize + s.responseHeadersSize)));
+    const started = Date.now();
+    await page.goto(`${base}/rollouts/1`, { waitUntil: 'commit', timeout: 120_000 });
+    await page.getByRole('heading', { level: 1 }).waitFor({ timeout: 120_000 });
+    results.html.push(Date.now() - started);
+    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 120_000 });
+    results.hydrated.push(Date.now() - started);
+    await page.waitForLoadState('networkidle', { timeout: 120_000 });
+    results.bytes.push((await Promise.all(sizes)).reduce((a, b) => a + b, 0));
+    results.charts.push(await page.locator('[data-testid="charts"] svg').count());
+    await context.close();
+  }
+  return results;
 }
+const loopback = await measure(null);
+const slow = await measure(SLOW_4G);
 await browser.close();
+if (binary && Math.min(...loopback.charts, ...slow.charts) === 0) throw new Error('the seeded control room drew no chart');
 
-console.log(`| what | median of ${rounds} |`);
-console.log('|---|---:|');
-console.log(`| control room rendered (server HTML) | ${median(results.html)} ms |`);
-console.log(`| control room hydrated (WASM running) | ${median(results.hydrated)} ms |`);
-console.log(`| bytes over the wire (compressed as served) | ${(median(results.bytes) / 1000).toFixed(0)} kB |`);
+console.log(`| first load of the control room, median of ${rounds} | loopback | slow 4G |`);
+console.log('|---|---:|---:|');
+console.log(`| control room rendered (server HTML) | ${median(loopback.html)} ms | ${median(slow.html)} ms |`);
+console.log(`| control room hydrated (WASM running) | ${median(loopback.hydrated)} ms | ${median(slow.hydrated)} ms |`);
+console.log(`| bytes over the wire (compressed as served) | ${(median(loopback.bytes) / 1000).toFixed(0)} kB | ${(median(slow.bytes) / 1000).toFixed(0)} kB |`);
+console.log(`| charts drawn | ${median(loopback.charts)} | ${median(slow.charts)} |`);
 
 const wasm = readFileSync(new URL('../../target/site/pkg/rampart.wasm', import.meta.url));
 const gzip = gzipSync(wasm, { level: 9 }).length;

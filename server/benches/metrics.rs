@@ -7,7 +7,9 @@
 //!   last ten minutes) and a 48-hour backfill (a log file from the past, ~70 events a minute,
 //!   so nearly every event opens rollup rows of its own);
 //! - window query time (a stage's 48-hour gate window, and the guard loop's 5-minute window)
-//!   over 1 M and then 10 M stored events.
+//!   over 1 M and then 10 M stored events;
+//! - the gate window over HTTP as the control room asks for it, on the largest store: a server's
+//!   first answer, warm and quiet (the baseline), and warm under concurrent ingest (p50, p99).
 //!
 //!   cargo xtask bench             (starts a private Postgres, or uses DATABASE_URL)
 //!
@@ -122,7 +124,95 @@ fn main() {
         let (gate, guard, filtered) = server_rt.block_on(query_times(&metrics, now));
         println!("| {stored} | {gate:.1} ms | {guard:.1} ms | {filtered:.1} ms |");
     }
+
+    // The gate window as the control room asks for it, over HTTP, on the largest store.
+    let requests = sized(200, 5);
+    println!("\n## The 48-hour gate window over HTTP ({stored} stored events, {requests} requests each)\n");
+    println!("| case | p50 | p99 | p50 vs quiet | p99 vs quiet | pending deltas (most seen) |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let fresh = server_rt.block_on(spawn_rampart(pool.clone()));
+    let cases = client_rt.block_on(http_window_times(&bench_url, &fresh, &token, now, requests));
+    let quiet = &cases[1];
+    for case in &cases {
+        println!(
+            "| {} | {:.1} ms | {:.1} ms | {:.2}× | {:.2}× | {} |",
+            case.name,
+            case.p50,
+            case.p99,
+            case.p50 / quiet.p50,
+            case.p99 / quiet.p99,
+            case.pending
+        );
+    }
     server_rt.block_on(pool.close());
+}
+
+/// One case of [`http_window_times`]: its latencies' p50 and p99 in ms, and the most rollup
+/// deltas seen pending while it ran.
+struct WindowCase {
+    name: &'static str,
+    p50: f64,
+    p99: f64,
+    pending: i64,
+}
+
+/// `GET /api/v1/rollouts/1/metrics` for the 48 hours before `now`, as the control room's gates
+/// ask for it, timed to the last byte: the first answer of a server started just now (`base`;
+/// Postgres's own buffers stay warm: it is not restarted); `n` answers with the store folded
+/// and no ingest (the baseline of the others, measured in the same run); and `n` answers while
+/// one sender posts 1,000-event batches of the last minute back to back, so the reads
+/// union pending deltas and share the machine with the ingest.
+async fn http_window_times(database_url: &str, base: &str, token: &str, now: i64, n: usize) -> Vec<WindowCase> {
+    // A connection of this runtime's own, to count the pending deltas.
+    let pool = &PgPool::connect(database_url).await.unwrap();
+    let http = authorized(token).build().unwrap();
+    let url = format!("{base}/api/v1/rollouts/1/metrics?from={}&to={now}", now - 48 * HOUR);
+    let pending = || async { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM event_rollup_deltas").fetch_one(pool).await.unwrap() };
+    let timed = || async {
+        let started = Instant::now();
+        let response = http.get(&url).send().await.unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        response.bytes().await.unwrap();
+        started.elapsed()
+    };
+    let case = |name, mut times: Vec<Duration>, pending| {
+        times.sort();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+        WindowCase { name, p50: at(0.5), p99: at(0.99), pending }
+    };
+    let first = timed().await;
+    let cold = case("first answer of a server started just now", vec![first], pending().await);
+    let mut quiet = Vec::new();
+    for _ in 0..n {
+        quiet.push(timed().await);
+    }
+    let quiet = case("warm, store folded, no ingest (baseline)", quiet, pending().await);
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let (stop, url, http) = (stop.clone(), format!("{base}/api/v1/events"), http.clone());
+        tokio::spawn(async move {
+            let mut model = Model::new(45, 9);
+            let mut batches = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body: String = generate(&mut model, 1_000, now - 60_000, now).iter().map(|e| format!("{e}\n")).collect();
+                let response = http.post(&url).body(body).send().await.unwrap();
+                assert!(response.status().is_success());
+                batches += 1;
+            }
+            batches
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut busy, mut most) = (Vec::new(), 0);
+    for _ in 0..n {
+        busy.push(timed().await);
+        most = most.max(pending().await);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let batches = sender.await.unwrap();
+    assert!(batches > 0, "the ingest ran");
+    vec![cold, quiet, case("warm, under ingest (1,000-event batches back to back)", busy, most)]
 }
 
 fn generate(model: &mut Model, n: usize, from: i64, to: i64) -> Vec<serde_json::Value> {

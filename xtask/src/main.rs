@@ -48,10 +48,11 @@ fn main() -> ExitCode {
         Some("prepare") => prepare(),
         Some("bench") => bench(),
         Some("load") => load(),
+        Some("first-load") => first_load(),
         Some("calibrate") => calibrate(&args[1..]),
         Some("layers") => Project::open().and_then(|p| layers(&p)),
         _ => {
-            Err("usage: cargo xtask run [--release] | test | build [--release] | prepare | bench | load | calibrate [--quick] [--runs N] | layers"
+            Err("usage: cargo xtask run [--release] | test | build [--release] | prepare | bench | load | first-load | calibrate [--quick] [--runs N] | layers"
                 .into())
         }
     };
@@ -353,8 +354,8 @@ fn browser_tests(project: &Project, database: &TestDatabase) -> Result {
     let admin_password = format!("e2e-admin-{}-{nanos}", std::process::id());
     // The dashboard's specs share one server; the OpenFeature SDK's spec has its own (its own
     // database and rollout), so that neither depends on what the other did first.
-    let (_server, addr) = e2e_server(project, database, "rampart_e2e", &admin_password)?;
-    let (_sdk_server, sdk_addr) = e2e_server(project, database, "rampart_e2e_sdk", &admin_password)?;
+    let (_server, addr) = e2e_server(project, database, "rampart_e2e", &admin_password, "debug")?;
+    let (_sdk_server, sdk_addr) = e2e_server(project, database, "rampart_e2e_sdk", &admin_password, "debug")?;
     let mut playwright = Command::new("npx");
     playwright
         .args(["playwright", "test"])
@@ -372,7 +373,7 @@ fn browser_tests(project: &Project, database: &TestDatabase) -> Result {
     )?;
     // Schema-driven API fuzzing on a server of its own: no 5xx, every answer as documented.
     let python = project.ensure_api_fuzzer()?;
-    let (_fuzz_server, fuzz_addr) = e2e_server(project, database, "rampart_api_fuzz", &admin_password)?;
+    let (_fuzz_server, fuzz_addr) = e2e_server(project, database, "rampart_api_fuzz", &admin_password, "debug")?;
     step(
         "fuzzing the API from its OpenAPI document (schemathesis, 60 s)",
         Command::new(python)
@@ -385,13 +386,14 @@ fn browser_tests(project: &Project, database: &TestDatabase) -> Result {
     )
 }
 
-/// A `rampart serve` on a fresh database `name` and a free port, ready to answer.
-fn e2e_server(project: &Project, database: &TestDatabase, name: &str, admin_password: &str) -> Result<(Server, String)> {
+/// A `rampart serve` (of the `profile` build: `debug` or `release`) on a fresh database `name`
+/// and a free port, ready to answer.
+fn e2e_server(project: &Project, database: &TestDatabase, name: &str, admin_password: &str, profile: &str) -> Result<(Server, String)> {
     let url = database.fresh(name)?;
     let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
     let addr = format!("127.0.0.1:{port}");
     let mut server = Server(
-        Command::new(project.root.join("target/debug/rampart"))
+        Command::new(project.root.join("target").join(profile).join("rampart"))
             .args(["serve", "--addr", &addr, "--site-root", "target/site"])
             .current_dir(&project.root)
             .env("DATABASE_URL", &url)
@@ -479,6 +481,32 @@ fn load() -> Result {
     );
     database.stop();
     result
+}
+
+/// The control room's first load (docs/benchmarks.md § WASM bundle and first load): the release
+/// build on a fresh database that `end2end/bench/first-load.mjs` seeds, measured in Chromium on
+/// loopback and at DevTools' "Slow 4G".
+fn first_load() -> Result {
+    let project = Project::open()?;
+    project.ensure_build_tools(true)?;
+    project.ensure_postgres()?;
+    project.ensure_browser_tools()?;
+    project.build(true, true)?;
+    let database = TestDatabase::start(&project)?;
+    let password = "first-load-admin-password";
+    let outcome = e2e_server(&project, &database, "rampart_first_load", password, "release").and_then(|(_server, addr)| {
+        step(
+            "measuring the control room's first load (Chromium: loopback and slow 4G)",
+            Command::new("node")
+                .arg("bench/first-load.mjs")
+                .current_dir(project.root.join("end2end"))
+                .env("RAMPART_URL", format!("http://{addr}"))
+                .env("RAMPART_ADMIN_PASSWORD", password)
+                .env("RAMPART_BINARY", project.root.join("target/release/rampart")),
+        )
+    });
+    database.stop();
+    outcome
 }
 
 /// The guard's and gates' calibration under simulated traffic (docs/benchmarks.md §
