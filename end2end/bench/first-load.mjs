@@ -3,7 +3,9 @@
 // (empty cache): navigation start → the control room rendered (server HTML) → hydrated (the
 // WASM loaded and handling clicks). Two network profiles: loopback as it is, and DevTools'
 // "Slow 4G" (562.5 ms latency, 1.44 Mbit/s down, 675 kbit/s up). Prints a markdown table; also
-// the WASM size raw, gzip and brotli (Node's zlib, best compression).
+// the WASM size raw, gzip and brotli (Node's zlib, best compression). Then live updates as a
+// distribution: an open control room, and changes made by another client, each timed until the
+// page shows it.
 //
 // With RAMPART_BINARY set (what `cargo xtask first-load` does), the server's database is seeded
 // first so that the charts are drawn with data: six hours of flag-off traffic, then the rollout
@@ -65,7 +67,6 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu'],
 });
 const state = await admin.storageState();
-await admin.dispose();
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 async function measure(network) {
@@ -95,7 +96,34 @@ async function measure(network) {
 }
 const loopback = await measure(null);
 const slow = await measure(SLOW_4G);
+
+// Live updates: one open control room, and `changes` commands (pause, resume, …) sent through
+// the API by someone else; each timed from the command's sending until the page shows it.
+const changes = Number(process.env.CHANGES ?? 50);
+const live = { shown: [], answered: [] };
+{
+  const context = await browser.newContext({ storageState: state });
+  const page = await context.newPage();
+  await page.goto(`${base}/rollouts/1`);
+  await page.locator('body[data-hydrated="true"]').waitFor();
+  const status = page.getByTestId('rollout-status');
+  for (let i = 0; i < changes; i++) {
+    const before = (await status.textContent()).trim();
+    const body = before === 'Paused' ? { command: 'resume' } : { command: 'pause', reason: `live-update bench ${i}` };
+    const expected = before === 'Paused' ? 'Running' : 'Paused';
+    const { state: rollout } = await ok(await admin.get('/api/v1/rollouts/1'), 'reading the rollout');
+    const sent = performance.now();
+    await ok(await admin.post('/api/v1/rollouts/1/commands', { data: { version: rollout.version, ...body } }), `command ${body.command}`);
+    const answered = performance.now();
+    await page.waitForFunction((text) => document.querySelector('[data-testid="rollout-status"]')?.textContent.trim() === text, expected, { polling: 'raf' });
+    const shown = performance.now();
+    live.shown.push(shown - sent);
+    live.answered.push(shown - answered);
+  }
+  await context.close();
+}
 await browser.close();
+await admin.dispose();
 if (binary && Math.min(...loopback.charts, ...slow.charts) === 0) throw new Error('the seeded control room drew no chart');
 
 console.log(`| first load of the control room, median of ${rounds} | loopback | slow 4G |`);
@@ -104,6 +132,14 @@ console.log(`| control room rendered (server HTML) | ${median(loopback.html)} ms
 console.log(`| control room hydrated (WASM running) | ${median(loopback.hydrated)} ms | ${median(slow.hydrated)} ms |`);
 console.log(`| bytes over the wire (compressed as served) | ${(median(loopback.bytes) / 1000).toFixed(0)} kB | ${(median(slow.bytes) / 1000).toFixed(0)} kB |`);
 console.log(`| charts drawn | ${median(loopback.charts)} | ${median(slow.charts)} |`);
+
+const quantile = (xs, q) => [...xs].sort((a, b) => a - b)[Math.round((xs.length - 1) * q)];
+const ms = (x) => `${x.toFixed(0)} ms`;
+console.log(`\n| live update, ${changes} changes (pause/resume by another client) | p50 | p90 | p99 | max |`);
+console.log('|---|---:|---:|---:|---:|');
+for (const [what, xs] of [['shown, from the command sent', live.shown], ['shown, from the command answered', live.answered]]) {
+  console.log(`| ${what} | ${ms(quantile(xs, 0.5))} | ${ms(quantile(xs, 0.9))} | ${ms(quantile(xs, 0.99))} | ${ms(Math.max(...xs))} |`);
+}
 
 const wasm = readFileSync(new URL('../../target/site/pkg/rampart.wasm', import.meta.url));
 const gzip = gzipSync(wasm, { level: 9 }).length;

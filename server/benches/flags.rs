@@ -49,6 +49,8 @@ fn main() {
         approvers.advance(&rampart_a).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
 
+        // Unleash Edge, when installed, serving the same flag at the same 10%.
+        let edge = Edge::start().await;
         let rounds = sized(ROUNDS, 1);
         println!("\n## HTTP, {CONNECTIONS} keep-alive connections, {rounds} interleaved rounds of {ROUND_SECONDS} s each\n");
         let targets = [
@@ -59,16 +61,27 @@ fn main() {
             ),
             ("`POST /ofrep/v1/evaluate/flags/async_upload`", Target::Post(format!("{rampart_a}/ofrep/v1/evaluate/flags/async_upload"))),
         ];
+        let bearer = format!("Bearer {token}");
+        let mut targets: Vec<(&str, Target, &str)> = targets.into_iter().map(|(name, target)| (name, target, bearer.as_str())).collect();
+        if let Some(edge) = &edge {
+            // The frontend API's evaluation for one context (Edge answers a single flag that is
+            // off for the unit with 404; this answers 200 with the flags that are on: one or none).
+            let url = format!("{}/api/frontend?userId=user-{{n}}", edge.base);
+            targets.push(("Unleash Edge 19.15.1 (offline), `GET /api/frontend?userId=…`", Target::Get(url), EDGE_TOKEN));
+        } else {
+            println!("(Unleash Edge is not installed: `cargo xtask bench` installs it; this run compares with the bare handler only)\n");
+        }
         let mut loads: Vec<Load> = targets.iter().map(|_| Load::default()).collect();
         for round in 0..rounds {
             for k in 0..targets.len() {
                 let i = (round + k) % targets.len();
-                loads[i].add(load(targets[i].1.clone(), &token).await);
+                loads[i].add(load(targets[i].1.clone(), targets[i].2).await);
             }
         }
+        drop(edge);
         println!("| endpoint | requests/s | p50 | p99 | vs bare axum | rounds vs bare axum |");
         println!("|---|---:|---:|---:|---:|---:|");
-        for ((name, _), load) in targets.iter().zip(&loads) {
+        for ((name, _, _), load) in targets.iter().zip(&loads) {
             report(name, load, &loads[0]);
         }
 
@@ -135,15 +148,17 @@ impl Load {
     }
 }
 
-/// One round against `target`. Every request carries the token, the bare baseline's too, so
-/// both parse the same headers.
-async fn load(target: Target, token: &str) -> Load {
+/// One round against `target`, every request carrying `authorization` (Rampart's token, sent
+/// to the bare baseline too, so both parse the same headers; Edge's own token to Edge).
+async fn load(target: Target, authorization: &str) -> Load {
     let deadline = Instant::now() + Duration::from_secs(ROUND_SECONDS);
     let started = Instant::now();
     let workers: Vec<_> = (0..CONNECTIONS)
         .map(|w| {
             let target = target.clone();
-            let http = authorized(token).pool_max_idle_per_host(1).build().unwrap();
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, authorization.parse().unwrap());
+            let http = reqwest::Client::builder().default_headers(headers).pool_max_idle_per_host(1).build().unwrap();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut n = w * 1_000_000;
@@ -225,4 +240,71 @@ async fn propagation(http: &reqwest::Client, approvers: &Approvers, a: &str, b: 
         samples[samples.len() / 2].as_secs_f64() * 1e3,
         samples[samples.len() - 1].as_secs_f64() * 1e3
     );
+}
+
+/// The frontend token Edge is started with (offline mode accepts the tokens it is given).
+const EDGE_TOKEN: &str = "*:development.rampart-bench";
+
+/// Unleash Edge in offline mode (`unleash-edge offline`), one worker as Rampart has, serving
+/// `async_upload` from a bootstrap file as Unleash would: a gradual rollout at 10% by user id.
+/// Found at `$UNLEASH_EDGE` or `~/.cargo/bin/unleash-edge`; `None` when not installed.
+struct Edge {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Edge {
+    async fn start() -> Option<Edge> {
+        let binary = std::env::var_os("UNLEASH_EDGE")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".cargo/bin/unleash-edge")))
+            .filter(|path| path.is_file())?;
+        let bootstrap = std::env::temp_dir().join(format!("rampart-bench-edge-{}.json", std::process::id()));
+        let features = serde_json::json!({ "version": 2, "features": [{
+            "name": "async_upload", "enabled": true, "project": "default",
+            "strategies": [{ "name": "flexibleRollout", "constraints": [],
+                             "parameters": { "rollout": "10", "stickiness": "userId", "groupId": "async_upload" } }]
+        }]});
+        std::fs::write(&bootstrap, features.to_string()).unwrap();
+        let port = support::process::free_port();
+        let child = std::process::Command::new(binary)
+            .args(["--workers", "1", "--interface", "127.0.0.1", "--port", &port.to_string(), "offline", "--bootstrap-file"])
+            .arg(&bootstrap)
+            .args(["--frontend-tokens", EDGE_TOKEN])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("unleash-edge starts");
+        let edge = Edge { child, base: format!("http://127.0.0.1:{port}") };
+        let probe = reqwest::Client::new();
+        let url = format!("{}/api/frontend?userId=user-1", edge.base);
+        let started = Instant::now();
+        while !probe.get(&url).header("authorization", EDGE_TOKEN).send().await.is_ok_and(|r| r.status().is_success()) {
+            assert!(started.elapsed() < Duration::from_secs(30), "Unleash Edge did not answer at {url}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The same split as Rampart's: about 10% of units see the flag.
+        let mut on = 0;
+        for n in 0..1_000 {
+            let answer: serde_json::Value = probe
+                .get(format!("{}/api/frontend?userId=user-{n}", edge.base))
+                .header("authorization", EDGE_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            on += answer["toggles"].as_array().map_or(0, Vec::len);
+        }
+        assert!((50..=150).contains(&on), "Edge serves the flag to {on} of 1,000 units, not about 10%");
+        Some(edge)
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

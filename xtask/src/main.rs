@@ -35,6 +35,8 @@ const BINARYEN: &str = "binaryen@132";
 /// client gets there this budget holds the size reached (617 kB with the baseline card) with
 /// 3 kB to spare, so it can only go down (docs/benchmarks.md § WASM bundle).
 const WASM_BUDGET_BROTLI: usize = 620_000;
+/// The Unleash Edge the flag benchmark runs beside Rampart (named in its table).
+const UNLEASH_EDGE_VERSION: &str = "19.15.1";
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -153,6 +155,17 @@ impl Project {
             apt_install(&["haproxy"])?;
         }
         Ok(())
+    }
+
+    /// Unleash Edge, built from crates.io (offline mode needs no Unleash server): what the flag
+    /// benchmark compares evaluation with. About 10 minutes the first time on two cores.
+    fn ensure_unleash_edge(&self) -> Result {
+        if cargo_bin("unleash-edge").is_file() {
+            return Ok(());
+        }
+        let mut install = Command::new("cargo");
+        install.args(["install", "unleash-edge", "--version", UNLEASH_EDGE_VERSION, "--no-default-features", "--locked"]);
+        step(&format!("installing Unleash Edge {UNLEASH_EDGE_VERSION} (cargo install)"), &mut install)
     }
 
     /// Prometheus from Debian: the metric source `tests/prometheus.rs` pulls from.
@@ -460,6 +473,7 @@ impl TestDatabase {
 fn bench() -> Result {
     let project = Project::open()?;
     project.ensure_postgres()?;
+    project.ensure_unleash_edge()?;
     let database = TestDatabase::start(&project)?;
     let result = step(
         "running the benchmarks (release build)",
