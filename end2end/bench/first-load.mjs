@@ -8,8 +8,8 @@
 // page shows it.
 //
 // With RAMPART_BINARY set (what `cargo xtask first-load` does), the server's database is seeded
-// first so that the charts are drawn with data: six hours of flag-off traffic, then the rollout
-// started and advanced to its first stage, and an hour of traffic split by the flag.
+// first so that the charts are drawn with data: six hours of flag-off history, then the rollout
+// started and advanced to its 10% stage, and 30 s of live traffic split by the flag.
 //
 //   cargo xtask first-load
 //   RAMPART_URL=http://127.0.0.1:3000 RAMPART_ADMIN_PASSWORD=… node end2end/bench/first-load.mjs
@@ -57,9 +57,13 @@ if (binary) {
   const { secret } = await ok(await admin.post('/api/v1/tokens', { data: { name: `first-load-${Date.now()}`, scopes: ['ingest', 'evaluate', 'read'] } }), 'making a token');
   simulate(secret, ['--backfill', '6h', '--rate', '5', '--seed', '1']);
   await command(admin, { command: 'start' });
-  await command(admin, { command: 'advance', override_reason: 'first-load benchmark' });
-  await command(await signIn(approver.name, approver.password), { command: 'approve' });
-  simulate(secret, ['--backfill', '1h', '--rate', '20', '--seed', '2']);
+  const second = await signIn(approver.name, approver.password);
+  for (let stage = 1; stage <= 2; stage++) {
+    await command(admin, { command: 'advance', override_reason: 'first-load benchmark' });
+    await command(second, { command: 'approve' });
+  }
+  // Live traffic in the stage (10%): its gates, charts and split have data to show.
+  simulate(secret, ['--duration', '30s', '--rate', '40', '--seed', '2']);
 }
 
 const browser = await chromium.launch({

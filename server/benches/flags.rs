@@ -67,7 +67,7 @@ fn main() {
             // The frontend API's evaluation for one context (Edge answers a single flag that is
             // off for the unit with 404; this answers 200 with the flags that are on: one or none).
             let url = format!("{}/api/frontend?userId=user-{{n}}", edge.base);
-            targets.push(("Unleash Edge 19.15.1 (offline), `GET /api/frontend?userId=…`", Target::Get(url), EDGE_TOKEN));
+            targets.push((edge.label.as_str(), Target::Get(url), EDGE_TOKEN));
         } else {
             println!("(Unleash Edge is not installed: `cargo xtask bench` installs it; this run compares with the bare handler only)\n");
         }
@@ -78,12 +78,13 @@ fn main() {
                 loads[i].add(load(targets[i].1.clone(), targets[i].2).await);
             }
         }
-        drop(edge);
         println!("| endpoint | requests/s | p50 | p99 | vs bare axum | rounds vs bare axum |");
         println!("|---|---:|---:|---:|---:|---:|");
         for ((name, _, _), load) in targets.iter().zip(&loads) {
             report(name, load, &loads[0]);
         }
+        drop(targets);
+        drop(edge);
 
         println!("\n## Stage change → served by another replica\n");
         propagation(&http, &approvers, &rampart_a, &rampart_b).await;
@@ -251,6 +252,8 @@ const EDGE_TOKEN: &str = "*:development.rampart-bench";
 struct Edge {
     child: std::process::Child,
     base: String,
+    /// Its row's name in the table, with the version it reports.
+    label: String,
 }
 
 impl Edge {
@@ -266,6 +269,15 @@ impl Edge {
                              "parameters": { "rollout": "10", "stickiness": "userId", "groupId": "async_upload" } }]
         }]});
         std::fs::write(&bootstrap, features.to_string()).unwrap();
+        let version = std::process::Command::new(&binary)
+            .arg("--version")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        let label = format!(
+            "{} (offline), `GET /api/frontend?userId=…`",
+            version.filter(|v| !v.is_empty()).unwrap_or_else(|| "Unleash Edge".into())
+        );
         let port = support::process::free_port();
         let child = std::process::Command::new(binary)
             .args(["--workers", "1", "--interface", "127.0.0.1", "--port", &port.to_string(), "offline", "--bootstrap-file"])
@@ -275,7 +287,7 @@ impl Edge {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("unleash-edge starts");
-        let edge = Edge { child, base: format!("http://127.0.0.1:{port}") };
+        let edge = Edge { child, base: format!("http://127.0.0.1:{port}"), label };
         let probe = reqwest::Client::new();
         let url = format!("{}/api/frontend?userId=user-1", edge.base);
         let started = Instant::now();
@@ -306,5 +318,6 @@ impl Drop for Edge {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("rampart-bench-edge-{}.json", std::process::id())));
     }
 }

@@ -80,13 +80,24 @@ async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 }
 
 async fn migrate_on(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
-    let newer = match MIGRATOR.run(&mut *conn).await {
-        Err(sqlx::migrate::MigrateError::VersionMissing(newer)) => newer,
+    match MIGRATOR.run(&mut *conn).await {
+        Err(sqlx::migrate::MigrateError::VersionMissing(_)) => {}
         other => return other.context("could not migrate the database"),
-    };
+    }
     let known = newest_migration();
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations").fetch_all(&mut *conn).await?;
+    let unknown: Vec<i64> = applied.into_iter().filter(|v| !MIGRATOR.version_exists(*v)).collect();
+    // Only later releases' migrations may be unknown: one among this binary's own (a migration
+    // removed, a branch that diverged) means a schema no release of this line made.
+    if let Some(stray) = unknown.iter().find(|v| **v < known) {
+        anyhow::bail!(
+            "the database has migration {stray}, which this binary does not know although it knows later ones (up to {known}): \
+             it was migrated by a build of another line; restore it or run that build"
+        );
+    }
+    let newer = unknown.iter().max().copied().unwrap_or(known);
     let floor: i64 = sqlx::query_scalar("SELECT oldest_binary FROM schema_floor").fetch_one(&mut *conn).await.with_context(|| {
-        format!("the database has migration {newer}, which this binary does not know, and no schema floor to say whether it may run on it")
+        format!("the database has migration {newer}, which this binary does not know; could not read its schema floor to say whether it may run on it")
     })?;
     anyhow::ensure!(
         floor <= known,
@@ -210,22 +221,39 @@ mod tests {
     /// would: dropping or renaming what that binary reads, changing a column's type, or a new
     /// `NOT NULL` it does not fill. Such a migration must raise `schema_floor` (checked below).
     fn breaks_older_binaries(sql: &str) -> Option<&'static str> {
-        let code: String = sql.lines().map(|line| line.split("--").next().unwrap_or("")).collect::<Vec<_>>().join(" ").to_uppercase();
-        let code = code.split_whitespace().collect::<Vec<_>>().join(" ");
+        let code = code_of(sql);
         code.split(';').find_map(|statement| {
             let has = |words: &str| statement.contains(words);
-            if has("DROP TABLE") || has("DROP COLUMN") || has("DROP VIEW") || has("DROP FUNCTION") {
+            let drops = ["DROP TABLE", "DROP COLUMN", "DROP VIEW", "DROP MATERIALIZED VIEW", "DROP FUNCTION", "DROP TYPE", "DROP TRIGGER"];
+            if drops.iter().any(|d| has(d)) {
                 Some("drops what an older binary may read")
+            } else if has("DROP INDEX") || has("DROP CONSTRAINT") {
+                Some("drops an index or constraint an older binary's writes may rely on (ON CONFLICT)")
             } else if has(" RENAME ") {
                 Some("renames what an older binary names")
-            } else if has("SET NOT NULL") || (has("ADD COLUMN") && has("NOT NULL") && !has("DEFAULT")) {
+            } else if has("SET NOT NULL") || (has("ALTER TABLE") && has(" ADD ") && has("NOT NULL") && !has("DEFAULT")) {
                 Some("adds a NOT NULL an older binary does not fill")
+            } else if has("ADD CONSTRAINT") || has("CREATE UNIQUE INDEX") {
+                Some("adds a constraint an older binary's writes may break")
             } else if has("ALTER COLUMN") && has(" TYPE ") {
                 Some("changes a column's type under an older binary")
             } else {
                 None
             }
         })
+    }
+
+    /// A migration's SQL without its comments, upper-cased, on one line.
+    fn code_of(sql: &str) -> String {
+        let code: String = sql.lines().map(|line| line.split("--").next().unwrap_or("")).collect::<Vec<_>>().join(" ").to_uppercase();
+        code.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// The floor a migration sets (`UPDATE schema_floor SET oldest_binary = N`), if it sets one.
+    fn floor_set(sql: &str) -> Option<i64> {
+        let code = code_of(sql);
+        let rest = code.split("UPDATE SCHEMA_FLOOR SET OLDEST_BINARY =").nth(1)?;
+        rest.trim().trim_end_matches(';').split([';', ' ']).next()?.parse().ok()
     }
 
     /// Every migration from 0021 on either keeps the previous release running beside it or
@@ -243,7 +271,10 @@ mod tests {
             }
             let sql = std::fs::read_to_string(&path).unwrap();
             if let Some(why) = breaks_older_binaries(&sql) {
-                assert!(sql.to_lowercase().contains("update schema_floor"), "{name} {why}: it must raise schema_floor");
+                assert!(
+                    floor_set(&sql).is_some_and(|floor| floor >= version),
+                    "{name} {why}: it must raise schema_floor to its own version (UPDATE schema_floor SET oldest_binary = {version})"
+                );
             }
             checked += 1;
         }
@@ -258,6 +289,12 @@ mod tests {
         assert!(breaks_older_binaries("ALTER TABLE a RENAME TO b;").is_some());
         assert!(breaks_older_binaries("ALTER TABLE a ALTER COLUMN b TYPE numeric;").is_some());
         assert!(breaks_older_binaries("DROP TABLE event_ids;").is_some());
+        assert!(breaks_older_binaries("ALTER TABLE a ADD b bigint NOT NULL;").is_some(), "COLUMN is optional");
+        assert!(breaks_older_binaries("DROP INDEX alerts_open;").is_some());
+        assert!(breaks_older_binaries("ALTER TABLE a ADD CONSTRAINT c CHECK (b > 0);").is_some());
+        assert!(breaks_older_binaries("CREATE UNIQUE INDEX u ON a (b);").is_some());
+        assert_eq!(floor_set("-- UPDATE schema_floor SET oldest_binary = 40\nSELECT 1;"), None, "a comment sets nothing");
+        assert_eq!(floor_set("UPDATE schema_floor\n   SET oldest_binary = 25;"), Some(25));
     }
 
     #[test]

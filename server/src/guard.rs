@@ -10,7 +10,7 @@
 use crate::actors::GUARD_ACTOR;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError, StoredRollout};
+use crate::store::{GuardLease, Store, StoreError, StoredRollout};
 use crate::telemetry::{Telemetry, TickOutcome};
 use app::domain::gates::{self, Reference};
 use app::domain::guard::{self, Decision};
@@ -84,9 +84,9 @@ impl Guard {
     pub async fn tick(&self, now: Timestamp) -> Result<Option<Vec<Action>>, StoreError> {
         let started = std::time::Instant::now();
         let result = async {
-            let Some(lease) = self.store.try_guard_lease().await? else { return Ok(None) };
-            let result = self.tick_as_leader(now).await;
-            lease.release().await?;
+            let Some(mut lease) = self.store.try_guard_lease().await? else { return Ok(None) };
+            let result = self.tick_as_leader(&mut lease, now).await;
+            release(lease).await;
             result.map(Some)
         }
         .await;
@@ -113,9 +113,9 @@ impl Guard {
     pub async fn tick_now(&self, now: Timestamp) -> Result<Vec<Action>, StoreError> {
         let started = std::time::Instant::now();
         let result = async {
-            let lease = self.store.guard_lease().await?;
-            let result = self.tick_as_leader(now).await;
-            lease.release().await?;
+            let mut lease = self.store.guard_lease().await?;
+            let result = self.tick_as_leader(&mut lease, now).await;
+            release(lease).await;
             result.map(Some)
         }
         .await;
@@ -123,18 +123,23 @@ impl Guard {
         result.map(Option::unwrap_or_default)
     }
 
-    async fn tick_as_leader(&self, now: Timestamp) -> Result<Vec<Action>, StoreError> {
+    /// Judges every live rollout under `lease`, renewed before each one and before acting on
+    /// it: a tick that stalled past the lease's idle limit (another process may hold the guard
+    /// now) stops at its next renewal instead of acting beside the new holder.
+    async fn tick_as_leader(&self, lease: &mut GuardLease, now: Timestamp) -> Result<Vec<Action>, StoreError> {
         let mut actions = Vec::new();
         let mut seen = Vec::new();
         for live in self.store.live_rollouts(None).await? {
+            lease.renew().await?;
             let rollout = self.store.rollout(live.id).await?;
             if !served_flag(&rollout.plan, &rollout.state).enabled || rollout.state.status == Status::Draft {
                 self.store.set_holding(live.id, &[], now, now).await?;
             } else {
-                actions.extend(self.guard(&rollout, now).await?);
+                actions.extend(self.guard(lease, &rollout, now).await?);
             }
             seen.push(rollout);
         }
+        lease.renew().await?;
         // The day's routines, after the decisions: making them never stands in a rollback's way.
         for rollout in seen {
             if matches!(rollout.state.status, Status::Running | Status::Paused | Status::AwaitingApproval | Status::RolledBack) {
@@ -148,13 +153,15 @@ impl Guard {
     }
 
     #[tracing::instrument(name = "guard_rollout", skip_all, fields(rollout = rollout.id, stage = rollout.state.stage.0))]
-    async fn guard(&self, rollout: &StoredRollout, now: Timestamp) -> Result<Vec<Action>, StoreError> {
+    async fn guard(&self, lease: &mut GuardLease, rollout: &StoredRollout, now: Timestamp) -> Result<Vec<Action>, StoreError> {
         let rails = &rollout.plan.guardrails;
         // Everything since the stage began, and only this stage's traffic: what went wrong
         // before a rollback must not roll back the next attempt the moment it starts.
         let from = rollout.state.stage_entered_at.unwrap_or(now);
         let until = Timestamp(now.millis() + 60_000);
         let evidence = self.metrics.stage_evidence(&rollout.plan, rollout.id, rollout.state.stage.0 as i32, from, until).await?;
+        // The pull may have waited on a slow metric source: still the guard's before acting.
+        lease.renew().await?;
         let rows = &evidence.rows;
         let baseline = self.store.latest_baseline(rollout.id).await?;
         let reference = Reference::choose(baseline.as_ref().map(|b| &b.summary), &rows.control());
@@ -270,5 +277,13 @@ impl Guard {
             earlier_uploads: uploads(two_hours_ago, hour_ago).await?,
         };
         Ok(guard::complaints_rising(&rollout.plan.guardrails, &trend))
+    }
+}
+
+/// Ends a tick's lease; a lease Postgres already ended (idle too long) is logged, and the tick's
+/// own outcome still reported.
+async fn release(lease: GuardLease) {
+    if let Err(error) = lease.release().await {
+        tracing::warn!(%error, "could not release the guard's lease (it may have ended while idle)");
     }
 }

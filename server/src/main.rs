@@ -167,7 +167,9 @@ async fn eval_flag(flag: &str, units: &[String], config: &server::config::Databa
 async fn reader(config: &server::config::DatabaseConfig) -> anyhow::Result<(db::Database, server::store::Store, server::metrics::Metrics)> {
     let database = db::connect(config).await?;
     let store = server::store::Store::new(database.pool.clone());
-    let metrics = server::metrics::Metrics::new(store.clone(), server::clock::system_clock(), app::domain::units::Span::ZERO);
+    let allowed = server::prometheus::Origins::from_env().map_err(anyhow::Error::msg)?;
+    let metrics = server::metrics::Metrics::new(store.clone(), server::clock::system_clock(), app::domain::units::Span::ZERO)
+        .reading_prometheus(allowed);
     Ok((database, store, metrics))
 }
 
@@ -352,7 +354,13 @@ async fn check_source_live(source: &app::domain::source::PrometheusSource) -> bo
     use app::domain::units::Timestamp;
     let now = Timestamp(chrono::Utc::now().timestamp_millis());
     let hour_ago = Timestamp(now.millis() - 3_600_000);
-    let evidence = server::prometheus::Prometheus::default().query_all(source, hour_ago, now, now, [true, true]).await;
+    let evidence = match server::prometheus::Origins::from_env() {
+        Ok(allowed) => server::prometheus::Prometheus::allowing(allowed).query_all(source, hour_ago, now, now, [true, true]).await,
+        Err(message) => {
+            println!("  {message}");
+            return false;
+        }
+    };
     println!("  {} over the last hour:", source.prometheus);
     for pulled in &evidence.pulled {
         let resets = if pulled.resets > 0 { format!(", {} counter restart(s)", pulled.resets) } else { String::new() };

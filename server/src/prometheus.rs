@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 const KEPT: Duration = Duration::from_secs(5);
 /// How long a span's tally is kept unread before it is forgotten (and read whole again).
 const TALLY_KEPT: Duration = Duration::from_secs(600);
-/// How many spans' tallies a stage keeps: its own (the earliest start) and the one read last
-/// (a report's last 24 hours, whose start moves with every report).
+/// How many spans' tallies a stage keeps, the most recently read: the guard's (read every few
+/// seconds, so always among them) and the last other one (a report's last 24 hours, whose
+/// start moves with every report, or a past stay's).
 const TALLIES_PER_STAGE: usize = 2;
 /// How long one query may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,6 +49,13 @@ impl Origins {
     /// a path after the address is ignored, a port left out is the scheme's.
     pub fn parse(text: &str) -> Result<Origins, String> {
         text.split(',').map(str::trim).filter(|t| !t.is_empty()).map(origin).collect::<Result<_, _>>().map(Origins)
+    }
+
+    /// `RAMPART_PROMETHEUS_ALLOW` as the command line's tools read it (`rampart serve` takes it
+    /// through its configuration): a plan checked live in CI, or an explanation, reads only
+    /// the servers the server itself would.
+    pub fn from_env() -> Result<Origins, String> {
+        Origins::parse(&std::env::var("RAMPART_PROMETHEUS_ALLOW").unwrap_or_default()).map_err(|e| format!("RAMPART_PROMETHEUS_ALLOW: {e}"))
     }
 
     /// Whether a plan may read the server at `url`.
@@ -120,17 +128,13 @@ impl Drop for Taken<'_> {
         let Some(entry) = self.entry.take() else { return };
         let mut kept = self.kept.lock().expect("not poisoned");
         kept.insert(self.key, entry);
-        // The stage's own span (the earliest start) and the one read last; the others go.
+        // The stage's spans read most recently stay; the others go.
         let (rollout, stage, _) = self.key;
         let mut spans: Vec<(SpanKey, Instant)> =
             kept.iter().filter(|(k, _)| (k.0, k.1) == (rollout, stage)).map(|(k, v)| (*k, v.at)).collect();
-        if spans.len() > TALLIES_PER_STAGE {
-            spans.sort_by_key(|(k, _)| k.2);
-            spans.remove(0); // the stage's own span stays
-            spans.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
-            for (key, _) in spans.into_iter().skip(TALLIES_PER_STAGE - 1) {
-                kept.remove(&key);
-            }
+        spans.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
+        for (key, _) in spans.into_iter().skip(TALLIES_PER_STAGE) {
+            kept.remove(&key);
         }
     }
 }
@@ -387,13 +391,22 @@ mod tests {
         stall.store(false, Ordering::SeqCst);
         pull(0, 200).await;
         assert_eq!(until(), Some(s(200)));
-        // Reports of the last hours, each starting later: the stage's own span and the last.
+        // Reports of the last hours, each starting later, between the guard's pulls of the
+        // stage: the guard's span and the last report's stay.
+        let spans = || {
+            let mut spans: Vec<i64> = prometheus.kept.lock().unwrap().keys().map(|k| k.2).collect();
+            spans.sort();
+            spans
+        };
         for from in [60, 120, 180] {
-            pull(from, 300).await;
+            pull(from, 300 + from).await;
+            pull(0, 300 + from).await;
         }
-        let mut spans: Vec<i64> = prometheus.kept.lock().unwrap().keys().map(|k| k.2).collect();
-        spans.sort();
-        assert_eq!(spans, [0, 180_000]);
+        assert_eq!(spans(), [0, 180_000]);
+        // Two reads of other spans since: the two most recently read stay.
+        pull(240, 600).await;
+        pull(300, 600).await;
+        assert_eq!(spans(), [240_000, 300_000]);
         // A server the operator did not allow is sent nothing.
         let before = asked.load(Ordering::SeqCst);
         let elsewhere = Prometheus::allowing(Origins::parse("http://prometheus.internal:9090").unwrap());

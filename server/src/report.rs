@@ -259,12 +259,19 @@ impl Rollouts {
             }
         }
 
-        // The stage in force last (after a rollback, the one rolled back to, not the highest
-        // reached): its judgement (matrix, impact) and its treatment against the baseline that
+        // The stage whose treatment was served last (after a rollback, the one rolled back to,
+        // not the highest reached): its judgement (matrix, impact) and its treatment against the baseline that
         // was in force then.
         let judged_stage = match kind {
             Kind::Stage(index) => Some(index),
-            _ => stages.iter().filter_map(|l| l.spans.last().map(|span| (span.0, l.index))).max().map(|(_, index)| index),
+            // A rollback to "off" leaves stage 0 in force, which served no treatment: judge the
+            // last stay of a stage that did.
+            _ => stages
+                .iter()
+                .filter(|l| rollout.plan.stage(l.index).is_some_and(|s| s.flag.enabled))
+                .filter_map(|l| l.spans.last().map(|span| (span.0, l.index)))
+                .max()
+                .map(|(_, index)| index),
         };
         let (mut impact, mut matrix, mut comparison) = (None, None, None);
         if let Some(index) = judged_stage

@@ -25,6 +25,7 @@ mod webhooks;
 pub use accounts::{Credentials, Holder, LoginTally};
 pub use baselines::Baseline;
 pub use events::{Ingested, NewEvent, StageSpan};
+pub use guard::GuardLease;
 pub use idempotency::{Claim, Purged};
 pub use operations::Outbox;
 pub use reports::{NewTestResult, NotesSaved, ReportNotes, TestResult};

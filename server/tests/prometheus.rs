@@ -639,6 +639,15 @@ async fn plan_check_names_the_field_at_fault_and_live_shows_what_each_query_coun
     let treatment = exporter.truth("uploads_total", "treatment", "success");
     assert!(text.contains(r#"uploads_total{job="upload",arm="treatment"}["#), "{text}");
     assert!(text.contains(&format!("treatment: {treatment} uploads")), "{text}");
+    // A plan in a pull request that CI checks live cannot send the credentials CI holds to a
+    // server the operator did not allow: the command reads RAMPART_PROMETHEUS_ALLOW too.
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["plan", "check", "--live", &good])
+        .env("RAMPART_PROMETHEUS_ALLOW", "https://prometheus.internal:9090")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && text.contains("is not among the Prometheus servers this Rampart may read"), "{text}");
     // With the server gone, --live fails and says why; without --live the file is still fine.
     drop(prometheus);
     let (ok, text) = rampart(&["plan", "check", "--live", &good]);

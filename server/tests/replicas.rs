@@ -414,11 +414,10 @@ async fn migrate_as_the_next_release(pool: &PgPool) {
 async fn a_replica_runs_on_the_next_releases_schema_and_refuses_one_past_its_floor(pool: PgPool) {
     let known = server::db::newest_migration();
     migrate_as_the_next_release(&pool).await;
-    let applied = || async { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap() };
-    let before = applied().await;
+    // Before the fix, sqlx refused outright; then the retry waited forever on the migration lock
+    // the refused run had left on its pooled connection.
     let (ok, out) = support::rampart(&pool, &["migrate"]);
     assert!(ok, "this version migrates (nothing to do) beside the next release's schema: {out}");
-    assert_eq!(applied().await, before);
 
     let dir = std::env::temp_dir().join(format!("rampart-upgrade-{}-{}", std::process::id(), now_ms()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -442,10 +441,19 @@ async fn a_replica_runs_on_the_next_releases_schema_and_refuses_one_past_its_flo
     let response = client.post(format!("{}/api/v1/events", replica.base)).body(critical("upgrade-1")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     wait_until(Duration::from_secs(10), || async { room(&client, &replica.base).await["state"]["status"] == "rolled_back" }).await;
-    drop(replica);
 
-    // The release after raises the floor: this version refuses, naming both, and touches nothing.
+    // The release after raises the floor: the running replica stops being ready (a balancer
+    // takes it out), and a new start refuses, naming both releases.
     sqlx::query("UPDATE schema_floor SET oldest_binary = $1").bind(NEXT_RELEASE).execute(&pool).await.unwrap();
+    let response = reqwest::get(format!("{}/readyz", replica.base)).await.unwrap();
+    assert_eq!(response.status(), 503);
+    let ready: Value = response.json().await.unwrap();
+    assert_eq!(
+        ready["checks"][1]["detail"],
+        format!("the schema needs a binary that knows migration {NEXT_RELEASE}; this one knows up to {known}"),
+        "{ready}"
+    );
+    drop(replica);
     let (ok, out) = support::rampart(&pool, &["migrate"]);
     assert!(!ok, "{out}");
     assert!(
@@ -454,6 +462,16 @@ async fn a_replica_runs_on_the_next_releases_schema_and_refuses_one_past_its_flo
         )),
         "{out}"
     );
-    assert_eq!(applied().await, before);
+    // A migration this binary does not know below its own newest (another line's build) is
+    // refused whatever the floor says.
+    sqlx::query("UPDATE schema_floor SET oldest_binary = $1").bind(known).execute(&pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (0, 'stray', true, '\\x00', 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (ok, out) = support::rampart(&pool, &["migrate"]);
+    assert!(!ok && out.contains("migration 0, which this binary does not know although it knows later ones"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -549,6 +549,16 @@ async fn reports_judge_the_stage_in_force_against_the_baseline_of_its_time(pool:
     let (of, uploads) = compared(&stage2);
     assert!(of.ends_with("of stage 2 “10% rollout”."), "{of}");
     assert!(uploads.starts_with("| Uploads | 600 | 300 |"), "the baseline in force when stage 2 was left: {uploads}");
+
+    // Rolled back off (the default plan's target): stage 0 serves no treatment, so the final
+    // report still judges stage 1, the last stage that did.
+    let (status, body) = app.command_as(&ana, json!({ "command": "roll_back", "target": "off", "reason": "enough" })).await;
+    assert_eq!((status, body["stage"].as_u64()), (200, Some(0)), "{body}");
+    app.advance_clock_hours(1);
+    let (_, all) = text(&app.client, app.url("/status/1/report?format=md")).await;
+    let (of, uploads) = compared(&all);
+    assert!(of.ends_with("of stage 1 “1% rollout”."), "the last stage that served the treatment: {of}");
+    assert!(uploads.starts_with(&format!("| Uploads | {} |", thousands(900))), "{uploads}");
 }
 
 /// Review: an advance whose asker approved it at once (the plan allows self-approval) is named

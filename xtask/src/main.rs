@@ -473,11 +473,18 @@ impl TestDatabase {
 fn bench() -> Result {
     let project = Project::open()?;
     project.ensure_postgres()?;
-    project.ensure_unleash_edge()?;
+    // Edge is a comparison, not a requirement: without it the flag bench says so and goes on.
+    if let Err(error) = project.ensure_unleash_edge() {
+        eprintln!("xtask: Unleash Edge could not be installed ({error}); the flag bench runs without it");
+    }
     let database = TestDatabase::start(&project)?;
     let result = step(
         "running the benchmarks (release build)",
-        project.cargo().args(["bench", "-p", "server"]).env("DATABASE_URL", database.url("postgres")),
+        project
+            .cargo()
+            .args(["bench", "-p", "server"])
+            .env("DATABASE_URL", database.url("postgres"))
+            .env("UNLEASH_EDGE", cargo_bin("unleash-edge")),
     );
     database.stop();
     result

@@ -44,10 +44,11 @@ struct Readiness {
 }
 
 async fn readyz(State(state): State<ApiState>) -> Response {
-    let (database, migrations) = match state.store.applied_migrations().await {
-        Ok(applied) => {
+    let read = async { Ok::<_, crate::store::StoreError>((state.store.applied_migrations().await?, state.store.schema_floor().await?)) };
+    let (database, migrations) = match read.await {
+        Ok((applied, floor)) => {
             let expected: Vec<i64> = crate::db::MIGRATOR.iter().map(|m| m.version).collect();
-            (Check { name: "database", ok: true, detail: "reachable".into() }, migrations_check(&applied, &expected))
+            (Check { name: "database", ok: true, detail: "reachable".into() }, migrations_check(&applied, &expected, floor))
         }
         Err(error) => {
             tracing::warn!(%error, "readiness: database unreachable");
@@ -65,11 +66,19 @@ async fn readyz(State(state): State<ApiState>) -> Response {
 }
 
 /// Current when every migration this binary knows is applied. Newer ones (a newer replica
-/// migrated during a rolling upgrade) are fine: migrations keep the old schema readable.
-pub fn migrations_check(applied: &[i64], expected: &[i64]) -> Check {
+/// migrated during a rolling upgrade) are fine while the schema's `floor` (the oldest binary
+/// that may run on it, by the newest migration it knows) is not past this binary: a running
+/// replica learns here, not only at its next start, that a release raised it.
+pub fn migrations_check(applied: &[i64], expected: &[i64], floor: i64) -> Check {
     let missing: Vec<String> = expected.iter().filter(|v| !applied.contains(v)).map(i64::to_string).collect();
     let newer = applied.iter().filter(|v| !expected.contains(v)).count();
+    let known = expected.iter().max().copied().unwrap_or(0);
     match (missing.is_empty(), newer) {
+        _ if floor > known => Check {
+            name: "migrations",
+            ok: false,
+            detail: format!("the schema needs a binary that knows migration {floor}; this one knows up to {known}"),
+        },
         (false, _) => Check { name: "migrations", ok: false, detail: format!("not applied: {}", missing.join(", ")) },
         (true, 0) => Check { name: "migrations", ok: true, detail: format!("{} applied, all current", applied.len()) },
         (true, newer) => {
@@ -166,12 +175,15 @@ mod tests {
 
     #[test]
     fn migrations_are_current_when_every_known_one_is_applied_even_with_newer_ones() {
-        assert!(migrations_check(&[1, 2, 3], &[1, 2, 3]).ok);
-        let newer = migrations_check(&[1, 2, 3, 4], &[1, 2, 3]);
+        assert!(migrations_check(&[1, 2, 3], &[1, 2, 3], 1).ok);
+        let newer = migrations_check(&[1, 2, 3, 4], &[1, 2, 3], 3);
         assert!(newer.ok);
         assert_eq!(newer.detail, "4 applied; 1 newer than this binary");
-        let behind = migrations_check(&[1, 2], &[1, 2, 3, 4]);
+        let behind = migrations_check(&[1, 2], &[1, 2, 3, 4], 1);
         assert!(!behind.ok);
         assert_eq!(behind.detail, "not applied: 3, 4");
+        let past = migrations_check(&[1, 2, 3, 4], &[1, 2, 3], 4);
+        assert!(!past.ok, "a floor past this binary: it must be replaced");
+        assert_eq!(past.detail, "the schema needs a binary that knows migration 4; this one knows up to 3");
     }
 }

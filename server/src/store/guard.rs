@@ -11,9 +11,9 @@ const GUARD_LOCK: (i32, i32) = (7002, 0);
 
 /// How long a lease may sit idle before Postgres ends it: a replica frozen while it holds the
 /// lease (stopped, swapped out, its event loop stuck) gives it up to another after this. A tick
-/// works on other connections and the lease's own connection is idle throughout, so this is
-/// also the longest a tick can run holding it; a tick outliving it ends unguarded and its
-/// release reports the closed connection.
+/// works on other connections and renews the lease ([`GuardLease::renew`]) before each
+/// rollout and before acting on one, so only a tick stalled this long between two renewals
+/// loses it — and then stops at its next renewal instead of acting beside the new holder.
 pub const GUARD_LEASE_IDLE: &str = "30s";
 
 /// The right to run one guard tick: a transaction holding the guard's advisory lock,
@@ -23,6 +23,13 @@ pub struct GuardLease(Transaction<'static, Postgres>);
 impl GuardLease {
     pub async fn release(self) -> Result<()> {
         Ok(self.0.rollback().await?)
+    }
+
+    /// Proves the lease is still held and restarts its idle clock; an error when Postgres ended
+    /// it (idle past [`GUARD_LEASE_IDLE`]: another process may hold the guard now).
+    pub async fn renew(&mut self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&mut *self.0).await?;
+        Ok(())
     }
 }
 

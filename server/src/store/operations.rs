@@ -56,4 +56,10 @@ impl Store {
         let versions = sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version");
         Ok(versions.fetch_all(self.pool()).await?)
     }
+
+    /// The oldest binary (by the newest migration it knows) that may run on the schema
+    /// (`schema_floor`, migration 0021; checked at run time like the table above).
+    pub async fn schema_floor(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar::<_, i64>("SELECT oldest_binary FROM schema_floor").fetch_one(self.pool()).await?)
+    }
 }
