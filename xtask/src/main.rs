@@ -37,6 +37,8 @@ const BINARYEN: &str = "binaryen@132";
 const WASM_BUDGET_BROTLI: usize = 620_000;
 /// The Unleash Edge the flag benchmark runs beside Rampart (named in its table).
 const UNLEASH_EDGE_VERSION: &str = "19.15.1";
+/// The Swagger UI its build embeds (utoipa-swagger-ui 9.0.2's default), taken from npm.
+const SWAGGER_UI_VERSION: &str = "5.17.14";
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -158,13 +160,35 @@ impl Project {
     }
 
     /// Unleash Edge, built from crates.io (offline mode needs no Unleash server): what the flag
-    /// benchmark compares evaluation with. About 10 minutes the first time on two cores.
+    /// benchmark compares evaluation with. About 10 minutes the first time on two cores. Its
+    /// build downloads Swagger UI from GitHub, which these machines cannot reach: the same
+    /// release comes from npm (`swagger-ui-dist`) and is handed to the build as the zip it
+    /// expects (`SWAGGER_UI_DOWNLOAD_URL=file://…`, a top folder holding `dist/`).
     fn ensure_unleash_edge(&self) -> Result {
         if cargo_bin("unleash-edge").is_file() {
             return Ok(());
         }
+        self.ensure_node()?;
+        let dir = self.root.join("target/unleash-edge");
+        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let package = format!("swagger-ui-dist@{SWAGGER_UI_VERSION}");
+        step(&format!("fetching {package} (npm)"), Command::new("npm").args(["pack", "--silent", &package]).current_dir(&dir))?;
+        let zip = dir.join(format!("swagger-ui-{SWAGGER_UI_VERSION}.zip"));
+        let script = format!(
+            "import os, tarfile, zipfile\n\
+             with tarfile.open('swagger-ui-dist-{v}.tgz') as tar, zipfile.ZipFile('{zip}', 'w') as out:\n\
+             \x20   out.writestr('swagger-ui-{v}/', '')\n\
+             \x20   for member in tar.getmembers():\n\
+             \x20       if member.isfile():\n\
+             \x20           out.writestr('swagger-ui-{v}/dist/' + member.name.split('/', 1)[1], tar.extractfile(member).read())\n",
+            v = SWAGGER_UI_VERSION,
+            zip = zip.display()
+        );
+        step("repacking Swagger UI as the zip Edge's build expects", Command::new("python3").args(["-c", &script]).current_dir(&dir))?;
         let mut install = Command::new("cargo");
-        install.args(["install", "unleash-edge", "--version", UNLEASH_EDGE_VERSION, "--no-default-features", "--locked"]);
+        install
+            .args(["install", "unleash-edge", "--version", UNLEASH_EDGE_VERSION, "--no-default-features", "--locked"])
+            .env("SWAGGER_UI_DOWNLOAD_URL", format!("file://{}", zip.display()));
         step(&format!("installing Unleash Edge {UNLEASH_EDGE_VERSION} (cargo install)"), &mut install)
     }
 

@@ -21,7 +21,6 @@ use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
 
 /// The control room's checklist forms, beside the page they come from.
 pub fn pages() -> Router<ApiState> {
@@ -216,29 +215,13 @@ async fn show(State(state): State<ApiState>, Path(id): Path<i64>) -> Result<Json
 }
 
 /// Server-sent events: `changed` whenever the rollout changes (a command, a tick, an alert, the
-/// guard loop, new metrics), at most four a second; `retry: 1000` so browsers reconnect within a
-/// second of a server restart. Pages refetch their snapshot on each message and on reconnect.
+/// guard loop, new metrics), at once after a quiet spell and at most four a second
+/// ([`crate::live::throttled`]); `retry: 1000` so browsers reconnect within a second of a
+/// server restart. Pages refetch their snapshot on each message and on reconnect.
 async fn live(State(state): State<ApiState>, Path(id): Path<i64>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let receiver = state.live.subscribe();
     let first = Event::default().retry(Duration::from_secs(1)).event("hello").data(id.to_string());
-    let changes = stream::unfold(receiver, move |mut receiver| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(Some(changed)) if changed != id => continue,
-                Ok(_) | Err(RecvError::Lagged(_)) => {
-                    // Coalesce a burst (an ingest and the guard's rollback, say) into one message.
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    while !receiver.is_empty() {
-                        if receiver.try_recv().is_err() {
-                            break;
-                        }
-                    }
-                    return Some((Ok(Event::default().event("changed").data(id.to_string())), receiver));
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        }
-    });
+    let changes =
+        crate::live::throttled(state.live.subscribe(), id).map(move |()| Ok(Event::default().event("changed").data(id.to_string())));
     let stream = stream::once(async move { Ok(first) }).chain(changes).take_until(state.stopping.stopped()).chain(goodbye());
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
