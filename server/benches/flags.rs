@@ -252,7 +252,7 @@ const EDGE_TOKEN: &str = "*:development.rampart-bench";
 struct Edge {
     child: std::process::Child,
     base: String,
-    /// Its row's name in the table, with the version it reports.
+    /// Its row's name in the table, with its version.
     label: String,
 }
 
@@ -269,20 +269,15 @@ impl Edge {
                              "parameters": { "rollout": "10", "stickiness": "userId", "groupId": "async_upload" } }]
         }]});
         std::fs::write(&bootstrap, features.to_string()).unwrap();
-        let version = std::process::Command::new(&binary)
-            .arg("--version")
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-        let label = format!(
-            "{} (offline), `GET /api/frontend?userId=…`",
-            version.filter(|v| !v.is_empty()).unwrap_or_else(|| "Unleash Edge".into())
-        );
+        // Edge has no `--version`: xtask says which it installed.
+        let version = std::env::var("UNLEASH_EDGE_VERSION").unwrap_or_else(|_| "(version not given)".into());
+        let label = format!("Unleash Edge {version} (offline), `GET /api/frontend?userId=…`");
         let port = support::process::free_port();
         let child = std::process::Command::new(binary)
             .args(["--workers", "1", "--interface", "127.0.0.1", "--port", &port.to_string(), "offline", "--bootstrap-file"])
             .arg(&bootstrap)
-            .args(["--frontend-tokens", EDGE_TOKEN])
+            // Offline mode starts only with a client token too; the bench asks as a frontend.
+            .args(["--client-tokens", "*:development.rampart-bench-client", "--frontend-tokens", EDGE_TOKEN])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

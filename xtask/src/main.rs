@@ -508,7 +508,8 @@ fn bench() -> Result {
             .cargo()
             .args(["bench", "-p", "server"])
             .env("DATABASE_URL", database.url("postgres"))
-            .env("UNLEASH_EDGE", cargo_bin("unleash-edge")),
+            .env("UNLEASH_EDGE", cargo_bin("unleash-edge"))
+            .env("UNLEASH_EDGE_VERSION", UNLEASH_EDGE_VERSION),
     );
     database.stop();
     result
