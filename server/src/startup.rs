@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::config::ServeConfig;
 use crate::flags::Flags;
 use crate::guard::Guard;
-use crate::http::{self, ApiState};
+use crate::http::{self, ApiState, Shared};
 use crate::metrics::Metrics;
 use crate::service::Rollouts;
 use crate::store::Store;
@@ -143,7 +143,7 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
         })
         .fallback(leptos_axum::file_and_error_handler(page))
         .with_state(leptos_options)
-        .merge(http::router(ApiState {
+        .merge(http::router(ApiState::new(Shared {
             rollouts,
             flags,
             metrics,
@@ -155,8 +155,8 @@ pub async fn build(config: &ServeConfig, listener: TcpListener, pool: PgPool, cl
             telemetry: telemetry.clone(),
             guard_interval,
             stopping,
-        }))
-        .layer(axum::middleware::from_fn_with_state(auth, http::auth::authorize))
+        })))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(auth), http::auth::authorize))
         // Outside the access check, so refused requests are counted too.
         .layer(axum::middleware::from_fn_with_state(telemetry, http::operations::record_request));
     Ok(Application { listener, router: harden(router, config.trusted_proxies.clone()), stop, guard, webhooks, setup_link })

@@ -13,6 +13,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use std::sync::Arc;
 
 /// What a route takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +89,7 @@ fn is_public_page(path: &str) -> bool {
 
 /// The middleware: identifies the caller, puts the [`Principal`] into the request, and refuses
 /// what it may not do.
-pub async fn authorize(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
+pub async fn authorize(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
     // HEAD is judged exactly as the GET it stands for.
     let method = if request.method() == Method::HEAD { Method::GET } else { request.method().clone() };
     // The WASM, scripts, styles and icons are public and need no database lookup.

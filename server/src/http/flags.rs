@@ -140,6 +140,6 @@ async fn events(State(state): State<ApiState>) -> Sse<impl Stream<Item = Result<
             Err(RecvError::Closed) => None,
         }
     });
-    let stream = stream.take_until(state.stopping.stopped()).chain(super::rollouts::goodbye());
+    let stream = stream.take_until(state.stopping.clone().stopped()).chain(super::rollouts::goodbye());
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

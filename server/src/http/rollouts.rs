@@ -222,7 +222,7 @@ async fn live(State(state): State<ApiState>, Path(id): Path<i64>) -> Sse<impl St
     let first = Event::default().retry(Duration::from_secs(1)).event("hello").data(id.to_string());
     let changes =
         crate::live::throttled(state.live.subscribe(), id).map(move |()| Ok(Event::default().event("changed").data(id.to_string())));
-    let stream = stream::once(async move { Ok(first) }).chain(changes).take_until(state.stopping.stopped()).chain(goodbye());
+    let stream = stream::once(async move { Ok(first) }).chain(changes).take_until(state.stopping.clone().stopped()).chain(goodbye());
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
