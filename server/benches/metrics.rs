@@ -3,9 +3,11 @@
 //!   at once) and through `rampart import`, each against a fair baseline run just before it:
 //!   the same rows with binary `COPY` straight into their days' partitions (the format and
 //!   tables the store writes), on as many connections at once as the path uses (one, four, or
-//!   the importer's two), every path starting from empty tables; for two shapes of traffic: live (what the services send: the
-//!   last ten minutes) and a 48-hour backfill (a log file from the past, ~70 events a minute,
-//!   so nearly every event opens rollup rows of its own);
+//!   the importer's two), every path starting from empty tables; an HTTP path also beside the
+//!   same batches copied each in a committed transaction of its own (what Postgres alone costs
+//!   a path that acknowledges every batch durably); for two shapes of traffic: live (what the
+//!   services send: the last ten minutes) and a 48-hour backfill (a log file from the past, ~70
+//!   events a minute, so nearly every event opens rollup rows of its own);
 //! - window query time (a stage's 48-hour gate window, and the guard loop's 5-minute window)
 //!   over 1 M and then 10 M stored events;
 //! - the gate window over HTTP as the control room asks for it, on the largest store: a server's
@@ -52,8 +54,11 @@ fn main() {
     println!("# Metrics benchmark ({sample} events per ingest path)\n");
     let token = server_rt.block_on(bench_token(&pool));
     println!("## Ingest\n");
-    println!("| traffic | path | events/s | binary `COPY` into the partitions, as many connections, just before (events/s) | vs COPY |");
-    println!("|---|---|---:|---:|---:|");
+    println!(
+        "| traffic | path | events/s | binary `COPY` into the partitions, as many connections, just before (events/s) | vs COPY \
+         | the same batches by `COPY`, each committed (events/s) | vs batched COPY |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
     let shapes = [("live (the last 10 minutes)", 10 * 60_000), ("backfill (48 hours)", 48 * HOUR)];
     for (seed, (shape, span)) in shapes.into_iter().enumerate() {
         // The same rows for every path, 10% treatment.
@@ -65,23 +70,34 @@ fn main() {
         // median of the runs' ratios counts.
         // The fair baseline of a path with `connections` connections: binary COPY straight into
         // the days' partitions, as the store writes, on as many connections at once.
-        let compare = |path: String, connections: usize, run: &dyn Fn() -> f64| {
-            let mut pairs: Vec<(f64, f64)> = (0..runs)
+        // A path with batches is also set beside the same batches copied each in a transaction
+        // of its own, measured in the same run.
+        let compare = |path: String, connections: usize, batches: Option<usize>, run: &dyn Fn() -> f64| {
+            let mut runs: Vec<(f64, Option<f64>, f64)> = (0..runs)
                 .map(|_| {
                     server_rt.block_on(empty(&pool));
-                    let copy_rate = server_rt.block_on(copy(&pool, &events, connections));
+                    let copy_rate = server_rt.block_on(copy(&pool, &events, connections, None));
+                    let batched_rate = batches.map(|size| {
+                        server_rt.block_on(empty(&pool));
+                        server_rt.block_on(copy(&pool, &events, connections, Some(size)))
+                    });
                     server_rt.block_on(empty(&pool));
-                    (copy_rate, run())
+                    (copy_rate, batched_rate, run())
                 })
                 .collect();
-            pairs.sort_by(|a, b| (a.1 / a.0).total_cmp(&(b.1 / b.0)));
+            runs.sort_by(|a, b| (a.2 / a.0).total_cmp(&(b.2 / b.0)));
             eprintln!(
-                "({shape}, {path}: {:.0?} events/s, after COPY at {:.0?})",
-                pairs.iter().map(|p| p.1).collect::<Vec<_>>(),
-                pairs.iter().map(|p| p.0).collect::<Vec<_>>()
+                "({shape}, {path}: {:.0?} events/s, after COPY at {:.0?}, batched COPY at {:.0?})",
+                runs.iter().map(|r| r.2).collect::<Vec<_>>(),
+                runs.iter().map(|r| r.0).collect::<Vec<_>>(),
+                runs.iter().map(|r| r.1).collect::<Vec<_>>()
             );
-            let (copy_rate, rate) = pairs[pairs.len() / 2];
-            println!("| {shape} | {path} | {rate:.0} | {copy_rate:.0} | {:.0}% |", rate / copy_rate * 100.0);
+            let (copy_rate, batched_rate, rate) = runs[runs.len() / 2];
+            let batched = match batched_rate {
+                Some(batched) => format!("{batched:.0} | {:.0}%", rate / batched * 100.0),
+                None => "— | —".into(),
+            };
+            println!("| {shape} | {path} | {rate:.0} | {copy_rate:.0} | {:.0}% | {batched} |", rate / copy_rate * 100.0);
         };
         for (batch, senders) in HTTP_PATHS.into_iter().filter(|(b, _)| only_batch.is_none_or(|o| o == *b)) {
             let path = match senders {
@@ -89,7 +105,7 @@ fn main() {
                 n => format!("`POST /api/v1/events`, NDJSON batches of {batch}, {n} senders at once"),
             };
             let bodies = ndjson_bodies(&events, batch, senders);
-            compare(path, senders, &|| {
+            compare(path, senders, Some(batch), &|| {
                 // The request bodies are written before the clock starts, as the baseline's CSV
                 // is; timed until the last reply, and the rollups have folded the last batch's
                 // deltas in: all the work the batches caused.
@@ -102,7 +118,7 @@ fn main() {
         }
         if only_batch.is_none() {
             // The importer stores two batches at once.
-            compare("`rampart import FILE`".into(), 2, &|| import(&bench_url, &events));
+            compare("`rampart import FILE`".into(), 2, None, &|| import(&bench_url, &events));
         }
         server_rt.block_on(empty(&pool));
         if only_batch.is_some() {
@@ -245,15 +261,20 @@ fn generate(model: &mut Model, n: usize, from: i64, to: i64) -> Vec<serde_json::
 
 /// The baseline: the same rows straight into their days' partitions with binary `COPY` (the
 /// format and tables the store writes), split over `connections` connections at once as the
-/// path's senders are; the rows are encoded before the clock starts.
-async fn copy(pool: &PgPool, events: &[serde_json::Value], connections: usize) -> f64 {
+/// path's senders are; the rows are encoded before the clock starts. With `batches`, the rows
+/// go as the path's batches do, dealt out to the connections alike: each batch a transaction of
+/// its own, a `COPY` per day and a commit (what Postgres itself costs a path that acknowledges
+/// each batch durably); without, each connection's share is one `COPY` per day, committed once.
+async fn copy(pool: &PgPool, events: &[serde_json::Value], connections: usize, batches: Option<usize>) -> f64 {
     use server::store::copy::{BinaryRows, copy_in};
+    type Days = std::collections::BTreeMap<String, BinaryRows>;
     let parsed: Vec<_> = events.iter().map(|e| parse_value(e).unwrap()).collect();
-    let per = parsed.len().div_ceil(connections);
-    let mut work = Vec::new();
-    for part in parsed.chunks(per) {
-        let mut days: std::collections::BTreeMap<String, BinaryRows> = std::collections::BTreeMap::new();
-        for p in part {
+    let size = batches.unwrap_or(parsed.len().div_ceil(connections));
+    // Per connection, its transactions; per transaction, its rows by day.
+    let mut work: Vec<Vec<Days>> = (0..connections).map(|_| Vec::new()).collect();
+    for (n, chunk) in parsed.chunks(size).enumerate() {
+        let mut days = Days::new();
+        for p in chunk {
             let day = chrono::DateTime::from_timestamp_millis(p.at.millis()).unwrap().format("events_%Y%m%d").to_string();
             days.entry(day)
                 .or_insert_with(|| BinaryRows::new(14))
@@ -273,21 +294,25 @@ async fn copy(pool: &PgPool, events: &[serde_json::Value], connections: usize) -
                 .bool(p.critical)
                 .optional_int8(None);
         }
-        work.push(days);
+        work[n % connections].push(days);
     }
     let mut conns = Vec::new();
-    for _ in 0..work.len() {
+    for _ in 0..connections {
         conns.push(pool.acquire().await.unwrap());
     }
     let started = Instant::now();
-    let stored: u64 = futures_util::future::join_all(conns.iter_mut().zip(work).map(|(conn, days)| async move {
+    let stored: u64 = futures_util::future::join_all(conns.iter_mut().zip(work).map(|(conn, transactions)| async move {
         let mut stored = 0;
-        for (table, rows) in days {
-            let statement = format!(
-                "COPY {table} (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb, provider, file_type, \
-                 size_bytes, error_kind, critical, unit_key) FROM STDIN WITH (FORMAT binary)"
-            );
-            stored += copy_in(conn, &statement, rows).await.unwrap();
+        for days in transactions {
+            let mut tx = sqlx::Acquire::begin(&mut **conn).await.unwrap();
+            for (table, rows) in days {
+                let statement = format!(
+                    "COPY {table} (rollout_id, at, event_id, stage, variant, outcome, latency_ms, memory_mb, provider, file_type, \
+                     size_bytes, error_kind, critical, unit_key) FROM STDIN WITH (FORMAT binary)"
+                );
+                stored += copy_in(&mut tx, &statement, rows).await.unwrap();
+            }
+            tx.commit().await.unwrap();
         }
         stored
     }))
