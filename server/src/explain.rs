@@ -12,6 +12,7 @@ use app::domain::guard::{self, Breach, Decision};
 use app::domain::matrix::MatrixView;
 use app::domain::receipt::{Method, RULE_VERSION, Receipt};
 use app::domain::rollout::Rollout;
+use app::domain::source::Problem;
 use app::domain::units::{Span, StageIndex, Timestamp};
 use serde::Deserialize;
 
@@ -174,9 +175,16 @@ async fn explain_rollback(store: &Store, metrics: &Metrics, rollout_id: i64, sto
     let soak = rollout.plan.stage(StageIndex(stored.stage)).map_or(Span::ZERO, |s| s.soak);
     // The guard read every minute up to one past the decision; so does the recomputation.
     let until = Timestamp(stored.window.to.millis() + 60_000);
-    let rows = metrics.stage_evidence(&rollout.plan, rollout_id, stored.stage as i32, stored.window.from, until).await?.rows;
-    let evidence = guard::StageEvidence { minutes: &rows.treatment, soak };
-    let assessment = guard::assess(&rollout.plan.guardrails, evidence, &stored.reference, &[], stored.window.to);
+    let stage = StageIndex(stored.stage);
+    let evidence = metrics.stage_evidence(&rollout.plan, rollout_id, stored.stage as i32, stored.window.from, until).await?;
+    let rows = &evidence.rows;
+    let minutes = guard::StageEvidence { minutes: &rows.treatment, soak };
+    let mut assessment = guard::assess(&rollout.plan.guardrails, minutes, &stored.reference, &[], stored.window.to);
+    // Decided as the guard decides on figures its source cannot vouch for: only a critical error.
+    if let (Some(problem), Some(source)) = (&evidence.problem, rollout.plan.source_for(stage)) {
+        say_unvouched(problem, text);
+        assessment = guard::unvouched(assessment, &problem.to_string(), source.alert_after, &[], stored.window.to);
+    }
     let recomputed: Vec<&Breach> =
         assessment.decisions.iter().filter_map(|d| if let Decision::RollBack(b) = d { Some(b) } else { None }).collect();
 
@@ -216,9 +224,13 @@ async fn explain_gates(store: &Store, metrics: &Metrics, rollout_id: i64, stored
     };
     // The gates read every minute from the stage's start to one past the moment of judging.
     let until = Timestamp(judged.to.millis() + 60_000);
-    let rows = metrics.stage_evidence(&rollout.plan, rollout_id, stage.0 as i32, judged.from, until).await?.rows;
+    let evidence = metrics.stage_evidence(&rollout.plan, rollout_id, stage.0 as i32, judged.from, until).await?;
+    let rows = &evidence.rows;
     let memory_limit = rollout.plan.guardrails.auto_rollback.memory_above_baseline.get();
     let mut again = gates::evaluate(criteria, &rows.treatment(), &rows.control(), &reference, memory_limit, judged);
+    if let Some(problem) = &evidence.problem {
+        say_unvouched(problem, text);
+    }
     // The end-to-end matrix, from the same stage's detailed rollups.
     if let (Some(matrix), true) = (&rollout.plan.matrix, stored.gates.iter().any(|g| g.criterion == Criterion::Matrix)) {
         let cells = metrics.matrix_rows(rollout_id, stage.0 as i32, judged.from, until).await?;
@@ -236,6 +248,7 @@ async fn explain_gates(store: &Store, metrics: &Metrics, rollout_id: i64, stored
         let check = SampleRatio::check(treatment, control, r.threshold_rate * 100.0);
         again.extend(check.map(|c| SampleRatio { from: r.from, ..c.with_units(units) }.gate(judged.to)));
     }
+    crate::service::vouch(&mut again, &rollout.plan, stage, &evidence);
 
     let mut all_same = true;
     for gate in stored.gates.iter().filter(|g| g.receipt.is_some()) {
@@ -248,4 +261,12 @@ async fn explain_gates(store: &Store, metrics: &Metrics, rollout_id: i64, stored
         all_same &= compare(gate.receipt.as_ref().expect("filtered"), recomputed.and_then(|r| r.receipt.as_ref()), text);
     }
     Ok(all_same)
+}
+
+/// Says that the recomputation's pull had a problem: its figures decide nothing, as they did not
+/// when the guard or the gates met one.
+fn say_unvouched(problem: &Problem, text: &mut String) {
+    text.push_str(&format!(
+        "\nThe metric source cannot vouch for these minutes now: {problem}. They are judged as the live rules judge such figures (not at all, but for a critical error).\n"
+    ));
 }

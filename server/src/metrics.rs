@@ -241,6 +241,15 @@ impl Routes {
     }
 }
 
+/// A stage's span whose figures the metric source could not vouch for when read, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unvouched {
+    pub stage: i32,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub problem: String,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     store: Store,
@@ -501,20 +510,28 @@ impl Metrics {
         spans: &[StageSpan],
         from: Timestamp,
         to: Timestamp,
-    ) -> Result<WindowView, AppError> {
-        let mut rows = Vec::new();
+    ) -> Result<(WindowView, Vec<Unvouched>), AppError> {
+        let (mut rows, mut unvouched) = (Vec::new(), Vec::new());
+        // Whole minutes, the one `from` falls in included (as the event store's window reads).
+        let first_minute = Timestamp(from.millis().div_euclid(60_000) * 60_000);
         for span in spans.iter().filter(|s| s.from < to && s.to.is_none_or(|end| end > from)) {
             let end = span.to.unwrap_or(to).min(to);
             let evidence = self.stage_evidence(plan, rollout_id, span.stage, span.from, Timestamp(end.millis() + 60_000)).await?;
+            if let Some(problem) = evidence.problem {
+                unvouched.push(Unvouched { stage: span.stage, from: span.from.max(from), to: end, problem: problem.to_string() });
+            }
             let StageRows { control, treatment } = evidence.rows;
             for (variant, minutes) in [(Variant::Control, control), (Variant::Treatment, treatment)] {
                 rows.extend(
-                    minutes.into_iter().filter(|(minute, _)| *minute >= from && *minute < to).map(|(minute, s)| (minute, variant, s)),
+                    minutes
+                        .into_iter()
+                        .filter(|(minute, _)| *minute >= first_minute && *minute < to)
+                        .map(|(minute, s)| (minute, variant, s)),
                 );
             }
         }
         rows.sort_by_key(|(minute, _, _)| *minute);
-        self.window_of(rollout_id, from, to, rows).await
+        Ok((self.window_of(rollout_id, from, to, rows).await?, unvouched))
     }
 
     /// The window over rows of (minute, arm, stats), oldest first.

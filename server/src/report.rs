@@ -12,8 +12,9 @@ pub mod inline;
 pub mod render;
 mod svg;
 
+use crate::metrics::Unvouched;
 use crate::service::Rollouts;
-use crate::store::{AuditQuery, INCIDENTS, ReportNotes, StoreError, StoredRollout};
+use crate::store::{AuditQuery, INCIDENTS, ReportNotes, StageSpan, StoreError, StoredRollout};
 use app::domain::gates::{Gate, Judged};
 use app::domain::impact::Impact;
 use app::domain::matrix::MatrixView;
@@ -57,6 +58,9 @@ pub struct Report {
     /// Rollbacks, alerts, pauses and overrides, oldest first.
     pub incidents: Vec<AuditEntry>,
     pub charts: Vec<Chart>,
+    /// The spans charted whose figures the metric source could not vouch for when the report
+    /// was made (a Prometheus pull with a problem), oldest first.
+    pub unvouched: Vec<Unvouched>,
     /// The baseline beside the treatment of the last stage covered (`None` without a baseline).
     pub comparison: Option<Comparison>,
     pub impact: Option<Impact>,
@@ -238,9 +242,9 @@ impl Rollouts {
         }
 
         // Charts: one per stage span in range (the daily report: one over the day).
-        let mut charts = Vec::new();
+        let (mut charts, mut unvouched) = (Vec::new(), Vec::new());
         match kind {
-            Kind::Daily => charts.push(self.chart("The last 24 hours".into(), id, from, to).await?),
+            Kind::Daily => charts.push(self.chart("The last 24 hours".into(), &rollout, &spans, (from, to), &mut unvouched).await?),
             _ => {
                 for line in &stages {
                     for (k, (entered, left, _)) in line.spans.iter().enumerate() {
@@ -253,7 +257,7 @@ impl Rollouts {
                         let title = format!("Stage {} “{}” at {}{again}", line.index.0, line.name, line.flag);
                         // A window reads at most 31 days: a longer stage shows its last 31.
                         let a = a.max(Timestamp(b.millis() - crate::metrics::MAX_WINDOW.millis()));
-                        charts.push(self.chart(title, id, a, b).await?);
+                        charts.push(self.chart(title, &rollout, &spans, (a, b), &mut unvouched).await?);
                     }
                 }
             }
@@ -341,6 +345,7 @@ impl Rollouts {
             advances,
             incidents,
             charts,
+            unvouched,
             comparison,
             impact,
             matrix,
@@ -369,8 +374,27 @@ impl Rollouts {
         Ok(rows)
     }
 
-    async fn chart(&self, title: String, id: i64, from: Timestamp, to: Timestamp) -> Result<Chart, AppError> {
-        let window = self.metrics().window(id, from, to, &crate::store::RollupFilter::default()).await?;
+    /// A chart of `[from, to)`, from the source each stage in it reads (the event store, or
+    /// Prometheus span by span); spans whose pull had a problem are added to `unvouched`.
+    async fn chart(
+        &self,
+        title: String,
+        rollout: &StoredRollout,
+        spans: &[StageSpan],
+        (from, to): (Timestamp, Timestamp),
+        unvouched: &mut Vec<Unvouched>,
+    ) -> Result<Chart, AppError> {
+        let window = if rollout.plan.sources().is_empty() {
+            self.metrics().window(rollout.id, from, to, &crate::store::RollupFilter::default()).await?
+        } else {
+            let (window, problems) = self.metrics().window_by_stage(&rollout.plan, rollout.id, spans, from, to).await?;
+            for problem in problems {
+                if !unvouched.contains(&problem) {
+                    unvouched.push(problem);
+                }
+            }
+            window
+        };
         let points = window.series.into_iter().map(|p| (p.at, p.treatment, p.control)).collect();
         Ok(Chart { title, from, to, step_minutes: window.step_minutes, points })
     }

@@ -10,9 +10,10 @@ use app::domain::access::{Permission, Principal};
 use app::domain::gates::{self, Gate, Judged, Reference};
 use app::domain::impact::{self, Impact};
 use app::domain::matrix::MatrixView;
-use app::domain::plan::StageFlag;
+use app::domain::plan::{Plan, StageFlag};
 use app::domain::readiness;
 use app::domain::rollout::{Actor, Command, Context, Rollout, Status, Transition, apply, served_flag};
+use app::domain::source::Evidence;
 use app::domain::stats::Summary;
 use app::domain::units::{StageIndex, Timestamp, Version};
 use app::domain::webhook::Event;
@@ -225,12 +226,7 @@ impl Rollouts {
         if stage.requires_performance_validated {
             judged.push(impact.as_ref().map_or_else(Impact::unmeasured_gate, Impact::gate));
         }
-        if let Some(problem) = &evidence.problem {
-            gates::unvouched(&mut judged, &problem.to_string());
-        } else if rollout.plan.source_for(index).is_some_and(|s| s.memory.is_none()) {
-            let memory = judged.iter_mut().filter(|g| g.criterion == gates::Criterion::Memory);
-            gates::unvouched(memory, "the rollout's metric source reads no memory (add `memory` to [metrics_source])");
-        }
+        vouch(&mut judged, &rollout.plan, index, &evidence);
         let source_ok = evidence.problem.is_none();
         Ok(StageJudgement {
             gates: judged,
@@ -401,7 +397,7 @@ impl RolloutService for Rollouts {
         let window = if rollout.plan.sources().is_empty() {
             self.metrics.window(rollout_id, from, to, &RollupFilter::default()).await?
         } else {
-            self.metrics.window_by_stage(&rollout.plan, rollout_id, &spans, from, to).await?
+            self.metrics.window_by_stage(&rollout.plan, rollout_id, &spans, from, to).await?.0
         };
         let mut total = 0;
         let points = window
@@ -611,5 +607,17 @@ fn audit_record(
             "reference": reference,
             "source": (!pulled.is_empty()).then_some(pulled),
         }),
+    }
+}
+
+/// Makes the gates judged on `evidence` inconclusive where the stage's metric source cannot
+/// vouch for them, saying why: all of them when its pull had a problem, the memory gate when
+/// it reads no memory. (The live judgement and `rampart explain`'s recomputation alike.)
+pub(crate) fn vouch(judged: &mut [Gate], plan: &Plan, index: StageIndex, evidence: &Evidence) {
+    if let Some(problem) = &evidence.problem {
+        gates::unvouched(judged.iter_mut(), &problem.to_string());
+    } else if plan.source_for(index).is_some_and(|s| s.memory.is_none()) {
+        let memory = judged.iter_mut().filter(|g| g.criterion == gates::Criterion::Memory);
+        gates::unvouched(memory, "the rollout's metric source reads no memory (add `memory` to [metrics_source])");
     }
 }

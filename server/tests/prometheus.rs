@@ -532,6 +532,13 @@ async fn a_plan_on_prometheus_passes_and_rolls_back_as_the_same_traffic_sent_as_
         assert_eq!((total("treatment"), total("control")), (12_000, 2_000), "{source}: {series}");
     }
 
+    // So do the stage's report charts, and a source that answered adds no caveat to it.
+    for (app, source) in [(&twins.events, "events"), (&twins.pulled, "prometheus")] {
+        let md = app.client.get(app.url("/status/1/report/stage/1?format=md")).send().await.unwrap().text().await.unwrap();
+        assert!(md.contains("Failed uploads per minute") && !md.contains("No uploads in this time."), "{source}:\n{md}");
+        assert!(!md.contains("## Metric source"), "{source}:\n{md}");
+    }
+
     // Viewers share a pull: five readers arriving together, the last pull expired, cost
     // Prometheus one set of queries (Prometheus's own request counter says so).
     let asked = || async {
@@ -605,6 +612,25 @@ async fn a_silent_prometheus_judges_nothing_and_raises_an_alert_once_it_lasts(po
     // Once per episode.
     app.advance_clock_minutes(1);
     assert!(app.guard.tick_now(app.now()).await.unwrap().is_empty());
+
+    // People advance over the unjudged gates. `rampart explain` then says the source cannot
+    // vouch for the span and recomputes the same verdicts: not judged (it judged no uploads as
+    // figures, which failed the minimum and differed from the receipt).
+    let alert = room["alerts"][0]["id"].as_i64().unwrap();
+    let (status, body) = app.post(&format!("/api/v1/rollouts/1/alerts/{alert}/acknowledge"), json!({ "note": "Prometheus is down" })).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.advance(Some("Prometheus is down; judged on the service's own dashboards")).await;
+    assert_eq!(status, 200, "{body}");
+    let entry: i64 =
+        sqlx::query_scalar("SELECT id FROM audit_log WHERE action = 'advance' ORDER BY id DESC LIMIT 1").fetch_one(&pool).await.unwrap();
+    let (ok, stdout) = support::rampart(&pool, &["explain", "1", &entry.to_string()]);
+    assert!(ok, "{stdout}");
+    assert!(stdout.contains("The metric source cannot vouch for these minutes now: Prometheus did not answer"), "{stdout}");
+    assert!(!stdout.contains("recomputed verdict"), "{stdout}");
+    // The stage's report says which of its figures no source vouched for, and why.
+    let md = app.client.get(app.url("/status/1/report/stage/1?format=md")).send().await.unwrap().text().await.unwrap();
+    let section = md.split("## Metric source").nth(1).unwrap_or_else(|| panic!("no metric source section:\n{md}"));
+    assert!(section.contains("Stage 1 “") && section.contains("Prometheus did not answer"), "{md}");
 }
 
 /// Runs `rampart` with `args` (no database needed): whether it succeeded, and what it printed.

@@ -116,6 +116,23 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
         .into(),
         format!("Made {} from Rampart's stored data (rollout {}).", when(report.made_at), report.rollout_id).into(),
     ]));
+    if !report.unvouched.is_empty() {
+        // A figure no source vouches for decided nothing; the reader learns which before any.
+        out.push(Block::Heading(2, "Metric source".into()));
+        let stage_name =
+            |stage: i32| report.stages.iter().find(|l| l.index.0 as i32 == stage).map_or_else(String::new, |l| format!(" “{}”", l.name));
+        out.push(Block::Paragraph(
+            "The metric source could not vouch for these spans when the report was made: their charts show what it said, and no gate or rule was judged on them."
+                .into(),
+        ));
+        out.push(Block::List(
+            report
+                .unvouched
+                .iter()
+                .map(|u| format!("Stage {}{}, {} to {}: {}.", u.stage, stage_name(u.stage), when(u.from), when(u.to), u.problem).into())
+                .collect(),
+        ));
+    }
 
     // Timeline: planned against actual.
     out.push(Block::Heading(2, "Stage timeline".into()));
