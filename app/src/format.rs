@@ -71,6 +71,28 @@ mod tests {
     }
 
     #[test]
+    fn an_impact_change_shows_whole_percents_and_no_negative_zero() {
+        use crate::domain::impact::{Measure, Outcome};
+        let change = |reduction: f64, interval: (Option<f64>, Option<f64>)| {
+            let m = Measure {
+                what: "Memory per upload".into(),
+                reference: Some(10.0),
+                treatment: Some(1.0),
+                unit: "MB".into(),
+                reduction_pct: Some(reduction),
+                interval,
+                expected: (80.0, 90.0),
+                outcome: Outcome::Met,
+            };
+            impact_change(&m)
+        };
+        assert_eq!(change(88.2, (Some(86.6), Some(89.7))), "−88% (−87 to −90)");
+        assert_eq!(change(0.2, (Some(-0.4), Some(0.3))), "+0% (0 to 0)");
+        assert_eq!(change(-0.3, (None, Some(-0.2))), "+0% (… to 0)");
+        assert_eq!(change(-12.6, (Some(-20.0), None)), "+13% (20 to …)");
+    }
+
+    #[test]
     fn durations_show_the_two_largest_units() {
         let check = |secs: i64, text: &str| assert_eq!(duration(Span::from_secs(secs)), text, "{secs}");
         check(0, "0 s");
@@ -150,8 +172,10 @@ pub fn impact_figure(value: Option<f64>, unit: &str) -> String {
 /// "−85% (−83 to −87)": a reduction shown as the change it is; an open end as "…".
 pub fn impact_change(m: &crate::domain::impact::Measure) -> String {
     let Some(observed) = m.reduction_pct else { return "—".into() };
-    let end = |v: Option<f64>| v.map_or_else(|| "…".to_string(), |v| format!("{:.0}", -v));
-    format!("{:+.0}% ({} to {})", -observed, end(m.interval.0), end(m.interval.1)).replace('-', "−")
+    // Whole percents, and a change that rounds to none is 0 whichever side it fell on (not "−0").
+    let whole = |v: f64| -v.round() + 0.0;
+    let end = |v: Option<f64>| v.map_or_else(|| "…".to_string(), |v| format!("{:.0}", whole(v)));
+    format!("{:+.0}% ({} to {})", whole(observed), end(m.interval.0), end(m.interval.1)).replace('-', "−")
 }
 
 /// What the plan expects of a measure: `−80–90%`, `−95%`, `×5–10`.

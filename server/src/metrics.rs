@@ -241,6 +241,14 @@ impl Routes {
     }
 }
 
+/// One provider's or file type's uploads, each arm's ([`Metrics::groups`]).
+pub struct Group {
+    /// "provider kimi", "file type csv".
+    pub label: String,
+    pub treatment: Stats,
+    pub control: Stats,
+}
+
 /// A stage's span whose figures the metric source could not vouch for when read, and why.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Unvouched {
@@ -629,6 +637,28 @@ impl Metrics {
         rows.control.sort_by_key(|(minute, _)| *minute);
         rows.treatment.sort_by_key(|(minute, _)| *minute);
         Ok(rows)
+    }
+
+    /// The stage's uploads of `[from, to)` by provider and by file type, both arms of each
+    /// (providers first, each list by name), from the detailed rollups with the pending deltas:
+    /// the groups the impact is also shown for.
+    pub async fn groups(&self, rollout_id: i64, stage: i32, from: Timestamp, to: Timestamp) -> Result<Vec<Group>, StoreError> {
+        let filter = RollupFilter { stage: Some(stage), ..Default::default() };
+        let mut groups: std::collections::BTreeMap<(u8, String), [Stats; 2]> = std::collections::BTreeMap::new();
+        for (key, stats) in self.store.rollups(rollout_id, from, to, &filter).await? {
+            let arm = usize::from(key.variant == Variant::Control);
+            for group in [(0, key.provider.clone()), (1, key.file_type.clone())] {
+                groups.entry(group).or_default()[arm].merge(&stats);
+            }
+        }
+        Ok(groups
+            .into_iter()
+            .map(|((kind, name), [treatment, control])| Group {
+                label: format!("{} {name}", if kind == 0 { "provider" } else { "file type" }),
+                treatment,
+                control,
+            })
+            .collect())
     }
 
     /// The stage's treatment uploads of `[from, to)` by end-to-end matrix cell (file type, size

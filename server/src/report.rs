@@ -16,7 +16,7 @@ use crate::metrics::Unvouched;
 use crate::service::Rollouts;
 use crate::store::{AuditQuery, INCIDENTS, ReportNotes, StageSpan, StoreError, StoredRollout};
 use app::domain::gates::{Gate, Judged};
-use app::domain::impact::Impact;
+use app::domain::impact::{self, Impact};
 use app::domain::matrix::MatrixView;
 use app::domain::plan::StageFlag;
 use app::domain::rollout::{Rollout, Status, served_flag};
@@ -64,6 +64,9 @@ pub struct Report {
     /// The baseline beside the treatment of the last stage covered (`None` without a baseline).
     pub comparison: Option<Comparison>,
     pub impact: Option<Impact>,
+    /// The same impact per provider and per file type ("provider kimi", …), each against the
+    /// control arm of its own group (event-store stages only).
+    pub impact_by: Vec<(String, Impact)>,
     pub matrix: Option<MatrixView>,
     /// The CI runs reported for the stages covered, oldest first.
     pub tests: Vec<TestRun>,
@@ -277,7 +280,7 @@ impl Rollouts {
                 .max()
                 .map(|(_, index)| index),
         };
-        let (mut impact, mut matrix, mut comparison) = (None, None, None);
+        let (mut impact, mut matrix, mut comparison, mut impact_by) = (None, None, None, Vec::new());
         if let Some(index) = judged_stage
             && let Some((entered, left, _)) = stages.iter().find(|l| l.index == index).and_then(|l| l.spans.last()).copied()
         {
@@ -287,6 +290,19 @@ impl Rollouts {
             if b > a && stage.flag.enabled {
                 let judgement = self.judge(&rollout, index, stage.flag, baseline.as_ref(), Judged { from: a, to: b }).await?;
                 (impact, matrix) = (judgement.impact, judgement.matrix);
+                // Per provider and per file type, each against the control arm of its own group
+                // (the event store keeps them; Prometheus is read by arm only).
+                if let (Some(expected), None) = (&rollout.plan.expected_improvements, rollout.plan.source_for(index)) {
+                    let minutes = (b.millis() - a.millis()).max(60_000) as f64 / 60_000.0;
+                    let min_readings = u64::from(rollout.plan.guardrails.min_sample);
+                    let groups = self.metrics().groups(id, index.0 as i32, a, Timestamp(b.millis() + 60_000)).await?;
+                    impact_by = groups
+                        .into_iter()
+                        .map(|g| {
+                            (g.label, impact::measure(expected, &g.treatment, &g.control.summary(minutes), "control arm", min_readings))
+                        })
+                        .collect();
+                }
                 let rows = self.metrics().stage_evidence(&rollout.plan, id, index.0 as i32, a, Timestamp(b.millis() + 60_000)).await?.rows;
                 let minutes = (b.millis() - a.millis()).max(60_000) as f64 / 60_000.0;
                 comparison = baseline.map(|baseline| Comparison {
@@ -348,6 +364,7 @@ impl Rollouts {
             unvouched,
             comparison,
             impact,
+            impact_by,
             matrix,
             tests,
             checklist,

@@ -267,6 +267,25 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
             .collect();
         out.push(table(&["Measure", "Reference", "Treatment", "Change", "Expected", "Outcome"], rows));
     }
+    if let Some(((_, first), _)) = report.impact_by.split_first() {
+        out.push(Block::Heading(3, "By provider and by file type".into()));
+        out.push(Block::Paragraph(
+            "Each group's treatment uploads against the control arm's of the same group, over the same minutes. Each interval holds on its own: among many groups one may miss by chance, and the gate judges the whole stage above."
+                .into(),
+        ));
+        let mut head = vec!["Group", "Treatment uploads"];
+        head.extend(first.measures.iter().map(|m| m.what.as_str()));
+        let rows = report
+            .impact_by
+            .iter()
+            .map(|(group, impact)| {
+                let mut row = cells![group.as_str(), thousands(impact.treatment_uploads)];
+                row.extend(impact.measures.iter().map(|m| Inline::from(format!("{} · {}", impact_change(m), m.outcome.label()))));
+                row
+            })
+            .collect();
+        out.push(table(&head, rows));
+    }
 
     // Matrix.
     if let Some(matrix) = &report.matrix {
