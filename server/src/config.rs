@@ -70,8 +70,9 @@ pub enum CliCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Recompute an automatic decision (an `auto_roll_back` audit entry) from the stored data
-    /// and show it beside the receipt the guard wrote; exits non-zero if they differ.
+    /// Recompute a decision (an automatic rollback, or the gates a command was judged with) from
+    /// the stored data and show it beside the receipt written then; exits 1 if they differ, and 2
+    /// if the metric source cannot give the judged minutes now (Prometheus down, or its data gone).
     Explain {
         /// The rollout's id.
         rollout: i64,

@@ -31,10 +31,28 @@ struct Range {
     to: Timestamp,
 }
 
-/// The report: one paragraph per decision, and whether every one came out the same.
+/// How a recomputation came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recomputed {
+    /// Every decision the same from the stored data.
+    Same,
+    /// At least one differs from its stored receipt.
+    Different,
+    /// The metric source cannot give the judged minutes now (a Prometheus pull with a
+    /// problem): there is nothing to compare with until it answers.
+    Unavailable,
+}
+
+/// The report: one paragraph per decision, and how the recomputation came out.
 pub struct Explanation {
     pub text: String,
-    pub same: bool,
+    pub outcome: Recomputed,
+}
+
+impl Recomputed {
+    fn of(all_same: bool) -> Recomputed {
+        if all_same { Recomputed::Same } else { Recomputed::Different }
+    }
 }
 
 fn describe(r: &Receipt) -> String {
@@ -153,14 +171,14 @@ pub async fn explain(store: &Store, metrics: &Metrics, rollout_id: i64, entry_id
     if entry.action == "auto_roll_back" {
         let stored: Stored = serde_json::from_value(evidence)
             .map_err(|e| anyhow::anyhow!("audit entry {entry_id} was written before decisions carried receipts ({e})"))?;
-        let same = explain_rollback(store, metrics, rollout_id, stored, &mut text).await?;
-        return Ok(Explanation { text, same });
+        let outcome = explain_rollback(store, metrics, rollout_id, stored, &mut text).await?;
+        return Ok(Explanation { text, outcome });
     }
     let judged: Option<Verdicts> = serde_json::from_value(evidence).ok();
     match judged {
         Some(verdicts) if verdicts.gates.iter().any(|g| g.receipt.is_some()) => {
-            let same = explain_gates(store, metrics, rollout_id, verdicts, &mut text).await?;
-            Ok(Explanation { text, same })
+            let outcome = explain_gates(store, metrics, rollout_id, verdicts, &mut text).await?;
+            Ok(Explanation { text, outcome })
         }
         _ => anyhow::bail!(
             "audit entry {entry_id} is `{}` by {}: it carries no receipts to recompute (automatic rollbacks and the gates a command was judged with do)",
@@ -170,21 +188,33 @@ pub async fn explain(store: &Store, metrics: &Metrics, rollout_id: i64, entry_id
     }
 }
 
-async fn explain_rollback(store: &Store, metrics: &Metrics, rollout_id: i64, stored: Stored, text: &mut String) -> anyhow::Result<bool> {
+async fn explain_rollback(
+    store: &Store,
+    metrics: &Metrics,
+    rollout_id: i64,
+    stored: Stored,
+    text: &mut String,
+) -> anyhow::Result<Recomputed> {
     let rollout = store.rollout(rollout_id).await?;
     let soak = rollout.plan.stage(StageIndex(stored.stage)).map_or(Span::ZERO, |s| s.soak);
     // The guard read every minute up to one past the decision; so does the recomputation.
     let until = Timestamp(stored.window.to.millis() + 60_000);
-    let stage = StageIndex(stored.stage);
     let evidence = metrics.stage_evidence(&rollout.plan, rollout_id, stored.stage as i32, stored.window.from, until).await?;
+    // A rollback was decided on figures its source vouched for (or a critical error it reported):
+    // without them now there is nothing to recompute.
+    if let Some(problem) = &evidence.problem {
+        say_unavailable(problem, text);
+        for breach in &stored.breaches {
+            text.push_str(&format!("\n{}\n", breach.rule));
+            if let Some(receipt) = &breach.receipt {
+                text.push_str(&format!("  stored:     {}\n", describe(receipt)));
+            }
+        }
+        return Ok(Recomputed::Unavailable);
+    }
     let rows = &evidence.rows;
     let minutes = guard::StageEvidence { minutes: &rows.treatment, soak };
-    let mut assessment = guard::assess(&rollout.plan.guardrails, minutes, &stored.reference, &[], stored.window.to);
-    // Decided as the guard decides on figures its source cannot vouch for: only a critical error.
-    if let (Some(problem), Some(source)) = (&evidence.problem, rollout.plan.source_for(stage)) {
-        say_unvouched(problem, text);
-        assessment = guard::unvouched(assessment, &problem.to_string(), source.alert_after, &[], stored.window.to);
-    }
+    let assessment = guard::assess(&rollout.plan.guardrails, minutes, &stored.reference, &[], stored.window.to);
     let recomputed: Vec<&Breach> =
         assessment.decisions.iter().filter_map(|d| if let Decision::RollBack(b) = d { Some(b) } else { None }).collect();
 
@@ -199,7 +229,7 @@ async fn explain_rollback(store: &Store, metrics: &Metrics, rollout_id: i64, sto
         let again = recomputed.iter().find(|b| b.rule == breach.rule).and_then(|b| b.receipt.as_ref());
         all_same &= compare(receipt, again, text);
     }
-    Ok(all_same)
+    Ok(Recomputed::of(all_same))
 }
 
 /// What a command's audit entry stored about the gates: the state it left, the gates as judged
@@ -212,7 +242,13 @@ struct Verdicts {
     reference: Option<Reference>,
 }
 
-async fn explain_gates(store: &Store, metrics: &Metrics, rollout_id: i64, stored: Verdicts, text: &mut String) -> anyhow::Result<bool> {
+async fn explain_gates(
+    store: &Store,
+    metrics: &Metrics,
+    rollout_id: i64,
+    stored: Verdicts,
+    text: &mut String,
+) -> anyhow::Result<Recomputed> {
     let rollout = store.rollout(rollout_id).await?;
     let stage = stored.from.stage;
     let criteria = rollout.plan.stage(stage).and_then(|s| s.criteria.as_ref());
@@ -228,8 +264,19 @@ async fn explain_gates(store: &Store, metrics: &Metrics, rollout_id: i64, stored
     let rows = &evidence.rows;
     let memory_limit = rollout.plan.guardrails.auto_rollback.memory_above_baseline.get();
     let mut again = gates::evaluate(criteria, &rows.treatment(), &rows.control(), &reference, memory_limit, judged);
+    // A gate the source vouched for when it was judged cannot be recomputed while it does not
+    // now; one it did not vouch for then ("Not judged: …") is not judged now either.
+    let with_receipts = || stored.gates.iter().filter(|g| g.receipt.is_some());
     if let Some(problem) = &evidence.problem {
-        say_unvouched(problem, text);
+        if with_receipts().any(|g| !not_judged(g)) {
+            say_unavailable(problem, text);
+            for gate in with_receipts() {
+                text.push_str(&format!("\n{}: {}\n", gate.criterion.label(), gate.verdict.label()));
+                text.push_str(&format!("  stored:     {}\n", describe(gate.receipt.as_ref().expect("filtered"))));
+            }
+            return Ok(Recomputed::Unavailable);
+        }
+        text.push_str(&format!("\nThe metric source cannot give these minutes now either: {problem}.\n"));
     }
     // The end-to-end matrix, from the same stage's detailed rollups.
     if let (Some(matrix), true) = (&rollout.plan.matrix, stored.gates.iter().any(|g| g.criterion == Criterion::Matrix)) {
@@ -251,22 +298,34 @@ async fn explain_gates(store: &Store, metrics: &Metrics, rollout_id: i64, stored
     crate::service::vouch(&mut again, &rollout.plan, stage, &evidence);
 
     let mut all_same = true;
-    for gate in stored.gates.iter().filter(|g| g.receipt.is_some()) {
+    for gate in with_receipts() {
         let recomputed = again.iter().find(|g| g.criterion == gate.criterion);
         text.push_str(&format!("\n{}: {}\n", gate.criterion.label(), gate.verdict.label()));
+        if not_judged(gate) && evidence.problem.is_none() {
+            // Decided on no figures the source vouched for; it gives them now.
+            text.push_str(&format!("  not judged when decided: {}\n", gate.explanation));
+            let today = recomputed.map_or("nothing".to_string(), |r| format!("{} — {}", r.verdict.label(), r.explanation));
+            text.push_str(&format!("  the source's figures now: {today}\n"));
+            continue;
+        }
         if let Some(r) = recomputed.filter(|r| r.verdict != gate.verdict) {
             text.push_str(&format!("  recomputed verdict: {}\n", r.verdict.label()));
             all_same = false;
         }
         all_same &= compare(gate.receipt.as_ref().expect("filtered"), recomputed.and_then(|r| r.receipt.as_ref()), text);
     }
-    Ok(all_same)
+    Ok(Recomputed::of(all_same))
 }
 
-/// Says that the recomputation's pull had a problem: its figures decide nothing, as they did not
-/// when the guard or the gates met one.
-fn say_unvouched(problem: &Problem, text: &mut String) {
+/// Whether a gate was left unjudged because its source could not vouch for its figures.
+fn not_judged(gate: &Gate) -> bool {
+    gate.explanation.starts_with(gates::NOT_JUDGED)
+}
+
+/// Says that the recomputation's pull had a problem: the decision cannot be checked until the
+/// source answers; what follows is what it was made with.
+fn say_unavailable(problem: &Problem, text: &mut String) {
     text.push_str(&format!(
-        "\nThe metric source cannot vouch for these minutes now: {problem}. They are judged as the live rules judge such figures (not at all, but for a critical error).\n"
+        "\nThe metric source cannot give the judged minutes now: {problem}. The decision cannot be recomputed until it answers; what it was made with, as stored:\n"
     ));
 }

@@ -3,6 +3,7 @@
 use clap::Parser;
 use server::config::{Cli, CliCommand, FlagCommand, PlanCommand, SecretsCommand, ServeConfig, UsersCommand};
 use server::db;
+use server::explain::Recomputed;
 use server::startup::{self, load_plan};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -27,8 +28,9 @@ async fn main() -> ExitCode {
         CliCommand::Flag { command: FlagCommand::Eval { flag, units, database } } => eval_flag(&flag, &units, &database).await,
         CliCommand::Import { file, retention_days, database } => import(&file, retention_days, &database).await,
         CliCommand::Explain { rollout, entry, database } => match explain(rollout, entry, &database).await {
-            Ok(true) => Ok(()),
-            Ok(false) => return ExitCode::FAILURE,
+            Ok(Recomputed::Same) => Ok(()),
+            Ok(Recomputed::Different) => return ExitCode::FAILURE,
+            Ok(Recomputed::Unavailable) => return ExitCode::from(2),
             Err(e) => Err(e),
         },
         CliCommand::Backtest { rollout, plan, database } => backtest(rollout, plan.as_deref(), &database).await,
@@ -173,14 +175,14 @@ async fn reader(config: &server::config::DatabaseConfig) -> anyhow::Result<(db::
     Ok((database, store, metrics))
 }
 
-/// Prints the recomputation of an automatic decision; `Ok(false)` when it differs from the receipt.
-async fn explain(rollout: i64, entry: i64, config: &server::config::DatabaseConfig) -> anyhow::Result<bool> {
+/// Prints the recomputation of an automatic decision, and how it came out.
+async fn explain(rollout: i64, entry: i64, config: &server::config::DatabaseConfig) -> anyhow::Result<Recomputed> {
     let (database, store, metrics) = reader(config).await?;
     let result = server::explain::explain(&store, &metrics, rollout, entry).await;
     database.shutdown().await;
     let explanation = result?;
     print!("{}", explanation.text);
-    Ok(explanation.same)
+    Ok(explanation.outcome)
 }
 
 /// Prints a one-time set-password link for a person.

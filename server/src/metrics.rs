@@ -241,6 +241,9 @@ impl Routes {
     }
 }
 
+/// Most providers, and most file types, [`Metrics::groups`] shows one by one.
+const MAX_GROUPS: usize = 12;
+
 /// One provider's or file type's uploads, each arm's ([`Metrics::groups`]).
 pub struct Group {
     /// "provider kimi", "file type csv".
@@ -524,7 +527,11 @@ impl Metrics {
         let first_minute = Timestamp(from.millis().div_euclid(60_000) * 60_000);
         for span in spans.iter().filter(|s| s.from < to && s.to.is_none_or(|end| end > from)) {
             let end = span.to.unwrap_or(to).min(to);
-            let evidence = self.stage_evidence(plan, rollout_id, span.stage, span.from, Timestamp(end.millis() + 60_000)).await?;
+            // A Prometheus span is pulled from its start (its kept tally's key); the event store
+            // is read for the window's part only.
+            let reads_prometheus = plan.source_for(app::domain::units::StageIndex(span.stage.max(0) as u32)).is_some();
+            let start = if reads_prometheus { span.from } else { span.from.max(first_minute) };
+            let evidence = self.stage_evidence(plan, rollout_id, span.stage, start, Timestamp(end.millis() + 60_000)).await?;
             if let Some(problem) = evidence.problem {
                 unvouched.push(Unvouched { stage: span.stage, from: span.from.max(from), to: end, problem: problem.to_string() });
             }
@@ -651,14 +658,26 @@ impl Metrics {
                 groups.entry(group).or_default()[arm].merge(&stats);
             }
         }
-        Ok(groups
-            .into_iter()
-            .map(|((kind, name), [treatment, control])| Group {
-                label: format!("{} {name}", if kind == 0 { "provider" } else { "file type" }),
-                treatment,
-                control,
-            })
-            .collect())
+        // Providers and file types are the senders' free text: the most used of each kind are
+        // shown, the rest summed into one group.
+        let mut out = Vec::new();
+        for (kind, what) in [(0u8, "provider"), (1, "file type")] {
+            let mut of_kind: Vec<(String, [Stats; 2])> =
+                groups.iter().filter(|((k, _), _)| *k == kind).map(|((_, name), arms)| (name.clone(), arms.clone())).collect();
+            of_kind.sort_by_key(|(_, [treatment, control])| std::cmp::Reverse(treatment.count() + control.count()));
+            let rest = of_kind.split_off(of_kind.len().min(MAX_GROUPS));
+            of_kind.sort_by(|a, b| a.0.cmp(&b.0));
+            out.extend(of_kind.into_iter().map(|(name, [treatment, control])| Group { label: format!("{what} {name}"), treatment, control }));
+            if !rest.is_empty() {
+                let mut other = Group { label: format!("{} other {what}s", rest.len()), treatment: Stats::default(), control: Stats::default() };
+                for (_, [treatment, control]) in &rest {
+                    other.treatment.merge(treatment);
+                    other.control.merge(control);
+                }
+                out.push(other);
+            }
+        }
+        Ok(out)
     }
 
     /// The stage's treatment uploads of `[from, to)` by end-to-end matrix cell (file type, size

@@ -245,7 +245,7 @@ impl Rollouts {
         }
 
         // Charts: one per stage span in range (the daily report: one over the day).
-        let (mut charts, mut unvouched) = (Vec::new(), Vec::new());
+        let (mut charts, mut unvouched) = (Vec::new(), Vec::<Unvouched>::new());
         match kind {
             Kind::Daily => charts.push(self.chart("The last 24 hours".into(), &rollout, &spans, (from, to), &mut unvouched).await?),
             _ => {
@@ -289,29 +289,38 @@ impl Rollouts {
             let stage = rollout.plan.stage(index).expect("a covered stage is in the plan");
             if b > a && stage.flag.enabled {
                 let judgement = self.judge(&rollout, index, stage.flag, baseline.as_ref(), Judged { from: a, to: b }).await?;
-                (impact, matrix) = (judgement.impact, judgement.matrix);
-                // Per provider and per file type, each against the control arm of its own group
-                // (the event store keeps them; Prometheus is read by arm only).
-                if let (Some(expected), None) = (&rollout.plan.expected_improvements, rollout.plan.source_for(index)) {
+                matrix = judgement.matrix;
+                // Figures the metric source could not vouch for show no impact and no comparison
+                // (the report's "Metric source" section names the span and why).
+                if judgement.source_ok {
+                    impact = judgement.impact;
+                    // Per provider and per file type, each against the control arm of its own
+                    // group (the event store keeps them; Prometheus is read by arm only).
                     let minutes = (b.millis() - a.millis()).max(60_000) as f64 / 60_000.0;
-                    let min_readings = u64::from(rollout.plan.guardrails.min_sample);
-                    let groups = self.metrics().groups(id, index.0 as i32, a, Timestamp(b.millis() + 60_000)).await?;
-                    impact_by = groups
-                        .into_iter()
-                        .map(|g| {
-                            (g.label, impact::measure(expected, &g.treatment, &g.control.summary(minutes), "control arm", min_readings))
-                        })
-                        .collect();
+                    if let (Some(expected), Some(_), None) = (&rollout.plan.expected_improvements, &impact, rollout.plan.source_for(index))
+                    {
+                        let min_readings = u64::from(rollout.plan.guardrails.min_sample);
+                        let groups = self.metrics().groups(id, index.0 as i32, a, Timestamp(b.millis() + 60_000)).await?;
+                        impact_by = groups
+                            .into_iter()
+                            .map(|g| {
+                                let reference = g.control.summary(minutes);
+                                (g.label, impact::measure(expected, &g.treatment, &reference, "control arm", min_readings))
+                            })
+                            .collect();
+                    }
+                    let evidence =
+                        self.metrics().stage_evidence(&rollout.plan, id, index.0 as i32, a, Timestamp(b.millis() + 60_000)).await?;
+                    comparison = baseline.map(|baseline| Comparison {
+                        baseline,
+                        treatment: evidence.rows.treatment().summary(minutes),
+                        of: format!("stage {} “{}”", index.0, stage.name),
+                    });
                 }
-                let rows = self.metrics().stage_evidence(&rollout.plan, id, index.0 as i32, a, Timestamp(b.millis() + 60_000)).await?.rows;
-                let minutes = (b.millis() - a.millis()).max(60_000) as f64 / 60_000.0;
-                comparison = baseline.map(|baseline| Comparison {
-                    baseline,
-                    treatment: rows.treatment().summary(minutes),
-                    of: format!("stage {} “{}”", index.0, stage.name),
-                });
             }
         }
+
+        unvouched.sort_by_key(|u| (u.from, u.stage));
 
         // Runs with their failed cases (a report lists which failed and why).
         let mut tests = store.test_results(id, 10_000, 10_000).await?;
@@ -405,11 +414,7 @@ impl Rollouts {
             self.metrics().window(rollout.id, from, to, &crate::store::RollupFilter::default()).await?
         } else {
             let (window, problems) = self.metrics().window_by_stage(&rollout.plan, rollout.id, spans, from, to).await?;
-            for problem in problems {
-                if !unvouched.contains(&problem) {
-                    unvouched.push(problem);
-                }
-            }
+            unvouched.extend(problems);
             window
         };
         let points = window.series.into_iter().map(|p| (p.at, p.treatment, p.control)).collect();

@@ -174,6 +174,8 @@ fn page(options: LeptosOptions) -> impl leptos::prelude::IntoView {
 /// response carries the security headers; and first of all, a request's `X-Forwarded-Proto`
 /// is dropped unless it came from one of `proxies`.
 pub fn harden(router: Router, proxies: crate::net::IpRanges) -> Router {
+    // The closure below is cloned per request: what it holds is one reference count.
+    let proxies = Arc::new(proxies);
     router
         .layer(request_tracing())
         .layer(http::panic::layer())

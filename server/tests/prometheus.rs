@@ -583,6 +583,28 @@ async fn a_plan_on_prometheus_passes_and_rolls_back_as_the_same_traffic_sent_as_
     }
     assert_eq!(rules[0], rules[1], "the same rules fire on both");
     assert!(rules[0].contains(&"error_rate_above".to_string()), "{:?}", rules[0]);
+
+    // `rampart explain` recomputes the rollback from Prometheus; once Prometheus is gone it says
+    // the decision cannot be recomputed now (exit 2), showing what it was made with, rather
+    // than calling it different.
+    let pool = &twins.pulled.pool;
+    let entry: i64 = sqlx::query_scalar("SELECT id FROM audit_log WHERE action = 'auto_roll_back'").fetch_one(pool).await.unwrap();
+    let explain = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["explain", "1", &entry.to_string()])
+            .env("DATABASE_URL", support::database_url(pool))
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, text) = explain();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("the same decision from the stored data"), "{text}");
+    drop(twins._prometheus);
+    let (code, text) = explain();
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("The metric source cannot give the judged minutes now: Prometheus did not answer"), "{text}");
+    assert!(text.contains("error_rate_above\n  stored:     "), "{text}");
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -625,7 +647,7 @@ async fn a_silent_prometheus_judges_nothing_and_raises_an_alert_once_it_lasts(po
         sqlx::query_scalar("SELECT id FROM audit_log WHERE action = 'advance' ORDER BY id DESC LIMIT 1").fetch_one(&pool).await.unwrap();
     let (ok, stdout) = support::rampart(&pool, &["explain", "1", &entry.to_string()]);
     assert!(ok, "{stdout}");
-    assert!(stdout.contains("The metric source cannot vouch for these minutes now: Prometheus did not answer"), "{stdout}");
+    assert!(stdout.contains("The metric source cannot give these minutes now either: Prometheus did not answer"), "{stdout}");
     assert!(!stdout.contains("recomputed verdict"), "{stdout}");
     // The stage's report says which of its figures no source vouched for, and why.
     let md = app.client.get(app.url("/status/1/report/stage/1?format=md")).send().await.unwrap().text().await.unwrap();

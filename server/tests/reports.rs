@@ -695,6 +695,18 @@ async fn a_stage_report_shows_the_impact_per_provider_and_file_type(pool: PgPool
         })
         .collect();
     assert_eq!(app.post_events(&lines).await["accepted"], 1_600);
+    // Thirteen more providers, one treatment upload each: the twelve most used providers are
+    // shown one by one (kimi, glm and ten of these), the other three summed.
+    let few: String = (1..=13)
+        .map(|i| {
+            let event = json!({
+                "timestamp": now - 5_000 - i64::from(i), "event_id": format!("p-{i}"), "variant": "async", "outcome": "success",
+                "latency_ms": 150.0, "memory_mb": 10.0, "provider": format!("p{i:02}"), "file_type": "text", "size_bytes": 1_000_000,
+            });
+            format!("{event}\n")
+        })
+        .collect();
+    assert_eq!(app.post_events(&few).await["accepted"], 13);
 
     let (status, md) = text(&app.client, app.url("/status/1/report/stage/2?format=md")).await;
     assert_eq!(status, 200, "{md}");
@@ -717,4 +729,8 @@ async fn a_stage_report_shows_the_impact_per_provider_and_file_type(pool: PgPool
         let memory = cell(group);
         assert!(memory.starts_with("+0% (") && memory.ends_with(" · not met"), "{group}: {memory}");
     }
+    let providers: Vec<&str> = section.lines().filter(|l| l.starts_with("| provider ")).collect();
+    assert_eq!(providers.len(), 12, "{section}");
+    let others = row(section, "3 other providers");
+    assert!(others.len() == 1 && others[0].starts_with("| 3 other providers | 3 |"), "{section}");
 }

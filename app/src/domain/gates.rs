@@ -432,13 +432,16 @@ fn points(t: (u64, u64), c: (u64, u64), good: bool) -> Option<Difference> {
     Some(Difference { estimate: d.estimate * scale, lo: a.min(b), hi: a.max(b) })
 }
 
+/// How the explanation of a gate its source could not vouch for begins.
+pub const NOT_JUDGED: &str = "Not judged: ";
+
 /// Makes every gate judged on figures the metric source cannot vouch for inconclusive, saying
 /// why first (the figures stay shown: they are what the source said).
 pub fn unvouched<'a>(gates: impl IntoIterator<Item = &'a mut Gate>, problem: &str) {
     for gate in gates {
         gate.verdict = Verdict::Inconclusive;
         gate.more_uploads = None;
-        gate.explanation = format!("Not judged: {problem}. ({})", gate.explanation);
+        gate.explanation = format!("{NOT_JUDGED}{problem}. ({})", gate.explanation);
     }
 }
 

@@ -122,7 +122,7 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
         let stage_name =
             |stage: i32| report.stages.iter().find(|l| l.index.0 as i32 == stage).map_or_else(String::new, |l| format!(" “{}”", l.name));
         out.push(Block::Paragraph(
-            "The metric source could not vouch for these spans when the report was made: their charts show what it said, and no gate or rule was judged on them."
+            "The metric source could not give these spans' figures when the report was made: their charts show what it did say, and the report judges nothing on them (no impact, no comparison). Gates and rollbacks shown were judged when they happened, on what the source gave then."
                 .into(),
         ));
         out.push(Block::List(
@@ -267,7 +267,7 @@ pub fn blocks(report: &Report, names: Names) -> Vec<Block> {
             .collect();
         out.push(table(&["Measure", "Reference", "Treatment", "Change", "Expected", "Outcome"], rows));
     }
-    if let Some(((_, first), _)) = report.impact_by.split_first() {
+    if let (Some(_), Some(((_, first), _))) = (&report.impact, report.impact_by.split_first()) {
         out.push(Block::Heading(3, "By provider and by file type".into()));
         out.push(Block::Paragraph(
             "Each group's treatment uploads against the control arm's of the same group, over the same minutes. Each interval holds on its own: among many groups one may miss by chance, and the gate judges the whole stage above."
