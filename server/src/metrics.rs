@@ -667,9 +667,14 @@ impl Metrics {
             of_kind.sort_by_key(|(_, [treatment, control])| std::cmp::Reverse(treatment.count() + control.count()));
             let rest = of_kind.split_off(of_kind.len().min(MAX_GROUPS));
             of_kind.sort_by(|a, b| a.0.cmp(&b.0));
-            out.extend(of_kind.into_iter().map(|(name, [treatment, control])| Group { label: format!("{what} {name}"), treatment, control }));
+            out.extend(of_kind.into_iter().map(|(name, [treatment, control])| Group {
+                label: format!("{what} {name}"),
+                treatment,
+                control,
+            }));
             if !rest.is_empty() {
-                let mut other = Group { label: format!("{} other {what}s", rest.len()), treatment: Stats::default(), control: Stats::default() };
+                let mut other =
+                    Group { label: format!("{} other {what}s", rest.len()), treatment: Stats::default(), control: Stats::default() };
                 for (_, [treatment, control]) in &rest {
                     other.treatment.merge(treatment);
                     other.control.merge(control);
