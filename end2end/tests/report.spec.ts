@@ -40,4 +40,11 @@ test('the status page links the report, which the server makes from the stored r
   expect(markdown.suggestedFilename()).toBe('rampart-rollout-1-report.md');
   await page.goto('/status/1/report/daily');
   await expect(page.getByRole('heading', { level: 1 })).toContainText('Daily report');
+  // Every stage side by side, and per provider: linked from the status page and each report.
+  await page.getByRole('navigation', { name: 'Reports' }).getByRole('link', { name: 'Stages compared' }).click();
+  await expect(page).toHaveURL(/\/status\/1\/report\/compare$/);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Stages compared: Async upload rollout');
+  await page.goto('/status/1');
+  await page.getByTestId('reports').getByRole('link', { name: 'Stages compared' }).click();
+  await expect(page).toHaveURL(/\/status\/1\/report\/compare$/);
 });

@@ -1,6 +1,6 @@
 //! `rampart import` memory on files of growing size, one run: the peak resident memory of the
-//! import process on a 100 MB file (the baseline) and on a 1 GB file, and their ratio. Streaming
-//! means the ratio stays near 1.
+//! import process on a 100 MB file (the baseline) and on a 1 GB file, and their ratio, for a
+//! file in shuffled time order and one in time order. Streaming means the ratio stays near 1.
 //!
 //!   cargo xtask bench             (starts a private Postgres, or uses DATABASE_URL)
 //!
@@ -29,37 +29,65 @@ fn main() {
     });
 
     println!("# Import memory (`rampart import FILE`)\n");
-    println!("| file | events | time | events/s | peak RSS | vs 100 MB file |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("| file | order | events | time | events/s | peak RSS | vs the 100 MB file of its order |");
+    println!("|---:|---|---:|---:|---:|---:|---:|");
     let dir = std::env::temp_dir();
-    let mut baseline = None;
-    for (seed, mb) in [(1u64, sized(100u64, 2)), (2, large_mb)] {
-        let path = dir.join(format!("rampart-bench-import-{mb}mb-{}.jsonl", std::process::id()));
-        let events = write_file(&path, mb * 1_000_000, seed);
-        let (elapsed, peak_kb) = import(&db_url, &path, events);
-        let _ = std::fs::remove_file(&path);
-        let base = *baseline.get_or_insert(peak_kb);
-        println!(
-            "| {mb} MB | {events} | {:.0} s | {:.0} | {:.1} MB | {:.2}× |",
-            elapsed.as_secs_f64(),
-            events as f64 / elapsed.as_secs_f64(),
-            peak_kb as f64 / 1024.0,
-            peak_kb as f64 / base as f64
-        );
+    // Every file's events are new (a seed of its own): each import stores all of them.
+    for (order, seeds) in [(Order::Shuffled, [1u64, 2]), (Order::Time, [3, 4])] {
+        let mut baseline = None;
+        for (seed, mb) in seeds.into_iter().zip([sized(100u64, 2), large_mb]) {
+            let path = dir.join(format!("rampart-bench-import-{mb}mb-{}.jsonl", std::process::id()));
+            let events = write_file(&path, mb * 1_000_000, seed, order);
+            let (elapsed, peak_kb) = import(&db_url, &path, events);
+            let _ = std::fs::remove_file(&path);
+            let base = *baseline.get_or_insert(peak_kb);
+            println!(
+                "| {mb} MB | {} | {events} | {:.0} s | {:.0} | {:.1} MB | {:.2}× |",
+                order.name(),
+                elapsed.as_secs_f64(),
+                events as f64 / elapsed.as_secs_f64(),
+                peak_kb as f64 / 1024.0,
+                peak_kb as f64 / base as f64
+            );
+        }
+    }
+}
+
+/// The order of a file's lines in time.
+#[derive(Clone, Copy)]
+enum Order {
+    /// Each line's moment drawn uniformly over the 48 hours, as a file concatenated from many
+    /// hosts' logs arrives: every batch touches thousands of minutes (the hard case).
+    Shuffled,
+    /// Oldest first, as one host's log is: a batch touches a few minutes.
+    Time,
+}
+
+impl Order {
+    fn name(self) -> &'static str {
+        match self {
+            Order::Shuffled => "shuffled",
+            Order::Time => "time",
+        }
     }
 }
 
 /// Writes simulated upload events (48 hours ending now, 10% treatment) until `bytes` are
-/// written, in shuffled time order (each line's moment drawn uniformly over the 48 hours, as a
-/// file concatenated from many hosts' logs arrives); returns how many.
-fn write_file(path: &Path, bytes: u64, seed: u64) -> u64 {
+/// written, in `order`; returns how many.
+fn write_file(path: &Path, bytes: u64, seed: u64, order: Order) -> u64 {
     let mut model = Model::new(seed, seed);
     let mut out = BufWriter::new(std::fs::File::create(path).unwrap());
     let (mut written, mut n) = (0u64, 0u64);
     let now = chrono::Utc::now().timestamp_millis();
     const SPAN_MS: u64 = 48 * 3_600_000;
+    // A line is about 190 bytes: a time-ordered file steps through the 48 hours at that pace.
+    let step = (SPAN_MS / (bytes / 190).max(1)).max(1);
     while written < bytes {
-        let at = Timestamp(now - SPAN_MS as i64 + (splitmix(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % SPAN_MS) as i64);
+        let offset = match order {
+            Order::Shuffled => splitmix(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % SPAN_MS,
+            Order::Time => (n * step).min(SPAN_MS - 1),
+        };
+        let at = Timestamp(now - SPAN_MS as i64 + offset as i64);
         let variant = if n % 10 == 0 { Variant::Treatment } else { Variant::Control };
         let line = model.event(at, variant, &[] as &[Regression]).to_string();
         out.write_all(line.as_bytes()).unwrap();

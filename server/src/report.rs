@@ -8,6 +8,7 @@
 //! gates as judged at each advance from the audit trail's evidence, charts and the comparison
 //! with the baseline from the rollups, tests and checklists from theirs.
 
+pub mod compare;
 pub mod inline;
 pub mod render;
 mod svg;

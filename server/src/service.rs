@@ -341,10 +341,11 @@ impl RolloutService for Rollouts {
         // Where the server reads the evidence is none of the page's business (nor a viewer's).
         plan.metrics_source = None;
         plan.stages.iter_mut().for_each(|s| s.metrics_source = None);
-        // Routines of the periods holding now; earlier days' stay in the reports.
-        let today: Vec<String> = app::domain::routines::due(&plan, now).into_iter().map(|d| d.period).collect();
+        // Routines of the periods holding now, and the period before's still open; earlier
+        // ones stay in the reports.
+        let shown = app::domain::routines::Shown::at(&plan, now);
         let (mut routines, checklist): (Vec<_>, Vec<_>) = self.store.checklist(id).await?.into_iter().partition(|i| i.period.is_some());
-        routines.retain(|i| i.period.as_ref().is_some_and(|p| today.contains(p)));
+        routines.retain(|i| i.period.as_deref().is_some_and(|p| shown.keeps(p, i.checked_at.is_some())));
         Ok(ControlRoom {
             rollout_id: id,
             served: served_flag(&plan, &state),

@@ -236,6 +236,51 @@ async fn a_complete_rollouts_final_report_shows_what_is_stored(pool: PgPool) {
     assert_eq!(status, 200, "{daily}");
     assert!(daily.starts_with("# Daily report: ") && daily.contains("— stage 4 to completion"), "{daily}");
 
+    // The stages compared: each arm of each stage as the raw events count it, beside the
+    // baseline as frozen; and each stage's arms per provider.
+    let (status, compared) = text(&ana, app.url("/status/1/report/compare?format=md")).await;
+    assert_eq!(status, 200, "{compared}");
+    assert!(compared.starts_with("# Stages compared: "), "{compared}");
+    let baseline_row = compared.lines().find(|l| l.starts_with("| Baseline (frozen ")).expect("the baseline's row");
+    assert!(baseline_row.contains(&format!(" | {} | ", thousands(baseline["count"].as_u64().unwrap()))), "{baseline_row}");
+    for stage in 1..=4 {
+        let name = plan["stages"][stage as usize]["name"].as_str().unwrap();
+        for (arm, variant) in [("treatment", "treatment"), ("control", "control")] {
+            let (uploads, errors): (i64, i64) =
+                sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE outcome = 'error') FROM events WHERE stage = $1 AND variant = $2")
+                    .bind(stage)
+                    .bind(variant)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            let prefix = format!("| Stage {stage} “{name}”, ");
+            let line = compared
+                .lines()
+                .find(|l| l.starts_with(&prefix) && l.contains(&format!(": {arm} |")) && !l.contains("provider"))
+                .unwrap_or_else(|| panic!("stage {stage} {arm}: {compared}"));
+            let cells: Vec<&str> = line.split(" | ").collect();
+            assert_eq!(cells[1], thousands(uploads as u64), "{line}");
+            let rate = if uploads == 0 { "—".to_string() } else { format!("{:.2}%", 100.0 * errors as f64 / uploads as f64) };
+            assert_eq!(cells[3], rate, "{line}");
+        }
+        let by_provider: Vec<(String, i64)> =
+            sqlx::query_as("SELECT provider, count(*) FROM events WHERE stage = $1 AND variant = 'treatment' GROUP BY provider")
+                .bind(stage)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let section = compared.split("\n### ").find(|s| s.starts_with(&format!("Stage {stage} “{name}”"))).unwrap();
+        for (provider, uploads) in by_provider {
+            assert_eq!(
+                row(section, &format!("provider {provider}: treatment"))[0].split(" | ").nth(1),
+                Some(thousands(uploads as u64).as_str())
+            );
+        }
+    }
+    assert!(html.contains("href=\"/status/1/report/compare\""), "the reports link to the comparison");
+    let (status, compare_html) = text(&ana, app.url("/status/1/report/compare")).await;
+    assert!(status == 200 && compare_html.contains("<h2>By provider and file type</h2>"), "{compare_html}");
+
     // A share link's holder reads the same report with roles for names, and cannot write.
     let admin = app.sign_in("admin", ADMIN_PASSWORD).await;
     let (_, link) = app.post_as(&admin, "/api/v1/share-links", json!({ "rollout_id": 1, "label": "board" })).await;
@@ -252,6 +297,7 @@ async fn a_complete_rollouts_final_report_shows_what_is_stored(pool: PgPool) {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(format!("{dir}/final-report.md"), &md).unwrap();
         std::fs::write(format!("{dir}/final-report.html"), &html).unwrap();
+        std::fs::write(format!("{dir}/stages-compared.md"), &compared).unwrap();
     } else {
         // The committed example has every section today's report has.
         let example = include_str!("../../docs/examples/final-report.md");

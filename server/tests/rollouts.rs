@@ -707,15 +707,44 @@ async fn the_recurring_lists_come_each_day_to_tick_with_a_finding_and_never_bloc
     support::tick_stage(&app, 0).await;
     assert!(!blockers(&app.room().await).contains(&"checklist_incomplete".to_string()), "{:?}", blockers(&app.room().await));
 
-    // The next day brings the daily lists again; yesterday's stay behind, with their ticks.
+    // The next day brings the daily lists again (and Monday a new week); yesterday's and last
+    // week's items still open stay on show until ticked (a team west of UTC is still in its
+    // evening), the one done does not.
+    let shown = |room: &serde_json::Value| {
+        let routines = room["routines"].as_array().unwrap().clone();
+        let sections: std::collections::BTreeSet<String> = routines.iter().map(|r| r["section"].as_str().unwrap().to_string()).collect();
+        (routines, sections.into_iter().collect::<Vec<_>>())
+    };
     app.advance_clock_hours(24);
     app.guard.tick_now(app.now()).await.unwrap();
-    let room = app.room().await;
-    let sections: std::collections::BTreeSet<&str> =
-        room["routines"].as_array().unwrap().iter().map(|r| r["section"].as_str().unwrap()).collect();
+    let (routines, sections) = shown(&app.room().await);
     assert_eq!(
-        sections.into_iter().collect::<Vec<_>>(),
-        ["Each day · 2026-11-23", "Each evening · 2026-11-23", "Weekly monitoring · week of 2026-11-23"]
+        sections,
+        [
+            "Each day · 2026-11-22",
+            "Each day · 2026-11-23",
+            "Each evening · 2026-11-22",
+            "Each evening · 2026-11-23",
+            "Weekly monitoring · week of 2026-11-16",
+            "Weekly monitoring · week of 2026-11-23"
+        ]
+    );
+    assert_eq!(routines.len(), 2 * (6 + 5 + 4) - 1, "all of today's, and yesterday's but the one ticked");
+    assert!(routines.iter().all(|r| r["id"] != first["id"]));
+    // A day on, the day before yesterday's open items are in the reports only.
+    app.advance_clock_hours(24);
+    app.guard.tick_now(app.now()).await.unwrap();
+    let (_, sections) = shown(&app.room().await);
+    assert_eq!(
+        sections,
+        [
+            "Each day · 2026-11-23",
+            "Each day · 2026-11-24",
+            "Each evening · 2026-11-23",
+            "Each evening · 2026-11-24",
+            "Weekly monitoring · week of 2026-11-16",
+            "Weekly monitoring · week of 2026-11-23"
+        ]
     );
     let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM checklist_items WHERE period = '2026-11-22' AND checked_at IS NOT NULL")
         .fetch_one(&pool)

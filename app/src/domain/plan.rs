@@ -29,7 +29,7 @@ pub struct Plan {
     /// What the service sends today, for the power planner (`super::power`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<Traffic>,
-    /// Checklists that recur every day of the rollout rather than once per stage.
+    /// Checklists that recur each day or week of the rollout rather than once per stage.
     #[serde(default)]
     pub recurring_checklists: Vec<ChecklistSection>,
     /// Where the stage's evidence comes from: the event store when absent, else this Prometheus
@@ -280,6 +280,26 @@ pub struct ChecklistSection {
     pub items: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub done_when: Vec<String>,
+    /// How often a recurring list comes round: `"day"` or `"week"` (Monday to Sunday). Unset, a
+    /// list whose title speaks of a week is weekly and any other daily. Recurring lists only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<Every>,
+}
+
+/// How often a recurring checklist comes round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Every {
+    Day,
+    Week,
+}
+
+impl ChecklistSection {
+    /// How often this list recurs: as the plan says, else by its title ("Weekly monitoring"
+    /// weekly; "Each day", "Each evening" daily).
+    pub fn every(&self) -> Every {
+        self.every.unwrap_or(if self.title.to_lowercase().contains("week") { Every::Week } else { Every::Day })
+    }
 }
 
 /// One problem found in a plan file: where, and what is wrong.
@@ -526,6 +546,14 @@ impl Plan {
                 }
             }
             check_sections(&stage.checklist, &|f| at(&format!("checklist{f}")), &mut bad);
+            for (k, section) in stage.checklist.iter().enumerate() {
+                if section.every.is_some() {
+                    bad(
+                        at(&format!("checklist[{k}].every")),
+                        "a stage's checklist is ticked once; `every` is for recurring_checklists".into(),
+                    );
+                }
+            }
         }
         if let Some(last) = self.stages.last()
             && !(last.flag.enabled && last.flag.percentage == Percentage::FULL)
@@ -765,6 +793,13 @@ mod tests {
         check("providers = [\"kimi\", \"glm\"]", "providers = []", "matrix.providers", "at least one");
         check("min_per_cell = 20 ", "min_per_cell = 0 ", "matrix.min_per_cell", "at least 1");
         check("providers = [\"kimi\", \"glm\"]", "providers = [\"kimi\", \"kimi\"]", "matrix.providers", "twice");
+        // A stage's checklist is ticked once: it does not recur.
+        check(
+            "title = \"Before week 1 starts\"\n",
+            "title = \"Before week 1 starts\"\nevery = \"day\"\n",
+            "stages[0].checklist[0].every",
+            "recurring_checklists",
+        );
         let fine = Plan::from_toml(&replace("min_events = 500\n", "min_events = 500\nlatency_vs_control_max = 2.0\n")).unwrap();
         assert_eq!(fine.stages[2].criteria.as_ref().unwrap().latency_vs_control_max, Some(2.0));
     }
@@ -784,6 +819,15 @@ mod tests {
         broken.stages[1].criteria = None;
         let problems = broken.problems();
         assert!(problems.iter().any(|e| e.field.as_deref() == Some("stages[1].criteria")), "{problems:?}");
+    }
+
+    #[test]
+    fn a_recurring_list_comes_round_each_day_or_week_and_nothing_else() {
+        let source = replace("title = \"Each evening\"\nevery = \"day\"\n", "title = \"Each evening\"\nevery = \"fortnight\"\n");
+        let error = first_error(&source);
+        let line = source.lines().position(|l| l.contains("fortnight")).unwrap() + 1;
+        assert_eq!(error.line, Some(line), "{error}");
+        assert!(error.message.contains("`day`") && error.message.contains("`week`"), "{error}");
     }
 
     #[test]

@@ -81,7 +81,11 @@ fn Room(
                 <p class="muted">
                     "Flag " <code>{room.plan.flag.key.clone()}</code> " · plan "
                     <a href=format!("/rollouts/{}/plan", room.rollout_id)><code>{room.plan.key.clone()}</code></a>
-                    " · " {room.state.version.to_string()}
+                    " · " {room.state.version.to_string()} " · "
+                    // Server pages (printable, with a Markdown download), not routed here.
+                    <a href=format!("/status/{}/report/compare", room.rollout_id) rel="external">"Stages compared"</a>
+                    " · "
+                    <a href=format!("/status/{}/report", room.rollout_id) rel="external">"Report"</a>
                 </p>
             </div>
             <div class="head-status">
@@ -116,7 +120,7 @@ fn Room(
     let plan_sections = room.plan.stage(room.state.stage).map(|s| s.checklist.clone()).unwrap_or_default();
     let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items seen ticks you=you.clone() plan_sections/> }.into_any();
     let routines = (!room.routines.is_empty()).then(|| {
-        view! { <Checklist rollout_id=room.rollout_id items=room.routines.clone() seen ticks you=you.clone() title="Today's routines" key="routines"/> }.into_any()
+        view! { <Checklist rollout_id=room.rollout_id items=room.routines.clone() seen ticks you=you.clone() title="Routines" key="routines"/> }.into_any()
     });
     let other_checklists =
         view! { <OtherChecklists plan=room.plan.clone() current=room.state.stage items=room.checklist.clone()/> }.into_any();

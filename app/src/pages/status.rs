@@ -68,6 +68,8 @@ fn Status(view: StatusView) -> impl IntoView {
                 <a href=format!("/status/{id}/report") rel="external">{main}</a>
                 " · "
                 <a href=format!("/status/{id}/report/daily") rel="external">"The last 24 hours"</a>
+                " · "
+                <a href=format!("/status/{id}/report/compare") rel="external">"Stages compared"</a>
             </nav>
         }
     };

@@ -3,7 +3,8 @@
 //! recommendations.
 //!
 //! Pages: `/status/{id}/report` (the final report, or the report so far), `…/report/daily`,
-//! `…/report/stage/{stage}`; `?format=md` downloads any of them as Markdown. API:
+//! `…/report/stage/{stage}`, `…/report/compare` (every stage side by side, and per provider and
+//! file type); `?format=md` downloads any of them as Markdown. API:
 //! `GET /api/v1/rollouts/{id}/report?kind=final|stage|daily&stage=N&format=md|html`, and
 //! `GET`/`PUT /api/v1/rollouts/{id}/report/notes` (versioned: a save from an old version is
 //! refused with 409 and what is stored now).
@@ -34,6 +35,7 @@ pub fn pages() -> Router<ApiState> {
         .route("/status/{id}/report", get(final_page))
         .route("/status/{id}/report/daily", get(daily_page))
         .route("/status/{id}/report/stage/{stage}", get(stage_page))
+        .route("/status/{id}/report/compare", get(compare_page))
         .route("/status/{id}/report/notes", post(notes_form))
 }
 
@@ -59,33 +61,83 @@ fn names(principal: &Principal) -> Names {
 
 /// The report as the format asked for (`html`, the default, or `md`).
 fn respond(report: &Report, principal: &Principal, format: Option<&str>, path: &str) -> Result<Response, ApiError> {
-    let file = format!("rampart-rollout-{}-{}", report.rollout_id, path.rsplit('/').find(|p| !p.is_empty()).unwrap_or("report"));
+    written(
+        format,
+        report.rollout_id,
+        path,
+        || render::markdown(report, names(principal)),
+        || {
+            // Every stage covered that has begun, the one in force too (not only those left).
+            let begun = report.stages.iter().filter(|l| !l.spans.is_empty()).map(|l| l.index);
+            let page = Page {
+                path,
+                links: links(report.rollout_id, begun),
+                may_write: report.notes.is_some() && principal.may(Permission::WriteReport) && matches!(principal, Principal::User { .. }),
+            };
+            render::html(report, names(principal), &page)
+        },
+    )
+}
+
+/// A page of `path` as the format asked for: `html` (the default), or `md` as a download named
+/// after the rollout and the page.
+fn written(
+    format: Option<&str>,
+    id: i64,
+    path: &str,
+    markdown: impl FnOnce() -> String,
+    html: impl FnOnce() -> String,
+) -> Result<Response, ApiError> {
+    let file = format!("rampart-rollout-{id}-{}", path.rsplit('/').find(|p| !p.is_empty()).unwrap_or("report"));
     match format.unwrap_or("html") {
         "md" | "markdown" => Ok((
             [
                 (header::CONTENT_TYPE, "text/markdown; charset=utf-8".to_string()),
                 (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}.md\"")),
             ],
-            render::markdown(report, names(principal)),
+            markdown(),
         )
             .into_response()),
-        "html" => {
-            let id = report.rollout_id;
-            let mut links = vec![("Status".to_string(), format!("/status/{id}")), ("Report".to_string(), format!("/status/{id}/report"))];
-            links.push(("Last 24 hours".to_string(), format!("/status/{id}/report/daily")));
-            // Every stage covered that has begun, the one in force too (not only those left).
-            for line in report.stages.iter().filter(|l| !l.spans.is_empty()) {
-                links.push((format!("Stage {}", line.index.0), format!("/status/{id}/report/stage/{}", line.index.0)));
-            }
-            let page = Page {
-                path,
-                links,
-                may_write: report.notes.is_some() && principal.may(Permission::WriteReport) && matches!(principal, Principal::User { .. }),
-            };
-            Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], render::html(report, names(principal), &page)).into_response())
-        }
+        "html" => Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html()).into_response()),
         other => Err(AppError::invalid("format", format!("`{other}`: expected html or md")).into()),
     }
+}
+
+/// The links at the top of every report page: the status page, the reports, each begun
+/// stage's report and the comparison.
+fn links(id: i64, begun: impl Iterator<Item = StageIndex>) -> Vec<(String, String)> {
+    let mut links = vec![
+        ("Status".to_string(), format!("/status/{id}")),
+        ("Report".to_string(), format!("/status/{id}/report")),
+        ("Last 24 hours".to_string(), format!("/status/{id}/report/daily")),
+    ];
+    links.extend(begun.map(|index| (format!("Stage {}", index.0), format!("/status/{id}/report/stage/{}", index.0))));
+    links.push(("Stages compared".to_string(), format!("/status/{id}/report/compare")));
+    links
+}
+
+/// Every stage that served the new path side by side, and per provider and file type
+/// (`?format=md` downloads it).
+async fn compare_page(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+    Query(q): Query<Format>,
+) -> Result<Response, ApiError> {
+    check(&principal, Permission::ReadStatus { rollout_id: id }).map_err(AppError::from)?;
+    let compare = state.rollouts.compare(id).await?;
+    let (title, blocks) = (crate::report::compare::title(&compare), crate::report::compare::blocks(&compare));
+    let path = format!("/status/{id}/report/compare");
+    written(
+        q.format.as_deref(),
+        id,
+        &path,
+        || render::markdown_page(&title, &blocks),
+        || {
+            let page = Page { path: &path, links: links(id, compare.stages.iter().map(|s| s.index)), may_write: false };
+            render::html_page(&title, &blocks, &page, "")
+        },
+    )
 }
 
 async fn page(

@@ -51,24 +51,25 @@ pub enum Block {
 macro_rules! cells {
     ($($cell:expr),* $(,)?) => { vec![$(Inline::from($cell)),*] };
 }
+pub(super) use cells;
 
-fn table(head: &[&str], rows: Vec<Vec<Inline>>) -> Block {
+pub(super) fn table(head: &[&str], rows: Vec<Vec<Inline>>) -> Block {
     Block::Table { head: head.iter().map(|h| Inline::text(*h)).collect(), rows }
 }
 
-fn when(t: Timestamp) -> String {
+pub(super) fn when(t: Timestamp) -> String {
     utc_minute(t)
 }
 
-fn pct(v: Option<f64>) -> String {
+pub(super) fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "—".into(), |v| format!("{v:.2}%"))
 }
 
-fn ms(v: Option<f64>) -> String {
+pub(super) fn ms(v: Option<f64>) -> String {
     v.map_or_else(|| "—".into(), |v| format!("{v:.0} ms"))
 }
 
-fn mb(v: Option<f64>) -> String {
+pub(super) fn mb(v: Option<f64>) -> String {
     v.map_or_else(|| "—".into(), |v| format!("{v:.1} MB"))
 }
 
@@ -501,9 +502,14 @@ fn chart_blocks(chart: &super::Chart) -> Vec<Block> {
 
 /// The report as Markdown.
 pub fn markdown(report: &Report, names: Names) -> String {
-    let mut out = format!("# {}\n\n", md_escape(&title(report)));
-    for block in blocks(report, names) {
-        write_markdown(&mut out, &block);
+    markdown_page(&title(report), &blocks(report, names))
+}
+
+/// A page of blocks under its title, as Markdown.
+pub fn markdown_page(title: &str, blocks: &[Block]) -> String {
+    let mut out = format!("# {}\n\n", md_escape(title));
+    for block in blocks {
+        write_markdown(&mut out, block);
     }
     out
 }
@@ -600,7 +606,27 @@ pub fn stale_notes_page(path: &str, version: u64, lessons: &str, recommendations
 
 /// The report as a standalone HTML page that prints cleanly.
 pub fn html(report: &Report, names: Names, page: &Page) -> String {
-    let title = esc(&title(report));
+    let form = match report.notes.as_ref().filter(|_| page.may_write) {
+        Some(notes) => format!(
+            "<form method=\"post\" action=\"{}/notes\"><h3>Edit the lessons and recommendations</h3>\
+             <input type=\"hidden\" name=\"version\" value=\"{}\">\
+             <p><label>Lessons learned<textarea name=\"lessons\" maxlength=\"20000\">{}</textarea></label></p>\
+             <p><label>Recommendations<textarea name=\"recommendations\" maxlength=\"20000\">{}</textarea></label></p>\
+             <button type=\"submit\">Save</button></form>\n",
+            esc(page.path),
+            notes.version,
+            esc(&notes.lessons),
+            esc(&notes.recommendations)
+        ),
+        None => String::new(),
+    };
+    html_page(&title(report), &blocks(report, names), page, &form)
+}
+
+/// A page of blocks under its title as a standalone HTML page that prints cleanly: the links at
+/// the top, then the blocks, then `after` (markup the caller made safe).
+pub fn html_page(title: &str, blocks: &[Block], page: &Page, after: &str) -> String {
+    let title = esc(title);
     let mut out = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title}</title><style>{STYLE}</style></head><body>\n<nav aria-label=\"Reports\">"
@@ -609,23 +635,10 @@ pub fn html(report: &Report, names: Names, page: &Page) -> String {
         let _ = write!(out, "<a href=\"{}\">{}</a>", esc(path), esc(label));
     }
     let _ = write!(out, "<a href=\"{}?format=md\" download>Download as Markdown</a></nav>\n<main>\n<h1>{title}</h1>\n", esc(page.path));
-    for block in blocks(report, names) {
-        write_html(&mut out, &block);
+    for block in blocks {
+        write_html(&mut out, block);
     }
-    if let Some(notes) = report.notes.as_ref().filter(|_| page.may_write) {
-        let _ = writeln!(
-            out,
-            "<form method=\"post\" action=\"{}/notes\"><h3>Edit the lessons and recommendations</h3>\
-             <input type=\"hidden\" name=\"version\" value=\"{}\">\
-             <p><label>Lessons learned<textarea name=\"lessons\" maxlength=\"20000\">{}</textarea></label></p>\
-             <p><label>Recommendations<textarea name=\"recommendations\" maxlength=\"20000\">{}</textarea></label></p>\
-             <button type=\"submit\">Save</button></form>",
-            esc(page.path),
-            notes.version,
-            esc(&notes.lessons),
-            esc(&notes.recommendations)
-        );
-    }
+    out.push_str(after);
     out.push_str("</main>\n</body></html>\n");
     out
 }

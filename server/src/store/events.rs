@@ -363,7 +363,7 @@ impl Store {
                 // A sparse batch (a backfill: about a rollup row per event): as deltas it would
                 // write as many rows again, for the fold to move once more. It is added to the
                 // rollup rows now, as a fold of its own.
-                add_to_rollups(&mut tx, rollout_id, detailed, FoldLock::Take).await?;
+                add_to_rollups(&mut tx, rollout_id, &detailed, FoldLock::Take).await?;
             }
             units.record(&mut tx, rollout_id).await?;
         }

@@ -8,6 +8,7 @@ use app::domain::event::Variant;
 use app::domain::sketch::Sketch;
 use app::domain::stats::Stats;
 use app::domain::units::Timestamp;
+use futures_util::TryStreamExt;
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::{BTreeMap, HashMap};
@@ -186,22 +187,24 @@ impl Store {
         sqlx::raw_sql(FOLD_LOCK_SQL).execute(&mut *tx).await?;
         // Read (and deleted) with a snapshot taken after the lock was granted: every delta
         // committed before is here, and none an earlier fold took.
-        let rows = sqlx::query!(
+        // Merged as they stream in: the rows are never all held beside their merge.
+        let mut rows = sqlx::query!(
             "DELETE FROM event_rollup_deltas
              WHERE ctid = ANY(ARRAY(SELECT ctid FROM event_rollup_deltas LIMIT $1))
              RETURNING rollout_id, minute, stage, variant, provider, file_type, size_class_mb, success, error, timeout,
                        critical, latency_sum_ms, latency_sketch, memory_sum_mb, memory_max_mb, memory_sq_sum_mb2",
             FOLD_LIMIT
         )
-        .fetch_all(&mut *tx)
-        .await?;
-        let folded = rows.len() as u64;
+        .fetch(&mut *tx);
+        let mut folded = 0u64;
         let mut by_rollout: BTreeMap<i64, HashMap<RollupKey, Stats>> = BTreeMap::new();
-        for r in rows {
+        while let Some(r) = rows.try_next().await? {
+            folded += 1;
             let rollout_id = r.rollout_id;
             let (key, stats) = rollup_of!(r);
             by_rollout.entry(rollout_id).or_default().entry(key).or_default().merge(&stats);
         }
+        drop(rows);
         for (rollout_id, detailed) in by_rollout {
             fold_or_quarantine(&mut tx, rollout_id, detailed).await?;
         }
@@ -286,8 +289,11 @@ impl Store {
     }
 }
 
-/// Most delta rows one fold transaction takes (a backlog is folded in several).
-const FOLD_LIMIT: i64 = 50_000;
+/// Most delta rows one fold transaction takes (a backlog is folded in several). It bounds the
+/// fold's memory: each distinct key holds a dense latency sketch (up to a few kB) beside the
+/// stored row it is merged into. At 50,000 a time-ordered 100 MB import peaked at 367 MB; at
+/// 5,000, 68 MB (docs/benchmarks.md, "Import memory").
+const FOLD_LIMIT: i64 = 5_000;
 /// A batch of at least [`SPARSE_MIN_EVENTS`] new events with a detailed rollup key per this
 /// many events or fewer is sparse (a backfill): it adds to the rollup rows directly instead of
 /// writing deltas. Smaller batches always write deltas: the fold finds their keys again in the
@@ -307,21 +313,24 @@ fn merged_by_key<K: Ord>(rows: impl Iterator<Item = Result<(K, Stats)>>) -> Resu
 }
 
 /// Rollup rows after a fold: those stored before (to update) and the new ones (to insert).
-struct Merged<K> {
+struct Merged<'a, K> {
     updated: Vec<(K, Stats)>,
-    new: Vec<(K, Stats)>,
+    /// The deltas no stored row holds yet, borrowed: a fold holds each sketch once.
+    new: Vec<(&'a K, &'a Stats)>,
 }
 
 /// `deltas` added to the `stored` rows they belong to.
-fn merge_stored<K: Eq + std::hash::Hash>(mut deltas: HashMap<K, Stats>, stored: Vec<(K, Stats)>) -> Merged<K> {
+fn merge_stored<K: Eq + std::hash::Hash>(deltas: &HashMap<K, Stats>, stored: Vec<(K, Stats)>) -> Merged<'_, K> {
     let mut updated = Vec::with_capacity(stored.len());
     for (key, mut stats) in stored {
-        if let Some(delta) = deltas.remove(&key) {
-            stats.merge(&delta);
+        if let Some(delta) = deltas.get(&key) {
+            stats.merge(delta);
             updated.push((key, stats));
         }
     }
-    Merged { updated, new: deltas.into_iter().collect() }
+    let seen: std::collections::HashSet<&K> = updated.iter().map(|(k, _)| k).collect();
+    let new = deltas.iter().filter(|(k, _)| !seen.contains(k)).collect();
+    Merged { updated, new }
 }
 
 /// Writes a rollup row's stats columns, in table order.
@@ -461,17 +470,17 @@ const FOLD_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(7001, 0);";
 pub(super) async fn add_to_rollups(
     tx: &mut sqlx::PgConnection,
     rollout_id: i64,
-    detailed: HashMap<RollupKey, Stats>,
+    detailed: &HashMap<RollupKey, Stats>,
     lock: FoldLock,
 ) -> Result<()> {
-    let by_arm = by_arm_of(&detailed);
-    let (stored, stored_by_arm) = stored_rollups(tx, rollout_id, &detailed, &by_arm, lock).await?;
+    let by_arm = by_arm_of(detailed);
+    let (stored, stored_by_arm) = stored_rollups(tx, rollout_id, detailed, &by_arm, lock).await?;
     let detailed = merge_stored(detailed, stored);
     let by_arm: Vec<(ArmKey, Stats)> = {
-        let merged = merge_stored(by_arm, stored_by_arm);
-        merged.updated.into_iter().chain(merged.new).collect()
+        let merged = merge_stored(&by_arm, stored_by_arm);
+        merged.updated.into_iter().chain(merged.new.into_iter().map(|(k, s)| (*k, s.clone()))).collect()
     };
-    copy_rollup_rows(tx, "event_rollups", rollout_id, detailed.new.iter().map(|(k, s)| (k, s))).await?;
+    copy_rollup_rows(tx, "event_rollups", rollout_id, detailed.new.iter().copied()).await?;
     write_rollups(tx, rollout_id, &detailed.updated, &by_arm).await
 }
 
@@ -494,7 +503,7 @@ async fn fold_or_quarantine(
 ) -> Result<()> {
     use sqlx::Acquire;
     let mut savepoint = tx.begin().await?;
-    match add_to_rollups(&mut savepoint, rollout_id, detailed.clone(), FoldLock::Held).await {
+    match add_to_rollups(&mut savepoint, rollout_id, &detailed, FoldLock::Held).await {
         Ok(()) => return Ok(savepoint.commit().await?),
         Err(error) if refused_data(&error) => savepoint.rollback().await?,
         // A connection, timeout or lock failure says nothing about the data: the deltas stay
@@ -504,7 +513,7 @@ async fn fold_or_quarantine(
     for (key, stats) in detailed {
         let mut savepoint = tx.begin().await?;
         let one = HashMap::from([(key.clone(), stats.clone())]);
-        match add_to_rollups(&mut savepoint, rollout_id, one, FoldLock::Held).await {
+        match add_to_rollups(&mut savepoint, rollout_id, &one, FoldLock::Held).await {
             Ok(()) => savepoint.commit().await?,
             Err(error) if refused_data(&error) => {
                 savepoint.rollback().await?;
