@@ -43,6 +43,13 @@ pub struct StageArms {
     pub groups: Vec<(String, Summary, Summary)>,
 }
 
+impl StageArms {
+    /// "Stage 2 “10% rollout”, on for 10%".
+    fn label(&self) -> String {
+        format!("Stage {} “{}”, {}", self.index.0, self.name, self.flag)
+    }
+}
+
 impl Rollouts {
     /// Rollout `id`'s stages compared, as of now.
     pub async fn compare(&self, id: i64) -> Result<Compare, AppError> {
@@ -118,7 +125,7 @@ pub fn blocks(compare: &Compare) -> Vec<Block> {
     let head = |first: &'static str| std::iter::once(first).chain(MEASURES).collect::<Vec<_>>();
     let mut out = vec![Block::Paragraph(
         format!(
-            "Each stage that served the new path (the treatment arm; control is the old path), over its latest stay; the baseline is the control arm's figures frozen before the rollout. Made {} from Rampart's stored data (rollout {}).",
+            "Each stage that served the new path (the treatment arm; control is the old path), over its latest stay; the baseline is the control arm's figures as last frozen (its row says when). Made {} from Rampart's stored data (rollout {}).",
             when(compare.made_at),
             compare.rollout_id
         )
@@ -136,9 +143,8 @@ pub fn blocks(compare: &Compare) -> Vec<Block> {
         None => out.push(Block::Paragraph("No baseline has been frozen: the stages compare with their control arms only.".into())),
     }
     for stage in &compare.stages {
-        let at = format!("Stage {} “{}”, {}", stage.index.0, stage.name, stage.flag);
-        rows.push(figures(format!("{at}: treatment"), &stage.treatment));
-        rows.push(figures(format!("{at}: control"), &stage.control));
+        rows.push(figures(format!("{}: treatment", stage.label()), &stage.treatment));
+        rows.push(figures(format!("{}: control", stage.label()), &stage.control));
     }
     out.push(table(&head("Stage and arm"), rows));
     let stays: Vec<Inline> = compare
@@ -158,7 +164,7 @@ pub fn blocks(compare: &Compare) -> Vec<Block> {
             .into(),
     ));
     for stage in &compare.stages {
-        out.push(Block::Heading(3, format!("Stage {} “{}”, {}", stage.index.0, stage.name, stage.flag).into()));
+        out.push(Block::Heading(3, stage.label().into()));
         if stage.groups.is_empty() {
             out.push(Block::Paragraph("Not broken down: this stage reads its metric source by arm only, or had no uploads.".into()));
             continue;
