@@ -77,12 +77,12 @@ pub async fn list_rollouts() -> Result<Vec<StatusView>, AppError> {
     Ok(views)
 }
 
-/// Validates a plan file without saving it: the parsed plan, or every problem at its line or
-/// field (one per line of the error's message).
+/// Validates a plan file without saving it: the plan's table in words, or every problem at its
+/// line or field (one per line of the error's message).
 #[server(endpoint = "check_plan")]
-pub async fn check_plan(source: String) -> Result<crate::domain::plan::Plan, AppError> {
+pub async fn check_plan(source: String) -> Result<crate::model::PlanSummary, AppError> {
     require(Permission::ReadRollout)?;
-    crate::domain::plan::Plan::from_toml(&source).map_err(|errors| {
+    crate::domain::plan::Plan::from_toml(&source).map(|plan| crate::model::PlanSummary::of(&plan)).map_err(|errors| {
         let lines: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
         AppError::invalid("plan", lines.join("\n"))
     })

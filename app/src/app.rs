@@ -3,6 +3,7 @@
 use crate::api::who_am_i;
 use crate::components::account::AccountMenu;
 use crate::domain::access::Principal;
+use crate::live::Live;
 use crate::pages::admin::AdminPage;
 use crate::pages::control_room::ControlRoomPage;
 use crate::pages::login::LoginPage;
@@ -15,7 +16,9 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
-/// The HTML document the server streams; the browser hydrates `<App/>` inside it.
+/// The HTML document the server renders whole (`SsrMode::Async`: no streamed fragments, so a
+/// page fetched again by [`Live`] reads as the page did). Only `Live` and the islands inside
+/// pages run in the browser.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
@@ -25,11 +28,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
             <body>
                 <App/>
+                <Live/>
             </body>
         </html>
     }
@@ -61,16 +65,15 @@ pub fn App() -> impl IntoView {
             </header>
             <main>
                 <Routes fallback=|| view! { <p class="notice">"No such page."</p> }>
-                    <Route path=path!("/") view=ControlRoomPage/>
-                    <Route path=path!("/rollouts") view=OverviewPage/>
-                    <Route path=path!("/rollouts/:id") view=ControlRoomPage/>
-                    <Route path=path!("/rollouts/:id/plan") view=PlanPage/>
-                    <Route path=path!("/plan") view=PlanPage/>
-                    // Rendered whole on the server, so it reads the same with JavaScript off.
+                    <Route path=path!("/") view=ControlRoomPage ssr=SsrMode::Async/>
+                    <Route path=path!("/rollouts") view=OverviewPage ssr=SsrMode::Async/>
+                    <Route path=path!("/rollouts/:id") view=ControlRoomPage ssr=SsrMode::Async/>
+                    <Route path=path!("/rollouts/:id/plan") view=PlanPage ssr=SsrMode::Async/>
+                    <Route path=path!("/plan") view=PlanPage ssr=SsrMode::Async/>
                     <Route path=path!("/status") view=StatusPage ssr=SsrMode::Async/>
                     <Route path=path!("/status/:id") view=StatusPage ssr=SsrMode::Async/>
-                    <Route path=path!("/login") view=LoginPage/>
-                    <Route path=path!("/admin") view=AdminPage/>
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin") view=AdminPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -21,14 +21,11 @@ pub mod you;
 
 pub use app::{App, shell};
 
-/// The browser entry point: attaches the reactive UI to the server-rendered page.
+/// The browser entry point. The pages are rendered on the server; the islands in them
+/// (`#[island]`: [`live::Live`] on every page) are hydrated one by one after this returns.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
-    // Tells browser tests (and curious humans) that clicks are now handled by the app.
-    if let Some(body) = leptos::prelude::document().body() {
-        let _ = body.set_attribute("data-hydrated", "true");
-    }
+    leptos::mount::hydrate_islands();
 }

@@ -1,55 +1,442 @@
-//! Live updates in the browser: an `EventSource` on the rollout's change stream bumps a counter
-//! that the page's snapshot resource depends on, so every change (someone else's command, the
-//! guard loop, new metrics) refetches the page within a second. The browser reconnects by
-//! itself after a server restart, and the page refetches when it does.
+//! The page's one island: everything the browser adds to a page the server has rendered whole.
+//!
+//! Rampart's pages are rendered on the server (Leptos islands): the HTML is the page, readable
+//! and usable without JavaScript — its forms post to the server functions, which answer a plain
+//! form with a redirect back. [`Live`] is the only part hydrated in the browser, so the WASM
+//! carries this file and little else. Once it runs it
+//!
+//! - **keeps the page live**: on the rollout's change stream (`/api/v1/rollouts/{id}/live`,
+//!   named by the page's `data-live-rollout`) it fetches the page again and swaps each region
+//!   (`data-live="…"`) whose server HTML changed; a region that did not change keeps its DOM, so
+//!   a reason half typed in a form there survives someone else's tick;
+//! - **posts forms without leaving the page**: a form posting to a server function (`/api/…`) is
+//!   sent with `fetch`; a button's `data-confirm` asks first; a refusal is shown in its region's
+//!   `data-error` slot, a secret the form made (`data-issued`) in its `data-issued` slot, and a
+//!   form marked `data-done` unhides its `data-done` slot — each kept through the refreshes until
+//!   the region's next form; success resets the form and refreshes the page;
+//! - **ticks checklist items** (`input[data-item]`) at once, keeping the box as clicked until a
+//!   page fetched after the server saved the tick is on show;
+//! - **switches the charts' range** (`a[data-swap]`) by fetching the page for the new URL;
+//! - **shows times in the viewer's zone** (`time[data-local]`; the server renders UTC);
+//! - marks `<body data-hydrated="true">` when clicks are handled (browser tests wait for it).
 
 use leptos::prelude::*;
 
-/// A counter that moves whenever rollout `rollout_id` changes (browser only; on the server it
-/// never moves). The stream closes with the page.
-pub fn changes(rollout_id: Signal<Option<i64>>) -> ReadSignal<u64> {
-    let (count, set_count) = signal(0u64);
+/// Rendered once at the end of every page; hydrated last, after any other island.
+#[island]
+pub fn Live() -> impl IntoView {
     #[cfg(feature = "hydrate")]
-    {
-        use wasm_bindgen::JsCast;
-        use wasm_bindgen::closure::Closure;
-        let source = StoredValue::new_local(None::<(i64, web_sys::EventSource)>);
-        Effect::new(move |_| {
-            let Some(id) = rollout_id.get() else { return };
-            if source.with_value(|s| s.as_ref().map(|(open, _)| *open) == Some(id)) {
-                return;
+    browser::start();
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use crate::error::AppError;
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::{JsFuture, spawn_local};
+    use web_sys::{Document, Element, HtmlFormElement, HtmlInputElement};
+
+    /// What the page knows between events (the browser runs one thread).
+    #[derive(Default)]
+    struct Page {
+        /// Each region's server HTML as last put on show, to swap only what changed.
+        shown: RefCell<HashMap<String, String>>,
+        /// What each region's slots show after its last form (`data-error`, `data-issued`,
+        /// `data-done`), kept through the refreshes until its next form is sent.
+        kept: RefCell<HashMap<String, Vec<(&'static str, String)>>>,
+        /// Moves whenever the server saved something this page sent: a page fetched before
+        /// it moved may not show it yet, and is fetched again.
+        saves: Cell<u64>,
+        /// Requests this page sent that have not been answered.
+        pending: Cell<u32>,
+        refreshing: Cell<bool>,
+        again: Cell<bool>,
+    }
+
+    thread_local! {
+        static PAGE: Page = Page::default();
+    }
+
+    fn document() -> Document {
+        leptos::prelude::document()
+    }
+
+    pub fn start() {
+        let doc = document();
+        PAGE.with(|page| {
+            let mut shown = page.shown.borrow_mut();
+            for region in all(&doc, "[data-live]") {
+                shown.insert(key(&region), region.outer_html());
             }
-            source.update_value(|s| {
-                if let Some((_, old)) = s.take() {
-                    old.close();
-                }
-            });
-            let Ok(stream) = web_sys::EventSource::new(&format!("/api/v1/rollouts/{id}/live")) else { return };
-            let bump = Closure::<dyn Fn()>::new(move || set_count.update(|n| *n += 1));
-            let _ = stream.add_event_listener_with_callback("changed", bump.as_ref().unchecked_ref());
-            // `hello` arrives on every connect; after the first one it means the stream was
-            // lost and is back, so whatever happened meanwhile is fetched.
-            let connected = std::cell::Cell::new(false);
-            let hello = Closure::<dyn Fn()>::new(move || {
-                if connected.replace(true) {
-                    set_count.update(|n| *n += 1);
-                }
-            });
-            let _ = stream.add_event_listener_with_callback("hello", hello.as_ref().unchecked_ref());
-            // The listeners live as long as the page: the stream is closed on cleanup.
-            bump.forget();
-            hello.forget();
-            source.set_value(Some((id, stream)));
         });
-        on_cleanup(move || {
-            source.update_value(|s| {
-                if let Some((_, stream)) = s.take() {
-                    stream.close();
+        localise(&doc.into());
+        listen("submit", |ev| on_submit(ev.unchecked_into()));
+        listen("change", on_change);
+        listen("input", on_input);
+        listen("click", on_click);
+        if let Some(id) = document().query_selector("[data-live-rollout]").ok().flatten().and_then(|e| e.get_attribute("data-live-rollout"))
+        {
+            stream(&id);
+        }
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    }
+
+    fn listen(event: &str, handler: fn(web_sys::Event)) {
+        let handler = Closure::<dyn Fn(web_sys::Event)>::new(handler);
+        let _ = document().add_event_listener_with_callback(event, handler.as_ref().unchecked_ref());
+        // The listeners live as long as the page.
+        handler.forget();
+    }
+
+    fn all(root: &web_sys::Node, selector: &str) -> Vec<Element> {
+        let list = match root.dyn_ref::<Document>() {
+            Some(doc) => doc.query_selector_all(selector),
+            None => root.unchecked_ref::<Element>().query_selector_all(selector),
+        };
+        let Ok(list) = list else { return Vec::new() };
+        (0..list.length()).filter_map(|i| list.item(i)?.dyn_into::<Element>().ok()).collect()
+    }
+
+    fn key(region: &Element) -> String {
+        region.get_attribute("data-live").unwrap_or_default()
+    }
+
+    /// The rollout's change stream: every change, and every reconnect after the first connect
+    /// (whatever happened meanwhile), refreshes the page.
+    fn stream(rollout_id: &str) {
+        let Ok(source) = web_sys::EventSource::new(&format!("/api/v1/rollouts/{rollout_id}/live")) else { return };
+        let changed = Closure::<dyn Fn()>::new(refresh);
+        let connected = Cell::new(false);
+        let hello = Closure::<dyn Fn()>::new(move || {
+            if connected.replace(true) {
+                refresh();
+            }
+        });
+        let _ = source.add_event_listener_with_callback("changed", changed.as_ref().unchecked_ref());
+        let _ = source.add_event_listener_with_callback("hello", hello.as_ref().unchecked_ref());
+        changed.forget();
+        hello.forget();
+    }
+
+    /// Fetches the page again and swaps the regions that changed. Refreshes asked for while one
+    /// runs make one more; a page fetched while this page's requests were on their way, or
+    /// before a save it made, is thrown away (the save's own refresh follows).
+    pub fn refresh() {
+        let busy = PAGE.with(|page| {
+            let busy = page.refreshing.replace(true);
+            page.again.set(busy);
+            busy
+        });
+        if busy {
+            return;
+        }
+        spawn_local(async {
+            loop {
+                PAGE.with(|page| page.again.set(false));
+                let saves = PAGE.with(|page| page.saves.get());
+                let html = fetch_page().await;
+                let current = PAGE.with(|page| page.pending.get() == 0 && page.saves.get() == saves);
+                if let (Some(html), true) = (html, current) {
+                    swap(&html);
                 }
-            })
+                if !PAGE.with(|page| page.again.get()) {
+                    break;
+                }
+            }
+            PAGE.with(|page| page.refreshing.set(false));
         });
     }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = (rollout_id, set_count);
-    count
+
+    async fn fetch_page() -> Option<String> {
+        let window = leptos::prelude::window();
+        let init = web_sys::RequestInit::new();
+        let headers = web_sys::Headers::new().ok()?;
+        headers.set("Accept", "text/html").ok()?;
+        // Lets the server (and a browser test) tell a refresh from a navigation.
+        headers.set("X-Rampart-Refresh", "1").ok()?;
+        init.set_headers(&headers);
+        let href = window.location().href().ok()?;
+        let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(&href, &init)).await.ok()?.dyn_into().ok()?;
+        if !response.ok() {
+            return None;
+        }
+        JsFuture::from(response.text().ok()?).await.ok()?.as_string()
+    }
+
+    /// Puts the fetched page's changed regions on show. When the page's regions are not the same
+    /// set (another page answered), it is loaded whole.
+    fn swap(html: &str) {
+        let Ok(parser) = web_sys::DomParser::new() else { return };
+        let Ok(fresh) = parser.parse_from_string(html, web_sys::SupportedType::TextHtml) else { return };
+        let doc = document();
+        let regions = all(&fresh.clone().into(), "[data-live]");
+        let same = {
+            let mut old: Vec<String> = all(&doc.clone().into(), "[data-live]").iter().map(key).collect();
+            let mut new: Vec<String> = regions.iter().map(key).collect();
+            old.sort();
+            new.sort();
+            old == new
+        };
+        if !same {
+            let _ = leptos::prelude::window().location().reload();
+            return;
+        }
+        for region in regions {
+            let name = key(&region);
+            let html = region.outer_html();
+            if PAGE.with(|page| page.shown.borrow().get(&name) == Some(&html)) {
+                continue;
+            }
+            let Some(old) = doc.query_selector(&format!("[data-live=\"{name}\"]")).ok().flatten() else { continue };
+            let Ok(node) = doc.import_node_with_deep(&region, true) else { continue };
+            let _ = old.replace_with_with_node_1(&node);
+            PAGE.with(|page| page.shown.borrow_mut().insert(name.clone(), html));
+            localise(&node);
+            let kept = PAGE.with(|page| page.kept.borrow().get(&name).cloned()).unwrap_or_default();
+            for (slot, text) in kept {
+                fill(node.unchecked_ref(), slot, &text);
+            }
+        }
+    }
+
+    fn region_of(element: &Element) -> Option<Element> {
+        element.closest("[data-live]").ok().flatten()
+    }
+
+    /// Shows the region's `slot` with `text` in it (an empty text keeps the server's), and keeps
+    /// it through refreshes. A secret's slot says its `data-intro` first, then the secret (a
+    /// link when it is an address).
+    fn show(region: &Element, slot: &'static str, text: &str) {
+        fill(region, slot, text);
+        PAGE.with(|page| page.kept.borrow_mut().entry(key(region)).or_default().push((slot, text.to_string())));
+    }
+
+    fn fill(region: &Element, slot: &str, text: &str) {
+        let Some(element) = region.query_selector(&format!("[{slot}]")).ok().flatten() else { return };
+        if let Some(intro) = element.get_attribute("data-intro") {
+            let doc = document();
+            let link = text.starts_with("http");
+            let Ok(secret) = doc.create_element(if link { "a" } else { "code" }) else { return };
+            secret.set_text_content(Some(text));
+            let _ = secret.set_attribute("data-testid", "issued-secret");
+            if link {
+                let _ = secret.set_attribute("href", text);
+            }
+            element.set_text_content(Some(&format!("{intro} ")));
+            let _ = element.append_child(&secret);
+        } else if !text.is_empty() {
+            element.set_text_content(Some(text));
+        }
+        let _ = element.remove_attribute("hidden");
+    }
+
+    /// Hides every slot of the region: a new form was sent from it.
+    fn clear(region: &Element) {
+        PAGE.with(|page| page.kept.borrow_mut().remove(&key(region)));
+        for slot in all(&region.clone().into(), "[data-error], [data-issued], [data-done]") {
+            let _ = slot.set_attribute("hidden", "");
+            if slot.has_attribute("data-intro") {
+                slot.set_text_content(None);
+            }
+        }
+    }
+
+    /// A field of a `form[data-swap]` (GET): the page for the form's query is swapped in as it
+    /// is typed, the address kept in the history.
+    fn on_input(ev: web_sys::Event) {
+        let Some(form) = ev.target().and_then(|t| t.dyn_into::<Element>().ok()).and_then(|e| e.closest("form[data-swap]").ok().flatten())
+        else {
+            return;
+        };
+        swap_to_form(form.unchecked_ref());
+    }
+
+    fn swap_to_form(form: &HtmlFormElement) {
+        let Ok(data) = web_sys::FormData::new_with_form(form) else { return };
+        let Ok(query) = web_sys::UrlSearchParams::new_with_str_sequence_sequence(&data) else { return };
+        go(&format!("?{}", String::from(query.to_string())));
+    }
+
+    /// Puts `href` in the address bar (replacing the entry) and swaps in its page.
+    fn go(href: &str) {
+        if let Ok(history) = leptos::prelude::window().history() {
+            let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(href));
+        }
+        refresh();
+    }
+
+    /// A form that posts to a server function: asked to confirm when its button says so, then
+    /// sent without leaving the page. A `form[data-swap]` is swapped in instead of loaded.
+    fn on_submit(ev: web_sys::SubmitEvent) {
+        let Some(form) = ev.target().and_then(|t| t.dyn_into::<HtmlFormElement>().ok()) else { return };
+        if form.has_attribute("data-swap") {
+            ev.prevent_default();
+            swap_to_form(&form);
+            return;
+        }
+        let action = form.get_attribute("action").unwrap_or_default();
+        if !action.starts_with("/api/") {
+            return;
+        }
+        ev.prevent_default();
+        let question = ev.submitter().and_then(|b| b.get_attribute("data-confirm"));
+        if let Some(question) = question {
+            if !leptos::prelude::window().confirm_with_message(&question).unwrap_or(false) {
+                return;
+            }
+        }
+        let Ok(data) = web_sys::FormData::new_with_form(&form) else { return };
+        let Ok(body) = web_sys::UrlSearchParams::new_with_str_sequence_sequence(&data) else { return };
+        let buttons = all(&form.clone().into(), "button");
+        for b in &buttons {
+            let _ = b.set_attribute("aria-busy", "true");
+        }
+        let region = region_of(&form);
+        if let Some(region) = &region {
+            clear(region);
+        }
+        spawn_local(async move {
+            let answer = post(&action, &String::from(body.to_string())).await;
+            for b in &buttons {
+                let _ = b.remove_attribute("aria-busy");
+            }
+            match (answer, &region) {
+                (Ok(answer), Some(region)) => {
+                    if form.has_attribute("data-done") {
+                        show(region, "data-done", "");
+                    }
+                    // A secret made by the form ({"item": …, "secret": "…"}), shown this once.
+                    let secret = serde_json::from_str::<Made>(&answer).map(|made| made.secret).unwrap_or_default();
+                    if let (Some(prefix), false) = (form.get_attribute("data-issued"), secret.is_empty()) {
+                        let text = match prefix.is_empty() {
+                            true => secret,
+                            false => format!("{}{prefix}{secret}", leptos::prelude::window().location().origin().unwrap_or_default()),
+                        };
+                        show(region, "data-issued", &text);
+                    }
+                    form.reset();
+                }
+                (Ok(_), None) => form.reset(),
+                (Err(error), region) => {
+                    let text = match &error {
+                        AppError::Conflict { .. } => "Someone else acted first; the page now shows the current state.".to_string(),
+                        other => other.to_string(),
+                    };
+                    if let Some(region) = region {
+                        show(region, "data-error", &text);
+                    }
+                }
+            }
+            refresh();
+        });
+    }
+
+    /// The part of a create form's answer the page shows.
+    #[derive(serde::Deserialize)]
+    struct Made {
+        secret: String,
+    }
+
+    /// A checklist box: saved at once; the box keeps the click until a page fetched after the
+    /// save is on show (or the save fails, and it flips back with the reason).
+    fn on_change(ev: web_sys::Event) {
+        let Some(input) = ev.target().and_then(|t| t.dyn_into::<HtmlInputElement>().ok()) else { return };
+        let (Some(rollout), Some(item)) = (input.get_attribute("data-rollout"), input.get_attribute("data-item")) else { return };
+        let checked = input.checked();
+        let body = format!("rollout_id={rollout}&item_id={item}&checked={checked}");
+        let region = region_of(&input);
+        if let Some(region) = &region {
+            clear(region);
+        }
+        spawn_local(async move {
+            if let Err(error) = post("/api/set_checklist_item", &body).await {
+                input.set_checked(!checked);
+                if let Some(region) = &region {
+                    show(region, "data-error", &error.to_string());
+                }
+            }
+            refresh();
+        });
+    }
+
+    /// A link that changes what a region shows (the charts' range): the page for its URL is
+    /// fetched and swapped in, the address kept in the history.
+    fn on_click(ev: web_sys::Event) {
+        let Some(link) = ev.target().and_then(|t| t.dyn_into::<Element>().ok()).and_then(|e| e.closest("a[data-swap]").ok().flatten())
+        else {
+            return;
+        };
+        let Some(href) = link.get_attribute("href") else { return };
+        ev.prevent_default();
+        go(&href);
+    }
+
+    /// Posts a form's fields to a server function as a script would (JSON back, not a
+    /// redirect): its answer, or the server's refusal as the app's error.
+    async fn post(url: &str, body: &str) -> Result<String, AppError> {
+        PAGE.with(|page| page.pending.set(page.pending.get() + 1));
+        let answer = send(url, body).await;
+        PAGE.with(|page| {
+            page.pending.set(page.pending.get() - 1);
+            if answer.is_ok() {
+                page.saves.set(page.saves.get() + 1);
+            }
+        });
+        answer
+    }
+
+    async fn send(url: &str, body: &str) -> Result<String, AppError> {
+        let transport = |message: &str| AppError::Transport { message: message.to_string() };
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        let headers = web_sys::Headers::new().map_err(|_| transport("headers"))?;
+        let _ = headers.set("Content-Type", "application/x-www-form-urlencoded");
+        let _ = headers.set("Accept", "application/json");
+        init.set_headers(&headers);
+        init.set_body(&JsValue::from_str(body));
+        let response: web_sys::Response = JsFuture::from(leptos::prelude::window().fetch_with_str_and_init(url, &init))
+            .await
+            .map_err(|_| transport("the server could not be reached"))?
+            .dyn_into()
+            .map_err(|_| transport("no answer"))?;
+        let text = match response.text() {
+            Ok(promise) => JsFuture::from(promise).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if response.ok() {
+            return Ok(text);
+        }
+        Err(serde_json::from_str::<AppError>(&text).unwrap_or_else(|_| transport(&format!("the server answered {}", response.status()))))
+    }
+
+    /// Every `time[data-local]` under `root` in the viewer's zone (the server wrote UTC; the
+    /// `datetime` attribute and the tooltip keep the exact instant).
+    fn localise(root: &web_sys::Node) {
+        for time in all(root, "time[data-local]") {
+            let Some(at) = time.get_attribute("datetime") else { continue };
+            let date = js_sys::Date::new(&JsValue::from_str(&at));
+            if date.get_time().is_nan() {
+                continue;
+            }
+            let options = js_sys::Object::new();
+            for (key, value) in [
+                ("year", "numeric"),
+                ("month", "short"),
+                ("day", "numeric"),
+                ("hour", "2-digit"),
+                ("minute", "2-digit"),
+                ("timeZoneName", "short"),
+            ] {
+                let _ = js_sys::Reflect::set(&options, &JsValue::from_str(key), &JsValue::from_str(value));
+            }
+            if let Some(text) = date.to_locale_string("default", &options).as_string() {
+                time.set_text_content(Some(&text));
+            }
+        }
+    }
 }

@@ -405,3 +405,70 @@ pub struct ChartSeries {
     /// (when, what): stage entries and rollbacks, oldest first.
     pub marks: Vec<(Timestamp, String)>,
 }
+
+/// A plan as the plan view's table shows it, in words: what the plan checker answers, so the
+/// browser needs no plan parser of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    pub name: String,
+    pub flag: String,
+    pub stages: Vec<StageRow>,
+}
+
+/// One stage of [`PlanSummary`]: flag, soak, criteria, what else it requires, how many
+/// checklist items it has.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageRow {
+    pub name: String,
+    pub flag: String,
+    pub soak: String,
+    pub criteria: String,
+    pub requires: String,
+    pub items: usize,
+}
+
+impl PlanSummary {
+    pub fn of(plan: &Plan) -> PlanSummary {
+        use crate::domain::units::thousands;
+        let stages = plan
+            .stages
+            .iter()
+            .map(|s| {
+                let criteria = s.criteria.as_ref().map_or_else(
+                    || "—".to_string(),
+                    |c| {
+                        let relative = c.failures_vs_control_max.map_or_else(String::new, |p| format!(", failures ≤ control + {p} pts"))
+                            + &c.latency_vs_control_max.map_or_else(String::new, |p| format!(", slow uploads ≤ control + {p} pts"));
+                        format!(
+                            "success ≥ {}%, errors ≤ {}%, p95 ≤ {}% of baseline, ≥ {} uploads{relative}",
+                            c.success_rate_min.get(),
+                            c.error_rate_max.get(),
+                            c.latency_max.get(),
+                            thousands(u64::from(c.min_events))
+                        )
+                    },
+                );
+                let mut requires = Vec::new();
+                if s.requires_baseline {
+                    requires.push("baseline".to_string());
+                }
+                if s.requires_matrix {
+                    requires.push("E2E matrix".to_string());
+                }
+                if s.requires_performance_validated {
+                    requires.push("performance validated".to_string());
+                }
+                requires.extend(s.test_suites.iter().map(|t| format!("{} ({} tests)", t.name, t.tests)));
+                StageRow {
+                    name: s.name.clone(),
+                    flag: s.flag.to_string(),
+                    soak: s.soak.to_string(),
+                    criteria,
+                    requires: if requires.is_empty() { "—".to_string() } else { requires.join(", ") },
+                    items: s.checklist.iter().map(|c| c.items.len()).sum(),
+                }
+            })
+            .collect();
+        PlanSummary { name: plan.name.clone(), flag: plan.flag.key.clone(), stages }
+    }
+}

@@ -31,10 +31,10 @@ const OUTPUT_NAME: &str = "rampart";
 /// binaryen's wasm-opt from npm: Debian's (108) produces a WASM that never hydrates.
 const BINARYEN: &str = "binaryen@132";
 /// The most the release WASM may weigh, brotli-compressed at quality 11 (what a browser
-/// downloads before the control room's buttons work). Issue #22's goal is 250 kB; until the
-/// client gets there this budget holds the size reached (617 kB with the baseline card) with
-/// 3 kB to spare, so it can only go down (docs/benchmarks.md § WASM bundle).
-const WASM_BUDGET_BROTLI: usize = 620_000;
+/// downloads before the control room's buttons work). Issue #22 asks for at most 250 kB; the
+/// islands client weighs about 142 kB, and this budget holds that with some room, so it can
+/// only creep up by a decision (docs/benchmarks.md § WASM bundle).
+const WASM_BUDGET_BROTLI: usize = 160_000;
 /// The Unleash Edge the flag benchmark runs beside Rampart (named in its table).
 const UNLEASH_EDGE_VERSION: &str = "19.15.1";
 /// The Swagger UI its build embeds (utoipa-swagger-ui 9.0.2's default), taken from npm.

@@ -1,30 +1,18 @@
 //! The commands a person may give the rollout from where it stands. Each form names the version
-//! it acts on, so two people clicking at once cannot both win; the forms post without
-//! JavaScript too.
+//! it acts on, so two people clicking at once cannot both win. Rendered on the server: the forms
+//! post to the `run_command` server function, without JavaScript too; with it, the page's
+//! `Live` island sends them in place, asks to confirm where a button's `data-confirm` says, and
+//! shows a refusal in the card's `data-error` slot.
 
 use crate::api::RunCommand;
 use crate::components::local_time::LocalTime;
 use crate::domain::access::{Denied, Permission, Principal, check};
 use crate::domain::plan::RollbackTarget;
 use crate::domain::rollout::{Actor, Command, Context, Status, apply};
-use crate::error::AppError;
 use crate::format;
 use crate::model::ControlRoom;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
-
-/// Asks the person to confirm a consequential click; cancelling stops the form from posting.
-/// (Without JavaScript the form posts directly: the written reason is the confirmation.)
-fn confirm_click(question: &'static str) -> impl Fn(leptos::ev::MouseEvent) + 'static {
-    move |ev: leptos::ev::MouseEvent| {
-        #[cfg(feature = "hydrate")]
-        if !window().confirm_with_message(question).unwrap_or(false) {
-            ev.prevent_default();
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = (&ev, question);
-    }
-}
 
 /// Why `you` may not do `permission`, for a disabled control's tooltip; `None` when allowed.
 pub fn denied(you: &Principal, permission: Permission) -> Option<String> {
@@ -44,30 +32,6 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
     let blocked = !room.blockers.is_empty();
     let id = room.rollout_id;
     let version = state.version.0;
-
-    let outcome = move || {
-        command.value().get().and_then(Result::err).map(|e| {
-            let text = match &e {
-                AppError::Conflict { .. } => "Someone else acted first; the page now shows the current state.".to_string(),
-                other => other.to_string(),
-            };
-            view! { <p class="error" role="alert" data-testid="action-error">{text}</p> }
-        })
-    };
-
-    // A reason typed for one command must never be reused for the next one by accident.
-    let override_form = NodeRef::<leptos::html::Form>::new();
-    let rollback_form = NodeRef::<leptos::html::Form>::new();
-    let decline_form = NodeRef::<leptos::html::Form>::new();
-    Effect::new(move |_| {
-        if matches!(command.value().get(), Some(Ok(_))) {
-            for form in [override_form, rollback_form, decline_form] {
-                if let Some(form) = form.get_untracked() {
-                    form.reset();
-                }
-            }
-        }
-    });
 
     let hidden = move |action: &'static str| {
         view! {
@@ -92,7 +56,7 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
         if blocked {
             let no = denied(&you, Permission::Override);
             view! {
-                <ActionForm action=command node_ref=override_form attr:class="action-form override">
+                <ActionForm action=command attr:class="action-form override">
                     {hidden(action)}
                     <button type="submit" disabled=true title="Blocked: see what blocks Advance">{label.clone()}</button>
                     <label>
@@ -105,7 +69,7 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
                         data-testid="override-advance"
                         disabled=no.is_some()
                         title=no
-                        on:click=confirm_click("Go on past the blockers? Your reason goes into the audit trail.")
+                        data-confirm="Go on past the blockers? Your reason goes into the audit trail."
                     >
                         {format!("Override and {}", if one_click { target.clone() } else { format!("ask to {target}") })}
                     </button>
@@ -158,7 +122,7 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
                         {format!("Approve {target}")}
                     </button>
                 </ActionForm>
-                <ActionForm action=command node_ref=decline_form attr:class="action-form">
+                <ActionForm action=command attr:class="action-form">
                     {hidden("decline")}
                     <label>
                         "Reason to decline"
@@ -202,7 +166,7 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
     let no_roll_back = denied(&you, Permission::RollBack);
     let roll_back = can_roll_back.then(|| {
         view! {
-            <ActionForm action=command node_ref=rollback_form attr:class="action-form rollback">
+            <ActionForm action=command attr:class="action-form rollback">
                 {hidden("roll_back")}
                 <label>
                     "Roll back to"
@@ -221,7 +185,7 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
                     data-testid="roll-back"
                     disabled=no_roll_back.is_some()
                     title=no_roll_back.clone()
-                    on:click=confirm_click("Roll the flag back now? Clients are served the change within a second.")
+                    data-confirm="Roll the flag back now? Clients are served the change within a second."
                 >
                     "Roll back"
                 </button>
@@ -245,7 +209,8 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
         <section class="card actions" aria-labelledby="actions-title">
             <h2 id="actions-title">"Actions"</h2>
             {read_only}
-            {outcome}
+            // Filled by the page's `Live` island with a refusal ("someone else acted first").
+            <p class="error" role="alert" data-testid="action-error" data-error hidden></p>
             {start}
             {approval}
             {forward}

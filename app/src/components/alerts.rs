@@ -14,8 +14,6 @@ pub fn Alerts(rollout_id: i64, alerts: Vec<Alert>, acknowledge: ServerAction<Ack
     if alerts.is_empty() {
         return view! { <section class="card alerts" aria-labelledby="alerts-title"><h2 id="alerts-title">"Alerts"</h2><p class="muted">"No alerts."</p></section> }.into_any();
     }
-    let error =
-        move || acknowledge.value().get().and_then(Result::err).map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> });
     let items = alerts
         .into_iter()
         .map(|alert| {
@@ -48,7 +46,7 @@ pub fn Alerts(rollout_id: i64, alerts: Vec<Alert>, acknowledge: ServerAction<Ack
     view! {
         <section class="card alerts" aria-labelledby="alerts-title">
             <h2 id="alerts-title">"Alerts"</h2>
-            {error}
+            <p class="error" role="alert" data-error hidden></p>
             <ul>{items}</ul>
         </section>
     }

@@ -28,21 +28,25 @@ pub fn Charts(
     rollout_id: i64,
     criteria: Option<Criteria>,
     baseline: Option<Summary>,
-    hours: RwSignal<u32>,
-    live: ReadSignal<u64>,
+    /// The range on show (`?hours=N` of the page).
+    hours: u32,
 ) -> impl IntoView {
-    let series = Resource::new(move || (hours.get(), live.get()), move |(h, _)| get_chart_series(rollout_id, h));
+    let series = Resource::new_blocking(|| (), move |_| get_chart_series(rollout_id, hours));
+    // Links, so the range is in the address and survives a reload; the page's `Live` island
+    // swaps the charts in place (`data-swap`).
     let picker = RANGES
         .map(|(h, label)| {
             view! {
-                <button
-                    type="button"
-                    class:selected=move || hours.get() == h
-                    aria-pressed=move || (hours.get() == h).to_string()
-                    on:click=move |_| hours.set(h)
+                <a
+                    class="button"
+                    class:selected=hours == h
+                    aria-pressed=(hours == h).to_string()
+                    role="button"
+                    data-swap=""
+                    href=format!("?hours={h}")
                 >
                     {label}
-                </button>
+                </a>
             }
         })
         .collect_view();
@@ -52,7 +56,7 @@ pub fn Charts(
                 <h2 id="charts-title">"Treatment vs control"</h2>
                 <div class="range" role="group" aria-label="Time range">{picker}</div>
             </div>
-            <Transition fallback=|| view! { <p class="muted">"Loading the charts…"</p> }>
+            <Suspense fallback=|| view! { <p class="muted">"Loading the charts…"</p> }>
                 {move || Suspend::new({
                     let (criteria, baseline) = (criteria.clone(), baseline.clone());
                     async move {
@@ -62,7 +66,7 @@ pub fn Charts(
                         }
                     }
                 })}
-            </Transition>
+            </Suspense>
         </section>
     }
 }

@@ -1,111 +1,18 @@
 //! The current stage's checklist, grouped by the plan's sections. Ticking persists at once and
 //! records who ticked and when.
 
-use crate::api::set_checklist_item;
 use crate::components::local_time::LocalTime;
 use crate::domain::access::{Permission, Principal};
-use crate::error::AppError;
 use crate::model::ChecklistItem;
 use leptos::prelude::*;
-use std::collections::HashMap;
 
-/// The page's checklist ticks. A box shows what this page asked for from the click until a
-/// snapshot asked for after the server saved it is on show: neither a snapshot refetched
-/// meanwhile (someone else's change) nor the gap between the save and the refetch it causes
-/// flips the box back.
-#[derive(Clone, Copy)]
-pub struct Ticks {
-    action: Action<Tick, Result<ChecklistItem, AppError>>,
-    asked: RwSignal<HashMap<i64, Asked>>,
-    clicks: StoredValue<u64>,
-    saved: RwSignal<u64>,
-}
-
-#[derive(Clone)]
-struct Tick {
-    rollout_id: i64,
-    item_id: i64,
-    checked: bool,
-    click: u64,
-}
-
-/// The latest state this page asked for an item: by which click, and which save confirmed it
-/// (`None`: on its way).
-#[derive(Clone, Copy)]
-struct Asked {
-    checked: bool,
-    click: u64,
-    saved_as: Option<u64>,
-}
-
-impl Ticks {
-    pub fn new() -> Self {
-        let asked = RwSignal::new(HashMap::<i64, Asked>::new());
-        let saved = RwSignal::new(0u64);
-        let action = Action::new(move |tick: &Tick| {
-            let tick = tick.clone();
-            async move {
-                let result = set_checklist_item(tick.rollout_id, tick.item_id, tick.checked).await;
-                if result.is_ok() {
-                    saved.update(|n| *n += 1);
-                }
-                let save = saved.get_untracked();
-                asked.update(|asked| {
-                    // A later click on the same item decides what its box shows.
-                    if asked.get(&tick.item_id).is_none_or(|latest| latest.click != tick.click) {
-                        return;
-                    }
-                    match &result {
-                        Ok(_) => asked.insert(tick.item_id, Asked { checked: tick.checked, click: tick.click, saved_as: Some(save) }),
-                        Err(_) => asked.remove(&tick.item_id),
-                    };
-                });
-                result
-            }
-        });
-        Self { action, asked, clicks: StoredValue::new(0), saved }
-    }
-
-    /// How many ticks the server has saved (tracked): a snapshot asked for after it moved shows them.
-    pub fn saved(&self) -> u64 {
-        self.saved.get()
-    }
-
-    fn dispatch(&self, rollout_id: i64, item_id: i64, checked: bool) {
-        self.clicks.update_value(|n| *n += 1);
-        let click = self.clicks.get_value();
-        self.asked.update(|asked| {
-            asked.insert(item_id, Asked { checked, click, saved_as: None });
-        });
-        self.action.dispatch(Tick { rollout_id, item_id, checked, click });
-    }
-
-    /// What the box shows, given a snapshot asked for when `seen` ticks were saved.
-    fn shown(&self, item_id: i64, seen: u64, in_snapshot: bool) -> bool {
-        match self.asked.read().get(&item_id) {
-            Some(asked) if asked.saved_as.is_none_or(|save| save > seen) => asked.checked,
-            _ => in_snapshot,
-        }
-    }
-
-    fn error(&self) -> Option<AppError> {
-        self.action.value().get().and_then(Result::err)
-    }
-}
-
-impl Default for Ticks {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// The current stage's checklist, from a snapshot asked for when `seen` ticks were saved.
+/// The current stage's checklist (or the routines). Rendered on the server; ticking a box is
+/// saved at once by the page's `Live` island (the box names its rollout and item), which keeps
+/// the box as clicked until the page it fetches after the save shows who ticked it.
 #[component]
 pub fn Checklist(
     rollout_id: i64,
     items: Vec<ChecklistItem>,
-    seen: u64,
-    ticks: Ticks,
     you: Principal,
     /// The card's heading.
     #[prop(default = "Checklist")]
@@ -127,11 +34,10 @@ pub fn Checklist(
             _ => sections.push((item.section.clone(), vec![item])),
         }
     }
-    let error = move || ticks.error().map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> });
     view! {
         <section class="card checklist" aria-labelledby=format!("{key}-title") data-testid=key>
             <h2 id=format!("{key}-title")>{title} " " <span class="muted" data-testid=format!("{key}-progress")>{format!("{done} of {total} done")}</span></h2>
-            {error}
+            <p class="error" role="alert" data-error hidden></p>
             {sections.into_iter().map(|(title, items)| {
                 let done_when = plan_sections
                     .iter()
@@ -146,7 +52,6 @@ pub fn Checklist(
                             let id = item.id;
                             let no = no.clone();
                             let checked = item.checked_at.is_some();
-                            let shown = move || ticks.shown(id, seen, checked);
                             let who = item.checked_at.map(|at| view! {
                                 {item.checked_by.clone().unwrap_or_default()} " · " <LocalTime at/>
                             });
@@ -162,12 +67,11 @@ pub fn Checklist(
                                     <label>
                                         <input
                                             type="checkbox"
-                                            prop:checked=shown
+                                            checked=checked
                                             disabled=no.is_some()
                                             title=no
-                                            on:change=move |ev| {
-                                                ticks.dispatch(rollout_id, id, event_target_checked(&ev));
-                                            }
+                                            data-rollout=rollout_id.to_string()
+                                            data-item=id.to_string()
                                         />
                                         <span>{item.text.clone()}</span>
                                     </label>

@@ -9,12 +9,14 @@ use crate::api::{
 use crate::components::local_time::LocalTime;
 use crate::domain::access::{Role, Scope};
 use crate::domain::webhook::Event;
-use crate::error::AppError;
 use crate::format;
-use crate::model::{AdminLists, Issued, ShareLinkView, TokenView, UserView, WebhookLog, WebhookView};
+use crate::model::{AdminLists, ShareLinkView, TokenView, UserView, WebhookLog};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
+/// Rendered on the server; the page's `Live` island posts its forms in place and swaps in the
+/// lists after each change. A secret is shown once, in its card's `data-issued` slot, from the
+/// answer to the form that made it; it is never in the page the server renders.
 #[component]
 pub fn AdminPage() -> impl IntoView {
     let create_user = ServerAction::<CreateUser>::new();
@@ -26,71 +28,37 @@ pub fn AdminPage() -> impl IntoView {
     let revoke_link = ServerAction::<RevokeShareLink>::new();
     let create_webhook = ServerAction::<CreateWebhook>::new();
     let remove_webhook = ServerAction::<RemoveWebhook>::new();
-    let webhooks = Resource::new(move || (create_webhook.version().get(), remove_webhook.version().get()), |_| webhook_overview());
-    let lists = Resource::new(
-        move || {
-            (
-                create_user.version().get(),
-                update_user.version().get(),
-                create_token.version().get(),
-                revoke_token.version().get(),
-                create_link.version().get(),
-                revoke_link.version().get(),
-            )
-        },
-        |_| admin_overview(),
-    );
-    let errors = move || {
-        [
-            update_user.value().get().and_then(Result::err),
-            unlock_user.value().get().and_then(Result::err),
-            revoke_token.value().get().and_then(Result::err),
-            revoke_link.value().get().and_then(Result::err),
-            remove_webhook.value().get().and_then(Result::err),
-        ]
-        .into_iter()
-        .flatten()
-        .map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })
-        .collect_view()
-    };
-    let unlocked = move || {
-        unlock_user.value().get().and_then(Result::ok).map(|()| {
-            view! { <p class="issued" role="status" data-testid="unlocked">"Failed sign-ins cleared: they may sign in again at once."</p> }
-        })
-    };
+    let lists = Resource::new_blocking(|| (), |_| admin_overview());
+    let webhooks = Resource::new_blocking(|| (), |_| webhook_overview());
     view! {
         <h1>"Admin"</h1>
-        {errors}
-        {unlocked}
-        <Transition fallback=|| view! { <p class="notice">"Loading…"</p> }>
+        <Suspense fallback=|| view! { <p class="notice">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match lists.await {
                     Ok(AdminLists { users, tokens, share_links }) => view! {
-                        <Users users create_user update_user unlock_user/>
-                        <Tokens tokens create_token revoke_token/>
-                        <ShareLinks links=share_links create_link revoke_link/>
+                        <div class="region" data-live="users"><Users users create_user update_user unlock_user/></div>
+                        <div class="region" data-live="tokens"><Tokens tokens create_token revoke_token/></div>
+                        <div class="region" data-live="links"><ShareLinks links=share_links create_link revoke_link/></div>
                     }
                     .into_any(),
                     Err(error) => view! { <p class="notice error" role="alert">{error.to_string()}</p> }.into_any(),
                 }
             })}
-        </Transition>
-        <Transition fallback=|| ()>
+        </Suspense>
+        <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
-                webhooks.await.ok().map(|logs| view! { <Webhooks logs create_webhook remove_webhook/> })
+                webhooks.await.ok().map(|logs| view! { <div class="region" data-live="webhooks"><Webhooks logs create_webhook remove_webhook/></div> })
             })}
-        </Transition>
+        </Suspense>
     }
 }
 
-/// The outcome of a create action: the error, or the secret shown once.
-fn issued<T: Clone + Send + Sync + 'static>(
-    value: Option<Result<Issued<T>, AppError>>,
-    shown: impl Fn(&Issued<T>) -> AnyView,
-) -> Option<AnyView> {
-    match value? {
-        Err(e) => Some(view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any()),
-        Ok(issued) => Some(shown(&issued)),
+/// A card's slots for what its last form got back: a refusal, and a secret shown once
+/// (`intro` before it). The page's `Live` island fills them.
+fn slots(intro: &'static str) -> impl IntoView {
+    view! {
+        <p class="error" role="alert" data-error hidden></p>
+        <p class="issued" role="status" data-issued hidden data-intro=intro></p>
     }
 }
 
@@ -105,17 +73,6 @@ fn Users(
     update_user: ServerAction<UpdateUser>,
     unlock_user: ServerAction<UnlockUser>,
 ) -> impl IntoView {
-    let result = move || {
-        issued(create_user.value().get(), |i: &Issued<UserView>| {
-            let text = if i.secret.is_empty() {
-                format!("Added {} as {}.", i.item.name, i.item.role)
-            } else {
-                format!("Added {} as {}. Their password, shown only now: ", i.item.name, i.item.role)
-            };
-            let secret = (!i.secret.is_empty()).then(|| view! { <code data-testid="issued-secret">{i.secret.clone()}</code> });
-            view! { <p class="issued" role="status">{text}{secret}</p> }.into_any()
-        })
-    };
     let rows = users
         .into_iter()
         .map(|u| {
@@ -143,7 +100,7 @@ fn Users(
                             <input type="hidden" name="disabled" value=toggle.0/>
                             <button type="submit" aria-label=toggle_label>{toggle.1}</button>
                         </ActionForm>
-                        <ActionForm action=unlock_user attr:class="inline-form">
+                        <ActionForm action=unlock_user attr:class="inline-form" attr:data-done="">
                             <input type="hidden" name="id" value=id_unlock/>
                             <button type="submit" aria-label=unlock_label title="When someone else's guesses have throttled this account">"Unlock"</button>
                         </ActionForm>
@@ -162,9 +119,10 @@ fn Users(
                     <tbody>{rows}</tbody>
                 </table>
             </div>
+            <p class="issued" role="status" data-testid="unlocked" data-done hidden>"Failed sign-ins cleared: they may sign in again at once."</p>
             <h3>"Add a person"</h3>
-            {result}
-            <ActionForm action=create_user attr:class="action-form">
+            {slots("Added. Their password, shown only now:")}
+            <ActionForm action=create_user attr:class="action-form" attr:data-issued="">
                 <label>"Name" <input name="name" required=true placeholder="ana.lopez" autocomplete="off"/></label>
                 <label>"Role" <select name="role">{role_options(Role::Viewer)}</select></label>
                 <label>"Password (leave empty to generate one)" <input name="password" type="password" autocomplete="new-password"/></label>
@@ -176,17 +134,6 @@ fn Users(
 
 #[component]
 fn Tokens(tokens: Vec<TokenView>, create_token: ServerAction<CreateToken>, revoke_token: ServerAction<RevokeToken>) -> impl IntoView {
-    let result = move || {
-        issued(create_token.value().get(), |i: &Issued<TokenView>| {
-            view! {
-                <p class="issued" role="status">
-                    {format!("Token {} created. Copy it now; it is not shown again: ", i.item.name)}
-                    <code data-testid="issued-secret">{i.secret.clone()}</code>
-                </p>
-            }
-            .into_any()
-        })
-    };
     let rows = tokens
         .into_iter()
         .map(|t| {
@@ -226,8 +173,8 @@ fn Tokens(tokens: Vec<TokenView>, create_token: ServerAction<CreateToken>, revok
                 </table>
             </div>
             <h3>"Create a token"</h3>
-            {result}
-            <ActionForm action=create_token attr:class="action-form">
+            {slots("Token created. Copy it now; it is not shown again:")}
+            <ActionForm action=create_token attr:class="action-form" attr:data-issued="">
                 <label>"Token name" <input name="name" required=true placeholder="upload-service (prod)"/></label>
                 <fieldset><legend>"Scopes"</legend>{scope_boxes}</fieldset>
                 <button type="submit" class="primary">"Create token"</button>
@@ -236,34 +183,12 @@ fn Tokens(tokens: Vec<TokenView>, create_token: ServerAction<CreateToken>, revok
     }
 }
 
-/// The full address of a share link, as the browser would open it.
-fn share_url(secret: &str) -> String {
-    let path = format!("/share/{secret}");
-    #[cfg(feature = "hydrate")]
-    if let Ok(origin) = leptos::prelude::window().location().origin() {
-        return format!("{origin}{path}");
-    }
-    path
-}
-
 #[component]
 fn ShareLinks(
     links: Vec<ShareLinkView>,
     create_link: ServerAction<CreateShareLink>,
     revoke_link: ServerAction<RevokeShareLink>,
 ) -> impl IntoView {
-    let result = move || {
-        issued(create_link.value().get(), |i: &Issued<ShareLinkView>| {
-            let url = share_url(&i.secret);
-            view! {
-                <p class="issued" role="status">
-                    {format!("Link for {} (valid until {}). Send it now; it is not shown again: ", i.item.label, format::utc_minute(i.item.expires_at))}
-                    <a href=url.clone() data-testid="issued-secret">{url.clone()}</a>
-                </p>
-            }
-            .into_any()
-        })
-    };
     let rows = links
         .into_iter()
         .map(|l| {
@@ -299,8 +224,8 @@ fn ShareLinks(
                 </table>
             </div>
             <h3>"Create a share link"</h3>
-            {result}
-            <ActionForm action=create_link attr:class="action-form">
+            {slots("Link created. Send it now; it is not shown again:")}
+            <ActionForm action=create_link attr:class="action-form" attr:data-issued="/share/">
                 <label>"Rollout" <input name="rollout_id" type="number" min="1" value="1" required=true/></label>
                 <label>"Who it is for" <input name="label" required=true placeholder="exec staff meeting"/></label>
                 <label>"Valid for (hours)" <input name="valid_for_hours" type="number" min="1" max="8784" value="336" required=true/></label>
@@ -316,17 +241,6 @@ fn Webhooks(
     create_webhook: ServerAction<CreateWebhook>,
     remove_webhook: ServerAction<RemoveWebhook>,
 ) -> impl IntoView {
-    let result = move || {
-        issued(create_webhook.value().get(), |i: &Issued<WebhookView>| {
-            view! {
-                <p class="issued" role="status">
-                    {format!("Webhook {} added. Its signing secret, shown this once: ", i.item.id)}
-                    <code data-testid="issued-secret">{i.secret.clone()}</code>
-                </p>
-            }
-            .into_any()
-        })
-    };
     let hooks = logs
         .into_iter()
         .map(|WebhookLog { webhook: w, deliveries }| {
@@ -389,8 +303,8 @@ fn Webhooks(
             <p class="muted">"Rampart POSTs signed JSON (header Rampart-Signature: HMAC-SHA256 with the webhook's secret) when approval is needed, a stage changes, the flag is rolled back, the guard raises an alert, or the rollout completes; a failed delivery is retried for about 3.5 hours. The payload's text field is one line a chat relay can post."</p>
             {hooks}
             <h3>"Add a webhook"</h3>
-            {result}
-            <ActionForm action=create_webhook attr:class="action-form">
+            {slots("Webhook added. Its signing secret, shown this once:")}
+            <ActionForm action=create_webhook attr:class="action-form" attr:data-issued="">
                 <label>"URL" <input name="url" type="url" required=true placeholder="https://relay.example.com/rampart"/></label>
                 <label>"Description" <input name="description" placeholder="#upload-rollout channel"/></label>
                 <fieldset><legend>"Events (none ticked: every event)"</legend>{event_boxes}</fieldset>

@@ -6,7 +6,7 @@ use crate::components::actions::Actions;
 use crate::components::alerts::Alerts;
 use crate::components::baseline::BaselineCard;
 use crate::components::charts::Charts;
-use crate::components::checklist::{Checklist, OtherChecklists, Ticks};
+use crate::components::checklist::{Checklist, OtherChecklists};
 use crate::components::impact::ImpactTable;
 use crate::components::matrix::EndToEndMatrix;
 use crate::components::stage_panel::StagePanel;
@@ -21,41 +21,28 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 #[component]
 pub fn ControlRoomPage() -> impl IntoView {
     let params = use_params_map();
-    let rollout_id = move || params.read().get("id").and_then(|id| id.parse::<i64>().ok());
-    // `?baseline_hours=N`: the baseline card's look at the last N hours (a plain form asks).
     let query = use_query_map();
-    let baseline_hours = move || query.read().get("baseline_hours").and_then(|h| h.parse::<u32>().ok());
-    let ticks = Ticks::new();
+    let rollout_id = params.read_untracked().get("id").and_then(|id| id.parse::<i64>().ok());
+    // `?baseline_hours=N`: the baseline card's look at the last N hours (a plain form asks).
+    let baseline_hours = query.read_untracked().get("baseline_hours").and_then(|h| h.parse::<u32>().ok());
+    // `?hours=N`: the charts' range (links in the charts' head pick it).
+    let hours = query.read_untracked().get("hours").and_then(|h| h.parse::<u32>().ok()).unwrap_or(24);
     let command = ServerAction::<RunCommand>::new();
     let acknowledge = ServerAction::<AcknowledgeAlert>::new();
-    // The rollout on show (the newest one at `/`), and a counter its live stream moves.
-    let shown = RwSignal::new(None::<i64>);
-    let live = crate::live::changes(shown.into());
-    // The charts' range survives the page refreshing itself.
-    let hours = RwSignal::new(24u32);
-    // Every saved tick, finished action and change announced by the server reloads the snapshot,
-    // so the page always shows what the server holds. The snapshot keeps how many ticks were
-    // saved when it was asked for: the checklist knows which of this page's ticks it includes.
-    let room = Resource::new(
-        move || (rollout_id(), baseline_hours(), ticks.saved(), command.version().get(), acknowledge.version().get(), live.get()),
-        |(id, look, seen, ..)| async move { get_control_room(id, look).await.map(|room| (seen, room)) },
-    );
+    let room = Resource::new_blocking(move || (), move |_| get_control_room(rollout_id, baseline_hours));
 
     view! {
-        <Transition fallback=|| view! { <p class="notice">"Loading the rollout…"</p> }>
+        <Suspense fallback=|| view! { <p class="notice">"Loading the rollout…"</p> }>
             {move || Suspend::new(async move {
                 let you = crate::you::you().await;
                 match room.await {
-                    Ok((seen, room)) => {
-                        shown.set(Some(room.rollout_id));
-                        view! { <Room room seen ticks command acknowledge you hours live/> }.into_any()
-                    }
+                    Ok(room) => view! { <Room room command acknowledge you hours/> }.into_any(),
                     Err(error) => view! {
                         <p class="notice error" role="alert">{error.to_string()}</p>
                     }.into_any(),
                 }
             })}
-        </Transition>
+        </Suspense>
     }
 }
 
@@ -64,13 +51,10 @@ pub fn ControlRoomPage() -> impl IntoView {
 #[component]
 fn Room(
     room: ControlRoom,
-    seen: u64,
-    ticks: Ticks,
     command: ServerAction<RunCommand>,
     acknowledge: ServerAction<AcknowledgeAlert>,
     you: Principal,
-    hours: RwSignal<u32>,
-    live: ReadSignal<u64>,
+    hours: u32,
 ) -> impl IntoView {
     let stage = room.plan.stage(room.state.stage).cloned();
     let stage_items: Vec<_> = room.checklist.iter().filter(|i| i.stage == room.state.stage).cloned().collect();
@@ -102,7 +86,7 @@ fn Room(
         view! { <StagePanel stage state=room.state.clone() gates=room.gates.clone() blockers=room.blockers.clone() baseline=room.baseline.clone() now=room.now/> }.into_any()
     });
     let criteria = room.plan.stage(room.state.stage).and_then(|s| s.criteria.clone());
-    let charts = view! { <Charts rollout_id=room.rollout_id criteria baseline=room.baseline.clone() hours live/> }.into_any();
+    let charts = view! { <Charts rollout_id=room.rollout_id criteria baseline=room.baseline.clone() hours/> }.into_any();
     let baseline = view! {
         <BaselineCard
             rollout_id=room.rollout_id
@@ -118,21 +102,40 @@ fn Room(
     let matrix = room.matrix.clone().map(|matrix| view! { <EndToEndMatrix matrix/> }.into_any());
     let impact = room.impact.clone().map(|impact| view! { <ImpactTable impact/> }.into_any());
     let plan_sections = room.plan.stage(room.state.stage).map(|s| s.checklist.clone()).unwrap_or_default();
-    let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items seen ticks you=you.clone() plan_sections/> }.into_any();
+    let checklist = view! { <Checklist rollout_id=room.rollout_id items=stage_items you=you.clone() plan_sections/> }.into_any();
     let routines = (!room.routines.is_empty()).then(|| {
-        view! { <Checklist rollout_id=room.rollout_id items=room.routines.clone() seen ticks you=you.clone() title="Routines" key="routines"/> }.into_any()
+        view! { <Checklist rollout_id=room.rollout_id items=room.routines.clone() you=you.clone() title="Routines" key="routines"/> }
+            .into_any()
     });
     let other_checklists =
         view! { <OtherChecklists plan=room.plan.clone() current=room.state.stage items=room.checklist.clone()/> }.into_any();
     let actions = view! { <Actions room=room.clone() command you=you.clone()/> }.into_any();
     let timeline = view! { <Timeline rollout_id=room.rollout_id entries=room.audit.clone()/> }.into_any();
     let alerts = view! { <Alerts rollout_id=room.rollout_id alerts=room.alerts.clone() acknowledge you/> }.into_any();
+    // Each region is swapped whole by the page's `Live` island when its server HTML changes.
+    let region = |name: &'static str, view: Option<AnyView>| view! { <div class="region" data-live=name>{view}</div> };
     view! {
-        {head}
-        {track}
-        <div class="columns">
-            <div class="main-column">{panel} {charts} {baseline} {impact} {matrix} {tests} {routines} {checklist} {other_checklists}</div>
-            <aside class="side-column">{actions} {alerts} {timeline}</aside>
+        <div data-live-rollout=room.rollout_id.to_string()>
+            {region("head", Some(head))}
+            {region("track", Some(track))}
+            <div class="columns">
+                <div class="main-column">
+                    {region("panel", panel)}
+                    {region("charts", Some(charts))}
+                    {region("baseline", Some(baseline))}
+                    {region("impact", impact)}
+                    {region("matrix", matrix)}
+                    {region("tests", Some(tests))}
+                    {region("routines", routines)}
+                    {region("checklist", Some(checklist))}
+                    {region("other-checklists", Some(other_checklists))}
+                </div>
+                <aside class="side-column">
+                    {region("actions", Some(actions))}
+                    {region("alerts", Some(alerts))}
+                    {region("timeline", Some(timeline))}
+                </aside>
+            </div>
         </div>
     }
 }

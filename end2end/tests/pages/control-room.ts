@@ -49,15 +49,18 @@ export class ControlRoom {
   }
 
   /**
-   * Ticks an item by hand. The page's snapshots are held back meanwhile, which holds open the
-   * gap between the server saving the tick and the page showing a snapshot that includes it:
-   * the box must show the tick all through that gap, not flip back to the older snapshot.
+   * Ticks an item by hand. The page's refreshes (the page fetched again, to swap in what
+   * changed) are held back meanwhile, which holds open the gap between the server saving the
+   * tick and the page showing a copy that includes it: the box must show the tick all through
+   * that gap, not flip back to an older copy.
    */
   async tick(index: number) {
     const box = this.item(index).getByRole('checkbox');
-    const snapshots = '**/api/get_control_room*';
+    const snapshots = (url: URL) => !url.pathname.startsWith('/api/') && !url.pathname.startsWith('/pkg/');
     await this.page.route(snapshots, async (route) => {
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      if (route.request().headers()['x-rampart-refresh']) {
+        await new Promise((resolve) => setTimeout(resolve, 400));
+      }
       await route.fallback();
     });
     try {

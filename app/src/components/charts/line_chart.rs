@@ -1,14 +1,12 @@
 //! One chart as plain SVG: a value axis at round numbers, a UTC time axis, each measured line
 //! broken where a step had no events, thresholds and baselines as level lines, stage changes
 //! and rollbacks as labelled vertical lines, and an HTML legend that wraps on a narrow screen.
-//! The server renders it and the browser hydrates it; all the browser adds is the readout of
-//! the values under the pointer.
+//! The server renders it; the values at each step are in a band's tooltip, no script needed.
 
 use super::geometry::{self, Scale, Ticks};
 use crate::domain::units::Timestamp;
 use crate::format;
 use leptos::prelude::*;
-use std::sync::Arc;
 
 /// The drawing in SVG units; it scales to the card's width.
 const WIDTH: f64 = 400.0;
@@ -161,29 +159,22 @@ pub fn LineChart(
         view! { <text class="tick" x=n((LEFT + RIGHT) / 2.0) y=n((top + BOTTOM) / 2.0) text-anchor="middle">"No data in this range"</text> }
     });
 
-    // The readout: the nearest step's values under the pointer (the browser only).
-    let readings = Arc::new(Readings::new(&lines, samples, ticks));
-    let hover = RwSignal::new(None::<usize>);
-    let guide = {
-        let readings = readings.clone();
-        move || {
-            hover.get().and_then(|i| readings.times.get(i)).map(|t| {
-                let at = n(x.at(*t as f64));
-                view! { <line class="guide" x1=at.clone() x2=at y1=n(top) y2=n(BOTTOM)/> }
-            })
-        }
-    };
-    let readout = {
-        let readings = readings.clone();
-        move || hover.get().map(|i| readings.text(i))
-    };
-    let on_move = move |ev: leptos::ev::PointerEvent| {
-        let t = pointer_fraction(&ev).map(|f| x.invert(f * WIDTH));
-        hover.set(
-            t.filter(|t| (from.millis() as f64..=to.millis() as f64).contains(t))
-                .and_then(|t| geometry::nearest(&readings.times, t as i64)),
-        );
-    };
+    // The readout: a band per step, its values in its tooltip (a browser's own, no script);
+    // the band under the pointer is shaded as a guide.
+    let readings = Readings::new(&lines, samples, ticks);
+    let at = |t: i64| x.at(t as f64);
+    let bands = (0..readings.times.len())
+        .map(|i| {
+            let t = readings.times[i];
+            let left = i.checked_sub(1).map_or(LEFT, |p| (at(readings.times[p]) + at(t)) / 2.0).max(LEFT);
+            let right = readings.times.get(i + 1).map_or(RIGHT, |&next| (at(t) + at(next)) / 2.0).min(RIGHT);
+            view! {
+                <rect class="hover" x=n(left) y=n(top) width=n((right - left).max(0.5)) height=n(BOTTOM - top)>
+                    <title>{readings.text(i)}</title>
+                </rect>
+            }
+        })
+        .collect_view();
 
     let legend = lines
         .iter()
@@ -203,8 +194,6 @@ pub fn LineChart(
                 viewBox=format!("0 0 {WIDTH} {HEIGHT}")
                 role="img"
                 aria-label=description
-                on:pointermove=on_move
-                on:pointerleave=move |_| hover.set(None)
             >
                 <g>{grid}</g>
                 <line class="axis" x1=n(LEFT) x2=n(LEFT) y1=n(top) y2=n(BOTTOM)/>
@@ -213,9 +202,8 @@ pub fn LineChart(
                 <g>{drawn}</g>
                 <g>{mark_lines}</g>
                 {empty}
-                {guide}
+                <g class="hovers">{bands}</g>
             </svg>
-            <p class="readout" aria-hidden="true">{readout}</p>
             <ul class="legend">{legend}</ul>
         </figure>
     }
@@ -286,20 +274,6 @@ fn short(text: &str) -> String {
 /// A coordinate with one decimal: enough at this size, and short in the HTML.
 fn n(v: f64) -> String {
     format!("{v:.1}")
-}
-
-/// Where the pointer is across the chart, 0 (left edge) to 1 (right edge).
-#[cfg(feature = "hydrate")]
-fn pointer_fraction(ev: &leptos::ev::PointerEvent) -> Option<f64> {
-    use wasm_bindgen::JsCast;
-    let svg = ev.current_target()?.dyn_into::<web_sys::Element>().ok()?;
-    let rect = svg.get_bounding_client_rect();
-    (rect.width() > 0.0).then(|| (f64::from(ev.client_x()) - rect.left()) / rect.width())
-}
-
-#[cfg(not(feature = "hydrate"))]
-fn pointer_fraction(_: &leptos::ev::PointerEvent) -> Option<f64> {
-    None
 }
 
 #[cfg(test)]
