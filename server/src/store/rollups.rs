@@ -636,9 +636,4 @@ async fn write_rollups(
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn the_stats_column_count_is_the_columns_named() {
-        assert_eq!(super::STATS_COLUMNS.split(',').count(), super::STATS_COLUMN_COUNT);
-    }
-}
+mod tests;
