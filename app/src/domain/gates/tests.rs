@@ -3,7 +3,10 @@
 use super::*;
 use crate::domain::event::Outcome;
 use crate::domain::plan::{DEFAULT_PLAN_TOML, Plan};
+use crate::domain::receipt::{Method, RULE_VERSION};
+use crate::domain::sequential::{RateSequence, Side, rate_difference, srm_p_value};
 use crate::domain::stats::treatment_upload;
+use crate::domain::units::thousands;
 
 const JUDGED: Judged = Judged { from: Timestamp(0), to: Timestamp(3_600_000) };
 
