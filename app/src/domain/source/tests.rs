@@ -1,6 +1,9 @@
 //! Tests of `source.rs`: the metric source (Prometheus).
 
+use super::tally::{Steps, increases};
 use super::*;
+use crate::domain::stats::StageRows;
+use crate::domain::units::Timestamp;
 
 fn source() -> PrometheusSource {
     toml::from_str(
