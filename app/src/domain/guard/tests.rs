@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::event::Outcome;
+use crate::domain::gates::SampleRatio;
 use crate::domain::plan::{DEFAULT_PLAN_TOML, Plan};
 use crate::domain::stats::{StageRows, treatment_upload};
 use crate::domain::units::Span;
