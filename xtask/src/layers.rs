@@ -62,6 +62,7 @@ const CRATES: [Crate; 2] = [
             ("auth.rs", 2, "services"),
             ("flags.rs", 2, "services"),
             ("metrics.rs", 2, "services"),
+            ("metrics/", 2, "services"),
             ("service.rs", 2, "services"),
             ("guard.rs", 2, "services"),
             ("webhooks.rs", 2, "services"),

@@ -1,5 +1,6 @@
 //! Tests of `metrics.rs`: reading batches (JSON arrays as NDJSON lines would read).
 
+use super::ingest::readings;
 use super::*;
 use proptest::strategy::Strategy as _;
 
