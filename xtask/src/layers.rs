@@ -64,6 +64,7 @@ const CRATES: [Crate; 2] = [
             ("metrics.rs", 2, "services"),
             ("metrics/", 2, "services"),
             ("service.rs", 2, "services"),
+            ("service/", 2, "services"),
             ("guard.rs", 2, "services"),
             ("webhooks.rs", 2, "services"),
             ("webhooks/", 2, "services"),
