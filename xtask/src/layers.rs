@@ -60,6 +60,7 @@ const CRATES: [Crate; 2] = [
             ("store.rs", 1, "store"),
             ("store/", 1, "store"),
             ("auth.rs", 2, "services"),
+            ("auth/", 2, "services"),
             ("flags.rs", 2, "services"),
             ("metrics.rs", 2, "services"),
             ("metrics/", 2, "services"),
