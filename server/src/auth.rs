@@ -9,10 +9,9 @@
 use crate::clock::Clock;
 use crate::random::new_secret;
 use crate::store::{Credentials, Holder, LoginTally, Store};
-use app::domain::access::{Principal, Role, Scope};
+use app::domain::access::{Principal, Role};
 use app::domain::units::{Span, Timestamp};
 use app::error::AppError;
-use app::model::{Issued, ShareLinkView, TokenView, UserView};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::http::HeaderMap;
@@ -21,6 +20,8 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod accounts;
 
 /// The session cookie: HttpOnly, SameSite=Lax; behind HTTPS Secure and `__Host-` prefixed
 /// ([`session_cookie_name`]).
@@ -383,147 +384,5 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter(|v| !v.is_empty())
 }
 
-#[async_trait::async_trait]
-impl app::services::AccountService for Auth {
-    async fn users(&self) -> Result<Vec<UserView>, AppError> {
-        self.store.users().await.map_err(AppError::from)
-    }
-
-    /// Adds a user; without a password, one is generated and returned once.
-    async fn create_user(&self, name: &str, role: Role, password: Option<&str>, actor: &str) -> Result<Issued<UserView>, AppError> {
-        let name = name.trim();
-        if !valid_user_name(name) {
-            return Err(AppError::invalid(
-                "name",
-                "1 to 64 lowercase letters, digits, dots, dashes or underscores, starting with a letter or digit",
-            ));
-        }
-        let secret = match password {
-            Some(p) => {
-                check_password_rules(p)?;
-                p.to_string()
-            }
-            None => new_secret()[..24].to_string(),
-        };
-        let hash = hash_off_thread(secret.clone()).await?;
-        let user = self.store.create_user(name, role, &hash, actor, self.now()).await?;
-        let user = user.ok_or_else(|| AppError::invalid("name", format!("a user named {name} already exists")))?;
-        // A chosen password is not echoed back.
-        Ok(Issued { item: user, secret: if password.is_some() { String::new() } else { secret } })
-    }
-
-    async fn unlock_user(&self, id: i64, actor: &str) -> Result<(), AppError> {
-        Ok(self.store.clear_login_failures(id, actor).await?)
-    }
-
-    async fn update_user(&self, id: i64, role: Option<Role>, disabled: Option<bool>, by: &Principal) -> Result<UserView, AppError> {
-        if let Principal::User { id: me, .. } = by
-            && *me == id
-            && (disabled == Some(true) || role.is_some_and(|r| r != Role::Admin))
-        {
-            return Err(AppError::invalid("role", "you cannot demote or disable yourself; ask another admin"));
-        }
-        self.store.update_user(id, role, disabled, &by.actor(), self.now()).await.map_err(AppError::from)
-    }
-
-    async fn tokens(&self) -> Result<Vec<TokenView>, AppError> {
-        self.store.tokens().await.map_err(AppError::from)
-    }
-
-    async fn create_token(&self, name: &str, scopes: &[Scope], actor: &str) -> Result<Issued<TokenView>, AppError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME {
-            return Err(AppError::invalid("name", format!("must be 1 to {MAX_NAME} characters")));
-        }
-        if scopes.is_empty() {
-            return Err(AppError::invalid("scopes", "name at least one of ingest, evaluate, read, drive"));
-        }
-        let secret = format!("rmp_{}", new_secret());
-        let token = self.store.create_token(name, &digest(&secret), scopes, actor, self.now()).await?;
-        Ok(Issued { item: token, secret })
-    }
-
-    /// Revokes a token; this process stops accepting it at once, others within the cache TTL.
-    async fn revoke_token(&self, id: i64, actor: &str) -> Result<(), AppError> {
-        self.store.revoke_token(id, actor, self.now()).await?;
-        self.tokens.lock().expect("token cache").clear();
-        Ok(())
-    }
-
-    async fn share_links(&self) -> Result<Vec<ShareLinkView>, AppError> {
-        self.store.share_links().await.map_err(AppError::from)
-    }
-
-    async fn create_share_link(
-        &self,
-        rollout_id: i64,
-        label: &str,
-        valid_for_hours: i64,
-        actor: &str,
-    ) -> Result<Issued<ShareLinkView>, AppError> {
-        let valid_for = Span::from_secs(valid_for_hours.saturating_mul(3600));
-        let label = label.trim();
-        if label.is_empty() || label.chars().count() > 200 {
-            return Err(AppError::invalid("label", "must be 1 to 200 characters (who the link is for)"));
-        }
-        if valid_for.millis() <= 0 || valid_for.secs() > 366 * 86_400 {
-            return Err(AppError::invalid("valid_for_hours", "must be between 1 hour and a year"));
-        }
-        self.store.rollout(rollout_id).await?;
-        let secret = new_secret();
-        let now = self.now();
-        let expires = Timestamp(now.millis() + valid_for.millis());
-        let link = self.store.create_share_link(rollout_id, label, &digest(&secret), expires, actor, now).await?;
-        Ok(Issued { item: link, secret })
-    }
-
-    async fn revoke_share_link(&self, id: i64, actor: &str) -> Result<(), AppError> {
-        self.store.revoke_share_link(id, actor, self.now()).await.map_err(AppError::from)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_hash_with_argon2id_and_verify() {
-        let hash = hash_password("correct horse battery").unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse battery", &hash));
-        assert!(!verify_password("correct horse batterx", &hash));
-    }
-
-    #[test]
-    fn secrets_are_256_bits_and_distinct() {
-        let (a, b) = (new_secret(), new_secret());
-        assert_eq!(a.len(), 64);
-        assert_ne!(a, b);
-    }
-
-    #[test]
-    fn tokens_come_from_either_header() {
-        let mut h = HeaderMap::new();
-        h.insert("authorization", "Bearer abc".parse().unwrap());
-        assert_eq!(bearer_token(&h).as_deref(), Some("abc"));
-        let mut h = HeaderMap::new();
-        h.insert("x-api-key", "xyz".parse().unwrap());
-        assert_eq!(bearer_token(&h).as_deref(), Some("xyz"));
-    }
-
-    #[test]
-    fn cookies_are_found_by_name() {
-        let mut h = HeaderMap::new();
-        h.insert("cookie", "a=1; rampart_session=s3cr3t; b=2".parse().unwrap());
-        assert_eq!(cookie(&h, SESSION_COOKIE), Some("s3cr3t"));
-        assert_eq!(cookie(&h, SHARE_COOKIE), None);
-    }
-
-    #[test]
-    fn user_names_are_plain() {
-        assert!(valid_user_name("ana.lopez"));
-        assert!(!valid_user_name("Ana"));
-        assert!(!valid_user_name(""));
-        assert!(!valid_user_name("-x"));
-    }
-}
+mod tests;

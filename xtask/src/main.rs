@@ -12,33 +12,31 @@
 //! The standard library and the `brotli` crate (for the WASM budget; already in Cargo.lock for
 //! the server's compression), so it compiles in seconds on a fresh machine.
 
+mod benches;
 mod layers;
+mod test_db;
+mod tools;
 
 #[path = "../../server/src/embedded_pg.rs"]
 #[allow(dead_code)]
 mod embedded_pg;
 
-use embedded_pg::EmbeddedPostgres;
+use benches::{bench, calibrate, first_load, load};
 use std::env;
 use std::fs;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
 use std::time::{Duration, Instant};
+use test_db::TestDatabase;
 
 /// The site's file names (`pkg/rampart.js`, …); must match `LEPTOS_OUTPUT_NAME` in .cargo/config.toml.
 const OUTPUT_NAME: &str = "rampart";
-/// binaryen's wasm-opt from npm: Debian's (108) produces a WASM that never hydrates.
-const BINARYEN: &str = "binaryen@132";
 /// The most the release WASM may weigh, brotli-compressed at quality 11 (what a browser
 /// downloads before the control room's buttons work). Issue #22 asks for at most 250 kB; the
 /// islands client weighs about 142 kB, and this budget holds that with some room, so it can
 /// only creep up by a decision (docs/benchmarks.md § WASM bundle).
 const WASM_BUDGET_BROTLI: usize = 160_000;
-/// The Unleash Edge the flag benchmark runs beside Rampart (named in its table).
-const UNLEASH_EDGE_VERSION: &str = "19.15.1";
-/// The Swagger UI its build embeds (utoipa-swagger-ui 9.0.2's default), taken from npm.
-const SWAGGER_UI_VERSION: &str = "5.17.14";
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -87,33 +85,6 @@ impl Project {
         c
     }
 
-    /// The wasm target, the wasm-bindgen CLI that matches Cargo.lock, and (release) wasm-opt.
-    fn ensure_build_tools(&self, release: bool) -> Result {
-        let targets = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
-        if !targets.lines().any(|t| t.trim() == "wasm32-unknown-unknown") {
-            step("installing the wasm32 target", Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
-        }
-        let wanted = self.locked_version("wasm-bindgen")?;
-        let installed = output(Command::new(cargo_bin("wasm-bindgen")).arg("--version")).unwrap_or_default();
-        if installed.split_whitespace().nth(1) != Some(wanted.as_str()) {
-            // Not --locked: one of the CLI's locked dependencies has been yanked.
-            step(
-                &format!("installing wasm-bindgen-cli {wanted} (about 3 minutes, once)"),
-                self.cargo().args(["install", "wasm-bindgen-cli", "--version", &wanted]),
-            )?;
-        }
-        if release && !self.wasm_opt().is_file() {
-            self.ensure_node()?;
-            let prefix = self.tools.join("binaryen");
-            fs::create_dir_all(&prefix).map_err(|e| e.to_string())?;
-            step(
-                "installing wasm-opt (binaryen from npm)",
-                Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&prefix).arg(BINARYEN),
-            )?;
-        }
-        Ok(())
-    }
-
     /// Fails when the site's WASM (built by [`Project::build`] with `release`) weighs more than
     /// [`WASM_BUDGET_BROTLI`] brotli-compressed; prints its size either way.
     fn check_wasm_budget(&self) -> Result {
@@ -137,111 +108,6 @@ impl Project {
         }
         eprintln!("xtask: {figure}: within budget");
         Ok(())
-    }
-
-    fn wasm_opt(&self) -> PathBuf {
-        self.tools.join("binaryen/node_modules/.bin/wasm-opt")
-    }
-
-    /// Postgres server programs, unless a DATABASE_URL points elsewhere.
-    fn ensure_postgres(&self) -> Result {
-        if env::var_os("DATABASE_URL").is_none_or(|url| url.is_empty()) && embedded_pg::find_bin_dir().is_none() {
-            apt_install(&["postgresql"])?;
-        }
-        Ok(())
-    }
-
-    /// HAProxy from Debian: the load balancer in front of the replicas in `tests/replicas.rs`.
-    fn ensure_load_balancer(&self) -> Result {
-        if !["/usr/sbin/haproxy", "/usr/bin/haproxy"].iter().any(|p| Path::new(p).exists()) {
-            apt_install(&["haproxy"])?;
-        }
-        Ok(())
-    }
-
-    /// Unleash Edge, built from crates.io (offline mode needs no Unleash server): what the flag
-    /// benchmark compares evaluation with. About 10 minutes the first time on two cores. Its
-    /// build downloads Swagger UI from GitHub, which these machines cannot reach: the same
-    /// release comes from npm (`swagger-ui-dist`) and is handed to the build as the zip it
-    /// expects (`SWAGGER_UI_DOWNLOAD_URL=file://…`, a top folder holding `dist/`).
-    fn ensure_unleash_edge(&self) -> Result {
-        if cargo_bin("unleash-edge").is_file() {
-            return Ok(());
-        }
-        self.ensure_node()?;
-        let dir = self.root.join("target/unleash-edge");
-        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let package = format!("swagger-ui-dist@{SWAGGER_UI_VERSION}");
-        step(&format!("fetching {package} (npm)"), Command::new("npm").args(["pack", "--silent", &package]).current_dir(&dir))?;
-        let zip = dir.join(format!("swagger-ui-{SWAGGER_UI_VERSION}.zip"));
-        let script = format!(
-            "import os, tarfile, zipfile\n\
-             with tarfile.open('swagger-ui-dist-{v}.tgz') as tar, zipfile.ZipFile('{zip}', 'w') as out:\n\
-             \x20   out.writestr('swagger-ui-{v}/', '')\n\
-             \x20   for member in tar.getmembers():\n\
-             \x20       if member.isfile():\n\
-             \x20           out.writestr('swagger-ui-{v}/dist/' + member.name.split('/', 1)[1], tar.extractfile(member).read())\n",
-            v = SWAGGER_UI_VERSION,
-            zip = zip.display()
-        );
-        step("repacking Swagger UI as the zip Edge's build expects", Command::new("python3").args(["-c", &script]).current_dir(&dir))?;
-        let mut install = Command::new("cargo");
-        install
-            .args(["install", "unleash-edge", "--version", UNLEASH_EDGE_VERSION, "--no-default-features", "--locked"])
-            .env("SWAGGER_UI_DOWNLOAD_URL", format!("file://{}", zip.display()));
-        step(&format!("installing Unleash Edge {UNLEASH_EDGE_VERSION} (cargo install)"), &mut install)
-    }
-
-    /// Prometheus from Debian: the metric source `tests/prometheus.rs` pulls from.
-    fn ensure_prometheus(&self) -> Result {
-        if !["/usr/bin/prometheus", "/usr/sbin/prometheus"].iter().any(|p| Path::new(p).exists()) {
-            apt_install(&["prometheus"])?;
-        }
-        Ok(())
-    }
-
-    fn ensure_node(&self) -> Result {
-        if output(Command::new("npm").arg("--version")).is_none() {
-            apt_install(&["nodejs", "npm"])?;
-        }
-        Ok(())
-    }
-
-    /// Chromium from Debian and Playwright from npm; Playwright never downloads a browser here.
-    /// schemathesis (PyPI) in a virtual environment under target/, installed once; returns its
-    /// Python.
-    fn ensure_api_fuzzer(&self) -> Result<PathBuf> {
-        let venv = self.root.join("target/api-fuzz");
-        let python = venv.join("bin/python");
-        if !venv.join("bin/schemathesis").exists() {
-            step("making a Python environment for schemathesis", Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-            step("installing schemathesis (pip)", Command::new(&python).args(["-m", "pip", "install", "-q", "schemathesis==4.32.5"]))?;
-        }
-        Ok(python)
-    }
-
-    fn ensure_browser_tools(&self) -> Result {
-        self.ensure_node()?;
-        if !Path::new("/usr/bin/chromium").exists() {
-            apt_install(&["chromium"])?;
-        }
-        let e2e = self.root.join("end2end");
-        // npm's own record of what node_modules holds; reinstall when the lockfile moved on.
-        let installed = fs::metadata(e2e.join("node_modules/.package-lock.json")).and_then(|m| m.modified());
-        let wanted = fs::metadata(e2e.join("package-lock.json")).and_then(|m| m.modified()).map_err(|e| e.to_string())?;
-        if installed.map_or(true, |at| at < wanted) {
-            let mut ci = Command::new("npm");
-            ci.args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e).env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
-            step("installing the browser-test packages (npm ci)", &mut ci)?;
-        }
-        Ok(())
-    }
-
-    fn locked_version(&self, package: &str) -> Result<String> {
-        let lock = fs::read_to_string(self.root.join("Cargo.lock")).map_err(|e| format!("Cargo.lock: {e}"))?;
-        let marker = format!("name = \"{package}\"\nversion = \"");
-        let start = lock.find(&marker).ok_or_else(|| format!("{package} is not in Cargo.lock"))? + marker.len();
-        Ok(lock[start..].split('"').next().unwrap_or_default().to_string())
     }
 
     /// Builds the browser bundle into target/site and, if asked, the server binary.
@@ -454,114 +320,6 @@ impl Drop for Server {
     }
 }
 
-/// The Postgres the tests use: DATABASE_URL's server if set, else a private cluster under target/.
-struct TestDatabase {
-    base_url: String,
-    embedded: Option<EmbeddedPostgres>,
-}
-
-impl TestDatabase {
-    fn start(project: &Project) -> Result<TestDatabase> {
-        // An empty DATABASE_URL counts as unset.
-        if let Some(url) = env::var("DATABASE_URL").ok().filter(|url| !url.is_empty()) {
-            let base = url.rsplit_once('/').map_or(url.clone(), |(b, _)| b.to_string());
-            return Ok(TestDatabase { base_url: base, embedded: None });
-        }
-        let t = Instant::now();
-        let pg = EmbeddedPostgres::start(&project.root.join("target/test-postgres")).map_err(|e| e.to_string())?;
-        eprintln!("xtask: private Postgres for the tests on port {} ({:.1?})", pg.port(), t.elapsed());
-        Ok(TestDatabase { base_url: format!("postgres://postgres@127.0.0.1:{}", pg.port()), embedded: Some(pg) })
-    }
-
-    fn url(&self, database: &str) -> String {
-        format!("{}/{database}", self.base_url)
-    }
-
-    /// Drops and recreates `name`, returning its URL.
-    fn fresh(&self, name: &str) -> Result<String> {
-        let bin = embedded_pg::find_bin_dir().map(|d| d.to_path_buf()).unwrap_or_default();
-        let maintenance = format!("--maintenance-db={}", self.url("postgres"));
-        step("", Command::new(bin.join("dropdb")).args(["--if-exists", &maintenance, name]))?;
-        step("", Command::new(bin.join("createdb")).args([&maintenance, name]))?;
-        Ok(self.url(name))
-    }
-
-    fn stop(&self) {
-        if let Some(pg) = self.embedded.as_ref().filter(|pg| pg.started_here) {
-            let _ = pg.stop();
-        }
-    }
-}
-
-/// Runs every benchmark (flag delivery, then metrics) against a private Postgres (or DATABASE_URL's server).
-fn bench() -> Result {
-    let project = Project::open()?;
-    project.ensure_postgres()?;
-    // Edge is a comparison, not a requirement: without it the flag bench says so and goes on.
-    if let Err(error) = project.ensure_unleash_edge() {
-        eprintln!("xtask: Unleash Edge could not be installed ({error}); the flag bench runs without it");
-    }
-    let database = TestDatabase::start(&project)?;
-    let result = step(
-        "running the benchmarks (release build)",
-        project
-            .cargo()
-            .args(["bench", "-p", "server"])
-            .env("DATABASE_URL", database.url("postgres"))
-            .env("UNLEASH_EDGE", cargo_bin("unleash-edge"))
-            .env("UNLEASH_EDGE_VERSION", UNLEASH_EDGE_VERSION),
-    );
-    database.stop();
-    result
-}
-
-/// The load run (docs/benchmarks.md § Load): flags, ingest, dashboard and live streams at once
-/// against one and three `rampart serve` processes, release build, bounded time.
-fn load() -> Result {
-    let project = Project::open()?;
-    project.ensure_postgres()?;
-    let database = TestDatabase::start(&project)?;
-    let result = step(
-        "running the load run (release build)",
-        project.cargo().args(["bench", "-p", "server", "--bench", "load"]).env("DATABASE_URL", database.url("postgres")),
-    );
-    database.stop();
-    result
-}
-
-/// The control room's first load (docs/benchmarks.md § WASM bundle and first load): the release
-/// build on a fresh database that `end2end/bench/first-load.mjs` seeds, measured in Chromium on
-/// loopback and at DevTools' "Slow 4G".
-fn first_load() -> Result {
-    let project = Project::open()?;
-    project.ensure_build_tools(true)?;
-    project.ensure_postgres()?;
-    project.ensure_browser_tools()?;
-    project.build(true, true)?;
-    let database = TestDatabase::start(&project)?;
-    let password = "first-load-admin-password";
-    let outcome = e2e_server(&project, &database, "rampart_first_load", password, "release").and_then(|(_server, addr)| {
-        step(
-            "measuring the control room's first load (Chromium: loopback and slow 4G)",
-            Command::new("node")
-                .arg("bench/first-load.mjs")
-                .current_dir(project.root.join("end2end"))
-                .env("RAMPART_URL", format!("http://{addr}"))
-                .env("RAMPART_ADMIN_PASSWORD", password)
-                .env("RAMPART_BINARY", project.root.join("target/release/rampart")),
-        )
-    });
-    database.stop();
-    outcome
-}
-
-/// The guard's and gates' calibration under simulated traffic (docs/benchmarks.md §
-/// Calibration): a release build of the domain, no database. Passes `--quick` and `--runs N` on.
-fn calibrate(args: &[String]) -> Result {
-    let project = Project::open()?;
-    step("running the calibration (release build)", project.cargo().args(["bench", "-p", "app", "--bench", "calibrate", "--"]).args(args))
-}
-
 /// Checks the layer rule (instant: it reads the source), and fails on any import against it.
 fn layers(project: &Project) -> Result {
     let report = layers::check(&project.root)?;
@@ -647,13 +405,6 @@ fn wait_for_port(addr: &str, limit: Duration, child: &mut Child) -> Result {
         std::thread::sleep(Duration::from_millis(100));
     }
     Err(format!("the server did not listen on {addr} within {limit:?}"))
-}
-
-fn apt_install(packages: &[&str]) -> Result {
-    step("refreshing Debian's package lists", Command::new("apt-get").args(["update", "-q"]))?;
-    let mut install = Command::new("apt-get");
-    install.args(["install", "-y", "-q", "--no-install-recommends"]).args(packages).env("DEBIAN_FRONTEND", "noninteractive");
-    step(&format!("installing {} (apt-get)", packages.join(", ")), &mut install)
 }
 
 /// Runs a command in the foreground, reporting what it is for and how long it took.

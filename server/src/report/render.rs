@@ -2,17 +2,22 @@
 //! Markdown or as a standalone HTML page with print styles. Both come from the same blocks, so
 //! the download and the page never disagree.
 
-use super::inline::{Inline, Place, Span, md_escape};
-use super::svg::{Line, line_chart};
-use super::{Kind, Report, esc};
-use app::domain::stats::Summary;
+use super::inline::Inline;
+use super::{Kind, Report};
 use app::domain::units::{Timestamp, thousands};
 use app::format::{
     duration, gate_interval, gate_point, gate_threshold, impact_change, impact_expected, impact_figure, matrix_cell_detail, utc_minute,
     versus_control,
 };
 use app::model::{AuditEntry, ChecklistItem};
-use std::fmt::Write;
+
+mod figures;
+mod html;
+mod markdown;
+
+use figures::{chart_blocks, comparison_table};
+pub use html::{Page, html, html_page, stale_notes_page};
+pub use markdown::{markdown, markdown_page};
 
 /// Who may read the names in a report: a person signed in sees them; a share link's holder sees
 /// roles instead (the link may reach anyone).
@@ -446,240 +451,4 @@ fn first_line(text: &str, max: usize) -> String {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
-}
-
-fn comparison_table(baseline: &Summary, treatment: &Summary) -> Block {
-    let row = |what: &str, f: fn(&Summary) -> String| cells![what, f(baseline), f(treatment)];
-    table(
-        &["Measure", "Baseline", "New path"],
-        vec![
-            row("Uploads", |s| thousands(s.count)),
-            row("Success rate", |s| pct(s.success_rate)),
-            row("Error rate", |s| pct(s.error_rate)),
-            row("Timeout rate", |s| pct(s.timeout_rate)),
-            row("Latency p50", |s| ms(s.latency_p50_ms)),
-            row("Latency p95", |s| ms(s.latency_p95_ms)),
-            row("Memory per upload", |s| mb(s.memory_mean_mb)),
-            row("Throughput", |s| s.throughput_per_min.map_or_else(|| "—".into(), |t| format!("{t:.1} / min"))),
-        ],
-    )
-}
-
-/// Two charts of a stage (failures, p95 latency), each arm a line.
-fn chart_blocks(chart: &super::Chart) -> Vec<Block> {
-    let times: Vec<Timestamp> = chart.points.iter().map(|(t, _, _)| *t).collect();
-    let failures = |s: &Summary| s.success_rate.map(|r| 100.0 - r);
-    let series = |f: &dyn Fn(&Summary) -> Option<f64>| -> (Vec<Option<f64>>, Vec<Option<f64>>) {
-        (chart.points.iter().map(|(_, t, _)| f(t)).collect(), chart.points.iter().map(|(_, _, c)| f(c)).collect())
-    };
-    let mut out = Vec::new();
-    if chart.points.is_empty() {
-        out.push(Block::Paragraph("No uploads in this time.".into()));
-        return out;
-    }
-    let step = if chart.step_minutes == 1 { "minute".to_string() } else { format!("{} minutes", chart.step_minutes) };
-    for (what, unit, values) in
-        [("Failed uploads", "%", series(&failures)), ("Latency p95", " ms", series(&|s: &Summary| s.latency_p95_ms))]
-    {
-        let lines = [
-            Line { label: "treatment", colour: "#c2410c", dashed: false, values: values.0.clone() },
-            Line { label: "control", colour: "#1d4ed8", dashed: true, values: values.1.clone() },
-        ];
-        let caption = format!("{what} per {step}, treatment (solid) and control (dashed), {} to {}", when(chart.from), when(chart.to));
-        // The Markdown's table: a few evenly spaced steps with both arms.
-        let picks: Vec<usize> =
-            if times.len() <= 8 { (0..times.len()).collect() } else { (0..8).map(|k| k * (times.len() - 1) / 7).collect() };
-        let show = |v: Option<f64>| v.map_or_else(|| "—".into(), |v| if unit == "%" { format!("{v:.2}%") } else { format!("{v:.0} ms") });
-        let rows = picks.iter().map(|&i| cells![when(times[i]), show(values.0[i]), show(values.1[i])]).collect();
-        out.push(Block::Chart {
-            svg: line_chart(&format!("{what}: {caption}"), unit, (chart.from, chart.to), chart.step_minutes * 60_000, &times, &lines),
-            caption,
-            table: Box::new(table(&["Step", "Treatment", "Control"], rows)),
-        });
-    }
-    out
-}
-
-/// The report as Markdown.
-pub fn markdown(report: &Report, names: Names) -> String {
-    markdown_page(&title(report), &blocks(report, names))
-}
-
-/// A page of blocks under its title, as Markdown.
-pub fn markdown_page(title: &str, blocks: &[Block]) -> String {
-    let mut out = format!("# {}\n\n", md_escape(title));
-    for block in blocks {
-        write_markdown(&mut out, block);
-    }
-    out
-}
-
-fn write_markdown(out: &mut String, block: &Block) {
-    match block {
-        Block::Heading(level, text) => {
-            let _ = writeln!(out, "{} {}\n", "#".repeat(usize::from(*level)), text.markdown(Place::Line));
-        }
-        Block::Paragraph(text) => {
-            let _ = writeln!(out, "{}\n", text.markdown(Place::Line));
-        }
-        Block::List(items) => {
-            for item in items {
-                let _ = writeln!(out, "- {}", item.markdown(Place::Line));
-            }
-            out.push('\n');
-        }
-        Block::Table { head, rows } => {
-            let row = |cells: &[Inline]| cells.iter().map(|c| c.markdown(Place::Cell)).collect::<Vec<_>>().join(" | ");
-            let _ = writeln!(out, "| {} |", row(head));
-            let _ = writeln!(out, "|{}", "---|".repeat(head.len()));
-            for cells in rows {
-                let _ = writeln!(out, "| {} |", row(cells));
-            }
-            out.push('\n');
-        }
-        Block::Chart { caption, table, .. } => {
-            let _ = writeln!(out, "{}\n", Inline(vec![Span::Em(caption.clone())]).markdown(Place::Line));
-            write_markdown(out, table);
-        }
-        Block::Text { title, text, .. } => {
-            let _ = writeln!(out, "## {}\n", title.markdown(Place::Line));
-            let _ = writeln!(out, "{}\n", if text.trim().is_empty() { "(not written yet)".to_string() } else { md_text(text) });
-        }
-    }
-}
-
-/// A team's free text as Markdown that shows it as written: each line escaped, a line break
-/// kept as a hard break, a blank line as a new paragraph.
-fn md_text(text: &str) -> String {
-    let mut out = String::new();
-    let mut paragraph_open = false;
-    for line in text.trim().lines().map(str::trim) {
-        if line.is_empty() {
-            if paragraph_open {
-                out.push_str("\n\n");
-            }
-            paragraph_open = false;
-            continue;
-        }
-        if paragraph_open {
-            out.push_str("\\\n");
-        } else if !out.is_empty() && !out.ends_with("\n\n") {
-            out.push_str("\n\n");
-        }
-        out.push_str(&md_escape(line));
-        paragraph_open = true;
-    }
-    out.trim_end().to_string()
-}
-
-/// Where the page's links and form point.
-pub struct Page<'a> {
-    /// The report's own path, e.g. `/status/1/report`.
-    pub path: &'a str,
-    /// The rollout's report pages, for the links at the top: (label, path).
-    pub links: Vec<(String, String)>,
-    /// Whether the reader may write the lessons and recommendations (the form is shown).
-    pub may_write: bool,
-}
-
-const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;color:#1a1a1a;max-width:60rem;margin:2rem auto;padding:0 1rem}\
-h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ccc}h3{font-size:1rem}\
-table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem}th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}\
-th{background:#f3f3f3}figure{margin:.5rem 0 1rem}figcaption{font-size:.85rem;color:#555}svg.chart{max-width:100%;height:auto}\
-nav a{margin-right:1rem}textarea{width:100%;min-height:6rem;font:inherit}.text{white-space:pre-wrap}\
-@media print{nav,form,.no-print{display:none}body{margin:0;max-width:none}h2{break-after:avoid}table,figure{break-inside:avoid}}";
-
-/// The page a notes form answers when someone saved since it was shown: nothing was saved, and
-/// the text written is given back to copy.
-pub fn stale_notes_page(path: &str, version: u64, lessons: &str, recommendations: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not saved</title><style>{STYLE}</style></head><body><main>\
-         <h1>Not saved: someone saved the notes meanwhile</h1>\
-         <p>The lessons and recommendations were saved by someone else since you opened the report (they are now at version {version}). \
-         Your text is below: copy it, <a href=\"{}#lessons\">open the report again</a>, and merge it into theirs.</p>\
-         <h2>Your lessons learned</h2><div class=\"text\">{}</div><h2>Your recommendations</h2><div class=\"text\">{}</div></main></body></html>\n",
-        esc(path),
-        esc(lessons),
-        esc(recommendations)
-    )
-}
-
-/// The report as a standalone HTML page that prints cleanly.
-pub fn html(report: &Report, names: Names, page: &Page) -> String {
-    let form = match report.notes.as_ref().filter(|_| page.may_write) {
-        Some(notes) => format!(
-            "<form method=\"post\" action=\"{}/notes\"><h3>Edit the lessons and recommendations</h3>\
-             <input type=\"hidden\" name=\"version\" value=\"{}\">\
-             <p><label>Lessons learned<textarea name=\"lessons\" maxlength=\"20000\">{}</textarea></label></p>\
-             <p><label>Recommendations<textarea name=\"recommendations\" maxlength=\"20000\">{}</textarea></label></p>\
-             <button type=\"submit\">Save</button></form>\n",
-            esc(page.path),
-            notes.version,
-            esc(&notes.lessons),
-            esc(&notes.recommendations)
-        ),
-        None => String::new(),
-    };
-    html_page(&title(report), &blocks(report, names), page, &form)
-}
-
-/// A page of blocks under its title as a standalone HTML page that prints cleanly: the links at
-/// the top, then the blocks, then `after` (markup the caller made safe).
-pub fn html_page(title: &str, blocks: &[Block], page: &Page, after: &str) -> String {
-    let title = esc(title);
-    let mut out = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>{STYLE}</style></head><body>\n<nav aria-label=\"Reports\">"
-    );
-    for (label, path) in &page.links {
-        let _ = write!(out, "<a href=\"{}\">{}</a>", esc(path), esc(label));
-    }
-    let _ = write!(out, "<a href=\"{}?format=md\" download>Download as Markdown</a></nav>\n<main>\n<h1>{title}</h1>\n", esc(page.path));
-    for block in blocks {
-        write_html(&mut out, block);
-    }
-    out.push_str(after);
-    out.push_str("</main>\n</body></html>\n");
-    out
-}
-
-fn write_html(out: &mut String, block: &Block) {
-    match block {
-        Block::Heading(level, text) => {
-            let _ = writeln!(out, "<h{level}>{}</h{level}>", text.html());
-        }
-        Block::Paragraph(text) => {
-            let _ = writeln!(out, "<p>{}</p>", text.html());
-        }
-        Block::List(items) => {
-            out.push_str("<ul>");
-            for item in items {
-                let _ = write!(out, "<li>{}</li>", item.html());
-            }
-            out.push_str("</ul>\n");
-        }
-        Block::Table { head, rows } => {
-            out.push_str("<table><thead><tr>");
-            for h in head {
-                let _ = write!(out, "<th scope=\"col\">{}</th>", h.html());
-            }
-            out.push_str("</tr></thead><tbody>");
-            for row in rows {
-                out.push_str("<tr>");
-                for cell in row {
-                    let _ = write!(out, "<td>{}</td>", cell.html());
-                }
-                out.push_str("</tr>");
-            }
-            out.push_str("</tbody></table>\n");
-        }
-        Block::Chart { svg, caption, .. } => {
-            let _ = writeln!(out, "<figure>{svg}<figcaption>{}</figcaption></figure>", esc(caption));
-        }
-        Block::Text { id, title, text } => {
-            let _ = writeln!(out, "<h2 id=\"{id}\">{}</h2>", title.html());
-            let shown = if text.trim().is_empty() { "(not written yet)" } else { text.trim() };
-            let _ = writeln!(out, "<div class=\"text\" data-testid=\"{id}\">{}</div>", esc(shown));
-        }
-    }
 }
