@@ -280,7 +280,8 @@ mod browser {
             return;
         }
         let action = form.get_attribute("action").unwrap_or_default();
-        if !action.starts_with("/api/") {
+        // An island's own forms (the plan checker's) are its to send.
+        if !action.starts_with("/api/") || ev.default_prevented() || form.closest("leptos-island").ok().flatten().is_some() {
             return;
         }
         ev.prevent_default();
