@@ -10,6 +10,7 @@ pub mod gates;
 pub mod impact;
 pub mod local_time;
 pub mod matrix;
+pub mod notice;
 pub mod stage_panel;
 pub mod stage_track;
 pub mod test_runs;

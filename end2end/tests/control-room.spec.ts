@@ -175,6 +175,45 @@ test('gates judge the treatment arm against the frozen baseline', async ({ page,
   await page.screenshot({ path: 'test-results/gates.png', fullPage: true });
 });
 
+test('a half-typed reason survives someone else\'s change, and a stale click is refused with the reason', async ({ page, api }) => {
+  const room = new ControlRoom(page);
+  await room.open('/rollouts/1');
+  await expect(room.status).toHaveText('Running');
+
+  // Someone else ticks an item: the page swaps in what changed, and the actions card, which did
+  // not, keeps the reason being typed in it.
+  const reason = page.getByLabel('Reason', { exact: true });
+  await reason.fill('half-typed: latency on kimi looks');
+  const items = (await (await api.get('/api/v1/rollouts/1')).json()).checklist.filter((i: any) => i.stage === 1);
+  const last = items[items.length - 1];
+  expect((await api.post(`/api/v1/rollouts/1/checklist/${last.id}`, { data: { checked: true } })).ok()).toBeTruthy();
+  await expect(page.locator(`#item-${last.id}`)).toContainText('token:browser-tests');
+  await expect(reason).toHaveValue('half-typed: latency on kimi looks');
+
+  // This page stops catching up (its refreshes fail) while someone else pauses: its Pause acts
+  // on a version that is gone, and the refusal says so.
+  const refreshes = (url: URL) => !url.pathname.startsWith('/api/') && !url.pathname.startsWith('/pkg/');
+  await page.route(refreshes, (route) => (route.request().headers()['x-rampart-refresh'] ? route.abort() : route.fallback()));
+  const command = async (body: object) => {
+    const { state } = await (await api.get('/api/v1/rollouts/1')).json();
+    const answer = await api.post('/api/v1/rollouts/1/commands', { data: { version: state.version, ...body } });
+    expect(answer.ok(), await answer.text()).toBeTruthy();
+    return state.version + 1;
+  };
+  await command({ command: 'pause', reason: 'checking the stale page' });
+  await page.getByTestId('pause').click();
+  const refusal = page.getByTestId('action-error');
+  await expect(refusal).toHaveText('Someone else acted first; the page now shows the current state.');
+
+  // Once it catches up (the next change), the card shows the current version and the refusal
+  // stays until the next command from it.
+  await page.unroute(refreshes);
+  const current = await command({ command: 'resume' });
+  await expect(page.locator('form:has([data-testid="pause"]) input[name="version"]')).toHaveValue(String(current));
+  await expect(refusal).toBeVisible();
+  await expect(room.status).toHaveText('Running');
+});
+
 test('an error spike in the treatment arm is rolled back by the guard loop, live on the open page', async ({ page, api }) => {
   const room = new ControlRoom(page);
   await room.open();

@@ -7,6 +7,7 @@ use crate::api::{
     admin_overview, webhook_overview,
 };
 use crate::components::local_time::LocalTime;
+use crate::components::notice::ErrorNotice;
 use crate::domain::access::{Role, Scope};
 use crate::domain::webhook::Event;
 use crate::format;
@@ -41,7 +42,7 @@ pub fn AdminPage() -> impl IntoView {
                         <div class="region" data-live="links"><ShareLinks links=share_links create_link revoke_link/></div>
                     }
                     .into_any(),
-                    Err(error) => view! { <p class="notice error" role="alert">{error.to_string()}</p> }.into_any(),
+                    Err(error) => view! { <ErrorNotice error=error/> }.into_any(),
                 }
             })}
         </Suspense>

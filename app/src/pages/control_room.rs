@@ -9,6 +9,7 @@ use crate::components::charts::Charts;
 use crate::components::checklist::{Checklist, OtherChecklists};
 use crate::components::impact::ImpactTable;
 use crate::components::matrix::EndToEndMatrix;
+use crate::components::notice::ErrorNotice;
 use crate::components::stage_panel::StagePanel;
 use crate::components::stage_track::StageTrack;
 use crate::components::test_runs::TestRuns;
@@ -37,9 +38,7 @@ pub fn ControlRoomPage() -> impl IntoView {
                 let you = crate::you::you().await;
                 match room.await {
                     Ok(room) => view! { <Room room command acknowledge you hours/> }.into_any(),
-                    Err(error) => view! {
-                        <p class="notice error" role="alert">{error.to_string()}</p>
-                    }.into_any(),
+                    Err(error) => view! { <ErrorNotice error/> }.into_any(),
                 }
             })}
         </Suspense>

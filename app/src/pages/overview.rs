@@ -1,6 +1,7 @@
 //! Every rollout on one page: where each stands and whether it is healthy, newest first.
 
 use crate::api::list_rollouts;
+use crate::components::notice::ErrorNotice;
 use crate::domain::status::Level;
 use crate::model::StatusView;
 use leptos::prelude::*;
@@ -15,7 +16,7 @@ pub fn OverviewPage() -> impl IntoView {
                 match rollouts.await {
                     Ok(list) if list.is_empty() => view! { <p class="notice">"No rollouts yet."</p> }.into_any(),
                     Ok(list) => view! { <ul class="overview">{list.into_iter().map(|r| view! { <Row r/> }).collect_view()}</ul> }.into_any(),
-                    Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
                 }
             })}
         </Suspense>

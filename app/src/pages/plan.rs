@@ -2,6 +2,7 @@
 //! a plan file pasted into it, with each problem at its line or field.
 
 use crate::api::{CheckPlan, get_control_room};
+use crate::components::notice::ErrorNotice;
 use crate::domain::plan::{Plan, Traffic};
 use crate::domain::power;
 use crate::domain::units::{Threshold, thousands};
@@ -36,7 +37,7 @@ pub fn PlanPage() -> impl IntoView {
                     }
                     .into_any()
                     }
-                    Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
                 }
                 }
             })}

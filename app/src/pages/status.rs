@@ -4,6 +4,7 @@
 
 use crate::api::get_status;
 use crate::components::local_time::LocalTime;
+use crate::components::notice::ErrorNotice;
 use crate::domain::status::Level;
 use crate::model::StatusView;
 use leptos::prelude::*;
@@ -19,7 +20,7 @@ pub fn StatusPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match status.await {
                     Ok(view) => view! { <Status view/> }.into_any(),
-                    Err(error) => view! { <p class="notice error" role="alert">{error.to_string()}</p> }.into_any(),
+                    Err(error) => view! { <ErrorNotice error=error/> }.into_any(),
                 }
             })}
         </Suspense>

@@ -1,0 +1,11 @@
+//! A page that could not be shown: the reason, where the page would be.
+
+use crate::error::AppError;
+use leptos::prelude::*;
+
+/// The one markup of a page-level failure (the rollout, the lists, the status could not be
+/// read): a notice screen readers announce.
+#[component]
+pub fn ErrorNotice(error: AppError) -> impl IntoView {
+    view! { <p class="notice error" role="alert">{error.to_string()}</p> }
+}
