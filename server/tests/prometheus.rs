@@ -2,8 +2,10 @@
 //! scraping every second) and an exporter this test serves with known counters and latency
 //! histograms for both arms: the figures Rampart pulls equal the exporter's own counts through
 //! a counter restart and a scrape gap; no series, a stale series and a server that does not
-//! answer are problems that name their query; and a plan fed from Prometheus passes its gates
-//! and is rolled back by the guard exactly as the same traffic sent as events.
+//! answer are problems that name their query; a server behind https with basic auth, or behind
+//! an authenticating proxy (HAProxy) that wants a bearer token, is read with the plan's
+//! credentials and refuses wrong ones; and a plan fed from Prometheus passes its gates and is
+//! rolled back by the guard exactly as the same traffic sent as events.
 
 mod support;
 
@@ -749,4 +751,98 @@ async fn an_https_prometheus_is_read_with_the_plans_certificate_authority_basic_
     assert!(message.to_lowercase().contains("certificate"), "{message}");
     let message = unreachable(signed_in("RAMPART_PROMETHEUS_NOT_SET")).await;
     assert!(message.contains("RAMPART_PROMETHEUS_NOT_SET is not set"), "{message}");
+}
+
+/// HAProxy serving https in front of a Prometheus and letting through only requests that carry
+/// `Authorization: Bearer <token>`: how a team's Prometheus is often reached (an authenticating
+/// proxy; Debian's prometheus itself checks basic auth only). Its base is `https://localhost:…`.
+struct BearerProxy {
+    child: Child,
+    base: String,
+    dir: std::path::PathBuf,
+}
+
+impl BearerProxy {
+    async fn start(upstream: &str, token: &str, certificate: &rcgen::CertifiedKey) -> BearerProxy {
+        let port = support::process::free_port();
+        let dir = std::env::temp_dir().join(format!("rampart-bearer-proxy-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cert.pem"), certificate.cert.pem()).unwrap();
+        // HAProxy wants the certificate and its key in one file.
+        let site = dir.join("site.pem");
+        std::fs::write(&site, format!("{}{}", certificate.cert.pem(), certificate.key_pair.serialize_pem())).unwrap();
+        let config = format!(
+            "global\n  maxconn 100\n\
+             defaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n\
+             frontend prometheus\n  bind 127.0.0.1:{port} ssl crt {site}\n\
+             \x20 http-request deny deny_status 401 unless {{ req.hdr(authorization) -m str \"Bearer {token}\" }}\n\
+             \x20 default_backend prometheus\n\
+             backend prometheus\n  server prometheus {upstream}\n",
+            site = site.display()
+        );
+        std::fs::write(dir.join("haproxy.cfg"), config).unwrap();
+        let log = std::fs::File::create(dir.join("haproxy.log")).unwrap();
+        let child = Command::new(support::process::haproxy())
+            .arg("-db")
+            .arg("-f")
+            .arg(dir.join("haproxy.cfg"))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("haproxy starts");
+        let proxy = BearerProxy { child, base: format!("https://localhost:{port}"), dir };
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(certificate.cert.pem().as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        let ready = format!("{}/-/ready", proxy.base);
+        support::process::wait_until(Duration::from_secs(20), || async {
+            client.get(&ready).bearer_auth(token).send().await.is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        proxy
+    }
+}
+
+impl Drop for BearerProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn a_prometheus_behind_a_bearer_token_proxy_is_read_with_the_plans_token_and_refuses_a_wrong_one() {
+    const TOKEN: &str = "prometheus-reader-7f3a9c";
+    let (exporter, target) = Exporter::start().await;
+    let prometheus = PrometheusServer::start(&target).await;
+    prometheus.scraped().await;
+    let certificate = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let proxy = BearerProxy::start(prometheus.base.trim_start_matches("http://"), TOKEN, &certificate).await;
+    let from = wall_clock();
+    traffic(&exporter, 1.0, 1, false).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let to = wall_clock();
+    // SAFETY: set before any thread of this test reads the environment, and never changed; the
+    // names are this test's own.
+    unsafe {
+        std::env::set_var("RAMPART_PROMETHEUS_TEST_TOKEN", TOKEN);
+        std::env::set_var("RAMPART_PROMETHEUS_TEST_WRONG_TOKEN", "not-the-token");
+    }
+    let ca_file = proxy.dir.join("cert.pem").display().to_string();
+    let with_token = |env: &str| source(&proxy.base, json!({ "ca_file": ca_file, "bearer_token_env": env }));
+    let evidence = Prometheus::default().query_all(&with_token("RAMPART_PROMETHEUS_TEST_TOKEN"), from, to, to, [true, true]).await;
+    assert_eq!(evidence.problem, None);
+    assert_eq!(evidence.rows.treatment().success, exporter.truth("uploads_total", "treatment", "success"));
+    assert!(evidence.rows.treatment().success > 0);
+
+    // A wrong token, and none at all, are refused by the proxy: a problem that says so, never a
+    // figure.
+    for unsigned in [with_token("RAMPART_PROMETHEUS_TEST_WRONG_TOKEN"), source(&proxy.base, json!({ "ca_file": ca_file }))] {
+        match Prometheus::default().query_all(&unsigned, from, to, to, [true, true]).await.problem {
+            Some(Problem::Unreachable { message }) => assert!(message.contains("401"), "{message}"),
+            other => panic!("read as {other:?}"),
+        }
+    }
 }

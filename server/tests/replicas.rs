@@ -25,9 +25,7 @@ struct Balancer {
 
 impl Balancer {
     async fn start(replicas: &[&Replica], dir: &std::path::Path) -> Balancer {
-        let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"].into_iter().find(|p| std::path::Path::new(p).exists()).expect(
-            "HAProxy is not installed: `cargo xtask test` installs it (Debian: apt-get install haproxy); this test needs a real load balancer",
-        );
+        let haproxy = support::process::haproxy();
         let port = free_port();
         let servers: String =
             replicas.iter().enumerate().map(|(i, r)| format!("  server r{i} {} check\n", r.base.trim_start_matches("http://"))).collect();

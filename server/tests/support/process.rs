@@ -75,6 +75,14 @@ impl Drop for Replica {
     }
 }
 
+/// Debian's HAProxy: the real load balancer (and authenticating proxy) the tests put in front
+/// of servers.
+pub fn haproxy() -> &'static str {
+    ["/usr/sbin/haproxy", "/usr/bin/haproxy"].into_iter().find(|p| std::path::Path::new(p).exists()).expect(
+        "HAProxy is not installed: `cargo xtask test` installs it (Debian: apt-get install haproxy); this test needs a real load balancer",
+    )
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
