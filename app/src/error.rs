@@ -107,6 +107,25 @@ impl From<Refusal> for AppError {
     }
 }
 
+impl AppError {
+    /// The refusal as a person reads it beside the form they sent: a lost race says what
+    /// happens next (the page shows the current state) rather than which versions crossed.
+    pub fn for_the_form(&self) -> String {
+        match self {
+            AppError::Conflict { .. } => "Someone else acted first; the page now shows the current state.".to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The refusal a plain form (no JavaScript) came back with: the server function redirects
+    /// a form post back to its page with `__path` (which function) and `__err` (the error), and
+    /// the page shows it where the form is. `None` when the page was not loaded that way, or
+    /// for another function than the one at `path`.
+    pub fn from_form_redirect(query_path: Option<&str>, query_err: Option<&str>, path: &str) -> Option<AppError> {
+        (query_path? == path).then(|| leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(query_err.unwrap_or_default()))
+    }
+}
+
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 

@@ -324,12 +324,8 @@ mod browser {
                 }
                 (Ok(_), None) => form.reset(),
                 (Err(error), region) => {
-                    let text = match &error {
-                        AppError::Conflict { .. } => "Someone else acted first; the page now shows the current state.".to_string(),
-                        other => other.to_string(),
-                    };
                     if let Some(region) = region {
-                        show(region, "data-error", &text);
+                        show(region, "data-error", &error.for_the_form());
                     }
                 }
             }

@@ -817,3 +817,44 @@ async fn a_finding_and_an_owner_are_written_from_the_page_without_touching_the_t
         .unwrap();
     assert_eq!(missing.status().as_u16(), 404);
 }
+
+/// Without JavaScript a command is a plain form post to its server function, which sends the
+/// browser back to the page; a refusal comes back with it and is shown where the form is (the
+/// page is whole without the WASM), and a later visit of the page shows none.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_command_sent_without_javascript_comes_back_to_the_page_with_its_refusal(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (ana, _) = app.approvers().await;
+    let page = app.url("/rollouts/1");
+    let stale = app.version().await;
+    // Someone else starts the rollout first; ana's page still offers Start at the old version.
+    assert_eq!(app.command(json!({ "command": "start" })).await.0, 200);
+    let response = ana
+        .post(app.url("/api/run_command"))
+        .header("accept", "text/html")
+        .header("referer", &page)
+        .form(&[("rollout_id", "1"), ("version", &stale.to_string()), ("action", "start")])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let back = response.headers()["location"].to_str().unwrap().to_string();
+    assert!(back.starts_with(&page) && back.contains("__err="), "{back}");
+    let html = ana.get(&back).send().await.unwrap().text().await.unwrap();
+    let refusal = action_error(&html);
+    assert!(!refusal.contains(" hidden"), "{refusal}");
+    assert!(refusal.contains("Someone else acted first; the page now shows the current state."), "{refusal}");
+    assert_eq!(app.room().await["state"]["status"], "running");
+
+    // The page on its own shows no refusal.
+    let html = ana.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(action_error(&html).contains(" hidden"), "{}", action_error(&html));
+}
+
+/// The actions card's refusal slot as the page has it (`<p …data-testid="action-error"…>…</p>`).
+fn action_error(html: &str) -> &str {
+    let at = html.find(r#"data-testid="action-error""#).expect("the actions card's refusal slot");
+    let start = html[..at].rfind("<p").unwrap();
+    let end = at + html[at..].find("</p>").unwrap();
+    &html[start..end]
+}

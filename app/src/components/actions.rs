@@ -24,7 +24,14 @@ pub fn denied(you: &Principal, permission: Permission) -> Option<String> {
 }
 
 #[component]
-pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Principal) -> impl IntoView {
+pub fn Actions(
+    room: ControlRoom,
+    command: ServerAction<RunCommand>,
+    you: Principal,
+    /// What the last command was refused with, when the page came back from a form sent
+    /// without JavaScript.
+    refusal: Option<String>,
+) -> impl IntoView {
     let state = room.state.clone();
     let last = room.plan.last_stage();
     let at_last = state.stage == last;
@@ -210,7 +217,7 @@ pub fn Actions(room: ControlRoom, command: ServerAction<RunCommand>, you: Princi
             <h2 id="actions-title">"Actions"</h2>
             {read_only}
             // Filled by the page's `Live` island with a refusal ("someone else acted first").
-            <p class="error" role="alert" data-testid="action-error" data-error hidden></p>
+            <p class="error" role="alert" data-testid="action-error" data-error hidden=refusal.is_none()>{refusal.clone()}</p>
             {start}
             {approval}
             {forward}

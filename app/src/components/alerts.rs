@@ -9,11 +9,19 @@ use leptos::form::ActionForm;
 use leptos::prelude::*;
 
 #[component]
-pub fn Alerts(rollout_id: i64, alerts: Vec<Alert>, acknowledge: ServerAction<AcknowledgeAlert>, you: Principal) -> impl IntoView {
+pub fn Alerts(
+    rollout_id: i64,
+    alerts: Vec<Alert>,
+    acknowledge: ServerAction<AcknowledgeAlert>,
+    you: Principal,
+    /// What the last acknowledgement was refused with (a form sent without JavaScript).
+    refusal: Option<String>,
+) -> impl IntoView {
     let no = crate::components::actions::denied(&you, Permission::AcknowledgeAlert);
     if alerts.is_empty() {
         return view! { <section class="card alerts" aria-labelledby="alerts-title"><h2 id="alerts-title">"Alerts"</h2><p class="muted">"No alerts."</p></section> }.into_any();
     }
+    let refused = refusal.is_none();
     let items = alerts
         .into_iter()
         .map(|alert| {
@@ -46,7 +54,7 @@ pub fn Alerts(rollout_id: i64, alerts: Vec<Alert>, acknowledge: ServerAction<Ack
     view! {
         <section class="card alerts" aria-labelledby="alerts-title">
             <h2 id="alerts-title">"Alerts"</h2>
-            <p class="error" role="alert" data-error hidden></p>
+            <p class="error" role="alert" data-error hidden=refused>{refusal}</p>
             <ul>{items}</ul>
         </section>
     }

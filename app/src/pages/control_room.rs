@@ -15,6 +15,7 @@ use crate::components::stage_track::StageTrack;
 use crate::components::test_runs::TestRuns;
 use crate::components::timeline::Timeline;
 use crate::domain::access::Principal;
+use crate::error::AppError;
 use crate::model::ControlRoom;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -28,21 +29,38 @@ pub fn ControlRoomPage() -> impl IntoView {
     let baseline_hours = query.read_untracked().get("baseline_hours").and_then(|h| h.parse::<u32>().ok());
     // `?hours=N`: the charts' range (links in the charts' head pick it).
     let hours = query.read_untracked().get("hours").and_then(|h| h.parse::<u32>().ok()).unwrap_or(24);
+    // A refusal a form sent without JavaScript came back with (see `AppError::from_form_redirect`).
+    let refused = |path: &str| {
+        let query = query.read_untracked();
+        AppError::from_form_redirect(query.get("__path").as_deref(), query.get("__err").as_deref(), path).map(|e| e.for_the_form())
+    };
+    let refusals = Refusals { command: refused("/api/run_command"), acknowledgement: refused("/api/acknowledge_alert") };
     let command = ServerAction::<RunCommand>::new();
     let acknowledge = ServerAction::<AcknowledgeAlert>::new();
     let room = Resource::new_blocking(move || (), move |_| get_control_room(rollout_id, baseline_hours));
 
     view! {
         <Suspense fallback=|| view! { <p class="notice">"Loading the rollout…"</p> }>
-            {move || Suspend::new(async move {
+            {move || Suspend::new({
+                let refusals = refusals.clone();
+                async move {
                 let you = crate::you::you().await;
                 match room.await {
-                    Ok(room) => view! { <Room room command acknowledge you hours/> }.into_any(),
+                    Ok(room) => view! { <Room room command acknowledge you hours refusals=refusals.clone()/> }.into_any(),
                     Err(error) => view! { <ErrorNotice error/> }.into_any(),
+                }
                 }
             })}
         </Suspense>
     }
+}
+
+/// What the forms of the page were refused with, when it was loaded back from a form sent
+/// without JavaScript.
+#[derive(Clone, Default)]
+struct Refusals {
+    command: Option<String>,
+    acknowledgement: Option<String>,
 }
 
 /// The page body. Each panel is type-erased (`into_any`), which keeps the view's type shallow
@@ -54,6 +72,7 @@ fn Room(
     acknowledge: ServerAction<AcknowledgeAlert>,
     you: Principal,
     hours: u32,
+    refusals: Refusals,
 ) -> impl IntoView {
     let stage = room.plan.stage(room.state.stage).cloned();
     let stage_items: Vec<_> = room.checklist.iter().filter(|i| i.stage == room.state.stage).cloned().collect();
@@ -108,9 +127,10 @@ fn Room(
     });
     let other_checklists =
         view! { <OtherChecklists plan=room.plan.clone() current=room.state.stage items=room.checklist.clone()/> }.into_any();
-    let actions = view! { <Actions room=room.clone() command you=you.clone()/> }.into_any();
+    let actions = view! { <Actions room=room.clone() command you=you.clone() refusal=refusals.command/> }.into_any();
     let timeline = view! { <Timeline rollout_id=room.rollout_id entries=room.audit.clone()/> }.into_any();
-    let alerts = view! { <Alerts rollout_id=room.rollout_id alerts=room.alerts.clone() acknowledge you/> }.into_any();
+    let alerts = view! { <Alerts rollout_id=room.rollout_id alerts=room.alerts.clone() acknowledge you refusal=refusals.acknowledgement/> }
+        .into_any();
     // Each region is swapped whole by the page's `Live` island when its server HTML changes.
     let region = |name: &'static str, view: Option<AnyView>| view! { <div class="region" data-live=name>{view}</div> };
     view! {
