@@ -117,10 +117,24 @@ impl AppError {
         }
     }
 
+    /// A refusal as a page says it when it came in the page's address (`__err`, below): anyone
+    /// can write such a link, so the page says only the kind of refusal, in its own words.
+    pub fn said_by_a_link(&self) -> &'static str {
+        match self {
+            AppError::Conflict { .. } => "Someone else acted first; the page now shows the current state.",
+            AppError::Refused { .. } => "The rules refused the command; the page shows what it waits for.",
+            AppError::Unauthenticated { .. } => "Sign in first.",
+            AppError::Forbidden { .. } => "Your role may not do this.",
+            AppError::Invalid { .. } | AppError::Malformed { .. } => "The form was not complete; nothing was done.",
+            AppError::TooManyRequests { .. } | AppError::Unavailable { .. } => "The server could not do this now; try again shortly.",
+            _ => "The server could not do this; nothing was done.",
+        }
+    }
+
     /// The refusal a plain form (no JavaScript) came back with: the server function redirects
     /// a form post back to its page with `__path` (which function) and `__err` (the error), and
-    /// the page shows it where the form is. `None` when the page was not loaded that way, or
-    /// for another function than the one at `path`.
+    /// the page shows it where the form is ([`AppError::said_by_a_link`]). `None` when the page
+    /// was not loaded that way, or for another function than the one at `path`.
     pub fn from_form_redirect(query_path: Option<&str>, query_err: Option<&str>, path: &str) -> Option<AppError> {
         (query_path? == path).then(|| leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(query_err.unwrap_or_default()))
     }

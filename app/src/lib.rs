@@ -1,5 +1,5 @@
-//! Rampart's web UI (Leptos, rendered on the server and hydrated in the browser) and the pure
-//! rollout domain both sides share.
+//! Rampart's web UI (Leptos, rendered whole on the server; islands — [`live::Live`] and the plan
+//! checker — run in the browser) and the pure rollout domain both sides share.
 //!
 //! `domain` holds the rules and does no I/O; `api` holds the server functions, whose bodies only
 //! reach the [`services`] the server provides; `pages` and `components` are the views.

@@ -11,11 +11,12 @@
 //!   a reason half typed in a form there survives someone else's tick;
 //! - **posts forms without leaving the page**: a form posting to a server function (`/api/…`) is
 //!   sent with `fetch`; a button's `data-confirm` asks first; a refusal is shown in its region's
-//!   `data-error` slot, a secret the form made (`data-issued`) in its `data-issued` slot, and a
-//!   form marked `data-done` unhides its `data-done` slot — each kept through the refreshes until
-//!   the region's next form; success resets the form and refreshes the page;
-//! - **ticks checklist items** (`input[data-item]`) at once, keeping the box as clicked until a
-//!   page fetched after the server saved the tick is on show;
+//!   `data-error` slot, a secret the form made (a form marked `data-shows-issued`) in its
+//!   `data-issued` slot, and a form marked `data-shows-done` unhides its `data-done` slot — each
+//!   kept through the refreshes until the region's next form; success resets the form and
+//!   refreshes the page; a form already on its way is not sent twice;
+//! - **ticks checklist items** (`input[data-item]`, enabled here: `data-waits`) at once, keeping
+//!   the box as clicked until a page fetched after the server saved the tick is on show;
 //! - **switches the charts' range** (`a[data-swap]`) by fetching the page for the new URL;
 //! - **shows times in the viewer's zone** (`time[data-local]`; the server renders UTC);
 //! - marks `<body data-hydrated="true">` when clicks are handled (browser tests wait for it).
@@ -72,17 +73,42 @@ mod browser {
                 shown.insert(key(&region), region.outer_html());
             }
         });
-        localise(&doc.into());
+        let root: web_sys::Node = doc.into();
+        localise(&root);
+        enable(&root);
+        forget_the_form_redirect(&root);
         listen("submit", |ev| on_submit(ev.unchecked_into()));
         listen("change", on_change);
         listen("input", on_input);
         listen("click", on_click);
+        listen("keydown", on_key);
         if let Some(id) = document().query_selector("[data-live-rollout]").ok().flatten().and_then(|e| e.get_attribute("data-live-rollout"))
         {
             stream(&id);
         }
         if let Some(body) = document().body() {
             let _ = body.set_attribute("data-hydrated", "true");
+        }
+    }
+
+    /// A page a form sent without this island came back to carries the refusal in its address
+    /// (`__path`, `__err`): the refusal on show is kept like one this island showed, and the
+    /// address loses it, so that the page fetched again does not say it once more.
+    fn forget_the_form_redirect(root: &web_sys::Node) {
+        let location = leptos::prelude::window().location();
+        let Ok(url) = location.href().and_then(|href| web_sys::Url::new(&href)) else { return };
+        if !url.search_params().has("__err") {
+            return;
+        }
+        for slot in all(root, "p[data-error]:not([hidden])") {
+            if let (Some(region), Some(text)) = (region_of(&slot), slot.text_content()) {
+                PAGE.with(|page| page.kept.borrow_mut().entry(key(&region)).or_default().push(("data-error", text)));
+            }
+        }
+        url.search_params().delete("__err");
+        url.search_params().delete("__path");
+        if let Ok(history) = leptos::prelude::window().history() {
+            let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&url.href()));
         }
     }
 
@@ -162,20 +188,33 @@ mod browser {
         init.set_headers(&headers);
         let href = window.location().href().ok()?;
         let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(&href, &init)).await.ok()?.dyn_into().ok()?;
+        // Sent elsewhere (the session ended: the sign-in page): the page follows, whole.
+        if response.redirected() {
+            let _ = window.location().reload();
+            return None;
+        }
+        // A page that could not be made (the database unavailable for a moment) answers with
+        // the error's status: this page stays as it is, and the next change tries again.
         if !response.ok() {
             return None;
         }
         JsFuture::from(response.text().ok()?).await.ok()?.as_string()
     }
 
-    /// Puts the fetched page's changed regions on show. When the page's regions are not the same
-    /// set (another page answered), it is loaded whole.
+    /// Puts the fetched page's changed regions on show. A page without regions (one that could
+    /// not be made) changes nothing; when the regions are not the same set, or belong to another
+    /// rollout (a newer one at `/`), the page is loaded whole.
     fn swap(html: &str) {
         let Ok(parser) = web_sys::DomParser::new() else { return };
         let Ok(fresh) = parser.parse_from_string(html, web_sys::SupportedType::TextHtml) else { return };
         let doc = document();
         let regions = all(&fresh.clone().into(), "[data-live]");
-        let same = {
+        if regions.is_empty() {
+            return;
+        }
+        let rollout =
+            |d: &Document| d.query_selector("[data-live-rollout]").ok().flatten().and_then(|e| e.get_attribute("data-live-rollout"));
+        let same = rollout(&doc) == rollout(&fresh) && {
             let mut old: Vec<String> = all(&doc.clone().into(), "[data-live]").iter().map(key).collect();
             let mut new: Vec<String> = regions.iter().map(key).collect();
             old.sort();
@@ -197,6 +236,7 @@ mod browser {
             let _ = old.replace_with_with_node_1(&node);
             PAGE.with(|page| page.shown.borrow_mut().insert(name.clone(), html));
             localise(&node);
+            enable(&node);
             let kept = PAGE.with(|page| page.kept.borrow().get(&name).cloned()).unwrap_or_default();
             for (slot, text) in kept {
                 fill(node.unchecked_ref(), slot, &text);
@@ -217,7 +257,7 @@ mod browser {
     }
 
     fn fill(region: &Element, slot: &str, text: &str) {
-        let Some(element) = region.query_selector(&format!("[{slot}]")).ok().flatten() else { return };
+        let Some(element) = region.query_selector(&format!("p[{slot}]")).ok().flatten() else { return };
         if let Some(intro) = element.get_attribute("data-intro") {
             let doc = document();
             let link = text.starts_with("http");
@@ -238,7 +278,7 @@ mod browser {
     /// Hides every slot of the region: a new form was sent from it.
     fn clear(region: &Element) {
         PAGE.with(|page| page.kept.borrow_mut().remove(&key(region)));
-        for slot in all(&region.clone().into(), "[data-error], [data-issued], [data-done]") {
+        for slot in all(&region.clone().into(), "p[data-error], p[data-issued], p[data-done]") {
             let _ = slot.set_attribute("hidden", "");
             if slot.has_attribute("data-intro") {
                 slot.set_text_content(None);
@@ -291,9 +331,13 @@ mod browser {
                 return;
             }
         }
+        let buttons = all(&form.clone().into(), "button");
+        // On its way already (a double click): one command, one token, not two.
+        if buttons.iter().any(|b| b.has_attribute("aria-busy")) {
+            return;
+        }
         let Ok(data) = web_sys::FormData::new_with_form(&form) else { return };
         let Ok(body) = web_sys::UrlSearchParams::new_with_str_sequence_sequence(&data) else { return };
-        let buttons = all(&form.clone().into(), "button");
         for b in &buttons {
             let _ = b.set_attribute("aria-busy", "true");
         }
@@ -308,12 +352,12 @@ mod browser {
             }
             match (answer, &region) {
                 (Ok(answer), Some(region)) => {
-                    if form.has_attribute("data-done") {
+                    if form.has_attribute("data-shows-done") {
                         show(region, "data-done", "");
                     }
                     // A secret made by the form ({"item": …, "secret": "…"}), shown this once.
                     let secret = serde_json::from_str::<Made>(&answer).map(|made| made.secret).unwrap_or_default();
-                    if let (Some(prefix), false) = (form.get_attribute("data-issued"), secret.is_empty()) {
+                    if let (Some(prefix), false) = (form.get_attribute("data-shows-issued"), secret.is_empty()) {
                         let text = match prefix.is_empty() {
                             true => secret,
                             false => format!("{}{prefix}{secret}", leptos::prelude::window().location().origin().unwrap_or_default()),
@@ -364,6 +408,12 @@ mod browser {
     /// A link that changes what a region shows (the charts' range): the page for its URL is
     /// fetched and swapped in, the address kept in the history.
     fn on_click(ev: web_sys::Event) {
+        // A click that opens a tab or a window is the browser's.
+        if let Some(mouse) = ev.dyn_ref::<web_sys::MouseEvent>()
+            && (mouse.button() != 0 || mouse.ctrl_key() || mouse.meta_key() || mouse.shift_key() || mouse.alt_key())
+        {
+            return;
+        }
         let Some(link) = ev.target().and_then(|t| t.dyn_into::<Element>().ok()).and_then(|e| e.closest("a[data-swap]").ok().flatten())
         else {
             return;
@@ -371,6 +421,18 @@ mod browser {
         let Some(href) = link.get_attribute("href") else { return };
         ev.prevent_default();
         go(&href);
+    }
+
+    /// Space on a link that acts as a button (`a[role="button"][data-swap]`: the charts' range)
+    /// presses it, as it would a button.
+    fn on_key(ev: web_sys::Event) {
+        let Some(key) = ev.dyn_ref::<web_sys::KeyboardEvent>().map(|k| k.key()) else { return };
+        let target = ev.target().and_then(|t| t.dyn_into::<Element>().ok());
+        let Some(link) = target.filter(|e| key == " " && e.matches(r#"a[role="button"][data-swap]"#).unwrap_or(false)) else { return };
+        ev.prevent_default();
+        if let Some(href) = link.get_attribute("href") {
+            go(&href);
+        }
     }
 
     /// Posts a form's fields to a server function as a script would (JSON back, not a
@@ -409,6 +471,14 @@ mod browser {
             return Ok(text);
         }
         Err(serde_json::from_str::<AppError>(&text).unwrap_or_else(|_| transport(&format!("the server answered {}", response.status()))))
+    }
+
+    /// The checklist boxes under `root` the caller may tick: the server renders them disabled,
+    /// since a tick before this island runs would not be saved.
+    fn enable(root: &web_sys::Node) {
+        for input in all(root, "input[data-waits]") {
+            let _ = input.remove_attribute("disabled");
+        }
     }
 
     /// Every `time[data-local]` under `root` in the viewer's zone (the server wrote UTC; the

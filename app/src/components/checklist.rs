@@ -6,9 +6,10 @@ use crate::domain::access::{Permission, Principal};
 use crate::model::ChecklistItem;
 use leptos::prelude::*;
 
-/// The current stage's checklist (or the routines). Rendered on the server; ticking a box is
-/// saved at once by the page's `Live` island (the box names its rollout and item), which keeps
-/// the box as clicked until the page it fetches after the save shows who ticked it.
+/// The current stage's checklist (or the routines). Rendered on the server, every box disabled:
+/// the page's `Live` island enables those the caller may tick (`data-waits`) and saves a tick
+/// at once (the box names its rollout and item), keeping the box as clicked until the page it
+/// fetches after the save shows who ticked it.
 #[component]
 pub fn Checklist(
     rollout_id: i64,
@@ -68,7 +69,10 @@ pub fn Checklist(
                                         <input
                                             type="checkbox"
                                             checked=checked
-                                            disabled=no.is_some()
+                                            // Enabled by the page's island when it runs: a box
+                                            // ticked before then would not be saved.
+                                            disabled=true
+                                            data-waits=no.is_none().then_some("")
                                             title=no
                                             data-rollout=rollout_id.to_string()
                                             data-item=id.to_string()

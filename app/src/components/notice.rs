@@ -4,8 +4,13 @@ use crate::error::AppError;
 use leptos::prelude::*;
 
 /// The one markup of a page-level failure (the rollout, the lists, the status could not be
-/// read): a notice screen readers announce.
+/// read): a notice screen readers announce. The page answers with the error's status, so that
+/// an open page fetching itself again (`live.rs`) keeps what it shows.
 #[component]
 pub fn ErrorNotice(error: AppError) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let (Some(response), Ok(status)) = (use_context::<leptos_axum::ResponseOptions>(), http::StatusCode::from_u16(error.status())) {
+        response.set_status(status);
+    }
     view! { <p class="notice error" role="alert">{error.to_string()}</p> }
 }

@@ -101,7 +101,7 @@ fn Users(
                             <input type="hidden" name="disabled" value=toggle.0/>
                             <button type="submit" aria-label=toggle_label>{toggle.1}</button>
                         </ActionForm>
-                        <ActionForm action=unlock_user attr:class="inline-form" attr:data-done="">
+                        <ActionForm action=unlock_user attr:class="inline-form" attr:data-shows-done="">
                             <input type="hidden" name="id" value=id_unlock/>
                             <button type="submit" aria-label=unlock_label title="When someone else's guesses have throttled this account">"Unlock"</button>
                         </ActionForm>
@@ -123,7 +123,7 @@ fn Users(
             <p class="issued" role="status" data-testid="unlocked" data-done hidden>"Failed sign-ins cleared: they may sign in again at once."</p>
             <h3>"Add a person"</h3>
             {slots("Added. Their password, shown only now:")}
-            <ActionForm action=create_user attr:class="action-form" attr:data-issued="">
+            <ActionForm action=create_user attr:class="action-form" attr:data-shows-issued="">
                 <label>"Name" <input name="name" required=true placeholder="ana.lopez" autocomplete="off"/></label>
                 <label>"Role" <select name="role">{role_options(Role::Viewer)}</select></label>
                 <label>"Password (leave empty to generate one)" <input name="password" type="password" autocomplete="new-password"/></label>
@@ -175,7 +175,7 @@ fn Tokens(tokens: Vec<TokenView>, create_token: ServerAction<CreateToken>, revok
             </div>
             <h3>"Create a token"</h3>
             {slots("Token created. Copy it now; it is not shown again:")}
-            <ActionForm action=create_token attr:class="action-form" attr:data-issued="">
+            <ActionForm action=create_token attr:class="action-form" attr:data-shows-issued="">
                 <label>"Token name" <input name="name" required=true placeholder="upload-service (prod)"/></label>
                 <fieldset><legend>"Scopes"</legend>{scope_boxes}</fieldset>
                 <button type="submit" class="primary">"Create token"</button>
@@ -226,7 +226,7 @@ fn ShareLinks(
             </div>
             <h3>"Create a share link"</h3>
             {slots("Link created. Send it now; it is not shown again:")}
-            <ActionForm action=create_link attr:class="action-form" attr:data-issued="/share/">
+            <ActionForm action=create_link attr:class="action-form" attr:data-shows-issued="/share/">
                 <label>"Rollout" <input name="rollout_id" type="number" min="1" value="1" required=true/></label>
                 <label>"Who it is for" <input name="label" required=true placeholder="exec staff meeting"/></label>
                 <label>"Valid for (hours)" <input name="valid_for_hours" type="number" min="1" max="8784" value="336" required=true/></label>
@@ -305,7 +305,7 @@ fn Webhooks(
             {hooks}
             <h3>"Add a webhook"</h3>
             {slots("Webhook added. Its signing secret, shown this once:")}
-            <ActionForm action=create_webhook attr:class="action-form" attr:data-issued="">
+            <ActionForm action=create_webhook attr:class="action-form" attr:data-shows-issued="">
                 <label>"URL" <input name="url" type="url" required=true placeholder="https://relay.example.com/rampart"/></label>
                 <label>"Description" <input name="description" placeholder="#upload-rollout channel"/></label>
                 <fieldset><legend>"Events (none ticked: every event)"</legend>{event_boxes}</fieldset>

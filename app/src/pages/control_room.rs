@@ -32,7 +32,8 @@ pub fn ControlRoomPage() -> impl IntoView {
     // A refusal a form sent without JavaScript came back with (see `AppError::from_form_redirect`).
     let refused = |path: &str| {
         let query = query.read_untracked();
-        AppError::from_form_redirect(query.get("__path").as_deref(), query.get("__err").as_deref(), path).map(|e| e.for_the_form())
+        AppError::from_form_redirect(query.get("__path").as_deref(), query.get("__err").as_deref(), path)
+            .map(|e| e.said_by_a_link().to_string())
     };
     let refusals = Refusals { command: refused("/api/run_command"), acknowledgement: refused("/api/acknowledge_alert") };
     let command = ServerAction::<RunCommand>::new();

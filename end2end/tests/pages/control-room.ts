@@ -49,25 +49,36 @@ export class ControlRoom {
   }
 
   /**
-   * Ticks an item by hand. The page's refreshes (the page fetched again, to swap in what
-   * changed) are held back meanwhile, which holds open the gap between the server saving the
-   * tick and the page showing a copy that includes it: the box must show the tick all through
-   * that gap, not flip back to an older copy.
+   * Ticks an item by hand while an older copy of the page is on its way. `meanwhile` (someone
+   * else's tick, through the API) makes the page fetch itself again; that copy is rendered
+   * before the click's save and held back 400 ms, so it arrives after the save, and every
+   * refresh after it is held back too. The box must show the tick all through, never flip back
+   * to the older copy.
    */
-  async tick(index: number) {
+  async tick(index: number, meanwhile?: () => Promise<void>) {
     const box = this.item(index).getByRole('checkbox');
-    const snapshots = (url: URL) => !url.pathname.startsWith('/api/') && !url.pathname.startsWith('/pkg/');
-    await this.page.route(snapshots, async (route) => {
-      if (route.request().headers()['x-rampart-refresh']) {
-        await new Promise((resolve) => setTimeout(resolve, 400));
+    const refreshes = (url: URL) => !url.pathname.startsWith('/api/') && !url.pathname.startsWith('/pkg/');
+    let rendered = () => {};
+    const older = new Promise<void>((resolve) => (rendered = resolve));
+    await this.page.route(refreshes, async (route) => {
+      if (!route.request().headers()['x-rampart-refresh']) {
+        return route.fallback();
       }
-      await route.fallback();
+      // The server renders the page now; the browser gets it 400 ms later.
+      const response = await route.fetch();
+      rendered();
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      await route.fulfill({ response });
     });
     try {
+      if (meanwhile) {
+        await meanwhile();
+        await older;
+      }
       await box.check();
       const shown = await this.page.evaluate(async (nth) => {
         const seen: boolean[] = [];
-        for (const end = performance.now() + 1_000; performance.now() < end; ) {
+        for (const end = performance.now() + 1_500; performance.now() < end; ) {
           const item = document.querySelectorAll('[data-testid="checklist"] [data-testid="checklist-item"]')[nth];
           seen.push(item?.querySelector<HTMLInputElement>('input[type="checkbox"]')?.checked ?? false);
           await new Promise((resolve) => setTimeout(resolve, 10));
@@ -76,7 +87,7 @@ export class ControlRoom {
       }, index);
       expect(shown.filter((checked) => !checked).length, 'samples of the box unticked after the click').toBe(0);
     } finally {
-      await this.page.unroute(snapshots);
+      await this.page.unroute(refreshes);
     }
     await expect(box).toBeChecked();
     // The tick is saved when the page reloads its snapshot showing who ticked it.
