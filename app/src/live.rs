@@ -19,6 +19,7 @@
 //!   the box as clicked until a page fetched after the server saved the tick is on show;
 //! - **switches the charts' range** (`a[data-swap]`) by fetching the page for the new URL;
 //! - **shows times in the viewer's zone** (`time[data-local]`; the server renders UTC);
+//! - keeps the focus on the control a person is on when its region is swapped;
 //! - marks `<body data-hydrated="true">` when clicks are handled (browser tests wait for it).
 
 use leptos::prelude::*;
@@ -233,7 +234,13 @@ mod browser {
             }
             let Some(old) = doc.query_selector(&format!("[data-live=\"{name}\"]")).ok().flatten() else { continue };
             let Ok(node) = doc.import_node_with_deep(&region, true) else { continue };
+            // The control a person is on (the box just ticked, the range just picked) keeps the
+            // focus through the swap.
+            let focused = doc.active_element().filter(|a| old.contains(Some(a))).and_then(|a| same_control(&a));
             let _ = old.replace_with_with_node_1(&node);
+            if let Some(control) = focused.and_then(|selector| node.unchecked_ref::<Element>().query_selector(&selector).ok().flatten()) {
+                let _ = control.unchecked_ref::<web_sys::HtmlElement>().focus();
+            }
             PAGE.with(|page| page.shown.borrow_mut().insert(name.clone(), html));
             localise(&node);
             enable(&node);
@@ -242,6 +249,18 @@ mod browser {
                 fill(node.unchecked_ref(), slot, &text);
             }
         }
+    }
+
+    /// A selector for the same control in a fresh copy of its region: its checklist item, its
+    /// test id, its id, or its link's address.
+    fn same_control(element: &Element) -> Option<String> {
+        let attribute = |name: &str| element.get_attribute(name).filter(|v| !v.contains('"'));
+        let tag = element.tag_name().to_lowercase();
+        attribute("data-item")
+            .map(|v| format!(r#"{tag}[data-item="{v}"]"#))
+            .or_else(|| attribute("data-testid").map(|v| format!(r#"{tag}[data-testid="{v}"]"#)))
+            .or_else(|| attribute("id").map(|v| format!(r#"{tag}[id="{v}"]"#)))
+            .or_else(|| attribute("href").map(|v| format!(r#"{tag}[href="{v}"]"#)))
     }
 
     fn region_of(element: &Element) -> Option<Element> {

@@ -444,6 +444,10 @@ test('every control has an accessible name, and a checklist item is ticked from 
     await page.keyboard.press('Tab');
   }
   await expect(box).toBeFocused();
+  const before = await room.progress.textContent();
   await page.keyboard.press('Space');
   await expect(box).toBeChecked({ checked: !wasChecked });
+  // Once saved, the list is swapped in afresh, and the focus stays on the box just ticked.
+  await expect(room.progress).not.toHaveText(before ?? '');
+  await expect(box).toBeFocused();
 });
