@@ -238,12 +238,12 @@ mod browser {
             // focus through the swap.
             let focused = doc.active_element().filter(|a| old.contains(Some(a))).and_then(|a| same_control(&a));
             let _ = old.replace_with_with_node_1(&node);
-            if let Some(control) = focused.and_then(|selector| node.unchecked_ref::<Element>().query_selector(&selector).ok().flatten()) {
-                let _ = control.unchecked_ref::<web_sys::HtmlElement>().focus();
-            }
             PAGE.with(|page| page.shown.borrow_mut().insert(name.clone(), html));
             localise(&node);
             enable(&node);
+            if let Some(control) = focused.and_then(|selector| node.unchecked_ref::<Element>().query_selector(&selector).ok().flatten()) {
+                let _ = control.unchecked_ref::<web_sys::HtmlElement>().focus();
+            }
             let kept = PAGE.with(|page| page.kept.borrow().get(&name).cloned()).unwrap_or_default();
             for (slot, text) in kept {
                 fill(node.unchecked_ref(), slot, &text);
@@ -255,7 +255,7 @@ mod browser {
     /// test id, its id, or its link's address.
     fn same_control(element: &Element) -> Option<String> {
         let attribute = |name: &str| element.get_attribute(name).filter(|v| !v.contains('"'));
-        let tag = element.tag_name().to_lowercase();
+        let tag = element.tag_name().to_ascii_lowercase();
         attribute("data-item")
             .map(|v| format!(r#"{tag}[data-item="{v}"]"#))
             .or_else(|| attribute("data-testid").map(|v| format!(r#"{tag}[data-testid="{v}"]"#)))
