@@ -34,7 +34,7 @@ use test_db::TestDatabase;
 const OUTPUT_NAME: &str = "rampart";
 /// The most the release WASM may weigh, brotli-compressed at quality 11 (what a browser
 /// downloads before the control room's buttons work). Issue #22 asks for at most 250 kB; the
-/// islands client weighs about 142 kB, and this budget holds that with some room, so it can
+/// islands client weighs about 143 kB, and this budget holds that with some room, so it can
 /// only creep up by a decision (docs/benchmarks.md § WASM bundle).
 const WASM_BUDGET_BROTLI: usize = 160_000;
 
