@@ -667,9 +667,13 @@ fn rampart(args: &[&str]) -> (bool, String) {
 async fn plan_check_names_the_field_at_fault_and_live_shows_what_each_query_counted() {
     let dir = std::env::temp_dir().join(format!("rampart-plan-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // The default plan, reading Prometheus but for its last stage: the end-to-end matrix is
+    // counted from the event store.
+    let plan =
+        app::domain::plan::DEFAULT_PLAN_TOML.replacen("requires_matrix = true", "requires_matrix = true\nmetrics_source = \"events\"", 1);
     let plan_with = |name: &str, section: &str| {
         let path = dir.join(name);
-        std::fs::write(&path, format!("{}\n[metrics_source]\n{section}\n", app::domain::plan::DEFAULT_PLAN_TOML)).unwrap();
+        std::fs::write(&path, format!("{plan}\n[metrics_source]\n{section}\n")).unwrap();
         path.to_str().unwrap().to_string()
     };
     let bad = plan_with("bad.toml", "prometheus = \"prometheus:9090\"\nuploads = 'rate(uploads_total[5m])'");

@@ -87,12 +87,13 @@ fn a_plan_past_its_size_or_stage_limits_is_refused_before_parsing() {
 #[test]
 fn a_stage_may_read_its_own_metric_source_over_the_plans() {
     use crate::domain::source::CREDENTIAL_PREFIX;
+    // The last stage, which needs the end-to-end matrix, reads the event store.
     let with = |one_percent: &str, ten_percent: &str| {
-        DEFAULT_PLAN_TOML.replacen("name = \"1% rollout\"\n", &format!("name = \"1% rollout\"\n{one_percent}\n"), 1).replacen(
-            "name = \"10% rollout\"\n",
-            &format!("name = \"10% rollout\"\n{ten_percent}\n"),
-            1,
-        ) + "\n[metrics_source]\nprometheus = \"http://prometheus:9090\"\nuploads = 'uploads_total'\n"
+        DEFAULT_PLAN_TOML
+            .replacen("name = \"1% rollout\"\n", &format!("name = \"1% rollout\"\n{one_percent}\n"), 1)
+            .replacen("name = \"10% rollout\"\n", &format!("name = \"10% rollout\"\n{ten_percent}\n"), 1)
+            .replacen("requires_matrix = true", "requires_matrix = true\nmetrics_source = \"events\"", 1)
+            + "\n[metrics_source]\nprometheus = \"http://prometheus:9090\"\nuploads = 'uploads_total'\n"
     };
     let source = with("metrics_source = \"events\"", "metrics_source = { prometheus = \"http://other:9090\", uploads = 'other_total' }");
     let plan = Plan::from_toml(&source).unwrap();
@@ -113,6 +114,11 @@ fn a_stage_may_read_its_own_metric_source_over_the_plans() {
     );
     let error = Plan::from_toml(&bad).unwrap_err().to_string();
     assert!(error.contains("stages[2].metrics_source.prometheus"), "{error}");
+    // The matrix's cells come from the events' own fields: a stage that needs it and reads
+    // Prometheus is refused at the field, not left to show empty cells forever.
+    let reads_prometheus = source.replacen("requires_matrix = true\nmetrics_source = \"events\"", "requires_matrix = true", 1);
+    let error = Plan::from_toml(&reads_prometheus).unwrap_err().to_string();
+    assert!(error.contains("stages[4].requires_matrix") && error.contains("metrics_source = \"events\""), "{error}");
 }
 
 fn first_error(source: &str) -> PlanError {

@@ -131,6 +131,17 @@ impl Plan {
             if stage.requires_matrix && self.matrix.is_none() {
                 bad(at("requires_matrix"), "is set but the plan has no [matrix]".into());
             }
+            // The matrix's cells are counted from the events' own fields: a stage that reads
+            // Prometheus would show them empty and never pass.
+            #[cfg(feature = "ssr")]
+            if stage.requires_matrix && self.source_for(super::super::units::StageIndex(i as u32)).is_some() {
+                bad(
+                    at("requires_matrix"),
+                    "the end-to-end matrix is counted from the event store, and this stage reads Prometheus: \
+                     give the stage metrics_source = \"events\" and send its uploads as events"
+                        .into(),
+                );
+            }
             if stage.requires_performance_validated && self.expected_improvements.is_none() {
                 bad(at("requires_performance_validated"), "is set but the plan has no [expected_improvements]".into());
             }
