@@ -182,6 +182,12 @@ test('gates judge the treatment arm against the frozen baseline', async ({ page,
   await expect(page.getByRole('button', { name: 'Whole rollout' })).toHaveAttribute('aria-pressed', 'true');
   await expect(page.getByTestId('charts')).toContainText('Stage 0: Phase 1 deployed, flags off');
   await page.screenshot({ path: 'test-results/gates.png', fullPage: true });
+  // Another range keeps the baseline card's look at the last hours.
+  await room.open('/rollouts/1?baseline_hours=1');
+  await page.getByRole('button', { name: '6 h' }).click();
+  await expect(page.getByRole('button', { name: '6 h' })).toHaveAttribute('aria-pressed', 'true');
+  await expect(page).toHaveURL(/\/rollouts\/1\?hours=6&baseline_hours=1$/);
+  await expect(card.getByTestId('baseline-preview')).toBeVisible();
 });
 
 test('a half-typed reason survives someone else\'s change, and a stale click is refused with the reason', async ({ page, api }) => {

@@ -6,6 +6,8 @@
 //!   cargo xtask build [--release] build the site only
 //!   cargo xtask prepare           regenerate .sqlx/ (offline query metadata) from the migrations
 //!   cargo xtask bench             the benchmarks behind docs/benchmarks.md (release build)
+//!   cargo xtask load              the load run: flags, ingest, pages and live streams at once
+//!   cargo xtask first-load        the control room's first load in Chromium, loopback and slow 4G
 //!   cargo xtask calibrate         the guard's and gates' error rates (docs/benchmarks.md)
 //!   cargo xtask layers            the layer rule of ARCHITECTURE.md: no import upwards, no circle
 //!

@@ -30,7 +30,10 @@ pub fn Charts(
     baseline: Option<Summary>,
     /// The range on show (`?hours=N` of the page).
     hours: u32,
+    /// The baseline card's look (`?baseline_hours=N`), kept when the range changes.
+    baseline_hours: Option<u32>,
 ) -> impl IntoView {
+    let keep = baseline_hours.map_or_else(String::new, |h| format!("&baseline_hours={h}"));
     let series = Resource::new_blocking(|| (), move |_| get_chart_series(rollout_id, hours));
     // Links, so the range is in the address and survives a reload; the page's `Live` island
     // swaps the charts in place (`data-swap`).
@@ -43,7 +46,7 @@ pub fn Charts(
                     aria-pressed=(hours == h).to_string()
                     role="button"
                     data-swap=""
-                    href=format!("?hours={h}")
+                    href=format!("?hours={h}{keep}")
                 >
                     {label}
                 </a>

@@ -105,7 +105,7 @@ fn Room(
         view! { <StagePanel stage state=room.state.clone() gates=room.gates.clone() blockers=room.blockers.clone() baseline=room.baseline.clone() now=room.now/> }.into_any()
     });
     let criteria = room.plan.stage(room.state.stage).and_then(|s| s.criteria.clone());
-    let charts = view! { <Charts rollout_id=room.rollout_id criteria baseline=room.baseline.clone() hours/> }.into_any();
+    let charts = view! { <Charts rollout_id=room.rollout_id criteria baseline=room.baseline.clone() hours baseline_hours=room.baseline_look.as_ref().map(|l| l.hours)/> }.into_any();
     let baseline = view! {
         <BaselineCard
             rollout_id=room.rollout_id
