@@ -107,13 +107,27 @@ impl From<Refusal> for AppError {
     }
 }
 
+/// A lost race as a person reads it beside the form they sent, with the page's script or without.
+const LOST_RACE: &str = "Someone else acted first; the page now shows the current state.";
+
 impl AppError {
     /// The refusal as a person reads it beside the form they sent: a lost race says what
     /// happens next (the page shows the current state) rather than which versions crossed.
     pub fn for_the_form(&self) -> String {
         match self {
-            AppError::Conflict { .. } => "Someone else acted first; the page now shows the current state.".to_string(),
+            AppError::Conflict { .. } => LOST_RACE.to_string(),
             other => other.to_string(),
+        }
+    }
+
+    /// Makes the response being rendered (a server function's, or a page's) carry this
+    /// error's status.
+    #[cfg(feature = "ssr")]
+    pub fn answer_with_status(&self) {
+        if let (Some(response), Ok(status)) =
+            (leptos::prelude::use_context::<leptos_axum::ResponseOptions>(), http::StatusCode::from_u16(self.status()))
+        {
+            response.set_status(status);
         }
     }
 
@@ -121,7 +135,7 @@ impl AppError {
     /// can write such a link, so the page says only the kind of refusal, in its own words.
     pub fn said_by_a_link(&self) -> &'static str {
         match self {
-            AppError::Conflict { .. } => "Someone else acted first; the page now shows the current state.",
+            AppError::Conflict { .. } => LOST_RACE,
             AppError::Refused { .. } => "The rules refused the command; the page shows what it waits for.",
             AppError::Unauthenticated { .. } => "Sign in first.",
             AppError::Forbidden { .. } => "Your role may not do this.",
@@ -164,11 +178,8 @@ impl FromServerFnError for AppError {
             parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
         });
         #[cfg(feature = "ssr")]
-        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>()
-            && let Ok(status) = http::StatusCode::from_u16(self.status())
-            && !from_a_page
-        {
-            response.set_status(status);
+        if !from_a_page {
+            self.answer_with_status();
         }
         use leptos::server_fn::Encodes;
         JsonEncoding::encode(self).unwrap_or_else(|_| leptos::server_fn::Bytes::from_static(br#"{"error":"internal"}"#))

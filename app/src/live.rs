@@ -179,16 +179,35 @@ mod browser {
         });
     }
 
+    /// `fetch(url)` with `headers` (and, for a POST, `body`): the response, or `None` when no
+    /// answer came.
+    async fn fetch(url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Option<web_sys::Response> {
+        let init = web_sys::RequestInit::new();
+        let sent = web_sys::Headers::new().ok()?;
+        for (name, value) in headers {
+            sent.set(name, value).ok()?;
+        }
+        init.set_headers(&sent);
+        if let Some(body) = body {
+            init.set_method("POST");
+            init.set_body(&JsValue::from_str(body));
+        }
+        JsFuture::from(leptos::prelude::window().fetch_with_str_and_init(url, &init)).await.ok()?.dyn_into().ok()
+    }
+
+    /// A response's body as text (empty when it cannot be read).
+    async fn text(response: &web_sys::Response) -> String {
+        match response.text() {
+            Ok(promise) => JsFuture::from(promise).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
     async fn fetch_page() -> Option<String> {
         let window = leptos::prelude::window();
-        let init = web_sys::RequestInit::new();
-        let headers = web_sys::Headers::new().ok()?;
-        headers.set("Accept", "text/html").ok()?;
-        // Lets the server (and a browser test) tell a refresh from a navigation.
-        headers.set("X-Rampart-Refresh", "1").ok()?;
-        init.set_headers(&headers);
         let href = window.location().href().ok()?;
-        let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(&href, &init)).await.ok()?.dyn_into().ok()?;
+        // `X-Rampart-Refresh` lets the server (and a browser test) tell a refresh from a navigation.
+        let response = fetch(&href, &[("Accept", "text/html"), ("X-Rampart-Refresh", "1")], None).await?;
         // Sent elsewhere (the session ended: the sign-in page): the page follows, whole.
         if response.redirected() {
             let _ = window.location().reload();
@@ -199,7 +218,7 @@ mod browser {
         if !response.ok() {
             return None;
         }
-        JsFuture::from(response.text().ok()?).await.ok()?.as_string()
+        Some(text(&response).await)
     }
 
     /// Puts the fetched page's changed regions on show. A page without regions (one that could
@@ -417,7 +436,7 @@ mod browser {
             if let Err(error) = post("/api/set_checklist_item", &body).await {
                 input.set_checked(!checked);
                 if let Some(region) = &region {
-                    show(region, "data-error", &error.to_string());
+                    show(region, "data-error", &error.for_the_form());
                 }
             }
             refresh();
@@ -470,22 +489,9 @@ mod browser {
 
     async fn send(url: &str, body: &str) -> Result<String, AppError> {
         let transport = |message: &str| AppError::Transport { message: message.to_string() };
-        let init = web_sys::RequestInit::new();
-        init.set_method("POST");
-        let headers = web_sys::Headers::new().map_err(|_| transport("headers"))?;
-        let _ = headers.set("Content-Type", "application/x-www-form-urlencoded");
-        let _ = headers.set("Accept", "application/json");
-        init.set_headers(&headers);
-        init.set_body(&JsValue::from_str(body));
-        let response: web_sys::Response = JsFuture::from(leptos::prelude::window().fetch_with_str_and_init(url, &init))
-            .await
-            .map_err(|_| transport("the server could not be reached"))?
-            .dyn_into()
-            .map_err(|_| transport("no answer"))?;
-        let text = match response.text() {
-            Ok(promise) => JsFuture::from(promise).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
-            Err(_) => String::new(),
-        };
+        let headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")];
+        let response = fetch(url, &headers, Some(body)).await.ok_or_else(|| transport("the server could not be reached"))?;
+        let text = text(&response).await;
         if response.ok() {
             return Ok(text);
         }

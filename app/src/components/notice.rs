@@ -9,8 +9,6 @@ use leptos::prelude::*;
 #[component]
 pub fn ErrorNotice(error: AppError) -> impl IntoView {
     #[cfg(feature = "ssr")]
-    if let (Some(response), Ok(status)) = (use_context::<leptos_axum::ResponseOptions>(), http::StatusCode::from_u16(error.status())) {
-        response.set_status(status);
-    }
+    error.answer_with_status();
     view! { <p class="notice error" role="alert">{error.to_string()}</p> }
 }
