@@ -32,7 +32,7 @@ pub use idempotency::{Claim, Purged};
 pub use operations::Outbox;
 pub use reports::{NewTestResult, NotesSaved, ReportNotes, TestResult};
 use rollouts::{Lock, load_rollout};
-pub use rollups::{ArmKey, RollupFilter, RollupKey};
+pub use rollups::{ArmKey, CellKey, RollupFilter, RollupKey};
 pub use webhooks::DueDelivery;
 
 /// Why a store call failed.

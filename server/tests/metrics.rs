@@ -8,7 +8,7 @@ use app::domain::sketch::RELATIVE_ACCURACY;
 use app::domain::stats::Stats;
 use app::domain::units::Timestamp;
 use serde_json::{Value, json};
-use server::store::{NewEvent, RollupFilter, RollupKey, Store};
+use server::store::{CellKey, NewEvent, RollupFilter, RollupKey, Store};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use support::{START, TestApp};
@@ -846,9 +846,13 @@ async fn an_import_of_many_batches_stored_two_at_a_time_keeps_every_line_once(po
 /// Rollups equal a recomputation from the raw events, whatever the batches: proptest draws
 /// batches (ids that overlap within and across batches, any minute in the three hours around a
 /// midnight, every arm, outcome, provider, file type and size), ingests them through the store,
-/// and compares both rollup tables with the raw rows. An id is unique within the UTC day of its
-/// event (the day's partition holds the index that finds it), so the same id on both sides of
-/// midnight is two events. Each case starts from empty tables; failures shrink.
+/// and compares the rollup tables with the raw rows: the detailed and by-arm rows, and the
+/// totals by cell of windows drawn at any minute (their whole hours read from the hourly rows).
+/// The first batches may be stored as before migration 0022 (no hourly rows; the hourly rows
+/// complete from the hour after their newest minute, as the migration sets it). An id is unique
+/// within the UTC day of its event (the day's partition holds the index that finds it), so the
+/// same id on both sides of midnight is two events. Each case starts from empty tables;
+/// failures shrink.
 #[test]
 fn rollups_equal_a_recomputation_for_any_batches() {
     use proptest::prelude::*;
@@ -856,6 +860,16 @@ fn rollups_equal_a_recomputation_for_any_batches() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let pool = rt.block_on(support::fresh_database(&url, "rampart_test_rollup_property"));
     let store = Store::new(pool.clone());
+    // Rollout 1, whose row says from when its hourly rows are complete.
+    rt.block_on(async {
+        sqlx::raw_sql(
+            "INSERT INTO plans (key, name, source, definition) VALUES ('p', 'p', '', '{}');
+             INSERT INTO rollouts (plan_id, flag_key, stage, status) VALUES (1, 'f', 0, 'running');",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+    });
 
     let event =
         (0u32..400, 0i64..180, any::<bool>(), 0usize..5, 1u32..50_000, 0usize..2, 0usize..6, 0u64..150_000_000, 0u32..2_000, 0u32..60)
@@ -875,13 +889,35 @@ fn rollups_equal_a_recomputation_for_any_batches() {
     // Batches of 100 or more are mostly sparse (added to the rollups directly), smaller ones
     // write deltas.
     let batches = prop::collection::vec((prop::collection::vec(event, 1..160), any::<bool>()), 1..5);
+    // How many of the first batches are stored as before migration 0022, and the windows whose
+    // totals are compared (minutes from four hours before midnight: start, length).
+    let before_hourly = 0usize..3;
+    let windows = prop::collection::vec((0i64..480, 0i64..480), 3);
     let config = ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() };
-    proptest!(config, |(batches in batches)| {
+    proptest!(config, |(batches in batches, before_hourly in before_hourly, windows in windows)| {
         rt.block_on(async {
-            sqlx::query("TRUNCATE events, event_rollups, event_rollups_by_arm, event_rollup_deltas").execute(&pool).await.unwrap();
+            sqlx::query("TRUNCATE events, event_rollups, event_rollups_hourly, event_rollups_by_arm, event_rollup_deltas")
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE rollouts SET hourly_rollups_from = '-infinity'").execute(&pool).await.unwrap();
             let sizes = [1, 10, 50, 100];
             let mut distinct = std::collections::HashSet::new();
-            for (batch, fold) in &batches {
+            for (i, (batch, fold)) in batches.iter().enumerate() {
+                if i > 0 && i == before_hourly {
+                    // What came before was stored by a release without hourly rows: every delta
+                    // of it folded (as the last replica of that release stopped), no hourly row,
+                    // and the hourly rows complete from the hour after its newest minute.
+                    store.fold_rollups().await.unwrap();
+                    sqlx::raw_sql(
+                        "DELETE FROM event_rollups_hourly;
+                         UPDATE rollouts SET hourly_rollups_from =
+                             COALESCE(date_trunc('hour', (SELECT max(minute) FROM event_rollups)) + interval '1 hour', '-infinity');",
+                    )
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                }
                 let parsed: Vec<NewEvent> = batch
                     .iter()
                     .map(|v| {
@@ -929,6 +965,26 @@ fn rollups_equal_a_recomputation_for_any_batches() {
                 prop_assert_eq!(stored_arms.len(), by_arm.len());
                 for (key, stats) in &stored_arms {
                     same_stats(stats, &by_arm[&(key.minute.millis(), key.variant)])?;
+                }
+                for &(start, length) in &windows {
+                    let window_from = Timestamp(MIDNIGHT - 4 * 3_600_000 + start * 60_000);
+                    let window_to = Timestamp(window_from.millis() + length * 60_000);
+                    let mut expected: HashMap<CellKey, Stats> = HashMap::new();
+                    for (key, stats) in detailed.iter().filter(|(k, _)| window_from <= k.minute && k.minute < window_to) {
+                        let cell = CellKey {
+                            stage: key.stage,
+                            variant: key.variant,
+                            provider: key.provider.clone(),
+                            file_type: key.file_type.clone(),
+                            size_class_mb: key.size_class_mb,
+                        };
+                        expected.entry(cell).or_default().merge(stats);
+                    }
+                    let totals = store.rollup_totals(1, window_from, window_to, &RollupFilter::default()).await.unwrap();
+                    prop_assert_eq!(totals.len(), expected.len(), "cells of [{:?}, {:?})", window_from, window_to);
+                    for (key, stats) in &totals {
+                        same_stats(stats, &expected[key])?;
+                    }
                 }
             }
             Ok(())

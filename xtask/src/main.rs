@@ -235,6 +235,8 @@ fn test() -> Result {
                     "--bench",
                     "metrics",
                     "--bench",
+                    "matrix",
+                    "--bench",
                     "load",
                     "--bench",
                     "prometheus",

@@ -11,7 +11,6 @@ use app::domain::stats::{StageRows, Stats, Summary};
 use app::domain::units::{Span, Timestamp};
 use app::error::AppError;
 use serde::Serialize;
-use std::collections::HashMap;
 
 /// The longest window a read may ask for: every rollup of it is read (a window of a rollout's
 /// whole history was a way to make the server read all of them).
@@ -207,12 +206,12 @@ impl Metrics {
     }
 
     /// The stage's uploads of `[from, to)` by provider and by file type, both arms of each
-    /// (providers first, each list by name), from the detailed rollups with the pending deltas:
-    /// the groups the impact is also shown for.
+    /// (providers first, each list by name), from the detailed rollups' totals with the pending
+    /// deltas: the groups the impact is also shown for.
     pub async fn groups(&self, rollout_id: i64, stage: i32, from: Timestamp, to: Timestamp) -> Result<Vec<Group>, StoreError> {
         let filter = RollupFilter { stage: Some(stage), ..Default::default() };
         let mut groups: std::collections::BTreeMap<(u8, String), [Stats; 2]> = std::collections::BTreeMap::new();
-        for (key, stats) in self.store.rollups(rollout_id, from, to, &filter).await? {
+        for (key, stats) in self.store.rollup_totals(rollout_id, from, to, &filter).await? {
             let arm = usize::from(key.variant == Variant::Control);
             for group in [(0, key.provider.clone()), (1, key.file_type.clone())] {
                 groups.entry(group).or_default()[arm].merge(&stats);
@@ -246,15 +245,15 @@ impl Metrics {
     }
 
     /// The stage's treatment uploads of `[from, to)` by end-to-end matrix cell (file type, size
-    /// class, provider), from the detailed rollups with the pending deltas.
+    /// class, provider), from the detailed rollups' totals with the pending deltas.
     pub async fn matrix_rows(&self, rollout_id: i64, stage: i32, from: Timestamp, to: Timestamp) -> Result<Vec<CellRow>, StoreError> {
         let filter = RollupFilter { stage: Some(stage), ..Default::default() };
-        let mut cells: HashMap<(String, u32, String), Stats> = HashMap::new();
-        for (key, stats) in self.store.rollups(rollout_id, from, to, &filter).await? {
-            if key.variant == Variant::Treatment {
-                cells.entry((key.file_type, key.size_class_mb.max(0) as u32, key.provider)).or_default().merge(&stats);
-            }
-        }
-        Ok(cells.into_iter().map(|((file_type, size, provider), stats)| (file_type, size, provider, stats)).collect())
+        let totals = self.store.rollup_totals(rollout_id, from, to, &filter).await?;
+        // One row per cell already; `MatrixView::judge` merges any two that share a size class.
+        Ok(totals
+            .into_iter()
+            .filter(|(key, _)| key.variant == Variant::Treatment)
+            .map(|(key, stats)| (key.file_type, key.size_class_mb.max(0) as u32, key.provider, stats))
+            .collect())
     }
 }

@@ -35,6 +35,17 @@ pub struct ArmKey {
     pub variant: Variant,
 }
 
+/// The dimensions of a detailed rollup row without its minute: what a window's totals are
+/// kept by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CellKey {
+    pub stage: i32,
+    pub variant: Variant,
+    pub provider: String,
+    pub file_type: String,
+    pub size_class_mb: i32,
+}
+
 /// Which rollup rows a window query reads; `None` means any.
 #[derive(Clone, Debug, Default)]
 pub struct RollupFilter {
@@ -112,6 +123,11 @@ fn stored_stats(
 
 pub(super) fn minute_of(t: Timestamp) -> Timestamp {
     Timestamp(t.millis().div_euclid(60_000) * 60_000)
+}
+
+/// The first minute of `t`'s hour.
+pub(super) fn hour_of(t: Timestamp) -> Timestamp {
+    Timestamp(t.millis().div_euclid(3_600_000) * 3_600_000)
 }
 
 pub(super) fn variant_from(text: &str) -> Result<Variant> {
@@ -193,6 +209,73 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         merged_by_key(rows.into_iter().map(|r| Ok(rollup_of!(r))))
+    }
+
+    /// The detailed rollups of a window `[from, to)` (whole minutes), with the pending deltas,
+    /// summed by everything but the minute: what a stage is judged on by cell. The window's
+    /// whole hours are read from the hourly rows (migrations/0022_hourly_rollups.sql) and only
+    /// its ragged ends from the minute rows — one statement, one snapshot, so that every row
+    /// counts once whichever table holds it. Hours before the rollout's hourly rows are complete
+    /// (`rollouts.hourly_rollups_from`), and a rollout not stored, are read by the minute.
+    pub async fn rollup_totals(
+        &self,
+        rollout_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        filter: &RollupFilter,
+    ) -> Result<Vec<(CellKey, Stats)>> {
+        // `hours` is the window's whole hours [h0, h1) that the hourly rows hold, or the empty
+        // [to, to); the minute rows cover [from, h0) and [h1, to).
+        let rows = sqlx::query!(
+            r#"WITH bounds AS (
+                   SELECT GREATEST(date_trunc('hour', $2::timestamptz + interval '59 minutes'),
+                                   COALESCE(r.hourly_rollups_from, 'infinity')) AS h0,
+                          date_trunc('hour', $3::timestamptz) AS h1
+                   FROM (SELECT 1) AS one LEFT JOIN rollouts r ON r.id = $1
+               ), hours AS (
+                   SELECT CASE WHEN h0 < h1 THEN h0 ELSE $3 END AS h0, CASE WHEN h0 < h1 THEN h1 ELSE $3 END AS h1
+                   FROM bounds
+               ), rows AS (
+                   SELECT r.* FROM event_rollups_hourly r, hours
+                   WHERE r.rollout_id = $1 AND r.minute >= hours.h0 AND r.minute < hours.h1
+                   UNION ALL
+                   SELECT r.* FROM event_rollups r, hours
+                   WHERE r.rollout_id = $1 AND r.minute >= $2 AND r.minute < hours.h0
+                   UNION ALL
+                   SELECT r.* FROM event_rollups r, hours
+                   WHERE r.rollout_id = $1 AND r.minute >= hours.h1 AND r.minute < $3
+                   UNION ALL
+                   SELECT * FROM event_rollup_deltas r
+                   WHERE r.rollout_id = $1 AND r.minute >= $2 AND r.minute < $3
+               )
+               SELECT stage AS "stage!", variant AS "variant!", provider AS "provider!", file_type AS "file_type!",
+                      size_class_mb AS "size_class_mb!", success AS "success!", error AS "error!", timeout AS "timeout!",
+                      critical AS "critical!", latency_sum_ms AS "latency_sum_ms!", latency_sketch AS "latency_sketch!",
+                      memory_sum_mb AS "memory_sum_mb!", memory_max_mb AS "memory_max_mb!",
+                      memory_sq_sum_mb2 AS "memory_sq_sum_mb2!"
+               FROM rows
+               WHERE ($4::int IS NULL OR stage = $4) AND ($5::text IS NULL OR provider = $5)
+                 AND ($6::text IS NULL OR file_type = $6) AND ($7::int IS NULL OR size_class_mb = $7)"#,
+            rollout_id,
+            from_timestamp(minute_of(from)),
+            from_timestamp(to),
+            filter.stage,
+            filter.provider,
+            filter.file_type,
+            filter.size_class_mb
+        )
+        .fetch_all(self.pool())
+        .await?;
+        merged_by_key(rows.into_iter().map(|r| {
+            let key = CellKey {
+                stage: r.stage,
+                variant: variant_from(&r.variant)?,
+                provider: r.provider,
+                file_type: r.file_type,
+                size_class_mb: r.size_class_mb,
+            };
+            Ok((key, stats_of!(r)?))
+        }))
     }
 }
 
