@@ -45,7 +45,7 @@ fn main() {
         .unwrap();
     });
     let file_types: &[&str] = sized(&["text", "json", "csv", "markdown", "python", "binary"], &["text", "csv"]);
-    let providers = ["kimi", "glm"];
+    let providers: &[&str] = &["kimi", "glm"];
     let cells = file_types.len() * SIZES_MB.len() * providers.len();
     // The stage ends now, in the middle of a minute, and began in the middle of an hour.
     let now = chrono::Utc::now().timestamp_millis();
