@@ -2,7 +2,8 @@
 //! takes over a 7-day stage scraped every 15 s (the samples written into Prometheus's storage
 //! with `promtool tsdb create-blocks-from openmetrics`, then served by Debian's `prometheus`).
 //! Beside it, in the same run, the baseline: the same queries fetched over HTTP and their bodies
-//! read, with nothing parsed — what any client of Prometheus pays for these samples.
+//! read, with nothing parsed — what any client of Prometheus pays for these samples — and the
+//! same pull keeping the matrix's cells too (`matrix_labels`; every series names one cell).
 //!
 //!   cargo xtask bench     (or: cargo bench -p server --bench prometheus)
 
@@ -22,6 +23,9 @@ const OUTCOMES: [&str; 3] = ["success", "error", "timeout"];
 const BOUNDS: [&str; 3] = ["0.1", "0.5", "+Inf"];
 const MEMORY_BOUNDS: [&str; 3] = ["10", "100", "+Inf"];
 
+/// The matrix cell every series is labelled with.
+const CELL: &str = r#"file_type="csv",size_mb="10",provider="kimi""#;
+
 /// OpenMetrics text of `days` of samples ending at `end` (seconds), every series a counter that
 /// grows as a service at `per_scrape` uploads per 15 s would (one upload in a hundred failing).
 fn openmetrics(days: i64, end: i64, per_scrape: u64) -> String {
@@ -39,13 +43,15 @@ fn openmetrics(days: i64, end: i64, per_scrape: u64) -> String {
     };
     let by = |label: &str, values: &[&str], shares: &[u64]| -> Vec<(String, u64)> {
         ARMS.iter()
-            .flat_map(|arm| values.iter().zip(shares).map(move |(v, s)| (format!("arm=\"{arm}\",job=\"upload\",{label}=\"{v}\""), *s)))
+            .flat_map(|arm| {
+                values.iter().zip(shares).map(move |(v, s)| (format!("arm=\"{arm}\",job=\"upload\",{CELL},{label}=\"{v}\""), *s))
+            })
             .collect()
     };
     family("uploads_total", &by("outcome", &OUTCOMES, &[99, 1, 0]));
     family("upload_seconds_bucket", &by("le", &BOUNDS, &[80, 99, 100]));
     family("upload_memory_megabytes_bucket", &by("le", &MEMORY_BOUNDS, &[90, 100, 100]));
-    let per_arm = |share: u64| ARMS.iter().map(|arm| (format!("arm=\"{arm}\",job=\"upload\""), share)).collect::<Vec<_>>();
+    let per_arm = |share: u64| ARMS.iter().map(|arm| (format!("arm=\"{arm}\",job=\"upload\",{CELL}"), share)).collect::<Vec<_>>();
     family("critical_total", &per_arm(0));
     // The sums (seconds, megabytes): 0.05 s and 5 MB an upload, in whole units as counters go.
     family("upload_seconds_sum", &per_arm(5));
@@ -115,7 +121,8 @@ fn main() {
         let from = Timestamp(to.millis() - days * 86_400_000 + 120_000);
         let range = to.since(Timestamp(from.millis() - source.lookback().millis()));
         let rounds = sized(5, 2);
-        let (mut bare, mut pulled) = (Vec::new(), Vec::new());
+        let with_cells = PrometheusSource { matrix_labels: Some(Default::default()), ..source.clone() };
+        let (mut bare, mut pulled, mut celled) = (Vec::new(), Vec::new(), Vec::new());
         let mut bytes = 0usize;
         for _ in 0..rounds {
             // The baseline: the same queries, at once, their bodies read and nothing more.
@@ -134,6 +141,12 @@ fn main() {
             pulled.push(t.elapsed());
             assert_eq!(evidence.problem, None, "{:?}", evidence.problem);
             assert!(evidence.rows.treatment().count() > 0);
+            // The same pull keeping each cell's totals too (the matrix's).
+            let t = Instant::now();
+            let cells = Prometheus::default().query_all(&with_cells, from, to, to, [true, true]).await;
+            celled.push(t.elapsed());
+            assert_eq!(cells.cells.len(), 1);
+            assert_eq!(cells.cells[0].arms[0].count(), evidence.rows.treatment().count());
         }
         // A kept span's next pull: the guard's every few seconds, reading only what is new
         // (here nothing: the samples end a minute before `to`) over the whole week's tally.
@@ -147,9 +160,9 @@ fn main() {
             grown.push(t.elapsed());
             assert_eq!(again.rows.treatment().count(), first.rows.treatment().count());
         }
-        grown.sort();
-        bare.sort();
-        pulled.sort();
+        for durations in [&mut grown, &mut bare, &mut pulled, &mut celled] {
+            durations.sort();
+        }
         let median = |v: &[Duration]| v[v.len() / 2].as_secs_f64() * 1e3;
         let samples = 24 * days * 86_400 / SCRAPE_SECS;
         println!("# A gate's pull from Prometheus\n");
@@ -157,14 +170,17 @@ fn main() {
             "{days}-day stage scraped every {SCRAPE_SECS} s: {} queries, {samples} raw samples, {:.1} MB of answers \
              ({:.0} s to write the samples with promtool). Median of {rounds}: Rampart's pull **{:.0} ms** (target < 1 s); \
              the same queries fetched and their bodies read, nothing parsed, {:.0} ms: **{:.2}×**. \
-             The next pull of the kept span (only the samples since): **{:.0} ms**.",
+             The next pull of the kept span (only the samples since): **{:.0} ms**. \
+             The first pull keeping the matrix's cells too: **{:.0} ms** ({:.2}× the pull without).",
             source.queries().len(),
             bytes as f64 / 1e6,
             written.as_secs_f64(),
             median(&pulled),
             median(&bare),
             median(&pulled) / median(&bare),
-            median(&grown)
+            median(&grown),
+            median(&celled),
+            median(&celled) / median(&pulled)
         );
     });
 }

@@ -278,9 +278,9 @@ async fn explain_gates(
         }
         text.push_str(&format!("\nThe metric source cannot give these minutes now either: {problem}.\n"));
     }
-    // The end-to-end matrix, from the same stage's detailed rollups.
+    // The end-to-end matrix, from the same stage's cells.
     if let (Some(matrix), true) = (&rollout.plan.matrix, stored.gates.iter().any(|g| g.criterion == Criterion::Matrix)) {
-        let cells = metrics.matrix_rows(rollout_id, stage.0 as i32, judged.from, until).await?;
+        let cells = metrics.matrix_rows(&rollout.plan, rollout_id, stage.0 as i32, judged.from, until).await?;
         again.push(MatrixView::judge(matrix, criteria.success_rate_min.get(), &cells).gate(judged));
     }
     // The sample-ratio row counts from its own first minute, with the split it was planned at,

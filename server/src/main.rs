@@ -350,9 +350,10 @@ fn print_power(plan: &app::domain::plan::Plan) {
     }
 }
 
-/// Runs a Prometheus source's queries once over the last hour and prints what each counted;
+/// Runs a Prometheus source's queries once over the last hour and prints what each counted
+/// (and, with `matrix_labels`, each matrix cell's uploads as the plan's `matrix` classes them);
 /// false when the source cannot vouch for its figures.
-async fn check_source_live(source: &app::domain::source::PrometheusSource) -> bool {
+async fn check_source_live(source: &app::domain::source::PrometheusSource, matrix: Option<&app::domain::plan::Matrix>) -> bool {
     use app::domain::units::Timestamp;
     let now = Timestamp(chrono::Utc::now().timestamp_millis());
     let hour_ago = Timestamp(now.millis() - 3_600_000);
@@ -370,6 +371,28 @@ async fn check_source_live(source: &app::domain::source::PrometheusSource) -> bo
     }
     let (t, c) = (evidence.rows.treatment(), evidence.rows.control());
     println!("  treatment: {} uploads ({} errors, {} timeouts); control: {} uploads", t.count(), t.error, t.timeout, c.count());
+    for cell in &evidence.cells {
+        let size = matrix.map(|m| cell.size_class_mb(&m.sizes_mb));
+        let listed = matrix.zip(size.flatten()).is_some_and(|(m, size)| {
+            m.file_types.contains(&cell.file_type) && m.sizes_mb.contains(&size) && m.providers.contains(&cell.provider)
+        });
+        let class = match size {
+            Some(Some(size)) => format!(" (the {size} MB class)"),
+            Some(None) => " (a size that is no number of megabytes)".to_string(),
+            None => String::new(),
+        };
+        let outside = if listed || matrix.is_none() { "" } else { ", outside the plan's [matrix]" };
+        let [treatment, control] = &cell.arms;
+        println!(
+            "  cell {} · {} · {}{class}: treatment {} uploads ({} failed), control {}{outside}",
+            cell.file_type,
+            cell.size,
+            cell.provider,
+            treatment.count(),
+            treatment.error + treatment.timeout,
+            control.count()
+        );
+    }
     match &evidence.problem {
         None => true,
         Some(problem) => {
@@ -391,7 +414,7 @@ async fn check_plans(files: &[std::path::PathBuf], live: bool) -> ExitCode {
                 println!("{}: ok — “{}”, {} stages", file.display(), plan.name, plan.stages.len());
                 print_power(&plan);
                 for source in plan.sources().into_iter().filter(|_| live) {
-                    ok &= check_source_live(source).await;
+                    ok &= check_source_live(source, plan.matrix.as_ref()).await;
                 }
             }
             Err(error) => {

@@ -296,12 +296,12 @@ impl Rollouts {
                 if judgement.source_ok {
                     impact = judgement.impact;
                     // Per provider and per file type, each against the control arm of its own
-                    // group (the event store keeps them; Prometheus is read by arm only).
+                    // group (a Prometheus source needs the series' cell labels for them).
                     let minutes = (b.millis() - a.millis()).max(60_000) as f64 / 60_000.0;
-                    if let (Some(expected), Some(_), None) = (&rollout.plan.expected_improvements, &impact, rollout.plan.source_for(index))
+                    if let (Some(expected), Some(_), true) = (&rollout.plan.expected_improvements, &impact, rollout.plan.reads_cells(index))
                     {
                         let min_readings = u64::from(rollout.plan.guardrails.min_sample);
-                        let groups = self.metrics().groups(id, index.0 as i32, a, Timestamp(b.millis() + 60_000)).await?;
+                        let groups = self.metrics().groups(&rollout.plan, id, index.0 as i32, a, Timestamp(b.millis() + 60_000)).await?;
                         impact_by = groups
                             .into_iter()
                             .map(|g| {

@@ -31,14 +31,23 @@ const MEMORY_BOUNDS: [&str; 3] = ["10", "100", "+Inf"];
 const OUTCOMES: [&str; 3] = ["success", "error", "timeout"];
 const ARMS: [&str; 2] = ["treatment", "control"];
 
+/// An end-to-end matrix cell the exporter's series are labelled with: (file type, size class in
+/// megabytes, provider), all of the default plan's `[matrix]`.
+type Cell = (&'static str, &'static str, &'static str);
+const CELLS: [Cell; 4] = [("text", "1", "kimi"), ("csv", "10", "glm"), ("json", "50", "kimi"), ("python", "100MB", "glm")];
+
+/// A series of the exporter: (metric, arm, outcome or bound, index into its cells).
+type Key = (&'static str, &'static str, &'static str, usize);
+
 /// What the exporter serves (zeroed by a restart) and what truly happened (never zeroed), by
-/// series: (metric, arm, outcome or bound).
+/// series.
 #[derive(Default)]
 struct Counts {
-    served: BTreeMap<(&'static str, &'static str, &'static str), u64>,
-    truth: BTreeMap<(&'static str, &'static str, &'static str), u64>,
-    /// The histograms' `_sum` series, by (metric, arm): served and true.
-    sums: BTreeMap<(&'static str, &'static str), (f64, f64)>,
+    cells: Vec<Cell>,
+    served: BTreeMap<Key, u64>,
+    truth: BTreeMap<Key, u64>,
+    /// The histograms' `_sum` series, by (metric, arm, cell): served and true.
+    sums: BTreeMap<(&'static str, &'static str, usize), (f64, f64)>,
     down: bool,
 }
 
@@ -46,24 +55,28 @@ struct Counts {
 struct Exporter(Arc<Mutex<Counts>>);
 
 impl Exporter {
-    /// Serves `/metrics` on a free port, every series created at zero (as Prometheus's
-    /// instrumentation guide asks).
+    /// Serves `/metrics` on a free port, its series labelled with one matrix cell.
     async fn start() -> (Exporter, String) {
+        Exporter::start_with(&CELLS[..1]).await
+    }
+
+    /// Serves `/metrics` on a free port, every series of each of `cells` created at zero (as
+    /// Prometheus's instrumentation guide asks).
+    async fn start_with(cells: &[Cell]) -> (Exporter, String) {
         let exporter = Exporter::default();
         {
             let mut counts = exporter.0.lock().unwrap();
-            for arm in ARMS {
-                let outcomes = OUTCOMES.map(|o| ("uploads_total", arm, o));
-                let latency = BOUNDS.map(|b| ("upload_seconds_bucket", arm, b));
-                let memory = MEMORY_BOUNDS.map(|b| ("upload_memory_megabytes_bucket", arm, b));
-                for key in outcomes.into_iter().chain(latency).chain(memory) {
+            counts.cells = cells.to_vec();
+            for (arm, cell) in ARMS.into_iter().flat_map(|arm| (0..cells.len()).map(move |cell| (arm, cell))) {
+                let outcomes = OUTCOMES.map(|o| ("uploads_total", arm, o, cell));
+                let latency = BOUNDS.map(|b| ("upload_seconds_bucket", arm, b, cell));
+                let memory = MEMORY_BOUNDS.map(|b| ("upload_memory_megabytes_bucket", arm, b, cell));
+                for key in outcomes.into_iter().chain(latency).chain(memory).chain([("critical_total", arm, "", cell)]) {
                     counts.served.insert(key, 0);
                     counts.truth.insert(key, 0);
                 }
-                counts.served.insert(("critical_total", arm, ""), 0);
-                counts.truth.insert(("critical_total", arm, ""), 0);
-                counts.sums.insert(("upload_seconds_sum", arm), (0.0, 0.0));
-                counts.sums.insert(("upload_memory_megabytes_sum", arm), (0.0, 0.0));
+                counts.sums.insert(("upload_seconds_sum", arm, cell), (0.0, 0.0));
+                counts.sums.insert(("upload_memory_megabytes_sum", arm, cell), (0.0, 0.0));
             }
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -73,31 +86,36 @@ impl Exporter {
         (exporter, addr)
     }
 
-    /// One upload of `arm`: its outcome, its latency in seconds, its memory in megabytes, and
-    /// whether it was critical.
+    /// One upload of `arm` in the first cell: its outcome, its latency in seconds, its memory
+    /// in megabytes, and whether it was critical.
     fn record(&self, arm: &'static str, outcome: &'static str, seconds: f64, memory_mb: f64, critical: bool) {
+        self.record_in(0, arm, outcome, seconds, memory_mb, critical);
+    }
+
+    /// One upload of `arm` in the exporter's cell `cell`.
+    fn record_in(&self, cell: usize, arm: &'static str, outcome: &'static str, seconds: f64, memory_mb: f64, critical: bool) {
         let mut counts = self.0.lock().unwrap();
         for (metric, value) in [("upload_seconds_sum", seconds), ("upload_memory_megabytes_sum", memory_mb)] {
-            let sum = counts.sums.get_mut(&(metric, arm)).unwrap();
+            let sum = counts.sums.get_mut(&(metric, arm, cell)).unwrap();
             (sum.0, sum.1) = (sum.0 + value, sum.1 + value);
         }
-        let mut add = |key: (&'static str, &'static str, &'static str)| {
-            *counts.served.get_mut(&key).unwrap() += 1;
-            *counts.truth.get_mut(&key).unwrap() += 1;
+        let mut add = |metric, label| {
+            *counts.served.get_mut(&(metric, arm, label, cell)).unwrap() += 1;
+            *counts.truth.get_mut(&(metric, arm, label, cell)).unwrap() += 1;
         };
-        add(("uploads_total", arm, outcome));
+        add("uploads_total", outcome);
         for bound in BOUNDS {
             if bound == "+Inf" || seconds <= bound.parse::<f64>().unwrap() {
-                add(("upload_seconds_bucket", arm, bound));
+                add("upload_seconds_bucket", bound);
             }
         }
         for bound in MEMORY_BOUNDS {
             if bound == "+Inf" || memory_mb <= bound.parse::<f64>().unwrap() {
-                add(("upload_memory_megabytes_bucket", arm, bound));
+                add("upload_memory_megabytes_bucket", bound);
             }
         }
         if critical {
-            add(("critical_total", arm, ""));
+            add("critical_total", "");
         }
     }
 
@@ -113,12 +131,13 @@ impl Exporter {
         self.0.lock().unwrap().down = down;
     }
 
+    /// What truly happened, over every cell.
     fn true_sum(&self, metric: &str, arm: &str) -> f64 {
-        self.0.lock().unwrap().sums[&(metric, arm)].1
+        self.0.lock().unwrap().sums.iter().filter(|((m, a, _), _)| (*m, *a) == (metric, arm)).map(|(_, (_, truth))| truth).sum()
     }
 
     fn truth(&self, metric: &str, arm: &str, label: &str) -> u64 {
-        self.0.lock().unwrap().truth[&(metric, arm, label)]
+        self.0.lock().unwrap().truth.iter().filter(|((m, a, l, _), _)| (*m, *a, *l) == (metric, arm, label)).map(|(_, n)| n).sum()
     }
 }
 
@@ -128,15 +147,20 @@ async fn page(State(exporter): State<Exporter>) -> (StatusCode, String) {
         return (StatusCode::SERVICE_UNAVAILABLE, String::new());
     }
     let mut text = String::from("# TYPE uploads_total counter\n# TYPE critical_total counter\n");
-    for ((metric, arm, label), value) in &counts.served {
+    let cell = |index: usize| {
+        let (file_type, size, provider) = counts.cells[index];
+        format!(r#"file_type="{file_type}",size_mb="{size}",provider="{provider}""#)
+    };
+    for ((metric, arm, label, index), value) in &counts.served {
+        let cell = cell(*index);
         let _ = match *metric {
-            "uploads_total" => writeln!(text, "uploads_total{{arm=\"{arm}\",outcome=\"{label}\"}} {value}"),
-            "critical_total" => writeln!(text, "critical_total{{arm=\"{arm}\"}} {value}"),
-            bucket => writeln!(text, "{bucket}{{arm=\"{arm}\",le=\"{label}\"}} {value}"),
+            "uploads_total" => writeln!(text, "uploads_total{{arm=\"{arm}\",{cell},outcome=\"{label}\"}} {value}"),
+            "critical_total" => writeln!(text, "critical_total{{arm=\"{arm}\",{cell}}} {value}"),
+            bucket => writeln!(text, "{bucket}{{arm=\"{arm}\",{cell},le=\"{label}\"}} {value}"),
         };
     }
-    for ((metric, arm), (served, _)) in &counts.sums {
-        let _ = writeln!(text, "{metric}{{arm=\"{arm}\"}} {served}");
+    for ((metric, arm, index), (served, _)) in &counts.sums {
+        let _ = writeln!(text, "{metric}{{arm=\"{arm}\",{}}} {served}", cell(*index));
     }
     (StatusCode::OK, text)
 }
@@ -225,7 +249,7 @@ impl PrometheusServer {
             let answer: Value = self.client.get(&url).send().await.unwrap().json().await.unwrap();
             answer["data"]["result"]
                 .as_array()
-                .is_some_and(|r| r.len() == 6 && r.iter().all(|s| s["value"][1].as_str().unwrap_or("0").parse::<f64>().unwrap() >= 2.0))
+                .is_some_and(|r| r.len() >= 6 && r.iter().all(|s| s["value"][1].as_str().unwrap_or("0").parse::<f64>().unwrap() >= 2.0))
         })
         .await;
     }
@@ -410,13 +434,16 @@ async fn no_series_a_stale_series_and_a_silent_server_are_problems_that_name_the
 }
 
 /// `count` uploads of one arm as events, each with the exporter's figures: 100 ms, 10 MB.
-fn events(prefix: &str, variant: &str, outcome: &str, count: usize, now: i64) -> String {
+/// `count` uploads in `cell`, as events; each a byte short of the cell's size class.
+fn events(cell: Cell, prefix: &str, variant: &str, outcome: &str, count: usize, now: i64) -> String {
+    let (file_type, size, provider) = cell;
+    let size_bytes = size.trim_end_matches("MB").parse::<u64>().unwrap() * 1_048_576 - 1;
     (0..count)
         .map(|i| {
             let event = json!({
                 "timestamp": now - 1_000 - (i % 50_000) as i64, "event_id": format!("{prefix}-{i}"), "variant": variant,
-                "outcome": outcome, "latency_ms": 100.0, "memory_mb": 10.0, "provider": "kimi", "file_type": "text",
-                "size_bytes": 1_000_000,
+                "outcome": outcome, "latency_ms": 100.0, "memory_mb": 10.0, "provider": provider, "file_type": file_type,
+                "size_bytes": size_bytes,
             });
             format!("{event}\n")
         })
@@ -434,18 +461,40 @@ struct Twins {
 
 impl Twins {
     async fn start(pool: PgPool) -> Twins {
-        let (exporter, target) = Exporter::start().await;
+        Twins::start_with(pool, &CELLS[..1], false).await
+    }
+
+    /// Twins whose exporter labels its series with `cells`; with `matrix`, the stage they are
+    /// in (stage 1) requires the end-to-end matrix, and the Prometheus twin's plan names the
+    /// series' cell labels.
+    async fn start_with(pool: PgPool, cells: &[Cell], matrix: bool) -> Twins {
+        let (exporter, target) = Exporter::start_with(cells).await;
         let prometheus = PrometheusServer::start(&target).await;
         prometheus.scraped().await;
         let url = support::database_url(&pool);
-        let name = format!("rampart_prometheus_twin_{}", std::process::id());
+        // Each pair its own twin database: the tests run at once.
+        static TWINS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = TWINS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("rampart_prometheus_twin_{}_{n}", std::process::id());
         let twin = support::fresh_database(&url, &name).await;
-        let section = section(&prometheus.base, json!({ "max_gap": "10s" }));
+        let extra = if matrix { json!({ "max_gap": "10s", "matrix_labels": {} }) } else { json!({ "max_gap": "10s" }) };
+        let section = section(&prometheus.base, extra);
         sqlx::query("UPDATE plans SET definition = jsonb_set(definition, '{metrics_source}', $1)")
             .bind(&section)
             .execute(&twin)
             .await
             .unwrap();
+        if matrix {
+            // The events twin's rollout, made now (as on first start) so that its plan can be set.
+            let (plan, source) = server::startup::load_plan(None).unwrap();
+            server::startup::ensure_rollout(&server::store::Store::new(pool.clone()), &plan, &source).await.unwrap();
+        }
+        for db in [&pool, &twin].into_iter().filter(|_| matrix) {
+            sqlx::query("UPDATE plans SET definition = jsonb_set(definition, '{stages,1,requires_matrix}', 'true')")
+                .execute(db)
+                .await
+                .unwrap();
+        }
         let (events, pulled) = (TestApp::spawn(pool).await, TestApp::spawn(twin).await);
         for app in [&events, &pulled] {
             app.control_is_sampled().await;
@@ -459,15 +508,21 @@ impl Twins {
         Twins { events, pulled, exporter, _prometheus: prometheus }
     }
 
-    /// `count` uploads of `arm` with `outcome` to both.
+    /// `count` uploads of `arm` with `outcome` to both, in the exporter's first cell.
     async fn send(&self, tag: &str, arm: &'static str, outcome: &'static str, count: usize) {
+        self.send_in(0, tag, arm, outcome, count).await;
+    }
+
+    /// `count` uploads of `arm` with `outcome` to both, in the exporter's cell `cell`.
+    async fn send_in(&self, cell: usize, tag: &str, arm: &'static str, outcome: &'static str, count: usize) {
         let variant = if arm == "treatment" { "async" } else { "sync" };
-        let lines = events(tag, variant, outcome, count, self.events.now().millis());
+        let of = self.exporter.0.lock().unwrap().cells[cell];
+        let lines = events(of, tag, variant, outcome, count, self.events.now().millis());
         for chunk in lines.lines().collect::<Vec<_>>().chunks(5_000) {
             let report = self.events.post_events(&(chunk.join("\n") + "\n")).await;
             assert_eq!(report["accepted"], chunk.len(), "{report}");
         }
-        (0..count).for_each(|_| self.exporter.record(arm, outcome, 0.1, 10.0, false));
+        (0..count).for_each(|_| self.exporter.record_in(cell, arm, outcome, 0.1, 10.0, false));
     }
 
     /// Waits for two scrapes and a fresh pull (a pull is kept 5 s), with the puller's clock at
@@ -609,6 +664,72 @@ async fn a_plan_on_prometheus_passes_and_rolls_back_as_the_same_traffic_sent_as_
     assert!(text.contains("error_rate_above\n  stored:     "), "{text}");
 }
 
+/// The end-to-end matrix from the series' cell labels (`matrix_labels`): the same cells, counts,
+/// intervals and verdicts as the same uploads sent as events, and the same groups (by provider,
+/// by file type) in the stage's report.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_plan_on_prometheus_holds_the_end_to_end_matrix_as_the_same_traffic_sent_as_events(pool: PgPool) {
+    let twins = Twins::start_with(pool, &CELLS, true).await;
+    // text · 1 MB · kimi passes (30 uploads, the plan asks 20 a cell); csv · 10 MB · glm is
+    // short (10); json · 50 MB · kimi fails (10 errors in 22); python · 100 MB · glm fails
+    // more than allowed, not yet proven (1 timeout in 26).
+    for (cell, tag, outcome, count) in [
+        (0, "a", "success", 30),
+        (1, "b", "success", 10),
+        (2, "c", "success", 12),
+        (2, "d", "error", 10),
+        (3, "e", "success", 25),
+        (3, "f", "timeout", 1),
+    ] {
+        twins.send_in(cell, tag, "treatment", outcome, count).await;
+    }
+    twins.send_in(0, "g", "control", "success", 40).await;
+    twins.send_in(1, "h", "control", "success", 20).await;
+    twins.settle().await;
+    let (room, pulled) = (twins.events.room().await, twins.pulled.room().await);
+    let (a, b) = (gate(&room, "matrix"), gate(&pulled, "matrix"));
+    assert_eq!(a["verdict"], "fail", "{a}");
+    assert!(a["explanation"].as_str().unwrap().starts_with("1 of 48 cells pass; 1 failing: json · 50 MB · kimi"), "{a}");
+    assert_eq!((&b["verdict"], &b["explanation"], &b["sample"]), (&a["verdict"], &a["explanation"], &a["sample"]), "{b} against {a}");
+    let cells = |room: &Value| room["matrix"]["cells"].as_array().unwrap().clone();
+    assert_eq!((cells(&room).len(), cells(&pulled).len()), (48, 48));
+    for (x, y) in cells(&room).iter().zip(cells(&pulled)) {
+        for field in ["file_type", "size_mb", "provider", "uploads", "failures", "success_interval", "verdict"] {
+            assert_eq!(x[field], y[field], "{field}: {y} from Prometheus, {x} from events");
+        }
+        // Each upload took 100 ms: the events say so exactly, the histogram's (0, 100 ms] bucket
+        // spread evenly reads its p95 inside that bucket.
+        match (x["p95_ms"].as_f64(), y["p95_ms"].as_f64()) {
+            (Some(exact), Some(read)) => assert!((exact - 100.0).abs() < 1.0 && (50.0..=100.5).contains(&read), "{x} {y}"),
+            (exact, read) => assert_eq!((exact, read), (None, None), "{x} {y}"),
+        }
+    }
+    assert_eq!((&room["matrix"]["outside"], &pulled["matrix"]["outside"]), (&json!(0), &json!(0)));
+
+    // The stage report's groups: each provider's and file type's uploads, both sources alike.
+    let groups = |md: &str| -> Vec<String> {
+        let section = md.split("\n### By provider and by file type").nth(1).unwrap_or_else(|| panic!("no groups:\n{md}"));
+        let rows = section.lines().filter(|l| l.starts_with("| provider ") || l.starts_with("| file type "));
+        rows.map(|l| l.split(" | ").take(2).collect::<Vec<_>>().join(" | ")).collect()
+    };
+    let report = |app: &TestApp| app.client.get(app.url("/status/1/report/stage/1?format=md")).send();
+    let (md, pulled_md) =
+        (report(&twins.events).await.unwrap().text().await.unwrap(), report(&twins.pulled).await.unwrap().text().await.unwrap());
+    assert_eq!(
+        groups(&md),
+        [
+            "| provider glm | 36",
+            "| provider kimi | 52",
+            "| file type csv | 10",
+            "| file type json | 22",
+            "| file type python | 26",
+            "| file type text | 30"
+        ],
+        "{md}"
+    );
+    assert_eq!(groups(&pulled_md), groups(&md), "{pulled_md}");
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn a_silent_prometheus_judges_nothing_and_raises_an_alert_once_it_lasts(pool: PgPool) {
     // Nothing listens on port 9: every pull fails to connect.
@@ -693,6 +814,19 @@ async fn plan_check_names_the_field_at_fault_and_live_shows_what_each_query_coun
     let treatment = exporter.truth("uploads_total", "treatment", "success");
     assert!(text.contains(r#"uploads_total{job="upload",arm="treatment"}["#), "{text}");
     assert!(text.contains(&format!("treatment: {treatment} uploads")), "{text}");
+    // The last stage's matrix read from Prometheus too: refused without the series' cell
+    // labels, and with them --live shows each cell as the plan's matrix classes it.
+    let whole = |name: &str, labels: &str| {
+        let path = dir.join(name);
+        let section = format!("prometheus = \"{}\"\nuploads = 'uploads_total{{job=\"upload\"}}'\n{labels}", prometheus.base);
+        std::fs::write(&path, format!("{}\n[metrics_source]\n{section}\n", app::domain::plan::DEFAULT_PLAN_TOML)).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (ok, text) = rampart(&["plan", "check", &whole("unlabelled.toml", "")]);
+    assert!(!ok && text.contains("stages[4].requires_matrix") && text.contains("matrix_labels"), "{text}");
+    let (ok, text) = rampart(&["plan", "check", "--live", &whole("labelled.toml", "matrix_labels = {}")]);
+    assert!(ok, "{text}");
+    assert!(text.contains(&format!("cell text · 1 · kimi (the 1 MB class): treatment {treatment} uploads (0 failed)")), "{text}");
     // A plan in a pull request that CI checks live cannot send the credentials CI holds to a
     // server the operator did not allow: the command reads RAMPART_PROMETHEUS_ALLOW too.
     let out = Command::new(env!("CARGO_BIN_EXE_rampart"))

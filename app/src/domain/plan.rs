@@ -328,6 +328,13 @@ impl Plan {
         }
     }
 
+    /// Whether stage `index`'s uploads can be read by matrix cell (file type, size, provider):
+    /// from the event store always, from Prometheus when the source names `matrix_labels`.
+    #[cfg(feature = "ssr")]
+    pub fn reads_cells(&self, index: StageIndex) -> bool {
+        self.source_for(index).is_none_or(|source| source.matrix_labels.is_some())
+    }
+
     /// Every Prometheus source the plan names, the plan's first, each once.
     #[cfg(feature = "ssr")]
     pub fn sources(&self) -> Vec<&super::source::PrometheusSource> {

@@ -23,7 +23,7 @@ pub use problem::Problem;
 pub use query::{Arm, Query, Reads};
 use selector::is_label_name;
 pub use selector::{Matcher, Selector};
-pub use tally::{Evidence, Pulled, Series, Tally, evidence};
+pub use tally::{Evidence, Pulled, PulledCell, Series, Tally, evidence};
 
 /// The only environment variables a plan may name for Prometheus credentials start so.
 pub const CREDENTIAL_PREFIX: &str = "RAMPART_PROMETHEUS_";
@@ -64,6 +64,11 @@ pub struct PrometheusSource {
     pub outcome_label: String,
     #[serde(default)]
     pub outcomes: Outcomes,
+    /// The labels that name an upload's end-to-end matrix cell on the uploads counter (and on
+    /// the histograms, for a cell's latency): without them the matrix and the impact by
+    /// provider and file type cannot be read from this source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix_labels: Option<MatrixLabels>,
     /// The environment variable (on Rampart's server) holding a bearer token; never the token
     /// itself in the plan file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,6 +147,30 @@ pub struct Outcomes {
 impl Default for Outcomes {
     fn default() -> Outcomes {
         Outcomes { success: "success".into(), error: "error".into(), timeout: "timeout".into() }
+    }
+}
+
+/// The labels naming an upload's matrix cell: its file type, its size class (a number of
+/// megabytes, `10` or `10MB`, classed by the plan's `[matrix]` sizes as an event's size is) and
+/// its provider. Each defaults to its own name, so `matrix_labels = {}` reads
+/// `file_type`, `size_mb` and `provider`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MatrixLabels {
+    pub file_type: String,
+    pub size_mb: String,
+    pub provider: String,
+}
+
+impl Default for MatrixLabels {
+    fn default() -> MatrixLabels {
+        MatrixLabels { file_type: "file_type".into(), size_mb: "size_mb".into(), provider: "provider".into() }
+    }
+}
+
+impl MatrixLabels {
+    fn named(&self) -> [(&'static str, &String); 3] {
+        [("file_type", &self.file_type), ("size_mb", &self.size_mb), ("provider", &self.provider)]
     }
 }
 
@@ -224,6 +253,18 @@ impl PrometheusSource {
         }
         if self.arm_label == self.outcome_label {
             bad("outcome_label", "must differ from arm_label".into());
+        }
+        if let Some(labels) = &self.matrix_labels {
+            let taken = [self.arm_label.as_str(), self.outcome_label.as_str(), "le"];
+            let named = labels.named();
+            for (i, (field, label)) in named.iter().enumerate() {
+                let field = format!("matrix_labels.{field}");
+                if !is_label_name(label) {
+                    bad(&field, format!("`{label}` is not a Prometheus label name"));
+                } else if taken.contains(&label.as_str()) || named[..i].iter().any(|(_, l)| l == label) {
+                    bad(&field, format!("`{label}` already names another of the section's labels"));
+                }
+            }
         }
         if self.treatment == self.control {
             bad("control", format!("`{}` names both arms", self.control));

@@ -206,15 +206,15 @@ impl Metrics {
     }
 
     /// The stage's uploads of `[from, to)` by provider and by file type, both arms of each
-    /// (providers first, each list by name), from the detailed rollups' totals with the pending
-    /// deltas: the groups the impact is also shown for.
-    pub async fn groups(&self, rollout_id: i64, stage: i32, from: Timestamp, to: Timestamp) -> Result<Vec<Group>, StoreError> {
-        let filter = RollupFilter { stage: Some(stage), ..Default::default() };
+    /// (providers first, each list by name), from its cells' totals: the groups the impact is
+    /// also shown for.
+    pub async fn groups(&self, plan: &Plan, rollout_id: i64, stage: i32, from: Timestamp, to: Timestamp) -> Result<Vec<Group>, StoreError> {
         let mut groups: std::collections::BTreeMap<(u8, String), [Stats; 2]> = std::collections::BTreeMap::new();
-        for (key, stats) in self.store.rollup_totals(rollout_id, from, to, &filter).await? {
-            let arm = usize::from(key.variant == Variant::Control);
-            for group in [(0, key.provider.clone()), (1, key.file_type.clone())] {
-                groups.entry(group).or_default()[arm].merge(&stats);
+        for (file_type, _, provider, arms) in self.cell_totals(plan, rollout_id, stage, from, to).await? {
+            for group in [(0, provider.clone()), (1, file_type.clone())] {
+                let totals = groups.entry(group).or_default();
+                totals[0].merge(&arms[0]);
+                totals[1].merge(&arms[1]);
             }
         }
         // Providers and file types are the senders' free text: the most used of each kind are
@@ -245,15 +245,46 @@ impl Metrics {
     }
 
     /// The stage's treatment uploads of `[from, to)` by end-to-end matrix cell (file type, size
-    /// class, provider), from the detailed rollups' totals with the pending deltas.
-    pub async fn matrix_rows(&self, rollout_id: i64, stage: i32, from: Timestamp, to: Timestamp) -> Result<Vec<CellRow>, StoreError> {
+    /// class, provider); `MatrixView::judge` merges any two rows of one cell.
+    pub async fn matrix_rows(
+        &self,
+        plan: &Plan,
+        rollout_id: i64,
+        stage: i32,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<CellRow>, StoreError> {
+        let totals = self.cell_totals(plan, rollout_id, stage, from, to).await?;
+        Ok(totals.into_iter().map(|(file_type, size, provider, [treatment, _])| (file_type, size, provider, treatment)).collect())
+    }
+
+    /// The stage's uploads of `[from, to)` by matrix cell, each arm (treatment, control), from
+    /// the stage's source: the detailed rollups' totals with the pending deltas, or the cells
+    /// of the Prometheus pull the gates read (served again, not read twice), their size label
+    /// classed by the plan's sizes (a size that is no number of megabytes is outside them).
+    async fn cell_totals(
+        &self,
+        plan: &Plan,
+        rollout_id: i64,
+        stage: i32,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, u32, String, [Stats; 2])>, StoreError> {
+        if plan.source_for(app::domain::units::StageIndex(stage.max(0) as u32)).is_some() {
+            let sizes = plan.matrix.as_ref().map_or(&[][..], |m| &m.sizes_mb[..]);
+            let evidence = self.stage_evidence(plan, rollout_id, stage, from, to).await?;
+            let cells = evidence.cells.into_iter().map(|c| (c.size_class_mb(sizes).unwrap_or(0), c));
+            return Ok(cells.map(|(size, c)| (c.file_type, size, c.provider, c.arms)).collect());
+        }
         let filter = RollupFilter { stage: Some(stage), ..Default::default() };
         let totals = self.store.rollup_totals(rollout_id, from, to, &filter).await?;
-        // One row per cell already; `MatrixView::judge` merges any two that share a size class.
         Ok(totals
             .into_iter()
-            .filter(|(key, _)| key.variant == Variant::Treatment)
-            .map(|(key, stats)| (key.file_type, key.size_class_mb.max(0) as u32, key.provider, stats))
+            .map(|(key, stats)| {
+                let mut arms: [Stats; 2] = Default::default();
+                arms[usize::from(key.variant == Variant::Control)] = stats;
+                (key.file_type, key.size_class_mb.max(0) as u32, key.provider, arms)
+            })
             .collect())
     }
 }

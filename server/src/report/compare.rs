@@ -38,8 +38,8 @@ pub struct StageArms {
     pub control: Summary,
     /// Why the stage's metric source cannot vouch for these figures now, if it cannot.
     pub problem: Option<String>,
-    /// (group, treatment, control): "provider kimi", "file type csv" (the event store keeps
-    /// them; a stage that reads Prometheus has none).
+    /// (group, treatment, control): "provider kimi", "file type csv" (none for a stage that
+    /// reads Prometheus without `matrix_labels`).
     pub groups: Vec<(String, Summary, Summary)>,
 }
 
@@ -73,15 +73,15 @@ impl Rollouts {
             // Rows are whole minutes: the one holding `to` is read too.
             let end = Timestamp(to.millis() + 60_000);
             let evidence = self.metrics().stage_evidence(&rollout.plan, id, i as i32, from, end).await?;
-            let groups = match rollout.plan.source_for(StageIndex(i as u32)) {
-                None => self
+            let groups = match rollout.plan.reads_cells(StageIndex(i as u32)) {
+                true => self
                     .metrics()
-                    .groups(id, i as i32, from, end)
+                    .groups(&rollout.plan, id, i as i32, from, end)
                     .await?
                     .into_iter()
                     .map(|g| (g.label, g.treatment.summary(minutes), g.control.summary(minutes)))
                     .collect(),
-                Some(_) => Vec::new(),
+                false => Vec::new(),
             };
             stages.push(StageArms {
                 index: StageIndex(i as u32),

@@ -92,7 +92,7 @@ impl Rollouts {
         }
         let matrix = match (&rollout.plan.matrix, stage.requires_matrix) {
             (Some(matrix), true) => {
-                let cells = self.metrics.matrix_rows(rollout.id, index.0 as i32, entered, until).await?;
+                let cells = self.metrics.matrix_rows(&rollout.plan, rollout.id, index.0 as i32, entered, until).await?;
                 let view = MatrixView::judge(matrix, criteria.success_rate_min.get(), &cells);
                 judged.push(view.gate(Judged { from: entered, to: now }));
                 Some(view)

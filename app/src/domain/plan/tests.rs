@@ -118,7 +118,12 @@ fn a_stage_may_read_its_own_metric_source_over_the_plans() {
     // Prometheus is refused at the field, not left to show empty cells forever.
     let reads_prometheus = source.replacen("requires_matrix = true\nmetrics_source = \"events\"", "requires_matrix = true", 1);
     let error = Plan::from_toml(&reads_prometheus).unwrap_err().to_string();
-    assert!(error.contains("stages[4].requires_matrix") && error.contains("metrics_source = \"events\""), "{error}");
+    assert!(error.contains("stages[4].requires_matrix") && error.contains("matrix_labels"), "{error}");
+    assert!(!plan.reads_cells(StageIndex(0)) && plan.reads_cells(StageIndex(1)));
+    // With the series' cell labels named, Prometheus can hold the matrix.
+    let labelled = reads_prometheus.replacen("uploads = 'uploads_total'\n", "uploads = 'uploads_total'\nmatrix_labels = {}\n", 1);
+    let plan = Plan::from_toml(&labelled).unwrap();
+    assert!(plan.reads_cells(StageIndex(4)) && plan.source_for(StageIndex(4)).is_some());
 }
 
 fn first_error(source: &str) -> PlanError {

@@ -131,14 +131,16 @@ impl Plan {
             if stage.requires_matrix && self.matrix.is_none() {
                 bad(at("requires_matrix"), "is set but the plan has no [matrix]".into());
             }
-            // The matrix's cells are counted from the events' own fields: a stage that reads
-            // Prometheus would show them empty and never pass.
+            // A stage whose source cannot say which cell an upload belongs to would show the
+            // matrix empty and never pass.
             #[cfg(feature = "ssr")]
-            if stage.requires_matrix && self.source_for(super::super::units::StageIndex(i as u32)).is_some() {
+            if stage.requires_matrix && !self.reads_cells(super::super::units::StageIndex(i as u32)) {
                 bad(
                     at("requires_matrix"),
-                    "the end-to-end matrix is counted from the event store, and this stage reads Prometheus: \
-                     give the stage metrics_source = \"events\" and send its uploads as events"
+                    "this stage reads Prometheus without metrics_source.matrix_labels, so the end-to-end matrix's \
+                     cells cannot be counted: name the series' file type, size and provider labels \
+                     (matrix_labels = { file_type = \"…\", size_mb = \"…\", provider = \"…\" }), \
+                     or give the stage metrics_source = \"events\""
                         .into(),
                 );
             }

@@ -2,9 +2,9 @@
 //! histograms spread within their buckets, a `Tally` grown pull by pull, each query's receipt
 //! and the first problem found.
 
-use super::PrometheusSource;
 use super::problem::Problem;
 use super::query::{Arm, Query, Reads};
+use super::{MatrixLabels, PrometheusSource};
 use crate::domain::stats::{StageRows, Stats};
 use crate::domain::units::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -30,13 +30,39 @@ pub struct Pulled {
     pub resets: u32,
 }
 
-/// What a pull came to: the per-minute rows the statistics read, each query's receipt, and the
-/// first problem found (if any, every verdict on these rows is inconclusive).
+/// What a pull came to: the per-minute rows the statistics read, each query's receipt, the
+/// span's uploads by matrix cell (when the source names `matrix_labels`), and the first problem
+/// found (if any, every verdict on these rows is inconclusive).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Evidence {
     pub rows: StageRows,
     pub pulled: Vec<Pulled>,
+    pub cells: Vec<PulledCell>,
     pub problem: Option<Problem>,
+}
+
+/// One matrix cell's uploads over the span, each arm (treatment, control), as the series'
+/// labels name the cell (a label a series lacks is empty).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PulledCell {
+    pub file_type: String,
+    pub size: String,
+    pub provider: String,
+    pub arms: [Stats; 2],
+}
+
+/// A cell's (file type, size, provider) label values.
+type CellKey = (String, String, String);
+
+impl PulledCell {
+    /// The size label as the plan's size class: a number of megabytes (`10`, `10MB`, `10 mb`)
+    /// classed by `sizes_mb` as an event's size is; `None` when it is not such a number.
+    pub fn size_class_mb(&self, sizes_mb: &[u32]) -> Option<u32> {
+        let text = self.size.trim();
+        let number = text.strip_suffix("MB").or_else(|| text.strip_suffix("mb")).unwrap_or(text).trim();
+        let mb: f64 = number.parse().ok().filter(|mb: &f64| mb.is_finite() && *mb >= 0.0)?;
+        Some(crate::domain::stats::size_class_mb((mb * 1_048_576.0).round() as u64, sizes_mb))
+    }
 }
 
 /// One series' steps over a span: each increase at its minute, the restarts seen, and the
@@ -104,6 +130,15 @@ pub struct Tally {
     queries: Vec<QueryTally>,
     /// Problems that stay once seen in the span (a gap, an unknown outcome).
     seen: Option<Problem>,
+    /// The span's totals by matrix cell (only when the source names `matrix_labels`): each
+    /// arm's stats, and its latency and memory sums from the `_sum` series once seen.
+    cells: BTreeMap<CellKey, CellTally>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct CellTally {
+    arms: [Stats; 2],
+    sums: [[Option<f64>; 2]; 2],
 }
 
 #[derive(Clone, Debug)]
@@ -148,7 +183,7 @@ impl Tally {
                 unconfirmed: None,
             })
             .collect();
-        Tally { from, carry, rows: Default::default(), sums: Default::default(), queries, seen: None }
+        Tally { from, carry, rows: Default::default(), sums: Default::default(), queries, seen: None, cells: BTreeMap::new() }
     }
 
     /// Where each query's next read starts: from the span's lookback the first time, else
@@ -176,8 +211,9 @@ impl Tally {
             let mut unconfirmed: Option<(Timestamp, Timestamp)> = None;
             let text = query.text(range);
             let arm = usize::from(query.arm == Arm::Control);
-            // Histogram buckets: per minute, each bound's increase.
+            // Histogram buckets: per minute, each bound's increase; and per matrix cell.
             let mut buckets: BTreeMap<Timestamp, Vec<(f64, f64)>> = BTreeMap::new();
+            let mut cell_buckets: BTreeMap<CellKey, Vec<(f64, f64)>> = BTreeMap::new();
             for s in series {
                 let tally = &mut self.queries[index];
                 let key = series_key(&s.labels);
@@ -203,25 +239,43 @@ impl Tally {
                     self.seen.get_or_insert(Problem::UnknownOutcome { query: text.clone(), value: outcome.unwrap_or("").to_string() });
                 }
                 let le = label("le").and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::INFINITY);
+                let mut cell = source.matrix_labels.as_ref().map(|labels| {
+                    let key = cell_key(labels, &s.labels);
+                    (self.cells.entry(key.clone()).or_default(), key)
+                });
                 for (minute, amount) in steps {
                     tally.increase += amount;
                     let n = amount.round().max(0.0) as u64;
-                    let stats = self.rows[arm].entry(minute).or_default();
+                    let in_cell = cell.as_mut().map(|(c, _)| &mut **c);
                     match query.reads {
-                        Reads::Uploads if outcome == Some(&o.success) => stats.success += n,
-                        Reads::Uploads if outcome == Some(&o.error) => stats.error += n,
-                        Reads::Uploads if outcome == Some(&o.timeout) => stats.timeout += n,
-                        Reads::Uploads => {}
-                        Reads::Critical => stats.critical += n,
-                        Reads::LatencyBuckets | Reads::MemoryBuckets => buckets.entry(minute).or_default().push((le, amount)),
-                        Reads::LatencySum => *self.sums[arm][0].entry(minute).or_default() += amount,
-                        Reads::MemorySum => *self.sums[arm][1].entry(minute).or_default() += amount,
+                        Reads::Uploads | Reads::Critical => {
+                            count(self.rows[arm].entry(minute).or_default(), query.reads, outcome, o, n);
+                            if let Some(c) = in_cell {
+                                count(&mut c.arms[arm], query.reads, outcome, o, n);
+                            }
+                        }
+                        Reads::LatencyBuckets | Reads::MemoryBuckets => {
+                            buckets.entry(minute).or_default().push((le, amount));
+                            if let Some((_, key)) = &cell {
+                                cell_buckets.entry(key.clone()).or_default().push((le, amount));
+                            }
+                        }
+                        Reads::LatencySum | Reads::MemorySum => {
+                            let which = usize::from(query.reads == Reads::MemorySum);
+                            *self.sums[arm][which].entry(minute).or_default() += amount;
+                            if let Some(c) = in_cell {
+                                *c.sums[arm][which].get_or_insert(0.0) += amount;
+                            }
+                        }
                     }
                 }
             }
             let tally = &mut self.queries[index];
             for (minute, steps) in buckets {
                 tally.observed += add_buckets(self.rows[arm].entry(minute).or_default(), query.reads, steps, source);
+            }
+            for (key, steps) in cell_buckets {
+                add_buckets(&mut self.cells.entry(key).or_default().arms[arm], query.reads, steps, source);
             }
             tally.read_until = Some(tally.read_until.map_or(to, |t| t.max(to)));
             tally.unconfirmed = unconfirmed;
@@ -273,8 +327,43 @@ impl Tally {
                 }
             }
         }
+        let cells = self
+            .cells
+            .iter()
+            .map(|((file_type, size, provider), tally)| {
+                let mut arms = tally.arms.clone();
+                for (stats, [latency, memory]) in arms.iter_mut().zip(tally.sums) {
+                    if let Some(sum) = latency {
+                        stats.latency_sum_ms = sum * source.latency_unit.to_ms();
+                    }
+                    if let Some(sum) = memory {
+                        stats.memory_sum_mb = sum * source.memory_unit.to_mb();
+                    }
+                }
+                PulledCell { file_type: file_type.clone(), size: size.clone(), provider: provider.clone(), arms }
+            })
+            .collect();
         let [treatment, control] = rows;
-        Evidence { rows: StageRows { treatment: treatment.into_iter().collect(), control: control.into_iter().collect() }, pulled, problem }
+        let rows = StageRows { treatment: treatment.into_iter().collect(), control: control.into_iter().collect() };
+        Evidence { rows, pulled, cells, problem }
+    }
+}
+
+/// A series' matrix cell, by the labels the source names (a label it lacks reads empty).
+fn cell_key(labels: &MatrixLabels, of: &BTreeMap<String, String>) -> CellKey {
+    let value = |name: &String| of.get(name).cloned().unwrap_or_default();
+    (value(&labels.file_type), value(&labels.size_mb), value(&labels.provider))
+}
+
+/// Adds `n` uploads of `outcome` (or `n` critical errors) to `stats`; an outcome that is none
+/// of the plan's counts nowhere (it is a problem of its own).
+fn count(stats: &mut Stats, reads: Reads, outcome: Option<&str>, o: &super::Outcomes, n: u64) {
+    match reads {
+        Reads::Critical => stats.critical += n,
+        _ if outcome == Some(o.success.as_str()) => stats.success += n,
+        _ if outcome == Some(o.error.as_str()) => stats.error += n,
+        _ if outcome == Some(o.timeout.as_str()) => stats.timeout += n,
+        _ => {}
     }
 }
 

@@ -168,7 +168,8 @@ fn the_rows_hold_each_arms_outcomes_and_latency_from_buckets() {
 
 #[test]
 fn a_tally_grown_pull_by_pull_comes_to_what_one_pull_of_the_whole_span_does() {
-    let s = source();
+    let mut s = source();
+    s.matrix_labels = Some(MatrixLabels::default());
     let queries = s.queries();
     let find = |arm, reads| queries.iter().find(|q| q.arm == arm && q.reads == reads).unwrap().clone();
     // Three series over 10 minutes, scraped every 15 s: successes that restart at 4 min,
@@ -215,6 +216,10 @@ fn a_tally_grown_pull_by_pull_comes_to_what_one_pull_of_the_whole_span_does() {
     assert_eq!(receipts(&grown), receipts(&whole));
     // 450 up to the last scrape before the restart (at 225 s), then 360 after it.
     assert_eq!(whole.rows.treatment().success, 450 + 360);
+    // So do the matrix cells (here one, the series naming none).
+    let cells = |e: &Evidence| e.cells.iter().map(|c| (c.arms[0].success, c.arms[0].error, c.arms[0].latency.count())).collect::<Vec<_>>();
+    assert_eq!(cells(&grown), cells(&whole));
+    assert_eq!(cells(&whole), [(810, whole.rows.treatment().error, whole.rows.treatment().latency.count())]);
     // A query that was not answered in a pull is read again from where it was.
     let mut tally = Tally::new(&s, at(0), [true, false]);
     tally.add(&s, &answers_until(100)[..1], at(100));
@@ -307,4 +312,91 @@ fn what_the_source_cannot_vouch_for_is_a_problem_with_its_query() {
     assert_eq!(problem(ok(&[(0, 1.0), (60, 2.0), (120, 3.0)]), 150), None);
     let text = problem(vec![], 600).unwrap().to_string();
     assert!(text.contains(r#"uploads_total{job="upload",arm="treatment"}["#), "{text}");
+}
+
+#[test]
+fn with_matrix_labels_each_cell_holds_its_own_uploads_latency_and_sums() {
+    let mut s = source();
+    s.matrix_labels = Some(MatrixLabels::default());
+    assert!(s.problems().is_empty(), "{:?}", s.problems());
+    let queries = s.queries();
+    let find = |arm, reads| queries.iter().find(|q| q.arm == arm && q.reads == reads).unwrap().clone();
+    let csv = [("file_type", "csv"), ("size_mb", "10"), ("provider", "kimi")];
+    let pdf = [("file_type", "pdf"), ("size_mb", "100MB"), ("provider", "glm")];
+    let with =
+        |cell: &[(&'static str, &'static str)], more: (&'static str, &'static str)| cell.iter().copied().chain([more]).collect::<Vec<_>>();
+    let answers = vec![
+        (
+            find(Arm::Treatment, Reads::Uploads),
+            vec![
+                series(&with(&csv, ("outcome", "success")), &[(0, 0.0), (30, 50.0), (90, 90.0)]),
+                series(&with(&csv, ("outcome", "error")), &[(0, 0.0), (90, 10.0)]),
+                // A restart in the pdf cell: 20, then 5 from zero.
+                series(&with(&pdf, ("outcome", "success")), &[(0, 0.0), (30, 20.0), (60, 5.0)]),
+                // A series without the cell labels counts in an unnamed cell.
+                series(&[("outcome", "timeout")], &[(0, 0.0), (60, 3.0)]),
+            ],
+        ),
+        (
+            find(Arm::Treatment, Reads::LatencyBuckets),
+            vec![
+                series(&with(&csv, ("le", "0.1")), &[(0, 0.0), (90, 100.0)]),
+                series(&with(&csv, ("le", "+Inf")), &[(0, 0.0), (90, 100.0)]),
+                series(&with(&pdf, ("le", "0.1")), &[(0, 0.0), (60, 0.0)]),
+                series(&with(&pdf, ("le", "+Inf")), &[(0, 0.0), (30, 20.0), (60, 5.0)]),
+                series(&[("le", "+Inf")], &[(0, 0.0), (60, 3.0)]),
+            ],
+        ),
+        (
+            find(Arm::Treatment, Reads::LatencySum),
+            vec![series(&csv, &[(0, 0.0), (90, 4.0)]), series(&pdf, &[(0, 0.0), (30, 10.0), (60, 2.5)])],
+        ),
+        (find(Arm::Control, Reads::Uploads), vec![series(&with(&csv, ("outcome", "success")), &[(0, 0.0), (90, 40.0)])]),
+    ];
+    let e = evidence(&s, &answers, at(0), at(90), at(95), [true, false]);
+    assert_eq!(e.problem, None);
+    let cell = |file_type: &str| e.cells.iter().find(|c| c.file_type == file_type).unwrap();
+    // An independent count, cell by cell, from the samples above.
+    let (c, p, unnamed) = (cell("csv"), cell("pdf"), cell(""));
+    assert_eq!((c.arms[0].success, c.arms[0].error, c.arms[1].success), (90, 10, 40));
+    assert_eq!((p.arms[0].success, p.arms[0].error), (25, 0));
+    assert_eq!((unnamed.arms[0].timeout, unnamed.size.as_str(), unnamed.provider.as_str()), (3, "", ""));
+    // The cells add up to the arm's rows.
+    let sum = |arm: usize| e.cells.iter().map(|c| c.arms[arm].count()).sum::<u64>();
+    assert_eq!((sum(0), sum(1)), (e.rows.treatment().count(), e.rows.control().count()));
+    // Each cell's latency from its own buckets: the csv cell's all at or under 100 ms, the pdf
+    // cell's all above (read at the top finite bound); the sums from each cell's `_sum`.
+    assert_eq!(c.arms[0].latency.count(), 100);
+    assert!(c.arms[0].latency.quantile(0.95).unwrap() <= 101.0);
+    assert_eq!(p.arms[0].latency.count(), 25);
+    assert!(p.arms[0].latency.quantile(0.5).unwrap() >= 99.0);
+    assert_eq!((c.arms[0].latency_sum_ms, p.arms[0].latency_sum_ms), (4_000.0, 12_500.0));
+    // The size label as the plan's size class.
+    let sizes = [1, 10, 50, 100];
+    assert_eq!((c.size_class_mb(&sizes), p.size_class_mb(&sizes)), (Some(10), Some(100)));
+    let sized = |size: &str| PulledCell { size: size.into(), ..PulledCell::default() }.size_class_mb(&sizes);
+    assert_eq!((sized("7"), sized("0.5"), sized("60 mb"), sized("500")), (Some(10), Some(1), Some(100), Some(100)));
+    assert_eq!((sized(""), sized("large"), sized("-1")), (None, None, None));
+    // Without matrix_labels, no cells are kept.
+    assert!(evidence(&source(), &answers, at(0), at(90), at(95), [true, false]).cells.is_empty());
+}
+
+#[test]
+fn matrix_labels_must_be_label_names_of_their_own() {
+    let mut s = source();
+    s.matrix_labels = Some(MatrixLabels { file_type: "arm".into(), size_mb: "9size".into(), provider: "arm".into() });
+    let fields: Vec<_> = s.problems().into_iter().map(|(f, m)| format!("{f}: {m}")).collect();
+    assert_eq!(
+        fields,
+        [
+            "matrix_labels.file_type: `arm` already names another of the section's labels",
+            "matrix_labels.size_mb: `9size` is not a Prometheus label name",
+            "matrix_labels.provider: `arm` already names another of the section's labels",
+        ]
+    );
+    // `matrix_labels = {}` reads the default names.
+    let read: PrometheusSource =
+        toml::from_str("prometheus = \"http://p:9090\"\nuploads = 'u'\nmatrix_labels = { provider = \"llm\" }\n").unwrap();
+    let labels = read.matrix_labels.unwrap();
+    assert_eq!((labels.file_type.as_str(), labels.size_mb.as_str(), labels.provider.as_str()), ("file_type", "size_mb", "llm"));
 }
