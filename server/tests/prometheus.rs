@@ -614,7 +614,7 @@ async fn a_plan_on_prometheus_passes_and_rolls_back_as_the_same_traffic_sent_as_
     // A regression: one upload in five fails. Both guards roll back by the same rule.
     twins.send("bad-t", "treatment", "error", 3_000).await;
     twins.settle().await;
-    let mut rules = Vec::new();
+    let (mut rules, mut failed) = (Vec::new(), Vec::new());
     for (app, name) in [(&twins.events, "events"), (&twins.pulled, "prometheus")] {
         app.guard.tick_now(app.now()).await.unwrap();
         let room = app.room().await;
@@ -625,6 +625,15 @@ async fn a_plan_on_prometheus_passes_and_rolls_back_as_the_same_traffic_sent_as_
             evidence["breaches"].as_array().unwrap().iter().map(|b| b["rule"].as_str().unwrap().to_string()).collect();
         fired.sort();
         rules.push(fired);
+        // (The twins' clocks differ: the times are left out.)
+        let mut breaches = evidence["breaches"].clone();
+        for breach in breaches.as_array_mut().unwrap() {
+            let breach = breach.as_object_mut().unwrap();
+            breach.remove("window");
+            let receipt = breach["receipt"].as_object_mut().unwrap();
+            (receipt.remove("from"), receipt.remove("to"));
+        }
+        failed.push(breaches);
         // The decision keeps its queries, their time and what they counted.
         if name == "prometheus" {
             let source = evidence["source"].as_array().expect("the queries are stored with the decision");
@@ -639,6 +648,8 @@ async fn a_plan_on_prometheus_passes_and_rolls_back_as_the_same_traffic_sent_as_
         }
     }
     assert_eq!(rules[0], rules[1], "the same rules fire on both");
+    // Each on the same figures: every breach's counts, interval, statistic and message alike.
+    assert_eq!(failed[0], failed[1], "the breaches from events, then from Prometheus");
     assert!(rules[0].contains(&"error_rate_above".to_string()), "{:?}", rules[0]);
 
     // `rampart explain` recomputes the rollback from Prometheus; once Prometheus is gone it says
