@@ -239,35 +239,32 @@ impl Tally {
                     self.seen.get_or_insert(Problem::UnknownOutcome { query: text.clone(), value: outcome.unwrap_or("").to_string() });
                 }
                 let le = label("le").and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::INFINITY);
-                let mut cell = source.matrix_labels.as_ref().map(|labels| {
-                    let key = cell_key(labels, &s.labels);
-                    (self.cells.entry(key.clone()).or_default(), key)
-                });
+                // The series' increase over these steps, whole uploads per step as the rows count them.
+                let (mut total, mut uploads) = (0.0, 0);
                 for (minute, amount) in steps {
                     tally.increase += amount;
+                    total += amount;
                     let n = amount.round().max(0.0) as u64;
-                    let in_cell = cell.as_mut().map(|(c, _)| &mut **c);
+                    uploads += n;
                     match query.reads {
-                        Reads::Uploads | Reads::Critical => {
-                            count(self.rows[arm].entry(minute).or_default(), query.reads, outcome, o, n);
-                            if let Some(c) = in_cell {
-                                count(&mut c.arms[arm], query.reads, outcome, o, n);
-                            }
-                        }
-                        Reads::LatencyBuckets | Reads::MemoryBuckets => {
-                            buckets.entry(minute).or_default().push((le, amount));
-                            if let Some((_, key)) = &cell {
-                                cell_buckets.entry(key.clone()).or_default().push((le, amount));
-                            }
-                        }
-                        Reads::LatencySum | Reads::MemorySum => {
-                            let which = usize::from(query.reads == Reads::MemorySum);
-                            *self.sums[arm][which].entry(minute).or_default() += amount;
-                            if let Some(c) = in_cell {
-                                *c.sums[arm][which].get_or_insert(0.0) += amount;
-                            }
-                        }
+                        Reads::Uploads | Reads::Critical => count(self.rows[arm].entry(minute).or_default(), query.reads, outcome, o, n),
+                        Reads::LatencyBuckets | Reads::MemoryBuckets => buckets.entry(minute).or_default().push((le, amount)),
+                        Reads::LatencySum => *self.sums[arm][0].entry(minute).or_default() += amount,
+                        Reads::MemorySum => *self.sums[arm][1].entry(minute).or_default() += amount,
                     }
+                }
+                // The same increase to the series' matrix cell, once per series (a bucket's bound
+                // counts even without observations: it bounds the next bucket).
+                let buckets_read = matches!(query.reads, Reads::LatencyBuckets | Reads::MemoryBuckets);
+                let Some(labels) = source.matrix_labels.as_ref().filter(|_| total > 0.0 || buckets_read) else { continue };
+                let key = cell_key(labels, &s.labels);
+                match query.reads {
+                    Reads::Uploads | Reads::Critical => {
+                        count(&mut self.cells.entry(key).or_default().arms[arm], query.reads, outcome, o, uploads)
+                    }
+                    Reads::LatencyBuckets | Reads::MemoryBuckets => cell_buckets.entry(key).or_default().push((le, total)),
+                    Reads::LatencySum => *self.cells.entry(key).or_default().sums[arm][0].get_or_insert(0.0) += total,
+                    Reads::MemorySum => *self.cells.entry(key).or_default().sums[arm][1].get_or_insert(0.0) += total,
                 }
             }
             let tally = &mut self.queries[index];
@@ -327,9 +324,11 @@ impl Tally {
                 }
             }
         }
+        // Cells without uploads (a critical-error counter without the cell labels) are none.
         let cells = self
             .cells
             .iter()
+            .filter(|(_, tally)| tally.arms.iter().any(|stats| stats.count() > 0))
             .map(|((file_type, size, provider), tally)| {
                 let mut arms = tally.arms.clone();
                 for (stats, [latency, memory]) in arms.iter_mut().zip(tally.sums) {

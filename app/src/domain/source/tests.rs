@@ -352,10 +352,14 @@ fn with_matrix_labels_each_cell_holds_its_own_uploads_latency_and_sums() {
             vec![series(&csv, &[(0, 0.0), (90, 4.0)]), series(&pdf, &[(0, 0.0), (30, 10.0), (60, 2.5)])],
         ),
         (find(Arm::Control, Reads::Uploads), vec![series(&with(&csv, ("outcome", "success")), &[(0, 0.0), (90, 40.0)])]),
+        // Critical errors of a cell without uploads: no cell of its own.
+        (find(Arm::Treatment, Reads::Critical), vec![series(&[("file_type", "zip")], &[(0, 0.0), (90, 2.0)])]),
     ];
     let e = evidence(&s, &answers, at(0), at(90), at(95), [true, false]);
     assert_eq!(e.problem, None);
     let cell = |file_type: &str| e.cells.iter().find(|c| c.file_type == file_type).unwrap();
+    assert_eq!(e.cells.iter().map(|c| c.file_type.as_str()).collect::<Vec<_>>(), ["", "csv", "pdf"]);
+    assert_eq!(e.rows.treatment().critical, 2);
     // An independent count, cell by cell, from the samples above.
     let (c, p, unnamed) = (cell("csv"), cell("pdf"), cell(""));
     assert_eq!((c.arms[0].success, c.arms[0].error, c.arms[1].success), (90, 10, 40));
