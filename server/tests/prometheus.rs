@@ -631,7 +631,8 @@ async fn a_plan_on_prometheus_passes_and_rolls_back_as_the_same_traffic_sent_as_
             let breach = breach.as_object_mut().unwrap();
             breach.remove("window");
             let receipt = breach["receipt"].as_object_mut().unwrap();
-            (receipt.remove("from"), receipt.remove("to"));
+            receipt.remove("from");
+            receipt.remove("to");
         }
         failed.push(breaches);
         // The decision keeps its queries, their time and what they counted.

@@ -11,6 +11,7 @@ use app::domain::stats::{StageRows, Stats, Summary};
 use app::domain::units::{Span, Timestamp};
 use app::error::AppError;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// The longest window a read may ask for: every rollup of it is read (a window of a rollout's
 /// whole history was a way to make the server read all of them).
@@ -175,18 +176,23 @@ impl Metrics {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Evidence, StoreError> {
-        let index = app::domain::units::StageIndex(stage.max(0) as u32);
-        match plan.source_for(index) {
+        match self.pull(plan, rollout_id, stage, from, to).await {
             None => Ok(Evidence { rows: self.stage_minutes(rollout_id, stage, from, to).await?, ..Evidence::default() }),
-            Some(source) => {
-                let end = Timestamp(to.millis() - 60_000);
-                // An arm the stage serves to nobody may have no series, or stale ones.
-                let served = plan.stage(index).map(|s| s.flag);
-                let share = served.map_or(0, |f| if f.enabled { f.percentage.get() } else { 0 });
-                let carry = [share > 0, share < 100];
-                Ok(self.prometheus.pull(rollout_id, stage, source, from, end, self.now(), carry).await.as_ref().clone())
-            }
+            Some(pulled) => Ok(pulled.as_ref().clone()),
         }
+    }
+
+    /// The stage's pull over `[from, to)` from the Prometheus source `plan` names for it (a pull
+    /// made moments ago is served again), or `None` when the stage reads the event store.
+    async fn pull(&self, plan: &Plan, rollout_id: i64, stage: i32, from: Timestamp, to: Timestamp) -> Option<Arc<Evidence>> {
+        let index = app::domain::units::StageIndex(stage.max(0) as u32);
+        let source = plan.source_for(index)?;
+        let end = Timestamp(to.millis() - 60_000);
+        // An arm the stage serves to nobody may have no series, or stale ones.
+        let served = plan.stage(index).map(|s| s.flag);
+        let share = served.map_or(0, |f| if f.enabled { f.percentage.get() } else { 0 });
+        let carry = [share > 0, share < 100];
+        Some(self.prometheus.pull(rollout_id, stage, source, from, end, self.now(), carry).await)
     }
 
     /// One stage over `[from, to)`, each arm minute by minute (oldest first), as the guard loop
@@ -261,7 +267,8 @@ impl Metrics {
     /// The stage's uploads of `[from, to)` by matrix cell, each arm (treatment, control), from
     /// the stage's source: the detailed rollups' totals with the pending deltas, or the cells
     /// of the Prometheus pull the gates read (served again, not read twice), their size label
-    /// classed by the plan's sizes (a size that is no number of megabytes is outside them).
+    /// classed by the plan's sizes (a size that is no number of megabytes reads as 0, a class
+    /// no plan lists: outside the matrix).
     async fn cell_totals(
         &self,
         plan: &Plan,
@@ -270,11 +277,11 @@ impl Metrics {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<(String, u32, String, [Stats; 2])>, StoreError> {
-        if plan.source_for(app::domain::units::StageIndex(stage.max(0) as u32)).is_some() {
+        if let Some(pulled) = self.pull(plan, rollout_id, stage, from, to).await {
             let sizes = plan.matrix.as_ref().map_or(&[][..], |m| &m.sizes_mb[..]);
-            let evidence = self.stage_evidence(plan, rollout_id, stage, from, to).await?;
-            let cells = evidence.cells.into_iter().map(|c| (c.size_class_mb(sizes).unwrap_or(0), c));
-            return Ok(cells.map(|(size, c)| (c.file_type, size, c.provider, c.arms)).collect());
+            let cells =
+                pulled.cells.iter().map(|c| (c.file_type.clone(), c.size_class_mb(sizes).unwrap_or(0), c.provider.clone(), c.arms.clone()));
+            return Ok(cells.collect());
         }
         let filter = RollupFilter { stage: Some(stage), ..Default::default() };
         let totals = self.store.rollup_totals(rollout_id, from, to, &filter).await?;

@@ -176,6 +176,7 @@ fn cross_field_rules_name_the_field() {
     check("min_events = 5000\n", at_full, "stages[4].criteria.failures_vs_control_max", "needs a control arm");
     // The matrix: sizes are ascending upper bounds, every list has a value, cells need uploads.
     check("sizes_mb = [1, 10, 50, 100]", "sizes_mb = [1, 50, 10, 100]", "matrix.sizes_mb", "ascending");
+    check("sizes_mb = [1, 10, 50, 100]", "sizes_mb = [0, 10, 50, 100]", "matrix.sizes_mb", "at least 1 MB");
     check("providers = [\"kimi\", \"glm\"]", "providers = []", "matrix.providers", "at least one");
     check("min_per_cell = 20 ", "min_per_cell = 0 ", "matrix.min_per_cell", "at least 1");
     check("providers = [\"kimi\", \"glm\"]", "providers = [\"kimi\", \"kimi\"]", "matrix.providers", "twice");

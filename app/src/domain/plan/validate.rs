@@ -55,6 +55,9 @@ impl Plan {
                     bad(format!("matrix.{field}"), format!("lists “{twice}” twice: each value once, or its cells would count twice"));
                 }
             }
+            if m.sizes_mb.first() == Some(&0) {
+                bad("matrix.sizes_mb".into(), "each size is the upper bound of a size class, at least 1 MB".into());
+            }
             if m.sizes_mb.windows(2).any(|w| w[0] >= w[1]) {
                 bad("matrix.sizes_mb".into(), "must be in ascending order, each size once: each is the upper bound of a size class".into());
             }
