@@ -907,7 +907,7 @@ async fn an_https_prometheus_is_read_with_the_plans_certificate_authority_basic_
 /// `Authorization: Bearer <token>`: how a team's Prometheus is often reached (an authenticating
 /// proxy; Debian's prometheus itself checks basic auth only). Its base is `https://localhost:…`.
 struct BearerProxy {
-    child: Child,
+    _haproxy: support::process::Haproxy,
     base: String,
     dir: std::path::PathBuf,
 }
@@ -930,17 +930,8 @@ impl BearerProxy {
              backend prometheus\n  server prometheus {upstream}\n",
             site = site.display()
         );
-        std::fs::write(dir.join("haproxy.cfg"), config).unwrap();
-        let log = std::fs::File::create(dir.join("haproxy.log")).unwrap();
-        let child = Command::new(support::process::haproxy())
-            .arg("-db")
-            .arg("-f")
-            .arg(dir.join("haproxy.cfg"))
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("haproxy starts");
-        let proxy = BearerProxy { child, base: format!("https://localhost:{port}"), dir };
+        let haproxy = support::process::Haproxy::start(&config, &dir);
+        let proxy = BearerProxy { _haproxy: haproxy, base: format!("https://localhost:{port}"), dir };
         let client = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(certificate.cert.pem().as_bytes()).unwrap())
             .build()
@@ -956,8 +947,6 @@ impl BearerProxy {
 
 impl Drop for BearerProxy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

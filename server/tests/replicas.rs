@@ -8,24 +8,22 @@
 
 mod support;
 
-use support::process::{ADMIN_PASSWORD, Replica, free_port, get_status, now_ms, wait_until};
+use support::process::{ADMIN_PASSWORD, Haproxy, Replica, free_port, get_status, now_ms, wait_until};
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// HAProxy in front of the replicas, round robin, each checked on `/readyz` every 200 ms, and
 /// no retries: a request sent to a dead replica fails, so the test sees whether the health
 /// checks took it out.
 struct Balancer {
-    child: Child,
+    _haproxy: Haproxy,
     base: String,
 }
 
 impl Balancer {
     async fn start(replicas: &[&Replica], dir: &std::path::Path) -> Balancer {
-        let haproxy = support::process::haproxy();
         let port = free_port();
         let servers: String =
             replicas.iter().enumerate().map(|(i, r)| format!("  server r{i} {} check\n", r.base.trim_start_matches("http://"))).collect();
@@ -35,21 +33,9 @@ impl Balancer {
              frontend rampart\n  bind 127.0.0.1:{port}\n  default_backend replicas\n\
              backend replicas\n  balance roundrobin\n  option httpchk GET /readyz\n  default-server inter 200ms fall 2 rise 2\n{servers}"
         );
-        let path = dir.join("haproxy.cfg");
-        std::fs::write(&path, config).unwrap();
-        let log = std::fs::File::create(dir.join("haproxy.log")).unwrap();
-        let child =
-            Command::new(haproxy).arg("-db").arg("-f").arg(&path).stdout(Stdio::null()).stderr(log).spawn().expect("haproxy starts");
-        let balancer = Balancer { child, base: format!("http://127.0.0.1:{port}") };
+        let balancer = Balancer { _haproxy: Haproxy::start(&config, dir), base: format!("http://127.0.0.1:{port}") };
         wait_until(Duration::from_secs(20), || async { get_status(&format!("{}/readyz", balancer.base)).await == Some(200) }).await;
         balancer
-    }
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

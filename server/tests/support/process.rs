@@ -76,11 +76,35 @@ impl Drop for Replica {
 }
 
 /// Debian's HAProxy: the real load balancer (and authenticating proxy) the tests put in front
-/// of servers.
-pub fn haproxy() -> &'static str {
-    ["/usr/sbin/haproxy", "/usr/bin/haproxy"].into_iter().find(|p| std::path::Path::new(p).exists()).expect(
-        "HAProxy is not installed: `cargo xtask test` installs it (Debian: apt-get install haproxy); this test needs a real load balancer",
-    )
+/// of servers, run with a test's configuration; killed when dropped.
+pub struct Haproxy(Child);
+
+impl Haproxy {
+    /// Starts HAProxy with `config`, written to `dir/haproxy.cfg` (its log beside it).
+    pub fn start(config: &str, dir: &std::path::Path) -> Haproxy {
+        let binary = ["/usr/sbin/haproxy", "/usr/bin/haproxy"].into_iter().find(|p| std::path::Path::new(p).exists()).expect(
+            "HAProxy is not installed: `cargo xtask test` installs it (Debian: apt-get install haproxy); this test needs a real load balancer",
+        );
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        let log = std::fs::File::create(dir.join("haproxy.log")).unwrap();
+        let child = Command::new(binary)
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("haproxy starts");
+        Haproxy(child)
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 pub fn free_port() -> u16 {
