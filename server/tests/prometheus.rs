@@ -4,8 +4,9 @@
 //! a counter restart and a scrape gap; no series, a stale series and a server that does not
 //! answer are problems that name their query; a server behind https with basic auth, or behind
 //! an authenticating proxy (HAProxy) that wants a bearer token, is read with the plan's
-//! credentials and refuses wrong ones; and a plan fed from Prometheus passes its gates and is
-//! rolled back by the guard exactly as the same traffic sent as events.
+//! credentials and refuses wrong ones; and a plan fed from Prometheus passes its gates, judges
+//! its end-to-end matrix from the series' cell labels and is rolled back by the guard exactly as
+//! the same traffic sent as events.
 
 mod support;
 
