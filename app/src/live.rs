@@ -180,9 +180,12 @@ mod browser {
     }
 
     /// `fetch(url)` with `headers` (and, for a POST, `body`): the response, or `None` when no
-    /// answer came.
-    async fn fetch(url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Option<web_sys::Response> {
+    /// answer came (within `limit_ms`, if given: the request is then abandoned).
+    async fn fetch(url: &str, headers: &[(&str, &str)], body: Option<&str>, limit_ms: Option<u32>) -> Option<web_sys::Response> {
         let init = web_sys::RequestInit::new();
+        if let Some(limit) = limit_ms {
+            init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(limit)));
+        }
         let sent = web_sys::Headers::new().ok()?;
         for (name, value) in headers {
             sent.set(name, value).ok()?;
@@ -203,11 +206,17 @@ mod browser {
         }
     }
 
+    /// How long a refresh waits for the page (a page is made in tens of milliseconds).
+    const REFRESH_LIMIT_MS: u32 = 5_000;
+
     async fn fetch_page() -> Option<String> {
         let window = leptos::prelude::window();
         let href = window.location().href().ok()?;
         // `X-Rampart-Refresh` lets the server (and a browser test) tell a refresh from a navigation.
-        let response = fetch(&href, &[("Accept", "text/html"), ("X-Rampart-Refresh", "1")], None).await?;
+        // A refresh that gets no answer is given up, never waited on for ever: the refresh loop
+        // would wait with it, and every change after it would go unseen (a page showed a
+        // baseline frozen before another one, stuck behind one request that never returned).
+        let response = fetch(&href, &[("Accept", "text/html"), ("X-Rampart-Refresh", "1")], None, Some(REFRESH_LIMIT_MS)).await?;
         // Sent elsewhere (the session ended: the sign-in page): the page follows, whole.
         if response.redirected() {
             let _ = window.location().reload();
@@ -490,7 +499,7 @@ mod browser {
     async fn send(url: &str, body: &str) -> Result<String, AppError> {
         let transport = |message: &str| AppError::Transport { message: message.to_string() };
         let headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")];
-        let response = fetch(url, &headers, Some(body)).await.ok_or_else(|| transport("the server could not be reached"))?;
+        let response = fetch(url, &headers, Some(body), None).await.ok_or_else(|| transport("the server could not be reached"))?;
         let text = text(&response).await;
         if response.ok() {
             return Ok(text);
