@@ -373,9 +373,7 @@ async fn check_source_live(source: &app::domain::source::PrometheusSource, matri
     println!("  treatment: {} uploads ({} errors, {} timeouts); control: {} uploads", t.count(), t.error, t.timeout, c.count());
     for cell in &evidence.cells {
         let size = matrix.map(|m| cell.size_class_mb(&m.sizes_mb));
-        let listed = matrix.zip(size.flatten()).is_some_and(|(m, size)| {
-            m.file_types.contains(&cell.file_type) && m.sizes_mb.contains(&size) && m.providers.contains(&cell.provider)
-        });
+        let listed = matrix.zip(size.flatten()).is_some_and(|(m, size)| m.lists(&cell.file_type, size, &cell.provider));
         let class = match size {
             Some(Some(size)) => format!(" (the {size} MB class)"),
             Some(None) => " (a size that is no number of megabytes)".to_string(),

@@ -72,8 +72,7 @@ impl MatrixView {
         let mut outside = 0;
         let mut merged: std::collections::HashMap<(&str, u32, &str), Stats> = std::collections::HashMap::new();
         for (file_type, size, provider, stats) in rows {
-            let listed = matrix.file_types.contains(file_type) && matrix.sizes_mb.contains(size) && matrix.providers.contains(provider);
-            if listed {
+            if matrix.lists(file_type, *size, provider) {
                 merged.entry((file_type.as_str(), *size, provider.as_str())).or_default().merge(stats);
             } else {
                 outside += stats.count();

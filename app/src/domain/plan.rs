@@ -179,6 +179,13 @@ fn default_min_per_cell() -> u32 {
     20
 }
 
+impl Matrix {
+    /// Whether (file type, size class, provider) is one of the matrix's cells.
+    pub fn lists(&self, file_type: &str, size_mb: u32, provider: &str) -> bool {
+        self.file_types.iter().any(|f| f == file_type) && self.sizes_mb.contains(&size_mb) && self.providers.iter().any(|p| p == provider)
+    }
+}
+
 /// One step of the rollout.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 // As for the plan: the browser's copy skips the server's `metrics_source`.
